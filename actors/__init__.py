@@ -1,0 +1,1 @@
+"""The orchestrator actor and the pure pieces it delegates to (state machine, queue)."""

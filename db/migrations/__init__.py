@@ -1,0 +1,1 @@
+"""Alembic migrations for the training service's schema."""

@@ -1,0 +1,205 @@
+"""The tables: the seed's five plus the model registry (``ai_models``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
+
+# SQLite only auto-increments INTEGER PRIMARY KEY columns.
+AutoIncrementId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware ones")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _one_of(column: str, values: Any) -> str:
+    return f"{column} IN ({', '.join(repr(str(v.value)) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TrainingJob(Base):
+    __tablename__ = "ai_training_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    model_type: Mapped[str] = mapped_column(String(16))
+    model_name: Mapped[str] = mapped_column(String(128))
+    feature_set: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str | None] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model_id: Mapped[str | None] = mapped_column(String(300))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    retry_of: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("ai_training_jobs.job_id", ondelete="SET NULL")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    schedule_cron: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", JobStatus), name="ck_jobs_status"),
+        CheckConstraint(_one_of("model_type", ModelType), name="ck_jobs_model_type"),
+        CheckConstraint("priority BETWEEN -1 AND 2", name="ck_jobs_priority"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="ck_jobs_progress"),
+        CheckConstraint("attempts >= 0", name="ck_jobs_attempts"),
+        Index("ix_jobs_tenant_status", "tenant_id", "status", "created_at"),
+        Index("ix_jobs_model", "model_type", "model_name"),
+        Index("ix_jobs_queue", "status", "priority", "created_at"),
+        Index("ix_jobs_created", "created_at"),
+    )
+
+
+class Experiment(Base):
+    __tablename__ = "ai_experiments"
+
+    experiment_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ai_training_jobs.job_id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=ExperimentStatus.RUNNING.value)
+    model_id: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ExperimentStatus), name="ck_experiments_status"),
+        Index("ix_experiments_job", "job_id"),
+    )
+
+
+class ExperimentMetric(Base):
+    __tablename__ = "ai_experiment_metrics"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ai_experiments.experiment_id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("step >= 0", name="ck_metrics_step"),
+        Index("ix_metrics_experiment_name_step", "experiment_id", "name", "step"),
+    )
+
+
+class ExperimentParam(Base):
+    __tablename__ = "ai_experiment_params"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ai_experiments.experiment_id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str] = mapped_column(Text)
+    value_type: Mapped[str] = mapped_column(String(8))
+
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "name", name="uq_params_experiment_name"),
+        CheckConstraint(
+            "value_type IN ('int', 'float', 'str', 'bool', 'json')", name="ck_params_value_type"
+        ),
+    )
+
+
+class TrainingLog(Base):
+    __tablename__ = "ai_training_logs"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ai_training_jobs.job_id", ondelete="CASCADE")
+    )
+    timestamp: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    level: Mapped[str] = mapped_column(String(8))
+    stage: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("level", LogLevel), name="ck_logs_level"),
+        Index("ix_logs_job", "job_id", "id"),
+        Index("ix_logs_timestamp", "timestamp"),
+    )
+
+
+class RegisteredModel(Base):
+    __tablename__ = "ai_models"
+
+    model_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_type: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ai_training_jobs.job_id", ondelete="RESTRICT")
+    )
+    experiment_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("ai_experiments.experiment_id", ondelete="SET NULL")
+    )
+    feature_set: Mapped[str] = mapped_column(String(128))
+    artifact_uri: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    features: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "model_name", "version", name="uq_models_version"),
+        CheckConstraint(_one_of("model_type", ModelType), name="ck_models_model_type"),
+        Index("ix_models_tenant_name", "tenant_id", "model_name"),
+        Index("ix_models_job", "job_id"),
+    )

@@ -1,0 +1,141 @@
+"""Plain, immutable records the store hands out (never ORM objects)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a submitter decides about a job; the store adds ids, status and times."""
+
+    tenant_id: str
+    model_type: ModelType
+    model_name: str
+    feature_set: str
+    priority: int
+    config: Mapping[str, Any]
+    retry_of: str | None = None
+    schedule_cron: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    tenant_id: str
+    model_type: ModelType
+    model_name: str
+    feature_set: str
+    status: JobStatus
+    priority: int
+    progress: float
+    stage: str | None
+    config: Mapping[str, Any]
+    metrics: Mapping[str, Any] | None
+    model_id: str | None
+    error_message: str | None
+    retry_of: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    tenant_id: str | None = None
+    model_type: ModelType | None = None
+    model_name: str | None = None
+    status: JobStatus | None = None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    total: int
+    page: int
+    page_size: int
+
+
+@dataclass(frozen=True)
+class NewLog:
+    job_id: str
+    level: LogLevel
+    message: str
+    timestamp: datetime
+    stage: str | None = None
+    extra: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    id: int
+    job_id: str
+    timestamp: datetime
+    level: LogLevel
+    stage: str | None
+    message: str
+    extra: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    name: str
+    value: float
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    experiment_id: str
+    job_id: str
+    name: str
+    status: ExperimentStatus
+    model_id: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewModel:
+    """A model whose artifact is saved; the store inserts it when its job completes."""
+
+    tenant_id: str
+    model_name: str
+    model_type: ModelType
+    version: str
+    feature_set: str
+    artifact_uri: str
+    metrics: Mapping[str, float]
+    params: Mapping[str, Any]
+    features: Sequence[str]
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.tenant_id}:{self.model_name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_id: str
+    tenant_id: str
+    model_name: str
+    model_type: ModelType
+    version: str
+    job_id: str
+    experiment_id: str | None
+    feature_set: str
+    artifact_uri: str
+    metrics: Mapping[str, float]
+    params: Mapping[str, Any]
+    features: Sequence[str]
+    created_at: datetime

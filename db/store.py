@@ -1,0 +1,547 @@
+"""The storage contract and its SQLAlchemy implementation (SQLite and PostgreSQL).
+
+Every method is a coroutine and a transaction of its own. Records going in and out are
+the plain dataclasses of ``db.records``; ORM rows never leave this module.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from actors.state import JobEvent, transition
+from db.engine import create_engine, session_factory
+from db.models import (
+    Experiment,
+    ExperimentMetric,
+    ExperimentParam,
+    RegisteredModel,
+    TrainingJob,
+    TrainingLog,
+    utcnow,
+)
+from db.records import (
+    ExperimentRecord,
+    JobFilters,
+    JobRecord,
+    LogRecord,
+    MetricPoint,
+    ModelRecord,
+    NewJob,
+    NewLog,
+    NewModel,
+    Page,
+)
+from domain.errors import JobNotFound, ModelNotFound, ServiceUnavailable
+from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
+
+_EXPERIMENT_OUTCOME = {
+    JobEvent.COMPLETE: ExperimentStatus.COMPLETED,
+    JobEvent.FAIL: ExperimentStatus.FAILED,
+    JobEvent.CANCEL: ExperimentStatus.CANCELLED,
+    JobEvent.REQUEUE: ExperimentStatus.FAILED,
+}
+
+
+class TrainingStore(ABC):
+    """What the service needs from persistence. Backends are chosen by URL."""
+
+    @abstractmethod
+    async def create_job(self, job: NewJob) -> JobRecord:
+        """Insert a queued job and return it; the row is committed when this returns."""
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> JobRecord:
+        """Return one job.
+
+        Raises:
+            JobNotFound: no job has that id.
+        """
+
+    @abstractmethod
+    async def list_jobs(self, filters: JobFilters, page: int, page_size: int) -> Page[JobRecord]:
+        """Return one page (1-based) of matching jobs, newest first, and the match count."""
+
+    @abstractmethod
+    async def jobs_in_status(self, *statuses: JobStatus) -> list[JobRecord]:
+        """Jobs in any of ``statuses``, highest priority first, then oldest first."""
+
+    @abstractmethod
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status (every status present, zero included)."""
+
+    @abstractmethod
+    async def transition(
+        self,
+        job_id: str,
+        event: JobEvent,
+        *,
+        error_message: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        model: NewModel | None = None,
+    ) -> JobRecord:
+        """Apply ``event`` to the job under a row lock and return the updated job.
+
+        START counts an attempt and stamps ``started_at``; finishing events stamp
+        ``completed_at`` and close the job's running experiments. A ``model`` (with
+        COMPLETE only) is registered in the same transaction, so a completed job and
+        its model row exist together or not at all.
+
+        Raises:
+            JobNotFound: no job has that id.
+            IllegalTransition: the job's status does not allow ``event``.
+        """
+
+    @abstractmethod
+    async def update_progress(
+        self, job_id: str, progress: float, stage: str, metrics: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Record progress of a running job; returns False (and changes nothing) otherwise."""
+
+    @abstractmethod
+    async def append_logs(self, entries: Sequence[NewLog]) -> None:
+        """Insert log lines in one batch."""
+
+    @abstractmethod
+    async def tail_logs(self, job_id: str, tail: int) -> list[LogRecord]:
+        """The job's last ``tail`` log lines, oldest first.
+
+        Raises:
+            JobNotFound: no job has that id.
+        """
+
+    @abstractmethod
+    async def create_experiment(
+        self, job_id: str, name: str, params: Mapping[str, Any] | None = None
+    ) -> str:
+        """Open a running experiment for a job, with its parameters; returns its id."""
+
+    @abstractmethod
+    async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None:
+        """Append metric points to an experiment in one batch."""
+
+    @abstractmethod
+    async def experiments_of_job(self, job_id: str) -> list[ExperimentRecord]:
+        """A job's experiments with their parameters, oldest first."""
+
+    @abstractmethod
+    async def metric_history(self, experiment_id: str, name: str) -> list[MetricPoint]:
+        """One metric's points of one experiment, ordered by step."""
+
+    @abstractmethod
+    async def get_model(self, model_id: str) -> ModelRecord:
+        """Return one registered model.
+
+        Raises:
+            ModelNotFound: no model has that id.
+        """
+
+    @abstractmethod
+    async def models_of_job(self, job_id: str) -> list[ModelRecord]:
+        """The models a job registered (zero or one)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class SqlAlchemyStore(TrainingStore):
+    """The store on SQLAlchemy 2.0 async: SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = session_factory(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlAlchemyStore:
+        return cls(create_engine(url))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except (OperationalError, DBAPIError, OSError) as exc:
+            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
+                raise
+            raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+
+    async def create_job(self, job: NewJob) -> JobRecord:
+        now = utcnow()
+        row = TrainingJob(
+            job_id=str(uuid.uuid4()),
+            tenant_id=job.tenant_id,
+            model_type=job.model_type.value,
+            model_name=job.model_name,
+            feature_set=job.feature_set,
+            status=JobStatus.QUEUED.value,
+            priority=job.priority,
+            progress=0.0,
+            config=dict(job.config),
+            retry_of=job.retry_of,
+            schedule_cron=job.schedule_cron,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._transaction() as session:
+            session.add(row)
+        return _job(row)
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        async with self._transaction() as session:
+            row = await session.get(TrainingJob, job_id)
+            if row is None:
+                raise JobNotFound(job_id)
+            return _job(row)
+
+    async def list_jobs(self, filters: JobFilters, page: int, page_size: int) -> Page[JobRecord]:
+        conditions = []
+        if filters.tenant_id is not None:
+            conditions.append(TrainingJob.tenant_id == filters.tenant_id)
+        if filters.model_type is not None:
+            conditions.append(TrainingJob.model_type == filters.model_type.value)
+        if filters.model_name is not None:
+            conditions.append(TrainingJob.model_name == filters.model_name)
+        if filters.status is not None:
+            conditions.append(TrainingJob.status == filters.status.value)
+        query = (
+            select(TrainingJob)
+            .where(*conditions)
+            .order_by(TrainingJob.created_at.desc(), TrainingJob.job_id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        count = select(func.count()).select_from(TrainingJob).where(*conditions)
+        async with self._transaction() as session:
+            rows = (await session.scalars(query)).all()
+            total = (await session.execute(count)).scalar_one()
+        return Page([_job(r) for r in rows], total, page, page_size)
+
+    async def jobs_in_status(self, *statuses: JobStatus) -> list[JobRecord]:
+        query = (
+            select(TrainingJob)
+            .where(TrainingJob.status.in_([s.value for s in statuses]))
+            .order_by(TrainingJob.priority.desc(), TrainingJob.created_at, TrainingJob.job_id)
+        )
+        async with self._transaction() as session:
+            return [_job(r) for r in (await session.scalars(query)).all()]
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        query = select(TrainingJob.status, func.count()).group_by(TrainingJob.status)
+        counts = dict.fromkeys(JobStatus, 0)
+        async with self._transaction() as session:
+            for status, count in (await session.execute(query)).all():
+                counts[JobStatus(status)] = count
+        return counts
+
+    async def transition(
+        self,
+        job_id: str,
+        event: JobEvent,
+        *,
+        error_message: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        model: NewModel | None = None,
+    ) -> JobRecord:
+        if model is not None and event is not JobEvent.COMPLETE:
+            raise ValueError("a model is registered only when its job completes")
+        async with self._transaction() as session:
+            row = await session.get(TrainingJob, job_id, with_for_update=True)
+            if row is None:
+                raise JobNotFound(job_id)
+            status = transition(JobStatus(row.status), event)
+            now = utcnow()
+            row.status = status.value
+            row.updated_at = now
+            if event is JobEvent.START:
+                row.attempts += 1
+                row.started_at = now
+                row.progress = 0.0
+                row.stage = None
+                row.error_message = None
+            elif event is JobEvent.REQUEUE:
+                row.started_at = None
+                row.progress = 0.0
+                row.stage = None
+            elif event is JobEvent.COMPLETE:
+                row.progress = 1.0
+            if status.is_finished():
+                row.completed_at = now
+            if error_message is not None:
+                row.error_message = error_message
+            if metrics is not None:
+                row.metrics = dict(metrics)
+            if event in _EXPERIMENT_OUTCOME:
+                await self._close_experiments(session, row, _EXPERIMENT_OUTCOME[event], model)
+            return _job(row)
+
+    async def _close_experiments(
+        self,
+        session: AsyncSession,
+        job: TrainingJob,
+        outcome: ExperimentStatus,
+        model: NewModel | None,
+    ) -> None:
+        running = (
+            await session.scalars(
+                select(Experiment)
+                .where(Experiment.job_id == job.job_id)
+                .where(Experiment.status == ExperimentStatus.RUNNING.value)
+                .order_by(Experiment.created_at)
+            )
+        ).all()
+        for experiment in running:
+            experiment.status = outcome.value
+            experiment.completed_at = job.updated_at
+        if model is None:
+            return
+        experiment_id = running[-1].experiment_id if running else None
+        session.add(
+            RegisteredModel(
+                model_id=model.model_id,
+                tenant_id=model.tenant_id,
+                model_name=model.model_name,
+                model_type=model.model_type.value,
+                version=model.version,
+                job_id=job.job_id,
+                experiment_id=experiment_id,
+                feature_set=model.feature_set,
+                artifact_uri=model.artifact_uri,
+                metrics=dict(model.metrics),
+                params=dict(model.params),
+                features=list(model.features),
+                created_at=job.updated_at,
+            )
+        )
+        job.model_id = model.model_id
+        if running:
+            running[-1].model_id = model.model_id
+
+    async def update_progress(
+        self, job_id: str, progress: float, stage: str, metrics: Mapping[str, Any] | None = None
+    ) -> bool:
+        values: dict[str, Any] = {"progress": progress, "stage": stage, "updated_at": utcnow()}
+        if metrics is not None:
+            values["metrics"] = dict(metrics)
+        statement = (
+            update(TrainingJob)
+            .where(TrainingJob.job_id == job_id)
+            .where(TrainingJob.status == JobStatus.RUNNING.value)
+            .values(**values)
+        )
+        async with self._transaction() as session:
+            result = await session.execute(statement)
+            return bool(getattr(result, "rowcount", 0))
+
+    async def append_logs(self, entries: Sequence[NewLog]) -> None:
+        if not entries:
+            return
+        rows = [
+            {
+                "job_id": e.job_id,
+                "timestamp": e.timestamp,
+                "level": e.level.value,
+                "stage": e.stage,
+                "message": e.message,
+                "extra": dict(e.extra) if e.extra is not None else None,
+            }
+            for e in entries
+        ]
+        async with self._transaction() as session:
+            await session.execute(insert(TrainingLog), rows)
+
+    async def tail_logs(self, job_id: str, tail: int) -> list[LogRecord]:
+        query = (
+            select(TrainingLog)
+            .where(TrainingLog.job_id == job_id)
+            .order_by(TrainingLog.id.desc())
+            .limit(tail)
+        )
+        async with self._transaction() as session:
+            if await session.get(TrainingJob, job_id) is None:
+                raise JobNotFound(job_id)
+            rows = (await session.scalars(query)).all()
+        return [_log(r) for r in reversed(rows)]
+
+    async def create_experiment(
+        self, job_id: str, name: str, params: Mapping[str, Any] | None = None
+    ) -> str:
+        experiment_id = str(uuid.uuid4())
+        async with self._transaction() as session:
+            session.add(
+                Experiment(
+                    experiment_id=experiment_id,
+                    job_id=job_id,
+                    name=name,
+                    status=ExperimentStatus.RUNNING.value,
+                    created_at=utcnow(),
+                )
+            )
+            await session.flush()
+            for key, value in (params or {}).items():
+                text, value_type = _encode_param(value)
+                session.add(
+                    ExperimentParam(
+                        experiment_id=experiment_id, name=key, value=text, value_type=value_type
+                    )
+                )
+        return experiment_id
+
+    async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None:
+        if not points:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "experiment_id": experiment_id,
+                "name": p.name,
+                "value": p.value,
+                "step": p.step,
+                "recorded_at": now,
+            }
+            for p in points
+        ]
+        async with self._transaction() as session:
+            await session.execute(insert(ExperimentMetric), rows)
+
+    async def experiments_of_job(self, job_id: str) -> list[ExperimentRecord]:
+        async with self._transaction() as session:
+            experiments = (
+                await session.scalars(
+                    select(Experiment)
+                    .where(Experiment.job_id == job_id)
+                    .order_by(Experiment.created_at, Experiment.experiment_id)
+                )
+            ).all()
+            params = (
+                await session.scalars(
+                    select(ExperimentParam).where(
+                        ExperimentParam.experiment_id.in_([e.experiment_id for e in experiments])
+                    )
+                )
+            ).all()
+        by_experiment: dict[str, dict[str, str]] = {}
+        for p in params:
+            by_experiment.setdefault(p.experiment_id, {})[p.name] = p.value
+        return [
+            ExperimentRecord(
+                experiment_id=e.experiment_id,
+                job_id=e.job_id,
+                name=e.name,
+                status=ExperimentStatus(e.status),
+                model_id=e.model_id,
+                created_at=e.created_at,
+                completed_at=e.completed_at,
+                params=by_experiment.get(e.experiment_id, {}),
+            )
+            for e in experiments
+        ]
+
+    async def metric_history(self, experiment_id: str, name: str) -> list[MetricPoint]:
+        query = (
+            select(ExperimentMetric)
+            .where(ExperimentMetric.experiment_id == experiment_id)
+            .where(ExperimentMetric.name == name)
+            .order_by(ExperimentMetric.step, ExperimentMetric.id)
+        )
+        async with self._transaction() as session:
+            rows = (await session.scalars(query)).all()
+        return [MetricPoint(r.name, r.value, r.step) for r in rows]
+
+    async def get_model(self, model_id: str) -> ModelRecord:
+        async with self._transaction() as session:
+            row = await session.get(RegisteredModel, model_id)
+            if row is None:
+                raise ModelNotFound(model_id)
+            return _model(row)
+
+    async def models_of_job(self, job_id: str) -> list[ModelRecord]:
+        query = select(RegisteredModel).where(RegisteredModel.job_id == job_id)
+        async with self._transaction() as session:
+            return [_model(r) for r in (await session.scalars(query)).all()]
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+
+
+def _encode_param(value: Any) -> tuple[str, str]:
+    if isinstance(value, bool):
+        return str(value).lower(), "bool"
+    if isinstance(value, int):
+        return str(value), "int"
+    if isinstance(value, float):
+        return repr(value), "float"
+    if isinstance(value, str):
+        return value, "str"
+    return json.dumps(value, sort_keys=True), "json"
+
+
+def _job(row: TrainingJob) -> JobRecord:
+    return JobRecord(
+        job_id=row.job_id,
+        tenant_id=row.tenant_id,
+        model_type=ModelType(row.model_type),
+        model_name=row.model_name,
+        feature_set=row.feature_set,
+        status=JobStatus(row.status),
+        priority=row.priority,
+        progress=row.progress,
+        stage=row.stage,
+        config=row.config,
+        metrics=row.metrics,
+        model_id=row.model_id,
+        error_message=row.error_message,
+        retry_of=row.retry_of,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+    )
+
+
+def _log(row: TrainingLog) -> LogRecord:
+    return LogRecord(
+        id=row.id,
+        job_id=row.job_id,
+        timestamp=row.timestamp,
+        level=LogLevel(row.level),
+        stage=row.stage,
+        message=row.message,
+        extra=row.extra,
+    )
+
+
+def _model(row: RegisteredModel) -> ModelRecord:
+    return ModelRecord(
+        model_id=row.model_id,
+        tenant_id=row.tenant_id,
+        model_name=row.model_name,
+        model_type=ModelType(row.model_type),
+        version=row.version,
+        job_id=row.job_id,
+        experiment_id=row.experiment_id,
+        feature_set=row.feature_set,
+        artifact_uri=row.artifact_uri,
+        metrics=row.metrics,
+        params=row.params,
+        features=row.features,
+        created_at=row.created_at,
+    )

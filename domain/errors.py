@@ -1,0 +1,91 @@
+"""The service's one error hierarchy.
+
+Business code raises these; ``serve_app.errors`` maps them to HTTP in one place::
+
+    TrainingError
+    ├── NotFound                  404
+    │   ├── JobNotFound
+    │   ├── FeatureSetNotFound
+    │   └── ModelNotFound
+    ├── InvalidRequest            422 (names the offending field)
+    │   └── InvalidFeatureSet
+    ├── Conflict                  400 (the request is well formed but the state forbids it)
+    │   └── IllegalTransition
+    ├── PipelineError             a stage could not do its work (the job fails)
+    └── ServiceUnavailable        503
+"""
+
+from __future__ import annotations
+
+
+class TrainingError(Exception):
+    """Base of every error this service raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message,))
+
+
+class NotFound(TrainingError):
+    """The addressed resource does not exist."""
+
+
+class JobNotFound(NotFound):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"training job {job_id!r} not found")
+        self.job_id = job_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.job_id,))
+
+
+class FeatureSetNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"feature set {name!r} not found")
+        self.name = name
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.name,))
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"model {model_id!r} not found")
+        self.model_id = model_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.model_id,))
+
+
+class InvalidRequest(TrainingError):
+    """The request is malformed; ``field`` is the dotted path of the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.field, self.message))
+
+
+class InvalidFeatureSet(InvalidRequest):
+    """An uploaded feature set cannot be stored (bad file, column or type)."""
+
+
+class Conflict(TrainingError):
+    """The request is well formed, but the resource's state forbids it."""
+
+
+class IllegalTransition(Conflict):
+    """A job cannot take this event in its current status."""
+
+
+class PipelineError(TrainingError):
+    """A pipeline stage could not do its work with the data it was given."""
+
+
+class ServiceUnavailable(TrainingError):
+    """A backing service (database, cluster) cannot be reached right now."""

@@ -1,0 +1,267 @@
+"""The storage contract, run against every backend (SQLite and the real PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from actors.state import JobEvent
+from db.migrate import upgrade
+from db.records import JobFilters, MetricPoint, NewJob, NewLog, NewModel
+from db.store import SqlAlchemyStore
+from domain.errors import IllegalTransition, JobNotFound, ModelNotFound
+from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
+from tests.databases import BACKENDS, fresh_database
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlAlchemyStore]:
+    async with fresh_database(request.param, tmp_path) as url:
+        store = SqlAlchemyStore.from_url(url)
+        await upgrade(store.engine)
+        yield store
+        await store.close()
+
+
+def new_job(**overrides: object) -> NewJob:
+    fields: dict[str, object] = {
+        "tenant_id": "tenant-a",
+        "model_type": ModelType.FORECAST,
+        "model_name": "load_forecast",
+        "feature_set": "forecast_basic",
+        "priority": 0,
+        "config": {"horizon": 24, "target_variable": "load_kw"},
+    }
+    fields.update(overrides)
+    return NewJob(**fields)  # type: ignore[arg-type]
+
+
+def new_model(version: str = "20260101.000000") -> NewModel:
+    return NewModel(
+        tenant_id="tenant-a",
+        model_name="load_forecast",
+        model_type=ModelType.FORECAST,
+        version=version,
+        feature_set="forecast_basic",
+        artifact_uri="/tmp/artifacts/x",
+        metrics={"mae": 1.5},
+        params={"num_leaves": 31},
+        features=["hour", "lag_24"],
+    )
+
+
+async def test_migration_creates_tables_and_views(store: SqlAlchemyStore) -> None:
+    async with store.engine.connect() as conn:
+        names = await conn.run_sync(lambda c: (inspect(c).get_table_names(), inspect(c).get_view_names()))
+    tables, views = names
+    assert {
+        "ai_training_jobs",
+        "ai_experiments",
+        "ai_experiment_metrics",
+        "ai_experiment_params",
+        "ai_training_logs",
+        "ai_models",
+    } <= set(tables)
+    assert {"active_training_jobs", "experiment_summary"} <= set(views)
+
+
+async def test_migration_is_idempotent(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    await upgrade(store.engine)
+    assert (await store.get_job(job.job_id)).job_id == job.job_id
+
+
+async def test_created_job_is_queued_and_readable(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job(priority=2))
+    assert job.status is JobStatus.QUEUED
+    assert job.progress == 0.0
+    assert job.attempts == 0
+    assert job.created_at.tzinfo is not None
+    fetched = await store.get_job(job.job_id)
+    assert fetched == job
+
+
+async def test_unknown_job_raises_not_found(store: SqlAlchemyStore) -> None:
+    with pytest.raises(JobNotFound):
+        await store.get_job("no-such-job")
+    with pytest.raises(JobNotFound):
+        await store.transition("no-such-job", JobEvent.START)
+    with pytest.raises(JobNotFound):
+        await store.tail_logs("no-such-job", 10)
+
+
+async def test_list_filters_and_paginates(store: SqlAlchemyStore) -> None:
+    for i in range(5):
+        await store.create_job(new_job(tenant_id="t1", model_name=f"m{i % 2}"))
+    await store.create_job(new_job(tenant_id="t2", model_type=ModelType.ANOMALY))
+    page = await store.list_jobs(JobFilters(tenant_id="t1"), page=1, page_size=2)
+    assert page.total == 5
+    assert len(page.items) == 2
+    third = await store.list_jobs(JobFilters(tenant_id="t1"), page=3, page_size=2)
+    assert len(third.items) == 1
+    seen = {j.job_id for p in (1, 2, 3) for j in (await store.list_jobs(JobFilters(tenant_id="t1"), p, 2)).items}
+    assert len(seen) == 5
+    assert (await store.list_jobs(JobFilters(model_name="m0"), 1, 10)).total == 3
+    anomaly = await store.list_jobs(JobFilters(model_type=ModelType.ANOMALY), 1, 10)
+    assert [j.tenant_id for j in anomaly.items] == ["t2"]
+    assert (await store.list_jobs(JobFilters(status=JobStatus.RUNNING), 1, 10)).total == 0
+
+
+async def test_jobs_in_status_orders_by_priority_then_age(store: SqlAlchemyStore) -> None:
+    low = await store.create_job(new_job(priority=-1))
+    normal = await store.create_job(new_job(priority=0))
+    urgent = await store.create_job(new_job(priority=2))
+    normal2 = await store.create_job(new_job(priority=0))
+    queued = await store.jobs_in_status(JobStatus.QUEUED)
+    assert [j.job_id for j in queued] == [urgent.job_id, normal.job_id, normal2.job_id, low.job_id]
+
+
+async def test_transitions_stamp_times_and_attempts(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    running = await store.transition(job.job_id, JobEvent.START)
+    assert running.status is JobStatus.RUNNING
+    assert running.attempts == 1
+    assert running.started_at is not None
+    requeued = await store.transition(job.job_id, JobEvent.REQUEUE)
+    assert requeued.status is JobStatus.QUEUED
+    assert requeued.started_at is None
+    again = await store.transition(job.job_id, JobEvent.START)
+    assert again.attempts == 2
+    failed = await store.transition(job.job_id, JobEvent.FAIL, error_message="boom")
+    assert failed.status is JobStatus.FAILED
+    assert failed.error_message == "boom"
+    assert failed.completed_at is not None
+
+
+async def test_illegal_transition_changes_nothing(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    with pytest.raises(IllegalTransition):
+        await store.transition(job.job_id, JobEvent.COMPLETE)
+    assert (await store.get_job(job.job_id)).status is JobStatus.QUEUED
+    await store.transition(job.job_id, JobEvent.CANCEL)
+    with pytest.raises(IllegalTransition):
+        await store.transition(job.job_id, JobEvent.CANCEL)
+
+
+async def test_complete_registers_model_and_closes_experiment(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    await store.transition(job.job_id, JobEvent.START)
+    experiment_id = await store.create_experiment(job.job_id, "train", {"num_leaves": 31, "lr": 0.1})
+    model = new_model()
+    done = await store.transition(
+        job.job_id, JobEvent.COMPLETE, metrics={"mae": 1.5}, model=model
+    )
+    assert done.status is JobStatus.COMPLETED
+    assert done.progress == 1.0
+    assert done.model_id == model.model_id == "tenant-a:load_forecast:20260101.000000"
+    assert done.metrics == {"mae": 1.5}
+    record = await store.get_model(model.model_id)
+    assert record.job_id == job.job_id
+    assert record.experiment_id == experiment_id
+    assert record.features == ["hour", "lag_24"]
+    [experiment] = await store.experiments_of_job(job.job_id)
+    assert experiment.status is ExperimentStatus.COMPLETED
+    assert experiment.model_id == model.model_id
+    assert experiment.params == {"num_leaves": "31", "lr": "0.1"}
+    assert [m.model_id for m in await store.models_of_job(job.job_id)] == [model.model_id]
+
+
+async def test_failed_registration_rolls_back_completion(store: SqlAlchemyStore) -> None:
+    first = await store.create_job(new_job())
+    second = await store.create_job(new_job())
+    for job in (first, second):
+        await store.transition(job.job_id, JobEvent.START)
+    await store.transition(first.job_id, JobEvent.COMPLETE, model=new_model("20260101.000001"))
+    with pytest.raises(IntegrityError):
+        await store.transition(second.job_id, JobEvent.COMPLETE, model=new_model("20260101.000001"))
+    assert (await store.get_job(second.job_id)).status is JobStatus.RUNNING
+
+
+async def test_model_only_with_completion(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    await store.transition(job.job_id, JobEvent.START)
+    with pytest.raises(ValueError, match="only when its job completes"):
+        await store.transition(job.job_id, JobEvent.FAIL, model=new_model())
+    with pytest.raises(ModelNotFound):
+        await store.get_model(new_model().model_id)
+
+
+async def test_progress_only_moves_running_jobs(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    assert not await store.update_progress(job.job_id, 0.2, "load_features")
+    await store.transition(job.job_id, JobEvent.START)
+    assert await store.update_progress(job.job_id, 0.4, "preprocess", {"rows": 10})
+    updated = await store.get_job(job.job_id)
+    assert (updated.progress, updated.stage, updated.metrics) == (0.4, "preprocess", {"rows": 10})
+
+
+async def test_progress_outside_unit_interval_is_rejected(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    await store.transition(job.job_id, JobEvent.START)
+    with pytest.raises(IntegrityError):
+        await store.update_progress(job.job_id, 1.5, "train")
+
+
+async def test_logs_tail_in_order(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    now = datetime.now(UTC)
+    await store.append_logs(
+        [NewLog(job.job_id, LogLevel.INFO, f"line {i}", now, stage="train") for i in range(10)]
+    )
+    tail = await store.tail_logs(job.job_id, 3)
+    assert [line.message for line in tail] == ["line 7", "line 8", "line 9"]
+    assert tail[0].level is LogLevel.INFO
+    assert tail[0].stage == "train"
+
+
+async def test_parameter_names_are_unique_per_experiment(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    experiment_id = await store.create_experiment(job.job_id, "train", {"a": 1})
+    async with store.engine.begin() as conn:
+        with pytest.raises(IntegrityError):
+            await conn.execute(
+                text(
+                    "INSERT INTO ai_experiment_params (experiment_id, name, value, value_type) "
+                    "VALUES (:e, 'a', '2', 'int')"
+                ),
+                {"e": experiment_id},
+            )
+
+
+async def test_metric_history_is_ordered_by_step(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    experiment_id = await store.create_experiment(job.job_id, "train")
+    await store.log_metrics(
+        experiment_id, [MetricPoint("l1", 3.0, 2), MetricPoint("l1", 5.0, 0), MetricPoint("l1", 4.0, 1)]
+    )
+    await store.log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
+    history = await store.metric_history(experiment_id, "l1")
+    assert [(p.step, p.value) for p in history] == [(0, 5.0), (1, 4.0), (2, 3.0)]
+
+
+async def test_count_by_status_and_active_view(store: SqlAlchemyStore) -> None:
+    a = await store.create_job(new_job())
+    await store.create_job(new_job())
+    await store.transition(a.job_id, JobEvent.START)
+    counts = await store.count_by_status()
+    assert counts[JobStatus.RUNNING] == 1
+    assert counts[JobStatus.QUEUED] == 1
+    assert counts[JobStatus.COMPLETED] == 0
+    async with store.engine.connect() as conn:
+        active = (await conn.execute(text("SELECT COUNT(*) FROM active_training_jobs"))).scalar_one()
+    assert active == 2
+
+
+async def test_check_constraints_reject_bad_status(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    async with store.engine.begin() as conn:
+        with pytest.raises(IntegrityError):
+            await conn.execute(
+                text("UPDATE ai_training_jobs SET status = 'exploded' WHERE job_id = :j"),
+                {"j": job.job_id},
+            )
