@@ -1,0 +1,219 @@
+"""The Parquet feature store: one directory per feature set, a data file and its schema.
+
+User uploads and the demo sets go through ``FeatureStore.put``, which validates the table
+and writes it atomically: a rejected table leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from domain.errors import FeatureSetNotFound, InvalidFeatureSet
+from pipeline.config import is_valid_name
+
+DATA_FILE = "data.parquet"
+SCHEMA_FILE = "schema.json"
+#: A column with this name holds anomaly labels (0/1), never a covariate.
+LABEL_COLUMN = "is_anomaly"
+
+
+@dataclass(frozen=True)
+class FeatureSetSchema:
+    name: str
+    timestamp_column: str
+    target_column: str
+    series_column: str | None
+    covariates: list[str]
+    label_column: str | None
+    rows: int
+    start: str
+    end: str
+    created_at: str
+
+    @property
+    def columns(self) -> list[str]:
+        named = [self.timestamp_column, self.series_column, self.target_column, self.label_column]
+        return [c for c in named if c] + self.covariates
+
+
+@dataclass(frozen=True)
+class FeatureFrame:
+    """A feature set's rows (timestamps as UTC datetimes), sorted by series then time."""
+
+    schema: FeatureSetSchema
+    data: pd.DataFrame
+
+    def summary(self) -> dict[str, object]:
+        return {"rows": len(self.data), "feature_set": self.schema.name}
+
+
+class FeatureStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, name: str) -> Path:
+        if not is_valid_name(name):
+            raise InvalidFeatureSet("name", f"invalid feature set name {name!r}")
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return is_valid_name(name) and (self._path(name) / SCHEMA_FILE).is_file()
+
+    def list(self) -> list[FeatureSetSchema]:
+        if not self.root.is_dir():
+            return []
+        return [self.schema(p.name) for p in sorted(self.root.iterdir()) if self.exists(p.name)]
+
+    def schema(self, name: str) -> FeatureSetSchema:
+        path = self._path(name) / SCHEMA_FILE
+        if not path.is_file():
+            raise FeatureSetNotFound(name)
+        return FeatureSetSchema(**json.loads(path.read_text()))
+
+    def load(self, name: str, end: datetime | None = None) -> FeatureFrame:
+        """Read a feature set, up to ``end`` (exclusive) when given."""
+        schema = self.schema(name)
+        filters = [(schema.timestamp_column, "<", pd.Timestamp(end))] if end else None
+        data = pq.read_table(self._path(name) / DATA_FILE, filters=filters).to_pandas()
+        return FeatureFrame(schema, data.reset_index(drop=True))
+
+    def put_bytes(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        timestamp_column: str,
+        target_column: str,
+        series_column: str | None = None,
+    ) -> FeatureSetSchema:
+        """Parse a CSV or Parquet upload and store it (see ``put``)."""
+        return self.put(
+            name,
+            parse_table(body),
+            timestamp_column=timestamp_column,
+            target_column=target_column,
+            series_column=series_column,
+        )
+
+    def put(
+        self,
+        name: str,
+        table: pd.DataFrame,
+        *,
+        timestamp_column: str,
+        target_column: str,
+        series_column: str | None = None,
+    ) -> FeatureSetSchema:
+        """Validate a table and store it as feature set ``name``, replacing any earlier one.
+
+        Raises:
+            InvalidFeatureSet: a column is missing or of the wrong type, timestamps repeat
+                within a series, or the table is empty. Nothing is written then.
+        """
+        target = self._path(name)
+        data = _validated(table, timestamp_column, target_column, series_column)
+        ts = data[timestamp_column]
+        schema = FeatureSetSchema(
+            name=name,
+            timestamp_column=timestamp_column,
+            target_column=target_column,
+            series_column=series_column,
+            covariates=[
+                c
+                for c in data.columns
+                if c not in {timestamp_column, target_column, series_column, LABEL_COLUMN}
+            ],
+            label_column=LABEL_COLUMN if LABEL_COLUMN in data.columns else None,
+            rows=len(data),
+            start=ts.min().isoformat(),
+            end=ts.max().isoformat(),
+            created_at=datetime.now(UTC).isoformat(),
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root))
+        try:
+            pq.write_table(pa.Table.from_pandas(data, preserve_index=False), staging / DATA_FILE)
+            (staging / SCHEMA_FILE).write_text(json.dumps(asdict(schema), indent=2))
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return schema
+
+
+def parse_table(body: bytes) -> pd.DataFrame:
+    """Read Parquet (by its magic bytes) or CSV.
+
+    Raises:
+        InvalidFeatureSet: the body is neither.
+    """
+    if not body:
+        raise InvalidFeatureSet("body", "the uploaded file is empty")
+    try:
+        if body[:4] == b"PAR1":
+            return pq.read_table(io.BytesIO(body)).to_pandas()
+        return pd.read_csv(io.BytesIO(body))
+    except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidFeatureSet("body", f"cannot read the file as CSV or Parquet: {exc}") from exc
+
+
+def _validated(
+    table: pd.DataFrame, timestamp_column: str, target_column: str, series_column: str | None
+) -> pd.DataFrame:
+    for field, column in (
+        ("timestamp_column", timestamp_column),
+        ("target_column", target_column),
+        ("series_column", series_column),
+    ):
+        if column is not None and column not in table.columns:
+            raise InvalidFeatureSet(
+                field, f"column {column!r} not in the file (columns: {list(table.columns)})"
+            )
+    if table.empty:
+        raise InvalidFeatureSet("body", "the file has no rows")
+    data = table.copy()
+    try:
+        data[timestamp_column] = pd.to_datetime(data[timestamp_column], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise InvalidFeatureSet(
+            "timestamp_column", f"column {timestamp_column!r} does not hold timestamps: {exc}"
+        ) from exc
+    if data[timestamp_column].isna().any():
+        raise InvalidFeatureSet("timestamp_column", f"column {timestamp_column!r} has empty values")
+    if not _is_number(data[target_column]):
+        raise InvalidFeatureSet(
+            "target_column", f"target column {target_column!r} is not numeric"
+        )
+    special = {timestamp_column, target_column, series_column}
+    for column in data.columns:
+        if column in special:
+            continue
+        if not _is_number(data[column]) and not pd.api.types.is_bool_dtype(data[column]):
+            raise InvalidFeatureSet(
+                "body", f"covariate column {column!r} is not numeric; only numeric covariates"
+            )
+    if series_column is not None:
+        data[series_column] = data[series_column].astype(str)
+    keys = [series_column, timestamp_column] if series_column else [timestamp_column]
+    duplicated = data.duplicated(subset=keys)
+    if duplicated.any():
+        first = data.loc[duplicated.idxmax(), keys].tolist()
+        raise InvalidFeatureSet("timestamp_column", f"timestamp repeated within a series: {first}")
+    if LABEL_COLUMN in data.columns:
+        data[LABEL_COLUMN] = data[LABEL_COLUMN].astype(bool)
+    return data.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _is_number(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)

@@ -1,0 +1,179 @@
+"""The pipeline as a Ray task graph: the only module that applies ``ray.remote``.
+
+Each stage runs as a task named ``<stage>:<job_id>`` and returns two objects: its output,
+which the next stage receives by ObjectRef (data stays in the object store), and a small
+``StageReport`` (log lines, a summary, timing) that the orchestrator reads and persists.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import ObjectRef
+
+from domain.errors import PipelineError
+from pipeline.evaluate import evaluate
+from pipeline.feature_store import FeatureFrame, FeatureStore
+from pipeline.preprocess import preprocess
+from pipeline.register import JobContext, SavedModel, register
+from pipeline.settings import PipelineSettings
+from pipeline.train import train
+
+#: Each stage and the job progress reached when it finishes (the seed's milestones).
+STAGES: tuple[tuple[str, float], ...] = (
+    ("load_features", 0.2),
+    ("preprocess", 0.4),
+    ("train", 0.7),
+    ("evaluate", 0.85),
+    ("register", 1.0),
+)
+_PIPELINE_LOGGER = "pipeline"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: datetime
+    level: str
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StageReport:
+    stage: str
+    progress: float
+    seconds: float
+    logs: list[LogLine]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class StageFailed(PipelineError):
+    """A stage raised; carries the stage's log lines and the traceback across processes."""
+
+    def __init__(self, stage: str, message: str, logs: list[LogLine], trace: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.logs = logs
+        self.trace = trace
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.stage, self.message, self.logs, self.trace))
+
+
+class _Capture(logging.Handler):
+    def __init__(self, stage: str) -> None:
+        super().__init__(logging.INFO)
+        self.stage = stage
+        self.lines: list[LogLine] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(
+            LogLine(
+                timestamp=datetime.fromtimestamp(record.created, UTC),
+                level=record.levelname,
+                stage=self.stage,
+                message=record.getMessage(),
+            )
+        )
+
+
+def run_stage(stage: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, StageReport]:
+    """Run one stage function, capturing its ``pipeline.*`` log lines into a report."""
+    progress = dict(STAGES)[stage]
+    capture = _Capture(stage)
+    pipeline_logger = logging.getLogger(_PIPELINE_LOGGER)
+    pipeline_logger.addHandler(capture)
+    pipeline_logger.setLevel(logging.INFO)
+    started = time.perf_counter()
+    try:
+        output = fn(*args)
+    except Exception as exc:
+        message = f"{stage} failed: {exc}" if isinstance(exc, PipelineError) else (
+            f"{stage} failed: {type(exc).__name__}: {exc}"
+        )
+        raise StageFailed(stage, message, capture.lines, traceback.format_exc()) from None
+    finally:
+        pipeline_logger.removeHandler(capture)
+    summary = output.summary() if hasattr(output, "summary") else {}
+    report = StageReport(stage, progress, time.perf_counter() - started, capture.lines, summary)
+    return output, report
+
+
+def load_features(context: JobContext, features_root: Path) -> FeatureFrame:
+    frame = FeatureStore(features_root).load(context.config.feature_set, context.config.end_date)
+    logging.getLogger(f"{_PIPELINE_LOGGER}.features").info(
+        "loaded %d rows of %s (%s .. %s)",
+        len(frame.data),
+        frame.schema.name,
+        frame.schema.start,
+        frame.schema.end,
+    )
+    return frame
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The in-flight tasks of one job: per stage, the output and report refs."""
+
+    outputs: list[ObjectRef[Any]]
+    reports: list[ObjectRef[StageReport]]
+
+    def cancel(self) -> None:
+        """Cancel every task of the run that has not finished."""
+        for ref in [*self.outputs, *self.reports]:
+            ray.cancel(ref, recursive=True)
+
+
+_remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
+
+
+def launch(context: JobContext, settings: PipelineSettings) -> PipelineRun:
+    """Submit the job's five stages as chained Ray tasks and return their refs at once."""
+    config = context.config
+
+    def submit(stage: str, fn: Callable[..., Any], *args: Any, cpus: int = 1) -> ObjectRef[Any]:
+        output, report = _remote_stage.options(
+            name=f"{stage}:{context.job_id}", num_cpus=cpus
+        ).remote(stage, fn, *args)
+        outputs.append(output)
+        reports.append(report)
+        return output
+
+    outputs: list[ObjectRef[Any]] = []
+    reports: list[ObjectRef[StageReport]] = []
+    frame = submit("load_features", load_features, context, settings.features_root)
+    data = submit("preprocess", preprocess, frame, config)
+    model = submit("train", train, data, config, config.n_workers, cpus=config.n_workers)
+    evaluation = submit(
+        "evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold
+    )
+    submit("register", register, context, model, data, evaluation, settings.artifacts_root)
+    return PipelineRun(outputs, reports)
+
+
+def run_in_process(
+    context: JobContext, settings: PipelineSettings, num_threads: int = 1
+) -> tuple[SavedModel, list[StageReport]]:
+    """The same stages, called one after another in this process (no Ray)."""
+    config = context.config
+    reports: list[StageReport] = []
+
+    def step(stage: str, fn: Callable[..., Any], *args: Any) -> Any:
+        output, report = run_stage(stage, fn, *args)
+        reports.append(report)
+        return output
+
+    frame = step("load_features", load_features, context, settings.features_root)
+    data = step("preprocess", preprocess, frame, config)
+    model = step("train", train, data, config, num_threads)
+    evaluation = step("evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold)
+    saved = step("register", register, context, model, data, evaluation, settings.artifacts_root)
+    return saved, reports

@@ -1,0 +1,107 @@
+"""The preprocess stage: features, a time-ordered split, and a scaler fitted on training rows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
+
+from domain.errors import PipelineError
+from pipeline.config import TrainingConfig
+from pipeline.feature_store import FeatureFrame
+from pipeline.features import FeatureMatrix, build_features
+
+logger = logging.getLogger(__name__)
+
+MIN_ROWS = {"train": 100, "validation": 20, "test": 20}
+
+
+@dataclass(frozen=True)
+class Split:
+    X: np.ndarray
+    y: np.ndarray
+    timestamps: np.ndarray
+    series: np.ndarray | None
+    labels: np.ndarray | None
+    seasonal_naive: np.ndarray
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    train: Split
+    validation: Split
+    test: Split
+    feature_names: list[str]
+    scaler: StandardScaler
+    season: int
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "train_rows": len(self.train.y),
+            "validation_rows": len(self.validation.y),
+            "test_rows": len(self.test.y),
+            "features": len(self.feature_names),
+        }
+
+
+def time_split_bounds(
+    timestamps: pd.Series, validation_split: float, test_split: float
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first validation and first test timestamps: the last fractions of distinct times."""
+    unique = np.sort(timestamps.unique())
+    n = len(unique)
+    test_start = unique[n - max(1, round(n * test_split))]
+    validation_start = unique[n - max(2, round(n * (test_split + validation_split)))]
+    return pd.Timestamp(validation_start), pd.Timestamp(test_start)
+
+
+def preprocess(frame: FeatureFrame, config: TrainingConfig) -> PreparedData:
+    """Build features, split by time (no shuffle), scale with training statistics only."""
+    matrix = build_features(frame, config.horizon, config.start_date, config.end_date)
+    if len(matrix.target) == 0:
+        raise PipelineError("no rows with complete features in the selected date range")
+    validation_start, test_start = time_split_bounds(
+        matrix.timestamps, config.validation_split, config.test_split
+    )
+    ts = matrix.timestamps
+    masks = {
+        "train": (ts < validation_start).to_numpy(),
+        "validation": ((ts >= validation_start) & (ts < test_start)).to_numpy(),
+        "test": (ts >= test_start).to_numpy(),
+    }
+    for part, mask in masks.items():
+        if mask.sum() < MIN_ROWS[part]:
+            raise PipelineError(
+                f"only {int(mask.sum())} {part} rows in the selected range "
+                f"({len(matrix.target)} usable rows in all); need at least {MIN_ROWS[part]}"
+            )
+    logger.info(
+        "%d usable rows; split by time: train < %s <= validation < %s <= test",
+        len(matrix.target),
+        validation_start.isoformat(),
+        test_start.isoformat(),
+    )
+    scaler = StandardScaler().fit(matrix.features[masks["train"]].to_numpy())
+    splits = {part: _split(matrix, mask, scaler) for part, mask in masks.items()}
+    return PreparedData(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        feature_names=list(matrix.features.columns),
+        scaler=scaler,
+        season=matrix.season,
+    )
+
+
+def _split(matrix: FeatureMatrix, mask: np.ndarray, scaler: StandardScaler) -> Split:
+    return Split(
+        X=scaler.transform(matrix.features[mask].to_numpy()),
+        y=matrix.target[mask],
+        timestamps=matrix.timestamps[mask].to_numpy(),
+        series=matrix.series[mask].to_numpy() if matrix.series is not None else None,
+        labels=matrix.labels[mask] if matrix.labels is not None else None,
+        seasonal_naive=matrix.seasonal_naive[mask],
+    )

@@ -1,0 +1,161 @@
+"""The register stage: save a model with what it needs to predict again, and read it back.
+
+An artifact directory ``<root>/<tenant>/<model_name>/<version>/`` holds:
+``model.txt`` (the LightGBM booster), ``preprocessing.joblib`` (the fitted scaler),
+``metadata.json`` (features, params, metrics, lineage) and ``test_predictions.parquet``.
+Creating the directory claims the version, so two jobs never share one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import joblib
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
+
+from domain.jobs import ModelType
+from pipeline.config import TrainingConfig
+from pipeline.evaluate import Evaluation, ResidualThreshold
+from pipeline.preprocess import PreparedData
+from pipeline.train import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+VERSION_FORMAT = "%Y%m%d.%H%M%S"
+MODEL_FILE = "model.txt"
+PREPROCESSING_FILE = "preprocessing.joblib"
+METADATA_FILE = "metadata.json"
+PREDICTIONS_FILE = "test_predictions.parquet"
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a pipeline run knows about the job it serves."""
+
+    job_id: str
+    tenant_id: str
+    model_type: ModelType
+    model_name: str
+    config: TrainingConfig
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    version: str
+    artifact_uri: str
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    features: list[str]
+
+    def summary(self) -> dict[str, object]:
+        return {"version": self.version, "artifact_uri": self.artifact_uri}
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A registered model loaded back from its directory."""
+
+    booster: lgb.Booster
+    scaler: StandardScaler
+    metadata: dict[str, Any]
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Predict from unscaled feature rows, columns in ``metadata['features']`` order."""
+        scaled = self.scaler.transform(features)
+        return np.asarray(self.booster.predict(scaled, num_iteration=self.metadata["best_iteration"]))
+
+
+def register(
+    context: JobContext,
+    model: TrainedModel,
+    data: PreparedData,
+    evaluation: Evaluation,
+    artifacts_root: Path,
+    now: datetime | None = None,
+) -> SavedModel:
+    """Write the artifact directory and return what the registry row needs."""
+    parent = artifacts_root / context.tenant_id / context.model_name
+    directory, version = _claim_version(parent, now or datetime.now(UTC))
+    model.booster.save_model(str(directory / MODEL_FILE), num_iteration=model.best_iteration)
+    joblib.dump(data.scaler, directory / PREPROCESSING_FILE)
+    _predictions_table(data, evaluation).to_parquet(directory / PREDICTIONS_FILE, index=False)
+    metadata = {
+        "model_id": f"{context.tenant_id}:{context.model_name}:{version}",
+        "version": version,
+        "model_type": context.model_type.value,
+        "features": data.feature_names,
+        "season": data.season,
+        "best_iteration": model.best_iteration,
+        "params": model.params,
+        "metrics": evaluation.metrics,
+        "anomaly_threshold": _threshold(evaluation.threshold),
+        "config": context.config.model_dump(mode="json"),
+        "lineage": {
+            "job_id": context.job_id,
+            "tenant_id": context.tenant_id,
+            "feature_set": context.config.feature_set,
+            "train_start": _iso(data.train.timestamps[0]),
+            "train_end": _iso(data.train.timestamps[-1]),
+            "test_start": _iso(data.test.timestamps[0]),
+            "test_end": _iso(data.test.timestamps[-1]),
+        },
+    }
+    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    logger.info("saved model %s to %s", metadata["model_id"], directory)
+    return SavedModel(
+        version=version,
+        artifact_uri=str(directory),
+        metrics=evaluation.metrics,
+        params=model.params,
+        features=data.feature_names,
+    )
+
+
+def load_artifact(directory: Path) -> ModelArtifact:
+    return ModelArtifact(
+        booster=lgb.Booster(model_file=str(directory / MODEL_FILE)),
+        scaler=joblib.load(directory / PREPROCESSING_FILE),
+        metadata=json.loads((directory / METADATA_FILE).read_text()),
+    )
+
+
+def _claim_version(parent: Path, now: datetime) -> tuple[Path, str]:
+    parent.mkdir(parents=True, exist_ok=True)
+    moment = now.replace(microsecond=0)
+    while True:
+        version = moment.strftime(VERSION_FORMAT)
+        try:
+            (parent / version).mkdir()
+        except FileExistsError:
+            moment += timedelta(seconds=1)
+            continue
+        return parent / version, version
+
+
+def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {"timestamp": data.test.timestamps, "actual": data.test.y, "predicted": evaluation.predictions}
+    )
+    if data.test.series is not None:
+        table.insert(1, "series", data.test.series)
+    if evaluation.anomaly_flags is not None:
+        table["anomaly"] = evaluation.anomaly_flags
+    return table
+
+
+def _threshold(threshold: ResidualThreshold | None) -> dict[str, float] | None:
+    if threshold is None:
+        return None
+    return {"center": threshold.center, "scale": threshold.scale, "z": threshold.z}
+
+
+def _iso(value: Any) -> str:
+    return pd.Timestamp(value).isoformat()

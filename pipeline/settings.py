@@ -1,0 +1,25 @@
+"""Where the pipeline finds feature sets and puts model artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PipelineSettings(BaseSettings):
+    """``TRAINING_DATA_DIR`` holds ``features/`` and ``artifacts/`` unless they are set apart."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINING_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    features_dir: Path | None = None
+    artifacts_dir: Path | None = None
+
+    @property
+    def features_root(self) -> Path:
+        return (self.features_dir or self.data_dir / "features").resolve()
+
+    @property
+    def artifacts_root(self) -> Path:
+        return (self.artifacts_dir or self.data_dir / "artifacts").resolve()
