@@ -101,6 +101,10 @@ class TrainingStore(ABC):
         """
 
     @abstractmethod
+    async def typical_duration(self, feature_set: str, sample: int = 20) -> float | None:
+        """Mean run time in seconds of the last ``sample`` completed jobs on a feature set."""
+
+    @abstractmethod
     async def update_progress(
         self, job_id: str, progress: float, stage: str, metrics: Mapping[str, Any] | None = None
     ) -> bool:
@@ -329,6 +333,19 @@ class SqlAlchemyStore(TrainingStore):
         job.model_id = model.model_id
         if running:
             running[-1].model_id = model.model_id
+
+    async def typical_duration(self, feature_set: str, sample: int = 20) -> float | None:
+        query = (
+            select(TrainingJob.started_at, TrainingJob.completed_at)
+            .where(TrainingJob.feature_set == feature_set)
+            .where(TrainingJob.status == JobStatus.COMPLETED.value)
+            .order_by(TrainingJob.completed_at.desc())
+            .limit(sample)
+        )
+        async with self._transaction() as session:
+            rows = (await session.execute(query)).all()
+        durations = [(end - start).total_seconds() for start, end in rows if start and end]
+        return sum(durations) / len(durations) if durations else None
 
     async def update_progress(
         self, job_id: str, progress: float, stage: str, metrics: Mapping[str, Any] | None = None

@@ -32,9 +32,7 @@ def load_series(seed: int, hours: int = DEMO_HOURS) -> pd.DataFrame:
     is_holiday = timestamps.strftime("%m-%d").isin(_HOLIDAYS)
     is_weekend = timestamps.dayofweek.to_numpy() >= 5
     off_day = is_weekend | is_holiday
-    profile = (
-        0.55 * np.exp(-((hour - 8) ** 2) / 6) + 0.75 * np.exp(-((hour - 19) ** 2) / 8) + 0.25
-    )
+    profile = 0.55 * np.exp(-((hour - 8) ** 2) / 6) + 0.75 * np.exp(-((hour - 19) ** 2) / 8) + 0.25
     noise = np.zeros(hours)
     shocks = rng.normal(0, 8, hours)
     for i in range(1, hours):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,7 @@ def evaluate(
         "naive_mae": naive_mae,
         "mase": mae / in_sample_naive_mae if in_sample_naive_mae > 0 else float("nan"),
     }
+    metrics = {name: value for name, value in metrics.items() if math.isfinite(value)}
     threshold = flags = None
     if model_type is ModelType.ANOMALY:
         residuals = data.validation.y - predict(model, data.validation.X)
@@ -94,4 +96,3 @@ def evaluate(
         ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()),
     )
     return Evaluation(metrics, predictions, threshold, flags)
-

@@ -192,9 +192,7 @@ def _validated(
     if data[timestamp_column].isna().any():
         raise InvalidFeatureSet("timestamp_column", f"column {timestamp_column!r} has empty values")
     if not _is_number(data[target_column]):
-        raise InvalidFeatureSet(
-            "target_column", f"target column {target_column!r} is not numeric"
-        )
+        raise InvalidFeatureSet("target_column", f"target column {target_column!r} is not numeric")
     special = {timestamp_column, target_column, series_column}
     for column in data.columns:
         if column in special:

@@ -69,7 +69,11 @@ def build_features(
     """Compute features per series, then keep the rows in [start, end)."""
     schema = frame.schema
     data = frame.data
-    ts_col, target_col, series_col = schema.timestamp_column, schema.target_column, schema.series_column
+    ts_col, target_col, series_col = (
+        schema.timestamp_column,
+        schema.target_column,
+        schema.series_column,
+    )
     season = steps_per_day(data[ts_col])
     groups = [g for _, g in data.groupby(series_col, sort=False)] if series_col else [data]
     parts = [_series_features(g, target_col, ts_col, horizon, season) for g in groups]

@@ -96,8 +96,10 @@ def run_stage(stage: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, Stag
     try:
         output = fn(*args)
     except Exception as exc:
-        message = f"{stage} failed: {exc}" if isinstance(exc, PipelineError) else (
-            f"{stage} failed: {type(exc).__name__}: {exc}"
+        message = (
+            f"{stage} failed: {exc}"
+            if isinstance(exc, PipelineError)
+            else (f"{stage} failed: {type(exc).__name__}: {exc}")
         )
         raise StageFailed(stage, message, capture.lines, traceback.format_exc()) from None
     finally:
@@ -174,6 +176,8 @@ def run_in_process(
     frame = step("load_features", load_features, context, settings.features_root)
     data = step("preprocess", preprocess, frame, config)
     model = step("train", train, data, config, num_threads)
-    evaluation = step("evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold)
+    evaluation = step(
+        "evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold
+    )
     saved = step("register", register, context, model, data, evaluation, settings.artifacts_root)
     return saved, reports

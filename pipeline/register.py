@@ -70,7 +70,9 @@ class ModelArtifact:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Predict from unscaled feature rows, columns in ``metadata['features']`` order."""
         scaled = self.scaler.transform(features)
-        return np.asarray(self.booster.predict(scaled, num_iteration=self.metadata["best_iteration"]))
+        return np.asarray(
+            self.booster.predict(scaled, num_iteration=self.metadata["best_iteration"])
+        )
 
 
 def register(
@@ -142,7 +144,11 @@ def _claim_version(parent: Path, now: datetime) -> tuple[Path, str]:
 
 def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:
     table = pd.DataFrame(
-        {"timestamp": data.test.timestamps, "actual": data.test.y, "predicted": evaluation.predictions}
+        {
+            "timestamp": data.test.timestamps,
+            "actual": data.test.y,
+            "predicted": evaluation.predictions,
+        }
     )
     if data.test.series is not None:
         table.insert(1, "series", data.test.series)

@@ -67,7 +67,9 @@ def train(data: PreparedData, config: TrainingConfig, num_threads: int) -> Train
         callbacks=callbacks,
     )
     best = booster.best_iteration or booster.current_iteration()
-    validation_curve = {name: list(map(float, values)) for name, values in curve["validation"].items()}
+    validation_curve = {
+        name: list(map(float, values)) for name, values in curve["validation"].items()
+    }
     logger.info(
         "best iteration %d of %d: validation l1=%.4f",
         best,
@@ -81,5 +83,7 @@ def train(data: PreparedData, config: TrainingConfig, num_threads: int) -> Train
 def _log_progress(env: lgb.callback.CallbackEnv) -> None:
     iteration = env.iteration + 1
     if iteration % LOG_EVERY == 0:
-        scores = ", ".join(f"{name}={value:.4f}" for _, name, value, _ in env.evaluation_result_list)
+        scores = ", ".join(
+            f"{name}={value:.4f}" for _, name, value, _ in env.evaluation_result_list
+        )
         logger.info("iteration %d: validation %s", iteration, scores)

@@ -57,7 +57,9 @@ def new_model(version: str = "20260101.000000") -> NewModel:
 
 async def test_migration_creates_tables_and_views(store: SqlAlchemyStore) -> None:
     async with store.engine.connect() as conn:
-        names = await conn.run_sync(lambda c: (inspect(c).get_table_names(), inspect(c).get_view_names()))
+        names = await conn.run_sync(
+            lambda c: (inspect(c).get_table_names(), inspect(c).get_view_names())
+        )
     tables, views = names
     assert {
         "ai_training_jobs",
@@ -104,7 +106,11 @@ async def test_list_filters_and_paginates(store: SqlAlchemyStore) -> None:
     assert len(page.items) == 2
     third = await store.list_jobs(JobFilters(tenant_id="t1"), page=3, page_size=2)
     assert len(third.items) == 1
-    seen = {j.job_id for p in (1, 2, 3) for j in (await store.list_jobs(JobFilters(tenant_id="t1"), p, 2)).items}
+    seen = {
+        j.job_id
+        for p in (1, 2, 3)
+        for j in (await store.list_jobs(JobFilters(tenant_id="t1"), p, 2)).items
+    }
     assert len(seen) == 5
     assert (await store.list_jobs(JobFilters(model_name="m0"), 1, 10)).total == 3
     anomaly = await store.list_jobs(JobFilters(model_type=ModelType.ANOMALY), 1, 10)
@@ -151,11 +157,11 @@ async def test_illegal_transition_changes_nothing(store: SqlAlchemyStore) -> Non
 async def test_complete_registers_model_and_closes_experiment(store: SqlAlchemyStore) -> None:
     job = await store.create_job(new_job())
     await store.transition(job.job_id, JobEvent.START)
-    experiment_id = await store.create_experiment(job.job_id, "train", {"num_leaves": 31, "lr": 0.1})
-    model = new_model()
-    done = await store.transition(
-        job.job_id, JobEvent.COMPLETE, metrics={"mae": 1.5}, model=model
+    experiment_id = await store.create_experiment(
+        job.job_id, "train", {"num_leaves": 31, "lr": 0.1}
     )
+    model = new_model()
+    done = await store.transition(job.job_id, JobEvent.COMPLETE, metrics={"mae": 1.5}, model=model)
     assert done.status is JobStatus.COMPLETED
     assert done.progress == 1.0
     assert done.model_id == model.model_id == "tenant-a:load_forecast:20260101.000000"
@@ -237,7 +243,8 @@ async def test_metric_history_is_ordered_by_step(store: SqlAlchemyStore) -> None
     job = await store.create_job(new_job())
     experiment_id = await store.create_experiment(job.job_id, "train")
     await store.log_metrics(
-        experiment_id, [MetricPoint("l1", 3.0, 2), MetricPoint("l1", 5.0, 0), MetricPoint("l1", 4.0, 1)]
+        experiment_id,
+        [MetricPoint("l1", 3.0, 2), MetricPoint("l1", 5.0, 0), MetricPoint("l1", 4.0, 1)],
     )
     await store.log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
     history = await store.metric_history(experiment_id, "l1")
@@ -253,7 +260,9 @@ async def test_count_by_status_and_active_view(store: SqlAlchemyStore) -> None:
     assert counts[JobStatus.QUEUED] == 1
     assert counts[JobStatus.COMPLETED] == 0
     async with store.engine.connect() as conn:
-        active = (await conn.execute(text("SELECT COUNT(*) FROM active_training_jobs"))).scalar_one()
+        active = (
+            await conn.execute(text("SELECT COUNT(*) FROM active_training_jobs"))
+        ).scalar_one()
     assert active == 2
 
 
@@ -265,3 +274,15 @@ async def test_check_constraints_reject_bad_status(store: SqlAlchemyStore) -> No
                 text("UPDATE ai_training_jobs SET status = 'exploded' WHERE job_id = :j"),
                 {"j": job.job_id},
             )
+
+
+async def test_typical_duration_averages_completed_jobs(store: SqlAlchemyStore) -> None:
+    assert await store.typical_duration("forecast_basic") is None
+    for _ in range(2):
+        job = await store.create_job(new_job())
+        await store.transition(job.job_id, JobEvent.START)
+        await store.transition(job.job_id, JobEvent.COMPLETE)
+    duration = await store.typical_duration("forecast_basic")
+    assert duration is not None
+    assert 0 <= duration < 5
+    assert await store.typical_duration("other_set") is None

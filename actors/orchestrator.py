@@ -1,0 +1,325 @@
+"""The orchestrator: a detached actor that owns the job queue and every job state change.
+
+It is thin: the state machine (``actors.state``), the queue (``actors.queue``), storage
+(``db.store``) and the pipeline graph (``pipeline.graph``) do the work. The database is
+the truth; the in-memory queue is a cache rebuilt at every start, so the actor can be
+killed and restarted at any moment without losing a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+
+from actors.queue import JobQueue
+from actors.recorder import StageRecorder, service_log, to_new_log
+from actors.settings import NAMESPACE, OrchestratorSettings
+from actors.state import JobEvent, can_retry
+from actors.submission import JobSubmission
+from db.records import JobFilters, JobRecord, LogRecord, NewJob, NewModel, Page
+from db.store import SqlAlchemyStore
+from domain.errors import Conflict, IllegalTransition, InvalidRequest, TrainingError
+from domain.jobs import JobStatus, LogLevel
+from pipeline.config import TrainingConfig
+from pipeline.feature_store import FeatureStore
+from pipeline.graph import PipelineRun, StageFailed, launch
+from pipeline.register import JobContext, SavedModel
+from pipeline.settings import PipelineSettings
+
+logger = logging.getLogger(__name__)
+
+#: How often the dispatch loop looks at the queue when nothing wakes it.
+IDLE_POLL_SECONDS = 1.0
+
+
+@dataclass
+class _RunningJob:
+    run: PipelineRun
+    follower: asyncio.Task[None]
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Stats:
+    active_jobs: int
+    queued_jobs: int
+    total_capacity: int
+
+    @property
+    def utilization_percent(self) -> float:
+        return round(100 * self.active_jobs / self.total_capacity, 1)
+
+
+class JobOrchestrator:
+    """Queue, capacity, state transitions and recovery for training jobs."""
+
+    async def __init__(
+        self,
+        database_url: str,
+        pipeline: PipelineSettings,
+        settings: OrchestratorSettings,
+    ) -> None:
+        self._store = SqlAlchemyStore.from_url(database_url)
+        self._pipeline = pipeline
+        self._features = FeatureStore(pipeline.features_root)
+        self._settings = settings
+        self._cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+        self._capacity = settings.max_concurrent_jobs or self._cluster_cpus
+        self._queue = JobQueue()
+        self._running: dict[str, _RunningJob] = {}
+        self._wakeup = asyncio.Event()
+        self._recovered = asyncio.Event()
+        self._loop = asyncio.get_running_loop().create_task(self._dispatch_forever())
+
+    # ------------------------------------------------------------------ commands
+
+    async def submit(self, submission: JobSubmission) -> JobRecord:
+        """Validate and persist a job as ``queued``; it is in the database when this returns."""
+        self._validate(submission.config)
+        return await self._enqueue(
+            NewJob(
+                tenant_id=submission.tenant_id,
+                model_type=submission.model_type,
+                model_name=submission.model_name,
+                feature_set=submission.config.feature_set,
+                priority=submission.priority_value,
+                config=submission.config.model_dump(mode="json"),
+            )
+        )
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued job at once, or a running one and its Ray tasks.
+
+        Raises:
+            JobNotFound, IllegalTransition (the job has finished).
+        """
+        job = await self._store.transition(job_id, JobEvent.CANCEL)
+        self._queue.remove(job_id)
+        running = self._running.get(job_id)
+        if running is not None:
+            running.cancelled = True
+            running.run.cancel()
+        await self._store.append_logs([service_log(job_id, "cancelled on request")])
+        return job
+
+    async def retry(self, job_id: str) -> JobRecord:
+        """Queue a new job with a failed or cancelled job's config, tagged ``retry_of``."""
+        job = await self._store.get_job(job_id)
+        if not can_retry(job.status):
+            raise Conflict(
+                f"only failed or cancelled jobs can be retried; this one is {job.status}"
+            )
+        self._validate(TrainingConfig.model_validate(job.config))
+        return await self._enqueue(
+            NewJob(
+                tenant_id=job.tenant_id,
+                model_type=job.model_type,
+                model_name=job.model_name,
+                feature_set=job.feature_set,
+                priority=job.priority,
+                config=job.config,
+                retry_of=job.job_id,
+            )
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        return await self._store.get_job(job_id)
+
+    async def list_jobs(self, filters: JobFilters, page: int, page_size: int) -> Page[JobRecord]:
+        return await self._store.list_jobs(filters, page, page_size)
+
+    async def logs(self, job_id: str, tail: int) -> list[LogRecord]:
+        return await self._store.tail_logs(job_id, tail)
+
+    async def stats(self) -> Stats:
+        counts = await self._store.count_by_status()
+        return Stats(counts[JobStatus.RUNNING], counts[JobStatus.QUEUED], self._capacity)
+
+    async def ready(self) -> bool:
+        """Wait until recovery has finished; then the dispatch loop is running."""
+        await self._recovered.wait()
+        return not self._loop.done()
+
+    # ------------------------------------------------------------------ internals
+
+    def _validate(self, config: TrainingConfig) -> None:
+        if not self._features.exists(config.feature_set):
+            known = [s.name for s in self._features.list()]
+            raise InvalidRequest(
+                "config.feature_set", f"unknown feature set {config.feature_set!r}; known: {known}"
+            )
+        schema = self._features.schema(config.feature_set)
+        if config.target_variable != schema.target_column:
+            raise InvalidRequest(
+                "config.target_variable",
+                f"feature set {schema.name!r} has target {schema.target_column!r}, "
+                f"not {config.target_variable!r}",
+            )
+        if config.n_workers > self._cluster_cpus:
+            raise InvalidRequest(
+                "config.n_workers",
+                f"n_workers={config.n_workers} exceeds the cluster's {self._cluster_cpus} CPUs; "
+                "the job could never run",
+            )
+
+    async def _enqueue(self, new_job: NewJob) -> JobRecord:
+        job = await self._store.create_job(new_job)
+        await self._store.append_logs([service_log(job.job_id, "queued")])
+        self._queue.push(job.job_id, job.priority, job.created_at)
+        self._wakeup.set()
+        return job
+
+    async def _dispatch_forever(self) -> None:
+        """Recover, then start queued jobs while capacity allows; no failure ends the loop."""
+        while True:
+            try:
+                if not self._recovered.is_set():
+                    await self._recover()
+                    self._recovered.set()
+                while len(self._running) < self._capacity and (job_id := self._queue.pop()):
+                    await self._start(job_id)
+            except Exception:
+                logger.exception("dispatch step failed; retrying")
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def _recover(self) -> None:
+        """Re-queue (or fail) jobs a previous incarnation was running; load the queue."""
+        for job in await self._store.jobs_in_status(JobStatus.RUNNING):
+            if job.attempts >= self._settings.max_attempts:
+                message = (
+                    f"interrupted {job.attempts} times (the orchestrator or a worker was lost); "
+                    f"giving up after {self._settings.max_attempts} attempts"
+                )
+                await self._store.transition(job.job_id, JobEvent.FAIL, error_message=message)
+                await self._store.append_logs([service_log(job.job_id, message, LogLevel.ERROR)])
+            else:
+                await self._store.transition(job.job_id, JobEvent.REQUEUE)
+                await self._store.append_logs(
+                    [
+                        service_log(
+                            job.job_id,
+                            f"re-queued after an interruption (attempt {job.attempts} of "
+                            f"{self._settings.max_attempts} was lost)",
+                            LogLevel.WARNING,
+                        )
+                    ]
+                )
+        for job in await self._store.jobs_in_status(JobStatus.QUEUED):
+            self._queue.push(job.job_id, job.priority, job.created_at)
+
+    async def _start(self, job_id: str) -> None:
+        try:
+            job = await self._store.transition(job_id, JobEvent.START)
+        except IllegalTransition:
+            return
+        context = JobContext(
+            job_id=job.job_id,
+            tenant_id=job.tenant_id,
+            model_type=job.model_type,
+            model_name=job.model_name,
+            config=TrainingConfig.model_validate(job.config),
+        )
+        await self._store.append_logs(
+            [service_log(job_id, f"started (attempt {job.attempts})", node=_node_id())]
+        )
+        run = launch(context, self._pipeline)
+        follower = asyncio.get_running_loop().create_task(self._follow(job, run))
+        self._running[job_id] = _RunningJob(run, follower)
+
+    async def _follow(self, job: JobRecord, run: PipelineRun) -> None:
+        """Record each stage as it finishes, then complete or fail the job."""
+        recorder = StageRecorder(self._store, job)
+        try:
+            for report_ref in run.reports:
+                await recorder.record(await report_ref)
+            saved: SavedModel = await run.outputs[-1]
+            await self._complete(job, saved, recorder.metrics)
+        except (RayError, TrainingError) as exc:
+            if not self._running[job.job_id].cancelled:
+                await self._fail(job, exc)
+        except Exception as exc:
+            logger.exception("following job %s failed", job.job_id)
+            await self._fail(job, exc)
+        finally:
+            self._running.pop(job.job_id, None)
+            self._wakeup.set()
+
+    async def _complete(self, job: JobRecord, saved: SavedModel, metrics: dict[str, Any]) -> None:
+        model = NewModel(
+            tenant_id=job.tenant_id,
+            model_name=job.model_name,
+            model_type=job.model_type,
+            version=saved.version,
+            feature_set=job.feature_set,
+            artifact_uri=saved.artifact_uri,
+            metrics=saved.metrics,
+            params=saved.params,
+            features=saved.features,
+        )
+        try:
+            await self._store.transition(
+                job.job_id, JobEvent.COMPLETE, metrics=metrics, model=model
+            )
+        except IllegalTransition:
+            shutil.rmtree(Path(saved.artifact_uri), ignore_errors=True)
+            return
+        await self._store.append_logs(
+            [service_log(job.job_id, f"completed; registered model {model.model_id}")]
+        )
+
+    async def _fail(self, job: JobRecord, exc: BaseException) -> None:
+        cause = exc.cause if isinstance(exc, RayTaskError) else exc
+        if isinstance(exc, TaskCancelledError):
+            message = "a pipeline task was cancelled"
+        elif isinstance(cause, TrainingError):
+            message = cause.message
+        else:
+            message = f"{type(cause).__name__}: {cause}"
+        lines = []
+        if isinstance(cause, StageFailed):
+            lines = [to_new_log(job.job_id, line) for line in cause.logs]
+            lines.append(service_log(job.job_id, cause.trace, LogLevel.ERROR, stage=cause.stage))
+        lines.append(service_log(job.job_id, f"failed: {message}", LogLevel.ERROR))
+        try:
+            await self._store.transition(job.job_id, JobEvent.FAIL, error_message=message)
+        except IllegalTransition:
+            return
+        await self._store.append_logs(lines)
+
+
+def _node_id() -> str:
+    return ray.get_runtime_context().get_node_id()
+
+
+def orchestrator_options(settings: OrchestratorSettings) -> dict[str, Any]:
+    """Detached, named, restarted forever, and holding no CPU (it only coordinates)."""
+    return {
+        "name": settings.actor_name,
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "max_restarts": -1,
+        "num_cpus": 0,
+        "get_if_exists": True,
+    }
+
+
+def start_orchestrator(
+    database_url: str, pipeline: PipelineSettings, settings: OrchestratorSettings
+) -> ActorHandle:
+    """Create the orchestrator, or return the running one with that name."""
+    actor = ray.remote(JobOrchestrator).options(**orchestrator_options(settings))
+    return actor.remote(database_url, pipeline, settings)

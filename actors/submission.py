@@ -1,0 +1,26 @@
+"""What a client submits to start a training job (the seed's ``TrainingJobCreate``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.jobs import JobPriority, ModelType
+from pipeline.config import NAME_PATTERN, TrainingConfig
+
+PriorityLabel = Literal["low", "normal", "high", "urgent"]
+
+
+class JobSubmission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = Field(pattern=NAME_PATTERN, examples=["tenant-123"])
+    model_type: ModelType
+    model_name: str = Field(pattern=NAME_PATTERN, examples=["load_forecast"])
+    config: TrainingConfig
+    priority: PriorityLabel = "normal"
+
+    @property
+    def priority_value(self) -> int:
+        return int(JobPriority.from_label(self.priority))

@@ -1,0 +1,367 @@
+"""``trainctl``: run the service, and drive it over HTTP (``TRAINING_API_URL``)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from actors.settings import OrchestratorSettings
+from db.settings import DatabaseSettings
+from pipeline.settings import PipelineSettings
+from serve_app.settings import ApiSettings
+
+app = typer.Typer(help="Train, track and register LightGBM models on a Ray cluster.")
+features_app = typer.Typer(help="Feature sets: import and list.")
+app.add_typer(features_app, name="features")
+console = Console()
+
+FINISHED = {"completed", "failed", "cancelled"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(base_url=ApiSettings().api_url, timeout=60.0)
+
+
+def _call(method: str, path: str, **kwargs: Any) -> Any:
+    with _client() as client:
+        try:
+            response = client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(0, f"cannot reach {client.base_url}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise ApiError(response.status_code, detail)
+    return response.json()
+
+
+def _fail(exc: ApiError) -> typer.Exit:
+    if isinstance(exc.detail, list):
+        for item in exc.detail:
+            where = ".".join(str(part) for part in item.get("loc", [])[1:])
+            console.print(f"[red]error[/red] {where}: {item.get('msg')}")
+    else:
+        console.print(f"[red]error[/red] {exc}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Address the API binds to.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the API.")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join ('auto'); default: start one.")
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Feature sets, artifacts, SQLite.")] = None,
+) -> None:
+    """Run the service in the foreground until Ctrl-C or SIGTERM."""
+    from serve_app.service import ServiceConfig, bootstrap, stop
+
+    overrides = {"data_dir": data_dir} if data_dir else {}
+    database = DatabaseSettings(
+        **overrides, **({"database_url": database_url} if database_url else {})
+    )
+    api = ApiSettings(**{k: v for k, v in (("host", host), ("port", port)) if v is not None})
+    config = ServiceConfig(
+        database_url=database.url,
+        pipeline=PipelineSettings(**overrides),
+        orchestrator=OrchestratorSettings(),
+        api=api,
+    )
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    service = bootstrap(config, address)
+    console.print(f"API        {service.api_url}")
+    console.print(f"API docs   {service.api_url}/docs")
+    console.print(f"Dashboard  {service.dashboard_url or 'not available'}")
+    console.print(f"Database   {_redacted(config.database_url)}")
+    console.print("Ready. Press Ctrl-C to stop.")
+    while not stopping.wait(0.5):
+        pass
+    console.print("Stopping...")
+    stop(service)
+
+
+@app.command()
+def submit(
+    feature_set: Annotated[str, typer.Option()] = "forecast_basic",
+    target: Annotated[str, typer.Option(help="Target column.")] = "load_kw",
+    tenant: Annotated[str, typer.Option()] = "default",
+    model_name: Annotated[str, typer.Option()] = "load_forecast",
+    model_type: Annotated[str, typer.Option(help="forecast or anomaly")] = "forecast",
+    horizon: Annotated[int, typer.Option()] = 24,
+    start_date: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end_date: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    validation_split: Annotated[float, typer.Option()] = 0.2,
+    test_split: Annotated[float, typer.Option()] = 0.1,
+    priority: Annotated[str, typer.Option(help="low, normal, high or urgent")] = "normal",
+    param: Annotated[
+        list[str] | None, typer.Option(help="LightGBM parameter NAME=VALUE (repeatable).")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Show progress until the job ends.")] = False,
+) -> None:
+    """Queue a training job."""
+    config: dict[str, Any] = {
+        "feature_set": feature_set,
+        "target_variable": target,
+        "horizon": horizon,
+        "validation_split": validation_split,
+        "test_split": test_split,
+        "hyperparameters": dict(_parse_param(p) for p in param or []),
+    }
+    for key, value in (("start_date", start_date), ("end_date", end_date)):
+        if value is not None:
+            config[key] = value.strftime("%Y-%m-%dT00:00:00Z")
+    body = {
+        "tenant_id": tenant,
+        "model_type": model_type,
+        "model_name": model_name,
+        "config": config,
+        "priority": priority,
+    }
+    try:
+        created = _call("POST", "/ai/training/jobs/start", json=body)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    console.print(f"queued {created['job_id']} (about {created['estimated_duration_seconds']}s)")
+    if wait:
+        watch(created["job_id"])
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep:
+        raise typer.BadParameter(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+@app.command()
+def status(job_id: str) -> None:
+    """Show one job."""
+    try:
+        job = _call("GET", f"/ai/training/jobs/{job_id}")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    table = Table(show_header=False)
+    for key in (
+        "job_id",
+        "tenant_id",
+        "model_type",
+        "model_name",
+        "feature_set",
+        "status",
+        "priority",
+        "progress",
+        "stage",
+        "attempts",
+        "model_id",
+        "error_message",
+        "retry_of",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "duration_seconds",
+    ):
+        table.add_row(key, "" if job.get(key) is None else str(job[key]))
+    for name, value in (job.get("metrics") or {}).items():
+        table.add_row(f"metrics.{name}", f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command()
+def jobs(
+    tenant: Annotated[str | None, typer.Option()] = None,
+    status_filter: Annotated[str | None, typer.Option("--status")] = None,
+    model_name: Annotated[str | None, typer.Option()] = None,
+    page: Annotated[int, typer.Option()] = 1,
+    page_size: Annotated[int, typer.Option()] = 20,
+) -> None:
+    """List jobs, newest first."""
+    params = {
+        "tenant_id": tenant,
+        "status": status_filter,
+        "model_name": model_name,
+        "page": page,
+        "page_size": page_size,
+    }
+    try:
+        result = _call(
+            "GET", "/ai/training/jobs", params={k: v for k, v in params.items() if v is not None}
+        )
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    table = Table("job_id", "tenant", "model", "status", "priority", "progress", "mae", "created")
+    for job in result["jobs"]:
+        mae = (job.get("metrics") or {}).get("mae")
+        table.add_row(
+            job["job_id"],
+            job["tenant_id"],
+            job["model_name"],
+            job["status"],
+            str(job["priority"]),
+            f"{job['progress']:.0%}",
+            f"{mae:.3f}" if mae is not None else "",
+            job["created_at"][:19],
+        )
+    console.print(table)
+    console.print(f"page {result['page']}, {len(result['jobs'])} of {result['total']}")
+
+
+@app.command()
+def watch(job_id: str, interval: Annotated[float, typer.Option()] = 0.5) -> None:
+    """Show a progress bar until the job ends; exits non-zero unless it completed."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(job_id[:8], total=1.0)
+        while True:
+            try:
+                job = _call("GET", f"/ai/training/jobs/{job_id}")
+            except ApiError as exc:
+                raise _fail(exc) from exc
+            progress.update(
+                bar,
+                completed=job["progress"],
+                description=f"{job_id[:8]} {job['status']} {job.get('stage') or ''}",
+            )
+            if job["status"] in FINISHED:
+                break
+            time.sleep(interval)
+    if job["status"] == "completed":
+        console.print(f"completed: model {job['model_id']}, test MAE {job['metrics']['mae']:.3f}")
+        return
+    console.print(f"{job['status']}: {job.get('error_message') or ''}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def cancel(job_id: str) -> None:
+    """Cancel a queued or running job."""
+    try:
+        result = _call("DELETE", f"/ai/training/jobs/{job_id}")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    console.print(f"{result['job_id']} {result['status']}")
+
+
+@app.command()
+def retry(job_id: str) -> None:
+    """Queue a failed or cancelled job again."""
+    try:
+        job = _call("POST", f"/ai/training/jobs/{job_id}/retry")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    console.print(f"queued {job['job_id']} (retry of {job['retry_of']})")
+
+
+@app.command()
+def logs(job_id: str, tail: Annotated[int, typer.Option()] = 100) -> None:
+    """Print a job's last log lines."""
+    try:
+        result = _call("GET", f"/ai/training/jobs/{job_id}/logs", params={"tail": tail})
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    for line in result["logs"]:
+        console.print(
+            f"{line['timestamp'][:23]} {line['level']:<7} {line['stage'] or '':<14} {line['message']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@app.command()
+def stats() -> None:
+    """Show running and queued jobs against capacity."""
+    try:
+        result = _call("GET", "/ai/training/stats")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"active {result['active_jobs']} / capacity {result['total_capacity']} "
+        f"({result['utilization_percent']}%), queued {result['queued_jobs']}"
+    )
+
+
+@features_app.command("import")
+def features_import(
+    name: str,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    timestamp_column: Annotated[str, typer.Option()],
+    target_column: Annotated[str, typer.Option()],
+    series_column: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Upload a CSV or Parquet file as a feature set."""
+    params = {"timestamp_column": timestamp_column, "target_column": target_column}
+    if series_column:
+        params["series_column"] = series_column
+    try:
+        result = _call(
+            "PUT", f"/ai/training/feature-sets/{name}", params=params, content=file.read_bytes()
+        )
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"stored {result['name']}: {result['rows']} rows, {result['start']} .. {result['end']}"
+    )
+
+
+@features_app.command("list")
+def features_list() -> None:
+    """List the stored feature sets."""
+    try:
+        result = _call("GET", "/ai/training/feature-sets")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    table = Table("name", "target", "rows", "start", "end", "covariates")
+    for fs in result["feature_sets"]:
+        table.add_row(
+            fs["name"],
+            fs["target_column"],
+            str(fs["rows"]),
+            fs["start"][:19],
+            fs["end"][:19],
+            ", ".join(fs["covariates"]),
+        )
+    console.print(table)
+
+
+def _redacted(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}"
+    return url
+
+
+def main() -> None:
+    app()
