@@ -89,10 +89,10 @@ def up(
         orchestrator=OrchestratorSettings(),
         api=api,
     )
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
     service = bootstrap(config, address)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own
+        signal.signal(signum, lambda *_: stopping.set())
     console.print(f"API        {service.api_url}")
     console.print(f"API docs   {service.api_url}/docs")
     console.print(f"Dashboard  {service.dashboard_url or 'not available'}")

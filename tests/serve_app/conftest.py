@@ -1,0 +1,132 @@
+"""The deployed service (orchestrator actor + Serve app) on each database backend."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import ray
+
+from actors.settings import OrchestratorSettings
+from db.records import JobFilters
+from db.store import SqlAlchemyStore
+from pipeline.settings import PipelineSettings
+from serve_app.service import RunningService, ServiceConfig, prepare_storage, start
+from serve_app.settings import ApiSettings
+from tests.databases import BACKENDS, fresh_database
+
+PORT = 8765
+FINISHED = {"completed", "failed", "cancelled"}
+
+
+@dataclass
+class Deployed:
+    backend: str
+    config: ServiceConfig
+    running: RunningService
+    store: SqlAlchemyStore
+    http: httpx.AsyncClient
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.pipeline.data_dir
+
+    async def submit(self, config: dict[str, Any] | None = None, **fields: Any) -> str:
+        body = job_body(config, **fields)
+        response = await self.http.post("/ai/training/jobs/start", json=body)
+        assert response.status_code == 201, response.text
+        job_id: str = response.json()["job_id"]
+        return job_id
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"/ai/training/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def wait_until(
+        self, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 90
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.job(job_id)
+            if done(job):
+                return job
+            assert time.monotonic() < deadline, f"timed out; job is {job['status']}: {job}"
+            await asyncio.sleep(0.1)
+
+    async def wait_finished(self, job_id: str, timeout: float = 90) -> dict[str, Any]:
+        return await self.wait_until(job_id, lambda j: j["status"] in FINISHED, timeout)
+
+    async def idle(self) -> None:
+        """Wait until nothing runs or waits, so a test starts on an empty queue."""
+        deadline = time.monotonic() + 120
+        while True:
+            stats = (await self.http.get("/ai/training/stats")).json()
+            if stats["active_jobs"] == 0 and stats["queued_jobs"] == 0:
+                return
+            assert time.monotonic() < deadline, stats
+            await asyncio.sleep(0.1)
+
+
+def job_body(config: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "tenant_id": "tenant-a",
+        "model_type": "forecast",
+        "model_name": "load_forecast",
+        "config": {"feature_set": "forecast_basic", "target_variable": "load_kw", **(config or {})},
+        "priority": "normal",
+    }
+    body.update(fields)
+    return body
+
+
+#: A job that trains long enough to be observed while running (no early stopping).
+SLOW = {
+    "hyperparameters": {"n_estimators": 200_000, "learning_rate": 0.001},
+    "early_stopping_rounds": 0,
+}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def service(
+    request: pytest.FixtureRequest,
+    ray_cluster: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Deployed]:
+    backend: str = request.param
+    data_dir = tmp_path_factory.mktemp(f"service-{backend}")
+    async with fresh_database(backend, data_dir) as url:
+        pipeline = PipelineSettings(data_dir=data_dir)
+        await prepare_storage(url, pipeline)
+        config = ServiceConfig(
+            database_url=url,
+            pipeline=pipeline,
+            orchestrator=OrchestratorSettings(
+                max_concurrent_jobs=1, max_attempts=3, actor_name=f"orchestrator-test-{backend}"
+            ),
+            api=ApiSettings(port=PORT),
+        )
+        running = await asyncio.to_thread(start, config)
+        store = SqlAlchemyStore.from_url(url)
+        async with httpx.AsyncClient(base_url=running.api_url, timeout=30) as http:
+            yield Deployed(backend, config, running, store, http)
+        ray.kill(running.orchestrator, no_restart=True)
+        await store.close()
+
+
+@pytest.fixture
+async def deployed(service: Deployed) -> AsyncIterator[Deployed]:
+    """The service, with no job left running by an earlier test."""
+    await service.idle()
+    yield service
+
+
+async def count_jobs(store: SqlAlchemyStore) -> int:
+    return (await store.list_jobs(JobFilters(), 1, 1)).total
