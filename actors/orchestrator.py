@@ -9,6 +9,7 @@ killed and restarted at any moment without losing a job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass
@@ -101,13 +102,14 @@ class JobOrchestrator:
         Raises:
             JobNotFound, IllegalTransition (the job has finished).
         """
-        job = await self._store.transition(job_id, JobEvent.CANCEL)
+        job = await self._store.transition(
+            job_id, JobEvent.CANCEL, logs=[service_log(job_id, "cancelled on request")]
+        )
         self._queue.remove(job_id)
         running = self._running.get(job_id)
         if running is not None:
             running.cancelled = True
             running.run.cancel()
-        await self._store.append_logs([service_log(job_id, "cancelled on request")])
         return job
 
     async def retry(self, job_id: str) -> JobRecord:
@@ -204,26 +206,30 @@ class JobOrchestrator:
                     f"interrupted {job.attempts} times (the orchestrator or a worker was lost); "
                     f"giving up after {self._settings.max_attempts} attempts"
                 )
-                await self._store.transition(job.job_id, JobEvent.FAIL, error_message=message)
-                await self._store.append_logs([service_log(job.job_id, message, LogLevel.ERROR)])
+                await self._store.transition(
+                    job.job_id,
+                    JobEvent.FAIL,
+                    error_message=message,
+                    logs=[service_log(job.job_id, message, LogLevel.ERROR)],
+                )
             else:
-                await self._store.transition(job.job_id, JobEvent.REQUEUE)
-                await self._store.append_logs(
-                    [
-                        service_log(
-                            job.job_id,
-                            f"re-queued after an interruption (attempt {job.attempts} of "
-                            f"{self._settings.max_attempts} was lost)",
-                            LogLevel.WARNING,
-                        )
-                    ]
+                message = (
+                    f"re-queued after an interruption (attempt {job.attempts} of "
+                    f"{self._settings.max_attempts} was lost)"
+                )
+                await self._store.transition(
+                    job.job_id,
+                    JobEvent.REQUEUE,
+                    logs=[service_log(job.job_id, message, LogLevel.WARNING)],
                 )
         for job in await self._store.jobs_in_status(JobStatus.QUEUED):
             self._queue.push(job.job_id, job.priority, job.created_at)
 
     async def _start(self, job_id: str) -> None:
         try:
-            job = await self._store.transition(job_id, JobEvent.START)
+            job = await self._store.transition(
+                job_id, JobEvent.START, logs=[service_log(job_id, "started", node=_node_id())]
+            )
         except IllegalTransition:
             return
         context = JobContext(
@@ -232,9 +238,6 @@ class JobOrchestrator:
             model_type=job.model_type,
             model_name=job.model_name,
             config=TrainingConfig.model_validate(job.config),
-        )
-        await self._store.append_logs(
-            [service_log(job_id, f"started (attempt {job.attempts})", node=_node_id())]
         )
         run = launch(context, self._pipeline)
         follower = asyncio.get_running_loop().create_task(self._follow(job, run))
@@ -272,14 +275,14 @@ class JobOrchestrator:
         )
         try:
             await self._store.transition(
-                job.job_id, JobEvent.COMPLETE, metrics=metrics, model=model
+                job.job_id,
+                JobEvent.COMPLETE,
+                metrics=metrics,
+                model=model,
+                logs=[service_log(job.job_id, f"completed; registered model {model.model_id}")],
             )
         except IllegalTransition:
             shutil.rmtree(Path(saved.artifact_uri), ignore_errors=True)
-            return
-        await self._store.append_logs(
-            [service_log(job.job_id, f"completed; registered model {model.model_id}")]
-        )
 
     async def _fail(self, job: JobRecord, exc: BaseException) -> None:
         cause = exc.cause if isinstance(exc, RayTaskError) else exc
@@ -294,11 +297,10 @@ class JobOrchestrator:
             lines = [to_new_log(job.job_id, line) for line in cause.logs]
             lines.append(service_log(job.job_id, cause.trace, LogLevel.ERROR, stage=cause.stage))
         lines.append(service_log(job.job_id, f"failed: {message}", LogLevel.ERROR))
-        try:
-            await self._store.transition(job.job_id, JobEvent.FAIL, error_message=message)
-        except IllegalTransition:
-            return
-        await self._store.append_logs(lines)
+        with contextlib.suppress(IllegalTransition):
+            await self._store.transition(
+                job.job_id, JobEvent.FAIL, error_message=message, logs=lines
+            )
 
 
 def _node_id() -> str:

@@ -87,13 +87,15 @@ class TrainingStore(ABC):
         error_message: str | None = None,
         metrics: Mapping[str, Any] | None = None,
         model: NewModel | None = None,
+        logs: Sequence[NewLog] = (),
     ) -> JobRecord:
         """Apply ``event`` to the job under a row lock and return the updated job.
 
         START counts an attempt and stamps ``started_at``; finishing events stamp
         ``completed_at`` and close the job's running experiments. A ``model`` (with
         COMPLETE only) is registered in the same transaction, so a completed job and
-        its model row exist together or not at all.
+        its model row exist together or not at all; so are ``logs``, the lines that
+        tell of the change.
 
         Raises:
             JobNotFound: no job has that id.
@@ -259,6 +261,7 @@ class SqlAlchemyStore(TrainingStore):
         error_message: str | None = None,
         metrics: Mapping[str, Any] | None = None,
         model: NewModel | None = None,
+        logs: Sequence[NewLog] = (),
     ) -> JobRecord:
         if model is not None and event is not JobEvent.COMPLETE:
             raise ValueError("a model is registered only when its job completes")
@@ -290,6 +293,8 @@ class SqlAlchemyStore(TrainingStore):
                 row.metrics = dict(metrics)
             if event in _EXPERIMENT_OUTCOME:
                 await self._close_experiments(session, row, _EXPERIMENT_OUTCOME[event], model)
+            if logs:
+                await session.execute(insert(TrainingLog), _log_rows(logs))
             return _job(row)
 
     async def _close_experiments(
@@ -366,19 +371,8 @@ class SqlAlchemyStore(TrainingStore):
     async def append_logs(self, entries: Sequence[NewLog]) -> None:
         if not entries:
             return
-        rows = [
-            {
-                "job_id": e.job_id,
-                "timestamp": e.timestamp,
-                "level": e.level.value,
-                "stage": e.stage,
-                "message": e.message,
-                "extra": dict(e.extra) if e.extra is not None else None,
-            }
-            for e in entries
-        ]
         async with self._transaction() as session:
-            await session.execute(insert(TrainingLog), rows)
+            await session.execute(insert(TrainingLog), _log_rows(entries))
 
     async def tail_logs(self, job_id: str, tail: int) -> list[LogRecord]:
         query = (
@@ -496,6 +490,20 @@ class SqlAlchemyStore(TrainingStore):
 
 def _is_unavailable(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+
+
+def _log_rows(entries: Sequence[NewLog]) -> list[dict[str, Any]]:
+    return [
+        {
+            "job_id": e.job_id,
+            "timestamp": e.timestamp,
+            "level": e.level.value,
+            "stage": e.stage,
+            "message": e.message,
+            "extra": dict(e.extra) if e.extra is not None else None,
+        }
+        for e in entries
+    ]
 
 
 def _encode_param(value: Any) -> tuple[str, str]:

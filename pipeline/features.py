@@ -35,8 +35,8 @@ class FeatureMatrix:
 
 
 def steps_per_day(timestamps: pd.Series) -> int:
-    """The number of steps in one day, from the series' typical spacing."""
-    spacing = timestamps.sort_values().diff().dropna()
+    """The number of steps in one day, from the typical spacing of distinct timestamps."""
+    spacing = timestamps.drop_duplicates().sort_values().diff().dropna()
     if spacing.empty:
         raise PipelineError("a series needs at least two timestamps")
     seconds = spacing.median().total_seconds()

@@ -291,11 +291,8 @@ def logs(job_id: str, tail: Annotated[int, typer.Option()] = 100) -> None:
     except ApiError as exc:
         raise _fail(exc) from exc
     for line in result["logs"]:
-        console.print(
-            f"{line['timestamp'][:23]} {line['level']:<7} {line['stage'] or '':<14} {line['message']}",
-            markup=False,
-            highlight=False,
-        )
+        stage = line["stage"] or ""
+        typer.echo(f"{line['timestamp'][:23]} {line['level']:<7} {stage:<14} {line['message']}")
 
 
 @app.command()

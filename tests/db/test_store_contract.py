@@ -286,3 +286,12 @@ async def test_typical_duration_averages_completed_jobs(store: SqlAlchemyStore) 
     assert duration is not None
     assert 0 <= duration < 5
     assert await store.typical_duration("other_set") is None
+
+
+async def test_transition_writes_its_log_lines_atomically(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    line = NewLog(job.job_id, LogLevel.INFO, "started", datetime.now(UTC), stage="orchestrator")
+    await store.transition(job.job_id, JobEvent.START, logs=[line])
+    with pytest.raises(IllegalTransition):
+        await store.transition(job.job_id, JobEvent.START, logs=[line])
+    assert [entry.message for entry in await store.tail_logs(job.job_id, 10)] == ["started"]

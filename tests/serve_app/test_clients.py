@@ -1,0 +1,132 @@
+"""The two clients against the deployed service: ``trainctl`` over HTTP, and the actor client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+import ray
+from typer.testing import CliRunner
+
+from actors.client import TrainingClient
+from actors.settings import NAMESPACE
+from actors.submission import JobSubmission
+from db.records import JobFilters
+from domain.errors import IllegalTransition, JobNotFound
+from domain.jobs import JobStatus
+from pipeline.config import TrainingConfig
+from pipeline.demo import load_series
+from serve_app.cli import app
+from tests.serve_app.conftest import SLOW, Deployed
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TRAINING_API_URL", deployed.running.api_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    return runner
+
+
+def test_trainctl_submit_wait_status_jobs_logs_stats(cli: CliRunner) -> None:
+    result = cli.invoke(
+        app, ["submit", "--tenant", "cli-tenant", "--param", "num_leaves=15", "--wait"]
+    )
+    assert result.exit_code == 0, result.output
+    job_id = re.search(r"queued ([0-9a-f-]{36})", result.output).group(1)  # type: ignore[union-attr]
+    assert "completed: model cli-tenant:load_forecast:" in result.output
+
+    status = cli.invoke(app, ["status", job_id])
+    assert status.exit_code == 0
+    assert "completed" in status.output
+    assert "metrics.mae" in status.output
+
+    listed = cli.invoke(app, ["jobs", "--tenant", "cli-tenant"])
+    assert job_id in listed.output
+    assert "1 of 1" in listed.output
+
+    logs = cli.invoke(app, ["logs", job_id, "--tail", "5"])
+    assert logs.exit_code == 0
+    assert "registered model" in logs.output
+    assert len(logs.output.strip().splitlines()) == 5
+
+    stats = cli.invoke(app, ["stats"])
+    assert "capacity 1" in stats.output
+
+    again = cli.invoke(app, ["cancel", job_id])
+    assert again.exit_code == 1
+    assert "HTTP 400" in again.output
+
+
+def test_trainctl_reports_field_errors(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["submit", "--horizon", "0", "--feature-set", "nope"])
+    assert result.exit_code == 1
+    assert "config.horizon" in result.output
+
+
+def test_trainctl_features_import_and_list(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "site.csv"
+    load_series(seed=5, hours=24 * 30).to_csv(path, index=False)
+    imported = cli.invoke(
+        app,
+        [
+            "features",
+            "import",
+            "site",
+            str(path),
+            "--timestamp-column",
+            "timestamp",
+            "--target-column",
+            "load_kw",
+        ],
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "stored site: 720 rows" in imported.output
+    listed = cli.invoke(app, ["features", "list"])
+    assert "site" in listed.output
+    assert "forecast_basic" in listed.output
+
+
+def _client(deployed: Deployed) -> TrainingClient:
+    name = deployed.config.orchestrator.actor_name
+    return TrainingClient(ray.get_actor(name, namespace=NAMESPACE))
+
+
+async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: Deployed) -> None:
+    client = _client(deployed)
+    submission = JobSubmission(
+        tenant_id="py-client",
+        model_type="forecast",
+        model_name="from_python",
+        config=TrainingConfig(feature_set="forecast_basic", target_variable="load_kw"),
+    )
+    job = await asyncio.to_thread(client.submit, submission)
+    finished = await asyncio.to_thread(client.wait, job.job_id, 90)
+    assert finished.status is JobStatus.COMPLETED
+    assert finished.model_id is not None
+    page = await asyncio.to_thread(client.list, JobFilters(tenant_id="py-client"))
+    assert [j.job_id for j in page.items] == [job.job_id]
+    assert (await asyncio.to_thread(client.logs, job.job_id, 3))[-1].message.startswith("completed")
+    assert (await asyncio.to_thread(client.stats)).total_capacity == 1
+
+    with pytest.raises(IllegalTransition):
+        await asyncio.to_thread(client.cancel, job.job_id)
+    with pytest.raises(JobNotFound):
+        await asyncio.to_thread(client.get, "missing")
+
+    slow = submission.model_copy(
+        update={
+            "config": submission.config.model_copy(
+                update=SLOW | {"hyperparameters": SLOW["hyperparameters"]}
+            )
+        }
+    )
+    running = await asyncio.to_thread(client.submit, slow)
+    cancelled = await asyncio.to_thread(client.cancel, running.job_id)
+    assert cancelled.status is JobStatus.CANCELLED
+    retried = await asyncio.to_thread(client.retry, running.job_id)
+    assert retried.retry_of == running.job_id
+    await asyncio.to_thread(client.cancel, retried.job_id)
