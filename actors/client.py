@@ -12,14 +12,14 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 
-from actors.orchestrator import Stats
+from actors.orchestrator import JobOrchestrator, Stats
 from actors.settings import NAMESPACE, ORCHESTRATOR_NAME
 from actors.submission import JobSubmission
 from db.records import JobFilters, JobRecord, LogRecord, Page
 
 
 class TrainingClient:
-    def __init__(self, handle: ActorHandle) -> None:
+    def __init__(self, handle: ActorHandle[JobOrchestrator]) -> None:
         self._actor = handle
 
     @classmethod
@@ -40,7 +40,7 @@ class TrainingClient:
         result: JobRecord = self._call("get_job", job_id)
         return result
 
-    def list(
+    def list_jobs(
         self, filters: JobFilters | None = None, page: int = 1, page_size: int = 20
     ) -> Page[JobRecord]:
         result: Page[JobRecord] = self._call("list_jobs", filters or JobFilters(), page, page_size)

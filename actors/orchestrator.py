@@ -14,7 +14,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray.actor import ActorHandle
@@ -62,7 +62,7 @@ class Stats:
 class JobOrchestrator:
     """Queue, capacity, state transitions and recovery for training jobs."""
 
-    async def __init__(
+    async def __init__(  # type: ignore[misc]  # Ray awaits an async actor's constructor
         self,
         database_url: str,
         pipeline: PipelineSettings,
@@ -72,7 +72,7 @@ class JobOrchestrator:
         self._pipeline = pipeline
         self._features = FeatureStore(pipeline.features_root)
         self._settings = settings
-        self._cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+        self._cluster_cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         self._capacity = settings.max_concurrent_jobs or self._cluster_cpus
         self._queue = JobQueue()
         self._running: dict[str, _RunningJob] = {}
@@ -193,10 +193,8 @@ class JobOrchestrator:
             except Exception:
                 logger.exception("dispatch step failed; retrying")
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
-            except TimeoutError:
-                pass
 
     async def _recover(self) -> None:
         """Re-queue (or fail) jobs a previous incarnation was running; load the queue."""
@@ -321,7 +319,7 @@ def orchestrator_options(settings: OrchestratorSettings) -> dict[str, Any]:
 
 def start_orchestrator(
     database_url: str, pipeline: PipelineSettings, settings: OrchestratorSettings
-) -> ActorHandle:
+) -> ActorHandle[JobOrchestrator]:
     """Create the orchestrator, or return the running one with that name."""
     actor = ray.remote(JobOrchestrator).options(**orchestrator_options(settings))
-    return actor.remote(database_url, pipeline, settings)
+    return cast(ActorHandle[JobOrchestrator], actor.remote(database_url, pipeline, settings))

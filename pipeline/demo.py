@@ -7,6 +7,8 @@ seasonality, temperature and humidity effects, holidays and AR(1) noise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -75,7 +77,7 @@ def with_anomalies(series: pd.DataFrame, seed: int, rate: float = 0.01) -> pd.Da
 
 def ensure_demo_feature_sets(store: FeatureStore) -> list[str]:
     """Create the demo sets that are missing; returns the names it created."""
-    demos = {
+    demos: dict[str, Callable[[], pd.DataFrame]] = {
         "forecast_basic": lambda: load_series(seed=7),
         "anomaly_basic": lambda: with_anomalies(load_series(seed=11), seed=13),
     }

@@ -39,7 +39,8 @@ class ResidualThreshold:
         return self.z * self.scale
 
     def flags(self, actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        return np.abs(actual - predicted - self.center) > self.limit
+        flags: np.ndarray = np.abs(actual - predicted - self.center) > self.limit
+        return flags
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,10 @@ class Evaluation:
 
 
 def predict(model: TrainedModel, X: np.ndarray) -> np.ndarray:
-    return np.asarray(model.booster.predict(X, num_iteration=model.best_iteration))
+    predictions: np.ndarray = np.asarray(
+        model.booster.predict(X, num_iteration=model.best_iteration)
+    )
+    return predictions
 
 
 def evaluate(

@@ -162,7 +162,8 @@ def parse_table(body: bytes) -> pd.DataFrame:
         raise InvalidFeatureSet("body", "the uploaded file is empty")
     try:
         if body[:4] == b"PAR1":
-            return pq.read_table(io.BytesIO(body)).to_pandas()
+            table: pd.DataFrame = pq.read_table(io.BytesIO(body)).to_pandas()
+            return table
         return pd.read_csv(io.BytesIO(body))
     except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidFeatureSet("body", f"cannot read the file as CSV or Parquet: {exc}") from exc
@@ -206,7 +207,7 @@ def _validated(
     keys = [series_column, timestamp_column] if series_column else [timestamp_column]
     duplicated = data.duplicated(subset=keys)
     if duplicated.any():
-        first = data.loc[duplicated.idxmax(), keys].tolist()
+        first = data[duplicated].iloc[0][keys].tolist()
         raise InvalidFeatureSet("timestamp_column", f"timestamp repeated within a series: {first}")
     if LABEL_COLUMN in data.columns:
         data[LABEL_COLUMN] = data[LABEL_COLUMN].astype(bool)

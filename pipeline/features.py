@@ -39,7 +39,7 @@ def steps_per_day(timestamps: pd.Series) -> int:
     spacing = timestamps.drop_duplicates().sort_values().diff().dropna()
     if spacing.empty:
         raise PipelineError("a series needs at least two timestamps")
-    seconds = spacing.median().total_seconds()
+    seconds = pd.Timedelta(spacing.median()).total_seconds()
     if seconds <= 0:
         raise PipelineError("timestamps must increase")
     return max(1, round(86_400 / seconds))

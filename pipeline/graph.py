@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray import ObjectRef
@@ -147,7 +147,7 @@ def launch(context: JobContext, settings: PipelineSettings) -> PipelineRun:
         ).remote(stage, fn, *args)
         outputs.append(output)
         reports.append(report)
-        return output
+        return cast(ObjectRef[Any], output)
 
     outputs: list[ObjectRef[Any]] = []
     reports: list[ObjectRef[StageReport]] = []

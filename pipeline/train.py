@@ -84,6 +84,6 @@ def _log_progress(env: lgb.callback.CallbackEnv) -> None:
     iteration = env.iteration + 1
     if iteration % LOG_EVERY == 0:
         scores = ", ".join(
-            f"{name}={value:.4f}" for _, name, value, _ in env.evaluation_result_list
+            f"{result[1]}={result[2]:.4f}" for result in env.evaluation_result_list or []
         )
         logger.info("iteration %d: validation %s", iteration, scores)

@@ -78,16 +78,13 @@ def up(
     """Run the service in the foreground until Ctrl-C or SIGTERM."""
     from serve_app.service import ServiceConfig, bootstrap, stop
 
-    overrides = {"data_dir": data_dir} if data_dir else {}
-    database = DatabaseSettings(
-        **overrides, **({"database_url": database_url} if database_url else {})
-    )
-    api = ApiSettings(**{k: v for k, v in (("host", host), ("port", port)) if v is not None})
+    given = {"data_dir": data_dir, "database_url": database_url, "host": host, "port": port}
+    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     config = ServiceConfig(
-        database_url=database.url,
-        pipeline=PipelineSettings(**overrides),
+        database_url=DatabaseSettings(**options).url,
+        pipeline=PipelineSettings(**options),
         orchestrator=OrchestratorSettings(),
-        api=api,
+        api=ApiSettings(**options),
     )
     service = bootstrap(config, address)
     stopping = threading.Event()

@@ -12,7 +12,7 @@ from db.records import JobRecord, LogRecord
 from domain.jobs import JobStatus, LogLevel, ModelType
 from pipeline.feature_store import FeatureSetSchema
 
-EXAMPLE_JOB = {
+EXAMPLE_JOB: dict[str, Any] = {
     "tenant_id": "tenant-123",
     "model_type": "forecast",
     "model_name": "load_forecast",

@@ -13,7 +13,7 @@ import ray
 from ray import serve
 from ray.actor import ActorHandle
 
-from actors.orchestrator import start_orchestrator
+from actors.orchestrator import JobOrchestrator, start_orchestrator
 from actors.settings import NAMESPACE, OrchestratorSettings
 from db.engine import create_engine
 from db.migrate import upgrade
@@ -36,7 +36,7 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class RunningService:
-    orchestrator: ActorHandle
+    orchestrator: ActorHandle[JobOrchestrator]
     api_url: str
     dashboard_url: str | None
 
@@ -88,7 +88,7 @@ def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningSer
 
 def stop(service: RunningService) -> None:
     """Stop the API and the orchestrator; queued and running jobs resume at the next start."""
-    serve.shutdown()
+    serve.shutdown()  # type: ignore[no-untyped-call]
     ray.kill(service.orchestrator, no_restart=True)
     ray.shutdown()
 

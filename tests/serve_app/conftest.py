@@ -122,10 +122,10 @@ async def service(
 
 
 @pytest.fixture
-async def deployed(service: Deployed) -> AsyncIterator[Deployed]:
+async def deployed(service: Deployed) -> Deployed:
     """The service, with no job left running by an earlier test."""
     await service.idle()
-    yield service
+    return service
 
 
 async def count_jobs(store: SqlAlchemyStore) -> int:

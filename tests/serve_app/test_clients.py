@@ -15,7 +15,7 @@ from actors.settings import NAMESPACE
 from actors.submission import JobSubmission
 from db.records import JobFilters
 from domain.errors import IllegalTransition, JobNotFound
-from domain.jobs import JobStatus
+from domain.jobs import JobStatus, ModelType
 from pipeline.config import TrainingConfig
 from pipeline.demo import load_series
 from serve_app.cli import app
@@ -99,7 +99,7 @@ async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: D
     client = _client(deployed)
     submission = JobSubmission(
         tenant_id="py-client",
-        model_type="forecast",
+        model_type=ModelType.FORECAST,
         model_name="from_python",
         config=TrainingConfig(feature_set="forecast_basic", target_variable="load_kw"),
     )
@@ -107,7 +107,7 @@ async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: D
     finished = await asyncio.to_thread(client.wait, job.job_id, 90)
     assert finished.status is JobStatus.COMPLETED
     assert finished.model_id is not None
-    page = await asyncio.to_thread(client.list, JobFilters(tenant_id="py-client"))
+    page = await asyncio.to_thread(client.list_jobs, JobFilters(tenant_id="py-client"))
     assert [j.job_id for j in page.items] == [job.job_id]
     assert (await asyncio.to_thread(client.logs, job.job_id, 3))[-1].message.startswith("completed")
     assert (await asyncio.to_thread(client.stats)).total_capacity == 1

@@ -118,7 +118,8 @@ from pipeline.preprocess import time_split_bounds
 from pipeline.register import load_artifact
 artifact = load_artifact(Path({str(directory)!r}))
 config = TrainingConfig.model_validate(artifact.metadata["config"])
-frame = FeatureStore(Path({str(deployed.data_dir / "features")!r})).load(config.feature_set, config.end_date)
+store = FeatureStore(Path({str(deployed.data_dir / "features")!r}))
+frame = store.load(config.feature_set, config.end_date)
 matrix = build_features(frame, config.horizon, config.start_date, config.end_date)
 _, test_start = time_split_bounds(matrix.timestamps, config.validation_split, config.test_split)
 mask = (matrix.timestamps >= test_start).to_numpy()

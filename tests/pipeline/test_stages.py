@@ -1,0 +1,133 @@
+"""Train, evaluate and register with real LightGBM on the demo sets, without Ray."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domain.jobs import ModelType
+from pipeline.config import TrainingConfig
+from pipeline.feature_store import FeatureStore
+from pipeline.graph import StageFailed, run_in_process, run_stage
+from pipeline.preprocess import preprocess
+from pipeline.register import METADATA_FILE, PREDICTIONS_FILE, JobContext, load_artifact, register
+from pipeline.settings import PipelineSettings
+from pipeline.train import train
+
+
+def context(feature_set: str, model_type: ModelType, **config: object) -> JobContext:
+    return JobContext(
+        job_id="job-1",
+        tenant_id="tenant-a",
+        model_type=model_type,
+        model_name="m",
+        config=TrainingConfig.model_validate(
+            {"feature_set": feature_set, "target_variable": "load_kw", **config}
+        ),
+    )
+
+
+@pytest.fixture
+def settings(demo_store: FeatureStore, tmp_path: Path) -> PipelineSettings:
+    return PipelineSettings(features_dir=demo_store.root, artifacts_dir=tmp_path / "artifacts")
+
+
+def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineSettings) -> None:
+    saved, reports = run_in_process(context("forecast_basic", ModelType.FORECAST), settings)
+    assert [r.stage for r in reports] == [
+        "load_features",
+        "preprocess",
+        "train",
+        "evaluate",
+        "register",
+    ]
+    assert [r.progress for r in reports] == [0.2, 0.4, 0.7, 0.85, 1.0]
+    metrics = saved.metrics
+    assert metrics["mae"] < 0.5 * metrics["naive_mae"]
+    assert metrics["mase"] < 1
+    assert metrics["r2"] > 0.9
+    assert metrics["rmse"] >= metrics["mae"]
+    assert 0 < metrics["mape"] < 10
+    train_report = reports[2]
+    assert any("best iteration" in line.message for line in train_report.logs)
+    assert (
+        len(train_report.summary["curve"]["l1"]) == train_report.summary["params"]["num_iterations"]
+    )
+
+
+def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
+    saved, _ = run_in_process(context("anomaly_basic", ModelType.ANOMALY), settings)
+    metrics = saved.metrics
+    assert metrics["recall"] > 0.6
+    assert metrics["precision"] > 0.4
+    assert 0 < metrics["f1"] <= 1
+    table = pd.read_parquet(Path(saved.artifact_uri) / PREDICTIONS_FILE)
+    assert table["anomaly"].any()
+    assert load_artifact(Path(saved.artifact_uri)).metadata["anomaly_threshold"]["z"] == 4.0
+
+
+def test_early_stopping_and_hyperparameters_take_effect(demo_store: FeatureStore) -> None:
+    frame = demo_store.load("forecast_basic")
+    cfg = TrainingConfig.model_validate(
+        {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "hyperparameters": {"n_estimators": 2000, "learning_rate": 0.3, "num_leaves": 7},
+            "early_stopping_rounds": 5,
+        }
+    )
+    model = train(preprocess(frame, cfg), cfg, num_threads=1)
+    assert model.params["num_leaves"] == 7
+    assert model.params["num_iterations"] == 2000
+    assert model.best_iteration < 2000
+    assert len(model.curve["l1"]) == model.best_iteration + 5
+
+
+def test_artifact_round_trip_and_unique_versions(
+    settings: PipelineSettings, demo_store: FeatureStore
+) -> None:
+    ctx = context("forecast_basic", ModelType.FORECAST)
+    saved, _ = run_in_process(ctx, settings)
+    directory = Path(saved.artifact_uri)
+    artifact = load_artifact(directory)
+    assert artifact.metadata["features"] == saved.features
+    assert artifact.metadata["lineage"]["feature_set"] == "forecast_basic"
+    assert (directory / METADATA_FILE).is_file()
+    frame = demo_store.load("forecast_basic")
+    data = preprocess(frame, ctx.config)
+    raw_test = data.scaler.inverse_transform(data.test.X)
+    recorded = pd.read_parquet(directory / PREDICTIONS_FILE)["predicted"].to_numpy()
+    np.testing.assert_allclose(artifact.predict(raw_test), recorded, rtol=1e-9)
+
+    moment = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    model = train(data, ctx.config, 1)
+    from pipeline.evaluate import evaluate
+
+    evaluation = evaluate(model, data, ModelType.FORECAST, 4.0)
+    versions = [
+        register(ctx, model, data, evaluation, settings.artifacts_root, now=moment).version
+        for _ in range(3)
+    ]
+    assert versions == ["20260101.120000", "20260101.120001", "20260101.120002"]
+
+
+def test_a_failing_stage_carries_its_logs_and_traceback() -> None:
+    def broken() -> None:
+        import logging
+
+        logging.getLogger("pipeline.test").info("about to fail")
+        raise ValueError("bad data")
+
+    with pytest.raises(StageFailed) as caught:
+        run_stage("preprocess", broken)
+    error = caught.value
+    assert error.message == "preprocess failed: ValueError: bad data"
+    assert [line.message for line in error.logs] == ["about to fail"]
+    assert "Traceback" in error.trace
+    import pickle
+
+    assert pickle.loads(pickle.dumps(error)).logs == error.logs
