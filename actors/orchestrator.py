@@ -175,8 +175,7 @@ class JobOrchestrator:
             )
 
     async def _enqueue(self, new_job: NewJob) -> JobRecord:
-        job = await self._store.create_job(new_job)
-        await self._store.append_logs([service_log(job.job_id, "queued")])
+        job = await self._store.create_job(new_job, logs=[service_log(new_job.job_id, "queued")])
         self._queue.push(job.job_id, job.priority, job.created_at)
         self._wakeup.set()
         return job
@@ -246,7 +245,11 @@ class JobOrchestrator:
         recorder = StageRecorder(self._store, job)
         try:
             for report_ref in run.reports:
-                await recorder.record(await report_ref)
+                report = await report_ref
+                if self._running[job.job_id].cancelled:
+                    run.cancel()  # the stage that started after the cancel request
+                    continue
+                await recorder.record(report)
             saved: SavedModel = await run.outputs[-1]
             await self._complete(job, saved, recorder.metrics)
         except (RayError, TrainingError) as exc:

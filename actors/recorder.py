@@ -31,10 +31,10 @@ class StageRecorder:
         self.metrics: dict[str, Any] = {}
 
     async def record(self, report: StageReport) -> None:
+        """Persist one stage report: at most two transactions."""
         job_id = self._job.job_id
         lines = [to_new_log(job_id, line) for line in report.logs]
         lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
-        await self._store.append_logs(lines)
         if report.stage == "train":
             await self._record_training(report.summary)
         elif report.stage == "evaluate":
@@ -42,20 +42,21 @@ class StageRecorder:
         self.metrics["training_time_seconds"] = round(
             self.metrics.get("training_time_seconds", 0.0) + report.seconds, 3
         )
-        await self._store.update_progress(job_id, report.progress, report.stage, self.metrics)
+        await self._store.update_progress(
+            job_id, report.progress, report.stage, self.metrics, logs=lines
+        )
 
     async def _record_training(self, summary: dict[str, Any]) -> None:
         job = self._job
         self._best_iteration = int(summary["best_iteration"])
-        self._experiment_id = await self._store.create_experiment(
-            job.job_id, f"{job.model_name} attempt {job.attempts}", summary["params"]
-        )
-        points = [
+        curve = [
             MetricPoint(f"validation_{name}", value, step)
             for name, values in summary["curve"].items()
             for step, value in enumerate(values, start=1)
         ]
-        await self._store.log_metrics(self._experiment_id, points)
+        self._experiment_id = await self._store.create_experiment(
+            job.job_id, f"{job.model_name} attempt {job.attempts}", summary["params"], curve
+        )
         self.metrics["best_iteration"] = self._best_iteration
 
     async def _record_evaluation(self, metrics: dict[str, float]) -> None:

@@ -55,8 +55,8 @@ class TrainingStore(ABC):
     """What the service needs from persistence. Backends are chosen by URL."""
 
     @abstractmethod
-    async def create_job(self, job: NewJob) -> JobRecord:
-        """Insert a queued job and return it; the row is committed when this returns."""
+    async def create_job(self, job: NewJob, logs: Sequence[NewLog] = ()) -> JobRecord:
+        """Insert a queued job (and ``logs`` about it); committed when this returns."""
 
     @abstractmethod
     async def get_job(self, job_id: str) -> JobRecord:
@@ -108,9 +108,18 @@ class TrainingStore(ABC):
 
     @abstractmethod
     async def update_progress(
-        self, job_id: str, progress: float, stage: str, metrics: Mapping[str, Any] | None = None
+        self,
+        job_id: str,
+        progress: float,
+        stage: str,
+        metrics: Mapping[str, Any] | None = None,
+        logs: Sequence[NewLog] = (),
     ) -> bool:
-        """Record progress of a running job; returns False (and changes nothing) otherwise."""
+        """Record progress of a running job and append ``logs``, in one transaction.
+
+        Returns whether the job was running; progress of any other job is left alone
+        (its log lines are still kept).
+        """
 
     @abstractmethod
     async def append_logs(self, entries: Sequence[NewLog]) -> None:
@@ -126,9 +135,17 @@ class TrainingStore(ABC):
 
     @abstractmethod
     async def create_experiment(
-        self, job_id: str, name: str, params: Mapping[str, Any] | None = None
+        self,
+        job_id: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Sequence[MetricPoint] = (),
     ) -> str:
-        """Open a running experiment for a job, with its parameters; returns its id."""
+        """Open a running experiment for a job with its parameters and first metric points.
+
+        Returns:
+            The new experiment's id.
+        """
 
     @abstractmethod
     async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None:
@@ -184,10 +201,10 @@ class SqlAlchemyStore(TrainingStore):
                 raise
             raise ServiceUnavailable(f"database unavailable: {exc}") from exc
 
-    async def create_job(self, job: NewJob) -> JobRecord:
+    async def create_job(self, job: NewJob, logs: Sequence[NewLog] = ()) -> JobRecord:
         now = utcnow()
         row = TrainingJob(
-            job_id=str(uuid.uuid4()),
+            job_id=job.job_id,
             tenant_id=job.tenant_id,
             model_type=job.model_type.value,
             model_name=job.model_name,
@@ -204,6 +221,9 @@ class SqlAlchemyStore(TrainingStore):
         )
         async with self._transaction() as session:
             session.add(row)
+            if logs:
+                await session.flush()
+                await session.execute(insert(TrainingLog), _log_rows(logs))
         return _job(row)
 
     async def get_job(self, job_id: str) -> JobRecord:
@@ -353,7 +373,12 @@ class SqlAlchemyStore(TrainingStore):
         return sum(durations) / len(durations) if durations else None
 
     async def update_progress(
-        self, job_id: str, progress: float, stage: str, metrics: Mapping[str, Any] | None = None
+        self,
+        job_id: str,
+        progress: float,
+        stage: str,
+        metrics: Mapping[str, Any] | None = None,
+        logs: Sequence[NewLog] = (),
     ) -> bool:
         values: dict[str, Any] = {"progress": progress, "stage": stage, "updated_at": utcnow()}
         if metrics is not None:
@@ -366,6 +391,8 @@ class SqlAlchemyStore(TrainingStore):
         )
         async with self._transaction() as session:
             result = await session.execute(statement)
+            if logs:
+                await session.execute(insert(TrainingLog), _log_rows(logs))
             return bool(getattr(result, "rowcount", 0))
 
     async def append_logs(self, entries: Sequence[NewLog]) -> None:
@@ -388,7 +415,11 @@ class SqlAlchemyStore(TrainingStore):
         return [_log(r) for r in reversed(rows)]
 
     async def create_experiment(
-        self, job_id: str, name: str, params: Mapping[str, Any] | None = None
+        self,
+        job_id: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Sequence[MetricPoint] = (),
     ) -> str:
         experiment_id = str(uuid.uuid4())
         async with self._transaction() as session:
@@ -409,24 +440,17 @@ class SqlAlchemyStore(TrainingStore):
                         experiment_id=experiment_id, name=key, value=text, value_type=value_type
                     )
                 )
+            if metrics:
+                await session.execute(
+                    insert(ExperimentMetric), _metric_rows(experiment_id, metrics)
+                )
         return experiment_id
 
     async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None:
         if not points:
             return
-        now = utcnow()
-        rows = [
-            {
-                "experiment_id": experiment_id,
-                "name": p.name,
-                "value": p.value,
-                "step": p.step,
-                "recorded_at": now,
-            }
-            for p in points
-        ]
         async with self._transaction() as session:
-            await session.execute(insert(ExperimentMetric), rows)
+            await session.execute(insert(ExperimentMetric), _metric_rows(experiment_id, points))
 
     async def experiments_of_job(self, job_id: str) -> list[ExperimentRecord]:
         async with self._transaction() as session:
@@ -503,6 +527,20 @@ def _log_rows(entries: Sequence[NewLog]) -> list[dict[str, Any]]:
             "extra": dict(e.extra) if e.extra is not None else None,
         }
         for e in entries
+    ]
+
+
+def _metric_rows(experiment_id: str, points: Sequence[MetricPoint]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "experiment_id": experiment_id,
+            "name": p.name,
+            "value": p.value,
+            "step": p.step,
+            "recorded_at": now,
+        }
+        for p in points
     ]
 
 

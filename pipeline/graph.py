@@ -129,9 +129,17 @@ class PipelineRun:
     reports: list[ObjectRef[StageReport]]
 
     def cancel(self) -> None:
-        """Cancel every task of the run that has not finished."""
-        for ref in [*self.outputs, *self.reports]:
-            ray.cancel(ref, recursive=True)
+        """Cancel the stage that is running; the stages after it then fail without running.
+
+        Only that one task is cancelled: cancelling tasks that wait on it races with their
+        dispatch in Ray's task manager (it can crash the owner when a task it marked
+        cancelled reports completion).
+        """
+        for ref in self.reports:
+            finished, _ = ray.wait([ref], timeout=0)
+            if not finished:
+                ray.cancel(ref)
+                return
 
 
 _remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)

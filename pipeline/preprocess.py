@@ -21,6 +21,9 @@ MIN_ROWS = {"train": 100, "validation": 20, "test": 20}
 
 @dataclass(frozen=True)
 class Split:
+    """One part of the data. Arrays are plain numpy (timestamps as UTC ``datetime64[ns]``),
+    so Ray passes them between stages without pickling Python objects one by one."""
+
     X: np.ndarray
     y: np.ndarray
     timestamps: np.ndarray
@@ -100,8 +103,8 @@ def _split(matrix: FeatureMatrix, mask: np.ndarray, scaler: StandardScaler) -> S
     return Split(
         X=scaler.transform(matrix.features[mask].to_numpy()),
         y=matrix.target[mask],
-        timestamps=matrix.timestamps[mask].to_numpy(),
-        series=matrix.series[mask].to_numpy() if matrix.series is not None else None,
+        timestamps=matrix.timestamps[mask].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"),
+        series=matrix.series[mask].to_numpy(dtype=str) if matrix.series is not None else None,
         labels=matrix.labels[mask] if matrix.labels is not None else None,
         seasonal_naive=matrix.seasonal_naive[mask],
     )

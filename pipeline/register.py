@@ -145,7 +145,7 @@ def _claim_version(parent: Path, now: datetime) -> tuple[Path, str]:
 def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:
     table = pd.DataFrame(
         {
-            "timestamp": data.test.timestamps,
+            "timestamp": pd.to_datetime(data.test.timestamps).tz_localize("UTC"),
             "actual": data.test.y,
             "predicted": evaluation.predictions,
         }
@@ -163,5 +163,5 @@ def _threshold(threshold: ResidualThreshold | None) -> dict[str, float] | None:
     return {"center": threshold.center, "scale": threshold.scale, "z": threshold.z}
 
 
-def _iso(value: Any) -> str:
-    return pd.Timestamp(value).isoformat()
+def _iso(value: np.datetime64) -> str:
+    return pd.Timestamp(value).tz_localize("UTC").isoformat()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
@@ -36,9 +37,9 @@ async def start_job(body: JobCreate, services: ServicesDep) -> JobCreated:
         job_id=job.job_id,
         status=job.status,
         created_at=job.created_at,
-        estimated_duration_seconds=round(typical)
-        if typical is not None
-        else DEFAULT_ESTIMATE_SECONDS,
+        estimated_duration_seconds=(
+            math.ceil(typical) if typical is not None else DEFAULT_ESTIMATE_SECONDS
+        ),
         message="Training job queued successfully",
     )
 

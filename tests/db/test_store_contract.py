@@ -295,3 +295,27 @@ async def test_transition_writes_its_log_lines_atomically(store: SqlAlchemyStore
     with pytest.raises(IllegalTransition):
         await store.transition(job.job_id, JobEvent.START, logs=[line])
     assert [entry.message for entry in await store.tail_logs(job.job_id, 10)] == ["started"]
+
+
+async def test_create_job_and_progress_carry_their_log_lines(store: SqlAlchemyStore) -> None:
+    draft = new_job()
+    now = datetime.now(UTC)
+    job = await store.create_job(draft, logs=[NewLog(draft.job_id, LogLevel.INFO, "queued", now)])
+    assert job.job_id == draft.job_id
+    await store.transition(job.job_id, JobEvent.START)
+    line = NewLog(job.job_id, LogLevel.INFO, "loaded", now, stage="load_features")
+    assert await store.update_progress(job.job_id, 0.2, "load_features", logs=[line])
+    await store.transition(job.job_id, JobEvent.CANCEL)
+    late = NewLog(job.job_id, LogLevel.INFO, "late line", now, stage="train")
+    assert not await store.update_progress(job.job_id, 0.7, "train", logs=[late])
+    assert (await store.get_job(job.job_id)).progress == 0.2
+    messages = [entry.message for entry in await store.tail_logs(job.job_id, 10)]
+    assert messages == ["queued", "loaded", "late line"]
+
+
+async def test_experiment_created_with_its_first_metrics(store: SqlAlchemyStore) -> None:
+    job = await store.create_job(new_job())
+    experiment_id = await store.create_experiment(
+        job.job_id, "train", {"lr": 0.1}, [MetricPoint("l1", 2.0, 1), MetricPoint("l1", 1.0, 2)]
+    )
+    assert [p.value for p in await store.metric_history(experiment_id, "l1")] == [2.0, 1.0]

@@ -1,0 +1,30 @@
+"""The benchmark's unit of work: one small forecast training on the demo feature set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.jobs import ModelType
+from pipeline.config import TrainingConfig
+from pipeline.register import JobContext
+
+CONFIG: dict[str, Any] = {"feature_set": "forecast_basic", "target_variable": "load_kw"}
+
+
+def bench_context(job_id: str) -> JobContext:
+    return JobContext(
+        job_id=job_id,
+        tenant_id="bench",
+        model_type=ModelType.FORECAST,
+        model_name="bench_model",
+        config=TrainingConfig.model_validate(CONFIG),
+    )
+
+
+def job_body() -> dict[str, Any]:
+    return {
+        "tenant_id": "bench",
+        "model_type": "forecast",
+        "model_name": "bench_model",
+        "config": CONFIG,
+    }
