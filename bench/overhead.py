@@ -36,6 +36,7 @@ from serve_app.settings import ApiSettings
 
 API_PORT = 8790
 RAY_JOBS_DASHBOARD_PORT = 8296
+RAY_JOBS_GCS_PORT = 6390  # Ray's default, 6379, is Redis's on these machines
 POLL_SECONDS = 0.25
 
 
@@ -100,6 +101,7 @@ def time_ray_jobs(jobs: int, data_dir: Path) -> float:
             ray_bin,
             "start",
             "--head",
+            f"--port={RAY_JOBS_GCS_PORT}",
             "--num-cpus=2",
             "--include-dashboard=true",
             f"--dashboard-port={RAY_JOBS_DASHBOARD_PORT}",

@@ -285,3 +285,17 @@ async def test_stats_report_queue_and_capacity(deployed: Deployed) -> None:
         "utilization_percent": 100.0,
     }
     await deployed.http.delete(f"/ai/training/jobs/{blocker}")
+
+
+async def test_anomaly_job_reports_detection_quality(deployed: Deployed) -> None:
+    job_id = await deployed.submit(
+        {"feature_set": "anomaly_basic"}, model_type="anomaly", model_name="anomalies"
+    )
+    job = await deployed.wait_finished(job_id)
+    assert job["status"] == "completed", job
+    metrics = job["metrics"]
+    assert metrics["recall"] > 0.6
+    assert 0 < metrics["precision"] <= 1
+    assert 0 < metrics["anomaly_rate"] < 0.2
+    model = await deployed.store.get_model(job["model_id"])
+    assert model.model_type.value == "anomaly"

@@ -1,0 +1,42 @@
+# One virtualenv (.venv) holds the project and its tools; every target sets it up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test check lint typecheck bench services clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the service on the embedded default: local Ray, SQLite and demo data under ./data.
+run: setup
+	$(BIN)/trainctl up
+
+## PostgreSQL must be up for the tests; start the local cluster if it is not.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
+		echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy .
+
+## Lint, type-check and run the whole test suite (SQLite and PostgreSQL, real Ray).
+test: setup services lint typecheck
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m bench.overhead
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
