@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,10 +17,16 @@ class PipelineSettings(BaseSettings):
     features_dir: Path | None = None
     artifacts_dir: Path | None = None
 
+    @field_validator("data_dir", "features_dir", "artifacts_dir")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        """Resolved where the settings are read: Ray workers run in other directories."""
+        return path.resolve() if path is not None else None
+
     @property
     def features_root(self) -> Path:
-        return (self.features_dir or self.data_dir / "features").resolve()
+        return self.features_dir or self.data_dir / "features"
 
     @property
     def artifacts_root(self) -> Path:
-        return (self.artifacts_dir or self.data_dir / "artifacts").resolve()
+        return self.artifacts_dir or self.data_dir / "artifacts"
