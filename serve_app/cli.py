@@ -55,6 +55,14 @@ def _call(method: str, path: str, **kwargs: Any) -> Any:
     return response.json()
 
 
+def _request(method: str, path: str, **kwargs: Any) -> Any:
+    """``_call``, printing an API error and exiting 1 on failure."""
+    try:
+        return _call(method, path, **kwargs)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+
+
 def _fail(exc: ApiError) -> typer.Exit:
     if isinstance(exc.detail, list):
         for item in exc.detail:
@@ -138,10 +146,7 @@ def submit(
         "config": config,
         "priority": priority,
     }
-    try:
-        created = _call("POST", "/ai/training/jobs/start", json=body)
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    created = _request("POST", "/ai/training/jobs/start", json=body)
     console.print(f"queued {created['job_id']} (about {created['estimated_duration_seconds']}s)")
     if wait:
         watch(created["job_id"])
@@ -160,10 +165,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @app.command()
 def status(job_id: str) -> None:
     """Show one job."""
-    try:
-        job = _call("GET", f"/ai/training/jobs/{job_id}")
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    job = _request("GET", f"/ai/training/jobs/{job_id}")
     table = Table(show_header=False)
     for key in (
         "job_id",
@@ -206,12 +208,9 @@ def jobs(
         "page": page,
         "page_size": page_size,
     }
-    try:
-        result = _call(
-            "GET", "/ai/training/jobs", params={k: v for k, v in params.items() if v is not None}
-        )
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    result = _request(
+        "GET", "/ai/training/jobs", params={k: v for k, v in params.items() if v is not None}
+    )
     table = Table("job_id", "tenant", "model", "status", "priority", "progress", "mae", "created")
     for job in result["jobs"]:
         mae = (job.get("metrics") or {}).get("mae")
@@ -241,10 +240,7 @@ def watch(job_id: str, interval: Annotated[float, typer.Option()] = 0.5) -> None
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(job_id[:8], total=1.0)
         while True:
-            try:
-                job = _call("GET", f"/ai/training/jobs/{job_id}")
-            except ApiError as exc:
-                raise _fail(exc) from exc
+            job = _request("GET", f"/ai/training/jobs/{job_id}")
             progress.update(
                 bar,
                 completed=job["progress"],
@@ -263,30 +259,21 @@ def watch(job_id: str, interval: Annotated[float, typer.Option()] = 0.5) -> None
 @app.command()
 def cancel(job_id: str) -> None:
     """Cancel a queued or running job."""
-    try:
-        result = _call("DELETE", f"/ai/training/jobs/{job_id}")
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    result = _request("DELETE", f"/ai/training/jobs/{job_id}")
     console.print(f"{result['job_id']} {result['status']}")
 
 
 @app.command()
 def retry(job_id: str) -> None:
     """Queue a failed or cancelled job again."""
-    try:
-        job = _call("POST", f"/ai/training/jobs/{job_id}/retry")
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    job = _request("POST", f"/ai/training/jobs/{job_id}/retry")
     console.print(f"queued {job['job_id']} (retry of {job['retry_of']})")
 
 
 @app.command()
 def logs(job_id: str, tail: Annotated[int, typer.Option()] = 100) -> None:
     """Print a job's last log lines."""
-    try:
-        result = _call("GET", f"/ai/training/jobs/{job_id}/logs", params={"tail": tail})
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    result = _request("GET", f"/ai/training/jobs/{job_id}/logs", params={"tail": tail})
     for line in result["logs"]:
         stage = line["stage"] or ""
         typer.echo(f"{line['timestamp'][:23]} {line['level']:<7} {stage:<14} {line['message']}")
@@ -295,10 +282,7 @@ def logs(job_id: str, tail: Annotated[int, typer.Option()] = 100) -> None:
 @app.command()
 def stats() -> None:
     """Show running and queued jobs against capacity."""
-    try:
-        result = _call("GET", "/ai/training/stats")
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    result = _request("GET", "/ai/training/stats")
     console.print(
         f"active {result['active_jobs']} / capacity {result['total_capacity']} "
         f"({result['utilization_percent']}%), queued {result['queued_jobs']}"
@@ -317,12 +301,9 @@ def features_import(
     params = {"timestamp_column": timestamp_column, "target_column": target_column}
     if series_column:
         params["series_column"] = series_column
-    try:
-        result = _call(
-            "PUT", f"/ai/training/feature-sets/{name}", params=params, content=file.read_bytes()
-        )
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    result = _request(
+        "PUT", f"/ai/training/feature-sets/{name}", params=params, content=file.read_bytes()
+    )
     console.print(
         f"stored {result['name']}: {result['rows']} rows, {result['start']} .. {result['end']}"
     )
@@ -331,10 +312,7 @@ def features_import(
 @features_app.command("list")
 def features_list() -> None:
     """List the stored feature sets."""
-    try:
-        result = _call("GET", "/ai/training/feature-sets")
-    except ApiError as exc:
-        raise _fail(exc) from exc
+    result = _request("GET", "/ai/training/feature-sets")
     table = Table("name", "target", "rows", "start", "end", "covariates")
     for fs in result["feature_sets"]:
         table.add_row(

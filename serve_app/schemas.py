@@ -8,9 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from actors.submission import JobSubmission
-from db.records import JobRecord, LogRecord
 from domain.jobs import JobStatus, LogLevel, ModelType
-from pipeline.feature_store import FeatureSetSchema
 
 EXAMPLE_JOB: dict[str, Any] = {
     "tenant_id": "tenant-123",
@@ -43,6 +41,10 @@ class JobCreated(BaseModel):
 
 
 class JobPublic(BaseModel):
+    """A job as the API shows it; built from a ``JobRecord`` with ``model_validate``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     job_id: str
     tenant_id: str
     model_type: ModelType
@@ -71,30 +73,6 @@ class JobPublic(BaseModel):
         end = self.completed_at or self.updated_at
         return round((end - self.started_at).total_seconds(), 3)
 
-    @classmethod
-    def of(cls, job: JobRecord) -> JobPublic:
-        return cls(
-            job_id=job.job_id,
-            tenant_id=job.tenant_id,
-            model_type=job.model_type,
-            model_name=job.model_name,
-            feature_set=job.feature_set,
-            status=job.status,
-            priority=job.priority,
-            progress=job.progress,
-            stage=job.stage,
-            config=dict(job.config),
-            metrics=dict(job.metrics) if job.metrics is not None else None,
-            model_id=job.model_id,
-            error_message=job.error_message,
-            retry_of=job.retry_of,
-            attempts=job.attempts,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            updated_at=job.updated_at,
-            completed_at=job.completed_at,
-        )
-
 
 class JobsPublic(BaseModel):
     jobs: list[JobPublic]
@@ -110,16 +88,12 @@ class JobCancelled(BaseModel):
 
 
 class LogEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     timestamp: datetime
     level: LogLevel
     stage: str | None
     message: str
-
-    @classmethod
-    def of(cls, line: LogRecord) -> LogEntry:
-        return cls(
-            timestamp=line.timestamp, level=line.level, stage=line.stage, message=line.message
-        )
 
 
 class LogsPublic(BaseModel):
@@ -136,6 +110,8 @@ class StatsPublic(BaseModel):
 
 
 class FeatureSetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     timestamp_column: str
     target_column: str
@@ -147,22 +123,6 @@ class FeatureSetPublic(BaseModel):
     start: datetime
     end: datetime
     created_at: datetime
-
-    @classmethod
-    def of(cls, schema: FeatureSetSchema) -> FeatureSetPublic:
-        return cls(
-            name=schema.name,
-            timestamp_column=schema.timestamp_column,
-            target_column=schema.target_column,
-            series_column=schema.series_column,
-            label_column=schema.label_column,
-            covariates=schema.covariates,
-            columns=schema.columns,
-            rows=schema.rows,
-            start=datetime.fromisoformat(schema.start),
-            end=datetime.fromisoformat(schema.end),
-            created_at=datetime.fromisoformat(schema.created_at),
-        )
 
 
 class FeatureSetsPublic(BaseModel):

@@ -43,15 +43,15 @@ async def put_feature_set(
         target_column=target_column,
         series_column=series_column,
     )
-    return FeatureSetPublic.of(schema)
+    return FeatureSetPublic.model_validate(schema)
 
 
 @router.get("", response_model=FeatureSetsPublic)
 async def list_feature_sets(services: ServicesDep) -> FeatureSetsPublic:
     schemas = await asyncio.to_thread(services.features.list)
-    return FeatureSetsPublic(feature_sets=[FeatureSetPublic.of(s) for s in schemas])
+    return FeatureSetsPublic(feature_sets=[FeatureSetPublic.model_validate(s) for s in schemas])
 
 
 @router.get("/{name}", response_model=FeatureSetPublic)
 async def get_feature_set(name: FeatureSetName, services: ServicesDep) -> FeatureSetPublic:
-    return FeatureSetPublic.of(await asyncio.to_thread(services.features.schema, name))
+    return FeatureSetPublic.model_validate(await asyncio.to_thread(services.features.schema, name))

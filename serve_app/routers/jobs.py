@@ -46,7 +46,7 @@ async def start_job(body: JobCreate, services: ServicesDep) -> JobCreated:
 
 @router.get("/{job_id}", response_model=JobPublic)
 async def get_job(job_id: JobId, services: ServicesDep) -> JobPublic:
-    return JobPublic.of(await services.store.get_job(job_id))
+    return JobPublic.model_validate(await services.store.get_job(job_id))
 
 
 @router.get("", response_model=JobsPublic)
@@ -62,7 +62,7 @@ async def list_jobs(
     filters = JobFilters(tenant_id, model_type, model_name, status)
     result = await services.store.list_jobs(filters, page, page_size)
     return JobsPublic(
-        jobs=[JobPublic.of(j) for j in result.items],
+        jobs=[JobPublic.model_validate(j) for j in result.items],
         total=result.total,
         page=result.page,
         page_size=result.page_size,
@@ -79,7 +79,7 @@ async def cancel_job(job_id: JobId, services: ServicesDep) -> JobCancelled:
 @router.post("/{job_id}/retry", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
 async def retry_job(job_id: JobId, services: ServicesDep) -> JobPublic:
     """Queue a new job with the config of a failed or cancelled one."""
-    return JobPublic.of(await services.orchestrator.retry.remote(job_id))
+    return JobPublic.model_validate(await services.orchestrator.retry.remote(job_id))
 
 
 @router.get("/{job_id}/logs", response_model=LogsPublic)
@@ -89,4 +89,6 @@ async def job_logs(
     tail: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LogsPublic:
     lines = await services.store.tail_logs(job_id, tail)
-    return LogsPublic(job_id=job_id, logs=[LogEntry.of(line) for line in lines], count=len(lines))
+    return LogsPublic(
+        job_id=job_id, logs=[LogEntry.model_validate(line) for line in lines], count=len(lines)
+    )
