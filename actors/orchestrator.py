@@ -21,7 +21,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
 from actors.queue import JobQueue
-from actors.recorder import StageRecorder, service_log, to_new_log
+from actors.recorder import SearchRecorder, StageRecorder, service_log, to_new_log
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.state import JobEvent, can_retry
 from actors.submission import JobSubmission
@@ -32,6 +32,7 @@ from domain.jobs import JobStatus, LogLevel
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.graph import PipelineRun, StageFailed, launch
+from pipeline.hpo import SearchProgress, TrialReport
 from pipeline.register import JobContext, SavedModel
 from pipeline.settings import PipelineSettings
 
@@ -76,6 +77,8 @@ class JobOrchestrator:
         self._capacity = settings.max_concurrent_jobs or self._cluster_cpus
         self._queue = JobQueue()
         self._running: dict[str, _RunningJob] = {}
+        self._searches: dict[str, SearchRecorder] = {}
+        self._self = ray.get_runtime_context().current_actor
         self._wakeup = asyncio.Event()
         self._recovered = asyncio.Event()
         self._loop = asyncio.get_running_loop().create_task(self._dispatch_forever())
@@ -147,6 +150,12 @@ class JobOrchestrator:
         counts = await self._store.count_by_status()
         return Stats(counts[JobStatus.RUNNING], counts[JobStatus.QUEUED], self._capacity)
 
+    async def record_trial(self, job_id: str, trial: TrialReport, progress: SearchProgress) -> None:
+        """Called by a running search (fire and forget) as each trial finishes."""
+        recorder = self._searches.get(job_id)
+        if recorder is not None:
+            await recorder.record(trial, progress)
+
     async def ready(self) -> bool:
         """Wait until recovery has finished; then the dispatch loop is running."""
         await self._recovered.wait()
@@ -167,7 +176,7 @@ class JobOrchestrator:
                 f"feature set {schema.name!r} has target {schema.target_column!r}, "
                 f"not {config.target_variable!r}",
             )
-        if config.n_workers > self._cluster_cpus:
+        if not config.enable_hpo and config.train_cpus > self._cluster_cpus:
             raise InvalidRequest(
                 "config.n_workers",
                 f"n_workers={config.n_workers} exceeds the cluster's {self._cluster_cpus} CPUs; "
@@ -236,7 +245,9 @@ class JobOrchestrator:
             model_name=job.model_name,
             config=TrainingConfig.model_validate(job.config),
         )
-        run = launch(context, self._pipeline)
+        if context.config.enable_hpo:
+            self._searches[job_id] = SearchRecorder(self._store, job)
+        run = launch(context, self._pipeline, self._self)
         follower = asyncio.get_running_loop().create_task(self._follow(job, run))
         self._running[job_id] = _RunningJob(run, follower)
 
@@ -260,6 +271,7 @@ class JobOrchestrator:
             await self._fail(job, exc)
         finally:
             self._running.pop(job.job_id, None)
+            self._searches.pop(job.job_id, None)
             self._wakeup.set()
 
     async def _complete(self, job: JobRecord, saved: SavedModel, metrics: dict[str, Any]) -> None:

@@ -140,8 +140,10 @@ class TrainingStore(ABC):
         name: str,
         params: Mapping[str, Any] | None = None,
         metrics: Sequence[MetricPoint] = (),
+        status: ExperimentStatus = ExperimentStatus.RUNNING,
     ) -> str:
-        """Open a running experiment for a job with its parameters and first metric points.
+        """Open an experiment for a job with its parameters and first metric points
+        (one that has already ended, e.g. an HPO trial, is created with its final status).
 
         Returns:
             The new experiment's id.
@@ -420,16 +422,19 @@ class SqlAlchemyStore(TrainingStore):
         name: str,
         params: Mapping[str, Any] | None = None,
         metrics: Sequence[MetricPoint] = (),
+        status: ExperimentStatus = ExperimentStatus.RUNNING,
     ) -> str:
         experiment_id = str(uuid.uuid4())
+        now = utcnow()
         async with self._transaction() as session:
             session.add(
                 Experiment(
                     experiment_id=experiment_id,
                     job_id=job_id,
                     name=name,
-                    status=ExperimentStatus.RUNNING.value,
-                    created_at=utcnow(),
+                    status=status.value,
+                    created_at=now,
+                    completed_at=None if status is ExperimentStatus.RUNNING else now,
                 )
             )
             await session.flush()

@@ -41,6 +41,7 @@ class ModelType(StrEnum):
 class ExperimentStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
+    PRUNED = "pruned"
     FAILED = "failed"
     CANCELLED = "cancelled"
 

@@ -22,15 +22,17 @@ from ray import ObjectRef
 from domain.errors import PipelineError
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
+from pipeline.hpo import SearchProgress, SearchResult, TrialReport, run_trial, search
 from pipeline.preprocess import preprocess
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.settings import PipelineSettings
-from pipeline.train import train
+from pipeline.train import retrain_best, train
 
 #: Each stage and the job progress reached when it finishes (the seed's milestones).
 STAGES: tuple[tuple[str, float], ...] = (
     ("load_features", 0.2),
     ("preprocess", 0.4),
+    ("search", 0.65),
     ("train", 0.7),
     ("evaluate", 0.85),
     ("register", 1.0),
@@ -143,10 +145,65 @@ class PipelineRun:
 
 
 _remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
+_remote_trial = ray.remote(num_cpus=1, max_retries=0)(run_trial)
 
 
-def launch(context: JobContext, settings: PipelineSettings) -> PipelineRun:
-    """Submit the job's five stages as chained Ray tasks and return their refs at once."""
+class _RayTrials:
+    """Trials as one-CPU Ray tasks sharing one copy of the prepared data."""
+
+    def __init__(self, context: JobContext, data: ObjectRef[Any], journal: Path) -> None:
+        self._context = context
+        self._data = data
+        self._journal = journal
+
+    def submit(self, number: int, params: dict[str, Any]) -> ObjectRef[TrialReport]:
+        job_id = self._context.job_id
+        trial: ObjectRef[TrialReport] = _remote_trial.options(
+            name=f"trial:{job_id}:{number}"
+        ).remote(self._data, self._context.config, self._journal, job_id, number, params)
+        return trial
+
+    def wait(self, pending: list[Any], timeout: float) -> list[Any]:
+        if not pending:
+            return []
+        ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
+        return list(ready)
+
+    def result(self, handle: Any) -> TrialReport:
+        report: TrialReport = ray.get(handle)
+        return report
+
+    def cancel(self, pending: list[Any]) -> None:
+        for ref in pending:
+            ray.cancel(ref)
+
+
+def search_stage(
+    context: JobContext, data: list[ObjectRef[Any]], studies_root: Path, reporter: Any
+) -> SearchResult:
+    """The search stage: ``data`` comes boxed in a list so the trials, not this
+    coordinator, receive it from the object store."""
+    config = context.config
+    free = int(ray.available_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+    parallel = config.n_workers or max(1, free)
+
+    def report(trial: TrialReport, progress: SearchProgress) -> None:
+        if reporter is not None:
+            reporter.record_trial.remote(context.job_id, trial, progress)
+
+    journal = studies_root / f"{context.job_id}.journal"
+    runner = _RayTrials(context, data[0], journal)
+    return search(config, journal, context.job_id, parallel, runner, report)
+
+
+def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None) -> PipelineRun:
+    """Submit the job's stages as chained Ray tasks and return their refs at once.
+
+    With HPO a ``search`` stage runs between preprocess and train, and train refits the
+    best trial; ``reporter`` (the orchestrator's handle) then hears of every trial.
+    """
     config = context.config
 
     def submit(stage: str, fn: Callable[..., Any], *args: Any, cpus: int = 1) -> ObjectRef[Any]:
@@ -161,7 +218,15 @@ def launch(context: JobContext, settings: PipelineSettings) -> PipelineRun:
     reports: list[ObjectRef[StageReport]] = []
     frame = submit("load_features", load_features, context, settings.features_root)
     data = submit("preprocess", preprocess, frame, config)
-    model = submit("train", train, data, config, config.n_workers, cpus=config.n_workers)
+    if config.enable_hpo:
+        found = submit(
+            "search", search_stage, context, [data], settings.studies_root, reporter, cpus=0
+        )
+        model = submit(
+            "train", retrain_best, data, found, config.train_cpus, cpus=config.train_cpus
+        )
+    else:
+        model = submit("train", train, data, config, config.train_cpus, cpus=config.train_cpus)
     evaluation = submit(
         "evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold
     )
@@ -174,6 +239,8 @@ def run_in_process(
 ) -> tuple[SavedModel, list[StageReport]]:
     """The same stages, called one after another in this process (no Ray)."""
     config = context.config
+    if config.enable_hpo:
+        raise ValueError("run_in_process runs no hyperparameter search; launch() does")
     reports: list[StageReport] = []
 
     def step(stage: str, fn: Callable[..., Any], *args: Any) -> Any:

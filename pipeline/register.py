@@ -99,6 +99,7 @@ def register(
         "params": model.params,
         "metrics": evaluation.metrics,
         "anomaly_threshold": _threshold(evaluation.threshold),
+        "search": model.search,
         "config": context.config.model_dump(mode="json"),
         "lineage": {
             "job_id": context.job_id,

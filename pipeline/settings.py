@@ -28,5 +28,10 @@ class PipelineSettings(BaseSettings):
         return self.features_dir or self.data_dir / "features"
 
     @property
+    def studies_root(self) -> Path:
+        """Optuna journals of HPO jobs (one file per job)."""
+        return self.data_dir / "studies"
+
+    @property
     def artifacts_root(self) -> Path:
         return self.artifacts_dir or self.data_dir / "artifacts"

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
+import numpy as np
 
 from pipeline.config import TrainingConfig
 from pipeline.preprocess import PreparedData
+
+if TYPE_CHECKING:
+    from pipeline.hpo import SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -24,16 +29,17 @@ class TrainedModel:
     params: dict[str, Any]
     best_iteration: int
     curve: dict[str, list[float]]
+    search: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, object]:
         return {"params": self.params, "best_iteration": self.best_iteration, "curve": self.curve}
 
 
-def train(data: PreparedData, config: TrainingConfig, num_threads: int) -> TrainedModel:
-    """Fit a booster; ``num_threads`` should match the CPUs the calling task holds."""
-    params = config.lightgbm_params()
+def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, Any], int]:
+    """LightGBM parameters for one fit, and the number of boosting rounds they ask for."""
+    params = dict(params)
     rounds = int(next((params.pop(a) for a in _ROUND_ALIASES if a in params), 100))
-    params = {
+    return {
         "objective": "regression",
         "metric": list(VALIDATION_METRICS),
         "verbosity": -1,
@@ -42,22 +48,26 @@ def train(data: PreparedData, config: TrainingConfig, num_threads: int) -> Train
         "force_row_wise": True,
         **params,
         "num_threads": num_threads,
-    }
+    }, rounds
+
+
+def fit(
+    data: PreparedData,
+    params: dict[str, Any],
+    early_stopping_rounds: int,
+    num_threads: int,
+    extra_callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]] = (),
+) -> TrainedModel:
+    """Fit on the training part, watching the validation part (early stopping when > 0)."""
+    params, rounds = booster_params(params, num_threads)
     train_set = lgb.Dataset(data.train.X, data.train.y, feature_name=data.feature_names)
     validation_set = lgb.Dataset(data.validation.X, data.validation.y, reference=train_set)
     curve: dict[str, Any] = {}
-    callbacks = [lgb.record_evaluation(curve), _log_progress]
-    if config.early_stopping_rounds:
+    callbacks = [lgb.record_evaluation(curve), _log_progress, *extra_callbacks]
+    if early_stopping_rounds:
         callbacks.append(
-            lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)
+            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
         )
-    logger.info(
-        "training LightGBM on %d rows x %d features, up to %d rounds, %d thread(s)",
-        len(data.train.y),
-        len(data.feature_names),
-        rounds,
-        num_threads,
-    )
     booster = lgb.train(
         params,
         train_set,
@@ -70,14 +80,45 @@ def train(data: PreparedData, config: TrainingConfig, num_threads: int) -> Train
     validation_curve = {
         name: list(map(float, values)) for name, values in curve["validation"].items()
     }
-    logger.info(
-        "best iteration %d of %d: validation l1=%.4f",
-        best,
-        booster.current_iteration(),
-        validation_curve["l1"][best - 1],
-    )
     params["num_iterations"] = rounds
     return TrainedModel(booster, params, best, validation_curve)
+
+
+def train(data: PreparedData, config: TrainingConfig, num_threads: int) -> TrainedModel:
+    """The train stage: fit a booster; ``num_threads`` matches the CPUs the task holds."""
+    logger.info(
+        "training LightGBM on %d rows x %d features, %d thread(s)",
+        len(data.train.y),
+        len(data.feature_names),
+        num_threads,
+    )
+    model = fit(data, config.lightgbm_params(), config.early_stopping_rounds, num_threads)
+    logger.info(
+        "best iteration %d of %d: validation l1=%.4f",
+        model.best_iteration,
+        model.booster.current_iteration(),
+        model.curve["l1"][model.best_iteration - 1],
+    )
+    return model
+
+
+def retrain_best(data: PreparedData, search: SearchResult, num_threads: int) -> TrainedModel:
+    """The train stage after a search: the best trial's parameters and number of rounds,
+    refitted on training + validation rows (the test part stays untouched)."""
+    params, _ = booster_params(search.params, num_threads)
+    X = np.vstack([data.train.X, data.validation.X])
+    y = np.concatenate([data.train.y, data.validation.y])
+    logger.info(
+        "retraining trial %d's parameters on %d rows (train + validation), %d rounds",
+        search.best_trial,
+        len(y),
+        search.best_iteration,
+    )
+    booster = lgb.train(
+        params, lgb.Dataset(X, y, feature_name=data.feature_names), search.best_iteration
+    )
+    params["num_iterations"] = search.best_iteration
+    return TrainedModel(booster, params, search.best_iteration, {}, search.summary())
 
 
 def _log_progress(env: lgb.callback.CallbackEnv) -> None:

@@ -125,9 +125,15 @@ def submit(
     param: Annotated[
         list[str] | None, typer.Option(help="LightGBM parameter NAME=VALUE (repeatable).")
     ] = None,
+    hpo: Annotated[bool, typer.Option(help="Search hyperparameters with Optuna.")] = False,
+    trials: Annotated[int | None, typer.Option(help="HPO: number of trials.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="HPO: trials at once; otherwise training CPUs.")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the job ends.")] = False,
 ) -> None:
-    """Queue a training job."""
+    """Queue a training job. A --param value may be a JSON search spec with --hpo, e.g.
+    learning_rate='{"type": "loguniform", "low": 0.01, "high": 0.3}'."""
     config: dict[str, Any] = {
         "feature_set": feature_set,
         "target_variable": target,
@@ -135,7 +141,11 @@ def submit(
         "validation_split": validation_split,
         "test_split": test_split,
         "hyperparameters": dict(_parse_param(p) for p in param or []),
+        "enable_hpo": hpo,
     }
+    for key, option in (("n_trials", trials), ("n_workers", workers)):
+        if option is not None:
+            config[key] = option
     for key, value in (("start_date", start_date), ("end_date", end_date)):
         if value is not None:
             config[key] = value.strftime("%Y-%m-%dT00:00:00Z")
@@ -244,7 +254,7 @@ def watch(job_id: str, interval: Annotated[float, typer.Option()] = 0.5) -> None
             progress.update(
                 bar,
                 completed=job["progress"],
-                description=f"{job_id[:8]} {job['status']} {job.get('stage') or ''}",
+                description=_describe(job),
             )
             if job["status"] in FINISHED:
                 break
@@ -254,6 +264,20 @@ def watch(job_id: str, interval: Annotated[float, typer.Option()] = 0.5) -> None
         return
     console.print(f"{job['status']}: {job.get('error_message') or ''}")
     raise typer.Exit(code=1)
+
+
+def _describe(job: dict[str, Any]) -> str:
+    """One status line; HPO jobs add their trial tallies and best value so far."""
+    text = f"{job['job_id'][:8]} {job['status']} {job.get('stage') or ''}"
+    metrics = job.get("metrics") or {}
+    if "trials_completed" in metrics:
+        best = metrics.get("best_value")
+        text += (
+            f" trials {metrics['trials_completed']} done, {metrics['trials_pruned']} pruned,"
+            f" {metrics['trials_failed']} failed of {job['config']['n_trials']}"
+            + (f", best {best:.3f}" if best is not None else "")
+        )
+    return text
 
 
 @app.command()

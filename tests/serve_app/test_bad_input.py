@@ -45,7 +45,54 @@ BAD_BODIES = [
         id="unknown-hyperparameter",
     ),
     pytest.param(_with({"n_workers": 64}), ["body", "config", "n_workers"], id="too-many-workers"),
-    pytest.param(_with({"enable_hpo": True}), ["body", "config", "enable_hpo"], id="hpo"),
+    pytest.param(
+        _with(
+            {
+                "enable_hpo": True,
+                "hyperparameters": {"num_leaves": {"type": "int", "low": 9, "high": 3}},
+            }
+        ),
+        ["body", "config", "hyperparameters", "num_leaves"],
+        id="spec-low-above-high",
+    ),
+    pytest.param(
+        _with(
+            {
+                "enable_hpo": True,
+                "hyperparameters": {"objective": {"type": "categorical", "choices": []}},
+            }
+        ),
+        ["body", "config", "hyperparameters", "objective"],
+        id="spec-no-choices",
+    ),
+    pytest.param(
+        _with(
+            {
+                "enable_hpo": True,
+                "hyperparameters": {"learning_rate": {"type": "loguniform", "low": 0, "high": 1}},
+            }
+        ),
+        ["body", "config", "hyperparameters", "learning_rate"],
+        id="spec-loguniform-zero",
+    ),
+    pytest.param(
+        _with(
+            {
+                "enable_hpo": True,
+                "hyperparameters": {"leaves": {"type": "int", "low": 2, "high": 9}},
+            }
+        ),
+        ["body", "config", "hyperparameters"],
+        id="spec-unknown-name",
+    ),
+    pytest.param(
+        _with({"hyperparameters": {"num_leaves": {"type": "int", "low": 2, "high": 9}}}),
+        ["body", "config"],
+        id="spec-without-hpo",
+    ),
+    pytest.param(
+        _with({"enable_hpo": True, "n_trials": 0}), ["body", "config", "n_trials"], id="no-trials"
+    ),
     pytest.param(
         _with({"start_date": "yesterday"}), ["body", "config", "start_date"], id="bad-date"
     ),

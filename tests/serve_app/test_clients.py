@@ -130,3 +130,16 @@ async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: D
     retried = await asyncio.to_thread(client.retry, running.job_id)
     assert retried.retry_of == running.job_id
     await asyncio.to_thread(client.cancel, retried.job_id)
+
+
+def test_trainctl_hpo_submit_and_watch(cli: CliRunner) -> None:
+    spec = '{"type": "float", "low": 0.05, "high": 0.2}'
+    result = cli.invoke(
+        app, ["submit", "--hpo", "--trials", "4", "--param", f"learning_rate={spec}", "--wait"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "completed: model" in result.output
+    job_id = re.search(r"queued ([0-9a-f-]{36})", result.output).group(1)  # type: ignore[union-attr]
+    watched = cli.invoke(app, ["watch", job_id])
+    assert watched.exit_code == 0
+    assert re.search(r"trials \d done, \d pruned, 0 failed of 4", watched.output), watched.output

@@ -87,7 +87,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
-            "status IN ('running', 'completed', 'failed', 'cancelled')",
+            "status IN ('running', 'completed', 'pruned', 'failed', 'cancelled')",
             name="ck_experiments_status",
         ),
         sa.ForeignKeyConstraint(["job_id"], ["ai_training_jobs.job_id"], ondelete="CASCADE"),

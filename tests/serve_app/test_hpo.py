@@ -1,0 +1,162 @@
+"""HPO jobs over HTTP: trials as Ray tasks, recorded, pruned, cancelled and resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from optuna.trial import TrialState
+from ray.util.state import list_tasks
+
+from domain.jobs import ExperimentStatus
+from pipeline.hpo import INTERRUPTED, journal_storage
+from pipeline.register import METADATA_FILE
+from tests.serve_app.conftest import Deployed
+
+SMALL_SPACE = {
+    "learning_rate": {"type": "loguniform", "low": 0.05, "high": 0.3},
+    "num_leaves": {"type": "int", "low": 8, "high": 64},
+}
+
+
+def hpo(**config: Any) -> dict[str, Any]:
+    return {"enable_hpo": True, **config}
+
+
+def study_of(deployed: Deployed, job_id: str) -> optuna.Study:
+    storage = journal_storage(deployed.data_dir / "studies" / f"{job_id}.journal")
+    return optuna.load_study(study_name=job_id, storage=storage)
+
+
+async def test_search_records_every_trial_and_registers_the_best(deployed: Deployed) -> None:
+    job_id = await deployed.submit(
+        hpo(n_trials=6, pruning=False, hyperparameters=SMALL_SPACE | {"max_depth": 6})
+    )
+    job = await deployed.wait_finished(job_id)
+    assert job["status"] == "completed", job
+    metrics = job["metrics"]
+    assert (metrics["trials_completed"], metrics["trials_pruned"], metrics["trials_failed"]) == (
+        6,
+        0,
+        0,
+    )
+
+    experiments = await deployed.store.experiments_of_job(job_id)
+    trials = {e.name: e for e in experiments if e.name.startswith("trial ")}
+    assert set(trials) == {f"trial {n}" for n in range(6)}
+    assert all(e.status is ExperimentStatus.COMPLETED for e in trials.values())
+    for experiment in trials.values():
+        assert set(experiment.params) == {"learning_rate", "num_leaves"}
+        curve = await deployed.store.metric_history(experiment.experiment_id, "validation_l1")
+        assert len(curve) >= 10
+        assert [p.step for p in curve] == list(range(1, len(curve) + 1))
+    [search] = [e for e in experiments if e.name == "search"]
+    best_so_far = await deployed.store.metric_history(search.experiment_id, "best_value")
+    assert len(best_so_far) == 6
+    values = [p.value for p in sorted(best_so_far, key=lambda p: p.step)]
+    assert values[-1] == min(values) == metrics["best_value"]
+
+    study = study_of(deployed, job_id)
+    assert study.best_value == metrics["best_value"]
+    assert study.best_params == metrics["best_params"]
+    model = await deployed.store.get_model(job["model_id"])
+    for name, value in study.best_params.items():
+        assert model.params[name] == value
+    assert model.params["max_depth"] == 6
+    assert model.params["num_iterations"] == study.best_trial.user_attrs["best_iteration"]
+    metadata = json.loads((Path(model.artifact_uri) / METADATA_FILE).read_text())
+    assert metadata["search"]["best_trial"] == study.best_trial.number
+    assert metadata["search"]["n_trials"] == 6
+    assert metadata["search"]["study_name"] == job_id
+    logs = (await deployed.http.get(f"/ai/training/jobs/{job_id}/logs?tail=1000")).json()["logs"]
+    assert (
+        sum(
+            line["message"].startswith("trial ") for line in logs if line["stage"] == "orchestrator"
+        )
+        == 6
+    )
+    tasks = await asyncio.to_thread(list_tasks, filters=[("name", "=", f"trial:{job_id}:0")])
+    assert tasks
+
+
+async def test_pruning_stops_trials_in_a_bad_region(deployed: Deployed) -> None:
+    space = {"learning_rate": {"type": "loguniform", "low": 1e-5, "high": 0.3}}
+    job_id = await deployed.submit(
+        hpo(n_trials=12, hyperparameters=space | {"n_estimators": 150}, early_stopping_rounds=0)
+    )
+    job = await deployed.wait_finished(job_id)
+    assert job["status"] == "completed", job
+    assert job["metrics"]["trials_pruned"] >= 1
+    assert job["metrics"]["trials_completed"] + job["metrics"]["trials_pruned"] == 12
+    pruned = [
+        e
+        for e in await deployed.store.experiments_of_job(job_id)
+        if e.status is ExperimentStatus.PRUNED
+    ]
+    assert len(pruned) == job["metrics"]["trials_pruned"]
+    study = study_of(deployed, job_id)
+    assert len(study.get_trials(states=(TrialState.PRUNED,))) == len(pruned)
+
+
+SLOW_TRIALS = {
+    "n_estimators": 3000,
+    "learning_rate": {"type": "float", "low": 0.001, "high": 0.002},
+}
+
+
+async def test_cancelling_a_search_stops_its_trials(deployed: Deployed) -> None:
+    job_id = await deployed.submit(
+        hpo(n_trials=50, pruning=False, early_stopping_rounds=0, hyperparameters=SLOW_TRIALS)
+    )
+    await deployed.wait_until(job_id, lambda j: j["stage"] == "preprocess")
+    await asyncio.sleep(1.0)
+    response = await deployed.http.delete(f"/ai/training/jobs/{job_id}")
+    assert response.json()["status"] == "cancelled"
+    for _ in range(100):
+        tasks = await asyncio.to_thread(list_tasks, filters=[("name", "!=", "")], limit=10_000)
+        trials = [t for t in tasks if t.name.startswith(f"trial:{job_id}:")]
+        if trials and all(t.state in ("FINISHED", "FAILED") for t in trials):
+            break
+        await asyncio.sleep(0.1)
+    assert trials
+    assert all(t.state in ("FINISHED", "FAILED") for t in trials), [t.state for t in trials]
+    assert len(trials) < 50
+    job = await deployed.job(job_id)
+    assert job["status"] == "cancelled"
+    assert job["model_id"] is None
+
+
+async def test_a_killed_orchestrator_resumes_the_study(deployed: Deployed) -> None:
+    space = {"learning_rate": {"type": "float", "low": 0.05, "high": 0.2}}
+    job_id = await deployed.submit(
+        hpo(
+            n_trials=10,
+            pruning=False,
+            early_stopping_rounds=0,
+            hyperparameters=space | {"n_estimators": 600},
+        )
+    )
+    await deployed.wait_until(
+        job_id, lambda j: (j["metrics"] or {}).get("trials_completed", 0) >= 2, timeout=120
+    )
+    ray.kill(deployed.running.orchestrator, no_restart=False)
+    job = await deployed.wait_finished(job_id, timeout=180)
+    assert job["status"] == "completed", job
+    assert job["attempts"] == 2
+
+    study = study_of(deployed, job_id)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    interrupted = [t for t in study.trials if t.user_attrs.get(INTERRUPTED)]
+    assert len(complete) == 10, "finished trials are not run again"
+    assert len(study.trials) == 10 + len(interrupted)
+    names = [
+        e.name
+        for e in await deployed.store.experiments_of_job(job_id)
+        if e.name.startswith("trial ")
+    ]
+    assert sorted(names) == sorted(f"trial {t.number}" for t in complete)
+    assert job["metrics"]["trials_completed"] == 10
