@@ -37,6 +37,7 @@ test: setup services lint typecheck
 
 bench: setup
 	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.hpo
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

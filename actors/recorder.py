@@ -127,8 +127,7 @@ class SearchRecorder:
     async def _record(self, trial: TrialReport, progress: SearchProgress) -> None:
         job_id = self._job.job_id
         points = [
-            MetricPoint("validation_l1", value, step)
-            for step, value in enumerate(trial.curve, start=1)
+            MetricPoint("validation_l1", value, step) for step, value in trial.validation_curve()
         ]
         if trial.value is not None:
             points.append(MetricPoint("best_validation_l1", trial.value, trial.best_iteration or 0))

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import optuna
 import ray
 from ray import ObjectRef
 
@@ -151,16 +152,17 @@ _remote_trial = ray.remote(num_cpus=1, max_retries=0)(run_trial)
 class _RayTrials:
     """Trials as one-CPU Ray tasks sharing one copy of the prepared data."""
 
-    def __init__(self, context: JobContext, data: ObjectRef[Any], journal: Path) -> None:
+    def __init__(self, context: JobContext, data: ObjectRef[Any]) -> None:
         self._context = context
         self._data = data
-        self._journal = journal
 
-    def submit(self, number: int, params: dict[str, Any]) -> ObjectRef[TrialReport]:
+    def submit(
+        self, number: int, params: dict[str, Any], completed: list[optuna.trial.FrozenTrial]
+    ) -> ObjectRef[TrialReport]:
         job_id = self._context.job_id
         trial: ObjectRef[TrialReport] = _remote_trial.options(
             name=f"trial:{job_id}:{number}"
-        ).remote(self._data, self._context.config, self._journal, job_id, number, params)
+        ).remote(self._data, self._context.config, number, params, completed)
         return trial
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
@@ -194,7 +196,7 @@ def search_stage(
             reporter.record_trial.remote(context.job_id, trial, progress)
 
     journal = studies_root / f"{context.job_id}.journal"
-    runner = _RayTrials(context, data[0], journal)
+    runner = _RayTrials(context, data[0])
     return search(config, journal, context.job_id, parallel, runner, report)
 
 

@@ -1,15 +1,18 @@
 """Distributed hyperparameter search: an Optuna ask/tell loop that runs trials as Ray tasks.
 
 The coordinator (the ``search`` stage, a task holding no CPU) asks a seeded TPE sampler for
-parameters and dispatches each trial as a one-CPU task named ``trial:<job_id>:<number>``
-to a warm worker. Every trial receives the same prepared data from the object store. The
-study lives in an Optuna journal file, so a search interrupted by a restart resumes: its
-finished trials count, and the ones that were running are marked interrupted and run again.
-Trials report the validation L1 every few rounds and the median pruner stops poor ones.
+parameters and dispatches each trial as a one-CPU task named ``trial:<job_id>:<number>`` to
+a warm worker; every trial receives the same prepared data from the object store.
+
+Sampling and pruning run on in-memory studies, so a trial costs no shared-file I/O while it
+trains: each trial prunes with Optuna's median pruner against a snapshot of the trials
+completed when it started. A finished trial is appended to the job's journal file in one
+write; a search interrupted by a restart reloads the journal and runs only what is missing.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -32,16 +35,16 @@ from optuna.trial import TrialState
 from domain.errors import PipelineError
 from pipeline.config import HyperparameterSpec, TrainingConfig
 from pipeline.preprocess import PreparedData
-from pipeline.train import fit
+from pipeline.train import booster_params, fit
 
 logger = logging.getLogger(__name__)
 
-#: Trials report their validation L1 to the pruner every this many boosting rounds.
-REPORT_EVERY = 5
-#: No trial is pruned before this many rounds.
-WARMUP_ROUNDS = 25
+#: Trials report their validation L1 to the pruner about this many times. Each report is
+#: a write to the shared journal, so their number, not the rounds, sets the cost.
+REPORTS_PER_TRIAL = 10
 SAMPLER_SEED = 42
-INTERRUPTED = "interrupted"
+#: The user attribute holding a trial's number in the job (its name in logs and experiments).
+NUMBER = "number"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,14 @@ class TrialReport:
     curve: list[float] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    intermediate: dict[int, float] = field(default_factory=dict)
+
+    def validation_curve(self) -> list[tuple[int, float]]:
+        """(boosting round, validation L1): every round when the trial ran to the end,
+        else the rounds it reported to the pruner."""
+        if self.curve:
+            return list(enumerate(self.curve, start=1))
+        return sorted(self.intermediate.items())
 
 
 @dataclass(frozen=True)
@@ -116,56 +127,67 @@ def distribution(spec: HyperparameterSpec) -> BaseDistribution:
     return FloatDistribution(spec.low, spec.high, log=spec.type == "loguniform")
 
 
+@functools.lru_cache(maxsize=8)
 def journal_storage(journal: Path) -> JournalStorage:
+    """One storage object per journal and process: after the first read it reads only
+    the journal's new entries, where a fresh one would replay the whole file."""
     journal.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(journal)))
 
 
-def open_study(storage: JournalStorage, name: str, config: TrainingConfig) -> optuna.Study:
+def open_study(
+    storage: optuna.storages.BaseStorage, name: str, config: TrainingConfig
+) -> optuna.Study:
     """Create the job's study, or load it to resume."""
-    startup = min(5, max(1, config.n_trials // 4))
-    pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=WARMUP_ROUNDS)
-        if config.pruning
-        else optuna.pruners.NopPruner()
-    )
     return optuna.create_study(
         study_name=name,
         storage=storage,
         sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED),
-        pruner=pruner,
+        pruner=_pruner(config),
         direction="minimize",
         load_if_exists=True,
     )
 
 
+def _pruner(config: TrainingConfig) -> optuna.pruners.BasePruner:
+    if not config.pruning:
+        return optuna.pruners.NopPruner()
+    startup = min(5, max(1, config.n_trials // 4))
+    warmup = max(report_interval(config), booster_params(config.lightgbm_params(), 1)[1] // 4)
+    return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+
+
+def report_interval(config: TrainingConfig) -> int:
+    """Rounds between two reports to the pruner."""
+    rounds = booster_params(config.lightgbm_params(), 1)[1]
+    return max(5, rounds // REPORTS_PER_TRIAL)
+
+
 def run_trial(
     data: PreparedData,
     config: TrainingConfig,
-    journal: Path,
-    study_name: str,
     number: int,
     params: dict[str, Any],
+    completed: list[optuna.trial.FrozenTrial],
 ) -> TrialReport:
-    """Train one trial (in a one-CPU task), reporting to the pruner as it goes."""
+    """Train one trial (in a one-CPU task), pruned against the ``completed`` trials."""
     started = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = journal_storage(journal)
-    study = open_study(storage, study_name, config)
-    study_id = storage.get_study_id_from_name(study_name)
-    trial = optuna.trial.Trial(
-        study, storage.get_trial_id_from_study_id_trial_number(study_id, number)
-    )
-    pruned_at: list[float] = []
+    local = optuna.create_study(direction="minimize", pruner=_pruner(config))
+    local.add_trials(completed)
+    local.enqueue_trial(params)
+    trial = local.ask({name: distribution(spec) for name, spec in config.search_space().items()})
+    every = report_interval(config)
+    intermediate: dict[int, float] = {}
 
     def report(env: lgb.callback.CallbackEnv) -> None:
         step = env.iteration + 1
-        if step % REPORT_EVERY:
+        if step % every:
             return
         value = next(r[2] for r in env.evaluation_result_list or [] if r[1] == "l1")
+        intermediate[step] = value
         trial.report(value, step)
         if trial.should_prune():
-            pruned_at.append(value)
             raise optuna.TrialPruned(f"pruned at round {step}")
 
     merged = {**config.lightgbm_params(), **params}
@@ -173,7 +195,13 @@ def run_trial(
         model = fit(data, merged, config.early_stopping_rounds, 1, extra_callbacks=[report])
     except optuna.TrialPruned:
         return TrialReport(
-            number, "pruned", pruned_at[-1], params, None, seconds=time.perf_counter() - started
+            number,
+            "pruned",
+            intermediate[max(intermediate)],
+            params,
+            None,
+            seconds=time.perf_counter() - started,
+            intermediate=intermediate,
         )
     curve = model.curve["l1"]
     return TrialReport(
@@ -184,13 +212,16 @@ def run_trial(
         best_iteration=model.best_iteration,
         curve=curve,
         seconds=time.perf_counter() - started,
+        intermediate=intermediate,
     )
 
 
 class TrialRunner(Protocol):
     """Where trials run: Ray tasks in the service (``pipeline.graph``)."""
 
-    def submit(self, number: int, params: dict[str, Any]) -> Any: ...
+    def submit(
+        self, number: int, params: dict[str, Any], completed: list[optuna.trial.FrozenTrial]
+    ) -> Any: ...
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
         """The handles of ``pending`` that have finished (waits up to ``timeout``)."""
@@ -217,97 +248,95 @@ def search(
         PipelineError: no trial completed.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = journal_storage(journal)
-    study = open_study(storage, study_name, config)
-    finished = _resume(study, storage, study_name, config, report)
+    durable = open_study(journal_storage(journal), study_name, config)
+    live = open_study(optuna.storages.InMemoryStorage(), study_name, config)
+    numbers = _resume(durable, live, config, report)
     space = {name: distribution(spec) for name, spec in config.search_space().items()}
-    to_start = config.n_trials - finished
+    to_start = config.n_trials - len(durable.trials)
+    next_number = max(numbers, default=-1) + 1
     deadline = time.monotonic() + config.timeout_seconds if config.timeout_seconds else None
     logger.info(
         "searching %s over %d trials (%d done before), up to %d at a time, pruning %s",
         sorted(space),
         config.n_trials,
-        finished,
+        len(durable.trials),
         parallel,
         "on" if config.pruning else "off",
     )
-    running: dict[Any, optuna.trial.Trial] = {}
+    running: dict[Any, tuple[int, optuna.trial.Trial]] = {}
     try:
         while to_start > 0 or running:
             out_of_time = deadline is not None and time.monotonic() > deadline
             while to_start > 0 and len(running) < parallel and not out_of_time:
-                trial = study.ask(space)
-                running[runner.submit(trial.number, trial.params)] = trial
+                trial = live.ask(space)
+                completed = live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                handle = runner.submit(next_number, trial.params, completed)
+                running[handle] = (next_number, trial)
+                next_number += 1
                 to_start -= 1
             if out_of_time and to_start > 0:
-                logger.info(
-                    "time budget of %ss spent; %d trials not started",
-                    config.timeout_seconds,
-                    to_start,
-                )
+                logger.info("time budget spent; %d trials not started", to_start)
                 to_start = 0
             for handle in runner.wait(list(running), timeout=0.5):
-                trial = running.pop(handle)
-                outcome = _finish(study, trial, runner, handle)
-                report(outcome, _progress(study, config.n_trials))
+                number, trial = running.pop(handle)
+                outcome = _finish(live, durable, trial, number, runner, handle)
+                report(outcome, _progress(durable, config.n_trials))
     except BaseException:
         runner.cancel(list(running))
         raise
-    return _result(study, journal, study_name, config)
+    return _result(durable, journal, study_name, config)
 
 
 def _finish(
-    study: optuna.Study, trial: optuna.trial.Trial, runner: TrialRunner, handle: Any
+    live: optuna.Study,
+    durable: optuna.Study,
+    trial: optuna.trial.Trial,
+    number: int,
+    runner: TrialRunner,
+    handle: Any,
 ) -> TrialReport:
+    """Tell the live study how a trial ended and append it to the journal (one write)."""
+    trial.set_user_attr(NUMBER, number)
     try:
         outcome = runner.result(handle)
     except Exception as exc:
-        study.tell(trial, state=TrialState.FAIL)
-        logger.warning("trial %d failed: %s", trial.number, exc)
-        return TrialReport(trial.number, "failed", None, trial.params, None, error=str(exc))
-    if outcome.state == "pruned":
-        study.tell(trial, state=TrialState.PRUNED)
+        live.tell(trial, state=TrialState.FAIL)
+        logger.warning("trial %d failed: %s", number, exc)
+        outcome = TrialReport(number, "failed", None, trial.params, None, error=str(exc))
     else:
-        trial.set_user_attr("best_iteration", outcome.best_iteration)
-        study.tell(trial, outcome.value)
-    logger.info(
-        "trial %d %s: validation l1=%.4f in %.2fs",
-        outcome.number,
-        outcome.state,
-        outcome.value if outcome.value is not None else float("nan"),
-        outcome.seconds,
-    )
+        for step, value in outcome.intermediate.items():
+            trial.report(value, step)
+        if outcome.state == "pruned":
+            live.tell(trial, state=TrialState.PRUNED)
+        else:
+            trial.set_user_attr("best_iteration", outcome.best_iteration)
+            live.tell(trial, outcome.value)
+        logger.info(
+            "trial %d %s: validation l1=%.4f in %.2fs",
+            number,
+            outcome.state,
+            outcome.value if outcome.value is not None else float("nan"),
+            outcome.seconds,
+        )
+    durable.add_trial(live.get_trials(deepcopy=False)[trial.number])
     return outcome
 
 
 def _resume(
-    study: optuna.Study,
-    storage: JournalStorage,
-    study_name: str,
+    durable: optuna.Study,
+    live: optuna.Study,
     config: TrainingConfig,
     report: Callable[[TrialReport, SearchProgress], None],
-) -> int:
-    """Mark trials a lost run left running as interrupted; re-report finished ones."""
-    study_id = storage.get_study_id_from_name(study_name)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        logger.warning("trial %d was interrupted; it will run again", trial.number)
-    done = _finished_trials(study)
-    progress = _progress(study, config.n_trials)
+) -> list[int]:
+    """Load the journal's finished trials into the live study and re-report them (the
+    orchestrator records each once). Trials that were running when the search was lost
+    never reached the journal, so they simply run again."""
+    done = durable.get_trials(deepcopy=False)
+    live.add_trials(done)
+    progress = _progress(durable, config.n_trials)
     for trial in done:
         report(_report_of(trial), progress)
-    return len(done)
-
-
-def _finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=states)
-        if not t.user_attrs.get(INTERRUPTED)
-    ]
+    return [int(t.user_attrs[NUMBER]) for t in done]
 
 
 _STATE_NAMES = {
@@ -318,19 +347,18 @@ _STATE_NAMES = {
 
 
 def _report_of(trial: optuna.trial.FrozenTrial) -> TrialReport:
-    values = trial.intermediate_values
     return TrialReport(
-        number=trial.number,
+        number=int(trial.user_attrs[NUMBER]),
         state=_STATE_NAMES[trial.state],
         value=trial.value if trial.state == TrialState.COMPLETE else None,
         params=trial.params,
         best_iteration=trial.user_attrs.get("best_iteration"),
-        curve=[values[step] for step in sorted(values)],
+        intermediate=dict(trial.intermediate_values),
     )
 
 
 def _progress(study: optuna.Study, n_trials: int) -> SearchProgress:
-    trials = _finished_trials(study)
+    trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = min(complete, key=lambda t: t.value or 0.0) if complete else None
     return SearchProgress(
@@ -347,15 +375,20 @@ def _result(
     study: optuna.Study, journal: Path, study_name: str, config: TrainingConfig
 ) -> SearchResult:
     progress = _progress(study, config.n_trials)
-    complete = [t for t in _finished_trials(study) if t.state == TrialState.COMPLETE]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise PipelineError(f"every trial failed or was pruned ({progress.finished} trials)")
     best = min(complete, key=lambda t: t.value if t.value is not None else float("inf"))
-    logger.info("best trial %d: validation l1=%.4f with %s", best.number, best.value, best.params)
+    logger.info(
+        "best trial %s: validation l1=%.4f with %s",
+        best.user_attrs[NUMBER],
+        best.value,
+        best.params,
+    )
     return SearchResult(
         study_name=study_name,
         storage=str(journal),
-        best_trial=best.number,
+        best_trial=int(best.user_attrs[NUMBER]),
         best_value=float(best.value or 0.0),
         best_params=best.params,
         best_iteration=int(best.user_attrs["best_iteration"]),
