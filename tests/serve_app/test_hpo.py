@@ -158,3 +158,32 @@ async def test_a_killed_orchestrator_resumes_the_study(deployed: Deployed) -> No
     names = [e.name for e in experiments if e.name.startswith("trial ")]
     assert sorted(names) == sorted(f"trial {t.user_attrs[NUMBER]}" for t in study.trials)
     assert job["metrics"]["trials_completed"] == 10
+
+
+async def test_failed_trials_are_recorded_and_the_search_goes_on(deployed: Deployed) -> None:
+    objective = {"type": "categorical", "choices": ["regression", "no_such_objective"]}
+    job_id = await deployed.submit(
+        hpo(n_trials=10, pruning=False, hyperparameters={"objective": objective})
+    )
+    job = await deployed.wait_finished(job_id)
+    assert job["status"] == "completed", job
+    assert job["metrics"]["trials_failed"] >= 1
+    assert job["metrics"]["trials_completed"] >= 1
+    assert job["metrics"]["best_params"] == {"objective": "regression"}
+    failed = [
+        e
+        for e in await deployed.store.experiments_of_job(job_id)
+        if e.status is ExperimentStatus.FAILED and e.name.startswith("trial ")
+    ]
+    assert len(failed) == job["metrics"]["trials_failed"]
+    logs = (await deployed.http.get(f"/ai/training/jobs/{job_id}/logs?tail=1000")).json()["logs"]
+    assert any("failed" in line["message"] and "objective" in line["message"] for line in logs)
+
+
+async def test_a_search_whose_every_trial_fails_fails_the_job(deployed: Deployed) -> None:
+    objective = {"type": "categorical", "choices": ["no_such_objective", "nor_this_one"]}
+    job_id = await deployed.submit(hpo(n_trials=3, hyperparameters={"objective": objective}))
+    job = await deployed.wait_finished(job_id)
+    assert job["status"] == "failed"
+    assert "every trial failed" in job["error_message"]
+    assert job["model_id"] is None
