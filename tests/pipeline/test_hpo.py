@@ -1,0 +1,120 @@
+"""The search coordinator without Ray: trials run in this process through the same protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from domain.errors import PipelineError
+from pipeline.config import TrainingConfig
+from pipeline.feature_store import FeatureStore
+from pipeline.hpo import (
+    NUMBER,
+    SearchProgress,
+    TrialReport,
+    journal_storage,
+    run_trial,
+    search,
+)
+from pipeline.preprocess import PreparedData, preprocess
+
+
+class Done:
+    """A finished trial's handle (hashable by identity, like an ObjectRef)."""
+
+    def __init__(self, outcome: TrialReport | Exception) -> None:
+        self.outcome = outcome
+
+
+class InProcessTrials:
+    """Runs each trial when it is submitted; ``wait`` hands the finished ones back."""
+
+    def __init__(self, data: PreparedData, config: TrainingConfig) -> None:
+        self.data = data
+        self.config = config
+        self.started: list[int] = []
+
+    def submit(
+        self, number: int, params: dict[str, Any], completed: list[optuna.trial.FrozenTrial]
+    ) -> Any:
+        self.started.append(number)
+        try:
+            return Done(run_trial(self.data, self.config, number, params, completed))
+        except Exception as exc:
+            return Done(exc)
+
+    def wait(self, pending: list[Any], timeout: float) -> list[Any]:
+        return list(pending)
+
+    def result(self, handle: Done) -> TrialReport:
+        if isinstance(handle.outcome, Exception):
+            raise handle.outcome
+        return handle.outcome
+
+    def cancel(self, pending: list[Any]) -> None:
+        pass
+
+
+def config(**overrides: Any) -> TrainingConfig:
+    return TrainingConfig.model_validate(
+        {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "enable_hpo": True,
+            "hyperparameters": {"learning_rate": {"type": "float", "low": 0.05, "high": 0.3}},
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def data(demo_store: FeatureStore) -> PreparedData:
+    return preprocess(demo_store.load("forecast_basic"), config())
+
+
+def test_a_resumed_search_runs_only_the_missing_trials(data: PreparedData, tmp_path: Path) -> None:
+    journal = tmp_path / "job.journal"
+    reported: list[tuple[int, str]] = []
+
+    def report(trial: TrialReport, progress: SearchProgress) -> None:
+        reported.append((trial.number, trial.state))
+
+    first = InProcessTrials(data, config(n_trials=3))
+    result = search(config(n_trials=3), journal, "job", 1, first, report)
+    assert first.started == [0, 1, 2]
+    assert result.progress.finished == 3
+
+    # The job is re-run with a larger budget (as after a restart): only two trials run.
+    second = InProcessTrials(data, config(n_trials=5))
+    resumed = search(config(n_trials=5), journal, "job", 2, second, report)
+    assert second.started == [3, 4]
+    assert [n for n, _ in reported] == [0, 1, 2, 0, 1, 2, 3, 4]  # the first three re-reported
+    study = optuna.load_study(study_name="job", storage=journal_storage(journal))
+    assert sorted(t.user_attrs[NUMBER] for t in study.trials) == [0, 1, 2, 3, 4]
+    assert resumed.best_value == min(t.value for t in study.trials if t.value is not None)
+    assert resumed.params["learning_rate"] == resumed.best_params["learning_rate"]
+    assert resumed.params["num_leaves"] == 31  # the seed's default for what is not searched
+
+
+def test_failing_trials_are_told_and_a_search_without_success_raises(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    broken = config(
+        n_trials=2,
+        hyperparameters={"objective": {"type": "categorical", "choices": ["no_such_objective"]}},
+    )
+    progress: list[SearchProgress] = []
+    with pytest.raises(PipelineError, match="every trial failed"):
+        search(
+            broken,
+            tmp_path / "j",
+            "j",
+            1,
+            InProcessTrials(data, broken),
+            lambda _, p: progress.append(p),
+        )
+    assert progress[-1].failed == 2
+    assert progress[-1].best_value is None
