@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 #: How often the dispatch loop looks at the queue when nothing wakes it.
 IDLE_POLL_SECONDS = 1.0
+#: How long a cancelled job's running task may take to stop before its worker is killed.
+CANCEL_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -113,7 +115,18 @@ class JobOrchestrator:
         if running is not None:
             running.cancelled = True
             running.run.cancel()
+            asyncio.get_running_loop().create_task(self._force_cancel(job_id, running))
         return job
+
+    async def _force_cancel(self, job_id: str, running: _RunningJob) -> None:
+        """Kill the worker of a cancelled job whose task ignored the request (a cancel can
+        be lost when it races with the task's start), so its slot and CPU come back."""
+        await asyncio.sleep(CANCEL_GRACE_SECONDS)
+        if self._running.get(job_id) is running:
+            logger.warning(
+                "job %s did not stop within %ss; killing its task", job_id, CANCEL_GRACE_SECONDS
+            )
+            running.run.cancel(force=True)
 
     async def retry(self, job_id: str) -> JobRecord:
         """Queue a new job with a failed or cancelled job's config, tagged ``retry_of``."""

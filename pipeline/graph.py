@@ -131,17 +131,18 @@ class PipelineRun:
     outputs: list[ObjectRef[Any]]
     reports: list[ObjectRef[StageReport]]
 
-    def cancel(self) -> None:
+    def cancel(self, force: bool = False) -> None:
         """Cancel the stage that is running; the stages after it then fail without running.
 
         Only that one task is cancelled: cancelling tasks that wait on it races with their
         dispatch in Ray's task manager (it can crash the owner when a task it marked
-        cancelled reports completion).
+        cancelled reports completion). ``force`` kills the worker running it, for a task
+        that did not stop when asked.
         """
         for ref in self.reports:
             finished, _ = ray.wait([ref], timeout=0)
             if not finished:
-                ray.cancel(ref)
+                ray.cancel(ref, force=force)
                 return
 
 
