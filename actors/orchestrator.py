@@ -47,8 +47,9 @@ CANCEL_GRACE_SECONDS = 5.0
 @dataclass
 class _RunningJob:
     run: PipelineRun
-    follower: asyncio.Task[None]
+    follower: asyncio.Task[None]  # held here: the event loop keeps only weak references
     cancelled: bool = False
+    watchdog: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ class JobOrchestrator:
         if running is not None:
             running.cancelled = True
             running.run.cancel()
-            asyncio.get_running_loop().create_task(self._force_cancel(job_id, running))
+            running.watchdog = asyncio.get_running_loop().create_task(
+                self._force_cancel(job_id, running)
+            )
         return job
 
     async def _force_cancel(self, job_id: str, running: _RunningJob) -> None:

@@ -40,9 +40,7 @@ class StageRecorder:
         if report.stage == "train":
             await self._record_training(report.summary)
         elif report.stage == "search":
-            self.metrics.update(
-                {k: v for k, v in report.summary.items() if k not in ("storage", "progress")}
-            )
+            self.metrics.update({k: v for k, v in report.summary.items() if k != "storage"})
         elif report.stage == "evaluate":
             await self._record_evaluation(report.summary["metrics"])
         self.metrics["training_time_seconds"] = round(
