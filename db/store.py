@@ -198,7 +198,7 @@ class SqlAlchemyStore(TrainingStore):
         try:
             async with self._sessions() as session, session.begin():
                 yield session
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (DBAPIError, OSError) as exc:
             if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
                 raise
             raise ServiceUnavailable(f"database unavailable: {exc}") from exc
