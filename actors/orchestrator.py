@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,7 +27,19 @@ from actors.recorder import SearchRecorder, StageRecorder, service_log, to_new_l
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.state import JobEvent, can_retry
 from actors.submission import JobSubmission
-from db.records import JobFilters, JobRecord, LogRecord, NewJob, NewModel, Page
+from db.models import utcnow
+from db.records import (
+    JobFilters,
+    JobRecord,
+    LogRecord,
+    ModelRecord,
+    NewJob,
+    NewModel,
+    Page,
+    PurgeReport,
+)
+from db.registry import ModelRegistry
+from db.retention import purge
 from db.store import SqlAlchemyStore
 from domain.errors import Conflict, IllegalTransition, InvalidRequest, TrainingError
 from domain.jobs import JobStatus, LogLevel
@@ -71,8 +85,11 @@ class JobOrchestrator:
         database_url: str,
         pipeline: PipelineSettings,
         settings: OrchestratorSettings,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = SqlAlchemyStore.from_url(database_url)
+        self._registry = ModelRegistry(self._store.database)
+        self._clock = clock
         self._pipeline = pipeline
         self._features = FeatureStore(pipeline.features_root)
         self._settings = settings
@@ -85,6 +102,7 @@ class JobOrchestrator:
         self._wakeup = asyncio.Event()
         self._recovered = asyncio.Event()
         self._loop = asyncio.get_running_loop().create_task(self._dispatch_forever())
+        self._retention = asyncio.get_running_loop().create_task(self._purge_forever())
 
     # ------------------------------------------------------------------ commands
 
@@ -166,6 +184,22 @@ class JobOrchestrator:
         counts = await self._store.count_by_status()
         return Stats(counts[JobStatus.RUNNING], counts[JobStatus.QUEUED], self._capacity)
 
+    async def set_alias(
+        self, tenant_id: str, model_name: str, alias: str, version: str
+    ) -> ModelRecord:
+        """Point a model alias at a version. Raises: ModelNotFound."""
+        return await self._registry.set_alias(tenant_id, model_name, alias, version)
+
+    async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
+        """Raises: AliasNotFound."""
+        await self._registry.delete_alias(tenant_id, model_name, alias)
+
+    async def cleanup(self) -> PurgeReport:
+        """Apply the retention policy now."""
+        report = await purge(self._store.database, self._settings.retention, self._clock())
+        logger.info("retention purged %d jobs and %d log lines", report.jobs, report.logs)
+        return report
+
     async def record_trial(self, job_id: str, trial: TrialReport, progress: SearchProgress) -> None:
         """Called by a running search (fire and forget) as each trial finishes."""
         recorder = self._searches.get(job_id)
@@ -219,6 +253,16 @@ class JobOrchestrator:
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+
+    async def _purge_forever(self) -> None:
+        """Apply the retention policy every ``retention.interval_hours``."""
+        interval = self._settings.retention.interval_hours * 3600
+        while True:
+            try:
+                await self.cleanup()
+            except Exception:
+                logger.exception("retention run failed; trying again at the next interval")
+            await asyncio.sleep(interval)
 
     async def _recover(self) -> None:
         """Re-queue (or fail) jobs a previous incarnation was running; load the queue."""
@@ -301,6 +345,7 @@ class JobOrchestrator:
             metrics=saved.metrics,
             params=saved.params,
             features=saved.features,
+            promote=TrainingConfig.model_validate(job.config).promote_champion,
         )
         try:
             await self._store.transition(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.retention import RetentionPolicy
+
 ORCHESTRATOR_NAME = "orchestrator"
 NAMESPACE = "training"
 
@@ -19,3 +21,4 @@ class OrchestratorSettings(BaseSettings):
         3, ge=1, le=100, description="Starts a job gets before an interrupted one is failed."
     )
     actor_name: str = ORCHESTRATOR_NAME
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)

@@ -1,4 +1,4 @@
-"""The tables: the seed's five plus the model registry (``ai_models``)."""
+"""The tables: the seed's five plus the model registry (``ai_models``, ``ai_model_aliases``)."""
 
 from __future__ import annotations
 
@@ -101,12 +101,17 @@ class TrainingJob(Base):
 
 
 class Experiment(Base):
+    """A run's record; it outlives its job (``job_id`` is cleared when retention purges it)."""
+
     __tablename__ = "ai_experiments"
 
     experiment_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    job_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("ai_training_jobs.job_id", ondelete="CASCADE")
+    job_id: Mapped[str | None] = mapped_column(
+        String(36),
+        ForeignKey("ai_training_jobs.job_id", ondelete="SET NULL", name="fk_experiments_job"),
     )
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=ExperimentStatus.RUNNING.value)
     model_id: Mapped[str | None] = mapped_column(String(300))
@@ -116,6 +121,7 @@ class Experiment(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", ExperimentStatus), name="ck_experiments_status"),
         Index("ix_experiments_job", "job_id"),
+        Index("ix_experiments_tenant_created", "tenant_id", "created_at"),
     )
 
 
@@ -203,3 +209,19 @@ class RegisteredModel(Base):
         Index("ix_models_tenant_name", "tenant_id", "model_name"),
         Index("ix_models_job", "job_id"),
     )
+
+
+class ModelAlias(Base):
+    """A movable name (``champion``, ``staging``) for one version of a tenant's model."""
+
+    __tablename__ = "ai_model_aliases"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(
+        String(300), ForeignKey("ai_models.model_id", ondelete="CASCADE")
+    )
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_aliases_model", "model_id"),)

@@ -97,14 +97,41 @@ class MetricPoint:
 
 @dataclass(frozen=True)
 class ExperimentRecord:
+    """An experiment; ``job_id`` is None once retention has purged its job.
+
+    ``params`` are decoded to their logged types; ``metrics`` holds each metric's final
+    value (the point with the highest step).
+    """
+
     experiment_id: str
-    job_id: str
+    job_id: str | None
+    tenant_id: str
+    model_name: str
     name: str
     status: ExperimentStatus
     model_id: str | None
     created_at: datetime
     completed_at: datetime | None
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentFilters:
+    tenant_id: str | None = None
+    job_id: str | None = None
+    model_name: str | None = None
+    status: ExperimentStatus | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentOrder:
+    """Newest first by default; ``metric`` sorts by that metric's final value (missing last)."""
+
+    metric: str | None = None
+    descending: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,6 +147,7 @@ class NewModel:
     metrics: Mapping[str, float]
     params: Mapping[str, Any]
     features: Sequence[str]
+    promote: bool = False
 
     @property
     def model_id(self) -> str:
@@ -141,3 +169,19 @@ class ModelRecord:
     params: Mapping[str, Any]
     features: Sequence[str]
     created_at: datetime
+    aliases: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class ModelFilters:
+    tenant_id: str | None = None
+    model_name: str | None = None
+    model_type: ModelType | None = None
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What one retention run deleted."""
+
+    jobs: int
+    logs: int

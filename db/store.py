@@ -6,19 +6,17 @@ the plain dataclasses of ``db.records``; ORM rows never leave this module.
 
 from __future__ import annotations
 
-import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from actors.state import JobEvent, transition
-from db.engine import create_engine, session_factory
+from db.database import Database
+from db.experiments import ExperimentCatalog, encode_param
 from db.models import (
     Experiment,
     ExperimentMetric,
@@ -40,7 +38,8 @@ from db.records import (
     NewModel,
     Page,
 )
-from domain.errors import JobNotFound, ModelNotFound, ServiceUnavailable
+from db.registry import model_record, promote_if_better
+from domain.errors import JobNotFound, ModelNotFound
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 
 _EXPERIMENT_OUTCOME = {
@@ -181,27 +180,18 @@ class TrainingStore(ABC):
 class SqlAlchemyStore(TrainingStore):
     """The store on SQLAlchemy 2.0 async: SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._sessions = session_factory(engine)
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._transaction = database.transaction
+        self._experiments = ExperimentCatalog(database)
 
     @classmethod
     def from_url(cls, url: str) -> SqlAlchemyStore:
-        return cls(create_engine(url))
+        return cls(Database.from_url(url))
 
     @property
     def engine(self) -> AsyncEngine:
-        return self._engine
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except (DBAPIError, OSError) as exc:
-            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
-                raise
-            raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        return self.database.engine
 
     async def create_job(self, job: NewJob, logs: Sequence[NewLog] = ()) -> JobRecord:
         now = utcnow()
@@ -360,6 +350,18 @@ class SqlAlchemyStore(TrainingStore):
         job.model_id = model.model_id
         if running:
             running[-1].model_id = model.model_id
+        if model.promote:
+            await session.flush()
+            message = await promote_if_better(session, model)
+            session.add(
+                TrainingLog(
+                    job_id=job.job_id,
+                    timestamp=job.updated_at,
+                    level=LogLevel.INFO.value,
+                    stage="register",
+                    message=message,
+                )
+            )
 
     async def typical_duration(self, feature_set: str, sample: int = 20) -> float | None:
         query = (
@@ -427,10 +429,15 @@ class SqlAlchemyStore(TrainingStore):
         experiment_id = str(uuid.uuid4())
         now = utcnow()
         async with self._transaction() as session:
+            job = await session.get(TrainingJob, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
             session.add(
                 Experiment(
                     experiment_id=experiment_id,
                     job_id=job_id,
+                    tenant_id=job.tenant_id,
+                    model_name=job.model_name,
                     name=name,
                     status=status.value,
                     created_at=now,
@@ -439,7 +446,7 @@ class SqlAlchemyStore(TrainingStore):
             )
             await session.flush()
             for key, value in (params or {}).items():
-                text, value_type = _encode_param(value)
+                text, value_type = encode_param(value)
                 session.add(
                     ExperimentParam(
                         experiment_id=experiment_id, name=key, value=text, value_type=value_type
@@ -458,67 +465,25 @@ class SqlAlchemyStore(TrainingStore):
             await session.execute(insert(ExperimentMetric), _metric_rows(experiment_id, points))
 
     async def experiments_of_job(self, job_id: str) -> list[ExperimentRecord]:
-        async with self._transaction() as session:
-            experiments = (
-                await session.scalars(
-                    select(Experiment)
-                    .where(Experiment.job_id == job_id)
-                    .order_by(Experiment.created_at, Experiment.experiment_id)
-                )
-            ).all()
-            params = (
-                await session.scalars(
-                    select(ExperimentParam).where(
-                        ExperimentParam.experiment_id.in_([e.experiment_id for e in experiments])
-                    )
-                )
-            ).all()
-        by_experiment: dict[str, dict[str, str]] = {}
-        for p in params:
-            by_experiment.setdefault(p.experiment_id, {})[p.name] = p.value
-        return [
-            ExperimentRecord(
-                experiment_id=e.experiment_id,
-                job_id=e.job_id,
-                name=e.name,
-                status=ExperimentStatus(e.status),
-                model_id=e.model_id,
-                created_at=e.created_at,
-                completed_at=e.completed_at,
-                params=by_experiment.get(e.experiment_id, {}),
-            )
-            for e in experiments
-        ]
+        return await self._experiments.of_job(job_id)
 
     async def metric_history(self, experiment_id: str, name: str) -> list[MetricPoint]:
-        query = (
-            select(ExperimentMetric)
-            .where(ExperimentMetric.experiment_id == experiment_id)
-            .where(ExperimentMetric.name == name)
-            .order_by(ExperimentMetric.step, ExperimentMetric.id)
-        )
-        async with self._transaction() as session:
-            rows = (await session.scalars(query)).all()
-        return [MetricPoint(r.name, r.value, r.step) for r in rows]
+        return (await self._experiments.series([experiment_id], name))[experiment_id]
 
     async def get_model(self, model_id: str) -> ModelRecord:
         async with self._transaction() as session:
             row = await session.get(RegisteredModel, model_id)
             if row is None:
                 raise ModelNotFound(model_id)
-            return _model(row)
+            return model_record(row)
 
     async def models_of_job(self, job_id: str) -> list[ModelRecord]:
         query = select(RegisteredModel).where(RegisteredModel.job_id == job_id)
         async with self._transaction() as session:
-            return [_model(r) for r in (await session.scalars(query)).all()]
+            return [model_record(r) for r in (await session.scalars(query)).all()]
 
     async def close(self) -> None:
-        await self._engine.dispose()
-
-
-def _is_unavailable(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+        await self.database.close()
 
 
 def _log_rows(entries: Sequence[NewLog]) -> list[dict[str, Any]]:
@@ -547,18 +512,6 @@ def _metric_rows(experiment_id: str, points: Sequence[MetricPoint]) -> list[dict
         }
         for p in points
     ]
-
-
-def _encode_param(value: Any) -> tuple[str, str]:
-    if isinstance(value, bool):
-        return str(value).lower(), "bool"
-    if isinstance(value, int):
-        return str(value), "int"
-    if isinstance(value, float):
-        return repr(value), "float"
-    if isinstance(value, str):
-        return value, "str"
-    return json.dumps(value, sort_keys=True), "json"
 
 
 def _job(row: TrainingJob) -> JobRecord:
@@ -594,22 +547,4 @@ def _log(row: TrainingLog) -> LogRecord:
         stage=row.stage,
         message=row.message,
         extra=row.extra,
-    )
-
-
-def _model(row: RegisteredModel) -> ModelRecord:
-    return ModelRecord(
-        model_id=row.model_id,
-        tenant_id=row.tenant_id,
-        model_name=row.model_name,
-        model_type=ModelType(row.model_type),
-        version=row.version,
-        job_id=row.job_id,
-        experiment_id=row.experiment_id,
-        feature_set=row.feature_set,
-        artifact_uri=row.artifact_uri,
-        metrics=row.metrics,
-        params=row.params,
-        features=row.features,
-        created_at=row.created_at,
     )

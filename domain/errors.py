@@ -6,7 +6,9 @@ Business code raises these; ``serve_app.errors`` maps them to HTTP in one place:
     ├── NotFound                  404
     │   ├── JobNotFound
     │   ├── FeatureSetNotFound
-    │   └── ModelNotFound
+    │   ├── ExperimentNotFound
+    │   ├── ModelNotFound
+    │   └── AliasNotFound
     ├── InvalidRequest            422 (names the offending field)
     │   └── InvalidFeatureSet
     ├── Conflict                  400 (the request is well formed but the state forbids it)
@@ -58,6 +60,25 @@ class ModelNotFound(NotFound):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.model_id,))
+
+
+class ExperimentNotFound(NotFound):
+    def __init__(self, experiment_id: str) -> None:
+        super().__init__(f"experiment {experiment_id!r} not found")
+        self.experiment_id = experiment_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.experiment_id,))
+
+
+class AliasNotFound(NotFound):
+    def __init__(self, model_name: str, alias: str) -> None:
+        super().__init__(f"model {model_name!r} has no alias {alias!r}")
+        self.model_name = model_name
+        self.alias = alias
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.model_name, self.alias))
 
 
 class InvalidRequest(TrainingError):

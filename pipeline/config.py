@@ -117,6 +117,11 @@ class TrainingConfig(BaseModel):
     anomaly_threshold: float = Field(
         4.0, gt=0, le=100, description="Robust z-score beyond which a residual is an anomaly."
     )
+    promote_champion: bool = Field(
+        False,
+        description="Move the model's 'champion' alias to this version if its test MAE beats "
+        "the current champion's.",
+    )
 
     @field_validator("hyperparameters")
     @classmethod

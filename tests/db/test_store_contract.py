@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -12,47 +10,11 @@ from sqlalchemy.exc import IntegrityError
 
 from actors.state import JobEvent
 from db.migrate import upgrade
-from db.records import JobFilters, MetricPoint, NewJob, NewLog, NewModel
+from db.records import JobFilters, MetricPoint, NewLog
 from db.store import SqlAlchemyStore
 from domain.errors import IllegalTransition, JobNotFound, ModelNotFound
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
-from tests.databases import BACKENDS, fresh_database
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlAlchemyStore]:
-    async with fresh_database(request.param, tmp_path) as url:
-        store = SqlAlchemyStore.from_url(url)
-        await upgrade(store.engine)
-        yield store
-        await store.close()
-
-
-def new_job(**overrides: object) -> NewJob:
-    fields: dict[str, object] = {
-        "tenant_id": "tenant-a",
-        "model_type": ModelType.FORECAST,
-        "model_name": "load_forecast",
-        "feature_set": "forecast_basic",
-        "priority": 0,
-        "config": {"horizon": 24, "target_variable": "load_kw"},
-    }
-    fields.update(overrides)
-    return NewJob(**fields)  # type: ignore[arg-type]
-
-
-def new_model(version: str = "20260101.000000") -> NewModel:
-    return NewModel(
-        tenant_id="tenant-a",
-        model_name="load_forecast",
-        model_type=ModelType.FORECAST,
-        version=version,
-        feature_set="forecast_basic",
-        artifact_uri="/tmp/artifacts/x",
-        metrics={"mae": 1.5},
-        params={"num_leaves": 31},
-        features=["hour", "lag_24"],
-    )
+from tests.db.factories import new_job, new_model
 
 
 async def test_migration_creates_tables_and_views(store: SqlAlchemyStore) -> None:
@@ -173,7 +135,7 @@ async def test_complete_registers_model_and_closes_experiment(store: SqlAlchemyS
     [experiment] = await store.experiments_of_job(job.job_id)
     assert experiment.status is ExperimentStatus.COMPLETED
     assert experiment.model_id == model.model_id
-    assert experiment.params == {"num_leaves": "31", "lr": "0.1"}
+    assert experiment.params == {"lr": 0.1, "num_leaves": 31}
     assert [m.model_id for m in await store.models_of_job(job.job_id)] == [model.model_id]
 
 

@@ -1,0 +1,225 @@
+"""Reading experiments: filtered and metric-sorted lists, one experiment, metric series.
+
+An experiment's *final* value of a metric is its point with the highest step (the last
+logged one on a tie), so a validation curve's final value is its last round and a test
+metric logged once is itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.database import Database
+from db.models import Experiment, ExperimentMetric, ExperimentParam
+from db.records import (
+    ExperimentFilters,
+    ExperimentOrder,
+    ExperimentRecord,
+    MetricPoint,
+    Page,
+)
+from domain.errors import ExperimentNotFound
+from domain.jobs import ExperimentStatus
+
+#: Points one series request returns at most.
+MAX_SERIES_POINTS = 100_000
+
+
+def encode_param(value: Any) -> tuple[str, str]:
+    """A parameter value as stored: its text and its type name."""
+    if isinstance(value, bool):
+        return str(value).lower(), "bool"
+    if isinstance(value, int):
+        return str(value), "int"
+    if isinstance(value, float):
+        return repr(value), "float"
+    if isinstance(value, str):
+        return value, "str"
+    return json.dumps(value, sort_keys=True), "json"
+
+
+def decode_param(text: str, value_type: str) -> Any:
+    if value_type == "bool":
+        return text == "true"
+    if value_type == "int":
+        return int(text)
+    if value_type == "float":
+        return float(text)
+    if value_type == "json":
+        return json.loads(text)
+    return text
+
+
+def final_values(name: str | None = None) -> Select[tuple[str, str, float]]:
+    """(experiment_id, metric name, final value) rows, for one metric or all of them."""
+    ranked = select(
+        ExperimentMetric.experiment_id,
+        ExperimentMetric.name,
+        ExperimentMetric.value,
+        func.row_number()
+        .over(
+            partition_by=(ExperimentMetric.experiment_id, ExperimentMetric.name),
+            order_by=(ExperimentMetric.step.desc(), ExperimentMetric.id.desc()),
+        )
+        .label("rank"),
+    )
+    if name is not None:
+        ranked = ranked.where(ExperimentMetric.name == name)
+    inner = ranked.subquery()
+    return select(inner.c.experiment_id, inner.c.name, inner.c.value).where(inner.c.rank == 1)
+
+
+class ExperimentCatalog:
+    """Read-only queries over experiments, their parameters and metrics."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def search(
+        self,
+        filters: ExperimentFilters,
+        order: ExperimentOrder,
+        page: int,
+        page_size: int,
+    ) -> Page[ExperimentRecord]:
+        """One page (1-based) of matching experiments with final metrics and the match count."""
+        conditions = _conditions(filters)
+        query = select(Experiment).where(*conditions)
+        if order.metric is not None:
+            finals = final_values(order.metric).subquery()
+            value = finals.c.value
+            query = query.outerjoin(finals, finals.c.experiment_id == Experiment.experiment_id)
+            query = query.order_by(
+                value.is_(None), value.desc() if order.descending else value.asc()
+            )
+        created = Experiment.created_at
+        query = query.order_by(created.desc() if order.descending else created.asc())
+        query = query.order_by(Experiment.experiment_id)
+        query = query.offset((page - 1) * page_size).limit(page_size)
+        count = select(func.count()).select_from(Experiment).where(*conditions)
+        async with self._database.transaction() as session:
+            rows = (await session.scalars(query)).all()
+            total = (await session.execute(count)).scalar_one()
+            records = await _records(session, rows, with_params=False)
+        return Page(records, total, page, page_size)
+
+    async def of_job(self, job_id: str) -> list[ExperimentRecord]:
+        """A job's experiments with parameters and final metrics, oldest first."""
+        query = (
+            select(Experiment)
+            .where(Experiment.job_id == job_id)
+            .order_by(Experiment.created_at, Experiment.experiment_id)
+        )
+        async with self._database.transaction() as session:
+            rows = (await session.scalars(query)).all()
+            return await _records(session, rows, with_params=True)
+
+    async def get_many(self, experiment_ids: Sequence[str]) -> list[ExperimentRecord]:
+        """The experiments with these ids, in the order asked.
+
+        Raises:
+            ExperimentNotFound: any id is unknown (the message names every unknown one).
+        """
+        query = select(Experiment).where(Experiment.experiment_id.in_(experiment_ids))
+        async with self._database.transaction() as session:
+            rows = (await session.scalars(query)).all()
+            records = {r.experiment_id: r for r in await _records(session, rows, True)}
+        missing = [i for i in experiment_ids if i not in records]
+        if missing:
+            raise ExperimentNotFound(", ".join(missing))
+        return [records[i] for i in experiment_ids]
+
+    async def get(self, experiment_id: str) -> ExperimentRecord:
+        """One experiment with every parameter and its final metrics.
+
+        Raises:
+            ExperimentNotFound: no experiment has that id.
+        """
+        [record] = await self.get_many([experiment_id])
+        return record
+
+    async def series(
+        self,
+        experiment_ids: Sequence[str],
+        name: str | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> dict[str, list[MetricPoint]]:
+        """Metric points per experiment, ordered by name then step (optionally one metric
+        and a step range); at most ``MAX_SERIES_POINTS`` points in all."""
+        query = select(ExperimentMetric).where(ExperimentMetric.experiment_id.in_(experiment_ids))
+        if name is not None:
+            query = query.where(ExperimentMetric.name == name)
+        if min_step is not None:
+            query = query.where(ExperimentMetric.step >= min_step)
+        if max_step is not None:
+            query = query.where(ExperimentMetric.step <= max_step)
+        query = query.order_by(
+            ExperimentMetric.experiment_id,
+            ExperimentMetric.name,
+            ExperimentMetric.step,
+            ExperimentMetric.id,
+        ).limit(MAX_SERIES_POINTS)
+        series: dict[str, list[MetricPoint]] = {i: [] for i in experiment_ids}
+        async with self._database.transaction() as session:
+            for row in (await session.scalars(query)).all():
+                series[row.experiment_id].append(MetricPoint(row.name, row.value, row.step))
+        return series
+
+
+def _conditions(filters: ExperimentFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.tenant_id is not None:
+        conditions.append(Experiment.tenant_id == filters.tenant_id)
+    if filters.job_id is not None:
+        conditions.append(Experiment.job_id == filters.job_id)
+    if filters.model_name is not None:
+        conditions.append(Experiment.model_name == filters.model_name)
+    if filters.status is not None:
+        conditions.append(Experiment.status == filters.status.value)
+    if filters.created_after is not None:
+        conditions.append(Experiment.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        conditions.append(Experiment.created_at < filters.created_before)
+    return conditions
+
+
+async def _records(
+    session: AsyncSession, rows: Sequence[Experiment], with_params: bool
+) -> list[ExperimentRecord]:
+    ids = [r.experiment_id for r in rows]
+    finals: dict[str, dict[str, float]] = {i: {} for i in ids}
+    params: dict[str, dict[str, Any]] = {i: {} for i in ids}
+    if ids:
+        inner = final_values().subquery()
+        query = select(inner).where(inner.c.experiment_id.in_(ids))
+        for experiment_id, name, value in (await session.execute(query)).all():
+            finals[experiment_id][name] = value
+    if ids and with_params:
+        query = select(ExperimentParam).where(ExperimentParam.experiment_id.in_(ids))
+        for p in (await session.scalars(query)).all():
+            params[p.experiment_id][p.name] = decode_param(p.value, p.value_type)
+    return [_record(r, params[r.experiment_id], finals[r.experiment_id]) for r in rows]
+
+
+def _record(
+    row: Experiment, params: Mapping[str, Any], metrics: Mapping[str, float]
+) -> ExperimentRecord:
+    return ExperimentRecord(
+        experiment_id=row.experiment_id,
+        job_id=row.job_id,
+        tenant_id=row.tenant_id,
+        model_name=row.model_name,
+        name=row.name,
+        status=ExperimentStatus(row.status),
+        model_id=row.model_id,
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+        params=dict(sorted(params.items())),
+        metrics=dict(sorted(metrics.items())),
+    )

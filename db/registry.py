@@ -1,0 +1,196 @@
+"""The model registry: registered versions, their aliases, and the champion promotion rule.
+
+An alias (``champion``, ``staging``, ...) names one version of a tenant's model, as in
+MLflow 2.9+. A job registered with ``promote`` moves ``champion`` to its model only if the
+model's test MAE beats the current champion's (or there is no champion yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.database import Database
+from db.models import ModelAlias, RegisteredModel, utcnow
+from db.records import ModelFilters, ModelRecord, NewModel, Page
+from domain.errors import AliasNotFound, ModelNotFound
+from domain.jobs import ModelType
+
+CHAMPION = "champion"
+#: The metric the promotion rule compares; lower is better.
+PROMOTION_METRIC = "mae"
+
+
+class ModelRegistry:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def search(self, filters: ModelFilters, page: int, page_size: int) -> Page[ModelRecord]:
+        """One page (1-based) of matching models, newest first, and the match count."""
+        conditions = _conditions(filters)
+        query = (
+            select(RegisteredModel)
+            .where(*conditions)
+            .order_by(RegisteredModel.created_at.desc(), RegisteredModel.model_id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        count = select(func.count()).select_from(RegisteredModel).where(*conditions)
+        async with self._database.transaction() as session:
+            rows = (await session.scalars(query)).all()
+            total = (await session.execute(count)).scalar_one()
+            return Page(await _with_aliases(session, rows), total, page, page_size)
+
+    async def get(self, model_id: str) -> ModelRecord:
+        """Raises: ModelNotFound: no model has that id."""
+        async with self._database.transaction() as session:
+            row = await session.get(RegisteredModel, model_id)
+            if row is None:
+                raise ModelNotFound(model_id)
+            [record] = await _with_aliases(session, [row])
+            return record
+
+    async def resolve(self, tenant_id: str, model_name: str, alias: str) -> ModelRecord:
+        """The version an alias points at.
+
+        Raises:
+            AliasNotFound: the model has no such alias.
+        """
+        query = select(ModelAlias.model_id).where(
+            ModelAlias.tenant_id == tenant_id,
+            ModelAlias.model_name == model_name,
+            ModelAlias.alias == alias,
+        )
+        async with self._database.transaction() as session:
+            model_id = (await session.execute(query)).scalar_one_or_none()
+        if model_id is None:
+            raise AliasNotFound(f"{tenant_id}/{model_name}", alias)
+        return await self.get(model_id)
+
+    async def set_alias(
+        self, tenant_id: str, model_name: str, alias: str, version: str
+    ) -> ModelRecord:
+        """Point ``alias`` at ``version`` (moving it if it points elsewhere).
+
+        Raises:
+            ModelNotFound: the model has no such version.
+        """
+        model_id = f"{tenant_id}:{model_name}:{version}"
+        async with self._database.transaction() as session:
+            if await session.get(RegisteredModel, model_id) is None:
+                raise ModelNotFound(model_id)
+            await _point(session, tenant_id, model_name, alias, model_id)
+        return await self.get(model_id)
+
+    async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
+        """Raises: AliasNotFound: the model has no such alias."""
+        statement = delete(ModelAlias).where(
+            ModelAlias.tenant_id == tenant_id,
+            ModelAlias.model_name == model_name,
+            ModelAlias.alias == alias,
+        )
+        async with self._database.transaction() as session:
+            result = await session.execute(statement)
+        if not getattr(result, "rowcount", 0):
+            raise AliasNotFound(f"{tenant_id}/{model_name}", alias)
+
+
+def should_promote(candidate: float | None, champion: float | None) -> bool:
+    """The promotion rule: a candidate with a metric replaces a champion it beats."""
+    if candidate is None:
+        return False
+    return champion is None or candidate < champion
+
+
+async def promote_if_better(session: AsyncSession, model: NewModel) -> str:
+    """Apply the promotion rule to a model registered in ``session``; says what it did."""
+    current = await session.scalar(
+        select(ModelAlias)
+        .where(
+            ModelAlias.tenant_id == model.tenant_id,
+            ModelAlias.model_name == model.model_name,
+            ModelAlias.alias == CHAMPION,
+        )
+        .with_for_update()
+    )
+    champion = await session.get(RegisteredModel, current.model_id) if current else None
+    candidate_value = model.metrics.get(PROMOTION_METRIC)
+    champion_value = champion.metrics.get(PROMOTION_METRIC) if champion else None
+    if not should_promote(candidate_value, champion_value):
+        return (
+            f"{CHAMPION} stays {champion.model_id if champion else 'unset'}: test "
+            f"{PROMOTION_METRIC} {candidate_value} does not beat {champion_value}"
+        )
+    await _point(session, model.tenant_id, model.model_name, CHAMPION, model.model_id)
+    before = f"{champion.model_id} ({PROMOTION_METRIC} {champion_value})" if champion else "none"
+    return (
+        f"promoted to {CHAMPION}: test {PROMOTION_METRIC} {candidate_value} "
+        f"(previous champion: {before})"
+    )
+
+
+async def _point(
+    session: AsyncSession, tenant_id: str, model_name: str, alias: str, model_id: str
+) -> None:
+    key = (tenant_id, model_name, alias)
+    row = await session.get(ModelAlias, key, with_for_update=True)
+    if row is None:
+        session.add(
+            ModelAlias(
+                tenant_id=tenant_id,
+                model_name=model_name,
+                alias=alias,
+                model_id=model_id,
+                updated_at=utcnow(),
+            )
+        )
+    else:
+        row.model_id = model_id
+        row.updated_at = utcnow()
+
+
+def _conditions(filters: ModelFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.tenant_id is not None:
+        conditions.append(RegisteredModel.tenant_id == filters.tenant_id)
+    if filters.model_name is not None:
+        conditions.append(RegisteredModel.model_name == filters.model_name)
+    if filters.model_type is not None:
+        conditions.append(RegisteredModel.model_type == filters.model_type.value)
+    return conditions
+
+
+async def _with_aliases(
+    session: AsyncSession, rows: Sequence[RegisteredModel]
+) -> list[ModelRecord]:
+    aliases: dict[str, list[str]] = {r.model_id: [] for r in rows}
+    if rows:
+        query = (
+            select(ModelAlias.model_id, ModelAlias.alias)
+            .where(ModelAlias.model_id.in_(list(aliases)))
+            .order_by(ModelAlias.alias)
+        )
+        for model_id, alias in (await session.execute(query)).all():
+            aliases[model_id].append(alias)
+    return [model_record(r, aliases[r.model_id]) for r in rows]
+
+
+def model_record(row: RegisteredModel, aliases: Sequence[str] = ()) -> ModelRecord:
+    return ModelRecord(
+        model_id=row.model_id,
+        tenant_id=row.tenant_id,
+        model_name=row.model_name,
+        model_type=ModelType(row.model_type),
+        version=row.version,
+        job_id=row.job_id,
+        experiment_id=row.experiment_id,
+        feature_set=row.feature_set,
+        artifact_uri=row.artifact_uri,
+        metrics=row.metrics,
+        params=row.params,
+        features=row.features,
+        created_at=row.created_at,
+        aliases=tuple(aliases),
+    )

@@ -1,0 +1,59 @@
+"""The retention policy (the seed's): how long finished jobs and log lines are kept.
+
+Completed jobs go after 90 days, failed ones after 30 and log lines after 7; experiments
+and their metrics are kept indefinitely (a purged job's experiments lose only their
+``job_id``). A job whose model is still registered is never purged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import delete, exists, or_, select
+
+from db.database import Database
+from db.models import RegisteredModel, TrainingJob, TrainingLog
+from db.records import PurgeReport
+from domain.jobs import JobStatus
+
+
+class RetentionPolicy(BaseSettings):
+    """Periods in days (``TRAINING_RETENTION_...``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINING_RETENTION_", extra="ignore")
+
+    completed_jobs_days: float = Field(90, gt=0)
+    failed_jobs_days: float = Field(30, gt=0)
+    cancelled_jobs_days: float = Field(30, gt=0)
+    logs_days: float = Field(7, gt=0)
+    interval_hours: float = Field(24, gt=0, description="How often the orchestrator purges.")
+
+    def job_cutoffs(self, now: datetime) -> dict[JobStatus, datetime]:
+        """Per finished status, the completion time before which a job is purged."""
+        return {
+            JobStatus.COMPLETED: now - timedelta(days=self.completed_jobs_days),
+            JobStatus.FAILED: now - timedelta(days=self.failed_jobs_days),
+            JobStatus.CANCELLED: now - timedelta(days=self.cancelled_jobs_days),
+        }
+
+
+async def purge(database: Database, policy: RetentionPolicy, now: datetime) -> PurgeReport:
+    """Delete what ``policy`` says is expired at ``now``, in one transaction."""
+    has_model = exists().where(RegisteredModel.job_id == TrainingJob.job_id)
+    expired = [
+        (TrainingJob.status == status.value) & (TrainingJob.completed_at < cutoff)
+        for status, cutoff in policy.job_cutoffs(now).items()
+    ]
+    doomed = select(TrainingJob.job_id).where(~has_model).where(or_(*expired))
+    log_cutoff = now - timedelta(days=policy.logs_days)
+    async with database.transaction() as session:
+        job_ids = list((await session.scalars(doomed)).all())
+        logs = await session.execute(
+            delete(TrainingLog).where(
+                (TrainingLog.timestamp < log_cutoff) | TrainingLog.job_id.in_(job_ids)
+            )
+        )
+        await session.execute(delete(TrainingJob).where(TrainingJob.job_id.in_(job_ids)))
+    return PurgeReport(jobs=len(job_ids), logs=int(getattr(logs, "rowcount", 0)))

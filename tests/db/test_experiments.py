@@ -1,0 +1,80 @@
+"""Experiment queries on both backends: filters, metric sorting, final values, series."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from actors.state import JobEvent
+from db.experiments import ExperimentCatalog
+from db.records import ExperimentFilters, ExperimentOrder, MetricPoint
+from db.store import SqlAlchemyStore
+from domain.errors import ExperimentNotFound
+from domain.jobs import ExperimentStatus
+from tests.db.factories import new_job
+
+
+async def experiment(
+    store: SqlAlchemyStore, mae: float | None, tenant: str = "tenant-a", model: str = "load"
+) -> str:
+    job = await store.create_job(new_job(tenant_id=tenant, model_name=model))
+    await store.transition(job.job_id, JobEvent.START)
+    points = [MetricPoint("validation_l1", 9.0 - step, step) for step in range(1, 4)]
+    if mae is not None:
+        points.append(MetricPoint("mae", mae, 3))
+    return await store.create_experiment(
+        job.job_id, "run", {"num_leaves": 31, "objective": "l1", "lr": 0.1}, points
+    )
+
+
+@pytest.fixture
+def catalog(store: SqlAlchemyStore) -> ExperimentCatalog:
+    return ExperimentCatalog(store.database)
+
+
+async def test_sorts_by_a_final_metric_with_missing_values_last(
+    store: SqlAlchemyStore, catalog: ExperimentCatalog
+) -> None:
+    ids = {mae: await experiment(store, mae) for mae in (2.0, 1.0, 3.0)}
+    no_mae = await experiment(store, None)
+    ascending = await catalog.search(ExperimentFilters(), ExperimentOrder("mae", False), 1, 10)
+    assert [e.experiment_id for e in ascending.items] == [ids[1.0], ids[2.0], ids[3.0], no_mae]
+    descending = await catalog.search(ExperimentFilters(), ExperimentOrder("mae", True), 1, 10)
+    assert [e.experiment_id for e in descending.items] == [ids[3.0], ids[2.0], ids[1.0], no_mae]
+    assert descending.items[0].metrics == {"mae": 3.0, "validation_l1": 6.0}
+
+
+async def test_filters_and_paginates(store: SqlAlchemyStore, catalog: ExperimentCatalog) -> None:
+    mine = [await experiment(store, 1.0, tenant="tenant-a") for _ in range(3)]
+    theirs = await experiment(store, 1.0, tenant="tenant-b", model="other")
+    page = await catalog.search(ExperimentFilters(tenant_id="tenant-a"), ExperimentOrder(), 1, 2)
+    assert page.total == 3
+    assert len(page.items) == 2
+    rest = await catalog.search(ExperimentFilters(tenant_id="tenant-a"), ExperimentOrder(), 2, 2)
+    assert {e.experiment_id for e in [*page.items, *rest.items]} == set(mine)
+    by_model = await catalog.search(ExperimentFilters(model_name="other"), ExperimentOrder(), 1, 9)
+    assert [e.experiment_id for e in by_model.items] == [theirs]
+    running = ExperimentFilters(status=ExperimentStatus.RUNNING)
+    assert (await catalog.search(running, ExperimentOrder(), 1, 9)).total == 4
+    future = ExperimentFilters(created_after=datetime.now(UTC) + timedelta(hours=1))
+    assert (await catalog.search(future, ExperimentOrder(), 1, 9)).total == 0
+    past = ExperimentFilters(created_before=datetime.now(UTC) + timedelta(hours=1))
+    assert (await catalog.search(past, ExperimentOrder(), 1, 9)).total == 4
+
+
+async def test_get_decodes_params_and_reads_series(
+    store: SqlAlchemyStore, catalog: ExperimentCatalog
+) -> None:
+    experiment_id = await experiment(store, 1.25)
+    record = await catalog.get(experiment_id)
+    assert record.params == {"lr": 0.1, "num_leaves": 31, "objective": "l1"}
+    assert record.metrics == {"mae": 1.25, "validation_l1": 6.0}
+    series = await catalog.series([experiment_id], "validation_l1", min_step=2)
+    assert [(p.step, p.value) for p in series[experiment_id]] == [(2, 7.0), (3, 6.0)]
+
+
+async def test_unknown_ids_are_named(store: SqlAlchemyStore, catalog: ExperimentCatalog) -> None:
+    known = await experiment(store, 1.0)
+    with pytest.raises(ExperimentNotFound, match="nope"):
+        await catalog.get_many([known, "nope"])

@@ -1,0 +1,46 @@
+"""Migrations keep existing rows: 0002 rebuilds ai_experiments without losing a metric."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from db.database import Database
+from db.migrate import upgrade
+from db.store import SqlAlchemyStore
+from tests.databases import BACKENDS, fresh_database
+
+ROWS_AT_0001 = [
+    "INSERT INTO ai_training_jobs (job_id, tenant_id, model_type, model_name, feature_set, "
+    "status, priority, progress, config, attempts, created_at, updated_at) VALUES "
+    "('job-1', 'tenant-a', 'forecast', 'load', 'fs', 'completed', 0, 1.0, '{}', 1, "
+    "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    "INSERT INTO ai_experiments (experiment_id, job_id, name, status, created_at) VALUES "
+    "('exp-1', 'job-1', 'load attempt 1', 'completed', '2026-01-01 00:00:00')",
+    "INSERT INTO ai_experiment_metrics (experiment_id, name, value, step, recorded_at) VALUES "
+    "('exp-1', 'validation_l1', 2.5, 1, '2026-01-01 00:00:00'), "
+    "('exp-1', 'validation_l1', 2.0, 2, '2026-01-01 00:00:00')",
+    "INSERT INTO ai_experiment_params (experiment_id, name, value, value_type) VALUES "
+    "('exp-1', 'num_leaves', '31', 'int')",
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_0002_keeps_experiments_metrics_and_params(backend: str, tmp_path: Path) -> None:
+    async with fresh_database(backend, tmp_path) as url:
+        database = Database.from_url(url)
+        await upgrade(database.engine, "0001")
+        async with database.engine.begin() as conn:
+            for statement in ROWS_AT_0001:
+                await conn.execute(text(statement))
+        await upgrade(database.engine)
+        store = SqlAlchemyStore(database)
+        [experiment] = await store.experiments_of_job("job-1")
+        assert (experiment.tenant_id, experiment.model_name) == ("tenant-a", "load")
+        assert experiment.params == {"num_leaves": 31}
+        assert experiment.metrics == {"validation_l1": 2.0}
+        history = await store.metric_history("exp-1", "validation_l1")
+        assert [p.value for p in history] == [2.5, 2.0]
+        await store.close()

@@ -1,0 +1,91 @@
+"""The model registry on both backends: lists, aliases and the champion promotion rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.state import JobEvent
+from db.records import ModelFilters, NewModel
+from db.registry import CHAMPION, ModelRegistry, should_promote
+from db.store import SqlAlchemyStore
+from domain.errors import AliasNotFound, ModelNotFound
+from tests.db.factories import new_job, new_model
+
+
+async def register(store: SqlAlchemyStore, model: NewModel) -> str:
+    job = await store.create_job(new_job(tenant_id=model.tenant_id, model_name=model.model_name))
+    await store.transition(job.job_id, JobEvent.START)
+    await store.transition(job.job_id, JobEvent.COMPLETE, model=model)
+    return job.job_id
+
+
+@pytest.fixture
+def registry(store: SqlAlchemyStore) -> ModelRegistry:
+    return ModelRegistry(store.database)
+
+
+def test_promotion_rule() -> None:
+    assert should_promote(1.0, None)
+    assert should_promote(1.0, 2.0)
+    assert not should_promote(2.0, 2.0)
+    assert not should_promote(3.0, 2.0)
+    assert not should_promote(None, 2.0)
+
+
+async def test_search_filters_and_paginates(
+    store: SqlAlchemyStore, registry: ModelRegistry
+) -> None:
+    for version in ("20260101.000001", "20260101.000002", "20260101.000003"):
+        await register(store, new_model(version))
+    await register(store, new_model("20260101.000004", tenant_id="tenant-b"))
+    page = await registry.search(ModelFilters(tenant_id="tenant-a"), 1, 2)
+    assert page.total == 3
+    assert [m.version for m in page.items] == ["20260101.000003", "20260101.000002"]
+    other = await registry.search(ModelFilters(tenant_id="tenant-b"), 1, 10)
+    assert [m.tenant_id for m in other.items] == ["tenant-b"]
+
+
+async def test_aliases_point_move_resolve_and_delete(
+    store: SqlAlchemyStore, registry: ModelRegistry
+) -> None:
+    first, second = new_model("20260101.000001"), new_model("20260101.000002")
+    await register(store, first)
+    await register(store, second)
+    model = await registry.set_alias("tenant-a", "load_forecast", "staging", first.version)
+    assert model.model_id == first.model_id
+    assert model.aliases == ("staging",)
+    await registry.set_alias("tenant-a", "load_forecast", "staging", second.version)
+    resolved = await registry.resolve("tenant-a", "load_forecast", "staging")
+    assert resolved.model_id == second.model_id
+    assert (await registry.get(first.model_id)).aliases == ()
+    await registry.delete_alias("tenant-a", "load_forecast", "staging")
+    with pytest.raises(AliasNotFound):
+        await registry.resolve("tenant-a", "load_forecast", "staging")
+    with pytest.raises(AliasNotFound):
+        await registry.delete_alias("tenant-a", "load_forecast", "staging")
+    with pytest.raises(ModelNotFound):
+        await registry.set_alias("tenant-a", "load_forecast", "staging", "19990101.000000")
+
+
+async def test_champion_moves_only_to_a_better_model(
+    store: SqlAlchemyStore, registry: ModelRegistry
+) -> None:
+    await register(store, new_model("20260101.000001", metrics={"mae": 2.0}, promote=True))
+    champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)
+    assert champion.version == "20260101.000001"
+
+    worse_job = await register(
+        store, new_model("20260101.000002", metrics={"mae": 2.5}, promote=True)
+    )
+    champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)
+    assert champion.version == "20260101.000001"
+    [line] = [log for log in await store.tail_logs(worse_job, 10) if log.stage == "register"]
+    assert "does not beat" in line.message
+
+    await register(store, new_model("20260101.000003", metrics={"mae": 1.0}))
+    champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)
+    assert champion.version == "20260101.000001", "a job without the flag never promotes"
+
+    await register(store, new_model("20260101.000004", metrics={"mae": 1.5}, promote=True))
+    champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)
+    assert champion.version == "20260101.000004"
