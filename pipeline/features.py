@@ -65,8 +65,15 @@ def build_features(
     horizon: int,
     start: datetime | None = None,
     end: datetime | None = None,
+    *,
+    season: int | None = None,
+    require_target: bool = True,
 ) -> FeatureMatrix:
-    """Compute features per series, then keep the rows in [start, end)."""
+    """Compute features per series, then keep the rows in [start, end) that have every lag.
+
+    ``season`` (steps per day) is inferred from the timestamps unless given; rows without a
+    target (the future, when serving) are kept only if ``require_target`` is false.
+    """
     schema = frame.schema
     data = frame.data
     ts_col, target_col, series_col = (
@@ -74,11 +81,13 @@ def build_features(
         schema.target_column,
         schema.series_column,
     )
-    season = steps_per_day(data[ts_col])
+    season = season or steps_per_day(data[ts_col])
     groups = [g for _, g in data.groupby(series_col, sort=False)] if series_col else [data]
     parts = [_series_features(g, target_col, ts_col, horizon, season) for g in groups]
     table = pd.concat(parts, ignore_index=True)
-    keep = table[target_col].notna() & table.filter(like="lag_").notna().all(axis=1)
+    keep = table.filter(like="lag_").notna().all(axis=1)
+    if require_target:
+        keep &= table[target_col].notna()
     keep &= table.filter(like="roll_").notna().all(axis=1)
     if start is not None:
         keep &= table[ts_col] >= pd.Timestamp(start)

@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from domain.errors import PipelineError
 from pipeline.config import TrainingConfig
-from pipeline.feature_store import FeatureFrame
+from pipeline.feature_store import FeatureFrame, FeatureSetSchema
 from pipeline.features import FeatureMatrix, build_features
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class PreparedData:
     feature_names: list[str]
     scaler: StandardScaler
     season: int
+    feature_schema: FeatureSetSchema
 
     def summary(self) -> dict[str, object]:
         return {
@@ -96,6 +97,7 @@ def preprocess(frame: FeatureFrame, config: TrainingConfig) -> PreparedData:
         feature_names=list(matrix.features.columns),
         scaler=scaler,
         season=matrix.season,
+        feature_schema=frame.schema,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,7 @@ def register(
         "model_type": context.model_type.value,
         "features": data.feature_names,
         "season": data.season,
+        "feature_schema": asdict(data.feature_schema),
         "best_iteration": model.best_iteration,
         "params": model.params,
         "metrics": evaluation.metrics,

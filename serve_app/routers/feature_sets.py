@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from domain.errors import InvalidFeatureSet
 from pipeline.config import NAME_PATTERN
 from serve_app.dependencies import ServicesDep
-from serve_app.schemas import FeatureSetPublic, FeatureSetsPublic
+from serve_app.schemas.feature_sets import FeatureSetPublic, FeatureSetsPublic
 
 router = APIRouter(prefix="/ai/training/feature-sets", tags=["feature sets"])
 

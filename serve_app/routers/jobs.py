@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, status
 from db.records import JobFilters
 from domain.jobs import JobStatus, ModelType
 from serve_app.dependencies import ServicesDep
-from serve_app.schemas import (
+from serve_app.schemas.jobs import (
     JobCancelled,
     JobCreate,
     JobCreated,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serve_app.dependencies import ServicesDep
-from serve_app.schemas import StatsPublic
+from serve_app.schemas.jobs import StatsPublic
 
 router = APIRouter(prefix="/ai/training", tags=["stats"])
 

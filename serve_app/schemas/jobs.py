@@ -1,4 +1,4 @@
-"""Request and response shapes of the HTTP API (the seed's models)."""
+"""Jobs, their logs and the queue statistics: request and response shapes (the seed's)."""
 
 from __future__ import annotations
 
@@ -107,23 +107,3 @@ class StatsPublic(BaseModel):
     queued_jobs: int
     total_capacity: int
     utilization_percent: float
-
-
-class FeatureSetPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    name: str
-    timestamp_column: str
-    target_column: str
-    series_column: str | None
-    label_column: str | None
-    covariates: list[str]
-    columns: list[str]
-    rows: int
-    start: datetime
-    end: datetime
-    created_at: datetime
-
-
-class FeatureSetsPublic(BaseModel):
-    feature_sets: list[FeatureSetPublic]

@@ -1,0 +1,118 @@
+"""Experiments as the API shows them: lists, one experiment, series and comparisons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.jobs import ExperimentStatus, JobStatus, ModelType
+
+#: How many experiments one comparison takes.
+COMPARE_MIN, COMPARE_MAX = 2, 20
+
+
+class ExperimentPublic(BaseModel):
+    """An experiment with its final metrics (the last logged value of each)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    experiment_id: str
+    job_id: str | None = Field(description="None once retention has purged the job.")
+    tenant_id: str
+    model_name: str
+    name: str
+    status: ExperimentStatus
+    model_id: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    metrics: dict[str, float]
+
+
+class ExperimentsPublic(BaseModel):
+    experiments: list[ExperimentPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class JobLineage(BaseModel):
+    """The job that produced an experiment, and the job it retried."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    job_id: str
+    status: JobStatus
+    model_type: ModelType
+    feature_set: str
+    attempts: int
+    retry_of: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class ExperimentDetail(ExperimentPublic):
+    params: dict[str, Any]
+    job: JobLineage | None
+
+
+class MetricPointPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    step: int
+    value: float
+
+
+class MetricSeries(BaseModel):
+    experiment_id: str
+    points: list[MetricPointPublic]
+
+
+class CompareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_ids: list[str] = Field(min_length=COMPARE_MIN, max_length=COMPARE_MAX)
+    metric: str = Field(
+        "validation_l1", min_length=1, max_length=64, description="The curve to align."
+    )
+
+    @field_validator("experiment_ids")
+    @classmethod
+    def _distinct(cls, ids: list[str]) -> list[str]:
+        if len(set(ids)) != len(ids):
+            raise ValueError("experiment ids must be distinct")
+        return ids
+
+
+class ParamComparison(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    values: dict[str, Any]
+    differs: bool
+
+
+class MetricComparison(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    values: dict[str, float | None]
+    goal: Literal["min", "max"] | None
+    best: list[str]
+
+
+class AlignedCurvePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    metric: str
+    steps: list[int]
+    values: dict[str, list[float | None]]
+
+
+class ExperimentComparison(BaseModel):
+    experiments: list[ExperimentPublic]
+    params: list[ParamComparison]
+    metrics: list[MetricComparison]
+    curve: AlignedCurvePublic

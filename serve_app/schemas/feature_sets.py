@@ -1,0 +1,27 @@
+"""Feature sets as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class FeatureSetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    timestamp_column: str
+    target_column: str
+    series_column: str | None
+    label_column: str | None
+    covariates: list[str]
+    columns: list[str]
+    rows: int
+    start: datetime
+    end: datetime
+    created_at: datetime
+
+
+class FeatureSetsPublic(BaseModel):
+    feature_sets: list[FeatureSetPublic]

@@ -1,0 +1,130 @@
+"""Serving predictions from raw rows equals what the pipeline computed at evaluation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domain.errors import InvalidRequest
+from domain.jobs import ModelType
+from pipeline.config import TrainingConfig
+from pipeline.feature_store import FeatureStore
+from pipeline.graph import run_in_process
+from pipeline.predict import history_needed, predict_rows
+from pipeline.register import PREDICTIONS_FILE, JobContext, ModelArtifact, load_artifact
+from pipeline.settings import PipelineSettings
+
+#: Test rows to serve, plus the history their lags need.
+SERVED = 48
+
+
+def trained(store: FeatureStore, root: Path, feature_set: str, model_type: ModelType) -> Path:
+    context = JobContext(
+        job_id="job-1",
+        tenant_id="tenant-a",
+        model_type=model_type,
+        model_name=feature_set,
+        config=TrainingConfig(feature_set=feature_set, target_variable="load_kw"),
+    )
+    settings = PipelineSettings(features_dir=store.root, artifacts_dir=root)
+    saved, _ = run_in_process(context, settings)
+    return Path(saved.artifact_uri)
+
+
+@pytest.fixture(scope="module")
+def forecast_model(demo_store: FeatureStore, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("artifacts")
+    return trained(demo_store, root, "forecast_basic", ModelType.FORECAST)
+
+
+def raw_rows(store: FeatureStore, feature_set: str, artifact: ModelArtifact) -> pd.DataFrame:
+    """The raw tail of a feature set: the rows to serve and the history before them."""
+    need = history_needed(artifact.metadata["config"]["horizon"], artifact.metadata["season"])
+    data = store.load(feature_set).data.drop(columns=["is_anomaly"], errors="ignore")
+    return data.tail(need + SERVED).reset_index(drop=True)
+
+
+def as_json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = frame.assign(
+        timestamp=frame["timestamp"].map(
+            lambda t: t.isoformat() if isinstance(t, pd.Timestamp) else t
+        )
+    ).to_dict(orient="records")
+    for row in rows:
+        row.update({k: None for k, v in row.items() if isinstance(v, float) and math.isnan(v)})
+    return rows
+
+
+def test_predictions_equal_the_evaluated_test_predictions(
+    demo_store: FeatureStore, forecast_model: Path
+) -> None:
+    artifact = load_artifact(forecast_model)
+    rows = raw_rows(demo_store, "forecast_basic", artifact)
+    predictions = predict_rows(artifact, as_json_rows(rows))
+    assert len(predictions) == SERVED
+    evaluated = pd.read_parquet(forecast_model / PREDICTIONS_FILE).set_index("timestamp")
+    expected = evaluated.loc[[p.timestamp for p in predictions]]
+    np.testing.assert_allclose([p.predicted for p in predictions], expected["predicted"])
+    np.testing.assert_allclose([p.actual for p in predictions], expected["actual"])
+
+
+def test_future_rows_are_forecast_from_history_alone(
+    demo_store: FeatureStore, forecast_model: Path
+) -> None:
+    artifact = load_artifact(forecast_model)
+    rows = raw_rows(demo_store, "forecast_basic", artifact)
+    known = predict_rows(artifact, as_json_rows(rows))
+    future = rows.copy()
+    future.loc[future.index[-12:], "load_kw"] = np.nan
+    forecast = predict_rows(artifact, as_json_rows(future))
+    assert [p.timestamp for p in forecast] == [p.timestamp for p in known]
+    assert all(p.actual is None for p in forecast[-12:])
+    np.testing.assert_allclose([p.predicted for p in forecast], [p.predicted for p in known])
+
+
+def test_anomaly_flags_equal_the_evaluated_ones(demo_store: FeatureStore, tmp_path: Path) -> None:
+    directory = trained(demo_store, tmp_path, "anomaly_basic", ModelType.ANOMALY)
+    artifact = load_artifact(directory)
+    predictions = predict_rows(
+        artifact, as_json_rows(raw_rows(demo_store, "anomaly_basic", artifact))
+    )
+    evaluated = pd.read_parquet(directory / PREDICTIONS_FILE).set_index("timestamp")
+    expected = evaluated.loc[[p.timestamp for p in predictions]]
+    assert [p.anomaly for p in predictions] == expected["anomaly"].tolist()
+    limit = artifact.metadata["anomaly_threshold"]["z"]
+    assert all((p.anomaly_score or 0) > limit for p in predictions if p.anomaly)
+
+
+@pytest.mark.parametrize(
+    ("damage", "field", "reason"),
+    [
+        (lambda r: r.drop(columns=["temperature_c"]), "rows", "missing columns"),
+        (lambda r: r.assign(extra=1.0), "rows", "unknown columns"),
+        (
+            lambda r: r.assign(temperature_c=r["temperature_c"].where(r.index != 5)),
+            "rows.5.temperature_c",
+            "null or NaN",
+        ),
+        (
+            lambda r: r.assign(load_kw=r["load_kw"].where(r.index != 7)),
+            "rows.7.load_kw",
+            "inside the history",
+        ),
+        (lambda r: r.drop(index=9), "rows.9.timestamp", "step evenly"),
+        (lambda r: r.tail(100), "rows", "missing history for the lags"),
+        (lambda r: r.assign(timestamp="yesterday"), "rows.timestamp", "bad timestamp"),
+    ],
+)
+def test_bad_rows_are_refused_with_the_reason(
+    demo_store: FeatureStore, forecast_model: Path, damage: Any, field: str, reason: str
+) -> None:
+    artifact = load_artifact(forecast_model)
+    rows = damage(raw_rows(demo_store, "forecast_basic", artifact))
+    with pytest.raises(InvalidRequest, match=reason) as caught:
+        predict_rows(artifact, as_json_rows(rows))
+    assert caught.value.field == field
