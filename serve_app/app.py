@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from serve_app.dependencies import Services
 from serve_app.errors import install_error_handlers
-from serve_app.routers import feature_sets, health, jobs, stats
+from serve_app.routers import experiments, feature_sets, health, jobs, maintenance, models, stats
 
 
 def create_app(services: Services) -> FastAPI:
@@ -17,6 +17,6 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (jobs, stats, feature_sets, health):
+    for module in (jobs, experiments, models, feature_sets, stats, maintenance, health):
         app.include_router(module.router)
     return app

@@ -1,4 +1,5 @@
-"""What route functions receive: the read store, the orchestrator, the feature store."""
+"""What route functions receive: the read stores, the orchestrator, the feature store and
+the model server."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Annotated, Any
 
 import ray
 from fastapi import Depends, Request
+from ray.serve.handle import DeploymentHandle
 
 from actors.settings import NAMESPACE
+from db.experiments import ExperimentCatalog
+from db.registry import ModelRegistry
 from db.store import TrainingStore
 from pipeline.feature_store import FeatureStore
 
@@ -18,7 +22,10 @@ class Services:
     """Everything the app talks to; built once per replica."""
 
     store: TrainingStore
+    experiments: ExperimentCatalog
+    registry: ModelRegistry
     features: FeatureStore
+    model_server: DeploymentHandle[Any]
     orchestrator_name: str
     max_upload_bytes: int
     _orchestrator: Any = None

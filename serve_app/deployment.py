@@ -1,18 +1,25 @@
-"""The Ray Serve ingress: one deployment that builds the FastAPI app on each replica."""
+"""The Ray Serve application: the API ingress (the FastAPI app on each replica) and the
+model server it sends predictions to."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from ray import serve
 from ray.serve.deployment import Application
+from ray.serve.handle import DeploymentHandle
 
+from db.database import Database
+from db.experiments import ExperimentCatalog
+from db.registry import ModelRegistry
 from db.store import SqlAlchemyStore
 from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
 from serve_app.app import create_app
 from serve_app.dependencies import Services
+from serve_app.model_server import ModelServer
 
 APP_NAME = "training"
 
@@ -23,15 +30,20 @@ class ApiConfig:
     pipeline: PipelineSettings
     orchestrator_name: str
     max_upload_bytes: int
+    model_cache_size: int
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=200)
 @serve.ingress()
 class TrainingApi:
-    def __init__(self, config: ApiConfig) -> None:
+    def __init__(self, config: ApiConfig, model_server: DeploymentHandle[Any]) -> None:
+        database = Database.from_url(config.database_url)
         self._services = Services(
-            store=SqlAlchemyStore.from_url(config.database_url),
+            store=SqlAlchemyStore(database),
+            experiments=ExperimentCatalog(database),
+            registry=ModelRegistry(database),
             features=FeatureStore(config.pipeline.features_root),
+            model_server=model_server,
             orchestrator_name=config.orchestrator_name,
             max_upload_bytes=config.max_upload_bytes,
         )
@@ -41,4 +53,5 @@ class TrainingApi:
 
 
 def build(config: ApiConfig) -> Application:
-    return TrainingApi.bind(config)  # type: ignore[attr-defined,no-any-return]
+    model_server = ModelServer.bind(config.model_cache_size)  # type: ignore[attr-defined]
+    return TrainingApi.bind(config, model_server)  # type: ignore[attr-defined,no-any-return]

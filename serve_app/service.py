@@ -77,6 +77,7 @@ def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningSer
                 pipeline=config.pipeline,
                 orchestrator_name=config.orchestrator.actor_name,
                 max_upload_bytes=config.api.max_upload_mb * 2**20,
+                model_cache_size=config.api.model_cache_size,
             )
         ),
         name=APP_NAME,

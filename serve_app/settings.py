@@ -13,3 +13,6 @@ class ApiSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     api_url: str = "http://127.0.0.1:8000"
     max_upload_mb: int = Field(512, ge=1, description="Largest feature-set upload accepted.")
+    model_cache_size: int = Field(
+        16, ge=1, le=1024, description="Loaded models the prediction deployment keeps."
+    )

@@ -50,11 +50,12 @@ def raw_rows(store: FeatureStore, feature_set: str, artifact: ModelArtifact) -> 
 
 
 def as_json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = frame.assign(
+    records = frame.assign(
         timestamp=frame["timestamp"].map(
             lambda t: t.isoformat() if isinstance(t, pd.Timestamp) else t
         )
     ).to_dict(orient="records")
+    rows = [{str(k): v for k, v in record.items()} for record in records]
     for row in rows:
         row.update({k: None for k, v in row.items() if isinstance(v, float) and math.isnan(v)})
     return rows
@@ -70,7 +71,7 @@ def test_predictions_equal_the_evaluated_test_predictions(
     evaluated = pd.read_parquet(forecast_model / PREDICTIONS_FILE).set_index("timestamp")
     expected = evaluated.loc[[p.timestamp for p in predictions]]
     np.testing.assert_allclose([p.predicted for p in predictions], expected["predicted"])
-    np.testing.assert_allclose([p.actual for p in predictions], expected["actual"])
+    assert [p.actual for p in predictions] == pytest.approx(expected["actual"].tolist())
 
 
 def test_future_rows_are_forecast_from_history_alone(

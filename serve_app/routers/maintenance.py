@@ -1,0 +1,22 @@
+"""Operator endpoints: apply the retention policy on demand."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from serve_app.dependencies import ServicesDep
+
+router = APIRouter(prefix="/ai/training/maintenance", tags=["maintenance"])
+
+
+class CleanupReport(BaseModel):
+    jobs_deleted: int
+    logs_deleted: int
+
+
+@router.post("/cleanup", response_model=CleanupReport)
+async def cleanup(services: ServicesDep) -> CleanupReport:
+    """Purge expired jobs and log lines now (the orchestrator also does it daily)."""
+    report = await services.orchestrator.cleanup.remote()
+    return CleanupReport(jobs_deleted=report.jobs, logs_deleted=report.logs)

@@ -1,0 +1,113 @@
+"""The model registry: versions, aliases, and predictions from a version or an alias."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from db.records import ModelFilters, ModelRecord
+from domain.jobs import ModelType
+from pipeline.config import NAME_PATTERN
+from serve_app.dependencies import ServicesDep
+from serve_app.schemas.models import (
+    ALIAS_PATTERN,
+    AliasUpdate,
+    ModelPublic,
+    ModelsPublic,
+    PredictionPublic,
+    PredictionsPublic,
+    PredictRequest,
+)
+
+router = APIRouter(prefix="/ai/models", tags=["models"])
+
+ModelId = Annotated[str, Path(min_length=1, max_length=300)]
+Tenant = Annotated[str, Path(min_length=1, max_length=128)]
+ModelName = Annotated[str, Path(pattern=NAME_PATTERN)]
+Alias = Annotated[str, Path(pattern=ALIAS_PATTERN)]
+
+
+@router.get("", response_model=ModelsPublic)
+async def list_models(
+    services: ServicesDep,
+    tenant_id: Annotated[str | None, Query(max_length=128)] = None,
+    model_name: Annotated[str | None, Query(max_length=128)] = None,
+    model_type: ModelType | None = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ModelsPublic:
+    """Registered versions, newest first."""
+    filters = ModelFilters(tenant_id, model_name, model_type)
+    result = await services.registry.search(filters, page, page_size)
+    return ModelsPublic(
+        models=[ModelPublic.model_validate(m) for m in result.items],
+        total=result.total,
+        page=result.page,
+        page_size=result.page_size,
+    )
+
+
+@router.get("/{model_id}", response_model=ModelPublic)
+async def get_model(model_id: ModelId, services: ServicesDep) -> ModelPublic:
+    return ModelPublic.model_validate(await services.registry.get(model_id))
+
+
+@router.get("/{tenant_id}/{model_name}@{alias}", response_model=ModelPublic)
+async def resolve_alias(
+    tenant_id: Tenant, model_name: ModelName, alias: Alias, services: ServicesDep
+) -> ModelPublic:
+    """The version an alias (e.g. ``champion``) points at."""
+    return ModelPublic.model_validate(await services.registry.resolve(tenant_id, model_name, alias))
+
+
+@router.put("/{tenant_id}/{model_name}/aliases/{alias}", response_model=ModelPublic)
+async def set_alias(
+    tenant_id: Tenant,
+    model_name: ModelName,
+    alias: Alias,
+    body: AliasUpdate,
+    services: ServicesDep,
+) -> ModelPublic:
+    """Point an alias at a version, moving it if it points elsewhere."""
+    model = await services.orchestrator.set_alias.remote(tenant_id, model_name, alias, body.version)
+    return ModelPublic.model_validate(model)
+
+
+@router.delete("/{tenant_id}/{model_name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_alias(
+    tenant_id: Tenant, model_name: ModelName, alias: Alias, services: ServicesDep
+) -> Response:
+    await services.orchestrator.delete_alias.remote(tenant_id, model_name, alias)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{model_id}/predict", response_model=PredictionsPublic)
+async def predict(
+    model_id: ModelId, body: PredictRequest, services: ServicesDep
+) -> PredictionsPublic:
+    """Forecasts (and, for anomaly models, flags and scores) from raw feature-set rows."""
+    return await _predict(await services.registry.get(model_id), body, services)
+
+
+@router.post("/{tenant_id}/{model_name}@{alias}/predict", response_model=PredictionsPublic)
+async def predict_alias(
+    tenant_id: Tenant,
+    model_name: ModelName,
+    alias: Alias,
+    body: PredictRequest,
+    services: ServicesDep,
+) -> PredictionsPublic:
+    """Predict with the version an alias points at."""
+    model = await services.registry.resolve(tenant_id, model_name, alias)
+    return await _predict(model, body, services)
+
+
+async def _predict(
+    model: ModelRecord, body: PredictRequest, services: ServicesDep
+) -> PredictionsPublic:
+    predictions = await services.model_server.predict.remote(model.artifact_uri, body.rows)
+    return PredictionsPublic(
+        model_id=model.model_id,
+        predictions=[PredictionPublic.model_validate(p) for p in predictions],
+    )

@@ -1,0 +1,144 @@
+"""The experiments API on the deployed service, over jobs and HPO trials, on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.serve_app.conftest import Deployed
+
+API = "/ai/training/experiments"
+
+
+async def completed_jobs(deployed: Deployed, model_name: str, rates: list[float]) -> list[str]:
+    job_ids = [
+        await deployed.submit(
+            {"hyperparameters": {"learning_rate": rate, "n_estimators": 60}},
+            model_name=model_name,
+        )
+        for rate in rates
+    ]
+    for job_id in job_ids:
+        assert (await deployed.wait_finished(job_id))["status"] == "completed"
+    return job_ids
+
+
+async def experiments_of(deployed: Deployed, **query: Any) -> list[dict[str, Any]]:
+    response = await deployed.http.get(API, params=query)
+    assert response.status_code == 200, response.text
+    experiments: list[dict[str, Any]] = response.json()["experiments"]
+    return experiments
+
+
+async def test_search_show_series_and_compare_job_experiments(deployed: Deployed) -> None:
+    name = f"exp-{uuid.uuid4().hex[:8]}"
+    job_ids = await completed_jobs(deployed, name, [0.3, 0.03, 0.1])
+
+    ascending = await experiments_of(deployed, model_name=name, order_by="metric.mae", order="asc")
+    assert [e["job_id"] for e in ascending] != []
+    maes = [e["metrics"]["mae"] for e in ascending]
+    assert maes == sorted(maes)
+    assert len(maes) == 3
+    descending = await experiments_of(deployed, model_name=name, order_by="metric.mae")
+    assert [e["experiment_id"] for e in descending] == [
+        e["experiment_id"] for e in reversed(ascending)
+    ]
+    assert await experiments_of(deployed, model_name=name, tenant_id="nobody") == []
+    assert len(await experiments_of(deployed, job_id=job_ids[0])) == 1
+    assert len(await experiments_of(deployed, model_name=name, status="completed")) == 3
+    assert (
+        await experiments_of(deployed, model_name=name, created_after="2999-01-01T00:00:00Z") == []
+    )
+
+    best = ascending[0]
+    detail = (await deployed.http.get(f"{API}/{best['experiment_id']}")).json()
+    job = await deployed.job(detail["job_id"])
+    assert detail["params"]["learning_rate"] == job["config"]["hyperparameters"]["learning_rate"]
+    assert detail["params"]["num_leaves"] == 31
+    assert detail["metrics"]["mae"] == job["metrics"]["mae"]
+    assert detail["model_id"] == job["model_id"]
+    assert detail["job"]["status"] == "completed"
+    assert detail["job"]["feature_set"] == "forecast_basic"
+
+    series = await deployed.http.get(
+        f"{API}/{best['experiment_id']}/metrics",
+        params={"name": "validation_l1", "min_step": 2, "max_step": 5},
+    )
+    points = series.json()["points"]
+    assert [(p["name"], p["step"]) for p in points] == [("validation_l1", s) for s in range(2, 6)]
+
+    ids = [e["experiment_id"] for e in ascending]
+    comparison = (await deployed.http.post(f"{API}/compare", json={"experiment_ids": ids})).json()
+    params = {p["name"]: p for p in comparison["params"]}
+    assert params["learning_rate"]["differs"] is True
+    assert params["num_leaves"]["differs"] is False
+    assert sorted(params["learning_rate"]["values"].values()) == [0.03, 0.1, 0.3]
+    metrics = {m["name"]: m for m in comparison["metrics"]}
+    assert metrics["mae"]["best"] == [ids[0]]
+    assert metrics["r2"]["goal"] == "max"
+    curve = comparison["curve"]
+    assert curve["metric"] == "validation_l1"
+    assert curve["steps"][:3] == [1, 2, 3]
+    assert all(len(values) == len(curve["steps"]) for values in curve["values"].values())
+
+
+async def test_compare_hpo_trials(deployed: Deployed) -> None:
+    job_id = await deployed.submit(
+        {
+            "enable_hpo": True,
+            "n_trials": 3,
+            "pruning": False,
+            "hyperparameters": {"num_leaves": {"type": "int", "low": 8, "high": 64}},
+        },
+        model_name=f"hpo-{uuid.uuid4().hex[:8]}",
+    )
+    assert (await deployed.wait_finished(job_id))["status"] == "completed"
+    trials = [
+        e
+        for e in await experiments_of(
+            deployed, job_id=job_id, order_by="metric.best_validation_l1", order="asc"
+        )
+        if e["name"].startswith("trial ")
+    ]
+    assert len(trials) == 3
+    ids = [t["experiment_id"] for t in trials]
+    comparison = (await deployed.http.post(f"{API}/compare", json={"experiment_ids": ids})).json()
+    [leaves] = [p for p in comparison["params"] if p["name"] == "num_leaves"]
+    assert set(leaves["values"]) == set(ids)
+    [best] = [m for m in comparison["metrics"] if m["name"] == "best_validation_l1"]
+    assert best["best"] == [ids[0]]
+    assert len(comparison["curve"]["values"]) == 3
+
+
+async def test_bad_requests_are_refused(deployed: Deployed) -> None:
+    assert (await deployed.http.get(f"{API}/no-such-experiment")).status_code == 404
+    assert (await deployed.http.get(f"{API}/no-such-experiment/metrics")).status_code == 404
+    for params in (
+        {"order_by": "metric."},
+        {"order_by": "name; DROP TABLE ai_experiments"},
+        {"order": "sideways"},
+        {"status": "finished"},
+        {"page_size": 0},
+        {"created_after": "yesterday"},
+    ):
+        response = await deployed.http.get(API, params=params)
+        assert response.status_code == 422, params
+    [some] = await experiments_of(deployed, page_size=1) or [None]
+    assert some is not None, "earlier tests left experiments"
+    steps = await deployed.http.get(
+        f"{API}/{some['experiment_id']}/metrics", params={"min_step": 5, "max_step": 2}
+    )
+    assert steps.status_code == 422
+    for body in (
+        {"experiment_ids": [some["experiment_id"]]},
+        {"experiment_ids": [f"e{i}" for i in range(21)]},
+        {"experiment_ids": [some["experiment_id"], some["experiment_id"]]},
+        {"experiment_ids": [some["experiment_id"], "x"], "colour": "red"},
+    ):
+        response = await deployed.http.post(f"{API}/compare", json=body)
+        assert response.status_code == 422, body
+    unknown = await deployed.http.post(
+        f"{API}/compare", json={"experiment_ids": [some["experiment_id"], "missing-one"]}
+    )
+    assert unknown.status_code == 404
+    assert "missing-one" in unknown.json()["detail"]

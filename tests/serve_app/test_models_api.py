@@ -1,0 +1,155 @@
+"""The model registry and predictions on the deployed service, on both databases."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ray import serve
+
+from pipeline.feature_store import FeatureStore
+from pipeline.features import build_features
+from pipeline.predict import history_needed
+from pipeline.register import ModelArtifact, load_artifact
+from serve_app.deployment import APP_NAME
+from tests.serve_app.conftest import Deployed
+
+#: Clearly worse than the defaults: a handful of shallow, slow-learning trees.
+WEAK = {"hyperparameters": {"n_estimators": 5, "learning_rate": 0.01}}
+
+
+async def completed(deployed: Deployed, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    job_id = await deployed.submit(config, model_name=name)
+    job = await deployed.wait_finished(job_id)
+    assert job["status"] == "completed", job
+    return job
+
+
+def request_rows(deployed: Deployed, artifact: ModelArtifact, extra: int) -> list[dict[str, Any]]:
+    """The feature set's last rows: the history the lags need plus ``extra`` to predict."""
+    need = history_needed(artifact.metadata["config"]["horizon"], artifact.metadata["season"])
+    data = FeatureStore(deployed.config.pipeline.features_root).load("forecast_basic").data
+    tail = data.tail(need + extra)
+    return [
+        {**row, "timestamp": row["timestamp"].isoformat()} for row in tail.to_dict(orient="records")
+    ]
+
+
+async def test_registry_lists_shows_and_promotes_the_champion(deployed: Deployed) -> None:
+    name = f"reg-{uuid.uuid4().hex[:8]}"
+    good = await completed(deployed, name, {"promote_champion": True})
+    weak = await completed(deployed, name, {**WEAK, "promote_champion": True})
+    assert weak["metrics"]["mae"] > good["metrics"]["mae"]
+
+    listed = (await deployed.http.get("/ai/models", params={"model_name": name})).json()
+    assert listed["total"] == 2
+    assert [m["model_id"] for m in listed["models"]] == [weak["model_id"], good["model_id"]]
+    shown = (await deployed.http.get(f"/ai/models/{good['model_id']}")).json()
+    assert shown["job_id"] == good["job_id"]
+    assert shown["metrics"]["mae"] == good["metrics"]["mae"]
+    assert "lag_24" in shown["features"]
+    assert shown["aliases"] == ["champion"]
+    assert shown["artifact_uri"].startswith(str(deployed.data_dir / "artifacts"))
+
+    champion = await deployed.http.get(f"/ai/models/tenant-a/{name}@champion")
+    assert champion.json()["model_id"] == good["model_id"]
+    logs = (await deployed.http.get(f"/ai/training/jobs/{weak['job_id']}/logs")).json()["logs"]
+    assert any("does not beat" in line["message"] for line in logs)
+
+    weak_version = weak["model_id"].rsplit(":", 1)[1]
+    aliases = f"/ai/models/tenant-a/{name}/aliases"
+    moved = await deployed.http.put(f"{aliases}/staging", json={"version": weak_version})
+    assert moved.status_code == 200
+    assert moved.json()["aliases"] == ["staging"]
+    staging = await deployed.http.get(f"/ai/models/tenant-a/{name}@staging")
+    assert staging.json()["model_id"] == weak["model_id"]
+    assert (await deployed.http.delete(f"{aliases}/staging")).status_code == 204
+    assert (await deployed.http.get(f"/ai/models/tenant-a/{name}@staging")).status_code == 404
+    assert (await deployed.http.delete(f"{aliases}/staging")).status_code == 404
+
+    missing = await deployed.http.put(f"{aliases}/staging", json={"version": "19990101.000000"})
+    assert missing.status_code == 404
+    for bad in ({"version": "latest"}, {}, {"version": weak_version, "force": True}):
+        assert (await deployed.http.put(f"{aliases}/staging", json=bad)).status_code == 422
+    assert (
+        await deployed.http.put(f"{aliases}/Bad Alias", json={"version": weak_version})
+    ).status_code == 422
+    assert (await deployed.http.get("/ai/models/tenant-a:nothing:1")).status_code == 404
+    assert (
+        await deployed.http.get("/ai/models", params={"model_type": "regression"})
+    ).status_code == 422
+
+
+async def test_predictions_equal_the_artifact_and_reuse_the_loaded_model(
+    deployed: Deployed,
+) -> None:
+    name = f"pred-{uuid.uuid4().hex[:8]}"
+    job = await completed(deployed, name, {"promote_champion": True})
+    model = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
+    artifact = load_artifact(Path(model["artifact_uri"]))
+    rows = request_rows(deployed, artifact, extra=24)
+    for row in rows[-6:]:
+        row["load_kw"] = None
+
+    response = await deployed.http.post(
+        f"/ai/models/{job['model_id']}/predict", json={"rows": rows}
+    )
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 24
+    assert all(p["actual"] is None for p in predictions[-6:])
+
+    # The same rows through the training feature code and the artifact, without the API.
+    frame = FeatureStore(deployed.config.pipeline.features_root).load("forecast_basic")
+    matrix = build_features(frame, artifact.metadata["config"]["horizon"])
+    direct = pd.Series(
+        artifact.predict(matrix.features[artifact.metadata["features"]].to_numpy()),
+        index=matrix.timestamps,
+    )
+    served = pd.Series(
+        [p["predicted"] for p in predictions],
+        index=pd.to_datetime([p["timestamp"] for p in predictions], utc=True),
+    )
+    np.testing.assert_allclose(served.to_numpy(), direct.loc[served.index].to_numpy())
+
+    server = serve.get_deployment_handle("ModelServer", app_name=APP_NAME)
+    before = await server.cache_info.remote()
+    again = await deployed.http.post(
+        f"/ai/models/tenant-a/{name}@champion/predict", json={"rows": rows}
+    )
+    assert again.json()["predictions"] == predictions
+    after = await server.cache_info.remote()
+    assert after["hits"] == before["hits"] + 1
+    assert after["misses"] == before["misses"], "the second call must not reload the artifact"
+
+
+async def test_bad_rows_and_ids_are_refused(deployed: Deployed) -> None:
+    listed = (await deployed.http.get("/ai/models", params={"page_size": 1})).json()
+    [model] = listed["models"]
+    url = f"/ai/models/{model['model_id']}/predict"
+    artifact = load_artifact(Path(model["artifact_uri"]))
+    rows = request_rows(deployed, artifact, extra=2)
+
+    short = await deployed.http.post(url, json={"rows": rows[-30:]})
+    assert short.status_code == 422
+    assert "missing history" in short.json()["detail"][0]["msg"]
+    no_column = await deployed.http.post(
+        url, json={"rows": [{k: v for k, v in r.items() if k != "temperature_c"} for r in rows]}
+    )
+    assert no_column.status_code == 422
+    assert "missing columns" in no_column.json()["detail"][0]["msg"]
+    holed = [dict(r) for r in rows]
+    holed[3]["temperature_c"] = math.nan
+    nan = await deployed.http.post(
+        url, content=json.dumps({"rows": holed}), headers={"content-type": "application/json"}
+    )
+    assert nan.status_code == 422, nan.text
+    assert nan.json()["detail"][0]["loc"] == ["body", "rows", "3", "temperature_c"]
+    assert (await deployed.http.post(url, json={"rows": []})).status_code == 422
+    missing = await deployed.http.post("/ai/models/tenant-a:none:1/predict", json={"rows": rows})
+    assert missing.status_code == 404
