@@ -10,67 +10,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from actors.settings import OrchestratorSettings
 from db.settings import DatabaseSettings
 from pipeline.settings import PipelineSettings
+from serve_app.cli_http import console, request
+from serve_app.cli_tracking import experiments_app, models_app
 from serve_app.settings import ApiSettings
 
 app = typer.Typer(help="Train, track and register LightGBM models on a Ray cluster.")
 features_app = typer.Typer(help="Feature sets: import and list.")
 app.add_typer(features_app, name="features")
-console = Console()
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(models_app, name="models")
 
 FINISHED = {"completed", "failed", "cancelled"}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, detail: Any) -> None:
-        super().__init__(f"HTTP {status}: {detail}")
-        self.status = status
-        self.detail = detail
-
-
-def _client() -> httpx.Client:
-    return httpx.Client(base_url=ApiSettings().api_url, timeout=60.0)
-
-
-def _call(method: str, path: str, **kwargs: Any) -> Any:
-    with _client() as client:
-        try:
-            response = client.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ApiError(0, f"cannot reach {client.base_url}: {exc}") from exc
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text
-        raise ApiError(response.status_code, detail)
-    return response.json()
-
-
-def _request(method: str, path: str, **kwargs: Any) -> Any:
-    """``_call``, printing an API error and exiting 1 on failure."""
-    try:
-        return _call(method, path, **kwargs)
-    except ApiError as exc:
-        raise _fail(exc) from exc
-
-
-def _fail(exc: ApiError) -> typer.Exit:
-    if isinstance(exc.detail, list):
-        for item in exc.detail:
-            where = ".".join(str(part) for part in item.get("loc", [])[1:])
-            console.print(f"[red]error[/red] {where}: {item.get('msg')}")
-    else:
-        console.print(f"[red]error[/red] {exc}")
-    return typer.Exit(code=1)
 
 
 @app.command()
@@ -156,7 +113,7 @@ def submit(
         "config": config,
         "priority": priority,
     }
-    created = _request("POST", "/ai/training/jobs/start", json=body)
+    created = request("POST", "/ai/training/jobs/start", json=body)
     console.print(f"queued {created['job_id']} (about {created['estimated_duration_seconds']}s)")
     if wait:
         watch(created["job_id"])
@@ -175,7 +132,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @app.command()
 def status(job_id: str) -> None:
     """Show one job."""
-    job = _request("GET", f"/ai/training/jobs/{job_id}")
+    job = request("GET", f"/ai/training/jobs/{job_id}")
     table = Table(show_header=False)
     for key in (
         "job_id",
@@ -218,7 +175,7 @@ def jobs(
         "page": page,
         "page_size": page_size,
     }
-    result = _request(
+    result = request(
         "GET", "/ai/training/jobs", params={k: v for k, v in params.items() if v is not None}
     )
     table = Table("job_id", "tenant", "model", "status", "priority", "progress", "mae", "created")
@@ -250,7 +207,7 @@ def watch(job_id: str, interval: Annotated[float, typer.Option()] = 0.5) -> None
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(job_id[:8], total=1.0)
         while True:
-            job = _request("GET", f"/ai/training/jobs/{job_id}")
+            job = request("GET", f"/ai/training/jobs/{job_id}")
             progress.update(
                 bar,
                 completed=job["progress"],
@@ -283,21 +240,21 @@ def _describe(job: dict[str, Any]) -> str:
 @app.command()
 def cancel(job_id: str) -> None:
     """Cancel a queued or running job."""
-    result = _request("DELETE", f"/ai/training/jobs/{job_id}")
+    result = request("DELETE", f"/ai/training/jobs/{job_id}")
     console.print(f"{result['job_id']} {result['status']}")
 
 
 @app.command()
 def retry(job_id: str) -> None:
     """Queue a failed or cancelled job again."""
-    job = _request("POST", f"/ai/training/jobs/{job_id}/retry")
+    job = request("POST", f"/ai/training/jobs/{job_id}/retry")
     console.print(f"queued {job['job_id']} (retry of {job['retry_of']})")
 
 
 @app.command()
 def logs(job_id: str, tail: Annotated[int, typer.Option()] = 100) -> None:
     """Print a job's last log lines."""
-    result = _request("GET", f"/ai/training/jobs/{job_id}/logs", params={"tail": tail})
+    result = request("GET", f"/ai/training/jobs/{job_id}/logs", params={"tail": tail})
     for line in result["logs"]:
         stage = line["stage"] or ""
         typer.echo(f"{line['timestamp'][:23]} {line['level']:<7} {stage:<14} {line['message']}")
@@ -306,7 +263,7 @@ def logs(job_id: str, tail: Annotated[int, typer.Option()] = 100) -> None:
 @app.command()
 def stats() -> None:
     """Show running and queued jobs against capacity."""
-    result = _request("GET", "/ai/training/stats")
+    result = request("GET", "/ai/training/stats")
     console.print(
         f"active {result['active_jobs']} / capacity {result['total_capacity']} "
         f"({result['utilization_percent']}%), queued {result['queued_jobs']}"
@@ -325,7 +282,7 @@ def features_import(
     params = {"timestamp_column": timestamp_column, "target_column": target_column}
     if series_column:
         params["series_column"] = series_column
-    result = _request(
+    result = request(
         "PUT", f"/ai/training/feature-sets/{name}", params=params, content=file.read_bytes()
     )
     console.print(
@@ -336,7 +293,7 @@ def features_import(
 @features_app.command("list")
 def features_list() -> None:
     """List the stored feature sets."""
-    result = _request("GET", "/ai/training/feature-sets")
+    result = request("GET", "/ai/training/feature-sets")
     table = Table("name", "target", "rows", "start", "end", "covariates")
     for fs in result["feature_sets"]:
         table.add_row(

@@ -143,3 +143,52 @@ def test_trainctl_hpo_submit_and_watch(cli: CliRunner) -> None:
     watched = cli.invoke(app, ["watch", job_id])
     assert watched.exit_code == 0
     assert re.search(r"trials \d done, \d pruned, 0 failed of 4", watched.output), watched.output
+
+
+def test_trainctl_experiments_and_models(cli: CliRunner, tmp_path: Path) -> None:
+    for rate in ("0.3", "0.05"):
+        submitted = cli.invoke(
+            app,
+            [
+                "submit",
+                "--tenant",
+                "cli-exp",
+                "--model-name",
+                "cli_exp",
+                "--param",
+                f"learning_rate={rate}",
+                "--wait",
+            ],
+        )
+        assert submitted.exit_code == 0, submitted.output
+
+    listed = cli.invoke(
+        app, ["experiments", "list", "--tenant", "cli-exp", "--order-by", "metric.mae", "--asc"]
+    )
+    assert listed.exit_code == 0, listed.output
+    ids = re.findall(r"^\S*\s*([0-9a-f-]{36})", listed.output, re.MULTILINE)
+    assert len(ids) == 2, listed.output
+    assert "2 of 2" in listed.output
+
+    shown = cli.invoke(app, ["experiments", "show", ids[0]])
+    assert shown.exit_code == 0
+    assert re.search(r"learning_rate\s+│\s+(0\.05|0\.3)\s", shown.output), shown.output
+
+    plot = tmp_path / "curves.png"
+    compared = cli.invoke(app, ["experiments", "compare", *ids, "--plot", str(plot)])
+    assert compared.exit_code == 0, compared.output
+    assert "learning_rate" in compared.output
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert plot.stat().st_size > 5_000, "a plot with two curves, not an empty canvas"
+
+    models = cli.invoke(app, ["models", "list", "--tenant", "cli-exp"])
+    version = re.search(r"cli-exp:cli_exp:(\d{8}\.\d{6})", models.output).group(1)  # type: ignore[union-attr]
+    aliased = cli.invoke(app, ["models", "alias", "cli-exp", "cli_exp", "staging", version])
+    assert aliased.exit_code == 0, aliased.output
+    assert f"staging -> cli-exp:cli_exp:{version}" in aliased.output
+    assert "staging" in cli.invoke(app, ["models", "list", "--tenant", "cli-exp"]).output
+    removed = cli.invoke(app, ["models", "alias", "cli-exp", "cli_exp", "staging", "--delete"])
+    assert removed.exit_code == 0
+    gone = cli.invoke(app, ["models", "alias", "cli-exp", "cli_exp", "staging", "--delete"])
+    assert gone.exit_code == 1
+    assert "HTTP 404" in gone.output

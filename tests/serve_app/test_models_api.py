@@ -35,9 +35,8 @@ def request_rows(deployed: Deployed, artifact: ModelArtifact, extra: int) -> lis
     need = history_needed(artifact.metadata["config"]["horizon"], artifact.metadata["season"])
     data = FeatureStore(deployed.config.pipeline.features_root).load("forecast_basic").data
     tail = data.tail(need + extra)
-    return [
-        {**row, "timestamp": row["timestamp"].isoformat()} for row in tail.to_dict(orient="records")
-    ]
+    tail = tail.assign(timestamp=tail["timestamp"].map(pd.Timestamp.isoformat))
+    return [{str(k): v for k, v in row.items()} for row in tail.to_dict(orient="records")]
 
 
 async def test_registry_lists_shows_and_promotes_the_champion(deployed: Deployed) -> None:

@@ -1,0 +1,57 @@
+"""How ``trainctl`` talks to the API (``TRAINING_API_URL``) and reports its errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+
+from serve_app.settings import ApiSettings
+
+console = Console()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def http_client() -> httpx.Client:
+    return httpx.Client(base_url=ApiSettings().api_url, timeout=60.0)
+
+
+def call(method: str, path: str, **kwargs: Any) -> Any:
+    with http_client() as client:
+        try:
+            response = client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(0, f"cannot reach {client.base_url}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise ApiError(response.status_code, detail)
+    return response.json() if response.content else None
+
+
+def request(method: str, path: str, **kwargs: Any) -> Any:
+    """``call``, printing an API error and exiting 1 on failure."""
+    try:
+        return call(method, path, **kwargs)
+    except ApiError as exc:
+        raise fail(exc) from exc
+
+
+def fail(exc: ApiError) -> typer.Exit:
+    if isinstance(exc.detail, list):
+        for item in exc.detail:
+            where = ".".join(str(part) for part in item.get("loc", [])[1:])
+            console.print(f"[red]error[/red] {where}: {item.get('msg')}")
+    else:
+        console.print(f"[red]error[/red] {exc}")
+    return typer.Exit(code=1)
