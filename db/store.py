@@ -38,8 +38,8 @@ from db.records import (
     NewModel,
     Page,
 )
-from db.registry import model_record, promote_if_better
-from domain.errors import JobNotFound, ModelNotFound
+from db.registry import ModelRegistry, model_record, promote_if_better
+from domain.errors import JobNotFound
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 
 _EXPERIMENT_OUTCOME = {
@@ -184,6 +184,7 @@ class SqlAlchemyStore(TrainingStore):
         self.database = database
         self._transaction = database.transaction
         self._experiments = ExperimentCatalog(database)
+        self._registry = ModelRegistry(database)
 
     @classmethod
     def from_url(cls, url: str) -> SqlAlchemyStore:
@@ -471,11 +472,7 @@ class SqlAlchemyStore(TrainingStore):
         return (await self._experiments.series([experiment_id], name))[experiment_id]
 
     async def get_model(self, model_id: str) -> ModelRecord:
-        async with self._transaction() as session:
-            row = await session.get(RegisteredModel, model_id)
-            if row is None:
-                raise ModelNotFound(model_id)
-            return model_record(row)
+        return await self._registry.get(model_id)
 
     async def models_of_job(self, job_id: str) -> list[ModelRecord]:
         query = select(RegisteredModel).where(RegisteredModel.job_id == job_id)

@@ -15,7 +15,7 @@ from ray import serve
 from pipeline.feature_store import FeatureStore
 from pipeline.features import build_features
 from pipeline.predict import history_needed
-from pipeline.register import ModelArtifact, load_artifact
+from pipeline.register import PREDICTIONS_FILE, ModelArtifact, load_artifact
 from serve_app.deployment import APP_NAME
 from tests.serve_app.conftest import Deployed
 
@@ -30,13 +30,24 @@ async def completed(deployed: Deployed, name: str, config: dict[str, Any]) -> di
     return job
 
 
-def request_rows(deployed: Deployed, artifact: ModelArtifact, extra: int) -> list[dict[str, Any]]:
+def request_rows(
+    deployed: Deployed, artifact: ModelArtifact, extra: int, feature_set: str = "forecast_basic"
+) -> list[dict[str, Any]]:
     """The feature set's last rows: the history the lags need plus ``extra`` to predict."""
     need = history_needed(artifact.metadata["config"]["horizon"], artifact.metadata["season"])
-    data = FeatureStore(deployed.config.pipeline.features_root).load("forecast_basic").data
-    tail = data.tail(need + extra)
+    data = FeatureStore(deployed.config.pipeline.features_root).load(feature_set).data
+    tail = data.drop(columns=["is_anomaly"], errors="ignore").tail(need + extra)
     tail = tail.assign(timestamp=tail["timestamp"].map(pd.Timestamp.isoformat))
     return [{str(k): v for k, v in row.items()} for row in tail.to_dict(orient="records")]
+
+
+async def completed_anomaly(deployed: Deployed) -> dict[str, Any]:
+    job_id = await deployed.submit(
+        {"feature_set": "anomaly_basic"}, model_type="anomaly", model_name="anomaly_detector"
+    )
+    job = await deployed.wait_finished(job_id)
+    assert job["status"] == "completed", job
+    return job
 
 
 async def test_registry_lists_shows_and_promotes_the_champion(deployed: Deployed) -> None:
@@ -152,3 +163,23 @@ async def test_bad_rows_and_ids_are_refused(deployed: Deployed) -> None:
     assert (await deployed.http.post(url, json={"rows": []})).status_code == 422
     missing = await deployed.http.post("/ai/models/tenant-a:none:1/predict", json={"rows": rows})
     assert missing.status_code == 404
+
+
+async def test_anomaly_model_predictions_flag_and_score(deployed: Deployed) -> None:
+    job = await completed_anomaly(deployed)
+    model = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
+    artifact = load_artifact(Path(model["artifact_uri"]))
+    rows = request_rows(deployed, artifact, extra=48, feature_set="anomaly_basic")
+    response = await deployed.http.post(
+        f"/ai/models/{job['model_id']}/predict", json={"rows": rows}
+    )
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    evaluated = pd.read_parquet(Path(model["artifact_uri"]) / PREDICTIONS_FILE)
+    flagged = evaluated.set_index(evaluated["timestamp"].map(pd.Timestamp.isoformat))["anomaly"]
+    served = {p["timestamp"]: p for p in predictions}
+    assert len(served) == 48
+    for timestamp, prediction in served.items():
+        stamp = pd.Timestamp(timestamp).isoformat()
+        assert prediction["anomaly"] == bool(flagged[stamp])
+        assert prediction["anomaly_score"] >= 0
