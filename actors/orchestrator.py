@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,13 +24,16 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
+from actors.admission import Admission
 from actors.queue import JobQueue
 from actors.recorder import SearchRecorder, StageRecorder, service_log, to_new_log
+from actors.scheduler import Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.state import JobEvent, can_retry
 from actors.submission import JobSubmission
 from db.models import utcnow
 from db.records import (
+    IdempotencyClaim,
     JobFilters,
     JobRecord,
     LogRecord,
@@ -40,8 +45,15 @@ from db.records import (
 )
 from db.registry import ModelRegistry
 from db.retention import purge
+from db.schedules import NewSchedule, ScheduleRecord, ScheduleStore
 from db.store import SqlAlchemyStore
-from domain.errors import Conflict, IllegalTransition, InvalidRequest, TrainingError
+from domain.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    InvalidRequest,
+    TrainingError,
+)
 from domain.jobs import JobStatus, LogLevel
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
@@ -60,10 +72,31 @@ CANCEL_GRACE_SECONDS = 5.0
 
 @dataclass
 class _RunningJob:
+    tenant_id: str
     run: PipelineRun
     follower: asyncio.Task[None]  # held here: the event loop keeps only weak references
     cancelled: bool = False
     watchdog: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    position: int
+    waiting_reason: str
+
+
+@dataclass(frozen=True)
+class ScheduledFire:
+    """The schedule and the logical time a submission fires for."""
+
+    schedule_id: str
+    fire_time: datetime
+
+
+def request_hash(submission: JobSubmission) -> str:
+    """A digest of what was asked, to tell a retried request from a different one."""
+    canonical = json.dumps(submission.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,8 @@ class JobOrchestrator:
     ) -> None:
         self._store = SqlAlchemyStore.from_url(database_url)
         self._registry = ModelRegistry(self._store.database)
+        self._schedules = ScheduleStore(self._store.database)
+        self._scheduler = Scheduler(self._schedules, self._submit_scheduled)
         self._clock = clock
         self._pipeline = pipeline
         self._features = FeatureStore(pipeline.features_root)
@@ -96,6 +131,10 @@ class JobOrchestrator:
         self._cluster_cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         self._capacity = settings.max_concurrent_jobs or self._cluster_cpus
         self._queue = JobQueue()
+        self._admission = Admission(
+            settings.tenant_defaults(), settings.tenant_limits, self._capacity
+        )
+        self._submitting = asyncio.Lock()
         self._running: dict[str, _RunningJob] = {}
         self._searches: dict[str, SearchRecorder] = {}
         self._self = ray.get_runtime_context().current_actor
@@ -103,22 +142,61 @@ class JobOrchestrator:
         self._recovered = asyncio.Event()
         self._loop = asyncio.get_running_loop().create_task(self._dispatch_forever())
         self._retention = asyncio.get_running_loop().create_task(self._purge_forever())
+        self._firing = asyncio.get_running_loop().create_task(self._fire_forever())
 
     # ------------------------------------------------------------------ commands
 
     async def submit(self, submission: JobSubmission) -> JobRecord:
-        """Validate and persist a job as ``queued``; it is in the database when this returns."""
-        self._validate(submission.config)
-        return await self._enqueue(
-            NewJob(
+        """Validate and persist a job as ``queued``; it is in the database when this returns.
+
+        Raises:
+            InvalidRequest: the job could never run (unknown feature set, target, CPUs).
+            TooManyRequests: the tenant's queue is full.
+        """
+        job, _created = await self.submit_once(submission, None)
+        return job
+
+    async def submit_once(
+        self,
+        submission: JobSubmission,
+        idempotency_key: str | None,
+        schedule: ScheduledFire | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """``submit``, at most once per ``idempotency_key`` (kept 24 hours): a repeated key
+        with the same submission returns the job it created, and ``False``.
+
+        Raises:
+            IdempotencyKeyReused: the key came with a different submission.
+            InvalidRequest, TooManyRequests: as ``submit``.
+        """
+        claim = None
+        if idempotency_key is not None:
+            claim = IdempotencyClaim(idempotency_key, request_hash(submission))
+        async with self._submitting:
+            if claim is not None:
+                kept = timedelta(hours=self._settings.retention.idempotency_keys_hours)
+                earlier = await self._store.find_idempotent(
+                    submission.tenant_id, claim.key, self._clock() - kept
+                )
+                if earlier is not None:
+                    if earlier.request_hash != claim.request_hash:
+                        raise IdempotencyKeyReused(
+                            f"Idempotency-Key {claim.key!r} was used for a different request"
+                        )
+                    return await self._store.get_job(earlier.job_id), False
+            self._validate(submission.tenant_id, submission.config)
+            self._admission.admit(submission.tenant_id, self._queue.queued_of(submission.tenant_id))
+            new_job = NewJob(
                 tenant_id=submission.tenant_id,
                 model_type=submission.model_type,
                 model_name=submission.model_name,
                 feature_set=submission.config.feature_set,
                 priority=submission.priority_value,
                 config=submission.config.model_dump(mode="json"),
+                schedule_id=schedule.schedule_id if schedule else None,
+                fire_time=schedule.fire_time if schedule else None,
             )
-        )
+            return await self._enqueue(new_job, claim), True
 
     async def cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or a running one and its Ray tasks.
@@ -156,7 +234,8 @@ class JobOrchestrator:
             raise Conflict(
                 f"only failed or cancelled jobs can be retried; this one is {job.status}"
             )
-        self._validate(TrainingConfig.model_validate(job.config))
+        self._validate(job.tenant_id, TrainingConfig.model_validate(job.config))
+        self._admission.admit(job.tenant_id, self._queue.queued_of(job.tenant_id))
         return await self._enqueue(
             NewJob(
                 tenant_id=job.tenant_id,
@@ -194,6 +273,26 @@ class JobOrchestrator:
         """Raises: AliasNotFound."""
         await self._registry.delete_alias(tenant_id, model_name, alias)
 
+    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        """Raises: InvalidRequest (its job could never run), AlreadyExists."""
+        self._validate_scheduled(schedule.job)
+        return await self._schedules.create(schedule, self._clock())
+
+    async def update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> ScheduleRecord:
+        """Raises: ScheduleNotFound, InvalidRequest, AlreadyExists."""
+        if "job" in changes:
+            self._validate_scheduled(changes["job"])
+        return await self._schedules.update(schedule_id, changes, self._clock())
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Raises: ScheduleNotFound."""
+        await self._schedules.delete(schedule_id)
+
+    async def fire_schedules(self, now: datetime | None = None) -> list[str]:
+        """Start the jobs of every schedule due at ``now`` (default: the clock); the loop
+        calls it every ``schedule_poll_seconds``, tests call it with their own time."""
+        return await self._scheduler.fire_due(now or self._clock())
+
     async def cleanup(self) -> PurgeReport:
         """Apply the retention policy now."""
         report = await purge(self._store.database, self._settings.retention, self._clock())
@@ -206,6 +305,17 @@ class JobOrchestrator:
         if recorder is not None:
             await recorder.record(trial, progress)
 
+    async def queue_status(self, job_id: str) -> QueueStatus | None:
+        """Where a queued job stands and why it waits; None if it is not queued."""
+        if job_id not in self._queue:
+            return None
+        tenant_id = self._queue.tenant_of(job_id)
+        ahead, higher = self._queue.ahead_of(job_id)
+        reason = self._admission.waiting_reason(
+            tenant_id, self._running_of(tenant_id), ahead, higher, len(self._running)
+        )
+        return QueueStatus(position=ahead + 1, waiting_reason=reason)
+
     async def ready(self) -> bool:
         """Wait until recovery has finished; then the dispatch loop is running."""
         await self._recovered.wait()
@@ -213,13 +323,14 @@ class JobOrchestrator:
 
     # ------------------------------------------------------------------ internals
 
-    def _validate(self, config: TrainingConfig) -> None:
-        if not self._features.exists(config.feature_set):
-            known = [s.name for s in self._features.list()]
+    def _validate(self, tenant_id: str, config: TrainingConfig) -> None:
+        features = self._features.for_tenant(tenant_id)
+        if not features.exists(config.feature_set):
+            known = [s.name for s in features.list()]
             raise InvalidRequest(
                 "config.feature_set", f"unknown feature set {config.feature_set!r}; known: {known}"
             )
-        schema = self._features.schema(config.feature_set)
+        schema = features.schema(config.feature_set)
         if config.target_variable != schema.target_column:
             raise InvalidRequest(
                 "config.target_variable",
@@ -233,9 +344,11 @@ class JobOrchestrator:
                 "the job could never run",
             )
 
-    async def _enqueue(self, new_job: NewJob) -> JobRecord:
-        job = await self._store.create_job(new_job, logs=[service_log(new_job.job_id, "queued")])
-        self._queue.push(job.job_id, job.priority, job.created_at)
+    async def _enqueue(self, new_job: NewJob, claim: IdempotencyClaim | None = None) -> JobRecord:
+        job = await self._store.create_job(
+            new_job, logs=[service_log(new_job.job_id, "queued")], idempotency=claim
+        )
+        self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
         self._wakeup.set()
         return job
 
@@ -246,13 +359,45 @@ class JobOrchestrator:
                 if not self._recovered.is_set():
                     await self._recover()
                     self._recovered.set()
-                while len(self._running) < self._capacity and (job_id := self._queue.pop()):
+                while len(self._running) < self._capacity and (
+                    job_id := self._queue.pop(self._at_limit)
+                ):
                     await self._start(job_id)
             except Exception:
                 logger.exception("dispatch step failed; retrying")
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_SECONDS)
+
+    def _validate_scheduled(self, job: Mapping[str, Any]) -> None:
+        submission = JobSubmission.model_validate(job)
+        try:
+            self._validate(submission.tenant_id, submission.config)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"job.{exc.field}", exc.message) from exc
+
+    async def _submit_scheduled(
+        self, submission: JobSubmission, key: str, schedule: ScheduleRecord, fire_time: datetime
+    ) -> JobRecord:
+        fire = ScheduledFire(schedule.schedule_id, fire_time)
+        job, _created = await self.submit_once(submission, key, fire)
+        return job
+
+    async def _fire_forever(self) -> None:
+        """Fire due schedules every ``schedule_poll_seconds``; no failure ends the loop."""
+        await self._recovered.wait()
+        while True:
+            try:
+                await self.fire_schedules()
+            except Exception:
+                logger.exception("firing schedules failed; trying again")
+            await asyncio.sleep(self._settings.schedule_poll_seconds)
+
+    def _running_of(self, tenant_id: str) -> int:
+        return sum(1 for r in self._running.values() if r.tenant_id == tenant_id)
+
+    def _at_limit(self, tenant_id: str) -> bool:
+        return not self._admission.may_start(tenant_id, self._running_of(tenant_id))
 
     async def _purge_forever(self) -> None:
         """Apply the retention policy every ``retention.interval_hours``."""
@@ -289,7 +434,7 @@ class JobOrchestrator:
                     logs=[service_log(job.job_id, message, LogLevel.WARNING)],
                 )
         for job in await self._store.jobs_in_status(JobStatus.QUEUED):
-            self._queue.push(job.job_id, job.priority, job.created_at)
+            self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
 
     async def _start(self, job_id: str) -> None:
         try:
@@ -309,7 +454,7 @@ class JobOrchestrator:
             self._searches[job_id] = SearchRecorder(self._store, job)
         run = launch(context, self._pipeline, self._self)
         follower = asyncio.get_running_loop().create_task(self._follow(job, run))
-        self._running[job_id] = _RunningJob(run, follower)
+        self._running[job_id] = _RunningJob(job.tenant_id, run, follower)
 
     async def _follow(self, job: JobRecord, run: PipelineRun) -> None:
         """Record each stage as it finishes, then complete or fail the job."""

@@ -1,54 +1,129 @@
-"""A pure priority queue of job ids: higher priority first, FIFO within a priority."""
+"""A pure queue of job ids: higher priority first; within a priority, tenants take turns.
+
+Each tenant's jobs keep their order of creation (FIFO, also for a job re-queued after an
+interruption). Among jobs of equal priority the tenants are
+served in turn (the least recently served first), so one tenant's hundred jobs cannot
+starve another's one. ``pop`` can
+skip tenants that may not start another job right now (their running limit).
+"""
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+#: (created_at, arrival number, job id): a tenant's line is kept sorted by it.
+_Place = tuple[datetime, int, str]
 
-@dataclass(order=True, frozen=True)
-class _Entry:
-    sort_key: tuple[int, datetime, int]
-    job_id: str = field(compare=False)
+
+@dataclass
+class _Level:
+    """One priority: per-tenant lines, and when each tenant was last served."""
+
+    lines: dict[str, list[_Place]] = field(default_factory=dict)
+    served: dict[str, int] = field(default_factory=dict)
+    clock: int = 0
+
+    def push(self, tenant_id: str, place: _Place) -> None:
+        bisect.insort(self.lines.setdefault(tenant_id, []), place)
+
+    def pop(self, blocked: Callable[[str], bool]) -> str | None:
+        """The head job of the least recently served tenant that is not blocked (a tenant
+        never served goes first; ties go to the older job)."""
+        ready = [t for t in self.lines if not blocked(t)]
+        if not ready:
+            return None
+        tenant_id = min(ready, key=lambda t: (self.served.get(t, -1), self.lines[t][0]))
+        line = self.lines[tenant_id]
+        _created, _arrival, job_id = line.pop(0)
+        if not line:
+            del self.lines[tenant_id]
+        self.served[tenant_id] = self.clock
+        self.clock += 1
+        return job_id
+
+    def remove(self, tenant_id: str, job_id: str) -> None:
+        line = [place for place in self.lines[tenant_id] if place[2] != job_id]
+        if line:
+            self.lines[tenant_id] = line
+        else:
+            del self.lines[tenant_id]
+
+    def copy(self) -> _Level:
+        lines = {t: list(line) for t, line in self.lines.items()}
+        return _Level(lines, dict(self.served), self.clock)
+
+
+def _never(_tenant_id: str) -> bool:
+    return False
 
 
 class JobQueue:
-    """Orders queued jobs by (-priority, created_at); removal is lazy and O(1)."""
-
     def __init__(self) -> None:
-        self._heap: list[_Entry] = []
-        self._live: dict[str, _Entry] = {}
-        self._sequence = itertools.count()
+        self._levels: dict[int, _Level] = {}
+        self._where: dict[str, tuple[str, int]] = {}
+        self._arrivals = itertools.count()
 
-    def push(self, job_id: str, priority: int, created_at: datetime) -> None:
-        """Add a job; pushing a job that is already queued does nothing."""
-        if job_id in self._live:
+    def push(self, job_id: str, tenant_id: str, priority: int, created_at: datetime) -> None:
+        """Add a job among its tenant's jobs of that priority, by creation time; pushing a
+        queued job again does nothing."""
+        if job_id in self._where:
             return
-        entry = _Entry((-priority, created_at, next(self._sequence)), job_id)
-        self._live[job_id] = entry
-        heapq.heappush(self._heap, entry)
+        place = (created_at, next(self._arrivals), job_id)
+        self._levels.setdefault(priority, _Level()).push(tenant_id, place)
+        self._where[job_id] = (tenant_id, priority)
 
-    def pop(self) -> str | None:
-        """Remove and return the next job id, or None when the queue is empty."""
-        while self._heap:
-            entry = heapq.heappop(self._heap)
-            if self._live.get(entry.job_id) is entry:
-                del self._live[entry.job_id]
-                return entry.job_id
+    def pop(self, blocked: Callable[[str], bool] = _never) -> str | None:
+        """Remove and return the next job whose tenant is not ``blocked``, or None."""
+        for priority in sorted(self._levels, reverse=True):
+            job_id = self._levels[priority].pop(blocked)
+            if job_id is not None:
+                self._forget(job_id)
+                return job_id
         return None
 
     def remove(self, job_id: str) -> bool:
         """Forget a job; returns whether it was queued."""
-        return self._live.pop(job_id, None) is not None
+        if job_id not in self._where:
+            return False
+        tenant_id, priority = self._where[job_id]
+        self._levels[priority].remove(tenant_id, job_id)
+        self._forget(job_id)
+        return True
+
+    def _forget(self, job_id: str) -> None:
+        _tenant_id, priority = self._where.pop(job_id)
+        if not self._levels[priority].lines:
+            del self._levels[priority]
 
     def __contains__(self, job_id: object) -> bool:
-        return job_id in self._live
+        return job_id in self._where
 
     def __len__(self) -> int:
-        return len(self._live)
+        return len(self._where)
+
+    def tenant_of(self, job_id: str) -> str:
+        return self._where[job_id][0]
+
+    def queued_of(self, tenant_id: str) -> int:
+        return sum(1 for tenant, _ in self._where.values() if tenant == tenant_id)
+
+    def ahead_of(self, job_id: str) -> tuple[int, int]:
+        """(jobs that would start before this one, how many of them have higher priority)."""
+        _tenant_id, priority = self._where[job_id]
+        order = self.ordered()
+        ahead = order[: order.index(job_id)]
+        higher = sum(1 for j in ahead if self._where[j][1] > priority)
+        return len(ahead), higher
 
     def ordered(self) -> list[str]:
-        """The queued job ids in the order they will be popped."""
-        return [e.job_id for e in sorted(self._heap) if self._live.get(e.job_id) is e]
+        """The queued job ids in the order they would be popped with nothing blocked."""
+        order: list[str] = []
+        for priority in sorted(self._levels, reverse=True):
+            level = self._levels[priority].copy()
+            while (job_id := level.pop(_never)) is not None:
+                order.append(job_id)
+        return order

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actors.admission import TenantLimits
 from db.retention import RetentionPolicy
 
 ORCHESTRATOR_NAME = "orchestrator"
@@ -22,3 +23,19 @@ class OrchestratorSettings(BaseSettings):
     )
     actor_name: str = ORCHESTRATOR_NAME
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    schedule_poll_seconds: float = Field(
+        15, gt=0, le=3600, description="How often due cron schedules are fired."
+    )
+    tenant_max_running: int | None = Field(
+        None, ge=1, description="Jobs one tenant may run at once (default: no limit)."
+    )
+    tenant_max_queued: int | None = Field(
+        None, ge=0, description="Jobs one tenant may have queued; past it, submits get 429."
+    )
+    tenant_limits: dict[str, TenantLimits] = Field(
+        default_factory=dict,
+        description='Per-tenant overrides, e.g. {"big-team": {"max_running": 4}} (JSON).',
+    )
+
+    def tenant_defaults(self) -> TenantLimits:
+        return TenantLimits(max_running=self.tenant_max_running, max_queued=self.tenant_max_queued)

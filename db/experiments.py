@@ -119,13 +119,18 @@ class ExperimentCatalog:
             rows = (await session.scalars(query)).all()
             return await _records(session, rows, with_params=True)
 
-    async def get_many(self, experiment_ids: Sequence[str]) -> list[ExperimentRecord]:
-        """The experiments with these ids, in the order asked.
+    async def get_many(
+        self, experiment_ids: Sequence[str], tenant_id: str | None = None
+    ) -> list[ExperimentRecord]:
+        """The experiments with these ids, in the order asked; with ``tenant_id``, another
+        tenant's experiments count as unknown.
 
         Raises:
             ExperimentNotFound: any id is unknown (the message names every unknown one).
         """
         query = select(Experiment).where(Experiment.experiment_id.in_(experiment_ids))
+        if tenant_id is not None:
+            query = query.where(Experiment.tenant_id == tenant_id)
         async with self._database.transaction() as session:
             rows = (await session.scalars(query)).all()
             records = {r.experiment_id: r for r in await _records(session, rows, True)}
@@ -134,13 +139,13 @@ class ExperimentCatalog:
             raise ExperimentNotFound(", ".join(missing))
         return [records[i] for i in experiment_ids]
 
-    async def get(self, experiment_id: str) -> ExperimentRecord:
-        """One experiment with every parameter and its final metrics.
+    async def get(self, experiment_id: str, tenant_id: str | None = None) -> ExperimentRecord:
+        """One experiment with every parameter and its final metrics (see ``get_many``).
 
         Raises:
             ExperimentNotFound: no experiment has that id.
         """
-        [record] = await self.get_many([experiment_id])
+        [record] = await self.get_many([experiment_id], tenant_id)
         return record
 
     async def series(

@@ -1,4 +1,5 @@
-"""The tables: the seed's five plus the model registry (``ai_models``, ``ai_model_aliases``)."""
+"""The tables: the seed's five, the model registry (``ai_models``, ``ai_model_aliases``),
+API keys, idempotency keys and cron schedules."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -82,6 +84,8 @@ class TrainingJob(Base):
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     schedule_cron: Mapped[str | None] = mapped_column(String(128))
+    schedule_id: Mapped[str | None] = mapped_column(String(36))
+    fire_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -97,6 +101,7 @@ class TrainingJob(Base):
         Index("ix_jobs_model", "model_type", "model_name"),
         Index("ix_jobs_queue", "status", "priority", "created_at"),
         Index("ix_jobs_created", "created_at"),
+        Index("ix_jobs_schedule", "schedule_id", "created_at"),
     )
 
 
@@ -225,3 +230,65 @@ class ModelAlias(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_aliases_model", "model_id"),)
+
+
+class ApiKey(Base):
+    """An API key: only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "ai_api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(8))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'member', 'admin')", name="ck_keys_role"),
+        Index("ix_keys_tenant", "tenant_id"),
+    )
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` (or a schedule fire) and the job it created."""
+
+    __tablename__ = "ai_idempotency_keys"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ai_training_jobs.job_id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_idempotency_created", "created_at"),)
+
+
+class Schedule(Base):
+    """A cron schedule that starts a job at each fire time."""
+
+    __tablename__ = "ai_schedules"
+
+    schedule_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    cron: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64))
+    job: Mapped[dict[str, Any]] = mapped_column(JSON)
+    window_seconds: Mapped[float] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    concurrency_policy: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint("concurrency_policy IN ('forbid', 'allow')", name="ck_schedules_policy"),
+        CheckConstraint("window_seconds > 0", name="ck_schedules_window"),
+        UniqueConstraint("tenant_id", "name", name="uq_schedules_name"),
+    )

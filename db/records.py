@@ -25,7 +25,25 @@ class NewJob:
     config: Mapping[str, Any]
     retry_of: str | None = None
     schedule_cron: str | None = None
+    schedule_id: str | None = None
+    fire_time: datetime | None = None
     job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """A client's Idempotency-Key and a digest of the request it came with."""
+
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    key: str
+    request_hash: str
+    job_id: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,8 @@ class JobRecord:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    schedule_id: str | None = None
+    fire_time: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import delete, exists, or_, select
 
 from db.database import Database
-from db.models import RegisteredModel, TrainingJob, TrainingLog
+from db.models import IdempotencyKey, RegisteredModel, TrainingJob, TrainingLog
 from db.records import PurgeReport
 from domain.jobs import JobStatus
 
@@ -28,6 +28,7 @@ class RetentionPolicy(BaseSettings):
     failed_jobs_days: float = Field(30, gt=0)
     cancelled_jobs_days: float = Field(30, gt=0)
     logs_days: float = Field(7, gt=0)
+    idempotency_keys_hours: float = Field(24, gt=0)
     interval_hours: float = Field(24, gt=0, description="How often the orchestrator purges.")
 
     def job_cutoffs(self, now: datetime) -> dict[JobStatus, datetime]:
@@ -56,4 +57,6 @@ async def purge(database: Database, policy: RetentionPolicy, now: datetime) -> P
             )
         )
         await session.execute(delete(TrainingJob).where(TrainingJob.job_id.in_(job_ids)))
+        key_cutoff = now - timedelta(hours=policy.idempotency_keys_hours)
+        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < key_cutoff))
     return PurgeReport(jobs=len(job_ids), logs=int(getattr(logs, "rowcount", 0)))

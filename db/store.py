@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from actors.state import JobEvent, transition
@@ -21,6 +22,7 @@ from db.models import (
     Experiment,
     ExperimentMetric,
     ExperimentParam,
+    IdempotencyKey,
     RegisteredModel,
     TrainingJob,
     TrainingLog,
@@ -28,6 +30,8 @@ from db.models import (
 )
 from db.records import (
     ExperimentRecord,
+    IdempotencyClaim,
+    IdempotencyRecord,
     JobFilters,
     JobRecord,
     LogRecord,
@@ -54,8 +58,20 @@ class TrainingStore(ABC):
     """What the service needs from persistence. Backends are chosen by URL."""
 
     @abstractmethod
-    async def create_job(self, job: NewJob, logs: Sequence[NewLog] = ()) -> JobRecord:
-        """Insert a queued job (and ``logs`` about it); committed when this returns."""
+    async def create_job(
+        self,
+        job: NewJob,
+        logs: Sequence[NewLog] = (),
+        idempotency: IdempotencyClaim | None = None,
+    ) -> JobRecord:
+        """Insert a queued job (and ``logs`` about it, and its idempotency key, replacing
+        an expired one); committed when this returns."""
+
+    @abstractmethod
+    async def find_idempotent(
+        self, tenant_id: str, key: str, since: datetime
+    ) -> IdempotencyRecord | None:
+        """The job an idempotency key created at or after ``since``, if any."""
 
     @abstractmethod
     async def get_job(self, job_id: str) -> JobRecord:
@@ -194,7 +210,12 @@ class SqlAlchemyStore(TrainingStore):
     def engine(self) -> AsyncEngine:
         return self.database.engine
 
-    async def create_job(self, job: NewJob, logs: Sequence[NewLog] = ()) -> JobRecord:
+    async def create_job(
+        self,
+        job: NewJob,
+        logs: Sequence[NewLog] = (),
+        idempotency: IdempotencyClaim | None = None,
+    ) -> JobRecord:
         now = utcnow()
         row = TrainingJob(
             job_id=job.job_id,
@@ -208,16 +229,43 @@ class SqlAlchemyStore(TrainingStore):
             config=dict(job.config),
             retry_of=job.retry_of,
             schedule_cron=job.schedule_cron,
+            schedule_id=job.schedule_id,
+            fire_time=job.fire_time,
             attempts=0,
             created_at=now,
             updated_at=now,
         )
         async with self._transaction() as session:
             session.add(row)
+            await session.flush()
             if logs:
-                await session.flush()
                 await session.execute(insert(TrainingLog), _log_rows(logs))
+            if idempotency is not None:
+                await session.execute(
+                    delete(IdempotencyKey).where(
+                        IdempotencyKey.tenant_id == job.tenant_id,
+                        IdempotencyKey.key == idempotency.key,
+                    )
+                )
+                session.add(
+                    IdempotencyKey(
+                        tenant_id=job.tenant_id,
+                        key=idempotency.key,
+                        request_hash=idempotency.request_hash,
+                        job_id=job.job_id,
+                        created_at=now,
+                    )
+                )
         return _job(row)
+
+    async def find_idempotent(
+        self, tenant_id: str, key: str, since: datetime
+    ) -> IdempotencyRecord | None:
+        async with self._transaction() as session:
+            row = await session.get(IdempotencyKey, (tenant_id, key))
+            if row is None or row.created_at < since:
+                return None
+            return IdempotencyRecord(row.key, row.request_hash, row.job_id, row.created_at)
 
     async def get_job(self, job_id: str) -> JobRecord:
         async with self._transaction() as session:
@@ -532,6 +580,8 @@ def _job(row: TrainingJob) -> JobRecord:
         updated_at=row.updated_at,
         started_at=row.started_at,
         completed_at=row.completed_at,
+        schedule_id=row.schedule_id,
+        fire_time=row.fire_time,
     )
 
 

@@ -8,11 +8,18 @@ Business code raises these; ``serve_app.errors`` maps them to HTTP in one place:
     │   ├── FeatureSetNotFound
     │   ├── ExperimentNotFound
     │   ├── ModelNotFound
-    │   └── AliasNotFound
+    │   ├── AliasNotFound
+    │   ├── KeyNotFound
+    │   └── ScheduleNotFound
     ├── InvalidRequest            422 (names the offending field)
     │   └── InvalidFeatureSet
     ├── Conflict                  400 (the request is well formed but the state forbids it)
     │   └── IllegalTransition
+    ├── AlreadyExists             409 (a resource of that name exists)
+    ├── IdempotencyKeyReused      409 (the key was used with a different request)
+    ├── Unauthorized              401 (no key, or a wrong, expired or revoked one)
+    ├── Forbidden                 403 (the key's role or tenant does not allow it)
+    ├── TooManyRequests           429 (a tenant's queue is full; says when to retry)
     ├── PipelineError             a stage could not do its work (the job fails)
     └── ServiceUnavailable        503
 """
@@ -81,6 +88,24 @@ class AliasNotFound(NotFound):
         return (type(self), (self.model_name, self.alias))
 
 
+class KeyNotFound(NotFound):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"API key {key_id!r} not found")
+        self.key_id = key_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.key_id,))
+
+
+class ScheduleNotFound(NotFound):
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id!r} not found")
+        self.schedule_id = schedule_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.schedule_id,))
+
+
 class InvalidRequest(TrainingError):
     """The request is malformed; ``field`` is the dotted path of the culprit."""
 
@@ -102,6 +127,33 @@ class Conflict(TrainingError):
 
 class IllegalTransition(Conflict):
     """A job cannot take this event in its current status."""
+
+
+class AlreadyExists(TrainingError):
+    """A resource with that name exists already."""
+
+
+class IdempotencyKeyReused(TrainingError):
+    """An ``Idempotency-Key`` came back with a different request body."""
+
+
+class Unauthorized(TrainingError):
+    """The request carries no valid API key."""
+
+
+class Forbidden(TrainingError):
+    """The key is valid, but its role or tenant does not allow the request."""
+
+
+class TooManyRequests(TrainingError):
+    """A limit is reached; ``retry_after`` is a hint in seconds."""
+
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message, self.retry_after))
 
 
 class PipelineError(TrainingError):

@@ -2,6 +2,11 @@
 
 User uploads and the demo sets go through ``FeatureStore.put``, which validates the table
 and writes it atomically: a rejected table leaves nothing behind.
+
+Shared sets (the demo sets, an admin's uploads) live at ``<root>/<name>``; a tenant's own
+at ``<root>/_tenants/<tenant>/<name>`` (``_`` cannot start a name, so the two never meet).
+A store opened for a tenant sees its own sets and the shared ones, its own first, and
+writes only its own: another tenant's sets do not exist for it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ DATA_FILE = "data.parquet"
 SCHEMA_FILE = "schema.json"
 #: A column with this name holds anomaly labels (0/1), never a covariate.
 LABEL_COLUMN = "is_anomaly"
+#: Holds one directory of feature sets per tenant.
+TENANTS_DIR = "_tenants"
 
 
 @dataclass(frozen=True)
@@ -58,21 +65,36 @@ class FeatureFrame:
 
 
 class FeatureStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tenant_id: str | None = None) -> None:
+        if tenant_id is not None and not is_valid_name(tenant_id):
+            raise InvalidFeatureSet("tenant_id", f"invalid tenant id {tenant_id!r}")
         self.root = root
+        self.tenant_id = tenant_id
+
+    def for_tenant(self, tenant_id: str | None) -> FeatureStore:
+        """The store as ``tenant_id`` sees it (None: the shared sets only)."""
+        return FeatureStore(self.root, tenant_id)
+
+    @property
+    def _own(self) -> Path:
+        return self.root if self.tenant_id is None else self.root / TENANTS_DIR / self.tenant_id
 
     def _path(self, name: str) -> Path:
+        """Where ``name`` is read from: the tenant's own set, else the shared one."""
+        own = self._write_path(name)
+        return own if (own / SCHEMA_FILE).is_file() else self.root / name
+
+    def _write_path(self, name: str) -> Path:
         if not is_valid_name(name):
             raise InvalidFeatureSet("name", f"invalid feature set name {name!r}")
-        return self.root / name
+        return self._own / name
 
     def exists(self, name: str) -> bool:
         return is_valid_name(name) and (self._path(name) / SCHEMA_FILE).is_file()
 
     def list(self) -> list[FeatureSetSchema]:
-        if not self.root.is_dir():
-            return []
-        return [self.schema(p.name) for p in sorted(self.root.iterdir()) if self.exists(p.name)]
+        names = {p.name for d in {self.root, self._own} if d.is_dir() for p in d.iterdir()}
+        return [self.schema(name) for name in sorted(names) if self.exists(name)]
 
     def schema(self, name: str) -> FeatureSetSchema:
         path = self._path(name) / SCHEMA_FILE
@@ -120,7 +142,7 @@ class FeatureStore:
             InvalidFeatureSet: a column is missing or of the wrong type, timestamps repeat
                 within a series, or the table is empty. Nothing is written then.
         """
-        target = self._path(name)
+        target = self._write_path(name)
         data = _validated(table, timestamp_column, target_column, series_column)
         ts = data[timestamp_column]
         schema = FeatureSetSchema(
@@ -139,8 +161,8 @@ class FeatureStore:
             end=ts.max().isoformat(),
             created_at=datetime.now(UTC).isoformat(),
         )
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root))
+        self._own.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self._own))
         try:
             pq.write_table(pa.Table.from_pandas(data, preserve_index=False), staging / DATA_FILE)
             (staging / SCHEMA_FILE).write_text(json.dumps(asdict(schema), indent=2))

@@ -113,7 +113,8 @@ def run_stage(stage: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, Stag
 
 
 def load_features(context: JobContext, features_root: Path) -> FeatureFrame:
-    frame = FeatureStore(features_root).load(context.config.feature_set, context.config.end_date)
+    store = FeatureStore(features_root, context.tenant_id)
+    frame = store.load(context.config.feature_set, context.config.end_date)
     logging.getLogger(f"{_PIPELINE_LOGGER}.features").info(
         "loaded %d rows of %s (%s .. %s)",
         len(frame.data),

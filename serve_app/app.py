@@ -6,7 +6,17 @@ from fastapi import FastAPI
 
 from serve_app.dependencies import Services
 from serve_app.errors import install_error_handlers
-from serve_app.routers import experiments, feature_sets, health, jobs, maintenance, models, stats
+from serve_app.limits import BodyLimit
+from serve_app.routers import (
+    experiments,
+    feature_sets,
+    health,
+    jobs,
+    maintenance,
+    models,
+    schedules,
+    stats,
+)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -16,7 +26,9 @@ def create_app(services: Services) -> FastAPI:
         version="0.1.0",
     )
     app.state.services = services
+    app.add_middleware(BodyLimit, max_bytes=services.max_body_bytes)
     install_error_handlers(app)
-    for module in (jobs, experiments, models, feature_sets, stats, maintenance, health):
+    routers = (jobs, schedules, experiments, models, feature_sets, stats, maintenance, health)
+    for module in routers:
         app.include_router(module.router)
     return app

@@ -18,6 +18,7 @@ from actors.settings import OrchestratorSettings
 from db.settings import DatabaseSettings
 from pipeline.settings import PipelineSettings
 from serve_app.cli_http import console, request
+from serve_app.cli_keys import keys_app
 from serve_app.cli_tracking import experiments_app, models_app
 from serve_app.settings import ApiSettings
 
@@ -26,6 +27,7 @@ features_app = typer.Typer(help="Feature sets: import and list.")
 app.add_typer(features_app, name="features")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
 
 FINISHED = {"completed", "failed", "cancelled"}
 

@@ -21,7 +21,10 @@ class ApiError(Exception):
 
 
 def http_client() -> httpx.Client:
-    return httpx.Client(base_url=ApiSettings().api_url, timeout=60.0)
+    """A client for ``TRAINING_API_URL`` sending ``TRAINING_API_KEY`` when it is set."""
+    settings = ApiSettings()
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    return httpx.Client(base_url=settings.api_url, headers=headers, timeout=60.0)
 
 
 def call(method: str, path: str, **kwargs: Any) -> Any:

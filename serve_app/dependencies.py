@@ -12,7 +12,9 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.settings import NAMESPACE
 from db.experiments import ExperimentCatalog
+from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
+from db.schedules import ScheduleStore
 from db.store import TrainingStore
 from pipeline.feature_store import FeatureStore
 
@@ -26,8 +28,12 @@ class Services:
     registry: ModelRegistry
     features: FeatureStore
     model_server: DeploymentHandle[Any]
+    keys: ApiKeyStore
+    schedules: ScheduleStore
+    auth_enabled: bool
     orchestrator_name: str
     max_upload_bytes: int
+    max_body_bytes: int
     _orchestrator: Any = None
 
     @property

@@ -13,7 +13,9 @@ from ray.serve.handle import DeploymentHandle
 
 from db.database import Database
 from db.experiments import ExperimentCatalog
+from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
+from db.schedules import ScheduleStore
 from db.store import SqlAlchemyStore
 from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
@@ -30,7 +32,9 @@ class ApiConfig:
     pipeline: PipelineSettings
     orchestrator_name: str
     max_upload_bytes: int
+    max_body_bytes: int
     model_cache_size: int
+    auth_enabled: bool
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=200)
@@ -44,8 +48,12 @@ class TrainingApi:
             registry=ModelRegistry(database),
             features=FeatureStore(config.pipeline.features_root),
             model_server=model_server,
+            keys=ApiKeyStore(database),
+            schedules=ScheduleStore(database),
+            auth_enabled=config.auth_enabled,
             orchestrator_name=config.orchestrator_name,
             max_upload_bytes=config.max_upload_bytes,
+            max_body_bytes=config.max_body_bytes,
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:

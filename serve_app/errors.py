@@ -11,12 +11,17 @@ from fastapi.responses import JSONResponse
 from ray.exceptions import RayActorError, RayTaskError
 
 from domain.errors import (
+    AlreadyExists,
     Conflict,
+    Forbidden,
+    IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
     PipelineError,
     ServiceUnavailable,
+    TooManyRequests,
     TrainingError,
+    Unauthorized,
 )
 
 RETRY_AFTER_SECONDS = "5"
@@ -25,6 +30,11 @@ _STATUS: tuple[tuple[type[TrainingError], int], ...] = (
     (NotFound, 404),
     (InvalidRequest, 422),
     (Conflict, 400),
+    (IdempotencyKeyReused, 409),
+    (AlreadyExists, 409),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (TooManyRequests, 429),
     (PipelineError, 422),
     (ServiceUnavailable, 503),
 )
@@ -42,7 +52,13 @@ def error_response(error: TrainingError) -> JSONResponse:
             {"loc": ["body", *error.field.split(".")], "msg": error.message, "type": "value_error"}
         ]
         return JSONResponse({"detail": detail}, status_code=status)
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    headers = None
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
     return JSONResponse({"detail": error.message}, status_code=status, headers=headers)
 
 

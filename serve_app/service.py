@@ -77,7 +77,9 @@ def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningSer
                 pipeline=config.pipeline,
                 orchestrator_name=config.orchestrator.actor_name,
                 max_upload_bytes=config.api.max_upload_mb * 2**20,
+                max_body_bytes=config.api.max_body_mb * 2**20,
                 model_cache_size=config.api.model_cache_size,
+                auth_enabled=config.api.auth_enabled,
             )
         ),
         name=APP_NAME,

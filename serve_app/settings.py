@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,6 +16,33 @@ class ApiSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     api_url: str = "http://127.0.0.1:8000"
     max_upload_mb: int = Field(512, ge=1, description="Largest feature-set upload accepted.")
+    max_body_mb: int = Field(
+        8, ge=1, le=1024, description="Largest JSON request body (uploads excepted)."
+    )
     model_cache_size: int = Field(
         16, ge=1, le=1024, description="Loaded models the prediction deployment keeps."
     )
+    auth_enabled: bool = Field(
+        False, description="Require an API key; must be on unless bound to a loopback address."
+    )
+    api_key: str | None = Field(None, description="The key trainctl sends (TRAINING_API_KEY).")
+
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> Self:
+        if not self.auth_enabled and not is_loopback(self.host):
+            raise ValueError(
+                f"refusing to serve on {self.host} with authentication off: anyone who can "
+                "reach it could read and change every tenant's jobs. Set "
+                "TRAINING_AUTH_ENABLED=true (and create keys with 'trainctl keys create'), "
+                "or bind to 127.0.0.1"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

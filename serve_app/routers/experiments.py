@@ -11,6 +11,7 @@ from db.records import ExperimentFilters, ExperimentOrder
 from domain.comparison import align_curves, compare_metrics, compare_params
 from domain.errors import InvalidRequest, JobNotFound
 from domain.jobs import ExperimentStatus
+from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.schemas.experiments import (
     AlignedCurvePublic,
@@ -35,6 +36,7 @@ METRIC_ORDER = r"^(created_at|metric\.[A-Za-z0-9_.-]{1,64})$"
 @router.get("", response_model=ExperimentsPublic)
 async def list_experiments(
     services: ServicesDep,
+    principal: PrincipalDep,
     tenant_id: Annotated[str | None, Query(max_length=128)] = None,
     job_id: Annotated[str | None, Query(max_length=64)] = None,
     model_name: Annotated[str | None, Query(max_length=128)] = None,
@@ -51,7 +53,12 @@ async def list_experiments(
     """Experiments, newest first by default; ``order_by=metric.mae`` sorts by a final metric
     (experiments without it come last)."""
     filters = ExperimentFilters(
-        tenant_id, job_id, model_name, status, created_after, created_before
+        principal.tenant_filter(tenant_id),
+        job_id,
+        model_name,
+        status,
+        created_after,
+        created_before,
     )
     metric = order_by.removeprefix("metric.") if order_by.startswith("metric.") else None
     result = await services.experiments.search(
@@ -66,9 +73,11 @@ async def list_experiments(
 
 
 @router.get("/{experiment_id}", response_model=ExperimentDetail)
-async def get_experiment(experiment_id: ExperimentId, services: ServicesDep) -> ExperimentDetail:
+async def get_experiment(
+    experiment_id: ExperimentId, services: ServicesDep, principal: PrincipalDep
+) -> ExperimentDetail:
     """Status, every parameter, final metrics, the model and the job that produced it."""
-    record = await services.experiments.get(experiment_id)
+    record = await services.experiments.get(experiment_id, principal.scope)
     job = None
     if record.job_id is not None:
         try:
@@ -83,6 +92,7 @@ async def get_experiment(experiment_id: ExperimentId, services: ServicesDep) -> 
 async def experiment_metrics(
     experiment_id: ExperimentId,
     services: ServicesDep,
+    principal: PrincipalDep,
     name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     min_step: Annotated[int | None, Query(ge=0)] = None,
     max_step: Annotated[int | None, Query(ge=0)] = None,
@@ -90,16 +100,18 @@ async def experiment_metrics(
     """Metric points ordered by name, then step."""
     if min_step is not None and max_step is not None and min_step > max_step:
         raise InvalidRequest("query.min_step", "min_step must not exceed max_step")
-    await services.experiments.get(experiment_id)
+    await services.experiments.get(experiment_id, principal.scope)
     series = await services.experiments.series([experiment_id], name, min_step, max_step)
     points = [MetricPointPublic.model_validate(p) for p in series[experiment_id]]
     return MetricSeries(experiment_id=experiment_id, points=points)
 
 
 @router.post("/compare", response_model=ExperimentComparison)
-async def compare_experiments(body: CompareRequest, services: ServicesDep) -> ExperimentComparison:
+async def compare_experiments(
+    body: CompareRequest, services: ServicesDep, principal: PrincipalDep
+) -> ExperimentComparison:
     """Parameters (differences marked), final metrics (best marked) and one aligned curve."""
-    records = await services.experiments.get_many(body.experiment_ids)
+    records = await services.experiments.get_many(body.experiment_ids, principal.scope)
     series = await services.experiments.series(body.experiment_ids, body.metric)
     curve = align_curves(
         body.metric, {eid: [(p.step, p.value) for p in points] for eid, points in series.items()}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from domain.errors import InvalidFeatureSet
 from pipeline.config import NAME_PATTERN
+from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.schemas.feature_sets import FeatureSetPublic, FeatureSetsPublic
 
@@ -25,9 +26,17 @@ async def put_feature_set(
     services: ServicesDep,
     timestamp_column: ColumnName,
     target_column: ColumnName,
+    principal: PrincipalDep,
     series_column: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    tenant_id: Annotated[
+        str | None,
+        Query(pattern=NAME_PATTERN, description="Admin only; default: the key's tenant."),
+    ] = None,
 ) -> FeatureSetPublic:
-    """Store the request body (CSV or Parquet) as feature set ``name``, replacing it if present."""
+    """Store the request body (CSV or Parquet) as feature set ``name`` of the caller's tenant
+    (an admin may name a tenant, or none for a set every tenant shares), replacing it."""
+    owner = tenant_id if principal.is_admin else principal.tenant_id
+    principal.require_write(tenant_id or owner)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -36,7 +45,7 @@ async def put_feature_set(
                 "body", f"the file exceeds {services.max_upload_bytes // 2**20} MiB"
             )
     schema = await asyncio.to_thread(
-        services.features.put_bytes,
+        services.features.for_tenant(owner).put_bytes,
         name,
         bytes(body),
         timestamp_column=timestamp_column,
@@ -47,11 +56,15 @@ async def put_feature_set(
 
 
 @router.get("", response_model=FeatureSetsPublic)
-async def list_feature_sets(services: ServicesDep) -> FeatureSetsPublic:
-    schemas = await asyncio.to_thread(services.features.list)
+async def list_feature_sets(services: ServicesDep, principal: PrincipalDep) -> FeatureSetsPublic:
+    """The shared feature sets and the caller's tenant's own."""
+    schemas = await asyncio.to_thread(services.features.for_tenant(principal.tenant_id).list)
     return FeatureSetsPublic(feature_sets=[FeatureSetPublic.model_validate(s) for s in schemas])
 
 
 @router.get("/{name}", response_model=FeatureSetPublic)
-async def get_feature_set(name: FeatureSetName, services: ServicesDep) -> FeatureSetPublic:
-    return FeatureSetPublic.model_validate(await asyncio.to_thread(services.features.schema, name))
+async def get_feature_set(
+    name: FeatureSetName, services: ServicesDep, principal: PrincipalDep
+) -> FeatureSetPublic:
+    features = services.features.for_tenant(principal.tenant_id)
+    return FeatureSetPublic.model_validate(await asyncio.to_thread(features.schema, name))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
-from db.records import JobFilters
+from db.records import JobFilters, JobRecord
+from domain.auth import Principal
+from domain.errors import JobNotFound
 from domain.jobs import JobStatus, ModelType
+from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.schemas.jobs import (
     JobCancelled,
@@ -28,10 +31,35 @@ DEFAULT_ESTIMATE_SECONDS = 30
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-@router.post("/start", status_code=status.HTTP_201_CREATED, response_model=JobCreated)
-async def start_job(body: JobCreate, services: ServicesDep) -> JobCreated:
+@router.post(
+    "/start",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobCreated,
+    responses={
+        200: {"description": "A retry with the same Idempotency-Key: the original job."},
+        409: {"description": "The Idempotency-Key was used with a different body."},
+        429: {"description": "The tenant's queue is full; see Retry-After."},
+    },
+)
+async def start_job(
+    body: JobCreate,
+    response: Response,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Retries with the same key and body return the same job (24 h).",
+        ),
+    ] = None,
+) -> JobCreated:
     """Queue a training job; it is stored before this answers."""
-    job = await services.orchestrator.submit.remote(body)
+    principal.require_write(body.tenant_id)
+    job, created = await services.orchestrator.submit_once.remote(body, idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
     typical = await services.store.typical_duration(job.feature_set)
     return JobCreated(
         job_id=job.job_id,
@@ -45,13 +73,20 @@ async def start_job(body: JobCreate, services: ServicesDep) -> JobCreated:
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-async def get_job(job_id: JobId, services: ServicesDep) -> JobPublic:
-    return JobPublic.model_validate(await services.store.get_job(job_id))
+async def get_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobPublic:
+    """The job; a queued one also says where it stands and why it waits."""
+    job = JobPublic.model_validate(await visible_job(job_id, services, principal))
+    if job.status is JobStatus.QUEUED:
+        place = await services.orchestrator.queue_status.remote(job_id)
+        if place is not None:
+            job.queue_position, job.waiting_reason = place.position, place.waiting_reason
+    return job
 
 
 @router.get("", response_model=JobsPublic)
 async def list_jobs(
     services: ServicesDep,
+    principal: PrincipalDep,
     tenant_id: Annotated[str | None, Query(max_length=128)] = None,
     model_type: ModelType | None = None,
     model_name: Annotated[str | None, Query(max_length=128)] = None,
@@ -59,7 +94,7 @@ async def list_jobs(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobsPublic:
-    filters = JobFilters(tenant_id, model_type, model_name, status)
+    filters = JobFilters(principal.tenant_filter(tenant_id), model_type, model_name, status)
     result = await services.store.list_jobs(filters, page, page_size)
     return JobsPublic(
         jobs=[JobPublic.model_validate(j) for j in result.items],
@@ -70,15 +105,17 @@ async def list_jobs(
 
 
 @router.delete("/{job_id}", response_model=JobCancelled)
-async def cancel_job(job_id: JobId, services: ServicesDep) -> JobCancelled:
+async def cancel_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobCancelled:
     """Cancel a queued or running job; a finished one answers 400."""
+    principal.require_write((await visible_job(job_id, services, principal)).tenant_id)
     job = await services.orchestrator.cancel.remote(job_id)
     return JobCancelled(job_id=job.job_id, status=job.status, message="Training job cancelled")
 
 
 @router.post("/{job_id}/retry", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
-async def retry_job(job_id: JobId, services: ServicesDep) -> JobPublic:
+async def retry_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobPublic:
     """Queue a new job with the config of a failed or cancelled one."""
+    principal.require_write((await visible_job(job_id, services, principal)).tenant_id)
     return JobPublic.model_validate(await services.orchestrator.retry.remote(job_id))
 
 
@@ -86,9 +123,23 @@ async def retry_job(job_id: JobId, services: ServicesDep) -> JobPublic:
 async def job_logs(
     job_id: JobId,
     services: ServicesDep,
+    principal: PrincipalDep,
     tail: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LogsPublic:
+    await visible_job(job_id, services, principal)
     lines = await services.store.tail_logs(job_id, tail)
     return LogsPublic(
         job_id=job_id, logs=[LogEntry.model_validate(line) for line in lines], count=len(lines)
     )
+
+
+async def visible_job(job_id: str, services: ServicesDep, principal: Principal) -> JobRecord:
+    """The job, if the caller's tenant may see it.
+
+    Raises:
+        JobNotFound: no such job, or another tenant's (indistinguishable on purpose).
+    """
+    job = await services.store.get_job(job_id)
+    if not principal.sees(job.tenant_id):
+        raise JobNotFound(job_id)
+    return job

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 
 router = APIRouter(prefix="/ai/training/maintenance", tags=["maintenance"])
@@ -16,7 +17,8 @@ class CleanupReport(BaseModel):
 
 
 @router.post("/cleanup", response_model=CleanupReport)
-async def cleanup(services: ServicesDep) -> CleanupReport:
-    """Purge expired jobs and log lines now (the orchestrator also does it daily)."""
+async def cleanup(services: ServicesDep, principal: PrincipalDep) -> CleanupReport:
+    """Purge expired jobs and log lines now (the orchestrator also does it daily). Admin."""
+    principal.require_admin()
     report = await services.orchestrator.cleanup.remote()
     return CleanupReport(jobs_deleted=report.jobs, logs_deleted=report.logs)

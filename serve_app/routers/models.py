@@ -7,8 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from db.records import ModelFilters, ModelRecord
+from domain.auth import Principal
+from domain.errors import AliasNotFound, ModelNotFound
 from domain.jobs import ModelType
 from pipeline.config import NAME_PATTERN
+from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.schemas.models import (
     ALIAS_PATTERN,
@@ -31,6 +34,7 @@ Alias = Annotated[str, Path(pattern=ALIAS_PATTERN)]
 @router.get("", response_model=ModelsPublic)
 async def list_models(
     services: ServicesDep,
+    principal: PrincipalDep,
     tenant_id: Annotated[str | None, Query(max_length=128)] = None,
     model_name: Annotated[str | None, Query(max_length=128)] = None,
     model_type: ModelType | None = None,
@@ -38,7 +42,7 @@ async def list_models(
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ModelsPublic:
     """Registered versions, newest first."""
-    filters = ModelFilters(tenant_id, model_name, model_type)
+    filters = ModelFilters(principal.tenant_filter(tenant_id), model_name, model_type)
     result = await services.registry.search(filters, page, page_size)
     return ModelsPublic(
         models=[ModelPublic.model_validate(m) for m in result.items],
@@ -49,16 +53,23 @@ async def list_models(
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
-async def get_model(model_id: ModelId, services: ServicesDep) -> ModelPublic:
-    return ModelPublic.model_validate(await services.registry.get(model_id))
+async def get_model(
+    model_id: ModelId, services: ServicesDep, principal: PrincipalDep
+) -> ModelPublic:
+    return ModelPublic.model_validate(await visible_model(model_id, services, principal))
 
 
 @router.get("/{tenant_id}/{model_name}@{alias}", response_model=ModelPublic)
 async def resolve_alias(
-    tenant_id: Tenant, model_name: ModelName, alias: Alias, services: ServicesDep
+    tenant_id: Tenant,
+    model_name: ModelName,
+    alias: Alias,
+    services: ServicesDep,
+    principal: PrincipalDep,
 ) -> ModelPublic:
     """The version an alias (e.g. ``champion``) points at."""
-    return ModelPublic.model_validate(await services.registry.resolve(tenant_id, model_name, alias))
+    model = await resolved(tenant_id, model_name, alias, services, principal)
+    return ModelPublic.model_validate(model)
 
 
 @router.put("/{tenant_id}/{model_name}/aliases/{alias}", response_model=ModelPublic)
@@ -68,26 +79,37 @@ async def set_alias(
     alias: Alias,
     body: AliasUpdate,
     services: ServicesDep,
+    principal: PrincipalDep,
 ) -> ModelPublic:
     """Point an alias at a version, moving it if it points elsewhere."""
+    if not principal.sees(tenant_id):
+        raise ModelNotFound(f"{tenant_id}:{model_name}:{body.version}")
+    principal.require_write(tenant_id)
     model = await services.orchestrator.set_alias.remote(tenant_id, model_name, alias, body.version)
     return ModelPublic.model_validate(model)
 
 
 @router.delete("/{tenant_id}/{model_name}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_alias(
-    tenant_id: Tenant, model_name: ModelName, alias: Alias, services: ServicesDep
+    tenant_id: Tenant,
+    model_name: ModelName,
+    alias: Alias,
+    services: ServicesDep,
+    principal: PrincipalDep,
 ) -> Response:
+    if not principal.sees(tenant_id):
+        raise AliasNotFound(f"{tenant_id}/{model_name}", alias)
+    principal.require_write(tenant_id)
     await services.orchestrator.delete_alias.remote(tenant_id, model_name, alias)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{model_id}/predict", response_model=PredictionsPublic)
 async def predict(
-    model_id: ModelId, body: PredictRequest, services: ServicesDep
+    model_id: ModelId, body: PredictRequest, services: ServicesDep, principal: PrincipalDep
 ) -> PredictionsPublic:
     """Forecasts (and, for anomaly models, flags and scores) from raw feature-set rows."""
-    return await _predict(await services.registry.get(model_id), body, services)
+    return await _predict(await visible_model(model_id, services, principal), body, services)
 
 
 @router.post("/{tenant_id}/{model_name}@{alias}/predict", response_model=PredictionsPublic)
@@ -97,9 +119,10 @@ async def predict_alias(
     alias: Alias,
     body: PredictRequest,
     services: ServicesDep,
+    principal: PrincipalDep,
 ) -> PredictionsPublic:
     """Predict with the version an alias points at."""
-    model = await services.registry.resolve(tenant_id, model_name, alias)
+    model = await resolved(tenant_id, model_name, alias, services, principal)
     return await _predict(model, body, services)
 
 
@@ -111,3 +134,20 @@ async def _predict(
         model_id=model.model_id,
         predictions=[PredictionPublic.model_validate(p) for p in predictions],
     )
+
+
+async def visible_model(model_id: str, services: ServicesDep, principal: Principal) -> ModelRecord:
+    """Raises: ModelNotFound (no such model, or another tenant's)."""
+    model = await services.registry.get(model_id)
+    if not principal.sees(model.tenant_id):
+        raise ModelNotFound(model_id)
+    return model
+
+
+async def resolved(
+    tenant_id: str, model_name: str, alias: str, services: ServicesDep, principal: Principal
+) -> ModelRecord:
+    """Raises: AliasNotFound (no such alias, or another tenant's model)."""
+    if not principal.sees(tenant_id):
+        raise AliasNotFound(f"{tenant_id}/{model_name}", alias)
+    return await services.registry.resolve(tenant_id, model_name, alias)

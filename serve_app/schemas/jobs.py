@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from actors.submission import JobSubmission
 from domain.jobs import JobStatus, LogLevel, ModelType
@@ -64,6 +64,10 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     updated_at: datetime
     completed_at: datetime | None
+    schedule_id: str | None = None
+    fire_time: datetime | None = None
+    queue_position: int | None = Field(None, description="Queued jobs: 1 starts next.")
+    waiting_reason: str | None = Field(None, description="Queued jobs: why it has not started.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -1,4 +1,4 @@
-"""The pure priority queue: priority first, FIFO within a priority, lazy removal."""
+"""The pure queue: priority first, tenants round-robin within a priority, FIFO per tenant."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ def at(seconds: int) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def drain(queue: JobQueue) -> list[str]:
+def drain(queue: JobQueue, blocked: frozenset[str] = frozenset()) -> list[str]:
     out = []
-    while (job_id := queue.pop()) is not None:
+    while (job_id := queue.pop(lambda tenant: tenant in blocked)) is not None:
         out.append(job_id)
     return out
 
 
 def test_priority_then_creation_time() -> None:
     queue = JobQueue()
-    queue.push("low", -1, at(0))
-    queue.push("normal-late", 0, at(5))
-    queue.push("urgent", 2, at(9))
-    queue.push("normal-early", 0, at(1))
-    queue.push("high", 1, at(3))
+    queue.push("low", "t", -1, at(0))
+    queue.push("normal-late", "t", 0, at(5))
+    queue.push("urgent", "t", 2, at(9))
+    queue.push("normal-early", "t", 0, at(1))
+    queue.push("high", "t", 1, at(3))
     assert queue.ordered() == ["urgent", "high", "normal-early", "normal-late", "low"]
     assert drain(queue) == ["urgent", "high", "normal-early", "normal-late", "low"]
 
@@ -34,15 +34,46 @@ def test_priority_then_creation_time() -> None:
 def test_equal_times_keep_insertion_order() -> None:
     queue = JobQueue()
     for name in "abcde":
-        queue.push(name, 0, T0)
+        queue.push(name, "t", 0, T0)
     assert drain(queue) == list("abcde")
+
+
+def test_tenants_take_turns_within_a_priority() -> None:
+    queue = JobQueue()
+    for n in range(1, 4):
+        queue.push(f"a{n}", "a", 0, at(n))
+    queue.push("b1", "b", 0, at(10))
+    queue.push("c1", "c", 0, at(11))
+    queue.push("urgent-a", "a", 2, at(20))
+    assert queue.ordered() == ["urgent-a", "a1", "b1", "c1", "a2", "a3"]
+    assert queue.ahead_of("c1") == (3, 1)
+    assert queue.queued_of("a") == 4
+    assert drain(queue) == ["urgent-a", "a1", "b1", "c1", "a2", "a3"]
+
+
+def test_turns_continue_after_new_arrivals() -> None:
+    queue = JobQueue()
+    for n in range(1, 4):
+        queue.push(f"a{n}", "a", 0, at(n))
+    assert queue.pop() == "a1"
+    queue.push("b1", "b", 0, at(10))
+    assert drain(queue) == ["b1", "a2", "a3"]
+
+
+def test_blocked_tenants_are_skipped_not_dropped() -> None:
+    queue = JobQueue()
+    queue.push("a1", "a", 1, at(0))
+    queue.push("b1", "b", 0, at(1))
+    assert drain(queue, blocked=frozenset({"a"})) == ["b1"]
+    assert len(queue) == 1
+    assert drain(queue) == ["a1"]
 
 
 def test_remove_and_duplicates() -> None:
     queue = JobQueue()
-    queue.push("a", 0, at(0))
-    queue.push("a", 2, at(0))
-    queue.push("b", 0, at(1))
+    queue.push("a", "t", 0, at(0))
+    queue.push("a", "t", 2, at(0))
+    queue.push("b", "t", 0, at(1))
     assert len(queue) == 2
     assert "a" in queue
     assert queue.remove("a")
@@ -52,20 +83,17 @@ def test_remove_and_duplicates() -> None:
     assert queue.pop() is None
 
 
+def test_a_requeued_job_goes_back_to_its_place_by_creation_time() -> None:
+    queue = JobQueue()
+    queue.push("new", "t", 0, at(5))
+    queue.push("interrupted", "t", 0, at(1))
+    assert drain(queue) == ["interrupted", "new"]
+
+
 def test_removed_job_can_be_queued_again() -> None:
     queue = JobQueue()
-    queue.push("a", 0, at(0))
+    queue.push("a", "t", 0, at(0))
     queue.remove("a")
-    queue.push("a", 1, at(2))
-    queue.push("b", 0, at(1))
+    queue.push("a", "t", 1, at(2))
+    queue.push("b", "t", 0, at(1))
     assert drain(queue) == ["a", "b"]
-
-
-def test_a_stale_entry_never_pops_a_requeued_job_early() -> None:
-    queue = JobQueue()
-    queue.push("a", 2, at(0))
-    queue.remove("a")
-    queue.push("a", -1, at(5))
-    queue.push("b", 0, at(1))
-    assert queue.ordered() == ["b", "a"]
-    assert drain(queue) == ["b", "a"]

@@ -1,4 +1,9 @@
-"""The deployed service (orchestrator actor + Serve app) on each database backend."""
+"""The deployed service (orchestrator actor + Serve app) on each database backend.
+
+It runs with authentication on, as a shared deployment would; ``Deployed.http`` sends an
+admin key, and ``Deployed.client_for`` makes clients with other tenants' keys. The tenant
+``tenant-limited`` has admission limits (1 running, 2 queued) for the admission tests.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +19,13 @@ import httpx
 import pytest
 import ray
 
+from actors.admission import TenantLimits
 from actors.settings import OrchestratorSettings
+from db.keys import ApiKeyStore
+from db.models import utcnow
 from db.records import JobFilters
 from db.store import SqlAlchemyStore
+from domain.auth import Role
 from pipeline.settings import PipelineSettings
 from serve_app.service import RunningService, ServiceConfig, prepare_storage, start
 from serve_app.settings import ApiSettings
@@ -25,6 +35,9 @@ PORT = 8765
 FINISHED = {"completed", "failed", "cancelled"}
 
 
+LIMITED_TENANT = "tenant-limited"
+
+
 @dataclass
 class Deployed:
     backend: str
@@ -32,6 +45,18 @@ class Deployed:
     running: RunningService
     store: SqlAlchemyStore
     http: httpx.AsyncClient
+    admin_key: str
+
+    async def key(
+        self, tenant_id: str, role: Role = Role.MEMBER, expires_at: datetime | None = None
+    ) -> str:
+        """A new API key for ``tenant_id``."""
+        keys = ApiKeyStore(self.store.database)
+        return (await keys.create(tenant_id, role, utcnow(), expires_at)).token
+
+    def client_for(self, token: str | None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.running.api_url, headers=headers, timeout=30)
 
     @property
     def data_dir(self) -> Path:
@@ -109,14 +134,19 @@ async def service(
             database_url=url,
             pipeline=pipeline,
             orchestrator=OrchestratorSettings(
-                max_concurrent_jobs=1, max_attempts=3, actor_name=f"orchestrator-test-{backend}"
+                max_concurrent_jobs=1,
+                max_attempts=3,
+                actor_name=f"orchestrator-test-{backend}",
+                tenant_limits={LIMITED_TENANT: TenantLimits(max_running=1, max_queued=2)},
             ),
-            api=ApiSettings(port=PORT),
+            api=ApiSettings(port=PORT, auth_enabled=True),
         )
         running = await asyncio.to_thread(start, config)
         store = SqlAlchemyStore.from_url(url)
-        async with httpx.AsyncClient(base_url=running.api_url, timeout=30) as http:
-            yield Deployed(backend, config, running, store, http)
+        admin = await ApiKeyStore(store.database).create("ops", Role.ADMIN, utcnow())
+        headers = {"Authorization": f"Bearer {admin.token}"}
+        async with httpx.AsyncClient(base_url=running.api_url, headers=headers, timeout=30) as http:
+            yield Deployed(backend, config, running, store, http, admin.token)
         ray.kill(running.orchestrator, no_restart=True)
         await store.close()
 

@@ -27,6 +27,7 @@ runner = CliRunner()
 @pytest.fixture
 def cli(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("TRAINING_API_URL", deployed.running.api_url)
+    monkeypatch.setenv("TRAINING_API_KEY", deployed.admin_key)
     monkeypatch.setenv("COLUMNS", "200")
     return runner
 

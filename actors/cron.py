@@ -1,0 +1,38 @@
+"""Cron arithmetic for schedules, in the schedule's own time zone (pure, on croniter).
+
+Fire times are computed in the schedule's zone, so ``0 2 * * *`` in Europe/Berlin fires at
+02:00 local time across daylight-saving changes, and returned in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+
+def valid_cron(expression: str) -> bool:
+    return bool(croniter.is_valid(expression))
+
+
+def valid_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def latest_fire(expression: str, timezone: str, after: datetime, now: datetime) -> datetime | None:
+    """The most recent fire time in (after, now], or None: after downtime only the latest
+    missed fire is returned, never a backlog."""
+    local = now.astimezone(ZoneInfo(timezone)) + timedelta(seconds=1)  # a fire at ``now`` counts
+    fire: datetime = croniter(expression, local).get_prev(datetime).astimezone(UTC)
+    return fire if after < fire <= now else None
+
+
+def next_fires(expression: str, timezone: str, now: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times after ``now``, in UTC."""
+    schedule = croniter(expression, now.astimezone(ZoneInfo(timezone)))
+    return [schedule.get_next(datetime).astimezone(UTC) for _ in range(count)]

@@ -1,0 +1,130 @@
+"""API keys: issued once, stored as a SHA-256 of their secret, checked on every request.
+
+A key reads ``trk_<key_id>_<secret>``. The secret is 32 random bytes, so a plain SHA-256
+is the right digest (a slow password hash guards guessable secrets, not random ones); the
+comparison is constant-time. ``last_used_at`` is refreshed at most once a minute, so
+reads do not become writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from db.database import Database
+from db.models import ApiKey
+from domain.auth import Principal, Role
+from domain.errors import KeyNotFound, Unauthorized
+
+PREFIX = "trk"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    tenant_id: str
+    role: Role
+    name: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: ``token`` is shown once and never stored."""
+
+    record: KeyRecord
+    token: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKeyStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def create(
+        self,
+        tenant_id: str,
+        role: Role,
+        now: datetime,
+        expires_at: datetime | None = None,
+        name: str | None = None,
+    ) -> IssuedKey:
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        row = ApiKey(
+            key_id=key_id,
+            tenant_id=tenant_id,
+            role=role.value,
+            secret_hash=_digest(secret),
+            name=name,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        async with self._database.transaction() as session:
+            session.add(row)
+        return IssuedKey(_record(row), f"{PREFIX}_{key_id}_{secret}")
+
+    async def authenticate(self, token: str, now: datetime) -> Principal:
+        """The caller a key stands for.
+
+        Raises:
+            Unauthorized: malformed, unknown, wrong, expired or revoked (one message for all,
+                so a caller learns nothing about which).
+        """
+        refused = Unauthorized("invalid or expired API key")
+        prefix, _, rest = token.partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != PREFIX or not key_id or not secret:
+            raise refused
+        async with self._database.transaction() as session:
+            row = await session.get(ApiKey, key_id)
+            if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
+                raise refused
+            if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+                raise refused
+            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+                row.last_used_at = now
+            return Principal(row.tenant_id, Role(row.role), row.key_id)
+
+    async def search(self, tenant_id: str | None = None) -> list[KeyRecord]:
+        query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.key_id)
+        if tenant_id is not None:
+            query = query.where(ApiKey.tenant_id == tenant_id)
+        async with self._database.transaction() as session:
+            return [_record(r) for r in (await session.scalars(query)).all()]
+
+    async def revoke(self, key_id: str, now: datetime) -> None:
+        """Raises: KeyNotFound."""
+        statement = (
+            update(ApiKey)
+            .where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        async with self._database.transaction() as session:
+            result = await session.execute(statement)
+            if not getattr(result, "rowcount", 0) and await session.get(ApiKey, key_id) is None:
+                raise KeyNotFound(key_id)
+
+
+def _record(row: ApiKey) -> KeyRecord:
+    return KeyRecord(
+        key_id=row.key_id,
+        tenant_id=row.tenant_id,
+        role=Role(row.role),
+        name=row.name,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )

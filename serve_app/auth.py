@@ -1,0 +1,33 @@
+"""The caller of each request, from its API key (``Authorization: Bearer`` or ``X-API-Key``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from db.models import utcnow
+from domain.auth import Principal
+from domain.errors import Unauthorized
+from serve_app.dependencies import ServicesDep
+
+
+def api_key_of(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+async def get_principal(request: Request, services: ServicesDep) -> Principal:
+    """Raises: Unauthorized (no key, or a wrong, expired or revoked one)."""
+    if not services.auth_enabled:
+        return Principal.unauthenticated_admin()
+    token = api_key_of(request)
+    if token is None:
+        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+    return await services.keys.authenticate(token, utcnow())
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

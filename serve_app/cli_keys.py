@@ -1,0 +1,104 @@
+"""``trainctl keys``: issue, list and revoke API keys, straight in the database.
+
+Key management is the operator's, like ``trainctl up``: it reads ``TRAINING_DATABASE_URL``
+and needs no running service, so the first admin key can be made before any exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Annotated, TypeVar
+
+import typer
+from rich.table import Table
+
+from db.database import Database
+from db.keys import ApiKeyStore
+from db.migrate import upgrade
+from db.models import utcnow
+from db.settings import DatabaseSettings
+from domain.auth import Role
+from domain.errors import KeyNotFound
+from pipeline.config import is_valid_name
+from serve_app.cli_http import console
+
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.")
+
+T = TypeVar("T")
+DURATION = re.compile(r"^(\d+)([dhm])$")
+UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h`` or ``90m``."""
+    match = DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30d, 12h or 90m")
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _with_keys(action: Callable[[ApiKeyStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        database = Database.from_url(DatabaseSettings().url)
+        try:
+            await upgrade(database.engine)
+            return await action(ApiKeyStore(database))
+        finally:
+            await database.close()
+
+    return asyncio.run(run())
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "-"
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
+    role: Annotated[Role, typer.Option(help="viewer, member or admin.")] = Role.MEMBER,
+    expires_in: Annotated[str | None, typer.Option(help="e.g. 30d, 12h, 90m.")] = None,
+    name: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    if not is_valid_name(tenant):
+        raise typer.BadParameter(f"invalid tenant id {tenant!r}")
+    now = utcnow()
+    expires_at = now + parse_duration(expires_in) if expires_in else None
+    issued = _with_keys(lambda keys: keys.create(tenant, role, now, expires_at, name))
+    console.print(f"key {issued.record.key_id} for tenant {tenant} ({role.value})")
+    console.print("Store it now; it cannot be shown again:")
+    print(issued.token)
+
+
+@keys_app.command("list")
+def keys_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Keys with their tenant, role, last use, expiry and revocation (never the secret)."""
+    records = _with_keys(lambda keys: keys.search(tenant))
+    table = Table("key", "tenant", "role", "name", "created", "last used", "expires", "revoked")
+    for r in records:
+        table.add_row(
+            r.key_id,
+            r.tenant_id,
+            r.role.value,
+            r.name or "",
+            _when(r.created_at),
+            _when(r.last_used_at),
+            _when(r.expires_at),
+            _when(r.revoked_at),
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once; requests with it get 401 from then on."""
+    try:
+        _with_keys(lambda keys: keys.revoke(key_id, utcnow()))
+    except KeyNotFound as exc:
+        console.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(code=1) from exc
+    console.print(f"revoked {key_id}")

@@ -1,0 +1,41 @@
+"""Cron arithmetic: the latest missed fire only, fires at ``now`` count, local time zones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from actors.cron import latest_fire, next_fires, valid_cron, valid_timezone
+
+NOW = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
+
+
+def test_only_the_most_recent_missed_fire_is_due() -> None:
+    assert latest_fire("*/15 * * * *", "UTC", NOW - timedelta(hours=5), NOW) == NOW
+    later = NOW + timedelta(minutes=7)
+    assert latest_fire("*/15 * * * *", "UTC", NOW - timedelta(hours=5), later) == NOW
+
+
+def test_nothing_is_due_twice_or_before_after() -> None:
+    assert latest_fire("*/15 * * * *", "UTC", NOW, NOW + timedelta(minutes=14)) is None
+    assert latest_fire("0 0 1 1 *", "UTC", NOW - timedelta(days=1), NOW) is None
+
+
+def test_fire_times_follow_the_schedule_time_zone() -> None:
+    # 02:00 in Berlin is 01:00 UTC in winter and 00:00 UTC in summer.
+    assert next_fires("0 2 * * *", "Europe/Berlin", NOW, 2) == [
+        datetime(2026, 11, 28, 1, 0, tzinfo=UTC),
+        datetime(2026, 11, 29, 1, 0, tzinfo=UTC),
+    ]
+    summer = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert next_fires("0 2 * * *", "Europe/Berlin", summer, 1) == [
+        datetime(2026, 7, 2, 0, 0, tzinfo=UTC)
+    ]
+
+
+def test_validation() -> None:
+    assert valid_cron("*/5 * * * *")
+    assert not valid_cron("61 * * * *")
+    assert not valid_cron("every day")
+    assert valid_timezone("Europe/Berlin")
+    assert not valid_timezone("Mars/Olympus")
+    assert not valid_timezone("../../etc/passwd")
