@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -19,6 +20,7 @@ from db.settings import DatabaseSettings
 from pipeline.settings import PipelineSettings
 from serve_app.cli_http import console, request
 from serve_app.cli_keys import keys_app
+from serve_app.cli_schedules import schedules_app
 from serve_app.cli_tracking import experiments_app, models_app
 from serve_app.settings import ApiSettings
 
@@ -28,6 +30,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
+app.add_typer(schedules_app, name="schedules")
 
 FINISHED = {"completed", "failed", "cancelled"}
 
@@ -47,12 +50,18 @@ def up(
 
     given = {"data_dir": data_dir, "database_url": database_url, "host": host, "port": port}
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    config = ServiceConfig(
-        database_url=DatabaseSettings(**options).url,
-        pipeline=PipelineSettings(**options),
-        orchestrator=OrchestratorSettings(),
-        api=ApiSettings(**options),
-    )
+    try:
+        config = ServiceConfig(
+            database_url=DatabaseSettings(**options).url,
+            pipeline=PipelineSettings(**options),
+            orchestrator=OrchestratorSettings(),
+            api=ApiSettings(**options),
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            console.print(f"[red]error[/red] {where}: {error['msg']}")
+        raise typer.Exit(code=2) from exc
     service = bootstrap(config, address)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own

@@ -16,20 +16,20 @@ ConcurrencyPolicy = Literal["forbid", "allow"]
 MIN_WINDOW, MAX_WINDOW = timedelta(hours=1), timedelta(days=3660)
 
 
-def _cron(expression: str) -> str:
-    if not valid_cron(expression):
+def _cron(expression: str | None) -> str | None:
+    if expression is not None and not valid_cron(expression):
         raise ValueError(f"{expression!r} is not a cron expression (e.g. '0 2 * * *')")
     return expression
 
 
-def _timezone(name: str) -> str:
-    if not valid_timezone(name):
+def _timezone(name: str | None) -> str | None:
+    if name is not None and not valid_timezone(name):
         raise ValueError(f"unknown time zone {name!r} (use an IANA name, e.g. 'Europe/Berlin')")
     return name
 
 
-def _window(window: timedelta) -> timedelta:
-    if not MIN_WINDOW <= window <= MAX_WINDOW:
+def _window(window: timedelta | None) -> timedelta | None:
+    if window is not None and not MIN_WINDOW <= window <= MAX_WINDOW:
         raise ValueError(f"window must be between {MIN_WINDOW} and {MAX_WINDOW}")
     return window
 

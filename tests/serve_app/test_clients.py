@@ -193,3 +193,54 @@ def test_trainctl_experiments_and_models(cli: CliRunner, tmp_path: Path) -> None
     gone = cli.invoke(app, ["models", "alias", "cli-exp", "cli_exp", "staging", "--delete"])
     assert gone.exit_code == 1
     assert "HTTP 404" in gone.output
+
+
+def test_trainctl_keys_and_schedules(
+    cli: CliRunner, deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRAINING_DATABASE_URL", deployed.config.database_url)
+    created = cli.invoke(
+        app, ["keys", "create", "--tenant", "cli-keys", "--role", "member", "--expires-in", "30d"]
+    )
+    assert created.exit_code == 0, created.output
+    token = created.output.strip().splitlines()[-1]
+    key_id = token.split("_")[1]
+    assert token.startswith("trk_")
+
+    monkeypatch.setenv("TRAINING_API_KEY", token)
+    made = cli.invoke(
+        app,
+        [
+            "schedules",
+            "create",
+            "nightly",
+            "--cron",
+            "0 2 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "--tenant",
+            "cli-keys",
+            "--disabled",
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    schedule_id = re.search(r"schedule ([0-9a-f-]{36})", made.output).group(1)  # type: ignore[union-attr]
+    listed = cli.invoke(app, ["schedules", "list"])
+    assert "nightly" in listed.output
+    assert "Europe/Berlin" in listed.output
+    shown = cli.invoke(app, ["schedules", "show", schedule_id])
+    assert "next fires: " in shown.output
+    assert cli.invoke(app, ["schedules", "enable", schedule_id]).exit_code == 0
+    assert cli.invoke(app, ["schedules", "delete", schedule_id]).exit_code == 0
+    other = cli.invoke(app, ["schedules", "create", "x", "--cron", "0 2 * * *", "--tenant", "b"])
+    assert other.exit_code == 1
+    assert "HTTP 403" in other.output
+
+    keys = cli.invoke(app, ["keys", "list", "--tenant", "cli-keys"])
+    assert key_id in keys.output
+    assert token.rsplit("_", 1)[1] not in keys.output, "the secret is never shown again"
+    assert cli.invoke(app, ["keys", "revoke", key_id]).exit_code == 0
+    refused = cli.invoke(app, ["schedules", "list"])
+    assert refused.exit_code == 1
+    assert "HTTP 401" in refused.output
+    assert cli.invoke(app, ["keys", "revoke", "nope"]).exit_code == 1
