@@ -1,7 +1,8 @@
 """A typed Python client over the orchestrator's actor handle, for the cluster's operators.
 
-It talks to the actor directly (no HTTP, no API keys): use it from code that runs with
-access to the Ray cluster, e.g. a notebook on the head node.
+It talks to the actor directly (no HTTP, no API keys), so it sees and changes every
+tenant's jobs: use it only from code the cluster's operators run with access to the Ray
+cluster, e.g. a notebook on the head node. Teams use the HTTP API with their keys.
 """
 
 from __future__ import annotations

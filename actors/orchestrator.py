@@ -259,8 +259,9 @@ class JobOrchestrator:
     async def logs(self, job_id: str, tail: int) -> list[LogRecord]:
         return await self._store.tail_logs(job_id, tail)
 
-    async def stats(self) -> Stats:
-        counts = await self._store.count_by_status()
+    async def stats(self, tenant_id: str | None = None) -> Stats:
+        """Running and queued jobs (of one tenant, if given) and the shared capacity."""
+        counts = await self._store.count_by_status(tenant_id)
         return Stats(counts[JobStatus.RUNNING], counts[JobStatus.QUEUED], self._capacity)
 
     async def set_alias(

@@ -90,8 +90,8 @@ class TrainingStore(ABC):
         """Jobs in any of ``statuses``, highest priority first, then oldest first."""
 
     @abstractmethod
-    async def count_by_status(self) -> dict[JobStatus, int]:
-        """How many jobs are in each status (every status present, zero included)."""
+    async def count_by_status(self, tenant_id: str | None = None) -> dict[JobStatus, int]:
+        """How many jobs (of one tenant, if given) are in each status, zeros included."""
 
     @abstractmethod
     async def transition(
@@ -306,8 +306,10 @@ class SqlAlchemyStore(TrainingStore):
         async with self._transaction() as session:
             return [_job(r) for r in (await session.scalars(query)).all()]
 
-    async def count_by_status(self) -> dict[JobStatus, int]:
+    async def count_by_status(self, tenant_id: str | None = None) -> dict[JobStatus, int]:
         query = select(TrainingJob.status, func.count()).group_by(TrainingJob.status)
+        if tenant_id is not None:
+            query = query.where(TrainingJob.tenant_id == tenant_id)
         counts = dict.fromkeys(JobStatus, 0)
         async with self._transaction() as session:
             for status, count in (await session.execute(query)).all():

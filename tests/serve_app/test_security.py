@@ -144,6 +144,8 @@ async def test_other_tenants_resources_do_not_exist(deployed: Deployed, world: V
         assert world.feature_set not in [s["name"] for s in sets]
         schedules = (await attacker.get("/ai/training/schedules")).json()["schedules"]
         assert schedules == []
+        stats = (await attacker.get("/ai/training/stats")).json()
+        assert (stats["active_jobs"], stats["queued_jobs"]) == (0, 0), "others' jobs are running"
 
         as_victim = await attacker.post("/ai/training/jobs/start", json=job_body(tenant_id=VICTIM))
         assert as_victim.status_code == 403
