@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import shutil
 from collections.abc import Callable, Mapping
@@ -27,7 +25,7 @@ from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 from actors.admission import Admission
 from actors.queue import JobQueue
 from actors.recorder import SearchRecorder, StageRecorder, service_log, to_new_log
-from actors.scheduler import Scheduler
+from actors.scheduler import ScheduledFire, Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.state import JobEvent, can_retry
 from actors.submission import JobSubmission
@@ -83,20 +81,6 @@ class _RunningJob:
 class QueueStatus:
     position: int
     waiting_reason: str
-
-
-@dataclass(frozen=True)
-class ScheduledFire:
-    """The schedule and the logical time a submission fires for."""
-
-    schedule_id: str
-    fire_time: datetime
-
-
-def request_hash(submission: JobSubmission) -> str:
-    """A digest of what was asked, to tell a retried request from a different one."""
-    canonical = json.dumps(submission.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -171,7 +155,7 @@ class JobOrchestrator:
         """
         claim = None
         if idempotency_key is not None:
-            claim = IdempotencyClaim(idempotency_key, request_hash(submission))
+            claim = IdempotencyClaim(idempotency_key, submission.digest())
         async with self._submitting:
             if claim is not None:
                 kept = timedelta(hours=self._settings.retention.idempotency_keys_hours)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from actors.cron import latest_fire
@@ -18,6 +19,15 @@ from db.schedules import ScheduleRecord, ScheduleStore
 from domain.errors import TrainingError
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScheduledFire:
+    """The schedule and the logical time a submission fires for."""
+
+    schedule_id: str
+    fire_time: datetime
+
 
 Submit = Callable[[JobSubmission, str, ScheduleRecord, datetime], Awaitable[JobRecord]]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,3 +26,8 @@ class JobSubmission(BaseModel):
     @property
     def priority_value(self) -> int:
         return int(JobPriority.from_label(self.priority))
+
+    def digest(self) -> str:
+        """A digest of what was asked, to tell a retried request from a different one."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
