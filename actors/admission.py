@@ -16,11 +16,11 @@ RETRY_AFTER_SECONDS = 30
 
 
 class TenantLimits(BaseModel):
-    """None means unlimited."""
+    """None means unlimited; ``max_running: 0`` pauses a tenant (its jobs queue, none start)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_running: int | None = Field(None, ge=1)
+    max_running: int | None = Field(None, ge=0)
     max_queued: int | None = Field(None, ge=0)
 
 
@@ -59,7 +59,10 @@ class Admission:
     ) -> str:
         """Why a queued job has not started, most binding reason first."""
         if not self.may_start(tenant_id, running):
-            return f"tenant limit of {self.limits(tenant_id).max_running} running jobs reached"
+            limit = self.limits(tenant_id).max_running
+            if limit == 0:
+                return "tenant paused by an operator (max_running 0)"
+            return f"tenant limit of {limit} running jobs reached"
         if higher:
             return f"{higher} higher-priority job{'s' if higher > 1 else ''} ahead"
         if ahead:

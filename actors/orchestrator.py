@@ -23,6 +23,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
 from actors.admission import Admission
+from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
 from actors.recorder import SearchRecorder, StageRecorder, service_log, to_new_log
 from actors.scheduler import ScheduledFire, Scheduler
@@ -50,6 +51,7 @@ from domain.errors import (
     IdempotencyKeyReused,
     IllegalTransition,
     InvalidRequest,
+    ServiceUnavailable,
     TrainingError,
 )
 from domain.jobs import JobStatus, LogLevel
@@ -119,6 +121,7 @@ class JobOrchestrator:
             settings.tenant_defaults(), settings.tenant_limits, self._capacity
         )
         self._submitting = asyncio.Lock()
+        self._metrics = ServiceMetrics()
         self._running: dict[str, _RunningJob] = {}
         self._searches: dict[str, SearchRecorder] = {}
         self._self = ray.get_runtime_context().current_actor
@@ -191,7 +194,8 @@ class JobOrchestrator:
         job = await self._store.transition(
             job_id, JobEvent.CANCEL, logs=[service_log(job_id, "cancelled on request")]
         )
-        self._queue.remove(job_id)
+        if self._queue.remove(job_id):
+            self._metrics.job_finished(JobStatus.CANCELLED)
         running = self._running.get(job_id)
         if running is not None:
             running.cancelled = True
@@ -286,6 +290,7 @@ class JobOrchestrator:
 
     async def record_trial(self, job_id: str, trial: TrialReport, progress: SearchProgress) -> None:
         """Called by a running search (fire and forget) as each trial finishes."""
+        self._metrics.trial_finished(trial.state)
         recorder = self._searches.get(job_id)
         if recorder is not None:
             await recorder.record(trial, progress)
@@ -300,6 +305,15 @@ class JobOrchestrator:
             tenant_id, self._running_of(tenant_id), ahead, higher, len(self._running)
         )
         return QueueStatus(position=ahead + 1, waiting_reason=reason)
+
+    async def metrics_text(self) -> str:
+        """Prometheus text exposition of the service's metrics."""
+        self._metrics.set_queue(self._queue.entries(), len(self._running))
+        return self._metrics.text()
+
+    def count_database_error(self) -> None:
+        """Called (fire and forget) by API replicas when the database fails them."""
+        self._metrics.database_error()
 
     async def ready(self) -> bool:
         """Wait until recovery has finished; then the dispatch loop is running."""
@@ -348,7 +362,9 @@ class JobOrchestrator:
                     job_id := self._queue.pop(self._at_limit)
                 ):
                     await self._start(job_id)
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, ServiceUnavailable):
+                    self._metrics.database_error()
                 logger.exception("dispatch step failed; retrying")
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -428,6 +444,8 @@ class JobOrchestrator:
             )
         except IllegalTransition:
             return
+        if job.started_at is not None:
+            self._metrics.job_started((job.started_at - job.created_at).total_seconds())
         context = JobContext(
             job_id=job.job_id,
             tenant_id=job.tenant_id,
@@ -444,15 +462,18 @@ class JobOrchestrator:
     async def _follow(self, job: JobRecord, run: PipelineRun) -> None:
         """Record each stage as it finishes, then complete or fail the job."""
         recorder = StageRecorder(self._store, job)
+        outcome = JobStatus.FAILED
         try:
             for report_ref in run.reports:
                 report = await report_ref
                 if self._running[job.job_id].cancelled:
                     run.cancel()  # the stage that started after the cancel request
                     continue
+                self._metrics.stage_finished(report.stage, report.seconds)
                 await recorder.record(report)
             saved: SavedModel = await run.outputs[-1]
             await self._complete(job, saved, recorder.metrics)
+            outcome = JobStatus.COMPLETED
         except (RayError, TrainingError) as exc:
             if not self._running[job.job_id].cancelled:
                 await self._fail(job, exc)
@@ -460,6 +481,9 @@ class JobOrchestrator:
             logger.exception("following job %s failed", job.job_id)
             await self._fail(job, exc)
         finally:
+            if self._running[job.job_id].cancelled:
+                outcome = JobStatus.CANCELLED
+            self._metrics.job_finished(outcome)
             self._running.pop(job.job_id, None)
             self._searches.pop(job.job_id, None)
             self._wakeup.set()

@@ -105,6 +105,10 @@ class JobQueue:
     def __len__(self) -> int:
         return len(self._where)
 
+    def entries(self) -> list[tuple[int, str]]:
+        """(priority, tenant) of every queued job."""
+        return [(priority, tenant) for tenant, priority in self._where.values()]
+
     def tenant_of(self, job_id: str) -> str:
         return self._where[job_id][0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from serve_app.dependencies import Services
-from serve_app.errors import install_error_handlers
+from serve_app.errors import ERROR_RESPONSES, install_error_handlers
 from serve_app.limits import BodyLimit
 from serve_app.routers import (
     experiments,
@@ -13,6 +13,7 @@ from serve_app.routers import (
     health,
     jobs,
     maintenance,
+    metrics,
     models,
     schedules,
     stats,
@@ -24,11 +25,13 @@ def create_app(services: Services) -> FastAPI:
         title="Training service",
         summary="Train, track and register LightGBM load-forecasting models on Ray.",
         version="0.1.0",
+        responses=ERROR_RESPONSES,
     )
     app.state.services = services
     app.add_middleware(BodyLimit, max_bytes=services.max_body_bytes)
     install_error_handlers(app)
-    routers = (jobs, schedules, experiments, models, feature_sets, stats, maintenance, health)
-    for module in routers:
+    for module in (jobs, schedules, experiments, models, feature_sets, stats, maintenance):
+        app.include_router(module.router)
+    for module in (metrics, health):
         app.include_router(module.router)
     return app

@@ -6,8 +6,12 @@ here so a ``JobNotFound`` from the actor is a 404 like one raised locally.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from ray.exceptions import RayActorError, RayTaskError
 
 from domain.errors import (
@@ -25,6 +29,28 @@ from domain.errors import (
 )
 
 RETRY_AFTER_SECONDS = "5"
+
+
+class ErrorDetail(BaseModel):
+    """The body of every error response except validation errors (422)."""
+
+    detail: str
+
+
+#: Error responses any operation may give, documented once for the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorDetail, "description": description}
+    for code, description in (
+        (400, "The resource's state forbids the request (e.g. cancelling a finished job)."),
+        (401, "No API key, or a wrong, expired or revoked one."),
+        (403, "The key's role or tenant does not allow the request."),
+        (404, "No such resource (or another tenant's)."),
+        (409, "A name already taken, or an Idempotency-Key reused with another body."),
+        (413, "The request body is too large."),
+        (429, "The tenant's queue is full; retry after Retry-After seconds."),
+        (503, "The database or the orchestrator is unavailable; retry after Retry-After."),
+    )
+}
 
 _STATUS: tuple[tuple[type[TrainingError], int], ...] = (
     (NotFound, 404),
@@ -62,11 +88,19 @@ def error_response(error: TrainingError) -> JSONResponse:
     return JSONResponse({"detail": error.message}, status_code=status, headers=headers)
 
 
-async def _training_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _training_error(request: Request, exc: Exception) -> JSONResponse:
     cause = exc.cause if isinstance(exc, RayTaskError) else exc
+    if isinstance(cause, ServiceUnavailable) and cause.message.startswith("database"):
+        _count_database_error(request)
     if isinstance(cause, TrainingError):
         return error_response(cause)
     raise exc
+
+
+def _count_database_error(request: Request) -> None:
+    """Tell the orchestrator, which keeps the metrics (fire and forget)."""
+    with contextlib.suppress(Exception):
+        request.app.state.services.orchestrator.count_database_error.remote()
 
 
 async def _orchestrator_unavailable(_request: Request, _exc: Exception) -> JSONResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from db.records import ExperimentFilters, ExperimentOrder
@@ -13,6 +13,7 @@ from domain.errors import InvalidRequest, JobNotFound
 from domain.jobs import ExperimentStatus
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
+from serve_app.params import IdFilter, MetricFilter, NameFilter, ResourceId
 from serve_app.schemas.experiments import (
     AlignedCurvePublic,
     CompareRequest,
@@ -29,7 +30,7 @@ from serve_app.schemas.experiments import (
 
 router = APIRouter(prefix="/ai/training/experiments", tags=["experiments"])
 
-ExperimentId = Annotated[str, Path(min_length=1, max_length=64)]
+ExperimentId = ResourceId
 METRIC_ORDER = r"^(created_at|metric\.[A-Za-z0-9_.-]{1,64})$"
 
 
@@ -37,9 +38,9 @@ METRIC_ORDER = r"^(created_at|metric\.[A-Za-z0-9_.-]{1,64})$"
 async def list_experiments(
     services: ServicesDep,
     principal: PrincipalDep,
-    tenant_id: Annotated[str | None, Query(max_length=128)] = None,
-    job_id: Annotated[str | None, Query(max_length=64)] = None,
-    model_name: Annotated[str | None, Query(max_length=128)] = None,
+    tenant_id: NameFilter = None,
+    job_id: IdFilter = None,
+    model_name: NameFilter = None,
     status: ExperimentStatus | None = None,
     created_after: AwareDatetime | None = None,
     created_before: AwareDatetime | None = None,
@@ -93,7 +94,7 @@ async def experiment_metrics(
     experiment_id: ExperimentId,
     services: ServicesDep,
     principal: PrincipalDep,
-    name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    name: MetricFilter = None,
     min_step: Annotated[int | None, Query(ge=0)] = None,
     max_step: Annotated[int | None, Query(ge=0)] = None,
 ) -> MetricSeries:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from db.records import JobFilters, JobRecord
 from domain.auth import Principal
@@ -13,6 +13,7 @@ from domain.errors import JobNotFound
 from domain.jobs import JobStatus, ModelType
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
+from serve_app.params import NameFilter, ResourceId
 from serve_app.schemas.jobs import (
     JobCancelled,
     JobCreate,
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/ai/training/jobs", tags=["jobs"])
 #: Used until a feature set has completed jobs to learn from.
 DEFAULT_ESTIMATE_SECONDS = 30
 
-JobId = Annotated[str, Path(min_length=1, max_length=64)]
+JobId = ResourceId
 
 
 @router.post(
@@ -87,9 +88,9 @@ async def get_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep)
 async def list_jobs(
     services: ServicesDep,
     principal: PrincipalDep,
-    tenant_id: Annotated[str | None, Query(max_length=128)] = None,
+    tenant_id: NameFilter = None,
     model_type: ModelType | None = None,
-    model_name: Annotated[str | None, Query(max_length=128)] = None,
+    model_name: NameFilter = None,
     status: JobStatus | None = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,

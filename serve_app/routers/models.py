@@ -13,6 +13,7 @@ from domain.jobs import ModelType
 from pipeline.config import NAME_PATTERN
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
+from serve_app.params import NameFilter, NamePath, ResourceId
 from serve_app.schemas.models import (
     ALIAS_PATTERN,
     AliasUpdate,
@@ -25,8 +26,8 @@ from serve_app.schemas.models import (
 
 router = APIRouter(prefix="/ai/models", tags=["models"])
 
-ModelId = Annotated[str, Path(min_length=1, max_length=300)]
-Tenant = Annotated[str, Path(min_length=1, max_length=128)]
+ModelId = ResourceId
+Tenant = NamePath
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN)]
 Alias = Annotated[str, Path(pattern=ALIAS_PATTERN)]
 
@@ -35,8 +36,8 @@ Alias = Annotated[str, Path(pattern=ALIAS_PATTERN)]
 async def list_models(
     services: ServicesDep,
     principal: PrincipalDep,
-    tenant_id: Annotated[str | None, Query(max_length=128)] = None,
-    model_name: Annotated[str | None, Query(max_length=128)] = None,
+    tenant_id: NameFilter = None,
+    model_name: NameFilter = None,
     model_type: ModelType | None = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,

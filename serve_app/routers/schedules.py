@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from actors.cron import next_fires
 from db.models import utcnow
@@ -12,6 +10,7 @@ from db.schedules import NewSchedule, ScheduleRecord
 from domain.auth import Principal
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
+from serve_app.params import NameFilter, ResourceId
 from serve_app.schemas.schedules import (
     ScheduleCreate,
     SchedulePatch,
@@ -21,7 +20,7 @@ from serve_app.schemas.schedules import (
 
 router = APIRouter(prefix="/ai/training/schedules", tags=["schedules"])
 
-ScheduleId = Annotated[str, Path(min_length=1, max_length=64)]
+ScheduleId = ResourceId
 #: Upcoming fire times shown per schedule.
 SHOWN_FIRES = 3
 
@@ -50,7 +49,7 @@ async def create_schedule(
 async def list_schedules(
     services: ServicesDep,
     principal: PrincipalDep,
-    tenant_id: Annotated[str | None, Query(max_length=128)] = None,
+    tenant_id: NameFilter = None,
 ) -> SchedulesPublic:
     records = await services.schedules.search(principal.tenant_filter(tenant_id))
     return SchedulesPublic(schedules=[await _public(r, services) for r in records])

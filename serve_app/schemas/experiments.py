@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.jobs import ExperimentStatus, JobStatus, ModelType
+from serve_app.params import IdItem, MetricName
 
 #: How many experiments one comparison takes.
 COMPARE_MIN, COMPARE_MAX = 2, 20
@@ -73,10 +74,8 @@ class MetricSeries(BaseModel):
 class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    experiment_ids: list[str] = Field(min_length=COMPARE_MIN, max_length=COMPARE_MAX)
-    metric: str = Field(
-        "validation_l1", min_length=1, max_length=64, description="The curve to align."
-    )
+    experiment_ids: list[IdItem] = Field(min_length=COMPARE_MIN, max_length=COMPARE_MAX)
+    metric: MetricName = Field("validation_l1", description="The curve to align.")
 
     @field_validator("experiment_ids")
     @classmethod

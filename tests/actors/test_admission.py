@@ -12,7 +12,11 @@ from domain.errors import Forbidden, TooManyRequests
 def admission() -> Admission:
     return Admission(
         TenantLimits(max_running=2, max_queued=3),
-        {"big": TenantLimits(max_running=4), "tiny": TenantLimits(max_queued=0)},
+        {
+            "big": TenantLimits(max_running=4),
+            "tiny": TenantLimits(max_queued=0),
+            "paused": TenantLimits(max_running=0),
+        },
         capacity=2,
     )
 
@@ -44,6 +48,8 @@ def test_waiting_reasons_name_the_binding_limit() -> None:
     )
     assert rules.waiting_reason("big", 0, ahead=1, higher=0, busy=2) == "1 job ahead"
     assert rules.waiting_reason("big", 0, ahead=0, higher=0, busy=2) == "all 2 slots busy"
+    assert not rules.may_start("paused", running=0)
+    assert rules.waiting_reason("paused", 0, ahead=0, higher=0, busy=0).startswith("tenant paused")
 
 
 def test_principal_rules() -> None:

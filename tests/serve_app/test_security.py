@@ -232,7 +232,7 @@ async def test_sql_in_every_filter_is_just_a_value(
                 assert items == [], (path, name, body)
     ordered = await deployed.http.get("/ai/training/experiments", params={"order_by": value})
     assert ordered.status_code == 422
-    assert (await deployed.http.get(f"/ai/training/jobs/{value}")).status_code == 404
+    assert (await deployed.http.get(f"/ai/training/jobs/{value}")).status_code in (404, 422)
     assert await state_of(deployed, world) == before
 
 

@@ -1,0 +1,26 @@
+"""Path and query parameter types shared by the routers.
+
+Identifiers and names are held to the characters they can have, so a value the database
+cannot store (a NUL byte, say) is a 422 at the door and never a 500 from the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+from pydantic import StringConstraints
+
+from pipeline.config import NAME_PATTERN
+
+#: Job, experiment and schedule ids (UUIDs) and model ids (``tenant:model:version``).
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,299}$"
+METRIC_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+ResourceId = Annotated[str, Path(pattern=ID_PATTERN)]
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
+IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
+NameFilter = Annotated[str | None, Query(pattern=NAME_PATTERN)]
+MetricFilter = Annotated[str | None, Query(pattern=METRIC_PATTERN)]
+IdItem = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+MetricName = Annotated[str, StringConstraints(pattern=METRIC_PATTERN)]
