@@ -38,6 +38,7 @@ test: setup services lint typecheck
 bench: setup
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.hpo
+	$(BIN)/python -m bench.api_load
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
