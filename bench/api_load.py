@@ -12,7 +12,8 @@ straight through the store). Then ``--clients`` concurrent clients run, in one p
 
 with authentication on, as a shared deployment runs. Prints p50/p99 per operation, their
 ratios to the floor, submit throughput and the error count.
-Usage: ``python -m bench.api_load [--jobs 10000] [--clients 32] [--requests 2000]``.
+Usage: ``python -m bench.api_load [--jobs 10000] [--clients 32] [--requests 2000]
+[--replicas 1] [--database-url URL]``.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2_000, help="per operation")
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument("--replicas", type=int, default=1, help="API ingress replicas")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
@@ -183,7 +185,7 @@ def main() -> None:
             orchestrator=OrchestratorSettings(
                 tenant_limits={SUBMIT_TENANT: TenantLimits(max_running=0)}
             ),
-            api=ApiSettings(port=API_PORT, auth_enabled=True),
+            api=ApiSettings(port=API_PORT, auth_enabled=True, replicas=args.replicas),
         )
         connect(None, num_cpus=2)
         running = start(config)
@@ -199,7 +201,7 @@ def main() -> None:
     backend = url.split("+", 1)[0]
     print(
         f"{args.jobs} jobs across {args.tenants} tenants in {backend}; {args.clients} clients, "
-        f"{args.requests} requests per operation; auth on; 2 CPUs"
+        f"{args.requests} requests per operation; {args.replicas} API replica(s); auth on; 2 CPUs"
     )
     floor = results[0]
     for result in results:

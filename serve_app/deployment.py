@@ -35,6 +35,7 @@ class ApiConfig:
     max_body_bytes: int
     model_cache_size: int
     auth_enabled: bool
+    replicas: int = 1
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=200)
@@ -62,4 +63,5 @@ class TrainingApi:
 
 def build(config: ApiConfig) -> Application:
     model_server = ModelServer.bind(config.model_cache_size)  # type: ignore[attr-defined]
-    return TrainingApi.bind(config, model_server)  # type: ignore[attr-defined,no-any-return]
+    api = TrainingApi.options(num_replicas=config.replicas)  # type: ignore[attr-defined]
+    return api.bind(config, model_server)  # type: ignore[no-any-return]

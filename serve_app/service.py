@@ -80,6 +80,7 @@ def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningSer
                 max_body_bytes=config.api.max_body_mb * 2**20,
                 model_cache_size=config.api.model_cache_size,
                 auth_enabled=config.api.auth_enabled,
+                replicas=config.api.replicas,
             )
         ),
         name=APP_NAME,

@@ -16,6 +16,7 @@ class ApiSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     api_url: str = "http://127.0.0.1:8000"
     max_upload_mb: int = Field(512, ge=1, description="Largest feature-set upload accepted.")
+    replicas: int = Field(1, ge=1, le=64, description="API ingress replicas (Ray Serve).")
     max_body_mb: int = Field(
         8, ge=1, le=1024, description="Largest JSON request body (uploads excepted)."
     )
