@@ -130,6 +130,7 @@ class JobOrchestrator:
         self._loop = asyncio.get_running_loop().create_task(self._dispatch_forever())
         self._retention = asyncio.get_running_loop().create_task(self._purge_forever())
         self._firing = asyncio.get_running_loop().create_task(self._fire_forever())
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_forever())
 
     # ------------------------------------------------------------------ commands
 
@@ -400,6 +401,16 @@ class JobOrchestrator:
     def _at_limit(self, tenant_id: str) -> bool:
         return not self._admission.may_start(tenant_id, self._running_of(tenant_id))
 
+    async def _watch_forever(self) -> None:
+        """Run the stuck-job watchdog every ``stuck_job_seconds``."""
+        await self._recovered.wait()
+        while True:
+            await asyncio.sleep(self._settings.stuck_job_seconds)
+            try:
+                await self._reclaim_stuck()
+            except Exception:
+                logger.exception("stuck-job watchdog failed; trying again")
+
     async def _purge_forever(self) -> None:
         """Apply the retention policy every ``retention.interval_hours``."""
         interval = self._settings.retention.interval_hours * 3600
@@ -413,29 +424,47 @@ class JobOrchestrator:
     async def _recover(self) -> None:
         """Re-queue (or fail) jobs a previous incarnation was running; load the queue."""
         for job in await self._store.jobs_in_status(JobStatus.RUNNING):
-            if job.attempts >= self._settings.max_attempts:
-                message = (
-                    f"interrupted {job.attempts} times (the orchestrator or a worker was lost); "
-                    f"giving up after {self._settings.max_attempts} attempts"
-                )
-                await self._store.transition(
-                    job.job_id,
-                    JobEvent.FAIL,
-                    error_message=message,
-                    logs=[service_log(job.job_id, message, LogLevel.ERROR)],
-                )
-            else:
-                message = (
-                    f"re-queued after an interruption (attempt {job.attempts} of "
-                    f"{self._settings.max_attempts} was lost)"
-                )
-                await self._store.transition(
-                    job.job_id,
-                    JobEvent.REQUEUE,
-                    logs=[service_log(job.job_id, message, LogLevel.WARNING)],
-                )
+            await self._interrupted(job, "the orchestrator or a worker was lost")
         for job in await self._store.jobs_in_status(JobStatus.QUEUED):
             self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
+
+    async def _reclaim_stuck(self) -> None:
+        """The stuck-job watchdog: a job the database says is running, that no follower of
+        this orchestrator tracks and that has not moved for ``stuck_job_seconds`` (e.g. a
+        second orchestrator died with it), is re-queued or failed like an interrupted one."""
+        stale = self._clock() - timedelta(seconds=self._settings.stuck_job_seconds)
+        for job in await self._store.jobs_in_status(JobStatus.RUNNING):
+            if job.job_id not in self._running and job.updated_at < stale:
+                logger.warning("job %s is running but untracked; reclaiming it", job.job_id)
+                if await self._interrupted(job, "its tasks were gone (stuck-job watchdog)"):
+                    self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
+                    self._wakeup.set()
+
+    async def _interrupted(self, job: JobRecord, cause: str) -> bool:
+        """Re-queue a running job whose run was lost, or fail it past ``max_attempts``;
+        returns whether it was re-queued."""
+        limit = self._settings.max_attempts
+        if job.attempts >= limit:
+            message = (
+                f"interrupted {job.attempts} times ({cause}); giving up after {limit} attempts"
+            )
+            event, level = JobEvent.FAIL, LogLevel.ERROR
+        else:
+            message = (
+                f"re-queued after an interruption: attempt {job.attempts} of {limit} "
+                f"was lost ({cause})"
+            )
+            event, level = JobEvent.REQUEUE, LogLevel.WARNING
+        try:
+            await self._store.transition(
+                job.job_id,
+                event,
+                error_message=message if event is JobEvent.FAIL else None,
+                logs=[service_log(job.job_id, message, level)],
+            )
+        except IllegalTransition:
+            return False
+        return event is JobEvent.REQUEUE
 
     async def _start(self, job_id: str) -> None:
         try:

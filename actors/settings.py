@@ -23,6 +23,11 @@ class OrchestratorSettings(BaseSettings):
     )
     actor_name: str = ORCHESTRATOR_NAME
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    stuck_job_seconds: float = Field(
+        60,
+        gt=0,
+        description="A running job nobody follows is reclaimed after this long unchanged.",
+    )
     schedule_poll_seconds: float = Field(
         15, gt=0, le=3600, description="How often due cron schedules are fired."
     )

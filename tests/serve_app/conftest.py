@@ -139,6 +139,7 @@ async def service(
                 actor_name=f"orchestrator-test-{backend}",
                 tenant_limits={LIMITED_TENANT: TenantLimits(max_running=1, max_queued=2)},
                 schedule_poll_seconds=3600,  # tests fire schedules with their own clock
+                stuck_job_seconds=3,
             ),
             api=ApiSettings(port=PORT, auth_enabled=True),
         )

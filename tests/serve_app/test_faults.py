@@ -1,0 +1,51 @@
+"""Faults the service survives: a running job nobody follows, an unreachable database."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.state import JobEvent
+from db.records import NewJob
+from db.store import SqlAlchemyStore
+from domain.errors import ServiceUnavailable, TooManyRequests, Unauthorized
+from domain.jobs import ModelType
+from pipeline.config import TrainingConfig
+from serve_app.errors import error_response
+from tests.serve_app.conftest import Deployed
+
+
+async def test_a_running_job_nobody_follows_is_reclaimed_and_completes(
+    deployed: Deployed,
+) -> None:
+    config = TrainingConfig(feature_set="forecast_basic", target_variable="load_kw")
+    orphan = await deployed.store.create_job(
+        NewJob(
+            "orphans", ModelType.FORECAST, "m", "forecast_basic", 0, config.model_dump(mode="json")
+        )
+    )
+    await deployed.store.transition(orphan.job_id, JobEvent.START)  # as a lost orchestrator left it
+
+    job = await deployed.wait_finished(orphan.job_id, timeout=120)
+    assert job["status"] == "completed", job
+    assert job["attempts"] == 2
+    logs = (await deployed.http.get(f"/ai/training/jobs/{orphan.job_id}/logs")).json()["logs"]
+    assert any("stuck-job watchdog" in line["message"] for line in logs)
+
+
+async def test_an_unreachable_database_is_503_with_retry_after() -> None:
+    store = SqlAlchemyStore.from_url("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    try:
+        with pytest.raises(ServiceUnavailable) as unavailable:
+            await store.get_job("any")
+    finally:
+        await store.close()
+    response = error_response(unavailable.value)
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+
+
+def test_limits_and_auth_errors_carry_their_headers() -> None:
+    busy = error_response(TooManyRequests("full", retry_after=12))
+    assert (busy.status_code, busy.headers["retry-after"]) == (429, "12")
+    refused = error_response(Unauthorized("no key"))
+    assert (refused.status_code, refused.headers["www-authenticate"]) == (401, "Bearer")
