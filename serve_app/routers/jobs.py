@@ -69,7 +69,11 @@ async def start_job(
         estimated_duration_seconds=(
             math.ceil(typical) if typical is not None else DEFAULT_ESTIMATE_SECONDS
         ),
-        message="Training job queued successfully",
+        message=(
+            "Training job queued successfully"
+            if created
+            else "This Idempotency-Key already started this job"
+        ),
     )
 
 
