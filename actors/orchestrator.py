@@ -20,7 +20,13 @@ from typing import Any, cast
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+from ray.exceptions import (
+    NodeDiedError,
+    RayError,
+    RayTaskError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
 
 from actors.admission import Admission
 from actors.metrics import ServiceMetrics
@@ -68,6 +74,8 @@ logger = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
 #: How long a cancelled job's running task may take to stop before its worker is killed.
 CANCEL_GRACE_SECONDS = 5.0
+#: A resource only Ray's head node has.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 
 @dataclass
@@ -549,6 +557,9 @@ class JobOrchestrator:
             message = cause.message
         else:
             message = f"{type(cause).__name__}: {cause}"
+        if isinstance(cause, NodeDiedError | WorkerCrashedError):
+            attempts = self._pipeline.stage_max_retries + 1
+            message = f"a stage lost its worker node in each of {attempts} attempt(s): {message}"
         lines = []
         if isinstance(cause, StageFailed):
             lines = [to_new_log(job.job_id, line) for line in cause.logs]
@@ -565,13 +576,15 @@ def _node_id() -> str:
 
 
 def orchestrator_options(settings: OrchestratorSettings) -> dict[str, Any]:
-    """Detached, named, restarted forever, and holding no CPU (it only coordinates)."""
+    """Detached, named, restarted forever, holding no CPU (it only coordinates), and on the
+    head node, so losing a worker node never takes the queue's keeper with it."""
     return {
         "name": settings.actor_name,
         "namespace": NAMESPACE,
         "lifetime": "detached",
         "max_restarts": -1,
         "num_cpus": 0,
+        "resources": {HEAD_NODE_RESOURCE: 0.001},
         "get_if_exists": True,
     }
 

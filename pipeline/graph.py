@@ -212,7 +212,9 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
 
     def submit(stage: str, fn: Callable[..., Any], *args: Any, cpus: int = 1) -> ObjectRef[Any]:
         output, report = _remote_stage.options(
-            name=f"{stage}:{context.job_id}", num_cpus=cpus
+            name=f"{stage}:{context.job_id}",
+            num_cpus=cpus,
+            max_retries=settings.stage_max_retries,
         ).remote(stage, fn, *args)
         outputs.append(output)
         reports.append(report)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,6 +16,9 @@ class PipelineSettings(BaseSettings):
     data_dir: Path = Path("data")
     features_dir: Path | None = None
     artifacts_dir: Path | None = None
+    stage_max_retries: int = Field(
+        3, ge=0, le=20, description="Times Ray re-runs a stage whose worker or node was lost."
+    )
 
     @field_validator("data_dir", "features_dir", "artifacts_dir")
     @classmethod

@@ -1,0 +1,133 @@
+"""A multi-node scenario, run in its own process by ``test_multinode`` (it needs a Ray
+cluster of its own: a head with no CPUs and two one-CPU worker nodes on this machine,
+``ray.cluster_utils.Cluster``). Jobs go through the orchestrator's actor handle.
+
+It prints one JSON object of observations; the test asserts on them.
+  spread:  the train tasks of four jobs, by node
+  retried: a job whose worker node is removed mid-training (stage retries on)
+  lost:    a job whose node is removed with stage retries off
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.cluster_utils import Cluster
+from ray.util.state import list_tasks
+
+from actors.client import TrainingClient
+from actors.orchestrator import start_orchestrator
+from actors.settings import NAMESPACE, OrchestratorSettings
+from actors.submission import JobSubmission
+from db.settings import DatabaseSettings
+from pipeline.settings import PipelineSettings
+from serve_app.service import prepare_storage
+
+#: About ten seconds of training on one CPU: long enough to lose a node in the middle.
+LONG = {
+    "hyperparameters": {"n_estimators": 6000, "learning_rate": 0.005},
+    "early_stopping_rounds": 0,
+}
+
+
+def submission(config: dict[str, Any] | None = None) -> JobSubmission:
+    return JobSubmission.model_validate(
+        {
+            "tenant_id": "cluster",
+            "model_type": "forecast",
+            "model_name": "spread",
+            "config": {
+                "feature_set": "forecast_basic",
+                "target_variable": "load_kw",
+                **(config or {}),
+            },
+        }
+    )
+
+
+def client_for(data_dir: Path, name: str, retries: int) -> TrainingClient:
+    pipeline = PipelineSettings(data_dir=data_dir, stage_max_retries=retries)
+    url = DatabaseSettings(data_dir=data_dir).url
+    asyncio.run(prepare_storage(url, pipeline))
+    handle = start_orchestrator(url, pipeline, OrchestratorSettings(actor_name=name))
+    ray.get(handle.ready.remote(), timeout=60)
+    return TrainingClient(handle)
+
+
+def train_nodes(job_id: str) -> list[str]:
+    """The nodes the job's train task ran on, one per attempt (the state API may lag)."""
+    for _ in range(50):
+        tasks = list_tasks(filters=[("name", "=", f"train:{job_id}")], detail=True)
+        nodes = [t.node_id for t in tasks if t.node_id]
+        if nodes and len(nodes) == len(tasks):
+            return nodes
+        time.sleep(0.2)
+    return nodes
+
+
+def kill_node_running_train(cluster: Cluster, job_id: str) -> str:
+    """Wait for the job's train task to run, then remove its node; returns the node id."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running = [
+            t
+            for t in list_tasks(filters=[("name", "=", f"train:{job_id}")], detail=True)
+            if t.state == "RUNNING"
+        ]
+        if running:
+            time.sleep(1.0)  # well into training
+            node_id = running[0].node_id
+            assert node_id is not None
+            [node] = [n for n in cluster.worker_nodes if n.node_id == node_id]
+            cluster.remove_node(node, allow_graceful=False)
+            return node_id
+        time.sleep(0.2)
+    raise TimeoutError("the train task never ran")
+
+
+def main() -> None:
+    out: dict[str, Any] = {}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
+    try:
+        retrying = client_for(Path(tempfile.mkdtemp()), "orchestrator-retrying", retries=3)
+        jobs = [retrying.submit(submission()) for _ in range(4)]
+        finished = [retrying.wait(job.job_id, timeout=180) for job in jobs]
+        out["spread"] = {
+            "statuses": [j.status.value for j in finished],
+            "nodes": sorted({node for j in jobs for node in train_nodes(j.job_id)}),
+        }
+
+        job = retrying.submit(submission(LONG))
+        killed = kill_node_running_train(cluster, job.job_id)
+        cluster.add_node(num_cpus=1)
+        done = retrying.wait(job.job_id, timeout=300)
+        out["retried"] = {
+            "status": done.status.value,
+            "killed": killed,
+            "train_nodes": train_nodes(job.job_id),
+            "error": done.error_message,
+        }
+
+        failing = client_for(Path(tempfile.mkdtemp()), "orchestrator-no-retries", retries=0)
+        job = failing.submit(submission(LONG))
+        killed = kill_node_running_train(cluster, job.job_id)
+        done = failing.wait(job.job_id, timeout=120)
+        out["lost"] = {"status": done.status.value, "killed": killed, "error": done.error_message}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

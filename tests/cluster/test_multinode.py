@@ -1,0 +1,51 @@
+"""The service on a head plus two worker nodes: work spreads over the nodes, a stage whose
+node dies is retried on a surviving one, and without retries the job fails naming the node.
+
+The scenario runs in a subprocess because it needs a Ray cluster of its own; this test
+only reads what it observed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+SCENARIO_TIMEOUT_SECONDS = 600
+
+
+@pytest.fixture(scope="module")
+def observed() -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.cluster.multinode"],
+        capture_output=True,
+        text=True,
+        timeout=SCENARIO_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    observations: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return observations
+
+
+def test_jobs_spread_over_the_worker_nodes(observed: dict[str, Any]) -> None:
+    spread = observed["spread"]
+    assert spread["statuses"] == ["completed"] * 4
+    assert len(spread["nodes"]) == 2
+
+
+def test_a_stage_on_a_lost_node_is_retried_on_a_surviving_one(observed: dict[str, Any]) -> None:
+    retried = observed["retried"]
+    assert retried["status"] == "completed", retried["error"]
+    assert retried["killed"] in retried["train_nodes"]
+    assert len(set(retried["train_nodes"])) == 2, "the retry ran on another node"
+
+
+def test_without_retries_the_job_fails_naming_the_lost_node(observed: dict[str, Any]) -> None:
+    lost = observed["lost"]
+    assert lost["status"] == "failed"
+    assert lost["killed"] in lost["error"]
+    assert "lost its worker node in each of 1 attempt(s)" in lost["error"]
