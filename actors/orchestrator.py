@@ -320,6 +320,14 @@ class JobOrchestrator:
         self._metrics.set_queue(self._queue.entries(), len(self._running))
         return self._metrics.text()
 
+    async def is_cancelled(self, job_id: str) -> bool:
+        """Asked by a running training every few rounds, so it stops even if Ray's cancel
+        missed its task."""
+        try:
+            return (await self._store.get_job(job_id)).status is JobStatus.CANCELLED
+        except TrainingError:
+            return False
+
     def count_database_error(self) -> None:
         """Called (fire and forget) by API replicas when the database fails them."""
         self._metrics.database_error()

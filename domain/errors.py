@@ -21,6 +21,7 @@ Business code raises these; ``serve_app.errors`` maps them to HTTP in one place:
     ├── Forbidden                 403 (the key's role or tenant does not allow it)
     ├── TooManyRequests           429 (a tenant's queue is full; says when to retry)
     ├── PipelineError             a stage could not do its work (the job fails)
+    │   └── TrainingStopped       (its job was cancelled while it trained)
     └── ServiceUnavailable        503
 """
 
@@ -158,6 +159,10 @@ class TooManyRequests(TrainingError):
 
 class PipelineError(TrainingError):
     """A pipeline stage could not do its work with the data it was given."""
+
+
+class TrainingStopped(PipelineError):
+    """A training stopped because its job was cancelled."""
 
 
 class ServiceUnavailable(TrainingError):

@@ -19,6 +19,7 @@ from typing import Any, cast
 import optuna
 import ray
 from ray import ObjectRef
+from ray.exceptions import RayError
 
 from domain.errors import PipelineError
 from pipeline.evaluate import evaluate
@@ -147,6 +148,21 @@ class PipelineRun:
                 return
 
 
+class CancelCheck:
+    """Asks the orchestrator whether a job was cancelled (from inside a stage task)."""
+
+    def __init__(self, orchestrator: Any, job_id: str) -> None:
+        self._orchestrator = orchestrator
+        self._job_id = job_id
+
+    def __call__(self) -> bool:
+        try:
+            answer = ray.get(self._orchestrator.is_cancelled.remote(self._job_id), timeout=10)
+        except (RayError, TimeoutError):
+            return False  # cannot tell: keep training rather than stop a live job
+        return bool(answer)
+
+
 _remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
 _remote_trial = ray.remote(num_cpus=1, max_retries=0)(run_trial)
 
@@ -232,7 +248,10 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
             "train", retrain_best, data, found, config.train_cpus, cpus=config.train_cpus
         )
     else:
-        model = submit("train", train, data, config, config.train_cpus, cpus=config.train_cpus)
+        stop = CancelCheck(reporter, context.job_id) if reporter is not None else None
+        model = submit(
+            "train", train, data, config, config.train_cpus, stop, cpus=config.train_cpus
+        )
     evaluation = submit(
         "evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold
     )

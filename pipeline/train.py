@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import lightgbm as lgb
 import numpy as np
 
+from domain.errors import TrainingStopped
 from pipeline.config import TrainingConfig
 from pipeline.preprocess import PreparedData
 
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 VALIDATION_METRICS = ("l1", "l2")
 LOG_EVERY = 25
+#: How often (in boosting rounds) a running training asks whether its job was cancelled.
+STOP_CHECK_ROUNDS = 25
 _ROUND_ALIASES = ("n_estimators", "num_iterations")
 
 
@@ -84,15 +87,26 @@ def fit(
     return TrainedModel(booster, params, best, validation_curve)
 
 
-def train(data: PreparedData, config: TrainingConfig, num_threads: int) -> TrainedModel:
-    """The train stage: fit a booster; ``num_threads`` matches the CPUs the task holds."""
+def train(
+    data: PreparedData,
+    config: TrainingConfig,
+    num_threads: int,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainedModel:
+    """The train stage: fit a booster; ``num_threads`` matches the CPUs the task holds.
+
+    ``should_stop`` is asked every ``STOP_CHECK_ROUNDS`` rounds; when it says yes (the job
+    was cancelled) training stops with ``TrainingStopped``. Ray's own cancel can miss a
+    task that was just starting, and a long training would then hold its CPU to the end.
+    """
     logger.info(
         "training LightGBM on %d rows x %d features, %d thread(s)",
         len(data.train.y),
         len(data.feature_names),
         num_threads,
     )
-    model = fit(data, config.lightgbm_params(), config.early_stopping_rounds, num_threads)
+    checks = [stop_when(should_stop)] if should_stop is not None else []
+    model = fit(data, config.lightgbm_params(), config.early_stopping_rounds, num_threads, checks)
     logger.info(
         "best iteration %d of %d: validation l1=%.4f",
         model.best_iteration,
@@ -119,6 +133,16 @@ def retrain_best(data: PreparedData, search: SearchResult, num_threads: int) -> 
     )
     params["num_iterations"] = search.best_iteration
     return TrainedModel(booster, params, search.best_iteration, {}, search.summary())
+
+
+def stop_when(should_stop: Callable[[], bool]) -> Callable[[lgb.callback.CallbackEnv], None]:
+    """A LightGBM callback that ends training when ``should_stop`` says so."""
+
+    def check(env: lgb.callback.CallbackEnv) -> None:
+        if (env.iteration + 1) % STOP_CHECK_ROUNDS == 0 and should_stop():
+            raise TrainingStopped(f"training stopped at round {env.iteration + 1}: cancelled")
+
+    return check
 
 
 def _log_progress(env: lgb.callback.CallbackEnv) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from domain.errors import TrainingStopped
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
@@ -131,3 +132,25 @@ def test_a_failing_stage_carries_its_logs_and_traceback() -> None:
     import pickle
 
     assert pickle.loads(pickle.dumps(error)).logs == error.logs
+
+
+def test_training_stops_when_its_job_is_cancelled(demo_store: FeatureStore) -> None:
+    """The train stage asks whether to stop every few rounds and stops at once when told."""
+    config = TrainingConfig.model_validate(
+        {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "hyperparameters": {"n_estimators": 100_000},
+            "early_stopping_rounds": 0,
+        }
+    )
+    data = preprocess(demo_store.load("forecast_basic"), config)
+    asked: list[int] = []
+
+    def cancelled_after_two_checks() -> bool:
+        asked.append(1)
+        return len(asked) >= 2
+
+    with pytest.raises(TrainingStopped, match="round 50"):
+        train(data, config, 1, should_stop=cancelled_after_two_checks)
+    assert len(asked) == 2

@@ -1,8 +1,12 @@
-"""Faults the service survives: a running job nobody follows, an unreachable database."""
+"""Faults the service survives: a running job nobody follows, an unreachable database,
+an orchestrator killed while jobs run and wait."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+import ray
 
 from actors.state import JobEvent
 from db.records import NewJob
@@ -49,3 +53,30 @@ def test_limits_and_auth_errors_carry_their_headers() -> None:
     assert (busy.status_code, busy.headers["retry-after"]) == (429, "12")
     refused = error_response(Unauthorized("no key"))
     assert (refused.status_code, refused.headers["www-authenticate"]) == (401, "Bearer")
+
+
+#: A job of about half a second: ten trees on ten weeks of hourly data.
+TINY = {
+    "start_date": "2025-01-01T00:00:00Z",
+    "end_date": "2025-03-15T00:00:00Z",
+    "hyperparameters": {"n_estimators": 10},
+}
+
+
+async def test_fifty_jobs_survive_three_orchestrator_kills(deployed: Deployed) -> None:
+    job_ids = [await deployed.submit(TINY, tenant_id="survivors") for _ in range(50)]
+    for _ in range(3):
+        await asyncio.sleep(2)
+        ray.kill(deployed.running.orchestrator, no_restart=False)
+
+    jobs = [await deployed.wait_finished(job_id, timeout=300) for job_id in job_ids]
+    assert all(j["status"] in ("completed", "failed") for j in jobs)
+    completed = [j for j in jobs if j["status"] == "completed"]
+    assert len(completed) >= 47, "at most the three interrupted jobs may run out of attempts"
+    for job in jobs:
+        models = await deployed.store.models_of_job(job["job_id"])
+        expected = [job["model_id"]] if job["status"] == "completed" else []
+        assert [m.model_id for m in models] == expected
+        lines = await deployed.store.tail_logs(job["job_id"], 1000)
+        endings = [line for line in lines if line.message.startswith(("completed;", "failed:"))]
+        assert len(endings) == 1, (job["job_id"], [line.message for line in lines])
