@@ -215,7 +215,8 @@ def search_stage(
 
     journal = studies_root / f"{context.job_id}.journal"
     runner = _RayTrials(context, data[0])
-    return search(config, journal, context.job_id, parallel, runner, report)
+    stop = CancelCheck(reporter, context.job_id) if reporter is not None else None
+    return search(config, journal, context.job_id, parallel, runner, report, stop)
 
 
 def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None) -> PipelineRun:

@@ -32,7 +32,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from domain.errors import PipelineError
+from domain.errors import PipelineError, TrainingStopped
 from pipeline.config import HyperparameterSpec, TrainingConfig
 from pipeline.preprocess import PreparedData
 from pipeline.train import booster_params, fit
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 #: a write to the shared journal, so their number, not the rounds, sets the cost.
 REPORTS_PER_TRIAL = 10
 SAMPLER_SEED = 42
+#: How often a search asks whether its job was cancelled.
+STOP_CHECK_SECONDS = 2.0
 #: The user attribute holding a trial's number in the job (its name in logs and experiments).
 NUMBER = "number"
 
@@ -241,11 +243,16 @@ def search(
     parallel: int,
     runner: TrialRunner,
     report: Callable[[TrialReport, SearchProgress], None],
+    should_stop: Callable[[], bool] | None = None,
 ) -> SearchResult:
     """Run (or resume) the job's study until ``n_trials`` have finished or time runs out.
 
+    ``should_stop`` is asked every ``STOP_CHECK_SECONDS``; when the job was cancelled the
+    running trials are cancelled and the search ends.
+
     Raises:
         PipelineError: no trial completed.
+        TrainingStopped: the job was cancelled.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     durable = open_study(journal_storage(journal), study_name, config)
@@ -264,8 +271,13 @@ def search(
         "on" if config.pruning else "off",
     )
     running: dict[Any, tuple[int, optuna.trial.Trial]] = {}
+    checked = time.monotonic()
     try:
         while to_start > 0 or running:
+            if should_stop is not None and time.monotonic() - checked > STOP_CHECK_SECONDS:
+                checked = time.monotonic()
+                if should_stop():
+                    raise TrainingStopped("search stopped: the job was cancelled")
             out_of_time = deadline is not None and time.monotonic() > deadline
             while to_start > 0 and len(running) < parallel and not out_of_time:
                 trial = live.ask(space)

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 import pytest
 
-from domain.errors import PipelineError
+from domain.errors import PipelineError, TrainingStopped
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.hpo import (
@@ -118,3 +118,31 @@ def test_failing_trials_are_told_and_a_search_without_success_raises(
         )
     assert progress[-1].failed == 2
     assert progress[-1].best_value is None
+
+
+def test_a_cancelled_search_stops_and_cancels_its_running_trials(
+    data: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.hpo.STOP_CHECK_SECONDS", 0.0)
+    cfg = config(n_trials=50, pruning=False)
+    trials = InProcessTrials(data, cfg)
+    cancelled: list[list[Any]] = []
+    trials.cancel = cancelled.append  # type: ignore[method-assign,assignment]
+    asked: list[int] = []
+
+    def cancelled_on_the_third_check() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+
+    with pytest.raises(TrainingStopped, match="cancelled"):
+        search(
+            cfg,
+            tmp_path / "s.journal",
+            "s",
+            2,
+            trials,
+            lambda *_: None,
+            cancelled_on_the_third_check,
+        )
+    assert len(trials.started) < 50
+    assert len(cancelled) == 1
