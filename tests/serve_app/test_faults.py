@@ -63,6 +63,10 @@ TINY = {
 }
 
 
+#: How the log line that ends a job begins: completed, failed in a stage, or out of attempts.
+ENDINGS = ("completed;", "failed:", "interrupted ")
+
+
 async def test_fifty_jobs_survive_three_orchestrator_kills(deployed: Deployed) -> None:
     job_ids = [await deployed.submit(TINY, tenant_id="survivors") for _ in range(50)]
     for _ in range(3):
@@ -78,5 +82,5 @@ async def test_fifty_jobs_survive_three_orchestrator_kills(deployed: Deployed) -
         expected = [job["model_id"]] if job["status"] == "completed" else []
         assert [m.model_id for m in models] == expected
         lines = await deployed.store.tail_logs(job["job_id"], 1000)
-        endings = [line for line in lines if line.message.startswith(("completed;", "failed:"))]
+        endings = [line for line in lines if line.message.startswith(ENDINGS)]
         assert len(endings) == 1, (job["job_id"], [line.message for line in lines])

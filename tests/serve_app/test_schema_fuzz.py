@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
@@ -38,16 +39,39 @@ def test_fuzzed_requests_get_no_5xx_and_valid_responses(service: Deployed) -> No
     assert all(isinstance(result, Ok) for result in results), "the schema is valid OpenAPI"
     operations = [result.ok() for result in results if isinstance(result, Ok)]
     assert len(operations) >= 25, "every router is in the schema"
-    for operation in operations:
+    with httpx.Client(base_url=service.running.api_url, headers=headers, timeout=30) as client:
+        schedules_before = set(schedule_ids(client))
+        try:
+            for operation in operations:
 
-        @given(operation.as_strategy())
-        @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def check(case: Any) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
+                @given(operation.as_strategy())
+                @settings(
+                    max_examples=EXAMPLES_PER_OPERATION,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                    database=None,
+                )
+                def check(case: Any) -> None:
+                    case.call_and_validate(headers=headers, checks=CHECKS)
 
-        check()
+                check()
+        finally:
+            clean_up(client, schedules_before)
+
+
+def schedule_ids(client: httpx.Client) -> list[str]:
+    return [s["schedule_id"] for s in client.get("/ai/training/schedules").json()["schedules"]]
+
+
+def clean_up(client: httpx.Client, schedules_before: set[str]) -> None:
+    """Schema-valid requests can start real jobs (the schema's example names a real feature
+    set) and create schedules; cancel and delete them so later tests start idle."""
+    for status in ("queued", "running"):
+        for _ in range(100):  # pages of 20; cancelled jobs leave the list
+            jobs = client.get("/ai/training/jobs", params={"status": status}).json()["jobs"]
+            if not jobs:
+                break
+            for job in jobs:
+                client.delete(f"/ai/training/jobs/{job['job_id']}")
+    for schedule_id in set(schedule_ids(client)) - schedules_before:
+        client.delete(f"/ai/training/schedules/{schedule_id}")
