@@ -131,6 +131,7 @@ class JobOrchestrator:
         self._submitting = asyncio.Lock()
         self._metrics = ServiceMetrics()
         self._running: dict[str, _RunningJob] = {}
+        self._cancel_before_launch: set[str] = set()
         self._searches: dict[str, SearchRecorder] = {}
         self._self = ray.get_runtime_context().current_actor
         self._wakeup = asyncio.Event()
@@ -200,9 +201,15 @@ class JobOrchestrator:
         Raises:
             JobNotFound, IllegalTransition (the job has finished).
         """
-        job = await self._store.transition(
-            job_id, JobEvent.CANCEL, logs=[service_log(job_id, "cancelled on request")]
-        )
+        if job_id not in self._queue and job_id not in self._running:
+            self._cancel_before_launch.add(job_id)  # it may be between dequeue and launch
+        try:
+            job = await self._store.transition(
+                job_id, JobEvent.CANCEL, logs=[service_log(job_id, "cancelled on request")]
+            )
+        except TrainingError:
+            self._cancel_before_launch.discard(job_id)
+            raise
         if self._queue.remove(job_id):
             self._metrics.job_finished(JobStatus.CANCELLED)
         running = self._running.get(job_id)
@@ -488,7 +495,11 @@ class JobOrchestrator:
                 job_id, JobEvent.START, logs=[service_log(job_id, "started", node=_node_id())]
             )
         except IllegalTransition:
+            self._cancel_before_launch.discard(job_id)
             return
+        if job_id in self._cancel_before_launch:
+            self._cancel_before_launch.discard(job_id)
+            return  # cancelled while it was being started: never launch it
         if job.started_at is not None:
             self._metrics.job_started((job.started_at - job.created_at).total_seconds())
         context = JobContext(

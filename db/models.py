@@ -103,6 +103,13 @@ class TrainingJob(Base):
         Index("ix_jobs_created", "created_at"),
         Index("ix_jobs_schedule", "schedule_id", "created_at"),
     )
+    # Every ORM update of a job says "WHERE status = <the status it read>", so a concurrent
+    # transition is detected (StaleDataError) even where SELECT ... FOR UPDATE is a no-op
+    # (SQLite), instead of being overwritten.
+    __mapper_args__ = {  # noqa: RUF012 (SQLAlchemy reads it once, at mapping)
+        "version_id_col": status,
+        "version_id_generator": False,
+    }
 
 
 class Experiment(Base):

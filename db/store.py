@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from actors.state import JobEvent, transition
 from db.database import Database
@@ -45,6 +46,9 @@ from db.records import (
 from db.registry import ModelRegistry, model_record, promote_if_better
 from domain.errors import JobNotFound
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
+
+#: Tries of a transition that keeps losing races to concurrent ones.
+TRANSITION_ATTEMPTS = 3
 
 _EXPERIMENT_OUTCOME = {
     JobEvent.COMPLETE: ExperimentStatus.COMPLETED,
@@ -328,6 +332,22 @@ class SqlAlchemyStore(TrainingStore):
     ) -> JobRecord:
         if model is not None and event is not JobEvent.COMPLETE:
             raise ValueError("a model is registered only when its job completes")
+        for _ in range(TRANSITION_ATTEMPTS - 1):
+            try:
+                return await self._transition(job_id, event, error_message, metrics, model, logs)
+            except StaleDataError:
+                continue  # another transition won the race; decide again on its result
+        return await self._transition(job_id, event, error_message, metrics, model, logs)
+
+    async def _transition(
+        self,
+        job_id: str,
+        event: JobEvent,
+        error_message: str | None,
+        metrics: Mapping[str, Any] | None,
+        model: NewModel | None,
+        logs: Sequence[NewLog],
+    ) -> JobRecord:
         async with self._transaction() as session:
             row = await session.get(TrainingJob, job_id, with_for_update=True)
             if row is None:

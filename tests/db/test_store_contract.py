@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -281,3 +282,19 @@ async def test_experiment_created_with_its_first_metrics(store: SqlAlchemyStore)
         job.job_id, "train", {"lr": 0.1}, [MetricPoint("l1", 2.0, 1), MetricPoint("l1", 1.0, 2)]
     )
     assert [p.value for p in await store.metric_history(experiment_id, "l1")] == [2.0, 1.0]
+
+
+async def test_racing_transitions_never_lose_an_update(store: SqlAlchemyStore) -> None:
+    """START and CANCEL on a queued job at the same moment: whatever the order, a CANCEL that
+    succeeded is the final word (SQLite has no row locks, so the ORM checks the status it
+    read when it writes)."""
+    jobs = [await store.create_job(new_job()) for _ in range(20)]
+    for job in jobs:
+        start, cancel = await asyncio.gather(
+            store.transition(job.job_id, JobEvent.START),
+            store.transition(job.job_id, JobEvent.CANCEL),
+            return_exceptions=True,
+        )
+        assert not isinstance(cancel, BaseException), cancel
+        assert not isinstance(start, BaseException) or isinstance(start, IllegalTransition)
+        assert (await store.get_job(job.job_id)).status is JobStatus.CANCELLED
