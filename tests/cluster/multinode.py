@@ -77,14 +77,13 @@ def kill_node_running_train(cluster: Cluster, job_id: str) -> str:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         running = [
-            t
+            t.node_id
             for t in list_tasks(filters=[("name", "=", f"train:{job_id}")], detail=True)
-            if t.state == "RUNNING"
+            if t.state == "RUNNING" and t.node_id  # the state API may not know the node yet
         ]
         if running:
             time.sleep(1.0)  # well into training
-            node_id = running[0].node_id
-            assert node_id is not None
+            node_id = running[0]
             [node] = [n for n in cluster.worker_nodes if n.node_id == node_id]
             cluster.remove_node(node, allow_graceful=False)
             return node_id
