@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
 import ray
@@ -67,6 +65,7 @@ from pipeline.graph import PipelineRun, StageFailed, launch
 from pipeline.hpo import SearchProgress, TrialReport
 from pipeline.register import JobContext, SavedModel
 from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
 
 logger = logging.getLogger(__name__)
 
@@ -566,7 +565,7 @@ class JobOrchestrator:
                 logs=[service_log(job.job_id, f"completed; registered model {model.model_id}")],
             )
         except IllegalTransition:
-            shutil.rmtree(Path(saved.artifact_uri), ignore_errors=True)
+            Location(saved.artifact_uri).delete_dir()
 
     async def _fail(self, job: JobRecord, exc: BaseException) -> None:
         cause = exc.cause if isinstance(exc, RayTaskError) else exc

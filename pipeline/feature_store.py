@@ -1,7 +1,10 @@
 """The Parquet feature store: one directory per feature set, a data file and its schema.
 
 User uploads and the demo sets go through ``FeatureStore.put``, which validates the table
-and writes it atomically: a rejected table leaves nothing behind.
+before it writes anything: a rejected table leaves nothing behind. The root is a local
+directory or any ``pyarrow.fs`` URI (see ``pipeline.storage``); a set is replaced without
+a moment where readers see a mix: the data goes to a new file first, then one write of
+``schema.json`` (which names that file) switches readers over, then older files go.
 
 Shared sets (the demo sets, an admin's uploads) live at ``<root>/<name>``; a tenant's own
 at ``<root>/_tenants/<tenant>/<name>`` (``_`` cannot start a name, so the two never meet).
@@ -13,11 +16,9 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -25,7 +26,9 @@ import pyarrow.parquet as pq
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from pipeline.config import is_valid_name
+from pipeline.storage import Location
 
+#: The data file of sets written before the name was versioned.
 DATA_FILE = "data.parquet"
 SCHEMA_FILE = "schema.json"
 #: A column with this name holds anomaly labels (0/1), never a covariate.
@@ -46,6 +49,7 @@ class FeatureSetSchema:
     start: str
     end: str
     created_at: str
+    data_file: str = DATA_FILE
 
     @property
     def columns(self) -> list[str]:
@@ -65,7 +69,7 @@ class FeatureFrame:
 
 
 class FeatureStore:
-    def __init__(self, root: Path, tenant_id: str | None = None) -> None:
+    def __init__(self, root: Location, tenant_id: str | None = None) -> None:
         if tenant_id is not None and not is_valid_name(tenant_id):
             raise InvalidFeatureSet("tenant_id", f"invalid tenant id {tenant_id!r}")
         self.root = root
@@ -76,38 +80,38 @@ class FeatureStore:
         return FeatureStore(self.root, tenant_id)
 
     @property
-    def _own(self) -> Path:
+    def _own(self) -> Location:
         return self.root if self.tenant_id is None else self.root / TENANTS_DIR / self.tenant_id
 
-    def _path(self, name: str) -> Path:
+    def _location(self, name: str) -> Location:
         """Where ``name`` is read from: the tenant's own set, else the shared one."""
-        own = self._write_path(name)
+        own = self._write_location(name)
         return own if (own / SCHEMA_FILE).is_file() else self.root / name
 
-    def _write_path(self, name: str) -> Path:
+    def _write_location(self, name: str) -> Location:
         if not is_valid_name(name):
             raise InvalidFeatureSet("name", f"invalid feature set name {name!r}")
         return self._own / name
 
     def exists(self, name: str) -> bool:
-        return is_valid_name(name) and (self._path(name) / SCHEMA_FILE).is_file()
+        return is_valid_name(name) and (self._location(name) / SCHEMA_FILE).is_file()
 
     def list(self) -> list[FeatureSetSchema]:
-        names = {p.name for d in {self.root, self._own} if d.is_dir() for p in d.iterdir()}
+        names = {name for directory in {self.root, self._own} for name in directory.children()}
         return [self.schema(name) for name in sorted(names) if self.exists(name)]
 
     def schema(self, name: str) -> FeatureSetSchema:
-        path = self._path(name) / SCHEMA_FILE
-        if not path.is_file():
+        location = self._location(name) / SCHEMA_FILE
+        if not location.is_file():
             raise FeatureSetNotFound(name)
-        return FeatureSetSchema(**json.loads(path.read_text()))
+        return FeatureSetSchema(**json.loads(location.read_text()))
 
     def load(self, name: str, end: datetime | None = None) -> FeatureFrame:
         """Read a feature set, up to ``end`` (exclusive) when given."""
         schema = self.schema(name)
         filters = [(schema.timestamp_column, "<", pd.Timestamp(end))] if end else None
-        data = pq.read_table(self._path(name) / DATA_FILE, filters=filters).to_pandas()
-        return FeatureFrame(schema, data.reset_index(drop=True))
+        table = (self._location(name) / schema.data_file).read_parquet(filters)
+        return FeatureFrame(schema, table.to_pandas().reset_index(drop=True))
 
     def put_bytes(
         self,
@@ -142,7 +146,7 @@ class FeatureStore:
             InvalidFeatureSet: a column is missing or of the wrong type, timestamps repeat
                 within a series, or the table is empty. Nothing is written then.
         """
-        target = self._write_path(name)
+        target = self._write_location(name)
         data = _validated(table, timestamp_column, target_column, series_column)
         ts = data[timestamp_column]
         schema = FeatureSetSchema(
@@ -160,17 +164,13 @@ class FeatureStore:
             start=ts.min().isoformat(),
             end=ts.max().isoformat(),
             created_at=datetime.now(UTC).isoformat(),
+            data_file=f"data-{uuid.uuid4().hex[:12]}.parquet",
         )
-        self._own.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self._own))
-        try:
-            pq.write_table(pa.Table.from_pandas(data, preserve_index=False), staging / DATA_FILE)
-            (staging / SCHEMA_FILE).write_text(json.dumps(asdict(schema), indent=2))
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        (target / schema.data_file).write_parquet(pa.Table.from_pandas(data, preserve_index=False))
+        (target / SCHEMA_FILE).write_text(json.dumps(asdict(schema), indent=2))
+        for stale in target.children():
+            if stale not in {SCHEMA_FILE, schema.data_file}:
+                (target / stale).delete_file()
         return schema
 
 

@@ -28,6 +28,7 @@ from pipeline.hpo import SearchProgress, SearchResult, TrialReport, run_trial, s
 from pipeline.preprocess import preprocess
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
 from pipeline.train import retrain_best, train
 
 #: Each stage and the job progress reached when it finishes (the seed's milestones).
@@ -113,7 +114,7 @@ def run_stage(stage: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, Stag
     return output, report
 
 
-def load_features(context: JobContext, features_root: Path) -> FeatureFrame:
+def load_features(context: JobContext, features_root: Location) -> FeatureFrame:
     store = FeatureStore(features_root, context.tenant_id)
     frame = store.load(context.config.feature_set, context.config.end_date)
     logging.getLogger(f"{_PIPELINE_LOGGER}.features").info(

@@ -3,28 +3,32 @@
 An artifact directory ``<root>/<tenant>/<model_name>/<version>/`` holds:
 ``model.txt`` (the LightGBM booster), ``preprocessing.joblib`` (the fitted scaler),
 ``metadata.json`` (features, params, metrics, lineage) and ``test_predictions.parquet``.
-Creating the directory claims the version, so two jobs never share one.
+Creating the directory claims the version, so two jobs never share one (on a local disk;
+see ``Location.create_dir_exclusive`` for object stores). The root is a local path or a
+``pyarrow.fs`` URI, and ``artifact_uri`` is written in the same form.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import joblib
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.preprocessing import StandardScaler
 
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import Evaluation, ResidualThreshold
 from pipeline.preprocess import PreparedData
+from pipeline.storage import Location
 from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -80,15 +84,22 @@ def register(
     model: TrainedModel,
     data: PreparedData,
     evaluation: Evaluation,
-    artifacts_root: Path,
+    artifacts_root: Location,
     now: datetime | None = None,
 ) -> SavedModel:
     """Write the artifact directory and return what the registry row needs."""
     parent = artifacts_root / context.tenant_id / context.model_name
     directory, version = _claim_version(parent, now or datetime.now(UTC))
-    model.booster.save_model(str(directory / MODEL_FILE), num_iteration=model.best_iteration)
-    joblib.dump(data.scaler, directory / PREPROCESSING_FILE)
-    _predictions_table(data, evaluation).to_parquet(directory / PREDICTIONS_FILE, index=False)
+    (directory / MODEL_FILE).write_text(
+        model.booster.model_to_string(num_iteration=model.best_iteration)
+    )
+    scaler = io.BytesIO()
+    joblib.dump(data.scaler, scaler)
+    (directory / PREPROCESSING_FILE).write_bytes(scaler.getvalue())
+    predictions = _predictions_table(data, evaluation)
+    (directory / PREDICTIONS_FILE).write_parquet(
+        pa.Table.from_pandas(predictions, preserve_index=False)
+    )
     metadata = {
         "model_id": f"{context.tenant_id}:{context.model_name}:{version}",
         "version": version,
@@ -123,25 +134,26 @@ def register(
     )
 
 
-def load_artifact(directory: Path) -> ModelArtifact:
+def load_artifact(directory: Location) -> ModelArtifact:
     return ModelArtifact(
-        booster=lgb.Booster(model_file=str(directory / MODEL_FILE)),
-        scaler=joblib.load(directory / PREPROCESSING_FILE),
+        booster=lgb.Booster(model_str=(directory / MODEL_FILE).read_text()),
+        scaler=joblib.load(io.BytesIO((directory / PREPROCESSING_FILE).read_bytes())),
         metadata=json.loads((directory / METADATA_FILE).read_text()),
     )
 
 
-def _claim_version(parent: Path, now: datetime) -> tuple[Path, str]:
-    parent.mkdir(parents=True, exist_ok=True)
+def load_predictions(directory: Location) -> pd.DataFrame:
+    """The test period's actual and predicted values saved with the model."""
+    frame: pd.DataFrame = (directory / PREDICTIONS_FILE).read_parquet().to_pandas()
+    return frame
+
+
+def _claim_version(parent: Location, now: datetime) -> tuple[Location, str]:
     moment = now.replace(microsecond=0)
-    while True:
-        version = moment.strftime(VERSION_FORMAT)
-        try:
-            (parent / version).mkdir()
-        except FileExistsError:
-            moment += timedelta(seconds=1)
-            continue
-        return parent / version, version
+    while not (parent / moment.strftime(VERSION_FORMAT)).create_dir_exclusive():
+        moment += timedelta(seconds=1)
+    version = moment.strftime(VERSION_FORMAT)
+    return parent / version, version
 
 
 def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:

@@ -7,28 +7,49 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.storage import Location
+
+#: The URI schemes ``pyarrow.fs.FileSystem.from_uri`` understands.
+URI_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
 
 class PipelineSettings(BaseSettings):
-    """``TRAINING_DATA_DIR`` holds ``features/`` and ``artifacts/`` unless they are set apart."""
+    """``TRAINING_DATA_DIR`` holds ``features/`` and ``artifacts/`` unless they are set apart.
+
+    ``TRAINING_FEATURES_DIR`` and ``TRAINING_ARTIFACTS_DIR`` take a local path or a
+    ``pyarrow.fs`` URI (``s3://bucket/features``): on a cluster every node must reach them.
+    """
 
     model_config = SettingsConfigDict(env_prefix="TRAINING_", extra="ignore")
 
     data_dir: Path = Path("data")
-    features_dir: Path | None = None
-    artifacts_dir: Path | None = None
+    features_dir: str | None = None
+    artifacts_dir: str | None = None
     stage_max_retries: int = Field(
         3, ge=0, le=20, description="Times Ray re-runs a stage whose worker or node was lost."
     )
 
-    @field_validator("data_dir", "features_dir", "artifacts_dir")
+    @field_validator("data_dir")
     @classmethod
-    def _absolute(cls, path: Path | None) -> Path | None:
+    def _absolute(cls, path: Path) -> Path:
         """Resolved where the settings are read: Ray workers run in other directories."""
-        return path.resolve() if path is not None else None
+        return path.resolve()
+
+    @field_validator("features_dir", "artifacts_dir")
+    @classmethod
+    def _absolute_unless_uri(cls, root: str | None) -> str | None:
+        if root is None:
+            return None
+        scheme, separator, _ = root.partition("://")
+        if not separator:
+            return str(Path(root).resolve())
+        if scheme not in URI_SCHEMES:
+            raise ValueError(f"unknown filesystem {scheme!r}; use a path or one of {URI_SCHEMES}")
+        return root
 
     @property
-    def features_root(self) -> Path:
-        return self.features_dir or self.data_dir / "features"
+    def features_root(self) -> Location:
+        return Location(self.features_dir or str(self.data_dir / "features"))
 
     @property
     def studies_root(self) -> Path:
@@ -36,5 +57,5 @@ class PipelineSettings(BaseSettings):
         return self.data_dir / "studies"
 
     @property
-    def artifacts_root(self) -> Path:
-        return self.artifacts_dir or self.data_dir / "artifacts"
+    def artifacts_root(self) -> Location:
+        return Location(self.artifacts_dir or str(self.data_dir / "artifacts"))

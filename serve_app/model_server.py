@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from ray import serve
 
 from pipeline.predict import Prediction, predict_rows
 from pipeline.register import ModelArtifact, load_artifact
+from pipeline.storage import Location
 
 DEFAULT_CACHE_SIZE = 16
 
@@ -36,4 +36,4 @@ class ModelServer:
 
 
 def _load_artifact(artifact_uri: str) -> ModelArtifact:
-    return load_artifact(Path(artifact_uri))
+    return load_artifact(Location(artifact_uri))

@@ -37,6 +37,16 @@ def test_jobs_spread_over_the_worker_nodes(observed: dict[str, Any]) -> None:
     assert len(spread["nodes"]) == 2
 
 
+def test_worker_nodes_read_features_and_write_models_through_object_storage(
+    observed: dict[str, Any],
+) -> None:
+    storage = observed["storage"]
+    assert len(storage["models"]) == 4, "one loadable model per job in the bucket"
+    nodes = set(storage["read_on"]) | set(storage["written_on"])
+    assert storage["head"] not in nodes
+    assert len(nodes) == 2, "both worker nodes used the bucket"
+
+
 def test_a_stage_on_a_lost_node_is_retried_on_a_surviving_one(observed: dict[str, Any]) -> None:
     retried = observed["retried"]
     assert retried["status"] == "completed", retried["error"]

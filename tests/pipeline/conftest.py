@@ -8,15 +8,20 @@ import pytest
 
 from pipeline.demo import ensure_demo_feature_sets
 from pipeline.feature_store import FeatureStore
+from pipeline.storage import Location
 
 
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
-    store = FeatureStore(tmp_path_factory.mktemp("features"))
+    store = FeatureStore(Location(str(tmp_path_factory.mktemp("features"))))
     assert ensure_demo_feature_sets(store) == ["forecast_basic", "anomaly_basic"]
     return store
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> FeatureStore:
-    return FeatureStore(tmp_path / "features")
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> FeatureStore:
+    """An empty store on a local disk, then on an S3-compatible server."""
+    if request.param == "local":
+        return FeatureStore(Location(str(tmp_path / "features")))
+    bucket: str = request.getfixturevalue("s3_bucket")
+    return FeatureStore(Location(bucket.format("features")))

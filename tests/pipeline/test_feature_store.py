@@ -55,7 +55,8 @@ def test_replacing_a_set_and_failed_replacement_keeps_the_old_one(store: Feature
         "s", load_series(seed=1, hours=70), timestamp_column="timestamp", target_column="load_kw"
     )
     assert store.schema("s").rows == 70
-    assert [p.name for p in store.root.iterdir()] == ["s"]
+    assert store.root.children() == ["s"]
+    assert (store.root / "s").children() == sorted(["schema.json", store.schema("s").data_file])
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "", "x" * 129])

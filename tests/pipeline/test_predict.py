@@ -18,6 +18,7 @@ from pipeline.graph import run_in_process
 from pipeline.predict import history_needed, predict_rows
 from pipeline.register import PREDICTIONS_FILE, JobContext, ModelArtifact, load_artifact
 from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
 
 #: Test rows to serve, plus the history their lags need.
 SERVED = 48
@@ -31,7 +32,7 @@ def trained(store: FeatureStore, root: Path, feature_set: str, model_type: Model
         model_name=feature_set,
         config=TrainingConfig(feature_set=feature_set, target_variable="load_kw"),
     )
-    settings = PipelineSettings(features_dir=store.root, artifacts_dir=root)
+    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(root))
     saved, _ = run_in_process(context, settings)
     return Path(saved.artifact_uri)
 
@@ -64,7 +65,7 @@ def as_json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def test_predictions_equal_the_evaluated_test_predictions(
     demo_store: FeatureStore, forecast_model: Path
 ) -> None:
-    artifact = load_artifact(forecast_model)
+    artifact = load_artifact(Location(str(forecast_model)))
     rows = raw_rows(demo_store, "forecast_basic", artifact)
     predictions = predict_rows(artifact, as_json_rows(rows))
     assert len(predictions) == SERVED
@@ -77,7 +78,7 @@ def test_predictions_equal_the_evaluated_test_predictions(
 def test_future_rows_are_forecast_from_history_alone(
     demo_store: FeatureStore, forecast_model: Path
 ) -> None:
-    artifact = load_artifact(forecast_model)
+    artifact = load_artifact(Location(str(forecast_model)))
     rows = raw_rows(demo_store, "forecast_basic", artifact)
     known = predict_rows(artifact, as_json_rows(rows))
     future = rows.copy()
@@ -90,7 +91,7 @@ def test_future_rows_are_forecast_from_history_alone(
 
 def test_anomaly_flags_equal_the_evaluated_ones(demo_store: FeatureStore, tmp_path: Path) -> None:
     directory = trained(demo_store, tmp_path, "anomaly_basic", ModelType.ANOMALY)
-    artifact = load_artifact(directory)
+    artifact = load_artifact(Location(str(directory)))
     predictions = predict_rows(
         artifact, as_json_rows(raw_rows(demo_store, "anomaly_basic", artifact))
     )
@@ -124,7 +125,7 @@ def test_anomaly_flags_equal_the_evaluated_ones(demo_store: FeatureStore, tmp_pa
 def test_bad_rows_are_refused_with_the_reason(
     demo_store: FeatureStore, forecast_model: Path, damage: Any, field: str, reason: str
 ) -> None:
-    artifact = load_artifact(forecast_model)
+    artifact = load_artifact(Location(str(forecast_model)))
     rows = damage(raw_rows(demo_store, "forecast_basic", artifact))
     with pytest.raises(InvalidRequest, match=reason) as caught:
         predict_rows(artifact, as_json_rows(rows))

@@ -17,6 +17,7 @@ from pipeline.graph import StageFailed, run_in_process, run_stage
 from pipeline.preprocess import preprocess
 from pipeline.register import METADATA_FILE, PREDICTIONS_FILE, JobContext, load_artifact, register
 from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
 from pipeline.train import train
 
 
@@ -34,7 +35,9 @@ def context(feature_set: str, model_type: ModelType, **config: object) -> JobCon
 
 @pytest.fixture
 def settings(demo_store: FeatureStore, tmp_path: Path) -> PipelineSettings:
-    return PipelineSettings(features_dir=demo_store.root, artifacts_dir=tmp_path / "artifacts")
+    return PipelineSettings(
+        features_dir=str(demo_store.root), artifacts_dir=str(tmp_path / "artifacts")
+    )
 
 
 def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineSettings) -> None:
@@ -68,7 +71,7 @@ def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSetting
     assert 0 < metrics["f1"] <= 1
     table = pd.read_parquet(Path(saved.artifact_uri) / PREDICTIONS_FILE)
     assert table["anomaly"].any()
-    assert load_artifact(Path(saved.artifact_uri)).metadata["anomaly_threshold"]["z"] == 4.0
+    assert load_artifact(Location(saved.artifact_uri)).metadata["anomaly_threshold"]["z"] == 4.0
 
 
 def test_early_stopping_and_hyperparameters_take_effect(demo_store: FeatureStore) -> None:
@@ -94,7 +97,7 @@ def test_artifact_round_trip_and_unique_versions(
     ctx = context("forecast_basic", ModelType.FORECAST)
     saved, _ = run_in_process(ctx, settings)
     directory = Path(saved.artifact_uri)
-    artifact = load_artifact(directory)
+    artifact = load_artifact(Location(str(directory)))
     assert artifact.metadata["features"] == saved.features
     assert artifact.metadata["lineage"]["feature_set"] == "forecast_basic"
     assert (directory / METADATA_FILE).is_file()

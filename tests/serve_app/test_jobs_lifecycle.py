@@ -12,6 +12,7 @@ import ray
 from ray.util.state import list_tasks
 
 from pipeline.register import PREDICTIONS_FILE, load_artifact
+from pipeline.storage import Location
 from tests.serve_app.conftest import SLOW, Deployed
 
 
@@ -61,7 +62,7 @@ async def test_submitted_job_completes_with_a_registered_loadable_model(deployed
     model = await deployed.store.get_model(job["model_id"])
     assert model.job_id == job["job_id"]
     assert Path(model.artifact_uri).is_relative_to(deployed.data_dir / "artifacts")
-    artifact = load_artifact(Path(model.artifact_uri))
+    artifact = load_artifact(Location(model.artifact_uri))
     assert artifact.metadata["lineage"]["job_id"] == job["job_id"]
     assert artifact.metadata["lineage"]["train_start"] >= "2024-03-01"
     assert artifact.metadata["lineage"]["test_end"] < "2025-12-01"
@@ -110,15 +111,15 @@ async def test_artifact_reproduces_the_evaluation_predictions(
     # A fresh process loads the artifact and predicts the test period from the feature store.
     script = f"""
 import sys, numpy as np, pandas as pd
-from pathlib import Path
+from pipeline.storage import Location
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.features import build_features
 from pipeline.preprocess import time_split_bounds
 from pipeline.register import load_artifact
-artifact = load_artifact(Path({str(directory)!r}))
+artifact = load_artifact(Location({str(directory)!r}))
 config = TrainingConfig.model_validate(artifact.metadata["config"])
-store = FeatureStore(Path({str(deployed.data_dir / "features")!r}))
+store = FeatureStore(Location({str(deployed.data_dir / "features")!r}))
 frame = store.load(config.feature_set, config.end_date)
 matrix = build_features(frame, config.horizon, config.start_date, config.end_date)
 _, test_start = time_split_bounds(matrix.timestamps, config.validation_split, config.test_split)

@@ -16,6 +16,7 @@ from pipeline.feature_store import FeatureStore
 from pipeline.features import build_features
 from pipeline.predict import history_needed
 from pipeline.register import PREDICTIONS_FILE, ModelArtifact, load_artifact
+from pipeline.storage import Location
 from serve_app.deployment import APP_NAME
 from tests.serve_app.conftest import Deployed
 
@@ -101,7 +102,7 @@ async def test_predictions_equal_the_artifact_and_reuse_the_loaded_model(
     name = f"pred-{uuid.uuid4().hex[:8]}"
     job = await completed(deployed, name, {"promote_champion": True})
     model = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
-    artifact = load_artifact(Path(model["artifact_uri"]))
+    artifact = load_artifact(Location(model["artifact_uri"]))
     rows = request_rows(deployed, artifact, extra=24)
     for row in rows[-6:]:
         row["load_kw"] = None
@@ -142,7 +143,7 @@ async def test_bad_rows_and_ids_are_refused(deployed: Deployed) -> None:
     listed = (await deployed.http.get("/ai/models", params={"page_size": 1})).json()
     [model] = listed["models"]
     url = f"/ai/models/{model['model_id']}/predict"
-    artifact = load_artifact(Path(model["artifact_uri"]))
+    artifact = load_artifact(Location(model["artifact_uri"]))
     rows = request_rows(deployed, artifact, extra=2)
 
     short = await deployed.http.post(url, json={"rows": rows[-30:]})
@@ -168,7 +169,7 @@ async def test_bad_rows_and_ids_are_refused(deployed: Deployed) -> None:
 async def test_anomaly_model_predictions_flag_and_score(deployed: Deployed) -> None:
     job = await completed_anomaly(deployed)
     model = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
-    artifact = load_artifact(Path(model["artifact_uri"]))
+    artifact = load_artifact(Location(model["artifact_uri"]))
     rows = request_rows(deployed, artifact, extra=48, feature_set="anomaly_basic")
     response = await deployed.http.post(
         f"/ai/models/{job['model_id']}/predict", json={"rows": rows}

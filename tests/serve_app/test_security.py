@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,6 +273,6 @@ async def test_path_traversal_in_feature_set_names(deployed: Deployed, name: str
     )
     assert submitted.status_code == 422
     assert await count_jobs(deployed.store) == jobs
-    root = deployed.config.pipeline.features_root
+    root = Path(str(deployed.config.pipeline.features_root))
     escaped = await asyncio.to_thread(lambda: sorted(p.name for p in root.parent.iterdir()))
     assert "etc" not in escaped
