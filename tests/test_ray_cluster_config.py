@@ -17,3 +17,5 @@ def test_cluster_config_is_valid_and_starts_the_service() -> None:
     assert "trainctl up --address auto" in head_commands
     assert "TRAINING_DATABASE_URL=postgresql+asyncpg://" in head_commands
     assert config["available_node_types"]["worker"]["max_workers"] >= 1
+    assert "TRAINING_FEATURES_DIR=s3://" in head_commands
+    assert "TRAINING_ARTIFACTS_DIR=s3://" in head_commands
