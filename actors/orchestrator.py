@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import ray
 from ray.actor import ActorHandle
@@ -27,6 +27,7 @@ from ray.exceptions import (
 )
 
 from actors.admission import Admission
+from actors.durable import durably
 from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
 from actors.recorder import SearchRecorder, StageRecorder, service_log, to_new_log
@@ -75,6 +76,9 @@ IDLE_POLL_SECONDS = 1.0
 CANCEL_GRACE_SECONDS = 5.0
 #: A resource only Ray's head node has.
 HEAD_NODE_RESOURCE = "node:__internal_head__"
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -135,6 +139,8 @@ class JobOrchestrator:
         self._self = ray.get_runtime_context().current_actor
         self._wakeup = asyncio.Event()
         self._recovered = asyncio.Event()
+        #: Set when a database outage may have dropped a job popped from the queue.
+        self._reload_queue = False
         self._loop = asyncio.get_running_loop().create_task(self._dispatch_forever())
         self._retention = asyncio.get_running_loop().create_task(self._purge_forever())
         self._firing = asyncio.get_running_loop().create_task(self._fire_forever())
@@ -381,6 +387,9 @@ class JobOrchestrator:
                 if not self._recovered.is_set():
                     await self._recover()
                     self._recovered.set()
+                if self._reload_queue:
+                    await self._load_queued()
+                    self._reload_queue = False
                 while len(self._running) < self._capacity and (
                     job_id := self._queue.pop(self._at_limit)
                 ):
@@ -388,6 +397,7 @@ class JobOrchestrator:
             except Exception as exc:
                 if isinstance(exc, ServiceUnavailable):
                     self._metrics.database_error()
+                    self._reload_queue = True
                 logger.exception("dispatch step failed; retrying")
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -447,6 +457,10 @@ class JobOrchestrator:
         """Re-queue (or fail) jobs a previous incarnation was running; load the queue."""
         for job in await self._store.jobs_in_status(JobStatus.RUNNING):
             await self._interrupted(job, "the orchestrator or a worker was lost")
+        await self._load_queued()
+
+    async def _load_queued(self) -> None:
+        """Queue every job the database says is queued (pushing a queued one is a no-op)."""
         for job in await self._store.jobs_in_status(JobStatus.QUEUED):
             self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
 
@@ -525,7 +539,7 @@ class JobOrchestrator:
                     run.cancel()  # the stage that started after the cancel request
                     continue
                 self._metrics.stage_finished(report.stage, report.seconds)
-                await recorder.record(report)
+                await self._durably(recorder.record, report)
             saved: SavedModel = await run.outputs[-1]
             await self._complete(job, saved, recorder.metrics)
             outcome = JobStatus.COMPLETED
@@ -557,7 +571,8 @@ class JobOrchestrator:
             promote=TrainingConfig.model_validate(job.config).promote_champion,
         )
         try:
-            await self._store.transition(
+            await self._durably(
+                self._store.transition,
                 job.job_id,
                 JobEvent.COMPLETE,
                 metrics=metrics,
@@ -565,7 +580,9 @@ class JobOrchestrator:
                 logs=[service_log(job.job_id, f"completed; registered model {model.model_id}")],
             )
         except IllegalTransition:
-            Location(saved.artifact_uri).delete_dir()
+            current = await self._durably(self._store.get_job, job.job_id)
+            if current.model_id != model.model_id:  # not a retried commit: nobody owns it
+                Location(saved.artifact_uri).delete_dir()
 
     async def _fail(self, job: JobRecord, exc: BaseException) -> None:
         cause = exc.cause if isinstance(exc, RayTaskError) else exc
@@ -584,9 +601,19 @@ class JobOrchestrator:
             lines.append(service_log(job.job_id, cause.trace, LogLevel.ERROR, stage=cause.stage))
         lines.append(service_log(job.job_id, f"failed: {message}", LogLevel.ERROR))
         with contextlib.suppress(IllegalTransition):
-            await self._store.transition(
-                job.job_id, JobEvent.FAIL, error_message=message, logs=lines
+            await self._durably(
+                self._store.transition,
+                job.job_id,
+                JobEvent.FAIL,
+                error_message=message,
+                logs=lines,
             )
+
+    async def _durably(
+        self, write: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A write of the job's outcome, retried while the database is unreachable."""
+        return await durably(self._settings.database_outage_seconds, write, *args, **kwargs)
 
 
 def _node_id() -> str:

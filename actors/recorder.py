@@ -31,21 +31,25 @@ class StageRecorder:
         self._experiment_id: str | None = None
         self._best_iteration = 0
         self.metrics: dict[str, Any] = {}
+        self._recorded: set[str] = set()  # stages whose extra writes are done
 
     async def record(self, report: StageReport) -> None:
-        """Persist one stage report: at most two transactions."""
+        """Persist one stage report: at most two transactions. Safe to call again with the
+        same report after a failure (a retried write): nothing is written twice."""
         job_id = self._job.job_id
         lines = [to_new_log(job_id, line) for line in report.logs]
         lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
-        if report.stage == "train":
-            await self._record_training(report.summary)
-        elif report.stage == "search":
-            self.metrics.update({k: v for k, v in report.summary.items() if k != "storage"})
-        elif report.stage == "evaluate":
-            await self._record_evaluation(report.summary["metrics"])
-        self.metrics["training_time_seconds"] = round(
-            self.metrics.get("training_time_seconds", 0.0) + report.seconds, 3
-        )
+        if report.stage not in self._recorded:
+            if report.stage == "train":
+                await self._record_training(report.summary)
+            elif report.stage == "search":
+                self.metrics.update({k: v for k, v in report.summary.items() if k != "storage"})
+            elif report.stage == "evaluate":
+                await self._record_evaluation(report.summary["metrics"])
+            self.metrics["training_time_seconds"] = round(
+                self.metrics.get("training_time_seconds", 0.0) + report.seconds, 3
+            )
+            self._recorded.add(report.stage)
         await self._store.update_progress(
             job_id, report.progress, report.stage, self.metrics, logs=lines
         )

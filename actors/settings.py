@@ -31,6 +31,11 @@ class OrchestratorSettings(BaseSettings):
     schedule_poll_seconds: float = Field(
         15, gt=0, le=3600, description="How often due cron schedules are fired."
     )
+    database_outage_seconds: float = Field(
+        600,
+        gt=0,
+        description="How long the orchestrator retries a write while the database is down.",
+    )
     tenant_max_running: int | None = Field(
         None, ge=1, description="Jobs one tenant may run at once (default: no limit)."
     )

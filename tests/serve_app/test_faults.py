@@ -1,21 +1,24 @@
 """Faults the service survives: a running job nobody follows, an unreachable database,
-an orchestrator killed while jobs run and wait."""
+an orchestrator killed while jobs run and wait, PostgreSQL restarted under load."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import ray
 
 from actors.state import JobEvent
-from db.records import NewJob
+from db.records import JobFilters, NewJob
 from db.store import SqlAlchemyStore
 from domain.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from serve_app.errors import error_response
-from tests.serve_app.conftest import Deployed
+from tests.serve_app.conftest import Deployed, job_body
 
 
 async def test_a_running_job_nobody_follows_is_reclaimed_and_completes(
@@ -84,3 +87,43 @@ async def test_fifty_jobs_survive_three_orchestrator_kills(deployed: Deployed) -
         lines = await deployed.store.tail_logs(job["job_id"], 1000)
         endings = [line for line in lines if line.message.startswith(ENDINGS)]
         assert len(endings) == 1, (job["job_id"], [line.message for line in lines])
+
+
+def postgresql(action: str) -> None:
+    """``pg_ctlcluster <version> main <action>`` on this machine's server."""
+    [version] = [p.name for p in Path("/etc/postgresql").iterdir()]
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+async def test_postgresql_restarted_under_load(deployed: Deployed) -> None:
+    if deployed.backend != "postgresql":
+        pytest.skip("restarts the PostgreSQL server")
+    if shutil.which("pg_ctlcluster") is None:
+        pytest.skip("needs the machine's PostgreSQL cluster (pg_ctlcluster)")
+    tenant = "outage"
+    before = [await deployed.submit(TINY, tenant_id=tenant) for _ in range(8)]
+    await deployed.wait_until(before[0], lambda j: j["status"] != "queued")
+    try:
+        await asyncio.to_thread(postgresql, "stop")
+        read = await deployed.http.get(f"/ai/training/jobs/{before[0]}")
+        submitted = await deployed.http.post(
+            "/ai/training/jobs/start", json=job_body(TINY, tenant_id=tenant)
+        )
+        await asyncio.sleep(5)  # stages finish meanwhile; the orchestrator's writes wait
+    finally:
+        await asyncio.to_thread(postgresql, "start")
+
+    for refused in (read, submitted):
+        assert refused.status_code == 503, refused.text
+        assert int(refused.headers["retry-after"]) > 0
+    after = [await deployed.submit(TINY, tenant_id=tenant) for _ in range(4)]
+    jobs = [await deployed.wait_finished(job_id, timeout=300) for job_id in before + after]
+    assert [j["status"] for j in jobs] == ["completed"] * len(jobs), jobs
+    stored = await deployed.store.list_jobs(JobFilters(tenant_id=tenant), 1, 100)
+    assert sorted(j.job_id for j in stored.items) == sorted(before + after), "none lost or extra"
+    for job in jobs:
+        models = await deployed.store.models_of_job(job["job_id"])
+        assert [m.model_id for m in models] == [job["model_id"]]
+        lines = await deployed.store.tail_logs(job["job_id"], 1000)
+        assert len([line for line in lines if line.message.startswith(ENDINGS)]) == 1
