@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -11,6 +12,8 @@ from domain.auth import Principal
 from domain.errors import AliasNotFound, ModelNotFound
 from domain.jobs import ModelType
 from pipeline.config import NAME_PATTERN
+from pipeline.register import load_predictions
+from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.params import NameFilter, NamePath, ResourceId
@@ -58,6 +61,27 @@ async def get_model(
     model_id: ModelId, services: ServicesDep, principal: PrincipalDep
 ) -> ModelPublic:
     return ModelPublic.model_validate(await visible_model(model_id, services, principal))
+
+
+@router.get("/{model_id}/test-predictions", response_model=PredictionsPublic)
+async def test_predictions(
+    model_id: ModelId, services: ServicesDep, principal: PrincipalDep
+) -> PredictionsPublic:
+    """The untouched test period as evaluated at registration: actual against predicted."""
+    model = await visible_model(model_id, services, principal)
+    table = await asyncio.to_thread(load_predictions, Location(model.artifact_uri))
+    rows = [
+        PredictionPublic(
+            timestamp=row["timestamp"],
+            series=row.get("series"),
+            predicted=row["predicted"],
+            actual=row["actual"],
+            anomaly=row.get("anomaly"),
+            anomaly_score=None,
+        )
+        for row in table.to_dict("records")
+    ]
+    return PredictionsPublic(model_id=model.model_id, predictions=rows)
 
 
 @router.get("/{tenant_id}/{model_name}@{alias}", response_model=ModelPublic)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from ray import serve
 
 from pipeline.feature_store import FeatureStore
@@ -184,3 +185,20 @@ async def test_anomaly_model_predictions_flag_and_score(deployed: Deployed) -> N
         stamp = pd.Timestamp(timestamp).isoformat()
         assert prediction["anomaly"] == bool(flagged[stamp])
         assert prediction["anomaly_score"] >= 0
+
+
+async def test_test_predictions_are_the_evaluated_test_period(deployed: Deployed) -> None:
+    job = await completed(deployed, f"testp-{uuid.uuid4().hex[:8]}", {})
+    model_id = job["model_id"]
+    response = await deployed.http.get(f"/ai/models/{model_id}/test-predictions")
+    assert response.status_code == 200, response.text
+    served = response.json()["predictions"]
+    model = (await deployed.http.get(f"/ai/models/{model_id}")).json()
+    evaluated = pd.read_parquet(Path(model["artifact_uri"]) / PREDICTIONS_FILE)
+    assert len(served) == len(evaluated) > 0
+    np.testing.assert_allclose([p["actual"] for p in served], evaluated["actual"])
+    np.testing.assert_allclose([p["predicted"] for p in served], evaluated["predicted"])
+    mae = float(np.mean(np.abs(evaluated["actual"] - evaluated["predicted"])))
+    assert mae == pytest.approx(model["metrics"]["mae"], rel=1e-6)
+    missing = await deployed.http.get("/ai/models/tenant-a:none:1/test-predictions")
+    assert missing.status_code == 404
