@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test check lint typecheck bench services clean
+.PHONY: setup run test check lint typecheck bench services browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ services:
 	@for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 		echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
 
+## Debian's Chromium, which the console's browser tests drive through Playwright.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -32,13 +38,14 @@ typecheck: setup
 	$(BIN)/mypy .
 
 ## Lint, type-check and run the whole test suite (SQLite and PostgreSQL, real Ray).
-test: setup services lint typecheck
+test: setup services browser lint typecheck
 	$(BIN)/pytest
 
 bench: setup
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.hpo
 	$(BIN)/python -m bench.api_load
+	$(BIN)/python -m bench.burst
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

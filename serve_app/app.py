@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from serve_app.console import mount_console
 from serve_app.dependencies import Services
 from serve_app.errors import ERROR_RESPONSES, install_error_handlers
 from serve_app.limits import BodyLimit
@@ -34,4 +35,5 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(module.router)
     for module in (metrics, health):
         app.include_router(module.router)
+    mount_console(app)
     return app

@@ -1,0 +1,56 @@
+// The JSON API, with the API key the user gave kept in this tab's session storage.
+
+const KEY = "training.apiKey";
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(typeof detail === "string" ? detail : `request failed (${status})`);
+    this.status = status;
+    this.detail = detail;
+  }
+
+  /** FastAPI's 422 body as {"config.horizon": "message", ...} (the body's fields). */
+  fieldErrors() {
+    if (!Array.isArray(this.detail)) return {};
+    const errors = {};
+    for (const item of this.detail) {
+      const path = (item.loc || []).filter((part) => part !== "body").join(".");
+      errors[path] = errors[path] ? `${errors[path]}; ${item.msg}` : item.msg;
+    }
+    return errors;
+  }
+}
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY) || "";
+}
+
+export function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY, key);
+  else sessionStorage.removeItem(KEY);
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data && data.detail);
+  return data;
+}
+
+export const get = (path) => api("GET", path);
+
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(name, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}

@@ -1,0 +1,104 @@
+// The jobs page: filters, a live table (polled every 2 s), cancel and retry, pages.
+
+import { api, get, query } from "./api.js";
+import {
+  PRIORITIES, STATUSES, errorBox, h, headline, progressBar, seconds, shortId, statusBadge,
+} from "./dom.js";
+
+const PAGE_SIZE = 20;
+const POLL_MS = 2000;
+
+export function jobsPage(view, params) {
+  const state = {
+    status: params.get("status") || "",
+    tenant_id: params.get("tenant_id") || "",
+    model_name: params.get("model_name") || "",
+    page: Number(params.get("page") || 1),
+  };
+  const table = h("div", { "aria-live": "polite" });
+  const pager = h("div", { class: "pager" });
+
+  const filters = h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() },
+    h("div", {}, h("label", { for: "filter-status" }, "Status"),
+      h("select", { id: "filter-status", onchange: (e) => update({ status: e.target.value }) },
+        h("option", { value: "" }, "any"),
+        STATUSES.map((s) => h("option", { value: s, selected: s === state.status }, s)))),
+    h("div", {}, h("label", { for: "filter-tenant" }, "Tenant"),
+      h("input", { id: "filter-tenant", value: state.tenant_id,
+                   onchange: (e) => update({ tenant_id: e.target.value.trim() }) })),
+    h("div", {}, h("label", { for: "filter-model" }, "Model"),
+      h("input", { id: "filter-model", value: state.model_name,
+                   onchange: (e) => update({ model_name: e.target.value.trim() }) })));
+
+  view.replaceChildren(h("h2", {}, "Jobs"), filters, table, pager);
+
+  function update(changes) {
+    Object.assign(state, changes, { page: changes.page || 1 });
+    refresh();
+  }
+
+  async function act(job, action) {
+    const verb = action === "cancel" ? "Cancel" : "Retry";
+    if (!window.confirm(`${verb} job ${job.job_id}?`)) return;
+    try {
+      if (action === "cancel") await api("DELETE", `/ai/training/jobs/${job.job_id}`);
+      else await api("POST", `/ai/training/jobs/${job.job_id}/retry`);
+    } catch (error) {
+      table.prepend(errorBox(error));
+      return;
+    }
+    refresh();
+  }
+
+  async function refresh() {
+    let page;
+    try {
+      page = await get(`/ai/training/jobs${query({
+        status: state.status, tenant_id: state.tenant_id, model_name: state.model_name,
+        page: state.page, page_size: PAGE_SIZE,
+      })}`);
+    } catch (error) {
+      table.replaceChildren(errorBox(error));
+      return;
+    }
+    table.replaceChildren(renderTable(page.jobs, act));
+    const pages = Math.max(1, Math.ceil(page.total / PAGE_SIZE));
+    pager.replaceChildren(
+      h("button", { type: "button", disabled: state.page <= 1,
+                    onclick: () => update({ page: state.page - 1 }) }, "Previous"),
+      h("span", {}, `Page ${state.page} of ${pages} (${page.total} jobs)`),
+      h("button", { type: "button", disabled: state.page >= pages,
+                    onclick: () => update({ page: state.page + 1 }) }, "Next"));
+  }
+
+  refresh();
+  const timer = setInterval(refresh, POLL_MS);
+  return () => clearInterval(timer);
+}
+
+function renderTable(jobs, act) {
+  return h("table", { "data-testid": "jobs-table" },
+    h("caption", {}, "Newest first; updates every 2 seconds."),
+    h("thead", {}, h("tr", {},
+      ["Job", "Status", "Priority", "Tenant", "Model", "Feature set", "Progress", "Queue",
+       "Duration", "Metric", "Actions"].map((name) => h("th", { scope: "col" }, name)))),
+    h("tbody", {}, jobs.map((job) => h("tr", { "data-job-id": job.job_id },
+      h("td", {}, h("a", { href: `#/jobs/${job.job_id}` }, shortId(job.job_id))),
+      h("td", {}, statusBadge(job.status)),
+      h("td", {}, PRIORITIES[job.priority] || job.priority),
+      h("td", {}, job.tenant_id),
+      h("td", {}, job.model_name),
+      h("td", {}, job.feature_set),
+      h("td", {}, progressBar(job.progress, `progress of ${job.job_id}`)),
+      h("td", {}, job.status === "queued"
+        ? `#${job.queue_position ?? "?"} ${job.waiting_reason || ""}` : ""),
+      h("td", { class: "num" }, seconds(job.duration_seconds)),
+      h("td", {}, headline(job.metrics)),
+      h("td", {},
+        ["queued", "running"].includes(job.status)
+          && h("button", { type: "button", onclick: () => act(job, "cancel"),
+                           "aria-label": `Cancel job ${job.job_id}` }, "Cancel"),
+        ["failed", "cancelled"].includes(job.status)
+          && h("button", { type: "button", onclick: () => act(job, "retry"),
+                           "aria-label": `Retry job ${job.job_id}` }, "Retry"))))));
+}

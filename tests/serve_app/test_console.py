@@ -1,0 +1,212 @@
+"""The web console in a real browser: Debian's Chromium driven by Playwright against the
+deployed service (auth on; the key is typed into the console's login field).
+
+The console is the same whichever database the service uses, so these run once, on the
+SQLite deployment; the API they call is tested on both. With ``CONSOLE_SCREENSHOT_DIR``
+set, the jobs page and an HPO job's page are saved there (the README's screenshots).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+
+from tests.serve_app.conftest import SLOW, Deployed, count_jobs
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOT_DIR")
+#: A job of about half a second: ten trees on ten weeks of hourly data.
+TINY: dict[str, Any] = {
+    "start_date": "2025-01-01T00:00:00Z",
+    "end_date": "2025-03-15T00:00:00Z",
+    "hyperparameters": {"n_estimators": 30},
+}
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, deployed: Deployed) -> AsyncIterator[Page]:
+    if deployed.backend != "sqlite":
+        pytest.skip("the console does not depend on the database; its API is tested on both")
+    context = await browser.new_context(
+        base_url=deployed.running.api_url, viewport={"width": 1400, "height": 1000}
+    )
+    opened = await context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    await opened.goto("/ui/")
+    await opened.get_by_label("API key").fill(deployed.admin_key)
+    await opened.get_by_role("button", name="Use key").click()
+    await expect(opened.get_by_role("status")).to_have_text("key in use")
+    yield opened
+    await context.close()
+    assert errors == [], "the console raised in the browser"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def show_jobs_of(page: Page, model_name: str) -> None:
+    await page.goto("/ui/#/jobs")
+    await page.get_by_label("Model").fill(model_name)
+    await page.get_by_label("Model").press("Enter")
+    await page.get_by_label("Model").blur()
+
+
+async def points_drawn(page: Page, selector: str) -> int:
+    canvas = page.locator(f"{selector} canvas[data-points]").first
+    await expect(canvas).to_be_visible()
+    return int(await canvas.get_attribute("data-points") or 0)
+
+
+async def test_the_console_opens_and_refuses_without_a_key(
+    browser: Browser, deployed: Deployed, page: Page
+) -> None:
+    await expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    await expect(page.get_by_test_id("jobs-table")).to_be_visible()
+    for section in ("Jobs", "Submit", "Experiments", "Models"):
+        await expect(page.get_by_role("link", name=section)).to_be_visible()
+
+    anonymous = await browser.new_page(base_url=deployed.running.api_url)
+    await anonymous.goto("/ui")
+    await expect(anonymous.get_by_role("alert")).to_contain_text("API key")
+    await anonymous.close()
+
+
+async def test_a_job_submitted_through_the_form_reaches_100_percent_and_shows_its_curve(
+    deployed: Deployed, page: Page
+) -> None:
+    name = unique("form")
+    await page.get_by_role("link", name="Submit").click()
+    await page.get_by_label("Model name").fill(name)
+    await expect(page.get_by_label("Feature set").locator("option")).not_to_have_count(0)
+    await page.get_by_label("Feature set").select_option("forecast_basic")
+    await page.get_by_label("Start date").fill(TINY["start_date"])
+    await page.get_by_label("End date").fill(TINY["end_date"])
+    await page.get_by_role("button", name="Submit job").click()
+    await expect(page).to_have_url(re.compile(r"#/jobs/[\w-]+$"))
+    job_id = page.url.rsplit("/", 1)[-1]
+
+    await show_jobs_of(page, name)
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    await expect(row.locator("progress")).to_have_attribute("value", "100", timeout=120_000)
+    await expect(row.get_by_text("completed", exact=True)).to_be_visible()
+
+    await row.get_by_role("link").click()
+    await expect(page.get_by_test_id("validation-curve")).to_be_visible()
+    assert await points_drawn(page, '[data-testid="validation-curve"]') > 10
+    await expect(page.get_by_role("cell", name="register", exact=True)).to_be_visible()
+    await expect(page.get_by_test_id("log-tail")).to_contain_text("completed; registered model")
+
+    job = await deployed.job(job_id)
+    await page.get_by_role("link", name=job["model_id"]).click()
+    assert await points_drawn(page, '[data-testid="forecast-vs-actual"]') > 100
+
+
+async def test_cancelling_a_queued_job(deployed: Deployed, page: Page) -> None:
+    blocker = await deployed.submit(SLOW, model_name=unique("blocker"))
+    name = unique("queued")
+    queued = await deployed.submit(TINY, model_name=name)
+    try:
+        await show_jobs_of(page, name)
+        row = page.locator(f'tr[data-job-id="{queued}"]')
+        await expect(row.get_by_text("queued", exact=True)).to_be_visible()
+
+        async def confirm(dialog: Dialog) -> None:
+            assert queued in dialog.message
+            await dialog.accept()
+
+        page.once("dialog", confirm)
+        await row.get_by_role("button", name=f"Cancel job {queued}").click()
+        await expect(row.get_by_text("cancelled", exact=True)).to_be_visible()
+        assert (await deployed.job(queued))["status"] == "cancelled"
+    finally:
+        await deployed.http.delete(f"/ai/training/jobs/{blocker}")
+
+
+async def test_a_bad_form_value_shows_the_api_error_next_to_the_field(
+    deployed: Deployed, page: Page
+) -> None:
+    jobs = await count_jobs(deployed.store)
+    await page.goto("/ui/#/submit")
+    await expect(page.get_by_label("Feature set").locator("option")).not_to_have_count(0)
+    await page.get_by_label("Horizon (hours)").fill("0")
+    await page.get_by_role("button", name="Submit job").click()
+    horizon = page.locator('[data-field="config.horizon"] .field-error')
+    await expect(horizon).to_contain_text("greater than")
+
+    await page.get_by_label("Horizon (hours)").fill("24")
+    await page.get_by_label("Target").fill("not_a_column")
+    await page.get_by_role("button", name="Submit job").click()
+    await expect(horizon).to_have_text("")
+    target = page.locator('[data-field="config.target_variable"] .field-error')
+    await expect(target).to_contain_text("has target 'load_kw'")
+    assert await count_jobs(deployed.store) == jobs, "a refused form creates no job"
+
+
+async def test_an_hpo_job_shows_its_search(deployed: Deployed, page: Page) -> None:
+    name = unique("search")
+    job_id = await deployed.submit(TINY | {"enable_hpo": True, "n_trials": 6}, model_name=name)
+    job = await deployed.wait_finished(job_id, timeout=240)
+    assert job["status"] == "completed", job
+
+    await show_jobs_of(page, name)
+    await expect(page.locator(f'tr[data-job-id="{job_id}"] progress')).to_have_attribute(
+        "value", "100"
+    )
+    if SCREENSHOTS:
+        await page.goto("/ui/#/jobs")
+        await expect(page.get_by_test_id("jobs-table")).to_be_visible()
+        await page.screenshot(path=Path(SCREENSHOTS) / "console-jobs.png", full_page=True)
+
+    await page.goto(f"/ui/#/jobs/{job_id}")
+    assert await points_drawn(page, '[data-testid="best-value-curve"]') >= 1
+    trials = page.get_by_test_id("trials-table").locator("tbody tr")
+    await expect(trials).to_have_count(6)
+    assert await points_drawn(page, '[data-testid="trial-scatters"]') >= 1
+    statuses = await trials.evaluate_all("rows => rows.map(r => r.dataset.trialStatus)")
+    assert set(statuses) <= {"completed", "pruned", "failed"}
+    marked = page.get_by_test_id("trials-table").locator("[data-status]")
+    assert await marked.all_inner_texts() == statuses, "status shown as text"
+    if SCREENSHOTS:
+        await page.screenshot(path=Path(SCREENSHOTS) / "console-hpo-job.png", full_page=True)
+
+
+async def test_experiments_compare_side_by_side(deployed: Deployed, page: Page) -> None:
+    name = unique("compare")
+    job_ids = [
+        await deployed.submit(
+            TINY | {"hyperparameters": {"n_estimators": 30, "learning_rate": rate}},
+            model_name=name,
+        )
+        for rate in (0.05, 0.2)
+    ]
+    for job_id in job_ids:
+        assert (await deployed.wait_finished(job_id))["status"] == "completed"
+
+    await page.goto("/ui/#/experiments")
+    await page.get_by_label("Model").fill(name)
+    await page.get_by_label("Model").press("Enter")
+    boxes = page.get_by_test_id("experiments-table").get_by_role("checkbox")
+    await expect(boxes).to_have_count(2)
+    for box in await boxes.all():
+        await box.check()
+    await page.get_by_role("button", name="Compare selected").click()
+    learning_rate = page.get_by_role("row", name="learning_rate (differs)")
+    await expect(learning_rate).to_have_class("differs")
+    assert await points_drawn(page, '[data-testid="compare-curve"]') > 10
