@@ -118,7 +118,7 @@ async def test_a_job_submitted_through_the_form_reaches_100_percent_and_shows_it
     assert await points_drawn(page, '[data-testid="forecast-vs-actual"]') > 100
 
 
-async def test_cancelling_a_queued_job(deployed: Deployed, page: Page) -> None:
+async def test_cancelling_a_queued_job_and_retrying_it(deployed: Deployed, page: Page) -> None:
     blocker = await deployed.submit(SLOW, model_name=unique("blocker"))
     name = unique("queued")
     queued = await deployed.submit(TINY, model_name=name)
@@ -135,6 +135,14 @@ async def test_cancelling_a_queued_job(deployed: Deployed, page: Page) -> None:
         await row.get_by_role("button", name=f"Cancel job {queued}").click()
         await expect(row.get_by_text("cancelled", exact=True)).to_be_visible()
         assert (await deployed.job(queued))["status"] == "cancelled"
+
+        page.once("dialog", confirm)
+        await row.get_by_role("button", name=f"Retry job {queued}").click()
+        rows = page.get_by_test_id("jobs-table").locator("tbody tr")
+        await expect(rows).to_have_count(2)
+        listed = await deployed.http.get("/ai/training/jobs", params={"model_name": name})
+        [retried] = [j for j in listed.json()["jobs"] if j["job_id"] != queued]
+        assert retried["retry_of"] == queued
     finally:
         await deployed.http.delete(f"/ai/training/jobs/{blocker}")
 
