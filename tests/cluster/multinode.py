@@ -157,6 +157,7 @@ def main() -> None:
         finished = [retrying.wait(job.job_id, timeout=180) for job in jobs]
         out["spread"] = {
             "statuses": [j.status.value for j in finished],
+            "errors": [j.error_message for j in finished if j.error_message],
             "nodes": sorted({node for j in jobs for node in train_nodes(j.job_id)}),
         }
         out["storage"] = {

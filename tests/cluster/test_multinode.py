@@ -33,7 +33,7 @@ def observed() -> dict[str, Any]:
 
 def test_jobs_spread_over_the_worker_nodes(observed: dict[str, Any]) -> None:
     spread = observed["spread"]
-    assert spread["statuses"] == ["completed"] * 4
+    assert spread["statuses"] == ["completed"] * 4, spread["errors"]
     assert len(spread["nodes"]) == 2
 
 
