@@ -35,6 +35,7 @@ from actors.scheduler import ScheduledFire, Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.state import JobEvent, can_retry
 from actors.submission import JobSubmission
+from actors.versions import VersionClaims
 from db.models import utcnow
 from db.records import (
     IdempotencyClaim,
@@ -136,6 +137,7 @@ class JobOrchestrator:
         self._running: dict[str, _RunningJob] = {}
         self._cancel_before_launch: set[str] = set()
         self._searches: dict[str, SearchRecorder] = {}
+        self._versions = VersionClaims(self._store)
         self._self = ray.get_runtime_context().current_actor
         self._wakeup = asyncio.Event()
         self._recovered = asyncio.Event()
@@ -339,6 +341,12 @@ class JobOrchestrator:
             return (await self._store.get_job(job_id)).status is JobStatus.CANCELLED
         except TrainingError:
             return False
+
+    async def claim_version(
+        self, job_id: str, tenant_id: str, model_name: str, now: datetime
+    ) -> str:
+        """Asked by a register stage for the version to save its model as."""
+        return await self._versions.claim(job_id, tenant_id, model_name, now)
 
     def count_database_error(self) -> None:
         """Called (fire and forget) by API replicas when the database fails them."""
@@ -555,6 +563,7 @@ class JobOrchestrator:
             self._metrics.job_finished(outcome)
             self._running.pop(job.job_id, None)
             self._searches.pop(job.job_id, None)
+            self._versions.release(job.job_id)
             self._wakeup.set()
 
     async def _complete(self, job: JobRecord, saved: SavedModel, metrics: dict[str, Any]) -> None:

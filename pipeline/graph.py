@@ -164,6 +164,22 @@ class CancelCheck:
         return bool(answer)
 
 
+class OrchestratorVersion:
+    """Asks the orchestrator for the job's model version (from inside the register task)."""
+
+    def __init__(self, orchestrator: Any, context: JobContext) -> None:
+        self._orchestrator = orchestrator
+        self._context = context
+
+    def __call__(self, parent: Location, now: datetime) -> str:
+        context = self._context
+        claim = self._orchestrator.claim_version.remote(
+            context.job_id, context.tenant_id, context.model_name, now
+        )
+        version: str = ray.get(claim, timeout=60)
+        return version
+
+
 _remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
 _remote_trial = ray.remote(num_cpus=1, max_retries=0)(run_trial)
 
@@ -257,7 +273,9 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
     evaluation = submit(
         "evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold
     )
-    submit("register", register, context, model, data, evaluation, settings.artifacts_root)
+    claim = OrchestratorVersion(reporter, context) if reporter is not None else None
+    root = settings.artifacts_root
+    submit("register", register, context, model, data, evaluation, root, claim)
     return PipelineRun(outputs, reports)
 
 

@@ -3,8 +3,9 @@
 An artifact directory ``<root>/<tenant>/<model_name>/<version>/`` holds:
 ``model.txt`` (the LightGBM booster), ``preprocessing.joblib`` (the fitted scaler),
 ``metadata.json`` (features, params, metrics, lineage) and ``test_predictions.parquet``.
-Creating the directory claims the version, so two jobs never share one (on a local disk;
-see ``Location.create_dir_exclusive`` for object stores). The root is a local path or a
+The version comes from a ``ClaimVersion``: in the service the orchestrator hands it out
+(``actors.versions``), so two jobs never share one; without an orchestrator, creating the
+directory claims it (exclusive on a local disk only). The root is a local path or a
 ``pyarrow.fs`` URI, and ``artifact_uri`` is written in the same form.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +40,9 @@ MODEL_FILE = "model.txt"
 PREPROCESSING_FILE = "preprocessing.joblib"
 METADATA_FILE = "metadata.json"
 PREDICTIONS_FILE = "test_predictions.parquet"
+
+#: Picks the version to register: (the model's directory, the clock) -> version.
+ClaimVersion = Callable[[Location, datetime], str]
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,17 @@ def register(
     data: PreparedData,
     evaluation: Evaluation,
     artifacts_root: Location,
+    claim_version: ClaimVersion | None = None,
     now: datetime | None = None,
 ) -> SavedModel:
-    """Write the artifact directory and return what the registry row needs."""
+    """Write the artifact directory and return what the registry row needs.
+
+    Every file is written whole, so a stage retried under the same version overwrites
+    what an interrupted attempt left.
+    """
     parent = artifacts_root / context.tenant_id / context.model_name
-    directory, version = _claim_version(parent, now or datetime.now(UTC))
+    version = (claim_version or claim_directory)(parent, now or datetime.now(UTC))
+    directory = parent / version
     (directory / MODEL_FILE).write_text(
         model.booster.model_to_string(num_iteration=model.best_iteration)
     )
@@ -148,12 +159,13 @@ def load_predictions(directory: Location) -> pd.DataFrame:
     return frame
 
 
-def _claim_version(parent: Location, now: datetime) -> tuple[Location, str]:
+def claim_directory(parent: Location, now: datetime) -> str:
+    """The first second from ``now`` whose directory this call creates: for runs with no
+    orchestrator to ask (see ``Location.create_dir_exclusive`` for object stores)."""
     moment = now.replace(microsecond=0)
     while not (parent / moment.strftime(VERSION_FORMAT)).create_dir_exclusive():
         moment += timedelta(seconds=1)
-    version = moment.strftime(VERSION_FORMAT)
-    return parent / version, version
+    return moment.strftime(VERSION_FORMAT)
 
 
 def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:

@@ -1,0 +1,61 @@
+"""Model versions handed to register stages, against the real registry on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from actors.state import JobEvent
+from actors.versions import VersionClaims
+from db.migrate import upgrade
+from db.store import SqlAlchemyStore
+from tests.databases import BACKENDS, fresh_database
+from tests.db.factories import new_job, new_model
+
+NOW = datetime(2026, 11, 27, 11, 58, 10, 215136, tzinfo=UTC)
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlAlchemyStore]:
+    async with fresh_database(request.param, tmp_path) as url:
+        store = SqlAlchemyStore.from_url(url)
+        await upgrade(store.engine)
+        yield store
+        await store.close()
+
+
+async def test_jobs_registering_the_same_model_in_one_second_get_different_versions(
+    store: SqlAlchemyStore,
+) -> None:
+    claims = VersionClaims(store)
+    versions = await asyncio.gather(
+        *(claims.claim(f"job-{n}", "tenant-a", "load_forecast", NOW) for n in range(4))
+    )
+    assert versions == ["20261127.115810", "20261127.115811", "20261127.115812", "20261127.115813"]
+    other_model = await claims.claim("job-9", "tenant-a", "other_model", NOW)
+    other_tenant = await claims.claim("job-8", "tenant-b", "load_forecast", NOW)
+    assert other_model == other_tenant == "20261127.115810"
+
+
+async def test_a_retried_stage_gets_its_job_s_version_again(store: SqlAlchemyStore) -> None:
+    claims = VersionClaims(store)
+    first = await claims.claim("job-1", "tenant-a", "load_forecast", NOW)
+    later = NOW.replace(minute=59)
+    assert await claims.claim("job-1", "tenant-a", "load_forecast", later) == first
+
+
+async def test_registered_versions_are_skipped_and_released_ones_reused(
+    store: SqlAlchemyStore,
+) -> None:
+    job = await store.create_job(new_job())
+    await store.transition(job.job_id, JobEvent.START)
+    await store.transition(job.job_id, JobEvent.COMPLETE, model=new_model("20261127.115810"))
+    claims = VersionClaims(store)
+    assert await claims.claim("job-1", "tenant-a", "load_forecast", NOW) == "20261127.115811"
+
+    claims.release("job-1")  # ended without registering
+    assert await claims.claim("job-2", "tenant-a", "load_forecast", NOW) == "20261127.115811"
