@@ -42,23 +42,28 @@ class ApiConfig:
 @serve.ingress()
 class TrainingApi:
     def __init__(self, config: ApiConfig, model_server: DeploymentHandle[Any]) -> None:
-        database = Database.from_url(config.database_url)
-        self._services = Services(
-            store=SqlAlchemyStore(database),
-            experiments=ExperimentCatalog(database),
-            registry=ModelRegistry(database),
-            features=FeatureStore(config.pipeline.features_root),
-            model_server=model_server,
-            keys=ApiKeyStore(database),
-            schedules=ScheduleStore(database),
-            auth_enabled=config.auth_enabled,
-            orchestrator_name=config.orchestrator_name,
-            max_upload_bytes=config.max_upload_bytes,
-            max_body_bytes=config.max_body_bytes,
-        )
+        self._services = connect(config, model_server)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self._services)
+
+
+def connect(config: ApiConfig, model_server: DeploymentHandle[Any]) -> Services:
+    """What one replica of the app talks to, built from its configuration."""
+    database = Database.from_url(config.database_url)
+    return Services(
+        store=SqlAlchemyStore(database),
+        experiments=ExperimentCatalog(database),
+        registry=ModelRegistry(database),
+        features=FeatureStore(config.pipeline.features_root),
+        model_server=model_server,
+        keys=ApiKeyStore(database),
+        schedules=ScheduleStore(database),
+        auth_enabled=config.auth_enabled,
+        orchestrator_name=config.orchestrator_name,
+        max_upload_bytes=config.max_upload_bytes,
+        max_body_bytes=config.max_body_bytes,
+    )
 
 
 def build(config: ApiConfig) -> Application:

@@ -34,6 +34,20 @@ class ServiceConfig:
     api: ApiSettings
 
 
+def api_config(config: ServiceConfig) -> ApiConfig:
+    """What the API's replicas need to know of the service's configuration."""
+    return ApiConfig(
+        database_url=config.database_url,
+        pipeline=config.pipeline,
+        orchestrator_name=config.orchestrator.actor_name,
+        max_upload_bytes=config.api.max_upload_mb * 2**20,
+        max_body_bytes=config.api.max_body_mb * 2**20,
+        model_cache_size=config.api.model_cache_size,
+        auth_enabled=config.api.auth_enabled,
+        replicas=config.api.replicas,
+    )
+
+
 @dataclass(frozen=True)
 class RunningService:
     orchestrator: ActorHandle[JobOrchestrator]
@@ -70,22 +84,7 @@ def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningSer
     orchestrator = start_orchestrator(config.database_url, config.pipeline, config.orchestrator)
     ray.get(orchestrator.ready.remote(), timeout=READY_TIMEOUT_SECONDS)
     serve.start(http_options={"host": config.api.host, "port": config.api.port})
-    serve.run(
-        build(
-            ApiConfig(
-                database_url=config.database_url,
-                pipeline=config.pipeline,
-                orchestrator_name=config.orchestrator.actor_name,
-                max_upload_bytes=config.api.max_upload_mb * 2**20,
-                max_body_bytes=config.api.max_body_mb * 2**20,
-                model_cache_size=config.api.model_cache_size,
-                auth_enabled=config.api.auth_enabled,
-                replicas=config.api.replicas,
-            )
-        ),
-        name=APP_NAME,
-        route_prefix="/",
-    )
+    serve.run(build(api_config(config)), name=APP_NAME, route_prefix="/")
     api_url = f"http://{config.api.host}:{config.api.port}"
     return RunningService(orchestrator, api_url, dashboard_url)
 

@@ -8,16 +8,25 @@ set, the jobs page and an HPO job's page are saved there (the README's screensho
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import os
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+from ray import serve
 
+from serve_app.app import create_app
+from serve_app.deployment import APP_NAME, connect
+from serve_app.service import api_config
 from tests.serve_app.conftest import SLOW, Deployed, count_jobs
 
 CHROMIUM = "/usr/bin/chromium"
@@ -57,6 +66,31 @@ async def page(browser: Browser, deployed: Deployed) -> AsyncIterator[Page]:
     assert errors == [], "the console raised in the browser"
 
 
+@contextlib.asynccontextmanager
+async def served_with_auth_off(deployed: Deployed) -> AsyncIterator[str]:
+    """The service's app with auth off, on its database and orchestrator, served by uvicorn
+    in this process (one Serve instance has one HTTP port, and the console's paths are
+    absolute, so a second Serve app under a route prefix would not do)."""
+    config = dataclasses.replace(api_config(deployed.config), auth_enabled=False)
+    services = connect(config, serve.get_deployment_handle("ModelServer", APP_NAME))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "uvicorn did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+        await services.store.close()
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -86,6 +120,31 @@ async def test_the_console_opens_and_refuses_without_a_key(
     await anonymous.goto("/ui")
     await expect(anonymous.get_by_role("alert")).to_contain_text("API key")
     await anonymous.close()
+
+
+async def test_with_auth_off_the_console_works_without_a_key(
+    browser: Browser, deployed: Deployed
+) -> None:
+    if deployed.backend != "sqlite":
+        pytest.skip("the console does not depend on the database; its API is tested on both")
+    name = unique("open")
+    async with served_with_auth_off(deployed) as url:
+        page = await browser.new_page(base_url=url)
+        await page.goto("/ui/#/submit")
+        await expect(page.get_by_role("status")).to_have_text("no key")
+        await page.get_by_label("Model name").fill(name)
+        await expect(page.get_by_label("Feature set").locator("option")).not_to_have_count(0)
+        await page.get_by_label("Feature set").select_option("forecast_basic")
+        await page.get_by_label("Start date").fill(TINY["start_date"])
+        await page.get_by_label("End date").fill(TINY["end_date"])
+        await page.get_by_role("button", name="Submit job").click()
+        await expect(page).to_have_url(re.compile(r"#/jobs/[\w-]+$"))
+        job_id = page.url.rsplit("/", 1)[-1]
+        await show_jobs_of(page, name)
+        row = page.locator(f'tr[data-job-id="{job_id}"]')
+        await expect(row.get_by_text("completed", exact=True)).to_be_visible(timeout=120_000)
+        await page.close()
+    assert (await deployed.job(job_id))["model_name"] == name
 
 
 async def test_a_job_submitted_through_the_form_reaches_100_percent_and_shows_its_curve(

@@ -54,3 +54,17 @@ export function query(params) {
   const text = search.toString();
   return text ? `?${text}` : "";
 }
+
+/**
+ * Numbers a page's loads so that an answer overtaken by a newer load is dropped: answers
+ * can arrive out of order (a filter applied while the first load is still in flight).
+ * Call it once per page; each load calls the result and, after awaiting, checks that
+ * the function it got back still returns true.
+ */
+export function newestOnly() {
+  let issued = 0;
+  return () => {
+    const ticket = ++issued;
+    return () => ticket === issued;
+  };
+}

@@ -1,7 +1,7 @@
 // Experiments: pick 2–20 and compare their parameters (differences highlighted) and
 // their validation curves overlaid.
 
-import { api, get, query } from "./api.js";
+import { api, get, newestOnly, query } from "./api.js";
 import { lineChart } from "./charts.js";
 import { errorBox, h, number, statusBadge, when } from "./dom.js";
 
@@ -23,14 +23,19 @@ export function experimentsPage(view, params) {
       compareButton, h("span", { class: "muted" }, `Pick ${MIN} to ${MAX}.`)),
     list, result);
 
+  const nextLoad = newestOnly();
+
   async function load() {
+    const current = nextLoad();
+    let shown;
     try {
       const page = await get(`/ai/training/experiments${query({
         model_name: filter.value.trim(), page_size: 100 })}`);
-      list.replaceChildren(table(page.experiments));
+      shown = table(page.experiments);
     } catch (error) {
-      list.replaceChildren(errorBox(error));
+      shown = errorBox(error);
     }
+    if (current()) list.replaceChildren(shown);
   }
 
   function table(experiments) {

@@ -22,7 +22,20 @@ export function jobPage(view, jobId) {
     h("h2", {}, "Job ", h("code", {}, jobId)), summary, results,
     h("h3", {}, "Log tail"), logs);
 
+  let loading = false;
+
+  // One load at a time: a slow one is not overtaken by the next poll.
   async function refresh() {
+    if (loading) return;
+    loading = true;
+    try {
+      await load();
+    } finally {
+      loading = false;
+    }
+  }
+
+  async function load() {
     let job;
     let lines;
     try {

@@ -1,6 +1,6 @@
 // The jobs page: filters, a live table (polled every 2 s), cancel and retry, pages.
 
-import { api, get, query } from "./api.js";
+import { api, get, newestOnly, query } from "./api.js";
 import {
   PRIORITIES, STATUSES, errorBox, h, headline, progressBar, seconds, shortId, statusBadge,
 } from "./dom.js";
@@ -50,7 +50,12 @@ export function jobsPage(view, params) {
     refresh();
   }
 
+  const nextRefresh = newestOnly();
+  let loading = 0;
+
   async function refresh() {
+    const current = nextRefresh();
+    loading += 1;
     let page;
     try {
       page = await get(`/ai/training/jobs${query({
@@ -58,9 +63,12 @@ export function jobsPage(view, params) {
         page: state.page, page_size: PAGE_SIZE,
       })}`);
     } catch (error) {
-      table.replaceChildren(errorBox(error));
+      if (current()) table.replaceChildren(errorBox(error));
       return;
+    } finally {
+      loading -= 1;
     }
+    if (!current()) return;
     table.replaceChildren(renderTable(page.jobs, act));
     const pages = Math.max(1, Math.ceil(page.total / PAGE_SIZE));
     pager.replaceChildren(
@@ -72,7 +80,8 @@ export function jobsPage(view, params) {
   }
 
   refresh();
-  const timer = setInterval(refresh, POLL_MS);
+  // A slow answer is not overtaken by the next poll, only by a changed filter or page.
+  const timer = setInterval(() => loading || refresh(), POLL_MS);
   return () => clearInterval(timer);
 }
 
