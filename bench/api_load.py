@@ -11,7 +11,9 @@ straight through the store). Then ``--clients`` concurrent clients run, in one p
             ``max_running: 0``, so its jobs queue and no training competes for the CPUs)
 
 with authentication on, as a shared deployment runs. Prints p50/p99 per operation, their
-ratios to the floor, submit throughput and the error count.
+ratios to the floor, submit throughput, the error count, and how much CPU the load
+generator itself took (it shares the machine's two cores with the service). The clients
+use aiohttp, which measured a tenth of httpx's client CPU per request (bench/README.md).
 Usage: ``python -m bench.api_load [--jobs 10000] [--clients 32] [--requests 2000]
 [--replicas 1] [--database-url URL]``.
 """
@@ -26,13 +28,13 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy import insert
 
 from actors.admission import TenantLimits
@@ -59,6 +61,7 @@ class Measured:
     latencies: list[float]
     seconds: float
     errors: int
+    client_cpu_seconds: float
 
     def quantile(self, q: float) -> float:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q * 100) - 1]
@@ -66,6 +69,11 @@ class Measured:
     @property
     def per_second(self) -> float:
         return len(self.latencies) / self.seconds
+
+    @property
+    def client_cores(self) -> float:
+        """The load generator's CPU use, in cores."""
+        return self.client_cpu_seconds / self.seconds
 
 
 async def fill(url: str, jobs: int, tenants: int) -> list[str]:
@@ -109,11 +117,7 @@ async def admin_key(url: str) -> str:
 
 
 async def measure(
-    client: httpx.AsyncClient,
-    name: str,
-    requests: int,
-    clients: int,
-    call: Callable[[httpx.AsyncClient], Any],
+    name: str, requests: int, clients: int, call: Callable[[], Awaitable[int]]
 ) -> Measured:
     latencies: list[float] = []
     errors = 0
@@ -123,44 +127,48 @@ async def measure(
         nonlocal errors
         for _ in remaining:
             began = time.perf_counter()
-            response = await call(client)
+            status = await call()
             latencies.append(time.perf_counter() - began)
-            if response.status_code >= 400:
+            if status >= 400:
                 errors += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    return Measured(name, latencies, time.perf_counter() - started, errors)
+    seconds = time.perf_counter() - started
+    return Measured(name, latencies, seconds, errors, time.process_time() - cpu)
 
 
 async def run_load(
     api_url: str, key: str, ids: list[str], tenants: int, clients: int, requests: int
 ) -> list[Measured]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     headers = {"Authorization": f"Bearer {key}"}
     submit_body = job_body()
     submit_body["tenant_id"] = SUBMIT_TENANT
-    async with httpx.AsyncClient(
-        base_url=api_url, headers=headers, limits=limits, timeout=60
-    ) as client:
+    async with aiohttp.ClientSession(
+        base_url=api_url,
+        headers=headers,
+        connector=aiohttp.TCPConnector(limit=clients),
+        timeout=aiohttp.ClientTimeout(total=60),
+    ) as session:
+
+        async def request(method: str, path: str, **options: Any) -> int:
+            async with session.request(method, path, **options) as response:
+                await response.read()
+                return response.status
+
+        def list_params() -> dict[str, str]:
+            tenant = f"tenant-{random.randrange(tenants):02d}"
+            return {"tenant_id": tenant, "status": random.choice(STATUSES).value}
+
         for _ in range(50):  # warm connections and replicas
-            await client.get("/healthz")
-        operations: list[tuple[str, Callable[[httpx.AsyncClient], Any]]] = [
-            ("floor", lambda c: c.get("/healthz")),
-            ("get", lambda c: c.get(f"/ai/training/jobs/{random.choice(ids)}")),
-            (
-                "list",
-                lambda c: c.get(
-                    "/ai/training/jobs",
-                    params={
-                        "tenant_id": f"tenant-{random.randrange(tenants):02d}",
-                        "status": random.choice(STATUSES).value,
-                    },
-                ),
-            ),
-            ("submit", lambda c: c.post("/ai/training/jobs/start", json=submit_body)),
+            await request("GET", "/healthz")
+        operations: list[tuple[str, Callable[[], Awaitable[int]]]] = [
+            ("floor", lambda: request("GET", "/healthz")),
+            ("get", lambda: request("GET", f"/ai/training/jobs/{random.choice(ids)}")),
+            ("list", lambda: request("GET", "/ai/training/jobs", params=list_params())),
+            ("submit", lambda: request("POST", "/ai/training/jobs/start", json=submit_body)),
         ]
-        return [await measure(client, n, requests, clients, call) for n, call in operations]
+        return [await measure(n, requests, clients, call) for n, call in operations]
 
 
 def main() -> None:
@@ -211,6 +219,7 @@ def main() -> None:
             f"  p99 {1000 * result.quantile(0.99):7.1f} ms"
             f" ({result.quantile(0.99) / floor.quantile(0.99):5.1f}x floor)"
             f"  {result.per_second:7.1f} req/s  errors {result.errors}"
+            f"  load generator {result.client_cores:.2f} cores"
         )
     by_name = {r.name: r for r in results}
     print(f"submit throughput {by_name['submit'].per_second:.0f} jobs/s (goal >= 200)")
