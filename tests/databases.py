@@ -10,6 +10,9 @@ from pathlib import Path
 
 import asyncpg
 
+from db.migrate import upgrade
+from db.store import SqlAlchemyStore
+
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -35,3 +38,15 @@ async def fresh_database(backend: str, directory: Path) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@asynccontextmanager
+async def migrated_store(backend: str, directory: Path) -> AsyncIterator[SqlAlchemyStore]:
+    """A store on a fresh database with the schema at the newest migration."""
+    async with fresh_database(backend, directory) as url:
+        store = SqlAlchemyStore.from_url(url)
+        await upgrade(store.engine)
+        try:
+            yield store
+        finally:
+            await store.close()

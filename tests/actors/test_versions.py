@@ -11,9 +11,8 @@ import pytest
 
 from actors.state import JobEvent
 from actors.versions import VersionClaims
-from db.migrate import upgrade
 from db.store import SqlAlchemyStore
-from tests.databases import BACKENDS, fresh_database
+from tests.databases import BACKENDS, migrated_store
 from tests.db.factories import new_job, new_model
 
 NOW = datetime(2026, 11, 27, 11, 58, 10, 215136, tzinfo=UTC)
@@ -21,11 +20,8 @@ NOW = datetime(2026, 11, 27, 11, 58, 10, 215136, tzinfo=UTC)
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlAlchemyStore]:
-    async with fresh_database(request.param, tmp_path) as url:
-        store = SqlAlchemyStore.from_url(url)
-        await upgrade(store.engine)
+    async with migrated_store(request.param, tmp_path) as store:
         yield store
-        await store.close()
 
 
 async def test_jobs_registering_the_same_model_in_one_second_get_different_versions(

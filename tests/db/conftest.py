@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from db.migrate import upgrade
 from db.store import SqlAlchemyStore
-from tests.databases import BACKENDS, fresh_database
+from tests.databases import BACKENDS, migrated_store
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlAlchemyStore]:
-    async with fresh_database(request.param, tmp_path) as url:
-        store = SqlAlchemyStore.from_url(url)
-        await upgrade(store.engine)
+    async with migrated_store(request.param, tmp_path) as store:
         yield store
-        await store.close()

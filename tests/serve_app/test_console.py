@@ -102,6 +102,19 @@ async def show_jobs_of(page: Page, model_name: str) -> None:
     await page.get_by_label("Model").blur()
 
 
+async def submit_tiny_job(page: Page, model_name: str) -> str:
+    """Fill the submit page's form with a tiny job and send it; the new job's id."""
+    await page.get_by_label("Model name").fill(model_name)
+    await expect(page.get_by_label("Feature set").locator("option")).not_to_have_count(0)
+    await page.get_by_label("Feature set").select_option("forecast_basic")
+    await page.get_by_label("Start date").fill(TINY["start_date"])
+    await page.get_by_label("End date").fill(TINY["end_date"])
+    await page.get_by_role("button", name="Submit job").click()
+    await expect(page).to_have_url(re.compile(r"#/jobs/[\w-]+$"))
+    job_id = page.url.rsplit("/", 1)[-1]
+    return job_id
+
+
 async def points_drawn(page: Page, selector: str) -> int:
     canvas = page.locator(f"{selector} canvas[data-points]").first
     await expect(canvas).to_be_visible()
@@ -132,14 +145,7 @@ async def test_with_auth_off_the_console_works_without_a_key(
         page = await browser.new_page(base_url=url)
         await page.goto("/ui/#/submit")
         await expect(page.get_by_role("status")).to_have_text("no key")
-        await page.get_by_label("Model name").fill(name)
-        await expect(page.get_by_label("Feature set").locator("option")).not_to_have_count(0)
-        await page.get_by_label("Feature set").select_option("forecast_basic")
-        await page.get_by_label("Start date").fill(TINY["start_date"])
-        await page.get_by_label("End date").fill(TINY["end_date"])
-        await page.get_by_role("button", name="Submit job").click()
-        await expect(page).to_have_url(re.compile(r"#/jobs/[\w-]+$"))
-        job_id = page.url.rsplit("/", 1)[-1]
+        job_id = await submit_tiny_job(page, name)
         await show_jobs_of(page, name)
         row = page.locator(f'tr[data-job-id="{job_id}"]')
         await expect(row.get_by_text("completed", exact=True)).to_be_visible(timeout=120_000)
@@ -152,14 +158,7 @@ async def test_a_job_submitted_through_the_form_reaches_100_percent_and_shows_it
 ) -> None:
     name = unique("form")
     await page.get_by_role("link", name="Submit").click()
-    await page.get_by_label("Model name").fill(name)
-    await expect(page.get_by_label("Feature set").locator("option")).not_to_have_count(0)
-    await page.get_by_label("Feature set").select_option("forecast_basic")
-    await page.get_by_label("Start date").fill(TINY["start_date"])
-    await page.get_by_label("End date").fill(TINY["end_date"])
-    await page.get_by_role("button", name="Submit job").click()
-    await expect(page).to_have_url(re.compile(r"#/jobs/[\w-]+$"))
-    job_id = page.url.rsplit("/", 1)[-1]
+    job_id = await submit_tiny_job(page, name)
 
     await show_jobs_of(page, name)
     row = page.locator(f'tr[data-job-id="{job_id}"]')
