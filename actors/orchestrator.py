@@ -345,8 +345,9 @@ class JobOrchestrator:
     async def claim_version(
         self, job_id: str, tenant_id: str, model_name: str, now: datetime
     ) -> str:
-        """Asked by a register stage for the version to save its model as."""
-        return await self._versions.claim(job_id, tenant_id, model_name, now)
+        """Asked by a register stage for the version to save its model as (waiting out a
+        database outage, as the job's own writes do)."""
+        return await self._durably(self._versions.claim, job_id, tenant_id, model_name, now)
 
     def count_database_error(self) -> None:
         """Called (fire and forget) by API replicas when the database fails them."""

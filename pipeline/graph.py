@@ -165,7 +165,11 @@ class CancelCheck:
 
 
 class OrchestratorVersion:
-    """Asks the orchestrator for the job's model version (from inside the register task)."""
+    """Asks the orchestrator for the job's model version (from inside the register task).
+
+    No timeout: the orchestrator answers once the database does (or gives up after its
+    outage limit), and if it dies the call fails and recovery re-queues the job.
+    """
 
     def __init__(self, orchestrator: Any, context: JobContext) -> None:
         self._orchestrator = orchestrator
@@ -176,7 +180,7 @@ class OrchestratorVersion:
         claim = self._orchestrator.claim_version.remote(
             context.job_id, context.tenant_id, context.model_name, now
         )
-        version: str = ray.get(claim, timeout=60)
+        version: str = ray.get(claim)
         return version
 
 
