@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -108,6 +109,13 @@ def stored_models(bucket: str) -> list[str]:
     return loadable
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def stage_nodes(stage: str, job_id: str) -> list[str]:
     """The nodes the job's ``stage`` task ran on, one per attempt (the state API may lag)."""
     for _ in range(50):
@@ -145,9 +153,15 @@ def kill_node_running_train(cluster: Cluster, job_id: str) -> str:
 def main() -> None:
     out: dict[str, Any] = {}
     bucket = start_s3()  # before the nodes start, so that they inherit the credentials
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    # A dashboard port of its own: the state API lives in the dashboard, and a test
+    # session's Ray may hold the default one.
+    head = {"num_cpus": 0, "dashboard_port": free_port()}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     for _ in range(2):
         cluster.add_node(num_cpus=1)
+    # The state API would otherwise read the newest of the Ray instances on this machine,
+    # which need not be this one when the test session runs its own.
+    os.environ["RAY_ADDRESS"] = cluster.address
     ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
     try:
         retrying = client_for(
