@@ -42,6 +42,7 @@ test: setup services browser lint typecheck
 	$(BIN)/pytest
 
 bench: setup
+	$(BIN)/python -m bench.cores
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.hpo
 	$(BIN)/python -m bench.api_load
