@@ -22,12 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.workload import CONFIG, bench_context
+from bench.workload import CONFIG, prepared
 from pipeline.config import TrainingConfig
 from pipeline.demo import ensure_demo_feature_sets
 from pipeline.feature_store import FeatureStore
-from pipeline.graph import load_features
-from pipeline.preprocess import PreparedData, preprocess
+from pipeline.preprocess import PreparedData
 from pipeline.settings import PipelineSettings
 from pipeline.train import fit
 
@@ -38,8 +37,7 @@ _data: PreparedData | None = None
 def _load(data_dir: Path) -> None:
     """Pool initializer: each process prepares the training data once, untimed."""
     global _data
-    frame = load_features(bench_context("cores"), PipelineSettings(data_dir=data_dir).features_root)
-    _data = preprocess(frame, TRIAL)
+    _data = prepared(data_dir, TRIAL)
 
 
 def python_loop() -> None:

@@ -30,12 +30,11 @@ import ray
 from ray import tune
 
 from actors.settings import OrchestratorSettings
-from bench.workload import CONFIG, bench_context
+from bench.workload import CONFIG, prepared
 from db.settings import DatabaseSettings
 from pipeline.config import TrainingConfig
-from pipeline.graph import load_features
 from pipeline.hpo import distribution, journal_storage, open_study, report_interval
-from pipeline.preprocess import PreparedData, preprocess
+from pipeline.preprocess import PreparedData
 from pipeline.settings import PipelineSettings
 from pipeline.train import fit
 from serve_app.service import ServiceConfig, connect, prepare_storage, start, stop
@@ -72,12 +71,6 @@ def job_config(trials: int, rounds: int) -> dict[str, Any]:
         "n_trials": trials,
         "hyperparameters": {"n_estimators": rounds},
     }
-
-
-def prepared(data_dir: Path, config: TrainingConfig) -> PreparedData:
-    context = bench_context("bench")
-    frame = load_features(context, PipelineSettings(data_dir=data_dir).features_root)
-    return preprocess(frame, config)
 
 
 def plain_optuna(data_dir: Path, trials: int, rounds: int) -> Outcome:

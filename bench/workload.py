@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
+from pipeline.graph import load_features
+from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext
+from pipeline.settings import PipelineSettings
 
 CONFIG: dict[str, Any] = {"feature_set": "forecast_basic", "target_variable": "load_kw"}
 
@@ -28,3 +32,9 @@ def job_body() -> dict[str, Any]:
         "model_name": "bench_model",
         "config": CONFIG,
     }
+
+
+def prepared(data_dir: Path, config: TrainingConfig) -> PreparedData:
+    """The demo feature set under ``data_dir``, loaded and preprocessed as a job would."""
+    frame = load_features(bench_context("bench"), PipelineSettings(data_dir=data_dir).features_root)
+    return preprocess(frame, config)
