@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from pipeline.register import MODEL_FILE, load_artifact
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from serve_app.service import prepare_storage
+from tests.network import free_port
 
 #: About ten seconds of training on one CPU: long enough to lose a node in the middle.
 LONG = {
@@ -107,13 +107,6 @@ def stored_models(bucket: str) -> list[str]:
             if artifact.booster.num_trees() > 0:
                 loadable.append(version)
     return loadable
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def stage_nodes(stage: str, job_id: str) -> list[str]:

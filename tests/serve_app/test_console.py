@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from ray import serve
 from serve_app.app import create_app
 from serve_app.deployment import APP_NAME, connect
 from serve_app.service import api_config
+from tests.network import free_port
 from tests.serve_app.conftest import SLOW, Deployed, count_jobs
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,9 +73,7 @@ async def served_with_auth_off(deployed: Deployed) -> AsyncIterator[str]:
     absolute, so a second Serve app under a route prefix would not do)."""
     config = dataclasses.replace(api_config(deployed.config), auth_enabled=False)
     services = connect(config, serve.get_deployment_handle("ModelServer", APP_NAME))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
     )
