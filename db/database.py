@@ -36,7 +36,7 @@ class Database:
             async with self._sessions() as session, session.begin():
                 yield session
         except (DBAPIError, OSError) as exc:
-            if isinstance(exc, DBAPIError) and not _is_unavailable(exc):
+            if isinstance(exc, DBAPIError) and not is_unavailable(exc):
                 raise
             raise ServiceUnavailable(f"database unavailable: {exc}") from exc
 
@@ -44,5 +44,17 @@ class Database:
         await self.engine.dispose()
 
 
-def _is_unavailable(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+#: SQLSTATE classes of a server that is not there for now: connection exceptions (08) and
+#: operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 "the database
+#: system is starting up" / "shutting down"), which asyncpg raises as plain errors.
+UNAVAILABLE_SQLSTATES = ("08", "57P")
+
+
+def is_unavailable(exc: DBAPIError) -> bool:
+    """Whether the error means the server is unreachable, not that the statement failed."""
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return (
+        bool(exc.connection_invalidated)
+        or isinstance(exc, OperationalError)
+        or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+    )
