@@ -22,14 +22,15 @@ from ray import ObjectRef
 from ray.exceptions import RayError
 
 from domain.errors import PipelineError
+from pipeline.config import TrainingConfig
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
 from pipeline.hpo import SearchProgress, SearchResult, TrialReport, run_trial, search
-from pipeline.preprocess import preprocess
+from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
-from pipeline.train import retrain_best, train
+from pipeline.train import BinnedData, bin_data, retrain_best, train
 
 #: Each stage and the job progress reached when it finishes (the seed's milestones).
 STAGES: tuple[tuple[str, float], ...] = (
@@ -185,15 +186,75 @@ class OrchestratorVersion:
 
 
 _remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
-_remote_trial = ray.remote(num_cpus=1, max_retries=0)(run_trial)
+
+
+class _SearchData:
+    """The prepared data of the search this worker last ran a trial for, fetched from the
+    object store and binned once: a worker runs one trial after another, so every trial
+    but its first in a search skips both. One search's data is kept per worker process."""
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._data: PreparedData | None = None
+        self._binned: BinnedData | None = None
+
+    def get(
+        self, ref: ObjectRef[PreparedData], config: TrainingConfig
+    ) -> tuple[PreparedData, BinnedData]:
+        if self._key != ref.hex() or self._data is None or self._binned is None:
+            self._key = None
+            self._data = ray.get(ref)
+            self._binned = bin_data(self._data, config.lightgbm_params())
+            self._key = ref.hex()
+        return self._data, self._binned
+
+
+_search_data = _SearchData()
+
+
+class _FinishedPeers:
+    """The trials that were running when a trial started, as they finish (see run_trial)."""
+
+    def __init__(self, running: list[ObjectRef[TrialReport]]) -> None:
+        self._running = running
+
+    def __call__(self) -> list[TrialReport]:
+        if not self._running:
+            return []
+        ready, self._running = ray.wait(self._running, num_returns=len(self._running), timeout=0)
+        reports = []
+        for ref in ready:
+            try:
+                reports.append(ray.get(ref))
+            except RayError:  # a failed or cancelled peer tells nothing
+                continue
+        return reports
+
+
+def _trial_task(
+    data: list[ObjectRef[PreparedData]],
+    config: TrainingConfig,
+    number: int,
+    params: dict[str, Any],
+    completed: list[optuna.trial.FrozenTrial],
+    running: list[ObjectRef[TrialReport]],
+) -> TrialReport:
+    prepared, binned = _search_data.get(data[0], config)
+    peers = _FinishedPeers(running)
+    return run_trial(prepared, config, number, params, completed, peers, binned)
+
+
+_remote_trial = ray.remote(num_cpus=1, max_retries=0)(_trial_task)
 
 
 class _RayTrials:
-    """Trials as one-CPU Ray tasks sharing one copy of the prepared data."""
+    """Trials as one-CPU Ray tasks sharing one copy of the prepared data; each learns of
+    the trials running beside it as they finish."""
 
     def __init__(self, context: JobContext, data: ObjectRef[Any]) -> None:
         self._context = context
         self._data = data
+        self._running: list[ObjectRef[TrialReport]] = []
 
     def submit(
         self, number: int, params: dict[str, Any], completed: list[optuna.trial.FrozenTrial]
@@ -201,7 +262,8 @@ class _RayTrials:
         job_id = self._context.job_id
         trial: ObjectRef[TrialReport] = _remote_trial.options(
             name=f"trial:{job_id}:{number}"
-        ).remote(self._data, self._context.config, number, params, completed)
+        ).remote([self._data], self._context.config, number, params, completed, self._running)
+        self._running = [*self._running, trial]
         return trial
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
@@ -213,10 +275,12 @@ class _RayTrials:
         return list(ready)
 
     def result(self, handle: Any) -> TrialReport:
+        self._running = [ref for ref in self._running if ref != handle]
         report: TrialReport = ray.get(handle)
         return report
 
     def cancel(self, pending: list[Any]) -> None:
+        self._running = []
         for ref in pending:
             ray.cancel(ref)
 

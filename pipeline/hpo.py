@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 from domain.errors import PipelineError, TrainingStopped
 from pipeline.config import HyperparameterSpec, TrainingConfig
 from pipeline.preprocess import PreparedData
-from pipeline.train import booster_params, fit
+from pipeline.train import BinnedData, booster_params, fit
 
 logger = logging.getLogger(__name__)
 
@@ -171,14 +171,23 @@ def run_trial(
     number: int,
     params: dict[str, Any],
     completed: list[optuna.trial.FrozenTrial],
+    finished_peers: Callable[[], list[TrialReport]] | None = None,
+    binned: BinnedData | None = None,
 ) -> TrialReport:
-    """Train one trial (in a one-CPU task), pruned against the ``completed`` trials."""
+    """Train one trial (in a one-CPU task), pruned against the ``completed`` trials.
+
+    ``finished_peers`` gives the reports of trials that were running when this one started
+    and have finished since; asked before each pruning decision, it lets a trial prune
+    against what a sequential search would have known (without it, parallel trials pruned
+    about a third less). ``binned`` is the data already binned by this worker.
+    """
     started = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {name: distribution(spec) for name, spec in config.search_space().items()}
     local = optuna.create_study(direction="minimize", pruner=_pruner(config))
     local.add_trials(completed)
     local.enqueue_trial(params)
-    trial = local.ask({name: distribution(spec) for name, spec in config.search_space().items()})
+    trial = local.ask(space)
     every = report_interval(config)
     intermediate: dict[int, float] = {}
 
@@ -189,12 +198,15 @@ def run_trial(
         value = next(r[2] for r in env.evaluation_result_list or [] if r[1] == "l1")
         intermediate[step] = value
         trial.report(value, step)
+        if finished_peers is not None:
+            done = [peer for peer in finished_peers() if peer.state == "completed"]
+            local.add_trials([_frozen(peer, space) for peer in done])
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at round {step}")
 
     merged = {**config.lightgbm_params(), **params}
     try:
-        model = fit(data, merged, config.early_stopping_rounds, 1, extra_callbacks=[report])
+        model = fit(data, merged, config.early_stopping_rounds, 1, [report], binned)
     except optuna.TrialPruned:
         return TrialReport(
             number,
@@ -215,6 +227,16 @@ def run_trial(
         curve=curve,
         seconds=time.perf_counter() - started,
         intermediate=intermediate,
+    )
+
+
+def _frozen(report: TrialReport, space: dict[str, BaseDistribution]) -> optuna.trial.FrozenTrial:
+    """A completed trial's report as the pruner reads it."""
+    return optuna.trial.create_trial(
+        value=report.value,
+        params=report.params,
+        distributions={name: space[name] for name in report.params},
+        intermediate_values=report.intermediate,
     )
 
 

@@ -24,6 +24,9 @@ LOG_EVERY = 25
 #: How often (in boosting rounds) a running training asks whether its job was cancelled.
 STOP_CHECK_ROUNDS = 25
 _ROUND_ALIASES = ("n_estimators", "num_iterations")
+#: The parameters a job may set (``KNOWN_HYPERPARAMETERS``) that change how LightGBM bins
+#: the data; the others shape only the trees, so fits that agree on these share bins.
+BINNING_PARAMETERS = ("max_bin", "seed")
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,58 @@ def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, 
     }, rounds
 
 
+@dataclass(frozen=True)
+class BinnedData:
+    """The training and validation parts binned by LightGBM, reusable by every fit with
+    the same binning parameters (as Optuna's LightGBMTuner reuses its dataset): binning
+    costs about a tenth of a 100-round fit on the demo data."""
+
+    train: lgb.Dataset
+    validation: lgb.Dataset
+    binning: tuple[tuple[str, Any], ...]
+
+
+def binning_of(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple((name, params[name]) for name in BINNING_PARAMETERS if name in params)
+
+
+def bin_data(data: PreparedData, params: dict[str, Any]) -> BinnedData:
+    """Bin ``data`` for fits with ``params``. Pre-filtering stays off so later fits may use
+    another ``min_data_in_leaf``; the raw arrays are kept (they are ``data``'s own)."""
+    binning = binning_of(booster_params(params, 1)[0])
+    dataset_params = {**dict(binning), "feature_pre_filter": False}
+    train_set = lgb.Dataset(
+        data.train.X,
+        data.train.y,
+        feature_name=data.feature_names,
+        params=dataset_params,
+        free_raw_data=False,
+    )
+    validation_set = lgb.Dataset(
+        data.validation.X,
+        data.validation.y,
+        reference=train_set,
+        params=dataset_params,
+        free_raw_data=False,
+    )
+    return BinnedData(train_set.construct(), validation_set.construct(), binning)
+
+
 def fit(
     data: PreparedData,
     params: dict[str, Any],
     early_stopping_rounds: int,
     num_threads: int,
     extra_callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]] = (),
+    binned: BinnedData | None = None,
 ) -> TrainedModel:
-    """Fit on the training part, watching the validation part (early stopping when > 0)."""
+    """Fit on the training part, watching the validation part (early stopping when > 0).
+
+    ``binned`` is used when it was binned as ``params`` bin; otherwise ``data`` is binned.
+    """
     params, rounds = booster_params(params, num_threads)
-    train_set = lgb.Dataset(data.train.X, data.train.y, feature_name=data.feature_names)
-    validation_set = lgb.Dataset(data.validation.X, data.validation.y, reference=train_set)
+    if binned is None or binned.binning != binning_of(params):
+        binned = bin_data(data, params)
     curve: dict[str, Any] = {}
     callbacks = [lgb.record_evaluation(curve), _log_progress, *extra_callbacks]
     if early_stopping_rounds:
@@ -73,9 +117,9 @@ def fit(
         )
     booster = lgb.train(
         params,
-        train_set,
+        binned.train,
         num_boost_round=rounds,
-        valid_sets=[validation_set],
+        valid_sets=[binned.validation],
         valid_names=["validation"],
         callbacks=callbacks,
     )

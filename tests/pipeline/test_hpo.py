@@ -146,3 +146,41 @@ def test_a_cancelled_search_stops_and_cancels_its_running_trials(
         )
     assert len(trials.started) < 50
     assert len(cancelled) == 1
+
+
+def test_a_trial_prunes_against_peers_that_finish_while_it_trains(data: PreparedData) -> None:
+    cfg = config(n_trials=20)  # the median pruner waits for 5 completed trials
+    params = {"learning_rate": 0.05}
+    alone = run_trial(data, cfg, 0, params, completed=[])
+    assert alone.state == "completed"  # with nothing to compare against it runs to the end
+
+    better = {step: value / 10 for step, value in alone.intermediate.items()}
+    peers = [
+        TrialReport(
+            n, "completed", min(better.values()), {"learning_rate": 0.2}, 100, [], 0.1, None, better
+        )
+        for n in range(1, 6)
+    ]
+    calls: list[int] = []
+
+    def finished_peers() -> list[TrialReport]:
+        calls.append(1)
+        return peers if len(calls) == 2 else []  # they finish after its first report
+
+    beside = run_trial(data, cfg, 0, params, [], finished_peers)
+    assert beside.state == "pruned"
+    assert len(calls) >= 2
+    assert len(beside.intermediate) < len(alone.intermediate)
+
+
+def test_a_trial_ignores_peers_that_failed_or_were_pruned(data: PreparedData) -> None:
+    cfg = config(n_trials=20)
+    alone = run_trial(data, cfg, 0, {"learning_rate": 0.05}, completed=[])
+    better = {step: value / 10 for step, value in alone.intermediate.items()}
+    peers = [
+        TrialReport(n, state, 1.0, {"learning_rate": 0.2}, None, [], 0.1, None, better)
+        for n, state in enumerate(["pruned", "failed"] * 3, start=1)
+    ]
+    beside = run_trial(data, cfg, 0, {"learning_rate": 0.05}, [], lambda: peers)
+    assert beside.state == "completed"
+    assert beside.curve == alone.curve
