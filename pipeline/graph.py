@@ -256,6 +256,15 @@ class _RayTrials:
         self._data = data
         self._running: list[ObjectRef[TrialReport]] = []
 
+    @staticmethod
+    def cluster_cpus() -> int:
+        """Trials at once by default: one per CPU of the cluster (asked again as trials
+        end, so a search widens when the autoscaler adds nodes). Ray starts each trial
+        as soon as a CPU is free. Ray's view of *free* CPUs lags tasks ending by up to
+        seconds: read just after preprocess it showed that stage's CPU still held, and
+        the search ran its trials one at a time."""
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+
     def submit(
         self, number: int, params: dict[str, Any], completed: list[optuna.trial.FrozenTrial]
     ) -> ObjectRef[TrialReport]:
@@ -286,13 +295,17 @@ class _RayTrials:
 
 
 def search_stage(
-    context: JobContext, data: list[ObjectRef[Any]], studies_root: Path, reporter: Any
+    context: JobContext,
+    data: list[ObjectRef[Any]],
+    preprocessed: StageReport,
+    studies_root: Path,
+    reporter: Any,
 ) -> SearchResult:
     """The search stage: ``data`` comes boxed in a list so the trials, not this
-    coordinator, receive it from the object store."""
+    coordinator, receive it from the object store; ``preprocessed`` (the preprocess
+    stage's report) holds the search back until the data exists. Started earlier, its
+    trials would block on the data holding the CPUs preprocess needs."""
     config = context.config
-    free = int(ray.available_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-    parallel = config.n_workers or max(1, free)
 
     def report(trial: TrialReport, progress: SearchProgress) -> None:
         if reporter is not None:
@@ -300,6 +313,8 @@ def search_stage(
 
     journal = studies_root / f"{context.job_id}.journal"
     runner = _RayTrials(context, data[0])
+    workers = config.n_workers
+    parallel = (lambda: workers) if workers else runner.cluster_cpus
     stop = CancelCheck(reporter, context.job_id) if reporter is not None else None
     return search(config, journal, context.job_id, parallel, runner, report, stop)
 
@@ -327,8 +342,16 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
     frame = submit("load_features", load_features, context, settings.features_root)
     data = submit("preprocess", preprocess, frame, config)
     if config.enable_hpo:
+        preprocessed = reports[-1]
         found = submit(
-            "search", search_stage, context, [data], settings.studies_root, reporter, cpus=0
+            "search",
+            search_stage,
+            context,
+            [data],
+            preprocessed,
+            settings.studies_root,
+            reporter,
+            cpus=0,
         )
         model = submit(
             "train", retrain_best, data, found, config.train_cpus, cpus=config.train_cpus

@@ -262,12 +262,15 @@ def search(
     config: TrainingConfig,
     journal: Path,
     study_name: str,
-    parallel: int,
+    parallel: Callable[[], int],
     runner: TrialRunner,
     report: Callable[[TrialReport, SearchProgress], None],
     should_stop: Callable[[], bool] | None = None,
 ) -> SearchResult:
     """Run (or resume) the job's study until ``n_trials`` have finished or time runs out.
+
+    ``parallel`` says how many trials may run at once; it is asked whenever trials could
+    start, so a search can widen as CPUs free up.
 
     ``should_stop`` is asked every ``STOP_CHECK_SECONDS``; when the job was cancelled the
     running trials are cancelled and the search ends.
@@ -285,13 +288,13 @@ def search(
     next_number = max(numbers, default=-1) + 1
     deadline = time.monotonic() + config.timeout_seconds if config.timeout_seconds else None
     logger.info(
-        "searching %s over %d trials (%d done before), up to %d at a time, pruning %s",
+        "searching %s over %d trials (%d done before), pruning %s",
         sorted(space),
         config.n_trials,
         len(durable.trials),
-        parallel,
         "on" if config.pruning else "off",
     )
+    widest = 0
     running: dict[Any, tuple[int, optuna.trial.Trial]] = {}
     checked = time.monotonic()
     try:
@@ -301,7 +304,11 @@ def search(
                 if should_stop():
                     raise TrainingStopped("search stopped: the job was cancelled")
             out_of_time = deadline is not None and time.monotonic() > deadline
-            while to_start > 0 and len(running) < parallel and not out_of_time:
+            slots = parallel() if to_start > 0 and not out_of_time else 0
+            if slots > widest:
+                widest = slots
+                logger.info("running up to %d trials at once", slots)
+            while to_start > 0 and len(running) < slots:
                 trial = live.ask(space)
                 completed = live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 handle = runner.submit(next_number, trial.params, completed)

@@ -83,13 +83,13 @@ def test_a_resumed_search_runs_only_the_missing_trials(data: PreparedData, tmp_p
         reported.append((trial.number, trial.state))
 
     first = InProcessTrials(data, config(n_trials=3))
-    result = search(config(n_trials=3), journal, "job", 1, first, report)
+    result = search(config(n_trials=3), journal, "job", lambda: 1, first, report)
     assert first.started == [0, 1, 2]
     assert result.progress.finished == 3
 
     # The job is re-run with a larger budget (as after a restart): only two trials run.
     second = InProcessTrials(data, config(n_trials=5))
-    resumed = search(config(n_trials=5), journal, "job", 2, second, report)
+    resumed = search(config(n_trials=5), journal, "job", lambda: 2, second, report)
     assert second.started == [3, 4]
     assert [n for n, _ in reported] == [0, 1, 2, 0, 1, 2, 3, 4]  # the first three re-reported
     study = optuna.load_study(study_name="job", storage=journal_storage(journal))
@@ -112,7 +112,7 @@ def test_failing_trials_are_told_and_a_search_without_success_raises(
             broken,
             tmp_path / "j",
             "j",
-            1,
+            lambda: 1,
             InProcessTrials(data, broken),
             lambda _, p: progress.append(p),
         )
@@ -139,7 +139,7 @@ def test_a_cancelled_search_stops_and_cancels_its_running_trials(
             cfg,
             tmp_path / "s.journal",
             "s",
-            2,
+            lambda: 2,
             trials,
             lambda *_: None,
             cancelled_on_the_third_check,
@@ -184,3 +184,23 @@ def test_a_trial_ignores_peers_that_failed_or_were_pruned(data: PreparedData) ->
     beside = run_trial(data, cfg, 0, {"learning_rate": 0.05}, [], lambda: peers)
     assert beside.state == "completed"
     assert beside.curve == alone.curve
+
+
+def test_a_search_widens_when_more_trials_may_run_at_once(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    space = {"learning_rate": {"type": "float", "low": 0.05, "high": 0.3}}
+    cfg = config(n_trials=8, pruning=False, hyperparameters=space | {"n_estimators": 10})
+    trials = InProcessTrials(data, cfg)
+    waited_on: list[int] = []
+    wait = trials.wait
+
+    def first_of(pending: list[Any], timeout: float) -> list[Any]:
+        waited_on.append(len(pending))
+        return wait(pending, timeout)[:1]  # one trial ends at a time
+
+    trials.wait = first_of  # type: ignore[method-assign]
+    allowed = iter([1, 1, 3])
+    search(cfg, tmp_path / "w.journal", "w", lambda: next(allowed, 3), trials, lambda *_: None)
+    assert waited_on[:3] == [1, 1, 3]
+    assert max(waited_on) == 3

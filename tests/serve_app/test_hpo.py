@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ async def test_search_records_every_trial_and_registers_the_best(deployed: Deplo
     )
     tasks = await asyncio.to_thread(list_tasks, filters=[("name", "=", f"trial:{job_id}:0")])
     assert tasks
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), (
+        "no two trials ran at once"
+    )
 
 
 async def test_pruning_stops_trials_in_a_bad_region(deployed: Deployed) -> None:
