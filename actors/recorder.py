@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from db.records import JobRecord, MetricPoint, NewLog
+from db.records import JobRecord, MetricPoint, NewExperiment, NewLog
 from db.store import TrainingStore
 from domain.jobs import ExperimentStatus, LogLevel
 from pipeline.graph import LogLine, StageReport
@@ -90,23 +90,37 @@ SEARCH_PROGRESS = (0.4, 0.65)
 class SearchRecorder:
     """Records an HPO job's trials as they finish: one experiment per trial, the best value
     so far on the job's search experiment, and the tallies on the job. A trial reported
-    twice (a resumed search re-reports finished ones) is recorded once."""
+    twice (a resumed search re-reports finished ones) is recorded once.
+
+    Trials that finish while a write is under way are written together by the next one
+    (three transactions per batch, not per trial), so a busy search costs the database,
+    and the CPUs it shares with the trials, less. ``record`` returns once its trial is
+    written."""
 
     def __init__(self, store: TrainingStore, job: JobRecord) -> None:
         self._store = store
         self._job = job
         self._lock = asyncio.Lock()
+        self._pending: list[tuple[TrialReport, SearchProgress]] = []
         self._recorded: set[int] | None = None
         self._search_experiment: str | None = None
 
     async def record(self, trial: TrialReport, progress: SearchProgress) -> None:
+        self._pending.append((trial, progress))
         async with self._lock:
-            await self._load()
-            assert self._recorded is not None
-            if trial.number in self._recorded:
-                return
-            await self._record(trial, progress)
-            self._recorded.add(trial.number)
+            batch, self._pending = self._pending, []
+            if not batch:
+                return  # an earlier caller wrote this trial with its own
+            try:
+                await self._load()
+                assert self._recorded is not None
+                fresh = {t.number: (t, p) for t, p in batch if t.number not in self._recorded}
+                if fresh:
+                    await self._record(list(fresh.values()))
+                    self._recorded.update(fresh)
+            except BaseException:
+                self._pending[:0] = batch  # the next call retries them
+                raise
 
     async def _load(self) -> None:
         if self._recorded is not None:
@@ -126,39 +140,45 @@ class SearchRecorder:
             None,
         )
 
-    async def _record(self, trial: TrialReport, progress: SearchProgress) -> None:
+    async def _record(self, batch: list[tuple[TrialReport, SearchProgress]]) -> None:
         job_id = self._job.job_id
-        points = [
-            MetricPoint("validation_l1", value, step) for step, value in trial.validation_curve()
-        ]
-        if trial.value is not None:
-            points.append(MetricPoint("best_validation_l1", trial.value, trial.best_iteration or 0))
-        await self._store.create_experiment(
-            job_id,
-            f"{TRIAL_PREFIX}{trial.number}",
-            trial.params,
-            points,
-            status=_TRIAL_STATUS[trial.state],
-        )
+        experiments = [_trial_experiment(trial) for trial, _ in batch]
         if self._search_experiment is None:
-            self._search_experiment = await self._store.create_experiment(job_id, SEARCH_EXPERIMENT)
-        if progress.best_value is not None:
-            await self._store.log_metrics(
-                self._search_experiment,
-                [MetricPoint("best_value", progress.best_value, trial.number)],
-            )
+            experiments.append(NewExperiment(SEARCH_EXPERIMENT))
+        ids = await self._store.create_experiments(job_id, experiments)
+        if self._search_experiment is None:
+            self._search_experiment = ids[-1]
+        best = [
+            MetricPoint("best_value", progress.best_value, trial.number)
+            for trial, progress in batch
+            if progress.best_value is not None
+        ]
+        if best:
+            await self._store.log_metrics(self._search_experiment, best)
+        latest = max((progress for _, progress in batch), key=lambda p: p.finished)
         start, end = SEARCH_PROGRESS
-        value = f"{trial.value:.4f}" if trial.value is not None else "n/a"
-        message = (
-            f"trial {trial.number} {trial.state}: validation l1={value}, params {trial.params}"
-        )
-        if trial.error:
-            message += f"; error: {trial.error}"
-        level = LogLevel.WARNING if trial.state == "failed" else LogLevel.INFO
         await self._store.update_progress(
             job_id,
-            start + (end - start) * min(1.0, progress.finished / progress.n_trials),
+            start + (end - start) * min(1.0, latest.finished / latest.n_trials),
             "search",
-            progress.as_metrics(),
-            logs=[service_log(job_id, message, level, trial=trial.number)],
+            latest.as_metrics(),
+            logs=[_trial_log(job_id, trial) for trial, _ in batch],
         )
+
+
+def _trial_experiment(trial: TrialReport) -> NewExperiment:
+    points = [MetricPoint("validation_l1", value, step) for step, value in trial.validation_curve()]
+    if trial.value is not None:
+        points.append(MetricPoint("best_validation_l1", trial.value, trial.best_iteration or 0))
+    return NewExperiment(
+        f"{TRIAL_PREFIX}{trial.number}", trial.params, points, _TRIAL_STATUS[trial.state]
+    )
+
+
+def _trial_log(job_id: str, trial: TrialReport) -> NewLog:
+    value = f"{trial.value:.4f}" if trial.value is not None else "n/a"
+    message = f"trial {trial.number} {trial.state}: validation l1={value}, params {trial.params}"
+    if trial.error:
+        message += f"; error: {trial.error}"
+    level = LogLevel.WARNING if trial.state == "failed" else LogLevel.INFO
+    return service_log(job_id, message, level, trial=trial.number)

@@ -116,6 +116,17 @@ class MetricPoint:
 
 
 @dataclass(frozen=True)
+class NewExperiment:
+    """An experiment to open for a job; one that has already ended (an HPO trial) is
+    created with its final status."""
+
+    name: str
+    params: Mapping[str, Any] | None = None
+    metrics: Sequence[MetricPoint] = ()
+    status: ExperimentStatus = ExperimentStatus.RUNNING
+
+
+@dataclass(frozen=True)
 class ExperimentRecord:
     """An experiment; ``job_id`` is None once retention has purged its job.
 

@@ -38,6 +38,7 @@ from db.records import (
     LogRecord,
     MetricPoint,
     ModelRecord,
+    NewExperiment,
     NewJob,
     NewLog,
     NewModel,
@@ -152,7 +153,6 @@ class TrainingStore(ABC):
             JobNotFound: no job has that id.
         """
 
-    @abstractmethod
     async def create_experiment(
         self,
         job_id: str,
@@ -161,11 +161,24 @@ class TrainingStore(ABC):
         metrics: Sequence[MetricPoint] = (),
         status: ExperimentStatus = ExperimentStatus.RUNNING,
     ) -> str:
-        """Open an experiment for a job with its parameters and first metric points
-        (one that has already ended, e.g. an HPO trial, is created with its final status).
+        """Open one experiment for a job (see ``create_experiments``); returns its id."""
+        [experiment_id] = await self.create_experiments(
+            job_id, [NewExperiment(name, params, metrics, status)]
+        )
+        return experiment_id
+
+    @abstractmethod
+    async def create_experiments(
+        self, job_id: str, experiments: Sequence[NewExperiment]
+    ) -> list[str]:
+        """Open experiments for a job with their parameters and first metric points, in
+        one transaction.
 
         Returns:
-            The new experiment's id.
+            The new experiments' ids, in order.
+
+        Raises:
+            JobNotFound: no job has that id.
         """
 
     @abstractmethod
@@ -489,45 +502,46 @@ class SqlAlchemyStore(TrainingStore):
             rows = (await session.scalars(query)).all()
         return [_log(r) for r in reversed(rows)]
 
-    async def create_experiment(
-        self,
-        job_id: str,
-        name: str,
-        params: Mapping[str, Any] | None = None,
-        metrics: Sequence[MetricPoint] = (),
-        status: ExperimentStatus = ExperimentStatus.RUNNING,
-    ) -> str:
-        experiment_id = str(uuid.uuid4())
+    async def create_experiments(
+        self, job_id: str, experiments: Sequence[NewExperiment]
+    ) -> list[str]:
+        ids = [str(uuid.uuid4()) for _ in experiments]
         now = utcnow()
         async with self._transaction() as session:
             job = await session.get(TrainingJob, job_id)
             if job is None:
                 raise JobNotFound(job_id)
-            session.add(
-                Experiment(
-                    experiment_id=experiment_id,
-                    job_id=job_id,
-                    tenant_id=job.tenant_id,
-                    model_name=job.model_name,
-                    name=name,
-                    status=status.value,
-                    created_at=now,
-                    completed_at=None if status is ExperimentStatus.RUNNING else now,
-                )
-            )
-            await session.flush()
-            for key, value in (params or {}).items():
-                text, value_type = encode_param(value)
-                session.add(
-                    ExperimentParam(
-                        experiment_id=experiment_id, name=key, value=text, value_type=value_type
-                    )
-                )
+            if not experiments:
+                return []
+            rows = [
+                {
+                    "experiment_id": experiment_id,
+                    "job_id": job_id,
+                    "tenant_id": job.tenant_id,
+                    "model_name": job.model_name,
+                    "name": new.name,
+                    "status": new.status.value,
+                    "created_at": now,
+                    "completed_at": None if new.status is ExperimentStatus.RUNNING else now,
+                }
+                for experiment_id, new in zip(ids, experiments, strict=True)
+            ]
+            await session.execute(insert(Experiment), rows)
+            params = [
+                _param_row(experiment_id, name, value)
+                for experiment_id, new in zip(ids, experiments, strict=True)
+                for name, value in (new.params or {}).items()
+            ]
+            if params:
+                await session.execute(insert(ExperimentParam), params)
+            metrics = [
+                row
+                for experiment_id, new in zip(ids, experiments, strict=True)
+                for row in _metric_rows(experiment_id, new.metrics)
+            ]
             if metrics:
-                await session.execute(
-                    insert(ExperimentMetric), _metric_rows(experiment_id, metrics)
-                )
-        return experiment_id
+                await session.execute(insert(ExperimentMetric), metrics)
+        return ids
 
     async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None:
         if not points:
@@ -565,6 +579,11 @@ def _log_rows(entries: Sequence[NewLog]) -> list[dict[str, Any]]:
         }
         for e in entries
     ]
+
+
+def _param_row(experiment_id: str, name: str, value: Any) -> dict[str, Any]:
+    text, value_type = encode_param(value)
+    return {"experiment_id": experiment_id, "name": name, "value": text, "value_type": value_type}
 
 
 def _metric_rows(experiment_id: str, points: Sequence[MetricPoint]) -> list[dict[str, Any]]:

@@ -1,0 +1,108 @@
+"""An HPO job's trials written as they finish, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from actors.recorder import SearchRecorder
+from actors.state import JobEvent
+from db.records import JobRecord, NewExperiment
+from db.store import SqlAlchemyStore
+from domain.errors import ServiceUnavailable
+from domain.jobs import ExperimentStatus
+from pipeline.hpo import SearchProgress, TrialReport
+from tests.databases import BACKENDS, migrated_store
+from tests.db.factories import new_job
+
+PARAMS = {"learning_rate": 0.1, "num_leaves": 20}
+
+
+class CountingStore(SqlAlchemyStore):
+    """The real store, counting the experiment batches it writes and failing on demand."""
+
+    def __init__(self, store: SqlAlchemyStore) -> None:
+        super().__init__(store.database)
+        self.batches: list[int] = []
+        self.fail_next = False
+
+    async def create_experiments(
+        self, job_id: str, experiments: Sequence[NewExperiment]
+    ) -> list[str]:
+        if self.fail_next:
+            self.fail_next = False
+            raise ServiceUnavailable("database unavailable: test")
+        self.batches.append(len(experiments))
+        await asyncio.sleep(0.02)  # a write that takes a while, as under load
+        return await super().create_experiments(job_id, experiments)
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CountingStore]:
+    async with migrated_store(request.param, tmp_path) as store:
+        yield CountingStore(store)
+
+
+async def running_job(store: SqlAlchemyStore) -> JobRecord:
+    job = await store.create_job(new_job())
+    return await store.transition(job.job_id, JobEvent.START)
+
+
+def trial(number: int, value: float) -> tuple[TrialReport, SearchProgress]:
+    report = TrialReport(
+        number, "completed", value, PARAMS, 3, [value + 2, value + 1, value], 0.1, None, {}
+    )
+    return report, SearchProgress(10, number + 1, 0, 0, value, PARAMS)
+
+
+async def test_trials_finishing_together_are_written_in_fewer_batches(
+    store: CountingStore,
+) -> None:
+    job = await running_job(store)
+    recorder = SearchRecorder(store, job)
+    await asyncio.gather(*(recorder.record(*trial(n, 20.0 - n)) for n in range(10)))
+
+    experiments = {e.name: e for e in await store.experiments_of_job(job.job_id)}
+    assert set(experiments) == {f"trial {n}" for n in range(10)} | {"search"}
+    assert sum(store.batches) == 11
+    assert len(store.batches) < 10
+    for n in range(10):
+        experiment = experiments[f"trial {n}"]
+        assert experiment.status is ExperimentStatus.COMPLETED
+        assert experiment.params == PARAMS
+        curve = await store.metric_history(experiment.experiment_id, "validation_l1")
+        assert [(p.step, p.value) for p in curve] == [(1, 22 - n), (2, 21 - n), (3, 20 - n)]
+    best = await store.metric_history(experiments["search"].experiment_id, "best_value")
+    assert [p.step for p in best] == list(range(10))
+    updated = await store.get_job(job.job_id)
+    assert updated.metrics is not None
+    assert updated.metrics["trials_completed"] == 10
+    logs = await store.tail_logs(job.job_id, 100)
+    assert sorted(
+        line.message.split(":")[0] for line in logs if line.message.startswith("trial")
+    ) == sorted(f"trial {n} completed" for n in range(10))
+
+
+async def test_a_trial_reported_again_is_written_once(store: CountingStore) -> None:
+    job = await running_job(store)
+    await SearchRecorder(store, job).record(*trial(0, 15.0))
+    resumed = SearchRecorder(store, job)  # a restarted orchestrator re-reads what is there
+    await asyncio.gather(resumed.record(*trial(0, 15.0)), resumed.record(*trial(1, 14.0)))
+    names = sorted(e.name for e in await store.experiments_of_job(job.job_id))
+    assert names == ["search", "trial 0", "trial 1"]
+
+
+async def test_trials_whose_write_failed_are_written_by_the_next_report(
+    store: CountingStore,
+) -> None:
+    job = await running_job(store)
+    recorder = SearchRecorder(store, job)
+    store.fail_next = True
+    with pytest.raises(ServiceUnavailable):
+        await recorder.record(*trial(0, 15.0))
+    await recorder.record(*trial(1, 14.0))
+    names = sorted(e.name for e in await store.experiments_of_job(job.job_id))
+    assert names == ["search", "trial 0", "trial 1"]
