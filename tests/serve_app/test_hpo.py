@@ -82,7 +82,12 @@ async def test_search_records_every_trial_and_registers_the_best(deployed: Deplo
     )
     tasks = await asyncio.to_thread(list_tasks, filters=[("name", "=", f"trial:{job_id}:0")])
     assert tasks
-    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
+    spans = sorted(
+        (t.datetime_start, t.datetime_complete)
+        for t in study.trials
+        if t.datetime_start is not None and t.datetime_complete is not None
+    )
+    assert len(spans) == 6
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), (
         "no two trials ran at once"
     )
