@@ -109,7 +109,7 @@ class TrainingConfig(BaseModel):
         None,
         ge=1,
         le=256,
-        description="CPUs of the training task; with HPO, trials at once (default: free CPUs).",
+        description="CPUs of the training task; with HPO, trials at once (default: cluster CPUs).",
     )
     n_trials: int = Field(20, ge=1, le=1000, description="HPO: trials to run.")
     timeout_seconds: float | None = Field(None, gt=0, description="HPO: wall-clock budget.")

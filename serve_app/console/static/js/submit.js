@@ -36,7 +36,7 @@ export function submitPage(view) {
     h("fieldset", {}, h("legend", {}, "Hyperparameter search"),
       field("config.enable_hpo", "Search", input({ type: "checkbox" })),
       field("config.n_trials", "Trials", input({ value: "20", inputmode: "numeric" })),
-      field("config.n_workers", "Parallel trials", input({ placeholder: "all free CPUs" })),
+      field("config.n_workers", "Parallel trials", input({ placeholder: "one per cluster CPU" })),
       field("config.timeout_seconds", "Time budget (s)", input({ placeholder: "none" }))),
     h("div", {}, h("button", { type: "submit", class: "primary" }, "Submit job")));
   view.replaceChildren(h("h2", {}, "Submit a training job"), formError, form);
