@@ -254,7 +254,6 @@ class _RayTrials:
     def __init__(self, context: JobContext, data: ObjectRef[Any]) -> None:
         self._context = context
         self._data = data
-        self._running: list[ObjectRef[TrialReport]] = []
 
     @staticmethod
     def cluster_cpus() -> int:
@@ -266,13 +265,16 @@ class _RayTrials:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
 
     def submit(
-        self, number: int, params: dict[str, Any], completed: list[optuna.trial.FrozenTrial]
+        self,
+        number: int,
+        params: dict[str, Any],
+        completed: list[optuna.trial.FrozenTrial],
+        running: list[Any],
     ) -> ObjectRef[TrialReport]:
         job_id = self._context.job_id
         trial: ObjectRef[TrialReport] = _remote_trial.options(
             name=f"trial:{job_id}:{number}"
-        ).remote([self._data], self._context.config, number, params, completed, self._running)
-        self._running = [*self._running, trial]
+        ).remote([self._data], self._context.config, number, params, completed, running)
         return trial
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
@@ -284,12 +286,10 @@ class _RayTrials:
         return list(ready)
 
     def result(self, handle: Any) -> TrialReport:
-        self._running = [ref for ref in self._running if ref != handle]
         report: TrialReport = ray.get(handle)
         return report
 
     def cancel(self, pending: list[Any]) -> None:
-        self._running = []
         for ref in pending:
             ray.cancel(ref)
 

@@ -244,8 +244,14 @@ class TrialRunner(Protocol):
     """Where trials run: Ray tasks in the service (``pipeline.graph``)."""
 
     def submit(
-        self, number: int, params: dict[str, Any], completed: list[optuna.trial.FrozenTrial]
-    ) -> Any: ...
+        self,
+        number: int,
+        params: dict[str, Any],
+        completed: list[optuna.trial.FrozenTrial],
+        running: list[Any],
+    ) -> Any:
+        """Start a trial; ``running`` holds the handles of the trials running beside it."""
+        ...
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
         """The handles of ``pending`` that have finished (waits up to ``timeout``)."""
@@ -311,7 +317,7 @@ def search(
             while to_start > 0 and len(running) < slots:
                 trial = live.ask(space)
                 completed = live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                handle = runner.submit(next_number, trial.params, completed)
+                handle = runner.submit(next_number, trial.params, completed, list(running))
                 running[handle] = (next_number, trial)
                 next_number += 1
                 to_start -= 1

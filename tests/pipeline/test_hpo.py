@@ -38,7 +38,11 @@ class InProcessTrials:
         self.started: list[int] = []
 
     def submit(
-        self, number: int, params: dict[str, Any], completed: list[optuna.trial.FrozenTrial]
+        self,
+        number: int,
+        params: dict[str, Any],
+        completed: list[optuna.trial.FrozenTrial],
+        running: list[Any],
     ) -> Any:
         self.started.append(number)
         try:
