@@ -1,4 +1,5 @@
-"""The evaluate stage: test-set accuracy against a seasonal-naive baseline, and anomalies."""
+"""The evaluate stage: test-set accuracy against a seasonal-naive baseline, forecast
+quantiles and their calibration, per-series accuracy, and anomalies."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     f1_score,
     mean_absolute_error,
@@ -17,13 +19,18 @@ from sklearn.metrics import (
 )
 
 from domain.jobs import ModelType
+from pipeline.config import TrainingConfig
+from pipeline.intervals import QuantileCalibration, quantile_metrics
 from pipeline.preprocess import PreparedData
+from pipeline.series_metrics import naive_scales, per_series, worst
 from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
 
 #: Scales a median absolute deviation to a normal distribution's standard deviation.
 MAD_TO_SIGMA = 1.4826
+#: Series named in the job's log as the worst served.
+WORST_SERIES_LOGGED = 5
 
 
 @dataclass(frozen=True)
@@ -49,45 +56,64 @@ class Evaluation:
     predictions: np.ndarray
     threshold: ResidualThreshold | None
     anomaly_flags: np.ndarray | None
+    calibration: QuantileCalibration | None = None
+    bounds: np.ndarray | None = None  # one column per quantile, for the test rows
+    series_metrics: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, object]:
         return {"metrics": self.metrics}
 
 
-def predict(model: TrainedModel, X: np.ndarray) -> np.ndarray:
-    predictions: np.ndarray = np.asarray(
-        model.booster.predict(X, num_iteration=model.best_iteration)
-    )
-    return predictions
+def point_metrics(
+    actual: np.ndarray, predicted: np.ndarray, naive: np.ndarray, naive_scale: float
+) -> dict[str, float]:
+    """MAE, RMSE, MAPE, R², the seasonal-naive MAE and MASE (finite ones only)."""
+    mae = float(mean_absolute_error(actual, predicted))
+    nonzero = actual != 0
+    metrics = {
+        "mae": mae,
+        "rmse": float(np.sqrt(mean_squared_error(actual, predicted))),
+        "mape": float(
+            np.mean(np.abs((actual[nonzero] - predicted[nonzero]) / actual[nonzero])) * 100
+        ),
+        "r2": float(r2_score(actual, predicted)) if len(actual) > 1 else math.nan,
+        "naive_mae": float(np.nanmean(np.abs(actual - naive))) if np.isfinite(naive).any() else 0,
+        "mase": mae / naive_scale if naive_scale > 0 else math.nan,
+    }
+    return {name: value for name, value in metrics.items() if math.isfinite(value)}
+
+
+def naive_scale(data: PreparedData) -> float:
+    """The in-sample seasonal-naive MAE on the training part: MASE's denominator."""
+    errors = np.abs(data.train.y - data.train.seasonal_naive)
+    return float(np.nanmean(errors)) if np.isfinite(errors).any() else math.nan
 
 
 def evaluate(
-    model: TrainedModel, data: PreparedData, model_type: ModelType, anomaly_z: float
+    model: TrainedModel, data: PreparedData, model_type: ModelType, config: TrainingConfig
 ) -> Evaluation:
-    """MAE, RMSE, MAPE, R², the seasonal-naive MAE and MASE; for anomaly models, flags too."""
+    """Point metrics on the untouched test part; with quantiles, their coverage, widths,
+    pinball losses and WQL; per series when the set has several; for anomaly models,
+    flags beyond ``config.anomaly_threshold`` robust z-scores."""
     test = data.test
-    predictions = predict(model, test.X)
-    mae = float(mean_absolute_error(test.y, predictions))
-    nonzero = test.y != 0
-    naive_mae = float(np.mean(np.abs(test.y - test.seasonal_naive)))
-    in_sample_naive_mae = float(np.mean(np.abs(data.train.y - data.train.seasonal_naive)))
-    metrics = {
-        "mae": mae,
-        "rmse": float(np.sqrt(mean_squared_error(test.y, predictions))),
-        "mape": float(
-            np.mean(np.abs((test.y[nonzero] - predictions[nonzero]) / test.y[nonzero])) * 100
-        ),
-        "r2": float(r2_score(test.y, predictions)),
-        "naive_mae": naive_mae,
-        "mase": mae / in_sample_naive_mae if in_sample_naive_mae > 0 else float("nan"),
-    }
-    metrics = {name: value for name, value in metrics.items() if math.isfinite(value)}
+    predictions = model.predict(test.X)
+    metrics = point_metrics(test.y, predictions, test.seasonal_naive, naive_scale(data))
+    residuals = data.validation.y - model.validation_predictions
+    bounds = model.predict_quantiles(test.X, predictions)
+    if bounds is not None:
+        metrics.update(quantile_metrics(test.y, bounds, config.quantiles))
+    series_table = None
+    if test.series is not None and data.train.series is not None:
+        scales = naive_scales(data.train.series, data.train.y, data.train.seasonal_naive)
+        series_table = per_series(
+            test.series, test.y, predictions, scales, bounds, config.quantiles
+        )
+        _log_worst(series_table)
     threshold = flags = None
     if model_type is ModelType.ANOMALY:
-        residuals = data.validation.y - predict(model, data.validation.X)
         center = float(np.median(residuals))
         scale = MAD_TO_SIGMA * float(np.median(np.abs(residuals - center)))
-        threshold = ResidualThreshold(center, scale, anomaly_z)
+        threshold = ResidualThreshold(center, scale, config.anomaly_threshold)
         flags = threshold.flags(test.y, predictions)
         metrics["anomaly_rate"] = float(flags.mean())
         if test.labels is not None:
@@ -99,4 +125,14 @@ def evaluate(
         "test metrics: %s",
         ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()),
     )
-    return Evaluation(metrics, predictions, threshold, flags)
+    return Evaluation(
+        metrics, predictions, threshold, flags, model.calibration, bounds, series_table
+    )
+
+
+def _log_worst(table: pd.DataFrame) -> None:
+    rows = worst(table, WORST_SERIES_LOGGED)
+    listed = "; ".join(
+        f"{row.series} (MASE {row.mase:.3f}, MAE {row.mae:.4g})" for row in rows.itertuples()
+    )
+    logger.info("worst series of %d on the test part: %s", len(table), listed)

@@ -2,8 +2,12 @@
 
 For a forecast ``horizon`` steps ahead, every feature of the row at time t uses target
 values at t - horizon or earlier: lags are at least ``horizon`` steps, rolling windows are
-shifted by ``horizon``. Calendar features and covariates (known at forecast time) are taken
-at t itself.
+shifted by ``horizon``, and last year's values are a year old. Calendar features,
+holidays and covariates (known at forecast time) are taken at t itself.
+
+Each series is laid on a regular grid at its own step first, so a missing timestamp is a
+missing value, never a shifted lag. Missing values stay missing (LightGBM routes them):
+a gap in the meter's readings costs the rows it touches a feature, not the row.
 """
 
 from __future__ import annotations
@@ -16,14 +20,39 @@ import numpy as np
 import pandas as pd
 
 from domain.errors import PipelineError
+from pipeline.calendars import holiday_flags
 from pipeline.feature_store import FeatureFrame
 
-CALENDAR_FEATURES = ("hour", "day_of_week", "month", "day_of_year", "is_weekend")
+#: Calendar inputs of every model; ``time_of_day`` counts the data's own steps in a day
+#: (48 slots for half-hourly data), where models registered before it read ``hour``.
+CALENDAR_FEATURES = ("time_of_day", "day_of_week", "month", "day_of_year", "is_weekend")
+HOLIDAY_FEATURE = "is_holiday"
+YEARLY_FEATURES = ("last_year", "last_year_ratio")
+#: A set spanning at least this long gets last year's values as features: enough that
+#: a few months of training rows have them.
+YEARLY_MIN_SPAN = pd.Timedelta(days=400)
+#: How far back last year's values reach (a calendar year is at most this long).
+YEARLY_HISTORY_DAYS = 366
+_DAY_SECONDS = 86_400
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which features a model reads; saved with it so serving rebuilds exactly these."""
+
+    horizon: int
+    season: int
+    holidays: str | None = None
+    yearly: bool = False
+
+    @property
+    def step(self) -> pd.Timedelta:
+        return pd.Timedelta(seconds=_DAY_SECONDS / self.season)
 
 
 @dataclass(frozen=True)
 class FeatureMatrix:
-    """One row per (series, timestamp) that has every lag it needs."""
+    """One row per (series, timestamp) past its series' warm-up."""
 
     features: pd.DataFrame
     target: np.ndarray
@@ -42,7 +71,7 @@ def steps_per_day(timestamps: pd.Series) -> int:
     seconds = pd.Timedelta(spacing.median()).total_seconds()
     if seconds <= 0:
         raise PipelineError("timestamps must increase")
-    return max(1, round(86_400 / seconds))
+    return max(1, round(_DAY_SECONDS / seconds))
 
 
 def lag_steps(horizon: int, season: int) -> list[int]:
@@ -60,19 +89,51 @@ def rolling_windows(season: int) -> list[int]:
     return [season, 7 * season]
 
 
+def warm_up(horizon: int, season: int) -> int:
+    """Steps of a series before its first row: the longest lag has its place by then."""
+    return max(lag_steps(horizon, season))
+
+
+def default_spec(
+    frame: FeatureFrame, horizon: int, holidays: str | None, end: datetime | None = None
+) -> FeatureSpec:
+    """The features a new model gets from this data: last year's values when the data
+    (up to ``end``) spans more than ``YEARLY_MIN_SPAN``."""
+    stamps = frame.data[frame.schema.timestamp_column]
+    season = steps_per_day(stamps)
+    if end is not None:
+        stamps = stamps[stamps < pd.Timestamp(end)]
+    span = stamps.max() - stamps.min() if len(stamps) else pd.Timedelta(0)
+    return FeatureSpec(horizon, season, holidays, yearly=bool(span >= YEARLY_MIN_SPAN))
+
+
+def feature_names(spec: FeatureSpec, covariates: list[str]) -> list[str]:
+    names = [*CALENDAR_FEATURES]
+    if spec.holidays:
+        names.append(HOLIDAY_FEATURE)
+    names += covariates
+    names += [f"lag_{k}" for k in lag_steps(spec.horizon, spec.season)]
+    for window in rolling_windows(spec.season):
+        names += [f"roll_mean_{window}", f"roll_std_{window}"]
+    if spec.yearly:
+        names += YEARLY_FEATURES
+    return names
+
+
 def build_features(
     frame: FeatureFrame,
-    horizon: int,
+    spec: FeatureSpec,
     start: datetime | None = None,
     end: datetime | None = None,
     *,
-    season: int | None = None,
     require_target: bool = True,
+    columns: list[str] | None = None,
 ) -> FeatureMatrix:
-    """Compute features per series, then keep the rows in [start, end) that have every lag.
+    """Compute features per series, then keep the rows in [start, end) past the warm-up.
 
-    ``season`` (steps per day) is inferred from the timestamps unless given; rows without a
-    target (the future, when serving) are kept only if ``require_target`` is false.
+    Rows without a target (the future, when serving) are kept only if ``require_target``
+    is false. ``columns`` picks the features (a registered model's own list); by default
+    those of ``spec``.
     """
     schema = frame.schema
     data = frame.data
@@ -81,22 +142,19 @@ def build_features(
         schema.target_column,
         schema.series_column,
     )
-    season = season or steps_per_day(data[ts_col])
     groups = [g for _, g in data.groupby(series_col, sort=False)] if series_col else [data]
-    parts = [_series_features(g, target_col, ts_col, horizon, season) for g in groups]
+    parts = [_series_features(g, schema.target_column, ts_col, spec) for g in groups]
     table = pd.concat(parts, ignore_index=True)
-    keep = table.filter(like="lag_").notna().all(axis=1)
+    keep = table["_observed"] & table["_position"].ge(warm_up(spec.horizon, spec.season))
     if require_target:
         keep &= table[target_col].notna()
-    keep &= table.filter(like="roll_").notna().all(axis=1)
     if start is not None:
         keep &= table[ts_col] >= pd.Timestamp(start)
     if end is not None:
         keep &= table[ts_col] < pd.Timestamp(end)
     table = table[keep].sort_values([ts_col, *([series_col] if series_col else [])], kind="stable")
     table = table.reset_index(drop=True)
-    names = [*CALENDAR_FEATURES, *schema.covariates]
-    names += [c for c in table.columns if c.startswith(("lag_", "roll_"))]
+    names = columns or feature_names(spec, schema.covariates)
     return FeatureMatrix(
         features=table[names].astype("float64"),
         target=table[target_col].to_numpy(dtype="float64"),
@@ -104,27 +162,66 @@ def build_features(
         series=table[series_col] if series_col else None,
         labels=table[schema.label_column].to_numpy(dtype=bool) if schema.label_column else None,
         seasonal_naive=table["_seasonal_naive"].to_numpy(dtype="float64"),
-        season=season,
+        season=spec.season,
     )
 
 
+def _on_grid(group: pd.DataFrame, ts_col: str, step: pd.Timedelta) -> pd.DataFrame:
+    """The series with a row at every step from its first timestamp to its last (added
+    rows are marked unobserved), or as it is if its timestamps are off that grid."""
+    stamps = group[ts_col]
+    offsets = (stamps - stamps.iloc[0]) / step
+    if not np.allclose(offsets, np.round(offsets)):
+        return group.assign(_observed=True)
+    grid = pd.date_range(stamps.iloc[0], stamps.iloc[-1], freq=step)
+    if len(grid) == len(group):
+        return group.assign(_observed=True)
+    full = group.assign(_observed=True).set_index(ts_col).reindex(grid)
+    full.index.name = ts_col
+    full["_observed"] = full["_observed"].eq(True)
+    return full.reset_index()
+
+
 def _series_features(
-    group: pd.DataFrame, target_col: str, ts_col: str, horizon: int, season: int
+    group: pd.DataFrame, target_col: str, ts_col: str, spec: FeatureSpec
 ) -> pd.DataFrame:
-    out = group.sort_values(ts_col).reset_index(drop=True)
+    out = _on_grid(group.sort_values(ts_col).reset_index(drop=True), ts_col, spec.step)
+    horizon, season = spec.horizon, spec.season
     stamps = out[ts_col].dt
-    out["hour"] = stamps.hour
-    out["day_of_week"] = stamps.dayofweek
-    out["month"] = stamps.month
-    out["day_of_year"] = stamps.dayofyear
-    out["is_weekend"] = (stamps.dayofweek >= 5).astype(int)
+    seconds = stamps.hour * 3600 + stamps.minute * 60 + stamps.second
+    columns: dict[str, pd.Series | np.ndarray] = {
+        "_position": pd.Series(np.arange(len(out)), index=out.index),
+        "time_of_day": seconds * season // _DAY_SECONDS,
+        "hour": stamps.hour,
+        "day_of_week": stamps.dayofweek,
+        "month": stamps.month,
+        "day_of_year": stamps.dayofyear,
+        "is_weekend": (stamps.dayofweek >= 5).astype(int),
+    }
+    if spec.holidays:
+        columns[HOLIDAY_FEATURE] = holiday_flags(out[ts_col], spec.holidays)
     target = out[target_col]
     for k in lag_steps(horizon, season):
-        out[f"lag_{k}"] = target.shift(k)
+        columns[f"lag_{k}"] = target.shift(k)
     visible = target.shift(horizon)
     for window in rolling_windows(season):
-        rolled = visible.rolling(window, min_periods=window)
-        out[f"roll_mean_{window}"] = rolled.mean()
-        out[f"roll_std_{window}"] = rolled.std()
-    out["_seasonal_naive"] = target.shift(naive_lag(horizon, season))
-    return out
+        rolled = visible.rolling(window, min_periods=window // 2)
+        columns[f"roll_mean_{window}"] = rolled.mean()
+        columns[f"roll_std_{window}"] = rolled.std()
+    if spec.yearly:
+        columns.update(_last_year(out[ts_col], target, season))
+    columns["_seasonal_naive"] = target.shift(naive_lag(horizon, season))
+    return pd.concat([out, pd.DataFrame(columns, index=out.index)], axis=1)
+
+
+def _last_year(stamps: pd.Series, target: pd.Series, season: int) -> dict[str, np.ndarray]:
+    """The value one calendar year before (a fixed-date holiday last year shows here), and
+    that value against the week before it: how unusual that day was."""
+    history = pd.Series(target.to_numpy(), index=pd.DatetimeIndex(stamps))
+    weekly = history.rolling(7 * season, min_periods=season).mean()
+    year_before = pd.DatetimeIndex(stamps) - pd.DateOffset(years=1)
+    last = history.reindex(year_before).to_numpy()
+    level = weekly.reindex(year_before).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(level > 0, last / level, np.nan)
+    return {"last_year": last, "last_year_ratio": ratio}

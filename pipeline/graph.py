@@ -21,16 +21,32 @@ import ray
 from ray import ObjectRef
 from ray.exceptions import RayError
 
-from domain.errors import PipelineError
+from domain.errors import PipelineError, TrainingStopped
+from pipeline.backtest import (
+    BacktestResult,
+    Recipe,
+    Window,
+    WindowResult,
+    all_rows,
+    plan,
+    run_window,
+)
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
-from pipeline.hpo import SearchProgress, SearchResult, TrialReport, run_trial, search
+from pipeline.hpo import (
+    STOP_CHECK_SECONDS,
+    SearchProgress,
+    SearchResult,
+    TrialReport,
+    run_trial,
+    search,
+)
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
-from pipeline.train import BinnedData, bin_data, retrain_best, train
+from pipeline.train import BinnedData, TrainedModel, bin_data, retrain_best, train
 
 #: Each stage and the job progress reached when it finishes (the seed's milestones).
 STAGES: tuple[tuple[str, float], ...] = (
@@ -38,10 +54,13 @@ STAGES: tuple[tuple[str, float], ...] = (
     ("preprocess", 0.4),
     ("search", 0.65),
     ("train", 0.7),
+    ("backtest", 0.8),
     ("evaluate", 0.85),
     ("register", 1.0),
 )
 _PIPELINE_LOGGER = "pipeline"
+#: The window metrics a backtest writes to the job's log.
+SHOWN = ("mae", "rmse", "mase", "coverage_80")
 
 
 @dataclass(frozen=True)
@@ -163,6 +182,18 @@ class CancelCheck:
         except (RayError, TimeoutError):
             return False  # cannot tell: keep training rather than stop a live job
         return bool(answer)
+
+
+class LiveReport:
+    """Sends a running training's best validation scores to the orchestrator (fire and
+    forget: a lost report is replaced by the next one)."""
+
+    def __init__(self, orchestrator: Any, job_id: str) -> None:
+        self._orchestrator = orchestrator
+        self._job_id = job_id
+
+    def __call__(self, metrics: dict[str, float]) -> None:
+        self._orchestrator.record_live_metrics.remote(self._job_id, metrics)
 
 
 class OrchestratorVersion:
@@ -294,6 +325,66 @@ class _RayTrials:
             ray.cancel(ref)
 
 
+def _window_task(
+    data: list[ObjectRef[PreparedData]], recipe: Recipe, window: Window
+) -> WindowResult:
+    return run_window(ray.get(data[0]), recipe, window)
+
+
+_remote_window = ray.remote(num_cpus=1)(_window_task)
+
+
+def backtest_stage(
+    context: JobContext, data: list[ObjectRef[Any]], model: TrainedModel, reporter: Any
+) -> BacktestResult:
+    """The backtest stage: a coordinator (no CPU) that runs each window as a one-CPU task
+    named ``backtest:<job_id>:<window>``; ``data`` comes boxed so the windows, not this
+    task, read it (the coordinator reads only its timestamps)."""
+    config = context.config
+    spec = config.backtest
+    assert spec is not None
+    prepared: PreparedData = ray.get(data[0])
+    stamps = all_rows(prepared)[2]
+    windows = plan(stamps, config.horizon, spec.windows, config.backtest_step)
+    recipe = Recipe.of(model)
+    logger = logging.getLogger(f"{_PIPELINE_LOGGER}.backtest")
+    logger.info(
+        "backtesting %d windows from %s, %d steps apart: %s each",
+        len(windows),
+        windows[0].origin,
+        config.backtest_step,
+        " + ".join(f"{o} {r} rounds" for o, _, r, _ in recipe.members),
+    )
+    refs = [
+        _remote_window.options(name=f"backtest:{context.job_id}:{w.number}").remote(
+            [data[0]], recipe, w
+        )
+        for w in windows
+    ]
+    stop = CancelCheck(reporter, context.job_id) if reporter is not None else None
+    try:
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=STOP_CHECK_SECONDS)
+            if pending and stop is not None and stop():
+                raise TrainingStopped("backtest stopped: the job was cancelled")
+        results: list[WindowResult] = ray.get(refs)
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref)
+        raise
+    for result in results:
+        logger.info(
+            "window %d (%s .. %s, %d training rows): %s",
+            result.number,
+            result.origin,
+            result.end,
+            result.train_rows,
+            ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items() if k in SHOWN),
+        )
+    return BacktestResult(results)
+
+
 def search_stage(
     context: JobContext,
     data: list[ObjectRef[Any]],
@@ -354,16 +445,18 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
             cpus=0,
         )
         model = submit(
-            "train", retrain_best, data, found, config.train_cpus, cpus=config.train_cpus
+            "train", retrain_best, data, found, config, config.train_cpus, cpus=config.train_cpus
         )
     else:
-        stop = CancelCheck(reporter, context.job_id) if reporter is not None else None
+        stop = live = None
+        if reporter is not None:
+            stop, live = CancelCheck(reporter, context.job_id), LiveReport(reporter, context.job_id)
         model = submit(
-            "train", train, data, config, config.train_cpus, stop, cpus=config.train_cpus
+            "train", train, data, config, config.train_cpus, stop, live, cpus=config.train_cpus
         )
-    evaluation = submit(
-        "evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold
-    )
+    if config.backtest is not None:
+        submit("backtest", backtest_stage, context, [data], model, reporter, cpus=0)
+    evaluation = submit("evaluate", evaluate, model, data, context.model_type, config)
     claim = OrchestratorVersion(reporter, context) if reporter is not None else None
     root = settings.artifacts_root
     submit("register", register, context, model, data, evaluation, root, claim)
@@ -375,8 +468,8 @@ def run_in_process(
 ) -> tuple[SavedModel, list[StageReport]]:
     """The same stages, called one after another in this process (no Ray)."""
     config = context.config
-    if config.enable_hpo:
-        raise ValueError("run_in_process runs no hyperparameter search; launch() does")
+    if config.enable_hpo or config.backtest is not None:
+        raise ValueError("run_in_process runs no search and no backtest; launch() does")
     reports: list[StageReport] = []
 
     def step(stage: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -387,8 +480,6 @@ def run_in_process(
     frame = step("load_features", load_features, context, settings.features_root)
     data = step("preprocess", preprocess, frame, config)
     model = step("train", train, data, config, num_threads)
-    evaluation = step(
-        "evaluate", evaluate, model, data, context.model_type, config.anomaly_threshold
-    )
+    evaluation = step("evaluate", evaluate, model, data, context.model_type, config)
     saved = step("register", register, context, model, data, evaluation, settings.artifacts_root)
     return saved, reports

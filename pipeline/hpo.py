@@ -33,15 +33,19 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from domain.errors import PipelineError, TrainingStopped
-from pipeline.config import HyperparameterSpec, TrainingConfig
+from pipeline.config import DEFAULT_HYPERPARAMETERS, HyperparameterSpec, TrainingConfig
 from pipeline.preprocess import PreparedData
 from pipeline.train import BinnedData, booster_params, fit
 
 logger = logging.getLogger(__name__)
 
-#: Trials report their validation L1 to the pruner about this many times. Each report is
-#: a write to the shared journal, so their number, not the rounds, sets the cost.
+#: Trials report their validation L1 to the pruner about this many times, and at least
+#: every ``MAX_REPORT_INTERVAL`` rounds: early stopping ends most trials long before the
+#: ``n_estimators`` ceiling, so reports spaced by the ceiling would come too late.
 REPORTS_PER_TRIAL = 10
+MAX_REPORT_INTERVAL = 25
+#: Rounds before the pruner judges a trial, at most.
+MAX_WARMUP_ROUNDS = 100
 SAMPLER_SEED = 42
 #: How often a search asks whether its job was cancelled.
 STOP_CHECK_SECONDS = 2.0
@@ -105,7 +109,11 @@ class SearchResult:
     best_params: dict[str, Any]
     best_iteration: int
     progress: SearchProgress
-    params: dict[str, Any]  # the LightGBM parameters to retrain with: fixed + best searched
+    #: Per objective of the model's members: the LightGBM parameters to retrain with (fixed
+    #: + the best trial's of that objective) and its rounds (None: no trial of that
+    #: objective completed, so the retrain early-stops with the best trial's parameters).
+    members: dict[str, tuple[dict[str, Any], int | None]]
+    early_stopping_rounds: int
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -155,14 +163,15 @@ def _pruner(config: TrainingConfig) -> optuna.pruners.BasePruner:
     if not config.pruning:
         return optuna.pruners.NopPruner()
     startup = min(5, max(1, config.n_trials // 4))
-    warmup = max(report_interval(config), booster_params(config.lightgbm_params(), 1)[1] // 4)
+    rounds = booster_params(config.lightgbm_params(), 1)[1]
+    warmup = max(report_interval(config), min(rounds // 4, MAX_WARMUP_ROUNDS))
     return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
 
 
 def report_interval(config: TrainingConfig) -> int:
     """Rounds between two reports to the pruner."""
     rounds = booster_params(config.lightgbm_params(), 1)[1]
-    return max(5, rounds // REPORTS_PER_TRIAL)
+    return max(5, min(rounds // REPORTS_PER_TRIAL, MAX_REPORT_INTERVAL))
 
 
 def run_trial(
@@ -290,6 +299,9 @@ def search(
     live = open_study(optuna.storages.InMemoryStorage(), study_name, config)
     numbers = _resume(durable, live, config, report)
     space = {name: distribution(spec) for name, spec in config.search_space().items()}
+    if not numbers:
+        for point in starting_points(config):
+            live.enqueue_trial(point)
     to_start = config.n_trials - len(durable.trials)
     next_number = max(numbers, default=-1) + 1
     deadline = time.monotonic() + config.timeout_seconds if config.timeout_seconds else None
@@ -332,6 +344,53 @@ def search(
         runner.cancel(list(running))
         raise
     return _result(durable, journal, study_name, config)
+
+
+def starting_points(config: TrainingConfig) -> list[dict[str, Any]]:
+    """The first trials: the service's defaults (moved into the searched ranges), once per
+    searched objective, so a search starts from what a plain job would train."""
+    defaults = {**DEFAULT_HYPERPARAMETERS, "reg_lambda": 0.0, "reg_alpha": 0.0}
+    point: dict[str, Any] = {}
+    objectives: list[Any] = [None]
+    for name, spec in config.search_space().items():
+        if spec.type == "categorical":
+            if name == "objective":
+                objectives = list(spec.choices or [])
+            elif defaults.get(name) in (spec.choices or []):
+                point[name] = defaults[name]
+        elif name in defaults and spec.low is not None and spec.high is not None:
+            value = min(max(float(defaults[name]), spec.low), spec.high)
+            point[name] = round(value) if spec.type == "int" else value
+    points = [point if o is None else {**point, "objective": o} for o in objectives]
+    return [p for p in points if p]
+
+
+def trial_objective(config: TrainingConfig, params: dict[str, Any]) -> str:
+    """The objective a trial trained with: searched, fixed by the job, or LightGBM's L2."""
+    fixed = config.lightgbm_params().get("objective", "regression")
+    return str(params.get("objective", fixed))
+
+
+def member_choices(
+    config: TrainingConfig, complete: list[optuna.trial.FrozenTrial]
+) -> dict[str, tuple[dict[str, Any], int | None]]:
+    """Per member objective, the parameters and rounds of its best completed trial."""
+    space = config.search_space()
+    searched = space.get("objective")
+    objectives = (
+        tuple(str(c) for c in searched.choices or [])
+        if searched is not None and searched.type == "categorical"
+        else config.objectives()
+    )
+    ranked = sorted(complete, key=lambda t: t.value if t.value is not None else float("inf"))
+    members: dict[str, tuple[dict[str, Any], int | None]] = {}
+    for objective in objectives:
+        own = [t for t in ranked if trial_objective(config, t.params) == objective]
+        chosen = own[0] if own else ranked[0]
+        params = {**config.lightgbm_params(), **chosen.params, "objective": objective}
+        rounds = int(chosen.user_attrs["best_iteration"]) if own else None
+        members[objective] = (params, rounds)
+    return members
 
 
 def _finish(
@@ -440,5 +499,6 @@ def _result(
         best_params=best.params,
         best_iteration=int(best.user_attrs["best_iteration"]),
         progress=progress,
-        params={**config.lightgbm_params(), **best.params},
+        members=member_choices(config, complete),
+        early_stopping_rounds=config.early_stopping_rounds,
     )

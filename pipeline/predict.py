@@ -4,8 +4,12 @@ A request carries rows of the model's feature-set columns: the timestamp, the se
 the set has one), the covariates and the target. Rows whose target is null are the future
 to forecast; rows with a target are the history the lags read (and, for anomaly models,
 the observations to score). The features are built by the same code as in training, so
-serving and training cannot drift apart. Every row that has its full history gets a
-prediction; a request where no row does is refused with the history it lacks.
+serving and training cannot drift apart. Every row past its series' warm-up (the longest
+lag) gets a prediction, with the model's quantiles and, on request, each feature's
+contribution; a request where no row does is refused with the history it lacks. Features
+whose history the request leaves out (last year's values, a full rolling window) are
+missing values to the model, as at the start of its training data: the forecast equals
+the evaluated one when the rows reach ``history_needed`` steps back.
 """
 
 from __future__ import annotations
@@ -21,10 +25,26 @@ import pandas as pd
 from domain.errors import InvalidRequest
 from pipeline.evaluate import ResidualThreshold
 from pipeline.feature_store import FeatureFrame, FeatureSetSchema
-from pipeline.features import build_features, lag_steps, rolling_windows
+from pipeline.features import (
+    YEARLY_HISTORY_DAYS,
+    FeatureSpec,
+    build_features,
+    rolling_windows,
+    warm_up,
+)
+from pipeline.intervals import quantile_key
 from pipeline.register import ModelArtifact
 
 FIELD = "rows"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Each feature's contribution to one forecast; with ``expected_value`` (the model's
+    average forecast) they sum to the forecast."""
+
+    expected_value: float
+    contributions: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -35,16 +55,26 @@ class Prediction:
     actual: float | None
     anomaly: bool | None
     anomaly_score: float | None
+    quantiles: dict[str, float] | None = None
+    explanation: Explanation | None = None
 
 
-def history_needed(horizon: int, season: int) -> int:
-    """Consecutive earlier steps a row needs: the longest lag, or the horizon plus the
-    longest rolling window."""
-    return max(max(lag_steps(horizon, season)), horizon + max(rolling_windows(season)) - 1)
+def history_needed(spec: FeatureSpec) -> int:
+    """Consecutive earlier steps a row needs for every feature to be what training saw:
+    the longest lag, the horizon plus the longest rolling window, or (for models reading
+    last year's values) a year and a week."""
+    steps = max(
+        warm_up(spec.horizon, spec.season), spec.horizon + max(rolling_windows(spec.season)) - 1
+    )
+    if spec.yearly:
+        steps = max(steps, (YEARLY_HISTORY_DAYS + 7) * spec.season)
+    return steps
 
 
-def predict_rows(artifact: ModelArtifact, rows: Sequence[Mapping[str, Any]]) -> list[Prediction]:
-    """Predictions for every row with its full history, in time (then series) order.
+def predict_rows(
+    artifact: ModelArtifact, rows: Sequence[Mapping[str, Any]], explain: bool = False
+) -> list[Prediction]:
+    """Predictions for every row past its warm-up, in time (then series) order.
 
     Raises:
         InvalidRequest: wrong or missing columns, nulls/NaNs where values are needed,
@@ -52,21 +82,24 @@ def predict_rows(artifact: ModelArtifact, rows: Sequence[Mapping[str, Any]]) -> 
     """
     metadata = artifact.metadata
     schema = replace(FeatureSetSchema(**metadata["feature_schema"]), label_column=None)
-    horizon = int(metadata["config"]["horizon"])
-    season = int(metadata["season"])
-    frame = _frame(schema, rows, season)
+    spec = artifact.feature_spec
+    frame = _frame(schema, rows, spec.season)
     matrix = build_features(
-        FeatureFrame(schema, frame), horizon, season=season, require_target=False
+        FeatureFrame(schema, frame), spec, require_target=False, columns=metadata["features"]
     )
     if len(matrix.target) == 0:
-        need = history_needed(horizon, season)
+        need = warm_up(spec.horizon, spec.season)
         raise InvalidRequest(
             FIELD,
             f"missing history for the lags: a row to predict needs the {need} steps before it "
-            f"(horizon {horizon}, {season} steps per day) in the same series; "
-            f"got {len(frame)} rows",
+            f"(horizon {spec.horizon}, {spec.season} steps per day) in the same series, and "
+            f"{history_needed(spec)} for every feature; got {len(frame)} rows",
         )
-    predicted = artifact.predict(matrix.features[metadata["features"]].to_numpy())
+    features = matrix.features.to_numpy()
+    predicted = artifact.predict(features)
+    calibration = artifact.calibration
+    bounds = artifact.predict_quantiles(features, predicted)
+    explanations = _explanations(artifact, features) if explain else None
     actual = matrix.target
     flags = scores = None
     threshold = metadata.get("anomaly_threshold")
@@ -83,8 +116,27 @@ def predict_rows(artifact: ModelArtifact, rows: Sequence[Mapping[str, Any]]) -> 
             actual=None if math.isnan(actual[i]) else float(actual[i]),
             anomaly=None if flags is None or math.isnan(actual[i]) else bool(flags[i]),
             anomaly_score=(None if scores is None or math.isnan(actual[i]) else float(scores[i])),
+            quantiles=None
+            if bounds is None or calibration is None
+            else {
+                quantile_key(q): float(v)
+                for q, v in zip(calibration.quantiles, bounds[i], strict=True)
+            },
+            explanation=None if explanations is None else explanations[i],
         )
         for i in range(len(actual))
+    ]
+
+
+def _explanations(artifact: ModelArtifact, features: np.ndarray) -> list[Explanation]:
+    names = artifact.metadata["features"]
+    table = artifact.contributions(features)
+    return [
+        Explanation(
+            expected_value=float(row[-1]),
+            contributions={name: float(v) for name, v in zip(names, row[:-1], strict=True)},
+        )
+        for row in table
     ]
 
 

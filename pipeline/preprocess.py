@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from domain.errors import PipelineError
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureFrame, FeatureSetSchema
-from pipeline.features import FeatureMatrix, build_features
+from pipeline.features import FeatureMatrix, FeatureSpec, build_features, default_spec
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,12 @@ class PreparedData:
     test: Split
     feature_names: list[str]
     scaler: StandardScaler
-    season: int
+    spec: FeatureSpec
     feature_schema: FeatureSetSchema
+
+    @property
+    def season(self) -> int:
+        return self.spec.season
 
     def summary(self) -> dict[str, object]:
         return {
@@ -64,7 +68,8 @@ def time_split_bounds(
 
 def preprocess(frame: FeatureFrame, config: TrainingConfig) -> PreparedData:
     """Build features, split by time (no shuffle), scale with training statistics only."""
-    matrix = build_features(frame, config.horizon, config.start_date, config.end_date)
+    spec = default_spec(frame, config.horizon, config.holidays, config.end_date)
+    matrix = build_features(frame, spec, config.start_date, config.end_date)
     if len(matrix.target) == 0:
         raise PipelineError("no rows with complete features in the selected date range")
     validation_start, test_start = time_split_bounds(
@@ -96,7 +101,7 @@ def preprocess(frame: FeatureFrame, config: TrainingConfig) -> PreparedData:
         test=splits["test"],
         feature_names=list(matrix.features.columns),
         scaler=scaler,
-        season=matrix.season,
+        spec=spec,
         feature_schema=frame.schema,
     )
 

@@ -1,8 +1,10 @@
 """The register stage: save a model with what it needs to predict again, and read it back.
 
 An artifact directory ``<root>/<tenant>/<model_name>/<version>/`` holds:
-``model.txt`` (the LightGBM booster), ``preprocessing.joblib`` (the fitted scaler),
-``metadata.json`` (features, params, metrics, lineage) and ``test_predictions.parquet``.
+``model.txt`` (the first LightGBM booster; ``model-1.txt``... for the others of a blend),
+``preprocessing.joblib`` (the fitted scaler), ``metadata.json`` (features and how to build
+them, params, metrics, quantile calibration, feature importance, lineage),
+``test_predictions.parquet`` and, for a multi-series set, ``series_metrics.parquet``.
 The version comes from a ``ClaimVersion``: in the service the orchestrator hands it out
 (``actors.versions``), so two jobs never share one; without an orchestrator, creating the
 directory claims it (exclusive on a local disk only). The root is a local path or a
@@ -29,9 +31,18 @@ from sklearn.preprocessing import StandardScaler
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import Evaluation, ResidualThreshold
+from pipeline.features import FeatureSpec
+from pipeline.intervals import QuantileCalibration
 from pipeline.preprocess import PreparedData
 from pipeline.storage import Location
-from pipeline.train import TrainedModel
+from pipeline.train import (
+    Member,
+    TrainedModel,
+    blend_contributions,
+    blend_importance,
+    blend_predict,
+    quantile_forecasts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +51,7 @@ MODEL_FILE = "model.txt"
 PREPROCESSING_FILE = "preprocessing.joblib"
 METADATA_FILE = "metadata.json"
 PREDICTIONS_FILE = "test_predictions.parquet"
+SERIES_METRICS_FILE = "series_metrics.parquet"
 
 #: Picks the version to register: (the model's directory, the clock) -> version.
 ClaimVersion = Callable[[Location, datetime], str]
@@ -63,6 +75,7 @@ class SavedModel:
     metrics: dict[str, float]
     params: dict[str, Any]
     features: list[str]
+    feature_importance: dict[str, float]
 
     def summary(self) -> dict[str, object]:
         return {"version": self.version, "artifact_uri": self.artifact_uri}
@@ -72,16 +85,39 @@ class SavedModel:
 class ModelArtifact:
     """A registered model loaded back from its directory."""
 
-    booster: lgb.Booster
+    members: tuple[Member, ...]
     scaler: StandardScaler
     metadata: dict[str, Any]
+    quantile_members: tuple[Member, ...] = ()
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Predict from unscaled feature rows, columns in ``metadata['features']`` order."""
+        return blend_predict(self.members, self.scaler.transform(features))
+
+    def predict_quantiles(self, features: np.ndarray, point: np.ndarray) -> np.ndarray | None:
+        """The quantile forecasts (one column per quantile) of unscaled feature rows whose
+        point forecasts are ``point``; None for models without quantiles."""
         scaled = self.scaler.transform(features)
-        return np.asarray(
-            self.booster.predict(scaled, num_iteration=self.metadata["best_iteration"])
-        )
+        return quantile_forecasts(self.calibration, self.quantile_members, scaled, point)
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Per-row contributions of each feature, then the expected value (last column);
+        each row sums to ``predict``'s forecast."""
+        return blend_contributions(self.members, self.scaler.transform(features))
+
+    @property
+    def calibration(self) -> QuantileCalibration | None:
+        stored = self.metadata.get("quantile_calibration")
+        return QuantileCalibration.from_dict(stored) if stored else None
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        """How the model's features are built (models registered before the spec was saved
+        read the horizon and season alone)."""
+        stored = self.metadata.get("feature_spec")
+        if stored:
+            return FeatureSpec(**stored)
+        return FeatureSpec(int(self.metadata["config"]["horizon"]), int(self.metadata["season"]))
 
 
 def register(
@@ -101,9 +137,16 @@ def register(
     parent = artifacts_root / context.tenant_id / context.model_name
     version = (claim_version or claim_directory)(parent, now or datetime.now(UTC))
     directory = parent / version
-    (directory / MODEL_FILE).write_text(
-        model.booster.model_to_string(num_iteration=model.best_iteration)
-    )
+    members = []
+    for index, member in enumerate(model.members):
+        name = MODEL_FILE if index == 0 else f"model-{index}.txt"
+        (directory / name).write_text(member.booster.model_to_string(num_iteration=member.rounds))
+        members.append({"file": name, "objective": member.objective, "rounds": member.rounds})
+    quantile_members = []
+    for member in model.quantile_members:
+        name = f"quantile-{member.alpha:g}.txt"
+        (directory / name).write_text(member.booster.model_to_string(num_iteration=member.rounds))
+        quantile_members.append({"file": name, "alpha": member.alpha, "rounds": member.rounds})
     scaler = io.BytesIO()
     joblib.dump(data.scaler, scaler)
     (directory / PREPROCESSING_FILE).write_bytes(scaler.getvalue())
@@ -111,16 +154,27 @@ def register(
     (directory / PREDICTIONS_FILE).write_parquet(
         pa.Table.from_pandas(predictions, preserve_index=False)
     )
+    if evaluation.series_metrics is not None:
+        (directory / SERIES_METRICS_FILE).write_parquet(
+            pa.Table.from_pandas(evaluation.series_metrics, preserve_index=False)
+        )
+    importance = blend_importance(model.members, data.feature_names)
+    calibration = model.calibration
     metadata = {
         "model_id": f"{context.tenant_id}:{context.model_name}:{version}",
         "version": version,
         "model_type": context.model_type.value,
         "features": data.feature_names,
         "season": data.season,
+        "feature_spec": asdict(data.spec),
         "feature_schema": asdict(data.feature_schema),
+        "members": members,
+        "quantile_members": quantile_members,
         "best_iteration": model.best_iteration,
         "params": model.params,
         "metrics": evaluation.metrics,
+        "feature_importance": importance,
+        "quantile_calibration": calibration.as_dict() if calibration else None,
         "anomaly_threshold": _threshold(evaluation.threshold),
         "search": model.search,
         "config": context.config.model_dump(mode="json"),
@@ -142,20 +196,52 @@ def register(
         metrics=evaluation.metrics,
         params=model.params,
         features=data.feature_names,
+        feature_importance=importance,
     )
 
 
 def load_artifact(directory: Location) -> ModelArtifact:
+    metadata = json.loads((directory / METADATA_FILE).read_text())
+    stored = metadata.get("members") or [
+        {"file": MODEL_FILE, "objective": "regression", "rounds": metadata["best_iteration"]}
+    ]
+    members = tuple(
+        Member(
+            entry["objective"],
+            lgb.Booster(model_str=(directory / entry["file"]).read_text()),
+            int(entry["rounds"]),
+        )
+        for entry in stored
+    )
+    quantile_members = tuple(
+        Member(
+            "quantile",
+            lgb.Booster(model_str=(directory / entry["file"]).read_text()),
+            int(entry["rounds"]),
+            float(entry["alpha"]),
+        )
+        for entry in metadata.get("quantile_members") or []
+    )
     return ModelArtifact(
-        booster=lgb.Booster(model_str=(directory / MODEL_FILE).read_text()),
+        members=members,
         scaler=joblib.load(io.BytesIO((directory / PREPROCESSING_FILE).read_bytes())),
-        metadata=json.loads((directory / METADATA_FILE).read_text()),
+        metadata=metadata,
+        quantile_members=quantile_members,
     )
 
 
 def load_predictions(directory: Location) -> pd.DataFrame:
-    """The test period's actual and predicted values saved with the model."""
+    """The test period's actual and predicted values (and quantiles) saved with the model."""
     frame: pd.DataFrame = (directory / PREDICTIONS_FILE).read_parquet().to_pandas()
+    return frame
+
+
+def load_series_metrics(directory: Location) -> pd.DataFrame | None:
+    """The per-series test metrics of a multi-series model; None for a single series."""
+    location = directory / SERIES_METRICS_FILE
+    if not location.is_file():
+        return None
+    frame: pd.DataFrame = location.read_parquet().to_pandas()
     return frame
 
 
@@ -178,9 +264,17 @@ def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFra
     )
     if data.test.series is not None:
         table.insert(1, "series", data.test.series)
+    if evaluation.bounds is not None and evaluation.calibration is not None:
+        for i, q in enumerate(evaluation.calibration.quantiles):
+            table[quantile_column(q)] = evaluation.bounds[:, i]
     if evaluation.anomaly_flags is not None:
         table["anomaly"] = evaluation.anomaly_flags
     return table
+
+
+def quantile_column(quantile: float) -> str:
+    """The test-predictions column of a quantile: ``q0.1``."""
+    return f"q{quantile:g}"
 
 
 def _threshold(threshold: ResidualThreshold | None) -> dict[str, float] | None:

@@ -1,8 +1,17 @@
-"""The train stage: LightGBM with early stopping on the validation part."""
+"""The train stage: LightGBM boosters early-stopped on the validation part, then refitted
+on training + validation rows with the rounds they found.
+
+A model is one booster per objective, and forecasts their mean: by default a mean (L2)
+and a median (L1) booster, an even blend that forecast 3-5 % better than either alone on
+the real load sets (bench/README.md). The early-stopped fits also give the validation
+part's out-of-sample forecasts, which calibrate the intervals and the anomaly threshold.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,6 +21,7 @@ import numpy as np
 
 from domain.errors import TrainingStopped
 from pipeline.config import TrainingConfig
+from pipeline.intervals import QuantileCalibration, calibrate, paired_quantiles
 from pipeline.preprocess import PreparedData
 
 if TYPE_CHECKING:
@@ -23,22 +33,105 @@ VALIDATION_METRICS = ("l1", "l2")
 LOG_EVERY = 25
 #: How often (in boosting rounds) a running training asks whether its job was cancelled.
 STOP_CHECK_ROUNDS = 25
+#: How often a running training reports its best validation scores so far.
+LIVE_METRICS_SECONDS = 2.0
 _ROUND_ALIASES = ("n_estimators", "num_iterations")
 #: The parameters a job may set (``KNOWN_HYPERPARAMETERS``) that change how LightGBM bins
 #: the data; the others shape only the trees, so fits that agree on these share bins.
 BINNING_PARAMETERS = ("max_bin", "seed")
+#: How a member's curves are named in the job's experiment; the first member's are not
+#: prefixed (``validation_l1``), later ones are (``validation_median_l1``).
+MEMBER_NAMES = {"regression": "mean", "regression_l1": "median"}
+
+#: Receives the best validation scores so far while a booster trains.
+LiveMetrics = Callable[[dict[str, float]], None]
 
 
 @dataclass(frozen=True)
-class TrainedModel:
+class Fit:
+    """One booster fitted on the training part and early-stopped on the validation part."""
+
     booster: lgb.Booster
     params: dict[str, Any]
     best_iteration: int
     curve: dict[str, list[float]]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One booster of a model, trained on training + validation rows (``alpha``: the
+    quantile a quantile booster forecasts)."""
+
+    objective: str
+    booster: lgb.Booster
+    rounds: int
+    alpha: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """The boosters of a model and what their early-stopped fits learned."""
+
+    members: tuple[Member, ...]
+    params: dict[str, Any]
+    best_iteration: int
+    curve: dict[str, list[float]]
+    validation_predictions: np.ndarray
+    quantile_members: tuple[Member, ...] = ()
+    calibration: QuantileCalibration | None = None
     search: dict[str, Any] | None = None
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return blend_predict(self.members, X)
+
+    def predict_quantiles(self, X: np.ndarray, point: np.ndarray) -> np.ndarray | None:
+        """One column per quantile (None when the job asked for none)."""
+        return quantile_forecasts(self.calibration, self.quantile_members, X, point)
 
     def summary(self) -> dict[str, object]:
         return {"params": self.params, "best_iteration": self.best_iteration, "curve": self.curve}
+
+
+def blend_predict(members: Sequence[Member], X: np.ndarray) -> np.ndarray:
+    """The members' mean forecast."""
+    forecasts = [np.asarray(m.booster.predict(X, num_iteration=m.rounds)) for m in members]
+    blended: np.ndarray = np.mean(forecasts, axis=0)
+    return blended
+
+
+def quantile_forecasts(
+    calibration: QuantileCalibration | None,
+    members: Sequence[Member],
+    X: np.ndarray,
+    point: np.ndarray,
+) -> np.ndarray | None:
+    """The calibrated quantile forecasts for rows ``X`` whose point forecasts are ``point``."""
+    if calibration is None:
+        return None
+    boosted = {
+        m.alpha: np.asarray(m.booster.predict(X, num_iteration=m.rounds))
+        for m in members
+        if m.alpha is not None
+    }
+    return calibration.bounds(point, boosted)
+
+
+def blend_contributions(members: Sequence[Member], X: np.ndarray) -> np.ndarray:
+    """Per-row feature contributions (LightGBM ``pred_contrib``; the last column is the
+    expected value), averaged over the members: each row sums to the blended forecast."""
+    parts = [
+        np.asarray(m.booster.predict(X, num_iteration=m.rounds, pred_contrib=True)) for m in members
+    ]
+    contributions: np.ndarray = np.mean(parts, axis=0)
+    return contributions
+
+
+def blend_importance(members: Sequence[Member], names: Sequence[str]) -> dict[str, float]:
+    """Total gain of the splits on each feature, averaged over the members."""
+    gains = np.mean(
+        [m.booster.feature_importance("gain", iteration=m.rounds) for m in members], axis=0
+    )
+    return {name: float(gain) for name, gain in zip(names, gains, strict=True)}
 
 
 def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, Any], int]:
@@ -101,7 +194,7 @@ def fit(
     num_threads: int,
     extra_callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]] = (),
     binned: BinnedData | None = None,
-) -> TrainedModel:
+) -> Fit:
     """Fit on the training part, watching the validation part (early stopping when > 0).
 
     ``binned`` is used when it was binned as ``params`` bin; otherwise ``data`` is binned.
@@ -128,7 +221,22 @@ def fit(
         name: list(map(float, values)) for name, values in curve["validation"].items()
     }
     params["num_iterations"] = rounds
-    return TrainedModel(booster, params, best, validation_curve)
+    return Fit(booster, params, best, validation_curve)
+
+
+def refit_rounds(best_iteration: int, data: PreparedData) -> int:
+    """Rounds for a refit on training + validation rows: early stopping's count, grown with
+    the rows (more data supports more rounds at the same learning rate)."""
+    rows = len(data.train.y) + len(data.validation.y)
+    return max(1, math.ceil(best_iteration * rows / len(data.train.y)))
+
+
+def refit(data: PreparedData, params: dict[str, Any], rounds: int) -> lgb.Booster:
+    """A booster on training + validation rows (the test part stays untouched)."""
+    X = np.vstack([data.train.X, data.validation.X])
+    y = np.concatenate([data.train.y, data.validation.y])
+    dataset = lgb.Dataset(X, y, feature_name=data.feature_names)
+    return lgb.train(params, dataset, num_boost_round=rounds)
 
 
 def train(
@@ -136,47 +244,182 @@ def train(
     config: TrainingConfig,
     num_threads: int,
     should_stop: Callable[[], bool] | None = None,
+    live: LiveMetrics | None = None,
 ) -> TrainedModel:
-    """The train stage: fit a booster; ``num_threads`` matches the CPUs the task holds.
+    """The train stage: one early-stopped fit and one refit per objective; ``num_threads``
+    matches the CPUs the task holds.
 
     ``should_stop`` is asked every ``STOP_CHECK_ROUNDS`` rounds; when it says yes (the job
     was cancelled) training stops with ``TrainingStopped``. Ray's own cancel can miss a
     task that was just starting, and a long training would then hold its CPU to the end.
+    ``live`` hears the best validation scores every ``LIVE_METRICS_SECONDS``.
     """
     logger.info(
-        "training LightGBM on %d rows x %d features, %d thread(s)",
+        "training LightGBM (%s) on %d rows x %d features, %d thread(s)",
+        " + ".join(config.objectives()),
         len(data.train.y),
         len(data.feature_names),
         num_threads,
     )
-    checks = [stop_when(should_stop)] if should_stop is not None else []
-    model = fit(data, config.lightgbm_params(), config.early_stopping_rounds, num_threads, checks)
-    logger.info(
-        "best iteration %d of %d: validation l1=%.4f",
-        model.best_iteration,
-        model.booster.current_iteration(),
-        model.curve["l1"][model.best_iteration - 1],
+    callbacks = [stop_when(should_stop)] if should_stop is not None else []
+    if live is not None:
+        callbacks.append(LiveScores(live))
+    plans = [
+        MemberPlan(objective, {**config.lightgbm_params(), "objective": objective})
+        for objective in config.objectives()
+    ]
+    return assemble(
+        data, plans, config.quantiles, config.early_stopping_rounds, num_threads, callbacks
     )
-    return model
 
 
-def retrain_best(data: PreparedData, search: SearchResult, num_threads: int) -> TrainedModel:
-    """The train stage after a search: the best trial's parameters and number of rounds,
-    refitted on training + validation rows (the test part stays untouched)."""
-    params, _ = booster_params(search.params, num_threads)
-    X = np.vstack([data.train.X, data.validation.X])
-    y = np.concatenate([data.train.y, data.validation.y])
+@dataclass(frozen=True)
+class MemberPlan:
+    """How to train one member: its parameters, and its rounds if a search found them
+    (else early stopping finds them)."""
+
+    objective: str
+    params: dict[str, Any]
+    rounds: int | None = None
+
+
+def assemble(
+    data: PreparedData,
+    plans: Sequence[MemberPlan],
+    quantiles: Sequence[float],
+    early_stopping_rounds: int,
+    num_threads: int,
+    callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]] = (),
+    search: dict[str, Any] | None = None,
+) -> TrainedModel:
+    """Fit each member on the training part, then refit it on training + validation; the
+    same for the quantile boosters, calibrated on the validation part in between."""
+    fits = []
+    for plan in plans:
+        stopping = early_stopping_rounds if plan.rounds is None else 0
+        params = (
+            plan.params if plan.rounds is None else {**plan.params, "n_estimators": plan.rounds}
+        )
+        fitted = fit(data, params, stopping, num_threads, callbacks)
+        logger.info(
+            "%s: best iteration %d of %d, validation l1=%.4f",
+            plan.objective,
+            fitted.best_iteration,
+            fitted.booster.current_iteration(),
+            fitted.curve["l1"][fitted.best_iteration - 1],
+        )
+        fits.append(fitted)
+    validation = np.mean(
+        [f.booster.predict(data.validation.X, num_iteration=f.best_iteration) for f in fits],
+        axis=0,
+    )
+    members = []
+    for plan, fitted in zip(plans, fits, strict=True):
+        rounds = refit_rounds(fitted.best_iteration, data)
+        params = {k: v for k, v in fitted.params.items() if k != "num_iterations"}
+        members.append(Member(plan.objective, refit(data, params, rounds), rounds))
     logger.info(
-        "retraining trial %d's parameters on %d rows (train + validation), %d rounds",
-        search.best_trial,
-        len(y),
-        search.best_iteration,
+        "refitted on %d rows (train + validation): %s; blended validation l1=%.4f",
+        len(data.train.y) + len(data.validation.y),
+        ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
+        float(np.mean(np.abs(data.validation.y - validation))),
     )
-    booster = lgb.train(
-        params, lgb.Dataset(X, y, feature_name=data.feature_names), search.best_iteration
+    quantile_members, calibration = _quantile_boosters(
+        data, fits[0].params, quantiles, validation, early_stopping_rounds, num_threads, callbacks
     )
-    params["num_iterations"] = search.best_iteration
-    return TrainedModel(booster, params, search.best_iteration, {}, search.summary())
+    return TrainedModel(
+        members=tuple(members),
+        params=_model_params(fits),
+        best_iteration=fits[0].best_iteration,
+        curve=_curves(plans, fits),
+        validation_predictions=validation,
+        quantile_members=quantile_members,
+        calibration=calibration,
+        search=search,
+    )
+
+
+def _quantile_boosters(
+    data: PreparedData,
+    params: dict[str, Any],
+    quantiles: Sequence[float],
+    validation: np.ndarray,
+    early_stopping_rounds: int,
+    num_threads: int,
+    callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]],
+) -> tuple[tuple[Member, ...], QuantileCalibration | None]:
+    """A quantile booster per interval bound, early-stopped on its pinball loss, the
+    calibration from its validation forecasts, then its refit on training + validation."""
+    if not quantiles:
+        return (), None
+    base = {k: v for k, v in params.items() if k not in ("num_iterations", "objective")}
+    base["n_estimators"] = params["num_iterations"]  # the point boosters' ceiling
+    fits = {
+        q: fit(
+            data,
+            {**base, "objective": "quantile", "alpha": q, "metric": ["quantile"]},
+            early_stopping_rounds,
+            num_threads,
+            callbacks,
+        )
+        for q in paired_quantiles(quantiles)
+    }
+    boosted = {
+        q: np.asarray(f.booster.predict(data.validation.X, num_iteration=f.best_iteration))
+        for q, f in fits.items()
+    }
+    calibration = calibrate(data.validation.y, validation, boosted, quantiles)
+    members = []
+    for q, fitted in fits.items():
+        rounds = refit_rounds(fitted.best_iteration, data)
+        refit_params = {k: v for k, v in fitted.params.items() if k != "num_iterations"}
+        members.append(Member("quantile", refit(data, refit_params, rounds), rounds, q))
+    if members:
+        logger.info(
+            "quantile boosters: %s; conformal widening %s",
+            ", ".join(f"P{100 * m.alpha:g} {m.rounds} rounds" for m in members if m.alpha),
+            ", ".join(f"{k}: {v:.4g}" for k, v in calibration.widen.items()),
+        )
+    return tuple(members), calibration
+
+
+def retrain_best(
+    data: PreparedData, search: SearchResult, config: TrainingConfig, num_threads: int
+) -> TrainedModel:
+    """The train stage after a search: each member with its best trial's parameters and
+    rounds, refitted on training + validation rows."""
+    plans = [
+        MemberPlan(objective, params, rounds)
+        for objective, (params, rounds) in search.members.items()
+    ]
+    logger.info(
+        "retraining the best trial of each objective (%s) on train + validation",
+        ", ".join(search.members),
+    )
+    return assemble(
+        data,
+        plans,
+        config.quantiles,
+        search.early_stopping_rounds,
+        num_threads,
+        search=search.summary(),
+    )
+
+
+def _model_params(fits: Sequence[Fit]) -> dict[str, Any]:
+    """The first member's parameters; with several members, ``objective`` lists theirs."""
+    params = dict(fits[0].params)
+    if len(fits) > 1:
+        params["objective"] = [f.params["objective"] for f in fits]
+    return params
+
+
+def _curves(plans: Sequence[MemberPlan], fits: Sequence[Fit]) -> dict[str, list[float]]:
+    curves: dict[str, list[float]] = {}
+    for index, (plan, fitted) in enumerate(zip(plans, fits, strict=True)):
+        prefix = "" if index == 0 else f"{MEMBER_NAMES.get(plan.objective, plan.objective)}_"
+        curves.update({f"{prefix}{name}": values for name, values in fitted.curve.items()})
+    return curves
 
 
 def stop_when(should_stop: Callable[[], bool]) -> Callable[[lgb.callback.CallbackEnv], None]:
@@ -187,6 +430,29 @@ def stop_when(should_stop: Callable[[], bool]) -> Callable[[lgb.callback.Callbac
             raise TrainingStopped(f"training stopped at round {env.iteration + 1}: cancelled")
 
     return check
+
+
+class LiveScores:
+    """A LightGBM callback that sends the best validation MAE and RMSE so far to ``sink``
+    every ``LIVE_METRICS_SECONDS`` (and at a fit's first round, so they show early)."""
+
+    def __init__(self, sink: LiveMetrics, every: float = LIVE_METRICS_SECONDS) -> None:
+        self._sink = sink
+        self._every = every
+        self._sent = -math.inf
+        self._best: dict[str, float] = {}
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        scores = {r[1]: r[2] for r in env.evaluation_result_list or []}
+        if "l1" in scores:
+            self._best["best_mae"] = min(scores["l1"], self._best.get("best_mae", math.inf))
+        if "l2" in scores:
+            rmse = math.sqrt(scores["l2"])
+            self._best["best_rmse"] = min(rmse, self._best.get("best_rmse", math.inf))
+        now = time.monotonic()
+        if self._best and now - self._sent >= self._every:
+            self._sent = now
+            self._sink(dict(self._best))
 
 
 def _log_progress(env: lgb.callback.CallbackEnv) -> None:

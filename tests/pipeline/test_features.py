@@ -8,7 +8,14 @@ import pytest
 
 from pipeline.demo import load_series
 from pipeline.feature_store import FeatureFrame, FeatureStore
-from pipeline.features import build_features, lag_steps, naive_lag, steps_per_day
+from pipeline.features import (
+    FeatureSpec,
+    build_features,
+    default_spec,
+    lag_steps,
+    naive_lag,
+    steps_per_day,
+)
 
 
 def frame_of(store: FeatureStore, table: pd.DataFrame, series: str | None = None) -> FeatureFrame:
@@ -18,16 +25,29 @@ def frame_of(store: FeatureStore, table: pd.DataFrame, series: str | None = None
     return store.load("s")
 
 
-@pytest.mark.parametrize("horizon", [1, 6, 24, 36, 168])
-def test_no_feature_sees_targets_newer_than_the_horizon(store: FeatureStore, horizon: int) -> None:
-    table = load_series(seed=3, hours=24 * 60)
-    original = build_features(frame_of(store, table), horizon)
-    cut = table["timestamp"].iloc[24 * 40]
+@pytest.mark.parametrize(
+    ("horizon", "days", "yearly"),
+    [
+        (1, 60, False),
+        (6, 60, False),
+        (24, 60, False),
+        (36, 60, False),
+        (168, 60, False),
+        (24, 420, True),
+    ],
+)
+def test_no_feature_sees_targets_newer_than_the_horizon(
+    store: FeatureStore, horizon: int, days: int, yearly: bool
+) -> None:
+    table = load_series(seed=3, hours=24 * days)
+    spec = FeatureSpec(horizon, 24, holidays="FR", yearly=yearly)
+    original = build_features(frame_of(store, table), spec)
+    cut = table["timestamp"].iloc[24 * (days - 20)]
     # Scramble every target value after (cut - horizon): features up to ``cut`` must not move.
     tampered = table.copy()
     later = tampered["timestamp"] > cut - pd.Timedelta(hours=horizon)
     tampered.loc[later, "load_kw"] = np.random.default_rng(0).normal(0, 1e6, later.sum())
-    changed = build_features(frame_of(store, tampered), horizon)
+    changed = build_features(frame_of(store, tampered), spec)
 
     upto = (original.timestamps <= cut).to_numpy()
     assert upto.sum() > 24 * 10
@@ -56,7 +76,9 @@ def test_series_are_featurised_independently(store: FeatureStore) -> None:
     north = load_series(seed=1, hours=24 * 20).assign(meter="north")
     south = load_series(seed=2, hours=24 * 20).assign(meter="south")
     south["load_kw"] += 10_000
-    matrix = build_features(frame_of(store, pd.concat([north, south]), "meter"), 24)
+    matrix = build_features(
+        frame_of(store, pd.concat([north, south]), "meter"), FeatureSpec(24, 24)
+    )
     assert matrix.series is not None
     is_north = matrix.series.eq("north").to_numpy()
     assert matrix.features.loc[is_north, "lag_24"].max() < 5_000
@@ -68,7 +90,7 @@ def test_date_range_selects_rows_but_history_feeds_lags(store: FeatureStore) -> 
     frame = frame_of(store, load_series(seed=4, hours=24 * 30))
     start = pd.Timestamp("2024-01-10", tz="UTC")
     end = pd.Timestamp("2024-01-20", tz="UTC")
-    matrix = build_features(frame, 24, start.to_pydatetime(), end.to_pydatetime())
+    matrix = build_features(frame, FeatureSpec(24, 24), start.to_pydatetime(), end.to_pydatetime())
     assert matrix.timestamps.min() == start
     assert matrix.timestamps.max() == end - pd.Timedelta(hours=1)
     assert len(matrix.target) == 24 * 10
@@ -80,3 +102,63 @@ def test_steps_per_day_from_spacing() -> None:
     assert steps_per_day(hourly) == 24
     assert steps_per_day(quarter) == 96
     assert steps_per_day(pd.concat([hourly, hourly])) == 24
+
+
+def half_hourly(days: int, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range("2025-03-01", periods=48 * days, freq="30min", tz="UTC")
+    load = 10 + np.sin(np.arange(len(stamps)) * 2 * np.pi / 48) + rng.normal(0, 0.1, len(stamps))
+    return pd.DataFrame({"timestamp": stamps, "load_kw": load})
+
+
+def test_time_of_day_counts_the_datas_own_steps(store: FeatureStore) -> None:
+    frame = frame_of(store, half_hourly(days=10))
+    matrix = build_features(frame, default_spec(frame, 48, None))
+    slots = matrix.features["time_of_day"]
+    assert sorted(slots.unique()) == list(range(48))
+    at_half_past_one = matrix.timestamps.dt.strftime("%H:%M") == "01:30"
+    assert set(slots[at_half_past_one.to_numpy()]) == {3}
+
+
+def test_missing_values_cost_features_not_rows(store: FeatureStore) -> None:
+    table = half_hourly(days=20)
+    table.loc[48 * 12 : 48 * 12 + 5, "load_kw"] = np.nan  # a three-hour outage
+    frame = frame_of(store, table)
+    matrix = build_features(frame, FeatureSpec(48, 48))
+    # Only the outage's own rows go (they have no target); the week after keeps its rows
+    # and its lags read the outage as missing.
+    assert len(matrix.target) == len(table) - 48 * 7 - 6
+    assert matrix.features["lag_48"].isna().sum() == 6
+    assert np.isfinite(matrix.features["roll_mean_336"]).all()
+
+
+def test_a_missing_timestamp_never_shifts_a_lag(store: FeatureStore) -> None:
+    table = half_hourly(days=20)
+    gapped = table.drop(index=range(48 * 12, 48 * 12 + 4))  # two hours not reported at all
+    matrix = build_features(frame_of(store, gapped), FeatureSpec(48, 48))
+    reference = build_features(frame_of(store, table), FeatureSpec(48, 48))
+    kept = reference.timestamps.isin(matrix.timestamps).to_numpy()
+    lagged = reference.features.loc[kept, "lag_48"].to_numpy()
+    got = matrix.features["lag_48"].to_numpy()
+    # Each lag is the value one day earlier, or missing where that time was not reported.
+    gap = np.isnan(got)
+    assert gap.sum() == 4
+    np.testing.assert_array_equal(got[~gap], lagged[~gap])
+
+
+def test_holidays_and_last_year(store: FeatureStore) -> None:
+    frame = frame_of(store, load_series(seed=6, hours=24 * 500))
+    spec = default_spec(frame, 24, "FR")
+    assert spec.yearly
+    matrix = build_features(frame, spec)
+    day = matrix.timestamps.dt.strftime("%m-%d")
+    holiday = matrix.features["is_holiday"].to_numpy() == 1
+    assert set(day[holiday]) >= {"07-14", "12-25", "01-01"}
+    assert not set(day[~holiday]) & {"07-14", "12-25"}
+    # Last year's value is the target a calendar year earlier, where the set reaches back.
+    target = pd.Series(frame.data["load_kw"].to_numpy(), index=frame.data["timestamp"])
+    row = int(np.flatnonzero(matrix.timestamps == pd.Timestamp("2025-03-10 08:00", tz="UTC"))[0])
+    assert (
+        matrix.features["last_year"].iloc[row] == target[pd.Timestamp("2024-03-10 08:00", tz="UTC")]
+    )
+    assert matrix.features["last_year"].iloc[: 24 * 300].isna().all()

@@ -36,6 +36,7 @@ class InProcessTrials:
         self.data = data
         self.config = config
         self.started: list[int] = []
+        self.params: list[dict[str, Any]] = []
 
     def submit(
         self,
@@ -45,6 +46,7 @@ class InProcessTrials:
         running: list[Any],
     ) -> Any:
         self.started.append(number)
+        self.params.append(params)
         try:
             return Done(run_trial(self.data, self.config, number, params, completed))
         except Exception as exc:
@@ -99,8 +101,49 @@ def test_a_resumed_search_runs_only_the_missing_trials(data: PreparedData, tmp_p
     study = optuna.load_study(study_name="job", storage=journal_storage(journal))
     assert sorted(t.user_attrs[NUMBER] for t in study.trials) == [0, 1, 2, 3, 4]
     assert resumed.best_value == min(t.value for t in study.trials if t.value is not None)
-    assert resumed.params["learning_rate"] == resumed.best_params["learning_rate"]
-    assert resumed.params["num_leaves"] == 31  # the seed's default for what is not searched
+    # The objective is not searched: the mean member is the best trial, the median member
+    # takes its parameters and finds its rounds by early stopping when retrained.
+    mean_params, mean_rounds = resumed.members["regression"]
+    assert mean_params["learning_rate"] == resumed.best_params["learning_rate"]
+    assert mean_params["num_leaves"] == 31  # the service's default for what is not searched
+    assert mean_rounds == resumed.best_iteration
+    median_params, median_rounds = resumed.members["regression_l1"]
+    assert median_params == {**mean_params, "objective": "regression_l1"}
+    assert median_rounds is None
+
+
+def test_a_search_starts_from_the_defaults_once_per_objective(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    """The default space searches the objective too; its first trials are a plain job's
+    parameters with each objective, and each member is the best trial of its objective."""
+    default_space = TrainingConfig.model_validate(
+        {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "enable_hpo": True,
+            "n_trials": 4,
+            "hyperparameters": {"n_estimators": 60},
+        }
+    )
+    trials = InProcessTrials(data, default_space)
+    result = search(default_space, tmp_path / "j", "j", lambda: 1, trials, lambda *_: None)
+    defaults = {
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_child_samples": 20,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "reg_lambda": 1e-3,  # LightGBM's 0, moved into the searched range
+    }
+    assert trials.params[:2] == [
+        {**defaults, "objective": "regression"},
+        {**defaults, "objective": "regression_l1"},
+    ]
+    assert set(result.members) == {"regression", "regression_l1"}
+    for objective, (member_params, rounds) in result.members.items():
+        assert member_params["objective"] == objective
+        assert rounds is not None
 
 
 def test_failing_trials_are_told_and_a_search_without_success_raises(

@@ -45,7 +45,7 @@ def forecast_model(demo_store: FeatureStore, tmp_path_factory: pytest.TempPathFa
 
 def raw_rows(store: FeatureStore, feature_set: str, artifact: ModelArtifact) -> pd.DataFrame:
     """The raw tail of a feature set: the rows to serve and the history before them."""
-    need = history_needed(artifact.metadata["config"]["horizon"], artifact.metadata["season"])
+    need = history_needed(artifact.feature_spec)
     data = store.load(feature_set).data.drop(columns=["is_anomaly"], errors="ignore")
     return data.tail(need + SERVED).reset_index(drop=True)
 
@@ -68,7 +68,10 @@ def test_predictions_equal_the_evaluated_test_predictions(
     artifact = load_artifact(Location(str(forecast_model)))
     rows = raw_rows(demo_store, "forecast_basic", artifact)
     predictions = predict_rows(artifact, as_json_rows(rows))
-    assert len(predictions) == SERVED
+    # Every row past the warm-up (a week) is predicted; the last SERVED have all their
+    # history, last year's values included.
+    assert len(predictions) == len(rows) - 7 * 24
+    predictions = predictions[-SERVED:]
     evaluated = pd.read_parquet(forecast_model / PREDICTIONS_FILE).set_index("timestamp")
     expected = evaluated.loc[[p.timestamp for p in predictions]]
     np.testing.assert_allclose([p.predicted for p in predictions], expected["predicted"])
@@ -94,7 +97,7 @@ def test_anomaly_flags_equal_the_evaluated_ones(demo_store: FeatureStore, tmp_pa
     artifact = load_artifact(Location(str(directory)))
     predictions = predict_rows(
         artifact, as_json_rows(raw_rows(demo_store, "anomaly_basic", artifact))
-    )
+    )[-SERVED:]
     evaluated = pd.read_parquet(directory / PREDICTIONS_FILE).set_index("timestamp")
     expected = evaluated.loc[[p.timestamp for p in predictions]]
     assert [p.anomaly for p in predictions] == expected["anomaly"].tolist()
@@ -118,7 +121,7 @@ def test_anomaly_flags_equal_the_evaluated_ones(demo_store: FeatureStore, tmp_pa
             "inside the history",
         ),
         (lambda r: r.drop(index=9), "rows.9.timestamp", "step evenly"),
-        (lambda r: r.tail(100), "rows", "missing history for the lags"),
+        (lambda r: r.tail(7 * 24), "rows", "missing history for the lags"),
         (lambda r: r.assign(timestamp="yesterday"), "rows.timestamp", "bad timestamp"),
     ],
 )
@@ -130,3 +133,34 @@ def test_bad_rows_are_refused_with_the_reason(
     with pytest.raises(InvalidRequest, match=reason) as caught:
         predict_rows(artifact, as_json_rows(rows))
     assert caught.value.field == field
+
+
+def test_served_quantiles_equal_the_evaluated_ones_and_explanations_add_up(
+    demo_store: FeatureStore, forecast_model: Path
+) -> None:
+    artifact = load_artifact(Location(str(forecast_model)))
+    predictions = predict_rows(
+        artifact, as_json_rows(raw_rows(demo_store, "forecast_basic", artifact)), explain=True
+    )[-SERVED:]
+    evaluated = pd.read_parquet(forecast_model / PREDICTIONS_FILE).set_index("timestamp")
+    expected = evaluated.loc[[p.timestamp for p in predictions]]
+    for key in ("0.1", "0.5", "0.9"):
+        served = [p.quantiles[key] for p in predictions if p.quantiles]
+        np.testing.assert_allclose(served, expected[f"q{key}"], rtol=1e-9)
+    assert all(p.quantiles and p.quantiles["0.1"] < p.quantiles["0.9"] for p in predictions)
+    features = artifact.metadata["features"]
+    for p in predictions:
+        assert p.explanation is not None
+        assert list(p.explanation.contributions) == features
+        total = p.explanation.expected_value + sum(p.explanation.contributions.values())
+        assert total == pytest.approx(p.predicted, rel=1e-9)
+    # The explanation is not trivial: the daily lag and the time of day carry weight.
+    first = predictions[0].explanation
+    assert first is not None
+    assert abs(first.contributions["lag_24"]) > 0
+    assert all(
+        p.explanation is None
+        for p in predict_rows(
+            artifact, as_json_rows(raw_rows(demo_store, "forecast_basic", artifact))
+        )
+    )

@@ -58,9 +58,12 @@ def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineS
     assert 0 < metrics["mape"] < 10
     train_report = reports[2]
     assert any("best iteration" in line.message for line in train_report.logs)
-    assert (
-        len(train_report.summary["curve"]["l1"]) == train_report.summary["params"]["num_iterations"]
-    )
+    summary = train_report.summary
+    # Early stopping ran each member 50 rounds past its best, within the 1000-round ceiling.
+    assert summary["params"]["num_iterations"] == 1000
+    assert len(summary["curve"]["l1"]) == min(summary["best_iteration"] + 50, 1000)
+    assert set(summary["curve"]) == {"l1", "l2", "median_l1", "median_l2"}
+    assert summary["params"]["objective"] == ["regression", "regression_l1"]
 
 
 def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
@@ -89,6 +92,13 @@ def test_early_stopping_and_hyperparameters_take_effect(demo_store: FeatureStore
     assert model.params["num_iterations"] == 2000
     assert model.best_iteration < 2000
     assert len(model.curve["l1"]) == model.best_iteration + 5
+    # Refitted on train + validation with early stopping's rounds, grown with the rows.
+    data = preprocess(frame, cfg)
+    rows = len(data.train.y) + len(data.validation.y)
+    mean = model.members[0]
+    assert mean.objective == "regression"
+    assert mean.rounds == -(-model.best_iteration * rows // len(data.train.y))
+    assert mean.booster.num_trees() == mean.rounds
 
 
 def test_artifact_round_trip_and_unique_versions(
@@ -111,7 +121,7 @@ def test_artifact_round_trip_and_unique_versions(
     model = train(data, ctx.config, 1)
     from pipeline.evaluate import evaluate
 
-    evaluation = evaluate(model, data, ModelType.FORECAST, 4.0)
+    evaluation = evaluate(model, data, ModelType.FORECAST, ctx.config)
     versions = [
         register(ctx, model, data, evaluation, settings.artifacts_root, now=moment).version
         for _ in range(3)
