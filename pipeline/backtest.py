@@ -20,9 +20,12 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 
-from domain.errors import PipelineError
+from domain.errors import InvalidRequest, PipelineError
+from pipeline.config import TrainingConfig
 from pipeline.evaluate import point_metrics
+from pipeline.feature_store import FeatureSetSchema
 from pipeline.features import warm_up
 from pipeline.intervals import QuantileCalibration, quantile_metrics
 from pipeline.preprocess import PreparedData
@@ -65,11 +68,17 @@ def _recipes(members: Sequence[Member]) -> tuple[BoosterRecipe, ...]:
     )
 
 
-def _train(recipes: Sequence[BoosterRecipe], X: np.ndarray, y: np.ndarray) -> tuple[Member, ...]:
-    return tuple(
-        Member(objective, lgb.train(params, lgb.Dataset(X, y), num_boost_round=rounds), rounds, q)
-        for objective, params, rounds, q in recipes
-    )
+def _train(
+    recipes: Sequence[BoosterRecipe], data: PreparedData, X: np.ndarray, y: np.ndarray
+) -> tuple[Member, ...]:
+    members = []
+    for objective, params, rounds, quantile in recipes:
+        dataset = lgb.Dataset(
+            X, y, feature_name=data.feature_names, categorical_feature=data.categorical or "auto"
+        )
+        booster = lgb.train(params, dataset, num_boost_round=rounds)
+        members.append(Member(objective, booster, rounds, quantile))
+    return tuple(members)
 
 
 @dataclass(frozen=True)
@@ -110,19 +119,31 @@ def required_steps(horizon: int, season: int, windows: int, step: int) -> int:
     return warm_up(horizon, season) + MIN_TRAIN_STEPS + (windows - 1) * step + horizon
 
 
-def check_fits(
-    horizon: int, windows: int, step: int, step_length: timedelta, span: timedelta
-) -> None:
-    """Raises ValueError when the windows cannot fit in a series spanning ``span``."""
+def check_fits(config: TrainingConfig, schema: FeatureSetSchema, step_seconds: float) -> None:
+    """Whether the job's backtest windows fit in the feature set's selected date range.
+
+    Raises:
+        InvalidRequest: on ``config.backtest``, with the steps needed and available.
+    """
+    if config.backtest is None:
+        return
+    step_length = timedelta(seconds=step_seconds)
+    first, last = pd.Timestamp(schema.start), pd.Timestamp(schema.end)
+    if config.start_date is not None:
+        first = max(first, pd.Timestamp(config.start_date))
+    if config.end_date is not None:
+        last = min(last, pd.Timestamp(config.end_date) - step_length)
     season = max(1, round(timedelta(days=1) / step_length))
-    needed = required_steps(horizon, season, windows, step)
-    available = math.floor(span / step_length) + 1
+    windows, step = config.backtest.windows, config.backtest_step
+    needed = required_steps(config.horizon, season, windows, step)
+    available = max(0, math.floor((last - first).total_seconds() / step_seconds) + 1)
     if needed > available:
-        raise ValueError(
-            f"{windows} windows {step} steps apart, each forecasting {horizon} steps, need "
-            f"{needed} steps of data (a {warm_up(horizon, season)}-step warm-up and "
-            f"{MIN_TRAIN_STEPS} training steps before the first origin); the selected data "
-            f"has {available}"
+        raise InvalidRequest(
+            "config.backtest",
+            f"{windows} windows {step} steps apart, each forecasting {config.horizon} steps, "
+            f"need {needed} steps of data (a {warm_up(config.horizon, season)}-step warm-up "
+            f"and {MIN_TRAIN_STEPS} training steps before the first origin); the selected "
+            f"range of {schema.name!r} has {available}",
         )
 
 
@@ -167,13 +188,13 @@ def run_window(data: PreparedData, recipe: Recipe, window: Window) -> WindowResu
     inside = (stamps >= window.origin) & (stamps < window.end)
     metrics: dict[str, float] = {}
     if inside.any():
-        members = _train(recipe.members, X[before], y[before])
+        members = _train(recipe.members, data, X[before], y[before])
         predicted = blend_predict(members, X[inside])
         errors = np.abs(y[before] - naive[before])
         scale = float(np.nanmean(errors)) if np.isfinite(errors).any() else math.nan
         metrics = point_metrics(y[inside], predicted, naive[inside], scale)
         if recipe.calibration is not None:
-            boosters = _train(recipe.quantile_members, X[before], y[before])
+            boosters = _train(recipe.quantile_members, data, X[before], y[before])
             bounds = quantile_forecasts(recipe.calibration, boosters, X[inside], predicted)
             assert bounds is not None
             metrics.update(quantile_metrics(y[inside], bounds, recipe.calibration.quantiles))

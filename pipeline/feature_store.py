@@ -50,6 +50,8 @@ class FeatureSetSchema:
     end: str
     created_at: str
     data_file: str = DATA_FILE
+    #: The typical spacing of the timestamps (None for sets stored before it was kept).
+    step_seconds: float | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -105,6 +107,22 @@ class FeatureStore:
         if not location.is_file():
             raise FeatureSetNotFound(name)
         return FeatureSetSchema(**json.loads(location.read_text()))
+
+    def step_seconds(self, name: str) -> float:
+        """The typical spacing of a set's timestamps (read from the data for sets stored
+        before the schema kept it).
+
+        Raises:
+            FeatureSetNotFound, InvalidFeatureSet: a set of a single timestamp.
+        """
+        schema = self.schema(name)
+        step = schema.step_seconds
+        if step is None:
+            frame = self.load(name)
+            step = _typical_step(frame.data, schema.timestamp_column, schema.series_column)
+        if not step:
+            raise InvalidFeatureSet("feature_set", f"{name!r} has no two timestamps in a series")
+        return step
 
     def load(self, name: str, end: datetime | None = None) -> FeatureFrame:
         """Read a feature set, up to ``end`` (exclusive) when given."""
@@ -165,6 +183,7 @@ class FeatureStore:
             end=ts.max().isoformat(),
             created_at=datetime.now(UTC).isoformat(),
             data_file=f"data-{uuid.uuid4().hex[:12]}.parquet",
+            step_seconds=_typical_step(data, timestamp_column, series_column),
         )
         (target / schema.data_file).write_parquet(pa.Table.from_pandas(data, preserve_index=False))
         (target / SCHEMA_FILE).write_text(json.dumps(asdict(schema), indent=2))
@@ -172,6 +191,16 @@ class FeatureStore:
             if stale not in {SCHEMA_FILE, schema.data_file}:
                 (target / stale).delete_file()
         return schema
+
+
+def _typical_step(
+    data: pd.DataFrame, timestamp_column: str, series_column: str | None
+) -> float | None:
+    """The median spacing of consecutive timestamps within a series, in seconds."""
+    keys = [series_column] if series_column else []
+    spacing = data.groupby(keys)[timestamp_column].diff() if keys else data[timestamp_column].diff()
+    seconds = spacing.dropna().dt.total_seconds()
+    return float(seconds.median()) if len(seconds) else None
 
 
 def parse_table(body: bytes) -> pd.DataFrame:

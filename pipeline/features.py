@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,10 @@ from pipeline.feature_store import FeatureFrame
 #: (48 slots for half-hourly data), where models registered before it read ``hour``.
 CALENDAR_FEATURES = ("time_of_day", "day_of_week", "month", "day_of_year", "is_weekend")
 HOLIDAY_FEATURE = "is_holiday"
+#: A multi-series set's series, as a categorical feature (its index in ``FeatureSpec.series``):
+#: one model then learns each meter's own level and shape; on synthetic multi-meter sets
+#: it cut the mean relative error by 20-45 % (bench/README.md).
+SERIES_FEATURE = "series_id"
 YEARLY_FEATURES = ("last_year", "last_year_ratio")
 #: A set spanning at least this long gets last year's values as features: enough that
 #: a few months of training rows have them.
@@ -44,10 +49,18 @@ class FeatureSpec:
     season: int
     holidays: str | None = None
     yearly: bool = False
+    #: The series of the training data, whose positions ``series_id`` holds (None: one
+    #: series, or a model registered before the feature existed).
+    series: tuple[str, ...] | None = None
 
     @property
     def step(self) -> pd.Timedelta:
         return pd.Timedelta(seconds=_DAY_SECONDS / self.season)
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> FeatureSpec:
+        series = stored.get("series")
+        return cls(**{**stored, "series": tuple(series) if series is not None else None})
 
 
 @dataclass(frozen=True)
@@ -99,18 +112,26 @@ def default_spec(
 ) -> FeatureSpec:
     """The features a new model gets from this data: last year's values when the data
     (up to ``end``) spans more than ``YEARLY_MIN_SPAN``."""
-    stamps = frame.data[frame.schema.timestamp_column]
+    data = frame.data
+    stamps = data[frame.schema.timestamp_column]
     season = steps_per_day(stamps)
     if end is not None:
-        stamps = stamps[stamps < pd.Timestamp(end)]
+        data = data[stamps < pd.Timestamp(end)]
+        stamps = data[frame.schema.timestamp_column]
     span = stamps.max() - stamps.min() if len(stamps) else pd.Timedelta(0)
-    return FeatureSpec(horizon, season, holidays, yearly=bool(span >= YEARLY_MIN_SPAN))
+    column = frame.schema.series_column
+    series = tuple(sorted(data[column].astype(str).unique())) if column else None
+    return FeatureSpec(
+        horizon, season, holidays, yearly=bool(span >= YEARLY_MIN_SPAN), series=series
+    )
 
 
 def feature_names(spec: FeatureSpec, covariates: list[str]) -> list[str]:
     names = [*CALENDAR_FEATURES]
     if spec.holidays:
         names.append(HOLIDAY_FEATURE)
+    if spec.series is not None:
+        names.append(SERIES_FEATURE)
     names += covariates
     names += [f"lag_{k}" for k in lag_steps(spec.horizon, spec.season)]
     for window in rolling_windows(spec.season):
@@ -145,6 +166,9 @@ def build_features(
     groups = [g for _, g in data.groupby(series_col, sort=False)] if series_col else [data]
     parts = [_series_features(g, schema.target_column, ts_col, spec) for g in groups]
     table = pd.concat(parts, ignore_index=True)
+    if spec.series is not None and series_col:
+        positions = {name: float(i) for i, name in enumerate(spec.series)}
+        table[SERIES_FEATURE] = table[series_col].map(positions).astype("float64")
     keep = table["_observed"] & table["_position"].ge(warm_up(spec.horizon, spec.season))
     if require_target:
         keep &= table[target_col].notna()

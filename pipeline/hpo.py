@@ -374,15 +374,22 @@ def trial_objective(config: TrainingConfig, params: dict[str, Any]) -> str:
 def member_choices(
     config: TrainingConfig, complete: list[optuna.trial.FrozenTrial]
 ) -> dict[str, tuple[dict[str, Any], int | None]]:
-    """Per member objective, the parameters and rounds of its best completed trial."""
-    space = config.search_space()
-    searched = space.get("objective")
-    objectives = (
-        tuple(str(c) for c in searched.choices or [])
-        if searched is not None and searched.type == "categorical"
-        else config.objectives()
-    )
+    """Per member objective, the parameters and rounds of its best completed trial.
+
+    A searched objective makes a member of every choice that completed a trial (a choice
+    whose trials all failed or were pruned is left out); otherwise the members are the
+    job's objectives, and one without trials of its own takes the best trial's parameters
+    (its rounds None: the retrain early-stops it).
+    """
     ranked = sorted(complete, key=lambda t: t.value if t.value is not None else float("inf"))
+    searched = config.search_space().get("objective")
+    if searched is not None and searched.type == "categorical":
+        tried = {trial_objective(config, t.params) for t in ranked}
+        objectives: tuple[str, ...] = tuple(
+            str(c) for c in searched.choices or [] if str(c) in tried
+        )
+    else:
+        objectives = config.objectives()
     members: dict[str, tuple[dict[str, Any], int | None]] = {}
     for objective in objectives:
         own = [t for t in ranked if trial_objective(config, t.params) == objective]

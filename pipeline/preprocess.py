@@ -12,11 +12,18 @@ from sklearn.preprocessing import StandardScaler
 from domain.errors import PipelineError
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureFrame, FeatureSetSchema
-from pipeline.features import FeatureMatrix, FeatureSpec, build_features, default_spec
+from pipeline.features import (
+    SERIES_FEATURE,
+    FeatureMatrix,
+    FeatureSpec,
+    build_features,
+    default_spec,
+)
 
 logger = logging.getLogger(__name__)
 
 MIN_ROWS = {"train": 100, "validation": 20, "test": 20}
+CATEGORICAL_FEATURES = frozenset({SERIES_FEATURE})
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,11 @@ class PreparedData:
     feature_schema: FeatureSetSchema
 
     @property
+    def categorical(self) -> list[str]:
+        """Features LightGBM treats as categories (the scaler leaves them as they are)."""
+        return [name for name in self.feature_names if name in CATEGORICAL_FEATURES]
+
+    @property
     def season(self) -> int:
         return self.spec.season
 
@@ -66,9 +78,12 @@ def time_split_bounds(
     return pd.Timestamp(validation_start), pd.Timestamp(test_start)
 
 
-def preprocess(frame: FeatureFrame, config: TrainingConfig) -> PreparedData:
-    """Build features, split by time (no shuffle), scale with training statistics only."""
-    spec = default_spec(frame, config.horizon, config.holidays, config.end_date)
+def preprocess(
+    frame: FeatureFrame, config: TrainingConfig, spec: FeatureSpec | None = None
+) -> PreparedData:
+    """Build features (``spec``'s, by default those the data calls for), split by time (no
+    shuffle), scale with training statistics only."""
+    spec = spec or default_spec(frame, config.horizon, config.holidays, config.end_date)
     matrix = build_features(frame, spec, config.start_date, config.end_date)
     if len(matrix.target) == 0:
         raise PipelineError("no rows with complete features in the selected date range")
@@ -94,6 +109,7 @@ def preprocess(frame: FeatureFrame, config: TrainingConfig) -> PreparedData:
         test_start.isoformat(),
     )
     scaler = StandardScaler().fit(matrix.features[masks["train"]].to_numpy())
+    _keep_categories(scaler, list(matrix.features.columns))
     splits = {part: _split(matrix, mask, scaler) for part, mask in masks.items()}
     return PreparedData(
         train=splits["train"],
@@ -104,6 +120,15 @@ def preprocess(frame: FeatureFrame, config: TrainingConfig) -> PreparedData:
         spec=spec,
         feature_schema=frame.schema,
     )
+
+
+def _keep_categories(scaler: StandardScaler, names: list[str]) -> None:
+    """Make the scaler pass categorical columns through unchanged (codes must stay codes)."""
+    for index, name in enumerate(names):
+        if name in CATEGORICAL_FEATURES:
+            scaler.mean_[index] = 0.0
+            scaler.var_[index] = 1.0
+            scaler.scale_[index] = 1.0
 
 
 def _split(matrix: FeatureMatrix, mask: np.ndarray, scaler: StandardScaler) -> Split:

@@ -116,7 +116,7 @@ class ModelArtifact:
         read the horizon and season alone)."""
         stored = self.metadata.get("feature_spec")
         if stored:
-            return FeatureSpec(**stored)
+            return FeatureSpec.from_dict(stored)
         return FeatureSpec(int(self.metadata["config"]["horizon"]), int(self.metadata["season"]))
 
 

@@ -162,3 +162,32 @@ def test_holidays_and_last_year(store: FeatureStore) -> None:
         matrix.features["last_year"].iloc[row] == target[pd.Timestamp("2024-03-10 08:00", tz="UTC")]
     )
     assert matrix.features["last_year"].iloc[: 24 * 300].isna().all()
+
+
+def test_a_multi_series_set_names_each_series_as_a_category(store: FeatureStore) -> None:
+    north = load_series(seed=1, hours=24 * 30).assign(meter="north")
+    south = load_series(seed=2, hours=24 * 30).assign(meter="south")
+    frame = frame_of(store, pd.concat([north, south]), "meter")
+    spec = default_spec(frame, 24, None)
+    assert spec.series == ("north", "south")
+    matrix = build_features(frame, spec)
+    assert matrix.series is not None
+    codes = matrix.features["series_id"].to_numpy()
+    np.testing.assert_array_equal(codes, (matrix.series == "south").to_numpy().astype(float))
+    # A series the model never saw is a missing category, not another meter's.
+    stranger = frame_of(store, load_series(seed=3, hours=24 * 30).assign(meter="east"), "meter")
+    assert build_features(stranger, spec).features["series_id"].isna().all()
+
+
+def test_the_scaler_leaves_series_codes_as_they_are(store: FeatureStore) -> None:
+    from pipeline.config import TrainingConfig
+    from pipeline.preprocess import preprocess
+
+    meters = [load_series(seed=i, hours=24 * 40).assign(meter=f"m{i}") for i in range(3)]
+    frame = frame_of(store, pd.concat(meters), "meter")
+    config = TrainingConfig(feature_set="s", target_variable="load_kw")
+    data = preprocess(frame, config)
+    column = data.feature_names.index("series_id")
+    assert data.categorical == ["series_id"]
+    assert set(np.unique(data.train.X[:, column])) == {0.0, 1.0, 2.0}
+    assert set(np.unique(data.test.X[:, column])) == {0.0, 1.0, 2.0}

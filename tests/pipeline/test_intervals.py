@@ -1,0 +1,70 @@
+"""Conformalized quantiles: calibrated on one part, honest on another; and their scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.intervals import (
+    QuantileCalibration,
+    calibrate,
+    central_intervals,
+    paired_quantiles,
+    pinball_loss,
+    quantile_metrics,
+    weighted_quantile_loss,
+)
+
+
+def test_central_intervals_pair_q_with_one_minus_q() -> None:
+    assert central_intervals([0.1, 0.5, 0.9]) == [(0, 2, 80)]
+    assert central_intervals([0.05, 0.25, 0.5, 0.75, 0.95]) == [(0, 4, 90), (1, 3, 50)]
+    assert central_intervals([0.5, 0.9]) == []
+    assert paired_quantiles([0.05, 0.25, 0.5, 0.75, 0.95]) == [0.05, 0.25, 0.75, 0.95]
+
+
+def test_a_too_narrow_interval_is_widened_to_its_nominal_coverage() -> None:
+    rng = np.random.default_rng(0)
+    point = np.zeros(20_000)
+    actual = rng.normal(0, 1, 20_000)
+    # Quantile "boosters" that are far too confident: +-0.5 where +-1.28 is right.
+    boosted = {0.1: point - 0.5, 0.9: point + 0.5}
+    half = 10_000
+    calibration = calibrate(
+        actual[:half], point[:half], {q: b[:half] for q, b in boosted.items()}, [0.1, 0.5, 0.9]
+    )
+    assert calibration.widen["0.1"] == pytest.approx(1.28 - 0.5, abs=0.05)
+    bounds = calibration.bounds(point[half:], {q: b[half:] for q, b in boosted.items()})
+    inside = (actual[half:] >= bounds[:, 0]) & (actual[half:] <= bounds[:, 2])
+    assert inside.mean() == pytest.approx(0.8, abs=0.015)
+    # The median is the point forecast plus the residuals' median.
+    assert np.allclose(bounds[:, 1], np.median(actual[:half]))
+
+
+def test_a_too_wide_interval_is_narrowed_and_rows_never_cross() -> None:
+    rng = np.random.default_rng(1)
+    actual = rng.normal(0, 1, 5_000)
+    point = np.zeros(5_000)
+    boosted = {0.1: point - 3.0, 0.9: point + 3.0}
+    calibration = calibrate(actual, point, boosted, [0.1, 0.5, 0.9])
+    assert calibration.widen["0.9"] < 0
+    bounds = calibration.bounds(point, boosted)
+    assert (np.diff(bounds, axis=1) >= 0).all()
+    assert QuantileCalibration.from_dict(calibration.as_dict()) == calibration
+
+
+def test_pinball_wql_and_coverage() -> None:
+    actual = np.array([10.0, 20.0, 30.0])
+    assert pinball_loss(actual, actual, 0.3) == 0
+    assert pinball_loss(actual, actual - 1, 0.9) == pytest.approx(0.9)
+    assert pinball_loss(actual, actual + 1, 0.9) == pytest.approx(0.1)
+    bounds = np.column_stack([actual - 1, actual, actual + 1])
+    # WQL: 2 * sum of pinball losses / sum |actual|, averaged over quantiles.
+    expected = np.mean([2 * 0.1 * 3 / 60, 0.0, 2 * 0.1 * 3 / 60])
+    assert weighted_quantile_loss(actual, bounds, [0.1, 0.5, 0.9]) == pytest.approx(expected)
+    metrics = quantile_metrics(actual, bounds, [0.1, 0.5, 0.9])
+    assert metrics["coverage_80"] == 1.0
+    assert metrics["interval_width_80"] == 2.0
+    assert metrics["pinball_p10"] == pytest.approx(0.1)
+    shifted = quantile_metrics(actual + 1.5, bounds, [0.1, 0.5, 0.9])
+    assert shifted["coverage_80"] == 0.0
