@@ -61,6 +61,7 @@ from domain.errors import (
     TrainingError,
 )
 from domain.jobs import JobStatus, LogLevel
+from pipeline.backtest import check_fits as check_backtest_fits
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.graph import PipelineRun, StageFailed, launch
@@ -86,6 +87,7 @@ T = TypeVar("T")
 class _RunningJob:
     tenant_id: str
     run: PipelineRun
+    recorder: StageRecorder
     follower: asyncio.Task[None]  # held here: the event loop keeps only weak references
     cancelled: bool = False
     watchdog: asyncio.Task[None] | None = None
@@ -318,6 +320,13 @@ class JobOrchestrator:
         if recorder is not None:
             await recorder.record(trial, progress)
 
+    async def record_live_metrics(self, job_id: str, scores: dict[str, float]) -> None:
+        """Called by a running training (fire and forget) with its best validation scores
+        so far; they show in the job's metrics until the stage reports."""
+        running = self._running.get(job_id)
+        if running is not None and not running.cancelled:
+            await running.recorder.record_live(scores)
+
     async def queue_status(self, job_id: str) -> QueueStatus | None:
         """Where a queued job stands and why it waits; None if it is not queued."""
         if job_id not in self._queue:
@@ -374,6 +383,8 @@ class JobOrchestrator:
                 f"feature set {schema.name!r} has target {schema.target_column!r}, "
                 f"not {config.target_variable!r}",
             )
+        if config.backtest is not None:
+            check_backtest_fits(config, schema, features.step_seconds(config.feature_set))
         if not config.enable_hpo and config.train_cpus > self._cluster_cpus:
             raise InvalidRequest(
                 "config.n_workers",
@@ -534,12 +545,12 @@ class JobOrchestrator:
         if context.config.enable_hpo:
             self._searches[job_id] = SearchRecorder(self._store, job)
         run = launch(context, self._pipeline, self._self)
-        follower = asyncio.get_running_loop().create_task(self._follow(job, run))
-        self._running[job_id] = _RunningJob(job.tenant_id, run, follower)
-
-    async def _follow(self, job: JobRecord, run: PipelineRun) -> None:
-        """Record each stage as it finishes, then complete or fail the job."""
         recorder = StageRecorder(self._store, job)
+        follower = asyncio.get_running_loop().create_task(self._follow(job, run, recorder))
+        self._running[job_id] = _RunningJob(job.tenant_id, run, recorder, follower)
+
+    async def _follow(self, job: JobRecord, run: PipelineRun, recorder: StageRecorder) -> None:
+        """Record each stage as it finishes, then complete or fail the job."""
         outcome = JobStatus.FAILED
         try:
             for report_ref in run.reports:
@@ -579,6 +590,7 @@ class JobOrchestrator:
             params=saved.params,
             features=saved.features,
             promote=TrainingConfig.model_validate(job.config).promote_champion,
+            feature_importance=saved.feature_importance,
         )
         try:
             await self._durably(

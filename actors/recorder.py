@@ -12,6 +12,11 @@ from domain.jobs import ExperimentStatus, LogLevel
 from pipeline.graph import LogLine, StageReport
 from pipeline.hpo import SearchProgress, TrialReport
 
+TRAIN_STAGE = "train"
+BACKTEST_STAGE = "backtest"
+#: Backtest windows are experiments named ``backtest window <n>``.
+BACKTEST_PREFIX = "backtest window "
+
 
 def to_new_log(job_id: str, line: LogLine) -> NewLog:
     return NewLog(job_id, LogLevel(line.level), line.message, line.timestamp, line.stage)
@@ -32,6 +37,8 @@ class StageRecorder:
         self._best_iteration = 0
         self.metrics: dict[str, Any] = {}
         self._recorded: set[str] = set()  # stages whose extra writes are done
+        self._progress = 0.0
+        self._stage: str | None = None  # the last stage recorded
 
     async def record(self, report: StageReport) -> None:
         """Persist one stage report: at most two transactions. Safe to call again with the
@@ -40,10 +47,12 @@ class StageRecorder:
         lines = [to_new_log(job_id, line) for line in report.logs]
         lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
         if report.stage not in self._recorded:
-            if report.stage == "train":
+            if report.stage == TRAIN_STAGE:
                 await self._record_training(report.summary)
             elif report.stage == "search":
                 self.metrics.update({k: v for k, v in report.summary.items() if k != "storage"})
+            elif report.stage == BACKTEST_STAGE:
+                await self._record_backtest(report.summary)
             elif report.stage == "evaluate":
                 await self._record_evaluation(report.summary["metrics"])
             self.metrics["training_time_seconds"] = round(
@@ -52,6 +61,18 @@ class StageRecorder:
             self._recorded.add(report.stage)
         await self._store.update_progress(
             job_id, report.progress, report.stage, self.metrics, logs=lines
+        )
+        self._progress = max(self._progress, report.progress)
+        self._stage = report.stage
+
+    async def record_live(self, scores: dict[str, float]) -> None:
+        """A running training's best validation scores so far (``best_mae``,
+        ``best_rmse``); ignored once its stage report is recorded, which is final."""
+        if TRAIN_STAGE in self._recorded or self._stage is None:
+            return
+        self.metrics.update(scores)
+        await self._store.update_progress(
+            self._job.job_id, self._progress, self._stage, self.metrics
         )
 
     async def _record_training(self, summary: dict[str, Any]) -> None:
@@ -66,6 +87,30 @@ class StageRecorder:
             job.job_id, f"{job.model_name} attempt {job.attempts}", summary["params"], curve
         )
         self.metrics["best_iteration"] = self._best_iteration
+
+    async def _record_backtest(self, summary: dict[str, Any]) -> None:
+        """One completed experiment per window, with its span and metrics (once: a job
+        re-run after an interruption keeps the windows its first attempt recorded)."""
+        job = self._job
+        recorded = {e.name for e in await self._store.experiments_of_job(job.job_id)}
+        experiments = [
+            NewExperiment(
+                f"{BACKTEST_PREFIX}{window['number']}",
+                {
+                    "origin": window["origin"],
+                    "end": window["end"],
+                    "train_rows": window["train_rows"],
+                    "test_rows": window["test_rows"],
+                },
+                [MetricPoint(name, value, 0) for name, value in window["metrics"].items()],
+                ExperimentStatus.COMPLETED,
+            )
+            for window in summary["windows"]
+            if f"{BACKTEST_PREFIX}{window['number']}" not in recorded
+        ]
+        if experiments:
+            await self._store.create_experiments(job.job_id, experiments)
+        self.metrics.update(summary["metrics"])
 
     async def _record_evaluation(self, metrics: dict[str, float]) -> None:
         self.metrics.update(metrics)

@@ -213,6 +213,8 @@ class RegisteredModel(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     features: Mapped[list[str]] = mapped_column(JSON)
+    #: Total gain of the splits on each feature (None for models registered before 0004).
+    feature_importance: Mapped[dict[str, float] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (

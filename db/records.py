@@ -179,6 +179,7 @@ class NewModel:
     params: Mapping[str, Any]
     features: Sequence[str]
     promote: bool = False
+    feature_importance: Mapping[str, float] | None = None
 
     @property
     def model_id(self) -> str:
@@ -201,6 +202,7 @@ class ModelRecord:
     features: Sequence[str]
     created_at: datetime
     aliases: Sequence[str] = ()
+    feature_importance: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,7 @@ def model_record(row: RegisteredModel, aliases: Sequence[str] = ()) -> ModelReco
         metrics=row.metrics,
         params=row.params,
         features=row.features,
+        feature_importance=row.feature_importance,
         created_at=row.created_at,
         aliases=tuple(aliases),
     )

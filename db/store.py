@@ -428,6 +428,9 @@ class SqlAlchemyStore(TrainingStore):
                 metrics=dict(model.metrics),
                 params=dict(model.params),
                 features=list(model.features),
+                feature_importance=(
+                    dict(model.feature_importance) if model.feature_importance else None
+                ),
                 created_at=job.updated_at,
             )
         )

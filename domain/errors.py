@@ -70,6 +70,17 @@ class ModelNotFound(NotFound):
         return (type(self), (self.model_id,))
 
 
+class SeriesMetricsNotFound(NotFound):
+    """The model was trained on a single series: it has no per-series metrics."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"model {model_id!r} has no per-series metrics (one series)")
+        self.model_id = model_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.model_id,))
+
+
 class ExperimentNotFound(NotFound):
     def __init__(self, experiment_id: str) -> None:
         super().__init__(f"experiment {experiment_id!r} not found")

@@ -98,6 +98,19 @@ def submit(
     workers: Annotated[
         int | None, typer.Option(help="HPO: trials at once; otherwise training CPUs.")
     ] = None,
+    holidays: Annotated[
+        str | None, typer.Option(help="Holiday calendar for an is_holiday feature: FR, AU-VIC.")
+    ] = None,
+    quantiles: Annotated[
+        str | None,
+        typer.Option(help="Forecast quantiles, comma-separated (default 0.1,0.5,0.9); none."),
+    ] = None,
+    backtest_windows: Annotated[
+        int | None, typer.Option(help="Rolling-origin backtest: windows over the latest data.")
+    ] = None,
+    backtest_step: Annotated[
+        int | None, typer.Option(help="Backtest: steps between origins (default: horizon).")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the job ends.")] = False,
 ) -> None:
     """Queue a training job. A --param value may be a JSON search spec with --hpo, e.g.
@@ -117,6 +130,14 @@ def submit(
     for key, value in (("start_date", start_date), ("end_date", end_date)):
         if value is not None:
             config[key] = value.strftime("%Y-%m-%dT00:00:00Z")
+    if holidays is not None:
+        config["holidays"] = holidays
+    if quantiles is not None:
+        config["quantiles"] = _parse_quantiles(quantiles)
+    if backtest_windows is not None:
+        config["backtest"] = {"windows": backtest_windows, "step": backtest_step}
+    elif backtest_step is not None:
+        raise typer.BadParameter("--backtest-step needs --backtest-windows")
     body = {
         "tenant_id": tenant,
         "model_type": model_type,
@@ -128,6 +149,15 @@ def submit(
     console.print(f"queued {created['job_id']} (about {created['estimated_duration_seconds']}s)")
     if wait:
         watch(created["job_id"])
+
+
+def _parse_quantiles(text: str) -> list[float]:
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected numbers like 0.1,0.5,0.9, got {text!r}") from exc
 
 
 def _parse_param(text: str) -> tuple[str, Any]:

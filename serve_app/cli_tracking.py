@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from matplotlib.figure import Figure
 from rich.table import Table
@@ -12,7 +14,9 @@ from rich.table import Table
 from serve_app.cli_http import console, request
 
 experiments_app = typer.Typer(help="Experiments: list, show and compare runs.")
-models_app = typer.Typer(help="Registered models: list, show and move aliases.")
+models_app = typer.Typer(
+    help="Registered models: list, show, per-series metrics, predict and move aliases."
+)
 
 HEADLINE_METRICS = ("mae", "rmse", "mape", "r2", "best_validation_l1")
 
@@ -140,6 +144,96 @@ def models_list(
             m["job_id"],
             m["created_at"][:19],
         )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    model_id: str,
+    top: Annotated[int, typer.Option(help="Features to list by importance.")] = 15,
+) -> None:
+    """One version: its metrics and its features by importance (gain)."""
+    model = request("GET", f"/ai/models/{model_id}")
+    console.print(f"{model['model_id']}  ({model['model_type']}, job {model['job_id']})")
+    metrics = Table("metric", "value")
+    for name, value in sorted(model["metrics"].items()):
+        metrics.add_row(name, _number(value))
+    console.print(metrics)
+    importance = model.get("feature_importance") or {}
+    total = sum(importance.values()) or 1.0
+    ranked = Table("feature", "gain", "share")
+    for name, gain in sorted(importance.items(), key=lambda kv: -kv[1])[:top]:
+        ranked.add_row(name, _number(gain), f"{100 * gain / total:.1f} %")
+    console.print(ranked)
+
+
+@models_app.command("series-metrics")
+def models_series_metrics(
+    model_id: str,
+    order_by: Annotated[str, typer.Option(help="series, rows, mae, rmse, mase, coverage_80")] = (
+        "mase"
+    ),
+    asc: Annotated[bool, typer.Option("--asc", help="Best first.")] = False,
+    page: Annotated[int, typer.Option()] = 1,
+    page_size: Annotated[int, typer.Option()] = 20,
+) -> None:
+    """Per-series test accuracy of a multi-series model, worst first by default."""
+    params = {
+        "order_by": order_by,
+        "order": "asc" if asc else "desc",
+        "page": page,
+        "page_size": page_size,
+    }
+    result = request("GET", f"/ai/models/{model_id}/series-metrics", params=params)
+    levels = sorted({level for row in result["series"] for level in row["coverage"]})
+    table = Table("series", "rows", "mae", "rmse", "mase", *[f"coverage {lv} %" for lv in levels])
+    for row in result["series"]:
+        table.add_row(
+            row["series"],
+            str(row["rows"]),
+            _number(row["mae"]),
+            _number(row["rmse"]),
+            _number(row["mase"]),
+            *[_number(row["coverage"].get(level)) for level in levels],
+        )
+    console.print(table)
+    console.print(f"page {result['page']}, {result['total']} series")
+
+
+@models_app.command("predict")
+def models_predict(
+    model_id: str,
+    rows: Annotated[Path, typer.Argument(help="CSV of raw feature-set rows (history + future).")],
+    explain: Annotated[bool, typer.Option(help="Each feature's contribution.")] = False,
+    last: Annotated[int, typer.Option(help="Show the last N predictions.")] = 24,
+) -> None:
+    """Forecast (with quantiles) from a CSV of feature-set rows; empty targets are forecast."""
+    frame = pd.read_csv(rows)
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+    result = request(
+        "POST", f"/ai/models/{model_id}/predict", json={"rows": records, "explain": explain}
+    )
+    predictions = result["predictions"][-last:]
+    keys = sorted({k for p in predictions for k in p.get("quantiles") or {}}, key=float)
+    table = Table("timestamp", "series", "actual", "predicted", *[f"q{k}" for k in keys])
+    if explain:
+        table.add_column("top contributions")
+    for p in predictions:
+        cells = [
+            p["timestamp"][:19],
+            p["series"] or "",
+            _number(p["actual"]),
+            _number(p["predicted"]),
+            *[_number((p.get("quantiles") or {}).get(k)) for k in keys],
+        ]
+        if explain and p.get("explanation"):
+            contributions = p["explanation"]["contributions"]
+            strongest = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))[:3]
+            cells.append(", ".join(f"{name} {value:+.3g}" for name, value in strongest))
+        table.add_row(*cells)
     console.print(table)
 
 

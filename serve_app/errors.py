@@ -73,10 +73,11 @@ def status_of(error: TrainingError) -> int:
 def error_response(error: TrainingError) -> JSONResponse:
     status = status_of(error)
     if isinstance(error, InvalidRequest):
-        # The shape FastAPI uses for its own validation errors, so clients parse one format.
-        detail = [
-            {"loc": ["body", *error.field.split(".")], "msg": error.message, "type": "value_error"}
-        ]
+        # The shape FastAPI uses for its own validation errors, so clients parse one format;
+        # a field is in the body unless it names the query or the path.
+        parts = error.field.split(".")
+        loc = parts if parts[0] in ("query", "path") else ["body", *parts]
+        detail = [{"loc": loc, "msg": error.message, "type": "value_error"}]
         return JSONResponse({"detail": detail}, status_code=status)
     headers = None
     if isinstance(error, TooManyRequests):

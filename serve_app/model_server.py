@@ -25,9 +25,11 @@ class ModelServer:
     def __init__(self, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self._load = lru_cache(maxsize=cache_size)(_load_artifact)
 
-    def predict(self, artifact_uri: str, rows: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+    def predict(
+        self, artifact_uri: str, rows: Sequence[Mapping[str, Any]], explain: bool = False
+    ) -> list[Prediction]:
         """Raises: InvalidRequest (bad rows)."""
-        return predict_rows(self._load(artifact_uri), rows)
+        return predict_rows(self._load(artifact_uri), rows, explain)
 
     def cache_info(self) -> dict[str, int]:
         """Artifact loads (misses) and reuses (hits) since this replica started."""

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
+import pandas as pd
 from fastapi import APIRouter, Path, Query, Response, status
 
 from db.records import ModelFilters, ModelRecord
 from domain.auth import Principal
-from domain.errors import AliasNotFound, ModelNotFound
+from domain.errors import AliasNotFound, InvalidRequest, ModelNotFound, SeriesMetricsNotFound
 from domain.jobs import ModelType
 from pipeline.config import NAME_PATTERN
-from pipeline.register import load_predictions
+from pipeline.register import load_predictions, load_series_metrics
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
@@ -25,6 +27,8 @@ from serve_app.schemas.models import (
     PredictionPublic,
     PredictionsPublic,
     PredictRequest,
+    SeriesMetricsPagePublic,
+    SeriesMetricsPublic,
 )
 
 router = APIRouter(prefix="/ai/models", tags=["models"])
@@ -33,6 +37,7 @@ ModelId = ResourceId
 Tenant = NamePath
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN)]
 Alias = Annotated[str, Path(pattern=ALIAS_PATTERN)]
+SERIES_ORDER = r"^(series|rows|mae|rmse|mase|coverage_\d{1,2})$"
 
 
 @router.get("", response_model=ModelsPublic)
@@ -67,9 +72,13 @@ async def get_model(
 async def test_predictions(
     model_id: ModelId, services: ServicesDep, principal: PrincipalDep
 ) -> PredictionsPublic:
-    """The untouched test period as evaluated at registration: actual against predicted."""
+    """The untouched test period as evaluated at registration: actual against predicted,
+    with the forecast quantiles."""
     model = await visible_model(model_id, services, principal)
     table = await asyncio.to_thread(load_predictions, Location(model.artifact_uri))
+    quantile_columns = {
+        column: column.removeprefix("q") for column in table.columns if column.startswith("q")
+    }
     rows = [
         PredictionPublic(
             timestamp=row["timestamp"],
@@ -78,10 +87,56 @@ async def test_predictions(
             actual=row["actual"],
             anomaly=row.get("anomaly"),
             anomaly_score=None,
+            quantiles={key: row[column] for column, key in quantile_columns.items()} or None,
         )
         for row in table.to_dict("records")
     ]
     return PredictionsPublic(model_id=model.model_id, predictions=rows)
+
+
+@router.get("/{model_id}/series-metrics", response_model=SeriesMetricsPagePublic)
+async def series_metrics(
+    model_id: ModelId,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    order_by: Annotated[str, Query(pattern=SERIES_ORDER)] = "mase",
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SeriesMetricsPagePublic:
+    """Per-series test accuracy of a model trained on a multi-series set (MAE, RMSE, MASE,
+    interval coverage), worst MASE first by default. 404 for a single-series model."""
+    model = await visible_model(model_id, services, principal)
+    table = await asyncio.to_thread(load_series_metrics, Location(model.artifact_uri))
+    if table is None:
+        raise SeriesMetricsNotFound(model_id)
+    if order_by not in table.columns:
+        known = sorted(c for c in table.columns if re.fullmatch(SERIES_ORDER, c))
+        raise InvalidRequest(
+            "query.order_by", f"{order_by!r} is not a column here; use one of {known}"
+        )
+    ordered = table.sort_values(
+        [order_by, "series"], ascending=[order == "asc", True], na_position="last", kind="stable"
+    )
+    chunk = ordered.iloc[(page - 1) * page_size : page * page_size]
+    coverage = [c for c in table.columns if c.startswith("coverage_")]
+    return SeriesMetricsPagePublic(
+        model_id=model.model_id,
+        series=[
+            SeriesMetricsPublic(
+                series=str(row["series"]),
+                rows=int(row["rows"]),
+                mae=float(row["mae"]),
+                rmse=float(row["rmse"]),
+                mase=None if pd.isna(row["mase"]) else float(row["mase"]),
+                coverage={c.removeprefix("coverage_"): float(row[c]) for c in coverage},
+            )
+            for row in chunk.to_dict("records")
+        ],
+        total=len(table),
+        page=page,
+        page_size=page_size,
+    )
 
 
 @router.get("/{tenant_id}/{model_name}@{alias}", response_model=ModelPublic)
@@ -154,7 +209,9 @@ async def predict_alias(
 async def _predict(
     model: ModelRecord, body: PredictRequest, services: ServicesDep
 ) -> PredictionsPublic:
-    predictions = await services.model_server.predict.remote(model.artifact_uri, body.rows)
+    predictions = await services.model_server.predict.remote(
+        model.artifact_uri, body.rows, body.explain
+    )
     return PredictionsPublic(
         model_id=model.model_id,
         predictions=[PredictionPublic.model_validate(p) for p in predictions],

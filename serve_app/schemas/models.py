@@ -35,6 +35,10 @@ class ModelPublic(BaseModel):
     metrics: dict[str, float]
     params: dict[str, Any]
     features: list[str]
+    feature_importance: dict[str, float] | None = Field(
+        description="Total gain of the splits on each feature (LightGBM importance_type="
+        "'gain', averaged over a blend's boosters); null for models registered before it."
+    )
     created_at: datetime
 
 
@@ -58,6 +62,18 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[dict[str, RowValue]] = Field(min_length=1, max_length=MAX_PREDICT_ROWS)
+    explain: bool = Field(
+        False,
+        description="Return each feature's contribution to each forecast (LightGBM "
+        "pred_contrib); with expected_value they sum to the forecast.",
+    )
+
+
+class ExplanationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    expected_value: float = Field(description="The model's average forecast.")
+    contributions: dict[str, float]
 
 
 class PredictionPublic(BaseModel):
@@ -69,8 +85,35 @@ class PredictionPublic(BaseModel):
     actual: float | None
     anomaly: bool | None = Field(description="Anomaly models only, for rows with a target.")
     anomaly_score: float | None = Field(description="|robust z| of the residual.")
+    quantiles: dict[str, float] | None = Field(
+        None,
+        description="Forecast quantiles by probability ('0.1', '0.5', '0.9'): conformal "
+        "intervals from the validation part's out-of-sample errors.",
+    )
+    explanation: ExplanationPublic | None = Field(None, description="With explain: true.")
 
 
 class PredictionsPublic(BaseModel):
     model_id: str
     predictions: list[PredictionPublic]
+
+
+class SeriesMetricsPublic(BaseModel):
+    """One series' accuracy on the test part."""
+
+    series: str
+    rows: int
+    mae: float
+    rmse: float
+    mase: float | None = Field(description="MAE over the series' in-sample seasonal-naive MAE.")
+    coverage: dict[str, float] = Field(
+        description="Share of test points inside each central interval, by nominal % ('80')."
+    )
+
+
+class SeriesMetricsPagePublic(BaseModel):
+    model_id: str
+    series: list[SeriesMetricsPublic]
+    total: int
+    page: int
+    page_size: int

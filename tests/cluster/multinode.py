@@ -104,7 +104,7 @@ def stored_models(bucket: str) -> list[str]:
         directory = parent / version
         if (directory / MODEL_FILE).is_file():
             artifact = load_artifact(directory)
-            if artifact.booster.num_trees() > 0:
+            if all(m.booster.num_trees() > 0 for m in artifact.members):
                 loadable.append(version)
     return loadable
 

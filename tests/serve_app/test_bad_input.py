@@ -98,6 +98,38 @@ BAD_BODIES = [
     ),
     pytest.param(_with({"surprise": 1}), ["body", "config", "surprise"], id="unknown-config-field"),
     pytest.param(_with(tenant_id="../etc"), ["body", "tenant_id"], id="bad-tenant"),
+    pytest.param(
+        _with({"holidays": "XX"}), ["body", "config", "holidays"], id="unknown-holiday-country"
+    ),
+    pytest.param(
+        _with({"holidays": "AU-ZZ"}),
+        ["body", "config", "holidays"],
+        id="unknown-holiday-subdivision",
+    ),
+    pytest.param(
+        _with({"quantiles": [0.0, 0.5, 1.0]}), ["body", "config", "quantiles"], id="quantile-0-1"
+    ),
+    pytest.param(
+        _with({"quantiles": [0.9, 0.1]}), ["body", "config", "quantiles"], id="quantiles-unsorted"
+    ),
+    pytest.param(
+        _with({"quantiles": [0.1, 0.1]}), ["body", "config", "quantiles"], id="quantiles-repeated"
+    ),
+    pytest.param(
+        _with({"backtest": {"windows": 0}}),
+        ["body", "config", "backtest", "windows"],
+        id="backtest-no-window",
+    ),
+    pytest.param(
+        _with({"backtest": {"windows": 100, "step": 240}}),
+        ["body", "config", "backtest"],
+        id="backtest-past-the-data",
+    ),
+    pytest.param(
+        _with({"backtest": {"windows": 3}, "start_date": "2025-12-20T00:00:00Z"}),
+        ["body", "config", "backtest"],
+        id="backtest-past-the-date-range",
+    ),
     pytest.param(_without("model_name"), ["body", "model_name"], id="missing-model-name"),
 ]
 

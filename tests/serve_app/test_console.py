@@ -171,7 +171,15 @@ async def test_a_job_submitted_through_the_form_reaches_100_percent_and_shows_it
 
     job = await deployed.job(job_id)
     await page.get_by_role("link", name=job["model_id"]).click()
-    assert await points_drawn(page, '[data-testid="forecast-vs-actual"]') > 100
+    # Actual, predicted and the P10-P90 band's two edges: four lines over the test period.
+    tested = (await deployed.http.get(f"/ai/models/{job['model_id']}/test-predictions")).json()
+    drawn = await points_drawn(page, '[data-testid="forecast-vs-actual"]')
+    assert drawn == 4 * len(tested["predictions"]) > 100
+    importance = page.get_by_test_id("feature-importance").locator("tr")
+    model = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
+    await expect(importance).to_have_count(len(model["features"]))
+    strongest = max(model["feature_importance"], key=model["feature_importance"].get)
+    await expect(importance.first.locator("td").first).to_have_text(strongest)
 
 
 async def test_cancelling_a_queued_job_and_retrying_it(deployed: Deployed, page: Page) -> None:

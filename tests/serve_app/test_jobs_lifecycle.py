@@ -70,7 +70,8 @@ async def test_submitted_job_completes_with_a_registered_loadable_model(deployed
 
     [experiment] = await deployed.store.experiments_of_job(job["job_id"])
     assert experiment.model_id == job["model_id"]
-    assert experiment.params["learning_rate"] == 0.1
+    assert experiment.params["learning_rate"] == 0.05
+    assert experiment.params["objective"] == ["regression", "regression_l1"]
     curve = await deployed.store.metric_history(experiment.experiment_id, "validation_l1")
     assert len(curve) >= metrics["best_iteration"]
     assert curve[-1].value < curve[0].value
@@ -121,7 +122,10 @@ artifact = load_artifact(Location({str(directory)!r}))
 config = TrainingConfig.model_validate(artifact.metadata["config"])
 store = FeatureStore(Location({str(deployed.data_dir / "features")!r}))
 frame = store.load(config.feature_set, config.end_date)
-matrix = build_features(frame, config.horizon, config.start_date, config.end_date)
+matrix = build_features(
+    frame, artifact.feature_spec, config.start_date, config.end_date,
+    columns=artifact.metadata["features"],
+)
 _, test_start = time_split_bounds(matrix.timestamps, config.validation_split, config.test_split)
 mask = (matrix.timestamps >= test_start).to_numpy()
 np.save(sys.argv[1], artifact.predict(matrix.features[mask].to_numpy()))

@@ -36,7 +36,7 @@ def request_rows(
     deployed: Deployed, artifact: ModelArtifact, extra: int, feature_set: str = "forecast_basic"
 ) -> list[dict[str, Any]]:
     """The feature set's last rows: the history the lags need plus ``extra`` to predict."""
-    need = history_needed(artifact.metadata["config"]["horizon"], artifact.metadata["season"])
+    need = history_needed(artifact.feature_spec)
     data = FeatureStore(deployed.config.pipeline.features_root).load(feature_set).data
     tail = data.drop(columns=["is_anomaly"], errors="ignore").tail(need + extra)
     tail = tail.assign(timestamp=tail["timestamp"].map(pd.Timestamp.isoformat))
@@ -112,13 +112,12 @@ async def test_predictions_equal_the_artifact_and_reuse_the_loaded_model(
         f"/ai/models/{job['model_id']}/predict", json={"rows": rows}
     )
     assert response.status_code == 200, response.text
-    predictions = response.json()["predictions"]
-    assert len(predictions) == 24
+    predictions = response.json()["predictions"][-24:]
     assert all(p["actual"] is None for p in predictions[-6:])
 
     # The same rows through the training feature code and the artifact, without the API.
     frame = FeatureStore(deployed.config.pipeline.features_root).load("forecast_basic")
-    matrix = build_features(frame, artifact.metadata["config"]["horizon"])
+    matrix = build_features(frame, artifact.feature_spec, columns=artifact.metadata["features"])
     direct = pd.Series(
         artifact.predict(matrix.features[artifact.metadata["features"]].to_numpy()),
         index=matrix.timestamps,
@@ -134,7 +133,7 @@ async def test_predictions_equal_the_artifact_and_reuse_the_loaded_model(
     again = await deployed.http.post(
         f"/ai/models/tenant-a/{name}@champion/predict", json={"rows": rows}
     )
-    assert again.json()["predictions"] == predictions
+    assert again.json()["predictions"][-24:] == predictions
     after = await server.cache_info.remote()
     assert after["hits"] == before["hits"] + 1
     assert after["misses"] == before["misses"], "the second call must not reload the artifact"
@@ -147,7 +146,7 @@ async def test_bad_rows_and_ids_are_refused(deployed: Deployed) -> None:
     artifact = load_artifact(Location(model["artifact_uri"]))
     rows = request_rows(deployed, artifact, extra=2)
 
-    short = await deployed.http.post(url, json={"rows": rows[-30:]})
+    short = await deployed.http.post(url, json={"rows": rows[-7 * 24 :]})
     assert short.status_code == 422
     assert "missing history" in short.json()["detail"][0]["msg"]
     no_column = await deployed.http.post(
@@ -173,10 +172,15 @@ async def test_anomaly_model_predictions_flag_and_score(deployed: Deployed) -> N
     artifact = load_artifact(Location(model["artifact_uri"]))
     rows = request_rows(deployed, artifact, extra=48, feature_set="anomaly_basic")
     response = await deployed.http.post(
-        f"/ai/models/{job['model_id']}/predict", json={"rows": rows}
+        f"/ai/models/{job['model_id']}/predict", json={"rows": rows, "explain": True}
     )
     assert response.status_code == 200, response.text
-    predictions = response.json()["predictions"]
+    predictions = response.json()["predictions"][-48:]
+    # An anomaly model explains its expected value, from which the residual is scored.
+    for p in predictions:
+        contributions = p["explanation"]["contributions"]
+        total = p["explanation"]["expected_value"] + sum(contributions.values())
+        assert total == pytest.approx(p["predicted"], rel=1e-9)
     evaluated = pd.read_parquet(Path(model["artifact_uri"]) / PREDICTIONS_FILE)
     flagged = evaluated.set_index(evaluated["timestamp"].map(pd.Timestamp.isoformat))["anomaly"]
     served = {p["timestamp"]: p for p in predictions}
@@ -200,5 +204,13 @@ async def test_test_predictions_are_the_evaluated_test_period(deployed: Deployed
     np.testing.assert_allclose([p["predicted"] for p in served], evaluated["predicted"])
     mae = float(np.mean(np.abs(evaluated["actual"] - evaluated["predicted"])))
     assert mae == pytest.approx(model["metrics"]["mae"], rel=1e-6)
+    # The quantiles too, and their coverage is the job's metric.
+    for key in ("0.1", "0.5", "0.9"):
+        np.testing.assert_allclose([p["quantiles"][key] for p in served], evaluated[f"q{key}"])
+    actual = evaluated["actual"].to_numpy()
+    inside = (actual >= evaluated["q0.1"]) & (actual <= evaluated["q0.9"])
+    assert float(inside.mean()) == pytest.approx(model["metrics"]["coverage_80"], rel=1e-9)
+    assert model["feature_importance"]["lag_24"] > 0
+    assert set(model["feature_importance"]) == set(model["features"])
     missing = await deployed.http.get("/ai/models/tenant-a:none:1/test-predictions")
     assert missing.status_code == 404

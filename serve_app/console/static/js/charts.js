@@ -29,16 +29,20 @@ function width(container) {
   return Math.max(320, Math.min(900, container.clientWidth - 24 || 640));
 }
 
-/** Lines over a shared x: series = [{label, values}] with values aligned to xs. */
+/** Lines over a shared x: series = [{label, values, colour?, width?}] with values aligned
+ * to xs; options.band = [upper index, lower index] (into series) shades between two lines. */
 export function lineChart(container, title, xLabel, xs, series, options = {}) {
   const box = figure(container, title);
   const plotted = series.map((line, index) => ({
     label: line.label,
-    stroke: COLOURS[index % COLOURS.length],
-    width: 1.5,
+    stroke: line.colour || COLOURS[index % COLOURS.length],
+    width: line.width || 1.5,
     spanGaps: true,
     ...(options.points ? { paths: () => null, points: { show: true, size: 7 } } : {}),
   }));
+  const bands = options.band
+    ? [{ series: options.band.map((i) => i + 1), fill: "rgba(31, 95, 191, 0.15)" }]
+    : [];
   new uPlot(
     {
       width: options.width || width(container),
@@ -46,6 +50,7 @@ export function lineChart(container, title, xLabel, xs, series, options = {}) {
       scales: { x: { time: Boolean(options.time) } },
       axes: [{ label: xLabel }, { label: options.yLabel || "" }],
       series: [{ label: xLabel }, ...plotted],
+      bands,
     },
     [xs, ...series.map((line) => line.values)],
     box,

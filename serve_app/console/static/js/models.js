@@ -1,5 +1,6 @@
 // The registry: versions with aliases and metrics, lineage to the job, and one version's
-// forecast against the actual load over its test period.
+// forecast (with its outermost quantile band) against the actual load over its test
+// period, its features by importance, and for a multi-series model its worst series.
 
 import { get, query } from "./api.js";
 import { lineChart } from "./charts.js";
@@ -28,10 +29,12 @@ export function modelsPage(view, params) {
 export function modelPage(view, modelId) {
   const body = h("div");
   view.replaceChildren(h("h2", {}, "Model ", h("code", {}, modelId)), body);
+  const path = `/ai/models/${encodeURIComponent(modelId)}`;
   Promise.all([
-    get(`/ai/models/${encodeURIComponent(modelId)}`),
-    get(`/ai/models/${encodeURIComponent(modelId)}/test-predictions`),
-  ]).then(([model, tested]) => {
+    get(path),
+    get(`${path}/test-predictions`),
+    get(`${path}/series-metrics${query({ page_size: 20 })}`).catch(() => null),
+  ]).then(([model, tested, series]) => {
     const plot = h("div", { "data-testid": "forecast-vs-actual" });
     body.replaceChildren(
       h("p", {}, `Version ${model.version} of ${model.tenant_id}/${model.model_name}`
@@ -43,12 +46,60 @@ export function modelPage(view, modelId) {
             h("tr", {}, h("td", {}, name), h("td", { class: "num" }, number(value))))))),
         h("div", { class: "card" }, h("h3", {}, "Parameters"),
           h("pre", {}, JSON.stringify(model.params, null, 2)))),
-      h("h3", {}, "Forecast against actual, test period"), plot);
-    const rows = tested.predictions;
-    lineChart(plot, "Test period", "time", rows.map((r) => Date.parse(r.timestamp) / 1000), [
-      { label: "actual", values: rows.map((r) => r.actual) },
-      { label: "predicted", values: rows.map((r) => r.predicted) },
-    ], { time: true, height: 300 });
+      h("h3", {}, "Forecast against actual, test period"), plot,
+      importanceCard(model.feature_importance),
+      series ? seriesCard(series) : "");
+    forecastChart(plot, tested.predictions);
   }).catch((error) => body.replaceChildren(errorBox(error)));
   return () => {};
+}
+
+/** Actual and predicted, with the band between the outermost quantiles when there are. */
+function forecastChart(container, rows) {
+  const xs = rows.map((r) => Date.parse(r.timestamp) / 1000);
+  const lines = [
+    { label: "actual", values: rows.map((r) => r.actual) },
+    { label: "predicted", values: rows.map((r) => r.predicted) },
+  ];
+  const keys = Object.keys((rows[0] && rows[0].quantiles) || {}).sort((a, b) => a - b);
+  let band;
+  if (keys.length >= 2) {
+    const [low, high] = [keys[0], keys[keys.length - 1]];
+    const pale = { colour: "rgba(31, 95, 191, 0.45)", width: 0.5 };
+    lines.push(
+      { label: `P${100 * high}`, values: rows.map((r) => r.quantiles[high]), ...pale },
+      { label: `P${100 * low}`, values: rows.map((r) => r.quantiles[low]), ...pale });
+    band = [2, 3];
+  }
+  lineChart(container, "Test period", "time", xs, lines, { time: true, height: 300, band });
+}
+
+/** Features by gain, as bars against the largest. */
+function importanceCard(importance) {
+  const ranked = Object.entries(importance || {}).sort((a, b) => b[1] - a[1]);
+  if (!ranked.length) return "";
+  const total = ranked.reduce((sum, [, gain]) => sum + gain, 0) || 1;
+  const top = ranked[0][1] || 1;
+  return h("div", { class: "card" }, h("h3", {}, "Feature importance (gain)"),
+    h("table", { "data-testid": "feature-importance" }, h("tbody", {},
+      ranked.map(([name, gain]) => h("tr", {},
+        h("td", {}, name),
+        h("td", { class: "bar-cell" }, h("div", {
+          class: "bar", style: `width: ${(100 * gain / top).toFixed(1)}%` })),
+        h("td", { class: "num" }, `${(100 * gain / total).toFixed(1)} %`))))));
+}
+
+/** The worst-served series of a multi-series model. */
+function seriesCard(page) {
+  const levels = Object.keys((page.series[0] && page.series[0].coverage) || {});
+  return h("div", { class: "card" }, h("h3", {}, `Series, worst first (${page.total} in all)`),
+    h("table", { "data-testid": "series-metrics" },
+      h("thead", {}, h("tr", {}, ["Series", "Rows", "MAE", "RMSE", "MASE",
+        ...levels.map((level) => `Coverage ${level} %`)].map((name) =>
+        h("th", { scope: "col" }, name)))),
+      h("tbody", {}, page.series.map((s) => h("tr", {},
+        h("td", {}, s.series), h("td", { class: "num" }, String(s.rows)),
+        h("td", { class: "num" }, number(s.mae)), h("td", { class: "num" }, number(s.rmse)),
+        h("td", { class: "num" }, number(s.mase)),
+        ...levels.map((level) => h("td", { class: "num" }, number(s.coverage[level]))))))));
 }
