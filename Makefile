@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test check lint typecheck bench services browser clean
+.PHONY: setup run test check lint typecheck bench bench-forecast services browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+## The forecasting benchmark's own virtualenv: mlforecast pins pandas < 3.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 ## Run the service on the embedded default: local Ray, SQLite and demo data under ./data.
 run: setup
@@ -47,6 +57,11 @@ bench: setup
 	$(BIN)/python -m bench.hpo
 	$(BIN)/python -m bench.api_load
 	$(BIN)/python -m bench.burst
+	$(MAKE) bench-forecast
+
+## Forecast quality against mlforecast on shared/data, and the backtest's speed (~40 min).
+bench-forecast: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench.forecast
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,460 @@
+"""Forecast quality against Nixtla mlforecast on real load data, and the backtest's speed.
+
+For each set (both real files of ``shared/data``, each whole and cut to its last 12 weeks,
+and the demo set ``forecast_basic``), day-ahead (one day of steps):
+
+- the service's default job and an HPO job (20 trials), submitted over HTTP after the
+  set is imported through the service's own upload, scored on the test part it reports
+  (``GET /ai/models/{id}/test-predictions``);
+- mlforecast: ``MLForecast`` + ``lightgbm.LGBMRegressor()``, lags >= the horizon (the
+  horizon, the horizon + 1, two days, a week), rolling mean and std over a day and a week
+  of the horizon lag, day of week, month, day of year and time of day, and covariates
+  as dynamic features; point forecasts from its own ``cross_validation(refit=False)``,
+  quantiles from its conformal ``PredictionIntervals(n_windows, h)`` fitted once on the
+  same history and walked forward with ``update`` (its fit-time conformity scores are
+  out-of-sample; ``cross_validation`` recomputes them on windows it trained on);
+- all scored on exactly the service's test timestamps. mlforecast refuses missing
+  targets, so it gets them interpolated; the scores use only real observations.
+
+Then the backtest: one job with 5 windows against 5 plain jobs one after another.
+
+Run: ``make bench-forecast`` (mlforecast pins pandas < 3, so it runs in .venv-bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from actors.settings import OrchestratorSettings
+from db.settings import DatabaseSettings
+from pipeline.feature_store import FeatureStore
+from pipeline.intervals import quantile_metrics
+from pipeline.settings import PipelineSettings
+from serve_app.service import ServiceConfig, connect, prepare_storage, start, stop
+from serve_app.settings import ApiSettings
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_FILES = (
+    ("hourly", "hourly_electricity.csv", "load"),
+    ("household", "household_power_30min.csv", "power_kw"),
+)
+SHORT_HISTORY = pd.Timedelta(weeks=12)
+API_PORT = 8766
+WORKERS = 2
+TENANT = "bench"
+QUANTILES = (0.1, 0.5, 0.9)
+#: mlforecast's conformal intervals: days of day-ahead windows scored before the test part
+#: (fewer where the history is short). 90 gave it its best WQL on the household set
+#: (10: 0.331, 30: 0.324, 90: 0.323).
+CONFORMAL_WINDOWS = 90
+POLL_SECONDS = 1.0
+JOB_TIMEOUT = 3600
+
+
+@dataclass(frozen=True)
+class BenchSet:
+    name: str
+    data: pd.DataFrame  # timestamp, target[, covariates]
+    target: str
+    steps_per_day: int
+    upload: bool = True
+
+    @property
+    def covariates(self) -> list[str]:
+        return [c for c in self.data.columns if c not in ("timestamp", self.target)]
+
+
+@dataclass
+class Scores:
+    mae: float
+    coverage_80: float | None = None
+    width_80: float | None = None
+    wql: float | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class SetResult:
+    bench_set: BenchSet
+    test_points: int
+    default: Scores
+    hpo: Scores | None
+    mlforecast: Scores
+    notes: list[str] = field(default_factory=list)
+
+
+def bench_sets(names: Sequence[str] | None, data_dir: Path) -> list[BenchSet]:
+    sets = []
+    for name, filename, column in REAL_FILES:
+        data = pd.read_csv(data_dir / filename)
+        stamps = pd.to_datetime(data["timestamp"])
+        season = round(pd.Timedelta(days=1) / stamps.diff().median())
+        sets.append(BenchSet(name, data, column, season))
+        short = data[stamps > stamps.max() - SHORT_HISTORY].reset_index(drop=True)
+        sets.append(BenchSet(f"{name}_12w", short, column, season))
+    return [s for s in sets if not names or s.name in names]
+
+
+def demo_set(data_dir: Path) -> BenchSet:
+    frame = FeatureStore(PipelineSettings(data_dir=data_dir).features_root).load("forecast_basic")
+    data = frame.data.assign(timestamp=frame.data["timestamp"].dt.tz_localize(None))
+    return BenchSet("forecast_basic", data, "load_kw", 24, upload=False)
+
+
+class Service:
+    """The service over HTTP: uploads, jobs and their test predictions."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def upload(self, bench_set: BenchSet) -> None:
+        body = bench_set.data.to_csv(index=False).encode()
+        response = await self.client.put(
+            f"/ai/training/feature-sets/{bench_set.name}",
+            params={"timestamp_column": "timestamp", "target_column": bench_set.target},
+            content=body,
+        )
+        response.raise_for_status()
+
+    async def run(self, config: dict[str, Any], name: str) -> tuple[dict[str, Any], float]:
+        body = {"tenant_id": TENANT, "model_type": "forecast", "model_name": name, "config": config}
+        response = await self.client.post("/ai/training/jobs/start", json=body)
+        response.raise_for_status()
+        job_id = response.json()["job_id"]
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while True:
+            job: dict[str, Any] = (await self.client.get(f"/ai/training/jobs/{job_id}")).json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['status']}")
+            await asyncio.sleep(POLL_SECONDS)
+        if job["status"] != "completed":
+            raise RuntimeError(f"job {job_id} ended {job['status']}: {job['error_message']}")
+        seconds = (
+            datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(job["created_at"])
+        ).total_seconds()
+        return job, seconds
+
+    async def test_predictions(self, model_id: str) -> pd.DataFrame:
+        response = await self.client.get(f"/ai/models/{model_id}/test-predictions")
+        response.raise_for_status()
+        rows = response.json()["predictions"]
+        table = pd.DataFrame(
+            {
+                "ds": pd.to_datetime([r["timestamp"] for r in rows]).tz_localize(None),
+                "actual": [r["actual"] for r in rows],
+                "predicted": [r["predicted"] for r in rows],
+            }
+        )
+        for q in QUANTILES:
+            table[f"q{q:g}"] = [r["quantiles"][f"{q:g}"] for r in rows]
+        return table
+
+
+def job_config(bench_set: BenchSet, **extra: Any) -> dict[str, Any]:
+    return {
+        "feature_set": bench_set.name,
+        "target_variable": bench_set.target,
+        "horizon": bench_set.steps_per_day,
+        **extra,
+    }
+
+
+def scores(actual: np.ndarray, point: np.ndarray, bounds: np.ndarray | None) -> Scores:
+    result = Scores(mae=float(np.mean(np.abs(actual - point))))
+    if bounds is not None:
+        metrics = quantile_metrics(actual, bounds, QUANTILES)
+        result.coverage_80 = metrics["coverage_80"]
+        result.width_80 = metrics["interval_width_80"]
+        result.wql = metrics["wql"]
+    return result
+
+
+def service_scores(table: pd.DataFrame, seconds: float) -> Scores:
+    bounds = table[[f"q{q:g}" for q in QUANTILES]].to_numpy()
+    result = scores(table["actual"].to_numpy(), table["predicted"].to_numpy(), bounds)
+    result.seconds = seconds
+    return result
+
+
+# ----------------------------------------------------------------------------- mlforecast
+
+
+def _mlforecast(bench_set: BenchSet) -> Any:
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean, RollingStd
+
+    h = season = bench_set.steps_per_day
+
+    def time_of_day(dates: pd.DatetimeIndex) -> np.ndarray:
+        return np.asarray(dates.hour * 60 + dates.minute)
+
+    return MLForecast(
+        models={"mlforecast": lgb.LGBMRegressor(verbosity=-1)},
+        freq=pd.tseries.frequencies.to_offset(pd.Timedelta(days=1) / season),
+        lags=sorted({h, h + 1, 2 * season, 7 * season}),
+        lag_transforms={
+            h: [
+                RollingMean(season),
+                RollingStd(season),
+                RollingMean(7 * season),
+                RollingStd(7 * season),
+            ]
+        },
+        date_features=["dayofweek", "month", "dayofyear", time_of_day],
+    )
+
+
+def _long_format(bench_set: BenchSet) -> pd.DataFrame:
+    data = bench_set.data
+    frame = pd.DataFrame(
+        {
+            "unique_id": "series",
+            "ds": pd.to_datetime(data["timestamp"]),
+            "y": data[bench_set.target].astype(float).interpolate(limit_direction="both"),
+        }
+    )
+    for column in bench_set.covariates:
+        frame[column] = data[column].to_numpy(dtype=float)
+    return frame
+
+
+def mlforecast_scores(bench_set: BenchSet, test: pd.DataFrame) -> tuple[Scores, list[str]]:
+    """Point forecasts from cross_validation(refit=False) over windows ending with the set;
+    quantiles from conformal intervals fitted on the same history, walked forward."""
+    from mlforecast.utils import PredictionIntervals
+
+    h = bench_set.steps_per_day
+    frame = _long_format(bench_set)
+    step = pd.Timedelta(days=1) / h
+    last = frame["ds"].max()
+    windows = math.ceil((round((last - test["ds"].min()) / step) + 1) / h)
+    started = time.perf_counter()
+    forecaster = _mlforecast(bench_set)
+    cv = forecaster.cross_validation(
+        frame, n_windows=windows, h=h, step_size=h, refit=False, static_features=[]
+    )
+    seconds = time.perf_counter() - started
+    first_cutoff = last - step * (windows * h)
+    history = frame[frame["ds"] <= first_cutoff]
+    conformal = min(CONFORMAL_WINDOWS, (len(history) - 1) // h - 8)
+    walked = _mlforecast(bench_set)
+    walked.fit(
+        history,
+        static_features=[],
+        prediction_intervals=PredictionIntervals(n_windows=conformal, h=h),
+    )
+    forecasts = []
+    for window in range(windows):
+        start = first_cutoff + step * (window * h)
+        block = frame[(frame["ds"] > start) & (frame["ds"] <= start + step * h)]
+        future = block[["unique_id", "ds", *bench_set.covariates]]
+        forecasts.append(
+            walked.predict(h, level=[80], X_df=future if bench_set.covariates else None)
+        )
+        walked.update(block[["unique_id", "ds", "y"]])
+    intervals = pd.concat(forecasts)
+    scored = test.merge(cv[["ds", "mlforecast"]], on="ds", how="left")
+    scored = scored.merge(
+        intervals[["ds", "mlforecast-lo-80", "mlforecast-hi-80"]], on="ds", how="left"
+    )
+    if scored[["mlforecast", "mlforecast-lo-80"]].isna().any().any():
+        raise RuntimeError(f"mlforecast missed test timestamps of {bench_set.name}")
+    bounds = scored[["mlforecast-lo-80", "mlforecast", "mlforecast-hi-80"]].to_numpy()
+    result = scores(scored["actual"].to_numpy(), scored["mlforecast"].to_numpy(), bounds)
+    result.seconds = seconds
+    return result, [f"mlforecast: {windows} windows, conformal n_windows={conformal}"]
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+async def compare(service: Service, bench_set: BenchSet, trials: int) -> SetResult:
+    if bench_set.upload:
+        await service.upload(bench_set)
+    job, seconds = await service.run(job_config(bench_set), f"{bench_set.name}-default")
+    test = await service.test_predictions(job["model_id"])
+    default = service_scores(test, seconds)
+    hpo = None
+    if trials:
+        config = job_config(bench_set, enable_hpo=True, n_trials=trials)
+        hpo_job, hpo_seconds = await service.run(config, f"{bench_set.name}-hpo")
+        hpo_test = await service.test_predictions(hpo_job["model_id"])
+        if not hpo_test["ds"].equals(test["ds"]):
+            raise RuntimeError("the HPO job's test part differs from the default job's")
+        hpo = service_scores(hpo_test, hpo_seconds)
+    reference, notes = await asyncio.to_thread(mlforecast_scores, bench_set, test)
+    return SetResult(bench_set, len(test), default, hpo, reference, notes)
+
+
+async def backtest_timing(service: Service, bench_set: BenchSet, windows: int) -> dict[str, float]:
+    """One job with ``windows`` backtest windows against as many plain jobs in a row."""
+    sequential = 0.0
+    for number in range(windows):
+        _, seconds = await service.run(job_config(bench_set), f"{bench_set.name}-seq{number}")
+        sequential += seconds
+    config = job_config(bench_set, backtest={"windows": windows})
+    job, backtest = await service.run(config, f"{bench_set.name}-backtest")
+    metrics = job["metrics"]
+    return {
+        "sequential": sequential,
+        "backtest": backtest,
+        "ratio": backtest / sequential,
+        "mae_mean": metrics["backtest_mae_mean"],
+        "mae_std": metrics["backtest_mae_std"],
+    }
+
+
+async def run_all(api_url: str, sets: list[BenchSet], args: argparse.Namespace) -> None:
+    async with httpx.AsyncClient(base_url=api_url, timeout=600) as client:
+        service = Service(client)
+        warm = sets[-1]
+        await service.run(
+            job_config(warm, hyperparameters={"n_estimators": 20}), "warm-up"
+        )  # warm the workers, as a running service is
+        results = []
+        for bench_set in sets:
+            result = await compare(service, bench_set, args.trials)
+            results.append(result)
+            report_one(result)
+        timing = None
+        if args.backtest_windows:
+            demo = next(s for s in sets if s.name == args.backtest_set)
+            timing = await backtest_timing(service, demo, args.backtest_windows)
+    report(results, timing, args)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.3f}"
+
+
+def report_one(result: SetResult) -> None:
+    s = result.bench_set
+    line = (
+        f"{s.name:<15} {len(s.data):>6} rows, {result.test_points:>5} test points: "
+        f"default {result.default.mae:.4g} ({ratio(result.default.mae, result.mlforecast.mae)}x)"
+    )
+    if result.hpo:
+        line += f", HPO {result.hpo.mae:.4g} ({ratio(result.hpo.mae, result.mlforecast.mae)}x)"
+    print(line + f", mlforecast {result.mlforecast.mae:.4g}", flush=True)
+
+
+def report(results: list[SetResult], timing: dict[str, float] | None, args: Any) -> None:
+    print()
+    print("Day-ahead MAE on the service's test timestamps (ratio to mlforecast; goals: default")
+    print("<= 1.00, HPO <= 0.95)")
+    print(
+        f"{'set':<15} {'points':>6} {'default':>10} {'HPO':>10} {'mlforecast':>10}  "
+        f"{'default/mlf':>11} {'HPO/mlf':>8}"
+    )
+    for r in results:
+        hpo = f"{r.hpo.mae:>10.4g}" if r.hpo else f"{'-':>10}"
+        hpo_ratio = ratio(r.hpo.mae, r.mlforecast.mae) if r.hpo else "-"
+        print(
+            f"{r.bench_set.name:<15} {r.test_points:>6} {r.default.mae:>10.4g} {hpo} "
+            f"{r.mlforecast.mae:>10.4g}  {ratio(r.default.mae, r.mlforecast.mae):>11} "
+            f"{hpo_ratio:>8}"
+        )
+    print()
+    print("P10-P90 interval and weighted quantile loss (P10, P50, P90) of the default job")
+    print("and of mlforecast's conformal intervals (goal on household: coverage 0.77-0.83,")
+    print("WQL <= mlforecast's)")
+    print(
+        f"{'set':<15} {'coverage':>8} {'width':>10} {'WQL':>8}   {'mlf cov':>8} "
+        f"{'mlf width':>10} {'mlf WQL':>8}"
+    )
+    for r in results:
+        d, m = r.default, r.mlforecast
+        print(
+            f"{r.bench_set.name:<15} {d.coverage_80:>8.3f} {d.width_80:>10.4g} {d.wql:>8.4f}   "
+            f"{m.coverage_80:>8.3f} {m.width_80:>10.4g} {m.wql:>8.4f}"
+        )
+    print()
+    print("Seconds: default job / HPO job (created to completed, over HTTP) / mlforecast CV")
+    for r in results:
+        hpo = f"{r.hpo.seconds:.1f}" if r.hpo else "-"
+        print(
+            f"  {r.bench_set.name:<15} {r.default.seconds:7.1f} {hpo:>7} "
+            f"{r.mlforecast.seconds:7.1f}   {'; '.join(r.notes)}"
+        )
+    if timing:
+        print()
+        print(
+            f"Backtest on {args.backtest_set}: {args.backtest_windows} windows in one job "
+            f"{timing['backtest']:.1f} s, {args.backtest_windows} plain jobs one after another "
+            f"{timing['sequential']:.1f} s: ratio {timing['ratio']:.2f} (goal <= 0.75); "
+            f"window MAE {timing['mae_mean']:.4g} +- {timing['mae_std']:.3g}"
+        )
+    defaults = [r.default.mae / r.mlforecast.mae for r in results]
+    print()
+    print(
+        f"default/mlforecast: max {max(defaults):.3f}, geometric mean "
+        f"{math.exp(statistics.mean(math.log(x) for x in defaults)):.3f}"
+    )
+    hpos = [r.hpo.mae / r.mlforecast.mae for r in results if r.hpo]
+    if hpos:
+        print(
+            f"HPO/mlforecast: max {max(hpos):.3f}, geometric mean "
+            f"{math.exp(statistics.mean(math.log(x) for x in hpos)):.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sets",
+        nargs="*",
+        help="names among hourly, hourly_12w, household, "
+        "household_12w, forecast_basic (default: all)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
+    parser.add_argument("--trials", type=int, default=20, help="HPO trials; 0 skips HPO")
+    parser.add_argument("--backtest-windows", type=int, default=5, help="0 skips the timing")
+    parser.add_argument("--backtest-set", default="forecast_basic")
+    args = parser.parse_args()
+    logging.getLogger("ray").setLevel(logging.WARNING)
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-forecast-"))
+    try:
+        pipeline = PipelineSettings(data_dir=data_dir)
+        database_url = DatabaseSettings(data_dir=data_dir).url
+        asyncio.run(prepare_storage(database_url, pipeline))
+        sets = bench_sets(args.sets, args.data_dir)
+        if not args.sets or "forecast_basic" in args.sets:
+            sets.append(demo_set(data_dir))
+        config = ServiceConfig(
+            database_url=database_url,
+            pipeline=pipeline,
+            orchestrator=OrchestratorSettings(),
+            api=ApiSettings(port=API_PORT, max_upload_mb=64),
+        )
+        connect(None, num_cpus=WORKERS)
+        running = start(config)
+        try:
+            asyncio.run(run_all(running.api_url, sets, args))
+        finally:
+            stop(running)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
