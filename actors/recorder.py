@@ -39,10 +39,17 @@ class StageRecorder:
         self._recorded: set[str] = set()  # stages whose extra writes are done
         self._progress = 0.0
         self._stage: str | None = None  # the last stage recorded
+        #: Stage reports and live scores are written one at a time, so a live write never
+        #: lands after (and undoes) the stage it belongs to.
+        self._writing = asyncio.Lock()
 
     async def record(self, report: StageReport) -> None:
         """Persist one stage report: at most two transactions. Safe to call again with the
         same report after a failure (a retried write): nothing is written twice."""
+        async with self._writing:
+            await self._record(report)
+
+    async def _record(self, report: StageReport) -> None:
         job_id = self._job.job_id
         lines = [to_new_log(job_id, line) for line in report.logs]
         lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
@@ -68,16 +75,18 @@ class StageRecorder:
     async def record_live(self, scores: dict[str, float]) -> None:
         """A running training's best validation scores so far (``best_mae``,
         ``best_rmse``); ignored once its stage report is recorded, which is final."""
-        if TRAIN_STAGE in self._recorded or self._stage is None:
-            return
-        self.metrics.update(scores)
-        await self._store.update_progress(
-            self._job.job_id, self._progress, self._stage, self.metrics
-        )
+        async with self._writing:
+            if self._stage is None or TRAIN_STAGE in self._recorded:
+                return
+            self.metrics.update(scores)
+            await self._store.update_progress(
+                self._job.job_id, self._progress, self._stage, self.metrics
+            )
 
     async def _record_training(self, summary: dict[str, Any]) -> None:
         job = self._job
         self._best_iteration = int(summary["best_iteration"])
+        self.metrics.update(summary.get("validation") or {})  # the blend's final scores
         curve = [
             MetricPoint(f"validation_{name}", value, step)
             for name, values in summary["curve"].items()

@@ -326,10 +326,12 @@ async def backtest_timing(service: Service, bench_set: BenchSet, windows: int) -
 async def run_all(api_url: str, sets: list[BenchSet], args: argparse.Namespace) -> None:
     async with httpx.AsyncClient(base_url=api_url, timeout=600) as client:
         service = Service(client)
-        warm = sets[-1]
-        await service.run(
-            job_config(warm, hyperparameters={"n_estimators": 20}), "warm-up"
-        )  # warm the workers, as a running service is
+        warm_up: dict[str, Any] = {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "hyperparameters": {"n_estimators": 20},
+        }
+        await service.run(warm_up, "warm-up")  # warm the workers, as a running service is
         results = []
         for bench_set in sets:
             result = await compare(service, bench_set, args.trials)

@@ -58,7 +58,7 @@ def relative_error(store: FeatureStore, table: pd.DataFrame, with_series: bool) 
     )
     frame = store.load("meters")
     config = TrainingConfig(feature_set="meters", target_variable="load_kw", quantiles=[])
-    spec = default_spec(frame, config.horizon, None)
+    spec = default_spec(frame, config)
     if not with_series:
         spec = dataclasses.replace(spec, series=None)
     data = preprocess(frame, config, spec)

@@ -186,6 +186,8 @@ class TrainingConfig(BaseModel):
             raise ValueError(f"quantiles must lie strictly between 0 and 1; got {outside}")
         if any(b <= a for a, b in pairwise(quantiles)):
             raise ValueError(f"quantiles must be strictly increasing; got {quantiles}")
+        if len({f"{q:g}" for q in quantiles}) < len(quantiles):
+            raise ValueError(f"quantiles must differ within 6 significant digits; got {quantiles}")
         return quantiles
 
     @model_validator(mode="after")

@@ -119,7 +119,7 @@ class FeatureStore:
         step = schema.step_seconds
         if step is None:
             frame = self.load(name)
-            step = _typical_step(frame.data, schema.timestamp_column, schema.series_column)
+            step = typical_step(frame.data, schema.timestamp_column, schema.series_column)
         if not step:
             raise InvalidFeatureSet("feature_set", f"{name!r} has no two timestamps in a series")
         return step
@@ -183,7 +183,7 @@ class FeatureStore:
             end=ts.max().isoformat(),
             created_at=datetime.now(UTC).isoformat(),
             data_file=f"data-{uuid.uuid4().hex[:12]}.parquet",
-            step_seconds=_typical_step(data, timestamp_column, series_column),
+            step_seconds=typical_step(data, timestamp_column, series_column),
         )
         (target / schema.data_file).write_parquet(pa.Table.from_pandas(data, preserve_index=False))
         (target / SCHEMA_FILE).write_text(json.dumps(asdict(schema), indent=2))
@@ -193,12 +193,14 @@ class FeatureStore:
         return schema
 
 
-def _typical_step(
+def typical_step(
     data: pd.DataFrame, timestamp_column: str, series_column: str | None
 ) -> float | None:
     """The median spacing of consecutive timestamps within a series, in seconds."""
-    keys = [series_column] if series_column else []
-    spacing = data.groupby(keys)[timestamp_column].diff() if keys else data[timestamp_column].diff()
+    keys = [series_column, timestamp_column] if series_column else [timestamp_column]
+    ordered = data.sort_values(keys)
+    stamps = ordered[timestamp_column]
+    spacing = stamps.groupby(ordered[series_column]).diff() if series_column else stamps.diff()
     seconds = spacing.dropna().dt.total_seconds()
     return float(seconds.median()) if len(seconds) else None
 

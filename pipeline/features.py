@@ -22,7 +22,8 @@ import pandas as pd
 
 from domain.errors import PipelineError
 from pipeline.calendars import holiday_flags
-from pipeline.feature_store import FeatureFrame
+from pipeline.config import TrainingConfig
+from pipeline.feature_store import FeatureFrame, typical_step
 
 #: Calendar inputs of every model; ``time_of_day`` counts the data's own steps in a day
 #: (48 slots for half-hourly data), where models registered before it read ``hour``.
@@ -33,9 +34,9 @@ HOLIDAY_FEATURE = "is_holiday"
 #: it cut the mean relative error by 20-45 % (bench/README.md).
 SERIES_FEATURE = "series_id"
 YEARLY_FEATURES = ("last_year", "last_year_ratio")
-#: A set spanning at least this long gets last year's values as features: enough that
-#: a few months of training rows have them.
-YEARLY_MIN_SPAN = pd.Timedelta(days=400)
+#: Last year's values become features when the training part holds at least this many
+#: days of rows that reach a year back.
+YEARLY_MIN_TRAINING = pd.Timedelta(weeks=8)
 #: How far back last year's values reach (a calendar year is at most this long).
 YEARLY_HISTORY_DAYS = 366
 _DAY_SECONDS = 86_400
@@ -52,10 +53,14 @@ class FeatureSpec:
     #: The series of the training data, whose positions ``series_id`` holds (None: one
     #: series, or a model registered before the feature existed).
     series: tuple[str, ...] | None = None
+    #: The series' typical spacing (None for models registered before it was kept).
+    step_seconds: float | None = None
 
     @property
     def step(self) -> pd.Timedelta:
-        return pd.Timedelta(seconds=_DAY_SECONDS / self.season)
+        """One step of the grid the series are laid on: the data's own spacing (a week for
+        weekly data, whose season is 1)."""
+        return pd.Timedelta(seconds=self.step_seconds or _DAY_SECONDS / self.season)
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> FeatureSpec:
@@ -76,15 +81,24 @@ class FeatureMatrix:
     season: int
 
 
-def steps_per_day(timestamps: pd.Series) -> int:
-    """The number of steps in one day, from the typical spacing of distinct timestamps."""
-    spacing = timestamps.drop_duplicates().sort_values().diff().dropna()
-    if spacing.empty:
+def steps_per_day(step_seconds: float) -> int:
+    """The number of steps in one day (1 for daily or coarser data)."""
+    return max(1, round(_DAY_SECONDS / step_seconds))
+
+
+def series_step(frame: FeatureFrame) -> float:
+    """The typical spacing of consecutive timestamps within a series, in seconds.
+
+    Raises:
+        PipelineError: no series has two timestamps, or they do not increase.
+    """
+    schema = frame.schema
+    seconds = typical_step(frame.data, schema.timestamp_column, schema.series_column)
+    if seconds is None:
         raise PipelineError("a series needs at least two timestamps")
-    seconds = pd.Timedelta(spacing.median()).total_seconds()
     if seconds <= 0:
         raise PipelineError("timestamps must increase")
-    return max(1, round(_DAY_SECONDS / seconds))
+    return seconds
 
 
 def lag_steps(horizon: int, season: int) -> list[int]:
@@ -107,22 +121,30 @@ def warm_up(horizon: int, season: int) -> int:
     return max(lag_steps(horizon, season))
 
 
-def default_spec(
-    frame: FeatureFrame, horizon: int, holidays: str | None, end: datetime | None = None
-) -> FeatureSpec:
-    """The features a new model gets from this data: last year's values when the data
-    (up to ``end``) spans more than ``YEARLY_MIN_SPAN``."""
+def default_spec(frame: FeatureFrame, config: TrainingConfig) -> FeatureSpec:
+    """The features a new model gets from this data (up to ``config.end_date``): last
+    year's values when the training part holds ``YEARLY_MIN_TRAINING`` of rows a year
+    into the data, and the series as a category when the set has several."""
     data = frame.data
+    step_seconds = series_step(frame)
     stamps = data[frame.schema.timestamp_column]
-    season = steps_per_day(stamps)
-    if end is not None:
-        data = data[stamps < pd.Timestamp(end)]
+    if config.end_date is not None:
+        data = data[stamps < pd.Timestamp(config.end_date)]
         stamps = data[frame.schema.timestamp_column]
+    if config.start_date is not None:
+        stamps = stamps[stamps >= pd.Timestamp(config.start_date)]
     span = stamps.max() - stamps.min() if len(stamps) else pd.Timedelta(0)
+    training = span * (1 - config.validation_split - config.test_split)
+    yearly = bool(training - pd.Timedelta(days=YEARLY_HISTORY_DAYS) >= YEARLY_MIN_TRAINING)
     column = frame.schema.series_column
     series = tuple(sorted(data[column].astype(str).unique())) if column else None
     return FeatureSpec(
-        horizon, season, holidays, yearly=bool(span >= YEARLY_MIN_SPAN), series=series
+        config.horizon,
+        steps_per_day(step_seconds),
+        config.holidays,
+        yearly=yearly,
+        series=series,
+        step_seconds=step_seconds,
     )
 
 
@@ -194,8 +216,8 @@ def _on_grid(group: pd.DataFrame, ts_col: str, step: pd.Timedelta) -> pd.DataFra
     """The series with a row at every step from its first timestamp to its last (added
     rows are marked unobserved), or as it is if its timestamps are off that grid."""
     stamps = group[ts_col]
-    offsets = (stamps - stamps.iloc[0]) / step
-    if not np.allclose(offsets, np.round(offsets)):
+    offsets = ((stamps - stamps.iloc[0]) / step).to_numpy()
+    if np.abs(offsets - np.round(offsets)).max(initial=0.0) > 1e-6:
         return group.assign(_observed=True)
     grid = pd.date_range(stamps.iloc[0], stamps.iloc[-1], freq=step)
     if len(grid) == len(group):

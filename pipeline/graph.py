@@ -454,12 +454,13 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
         model = submit(
             "train", train, data, config, config.train_cpus, stop, live, cpus=config.train_cpus
         )
+    backtest = None
     if config.backtest is not None:
-        submit("backtest", backtest_stage, context, [data], model, reporter, cpus=0)
+        backtest = submit("backtest", backtest_stage, context, [data], model, reporter, cpus=0)
     evaluation = submit("evaluate", evaluate, model, data, context.model_type, config)
     claim = OrchestratorVersion(reporter, context) if reporter is not None else None
     root = settings.artifacts_root
-    submit("register", register, context, model, data, evaluation, root, claim)
+    submit("register", register, context, model, data, evaluation, backtest, root, claim)
     return PipelineRun(outputs, reports)
 
 
@@ -481,5 +482,7 @@ def run_in_process(
     data = step("preprocess", preprocess, frame, config)
     model = step("train", train, data, config, num_threads)
     evaluation = step("evaluate", evaluate, model, data, context.model_type, config)
-    saved = step("register", register, context, model, data, evaluation, settings.artifacts_root)
+    saved = step(
+        "register", register, context, model, data, evaluation, None, settings.artifacts_root
+    )
     return saved, reports

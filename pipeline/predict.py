@@ -27,6 +27,7 @@ from pipeline.evaluate import ResidualThreshold
 from pipeline.feature_store import FeatureFrame, FeatureSetSchema
 from pipeline.features import (
     YEARLY_HISTORY_DAYS,
+    FeatureMatrix,
     FeatureSpec,
     build_features,
     rolling_windows,
@@ -67,25 +68,34 @@ def history_needed(spec: FeatureSpec) -> int:
         warm_up(spec.horizon, spec.season), spec.horizon + max(rolling_windows(spec.season)) - 1
     )
     if spec.yearly:
-        steps = max(steps, (YEARLY_HISTORY_DAYS + 7) * spec.season)
+        year = pd.Timedelta(days=YEARLY_HISTORY_DAYS + 7)
+        steps = max(steps, math.ceil(year / spec.step))
     return steps
 
 
 def predict_rows(
     artifact: ModelArtifact, rows: Sequence[Mapping[str, Any]], explain: bool = False
 ) -> list[Prediction]:
-    """Predictions for every row past its warm-up, in time (then series) order.
+    """Predictions for every row past its warm-up and at most a horizon after its series'
+    last known target, in time (then series) order.
 
     Raises:
         InvalidRequest: wrong or missing columns, nulls/NaNs where values are needed,
-            unparseable timestamps, or too little history for any row.
+            unparseable timestamps, a series the model does not know, or too little
+            history for any row.
     """
     metadata = artifact.metadata
     schema = replace(FeatureSetSchema(**metadata["feature_schema"]), label_column=None)
     spec = artifact.feature_spec
-    frame = _frame(schema, rows, spec.season)
-    matrix = build_features(
-        FeatureFrame(schema, frame), spec, require_target=False, columns=metadata["features"]
+    frame = _frame(schema, rows, spec.step)
+    _known_series(frame, schema, spec)
+    matrix = within_reach(
+        build_features(
+            FeatureFrame(schema, frame), spec, require_target=False, columns=metadata["features"]
+        ),
+        frame,
+        schema,
+        spec,
     )
     if len(matrix.target) == 0:
         need = warm_up(spec.horizon, spec.season)
@@ -128,6 +138,45 @@ def predict_rows(
     ]
 
 
+def within_reach(
+    matrix: FeatureMatrix, frame: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec
+) -> FeatureMatrix:
+    """The rows no more than a horizon after their series' last known target: further out,
+    the horizon's own lag is the unknown future."""
+    known = frame[frame[schema.target_column].notna()]
+    stamps = known[schema.timestamp_column]
+    reach = spec.horizon * spec.step
+    if schema.series_column and matrix.series is not None:
+        last = stamps.groupby(known[schema.series_column]).max()
+        limit = matrix.series.map(last + reach).to_numpy()
+    else:
+        limit = np.full(len(matrix.target), stamps.max() + reach if len(stamps) else pd.NaT)
+    keep = (matrix.timestamps.to_numpy() <= limit) if len(stamps) else np.zeros(len(limit), bool)
+    return FeatureMatrix(
+        features=matrix.features[keep].reset_index(drop=True),
+        target=matrix.target[keep],
+        timestamps=matrix.timestamps[keep].reset_index(drop=True),
+        series=None if matrix.series is None else matrix.series[keep].reset_index(drop=True),
+        labels=None if matrix.labels is None else matrix.labels[keep],
+        seasonal_naive=matrix.seasonal_naive[keep],
+        season=matrix.season,
+    )
+
+
+def _known_series(frame: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec) -> None:
+    """Raises InvalidRequest for a series the model was not trained on."""
+    if schema.series_column is None or spec.series is None:
+        return
+    unknown = ~frame[schema.series_column].isin(spec.series)
+    if unknown.any():
+        row = int(frame.index[unknown.to_numpy()][0])
+        raise InvalidRequest(
+            f"{FIELD}.{row}.{schema.series_column}",
+            f"unknown series {frame[schema.series_column][row]!r}: the model was trained on "
+            f"{len(spec.series)} series (e.g. {list(spec.series[:3])})",
+        )
+
+
 def _explanations(artifact: ModelArtifact, features: np.ndarray) -> list[Explanation]:
     names = artifact.metadata["features"]
     table = artifact.contributions(features)
@@ -141,7 +190,7 @@ def _explanations(artifact: ModelArtifact, features: np.ndarray) -> list[Explana
 
 
 def _frame(
-    schema: FeatureSetSchema, rows: Sequence[Mapping[str, Any]], season: int
+    schema: FeatureSetSchema, rows: Sequence[Mapping[str, Any]], step: pd.Timedelta
 ) -> pd.DataFrame:
     required = [c for c in (schema.timestamp_column, schema.series_column) if c]
     required += [schema.target_column, *schema.covariates]
@@ -172,14 +221,13 @@ def _frame(
     if frame.duplicated(keys).any():
         raise InvalidRequest(FIELD, f"duplicate rows for the same {' and '.join(keys)}")
     frame = frame.sort_values(keys, kind="stable")
-    _no_gaps(frame, schema, season)
+    _no_gaps(frame, schema, step)
     return frame
 
 
-def _no_gaps(frame: pd.DataFrame, schema: FeatureSetSchema, season: int) -> None:
-    """Timestamps step evenly and null targets only trail a series (the future): a hole
-    would silently shift every lag after it."""
-    step = pd.Timedelta(seconds=86_400 / season)
+def _no_gaps(frame: pd.DataFrame, schema: FeatureSetSchema, step: pd.Timedelta) -> None:
+    """Timestamps step evenly and null targets only trail a series (the future): a request
+    with a hole would be forecast from less history than it seems to give."""
     groups = frame.groupby(schema.series_column) if schema.series_column else [(None, frame)]
     for _, group in groups:
         uneven = np.flatnonzero(group[schema.timestamp_column].diff().iloc[1:].to_numpy() != step)

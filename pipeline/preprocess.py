@@ -83,7 +83,7 @@ def preprocess(
 ) -> PreparedData:
     """Build features (``spec``'s, by default those the data calls for), split by time (no
     shuffle), scale with training statistics only."""
-    spec = spec or default_spec(frame, config.horizon, config.holidays, config.end_date)
+    spec = spec or default_spec(frame, config)
     matrix = build_features(frame, spec, config.start_date, config.end_date)
     if len(matrix.target) == 0:
         raise PipelineError("no rows with complete features in the selected date range")

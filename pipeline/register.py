@@ -29,6 +29,7 @@ import pyarrow as pa
 from sklearn.preprocessing import StandardScaler
 
 from domain.jobs import ModelType
+from pipeline.backtest import BacktestResult
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import Evaluation, ResidualThreshold
 from pipeline.features import FeatureSpec
@@ -125,11 +126,14 @@ def register(
     model: TrainedModel,
     data: PreparedData,
     evaluation: Evaluation,
+    backtest: BacktestResult | None,
     artifacts_root: Location,
     claim_version: ClaimVersion | None = None,
     now: datetime | None = None,
 ) -> SavedModel:
-    """Write the artifact directory and return what the registry row needs.
+    """Write the artifact directory and return what the registry row needs; with a
+    backtest, the stage waits for it (a failed backtest registers nothing) and keeps its
+    windows in the metadata.
 
     Every file is written whole, so a stage retried under the same version overwrites
     what an interrupted attempt left.
@@ -177,6 +181,7 @@ def register(
         "quantile_calibration": calibration.as_dict() if calibration else None,
         "anomaly_threshold": _threshold(evaluation.threshold),
         "search": model.search,
+        "backtest": backtest.summary() if backtest is not None else None,
         "config": context.config.model_dump(mode="json"),
         "lineage": {
             "job_id": context.job_id,

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
@@ -85,6 +85,8 @@ class TrainedModel:
     quantile_members: tuple[Member, ...] = ()
     calibration: QuantileCalibration | None = None
     search: dict[str, Any] | None = None
+    #: The blend's validation MAE and RMSE (the early-stopped boosters', out of sample).
+    validation_scores: dict[str, float] = field(default_factory=dict)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return blend_predict(self.members, X)
@@ -94,7 +96,12 @@ class TrainedModel:
         return quantile_forecasts(self.calibration, self.quantile_members, X, point)
 
     def summary(self) -> dict[str, object]:
-        return {"params": self.params, "best_iteration": self.best_iteration, "curve": self.curve}
+        return {
+            "params": self.params,
+            "best_iteration": self.best_iteration,
+            "curve": self.curve,
+            "validation": self.validation_scores,
+        }
 
 
 def blend_predict(members: Sequence[Member], X: np.ndarray) -> np.ndarray:
@@ -328,14 +335,19 @@ def assemble(
         rounds = refit_rounds(fitted.best_iteration, data)
         params = {k: v for k, v in fitted.params.items() if k != "num_iterations"}
         members.append(Member(plan.objective, refit(data, params, rounds), rounds))
+    errors = data.validation.y - validation
+    scores = {
+        "best_mae": float(np.mean(np.abs(errors))),
+        "best_rmse": float(np.sqrt(np.mean(errors**2))),
+    }
     logger.info(
         "refitted on %d rows (train + validation): %s; blended validation l1=%.4f",
         len(data.train.y) + len(data.validation.y),
         ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
-        float(np.mean(np.abs(data.validation.y - validation))),
+        scores["best_mae"],
     )
     quantile_members, calibration = _quantile_boosters(
-        data, fits[0].params, quantiles, validation, early_stopping_rounds, num_threads, callbacks
+        data, plans[0].params, quantiles, validation, early_stopping_rounds, num_threads, callbacks
     )
     return TrainedModel(
         members=tuple(members),
@@ -346,6 +358,7 @@ def assemble(
         quantile_members=quantile_members,
         calibration=calibration,
         search=search,
+        validation_scores=scores,
     )
 
 
@@ -358,12 +371,12 @@ def _quantile_boosters(
     num_threads: int,
     callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]],
 ) -> tuple[tuple[Member, ...], QuantileCalibration | None]:
-    """A quantile booster per interval bound, early-stopped on its pinball loss, the
-    calibration from its validation forecasts, then its refit on training + validation."""
+    """A quantile booster per interval bound (``params``: the first member's, with its
+    rounds ceiling), early-stopped on its pinball loss, the calibration from its
+    validation forecasts, then its refit on training + validation."""
     if not quantiles:
         return (), None
-    base = {k: v for k, v in params.items() if k not in ("num_iterations", "objective")}
-    base["n_estimators"] = params["num_iterations"]  # the point boosters' ceiling
+    base = {k: v for k, v in params.items() if k != "objective"}  # the ceiling stays
     rate = float(base.get("learning_rate", 0.1))
     base["learning_rate"] = max(rate, min(QUANTILE_RATE_FACTOR * rate, QUANTILE_MAX_RATE))
     fits = {

@@ -37,7 +37,7 @@ ModelId = ResourceId
 Tenant = NamePath
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN)]
 Alias = Annotated[str, Path(pattern=ALIAS_PATTERN)]
-SERIES_ORDER = r"^(series|rows|mae|rmse|mase|coverage_\d{1,2})$"
+SERIES_ORDER = r"^(series|rows|mae|rmse|mase|coverage_\d{1,3})$"
 
 
 @router.get("", response_model=ModelsPublic)

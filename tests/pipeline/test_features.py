@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.config import TrainingConfig
 from pipeline.demo import load_series
 from pipeline.feature_store import FeatureFrame, FeatureStore
 from pipeline.features import (
@@ -14,8 +15,17 @@ from pipeline.features import (
     default_spec,
     lag_steps,
     naive_lag,
+    series_step,
     steps_per_day,
 )
+
+
+def spec_for(frame: FeatureFrame, horizon: int = 24, holidays: str | None = None) -> FeatureSpec:
+    """The features a default job with ``horizon`` and ``holidays`` gets from ``frame``."""
+    config = TrainingConfig(
+        feature_set="s", target_variable="load_kw", horizon=horizon, holidays=holidays
+    )
+    return default_spec(frame, config)
 
 
 def frame_of(store: FeatureStore, table: pd.DataFrame, series: str | None = None) -> FeatureFrame:
@@ -96,12 +106,37 @@ def test_date_range_selects_rows_but_history_feeds_lags(store: FeatureStore) -> 
     assert len(matrix.target) == 24 * 10
 
 
-def test_steps_per_day_from_spacing() -> None:
-    hourly = pd.Series(pd.date_range("2025-01-01", periods=48, freq="h", tz="UTC"))
-    quarter = pd.Series(pd.date_range("2025-01-01", periods=200, freq="15min", tz="UTC"))
-    assert steps_per_day(hourly) == 24
-    assert steps_per_day(quarter) == 96
-    assert steps_per_day(pd.concat([hourly, hourly])) == 24
+def test_the_step_is_each_series_own_spacing(store: FeatureStore) -> None:
+    quarter = (
+        half_hourly(days=3)
+        .iloc[::2]
+        .assign(
+            timestamp=lambda t: pd.date_range("2025-01-01", periods=len(t), freq="15min", tz="UTC")
+        )
+    )
+    assert series_step(frame_of(store, quarter)) == 900
+    assert steps_per_day(900) == 96
+    # Two hourly meters reading half an hour apart are hourly, not half-hourly.
+    early = load_series(seed=1, hours=24 * 10).assign(meter="early")
+    late = load_series(seed=2, hours=24 * 10).assign(meter="late")
+    late["timestamp"] += pd.Timedelta(minutes=30)
+    frame = frame_of(store, pd.concat([early, late]), "meter")
+    assert series_step(frame) == 3600
+    assert spec_for(frame).season == 24
+
+
+def test_weekly_data_lags_whole_weeks(store: FeatureStore) -> None:
+    """Coarser than daily: the grid is the data's own week, so a 4-step horizon reads
+    values at least four weeks old (a daily grid would have read one a week old)."""
+    weeks = pd.date_range("2020-01-06", periods=200, freq="7D", tz="UTC")
+    table = pd.DataFrame({"timestamp": weeks, "load_kw": np.arange(200.0)})
+    frame = frame_of(store, table)
+    spec = spec_for(frame, horizon=4)
+    assert (spec.season, spec.step) == (1, pd.Timedelta(days=7))
+    matrix = build_features(frame, spec)
+    lags = [c for c in matrix.features.columns if c.startswith("lag_")]
+    assert min(int(c.removeprefix("lag_")) for c in lags) == 4
+    np.testing.assert_array_equal(matrix.features["lag_4"], matrix.target - 4)
 
 
 def half_hourly(days: int, seed: int = 5) -> pd.DataFrame:
@@ -113,7 +148,7 @@ def half_hourly(days: int, seed: int = 5) -> pd.DataFrame:
 
 def test_time_of_day_counts_the_datas_own_steps(store: FeatureStore) -> None:
     frame = frame_of(store, half_hourly(days=10))
-    matrix = build_features(frame, default_spec(frame, 48, None))
+    matrix = build_features(frame, spec_for(frame, 48))
     slots = matrix.features["time_of_day"]
     assert sorted(slots.unique()) == list(range(48))
     at_half_past_one = matrix.timestamps.dt.strftime("%H:%M") == "01:30"
@@ -147,8 +182,8 @@ def test_a_missing_timestamp_never_shifts_a_lag(store: FeatureStore) -> None:
 
 
 def test_holidays_and_last_year(store: FeatureStore) -> None:
-    frame = frame_of(store, load_series(seed=6, hours=24 * 500))
-    spec = default_spec(frame, 24, "FR")
+    frame = frame_of(store, load_series(seed=6, hours=24 * 700))
+    spec = spec_for(frame, 24, "FR")
     assert spec.yearly
     matrix = build_features(frame, spec)
     day = matrix.timestamps.dt.strftime("%m-%d")
@@ -168,7 +203,7 @@ def test_a_multi_series_set_names_each_series_as_a_category(store: FeatureStore)
     north = load_series(seed=1, hours=24 * 30).assign(meter="north")
     south = load_series(seed=2, hours=24 * 30).assign(meter="south")
     frame = frame_of(store, pd.concat([north, south]), "meter")
-    spec = default_spec(frame, 24, None)
+    spec = spec_for(frame)
     assert spec.series == ("north", "south")
     matrix = build_features(frame, spec)
     assert matrix.series is not None

@@ -164,3 +164,17 @@ def test_served_quantiles_equal_the_evaluated_ones_and_explanations_add_up(
             artifact, as_json_rows(raw_rows(demo_store, "forecast_basic", artifact))
         )
     )
+
+
+def test_rows_beyond_the_horizon_are_not_forecast(
+    demo_store: FeatureStore, forecast_model: Path
+) -> None:
+    """Past one horizon after the last known target, even the nearest lag is unknown."""
+    artifact = load_artifact(Location(str(forecast_model)))
+    rows = raw_rows(demo_store, "forecast_basic", artifact)
+    future = rows.copy()
+    future.loc[future.index[-40:], "load_kw"] = np.nan
+    forecast = predict_rows(artifact, as_json_rows(future))
+    last_known = future["timestamp"].iloc[-41]
+    assert forecast[-1].timestamp == last_known + pd.Timedelta(hours=24)
+    assert sum(p.actual is None for p in forecast) == 24

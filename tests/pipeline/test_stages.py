@@ -123,7 +123,7 @@ def test_artifact_round_trip_and_unique_versions(
 
     evaluation = evaluate(model, data, ModelType.FORECAST, ctx.config)
     versions = [
-        register(ctx, model, data, evaluation, settings.artifacts_root, now=moment).version
+        register(ctx, model, data, evaluation, None, settings.artifacts_root, now=moment).version
         for _ in range(3)
     ]
     assert versions == ["20260101.120000", "20260101.120001", "20260101.120002"]

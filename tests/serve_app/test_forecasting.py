@@ -174,6 +174,16 @@ async def test_per_series_metrics_are_stored_paged_and_sorted(deployed: Deployed
     assert worst
     assert worst[0].index("m3") < worst[0].index("m0")
 
+    # A meter the model never saw is refused, naming the row and the column.
+    stranger = meters().query("meter == 'm0'").tail(24 * 8).assign(meter="m9")
+    rows = [
+        {**row, "timestamp": row["timestamp"].isoformat()}
+        for row in stranger.to_dict(orient="records")
+    ]
+    refused = await deployed.http.post(f"/ai/models/{job['model_id']}/predict", json={"rows": rows})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "rows", "0", "meter"]
+
     single = await completed(deployed, QUICK)
     missing = await deployed.http.get(f"/ai/models/{single['model_id']}/series-metrics")
     assert missing.status_code == 404
