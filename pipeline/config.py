@@ -14,7 +14,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 #: LightGBM values a job gets unless it sets its own. ``n_estimators`` is a ceiling: early
 #: stopping on the validation part picks the rounds. (The seed's placeholder, 100 rounds of
-#: depth 5 at rate 0.1, forecast 2-7 % worse on the real load sets; see bench/README.md.)
+#: depth 5 at rate 0.1, forecast about 6 % worse on the real load sets; bench/README.md.)
 #: ``subsample`` needs bagging every round to take effect.
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "n_estimators": 1000,
