@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from domain.errors import InvalidRequest, PipelineError
+from pipeline.blend import Member, blend_predict, quantile_forecasts
 from pipeline.config import TrainingConfig
-from pipeline.evaluate import point_metrics
+from pipeline.evaluate import naive_mae, point_metrics
 from pipeline.feature_store import FeatureSetSchema
 from pipeline.features import warm_up
 from pipeline.intervals import QuantileCalibration, quantile_metrics
 from pipeline.preprocess import PreparedData
-from pipeline.train import Member, TrainedModel, blend_predict, quantile_forecasts
+from pipeline.train import TrainedModel, booster_on
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +71,10 @@ def _recipes(members: Sequence[Member]) -> tuple[BoosterRecipe, ...]:
 def _train(
     recipes: Sequence[BoosterRecipe], data: PreparedData, X: np.ndarray, y: np.ndarray
 ) -> tuple[Member, ...]:
-    members = []
-    for objective, params, rounds, quantile in recipes:
-        dataset = lgb.Dataset(
-            X, y, feature_name=data.feature_names, categorical_feature=data.categorical or "auto"
-        )
-        booster = lgb.train(params, dataset, num_boost_round=rounds)
-        members.append(Member(objective, booster, rounds, quantile))
-    return tuple(members)
+    return tuple(
+        Member(objective, booster_on(data, X, y, params, rounds), rounds, quantile)
+        for objective, params, rounds, quantile in recipes
+    )
 
 
 @dataclass(frozen=True)
@@ -190,8 +186,7 @@ def run_window(data: PreparedData, recipe: Recipe, window: Window) -> WindowResu
     if inside.any():
         members = _train(recipe.members, data, X[before], y[before])
         predicted = blend_predict(members, X[inside])
-        errors = np.abs(y[before] - naive[before])
-        scale = float(np.nanmean(errors)) if np.isfinite(errors).any() else math.nan
+        scale = naive_mae(y[before], naive[before])
         metrics = point_metrics(y[inside], predicted, naive[inside], scale)
         if recipe.calibration is not None:
             boosters = _train(recipe.quantile_members, data, X[before], y[before])

@@ -77,15 +77,16 @@ def point_metrics(
             np.mean(np.abs((actual[nonzero] - predicted[nonzero]) / actual[nonzero])) * 100
         ),
         "r2": float(r2_score(actual, predicted)) if len(actual) > 1 else math.nan,
-        "naive_mae": float(np.nanmean(np.abs(actual - naive))) if np.isfinite(naive).any() else 0,
+        "naive_mae": naive_mae(actual, naive),
         "mase": mae / naive_scale if naive_scale > 0 else math.nan,
     }
     return {name: value for name, value in metrics.items() if math.isfinite(value)}
 
 
-def naive_scale(data: PreparedData) -> float:
-    """The in-sample seasonal-naive MAE on the training part: MASE's denominator."""
-    errors = np.abs(data.train.y - data.train.seasonal_naive)
+def naive_mae(actual: np.ndarray, naive: np.ndarray) -> float:
+    """The seasonal-naive forecast's MAE over rows where it exists (NaN where none does);
+    on the rows a model trained on, MASE's denominator."""
+    errors = np.abs(actual - naive)
     return float(np.nanmean(errors)) if np.isfinite(errors).any() else math.nan
 
 
@@ -97,7 +98,8 @@ def evaluate(
     flags beyond ``config.anomaly_threshold`` robust z-scores."""
     test = data.test
     predictions = model.predict(test.X)
-    metrics = point_metrics(test.y, predictions, test.seasonal_naive, naive_scale(data))
+    scale = naive_mae(data.train.y, data.train.seasonal_naive)
+    metrics = point_metrics(test.y, predictions, test.seasonal_naive, scale)
     residuals = data.validation.y - model.validation_predictions
     bounds = model.predict_quantiles(test.X, predictions)
     if bounds is not None:

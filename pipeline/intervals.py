@@ -103,8 +103,8 @@ def calibrate(
         lower, upper = boosted[quantiles[low]], boosted[quantiles[high]]
         scores = np.maximum(lower - actual, actual - upper)
         n = len(scores)
-        level = min(1.0, (quantiles[high] - quantiles[low]) * (n + 1) / n)
-        amount = float(np.quantile(scores, level))
+        probability = min(1.0, (quantiles[high] - quantiles[low]) * (n + 1) / n)
+        amount = float(np.quantile(scores, probability))
         widen[quantile_key(quantiles[low])] = amount
         widen[quantile_key(quantiles[high])] = amount
     offsets = {

@@ -30,20 +30,20 @@ from sklearn.preprocessing import StandardScaler
 
 from domain.jobs import ModelType
 from pipeline.backtest import BacktestResult
+from pipeline.blend import (
+    Member,
+    blend_contributions,
+    blend_importance,
+    blend_predict,
+    quantile_forecasts,
+)
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import Evaluation, ResidualThreshold
 from pipeline.features import FeatureSpec
 from pipeline.intervals import QuantileCalibration
 from pipeline.preprocess import PreparedData
 from pipeline.storage import Location
-from pipeline.train import (
-    Member,
-    TrainedModel,
-    blend_contributions,
-    blend_importance,
-    blend_predict,
-    quantile_forecasts,
-)
+from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import lightgbm as lgb
 import numpy as np
 
-from domain.errors import TrainingStopped
+from pipeline.blend import Member, blend_predict, quantile_forecasts
+from pipeline.callbacks import Callback, LiveMetrics, LiveScores, log_progress, stop_when
 from pipeline.config import TrainingConfig
 from pipeline.intervals import QuantileCalibration, calibrate, paired_quantiles
 from pipeline.preprocess import PreparedData
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 VALIDATION_METRICS = ("l1", "l2")
-LOG_EVERY = 25
-#: How often (in boosting rounds) a running training asks whether its job was cancelled.
-STOP_CHECK_ROUNDS = 25
-#: How often a running training reports its best validation scores so far.
-LIVE_METRICS_SECONDS = 2.0
 _ROUND_ALIASES = ("n_estimators", "num_iterations")
 #: The parameters a job may set (``KNOWN_HYPERPARAMETERS``) that change how LightGBM bins
 #: the data; the others shape only the trees, so fits that agree on these share bins.
@@ -48,9 +43,6 @@ MEMBER_NAMES = {"regression": "mean", "regression_l1": "median"}
 QUANTILE_RATE_FACTOR = 2.0
 QUANTILE_MAX_RATE = 0.2
 
-#: Receives the best validation scores so far while a booster trains.
-LiveMetrics = Callable[[dict[str, float]], None]
-
 
 @dataclass(frozen=True)
 class Fit:
@@ -60,17 +52,6 @@ class Fit:
     params: dict[str, Any]
     best_iteration: int
     curve: dict[str, list[float]]
-
-
-@dataclass(frozen=True)
-class Member:
-    """One booster of a model, trained on training + validation rows (``alpha``: the
-    quantile a quantile booster forecasts)."""
-
-    objective: str
-    booster: lgb.Booster
-    rounds: int
-    alpha: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,48 +83,6 @@ class TrainedModel:
             "curve": self.curve,
             "validation": self.validation_scores,
         }
-
-
-def blend_predict(members: Sequence[Member], X: np.ndarray) -> np.ndarray:
-    """The members' mean forecast."""
-    forecasts = [np.asarray(m.booster.predict(X, num_iteration=m.rounds)) for m in members]
-    blended: np.ndarray = np.mean(forecasts, axis=0)
-    return blended
-
-
-def quantile_forecasts(
-    calibration: QuantileCalibration | None,
-    members: Sequence[Member],
-    X: np.ndarray,
-    point: np.ndarray,
-) -> np.ndarray | None:
-    """The calibrated quantile forecasts for rows ``X`` whose point forecasts are ``point``."""
-    if calibration is None:
-        return None
-    boosted = {
-        m.alpha: np.asarray(m.booster.predict(X, num_iteration=m.rounds))
-        for m in members
-        if m.alpha is not None
-    }
-    return calibration.bounds(point, boosted)
-
-
-def blend_contributions(members: Sequence[Member], X: np.ndarray) -> np.ndarray:
-    """Per-row feature contributions (LightGBM ``pred_contrib``; the last column is the
-    expected value), averaged over the members: each row sums to the blended forecast."""
-    parts = [
-        np.asarray(m.booster.predict(X, num_iteration=m.rounds, pred_contrib=True)) for m in members
-    ]
-    contributions: np.ndarray = np.mean(parts, axis=0)
-    return contributions
-
-
-def blend_importance(members: Sequence[Member], names: Sequence[str]) -> dict[str, float]:
-    """Total gain of the splits on each feature, averaged over the members."""
-    gains = np.mean(
-        [m.booster.feature_importance("gain", iteration=m.rounds) for m in members], axis=0
-    )
-    return {name: float(gain) for name, gain in zip(names, gains, strict=True)}
 
 
 def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, Any], int]:
@@ -207,7 +146,7 @@ def fit(
     params: dict[str, Any],
     early_stopping_rounds: int,
     num_threads: int,
-    extra_callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]] = (),
+    extra_callbacks: Sequence[Callback] = (),
     binned: BinnedData | None = None,
 ) -> Fit:
     """Fit on the training part, watching the validation part (early stopping when > 0).
@@ -218,7 +157,7 @@ def fit(
     if binned is None or binned.binning != binning_of(params):
         binned = bin_data(data, params)
     curve: dict[str, Any] = {}
-    callbacks = [lgb.record_evaluation(curve), _log_progress, *extra_callbacks]
+    callbacks = [lgb.record_evaluation(curve), log_progress, *extra_callbacks]
     if early_stopping_rounds:
         callbacks.append(
             lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
@@ -250,6 +189,14 @@ def refit(data: PreparedData, params: dict[str, Any], rounds: int) -> lgb.Booste
     """A booster on training + validation rows (the test part stays untouched)."""
     X = np.vstack([data.train.X, data.validation.X])
     y = np.concatenate([data.train.y, data.validation.y])
+    return booster_on(data, X, y, params, rounds)
+
+
+def booster_on(
+    data: PreparedData, X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int
+) -> lgb.Booster:
+    """A booster with fixed rounds on rows ``X`` of ``data``'s features (named, with its
+    categories), no validation."""
     dataset = lgb.Dataset(
         X, y, feature_name=data.feature_names, categorical_feature=data.categorical or "auto"
     )
@@ -306,7 +253,7 @@ def assemble(
     quantiles: Sequence[float],
     early_stopping_rounds: int,
     num_threads: int,
-    callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]] = (),
+    callbacks: Sequence[Callback] = (),
     search: dict[str, Any] | None = None,
 ) -> TrainedModel:
     """Fit each member on the training part, then refit it on training + validation; the
@@ -369,7 +316,7 @@ def _quantile_boosters(
     validation: np.ndarray,
     early_stopping_rounds: int,
     num_threads: int,
-    callbacks: Sequence[Callable[[lgb.callback.CallbackEnv], None]],
+    callbacks: Sequence[Callback],
 ) -> tuple[tuple[Member, ...], QuantileCalibration | None]:
     """A quantile booster per interval bound (``params``: the first member's, with its
     rounds ceiling), early-stopped on its pinball loss, the calibration from its
@@ -445,45 +392,3 @@ def _curves(plans: Sequence[MemberPlan], fits: Sequence[Fit]) -> dict[str, list[
         prefix = "" if index == 0 else f"{MEMBER_NAMES.get(plan.objective, plan.objective)}_"
         curves.update({f"{prefix}{name}": values for name, values in fitted.curve.items()})
     return curves
-
-
-def stop_when(should_stop: Callable[[], bool]) -> Callable[[lgb.callback.CallbackEnv], None]:
-    """A LightGBM callback that ends training when ``should_stop`` says so."""
-
-    def check(env: lgb.callback.CallbackEnv) -> None:
-        if (env.iteration + 1) % STOP_CHECK_ROUNDS == 0 and should_stop():
-            raise TrainingStopped(f"training stopped at round {env.iteration + 1}: cancelled")
-
-    return check
-
-
-class LiveScores:
-    """A LightGBM callback that sends the best validation MAE and RMSE so far to ``sink``
-    every ``LIVE_METRICS_SECONDS`` (and at a fit's first round, so they show early)."""
-
-    def __init__(self, sink: LiveMetrics, every: float = LIVE_METRICS_SECONDS) -> None:
-        self._sink = sink
-        self._every = every
-        self._sent = -math.inf
-        self._best: dict[str, float] = {}
-
-    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
-        scores = {r[1]: r[2] for r in env.evaluation_result_list or []}
-        if "l1" in scores:
-            self._best["best_mae"] = min(scores["l1"], self._best.get("best_mae", math.inf))
-        if "l2" in scores:
-            rmse = math.sqrt(scores["l2"])
-            self._best["best_rmse"] = min(rmse, self._best.get("best_rmse", math.inf))
-        now = time.monotonic()
-        if self._best and now - self._sent >= self._every:
-            self._sent = now
-            self._sink(dict(self._best))
-
-
-def _log_progress(env: lgb.callback.CallbackEnv) -> None:
-    iteration = env.iteration + 1
-    if iteration % LOG_EVERY == 0:
-        scores = ", ".join(
-            f"{result[1]}={result[2]:.4f}" for result in env.evaluation_result_list or []
-        )
-        logger.info("iteration %d: validation %s", iteration, scores)

@@ -38,6 +38,8 @@ Tenant = NamePath
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN)]
 Alias = Annotated[str, Path(pattern=ALIAS_PATTERN)]
 SERIES_ORDER = r"^(series|rows|mae|rmse|mase|coverage_\d{1,3})$"
+#: A quantile's column in test_predictions.parquet: q0.1, q0.025, q1e-05.
+QUANTILE_COLUMN = r"q[0-9][0-9.e-]*"
 
 
 @router.get("", response_model=ModelsPublic)
@@ -77,7 +79,9 @@ async def test_predictions(
     model = await visible_model(model_id, services, principal)
     table = await asyncio.to_thread(load_predictions, Location(model.artifact_uri))
     quantile_columns = {
-        column: column.removeprefix("q") for column in table.columns if column.startswith("q")
+        column: column.removeprefix("q")
+        for column in table.columns
+        if re.fullmatch(QUANTILE_COLUMN, column)
     }
     rows = [
         PredictionPublic(
