@@ -149,6 +149,11 @@ class JobOrchestrator:
         self._retention = asyncio.get_running_loop().create_task(self._purge_forever())
         self._firing = asyncio.get_running_loop().create_task(self._fire_forever())
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_forever())
+        self._mirror: ActorHandle[Any] | None = None
+        if settings.mlflow.enabled:
+            from actors.mirror import start_mirror  # MLflow's client is an optional extra
+
+            self._mirror = start_mirror(database_url, settings)
 
     # ------------------------------------------------------------------ commands
 
@@ -341,7 +346,11 @@ class JobOrchestrator:
     async def metrics_text(self) -> str:
         """Prometheus text exposition of the service's metrics."""
         self._metrics.set_queue(self._queue.entries(), len(self._running))
-        return self._metrics.text()
+        text = self._metrics.text()
+        if self._mirror is not None:
+            with contextlib.suppress(RayError, TimeoutError):
+                text += await asyncio.wait_for(self._mirror.metrics_text.remote(), 5)
+        return text
 
     async def is_cancelled(self, job_id: str) -> bool:
         """Asked by a running training every few rounds, so it stops even if Ray's cancel

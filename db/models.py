@@ -1,5 +1,5 @@
 """The tables: the seed's five, the model registry (``ai_models``, ``ai_model_aliases``),
-API keys, idempotency keys and cron schedules."""
+API keys, idempotency keys, cron schedules and what the MLflow mirror has written."""
 
 from __future__ import annotations
 
@@ -301,3 +301,15 @@ class Schedule(Base):
         CheckConstraint("window_seconds > 0", name="ck_schedules_window"),
         UniqueConstraint("tenant_id", "name", name="uq_schedules_name"),
     )
+
+
+class MirroredItem(Base):
+    """What the MLflow mirror has written: a finished job's run, a model version, or an
+    alias (``key`` ``tenant:model@alias``, ``ref`` the model id it points at)."""
+
+    __tablename__ = "ai_mlflow_mirror"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(300))
+    mirrored_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

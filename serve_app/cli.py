@@ -21,6 +21,7 @@ from pipeline.settings import PipelineSettings
 from serve_app.cli_http import console, request
 from serve_app.cli_keys import keys_app
 from serve_app.cli_schedules import schedules_app
+from serve_app.cli_studies import studies_app
 from serve_app.cli_tracking import experiments_app, models_app
 from serve_app.settings import ApiSettings
 
@@ -31,6 +32,7 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(studies_app, name="studies")
 
 FINISHED = {"completed", "failed", "cancelled"}
 

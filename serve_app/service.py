@@ -7,6 +7,7 @@ orchestrator starts, and the orchestrator exists before the API accepts requests
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import ray
@@ -53,6 +54,7 @@ class RunningService:
     orchestrator: ActorHandle[JobOrchestrator]
     api_url: str
     dashboard_url: str | None
+    mirror_name: str
 
 
 async def prepare_storage(database_url: str, pipeline: PipelineSettings) -> list[str]:
@@ -86,13 +88,15 @@ def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningSer
     serve.start(http_options={"host": config.api.host, "port": config.api.port})
     serve.run(build(api_config(config)), name=APP_NAME, route_prefix="/")
     api_url = f"http://{config.api.host}:{config.api.port}"
-    return RunningService(orchestrator, api_url, dashboard_url)
+    return RunningService(orchestrator, api_url, dashboard_url, config.orchestrator.mirror_name)
 
 
 def stop(service: RunningService) -> None:
     """Stop the API and the orchestrator; queued and running jobs resume at the next start."""
     serve.shutdown()  # type: ignore[no-untyped-call]
     ray.kill(service.orchestrator, no_restart=True)
+    with contextlib.suppress(ValueError):  # no mirror: MLflow is off
+        ray.kill(ray.get_actor(service.mirror_name, namespace=NAMESPACE), no_restart=True)
     ray.shutdown()
 
 

@@ -1,4 +1,5 @@
-"""Session-wide fixtures: one small local Ray cluster, one S3-compatible server."""
+"""Session-wide fixtures: one small local Ray cluster, one S3-compatible server, one
+MLflow tracking server."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import ray
 from moto.server import ThreadedMotoServer
 
 from actors.settings import NAMESPACE
+from tests.mlflow_server import MlflowServer
 
 # Credentials for the local S3 server, set before Ray starts so that its workers inherit
 # them; no test reaches a real cloud.
@@ -55,3 +57,13 @@ def s3_bucket(s3_endpoint: str) -> str:
     )
     admin.create_dir(bucket)
     return f"s3://{bucket}/{{}}?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server; the deployed service mirrors into it (each database
+    backend under its own prefix)."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    yield server
+    server.stop()

@@ -20,7 +20,7 @@ import pytest
 import ray
 
 from actors.admission import TenantLimits
-from actors.settings import OrchestratorSettings
+from actors.settings import NAMESPACE, MlflowSettings, OrchestratorSettings
 from db.keys import ApiKeyStore
 from db.models import utcnow
 from db.records import JobFilters
@@ -30,6 +30,7 @@ from pipeline.settings import PipelineSettings
 from serve_app.service import RunningService, ServiceConfig, prepare_storage, start
 from serve_app.settings import ApiSettings
 from tests.databases import BACKENDS, fresh_database
+from tests.mlflow_server import MlflowServer
 
 PORT = 8765
 FINISHED = {"completed", "failed", "cancelled"}
@@ -134,6 +135,7 @@ SLOW = {
 async def service(
     request: pytest.FixtureRequest,
     ray_cluster: None,
+    mlflow_server: MlflowServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Deployed]:
     backend: str = request.param
@@ -151,6 +153,12 @@ async def service(
                 tenant_limits={LIMITED_TENANT: TenantLimits(max_running=1, max_queued=2)},
                 schedule_poll_seconds=3600,  # tests fire schedules with their own clock
                 stuck_job_seconds=3,
+                mlflow=MlflowSettings(
+                    tracking_uri=mlflow_server.uri,
+                    experiment_prefix=f"{backend}-",
+                    poll_seconds=1,
+                    request_timeout_seconds=5,
+                ),
             ),
             api=ApiSettings(port=PORT, auth_enabled=True),
         )
@@ -161,6 +169,7 @@ async def service(
         async with httpx.AsyncClient(base_url=running.api_url, headers=headers, timeout=30) as http:
             yield Deployed(backend, config, running, store, http, admin.token)
         ray.kill(running.orchestrator, no_restart=True)
+        ray.kill(ray.get_actor(running.mirror_name, namespace=NAMESPACE), no_restart=True)
         await store.close()
 
 

@@ -1,0 +1,137 @@
+"""The MLflow mirror's ledger: what is waiting to be mirrored and what has been.
+
+The service's tables stay the truth; the ledger (``ai_mlflow_mirror``) only remembers
+what the mirror has written, so a restart resumes where it stopped and nothing is written
+twice. What waits is whatever the tables hold that the ledger does not: finished jobs,
+registered models, and aliases that point elsewhere than the ledger says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import Select
+
+from db.database import Database
+from db.models import MirroredItem, ModelAlias, RegisteredModel, TrainingJob, utcnow
+from domain.jobs import JobStatus
+
+FINISHED = [s.value for s in JobStatus if s.is_finished()]
+
+
+class MirrorKind(StrEnum):
+    JOB = "job"
+    MODEL = "model"
+    ALIAS = "alias"
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """An alias to set on (``model_id``) or remove from (``model_id`` None) the mirror."""
+
+    tenant_id: str
+    model_name: str
+    alias: str
+    model_id: str | None
+
+    @property
+    def key(self) -> str:
+        return alias_key(self.tenant_id, self.model_name, self.alias)
+
+
+def alias_key(tenant_id: str, model_name: str, alias: str) -> str:
+    return f"{tenant_id}:{model_name}@{alias}"
+
+
+def _unmirrored(kind: MirrorKind, key: InstrumentedAttribute[str]) -> ColumnElement[bool]:
+    return ~exists().where(and_(MirroredItem.kind == kind.value, MirroredItem.key == key))
+
+
+def _pending_jobs() -> Select[str]:
+    return select(TrainingJob.job_id).where(
+        TrainingJob.status.in_(FINISHED), _unmirrored(MirrorKind.JOB, TrainingJob.job_id)
+    )
+
+
+def _pending_models() -> Select[str]:
+    return select(RegisteredModel.model_id).where(
+        _unmirrored(MirrorKind.MODEL, RegisteredModel.model_id)
+    )
+
+
+class MirrorLedger:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def pending_jobs(self, limit: int) -> list[str]:
+        """Finished jobs not mirrored yet, the earliest finished first."""
+        query = _pending_jobs().order_by(TrainingJob.updated_at, TrainingJob.job_id).limit(limit)
+        async with self._database.transaction() as session:
+            return list((await session.scalars(query)).all())
+
+    async def pending_models(self, limit: int) -> list[str]:
+        """Registered models not mirrored yet, the oldest first."""
+        query = (
+            _pending_models()
+            .order_by(RegisteredModel.created_at, RegisteredModel.model_id)
+            .limit(limit)
+        )
+        async with self._database.transaction() as session:
+            return list((await session.scalars(query)).all())
+
+    async def alias_changes(self) -> list[AliasChange]:
+        """Aliases whose mirror is missing or points at another version, and mirrored
+        aliases the service no longer has."""
+        async with self._database.transaction() as session:
+            aliases = (await session.scalars(select(ModelAlias))).all()
+            mirrored = (
+                await session.scalars(
+                    select(MirroredItem).where(MirroredItem.kind == MirrorKind.ALIAS.value)
+                )
+            ).all()
+        wanted = {alias_key(a.tenant_id, a.model_name, a.alias): a for a in aliases}
+        written = {m.key: m.ref for m in mirrored}
+        changes = [
+            AliasChange(a.tenant_id, a.model_name, a.alias, a.model_id)
+            for key, a in wanted.items()
+            if written.get(key) != a.model_id
+        ]
+        for key in written.keys() - wanted.keys():
+            name, alias = key.rsplit("@", 1)
+            tenant_id, model_name = name.split(":", 1)
+            changes.append(AliasChange(tenant_id, model_name, alias, None))
+        return changes
+
+    async def ref(self, kind: MirrorKind, key: str) -> str | None:
+        """What the mirror wrote for an item (a run id, a model version), if it has."""
+        async with self._database.transaction() as session:
+            row = await session.get(MirroredItem, (kind.value, key))
+            return row.ref if row is not None else None
+
+    async def record(self, kind: MirrorKind, key: str, ref: str) -> None:
+        async with self._database.transaction() as session:
+            await session.merge(
+                MirroredItem(kind=kind.value, key=key, ref=ref, mirrored_at=utcnow())
+            )
+
+    async def forget(self, kind: MirrorKind, key: str) -> None:
+        async with self._database.transaction() as session:
+            await session.execute(
+                delete(MirroredItem).where(MirroredItem.kind == kind.value, MirroredItem.key == key)
+            )
+
+    async def backlog(self) -> int:
+        """How many items wait: finished jobs, models and alias changes not mirrored."""
+        async with self._database.transaction() as session:
+            jobs = (
+                await session.execute(select(func.count()).select_from(_pending_jobs().subquery()))
+            ).scalar_one()
+            models = (
+                await session.execute(
+                    select(func.count()).select_from(_pending_models().subquery())
+                )
+            ).scalar_one()
+        return int(jobs) + int(models) + len(await self.alias_changes())

@@ -1,0 +1,325 @@
+"""The MLflow mirror on a real tracking server: jobs as runs, HPO trials as child runs,
+models as versions loadable by MLflow, aliases followed, outages and restarts survived,
+nothing written twice; and an HPO job's study in optuna-dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import lightgbm
+import mlflow
+import numpy as np
+import pytest
+import ray
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from playwright.async_api import async_playwright, expect
+from ray.exceptions import ActorUnavailableError, RayActorError
+
+from actors.mlflow_writer import COMPLETE_TAG, JOB_TAG, MODEL_TAG, PARENT_TAG
+from actors.settings import NAMESPACE
+from domain.jobs import ExperimentStatus
+from pipeline.register import MODEL_FILE
+from tests.mlflow_server import MlflowServer
+from tests.network import free_port
+from tests.serve_app.conftest import SLOW, Deployed
+from tests.serve_app.test_console import CHROMIUM, SCREENSHOTS
+
+TENANT = "tenant-a"
+
+
+def tracking(deployed: Deployed) -> MlflowClient:
+    uri = deployed.config.orchestrator.mlflow.tracking_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def names(deployed: Deployed, model_name: str) -> tuple[str, str]:
+    """The MLflow experiment and registered model of a tenant's model."""
+    prefix = deployed.config.orchestrator.mlflow.experiment_prefix
+    return f"{prefix}{TENANT}/{model_name}", f"{prefix}{TENANT}.{model_name}"
+
+
+def mirror(deployed: Deployed) -> Any:
+    return ray.get_actor(deployed.running.mirror_name, namespace=NAMESPACE)
+
+
+async def once_back(call: Callable[[], Any]) -> Any:
+    """``call()``'s result, retried while its actor restarts."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await call()
+        except (ActorUnavailableError, RayActorError, ValueError):
+            assert time.monotonic() < deadline, "the actor did not come back"
+            await asyncio.sleep(0.5)
+
+
+async def catch_up(deployed: Deployed) -> int:
+    """One pass of the mirror now; the backlog left."""
+    backlog: int = await once_back(lambda: mirror(deployed).catch_up.remote())
+    return backlog
+
+
+def runs_of_job(client: MlflowClient, experiment: str, job_id: str) -> list[Run]:
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return list(client.search_runs([found.experiment_id], f"tags.`{JOB_TAG}` = '{job_id}'"))
+
+
+async def mirrored_run(deployed: Deployed, model_name: str, job_id: str, timeout=90) -> Run:
+    """The job's run once the mirror has written it whole."""
+    client = tracking(deployed)
+    experiment, _ = names(deployed, model_name)
+    deadline = time.monotonic() + timeout
+    while True:
+        await catch_up(deployed)
+        runs = runs_of_job(client, experiment, job_id)
+        if runs and runs[0].data.tags.get(COMPLETE_TAG) == "true":
+            assert len(runs) == 1, runs
+            return runs[0]
+        assert time.monotonic() < deadline, f"job {job_id} was not mirrored"
+        await asyncio.sleep(0.5)
+
+
+async def mirrored_aliases(deployed: Deployed, model_name: str, expected: dict[str, str]) -> None:
+    """Wait until the registered model's MLflow aliases map to these versions."""
+    _, registered = names(deployed, model_name)
+    deadline = time.monotonic() + 60
+    while True:
+        await catch_up(deployed)
+        aliases = dict(tracking(deployed).get_registered_model(registered).aliases)
+        if aliases == expected:
+            return
+        assert time.monotonic() < deadline, aliases
+        await asyncio.sleep(0.5)
+
+
+def mlflow_versions(deployed: Deployed, model_name: str, model_id: str) -> list[str]:
+    """The MLflow versions mirrored from one registered model (one, once mirrored)."""
+    _, registered = names(deployed, model_name)
+    return [
+        str(v.version)
+        for v in tracking(deployed).search_model_versions(f"name='{registered}'")
+        if v.tags.get(MODEL_TAG) == model_id
+    ]
+
+
+async def mirrored_version(deployed: Deployed, model_name: str, model_id: str) -> str:
+    deadline = time.monotonic() + 60
+    while not (versions := mlflow_versions(deployed, model_name, model_id)):
+        assert time.monotonic() < deadline, f"model {model_id} was not mirrored"
+        await catch_up(deployed)
+        await asyncio.sleep(0.5)
+    assert len(versions) == 1, versions
+    return versions[0]
+
+
+async def test_a_job_becomes_a_run_and_its_model_a_loadable_version(deployed: Deployed) -> None:
+    name = "mirrored-plain"
+    job_id = await deployed.submit({"promote_champion": True}, model_name=name)
+    job = await deployed.wait_finished(job_id)
+    assert job["status"] == "completed", job
+
+    run = await mirrored_run(deployed, name, job["job_id"])
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert (tags["service.tenant_id"], tags["service.feature_set"]) == (TENANT, "forecast_basic")
+    assert tags[MODEL_TAG] == job["model_id"]
+    params = run.data.params
+    assert (params["learning_rate"], params["num_iterations"]) == ("0.1", "100")
+    assert params["config.target_variable"] == "load_kw"
+    assert params["config.hyperparameters.n_estimators"] == "100"
+    for metric in ("mae", "rmse", "mape"):
+        assert run.data.metrics[metric] == pytest.approx(job["metrics"][metric])
+    client = tracking(deployed)
+    curve = client.get_metric_history(run.info.run_id, "validation_l1")
+    assert [p.step for p in sorted(curve, key=lambda p: p.step)] == list(range(1, len(curve) + 1))
+    assert len(curve) >= 10
+    experiment, registered = names(deployed, name)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None
+    experiment_id = found.experiment_id
+    assert not client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{run.info.run_id}'")
+
+    await mirrored_aliases(deployed, name, {"champion": "1"})
+    version = await mirrored_version(deployed, name, job["model_id"])
+    assert version == "1"
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "service")}
+    assert {"service/model.txt", "service/metadata.json", "service/preprocessing.joblib"} <= files
+
+    model = await deployed.store.get_model(job["model_id"])
+    mlflow.set_tracking_uri(str(deployed.config.orchestrator.mlflow.tracking_uri))
+    loaded = mlflow.lightgbm.load_model(f"models:/{registered}@champion")
+    service = lightgbm.Booster(model_file=str(Path(model.artifact_uri) / MODEL_FILE))
+    rows = np.random.default_rng(0).normal(size=(50, service.num_feature()))
+    assert loaded.num_feature() == len(model.features)
+    np.testing.assert_allclose(loaded.predict(rows), service.predict(rows))
+
+
+async def test_hpo_trials_become_child_runs_pruned_ones_killed(deployed: Deployed) -> None:
+    name = "mirrored-hpo"
+    space = {"learning_rate": {"type": "loguniform", "low": 1e-5, "high": 0.3}}
+    job_id = await deployed.submit(
+        {
+            "enable_hpo": True,
+            "n_trials": 12,
+            "hyperparameters": space | {"n_estimators": 150},
+            "early_stopping_rounds": 0,
+        },
+        model_name=name,
+    )
+    job = await deployed.wait_finished(job_id, timeout=180)
+    assert job["status"] == "completed", job
+    assert job["metrics"]["trials_pruned"] >= 1
+
+    run = await mirrored_run(deployed, name, job_id)
+    client = tracking(deployed)
+    experiment_id = run.info.experiment_id
+    children = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{run.info.run_id}'")
+    experiments = await deployed.store.experiments_of_job(job_id)
+    by_name = {c.info.run_name: c for c in children}
+    assert set(by_name) == {e.name for e in experiments if e.model_id != job["model_id"]}
+    trials = [e for e in experiments if e.name.startswith("trial ")]
+    assert len(trials) == 12
+    for trial in trials:
+        child = by_name[trial.name]
+        assert child.data.tags["service.status"] == trial.status.value
+        assert child.data.params["learning_rate"] == str(trial.params["learning_rate"])
+        assert client.get_metric_history(child.info.run_id, "validation_l1")
+    pruned = [by_name[e.name] for e in trials if e.status is ExperimentStatus.PRUNED]
+    assert len(pruned) == job["metrics"]["trials_pruned"]
+    assert {c.info.status for c in pruned} == {"KILLED"}
+    completed = [by_name[e.name] for e in trials if e.status is ExperimentStatus.COMPLETED]
+    assert {c.info.status for c in completed} == {"FINISHED"}
+    assert run.data.metrics["best_value"] == pytest.approx(job["metrics"]["best_value"])
+
+    if deployed.backend == "sqlite":  # the UI does not depend on the service's database
+        await see_in_mlflow_ui(deployed, run, sorted(by_name))
+
+    # The same study opens in optuna-dashboard.
+    port = free_port()
+    trainctl = Path(sys.executable).parent / "trainctl"
+    command = [trainctl, "studies", "open", job_id, "--data-dir", deployed.data_dir]
+    dashboard = await asyncio.create_subprocess_exec(*map(str, command), "--port", str(port))
+    try:
+        studies = await answer(f"http://127.0.0.1:{port}/api/studies")
+        assert [s["study_name"] for s in studies["study_summaries"]] == [job_id]
+        [summary] = studies["study_summaries"]
+        study = await answer(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}")
+        assert len(study["trials"]) == 12
+    finally:
+        dashboard.terminate()
+        await asyncio.wait_for(dashboard.wait(), 20)
+
+
+async def see_in_mlflow_ui(deployed: Deployed, run: Run, children: list[str]) -> None:
+    """MLflow's own UI lists the job's run and its trials (saved as ``mlflow-hpo-job.png``
+    with ``CONSOLE_SCREENSHOT_DIR`` set, as the console's screenshots are)."""
+    uri = deployed.config.orchestrator.mlflow.tracking_uri
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(f"{uri}/#/experiments/{run.info.experiment_id}/runs")
+            name = str(run.info.run_name)
+            parent = page.get_by_role("gridcell").filter(has=page.get_by_role("link", name=name))
+            await parent.wait_for(timeout=30_000)
+            assistant = page.get_by_role("button", name="Close", exact=True)
+            if await assistant.count():  # MLflow's assistant panel, open on a first visit
+                await assistant.first.click()
+            await parent.get_by_role("button").first.click()  # expand the child runs
+            for child in children:
+                await expect(page.get_by_role("link", name=child, exact=True)).to_be_visible()
+            if SCREENSHOTS:
+                await page.screenshot(path=Path(SCREENSHOTS) / "mlflow-hpo-job.png")
+        finally:
+            await browser.close()
+
+
+async def answer(url: str) -> Any:
+    """The JSON a server starting up answers at ``url``."""
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(timeout=10) as client:
+        while True:
+            try:
+                response = await client.get(url)
+                if response.status_code == 200:
+                    return response.json()
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"{url} did not answer"
+            await asyncio.sleep(0.3)
+
+
+async def test_aliases_follow_moves_and_deletes(deployed: Deployed) -> None:
+    name = "mirrored-aliases"
+    promoted = {"promote_champion": True}
+    first = await deployed.wait_finished(await deployed.submit(promoted, model_name=name))
+    second = await deployed.wait_finished(await deployed.submit(promoted, model_name=name))
+    versions = {job["model_id"]: job["model_id"].rsplit(":", 1)[1] for job in (first, second)}
+    aliases = f"/ai/models/{TENANT}/{name}/aliases"
+    champion = (await deployed.http.get(f"/ai/models/{TENANT}/{name}@champion")).json()
+    other = next(m for m in versions if m != champion["model_id"])
+    moved = await deployed.http.put(f"{aliases}/staging", json={"version": versions[other]})
+    assert moved.status_code == 200, moved.text
+
+    same = await mirrored_version(deployed, name, champion["model_id"])
+    moved_to = await mirrored_version(deployed, name, other)
+    await mirrored_aliases(deployed, name, {"champion": same, "staging": moved_to})
+    back = versions[champion["model_id"]]
+    assert (
+        await deployed.http.put(f"{aliases}/staging", json={"version": back})
+    ).status_code == 200
+    await mirrored_aliases(deployed, name, {"champion": same, "staging": same})
+    assert (await deployed.http.delete(f"{aliases}/staging")).status_code == 204
+    await mirrored_aliases(deployed, name, {"champion": same})
+
+
+async def test_a_job_finishes_while_mlflow_is_down_and_is_mirrored_once_after_restarts(
+    deployed: Deployed, mlflow_server: MlflowServer
+) -> None:
+    name = "mirrored-outage"
+    await asyncio.to_thread(mlflow_server.stop)
+    try:
+        job_id = await deployed.submit(
+            SLOW | {"hyperparameters": {"n_estimators": 300}}, model_name=name
+        )
+        job = await deployed.wait_finished(job_id)
+        assert job["status"] == "completed", job
+        assert await catch_up(deployed) >= 1
+        text = (await deployed.http.get("/metrics")).text
+        assert "training_mlflow_mirror_up 0.0" in text
+        backlog = next(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("training_mlflow_mirror_backlog ")
+        )
+        assert backlog >= 1
+
+        # The service restarts in between: the orchestrator and its mirror are killed and
+        # come back; what waits is still in the database.
+        ray.kill(mirror(deployed), no_restart=False)
+        ray.kill(deployed.running.orchestrator, no_restart=False)
+        await once_back(deployed.running.orchestrator.ready.remote)
+        assert await catch_up(deployed) >= 1
+    finally:
+        await asyncio.to_thread(mlflow_server.start)
+
+    run = await mirrored_run(deployed, name, job_id)
+    assert run.data.params["config.early_stopping_rounds"] == "0"
+    model_id = job["model_id"]
+    await mirrored_version(deployed, name, model_id)
+    for _ in range(2):  # further passes write nothing again
+        await catch_up(deployed)
+    experiment, _ = names(deployed, name)
+    assert len(runs_of_job(tracking(deployed), experiment, job_id)) == 1
+    assert len(mlflow_versions(deployed, name, model_id)) == 1
+    text = (await deployed.http.get("/metrics")).text
+    assert "training_mlflow_mirror_up 1.0" in text
