@@ -105,11 +105,12 @@ class MlflowMirror:
         for model_id in await self._ledger.pending_models(BATCH):
             model = await self._registry.get(model_id)
             run_id = await self._ledger.ref(MirrorKind.JOB, model.job_id)
-            if not run_id:  # its job is not mirrored yet (or could not be)
+            if run_id is None:  # its job is not mirrored yet
                 continue
-            version = await self._write(
-                f"model {model_id}", self._writer.write_model, model, run_id
-            )
+            version = None  # MLflow refused its job: nothing to attach the version to
+            if run_id:
+                write = self._writer.write_model
+                version = await self._write(f"model {model_id}", write, model, run_id)
             await self._ledger.record(MirrorKind.MODEL, model_id, version or "")
             self._mirrored.labels(MirrorKind.MODEL.value).inc()
 
@@ -122,9 +123,10 @@ class MlflowMirror:
                 await self._ledger.forget(MirrorKind.ALIAS, change.key)
                 continue
             version = await self._ledger.ref(MirrorKind.MODEL, change.model_id)
-            if not version:  # the version is not mirrored yet
+            if version is None:  # the version is not mirrored yet
                 continue
-            await self._write(f"alias {change.key}", self._set_alias, change, version)
+            if version:  # (else MLflow refused the version: the alias has nothing to name)
+                await self._write(f"alias {change.key}", self._set_alias, change, version)
             await self._ledger.record(MirrorKind.ALIAS, change.key, change.model_id)
             self._mirrored.labels(MirrorKind.ALIAS.value).inc()
 
