@@ -195,8 +195,6 @@ class JobOrchestrator:
                             f"Idempotency-Key {claim.key!r} was used for a different request"
                         )
                     return await self._store.get_job(earlier.job_id), False
-            self._validate(submission.tenant_id, submission.config)
-            self._admission.admit(submission.tenant_id, self._queue.queued_of(submission.tenant_id))
             new_job = NewJob(
                 tenant_id=submission.tenant_id,
                 model_type=submission.model_type,
@@ -207,7 +205,7 @@ class JobOrchestrator:
                 schedule_id=schedule.schedule_id if schedule else None,
                 fire_time=schedule.fire_time if schedule else None,
             )
-            return await self._enqueue(new_job, claim), True
+            return await self._admit(submission.tenant_id, submission.config, new_job, claim), True
 
     async def cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or a running one and its Ray tasks.
@@ -252,19 +250,18 @@ class JobOrchestrator:
             raise Conflict(
                 f"only failed or cancelled jobs can be retried; this one is {job.status}"
             )
-        self._validate(job.tenant_id, TrainingConfig.model_validate(job.config))
-        self._admission.admit(job.tenant_id, self._queue.queued_of(job.tenant_id))
-        return await self._enqueue(
-            NewJob(
-                tenant_id=job.tenant_id,
-                model_type=job.model_type,
-                model_name=job.model_name,
-                feature_set=job.feature_set,
-                priority=job.priority,
-                config=job.config,
-                retry_of=job.job_id,
-            )
+        new_job = NewJob(
+            tenant_id=job.tenant_id,
+            model_type=job.model_type,
+            model_name=job.model_name,
+            feature_set=job.feature_set,
+            priority=job.priority,
+            config=job.config,
+            retry_of=job.job_id,
         )
+        config = TrainingConfig.model_validate(job.config)
+        async with self._submitting:
+            return await self._admit(job.tenant_id, config, new_job)
 
     # ------------------------------------------------------------------ queries
 
@@ -400,6 +397,21 @@ class JobOrchestrator:
                 f"n_workers={config.n_workers} exceeds the cluster's {self._cluster_cpus} CPUs; "
                 "the job could never run",
             )
+
+    async def _admit(
+        self,
+        tenant_id: str,
+        config: TrainingConfig,
+        new_job: NewJob,
+        claim: IdempotencyClaim | None = None,
+    ) -> JobRecord:
+        """Validate, admit and enqueue a job as one step; the caller holds the submit lock,
+        so concurrent submits and retries cannot pass a tenant's ``max_queued`` together.
+        Validation reads the feature store (a file system, or S3) in a thread, so the
+        actor's other work goes on meanwhile."""
+        await asyncio.to_thread(self._validate, tenant_id, config)
+        self._admission.admit(tenant_id, self._queue.queued_of(tenant_id))
+        return await self._enqueue(new_job, claim)
 
     async def _enqueue(self, new_job: NewJob, claim: IdempotencyClaim | None = None) -> JobRecord:
         job = await self._store.create_job(

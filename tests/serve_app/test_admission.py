@@ -84,3 +84,28 @@ async def test_idempotent_retries_make_one_job(deployed: Deployed) -> None:
     finally:
         await cancel_all(deployed, sorted(job_ids))
     assert len(job_ids) == 2
+
+
+async def test_concurrent_retries_do_not_pass_the_queue_limit(deployed: Deployed) -> None:
+    running = await deployed.submit(SLOW, tenant_id=LIMITED_TENANT)
+    await deployed.wait_until(running, lambda j: j["status"] == "running")
+    cancelled: list[str] = []
+    for _ in range(3):  # the queue holds two at a time
+        pair = [await deployed.submit(tenant_id=LIMITED_TENANT) for _ in range(2)]
+        await cancel_all(deployed, pair)
+        cancelled += pair
+    retried: list[str] = []
+    try:
+        responses = await asyncio.gather(
+            *(deployed.http.post(f"/ai/training/jobs/{job_id}/retry") for job_id in cancelled)
+        )
+        retried = [r.json()["job_id"] for r in responses if r.status_code == 201]
+        assert sorted(r.status_code for r in responses) == [201] * 2 + [429] * 4, [
+            r.text for r in responses
+        ]
+        queued = await deployed.http.get(
+            "/ai/training/jobs", params={"tenant_id": LIMITED_TENANT, "status": "queued"}
+        )
+        assert queued.json()["total"] == 2
+    finally:
+        await cancel_all(deployed, [running, *retried])
