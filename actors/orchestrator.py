@@ -233,6 +233,15 @@ class JobOrchestrator:
             )
         return job
 
+    async def cancel_queued(self, tenant_id: str) -> list[str]:
+        """Cancel every queued job of a tenant at once (one transaction); their ids."""
+        message = "cancelled on request, with the tenant's other queued jobs"
+        jobs = await self._store.cancel_queued(tenant_id, lambda j: service_log(j, message))
+        for job in jobs:
+            if self._queue.remove(job.job_id):
+                self._metrics.job_finished(JobStatus.CANCELLED)
+        return [job.job_id for job in jobs]
+
     async def _force_cancel(self, job_id: str, running: _RunningJob) -> None:
         """Kill the worker of a cancelled job whose task ignored the request (a cancel can
         be lost when it races with the task's start), so its slot and CPU come back."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -121,6 +121,11 @@ class TrainingStore(ABC):
             JobNotFound: no job has that id.
             IllegalTransition: the job's status does not allow ``event``.
         """
+
+    @abstractmethod
+    async def cancel_queued(self, tenant_id: str, log: Callable[[str], NewLog]) -> list[JobRecord]:
+        """Cancel every queued job of a tenant in one transaction, with ``log(job_id)`` as
+        each one's log line; the cancelled jobs, oldest first."""
 
     @abstractmethod
     async def typical_duration(self, feature_set: str, sample: int = 20) -> float | None:
@@ -365,33 +370,70 @@ class SqlAlchemyStore(TrainingStore):
             row = await session.get(TrainingJob, job_id, with_for_update=True)
             if row is None:
                 raise JobNotFound(job_id)
-            status = transition(JobStatus(row.status), event)
-            now = utcnow()
-            row.status = status.value
-            row.updated_at = now
-            if event is JobEvent.START:
-                row.attempts += 1
-                row.started_at = now
-                row.progress = 0.0
-                row.stage = None
-                row.error_message = None
-            elif event is JobEvent.REQUEUE:
-                row.started_at = None
-                row.progress = 0.0
-                row.stage = None
-            elif event is JobEvent.COMPLETE:
-                row.progress = 1.0
-            if status.is_finished():
-                row.completed_at = now
-            if error_message is not None:
-                row.error_message = error_message
-            if metrics is not None:
-                row.metrics = dict(metrics)
-            if event in _EXPERIMENT_OUTCOME:
-                await self._close_experiments(session, row, _EXPERIMENT_OUTCOME[event], model)
+            await self._apply(session, row, event, error_message, metrics, model)
             if logs:
                 await session.execute(insert(TrainingLog), _log_rows(logs))
             return _job(row)
+
+    async def cancel_queued(self, tenant_id: str, log: Callable[[str], NewLog]) -> list[JobRecord]:
+        for _ in range(TRANSITION_ATTEMPTS - 1):
+            try:
+                return await self._cancel_queued(tenant_id, log)
+            except StaleDataError:
+                continue  # a job started meanwhile; look again
+        return await self._cancel_queued(tenant_id, log)
+
+    async def _cancel_queued(self, tenant_id: str, log: Callable[[str], NewLog]) -> list[JobRecord]:
+        query = (
+            select(TrainingJob)
+            .where(TrainingJob.tenant_id == tenant_id)
+            .where(TrainingJob.status == JobStatus.QUEUED.value)
+            .order_by(TrainingJob.created_at, TrainingJob.job_id)
+            .with_for_update()
+        )
+        async with self._transaction() as session:
+            rows = (await session.scalars(query)).all()
+            for row in rows:
+                await self._apply(session, row, JobEvent.CANCEL, None, None, None)
+            if rows:
+                lines = [log(row.job_id) for row in rows]
+                await session.execute(insert(TrainingLog), _log_rows(lines))
+            return [_job(row) for row in rows]
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        row: TrainingJob,
+        event: JobEvent,
+        error_message: str | None,
+        metrics: Mapping[str, Any] | None,
+        model: NewModel | None,
+    ) -> None:
+        """What ``event`` does to a locked job row (see ``transition``)."""
+        status = transition(JobStatus(row.status), event)
+        now = utcnow()
+        row.status = status.value
+        row.updated_at = now
+        if event is JobEvent.START:
+            row.attempts += 1
+            row.started_at = now
+            row.progress = 0.0
+            row.stage = None
+            row.error_message = None
+        elif event is JobEvent.REQUEUE:
+            row.started_at = None
+            row.progress = 0.0
+            row.stage = None
+        elif event is JobEvent.COMPLETE:
+            row.progress = 1.0
+        if status.is_finished():
+            row.completed_at = now
+        if error_message is not None:
+            row.error_message = error_message
+        if metrics is not None:
+            row.metrics = dict(metrics)
+        if event in _EXPERIMENT_OUTCOME:
+            await self._close_experiments(session, row, _EXPERIMENT_OUTCOME[event], model)
 
     async def _close_experiments(
         self,

@@ -52,6 +52,17 @@ class JobNotFound(NotFound):
         return (type(self), (self.job_id,))
 
 
+class TenantNotFound(NotFound):
+    """A tenant the caller cannot see (whether or not it exists)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} not found")
+        self.tenant_id = tenant_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.tenant_id,))
+
+
 class FeatureSetNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"feature set {name!r} not found")

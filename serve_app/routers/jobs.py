@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 
 from db.records import JobFilters, JobRecord
 from domain.auth import Principal
-from domain.errors import JobNotFound
+from domain.errors import JobNotFound, TenantNotFound
 from domain.jobs import JobStatus, ModelType
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
-from serve_app.params import NameFilter, ResourceId
+from serve_app.params import NameFilter, NameQuery, ResourceId
 from serve_app.schemas.jobs import (
     JobCancelled,
     JobCreate,
@@ -22,6 +22,7 @@ from serve_app.schemas.jobs import (
     JobsPublic,
     LogEntry,
     LogsPublic,
+    QueuedJobsCancelled,
 )
 
 router = APIRouter(prefix="/ai/training/jobs", tags=["jobs"])
@@ -107,6 +108,24 @@ async def list_jobs(
         page=result.page,
         page_size=result.page_size,
     )
+
+
+@router.delete("", response_model=QueuedJobsCancelled)
+async def cancel_queued_jobs(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    tenant_id: NameQuery,
+    status: Annotated[
+        Literal["queued"], Query(description="Only queued jobs can be cancelled in bulk.")
+    ],
+) -> QueuedJobsCancelled:
+    """Cancel all of a tenant's queued jobs in one transaction (running ones go on); a
+    tenant's member for its own tenant, an admin for any."""
+    if not principal.sees(tenant_id):
+        raise TenantNotFound(tenant_id)
+    principal.require_write(tenant_id)
+    job_ids = await services.orchestrator.cancel_queued.remote(tenant_id)
+    return QueuedJobsCancelled(tenant_id=tenant_id, cancelled=len(job_ids), job_ids=job_ids)
 
 
 @router.delete("/{job_id}", response_model=JobCancelled)

@@ -71,11 +71,13 @@ class JobPublic(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def duration_seconds(self) -> float | None:
+    def duration_seconds(self) -> int | None:
+        """Whole seconds from start to end (or to the last update, while it runs), as in
+        the seed's contract."""
         if self.started_at is None:
             return None
         end = self.completed_at or self.updated_at
-        return round((end - self.started_at).total_seconds(), 3)
+        return round((end - self.started_at).total_seconds())
 
 
 class JobsPublic(BaseModel):
@@ -89,6 +91,12 @@ class JobCancelled(BaseModel):
     job_id: str
     status: JobStatus
     message: str
+
+
+class QueuedJobsCancelled(BaseModel):
+    tenant_id: str
+    cancelled: int = Field(description="How many queued jobs were cancelled.")
+    job_ids: list[str]
 
 
 class LogEntry(BaseModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pandas as pd
 import ray
 from ray.util.state import list_tasks
 
+from domain.auth import Role
 from pipeline.register import PREDICTIONS_FILE, load_artifact
 from pipeline.storage import Location
 from tests.serve_app.conftest import SLOW, Deployed
@@ -53,7 +56,11 @@ async def test_submitted_job_completes_with_a_registered_loadable_model(deployed
     assert job["progress"] == 1.0
     assert job["error_message"] is None
     assert job["attempts"] == 1
-    assert job["duration_seconds"] > 0
+    elapsed = datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(
+        job["started_at"]
+    )
+    assert job["duration_seconds"] == round(elapsed.total_seconds())
+    assert isinstance(job["duration_seconds"], int)
     metrics = job["metrics"]
     assert {"mae", "rmse", "mape", "r2", "naive_mae", "mase"} <= set(metrics)
     assert metrics["mae"] < metrics["naive_mae"], "LightGBM should beat the seasonal-naive baseline"
@@ -304,3 +311,50 @@ async def test_anomaly_job_reports_detection_quality(deployed: Deployed) -> None
     assert 0 < metrics["anomaly_rate"] < 0.2
     model = await deployed.store.get_model(job["model_id"])
     assert model.model_type.value == "anomaly"
+
+
+async def test_a_tenants_queued_jobs_are_cancelled_in_one_call(deployed: Deployed) -> None:
+    tenant = f"bulk-{uuid.uuid4().hex[:6]}"
+    neighbour = f"{tenant}-next"
+    blocker = await deployed.submit(SLOW, tenant_id="bulk-blocker")
+    await deployed.wait_until(blocker, lambda j: j["status"] == "running")
+    queued = [await deployed.submit(tenant_id=tenant) for _ in range(3)]
+    theirs = await deployed.submit(tenant_id=neighbour)
+    try:
+        for params, field in (
+            ({"tenant_id": tenant}, "status"),
+            ({"status": "queued"}, "tenant_id"),
+            ({"tenant_id": tenant, "status": "running"}, "status"),
+            ({"tenant_id": "not a name!", "status": "queued"}, "tenant_id"),
+        ):
+            refused = await deployed.http.delete("/ai/training/jobs", params=params)
+            assert refused.status_code == 422, refused.text
+            assert [d["loc"] for d in refused.json()["detail"]] == [["query", field]]
+        everyone = {"tenant_id": tenant, "status": "queued"}
+        async with deployed.client_for(await deployed.key(neighbour)) as other:
+            assert (await other.delete("/ai/training/jobs", params=everyone)).status_code == 404
+        viewer_key = await deployed.key(tenant, Role.VIEWER)
+        async with deployed.client_for(viewer_key) as viewer:
+            assert (await viewer.delete("/ai/training/jobs", params=everyone)).status_code == 403
+        assert {(await deployed.job(j))["status"] for j in queued} == {"queued"}
+
+        async with deployed.client_for(await deployed.key(tenant)) as member:
+            done = await member.delete("/ai/training/jobs", params=everyone)
+            assert done.status_code == 200, done.text
+            assert done.json() == {"tenant_id": tenant, "cancelled": 3, "job_ids": queued}
+            again = await member.delete("/ai/training/jobs", params=everyone)
+            assert again.json()["cancelled"] == 0
+        assert {(await deployed.job(j))["status"] for j in queued} == {"cancelled"}
+        assert (await deployed.job(theirs))["status"] == "queued"
+        assert (await deployed.job(blocker))["status"] == "running"
+        logs = (await deployed.http.get(f"/ai/training/jobs/{queued[0]}/logs")).json()["logs"]
+        assert any("with the tenant's other queued jobs" in line["message"] for line in logs)
+
+        by_admin = await deployed.http.delete(
+            "/ai/training/jobs", params={"tenant_id": neighbour, "status": "queued"}
+        )
+        assert by_admin.json()["job_ids"] == [theirs]
+        stats = await deployed.http.get("/ai/training/stats")
+        assert (stats.json()["queued_jobs"], stats.json()["active_jobs"]) == (0, 1)
+    finally:
+        await deployed.http.delete(f"/ai/training/jobs/{blocker}")
