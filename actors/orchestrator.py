@@ -149,11 +149,6 @@ class JobOrchestrator:
         self._retention = asyncio.get_running_loop().create_task(self._purge_forever())
         self._firing = asyncio.get_running_loop().create_task(self._fire_forever())
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_forever())
-        self._mirror: ActorHandle[Any] | None = None
-        if settings.mlflow.enabled:
-            from actors.mirror import start_mirror  # MLflow's client is an optional extra
-
-            self._mirror = start_mirror(database_url, settings)
 
     # ------------------------------------------------------------------ commands
 
@@ -353,9 +348,10 @@ class JobOrchestrator:
         """Prometheus text exposition of the service's metrics."""
         self._metrics.set_queue(self._queue.entries(), len(self._running))
         text = self._metrics.text()
-        if self._mirror is not None:
-            with contextlib.suppress(RayError, TimeoutError):
-                text += await asyncio.wait_for(self._mirror.metrics_text.remote(), 5)
+        if self._settings.mlflow.enabled:  # the mirror's own gauges, if it is up
+            with contextlib.suppress(ValueError, RayError, TimeoutError):
+                mirror = ray.get_actor(self._settings.mirror_name, namespace=NAMESPACE)
+                text += await asyncio.wait_for(mirror.metrics_text.remote(), 5)
         return text
 
     async def is_cancelled(self, job_id: str) -> bool:

@@ -85,6 +85,11 @@ def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningSer
     """Start (or find) the orchestrator and deploy the API on the connected cluster."""
     orchestrator = start_orchestrator(config.database_url, config.pipeline, config.orchestrator)
     ray.get(orchestrator.ready.remote(), timeout=READY_TIMEOUT_SECONDS)
+    if config.orchestrator.mlflow.enabled:
+        # Started here, not by the orchestrator, so its restarts never import MLflow.
+        from actors.mirror import start_mirror  # MLflow's client is an optional extra
+
+        start_mirror(config.database_url, config.orchestrator)
     serve.start(http_options={"host": config.api.host, "port": config.api.port})
     serve.run(build(api_config(config)), name=APP_NAME, route_prefix="/")
     api_url = f"http://{config.api.host}:{config.api.port}"
