@@ -1,6 +1,6 @@
 """The orchestrator: a detached actor that owns the job queue and every job state change.
 
-It is thin: the state machine (``actors.state``), the queue (``actors.queue``), storage
+It is thin: the state machine (``domain.events``), the queue (``actors.queue``), storage
 (``db.store``) and the pipeline graph (``pipeline.graph``) do the work. The database is
 the truth; the in-memory queue is a cache rebuilt at every start, so the actor can be
 killed and restarted at any moment without losing a job.
@@ -33,10 +33,8 @@ from actors.queue import JobQueue
 from actors.recorder import SearchRecorder, StageRecorder, service_log, to_new_log
 from actors.scheduler import ScheduledFire, Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
-from actors.state import JobEvent, can_retry
 from actors.submission import JobSubmission
 from actors.versions import VersionClaims
-from db.models import utcnow
 from db.records import (
     IdempotencyClaim,
     JobFilters,
@@ -52,6 +50,7 @@ from db.registry import ModelRegistry
 from db.retention import purge
 from db.schedules import NewSchedule, ScheduleRecord, ScheduleStore
 from db.store import SqlAlchemyStore
+from domain.clock import utcnow
 from domain.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -60,6 +59,7 @@ from domain.errors import (
     ServiceUnavailable,
     TrainingError,
 )
+from domain.events import JobEvent, can_retry
 from domain.jobs import JobStatus, LogLevel
 from pipeline.backtest import check_fits as check_backtest_fits
 from pipeline.config import TrainingConfig

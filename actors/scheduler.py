@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from actors.cron import latest_fire
 from actors.submission import JobSubmission
 from db.records import JobRecord
 from db.schedules import ScheduleRecord, ScheduleStore
+from domain.cron import latest_fire
 from domain.errors import TrainingError
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.jobs import JobPriority, ModelType
-from pipeline.config import NAME_PATTERN, TrainingConfig
+from domain.names import NAME_PATTERN
+from pipeline.config import TrainingConfig
 
 PriorityLabel = Literal["low", "normal", "high", "urgent"]
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from db.store import TrainingStore
 from domain.errors import ModelNotFound
+from domain.names import model_id
 from pipeline.register import VERSION_FORMAT
 
 
@@ -47,7 +48,7 @@ class VersionClaims:
 
     async def _registered(self, tenant_id: str, model_name: str, version: str) -> bool:
         try:
-            await self._store.get_model(f"{tenant_id}:{model_name}:{version}")
+            await self._store.get_model(model_id(tenant_id, model_name, version))
         except ModelNotFound:
             return False
         return True

@@ -42,9 +42,10 @@ from actors.settings import OrchestratorSettings
 from bench.workload import job_body
 from db.database import Database
 from db.keys import ApiKeyStore
-from db.models import TrainingJob, utcnow
+from db.models import TrainingJob
 from db.settings import DatabaseSettings
 from domain.auth import Role
+from domain.clock import utcnow
 from domain.jobs import JobStatus
 from pipeline.settings import PipelineSettings
 from serve_app.service import ServiceConfig, connect, prepare_storage, start, stop

@@ -16,7 +16,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
 from db.database import Database
-from db.models import MirroredItem, ModelAlias, RegisteredModel, TrainingJob, utcnow
+from db.models import MirroredItem, ModelAlias, RegisteredModel, TrainingJob
+from domain.clock import utcnow
 from domain.jobs import JobStatus
 
 FINISHED = [s.value for s in JobStatus if s.is_finished()]

@@ -25,14 +25,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from domain.clock import utcnow
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
 AutoIncrementId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

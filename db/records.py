@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
+from domain.names import model_id
 
 T = TypeVar("T")
 
@@ -183,7 +184,7 @@ class NewModel:
 
     @property
     def model_id(self) -> str:
-        return f"{self.tenant_id}:{self.model_name}:{self.version}"
+        return model_id(self.tenant_id, self.model_name, self.version)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
-from db.models import ModelAlias, RegisteredModel, utcnow
+from db.models import ModelAlias, RegisteredModel
 from db.records import ModelFilters, ModelRecord, NewModel, Page
+from domain.clock import utcnow
 from domain.errors import AliasNotFound, ModelNotFound
 from domain.jobs import ModelType
+from domain.names import model_id
 
 CHAMPION = "champion"
 #: The metric the promotion rule compares; lower is better.
@@ -64,10 +66,10 @@ class ModelRegistry:
             ModelAlias.alias == alias,
         )
         async with self._database.transaction() as session:
-            model_id = (await session.execute(query)).scalar_one_or_none()
-        if model_id is None:
+            target = (await session.execute(query)).scalar_one_or_none()
+        if target is None:
             raise AliasNotFound(f"{tenant_id}/{model_name}", alias)
-        return await self.get(model_id)
+        return await self.get(target)
 
     async def set_alias(
         self, tenant_id: str, model_name: str, alias: str, version: str
@@ -77,12 +79,12 @@ class ModelRegistry:
         Raises:
             ModelNotFound: the model has no such version.
         """
-        model_id = f"{tenant_id}:{model_name}:{version}"
+        key = model_id(tenant_id, model_name, version)
         async with self._database.transaction() as session:
-            if await session.get(RegisteredModel, model_id) is None:
-                raise ModelNotFound(model_id)
-            await _point(session, tenant_id, model_name, alias, model_id)
-        return await self.get(model_id)
+            if await session.get(RegisteredModel, key) is None:
+                raise ModelNotFound(key)
+            await _point(session, tenant_id, model_name, alias, key)
+        return await self.get(key)
 
     async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
         """Raises: AliasNotFound: the model has no such alias."""

@@ -16,7 +16,6 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from actors.state import JobEvent, transition
 from db.database import Database
 from db.experiments import ExperimentCatalog, encode_param
 from db.models import (
@@ -27,7 +26,6 @@ from db.models import (
     RegisteredModel,
     TrainingJob,
     TrainingLog,
-    utcnow,
 )
 from db.records import (
     ExperimentRecord,
@@ -45,7 +43,9 @@ from db.records import (
     Page,
 )
 from db.registry import ModelRegistry, model_record, promote_if_better
+from domain.clock import utcnow
 from domain.errors import JobNotFound
+from domain.events import JobEvent, apply_event
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 
 #: Tries of a transition that keeps losing races to concurrent ones.
@@ -410,24 +410,7 @@ class SqlAlchemyStore(TrainingStore):
         model: NewModel | None,
     ) -> None:
         """What ``event`` does to a locked job row (see ``transition``)."""
-        status = transition(JobStatus(row.status), event)
-        now = utcnow()
-        row.status = status.value
-        row.updated_at = now
-        if event is JobEvent.START:
-            row.attempts += 1
-            row.started_at = now
-            row.progress = 0.0
-            row.stage = None
-            row.error_message = None
-        elif event is JobEvent.REQUEUE:
-            row.started_at = None
-            row.progress = 0.0
-            row.stage = None
-        elif event is JobEvent.COMPLETE:
-            row.progress = 1.0
-        if status.is_finished():
-            row.completed_at = now
+        apply_event(row, event, utcnow())
         if error_message is not None:
             row.error_message = error_message
         if metrics is not None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from itertools import pairwise
 from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.names import NAME_PATTERN
 from pipeline.calendars import check_holiday_code
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 #: LightGBM values a job gets unless it sets its own. ``n_estimators`` is a ceiling: early
 #: stopping on the validation part picks the rounds. (The seed's placeholder, 100 rounds of
@@ -228,7 +226,3 @@ class TrainingConfig(BaseModel):
     @property
     def train_cpus(self) -> int:
         return self.n_workers or 1
-
-
-def is_valid_name(name: str) -> bool:
-    return re.fullmatch(NAME_PATTERN, name) is not None

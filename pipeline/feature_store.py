@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
-from pipeline.config import is_valid_name
+from domain.names import is_valid_name
 from pipeline.storage import Location
 
 #: The data file of sets written before the name was versioned.

@@ -29,6 +29,7 @@ import pyarrow as pa
 from sklearn.preprocessing import StandardScaler
 
 from domain.jobs import ModelType
+from domain.names import model_id
 from pipeline.backtest import BacktestResult
 from pipeline.blend import (
     Member,
@@ -165,7 +166,7 @@ def register(
     importance = blend_importance(model.members, data.feature_names)
     calibration = model.calibration
     metadata = {
-        "model_id": f"{context.tenant_id}:{context.model_name}:{version}",
+        "model_id": model_id(context.tenant_id, context.model_name, version),
         "version": version,
         "model_type": context.model_type.value,
         "features": data.feature_names,

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from db.models import utcnow
 from domain.auth import Principal
+from domain.clock import utcnow
 from domain.errors import Unauthorized
 from serve_app.dependencies import ServicesDep
 

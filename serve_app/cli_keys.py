@@ -18,11 +18,11 @@ from rich.table import Table
 from db.database import Database
 from db.keys import ApiKeyStore
 from db.migrate import upgrade
-from db.models import utcnow
 from db.settings import DatabaseSettings
 from domain.auth import Role
+from domain.clock import utcnow
 from domain.errors import KeyNotFound
-from pipeline.config import is_valid_name
+from domain.names import is_valid_name
 from serve_app.cli_http import console
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.")

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import StringConstraints
 
-from pipeline.config import NAME_PATTERN
+from domain.names import NAME_PATTERN
 
 #: Job, experiment and schedule ids (UUIDs) and model ids (``tenant:model:version``).
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,299}$"

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from domain.errors import InvalidFeatureSet
-from pipeline.config import NAME_PATTERN
+from domain.names import NAME_PATTERN
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.schemas.feature_sets import FeatureSetPublic, FeatureSetsPublic

@@ -13,7 +13,7 @@ from db.records import ModelFilters, ModelRecord
 from domain.auth import Principal
 from domain.errors import AliasNotFound, InvalidRequest, ModelNotFound, SeriesMetricsNotFound
 from domain.jobs import ModelType
-from pipeline.config import NAME_PATTERN
+from domain.names import NAME_PATTERN, model_id
 from pipeline.register import load_predictions, load_series_metrics
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
@@ -167,7 +167,7 @@ async def set_alias(
 ) -> ModelPublic:
     """Point an alias at a version, moving it if it points elsewhere."""
     if not principal.sees(tenant_id):
-        raise ModelNotFound(f"{tenant_id}:{model_name}:{body.version}")
+        raise ModelNotFound(model_id(tenant_id, model_name, body.version))
     principal.require_write(tenant_id)
     model = await services.orchestrator.set_alias.remote(tenant_id, model_name, alias, body.version)
     return ModelPublic.model_validate(model)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from actors.cron import next_fires
-from db.models import utcnow
 from db.schedules import NewSchedule, ScheduleRecord
 from domain.auth import Principal
+from domain.clock import utcnow
+from domain.cron import next_fires
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.params import NameFilter, ResourceId

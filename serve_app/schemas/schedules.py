@@ -7,8 +7,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from actors.cron import valid_cron, valid_timezone
-from pipeline.config import NAME_PATTERN
+from domain.cron import valid_cron, valid_timezone
+from domain.names import NAME_PATTERN
 from serve_app.schemas.jobs import JobCreate
 
 ConcurrencyPolicy = Literal["forbid", "allow"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from actors.recorder import SearchRecorder
-from actors.state import JobEvent
 from db.records import JobRecord, NewExperiment
 from db.store import SqlAlchemyStore
 from domain.errors import ServiceUnavailable
+from domain.events import JobEvent
 from domain.jobs import ExperimentStatus
 from pipeline.hpo import SearchProgress, TrialReport
 from tests.databases import BACKENDS, migrated_store

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.state import JobEvent
 from actors.versions import VersionClaims
 from db.store import SqlAlchemyStore
+from domain.events import JobEvent
 from tests.databases import BACKENDS, migrated_store
 from tests.db.factories import new_job, new_model
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actors.state import JobEvent
 from db.experiments import ExperimentCatalog
 from db.records import ExperimentFilters, ExperimentOrder, MetricPoint
 from db.store import SqlAlchemyStore
 from domain.errors import ExperimentNotFound
+from domain.events import JobEvent
 from domain.jobs import ExperimentStatus
 from tests.db.factories import new_job
 

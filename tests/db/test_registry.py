@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from actors.state import JobEvent
 from db.records import ModelFilters, NewModel
 from db.registry import CHAMPION, ModelRegistry, should_promote
 from db.store import SqlAlchemyStore
 from domain.errors import AliasNotFound, ModelNotFound
+from domain.events import JobEvent
 from tests.db.factories import new_job, new_model
 
 

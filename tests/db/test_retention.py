@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from actors.state import JobEvent
 from db.models import TrainingJob
 from db.records import JobFilters, MetricPoint, NewLog
 from db.retention import RetentionPolicy, purge
 from db.store import SqlAlchemyStore
 from domain.errors import JobNotFound
+from domain.events import JobEvent
 from domain.jobs import JobStatus, LogLevel
 from tests.db.factories import new_job, new_model
 

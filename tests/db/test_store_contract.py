@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from actors.state import JobEvent
 from db.migrate import upgrade
 from db.records import JobFilters, MetricPoint, NewLog
 from db.store import SqlAlchemyStore
 from domain.errors import IllegalTransition, JobNotFound, ModelNotFound
+from domain.events import JobEvent
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 from tests.db.factories import new_job, new_model
 

@@ -22,10 +22,10 @@ import ray
 from actors.admission import TenantLimits
 from actors.settings import NAMESPACE, MlflowSettings, OrchestratorSettings
 from db.keys import ApiKeyStore
-from db.models import utcnow
 from db.records import JobFilters
 from db.store import SqlAlchemyStore
 from domain.auth import Role
+from domain.clock import utcnow
 from pipeline.settings import PipelineSettings
 from serve_app.service import RunningService, ServiceConfig, prepare_storage, start
 from serve_app.settings import ApiSettings

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import ray
 
-from actors.state import JobEvent
 from db.records import JobFilters, NewJob
 from db.store import SqlAlchemyStore
 from domain.errors import ServiceUnavailable, TooManyRequests, Unauthorized
+from domain.events import JobEvent
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from serve_app.errors import error_response

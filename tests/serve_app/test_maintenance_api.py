@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from actors.state import JobEvent
-from db.models import TrainingJob, utcnow
+from db.models import TrainingJob
 from db.records import MetricPoint, NewJob
+from domain.clock import utcnow
+from domain.events import JobEvent
 from domain.jobs import ModelType
 from tests.serve_app.conftest import Deployed
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from db.keys import ApiKeyStore
-from db.models import utcnow
 from domain.auth import Role
+from domain.clock import utcnow
 from pipeline.demo import load_series
 from tests.serve_app.conftest import SLOW, Deployed, count_jobs, job_body
 

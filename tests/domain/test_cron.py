@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actors.cron import latest_fire, next_fires, valid_cron, valid_timezone
+from domain.cron import latest_fire, next_fires, valid_cron, valid_timezone
 
 NOW = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
 

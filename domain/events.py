@@ -1,4 +1,5 @@
-"""The job status state machine: pure, total and tiny.
+"""Job events: the status each one leads to (a pure, total state machine) and what else it
+does to a job.
 
 queued ──START──► running ──COMPLETE──► completed
   │                 │ ├────FAIL──────► failed
@@ -8,7 +9,9 @@ queued ──START──► running ──COMPLETE──► completed
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from domain.errors import IllegalTransition
 from domain.jobs import JobStatus
@@ -47,3 +50,45 @@ def transition(status: JobStatus, event: JobEvent) -> JobStatus:
 def can_retry(status: JobStatus) -> bool:
     """Only jobs that ended without success may be retried."""
     return status in (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class EventTarget(Protocol):
+    """The fields of a job that events change (a job's database row has them)."""
+
+    status: str
+    attempts: int
+    progress: float
+    stage: str | None
+    error_message: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+
+def apply_event(job: EventTarget, event: JobEvent, now: datetime) -> JobStatus:
+    """Move ``job`` on ``event`` at ``now``: its status, attempts, progress and times.
+
+    A start counts an attempt and clears the last one's stage and error; a re-queue forgets
+    the lost attempt's start; a finished job gets its ``completed_at``.
+
+    Raises:
+        IllegalTransition: the event is not allowed in the job's status.
+    """
+    status = transition(JobStatus(job.status), event)
+    job.status = status.value
+    job.updated_at = now
+    if event is JobEvent.START:
+        job.attempts += 1
+        job.started_at = now
+        job.progress = 0.0
+        job.stage = None
+        job.error_message = None
+    elif event is JobEvent.REQUEUE:
+        job.started_at = None
+        job.progress = 0.0
+        job.stage = None
+    elif event is JobEvent.COMPLETE:
+        job.progress = 1.0
+    if status.is_finished():
+        job.completed_at = now
+    return status
