@@ -14,9 +14,15 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 #: (created_at, arrival number, job id): a tenant's line is kept sorted by it.
 _Place = tuple[datetime, int, str]
+
+
+class Popped(NamedTuple):
+    job_id: str
+    tenant_id: str
 
 
 @dataclass
@@ -76,13 +82,14 @@ class JobQueue:
         self._levels.setdefault(priority, _Level()).push(tenant_id, place)
         self._where[job_id] = (tenant_id, priority)
 
-    def pop(self, blocked: Callable[[str], bool] = _never) -> str | None:
+    def pop(self, blocked: Callable[[str], bool] = _never) -> Popped | None:
         """Remove and return the next job whose tenant is not ``blocked``, or None."""
         for priority in sorted(self._levels, reverse=True):
             job_id = self._levels[priority].pop(blocked)
             if job_id is not None:
+                tenant_id = self._where[job_id][0]
                 self._forget(job_id)
-                return job_id
+                return Popped(job_id, tenant_id)
         return None
 
     def remove(self, job_id: str) -> bool:

@@ -29,7 +29,8 @@ class ScheduledFire:
     fire_time: datetime
 
 
-Submit = Callable[[JobSubmission, str, ScheduleRecord, datetime], Awaitable[JobRecord]]
+#: Submits a job once per idempotency key: ``Intake.submit``.
+Submit = Callable[[JobSubmission, str, ScheduledFire], Awaitable[tuple[JobRecord, bool]]]
 
 
 def fire_key(schedule_id: str, fire_time: datetime) -> str:
@@ -74,8 +75,9 @@ class Scheduler:
                 return None
         try:
             submission = submission_for(schedule, fire_time)
-            job = await self._submit(
-                submission, fire_key(schedule.schedule_id, fire_time), schedule, fire_time
+            key = fire_key(schedule.schedule_id, fire_time)
+            job, _created = await self._submit(
+                submission, key, ScheduledFire(schedule.schedule_id, fire_time)
             )
         except (TrainingError, ValueError) as exc:
             logger.warning("%s could not start a job: %s", name, exc)

@@ -11,12 +11,12 @@ after its node died writes to the same version again.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from db.store import TrainingStore
 from domain.errors import ModelNotFound
 from domain.names import model_id
-from pipeline.register import VERSION_FORMAT
+from domain.versions import versions_from
 
 
 class VersionClaims:
@@ -33,14 +33,12 @@ class VersionClaims:
             if job_id in self._held:
                 return self._held[job_id][2]
             held = set(self._held.values())
-            moment = now.replace(microsecond=0)
-            while True:
-                version = moment.strftime(VERSION_FORMAT)
+            for version in versions_from(now):
                 key = (tenant_id, model_name, version)
                 if key not in held and not await self._registered(*key):
                     self._held[job_id] = key
                     return version
-                moment += timedelta(seconds=1)
+            raise AssertionError("versions_from never ends")
 
     def release(self, job_id: str) -> None:
         """The job ended: its version is registered or was never used."""

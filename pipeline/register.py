@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import joblib
@@ -30,6 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from domain.jobs import ModelType
 from domain.names import model_id
+from domain.versions import versions_from
 from pipeline.backtest import BacktestResult
 from pipeline.blend import (
     Member,
@@ -48,7 +49,6 @@ from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
 
-VERSION_FORMAT = "%Y%m%d.%H%M%S"
 MODEL_FILE = "model.txt"
 PREPROCESSING_FILE = "preprocessing.joblib"
 METADATA_FILE = "metadata.json"
@@ -254,10 +254,7 @@ def load_series_metrics(directory: Location) -> pd.DataFrame | None:
 def claim_directory(parent: Location, now: datetime) -> str:
     """The first second from ``now`` whose directory this call creates: for runs with no
     orchestrator to ask (see ``Location.create_dir_exclusive`` for object stores)."""
-    moment = now.replace(microsecond=0)
-    while not (parent / moment.strftime(VERSION_FORMAT)).create_dir_exclusive():
-        moment += timedelta(seconds=1)
-    return moment.strftime(VERSION_FORMAT)
+    return next(v for v in versions_from(now) if (parent / v).create_dir_exclusive())
 
 
 def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:

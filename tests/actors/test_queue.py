@@ -15,8 +15,8 @@ def at(seconds: int) -> datetime:
 
 def drain(queue: JobQueue, blocked: frozenset[str] = frozenset()) -> list[str]:
     out = []
-    while (job_id := queue.pop(lambda tenant: tenant in blocked)) is not None:
-        out.append(job_id)
+    while (popped := queue.pop(lambda tenant: tenant in blocked)) is not None:
+        out.append(popped.job_id)
     return out
 
 
@@ -55,7 +55,7 @@ def test_turns_continue_after_new_arrivals() -> None:
     queue = JobQueue()
     for n in range(1, 4):
         queue.push(f"a{n}", "a", 0, at(n))
-    assert queue.pop() == "a1"
+    assert queue.pop() == ("a1", "a")
     queue.push("b1", "b", 0, at(10))
     assert drain(queue) == ["b1", "a2", "a3"]
 

@@ -1,0 +1,98 @@
+"""Recovery, the stuck-job watchdog and retention: what keeps the database and the queue
+true to each other and small."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from actors.queue import JobQueue
+from actors.recorder import service_log
+from actors.settings import OrchestratorSettings
+from db.records import JobRecord, PurgeReport
+from db.retention import purge
+from db.store import SqlAlchemyStore
+from domain.errors import IllegalTransition
+from domain.events import JobEvent
+from domain.jobs import JobStatus, LogLevel
+
+logger = logging.getLogger(__name__)
+
+
+class Housekeeping:
+    """Re-queues (or fails) jobs whose run was lost, reloads the queue, applies retention."""
+
+    def __init__(
+        self,
+        store: SqlAlchemyStore,
+        queue: JobQueue,
+        settings: OrchestratorSettings,
+        *,
+        clock: Callable[[], datetime],
+        tracked: Callable[[str], bool],
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._settings = settings
+        self._clock = clock
+        self._tracked = tracked
+
+    async def recover(self) -> None:
+        """Re-queue (or fail) jobs a previous incarnation was running; load the queue."""
+        for job in await self._store.jobs_in_status(JobStatus.RUNNING):
+            await self._interrupted(job, "the orchestrator or a worker was lost")
+        await self.load_queue()
+
+    async def load_queue(self) -> None:
+        """Queue every job the database says is queued (pushing a queued one is a no-op)."""
+        for job in await self._store.jobs_in_status(JobStatus.QUEUED):
+            self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
+
+    async def reclaim_stuck(self) -> int:
+        """The stuck-job watchdog: a job the database says is running, that this
+        orchestrator does not track and that has not moved for ``stuck_job_seconds`` (e.g.
+        a second orchestrator died with it), is re-queued or failed like an interrupted
+        one. Returns how many were re-queued."""
+        stale = self._clock() - timedelta(seconds=self._settings.stuck_job_seconds)
+        requeued = 0
+        for job in await self._store.jobs_in_status(JobStatus.RUNNING):
+            if self._tracked(job.job_id) or job.updated_at >= stale:
+                continue
+            logger.warning("job %s is running but untracked; reclaiming it", job.job_id)
+            if await self._interrupted(job, "its tasks were gone (stuck-job watchdog)"):
+                self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
+                requeued += 1
+        return requeued
+
+    async def purge(self) -> PurgeReport:
+        """Apply the retention policy now."""
+        report = await purge(self._store.database, self._settings.retention, self._clock())
+        logger.info("retention purged %d jobs and %d log lines", report.jobs, report.logs)
+        return report
+
+    async def _interrupted(self, job: JobRecord, cause: str) -> bool:
+        """Re-queue a running job whose run was lost, or fail it past ``max_attempts``;
+        returns whether it was re-queued."""
+        limit = self._settings.max_attempts
+        if job.attempts >= limit:
+            message = (
+                f"interrupted {job.attempts} times ({cause}); giving up after {limit} attempts"
+            )
+            event, level = JobEvent.FAIL, LogLevel.ERROR
+        else:
+            message = (
+                f"re-queued after an interruption: attempt {job.attempts} of {limit} "
+                f"was lost ({cause})"
+            )
+            event, level = JobEvent.REQUEUE, LogLevel.WARNING
+        try:
+            await self._store.transition(
+                job.job_id,
+                event,
+                error_message=message if event is JobEvent.FAIL else None,
+                logs=[service_log(job.job_id, message, level)],
+            )
+        except IllegalTransition:
+            return False
+        return event is JobEvent.REQUEUE

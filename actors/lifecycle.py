@@ -1,0 +1,306 @@
+"""Running jobs: start, follow, complete, fail and cancel.
+
+Each running job is one ``RunningJob``: its pipeline run, its recorders, the model version
+it claimed and whether it was cancelled. It exists from the moment the job leaves the
+queue until its follower has written the outcome, so a cancel that arrives while the job
+is being started finds it, and nothing about the job is left behind when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+import ray
+from ray.actor import ActorHandle
+from ray.exceptions import RayError
+
+from actors.admission import Admission
+from actors.durable import durably
+from actors.failures import describe_failure
+from actors.metrics import ServiceMetrics
+from actors.queue import JobQueue
+from actors.recorder import SearchRecorder, StageRecorder, service_log
+from actors.versions import VersionClaims
+from db.records import JobRecord, NewModel
+from db.store import SqlAlchemyStore
+from domain.errors import IllegalTransition, TrainingError
+from domain.events import JobEvent
+from domain.jobs import JobStatus
+from pipeline.config import TrainingConfig
+from pipeline.graph import PipelineRun, launch
+from pipeline.hpo import SearchProgress, TrialReport
+from pipeline.register import JobContext, SavedModel
+from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
+
+logger = logging.getLogger(__name__)
+
+#: How long a cancelled job's running task may take to stop before its worker is killed.
+CANCEL_GRACE_SECONDS = 5.0
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class RunningJob:
+    """One job between leaving the queue and its outcome being written."""
+
+    tenant_id: str
+    cancelled: bool = False
+    #: Set once launched (a job cancelled while starting is never launched).
+    run: PipelineRun | None = None
+    recorder: StageRecorder | None = None
+    search: SearchRecorder | None = None
+    #: Held here: the event loop keeps only weak references to tasks.
+    tasks: tuple[asyncio.Task[None], ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    position: int
+    waiting_reason: str
+
+
+class Lifecycle:
+    """Starts queued jobs within capacity and sees each one to its end."""
+
+    def __init__(
+        self,
+        store: SqlAlchemyStore,
+        pipeline: PipelineSettings,
+        queue: JobQueue,
+        admission: Admission,
+        metrics: ServiceMetrics,
+        *,
+        capacity: int,
+        outage_seconds: float,
+        callbacks: ActorHandle[Any],
+        on_finished: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._pipeline = pipeline
+        self._queue = queue
+        self._admission = admission
+        self._metrics = metrics
+        self._capacity = capacity
+        self._outage_seconds = outage_seconds
+        self._callbacks = callbacks
+        self._on_finished = on_finished
+        self._running: dict[str, RunningJob] = {}
+        self._versions = VersionClaims(store)
+
+    # ------------------------------------------------------------------ the queue's end
+
+    async def start_queued(self) -> None:
+        """Start queued jobs while capacity and the tenants' limits allow."""
+        while len(self._running) < self._capacity and (popped := self._queue.pop(self._at_limit)):
+            await self._start(popped.job_id, popped.tenant_id)
+
+    def tracks(self, job_id: str) -> bool:
+        return job_id in self._running
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def queue_status(self, job_id: str) -> QueueStatus | None:
+        """Where a queued job stands and why it waits; None if it is not queued."""
+        if job_id not in self._queue:
+            return None
+        tenant_id = self._queue.tenant_of(job_id)
+        ahead, higher = self._queue.ahead_of(job_id)
+        reason = self._admission.waiting_reason(
+            tenant_id, self._running_of(tenant_id), ahead, higher, len(self._running)
+        )
+        return QueueStatus(position=ahead + 1, waiting_reason=reason)
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued job at once, or a running one and its Ray tasks.
+
+        Raises:
+            JobNotFound, IllegalTransition (the job has finished).
+        """
+        job = await self._store.transition(
+            job_id, JobEvent.CANCEL, logs=[service_log(job_id, "cancelled on request")]
+        )
+        if self._queue.remove(job_id):
+            self._metrics.job_finished(JobStatus.CANCELLED)
+        running = self._running.get(job_id)
+        if running is not None and not running.cancelled:
+            running.cancelled = True  # a job still starting sees this and is never launched
+            if running.run is not None:
+                running.run.cancel()
+                watchdog = asyncio.get_running_loop().create_task(self._force_cancel(job_id))
+                running.tasks += (watchdog,)
+        return job
+
+    async def cancel_queued(self, tenant_id: str) -> list[str]:
+        """Cancel every queued job of a tenant at once (one transaction); their ids."""
+        message = "cancelled on request, with the tenant's other queued jobs"
+        jobs = await self._store.cancel_queued(tenant_id, lambda j: service_log(j, message))
+        for job in jobs:
+            if self._queue.remove(job.job_id):
+                self._metrics.job_finished(JobStatus.CANCELLED)
+        return [job.job_id for job in jobs]
+
+    async def _force_cancel(self, job_id: str) -> None:
+        """Kill the worker of a cancelled job whose task ignored the request (a cancel can
+        be lost when it races with the task's start), so its slot and CPU come back."""
+        await asyncio.sleep(CANCEL_GRACE_SECONDS)
+        running = self._running.get(job_id)
+        if running is not None and running.run is not None:
+            logger.warning(
+                "job %s did not stop within %ss; killing its task", job_id, CANCEL_GRACE_SECONDS
+            )
+            running.run.cancel(force=True)
+
+    # ------------------------------------------------------------------ calls from stages
+
+    async def record_trial(self, job_id: str, trial: TrialReport, progress: SearchProgress) -> None:
+        self._metrics.trial_finished(trial.state)
+        running = self._running.get(job_id)
+        if running is not None and running.search is not None:
+            await running.search.record(trial, progress)
+
+    async def record_live_metrics(self, job_id: str, scores: dict[str, float]) -> None:
+        running = self._running.get(job_id)
+        if running is not None and running.recorder is not None and not running.cancelled:
+            await running.recorder.record_live(scores)
+
+    async def claim_version(
+        self, job_id: str, tenant_id: str, model_name: str, now: datetime
+    ) -> str:
+        """The version the job's register stage saves its model as (see ``VersionClaims``),
+        waiting out a database outage as the job's own writes do."""
+        return await self._durably(self._versions.claim, job_id, tenant_id, model_name, now)
+
+    # ------------------------------------------------------------------ one job
+
+    async def _start(self, job_id: str, tenant_id: str) -> None:
+        running = self._running[job_id] = RunningJob(tenant_id)
+        try:
+            job = await self._store.transition(
+                job_id, JobEvent.START, logs=[service_log(job_id, "started", node=_node_id())]
+            )
+        except IllegalTransition:  # cancelled while it waited to start
+            self._end(job_id)
+            return
+        except BaseException:
+            self._end(job_id)
+            raise
+        if running.cancelled:  # cancelled while it was being started: never launch it
+            self._end(job_id, JobStatus.CANCELLED)
+            return
+        if job.started_at is not None:
+            self._metrics.job_started((job.started_at - job.created_at).total_seconds())
+        context = JobContext(
+            job_id=job.job_id,
+            tenant_id=job.tenant_id,
+            model_type=job.model_type,
+            model_name=job.model_name,
+            config=TrainingConfig.model_validate(job.config),
+        )
+        recorder = running.recorder = StageRecorder(self._store, job)
+        if context.config.enable_hpo:
+            running.search = SearchRecorder(self._store, job)
+        run = running.run = launch(context, self._pipeline, self._callbacks)
+        follower = asyncio.get_running_loop().create_task(self._follow(job, running, run, recorder))
+        running.tasks += (follower,)
+
+    async def _follow(
+        self, job: JobRecord, running: RunningJob, run: PipelineRun, recorder: StageRecorder
+    ) -> None:
+        """Record each stage as it finishes, then complete or fail the job."""
+        outcome = JobStatus.FAILED
+        try:
+            for report_ref in run.reports:
+                report = await report_ref
+                if running.cancelled:
+                    run.cancel()  # the stage that started after the cancel request
+                    continue
+                self._metrics.stage_finished(report.stage, report.seconds)
+                await self._durably(recorder.record, report)
+            saved: SavedModel = await run.outputs[-1]
+            await self._complete(job, saved, recorder.metrics)
+            outcome = JobStatus.COMPLETED
+        except (RayError, TrainingError) as exc:
+            if not running.cancelled:
+                await self._fail(job, exc)
+        except Exception as exc:
+            logger.exception("following job %s failed", job.job_id)
+            await self._fail(job, exc)
+        finally:
+            self._end(job.job_id, JobStatus.CANCELLED if running.cancelled else outcome)
+
+    def _end(self, job_id: str, outcome: JobStatus | None = None) -> None:
+        """Forget a job that left the queue: its slot, its version claim, its tasks."""
+        del self._running[job_id]
+        self._versions.release(job_id)
+        if outcome is not None:
+            self._metrics.job_finished(outcome)
+            self._on_finished()
+
+    async def _complete(self, job: JobRecord, saved: SavedModel, metrics: dict[str, Any]) -> None:
+        model = NewModel(
+            tenant_id=job.tenant_id,
+            model_name=job.model_name,
+            model_type=job.model_type,
+            version=saved.version,
+            feature_set=job.feature_set,
+            artifact_uri=saved.artifact_uri,
+            metrics=saved.metrics,
+            params=saved.params,
+            features=saved.features,
+            promote=TrainingConfig.model_validate(job.config).promote_champion,
+            feature_importance=saved.feature_importance,
+        )
+        try:
+            await self._durably(
+                self._store.transition,
+                job.job_id,
+                JobEvent.COMPLETE,
+                metrics=metrics,
+                model=model,
+                logs=[service_log(job.job_id, f"completed; registered model {model.model_id}")],
+            )
+        except IllegalTransition:
+            current = await self._durably(self._store.get_job, job.job_id)
+            if current.model_id != model.model_id:  # not a retried commit: nobody owns it
+                Location(saved.artifact_uri).delete_dir()
+
+    async def _fail(self, job: JobRecord, exc: BaseException) -> None:
+        stage_attempts = self._pipeline.stage_max_retries + 1
+        message, lines = describe_failure(job.job_id, exc, stage_attempts)
+        with contextlib.suppress(IllegalTransition):
+            await self._durably(
+                self._store.transition,
+                job.job_id,
+                JobEvent.FAIL,
+                error_message=message,
+                logs=lines,
+            )
+
+    def _running_of(self, tenant_id: str) -> int:
+        return sum(1 for r in self._running.values() if r.tenant_id == tenant_id)
+
+    def _at_limit(self, tenant_id: str) -> bool:
+        return not self._admission.may_start(tenant_id, self._running_of(tenant_id))
+
+    async def _durably(
+        self, write: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A write of the job's outcome, retried while the database is unreachable."""
+        return await durably(self._outage_seconds, write, *args, **kwargs)
+
+
+def _node_id() -> str:
+    return ray.get_runtime_context().get_node_id()

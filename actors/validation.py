@@ -1,0 +1,41 @@
+"""Whether a job could ever run here: its feature set, target, backtest and CPUs."""
+
+from __future__ import annotations
+
+from domain.errors import InvalidRequest
+from pipeline.backtest import check_fits as check_backtest_fits
+from pipeline.config import TrainingConfig
+from pipeline.feature_store import FeatureStore
+
+
+class JobValidator:
+    """Checks a job's config against the feature store and the cluster's size. It reads
+    the feature store (a file system, or S3): call it off the actor's event loop."""
+
+    def __init__(self, features: FeatureStore, cluster_cpus: int) -> None:
+        self._features = features
+        self._cluster_cpus = cluster_cpus
+
+    def check(self, tenant_id: str, config: TrainingConfig) -> None:
+        """Raises: InvalidRequest naming the ``config.*`` field at fault."""
+        features = self._features.for_tenant(tenant_id)
+        if not features.exists(config.feature_set):
+            known = [s.name for s in features.list()]
+            raise InvalidRequest(
+                "config.feature_set", f"unknown feature set {config.feature_set!r}; known: {known}"
+            )
+        schema = features.schema(config.feature_set)
+        if config.target_variable != schema.target_column:
+            raise InvalidRequest(
+                "config.target_variable",
+                f"feature set {schema.name!r} has target {schema.target_column!r}, "
+                f"not {config.target_variable!r}",
+            )
+        if config.backtest is not None:
+            check_backtest_fits(config, schema, features.step_seconds(config.feature_set))
+        if not config.enable_hpo and config.train_cpus > self._cluster_cpus:
+            raise InvalidRequest(
+                "config.n_workers",
+                f"n_workers={config.n_workers} exceeds the cluster's {self._cluster_cpus} CPUs; "
+                "the job could never run",
+            )
