@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
 from db.models import Experiment, ExperimentMetric, ExperimentParam
+from db.paging import paginate
 from db.records import (
     ExperimentFilters,
     ExperimentOrder,
@@ -88,8 +89,8 @@ class ExperimentCatalog:
         page_size: int,
     ) -> Page[ExperimentRecord]:
         """One page (1-based) of matching experiments with final metrics and the match count."""
-        conditions = _conditions(filters)
-        query = select(Experiment).where(*conditions)
+        matching = select(Experiment).where(*_conditions(filters))
+        query = matching
         if order.metric is not None:
             finals = final_values(order.metric).subquery()
             value = finals.c.value
@@ -100,13 +101,10 @@ class ExperimentCatalog:
         created = Experiment.created_at
         query = query.order_by(created.desc() if order.descending else created.asc())
         query = query.order_by(Experiment.experiment_id)
-        query = query.offset((page - 1) * page_size).limit(page_size)
-        count = select(func.count()).select_from(Experiment).where(*conditions)
         async with self._database.transaction() as session:
-            rows = (await session.scalars(query)).all()
-            total = (await session.execute(count)).scalar_one()
-            records = await _records(session, rows, with_params=False)
-        return Page(records, total, page, page_size)
+            found = await paginate(session, query, page, page_size, matching=matching)
+            records = await _records(session, found.items, with_params=False)
+        return found.with_items(records)
 
     async def of_job(self, job_id: str) -> list[ExperimentRecord]:
         """A job's experiments with parameters and final metrics, oldest first."""

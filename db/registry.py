@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
 from db.models import ModelAlias, RegisteredModel
+from db.paging import paginate
 from db.records import ModelFilters, ModelRecord, NewModel, Page
 from domain.clock import utcnow
 from domain.errors import AliasNotFound, ModelNotFound
@@ -36,14 +37,10 @@ class ModelRegistry:
             select(RegisteredModel)
             .where(*conditions)
             .order_by(RegisteredModel.created_at.desc(), RegisteredModel.model_id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
         )
-        count = select(func.count()).select_from(RegisteredModel).where(*conditions)
         async with self._database.transaction() as session:
-            rows = (await session.scalars(query)).all()
-            total = (await session.execute(count)).scalar_one()
-            return Page(await _with_aliases(session, rows), total, page, page_size)
+            found = await paginate(session, query, page, page_size)
+            return found.with_items(await _with_aliases(session, found.items))
 
     async def get(self, model_id: str) -> ModelRecord:
         """Raises: ModelNotFound: no model has that id."""

@@ -27,6 +27,7 @@ from db.models import (
     TrainingJob,
     TrainingLog,
 )
+from db.paging import paginate
 from db.records import (
     ExperimentRecord,
     IdempotencyClaim,
@@ -310,14 +311,10 @@ class SqlAlchemyStore(TrainingStore):
             select(TrainingJob)
             .where(*conditions)
             .order_by(TrainingJob.created_at.desc(), TrainingJob.job_id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
         )
-        count = select(func.count()).select_from(TrainingJob).where(*conditions)
         async with self._transaction() as session:
-            rows = (await session.scalars(query)).all()
-            total = (await session.execute(count)).scalar_one()
-        return Page([_job(r) for r in rows], total, page, page_size)
+            found = await paginate(session, query, page, page_size)
+        return found.with_items([_job(r) for r in found.items])
 
     async def jobs_in_status(self, *statuses: JobStatus) -> list[JobRecord]:
         query = (
