@@ -35,6 +35,8 @@ from actors.scheduler import ScheduledFire, Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.submission import JobSubmission
 from actors.versions import VersionClaims
+from db.database import Database
+from db.jobs import JobStore
 from db.records import (
     IdempotencyClaim,
     JobFilters,
@@ -49,7 +51,6 @@ from db.records import (
 from db.registry import ModelRegistry
 from db.retention import purge
 from db.schedules import NewSchedule, ScheduleRecord, ScheduleStore
-from db.store import SqlAlchemyStore
 from domain.clock import utcnow
 from domain.errors import (
     Conflict,
@@ -120,9 +121,10 @@ class JobOrchestrator:
         settings: OrchestratorSettings,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._store = SqlAlchemyStore.from_url(database_url)
-        self._registry = ModelRegistry(self._store.database)
-        self._schedules = ScheduleStore(self._store.database)
+        database = Database.from_url(database_url)
+        self._store = JobStore(database)
+        self._registry = ModelRegistry(database)
+        self._schedules = ScheduleStore(database)
         self._scheduler = Scheduler(self._schedules, self._submit_scheduled)
         self._clock = clock
         self._pipeline = pipeline
@@ -139,7 +141,7 @@ class JobOrchestrator:
         self._running: dict[str, _RunningJob] = {}
         self._cancel_before_launch: set[str] = set()
         self._searches: dict[str, SearchRecorder] = {}
-        self._versions = VersionClaims(self._store)
+        self._versions = VersionClaims(self._registry)
         self._self = ray.get_runtime_context().current_actor
         self._wakeup = asyncio.Event()
         self._recovered = asyncio.Event()

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db.experiments import ExperimentCatalog
+from db.jobs import JobStore
 from db.records import ExperimentFilters, ExperimentOrder, MetricPoint
-from db.store import SqlAlchemyStore
 from domain.errors import ExperimentNotFound
 from domain.events import JobEvent
 from domain.jobs import ExperimentStatus
@@ -16,7 +16,7 @@ from tests.db.factories import new_job
 
 
 async def experiment(
-    store: SqlAlchemyStore, mae: float | None, tenant: str = "tenant-a", model: str = "load"
+    store: JobStore, mae: float | None, tenant: str = "tenant-a", model: str = "load"
 ) -> str:
     job = await store.create_job(new_job(tenant_id=tenant, model_name=model))
     await store.transition(job.job_id, JobEvent.START)
@@ -29,12 +29,12 @@ async def experiment(
 
 
 @pytest.fixture
-def catalog(store: SqlAlchemyStore) -> ExperimentCatalog:
+def catalog(store: JobStore) -> ExperimentCatalog:
     return ExperimentCatalog(store.database)
 
 
 async def test_sorts_by_a_final_metric_with_missing_values_last(
-    store: SqlAlchemyStore, catalog: ExperimentCatalog
+    store: JobStore, catalog: ExperimentCatalog
 ) -> None:
     ids = {mae: await experiment(store, mae) for mae in (2.0, 1.0, 3.0)}
     no_mae = await experiment(store, None)
@@ -45,7 +45,7 @@ async def test_sorts_by_a_final_metric_with_missing_values_last(
     assert descending.items[0].metrics == {"mae": 3.0, "validation_l1": 6.0}
 
 
-async def test_filters_and_paginates(store: SqlAlchemyStore, catalog: ExperimentCatalog) -> None:
+async def test_filters_and_paginates(store: JobStore, catalog: ExperimentCatalog) -> None:
     mine = [await experiment(store, 1.0, tenant="tenant-a") for _ in range(3)]
     theirs = await experiment(store, 1.0, tenant="tenant-b", model="other")
     page = await catalog.search(ExperimentFilters(tenant_id="tenant-a"), ExperimentOrder(), 1, 2)
@@ -64,7 +64,7 @@ async def test_filters_and_paginates(store: SqlAlchemyStore, catalog: Experiment
 
 
 async def test_get_decodes_params_and_reads_series(
-    store: SqlAlchemyStore, catalog: ExperimentCatalog
+    store: JobStore, catalog: ExperimentCatalog
 ) -> None:
     experiment_id = await experiment(store, 1.25)
     record = await catalog.get(experiment_id)
@@ -74,7 +74,7 @@ async def test_get_decodes_params_and_reads_series(
     assert [(p.step, p.value) for p in series[experiment_id]] == [(2, 7.0), (3, 6.0)]
 
 
-async def test_unknown_ids_are_named(store: SqlAlchemyStore, catalog: ExperimentCatalog) -> None:
+async def test_unknown_ids_are_named(store: JobStore, catalog: ExperimentCatalog) -> None:
     known = await experiment(store, 1.0)
     with pytest.raises(ExperimentNotFound, match="nope"):
         await catalog.get_many([known, "nope"])
