@@ -11,10 +11,10 @@ after its node died writes to the same version again.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
-from pipeline.register import VERSION_FORMAT
+from domain.versions import first_free_version
 
 
 class RegisteredVersions(Protocol):
@@ -38,10 +38,7 @@ class VersionClaims:
                 return self._held[job_id][2]
             taken = await self._registry.versions(tenant_id, model_name)
             taken |= {v for t, m, v in self._held.values() if (t, m) == (tenant_id, model_name)}
-            moment = now.replace(microsecond=0)
-            while moment.strftime(VERSION_FORMAT) in taken:
-                moment += timedelta(seconds=1)
-            version = moment.strftime(VERSION_FORMAT)
+            version = first_free_version(now, lambda v: v not in taken)
             self._held[job_id] = (tenant_id, model_name, version)
             return version
 
