@@ -1,4 +1,5 @@
-"""Experiment queries on both backends: filters, metric sorting, final values, series."""
+"""Experiments on both backends: writing them and their metrics; queries with filters,
+metric sorting, final values and series."""
 
 from __future__ import annotations
 
@@ -78,3 +79,28 @@ async def test_unknown_ids_are_named(store: JobStore, catalog: ExperimentCatalog
     known = await experiment(store, 1.0)
     with pytest.raises(ExperimentNotFound, match="nope"):
         await catalog.get_many([known, "nope"])
+
+
+async def test_metric_history_is_ordered_by_step(
+    store: JobStore, catalog: ExperimentCatalog
+) -> None:
+    job = await store.create_job(new_job())
+    experiment_id = await store.create_experiment(job.job_id, "train")
+    await store.log_metrics(
+        experiment_id,
+        [MetricPoint("l1", 3.0, 2), MetricPoint("l1", 5.0, 0), MetricPoint("l1", 4.0, 1)],
+    )
+    await store.log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
+    history = await catalog.metric_history(experiment_id, "l1")
+    assert [(p.step, p.value) for p in history] == [(0, 5.0), (1, 4.0), (2, 3.0)]
+
+
+async def test_experiment_created_with_its_first_metrics(
+    store: JobStore, catalog: ExperimentCatalog
+) -> None:
+    job = await store.create_job(new_job())
+    experiment_id = await store.create_experiment(
+        job.job_id, "train", {"lr": 0.1}, [MetricPoint("l1", 2.0, 1), MetricPoint("l1", 1.0, 2)]
+    )
+    history = await catalog.metric_history(experiment_id, "l1")
+    assert [p.value for p in history] == [2.0, 1.0]

@@ -1,4 +1,6 @@
-"""The storage contract, run against every backend (SQLite and the real PostgreSQL)."""
+"""The job store on every backend (SQLite and the real PostgreSQL): jobs and their
+transitions, and what a change writes with it in the same transaction (its log lines,
+its experiments closed, its model)."""
 
 from __future__ import annotations
 
@@ -6,41 +8,16 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
-from db.migrate import upgrade
-from db.records import JobFilters, MetricPoint, NewLog
+from db.records import JobFilters, NewLog
 from db.registry import ModelRegistry
 from domain.errors import IllegalTransition, JobNotFound, ModelNotFound
 from domain.events import JobEvent
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
-from tests.db.factories import append_logs, new_job, new_model
-
-
-async def test_migration_creates_tables_and_views(store: JobStore) -> None:
-    async with store.database.engine.connect() as conn:
-        names = await conn.run_sync(
-            lambda c: (inspect(c).get_table_names(), inspect(c).get_view_names())
-        )
-    tables, views = names
-    assert {
-        "ai_training_jobs",
-        "ai_experiments",
-        "ai_experiment_metrics",
-        "ai_experiment_params",
-        "ai_training_logs",
-        "ai_models",
-    } <= set(tables)
-    assert {"active_training_jobs", "experiment_summary"} <= set(views)
-
-
-async def test_migration_is_idempotent(store: JobStore) -> None:
-    job = await store.create_job(new_job())
-    await upgrade(store.database.engine)
-    assert (await store.get_job(job.job_id)).job_id == job.job_id
+from tests.db.factories import new_job, new_model
 
 
 async def test_created_job_is_queued_and_readable(store: JobStore) -> None:
@@ -179,45 +156,6 @@ async def test_progress_outside_unit_interval_is_rejected(store: JobStore) -> No
         await store.update_progress(job.job_id, 1.5, "train")
 
 
-async def test_logs_tail_in_order(store: JobStore) -> None:
-    job = await store.create_job(new_job())
-    now = datetime.now(UTC)
-    await append_logs(
-        store.database,
-        [NewLog(job.job_id, LogLevel.INFO, f"line {i}", now, stage="train") for i in range(10)],
-    )
-    tail = await store.tail_logs(job.job_id, 3)
-    assert [line.message for line in tail] == ["line 7", "line 8", "line 9"]
-    assert tail[0].level is LogLevel.INFO
-    assert tail[0].stage == "train"
-
-
-async def test_parameter_names_are_unique_per_experiment(store: JobStore) -> None:
-    job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(job.job_id, "train", {"a": 1})
-    async with store.database.engine.begin() as conn:
-        with pytest.raises(IntegrityError):
-            await conn.execute(
-                text(
-                    "INSERT INTO ai_experiment_params (experiment_id, name, value, value_type) "
-                    "VALUES (:e, 'a', '2', 'int')"
-                ),
-                {"e": experiment_id},
-            )
-
-
-async def test_metric_history_is_ordered_by_step(store: JobStore) -> None:
-    job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(job.job_id, "train")
-    await store.log_metrics(
-        experiment_id,
-        [MetricPoint("l1", 3.0, 2), MetricPoint("l1", 5.0, 0), MetricPoint("l1", 4.0, 1)],
-    )
-    await store.log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
-    history = await ExperimentCatalog(store.database).metric_history(experiment_id, "l1")
-    assert [(p.step, p.value) for p in history] == [(0, 5.0), (1, 4.0), (2, 3.0)]
-
-
 async def test_count_by_status_and_active_view(store: JobStore) -> None:
     a = await store.create_job(new_job())
     await store.create_job(new_job())
@@ -231,16 +169,6 @@ async def test_count_by_status_and_active_view(store: JobStore) -> None:
             await conn.execute(text("SELECT COUNT(*) FROM active_training_jobs"))
         ).scalar_one()
     assert active == 2
-
-
-async def test_check_constraints_reject_bad_status(store: JobStore) -> None:
-    job = await store.create_job(new_job())
-    async with store.database.engine.begin() as conn:
-        with pytest.raises(IntegrityError):
-            await conn.execute(
-                text("UPDATE ai_training_jobs SET status = 'exploded' WHERE job_id = :j"),
-                {"j": job.job_id},
-            )
 
 
 async def test_typical_duration_averages_completed_jobs(store: JobStore) -> None:
@@ -278,15 +206,6 @@ async def test_create_job_and_progress_carry_their_log_lines(store: JobStore) ->
     assert (await store.get_job(job.job_id)).progress == 0.2
     messages = [entry.message for entry in await store.tail_logs(job.job_id, 10)]
     assert messages == ["queued", "loaded", "late line"]
-
-
-async def test_experiment_created_with_its_first_metrics(store: JobStore) -> None:
-    job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(
-        job.job_id, "train", {"lr": 0.1}, [MetricPoint("l1", 2.0, 1), MetricPoint("l1", 1.0, 2)]
-    )
-    history = await ExperimentCatalog(store.database).metric_history(experiment_id, "l1")
-    assert [p.value for p in history] == [2.0, 1.0]
 
 
 async def test_racing_transitions_never_lose_an_update(store: JobStore) -> None:
