@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from actors.queue import JobQueue
 from actors.recorder import service_log
 from actors.settings import OrchestratorSettings
+from db.jobs import JobStore
 from db.records import JobRecord, PurgeReport
 from db.retention import purge
-from db.store import SqlAlchemyStore
 from domain.errors import IllegalTransition
 from domain.events import JobEvent
 from domain.jobs import JobStatus, LogLevel
@@ -25,7 +25,7 @@ class Housekeeping:
 
     def __init__(
         self,
-        store: SqlAlchemyStore,
+        store: JobStore,
         queue: JobQueue,
         settings: OrchestratorSettings,
         *,

@@ -19,8 +19,8 @@ from actors.recorder import service_log
 from actors.scheduler import ScheduledFire
 from actors.submission import JobSubmission
 from actors.validation import JobValidator
+from db.jobs import JobStore
 from db.records import IdempotencyClaim, JobRecord, NewJob
-from db.store import SqlAlchemyStore
 from domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest
 from domain.events import can_retry
 from pipeline.config import TrainingConfig
@@ -31,7 +31,7 @@ class Intake:
 
     def __init__(
         self,
-        store: SqlAlchemyStore,
+        store: JobStore,
         validator: JobValidator,
         admission: Admission,
         queue: JobQueue,

@@ -27,8 +27,8 @@ from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
 from actors.recorder import SearchRecorder, StageRecorder, service_log
 from actors.versions import VersionClaims
+from db.jobs import JobStore
 from db.records import JobRecord, NewModel
-from db.store import SqlAlchemyStore
 from domain.errors import IllegalTransition, TrainingError
 from domain.events import JobEvent
 from domain.jobs import JobStatus
@@ -73,7 +73,7 @@ class Lifecycle:
 
     def __init__(
         self,
-        store: SqlAlchemyStore,
+        store: JobStore,
         pipeline: PipelineSettings,
         queue: JobQueue,
         admission: Admission,
@@ -81,6 +81,7 @@ class Lifecycle:
         *,
         capacity: int,
         outage_seconds: float,
+        versions: VersionClaims,
         callbacks: ActorHandle[Any],
         on_finished: Callable[[], None],
     ) -> None:
@@ -94,7 +95,7 @@ class Lifecycle:
         self._callbacks = callbacks
         self._on_finished = on_finished
         self._running: dict[str, RunningJob] = {}
-        self._versions = VersionClaims(store)
+        self._versions = versions
 
     # ------------------------------------------------------------------ the queue's end
 

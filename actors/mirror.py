@@ -21,10 +21,11 @@ from ray.actor import ActorHandle
 
 from actors.mlflow_writer import MlflowWriter, Unmirrorable, is_refusal
 from actors.settings import NAMESPACE, MlflowSettings, OrchestratorSettings
+from db.database import Database
 from db.experiments import ExperimentCatalog
+from db.jobs import JobStore
 from db.mirror import AliasChange, MirrorKind, MirrorLedger
 from db.registry import ModelRegistry
-from db.store import SqlAlchemyStore
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +42,11 @@ class MlflowMirror:
         assert settings.tracking_uri is not None
         os.nice(MIRROR_NICENESS)  # background work: training gets the CPUs first
         self._settings = settings
-        self._store = SqlAlchemyStore.from_url(database_url)
-        self._ledger = MirrorLedger(self._store.database)
-        self._catalog = ExperimentCatalog(self._store.database)
-        self._registry = ModelRegistry(self._store.database)
+        database = Database.from_url(database_url)
+        self._store = JobStore(database)
+        self._ledger = MirrorLedger(database)
+        self._catalog = ExperimentCatalog(database)
+        self._registry = ModelRegistry(database)
         self._writer = MlflowWriter(settings.tracking_uri, settings.experiment_prefix)
         self._pass = asyncio.Lock()
         self._reachable = True

@@ -31,10 +31,12 @@ from actors.scheduler import ScheduledFire, Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.submission import JobSubmission
 from actors.validation import JobValidator
+from actors.versions import VersionClaims
+from db.database import Database
+from db.jobs import JobStore
 from db.records import JobFilters, JobRecord, LogRecord, ModelRecord, Page, PurgeReport
 from db.registry import ModelRegistry
 from db.schedules import NewSchedule, ScheduleRecord, ScheduleStore
-from db.store import SqlAlchemyStore
 from domain.clock import utcnow
 from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
@@ -71,9 +73,10 @@ class JobOrchestrator:
         settings: OrchestratorSettings,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._store = SqlAlchemyStore.from_url(database_url)
-        self._registry = ModelRegistry(self._store.database)
-        self._schedules = ScheduleStore(self._store.database)
+        database = Database.from_url(database_url)
+        self._store = JobStore(database)
+        self._registry = ModelRegistry(database)
+        self._schedules = ScheduleStore(database)
         self._settings = settings
         self._clock = clock
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
@@ -100,6 +103,7 @@ class JobOrchestrator:
             self._metrics,
             capacity=self._capacity,
             outage_seconds=settings.database_outage_seconds,
+            versions=VersionClaims(self._registry),
             callbacks=ray.get_runtime_context().current_actor,
             on_finished=self._wakeup.set,
         )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from db.records import JobRecord, MetricPoint, NewExperiment, NewLog
-from db.store import TrainingStore
+from db.records import ExperimentRecord, JobRecord, MetricPoint, NewExperiment, NewLog
 from domain.jobs import ExperimentStatus, LogLevel
 from pipeline.graph import LogLine, StageReport
 from pipeline.hpo import SearchProgress, TrialReport
@@ -16,6 +16,36 @@ TRAIN_STAGE = "train"
 BACKTEST_STAGE = "backtest"
 #: Backtest windows are experiments named ``backtest window <n>``.
 BACKTEST_PREFIX = "backtest window "
+
+
+class RunStore(Protocol):
+    """What the recorders write a running job's reports to (``db.jobs.JobStore``)."""
+
+    async def update_progress(
+        self,
+        job_id: str,
+        progress: float,
+        stage: str,
+        metrics: Mapping[str, Any] | None = None,
+        logs: Sequence[NewLog] = (),
+    ) -> bool: ...
+
+    async def create_experiment(
+        self,
+        job_id: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Sequence[MetricPoint] = (),
+        status: ExperimentStatus = ExperimentStatus.RUNNING,
+    ) -> str: ...
+
+    async def create_experiments(
+        self, job_id: str, experiments: Sequence[NewExperiment]
+    ) -> list[str]: ...
+
+    async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None: ...
+
+    async def experiments_of_job(self, job_id: str) -> list[ExperimentRecord]: ...
 
 
 def to_new_log(job_id: str, line: LogLine) -> NewLog:
@@ -30,7 +60,7 @@ def service_log(job_id: str, message: str, level: LogLevel = LogLevel.INFO, **ex
 class StageRecorder:
     """Writes one job's stage reports to the store, one batch per stage."""
 
-    def __init__(self, store: TrainingStore, job: JobRecord) -> None:
+    def __init__(self, store: RunStore, job: JobRecord) -> None:
         self._store = store
         self._job = job
         self._experiment_id: str | None = None
@@ -151,7 +181,7 @@ class SearchRecorder:
     and the CPUs it shares with the trials, less. ``record`` returns once its trial is
     written."""
 
-    def __init__(self, store: TrainingStore, job: JobRecord) -> None:
+    def __init__(self, store: RunStore, job: JobRecord) -> None:
         self._store = store
         self._job = job
         self._lock = asyncio.Lock()

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Protocol
 
-from db.store import TrainingStore
-from domain.errors import ModelNotFound
-from domain.names import model_id
-from domain.versions import versions_from
+from domain.versions import first_free_version
+
+
+class RegisteredVersions(Protocol):
+    """Where registered versions are looked up (``db.registry.ModelRegistry``)."""
+
+    async def versions(self, tenant_id: str, model_name: str) -> set[str]: ...
 
 
 class VersionClaims:
     """The versions running jobs hold, by job."""
 
-    def __init__(self, store: TrainingStore) -> None:
-        self._store = store
+    def __init__(self, registry: RegisteredVersions) -> None:
+        self._registry = registry
         self._held: dict[str, tuple[str, str, str]] = {}  # job -> (tenant, model, version)
         self._lock = asyncio.Lock()
 
@@ -32,21 +36,12 @@ class VersionClaims:
         async with self._lock:
             if job_id in self._held:
                 return self._held[job_id][2]
-            held = set(self._held.values())
-            for version in versions_from(now):
-                key = (tenant_id, model_name, version)
-                if key not in held and not await self._registered(*key):
-                    self._held[job_id] = key
-                    return version
-            raise AssertionError("versions_from never ends")
+            taken = await self._registry.versions(tenant_id, model_name)
+            taken |= {v for t, m, v in self._held.values() if (t, m) == (tenant_id, model_name)}
+            version = first_free_version(now, lambda v: v not in taken)
+            self._held[job_id] = (tenant_id, model_name, version)
+            return version
 
     def release(self, job_id: str) -> None:
         """The job ended: its version is registered or was never used."""
         self._held.pop(job_id, None)
-
-    async def _registered(self, tenant_id: str, model_name: str, version: str) -> bool:
-        try:
-            await self._store.get_model(model_id(tenant_id, model_name, version))
-        except ModelNotFound:
-            return False
-        return True

@@ -30,9 +30,11 @@ import httpx
 from actors.settings import OrchestratorSettings
 from bench.api_load import admin_key
 from bench.workload import job_body
+from db.database import Database
+from db.jobs import JobStore
 from db.records import JobFilters, JobRecord
+from db.registry import ModelRegistry
 from db.settings import DatabaseSettings
-from db.store import SqlAlchemyStore
 from domain.jobs import JobStatus
 from pipeline.settings import PipelineSettings
 from serve_app.service import ServiceConfig, connect, prepare_storage, start, stop
@@ -91,7 +93,8 @@ async def submit_burst(api_url: str, key: str, jobs: int, clients: int) -> Burst
 
 
 async def audit(url: str, burst: Burst, grace: float) -> dict[str, int]:
-    store = SqlAlchemyStore.from_url(url)
+    database = Database.from_url(url)
+    store, registry = JobStore(database), ModelRegistry(database)
     try:
         stored: list[JobRecord] = []
         page = 1
@@ -103,7 +106,7 @@ async def audit(url: str, burst: Burst, grace: float) -> dict[str, int]:
             lines = await store.tail_logs(job.job_id, 1000)
             starts = sum(1 for line in lines if line.message == "started")
             endings = sum(1 for line in lines if line.message.startswith(ENDINGS))
-            models = await store.models_of_job(job.job_id)
+            models = await registry.of_job(job.job_id)
             if (job.status, job.attempts, starts, endings, len(models)) != (
                 JobStatus.COMPLETED,
                 1,
@@ -113,7 +116,7 @@ async def audit(url: str, burst: Burst, grace: float) -> dict[str, int]:
             ):
                 not_once += 1
     finally:
-        await store.close()
+        await database.close()
     return {
         "stored": len(stored),
         "missing": len(set(burst.accepted) - {j.job_id for j in stored}),

@@ -1,4 +1,5 @@
-"""Reading experiments: filtered and metric-sorted lists, one experiment, metric series.
+"""Experiments: writing them (in the transaction of the job they belong to) and reading
+them (filtered and metric-sorted lists, one experiment, metric series).
 
 An experiment's *final* value of a metric is its point with the highest step (the last
 logged one on a tie), so a validation curve's final value is its last round and a test
@@ -8,21 +9,26 @@ metric logged once is itself.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
-from db.models import Experiment, ExperimentMetric, ExperimentParam
+from db.models import Experiment, ExperimentMetric, ExperimentParam, TrainingJob
+from db.paging import paginate
 from db.records import (
     ExperimentFilters,
     ExperimentOrder,
     ExperimentRecord,
     MetricPoint,
+    NewExperiment,
     Page,
 )
+from domain.clock import utcnow
 from domain.errors import ExperimentNotFound
 from domain.jobs import ExperimentStatus
 
@@ -74,8 +80,85 @@ def final_values(name: str | None = None) -> Select[tuple[str, str, float]]:
     return select(inner.c.experiment_id, inner.c.name, inner.c.value).where(inner.c.rank == 1)
 
 
+async def add_experiments(
+    session: AsyncSession, job: TrainingJob, experiments: Sequence[NewExperiment]
+) -> list[str]:
+    """Open experiments for ``job`` with their parameters and first metric points, in
+    ``session``'s transaction; their ids, in order."""
+    ids = [str(uuid.uuid4()) for _ in experiments]
+    if not experiments:
+        return ids
+    now = utcnow()
+    rows = [
+        {
+            "experiment_id": experiment_id,
+            "job_id": job.job_id,
+            "tenant_id": job.tenant_id,
+            "model_name": job.model_name,
+            "name": new.name,
+            "status": new.status.value,
+            "created_at": now,
+            "completed_at": None if new.status is ExperimentStatus.RUNNING else now,
+        }
+        for experiment_id, new in zip(ids, experiments, strict=True)
+    ]
+    await session.execute(insert(Experiment), rows)
+    params = [
+        _param_row(experiment_id, name, value)
+        for experiment_id, new in zip(ids, experiments, strict=True)
+        for name, value in (new.params or {}).items()
+    ]
+    if params:
+        await session.execute(insert(ExperimentParam), params)
+    metrics = [
+        row
+        for experiment_id, new in zip(ids, experiments, strict=True)
+        for row in _metric_rows(experiment_id, new.metrics)
+    ]
+    if metrics:
+        await session.execute(insert(ExperimentMetric), metrics)
+    return ids
+
+
+async def add_metrics(
+    session: AsyncSession, experiment_id: str, points: Sequence[MetricPoint]
+) -> None:
+    """Append metric points to an experiment in one batch."""
+    if points:
+        await session.execute(insert(ExperimentMetric), _metric_rows(experiment_id, points))
+
+
+async def close_running(
+    session: AsyncSession, job_id: str, outcome: ExperimentStatus, at: datetime
+) -> list[str]:
+    """End the job's running experiments with ``outcome`` at ``at``; their ids, oldest first."""
+    running = (
+        await session.scalars(
+            select(Experiment)
+            .where(Experiment.job_id == job_id)
+            .where(Experiment.status == ExperimentStatus.RUNNING.value)
+            .order_by(Experiment.created_at)
+        )
+    ).all()
+    for experiment in running:
+        experiment.status = outcome.value
+        experiment.completed_at = at
+    return [experiment.experiment_id for experiment in running]
+
+
+async def experiments_of_job(session: AsyncSession, job_id: str) -> list[ExperimentRecord]:
+    """A job's experiments with parameters and final metrics, oldest first."""
+    query = (
+        select(Experiment)
+        .where(Experiment.job_id == job_id)
+        .order_by(Experiment.created_at, Experiment.experiment_id)
+    )
+    rows = (await session.scalars(query)).all()
+    return await _records(session, rows, with_params=True)
+
+
 class ExperimentCatalog:
-    """Read-only queries over experiments, their parameters and metrics."""
+    """Queries over experiments, their parameters and metrics."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -88,8 +171,8 @@ class ExperimentCatalog:
         page_size: int,
     ) -> Page[ExperimentRecord]:
         """One page (1-based) of matching experiments with final metrics and the match count."""
-        conditions = _conditions(filters)
-        query = select(Experiment).where(*conditions)
+        matching = select(Experiment).where(*_conditions(filters))
+        query = matching
         if order.metric is not None:
             finals = final_values(order.metric).subquery()
             value = finals.c.value
@@ -100,24 +183,15 @@ class ExperimentCatalog:
         created = Experiment.created_at
         query = query.order_by(created.desc() if order.descending else created.asc())
         query = query.order_by(Experiment.experiment_id)
-        query = query.offset((page - 1) * page_size).limit(page_size)
-        count = select(func.count()).select_from(Experiment).where(*conditions)
         async with self._database.transaction() as session:
-            rows = (await session.scalars(query)).all()
-            total = (await session.execute(count)).scalar_one()
-            records = await _records(session, rows, with_params=False)
-        return Page(records, total, page, page_size)
+            found = await paginate(session, query, page, page_size, matching=matching)
+            records = await _records(session, found.items, with_params=False)
+        return found.with_items(records)
 
     async def of_job(self, job_id: str) -> list[ExperimentRecord]:
         """A job's experiments with parameters and final metrics, oldest first."""
-        query = (
-            select(Experiment)
-            .where(Experiment.job_id == job_id)
-            .order_by(Experiment.created_at, Experiment.experiment_id)
-        )
         async with self._database.transaction() as session:
-            rows = (await session.scalars(query)).all()
-            return await _records(session, rows, with_params=True)
+            return await experiments_of_job(session, job_id)
 
     async def get_many(
         self, experiment_ids: Sequence[str], tenant_id: str | None = None
@@ -147,6 +221,10 @@ class ExperimentCatalog:
         """
         [record] = await self.get_many([experiment_id], tenant_id)
         return record
+
+    async def metric_history(self, experiment_id: str, name: str) -> list[MetricPoint]:
+        """One metric's points of one experiment, ordered by step."""
+        return (await self.series([experiment_id], name))[experiment_id]
 
     async def series(
         self,
@@ -228,3 +306,22 @@ def _record(
         params=dict(sorted(params.items())),
         metrics=dict(sorted(metrics.items())),
     )
+
+
+def _param_row(experiment_id: str, name: str, value: Any) -> dict[str, Any]:
+    text, value_type = encode_param(value)
+    return {"experiment_id": experiment_id, "name": name, "value": text, "value_type": value_type}
+
+
+def _metric_rows(experiment_id: str, points: Sequence[MetricPoint]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "experiment_id": experiment_id,
+            "name": p.name,
+            "value": p.value,
+            "step": p.step,
+            "recorded_at": now,
+        }
+        for p in points
+    ]

@@ -12,6 +12,7 @@ from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 from domain.names import model_id
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class Page(Generic[T]):
     total: int
     page: int
     page_size: int
+
+    def with_items(self, items: Sequence[U]) -> Page[U]:
+        """The same page holding other items (the records made of its rows)."""
+        return Page(items, self.total, self.page, self.page_size)
 
 
 @dataclass(frozen=True)

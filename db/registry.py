@@ -1,5 +1,7 @@
 """The model registry: registered versions, their aliases, and the champion promotion rule.
 
+A model is inserted by its job's completion (``add_model``, in that transaction).
+
 An alias (``champion``, ``staging``, ...) names one version of a tenant's model, as in
 MLflow 2.9+. A job registered with ``promote`` moves ``champion`` to its model only if the
 model's test MAE beats the current champion's (or there is no champion yet).
@@ -9,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
-from db.models import ModelAlias, RegisteredModel
+from db.models import Experiment, ModelAlias, RegisteredModel, TrainingJob
+from db.paging import paginate
 from db.records import ModelFilters, ModelRecord, NewModel, Page
 from domain.clock import utcnow
 from domain.errors import AliasNotFound, ModelNotFound
@@ -36,14 +39,10 @@ class ModelRegistry:
             select(RegisteredModel)
             .where(*conditions)
             .order_by(RegisteredModel.created_at.desc(), RegisteredModel.model_id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
         )
-        count = select(func.count()).select_from(RegisteredModel).where(*conditions)
         async with self._database.transaction() as session:
-            rows = (await session.scalars(query)).all()
-            total = (await session.execute(count)).scalar_one()
-            return Page(await _with_aliases(session, rows), total, page, page_size)
+            found = await paginate(session, query, page, page_size)
+            return found.with_items(await _with_aliases(session, found.items))
 
     async def get(self, model_id: str) -> ModelRecord:
         """Raises: ModelNotFound: no model has that id."""
@@ -53,6 +52,20 @@ class ModelRegistry:
                 raise ModelNotFound(model_id)
             [record] = await _with_aliases(session, [row])
             return record
+
+    async def of_job(self, job_id: str) -> list[ModelRecord]:
+        """The models a job registered (zero or one)."""
+        query = select(RegisteredModel).where(RegisteredModel.job_id == job_id)
+        async with self._database.transaction() as session:
+            return await _with_aliases(session, (await session.scalars(query)).all())
+
+    async def versions(self, tenant_id: str, model_name: str) -> set[str]:
+        """The versions of a model registered so far."""
+        query = select(RegisteredModel.version).where(
+            RegisteredModel.tenant_id == tenant_id, RegisteredModel.model_name == model_name
+        )
+        async with self._database.transaction() as session:
+            return set((await session.scalars(query)).all())
 
     async def resolve(self, tenant_id: str, model_name: str, alias: str) -> ModelRecord:
         """The version an alias points at.
@@ -97,6 +110,38 @@ class ModelRegistry:
             result = await session.execute(statement)
         if not getattr(result, "rowcount", 0):
             raise AliasNotFound(f"{tenant_id}/{model_name}", alias)
+
+
+async def add_model(
+    session: AsyncSession, job: TrainingJob, model: NewModel, experiment_id: str | None
+) -> None:
+    """Insert ``model`` as registered by ``job`` (when the job was last updated), from the
+    experiment ``experiment_id``, in ``session``'s transaction: the job's completion."""
+    session.add(
+        RegisteredModel(
+            model_id=model.model_id,
+            tenant_id=model.tenant_id,
+            model_name=model.model_name,
+            model_type=model.model_type.value,
+            version=model.version,
+            job_id=job.job_id,
+            experiment_id=experiment_id,
+            feature_set=model.feature_set,
+            artifact_uri=model.artifact_uri,
+            metrics=dict(model.metrics),
+            params=dict(model.params),
+            features=list(model.features),
+            feature_importance=(
+                dict(model.feature_importance) if model.feature_importance else None
+            ),
+            created_at=job.updated_at,
+        )
+    )
+    job.model_id = model.model_id
+    if experiment_id is not None:
+        experiment = await session.get(Experiment, experiment_id)
+        if experiment is not None:
+            experiment.model_id = model.model_id
 
 
 def should_promote(candidate: float | None, champion: float | None) -> bool:
@@ -176,10 +221,10 @@ async def _with_aliases(
         )
         for model_id, alias in (await session.execute(query)).all():
             aliases[model_id].append(alias)
-    return [model_record(r, aliases[r.model_id]) for r in rows]
+    return [_model_record(r, aliases[r.model_id]) for r in rows]
 
 
-def model_record(row: RegisteredModel, aliases: Sequence[str] = ()) -> ModelRecord:
+def _model_record(row: RegisteredModel, aliases: Sequence[str] = ()) -> ModelRecord:
     return ModelRecord(
         model_id=row.model_id,
         tenant_id=row.tenant_id,

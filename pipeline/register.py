@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from domain.jobs import ModelType
 from domain.names import model_id
-from domain.versions import versions_from
+from domain.versions import first_free_version
 from pipeline.backtest import BacktestResult
 from pipeline.blend import (
     Member,
@@ -254,7 +254,7 @@ def load_series_metrics(directory: Location) -> pd.DataFrame | None:
 def claim_directory(parent: Location, now: datetime) -> str:
     """The first second from ``now`` whose directory this call creates: for runs with no
     orchestrator to ask (see ``Location.create_dir_exclusive`` for object stores)."""
-    return next(v for v in versions_from(now) if (parent / v).create_dir_exclusive())
+    return first_free_version(now, lambda v: (parent / v).create_dir_exclusive())
 
 
 def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:

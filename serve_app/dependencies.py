@@ -12,10 +12,10 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.settings import NAMESPACE
 from db.experiments import ExperimentCatalog
+from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
-from db.store import TrainingStore
 from pipeline.feature_store import FeatureStore
 
 
@@ -23,7 +23,7 @@ from pipeline.feature_store import FeatureStore
 class Services:
     """Everything the app talks to; built once per replica."""
 
-    store: TrainingStore
+    store: JobStore
     experiments: ExperimentCatalog
     registry: ModelRegistry
     features: FeatureStore

@@ -13,10 +13,10 @@ from ray.serve.handle import DeploymentHandle
 
 from db.database import Database
 from db.experiments import ExperimentCatalog
+from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
-from db.store import SqlAlchemyStore
 from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
 from serve_app.app import create_app
@@ -52,7 +52,7 @@ def connect(config: ApiConfig, model_server: DeploymentHandle[Any]) -> Services:
     """What one replica of the app talks to, built from its configuration."""
     database = Database.from_url(config.database_url)
     return Services(
-        store=SqlAlchemyStore(database),
+        store=JobStore(database),
         experiments=ExperimentCatalog(database),
         registry=ModelRegistry(database),
         features=FeatureStore(config.pipeline.features_root),

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import asyncpg
 
+from db.database import Database
+from db.jobs import JobStore
 from db.migrate import upgrade
-from db.store import SqlAlchemyStore
 
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -41,12 +42,13 @@ async def fresh_database(backend: str, directory: Path) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def migrated_store(backend: str, directory: Path) -> AsyncIterator[SqlAlchemyStore]:
-    """A store on a fresh database with the schema at the newest migration."""
+async def migrated_store(backend: str, directory: Path) -> AsyncIterator[JobStore]:
+    """A job store on a fresh database with the schema at the newest migration (the other
+    stores are built on its ``database``)."""
     async with fresh_database(backend, directory) as url:
-        store = SqlAlchemyStore.from_url(url)
-        await upgrade(store.engine)
+        database = Database.from_url(url)
+        await upgrade(database.engine)
         try:
-            yield store
+            yield JobStore(database)
         finally:
-            await store.close()
+            await database.close()

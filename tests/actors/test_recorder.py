@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from actors.recorder import SearchRecorder
+from db.experiments import ExperimentCatalog
+from db.jobs import JobStore
 from db.records import JobRecord, NewExperiment
-from db.store import SqlAlchemyStore
 from domain.errors import ServiceUnavailable
 from domain.events import JobEvent
 from domain.jobs import ExperimentStatus
@@ -21,10 +22,10 @@ from tests.db.factories import new_job
 PARAMS = {"learning_rate": 0.1, "num_leaves": 20}
 
 
-class CountingStore(SqlAlchemyStore):
+class CountingStore(JobStore):
     """The real store, counting the experiment batches it writes and failing on demand."""
 
-    def __init__(self, store: SqlAlchemyStore) -> None:
+    def __init__(self, store: JobStore) -> None:
         super().__init__(store.database)
         self.batches: list[int] = []
         self.fail_next = False
@@ -46,7 +47,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield CountingStore(store)
 
 
-async def running_job(store: SqlAlchemyStore) -> JobRecord:
+async def running_job(store: JobStore) -> JobRecord:
     job = await store.create_job(new_job())
     return await store.transition(job.job_id, JobEvent.START)
 
@@ -66,6 +67,7 @@ async def test_trials_finishing_together_are_written_in_fewer_batches(
     await asyncio.gather(*(recorder.record(*trial(n, 20.0 - n)) for n in range(10)))
 
     experiments = {e.name: e for e in await store.experiments_of_job(job.job_id)}
+    catalog = ExperimentCatalog(store.database)
     assert set(experiments) == {f"trial {n}" for n in range(10)} | {"search"}
     assert sum(store.batches) == 11
     assert len(store.batches) < 10
@@ -73,9 +75,9 @@ async def test_trials_finishing_together_are_written_in_fewer_batches(
         experiment = experiments[f"trial {n}"]
         assert experiment.status is ExperimentStatus.COMPLETED
         assert experiment.params == PARAMS
-        curve = await store.metric_history(experiment.experiment_id, "validation_l1")
+        curve = await catalog.metric_history(experiment.experiment_id, "validation_l1")
         assert [(p.step, p.value) for p in curve] == [(1, 22 - n), (2, 21 - n), (3, 20 - n)]
-    best = await store.metric_history(experiments["search"].experiment_id, "best_value")
+    best = await catalog.metric_history(experiments["search"].experiment_id, "best_value")
     assert [p.step for p in best] == list(range(10))
     updated = await store.get_job(job.job_id)
     assert updated.metrics is not None

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from actors.versions import VersionClaims
-from db.store import SqlAlchemyStore
+from db.jobs import JobStore
+from db.registry import ModelRegistry
 from domain.events import JobEvent
 from tests.databases import BACKENDS, migrated_store
 from tests.db.factories import new_job, new_model
@@ -19,15 +20,15 @@ NOW = datetime(2026, 11, 27, 11, 58, 10, 215136, tzinfo=UTC)
 
 
 @pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlAlchemyStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     async with migrated_store(request.param, tmp_path) as store:
         yield store
 
 
 async def test_jobs_registering_the_same_model_in_one_second_get_different_versions(
-    store: SqlAlchemyStore,
+    store: JobStore,
 ) -> None:
-    claims = VersionClaims(store)
+    claims = VersionClaims(ModelRegistry(store.database))
     versions = await asyncio.gather(
         *(claims.claim(f"job-{n}", "tenant-a", "load_forecast", NOW) for n in range(4))
     )
@@ -37,20 +38,20 @@ async def test_jobs_registering_the_same_model_in_one_second_get_different_versi
     assert other_model == other_tenant == "20261127.115810"
 
 
-async def test_a_retried_stage_gets_its_job_s_version_again(store: SqlAlchemyStore) -> None:
-    claims = VersionClaims(store)
+async def test_a_retried_stage_gets_its_job_s_version_again(store: JobStore) -> None:
+    claims = VersionClaims(ModelRegistry(store.database))
     first = await claims.claim("job-1", "tenant-a", "load_forecast", NOW)
     later = NOW.replace(minute=59)
     assert await claims.claim("job-1", "tenant-a", "load_forecast", later) == first
 
 
 async def test_registered_versions_are_skipped_and_released_ones_reused(
-    store: SqlAlchemyStore,
+    store: JobStore,
 ) -> None:
     job = await store.create_job(new_job())
     await store.transition(job.job_id, JobEvent.START)
     await store.transition(job.job_id, JobEvent.COMPLETE, model=new_model("20261127.115810"))
-    claims = VersionClaims(store)
+    claims = VersionClaims(ModelRegistry(store.database))
     assert await claims.claim("job-1", "tenant-a", "load_forecast", NOW) == "20261127.115811"
 
     claims.release("job-1")  # ended without registering

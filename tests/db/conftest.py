@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from db.store import SqlAlchemyStore
+from db.jobs import JobStore
 from tests.databases import BACKENDS, migrated_store
 
 
 @pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlAlchemyStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     async with migrated_store(request.param, tmp_path) as store:
         yield store

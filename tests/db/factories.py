@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from db.records import NewJob, NewModel
+from collections.abc import Sequence
+
+from db.database import Database
+from db.logs import add_logs
+from db.records import NewJob, NewLog, NewModel
 from domain.jobs import ModelType
 
 
@@ -33,3 +37,9 @@ def new_model(version: str = "20260101.000000", **overrides: object) -> NewModel
     }
     fields.update(overrides)
     return NewModel(**fields)  # type: ignore[arg-type]
+
+
+async def append_logs(database: Database, entries: Sequence[NewLog]) -> None:
+    """Log lines written on their own, as no caller of the service writes them."""
+    async with database.transaction() as session:
+        await add_logs(session, entries)

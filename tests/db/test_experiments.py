@@ -1,4 +1,5 @@
-"""Experiment queries on both backends: filters, metric sorting, final values, series."""
+"""Experiments on both backends: writing them and their metrics; queries with filters,
+metric sorting, final values and series."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db.experiments import ExperimentCatalog
+from db.jobs import JobStore
 from db.records import ExperimentFilters, ExperimentOrder, MetricPoint
-from db.store import SqlAlchemyStore
 from domain.errors import ExperimentNotFound
 from domain.events import JobEvent
 from domain.jobs import ExperimentStatus
@@ -16,7 +17,7 @@ from tests.db.factories import new_job
 
 
 async def experiment(
-    store: SqlAlchemyStore, mae: float | None, tenant: str = "tenant-a", model: str = "load"
+    store: JobStore, mae: float | None, tenant: str = "tenant-a", model: str = "load"
 ) -> str:
     job = await store.create_job(new_job(tenant_id=tenant, model_name=model))
     await store.transition(job.job_id, JobEvent.START)
@@ -29,12 +30,12 @@ async def experiment(
 
 
 @pytest.fixture
-def catalog(store: SqlAlchemyStore) -> ExperimentCatalog:
+def catalog(store: JobStore) -> ExperimentCatalog:
     return ExperimentCatalog(store.database)
 
 
 async def test_sorts_by_a_final_metric_with_missing_values_last(
-    store: SqlAlchemyStore, catalog: ExperimentCatalog
+    store: JobStore, catalog: ExperimentCatalog
 ) -> None:
     ids = {mae: await experiment(store, mae) for mae in (2.0, 1.0, 3.0)}
     no_mae = await experiment(store, None)
@@ -45,7 +46,7 @@ async def test_sorts_by_a_final_metric_with_missing_values_last(
     assert descending.items[0].metrics == {"mae": 3.0, "validation_l1": 6.0}
 
 
-async def test_filters_and_paginates(store: SqlAlchemyStore, catalog: ExperimentCatalog) -> None:
+async def test_filters_and_paginates(store: JobStore, catalog: ExperimentCatalog) -> None:
     mine = [await experiment(store, 1.0, tenant="tenant-a") for _ in range(3)]
     theirs = await experiment(store, 1.0, tenant="tenant-b", model="other")
     page = await catalog.search(ExperimentFilters(tenant_id="tenant-a"), ExperimentOrder(), 1, 2)
@@ -64,7 +65,7 @@ async def test_filters_and_paginates(store: SqlAlchemyStore, catalog: Experiment
 
 
 async def test_get_decodes_params_and_reads_series(
-    store: SqlAlchemyStore, catalog: ExperimentCatalog
+    store: JobStore, catalog: ExperimentCatalog
 ) -> None:
     experiment_id = await experiment(store, 1.25)
     record = await catalog.get(experiment_id)
@@ -74,7 +75,32 @@ async def test_get_decodes_params_and_reads_series(
     assert [(p.step, p.value) for p in series[experiment_id]] == [(2, 7.0), (3, 6.0)]
 
 
-async def test_unknown_ids_are_named(store: SqlAlchemyStore, catalog: ExperimentCatalog) -> None:
+async def test_unknown_ids_are_named(store: JobStore, catalog: ExperimentCatalog) -> None:
     known = await experiment(store, 1.0)
     with pytest.raises(ExperimentNotFound, match="nope"):
         await catalog.get_many([known, "nope"])
+
+
+async def test_metric_history_is_ordered_by_step(
+    store: JobStore, catalog: ExperimentCatalog
+) -> None:
+    job = await store.create_job(new_job())
+    experiment_id = await store.create_experiment(job.job_id, "train")
+    await store.log_metrics(
+        experiment_id,
+        [MetricPoint("l1", 3.0, 2), MetricPoint("l1", 5.0, 0), MetricPoint("l1", 4.0, 1)],
+    )
+    await store.log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
+    history = await catalog.metric_history(experiment_id, "l1")
+    assert [(p.step, p.value) for p in history] == [(0, 5.0), (1, 4.0), (2, 3.0)]
+
+
+async def test_experiment_created_with_its_first_metrics(
+    store: JobStore, catalog: ExperimentCatalog
+) -> None:
+    job = await store.create_job(new_job())
+    experiment_id = await store.create_experiment(
+        job.job_id, "train", {"lr": 0.1}, [MetricPoint("l1", 2.0, 1), MetricPoint("l1", 1.0, 2)]
+    )
+    history = await catalog.metric_history(experiment_id, "l1")
+    assert [p.value for p in history] == [2.0, 1.0]

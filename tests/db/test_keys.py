@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.models import ApiKey
-from db.store import SqlAlchemyStore
 from domain.auth import Role
 from domain.errors import KeyNotFound, Unauthorized
 
@@ -17,12 +17,12 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def keys(store: SqlAlchemyStore) -> ApiKeyStore:
+def keys(store: JobStore) -> ApiKeyStore:
     return ApiKeyStore(store.database)
 
 
 async def test_a_key_authenticates_as_its_tenant_and_role(
-    store: SqlAlchemyStore, keys: ApiKeyStore
+    store: JobStore, keys: ApiKeyStore
 ) -> None:
     issued = await keys.create("tenant-a", Role.VIEWER, NOW, name="dashboards")
     principal = await keys.authenticate(issued.token, NOW)

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 
 from db.database import Database
+from db.experiments import ExperimentCatalog
 from db.migrate import upgrade
-from db.store import SqlAlchemyStore
 from tests.databases import BACKENDS, fresh_database
 
 ROWS_AT_0001 = [
@@ -36,11 +36,11 @@ async def test_0002_keeps_experiments_metrics_and_params(backend: str, tmp_path:
             for statement in ROWS_AT_0001:
                 await conn.execute(text(statement))
         await upgrade(database.engine)
-        store = SqlAlchemyStore(database)
-        [experiment] = await store.experiments_of_job("job-1")
+        catalog = ExperimentCatalog(database)
+        [experiment] = await catalog.of_job("job-1")
         assert (experiment.tenant_id, experiment.model_name) == ("tenant-a", "load")
         assert experiment.params == {"num_leaves": 31}
         assert experiment.metrics == {"validation_l1": 2.0}
-        history = await store.metric_history("exp-1", "validation_l1")
+        history = await catalog.metric_history("exp-1", "validation_l1")
         assert [p.value for p in history] == [2.5, 2.0]
-        await store.close()
+        await database.close()

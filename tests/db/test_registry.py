@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from db.jobs import JobStore
 from db.records import ModelFilters, NewModel
 from db.registry import CHAMPION, ModelRegistry, should_promote
-from db.store import SqlAlchemyStore
 from domain.errors import AliasNotFound, ModelNotFound
 from domain.events import JobEvent
 from tests.db.factories import new_job, new_model
 
 
-async def register(store: SqlAlchemyStore, model: NewModel) -> str:
+async def register(store: JobStore, model: NewModel) -> str:
     job = await store.create_job(new_job(tenant_id=model.tenant_id, model_name=model.model_name))
     await store.transition(job.job_id, JobEvent.START)
     await store.transition(job.job_id, JobEvent.COMPLETE, model=model)
@@ -20,7 +20,7 @@ async def register(store: SqlAlchemyStore, model: NewModel) -> str:
 
 
 @pytest.fixture
-def registry(store: SqlAlchemyStore) -> ModelRegistry:
+def registry(store: JobStore) -> ModelRegistry:
     return ModelRegistry(store.database)
 
 
@@ -32,9 +32,7 @@ def test_promotion_rule() -> None:
     assert not should_promote(None, 2.0)
 
 
-async def test_search_filters_and_paginates(
-    store: SqlAlchemyStore, registry: ModelRegistry
-) -> None:
+async def test_search_filters_and_paginates(store: JobStore, registry: ModelRegistry) -> None:
     for version in ("20260101.000001", "20260101.000002", "20260101.000003"):
         await register(store, new_model(version))
     await register(store, new_model("20260101.000004", tenant_id="tenant-b"))
@@ -46,7 +44,7 @@ async def test_search_filters_and_paginates(
 
 
 async def test_aliases_point_move_resolve_and_delete(
-    store: SqlAlchemyStore, registry: ModelRegistry
+    store: JobStore, registry: ModelRegistry
 ) -> None:
     first, second = new_model("20260101.000001"), new_model("20260101.000002")
     await register(store, first)
@@ -68,7 +66,7 @@ async def test_aliases_point_move_resolve_and_delete(
 
 
 async def test_champion_moves_only_to_a_better_model(
-    store: SqlAlchemyStore, registry: ModelRegistry
+    store: JobStore, registry: ModelRegistry
 ) -> None:
     await register(store, new_model("20260101.000001", metrics={"mae": 2.0}, promote=True))
     champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)

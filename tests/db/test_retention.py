@@ -7,20 +7,21 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from db.experiments import ExperimentCatalog
+from db.jobs import JobStore
 from db.models import TrainingJob
 from db.records import JobFilters, MetricPoint, NewLog
 from db.retention import RetentionPolicy, purge
-from db.store import SqlAlchemyStore
 from domain.errors import JobNotFound
 from domain.events import JobEvent
 from domain.jobs import JobStatus, LogLevel
-from tests.db.factories import new_job, new_model
+from tests.db.factories import append_logs, new_job, new_model
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 async def finished_job(
-    store: SqlAlchemyStore, event: JobEvent, days_ago: float, with_model: str | None = None
+    store: JobStore, event: JobEvent, days_ago: float, with_model: str | None = None
 ) -> str:
     job = await store.create_job(new_job())
     await store.transition(job.job_id, JobEvent.START)
@@ -35,7 +36,7 @@ async def finished_job(
     return job.job_id
 
 
-async def test_purges_exactly_what_the_policy_says(store: SqlAlchemyStore) -> None:
+async def test_purges_exactly_what_the_policy_says(store: JobStore) -> None:
     old_completed = await finished_job(store, JobEvent.COMPLETE, 91)
     young_completed = await finished_job(store, JobEvent.COMPLETE, 89)
     old_failed = await finished_job(store, JobEvent.FAIL, 31)
@@ -48,14 +49,16 @@ async def test_purges_exactly_what_the_policy_says(store: SqlAlchemyStore) -> No
     experiment_id = await store.create_experiment(
         old_failed, "run", {"lr": 0.1}, [MetricPoint("validation_l1", 1.0, 1)]
     )
-    await store.append_logs(
+    await append_logs(
+        store.database,
         [
             NewLog(young_completed, LogLevel.INFO, "eight days old", NOW - timedelta(days=8)),
             NewLog(young_completed, LogLevel.INFO, "six days old", NOW - timedelta(days=6)),
-        ]
+        ],
     )
-    await store.append_logs(
-        [NewLog(registered, LogLevel.INFO, "ten days old", NOW - timedelta(days=10))]
+    await append_logs(
+        store.database,
+        [NewLog(registered, LogLevel.INFO, "ten days old", NOW - timedelta(days=10))],
     )
 
     report = await purge(store.database, RetentionPolicy(), NOW)
@@ -74,14 +77,14 @@ async def test_purges_exactly_what_the_policy_says(store: SqlAlchemyStore) -> No
     assert "eight days old" not in messages
     assert "ten days old" not in [line.message for line in await store.tail_logs(registered, 100)]
     assert (await store.get_job(registered)).status is JobStatus.COMPLETED
-    kept = await store.metric_history(experiment_id, "validation_l1")
+    kept = await ExperimentCatalog(store.database).metric_history(experiment_id, "validation_l1")
     assert [p.value for p in kept] == [1.0], "metrics outlive their job"
 
     again = await purge(store.database, RetentionPolicy(), NOW)
     assert (again.jobs, again.logs) == (0, 0)
 
 
-async def test_periods_are_settings(store: SqlAlchemyStore) -> None:
+async def test_periods_are_settings(store: JobStore) -> None:
     job_id = await finished_job(store, JobEvent.COMPLETE, 10)
     policy = RetentionPolicy(completed_jobs_days=9.5)
     assert (await purge(store.database, policy, NOW)).jobs == 1

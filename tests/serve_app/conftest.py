@@ -21,9 +21,12 @@ import ray
 
 from actors.admission import TenantLimits
 from actors.settings import NAMESPACE, MlflowSettings, OrchestratorSettings
+from db.database import Database
+from db.experiments import ExperimentCatalog
+from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.records import JobFilters
-from db.store import SqlAlchemyStore
+from db.registry import ModelRegistry
 from domain.auth import Role
 from domain.clock import utcnow
 from pipeline.settings import PipelineSettings
@@ -44,7 +47,7 @@ class Deployed:
     backend: str
     config: ServiceConfig
     running: RunningService
-    store: SqlAlchemyStore
+    store: JobStore
     http: httpx.AsyncClient
     admin_key: str
 
@@ -54,6 +57,14 @@ class Deployed:
         """A new API key for ``tenant_id``."""
         keys = ApiKeyStore(self.store.database)
         return (await keys.create(tenant_id, role, utcnow(), expires_at)).token
+
+    @property
+    def experiments(self) -> ExperimentCatalog:
+        return ExperimentCatalog(self.store.database)
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.store.database)
 
     def client_for(self, token: str | None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -163,14 +174,14 @@ async def service(
             api=ApiSettings(port=PORT, auth_enabled=True),
         )
         running = await asyncio.to_thread(start, config)
-        store = SqlAlchemyStore.from_url(url)
+        store = JobStore(Database.from_url(url))
         admin = await ApiKeyStore(store.database).create("ops", Role.ADMIN, utcnow())
         headers = {"Authorization": f"Bearer {admin.token}"}
         async with httpx.AsyncClient(base_url=running.api_url, headers=headers, timeout=30) as http:
             yield Deployed(backend, config, running, store, http, admin.token)
         ray.kill(running.orchestrator, no_restart=True)
         ray.kill(ray.get_actor(running.mirror_name, namespace=NAMESPACE), no_restart=True)
-        await store.close()
+        await store.database.close()
 
 
 @pytest.fixture
@@ -180,5 +191,5 @@ async def deployed(service: Deployed) -> Deployed:
     return service
 
 
-async def count_jobs(store: SqlAlchemyStore) -> int:
+async def count_jobs(store: JobStore) -> int:
     return (await store.list_jobs(JobFilters(), 1, 1)).total

@@ -86,7 +86,7 @@ async def served_with_auth_off(deployed: Deployed) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await serving
-        await services.store.close()
+        await services.store.database.close()
 
 
 def unique(prefix: str) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import ray
 
+from db.database import Database
+from db.jobs import JobStore
 from db.records import JobFilters, NewJob
-from db.store import SqlAlchemyStore
 from domain.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 from domain.events import JobEvent
 from domain.jobs import ModelType
@@ -40,12 +41,12 @@ async def test_a_running_job_nobody_follows_is_reclaimed_and_completes(
 
 
 async def test_an_unreachable_database_is_503_with_retry_after() -> None:
-    store = SqlAlchemyStore.from_url("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    store = JobStore(Database.from_url("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"))
     try:
         with pytest.raises(ServiceUnavailable) as unavailable:
             await store.get_job("any")
     finally:
-        await store.close()
+        await store.database.close()
     response = error_response(unavailable.value)
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > 0
@@ -81,7 +82,7 @@ async def test_fifty_jobs_survive_three_orchestrator_kills(deployed: Deployed) -
     completed = [j for j in jobs if j["status"] == "completed"]
     assert len(completed) >= 47, "at most the three interrupted jobs may run out of attempts"
     for job in jobs:
-        models = await deployed.store.models_of_job(job["job_id"])
+        models = await deployed.registry.of_job(job["job_id"])
         expected = [job["model_id"]] if job["status"] == "completed" else []
         assert [m.model_id for m in models] == expected
         lines = await deployed.store.tail_logs(job["job_id"], 1000)
@@ -124,7 +125,7 @@ async def test_postgresql_restarted_under_load(deployed: Deployed) -> None:
     stored = await deployed.store.list_jobs(JobFilters(tenant_id=tenant), 1, 100)
     assert sorted(j.job_id for j in stored.items) == sorted(before + after), "none lost or extra"
     for job in jobs:
-        models = await deployed.store.models_of_job(job["job_id"])
+        models = await deployed.registry.of_job(job["job_id"])
         assert [m.model_id for m in models] == [job["model_id"]]
         lines = await deployed.store.tail_logs(job["job_id"], 1000)
         assert len([line for line in lines if line.message.startswith(ENDINGS)]) == 1

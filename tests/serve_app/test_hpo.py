@@ -53,11 +53,11 @@ async def test_search_records_every_trial_and_registers_the_best(deployed: Deplo
     assert all(e.status is ExperimentStatus.COMPLETED for e in trials.values())
     for experiment in trials.values():
         assert set(experiment.params) == {"learning_rate", "num_leaves"}
-        curve = await deployed.store.metric_history(experiment.experiment_id, "validation_l1")
+        curve = await deployed.experiments.metric_history(experiment.experiment_id, "validation_l1")
         assert len(curve) >= 10
         assert [p.step for p in curve] == list(range(1, len(curve) + 1))
     [search] = [e for e in experiments if e.name == "search"]
-    best_so_far = await deployed.store.metric_history(search.experiment_id, "best_value")
+    best_so_far = await deployed.experiments.metric_history(search.experiment_id, "best_value")
     assert len(best_so_far) == 6
     values = [p.value for p in sorted(best_so_far, key=lambda p: p.step)]
     assert values[-1] == min(values) == metrics["best_value"]
@@ -65,7 +65,7 @@ async def test_search_records_every_trial_and_registers_the_best(deployed: Deplo
     study = study_of(deployed, job_id)
     assert study.best_value == metrics["best_value"]
     assert study.best_params == metrics["best_params"]
-    model = await deployed.store.get_model(job["model_id"])
+    model = await deployed.registry.get(job["model_id"])
     for name, value in study.best_params.items():
         assert model.params[name] == value
     assert model.params["max_depth"] == 6
@@ -109,7 +109,7 @@ async def test_pruning_stops_trials_in_a_bad_region(deployed: Deployed) -> None:
         if e.status is ExperimentStatus.PRUNED
     ]
     assert len(pruned) == job["metrics"]["trials_pruned"]
-    curve = await deployed.store.metric_history(pruned[0].experiment_id, "validation_l1")
+    curve = await deployed.experiments.metric_history(pruned[0].experiment_id, "validation_l1")
     assert curve
     assert all(point.step % 15 == 0 for point in curve)  # reported every 150 // 10 rounds
     study = study_of(deployed, job_id)

@@ -66,7 +66,7 @@ async def test_submitted_job_completes_with_a_registered_loadable_model(deployed
     assert metrics["mae"] < metrics["naive_mae"], "LightGBM should beat the seasonal-naive baseline"
     assert job["model_id"].startswith("tenant-a:load_forecast:")
 
-    model = await deployed.store.get_model(job["model_id"])
+    model = await deployed.registry.get(job["model_id"])
     assert model.job_id == job["job_id"]
     assert Path(model.artifact_uri).is_relative_to(deployed.data_dir / "artifacts")
     artifact = load_artifact(Location(model.artifact_uri))
@@ -79,7 +79,7 @@ async def test_submitted_job_completes_with_a_registered_loadable_model(deployed
     assert experiment.model_id == job["model_id"]
     assert experiment.params["learning_rate"] == 0.05
     assert experiment.params["objective"] == ["regression", "regression_l1"]
-    curve = await deployed.store.metric_history(experiment.experiment_id, "validation_l1")
+    curve = await deployed.experiments.metric_history(experiment.experiment_id, "validation_l1")
     assert len(curve) >= metrics["best_iteration"]
     assert curve[-1].value < curve[0].value
 
@@ -114,7 +114,7 @@ async def test_artifact_reproduces_the_evaluation_predictions(
     deployed: Deployed, tmp_path: Path
 ) -> None:
     job = await deployed.wait_finished(await deployed.submit())
-    model = await deployed.store.get_model(job["model_id"])
+    model = await deployed.registry.get(job["model_id"])
     directory = Path(model.artifact_uri)
     # A fresh process loads the artifact and predicts the test period from the feature store.
     script = f"""
@@ -193,7 +193,7 @@ async def test_cancel_running_job_stops_its_tasks_and_registers_nothing(deployed
     # The slot frees as soon as the tasks are gone: a new job runs and completes.
     follower = await deployed.wait_finished(await deployed.submit(), timeout=30)
     assert follower["status"] == "completed"
-    assert await deployed.store.models_of_job(job_id) == []
+    assert await deployed.registry.of_job(job_id) == []
     assert not any((deployed.data_dir / "artifacts" / "tenant-a" / "cancelled_model").glob("*"))
     # Not RUNNING any more: Ray ends an interrupted task as FINISHED (or FAILED).
     states = await task_states(f"train:{job_id}", until={"FINISHED", "FAILED"}, timeout=10)
@@ -278,7 +278,7 @@ async def test_killed_orchestrator_recovers_and_every_job_ends_once(deployed: De
     assert jobs[0]["attempts"] == 2
     assert all(j["attempts"] == 1 for j in jobs[1:])
     for job in jobs:
-        models = await deployed.store.models_of_job(job["job_id"])
+        models = await deployed.registry.of_job(job["job_id"])
         assert [m.model_id for m in models] == [job["model_id"]]
     logs = (await deployed.http.get(f"/ai/training/jobs/{first}/logs?tail=1000")).json()["logs"]
     assert any("re-queued after an interruption" in line["message"] for line in logs)
@@ -309,7 +309,7 @@ async def test_anomaly_job_reports_detection_quality(deployed: Deployed) -> None
     assert metrics["recall"] > 0.6
     assert 0 < metrics["precision"] <= 1
     assert 0 < metrics["anomaly_rate"] < 0.2
-    model = await deployed.store.get_model(job["model_id"])
+    model = await deployed.registry.get(job["model_id"])
     assert model.model_type.value == "anomaly"
 
 

@@ -154,7 +154,7 @@ async def test_a_job_becomes_a_run_and_its_model_a_loadable_version(deployed: De
     files = {a.path for a in client.list_artifacts(run.info.run_id, "service")}
     assert {"service/model.txt", "service/metadata.json", "service/preprocessing.joblib"} <= files
 
-    model = await deployed.store.get_model(job["model_id"])
+    model = await deployed.registry.get(job["model_id"])
     mlflow.set_tracking_uri(str(deployed.config.orchestrator.mlflow.tracking_uri))
     loaded = mlflow.lightgbm.load_model(f"models:/{registered}@champion")
     service = lightgbm.Booster(model_file=str(Path(model.artifact_uri) / MODEL_FILE))

@@ -1,4 +1,6 @@
-"""The storage contract, run against every backend (SQLite and the real PostgreSQL)."""
+"""The job store on every backend (SQLite and the real PostgreSQL): jobs and their
+transitions, and what a change writes with it in the same transaction (its log lines,
+its experiments closed, its model)."""
 
 from __future__ import annotations
 
@@ -6,42 +8,19 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from db.migrate import upgrade
-from db.records import JobFilters, MetricPoint, NewLog
-from db.store import SqlAlchemyStore
+from db.jobs import JobStore
+from db.records import JobFilters, NewLog
+from db.registry import ModelRegistry
 from domain.errors import IllegalTransition, JobNotFound, ModelNotFound
 from domain.events import JobEvent
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 from tests.db.factories import new_job, new_model
 
 
-async def test_migration_creates_tables_and_views(store: SqlAlchemyStore) -> None:
-    async with store.engine.connect() as conn:
-        names = await conn.run_sync(
-            lambda c: (inspect(c).get_table_names(), inspect(c).get_view_names())
-        )
-    tables, views = names
-    assert {
-        "ai_training_jobs",
-        "ai_experiments",
-        "ai_experiment_metrics",
-        "ai_experiment_params",
-        "ai_training_logs",
-        "ai_models",
-    } <= set(tables)
-    assert {"active_training_jobs", "experiment_summary"} <= set(views)
-
-
-async def test_migration_is_idempotent(store: SqlAlchemyStore) -> None:
-    job = await store.create_job(new_job())
-    await upgrade(store.engine)
-    assert (await store.get_job(job.job_id)).job_id == job.job_id
-
-
-async def test_created_job_is_queued_and_readable(store: SqlAlchemyStore) -> None:
+async def test_created_job_is_queued_and_readable(store: JobStore) -> None:
     job = await store.create_job(new_job(priority=2))
     assert job.status is JobStatus.QUEUED
     assert job.progress == 0.0
@@ -51,7 +30,7 @@ async def test_created_job_is_queued_and_readable(store: SqlAlchemyStore) -> Non
     assert fetched == job
 
 
-async def test_unknown_job_raises_not_found(store: SqlAlchemyStore) -> None:
+async def test_unknown_job_raises_not_found(store: JobStore) -> None:
     with pytest.raises(JobNotFound):
         await store.get_job("no-such-job")
     with pytest.raises(JobNotFound):
@@ -60,7 +39,7 @@ async def test_unknown_job_raises_not_found(store: SqlAlchemyStore) -> None:
         await store.tail_logs("no-such-job", 10)
 
 
-async def test_list_filters_and_paginates(store: SqlAlchemyStore) -> None:
+async def test_list_filters_and_paginates(store: JobStore) -> None:
     for i in range(5):
         await store.create_job(new_job(tenant_id="t1", model_name=f"m{i % 2}"))
     await store.create_job(new_job(tenant_id="t2", model_type=ModelType.ANOMALY))
@@ -81,7 +60,7 @@ async def test_list_filters_and_paginates(store: SqlAlchemyStore) -> None:
     assert (await store.list_jobs(JobFilters(status=JobStatus.RUNNING), 1, 10)).total == 0
 
 
-async def test_jobs_in_status_orders_by_priority_then_age(store: SqlAlchemyStore) -> None:
+async def test_jobs_in_status_orders_by_priority_then_age(store: JobStore) -> None:
     low = await store.create_job(new_job(priority=-1))
     normal = await store.create_job(new_job(priority=0))
     urgent = await store.create_job(new_job(priority=2))
@@ -90,7 +69,7 @@ async def test_jobs_in_status_orders_by_priority_then_age(store: SqlAlchemyStore
     assert [j.job_id for j in queued] == [urgent.job_id, normal.job_id, normal2.job_id, low.job_id]
 
 
-async def test_transitions_stamp_times_and_attempts(store: SqlAlchemyStore) -> None:
+async def test_transitions_stamp_times_and_attempts(store: JobStore) -> None:
     job = await store.create_job(new_job())
     running = await store.transition(job.job_id, JobEvent.START)
     assert running.status is JobStatus.RUNNING
@@ -107,7 +86,7 @@ async def test_transitions_stamp_times_and_attempts(store: SqlAlchemyStore) -> N
     assert failed.completed_at is not None
 
 
-async def test_illegal_transition_changes_nothing(store: SqlAlchemyStore) -> None:
+async def test_illegal_transition_changes_nothing(store: JobStore) -> None:
     job = await store.create_job(new_job())
     with pytest.raises(IllegalTransition):
         await store.transition(job.job_id, JobEvent.COMPLETE)
@@ -117,7 +96,7 @@ async def test_illegal_transition_changes_nothing(store: SqlAlchemyStore) -> Non
         await store.transition(job.job_id, JobEvent.CANCEL)
 
 
-async def test_complete_registers_model_and_closes_experiment(store: SqlAlchemyStore) -> None:
+async def test_complete_registers_model_and_closes_experiment(store: JobStore) -> None:
     job = await store.create_job(new_job())
     await store.transition(job.job_id, JobEvent.START)
     experiment_id = await store.create_experiment(
@@ -129,7 +108,7 @@ async def test_complete_registers_model_and_closes_experiment(store: SqlAlchemyS
     assert done.progress == 1.0
     assert done.model_id == model.model_id == "tenant-a:load_forecast:20260101.000000"
     assert done.metrics == {"mae": 1.5}
-    record = await store.get_model(model.model_id)
+    record = await ModelRegistry(store.database).get(model.model_id)
     assert record.job_id == job.job_id
     assert record.experiment_id == experiment_id
     assert record.features == ["hour", "lag_24"]
@@ -137,10 +116,11 @@ async def test_complete_registers_model_and_closes_experiment(store: SqlAlchemyS
     assert experiment.status is ExperimentStatus.COMPLETED
     assert experiment.model_id == model.model_id
     assert experiment.params == {"lr": 0.1, "num_leaves": 31}
-    assert [m.model_id for m in await store.models_of_job(job.job_id)] == [model.model_id]
+    models = await ModelRegistry(store.database).of_job(job.job_id)
+    assert [m.model_id for m in models] == [model.model_id]
 
 
-async def test_failed_registration_rolls_back_completion(store: SqlAlchemyStore) -> None:
+async def test_failed_registration_rolls_back_completion(store: JobStore) -> None:
     first = await store.create_job(new_job())
     second = await store.create_job(new_job())
     for job in (first, second):
@@ -151,16 +131,16 @@ async def test_failed_registration_rolls_back_completion(store: SqlAlchemyStore)
     assert (await store.get_job(second.job_id)).status is JobStatus.RUNNING
 
 
-async def test_model_only_with_completion(store: SqlAlchemyStore) -> None:
+async def test_model_only_with_completion(store: JobStore) -> None:
     job = await store.create_job(new_job())
     await store.transition(job.job_id, JobEvent.START)
     with pytest.raises(ValueError, match="only when its job completes"):
         await store.transition(job.job_id, JobEvent.FAIL, model=new_model())
     with pytest.raises(ModelNotFound):
-        await store.get_model(new_model().model_id)
+        await ModelRegistry(store.database).get(new_model().model_id)
 
 
-async def test_progress_only_moves_running_jobs(store: SqlAlchemyStore) -> None:
+async def test_progress_only_moves_running_jobs(store: JobStore) -> None:
     job = await store.create_job(new_job())
     assert not await store.update_progress(job.job_id, 0.2, "load_features")
     await store.transition(job.job_id, JobEvent.START)
@@ -169,52 +149,14 @@ async def test_progress_only_moves_running_jobs(store: SqlAlchemyStore) -> None:
     assert (updated.progress, updated.stage, updated.metrics) == (0.4, "preprocess", {"rows": 10})
 
 
-async def test_progress_outside_unit_interval_is_rejected(store: SqlAlchemyStore) -> None:
+async def test_progress_outside_unit_interval_is_rejected(store: JobStore) -> None:
     job = await store.create_job(new_job())
     await store.transition(job.job_id, JobEvent.START)
     with pytest.raises(IntegrityError):
         await store.update_progress(job.job_id, 1.5, "train")
 
 
-async def test_logs_tail_in_order(store: SqlAlchemyStore) -> None:
-    job = await store.create_job(new_job())
-    now = datetime.now(UTC)
-    await store.append_logs(
-        [NewLog(job.job_id, LogLevel.INFO, f"line {i}", now, stage="train") for i in range(10)]
-    )
-    tail = await store.tail_logs(job.job_id, 3)
-    assert [line.message for line in tail] == ["line 7", "line 8", "line 9"]
-    assert tail[0].level is LogLevel.INFO
-    assert tail[0].stage == "train"
-
-
-async def test_parameter_names_are_unique_per_experiment(store: SqlAlchemyStore) -> None:
-    job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(job.job_id, "train", {"a": 1})
-    async with store.engine.begin() as conn:
-        with pytest.raises(IntegrityError):
-            await conn.execute(
-                text(
-                    "INSERT INTO ai_experiment_params (experiment_id, name, value, value_type) "
-                    "VALUES (:e, 'a', '2', 'int')"
-                ),
-                {"e": experiment_id},
-            )
-
-
-async def test_metric_history_is_ordered_by_step(store: SqlAlchemyStore) -> None:
-    job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(job.job_id, "train")
-    await store.log_metrics(
-        experiment_id,
-        [MetricPoint("l1", 3.0, 2), MetricPoint("l1", 5.0, 0), MetricPoint("l1", 4.0, 1)],
-    )
-    await store.log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
-    history = await store.metric_history(experiment_id, "l1")
-    assert [(p.step, p.value) for p in history] == [(0, 5.0), (1, 4.0), (2, 3.0)]
-
-
-async def test_count_by_status_and_active_view(store: SqlAlchemyStore) -> None:
+async def test_count_by_status_and_active_view(store: JobStore) -> None:
     a = await store.create_job(new_job())
     await store.create_job(new_job())
     await store.transition(a.job_id, JobEvent.START)
@@ -222,24 +164,14 @@ async def test_count_by_status_and_active_view(store: SqlAlchemyStore) -> None:
     assert counts[JobStatus.RUNNING] == 1
     assert counts[JobStatus.QUEUED] == 1
     assert counts[JobStatus.COMPLETED] == 0
-    async with store.engine.connect() as conn:
+    async with store.database.engine.connect() as conn:
         active = (
             await conn.execute(text("SELECT COUNT(*) FROM active_training_jobs"))
         ).scalar_one()
     assert active == 2
 
 
-async def test_check_constraints_reject_bad_status(store: SqlAlchemyStore) -> None:
-    job = await store.create_job(new_job())
-    async with store.engine.begin() as conn:
-        with pytest.raises(IntegrityError):
-            await conn.execute(
-                text("UPDATE ai_training_jobs SET status = 'exploded' WHERE job_id = :j"),
-                {"j": job.job_id},
-            )
-
-
-async def test_typical_duration_averages_completed_jobs(store: SqlAlchemyStore) -> None:
+async def test_typical_duration_averages_completed_jobs(store: JobStore) -> None:
     assert await store.typical_duration("forecast_basic") is None
     for _ in range(2):
         job = await store.create_job(new_job())
@@ -251,7 +183,7 @@ async def test_typical_duration_averages_completed_jobs(store: SqlAlchemyStore) 
     assert await store.typical_duration("other_set") is None
 
 
-async def test_transition_writes_its_log_lines_atomically(store: SqlAlchemyStore) -> None:
+async def test_transition_writes_its_log_lines_atomically(store: JobStore) -> None:
     job = await store.create_job(new_job())
     line = NewLog(job.job_id, LogLevel.INFO, "started", datetime.now(UTC), stage="orchestrator")
     await store.transition(job.job_id, JobEvent.START, logs=[line])
@@ -260,7 +192,7 @@ async def test_transition_writes_its_log_lines_atomically(store: SqlAlchemyStore
     assert [entry.message for entry in await store.tail_logs(job.job_id, 10)] == ["started"]
 
 
-async def test_create_job_and_progress_carry_their_log_lines(store: SqlAlchemyStore) -> None:
+async def test_create_job_and_progress_carry_their_log_lines(store: JobStore) -> None:
     draft = new_job()
     now = datetime.now(UTC)
     job = await store.create_job(draft, logs=[NewLog(draft.job_id, LogLevel.INFO, "queued", now)])
@@ -276,15 +208,7 @@ async def test_create_job_and_progress_carry_their_log_lines(store: SqlAlchemySt
     assert messages == ["queued", "loaded", "late line"]
 
 
-async def test_experiment_created_with_its_first_metrics(store: SqlAlchemyStore) -> None:
-    job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(
-        job.job_id, "train", {"lr": 0.1}, [MetricPoint("l1", 2.0, 1), MetricPoint("l1", 1.0, 2)]
-    )
-    assert [p.value for p in await store.metric_history(experiment_id, "l1")] == [2.0, 1.0]
-
-
-async def test_racing_transitions_never_lose_an_update(store: SqlAlchemyStore) -> None:
+async def test_racing_transitions_never_lose_an_update(store: JobStore) -> None:
     """START and CANCEL on a queued job at the same moment: whatever the order, a CANCEL that
     succeeded is the final word (SQLite has no row locks, so the ORM checks the status it
     read when it writes)."""
