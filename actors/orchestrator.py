@@ -264,7 +264,7 @@ class JobOrchestrator:
         """Asked by a register stage for the version to save its model as."""
         return await self._lifecycle.claim_version(job_id, tenant_id, model_name, now)
 
-    def count_database_error(self) -> None:
+    async def count_database_error(self) -> None:
         """Called (fire and forget) by API replicas when the database fails them."""
         self._metrics.database_error()
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import ray
 from fastapi import Depends, Request
 from ray.serve.handle import DeploymentHandle
 
-from actors.settings import NAMESPACE
+from actors.client import OrchestratorClient
 from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.keys import ApiKeyStore
@@ -34,13 +33,13 @@ class Services:
     orchestrator_name: str
     max_upload_bytes: int
     max_body_bytes: int
-    _orchestrator: Any = None
+    _orchestrator: OrchestratorClient | None = None
 
     @property
-    def orchestrator(self) -> Any:
-        """The orchestrator's actor handle, looked up by name on first use."""
+    def orchestrator(self) -> OrchestratorClient:
+        """The orchestrator's typed client, looked up by name on first use."""
         if self._orchestrator is None:
-            self._orchestrator = ray.get_actor(self.orchestrator_name, namespace=NAMESPACE)
+            self._orchestrator = OrchestratorClient.find(self.orchestrator_name)
         return self._orchestrator
 
 

@@ -101,7 +101,7 @@ async def _training_error(request: Request, exc: Exception) -> JSONResponse:
 def _count_database_error(request: Request) -> None:
     """Tell the orchestrator, which keeps the metrics (fire and forget)."""
     with contextlib.suppress(Exception):
-        request.app.state.services.orchestrator.count_database_error.remote()
+        request.app.state.services.orchestrator.count_database_error()
 
 
 async def _orchestrator_unavailable(_request: Request, _exc: Exception) -> JSONResponse:

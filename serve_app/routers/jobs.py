@@ -59,7 +59,7 @@ async def start_job(
 ) -> JobCreated:
     """Queue a training job; it is stored before this answers."""
     principal.require_write(body.tenant_id)
-    job, created = await services.orchestrator.submit_once.remote(body, idempotency_key)
+    job, created = await services.orchestrator.submit_once(body, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
     typical = await services.store.typical_duration(job.feature_set)
@@ -83,7 +83,7 @@ async def get_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep)
     """The job; a queued one also says where it stands and why it waits."""
     job = JobPublic.model_validate(await visible_job(job_id, services, principal))
     if job.status is JobStatus.QUEUED:
-        place = await services.orchestrator.queue_status.remote(job_id)
+        place = await services.orchestrator.queue_status(job_id)
         if place is not None:
             job.queue_position, job.waiting_reason = place.position, place.waiting_reason
     return job
@@ -124,7 +124,7 @@ async def cancel_queued_jobs(
     if not principal.sees(tenant_id):
         raise TenantNotFound(tenant_id)
     principal.require_write(tenant_id)
-    job_ids = await services.orchestrator.cancel_queued.remote(tenant_id)
+    job_ids = await services.orchestrator.cancel_queued(tenant_id)
     return QueuedJobsCancelled(tenant_id=tenant_id, cancelled=len(job_ids), job_ids=job_ids)
 
 
@@ -132,7 +132,7 @@ async def cancel_queued_jobs(
 async def cancel_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobCancelled:
     """Cancel a queued or running job; a finished one answers 400."""
     principal.require_write((await visible_job(job_id, services, principal)).tenant_id)
-    job = await services.orchestrator.cancel.remote(job_id)
+    job = await services.orchestrator.cancel(job_id)
     return JobCancelled(job_id=job.job_id, status=job.status, message="Training job cancelled")
 
 
@@ -140,7 +140,7 @@ async def cancel_job(job_id: JobId, services: ServicesDep, principal: PrincipalD
 async def retry_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobPublic:
     """Queue a new job with the config of a failed or cancelled one."""
     principal.require_write((await visible_job(job_id, services, principal)).tenant_id)
-    return JobPublic.model_validate(await services.orchestrator.retry.remote(job_id))
+    return JobPublic.model_validate(await services.orchestrator.retry(job_id))
 
 
 @router.get("/{job_id}/logs", response_model=LogsPublic)

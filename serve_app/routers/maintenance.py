@@ -20,5 +20,5 @@ class CleanupReport(BaseModel):
 async def cleanup(services: ServicesDep, principal: PrincipalDep) -> CleanupReport:
     """Purge expired jobs and log lines now (the orchestrator also does it daily). Admin."""
     principal.require_admin()
-    report = await services.orchestrator.cleanup.remote()
+    report = await services.orchestrator.cleanup()
     return CleanupReport(jobs_deleted=report.jobs, logs_deleted=report.logs)

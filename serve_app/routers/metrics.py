@@ -18,5 +18,5 @@ async def metrics(services: ServicesDep, principal: PrincipalDep) -> PlainTextRe
     and stage duration histograms, HPO trials and database errors. Admin (labels name
     tenants); Prometheus sends the key as a bearer token."""
     principal.require_admin()
-    text = await services.orchestrator.metrics_text.remote()
+    text = await services.orchestrator.metrics_text()
     return PlainTextResponse(text, media_type=CONTENT_TYPE_LATEST)

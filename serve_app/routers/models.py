@@ -169,7 +169,7 @@ async def set_alias(
     if not principal.sees(tenant_id):
         raise ModelNotFound(model_id(tenant_id, model_name, body.version))
     principal.require_write(tenant_id)
-    model = await services.orchestrator.set_alias.remote(tenant_id, model_name, alias, body.version)
+    model = await services.orchestrator.set_alias(tenant_id, model_name, alias, body.version)
     return ModelPublic.model_validate(model)
 
 
@@ -184,7 +184,7 @@ async def delete_alias(
     if not principal.sees(tenant_id):
         raise AliasNotFound(f"{tenant_id}/{model_name}", alias)
     principal.require_write(tenant_id)
-    await services.orchestrator.delete_alias.remote(tenant_id, model_name, alias)
+    await services.orchestrator.delete_alias(tenant_id, model_name, alias)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

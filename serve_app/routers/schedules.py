@@ -41,7 +41,7 @@ async def create_schedule(
         enabled=body.enabled,
         concurrency_policy=body.concurrency_policy,
     )
-    record = await services.orchestrator.create_schedule.remote(schedule)
+    record = await services.orchestrator.create_schedule(schedule)
     return await _public(record, services)
 
 
@@ -70,7 +70,7 @@ async def update_schedule(
     await _writable(schedule_id, services, principal)
     if body.job is not None:
         principal.require_write(body.job.tenant_id)
-    record = await services.orchestrator.update_schedule.remote(schedule_id, body.changes())
+    record = await services.orchestrator.update_schedule(schedule_id, body.changes())
     return await _public(record, services)
 
 
@@ -79,7 +79,7 @@ async def delete_schedule(
     schedule_id: ScheduleId, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     await _writable(schedule_id, services, principal)
-    await services.orchestrator.delete_schedule.remote(schedule_id)
+    await services.orchestrator.delete_schedule(schedule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

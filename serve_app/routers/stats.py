@@ -14,7 +14,7 @@ router = APIRouter(prefix="/ai/training", tags=["stats"])
 @router.get("/stats", response_model=StatsPublic)
 async def training_stats(services: ServicesDep, principal: PrincipalDep) -> StatsPublic:
     """Active and queued jobs of the key's tenant (every tenant's for an admin)."""
-    stats = await services.orchestrator.stats.remote(principal.scope)
+    stats = await services.orchestrator.stats(principal.scope)
     return StatsPublic(
         active_jobs=stats.active_jobs,
         queued_jobs=stats.queued_jobs,

@@ -29,7 +29,7 @@ from moto.server import ThreadedMotoServer
 from ray.cluster_utils import Cluster
 from ray.util.state import list_tasks
 
-from actors.client import TrainingClient
+from actors.client import OrchestratorClient, TrainingClient
 from actors.orchestrator import start_orchestrator
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.submission import JobSubmission
@@ -74,8 +74,9 @@ def client_for(
     url = DatabaseSettings(data_dir=data_dir).url
     asyncio.run(prepare_storage(url, pipeline))
     handle = start_orchestrator(url, pipeline, OrchestratorSettings(actor_name=name))
-    ray.get(handle.ready.remote(), timeout=60)
-    return TrainingClient(handle)
+    orchestrator = OrchestratorClient(handle)
+    ray.get(orchestrator.ready(), timeout=60)
+    return TrainingClient(orchestrator)
 
 
 def start_s3() -> str:

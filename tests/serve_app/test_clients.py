@@ -7,11 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-import ray
 from typer.testing import CliRunner
 
-from actors.client import TrainingClient
-from actors.settings import NAMESPACE
+from actors.client import OrchestratorClient, TrainingClient
 from actors.submission import JobSubmission
 from db.records import JobFilters
 from domain.errors import IllegalTransition, JobNotFound
@@ -93,7 +91,7 @@ def test_trainctl_features_import_and_list(cli: CliRunner, tmp_path: Path) -> No
 
 def _client(deployed: Deployed) -> TrainingClient:
     name = deployed.config.orchestrator.actor_name
-    return TrainingClient(ray.get_actor(name, namespace=NAMESPACE))
+    return TrainingClient(OrchestratorClient.find(name))
 
 
 async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: Deployed) -> None:
