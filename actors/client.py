@@ -2,20 +2,23 @@
 
 ``OrchestratorClient`` names each remote method through ``JobOrchestrator`` itself, so mypy
 checks the name, the arguments and the result of every call: a renamed actor method fails
-the type check, not a request. Each call returns its ``ObjectRef``, which the API's routes
-await. ``TrainingClient`` wraps it for the cluster's operators, blocking on each call.
+the type check, not a request. Ray's wrapping is undone at the call: a ``JobNotFound``
+raised in the actor is raised here as itself. ``TrainingClient`` wraps it for the
+cluster's operators, blocking on each call.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import ray
 from ray import ObjectRef
 from ray.actor import ActorHandle
+from ray.exceptions import RayActorError, RayTaskError
 
 from actors.lifecycle import QueueStatus
 from actors.orchestrator import JobOrchestrator, Stats
@@ -23,9 +26,24 @@ from actors.settings import NAMESPACE, ORCHESTRATOR_NAME
 from actors.submission import JobSubmission
 from db.records import JobFilters, JobRecord, LogRecord, ModelRecord, Page, PurgeReport
 from db.schedules import NewSchedule, ScheduleRecord
+from domain.errors import ServiceUnavailable, TrainingError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@contextmanager
+def translated_ray_errors(callee: str = "the orchestrator") -> Iterator[None]:
+    """A domain error raised inside an actor or a deployment, unwrapped from Ray's task
+    error; a lost or restarting actor as ``ServiceUnavailable``."""
+    try:
+        yield
+    except RayTaskError as exc:
+        if isinstance(exc.cause, TrainingError):
+            raise exc.cause from None
+        raise
+    except RayActorError as exc:
+        raise ServiceUnavailable(f"{callee} is restarting; try again shortly") from exc
 
 
 class OrchestratorClient:
@@ -39,82 +57,89 @@ class OrchestratorClient:
         """The running orchestrator with that name, on the connected cluster."""
         return cls(ray.get_actor(name, namespace=NAMESPACE))
 
-    def _call(
+    def ref(
         self,
         method: Callable[Concatenate[JobOrchestrator, P], Awaitable[R]],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> ObjectRef[R]:
+        """Call ``method`` on the actor; its result to come."""
         ref: ObjectRef[R] = getattr(self._actor, method.__name__).remote(*args, **kwargs)
         return ref
 
-    def submit(self, submission: JobSubmission) -> ObjectRef[JobRecord]:
-        return self._call(JobOrchestrator.submit, submission)
+    async def _call(
+        self,
+        method: Callable[Concatenate[JobOrchestrator, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        with translated_ray_errors():
+            return await self.ref(method, *args, **kwargs)
 
-    def submit_once(
+    async def submit(self, submission: JobSubmission) -> JobRecord:
+        return await self._call(JobOrchestrator.submit, submission)
+
+    async def submit_once(
         self, submission: JobSubmission, idempotency_key: str | None
-    ) -> ObjectRef[tuple[JobRecord, bool]]:
-        return self._call(JobOrchestrator.submit_once, submission, idempotency_key)
+    ) -> tuple[JobRecord, bool]:
+        return await self._call(JobOrchestrator.submit_once, submission, idempotency_key)
 
-    def retry(self, job_id: str) -> ObjectRef[JobRecord]:
-        return self._call(JobOrchestrator.retry, job_id)
+    async def retry(self, job_id: str) -> JobRecord:
+        return await self._call(JobOrchestrator.retry, job_id)
 
-    def cancel(self, job_id: str) -> ObjectRef[JobRecord]:
-        return self._call(JobOrchestrator.cancel, job_id)
+    async def cancel(self, job_id: str) -> JobRecord:
+        return await self._call(JobOrchestrator.cancel, job_id)
 
-    def cancel_queued(self, tenant_id: str) -> ObjectRef[list[str]]:
-        return self._call(JobOrchestrator.cancel_queued, tenant_id)
+    async def cancel_queued(self, tenant_id: str) -> list[str]:
+        return await self._call(JobOrchestrator.cancel_queued, tenant_id)
 
-    def get_job(self, job_id: str) -> ObjectRef[JobRecord]:
-        return self._call(JobOrchestrator.get_job, job_id)
+    async def get_job(self, job_id: str) -> JobRecord:
+        return await self._call(JobOrchestrator.get_job, job_id)
 
-    def list_jobs(
-        self, filters: JobFilters, page: int, page_size: int
-    ) -> ObjectRef[Page[JobRecord]]:
-        return self._call(JobOrchestrator.list_jobs, filters, page, page_size)
+    async def list_jobs(self, filters: JobFilters, page: int, page_size: int) -> Page[JobRecord]:
+        return await self._call(JobOrchestrator.list_jobs, filters, page, page_size)
 
-    def logs(self, job_id: str, tail: int) -> ObjectRef[list[LogRecord]]:
-        return self._call(JobOrchestrator.logs, job_id, tail)
+    async def logs(self, job_id: str, tail: int) -> list[LogRecord]:
+        return await self._call(JobOrchestrator.logs, job_id, tail)
 
-    def stats(self, tenant_id: str | None = None) -> ObjectRef[Stats]:
-        return self._call(JobOrchestrator.stats, tenant_id)
+    async def stats(self, tenant_id: str | None = None) -> Stats:
+        return await self._call(JobOrchestrator.stats, tenant_id)
 
-    def queue_status(self, job_id: str) -> ObjectRef[QueueStatus | None]:
-        return self._call(JobOrchestrator.queue_status, job_id)
+    async def queue_status(self, job_id: str) -> QueueStatus | None:
+        return await self._call(JobOrchestrator.queue_status, job_id)
 
-    def set_alias(
+    async def set_alias(
         self, tenant_id: str, model_name: str, alias: str, version: str
-    ) -> ObjectRef[ModelRecord]:
-        return self._call(JobOrchestrator.set_alias, tenant_id, model_name, alias, version)
+    ) -> ModelRecord:
+        return await self._call(JobOrchestrator.set_alias, tenant_id, model_name, alias, version)
 
-    def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> ObjectRef[None]:
-        return self._call(JobOrchestrator.delete_alias, tenant_id, model_name, alias)
+    async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
+        return await self._call(JobOrchestrator.delete_alias, tenant_id, model_name, alias)
 
-    def create_schedule(self, schedule: NewSchedule) -> ObjectRef[ScheduleRecord]:
-        return self._call(JobOrchestrator.create_schedule, schedule)
+    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
+        return await self._call(JobOrchestrator.create_schedule, schedule)
 
-    def update_schedule(
-        self, schedule_id: str, changes: dict[str, Any]
-    ) -> ObjectRef[ScheduleRecord]:
-        return self._call(JobOrchestrator.update_schedule, schedule_id, changes)
+    async def update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> ScheduleRecord:
+        return await self._call(JobOrchestrator.update_schedule, schedule_id, changes)
 
-    def delete_schedule(self, schedule_id: str) -> ObjectRef[None]:
-        return self._call(JobOrchestrator.delete_schedule, schedule_id)
+    async def delete_schedule(self, schedule_id: str) -> None:
+        return await self._call(JobOrchestrator.delete_schedule, schedule_id)
 
-    def fire_schedules(self, now: datetime | None = None) -> ObjectRef[list[str]]:
-        return self._call(JobOrchestrator.fire_schedules, now)
+    async def fire_schedules(self, now: datetime | None = None) -> list[str]:
+        return await self._call(JobOrchestrator.fire_schedules, now)
 
-    def cleanup(self) -> ObjectRef[PurgeReport]:
-        return self._call(JobOrchestrator.cleanup)
+    async def cleanup(self) -> PurgeReport:
+        return await self._call(JobOrchestrator.cleanup)
 
-    def metrics_text(self) -> ObjectRef[str]:
-        return self._call(JobOrchestrator.metrics_text)
+    async def metrics_text(self) -> str:
+        return await self._call(JobOrchestrator.metrics_text)
 
-    def count_database_error(self) -> ObjectRef[None]:
-        return self._call(JobOrchestrator.count_database_error)
+    def count_database_error(self) -> None:
+        """Fire and forget."""
+        self.ref(JobOrchestrator.count_database_error)
 
-    def ready(self) -> ObjectRef[bool]:
-        return self._call(JobOrchestrator.ready)
+    async def ready(self) -> bool:
+        return await self._call(JobOrchestrator.ready)
 
 
 class TrainingClient:
@@ -135,28 +160,37 @@ class TrainingClient:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
         return cls(OrchestratorClient.find(name))
 
+    def _get(
+        self,
+        method: Callable[Concatenate[JobOrchestrator, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        with translated_ray_errors():
+            return ray.get(self._orchestrator.ref(method, *args, **kwargs))
+
     def submit(self, submission: JobSubmission) -> JobRecord:
-        return ray.get(self._orchestrator.submit(submission))
+        return self._get(JobOrchestrator.submit, submission)
 
     def get(self, job_id: str) -> JobRecord:
-        return ray.get(self._orchestrator.get_job(job_id))
+        return self._get(JobOrchestrator.get_job, job_id)
 
     def list_jobs(
         self, filters: JobFilters | None = None, page: int = 1, page_size: int = 20
     ) -> Page[JobRecord]:
-        return ray.get(self._orchestrator.list_jobs(filters or JobFilters(), page, page_size))
+        return self._get(JobOrchestrator.list_jobs, filters or JobFilters(), page, page_size)
 
     def cancel(self, job_id: str) -> JobRecord:
-        return ray.get(self._orchestrator.cancel(job_id))
+        return self._get(JobOrchestrator.cancel, job_id)
 
     def retry(self, job_id: str) -> JobRecord:
-        return ray.get(self._orchestrator.retry(job_id))
+        return self._get(JobOrchestrator.retry, job_id)
 
     def logs(self, job_id: str, tail: int = 100) -> list[LogRecord]:
-        return ray.get(self._orchestrator.logs(job_id, tail))
+        return self._get(JobOrchestrator.logs, job_id, tail)
 
     def stats(self) -> Stats:
-        return ray.get(self._orchestrator.stats())
+        return self._get(JobOrchestrator.stats)
 
     def wait(self, job_id: str, timeout: float = 600.0, poll_seconds: float = 0.25) -> JobRecord:
         """Block until the job has finished and return it.

@@ -1,7 +1,8 @@
 """Domain errors to HTTP responses, in one place.
 
-Errors raised inside the orchestrator actor reach us wrapped by Ray; they are unwrapped
-here so a ``JobNotFound`` from the actor is a 404 like one raised locally.
+Errors raised inside the orchestrator actor or a deployment are unwrapped from Ray's where
+they are called (``actors.client.translated_ray_errors``), so a ``JobNotFound`` from the
+actor is a 404 like one raised locally.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from ray.exceptions import RayActorError, RayTaskError
 
 from domain.errors import (
     AlreadyExists,
@@ -90,12 +90,10 @@ def error_response(error: TrainingError) -> JSONResponse:
 
 
 async def _training_error(request: Request, exc: Exception) -> JSONResponse:
-    cause = exc.cause if isinstance(exc, RayTaskError) else exc
-    if isinstance(cause, ServiceUnavailable) and cause.message.startswith("database"):
+    assert isinstance(exc, TrainingError)
+    if isinstance(exc, ServiceUnavailable) and exc.message.startswith("database"):
         _count_database_error(request)
-    if isinstance(cause, TrainingError):
-        return error_response(cause)
-    raise exc
+    return error_response(exc)
 
 
 def _count_database_error(request: Request) -> None:
@@ -104,11 +102,5 @@ def _count_database_error(request: Request) -> None:
         request.app.state.services.orchestrator.count_database_error()
 
 
-async def _orchestrator_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
-    return error_response(ServiceUnavailable("the orchestrator is restarting; try again shortly"))
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TrainingError, _training_error)
-    app.add_exception_handler(RayTaskError, _training_error)
-    app.add_exception_handler(RayActorError, _orchestrator_unavailable)

@@ -85,7 +85,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
 def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningService:
     """Start (or find) the orchestrator and deploy the API on the connected cluster."""
     orchestrator = start_orchestrator(config.database_url, config.pipeline, config.orchestrator)
-    ray.get(OrchestratorClient(orchestrator).ready(), timeout=READY_TIMEOUT_SECONDS)
+    ready = OrchestratorClient(orchestrator).ref(JobOrchestrator.ready)
+    ray.get(ready, timeout=READY_TIMEOUT_SECONDS)
     if config.orchestrator.mlflow.enabled:
         # Started here, not by the orchestrator, so its restarts never import MLflow.
         from actors.mirror import start_mirror  # MLflow's client is an optional extra

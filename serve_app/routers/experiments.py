@@ -65,12 +65,7 @@ async def list_experiments(
     result = await services.experiments.search(
         filters, ExperimentOrder(metric, order == "desc"), page, page_size
     )
-    return ExperimentsPublic(
-        experiments=[ExperimentPublic.model_validate(e) for e in result.items],
-        total=result.total,
-        page=result.page,
-        page_size=result.page_size,
-    )
+    return ExperimentsPublic.of(result)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentDetail)

@@ -102,12 +102,7 @@ async def list_jobs(
 ) -> JobsPublic:
     filters = JobFilters(principal.tenant_filter(tenant_id), model_type, model_name, status)
     result = await services.store.list_jobs(filters, page, page_size)
-    return JobsPublic(
-        jobs=[JobPublic.model_validate(j) for j in result.items],
-        total=result.total,
-        page=result.page,
-        page_size=result.page_size,
-    )
+    return JobsPublic.of(result)
 
 
 @router.delete("", response_model=QueuedJobsCancelled)

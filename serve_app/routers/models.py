@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import pandas as pd
 from fastapi import APIRouter, Path, Query, Response, status
 
+from actors.client import translated_ray_errors
 from db.records import ModelFilters, ModelRecord
 from domain.auth import Principal
 from domain.errors import AliasNotFound, InvalidRequest, ModelNotFound, SeriesMetricsNotFound
@@ -55,12 +56,7 @@ async def list_models(
     """Registered versions, newest first."""
     filters = ModelFilters(principal.tenant_filter(tenant_id), model_name, model_type)
     result = await services.registry.search(filters, page, page_size)
-    return ModelsPublic(
-        models=[ModelPublic.model_validate(m) for m in result.items],
-        total=result.total,
-        page=result.page,
-        page_size=result.page_size,
-    )
+    return ModelsPublic.of(result)
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
@@ -213,9 +209,10 @@ async def predict_alias(
 async def _predict(
     model: ModelRecord, body: PredictRequest, services: ServicesDep
 ) -> PredictionsPublic:
-    predictions = await services.model_server.predict.remote(
-        model.artifact_uri, body.rows, body.explain
-    )
+    with translated_ray_errors("the model server"):
+        predictions = await services.model_server.predict.remote(
+            model.artifact_uri, body.rows, body.explain
+        )
     return PredictionsPublic(
         model_id=model.model_id,
         predictions=[PredictionPublic.model_validate(p) for p in predictions],

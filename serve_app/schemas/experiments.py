@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.jobs import ExperimentStatus, JobStatus, ModelType
 from serve_app.params import IdItem, MetricName
+from serve_app.schemas.paging import PagePublic
 
 #: How many experiments one comparison takes.
 COMPARE_MIN, COMPARE_MAX = 2, 20
@@ -31,11 +32,8 @@ class ExperimentPublic(BaseModel):
     metrics: dict[str, float]
 
 
-class ExperimentsPublic(BaseModel):
+class ExperimentsPublic(PagePublic):
     experiments: list[ExperimentPublic]
-    total: int
-    page: int
-    page_size: int
 
 
 class JobLineage(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from actors.submission import JobSubmission
 from domain.jobs import JobStatus, LogLevel, ModelType
+from serve_app.schemas.paging import PagePublic
 
 EXAMPLE_JOB: dict[str, Any] = {
     "tenant_id": "tenant-123",
@@ -80,11 +81,8 @@ class JobPublic(BaseModel):
         return round((end - self.started_at).total_seconds())
 
 
-class JobsPublic(BaseModel):
+class JobsPublic(PagePublic):
     jobs: list[JobPublic]
-    total: int
-    page: int
-    page_size: int
 
 
 class JobCancelled(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.jobs import ModelType
+from serve_app.schemas.paging import PagePublic
 
 VERSION_PATTERN = r"^\d{8}\.\d{6}$"
 ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -42,11 +43,8 @@ class ModelPublic(BaseModel):
     created_at: datetime
 
 
-class ModelsPublic(BaseModel):
+class ModelsPublic(PagePublic):
     models: list[ModelPublic]
-    total: int
-    page: int
-    page_size: int
 
 
 class AliasUpdate(BaseModel):
@@ -111,9 +109,6 @@ class SeriesMetricsPublic(BaseModel):
     )
 
 
-class SeriesMetricsPagePublic(BaseModel):
+class SeriesMetricsPagePublic(PagePublic):
     model_id: str
     series: list[SeriesMetricsPublic]
-    total: int
-    page: int
-    page_size: int

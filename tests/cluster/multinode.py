@@ -30,7 +30,7 @@ from ray.cluster_utils import Cluster
 from ray.util.state import list_tasks
 
 from actors.client import OrchestratorClient, TrainingClient
-from actors.orchestrator import start_orchestrator
+from actors.orchestrator import JobOrchestrator, start_orchestrator
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.submission import JobSubmission
 from db.settings import DatabaseSettings
@@ -75,7 +75,7 @@ def client_for(
     asyncio.run(prepare_storage(url, pipeline))
     handle = start_orchestrator(url, pipeline, OrchestratorSettings(actor_name=name))
     orchestrator = OrchestratorClient(handle)
-    ray.get(orchestrator.ready(), timeout=60)
+    ray.get(orchestrator.ref(JobOrchestrator.ready), timeout=60)
     return TrainingClient(orchestrator)
 
 
