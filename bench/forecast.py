@@ -31,63 +31,35 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import lightgbm as lgb
-import numpy as np
 import pandas as pd
 
 from actors.settings import OrchestratorSettings
+from bench.forecast_data import (
+    QUANTILES,
+    SHARED_DATA,
+    BenchSet,
+    Scores,
+    bench_sets,
+    demo_set,
+    scores,
+)
+from bench.forecast_mlforecast import mlforecast_scores
 from db.settings import DatabaseSettings
-from pipeline.feature_store import FeatureStore
-from pipeline.intervals import quantile_metrics
 from pipeline.settings import PipelineSettings
 from serve_app.service import ServiceConfig, connect, prepare_storage, start, stop
 from serve_app.settings import ApiSettings
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-REAL_FILES = (
-    ("hourly", "hourly_electricity.csv", "load"),
-    ("household", "household_power_30min.csv", "power_kw"),
-)
-SHORT_HISTORY = pd.Timedelta(weeks=12)
 API_PORT = 8766
 WORKERS = 2
 TENANT = "bench"
-QUANTILES = (0.1, 0.5, 0.9)
-#: mlforecast's conformal intervals: days of day-ahead windows scored before the test part
-#: (fewer where the history is short). 90 gave it its best WQL on the household set
-#: (10: 0.331, 30: 0.324, 90: 0.323).
-CONFORMAL_WINDOWS = 90
 POLL_SECONDS = 1.0
 JOB_TIMEOUT = 3600
-
-
-@dataclass(frozen=True)
-class BenchSet:
-    name: str
-    data: pd.DataFrame  # timestamp, target[, covariates]
-    target: str
-    steps_per_day: int
-    upload: bool = True
-
-    @property
-    def covariates(self) -> list[str]:
-        return [c for c in self.data.columns if c not in ("timestamp", self.target)]
-
-
-@dataclass
-class Scores:
-    mae: float
-    coverage_80: float | None = None
-    width_80: float | None = None
-    wql: float | None = None
-    seconds: float = 0.0
 
 
 @dataclass
@@ -98,24 +70,6 @@ class SetResult:
     hpo: Scores | None
     mlforecast: Scores
     notes: list[str] = field(default_factory=list)
-
-
-def bench_sets(names: Sequence[str] | None, data_dir: Path) -> list[BenchSet]:
-    sets = []
-    for name, filename, column in REAL_FILES:
-        data = pd.read_csv(data_dir / filename)
-        stamps = pd.to_datetime(data["timestamp"])
-        season = round(pd.Timedelta(days=1) / stamps.diff().median())
-        sets.append(BenchSet(name, data, column, season))
-        short = data[stamps > stamps.max() - SHORT_HISTORY].reset_index(drop=True)
-        sets.append(BenchSet(f"{name}_12w", short, column, season))
-    return [s for s in sets if not names or s.name in names]
-
-
-def demo_set(data_dir: Path) -> BenchSet:
-    frame = FeatureStore(PipelineSettings(data_dir=data_dir).features_root).load("forecast_basic")
-    data = frame.data.assign(timestamp=frame.data["timestamp"].dt.tz_localize(None))
-    return BenchSet("forecast_basic", data, "load_kw", 24, upload=False)
 
 
 class Service:
@@ -178,110 +132,11 @@ def job_config(bench_set: BenchSet, **extra: Any) -> dict[str, Any]:
     }
 
 
-def scores(actual: np.ndarray, point: np.ndarray, bounds: np.ndarray | None) -> Scores:
-    result = Scores(mae=float(np.mean(np.abs(actual - point))))
-    if bounds is not None:
-        metrics = quantile_metrics(actual, bounds, QUANTILES)
-        result.coverage_80 = metrics["coverage_80"]
-        result.width_80 = metrics["interval_width_80"]
-        result.wql = metrics["wql"]
-    return result
-
-
 def service_scores(table: pd.DataFrame, seconds: float) -> Scores:
     bounds = table[[f"q{q:g}" for q in QUANTILES]].to_numpy()
     result = scores(table["actual"].to_numpy(), table["predicted"].to_numpy(), bounds)
     result.seconds = seconds
     return result
-
-
-# ----------------------------------------------------------------------------- mlforecast
-
-
-def _mlforecast(bench_set: BenchSet) -> Any:
-    from mlforecast import MLForecast
-    from mlforecast.lag_transforms import RollingMean, RollingStd
-
-    h = season = bench_set.steps_per_day
-
-    def time_of_day(dates: pd.DatetimeIndex) -> np.ndarray:
-        return np.asarray(dates.hour * 60 + dates.minute)
-
-    return MLForecast(
-        models={"mlforecast": lgb.LGBMRegressor(verbosity=-1)},
-        freq=pd.tseries.frequencies.to_offset(pd.Timedelta(days=1) / season),
-        lags=sorted({h, h + 1, 2 * season, 7 * season}),
-        lag_transforms={
-            h: [
-                RollingMean(season),
-                RollingStd(season),
-                RollingMean(7 * season),
-                RollingStd(7 * season),
-            ]
-        },
-        date_features=["dayofweek", "month", "dayofyear", time_of_day],
-    )
-
-
-def _long_format(bench_set: BenchSet) -> pd.DataFrame:
-    data = bench_set.data
-    frame = pd.DataFrame(
-        {
-            "unique_id": "series",
-            "ds": pd.to_datetime(data["timestamp"]),
-            "y": data[bench_set.target].astype(float).interpolate(limit_direction="both"),
-        }
-    )
-    for column in bench_set.covariates:
-        frame[column] = data[column].to_numpy(dtype=float)
-    return frame
-
-
-def mlforecast_scores(bench_set: BenchSet, test: pd.DataFrame) -> tuple[Scores, list[str]]:
-    """Point forecasts from cross_validation(refit=False) over windows ending with the set;
-    quantiles from conformal intervals fitted on the same history, walked forward."""
-    from mlforecast.utils import PredictionIntervals
-
-    h = bench_set.steps_per_day
-    frame = _long_format(bench_set)
-    step = pd.Timedelta(days=1) / h
-    last = frame["ds"].max()
-    windows = math.ceil((round((last - test["ds"].min()) / step) + 1) / h)
-    started = time.perf_counter()
-    forecaster = _mlforecast(bench_set)
-    cv = forecaster.cross_validation(
-        frame, n_windows=windows, h=h, step_size=h, refit=False, static_features=[]
-    )
-    seconds = time.perf_counter() - started
-    first_cutoff = last - step * (windows * h)
-    history = frame[frame["ds"] <= first_cutoff]
-    conformal = min(CONFORMAL_WINDOWS, (len(history) - 1) // h - 8)
-    walked = _mlforecast(bench_set)
-    walked.fit(
-        history,
-        static_features=[],
-        prediction_intervals=PredictionIntervals(n_windows=conformal, h=h),
-    )
-    forecasts = []
-    for window in range(windows):
-        start = first_cutoff + step * (window * h)
-        block = frame[(frame["ds"] > start) & (frame["ds"] <= start + step * h)]
-        future = block[["unique_id", "ds", *bench_set.covariates]]
-        forecasts.append(
-            walked.predict(h, level=[80], X_df=future if bench_set.covariates else None)
-        )
-        walked.update(block[["unique_id", "ds", "y"]])
-    intervals = pd.concat(forecasts)
-    scored = test.merge(cv[["ds", "mlforecast"]], on="ds", how="left")
-    scored = scored.merge(
-        intervals[["ds", "mlforecast-lo-80", "mlforecast-hi-80"]], on="ds", how="left"
-    )
-    if scored[["mlforecast", "mlforecast-lo-80"]].isna().any().any():
-        raise RuntimeError(f"mlforecast missed test timestamps of {bench_set.name}")
-    bounds = scored[["mlforecast-lo-80", "mlforecast", "mlforecast-hi-80"]].to_numpy()
-    result = scores(scored["actual"].to_numpy(), scored["mlforecast"].to_numpy(), bounds)
-    result.seconds = seconds
-    return result, [f"mlforecast: {windows} windows, conformal n_windows={conformal}"]
 
 
 # ----------------------------------------------------------------------------- runs
