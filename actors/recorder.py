@@ -9,11 +9,9 @@ from typing import Any
 from db.records import JobRecord, MetricPoint, NewExperiment, NewLog
 from db.store import TrainingStore
 from domain.jobs import ExperimentStatus, LogLevel
-from pipeline.graph import LogLine, StageReport
 from pipeline.hpo import SearchProgress, TrialReport
+from pipeline.stages import LogLine, Stage, StageReport
 
-TRAIN_STAGE = "train"
-BACKTEST_STAGE = "backtest"
 #: Backtest windows are experiments named ``backtest window <n>``.
 BACKTEST_PREFIX = "backtest window "
 
@@ -36,9 +34,9 @@ class StageRecorder:
         self._experiment_id: str | None = None
         self._best_iteration = 0
         self.metrics: dict[str, Any] = {}
-        self._recorded: set[str] = set()  # stages whose extra writes are done
+        self._recorded: set[Stage] = set()  # stages whose extra writes are done
         self._progress = 0.0
-        self._stage: str | None = None  # the last stage recorded
+        self._stage: Stage | None = None  # the last stage recorded
         #: Stage reports and live scores are written one at a time, so a live write never
         #: lands after (and undoes) the stage it belongs to.
         self._writing = asyncio.Lock()
@@ -54,13 +52,13 @@ class StageRecorder:
         lines = [to_new_log(job_id, line) for line in report.logs]
         lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
         if report.stage not in self._recorded:
-            if report.stage == TRAIN_STAGE:
+            if report.stage == Stage.TRAIN:
                 await self._record_training(report.summary)
-            elif report.stage == "search":
+            elif report.stage == Stage.SEARCH:
                 self.metrics.update({k: v for k, v in report.summary.items() if k != "storage"})
-            elif report.stage == BACKTEST_STAGE:
+            elif report.stage == Stage.BACKTEST:
                 await self._record_backtest(report.summary)
-            elif report.stage == "evaluate":
+            elif report.stage == Stage.EVALUATE:
                 await self._record_evaluation(report.summary["metrics"])
             self.metrics["training_time_seconds"] = round(
                 self.metrics.get("training_time_seconds", 0.0) + report.seconds, 3
@@ -76,7 +74,7 @@ class StageRecorder:
         """A running training's best validation scores so far (``best_mae``,
         ``best_rmse``); ignored once its stage report is recorded, which is final."""
         async with self._writing:
-            if self._stage is None or TRAIN_STAGE in self._recorded:
+            if self._stage is None or Stage.TRAIN in self._recorded:
                 return
             self.metrics.update(scores)
             await self._store.update_progress(
@@ -138,7 +136,7 @@ _TRIAL_STATUS = {
     "failed": ExperimentStatus.FAILED,
 }
 #: Progress while searching moves from the end of preprocess towards the search milestone.
-SEARCH_PROGRESS = (0.4, 0.65)
+SEARCH_PROGRESS = (Stage.PREPROCESS.milestone, Stage.SEARCH.milestone)
 
 
 class SearchRecorder:
@@ -214,7 +212,7 @@ class SearchRecorder:
         await self._store.update_progress(
             job_id,
             start + (end - start) * min(1.0, latest.finished / latest.n_trials),
-            "search",
+            Stage.SEARCH,
             latest.as_metrics(),
             logs=[_trial_log(job_id, trial) for trial, _ in batch],
         )

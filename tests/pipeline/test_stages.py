@@ -13,10 +13,11 @@ from domain.errors import TrainingStopped
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
-from pipeline.graph import StageFailed, run_in_process, run_stage
+from pipeline.graph import run_in_process
 from pipeline.preprocess import preprocess
 from pipeline.register import METADATA_FILE, PREDICTIONS_FILE, JobContext, load_artifact, register
 from pipeline.settings import PipelineSettings
+from pipeline.stages import Stage, StageFailed, run_stage
 from pipeline.storage import Location
 from pipeline.train import train
 
@@ -137,7 +138,7 @@ def test_a_failing_stage_carries_its_logs_and_traceback() -> None:
         raise ValueError("bad data")
 
     with pytest.raises(StageFailed) as caught:
-        run_stage("preprocess", broken)
+        run_stage(Stage.PREPROCESS, broken)
     error = caught.value
     assert error.message == "preprocess failed: ValueError: bad data"
     assert [line.message for line in error.logs] == ["about to fail"]
