@@ -65,8 +65,8 @@ from pipeline.backtest import check_fits as check_backtest_fits
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.graph import PipelineRun, launch
-from pipeline.hpo import SearchProgress, TrialReport
 from pipeline.register import JobContext, SavedModel
+from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.stages import StageFailed
 from pipeline.storage import Location

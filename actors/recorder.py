@@ -9,7 +9,7 @@ from typing import Any
 from db.records import JobRecord, MetricPoint, NewExperiment, NewLog
 from db.store import TrainingStore
 from domain.jobs import ExperimentStatus, LogLevel
-from pipeline.hpo import SearchProgress, TrialReport
+from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.stages import LogLine, Stage, StageReport
 
 #: Backtest windows are experiments named ``backtest window <n>``.

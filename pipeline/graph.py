@@ -32,16 +32,10 @@ from pipeline.backtest import (
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
-from pipeline.hpo import (
-    STOP_CHECK_SECONDS,
-    SearchProgress,
-    SearchResult,
-    TrialReport,
-    run_trial,
-    search,
-)
+from pipeline.hpo import STOP_CHECK_SECONDS, run_trial, search
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext, SavedModel, register
+from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.stages import PIPELINE_LOGGER, Stage, StageReport, run_stage
 from pipeline.storage import Location

@@ -16,7 +16,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ from optuna.trial import TrialState
 from domain.errors import PipelineError, TrainingStopped
 from pipeline.config import DEFAULT_HYPERPARAMETERS, HyperparameterSpec, TrainingConfig
 from pipeline.preprocess import PreparedData
+from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 from pipeline.train import BinnedData, booster_params, fit
 
 logger = logging.getLogger(__name__)
@@ -51,80 +51,6 @@ SAMPLER_SEED = 42
 STOP_CHECK_SECONDS = 2.0
 #: The user attribute holding a trial's number in the job (its name in logs and experiments).
 NUMBER = "number"
-
-
-@dataclass(frozen=True)
-class TrialReport:
-    """One finished trial, as the orchestrator records it."""
-
-    number: int
-    state: str  # "completed", "pruned" or "failed"
-    value: float | None
-    params: dict[str, Any]
-    best_iteration: int | None
-    curve: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    error: str | None = None
-    intermediate: dict[int, float] = field(default_factory=dict)
-
-    def validation_curve(self) -> list[tuple[int, float]]:
-        """(boosting round, validation L1): every round when the trial ran to the end,
-        else the rounds it reported to the pruner."""
-        if self.curve:
-            return list(enumerate(self.curve, start=1))
-        return sorted(self.intermediate.items())
-
-
-@dataclass(frozen=True)
-class SearchProgress:
-    """The study's tallies after a trial, for the job's status."""
-
-    n_trials: int
-    completed: int
-    pruned: int
-    failed: int
-    best_value: float | None
-    best_params: dict[str, Any] | None
-
-    @property
-    def finished(self) -> int:
-        return self.completed + self.pruned + self.failed
-
-    def as_metrics(self) -> dict[str, Any]:
-        return {
-            "trials_completed": self.completed,
-            "trials_pruned": self.pruned,
-            "trials_failed": self.failed,
-            "best_value": self.best_value,
-            "best_params": self.best_params,
-        }
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    study_name: str
-    storage: str
-    best_trial: int
-    best_value: float
-    best_params: dict[str, Any]
-    best_iteration: int
-    progress: SearchProgress
-    #: Per objective of the model's members: the LightGBM parameters to retrain with (fixed
-    #: + the best trial's of that objective) and its rounds (None: no trial of that
-    #: objective completed, so the retrain early-stops with the best trial's parameters).
-    members: dict[str, tuple[dict[str, Any], int | None]]
-    early_stopping_rounds: int
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "study_name": self.study_name,
-            "storage": self.storage,
-            "best_trial": self.best_trial,
-            "best_value": self.best_value,
-            "best_iteration": self.best_iteration,
-            "n_trials": self.progress.finished,
-            **self.progress.as_metrics(),
-        }
 
 
 def distribution(spec: HyperparameterSpec) -> BaseDistribution:

@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -23,9 +23,7 @@ from pipeline.callbacks import Callback, LiveMetrics, LiveScores, log_progress, 
 from pipeline.config import TrainingConfig
 from pipeline.intervals import QuantileCalibration, calibrate, paired_quantiles
 from pipeline.preprocess import PreparedData
-
-if TYPE_CHECKING:
-    from pipeline.hpo import SearchResult
+from pipeline.search_results import SearchResult
 
 logger = logging.getLogger(__name__)
 

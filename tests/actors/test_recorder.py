@@ -14,7 +14,7 @@ from db.records import JobRecord, NewExperiment
 from db.store import SqlAlchemyStore
 from domain.errors import ServiceUnavailable
 from domain.jobs import ExperimentStatus
-from pipeline.hpo import SearchProgress, TrialReport
+from pipeline.search_results import SearchProgress, TrialReport
 from tests.databases import BACKENDS, migrated_store
 from tests.db.factories import new_job
 

@@ -11,15 +11,9 @@ import pytest
 from domain.errors import PipelineError, TrainingStopped
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
-from pipeline.hpo import (
-    NUMBER,
-    SearchProgress,
-    TrialReport,
-    journal_storage,
-    run_trial,
-    search,
-)
+from pipeline.hpo import NUMBER, journal_storage, run_trial, search
 from pipeline.preprocess import PreparedData, preprocess
+from pipeline.search_results import SearchProgress, TrialReport
 
 
 class Done:
