@@ -130,11 +130,6 @@ class StageRecorder:
 
 TRIAL_PREFIX = "trial "
 SEARCH_EXPERIMENT = "search"
-_TRIAL_STATUS = {
-    "completed": ExperimentStatus.COMPLETED,
-    "pruned": ExperimentStatus.PRUNED,
-    "failed": ExperimentStatus.FAILED,
-}
 #: Progress while searching moves from the end of preprocess towards the search milestone.
 SEARCH_PROGRESS = (Stage.PREPROCESS.milestone, Stage.SEARCH.milestone)
 
@@ -222,9 +217,7 @@ def _trial_experiment(trial: TrialReport) -> NewExperiment:
     points = [MetricPoint("validation_l1", value, step) for step, value in trial.validation_curve()]
     if trial.value is not None:
         points.append(MetricPoint("best_validation_l1", trial.value, trial.best_iteration or 0))
-    return NewExperiment(
-        f"{TRIAL_PREFIX}{trial.number}", trial.params, points, _TRIAL_STATUS[trial.state]
-    )
+    return NewExperiment(f"{TRIAL_PREFIX}{trial.number}", trial.params, points, trial.state)
 
 
 def _trial_log(job_id: str, trial: TrialReport) -> NewLog:
@@ -232,5 +225,5 @@ def _trial_log(job_id: str, trial: TrialReport) -> NewLog:
     message = f"trial {trial.number} {trial.state}: validation l1={value}, params {trial.params}"
     if trial.error:
         message += f"; error: {trial.error}"
-    level = LogLevel.WARNING if trial.state == "failed" else LogLevel.INFO
+    level = LogLevel.WARNING if trial.state is ExperimentStatus.FAILED else LogLevel.INFO
     return service_log(job_id, message, level, trial=trial.number)

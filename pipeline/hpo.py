@@ -32,6 +32,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from domain.errors import PipelineError, TrainingStopped
+from domain.jobs import ExperimentStatus
 from pipeline.config import DEFAULT_HYPERPARAMETERS, HyperparameterSpec, TrainingConfig
 from pipeline.preprocess import PreparedData
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
@@ -134,7 +135,7 @@ def run_trial(
         intermediate[step] = value
         trial.report(value, step)
         if finished_peers is not None:
-            done = [peer for peer in finished_peers() if peer.state == "completed"]
+            done = [peer for peer in finished_peers() if peer.state is ExperimentStatus.COMPLETED]
             local.add_trials([_frozen(peer, space) for peer in done])
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at round {step}")
@@ -145,7 +146,7 @@ def run_trial(
     except optuna.TrialPruned:
         return TrialReport(
             number,
-            "pruned",
+            ExperimentStatus.PRUNED,
             intermediate[max(intermediate)],
             params,
             None,
@@ -155,7 +156,7 @@ def run_trial(
     curve = model.curve["l1"]
     return TrialReport(
         number=number,
-        state="completed",
+        state=ExperimentStatus.COMPLETED,
         value=curve[model.best_iteration - 1],
         params=params,
         best_iteration=model.best_iteration,
@@ -341,11 +342,13 @@ def _finish(
     except Exception as exc:
         live.tell(trial, state=TrialState.FAIL)
         logger.warning("trial %d failed: %s", number, exc)
-        outcome = TrialReport(number, "failed", None, trial.params, None, error=str(exc))
+        outcome = TrialReport(
+            number, ExperimentStatus.FAILED, None, trial.params, None, error=str(exc)
+        )
     else:
         for step, value in outcome.intermediate.items():
             trial.report(value, step)
-        if outcome.state == "pruned":
+        if outcome.state is ExperimentStatus.PRUNED:
             live.tell(trial, state=TrialState.PRUNED)
         else:
             trial.set_user_attr("best_iteration", outcome.best_iteration)
@@ -378,17 +381,17 @@ def _resume(
     return [int(t.user_attrs[NUMBER]) for t in done]
 
 
-_STATE_NAMES = {
-    TrialState.COMPLETE: "completed",
-    TrialState.PRUNED: "pruned",
-    TrialState.FAIL: "failed",
+_STATUS = {
+    TrialState.COMPLETE: ExperimentStatus.COMPLETED,
+    TrialState.PRUNED: ExperimentStatus.PRUNED,
+    TrialState.FAIL: ExperimentStatus.FAILED,
 }
 
 
 def _report_of(trial: optuna.trial.FrozenTrial) -> TrialReport:
     return TrialReport(
         number=int(trial.user_attrs[NUMBER]),
-        state=_STATE_NAMES[trial.state],
+        state=_STATUS[trial.state],
         value=trial.value if trial.state == TrialState.COMPLETE else None,
         params=trial.params,
         best_iteration=trial.user_attrs.get("best_iteration"),

@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.jobs import ExperimentStatus
+
 
 @dataclass(frozen=True)
 class TrialReport:
     """One finished trial, as the orchestrator records it."""
 
     number: int
-    state: str  # "completed", "pruned" or "failed"
+    state: ExperimentStatus  # COMPLETED, PRUNED or FAILED
     value: float | None
     params: dict[str, Any]
     best_iteration: int | None

@@ -53,7 +53,15 @@ async def running_job(store: SqlAlchemyStore) -> JobRecord:
 
 def trial(number: int, value: float) -> tuple[TrialReport, SearchProgress]:
     report = TrialReport(
-        number, "completed", value, PARAMS, 3, [value + 2, value + 1, value], 0.1, None, {}
+        number,
+        ExperimentStatus.COMPLETED,
+        value,
+        PARAMS,
+        3,
+        [value + 2, value + 1, value],
+        0.1,
+        None,
+        {},
     )
     return report, SearchProgress(10, number + 1, 0, 0, value, PARAMS)
 
