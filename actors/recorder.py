@@ -11,6 +11,7 @@ from db.store import TrainingStore
 from domain.jobs import ExperimentStatus, LogLevel
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.stages import LogLine, Stage, StageReport
+from pipeline.summaries import BacktestSummary, EvaluateSummary, SearchSummary, TrainSummary
 
 #: Backtest windows are experiments named ``backtest window <n>``.
 BACKTEST_PREFIX = "backtest window "
@@ -52,14 +53,15 @@ class StageRecorder:
         lines = [to_new_log(job_id, line) for line in report.logs]
         lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
         if report.stage not in self._recorded:
-            if report.stage == Stage.TRAIN:
-                await self._record_training(report.summary)
-            elif report.stage == Stage.SEARCH:
-                self.metrics.update({k: v for k, v in report.summary.items() if k != "storage"})
-            elif report.stage == Stage.BACKTEST:
-                await self._record_backtest(report.summary)
-            elif report.stage == Stage.EVALUATE:
-                await self._record_evaluation(report.summary["metrics"])
+            match report.summary:
+                case TrainSummary() as summary:
+                    await self._record_training(summary)
+                case SearchSummary() as summary:
+                    self.metrics.update(summary.job_metrics())
+                case BacktestSummary() as summary:
+                    await self._record_backtest(summary)
+                case EvaluateSummary() as summary:
+                    await self._record_evaluation(summary.metrics)
             self.metrics["training_time_seconds"] = round(
                 self.metrics.get("training_time_seconds", 0.0) + report.seconds, 3
             )
@@ -81,43 +83,43 @@ class StageRecorder:
                 self._job.job_id, self._progress, self._stage, self.metrics
             )
 
-    async def _record_training(self, summary: dict[str, Any]) -> None:
+    async def _record_training(self, summary: TrainSummary) -> None:
         job = self._job
-        self._best_iteration = int(summary["best_iteration"])
-        self.metrics.update(summary.get("validation") or {})  # the blend's final scores
+        self._best_iteration = int(summary.best_iteration)
+        self.metrics.update(summary.validation)  # the blend's final scores
         curve = [
             MetricPoint(f"validation_{name}", value, step)
-            for name, values in summary["curve"].items()
+            for name, values in summary.curve.items()
             for step, value in enumerate(values, start=1)
         ]
         self._experiment_id = await self._store.create_experiment(
-            job.job_id, f"{job.model_name} attempt {job.attempts}", summary["params"], curve
+            job.job_id, f"{job.model_name} attempt {job.attempts}", summary.params, curve
         )
         self.metrics["best_iteration"] = self._best_iteration
 
-    async def _record_backtest(self, summary: dict[str, Any]) -> None:
+    async def _record_backtest(self, summary: BacktestSummary) -> None:
         """One completed experiment per window, with its span and metrics (once: a job
         re-run after an interruption keeps the windows its first attempt recorded)."""
         job = self._job
         recorded = {e.name for e in await self._store.experiments_of_job(job.job_id)}
         experiments = [
             NewExperiment(
-                f"{BACKTEST_PREFIX}{window['number']}",
+                f"{BACKTEST_PREFIX}{window.number}",
                 {
-                    "origin": window["origin"],
-                    "end": window["end"],
-                    "train_rows": window["train_rows"],
-                    "test_rows": window["test_rows"],
+                    "origin": window.origin,
+                    "end": window.end,
+                    "train_rows": window.train_rows,
+                    "test_rows": window.test_rows,
                 },
-                [MetricPoint(name, value, 0) for name, value in window["metrics"].items()],
+                [MetricPoint(name, value, 0) for name, value in window.metrics.items()],
                 ExperimentStatus.COMPLETED,
             )
-            for window in summary["windows"]
-            if f"{BACKTEST_PREFIX}{window['number']}" not in recorded
+            for window in summary.windows
+            if f"{BACKTEST_PREFIX}{window.number}" not in recorded
         ]
         if experiments:
             await self._store.create_experiments(job.job_id, experiments)
-        self.metrics.update(summary["metrics"])
+        self.metrics.update(summary.metrics)
 
     async def _record_evaluation(self, metrics: dict[str, float]) -> None:
         self.metrics.update(metrics)

@@ -20,15 +20,7 @@ from ray import ObjectRef
 from ray.exceptions import RayError
 
 from domain.errors import TrainingStopped
-from pipeline.backtest import (
-    BacktestResult,
-    Recipe,
-    Window,
-    WindowResult,
-    all_rows,
-    plan,
-    run_window,
-)
+from pipeline.backtest import BacktestResult, Recipe, Window, all_rows, plan, run_window
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
@@ -39,6 +31,7 @@ from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.stages import PIPELINE_LOGGER, Stage, StageReport, run_stage
 from pipeline.storage import Location
+from pipeline.summaries import WindowResult
 from pipeline.train import BinnedData, TrainedModel, bin_data, retrain_best, train
 
 #: The window metrics a backtest writes to the job's log.

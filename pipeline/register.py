@@ -43,6 +43,7 @@ from pipeline.features import FeatureSpec
 from pipeline.intervals import QuantileCalibration
 from pipeline.preprocess import PreparedData
 from pipeline.storage import Location
+from pipeline.summaries import RegisterSummary
 from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -78,8 +79,8 @@ class SavedModel:
     features: list[str]
     feature_importance: dict[str, float]
 
-    def summary(self) -> dict[str, object]:
-        return {"version": self.version, "artifact_uri": self.artifact_uri}
+    def summary(self) -> RegisterSummary:
+        return RegisterSummary(version=self.version, artifact_uri=self.artifact_uri)
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,8 @@ def register(
         "feature_importance": importance,
         "quantile_calibration": calibration.as_dict() if calibration else None,
         "anomaly_threshold": _threshold(evaluation.threshold),
-        "search": model.search,
-        "backtest": backtest.summary() if backtest is not None else None,
+        "search": model.search.as_dict() if model.search is not None else None,
+        "backtest": backtest.summary().as_dict() if backtest is not None else None,
         "config": context.config.model_dump(mode="json"),
         "lineage": {
             "job_id": context.job_id,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.jobs import ExperimentStatus
+from pipeline.summaries import SearchSummary
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,18 @@ class SearchResult:
     members: dict[str, tuple[dict[str, Any], int | None]]
     early_stopping_rounds: int
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "study_name": self.study_name,
-            "storage": self.storage,
-            "best_trial": self.best_trial,
-            "best_value": self.best_value,
-            "best_iteration": self.best_iteration,
-            "n_trials": self.progress.finished,
-            **self.progress.as_metrics(),
-        }
+    def summary(self) -> SearchSummary:
+        """The study's tallies and best value are the progress's (as the job shows them)."""
+        progress = self.progress
+        return SearchSummary(
+            study_name=self.study_name,
+            storage=self.storage,
+            best_trial=self.best_trial,
+            best_value=progress.best_value,
+            best_iteration=self.best_iteration,
+            n_trials=progress.finished,
+            trials_completed=progress.completed,
+            trials_pruned=progress.pruned,
+            trials_failed=progress.failed,
+            best_params=progress.best_params,
+        )

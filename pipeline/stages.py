@@ -10,12 +10,13 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from domain.errors import PipelineError
+from pipeline.summaries import StageSummary
 
 #: The logger whose records (and its children's) a stage captures.
 PIPELINE_LOGGER = "pipeline"
@@ -64,7 +65,15 @@ class StageReport:
     progress: float
     seconds: float
     logs: list[LogLine]
-    summary: dict[str, Any] = field(default_factory=dict)
+    #: What the stage's output says about itself (None for an output that says nothing).
+    summary: StageSummary | None = None
+
+
+@runtime_checkable
+class Summarized(Protocol):
+    """A stage output that summarizes itself for the stage's report."""
+
+    def summary(self) -> StageSummary: ...
 
 
 class StageFailed(PipelineError):
@@ -116,6 +125,6 @@ def run_stage(stage: Stage, fn: Callable[..., Any], *args: Any) -> tuple[Any, St
         raise StageFailed(stage, message, capture.lines, traceback.format_exc()) from None
     finally:
         pipeline_logger.removeHandler(capture)
-    summary = output.summary() if hasattr(output, "summary") else {}
+    summary = output.summary() if isinstance(output, Summarized) else None
     report = StageReport(stage, progress, time.perf_counter() - started, capture.lines, summary)
     return output, report

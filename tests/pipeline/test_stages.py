@@ -19,6 +19,7 @@ from pipeline.register import METADATA_FILE, PREDICTIONS_FILE, JobContext, load_
 from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage, StageFailed, run_stage
 from pipeline.storage import Location
+from pipeline.summaries import TrainSummary
 from pipeline.train import train
 
 
@@ -60,11 +61,12 @@ def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineS
     train_report = reports[2]
     assert any("best iteration" in line.message for line in train_report.logs)
     summary = train_report.summary
+    assert isinstance(summary, TrainSummary)
     # Early stopping ran each member 50 rounds past its best, within the 1000-round ceiling.
-    assert summary["params"]["num_iterations"] == 1000
-    assert len(summary["curve"]["l1"]) == min(summary["best_iteration"] + 50, 1000)
-    assert set(summary["curve"]) == {"l1", "l2", "median_l1", "median_l2"}
-    assert summary["params"]["objective"] == ["regression", "regression_l1"]
+    assert summary.params["num_iterations"] == 1000
+    assert len(summary.curve["l1"]) == min(summary.best_iteration + 50, 1000)
+    assert set(summary.curve) == {"l1", "l2", "median_l1", "median_l2"}
+    assert summary.params["objective"] == ["regression", "regression_l1"]
 
 
 def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
