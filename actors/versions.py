@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from db.store import TrainingStore
 from domain.errors import ModelNotFound
-from pipeline.register import VERSION_FORMAT
+from pipeline.artifacts import VERSION_FORMAT
 
 
 class VersionClaims:

@@ -13,8 +13,8 @@ from db.records import ModelFilters, ModelRecord
 from domain.auth import Principal
 from domain.errors import AliasNotFound, InvalidRequest, ModelNotFound, SeriesMetricsNotFound
 from domain.jobs import ModelType
+from pipeline.artifacts import load_predictions, load_series_metrics
 from pipeline.config import NAME_PATTERN
-from pipeline.register import load_predictions, load_series_metrics
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep

@@ -11,11 +11,12 @@ import pytest
 
 from domain.errors import TrainingStopped
 from domain.jobs import ModelType
+from pipeline.artifacts import METADATA_FILE, PREDICTIONS_FILE, load_artifact
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.graph import run_in_process
 from pipeline.preprocess import preprocess
-from pipeline.register import METADATA_FILE, PREDICTIONS_FILE, JobContext, load_artifact, register
+from pipeline.register import JobContext, register
 from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage, StageFailed, run_stage
 from pipeline.storage import Location
