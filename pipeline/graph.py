@@ -24,7 +24,7 @@ from pipeline.backtest import BacktestResult, Recipe, Window, all_rows, plan, ru
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
-from pipeline.hpo import STOP_CHECK_SECONDS, run_trial, search
+from pipeline.hpo import STOP_CHECK_SECONDS, search
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
@@ -33,6 +33,7 @@ from pipeline.stages import PIPELINE_LOGGER, Stage, StageReport, run_stage
 from pipeline.storage import Location
 from pipeline.summaries import WindowResult
 from pipeline.train import BinnedData, TrainedModel, bin_data, retrain_best, train
+from pipeline.trials import run_trial
 
 #: The window metrics a backtest writes to the job's log.
 SHOWN = ("mae", "rmse", "mase", "coverage_80")

@@ -19,49 +19,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import lightgbm as lgb
 import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
-from pipeline.config import DEFAULT_HYPERPARAMETERS, HyperparameterSpec, TrainingConfig
-from pipeline.preprocess import PreparedData
+from pipeline.config import DEFAULT_HYPERPARAMETERS, TrainingConfig
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
-from pipeline.train import BinnedData, booster_params, fit
+from pipeline.trials import distribution, pruner
 
 logger = logging.getLogger(__name__)
 
-#: Trials report their validation L1 to the pruner about this many times, and at least
-#: every ``MAX_REPORT_INTERVAL`` rounds: early stopping ends most trials long before the
-#: ``n_estimators`` ceiling, so reports spaced by the ceiling would come too late.
-REPORTS_PER_TRIAL = 10
-MAX_REPORT_INTERVAL = 25
-#: Rounds before the pruner judges a trial, at most.
-MAX_WARMUP_ROUNDS = 100
 SAMPLER_SEED = 42
 #: How often a search asks whether its job was cancelled.
 STOP_CHECK_SECONDS = 2.0
 #: The user attribute holding a trial's number in the job (its name in logs and experiments).
 NUMBER = "number"
-
-
-def distribution(spec: HyperparameterSpec) -> BaseDistribution:
-    if spec.type == "categorical":
-        return CategoricalDistribution(spec.choices or [])
-    assert spec.low is not None
-    assert spec.high is not None
-    if spec.type == "int":
-        return IntDistribution(int(spec.low), int(spec.high))
-    return FloatDistribution(spec.low, spec.high, log=spec.type == "loguniform")
 
 
 @functools.lru_cache(maxsize=8)
@@ -80,99 +55,9 @@ def open_study(
         study_name=name,
         storage=storage,
         sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED),
-        pruner=_pruner(config),
+        pruner=pruner(config),
         direction="minimize",
         load_if_exists=True,
-    )
-
-
-def _pruner(config: TrainingConfig) -> optuna.pruners.BasePruner:
-    if not config.pruning:
-        return optuna.pruners.NopPruner()
-    startup = min(5, max(1, config.n_trials // 4))
-    rounds = booster_params(config.lightgbm_params(), 1)[1]
-    warmup = max(report_interval(config), min(rounds // 4, MAX_WARMUP_ROUNDS))
-    return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
-
-
-def report_interval(config: TrainingConfig) -> int:
-    """Rounds between two reports to the pruner."""
-    rounds = booster_params(config.lightgbm_params(), 1)[1]
-    return max(5, min(rounds // REPORTS_PER_TRIAL, MAX_REPORT_INTERVAL))
-
-
-def run_trial(
-    data: PreparedData,
-    config: TrainingConfig,
-    number: int,
-    params: dict[str, Any],
-    completed: list[optuna.trial.FrozenTrial],
-    finished_peers: Callable[[], list[TrialReport]] | None = None,
-    binned: BinnedData | None = None,
-) -> TrialReport:
-    """Train one trial (in a one-CPU task), pruned against the ``completed`` trials.
-
-    ``finished_peers`` gives the reports of trials that were running when this one started
-    and have finished since; asked before each pruning decision, it lets a trial prune
-    against what a sequential search would have known (without it, two trials at a time
-    pruned about a quarter fewer). ``binned`` is the data already binned by this worker.
-    """
-    started = time.perf_counter()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = {name: distribution(spec) for name, spec in config.search_space().items()}
-    local = optuna.create_study(direction="minimize", pruner=_pruner(config))
-    local.add_trials(completed)
-    local.enqueue_trial(params)
-    trial = local.ask(space)
-    every = report_interval(config)
-    intermediate: dict[int, float] = {}
-
-    def report(env: lgb.callback.CallbackEnv) -> None:
-        step = env.iteration + 1
-        if step % every:
-            return
-        value = next(r[2] for r in env.evaluation_result_list or [] if r[1] == "l1")
-        intermediate[step] = value
-        trial.report(value, step)
-        if finished_peers is not None:
-            done = [peer for peer in finished_peers() if peer.state is ExperimentStatus.COMPLETED]
-            local.add_trials([_frozen(peer, space) for peer in done])
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at round {step}")
-
-    merged = {**config.lightgbm_params(), **params}
-    try:
-        model = fit(data, merged, config.early_stopping_rounds, 1, [report], binned)
-    except optuna.TrialPruned:
-        return TrialReport(
-            number,
-            ExperimentStatus.PRUNED,
-            intermediate[max(intermediate)],
-            params,
-            None,
-            seconds=time.perf_counter() - started,
-            intermediate=intermediate,
-        )
-    curve = model.curve["l1"]
-    return TrialReport(
-        number=number,
-        state=ExperimentStatus.COMPLETED,
-        value=curve[model.best_iteration - 1],
-        params=params,
-        best_iteration=model.best_iteration,
-        curve=curve,
-        seconds=time.perf_counter() - started,
-        intermediate=intermediate,
-    )
-
-
-def _frozen(report: TrialReport, space: dict[str, BaseDistribution]) -> optuna.trial.FrozenTrial:
-    """A completed trial's report as the pruner reads it."""
-    return optuna.trial.create_trial(
-        value=report.value,
-        params=report.params,
-        distributions={name: space[name] for name in report.params},
-        intermediate_values=report.intermediate,
     )
 
 

@@ -12,9 +12,10 @@ from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
-from pipeline.hpo import NUMBER, journal_storage, run_trial, search
+from pipeline.hpo import NUMBER, journal_storage, search
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.search_results import SearchProgress, TrialReport
+from pipeline.trials import run_trial
 
 
 class Done:
