@@ -3,6 +3,7 @@
 Each stage runs as a task named ``<stage>:<job_id>`` and returns two objects: its output,
 which the next stage receives by ObjectRef (data stays in the object store), and a small
 ``StageReport`` (log lines, a summary, timing) that the orchestrator reads and persists.
+The harness that runs a stage is ``pipeline.stages``, which needs no Ray.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +25,7 @@ from pipeline.config import TrainingConfig
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
 from pipeline.hpo import STOP_CHECK_SECONDS, search
+from pipeline.orchestrator_calls import CancelCheck, LiveReport, OrchestratorVersion
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
@@ -72,53 +73,6 @@ class PipelineRun:
             if not finished:
                 ray.cancel(ref, force=force)
                 return
-
-
-class CancelCheck:
-    """Asks the orchestrator whether a job was cancelled (from inside a stage task)."""
-
-    def __init__(self, orchestrator: Any, job_id: str) -> None:
-        self._orchestrator = orchestrator
-        self._job_id = job_id
-
-    def __call__(self) -> bool:
-        try:
-            answer = ray.get(self._orchestrator.is_cancelled.remote(self._job_id), timeout=10)
-        except (RayError, TimeoutError):
-            return False  # cannot tell: keep training rather than stop a live job
-        return bool(answer)
-
-
-class LiveReport:
-    """Sends a running training's best validation scores to the orchestrator (fire and
-    forget: a lost report is replaced by the next one)."""
-
-    def __init__(self, orchestrator: Any, job_id: str) -> None:
-        self._orchestrator = orchestrator
-        self._job_id = job_id
-
-    def __call__(self, metrics: dict[str, float]) -> None:
-        self._orchestrator.record_live_metrics.remote(self._job_id, metrics)
-
-
-class OrchestratorVersion:
-    """Asks the orchestrator for the job's model version (from inside the register task).
-
-    No timeout: the orchestrator answers once the database does (or gives up after its
-    outage limit), and if it dies the call fails and recovery re-queues the job.
-    """
-
-    def __init__(self, orchestrator: Any, context: JobContext) -> None:
-        self._orchestrator = orchestrator
-        self._context = context
-
-    def __call__(self, parent: Location, now: datetime) -> str:
-        context = self._context
-        claim = self._orchestrator.claim_version.remote(
-            context.job_id, context.tenant_id, context.model_name, now
-        )
-        version: str = ray.get(claim)
-        return version
 
 
 _remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
