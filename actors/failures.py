@@ -8,7 +8,7 @@ from actors.recorder import service_log, to_new_log
 from db.records import NewLog
 from domain.errors import TrainingError
 from domain.jobs import LogLevel
-from pipeline.graph import StageFailed
+from pipeline.stages import StageFailed
 
 
 def describe_failure(

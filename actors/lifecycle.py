@@ -34,8 +34,8 @@ from domain.events import JobEvent
 from domain.jobs import JobStatus
 from pipeline.config import TrainingConfig
 from pipeline.graph import PipelineRun, launch
-from pipeline.hpo import SearchProgress, TrialReport
 from pipeline.register import JobContext, SavedModel
+from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from ray.util import metrics as ray_metrics
 
-from domain.jobs import JobPriority
+from domain.jobs import ExperimentStatus, JobPriority
 
 WAIT_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
@@ -78,9 +78,9 @@ class ServiceMetrics:
         self._stage.labels(stage).observe(seconds)
         self._ray.stage.observe(seconds, {"stage": stage})
 
-    def trial_finished(self, state: str) -> None:
-        self._trials.labels(state).inc()
-        self._ray.trials.inc(1, {"state": state})
+    def trial_finished(self, state: ExperimentStatus) -> None:
+        self._trials.labels(state.value).inc()
+        self._ray.trials.inc(1, {"state": state.value})
 
     def database_error(self) -> None:
         self._db_errors.inc()

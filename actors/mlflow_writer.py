@@ -29,7 +29,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from db.records import ExperimentRecord, JobRecord, MetricPoint, ModelRecord
 from domain.jobs import ExperimentStatus, JobStatus
-from pipeline.register import MODEL_FILE
+from pipeline.artifacts import MODEL_FILE
 from pipeline.storage import Location
 
 #: Tags the mirror puts on what it writes.

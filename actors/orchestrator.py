@@ -41,7 +41,7 @@ from domain.clock import utcnow
 from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.feature_store import FeatureStore
-from pipeline.hpo import SearchProgress, TrialReport
+from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 
 logger = logging.getLogger(__name__)

@@ -9,11 +9,10 @@ from typing import Any, Protocol
 
 from db.records import ExperimentRecord, JobRecord, MetricPoint, NewExperiment, NewLog
 from domain.jobs import ExperimentStatus, LogLevel
-from pipeline.graph import LogLine, StageReport
-from pipeline.hpo import SearchProgress, TrialReport
+from pipeline.search_results import SearchProgress, TrialReport
+from pipeline.stages import LogLine, Stage, StageReport
+from pipeline.summaries import BacktestSummary, EvaluateSummary, SearchSummary, TrainSummary
 
-TRAIN_STAGE = "train"
-BACKTEST_STAGE = "backtest"
 #: Backtest windows are experiments named ``backtest window <n>``.
 BACKTEST_PREFIX = "backtest window "
 
@@ -66,9 +65,9 @@ class StageRecorder:
         self._experiment_id: str | None = None
         self._best_iteration = 0
         self.metrics: dict[str, Any] = {}
-        self._recorded: set[str] = set()  # stages whose extra writes are done
+        self._recorded: set[Stage] = set()  # stages whose extra writes are done
         self._progress = 0.0
-        self._stage: str | None = None  # the last stage recorded
+        self._stage: Stage | None = None  # the last stage recorded
         #: Stage reports and live scores are written one at a time, so a live write never
         #: lands after (and undoes) the stage it belongs to.
         self._writing = asyncio.Lock()
@@ -84,14 +83,15 @@ class StageRecorder:
         lines = [to_new_log(job_id, line) for line in report.logs]
         lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
         if report.stage not in self._recorded:
-            if report.stage == TRAIN_STAGE:
-                await self._record_training(report.summary)
-            elif report.stage == "search":
-                self.metrics.update({k: v for k, v in report.summary.items() if k != "storage"})
-            elif report.stage == BACKTEST_STAGE:
-                await self._record_backtest(report.summary)
-            elif report.stage == "evaluate":
-                await self._record_evaluation(report.summary["metrics"])
+            match report.summary:
+                case TrainSummary() as summary:
+                    await self._record_training(summary)
+                case SearchSummary() as summary:
+                    self.metrics.update(summary.job_metrics())
+                case BacktestSummary() as summary:
+                    await self._record_backtest(summary)
+                case EvaluateSummary() as summary:
+                    await self._record_evaluation(summary.metrics)
             self.metrics["training_time_seconds"] = round(
                 self.metrics.get("training_time_seconds", 0.0) + report.seconds, 3
             )
@@ -106,50 +106,50 @@ class StageRecorder:
         """A running training's best validation scores so far (``best_mae``,
         ``best_rmse``); ignored once its stage report is recorded, which is final."""
         async with self._writing:
-            if self._stage is None or TRAIN_STAGE in self._recorded:
+            if self._stage is None or Stage.TRAIN in self._recorded:
                 return
             self.metrics.update(scores)
             await self._store.update_progress(
                 self._job.job_id, self._progress, self._stage, self.metrics
             )
 
-    async def _record_training(self, summary: dict[str, Any]) -> None:
+    async def _record_training(self, summary: TrainSummary) -> None:
         job = self._job
-        self._best_iteration = int(summary["best_iteration"])
-        self.metrics.update(summary.get("validation") or {})  # the blend's final scores
+        self._best_iteration = int(summary.best_iteration)
+        self.metrics.update(summary.validation)  # the blend's final scores
         curve = [
             MetricPoint(f"validation_{name}", value, step)
-            for name, values in summary["curve"].items()
+            for name, values in summary.curve.items()
             for step, value in enumerate(values, start=1)
         ]
         self._experiment_id = await self._store.create_experiment(
-            job.job_id, f"{job.model_name} attempt {job.attempts}", summary["params"], curve
+            job.job_id, f"{job.model_name} attempt {job.attempts}", summary.params, curve
         )
         self.metrics["best_iteration"] = self._best_iteration
 
-    async def _record_backtest(self, summary: dict[str, Any]) -> None:
+    async def _record_backtest(self, summary: BacktestSummary) -> None:
         """One completed experiment per window, with its span and metrics (once: a job
         re-run after an interruption keeps the windows its first attempt recorded)."""
         job = self._job
         recorded = {e.name for e in await self._store.experiments_of_job(job.job_id)}
         experiments = [
             NewExperiment(
-                f"{BACKTEST_PREFIX}{window['number']}",
+                f"{BACKTEST_PREFIX}{window.number}",
                 {
-                    "origin": window["origin"],
-                    "end": window["end"],
-                    "train_rows": window["train_rows"],
-                    "test_rows": window["test_rows"],
+                    "origin": window.origin,
+                    "end": window.end,
+                    "train_rows": window.train_rows,
+                    "test_rows": window.test_rows,
                 },
-                [MetricPoint(name, value, 0) for name, value in window["metrics"].items()],
+                [MetricPoint(name, value, 0) for name, value in window.metrics.items()],
                 ExperimentStatus.COMPLETED,
             )
-            for window in summary["windows"]
-            if f"{BACKTEST_PREFIX}{window['number']}" not in recorded
+            for window in summary.windows
+            if f"{BACKTEST_PREFIX}{window.number}" not in recorded
         ]
         if experiments:
             await self._store.create_experiments(job.job_id, experiments)
-        self.metrics.update(summary["metrics"])
+        self.metrics.update(summary.metrics)
 
     async def _record_evaluation(self, metrics: dict[str, float]) -> None:
         self.metrics.update(metrics)
@@ -162,13 +162,8 @@ class StageRecorder:
 
 TRIAL_PREFIX = "trial "
 SEARCH_EXPERIMENT = "search"
-_TRIAL_STATUS = {
-    "completed": ExperimentStatus.COMPLETED,
-    "pruned": ExperimentStatus.PRUNED,
-    "failed": ExperimentStatus.FAILED,
-}
 #: Progress while searching moves from the end of preprocess towards the search milestone.
-SEARCH_PROGRESS = (0.4, 0.65)
+SEARCH_PROGRESS = (Stage.PREPROCESS.milestone, Stage.SEARCH.milestone)
 
 
 class SearchRecorder:
@@ -244,7 +239,7 @@ class SearchRecorder:
         await self._store.update_progress(
             job_id,
             start + (end - start) * min(1.0, latest.finished / latest.n_trials),
-            "search",
+            Stage.SEARCH,
             latest.as_metrics(),
             logs=[_trial_log(job_id, trial) for trial, _ in batch],
         )
@@ -254,9 +249,7 @@ def _trial_experiment(trial: TrialReport) -> NewExperiment:
     points = [MetricPoint("validation_l1", value, step) for step, value in trial.validation_curve()]
     if trial.value is not None:
         points.append(MetricPoint("best_validation_l1", trial.value, trial.best_iteration or 0))
-    return NewExperiment(
-        f"{TRIAL_PREFIX}{trial.number}", trial.params, points, _TRIAL_STATUS[trial.state]
-    )
+    return NewExperiment(f"{TRIAL_PREFIX}{trial.number}", trial.params, points, trial.state)
 
 
 def _trial_log(job_id: str, trial: TrialReport) -> NewLog:
@@ -264,5 +257,5 @@ def _trial_log(job_id: str, trial: TrialReport) -> NewLog:
     message = f"trial {trial.number} {trial.state}: validation l1={value}, params {trial.params}"
     if trial.error:
         message += f"; error: {trial.error}"
-    level = LogLevel.WARNING if trial.state == "failed" else LogLevel.INFO
+    level = LogLevel.WARNING if trial.state is ExperimentStatus.FAILED else LogLevel.INFO
     return service_log(job_id, message, level, trial=trial.number)

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from pipeline.feature_store import FeatureSetSchema
 from pipeline.features import warm_up
 from pipeline.intervals import QuantileCalibration, quantile_metrics
 from pipeline.preprocess import PreparedData
+from pipeline.summaries import BacktestSummary, WindowResult
 from pipeline.train import TrainedModel, booster_on
 
 logger = logging.getLogger(__name__)
@@ -78,17 +79,6 @@ def _train(
 
 
 @dataclass(frozen=True)
-class WindowResult:
-    number: int
-    origin: str
-    end: str
-    train_rows: int
-    test_rows: int
-    seconds: float
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class BacktestResult:
     windows: list[WindowResult]
 
@@ -102,11 +92,8 @@ class BacktestResult:
             out[f"backtest_{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         return out
 
-    def summary(self) -> dict[str, object]:
-        return {
-            "windows": [w.__dict__ for w in self.windows],
-            "metrics": self.metrics(),
-        }
+    def summary(self) -> BacktestSummary:
+        return BacktestSummary(windows=list(self.windows), metrics=self.metrics())
 
 
 def required_steps(horizon: int, season: int, windows: int, step: int) -> int:

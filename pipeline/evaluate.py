@@ -23,6 +23,7 @@ from pipeline.config import TrainingConfig
 from pipeline.intervals import QuantileCalibration, quantile_metrics
 from pipeline.preprocess import PreparedData
 from pipeline.series_metrics import naive_scales, per_series, worst
+from pipeline.summaries import EvaluateSummary
 from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ class Evaluation:
     bounds: np.ndarray | None = None  # one column per quantile, for the test rows
     series_metrics: pd.DataFrame | None = None
 
-    def summary(self) -> dict[str, object]:
-        return {"metrics": self.metrics}
+    def summary(self) -> EvaluateSummary:
+        return EvaluateSummary(metrics=self.metrics)
 
 
 def point_metrics(

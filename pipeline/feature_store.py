@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from domain.names import is_valid_name
 from pipeline.storage import Location
+from pipeline.summaries import LoadSummary
 
 #: The data file of sets written before the name was versioned.
 DATA_FILE = "data.parquet"
@@ -66,8 +67,8 @@ class FeatureFrame:
     schema: FeatureSetSchema
     data: pd.DataFrame
 
-    def summary(self) -> dict[str, object]:
-        return {"rows": len(self.data), "feature_set": self.schema.name}
+    def summary(self) -> LoadSummary:
+        return LoadSummary(rows=len(self.data), feature_set=self.schema.name)
 
 
 class FeatureStore:

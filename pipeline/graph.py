@@ -3,16 +3,14 @@
 Each stage runs as a task named ``<stage>:<job_id>`` and returns two objects: its output,
 which the next stage receives by ObjectRef (data stays in the object store), and a small
 ``StageReport`` (log lines, a summary, timing) that the orchestrator reads and persists.
+The harness that runs a stage is ``pipeline.stages``, which needs no Ray.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,123 +19,31 @@ import ray
 from ray import ObjectRef
 from ray.exceptions import RayError
 
-from domain.errors import PipelineError, TrainingStopped
-from pipeline.backtest import (
-    BacktestResult,
-    Recipe,
-    Window,
-    WindowResult,
-    all_rows,
-    plan,
-    run_window,
-)
+from domain.errors import TrainingStopped
+from pipeline.backtest import BacktestResult, Recipe, Window, all_rows, plan, run_window
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
-from pipeline.hpo import (
-    STOP_CHECK_SECONDS,
-    SearchProgress,
-    SearchResult,
-    TrialReport,
-    run_trial,
-    search,
-)
+from pipeline.hpo import STOP_CHECK_SECONDS, search
+from pipeline.orchestrator_calls import CancelCheck, LiveReport, OrchestratorVersion
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext, SavedModel, register
+from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 from pipeline.settings import PipelineSettings
+from pipeline.stages import PIPELINE_LOGGER, Stage, StageReport, run_stage
 from pipeline.storage import Location
+from pipeline.summaries import WindowResult
 from pipeline.train import BinnedData, TrainedModel, bin_data, retrain_best, train
+from pipeline.trials import run_trial
 
-#: Each stage and the job progress reached when it finishes (the seed's milestones).
-STAGES: tuple[tuple[str, float], ...] = (
-    ("load_features", 0.2),
-    ("preprocess", 0.4),
-    ("search", 0.65),
-    ("train", 0.7),
-    ("backtest", 0.8),
-    ("evaluate", 0.85),
-    ("register", 1.0),
-)
-_PIPELINE_LOGGER = "pipeline"
 #: The window metrics a backtest writes to the job's log.
 SHOWN = ("mae", "rmse", "mase", "coverage_80")
-
-
-@dataclass(frozen=True)
-class LogLine:
-    timestamp: datetime
-    level: str
-    stage: str
-    message: str
-
-
-@dataclass(frozen=True)
-class StageReport:
-    stage: str
-    progress: float
-    seconds: float
-    logs: list[LogLine]
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-class StageFailed(PipelineError):
-    """A stage raised; carries the stage's log lines and the traceback across processes."""
-
-    def __init__(self, stage: str, message: str, logs: list[LogLine], trace: str) -> None:
-        super().__init__(message)
-        self.stage = stage
-        self.logs = logs
-        self.trace = trace
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.stage, self.message, self.logs, self.trace))
-
-
-class _Capture(logging.Handler):
-    def __init__(self, stage: str) -> None:
-        super().__init__(logging.INFO)
-        self.stage = stage
-        self.lines: list[LogLine] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(
-            LogLine(
-                timestamp=datetime.fromtimestamp(record.created, UTC),
-                level=record.levelname,
-                stage=self.stage,
-                message=record.getMessage(),
-            )
-        )
-
-
-def run_stage(stage: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, StageReport]:
-    """Run one stage function, capturing its ``pipeline.*`` log lines into a report."""
-    progress = dict(STAGES)[stage]
-    capture = _Capture(stage)
-    pipeline_logger = logging.getLogger(_PIPELINE_LOGGER)
-    pipeline_logger.addHandler(capture)
-    pipeline_logger.setLevel(logging.INFO)
-    started = time.perf_counter()
-    try:
-        output = fn(*args)
-    except Exception as exc:
-        message = (
-            f"{stage} failed: {exc}"
-            if isinstance(exc, PipelineError)
-            else (f"{stage} failed: {type(exc).__name__}: {exc}")
-        )
-        raise StageFailed(stage, message, capture.lines, traceback.format_exc()) from None
-    finally:
-        pipeline_logger.removeHandler(capture)
-    summary = output.summary() if hasattr(output, "summary") else {}
-    report = StageReport(stage, progress, time.perf_counter() - started, capture.lines, summary)
-    return output, report
 
 
 def load_features(context: JobContext, features_root: Location) -> FeatureFrame:
     store = FeatureStore(features_root, context.tenant_id)
     frame = store.load(context.config.feature_set, context.config.end_date)
-    logging.getLogger(f"{_PIPELINE_LOGGER}.features").info(
+    logging.getLogger(f"{PIPELINE_LOGGER}.features").info(
         "loaded %d rows of %s (%s .. %s)",
         len(frame.data),
         frame.schema.name,
@@ -167,53 +73,6 @@ class PipelineRun:
             if not finished:
                 ray.cancel(ref, force=force)
                 return
-
-
-class CancelCheck:
-    """Asks the orchestrator whether a job was cancelled (from inside a stage task)."""
-
-    def __init__(self, orchestrator: Any, job_id: str) -> None:
-        self._orchestrator = orchestrator
-        self._job_id = job_id
-
-    def __call__(self) -> bool:
-        try:
-            answer = ray.get(self._orchestrator.is_cancelled.remote(self._job_id), timeout=10)
-        except (RayError, TimeoutError):
-            return False  # cannot tell: keep training rather than stop a live job
-        return bool(answer)
-
-
-class LiveReport:
-    """Sends a running training's best validation scores to the orchestrator (fire and
-    forget: a lost report is replaced by the next one)."""
-
-    def __init__(self, orchestrator: Any, job_id: str) -> None:
-        self._orchestrator = orchestrator
-        self._job_id = job_id
-
-    def __call__(self, metrics: dict[str, float]) -> None:
-        self._orchestrator.record_live_metrics.remote(self._job_id, metrics)
-
-
-class OrchestratorVersion:
-    """Asks the orchestrator for the job's model version (from inside the register task).
-
-    No timeout: the orchestrator answers once the database does (or gives up after its
-    outage limit), and if it dies the call fails and recovery re-queues the job.
-    """
-
-    def __init__(self, orchestrator: Any, context: JobContext) -> None:
-        self._orchestrator = orchestrator
-        self._context = context
-
-    def __call__(self, parent: Location, now: datetime) -> str:
-        context = self._context
-        claim = self._orchestrator.claim_version.remote(
-            context.job_id, context.tenant_id, context.model_name, now
-        )
-        version: str = ray.get(claim)
-        return version
 
 
 _remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
@@ -347,7 +206,7 @@ def backtest_stage(
     stamps = all_rows(prepared)[2]
     windows = plan(stamps, config.horizon, spec.windows, config.backtest_step)
     recipe = Recipe.of(model)
-    logger = logging.getLogger(f"{_PIPELINE_LOGGER}.backtest")
+    logger = logging.getLogger(f"{PIPELINE_LOGGER}.backtest")
     logger.info(
         "backtesting %d windows from %s, %d steps apart: %s each",
         len(windows),
@@ -418,7 +277,7 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
     """
     config = context.config
 
-    def submit(stage: str, fn: Callable[..., Any], *args: Any, cpus: int = 1) -> ObjectRef[Any]:
+    def submit(stage: Stage, fn: Callable[..., Any], *args: Any, cpus: int = 1) -> ObjectRef[Any]:
         output, report = _remote_stage.options(
             name=f"{stage}:{context.job_id}",
             num_cpus=cpus,
@@ -430,12 +289,13 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
 
     outputs: list[ObjectRef[Any]] = []
     reports: list[ObjectRef[StageReport]] = []
-    frame = submit("load_features", load_features, context, settings.features_root)
-    data = submit("preprocess", preprocess, frame, config)
+    frame = submit(Stage.LOAD_FEATURES, load_features, context, settings.features_root)
+    data = submit(Stage.PREPROCESS, preprocess, frame, config)
+    cpus = config.train_cpus
     if config.enable_hpo:
         preprocessed = reports[-1]
         found = submit(
-            "search",
+            Stage.SEARCH,
             search_stage,
             context,
             [data],
@@ -444,23 +304,19 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
             reporter,
             cpus=0,
         )
-        model = submit(
-            "train", retrain_best, data, found, config, config.train_cpus, cpus=config.train_cpus
-        )
+        model = submit(Stage.TRAIN, retrain_best, data, found, config, cpus, cpus=cpus)
     else:
         stop = live = None
         if reporter is not None:
             stop, live = CancelCheck(reporter, context.job_id), LiveReport(reporter, context.job_id)
-        model = submit(
-            "train", train, data, config, config.train_cpus, stop, live, cpus=config.train_cpus
-        )
+        model = submit(Stage.TRAIN, train, data, config, cpus, stop, live, cpus=cpus)
     backtest = None
     if config.backtest is not None:
-        backtest = submit("backtest", backtest_stage, context, [data], model, reporter, cpus=0)
-    evaluation = submit("evaluate", evaluate, model, data, context.model_type, config)
+        backtest = submit(Stage.BACKTEST, backtest_stage, context, [data], model, reporter, cpus=0)
+    evaluation = submit(Stage.EVALUATE, evaluate, model, data, context.model_type, config)
     claim = OrchestratorVersion(reporter, context) if reporter is not None else None
     root = settings.artifacts_root
-    submit("register", register, context, model, data, evaluation, backtest, root, claim)
+    submit(Stage.REGISTER, register, context, model, data, evaluation, backtest, root, claim)
     return PipelineRun(outputs, reports)
 
 
@@ -473,16 +329,15 @@ def run_in_process(
         raise ValueError("run_in_process runs no search and no backtest; launch() does")
     reports: list[StageReport] = []
 
-    def step(stage: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def step(stage: Stage, fn: Callable[..., Any], *args: Any) -> Any:
         output, report = run_stage(stage, fn, *args)
         reports.append(report)
         return output
 
-    frame = step("load_features", load_features, context, settings.features_root)
-    data = step("preprocess", preprocess, frame, config)
-    model = step("train", train, data, config, num_threads)
-    evaluation = step("evaluate", evaluate, model, data, context.model_type, config)
-    saved = step(
-        "register", register, context, model, data, evaluation, None, settings.artifacts_root
-    )
+    frame = step(Stage.LOAD_FEATURES, load_features, context, settings.features_root)
+    data = step(Stage.PREPROCESS, preprocess, frame, config)
+    model = step(Stage.TRAIN, train, data, config, num_threads)
+    evaluation = step(Stage.EVALUATE, evaluate, model, data, context.model_type, config)
+    root = settings.artifacts_root
+    saved = step(Stage.REGISTER, register, context, model, data, evaluation, None, root)
     return saved, reports

@@ -16,125 +16,27 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import lightgbm as lgb
 import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from domain.errors import PipelineError, TrainingStopped
-from pipeline.config import DEFAULT_HYPERPARAMETERS, HyperparameterSpec, TrainingConfig
-from pipeline.preprocess import PreparedData
-from pipeline.train import BinnedData, booster_params, fit
+from domain.jobs import ExperimentStatus
+from pipeline.config import DEFAULT_HYPERPARAMETERS, TrainingConfig
+from pipeline.search_results import SearchProgress, SearchResult, TrialReport
+from pipeline.trials import distribution, pruner
 
 logger = logging.getLogger(__name__)
 
-#: Trials report their validation L1 to the pruner about this many times, and at least
-#: every ``MAX_REPORT_INTERVAL`` rounds: early stopping ends most trials long before the
-#: ``n_estimators`` ceiling, so reports spaced by the ceiling would come too late.
-REPORTS_PER_TRIAL = 10
-MAX_REPORT_INTERVAL = 25
-#: Rounds before the pruner judges a trial, at most.
-MAX_WARMUP_ROUNDS = 100
 SAMPLER_SEED = 42
 #: How often a search asks whether its job was cancelled.
 STOP_CHECK_SECONDS = 2.0
 #: The user attribute holding a trial's number in the job (its name in logs and experiments).
 NUMBER = "number"
-
-
-@dataclass(frozen=True)
-class TrialReport:
-    """One finished trial, as the orchestrator records it."""
-
-    number: int
-    state: str  # "completed", "pruned" or "failed"
-    value: float | None
-    params: dict[str, Any]
-    best_iteration: int | None
-    curve: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    error: str | None = None
-    intermediate: dict[int, float] = field(default_factory=dict)
-
-    def validation_curve(self) -> list[tuple[int, float]]:
-        """(boosting round, validation L1): every round when the trial ran to the end,
-        else the rounds it reported to the pruner."""
-        if self.curve:
-            return list(enumerate(self.curve, start=1))
-        return sorted(self.intermediate.items())
-
-
-@dataclass(frozen=True)
-class SearchProgress:
-    """The study's tallies after a trial, for the job's status."""
-
-    n_trials: int
-    completed: int
-    pruned: int
-    failed: int
-    best_value: float | None
-    best_params: dict[str, Any] | None
-
-    @property
-    def finished(self) -> int:
-        return self.completed + self.pruned + self.failed
-
-    def as_metrics(self) -> dict[str, Any]:
-        return {
-            "trials_completed": self.completed,
-            "trials_pruned": self.pruned,
-            "trials_failed": self.failed,
-            "best_value": self.best_value,
-            "best_params": self.best_params,
-        }
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    study_name: str
-    storage: str
-    best_trial: int
-    best_value: float
-    best_params: dict[str, Any]
-    best_iteration: int
-    progress: SearchProgress
-    #: Per objective of the model's members: the LightGBM parameters to retrain with (fixed
-    #: + the best trial's of that objective) and its rounds (None: no trial of that
-    #: objective completed, so the retrain early-stops with the best trial's parameters).
-    members: dict[str, tuple[dict[str, Any], int | None]]
-    early_stopping_rounds: int
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "study_name": self.study_name,
-            "storage": self.storage,
-            "best_trial": self.best_trial,
-            "best_value": self.best_value,
-            "best_iteration": self.best_iteration,
-            "n_trials": self.progress.finished,
-            **self.progress.as_metrics(),
-        }
-
-
-def distribution(spec: HyperparameterSpec) -> BaseDistribution:
-    if spec.type == "categorical":
-        return CategoricalDistribution(spec.choices or [])
-    assert spec.low is not None
-    assert spec.high is not None
-    if spec.type == "int":
-        return IntDistribution(int(spec.low), int(spec.high))
-    return FloatDistribution(spec.low, spec.high, log=spec.type == "loguniform")
 
 
 @functools.lru_cache(maxsize=8)
@@ -153,99 +55,9 @@ def open_study(
         study_name=name,
         storage=storage,
         sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED),
-        pruner=_pruner(config),
+        pruner=pruner(config),
         direction="minimize",
         load_if_exists=True,
-    )
-
-
-def _pruner(config: TrainingConfig) -> optuna.pruners.BasePruner:
-    if not config.pruning:
-        return optuna.pruners.NopPruner()
-    startup = min(5, max(1, config.n_trials // 4))
-    rounds = booster_params(config.lightgbm_params(), 1)[1]
-    warmup = max(report_interval(config), min(rounds // 4, MAX_WARMUP_ROUNDS))
-    return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
-
-
-def report_interval(config: TrainingConfig) -> int:
-    """Rounds between two reports to the pruner."""
-    rounds = booster_params(config.lightgbm_params(), 1)[1]
-    return max(5, min(rounds // REPORTS_PER_TRIAL, MAX_REPORT_INTERVAL))
-
-
-def run_trial(
-    data: PreparedData,
-    config: TrainingConfig,
-    number: int,
-    params: dict[str, Any],
-    completed: list[optuna.trial.FrozenTrial],
-    finished_peers: Callable[[], list[TrialReport]] | None = None,
-    binned: BinnedData | None = None,
-) -> TrialReport:
-    """Train one trial (in a one-CPU task), pruned against the ``completed`` trials.
-
-    ``finished_peers`` gives the reports of trials that were running when this one started
-    and have finished since; asked before each pruning decision, it lets a trial prune
-    against what a sequential search would have known (without it, two trials at a time
-    pruned about a quarter fewer). ``binned`` is the data already binned by this worker.
-    """
-    started = time.perf_counter()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = {name: distribution(spec) for name, spec in config.search_space().items()}
-    local = optuna.create_study(direction="minimize", pruner=_pruner(config))
-    local.add_trials(completed)
-    local.enqueue_trial(params)
-    trial = local.ask(space)
-    every = report_interval(config)
-    intermediate: dict[int, float] = {}
-
-    def report(env: lgb.callback.CallbackEnv) -> None:
-        step = env.iteration + 1
-        if step % every:
-            return
-        value = next(r[2] for r in env.evaluation_result_list or [] if r[1] == "l1")
-        intermediate[step] = value
-        trial.report(value, step)
-        if finished_peers is not None:
-            done = [peer for peer in finished_peers() if peer.state == "completed"]
-            local.add_trials([_frozen(peer, space) for peer in done])
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at round {step}")
-
-    merged = {**config.lightgbm_params(), **params}
-    try:
-        model = fit(data, merged, config.early_stopping_rounds, 1, [report], binned)
-    except optuna.TrialPruned:
-        return TrialReport(
-            number,
-            "pruned",
-            intermediate[max(intermediate)],
-            params,
-            None,
-            seconds=time.perf_counter() - started,
-            intermediate=intermediate,
-        )
-    curve = model.curve["l1"]
-    return TrialReport(
-        number=number,
-        state="completed",
-        value=curve[model.best_iteration - 1],
-        params=params,
-        best_iteration=model.best_iteration,
-        curve=curve,
-        seconds=time.perf_counter() - started,
-        intermediate=intermediate,
-    )
-
-
-def _frozen(report: TrialReport, space: dict[str, BaseDistribution]) -> optuna.trial.FrozenTrial:
-    """A completed trial's report as the pruner reads it."""
-    return optuna.trial.create_trial(
-        value=report.value,
-        params=report.params,
-        distributions={name: space[name] for name in report.params},
-        intermediate_values=report.intermediate,
     )
 
 
@@ -415,11 +227,13 @@ def _finish(
     except Exception as exc:
         live.tell(trial, state=TrialState.FAIL)
         logger.warning("trial %d failed: %s", number, exc)
-        outcome = TrialReport(number, "failed", None, trial.params, None, error=str(exc))
+        outcome = TrialReport(
+            number, ExperimentStatus.FAILED, None, trial.params, None, error=str(exc)
+        )
     else:
         for step, value in outcome.intermediate.items():
             trial.report(value, step)
-        if outcome.state == "pruned":
+        if outcome.state is ExperimentStatus.PRUNED:
             live.tell(trial, state=TrialState.PRUNED)
         else:
             trial.set_user_attr("best_iteration", outcome.best_iteration)
@@ -452,17 +266,17 @@ def _resume(
     return [int(t.user_attrs[NUMBER]) for t in done]
 
 
-_STATE_NAMES = {
-    TrialState.COMPLETE: "completed",
-    TrialState.PRUNED: "pruned",
-    TrialState.FAIL: "failed",
+_STATUS = {
+    TrialState.COMPLETE: ExperimentStatus.COMPLETED,
+    TrialState.PRUNED: ExperimentStatus.PRUNED,
+    TrialState.FAIL: ExperimentStatus.FAILED,
 }
 
 
 def _report_of(trial: optuna.trial.FrozenTrial) -> TrialReport:
     return TrialReport(
         number=int(trial.user_attrs[NUMBER]),
-        state=_STATE_NAMES[trial.state],
+        state=_STATUS[trial.state],
         value=trial.value if trial.state == TrialState.COMPLETE else None,
         params=trial.params,
         best_iteration=trial.user_attrs.get("best_iteration"),

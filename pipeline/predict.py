@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from domain.errors import InvalidRequest
+from pipeline.artifacts import ModelArtifact
 from pipeline.evaluate import ResidualThreshold
 from pipeline.feature_store import FeatureFrame, FeatureSetSchema
 from pipeline.features import (
@@ -34,7 +35,6 @@ from pipeline.features import (
     warm_up,
 )
 from pipeline.intervals import quantile_key
-from pipeline.register import ModelArtifact
 
 FIELD = "rows"
 

@@ -19,6 +19,7 @@ from pipeline.features import (
     build_features,
     default_spec,
 )
+from pipeline.summaries import PreprocessSummary
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +59,13 @@ class PreparedData:
     def season(self) -> int:
         return self.spec.season
 
-    def summary(self) -> dict[str, object]:
-        return {
-            "train_rows": len(self.train.y),
-            "validation_rows": len(self.validation.y),
-            "test_rows": len(self.test.y),
-            "features": len(self.feature_names),
-        }
+    def summary(self) -> PreprocessSummary:
+        return PreprocessSummary(
+            train_rows=len(self.train.y),
+            validation_rows=len(self.validation.y),
+            test_rows=len(self.test.y),
+            features=len(self.feature_names),
+        )
 
 
 def time_split_bounds(

@@ -1,10 +1,6 @@
-"""The register stage: save a model with what it needs to predict again, and read it back.
+"""The register stage: save a model with what it needs to predict again, in the artifact
+directory ``pipeline.artifacts`` lays out (and reads back).
 
-An artifact directory ``<root>/<tenant>/<model_name>/<version>/`` holds:
-``model.txt`` (the first LightGBM booster; ``model-1.txt``... for the others of a blend),
-``preprocessing.joblib`` (the fitted scaler), ``metadata.json`` (features and how to build
-them, params, metrics, quantile calibration, feature importance, lineage),
-``test_predictions.parquet`` and, for a multi-series set, ``series_metrics.parquet``.
 The version comes from a ``ClaimVersion``: in the service the orchestrator hands it out
 (``actors.versions``), so two jobs never share one; without an orchestrator, creating the
 directory claims it (exclusive on a local disk only). The root is a local path or a
@@ -16,47 +12,39 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import joblib
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sklearn.preprocessing import StandardScaler
 
 from domain.jobs import ModelType
 from domain.names import model_id
-from domain.versions import first_free_version
-from pipeline.backtest import BacktestResult
-from pipeline.blend import (
-    Member,
-    blend_contributions,
-    blend_importance,
-    blend_predict,
-    quantile_forecasts,
+from pipeline.artifacts import (
+    METADATA_FILE,
+    PREDICTIONS_FILE,
+    PREPROCESSING_FILE,
+    SERIES_METRICS_FILE,
+    ClaimVersion,
+    claim_directory,
+    member_file,
+    model_directory,
+    quantile_column,
+    quantile_file,
 )
+from pipeline.backtest import BacktestResult
+from pipeline.blend import blend_importance
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import Evaluation, ResidualThreshold
-from pipeline.features import FeatureSpec
-from pipeline.intervals import QuantileCalibration
 from pipeline.preprocess import PreparedData
 from pipeline.storage import Location
+from pipeline.summaries import RegisterSummary
 from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
-
-MODEL_FILE = "model.txt"
-PREPROCESSING_FILE = "preprocessing.joblib"
-METADATA_FILE = "metadata.json"
-PREDICTIONS_FILE = "test_predictions.parquet"
-SERIES_METRICS_FILE = "series_metrics.parquet"
-
-#: Picks the version to register: (the model's directory, the clock) -> version.
-ClaimVersion = Callable[[Location, datetime], str]
 
 
 @dataclass(frozen=True)
@@ -79,47 +67,8 @@ class SavedModel:
     features: list[str]
     feature_importance: dict[str, float]
 
-    def summary(self) -> dict[str, object]:
-        return {"version": self.version, "artifact_uri": self.artifact_uri}
-
-
-@dataclass(frozen=True)
-class ModelArtifact:
-    """A registered model loaded back from its directory."""
-
-    members: tuple[Member, ...]
-    scaler: StandardScaler
-    metadata: dict[str, Any]
-    quantile_members: tuple[Member, ...] = ()
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """Predict from unscaled feature rows, columns in ``metadata['features']`` order."""
-        return blend_predict(self.members, self.scaler.transform(features))
-
-    def predict_quantiles(self, features: np.ndarray, point: np.ndarray) -> np.ndarray | None:
-        """The quantile forecasts (one column per quantile) of unscaled feature rows whose
-        point forecasts are ``point``; None for models without quantiles."""
-        scaled = self.scaler.transform(features)
-        return quantile_forecasts(self.calibration, self.quantile_members, scaled, point)
-
-    def contributions(self, features: np.ndarray) -> np.ndarray:
-        """Per-row contributions of each feature, then the expected value (last column);
-        each row sums to ``predict``'s forecast."""
-        return blend_contributions(self.members, self.scaler.transform(features))
-
-    @property
-    def calibration(self) -> QuantileCalibration | None:
-        stored = self.metadata.get("quantile_calibration")
-        return QuantileCalibration.from_dict(stored) if stored else None
-
-    @property
-    def feature_spec(self) -> FeatureSpec:
-        """How the model's features are built (models registered before the spec was saved
-        read the horizon and season alone)."""
-        stored = self.metadata.get("feature_spec")
-        if stored:
-            return FeatureSpec.from_dict(stored)
-        return FeatureSpec(int(self.metadata["config"]["horizon"]), int(self.metadata["season"]))
+    def summary(self) -> RegisterSummary:
+        return RegisterSummary(version=self.version, artifact_uri=self.artifact_uri)
 
 
 def register(
@@ -139,17 +88,18 @@ def register(
     Every file is written whole, so a stage retried under the same version overwrites
     what an interrupted attempt left.
     """
-    parent = artifacts_root / context.tenant_id / context.model_name
+    parent = model_directory(artifacts_root, context.tenant_id, context.model_name)
     version = (claim_version or claim_directory)(parent, now or datetime.now(UTC))
     directory = parent / version
     members = []
     for index, member in enumerate(model.members):
-        name = MODEL_FILE if index == 0 else f"model-{index}.txt"
+        name = member_file(index)
         (directory / name).write_text(member.booster.model_to_string(num_iteration=member.rounds))
         members.append({"file": name, "objective": member.objective, "rounds": member.rounds})
     quantile_members = []
     for member in model.quantile_members:
-        name = f"quantile-{member.alpha:g}.txt"
+        assert member.alpha is not None  # a quantile booster's quantile
+        name = quantile_file(member.alpha)
         (directory / name).write_text(member.booster.model_to_string(num_iteration=member.rounds))
         quantile_members.append({"file": name, "alpha": member.alpha, "rounds": member.rounds})
     scaler = io.BytesIO()
@@ -181,8 +131,8 @@ def register(
         "feature_importance": importance,
         "quantile_calibration": calibration.as_dict() if calibration else None,
         "anomaly_threshold": _threshold(evaluation.threshold),
-        "search": model.search,
-        "backtest": backtest.summary() if backtest is not None else None,
+        "search": model.search.as_dict() if model.search is not None else None,
+        "backtest": backtest.summary().as_dict() if backtest is not None else None,
         "config": context.config.model_dump(mode="json"),
         "lineage": {
             "job_id": context.job_id,
@@ -206,57 +156,6 @@ def register(
     )
 
 
-def load_artifact(directory: Location) -> ModelArtifact:
-    metadata = json.loads((directory / METADATA_FILE).read_text())
-    stored = metadata.get("members") or [
-        {"file": MODEL_FILE, "objective": "regression", "rounds": metadata["best_iteration"]}
-    ]
-    members = tuple(
-        Member(
-            entry["objective"],
-            lgb.Booster(model_str=(directory / entry["file"]).read_text()),
-            int(entry["rounds"]),
-        )
-        for entry in stored
-    )
-    quantile_members = tuple(
-        Member(
-            "quantile",
-            lgb.Booster(model_str=(directory / entry["file"]).read_text()),
-            int(entry["rounds"]),
-            float(entry["alpha"]),
-        )
-        for entry in metadata.get("quantile_members") or []
-    )
-    return ModelArtifact(
-        members=members,
-        scaler=joblib.load(io.BytesIO((directory / PREPROCESSING_FILE).read_bytes())),
-        metadata=metadata,
-        quantile_members=quantile_members,
-    )
-
-
-def load_predictions(directory: Location) -> pd.DataFrame:
-    """The test period's actual and predicted values (and quantiles) saved with the model."""
-    frame: pd.DataFrame = (directory / PREDICTIONS_FILE).read_parquet().to_pandas()
-    return frame
-
-
-def load_series_metrics(directory: Location) -> pd.DataFrame | None:
-    """The per-series test metrics of a multi-series model; None for a single series."""
-    location = directory / SERIES_METRICS_FILE
-    if not location.is_file():
-        return None
-    frame: pd.DataFrame = location.read_parquet().to_pandas()
-    return frame
-
-
-def claim_directory(parent: Location, now: datetime) -> str:
-    """The first second from ``now`` whose directory this call creates: for runs with no
-    orchestrator to ask (see ``Location.create_dir_exclusive`` for object stores)."""
-    return first_free_version(now, lambda v: (parent / v).create_dir_exclusive())
-
-
 def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:
     table = pd.DataFrame(
         {
@@ -273,11 +172,6 @@ def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFra
     if evaluation.anomaly_flags is not None:
         table["anomaly"] = evaluation.anomaly_flags
     return table
-
-
-def quantile_column(quantile: float) -> str:
-    """The test-predictions column of a quantile: ``q0.1``."""
-    return f"q{quantile:g}"
 
 
 def _threshold(threshold: ResidualThreshold | None) -> dict[str, float] | None:

@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -23,9 +23,8 @@ from pipeline.callbacks import Callback, LiveMetrics, LiveScores, log_progress, 
 from pipeline.config import TrainingConfig
 from pipeline.intervals import QuantileCalibration, calibrate, paired_quantiles
 from pipeline.preprocess import PreparedData
-
-if TYPE_CHECKING:
-    from pipeline.hpo import SearchResult
+from pipeline.search_results import SearchResult
+from pipeline.summaries import SearchSummary, TrainSummary
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class TrainedModel:
     validation_predictions: np.ndarray
     quantile_members: tuple[Member, ...] = ()
     calibration: QuantileCalibration | None = None
-    search: dict[str, Any] | None = None
+    search: SearchSummary | None = None
     #: The blend's validation MAE and RMSE (the early-stopped boosters', out of sample).
     validation_scores: dict[str, float] = field(default_factory=dict)
 
@@ -76,13 +75,13 @@ class TrainedModel:
         """One column per quantile (None when the job asked for none)."""
         return quantile_forecasts(self.calibration, self.quantile_members, X, point)
 
-    def summary(self) -> dict[str, object]:
-        return {
-            "params": self.params,
-            "best_iteration": self.best_iteration,
-            "curve": self.curve,
-            "validation": self.validation_scores,
-        }
+    def summary(self) -> TrainSummary:
+        return TrainSummary(
+            params=self.params,
+            best_iteration=self.best_iteration,
+            curve=self.curve,
+            validation=self.validation_scores,
+        )
 
 
 def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, Any], int]:
@@ -254,7 +253,7 @@ def assemble(
     early_stopping_rounds: int,
     num_threads: int,
     callbacks: Sequence[Callback] = (),
-    search: dict[str, Any] | None = None,
+    search: SearchSummary | None = None,
 ) -> TrainedModel:
     """Fit each member on the training part, then refit it on training + validation; the
     same for the quantile boosters, calibrated on the validation part in between."""

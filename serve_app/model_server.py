@@ -13,8 +13,8 @@ from typing import Any
 
 from ray import serve
 
+from pipeline.artifacts import ModelArtifact, load_artifact
 from pipeline.predict import Prediction, predict_rows
-from pipeline.register import ModelArtifact, load_artifact
 from pipeline.storage import Location
 
 DEFAULT_CACHE_SIZE = 16

@@ -15,7 +15,7 @@ from db.records import JobRecord, NewExperiment
 from domain.errors import ServiceUnavailable
 from domain.events import JobEvent
 from domain.jobs import ExperimentStatus
-from pipeline.hpo import SearchProgress, TrialReport
+from pipeline.search_results import SearchProgress, TrialReport
 from tests.databases import BACKENDS, migrated_store
 from tests.db.factories import new_job
 
@@ -54,7 +54,15 @@ async def running_job(store: JobStore) -> JobRecord:
 
 def trial(number: int, value: float) -> tuple[TrialReport, SearchProgress]:
     report = TrialReport(
-        number, "completed", value, PARAMS, 3, [value + 2, value + 1, value], 0.1, None, {}
+        number,
+        ExperimentStatus.COMPLETED,
+        value,
+        PARAMS,
+        3,
+        [value + 2, value + 1, value],
+        0.1,
+        None,
+        {},
     )
     return report, SearchProgress(10, number + 1, 0, 0, value, PARAMS)
 

@@ -9,17 +9,13 @@ import optuna
 import pytest
 
 from domain.errors import PipelineError, TrainingStopped
+from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
-from pipeline.hpo import (
-    NUMBER,
-    SearchProgress,
-    TrialReport,
-    journal_storage,
-    run_trial,
-    search,
-)
+from pipeline.hpo import NUMBER, journal_storage, search
 from pipeline.preprocess import PreparedData, preprocess
+from pipeline.search_results import SearchProgress, TrialReport
+from pipeline.trials import run_trial
 
 
 class Done:
@@ -204,7 +200,15 @@ def test_a_trial_prunes_against_peers_that_finish_while_it_trains(data: Prepared
     better = {step: value / 10 for step, value in alone.intermediate.items()}
     peers = [
         TrialReport(
-            n, "completed", min(better.values()), {"learning_rate": 0.2}, 100, [], 0.1, None, better
+            n,
+            ExperimentStatus.COMPLETED,
+            min(better.values()),
+            {"learning_rate": 0.2},
+            100,
+            [],
+            0.1,
+            None,
+            better,
         )
         for n in range(1, 6)
     ]
@@ -226,7 +230,7 @@ def test_a_trial_ignores_peers_that_failed_or_were_pruned(data: PreparedData) ->
     better = {step: value / 10 for step, value in alone.intermediate.items()}
     peers = [
         TrialReport(n, state, 1.0, {"learning_rate": 0.2}, None, [], 0.1, None, better)
-        for n, state in enumerate(["pruned", "failed"] * 3, start=1)
+        for n, state in enumerate([ExperimentStatus.PRUNED, ExperimentStatus.FAILED] * 3, start=1)
     ]
     beside = run_trial(data, cfg, 0, {"learning_rate": 0.05}, [], lambda: peers)
     assert beside.state == "completed"

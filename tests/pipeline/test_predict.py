@@ -12,11 +12,12 @@ import pytest
 
 from domain.errors import InvalidRequest
 from domain.jobs import ModelType
+from pipeline.artifacts import PREDICTIONS_FILE, ModelArtifact, load_artifact
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.graph import run_in_process
 from pipeline.predict import history_needed, predict_rows
-from pipeline.register import PREDICTIONS_FILE, JobContext, ModelArtifact, load_artifact
+from pipeline.register import JobContext
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 

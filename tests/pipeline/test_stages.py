@@ -11,13 +11,16 @@ import pytest
 
 from domain.errors import TrainingStopped
 from domain.jobs import ModelType
+from pipeline.artifacts import METADATA_FILE, PREDICTIONS_FILE, load_artifact
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
-from pipeline.graph import StageFailed, run_in_process, run_stage
+from pipeline.graph import run_in_process
 from pipeline.preprocess import preprocess
-from pipeline.register import METADATA_FILE, PREDICTIONS_FILE, JobContext, load_artifact, register
+from pipeline.register import JobContext, register
 from pipeline.settings import PipelineSettings
+from pipeline.stages import Stage, StageFailed, run_stage
 from pipeline.storage import Location
+from pipeline.summaries import TrainSummary
 from pipeline.train import train
 
 
@@ -59,11 +62,12 @@ def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineS
     train_report = reports[2]
     assert any("best iteration" in line.message for line in train_report.logs)
     summary = train_report.summary
+    assert isinstance(summary, TrainSummary)
     # Early stopping ran each member 50 rounds past its best, within the 1000-round ceiling.
-    assert summary["params"]["num_iterations"] == 1000
-    assert len(summary["curve"]["l1"]) == min(summary["best_iteration"] + 50, 1000)
-    assert set(summary["curve"]) == {"l1", "l2", "median_l1", "median_l2"}
-    assert summary["params"]["objective"] == ["regression", "regression_l1"]
+    assert summary.params["num_iterations"] == 1000
+    assert len(summary.curve["l1"]) == min(summary.best_iteration + 50, 1000)
+    assert set(summary.curve) == {"l1", "l2", "median_l1", "median_l2"}
+    assert summary.params["objective"] == ["regression", "regression_l1"]
 
 
 def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
@@ -137,7 +141,7 @@ def test_a_failing_stage_carries_its_logs_and_traceback() -> None:
         raise ValueError("bad data")
 
     with pytest.raises(StageFailed) as caught:
-        run_stage("preprocess", broken)
+        run_stage(Stage.PREPROCESS, broken)
     error = caught.value
     assert error.message == "preprocess failed: ValueError: bad data"
     assert [line.message for line in error.logs] == ["about to fail"]

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from ray.util.state import list_tasks
 
+from pipeline.artifacts import PREDICTIONS_FILE
 from pipeline.demo import load_series
-from pipeline.register import PREDICTIONS_FILE
 from tests.serve_app.conftest import QUICK, Deployed
 
 

@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 from ray.util.state import list_tasks
 
 from domain.jobs import ExperimentStatus
+from pipeline.artifacts import METADATA_FILE
 from pipeline.hpo import NUMBER, journal_storage
-from pipeline.register import METADATA_FILE
 from tests.serve_app.conftest import Deployed
 
 SMALL_SPACE = {

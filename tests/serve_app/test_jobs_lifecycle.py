@@ -14,7 +14,7 @@ import ray
 from ray.util.state import list_tasks
 
 from domain.auth import Role
-from pipeline.register import PREDICTIONS_FILE, load_artifact
+from pipeline.artifacts import PREDICTIONS_FILE, load_artifact
 from pipeline.storage import Location
 from tests.serve_app.conftest import SLOW, Deployed
 
@@ -124,7 +124,7 @@ from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.features import build_features
 from pipeline.preprocess import time_split_bounds
-from pipeline.register import load_artifact
+from pipeline.artifacts import load_artifact
 artifact = load_artifact(Location({str(directory)!r}))
 config = TrainingConfig.model_validate(artifact.metadata["config"])
 store = FeatureStore(Location({str(deployed.data_dir / "features")!r}))

@@ -25,7 +25,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from actors.mlflow_writer import COMPLETE_TAG, JOB_TAG, MODEL_TAG, PARENT_TAG
 from actors.settings import NAMESPACE
 from domain.jobs import ExperimentStatus
-from pipeline.register import MODEL_FILE
+from pipeline.artifacts import MODEL_FILE
 from tests.mlflow_server import MlflowServer
 from tests.network import free_port
 from tests.serve_app.conftest import SLOW, Deployed

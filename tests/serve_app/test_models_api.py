@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from ray import serve
 
+from pipeline.artifacts import PREDICTIONS_FILE, ModelArtifact, load_artifact
 from pipeline.feature_store import FeatureStore
 from pipeline.features import build_features
 from pipeline.predict import history_needed
-from pipeline.register import PREDICTIONS_FILE, ModelArtifact, load_artifact
 from pipeline.storage import Location
 from serve_app.deployment import APP_NAME
 from tests.serve_app.conftest import Deployed
