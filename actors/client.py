@@ -1,10 +1,10 @@
 """Typed clients over the orchestrator's actor handle.
 
-``OrchestratorClient`` names each remote method through ``JobOrchestrator`` itself, so mypy
-checks the name, the arguments and the result of every call: a renamed actor method fails
-the type check, not a request. Ray's wrapping is undone at the call: a ``JobNotFound``
-raised in the actor is raised here as itself. ``TrainingClient`` wraps it for the
-cluster's operators, blocking on each call.
+``OrchestratorClient`` names each remote method through ``JobOrchestrator`` itself
+(``actors.remote``), so mypy checks the name, the arguments and the result of every call:
+a renamed actor method fails the type check, not a request. Ray's wrapping is undone at
+the call: a ``JobNotFound`` raised in the actor is raised here as itself.
+``TrainingClient`` wraps it for the cluster's operators, blocking on each call.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from actors.lifecycle import QueueStatus
 from actors.orchestrator import JobOrchestrator, Stats
+from actors.remote import remote
 from actors.settings import NAMESPACE, ORCHESTRATOR_NAME
 from actors.submission import JobSubmission
 from db.records import JobFilters, JobRecord, LogRecord, ModelRecord, Page, PurgeReport
@@ -50,7 +51,7 @@ class OrchestratorClient:
     """One typed method per remote call the API makes."""
 
     def __init__(self, handle: ActorHandle[JobOrchestrator]) -> None:
-        self._actor: Any = handle
+        self._actor = handle
 
     @classmethod
     def find(cls, name: str = ORCHESTRATOR_NAME) -> OrchestratorClient:
@@ -64,8 +65,7 @@ class OrchestratorClient:
         **kwargs: P.kwargs,
     ) -> ObjectRef[R]:
         """Call ``method`` on the actor; its result to come."""
-        ref: ObjectRef[R] = getattr(self._actor, method.__name__).remote(*args, **kwargs)
-        return ref
+        return remote(self._actor, method, *args, **kwargs)
 
     async def _call(
         self,

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import ray
-from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
 from actors.admission import Admission
@@ -34,6 +33,7 @@ from domain.events import JobEvent
 from domain.jobs import JobStatus
 from pipeline.config import TrainingConfig
 from pipeline.graph import PipelineRun, launch
+from pipeline.job_callbacks import JobCallbacks
 from pipeline.register import JobContext, SavedModel
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
@@ -82,7 +82,7 @@ class Lifecycle:
         capacity: int,
         outage_seconds: float,
         versions: VersionClaims,
-        callbacks: ActorHandle[Any],
+        callbacks_for: Callable[[JobContext], JobCallbacks],
         on_finished: Callable[[], None],
     ) -> None:
         self._store = store
@@ -92,7 +92,7 @@ class Lifecycle:
         self._metrics = metrics
         self._capacity = capacity
         self._outage_seconds = outage_seconds
-        self._callbacks = callbacks
+        self._callbacks_for = callbacks_for
         self._on_finished = on_finished
         self._running: dict[str, RunningJob] = {}
         self._versions = versions
@@ -213,7 +213,7 @@ class Lifecycle:
         recorder = running.recorder = StageRecorder(self._store, job)
         if context.config.enable_hpo:
             running.search = SearchRecorder(self._store, job)
-        run = running.run = launch(context, self._pipeline, self._callbacks)
+        run = running.run = launch(context, self._pipeline, self._callbacks_for(context))
         follower = asyncio.get_running_loop().create_task(self._follow(job, running, run, recorder))
         running.tasks += (follower,)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from actors.intake import Intake
 from actors.lifecycle import Lifecycle, QueueStatus
 from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
+from actors.remote import remote
 from actors.scheduler import ScheduledFire, Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.submission import JobSubmission
@@ -41,8 +43,10 @@ from domain.clock import utcnow
 from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.feature_store import FeatureStore
+from pipeline.register import JobContext
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +108,9 @@ class JobOrchestrator:
             capacity=self._capacity,
             outage_seconds=settings.database_outage_seconds,
             versions=VersionClaims(self._registry),
-            callbacks=ray.get_runtime_context().current_actor,
+            callbacks_for=functools.partial(
+                OrchestratorCallbacks, ray.get_runtime_context().current_actor
+            ),
             on_finished=self._wakeup.set,
         )
         self._housekeeping = Housekeeping(
@@ -318,6 +324,46 @@ class JobOrchestrator:
                     await asyncio.wait_for((wake or asyncio.Event()).wait(), seconds)
 
         return asyncio.get_running_loop().create_task(forever(), name=what)
+
+
+@dataclass(frozen=True)
+class OrchestratorCallbacks:
+    """``JobCallbacks`` for one job's stages, over the orchestrator's handle."""
+
+    orchestrator: ActorHandle[JobOrchestrator]
+    context: JobContext
+
+    def is_cancelled(self) -> bool:
+        job_id = self.context.job_id
+        try:
+            return ray.get(
+                remote(self.orchestrator, JobOrchestrator.is_cancelled, job_id), timeout=10
+            )
+        except (RayError, TimeoutError):
+            return False  # cannot tell: keep training rather than stop a live job
+
+    def record_live_metrics(self, scores: dict[str, float]) -> None:
+        """Fire and forget: a lost report is replaced by the next one."""
+        remote(self.orchestrator, JobOrchestrator.record_live_metrics, self.context.job_id, scores)
+
+    def record_trial(self, trial: TrialReport, progress: SearchProgress) -> None:
+        remote(
+            self.orchestrator, JobOrchestrator.record_trial, self.context.job_id, trial, progress
+        )
+
+    def claim_version(self, parent: Location, now: datetime) -> str:
+        """No timeout: the orchestrator answers once the database does (or gives up after
+        its outage limit), and if it dies the call fails and recovery re-queues the job."""
+        c = self.context
+        claim = remote(
+            self.orchestrator,
+            JobOrchestrator.claim_version,
+            c.job_id,
+            c.tenant_id,
+            c.model_name,
+            now,
+        )
+        return ray.get(claim)
 
 
 def orchestrator_options(settings: OrchestratorSettings) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from pipeline.config import TrainingConfig
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
 from pipeline.hpo import STOP_CHECK_SECONDS, search
-from pipeline.orchestrator_calls import CancelCheck, LiveReport, OrchestratorVersion
+from pipeline.job_callbacks import JobCallbacks
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
@@ -194,7 +194,10 @@ _remote_window = ray.remote(num_cpus=1)(_window_task)
 
 
 def backtest_stage(
-    context: JobContext, data: list[ObjectRef[Any]], model: TrainedModel, reporter: Any
+    context: JobContext,
+    data: list[ObjectRef[Any]],
+    model: TrainedModel,
+    callbacks: JobCallbacks | None,
 ) -> BacktestResult:
     """The backtest stage: a coordinator (no CPU) that runs each window as a one-CPU task
     named ``backtest:<job_id>:<window>``; ``data`` comes boxed so the windows, not this
@@ -220,7 +223,7 @@ def backtest_stage(
         )
         for w in windows
     ]
-    stop = CancelCheck(reporter, context.job_id) if reporter is not None else None
+    stop = callbacks.is_cancelled if callbacks is not None else None
     try:
         pending = list(refs)
         while pending:
@@ -249,7 +252,7 @@ def search_stage(
     data: list[ObjectRef[Any]],
     preprocessed: StageReport,
     studies_root: Path,
-    reporter: Any,
+    callbacks: JobCallbacks | None,
 ) -> SearchResult:
     """The search stage: ``data`` comes boxed in a list so the trials, not this
     coordinator, receive it from the object store; ``preprocessed`` (the preprocess
@@ -258,22 +261,24 @@ def search_stage(
     config = context.config
 
     def report(trial: TrialReport, progress: SearchProgress) -> None:
-        if reporter is not None:
-            reporter.record_trial.remote(context.job_id, trial, progress)
+        if callbacks is not None:
+            callbacks.record_trial(trial, progress)
 
     journal = studies_root / f"{context.job_id}.journal"
     runner = _RayTrials(context, data[0])
     workers = config.n_workers
     parallel = (lambda: workers) if workers else runner.cluster_cpus
-    stop = CancelCheck(reporter, context.job_id) if reporter is not None else None
+    stop = callbacks.is_cancelled if callbacks is not None else None
     return search(config, journal, context.job_id, parallel, runner, report, stop)
 
 
-def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None) -> PipelineRun:
+def launch(
+    context: JobContext, settings: PipelineSettings, callbacks: JobCallbacks | None = None
+) -> PipelineRun:
     """Submit the job's stages as chained Ray tasks and return their refs at once.
 
     With HPO a ``search`` stage runs between preprocess and train, and train refits the
-    best trial; ``reporter`` (the orchestrator's handle) then hears of every trial.
+    best trial; ``callbacks`` then hear of every trial.
     """
     config = context.config
 
@@ -301,20 +306,19 @@ def launch(context: JobContext, settings: PipelineSettings, reporter: Any = None
             [data],
             preprocessed,
             settings.studies_root,
-            reporter,
+            callbacks,
             cpus=0,
         )
         model = submit(Stage.TRAIN, retrain_best, data, found, config, cpus, cpus=cpus)
     else:
-        stop = live = None
-        if reporter is not None:
-            stop, live = CancelCheck(reporter, context.job_id), LiveReport(reporter, context.job_id)
+        stop = callbacks.is_cancelled if callbacks is not None else None
+        live = callbacks.record_live_metrics if callbacks is not None else None
         model = submit(Stage.TRAIN, train, data, config, cpus, stop, live, cpus=cpus)
     backtest = None
     if config.backtest is not None:
-        backtest = submit(Stage.BACKTEST, backtest_stage, context, [data], model, reporter, cpus=0)
+        backtest = submit(Stage.BACKTEST, backtest_stage, context, [data], model, callbacks, cpus=0)
     evaluation = submit(Stage.EVALUATE, evaluate, model, data, context.model_type, config)
-    claim = OrchestratorVersion(reporter, context) if reporter is not None else None
+    claim = callbacks.claim_version if callbacks is not None else None
     root = settings.artifacts_root
     submit(Stage.REGISTER, register, context, model, data, evaluation, backtest, root, claim)
     return PipelineRun(outputs, reports)

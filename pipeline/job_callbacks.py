@@ -1,0 +1,34 @@
+"""What a running job's stages call back: the ``JobCallbacks`` the service hands them.
+
+The orchestrator implements it over its actor handle (``actors.orchestrator``); a run with
+no service (``run_in_process``, benchmarks) passes none, and the stages then never stop
+early, report nothing and claim their version's directory themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from pipeline.search_results import SearchProgress, TrialReport
+from pipeline.storage import Location
+
+
+class JobCallbacks(Protocol):
+    """Calls from one job's stages (in Ray tasks) back to whoever runs the job."""
+
+    def is_cancelled(self) -> bool:
+        """Whether the job was cancelled (asked every few rounds and while waiting)."""
+        ...
+
+    def record_live_metrics(self, scores: dict[str, float]) -> None:
+        """A running training's best validation scores so far (fire and forget)."""
+        ...
+
+    def record_trial(self, trial: TrialReport, progress: SearchProgress) -> None:
+        """A finished trial of the job's search (fire and forget)."""
+        ...
+
+    def claim_version(self, parent: Location, now: datetime) -> str:
+        """The version to register the job's model as, under ``parent``."""
+        ...
