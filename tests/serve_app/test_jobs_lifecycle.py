@@ -268,7 +268,7 @@ async def test_failing_pipeline_marks_the_job_failed_with_its_error(deployed: De
 
 
 async def test_killed_orchestrator_recovers_and_every_job_ends_once(deployed: Deployed) -> None:
-    first = await deployed.submit(SLOW | {"hyperparameters": {"n_estimators": 3000}})
+    first = await deployed.submit(SLOW | {"hyperparameters": {"n_estimators": 1000}})
     await deployed.wait_until(first, lambda j: j["stage"] is not None)
     queued = [await deployed.submit() for _ in range(3)]
     ray.kill(deployed.running.orchestrator, no_restart=False)
