@@ -166,6 +166,11 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ calls from stages
 
+    def cancelled(self, job_id: str) -> bool | None:
+        """Whether a job this orchestrator runs was cancelled; None if it runs none such."""
+        running = self._running.get(job_id)
+        return None if running is None else running.cancelled
+
     async def record_trial(self, job_id: str, trial: TrialReport, progress: SearchProgress) -> None:
         self._metrics.trial_finished(trial.state)
         running = self._running.get(job_id)

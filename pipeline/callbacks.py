@@ -14,8 +14,9 @@ from domain.errors import TrainingStopped
 logger = logging.getLogger("pipeline.train")
 
 LOG_EVERY = 25
-#: How often (in boosting rounds) a running training asks whether its job was cancelled.
-STOP_CHECK_ROUNDS = 25
+#: How often a running training asks whether its job was cancelled (each ask is a call to
+#: the orchestrator, so a short training asks once or not at all).
+STOP_CHECK_SECONDS = 1.0
 #: How often a running training reports its best validation scores so far.
 LIVE_METRICS_SECONDS = 2.0
 
@@ -25,10 +26,16 @@ Callback = Callable[[lgb.callback.CallbackEnv], None]
 
 
 def stop_when(should_stop: Callable[[], bool]) -> Callback:
-    """A LightGBM callback that ends training when ``should_stop`` says so."""
+    """A LightGBM callback that ends training when ``should_stop`` says so; it is asked
+    after a round once ``STOP_CHECK_SECONDS`` have passed since it was last asked."""
+    asked = time.monotonic()
 
     def check(env: lgb.callback.CallbackEnv) -> None:
-        if (env.iteration + 1) % STOP_CHECK_ROUNDS == 0 and should_stop():
+        nonlocal asked
+        if time.monotonic() - asked < STOP_CHECK_SECONDS:
+            return
+        asked = time.monotonic()
+        if should_stop():
             raise TrainingStopped(f"training stopped at round {env.iteration + 1}: cancelled")
 
     return check

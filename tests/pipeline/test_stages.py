@@ -151,8 +151,11 @@ def test_a_failing_stage_carries_its_logs_and_traceback() -> None:
     assert pickle.loads(pickle.dumps(error)).logs == error.logs
 
 
-def test_training_stops_when_its_job_is_cancelled(demo_store: FeatureStore) -> None:
-    """The train stage asks whether to stop every few rounds and stops at once when told."""
+def test_training_stops_when_its_job_is_cancelled(
+    demo_store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The train stage asks whether to stop (here after every round) and stops at once when
+    told."""
     config = TrainingConfig.model_validate(
         {
             "feature_set": "forecast_basic",
@@ -168,6 +171,7 @@ def test_training_stops_when_its_job_is_cancelled(demo_store: FeatureStore) -> N
         asked.append(1)
         return len(asked) >= 2
 
-    with pytest.raises(TrainingStopped, match="round 50"):
+    monkeypatch.setattr("pipeline.callbacks.STOP_CHECK_SECONDS", 0.0)
+    with pytest.raises(TrainingStopped, match="round 2:"):
         train(data, config, 1, should_stop=cancelled_after_two_checks)
     assert len(asked) == 2
