@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import ray
@@ -48,15 +47,22 @@ def translated_ray_errors(callee: str = "the orchestrator") -> Iterator[None]:
 
 
 class OrchestratorClient:
-    """One typed method per remote call the API makes."""
+    """One typed method per call the API's routes make (reads go to the database)."""
 
     def __init__(self, handle: ActorHandle[JobOrchestrator]) -> None:
         self._actor = handle
 
     @classmethod
     def find(cls, name: str = ORCHESTRATOR_NAME) -> OrchestratorClient:
-        """The running orchestrator with that name, on the connected cluster."""
-        return cls(ray.get_actor(name, namespace=NAMESPACE))
+        """The running orchestrator with that name, on the connected cluster.
+
+        Raises:
+            ServiceUnavailable: there is none (yet).
+        """
+        try:
+            return cls(ray.get_actor(name, namespace=NAMESPACE))
+        except ValueError as exc:
+            raise ServiceUnavailable(f"the orchestrator {name!r} is not running") from exc
 
     def ref(
         self,
@@ -76,9 +82,6 @@ class OrchestratorClient:
         with translated_ray_errors():
             return await self.ref(method, *args, **kwargs)
 
-    async def submit(self, submission: JobSubmission) -> JobRecord:
-        return await self._call(JobOrchestrator.submit, submission)
-
     async def submit_once(
         self, submission: JobSubmission, idempotency_key: str | None
     ) -> tuple[JobRecord, bool]:
@@ -92,15 +95,6 @@ class OrchestratorClient:
 
     async def cancel_queued(self, tenant_id: str) -> list[str]:
         return await self._call(JobOrchestrator.cancel_queued, tenant_id)
-
-    async def get_job(self, job_id: str) -> JobRecord:
-        return await self._call(JobOrchestrator.get_job, job_id)
-
-    async def list_jobs(self, filters: JobFilters, page: int, page_size: int) -> Page[JobRecord]:
-        return await self._call(JobOrchestrator.list_jobs, filters, page, page_size)
-
-    async def logs(self, job_id: str, tail: int) -> list[LogRecord]:
-        return await self._call(JobOrchestrator.logs, job_id, tail)
 
     async def stats(self, tenant_id: str | None = None) -> Stats:
         return await self._call(JobOrchestrator.stats, tenant_id)
@@ -125,9 +119,6 @@ class OrchestratorClient:
     async def delete_schedule(self, schedule_id: str) -> None:
         return await self._call(JobOrchestrator.delete_schedule, schedule_id)
 
-    async def fire_schedules(self, now: datetime | None = None) -> list[str]:
-        return await self._call(JobOrchestrator.fire_schedules, now)
-
     async def cleanup(self) -> PurgeReport:
         return await self._call(JobOrchestrator.cleanup)
 
@@ -137,9 +128,6 @@ class OrchestratorClient:
     def count_database_error(self) -> None:
         """Fire and forget."""
         self.ref(JobOrchestrator.count_database_error)
-
-    async def ready(self) -> bool:
-        return await self._call(JobOrchestrator.ready)
 
 
 class TrainingClient:

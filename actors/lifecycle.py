@@ -1,9 +1,10 @@
 """Running jobs: start, follow, complete, fail and cancel.
 
-Each running job is one ``RunningJob``: its pipeline run, its recorders, the model version
-it claimed and whether it was cancelled. It exists from the moment the job leaves the
-queue until its follower has written the outcome, so a cancel that arrives while the job
-is being started finds it, and nothing about the job is left behind when it ends.
+Each running job is one ``RunningJob``: its pipeline run, its recorders and whether it was
+cancelled (``VersionClaims`` holds its model version until it ends). It exists from the
+moment the job leaves the queue until its follower has written the outcome, so a cancel
+that arrives while the job is being started finds it, and nothing about the job is left
+behind when it ends.
 """
 
 from __future__ import annotations
@@ -208,6 +209,17 @@ class Lifecycle:
             return
         if job.started_at is not None:
             self._metrics.job_started((job.started_at - job.created_at).total_seconds())
+        try:
+            run, recorder = self._launch(job, running)
+        except Exception as exc:  # nothing runs for it: fail it and free its slot
+            logger.exception("launching job %s failed", job_id)
+            await self._fail(job, exc)
+            self._end(job_id, JobStatus.FAILED)
+            return
+        follower = asyncio.get_running_loop().create_task(self._follow(job, running, run, recorder))
+        running.tasks += (follower,)
+
+    def _launch(self, job: JobRecord, running: RunningJob) -> tuple[PipelineRun, StageRecorder]:
         context = JobContext(
             job_id=job.job_id,
             tenant_id=job.tenant_id,
@@ -219,8 +231,7 @@ class Lifecycle:
         if context.config.enable_hpo:
             running.search = SearchRecorder(self._store, job)
         run = running.run = launch(context, self._pipeline, self._callbacks_for(context))
-        follower = asyncio.get_running_loop().create_task(self._follow(job, running, run, recorder))
-        running.tasks += (follower,)
+        return run, recorder
 
     async def _follow(
         self, job: JobRecord, running: RunningJob, run: PipelineRun, recorder: StageRecorder

@@ -257,8 +257,9 @@ class JobOrchestrator:
         await self._lifecycle.record_live_metrics(job_id, scores)
 
     async def is_cancelled(self, job_id: str) -> bool:
-        """Asked by a running training every second, so it stops even if Ray's cancel
-        missed its task; answered from memory for the jobs this orchestrator runs."""
+        """Asked by a running training (about once a second), search or backtest (every two
+        seconds), so it stops even if Ray's cancel missed its task; answered from memory for
+        the jobs this orchestrator runs."""
         known = self._lifecycle.cancelled(job_id)
         if known is not None:
             return known

@@ -16,7 +16,7 @@ logger = logging.getLogger("pipeline.train")
 LOG_EVERY = 25
 #: How often a running training asks whether its job was cancelled (each ask is a call to
 #: the orchestrator, so a short training asks once or not at all).
-STOP_CHECK_SECONDS = 1.0
+CANCEL_CHECK_SECONDS = 1.0
 #: How often a running training reports its best validation scores so far.
 LIVE_METRICS_SECONDS = 2.0
 
@@ -27,12 +27,12 @@ Callback = Callable[[lgb.callback.CallbackEnv], None]
 
 def stop_when(should_stop: Callable[[], bool]) -> Callback:
     """A LightGBM callback that ends training when ``should_stop`` says so; it is asked
-    after a round once ``STOP_CHECK_SECONDS`` have passed since it was last asked."""
+    after a round once ``CANCEL_CHECK_SECONDS`` have passed since it was last asked."""
     asked = time.monotonic()
 
     def check(env: lgb.callback.CallbackEnv) -> None:
         nonlocal asked
-        if time.monotonic() - asked < STOP_CHECK_SECONDS:
+        if time.monotonic() - asked < CANCEL_CHECK_SECONDS:
             return
         asked = time.monotonic()
         if should_stop():

@@ -18,7 +18,8 @@ class JobCallbacks(Protocol):
     """Calls from one job's stages (in Ray tasks) back to whoever runs the job."""
 
     def is_cancelled(self) -> bool:
-        """Whether the job was cancelled (asked every few rounds and while waiting)."""
+        """Whether the job was cancelled (asked about once a second by a training, every
+        two seconds by a search or a backtest)."""
         ...
 
     def record_live_metrics(self, scores: dict[str, float]) -> None:

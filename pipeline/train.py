@@ -212,7 +212,7 @@ def train(
     """The train stage: one early-stopped fit and one refit per objective; ``num_threads``
     matches the CPUs the task holds.
 
-    ``should_stop`` is asked every ``STOP_CHECK_SECONDS``; when it says yes (the job
+    ``should_stop`` is asked every ``CANCEL_CHECK_SECONDS``; when it says yes (the job
     was cancelled) training stops with ``TrainingStopped``. Ray's own cancel can miss a
     task that was just starting, and a long training would then hold its CPU to the end.
     ``live`` hears the best validation scores every ``LIVE_METRICS_SECONDS``.

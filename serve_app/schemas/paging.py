@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Self, get_origin
 
 from pydantic import BaseModel
 
@@ -17,11 +17,17 @@ class PagePublic(BaseModel):
     page_size: int
 
     @classmethod
-    def of(cls, page: Page[Any]) -> Self:
-        """The response for a page of records (each item validated from its record)."""
-        (items,) = cls.model_fields.keys() - PagePublic.model_fields.keys()
+    def of(cls, page: Page[Any], **extra: Any) -> Self:
+        """The response for a page of records (each item validated from its record) in the
+        subclass's one list field, with its other fields from ``extra``."""
+        (items,) = (
+            name
+            for name, info in cls.model_fields.items()
+            if name not in PagePublic.model_fields and get_origin(info.annotation) is list
+        )
         return cls.model_validate(
             {
+                **extra,
                 items: list(page.items),
                 "total": page.total,
                 "page": page.page,

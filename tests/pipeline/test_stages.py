@@ -171,7 +171,7 @@ def test_training_stops_when_its_job_is_cancelled(
         asked.append(1)
         return len(asked) >= 2
 
-    monkeypatch.setattr("pipeline.callbacks.STOP_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr("pipeline.callbacks.CANCEL_CHECK_SECONDS", 0.0)
     with pytest.raises(TrainingStopped, match="round 2:"):
         train(data, config, 1, should_stop=cancelled_after_two_checks)
     assert len(asked) == 2

@@ -7,12 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from ray.exceptions import RayError
 from typer.testing import CliRunner
 
 from actors.client import OrchestratorClient, TrainingClient
 from actors.submission import JobSubmission
 from db.records import JobFilters
-from domain.errors import IllegalTransition, JobNotFound
+from domain.errors import IllegalTransition, JobNotFound, ServiceUnavailable
 from domain.jobs import JobStatus, ModelType
 from pipeline.config import TrainingConfig
 from pipeline.demo import load_series
@@ -92,6 +93,15 @@ def test_trainctl_features_import_and_list(cli: CliRunner, tmp_path: Path) -> No
 def _client(deployed: Deployed) -> TrainingClient:
     name = deployed.config.orchestrator.actor_name
     return TrainingClient(OrchestratorClient.find(name))
+
+
+async def test_the_orchestrator_client_raises_domain_errors_not_ray_s(deployed: Deployed) -> None:
+    orchestrator = OrchestratorClient.find(deployed.config.orchestrator.actor_name)
+    with pytest.raises(JobNotFound) as raised:
+        await orchestrator.cancel("missing")
+    assert not isinstance(raised.value, RayError)  # unwrapped where the call was made
+    with pytest.raises(ServiceUnavailable, match="not running"):
+        OrchestratorClient.find("no-such-orchestrator")
 
 
 async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: Deployed) -> None:
