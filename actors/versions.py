@@ -36,8 +36,10 @@ class VersionClaims:
         async with self._lock:
             if job_id in self._held:
                 return self._held[job_id][2]
-            taken = await self._registry.versions(tenant_id, model_name)
-            taken |= {v for t, m, v in self._held.values() if (t, m) == (tenant_id, model_name)}
+            # Held versions first: a job that registers and releases its version while the
+            # registry is read would otherwise be in neither set.
+            taken = {v for t, m, v in self._held.values() if (t, m) == (tenant_id, model_name)}
+            taken |= await self._registry.versions(tenant_id, model_name)
             version = first_free_version(now, lambda v: v not in taken)
             self._held[job_id] = (tenant_id, model_name, version)
             return version
