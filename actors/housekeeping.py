@@ -3,8 +3,10 @@ true to each other and small."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from actors.queue import JobQueue
@@ -12,22 +14,25 @@ from actors.recorder import service_log
 from actors.settings import OrchestratorSettings
 from db.jobs import JobStore
 from db.records import JobRecord, PurgeReport
-from db.retention import purge
+from db.retention import feature_versions_in_use, purge
 from domain.errors import IllegalTransition
 from domain.events import JobEvent
 from domain.jobs import JobStatus, LogLevel
+from pipeline.feature_store import FeatureStore
 
 logger = logging.getLogger(__name__)
 
 
 class Housekeeping:
-    """Re-queues (or fails) jobs whose run was lost, reloads the queue, applies retention."""
+    """Re-queues (or fails) jobs whose run was lost, reloads the queue, applies retention
+    (to the database and to the feature store)."""
 
     def __init__(
         self,
         store: JobStore,
         queue: JobQueue,
         settings: OrchestratorSettings,
+        features: FeatureStore,
         *,
         clock: Callable[[], datetime],
         tracked: Callable[[str], bool],
@@ -35,6 +40,7 @@ class Housekeeping:
         self._store = store
         self._queue = queue
         self._settings = settings
+        self._features = features
         self._clock = clock
         self._tracked = tracked
 
@@ -66,10 +72,20 @@ class Housekeeping:
         return requeued
 
     async def purge(self) -> PurgeReport:
-        """Apply the retention policy now."""
-        report = await purge(self._store.database, self._settings.retention, self._clock())
-        logger.info("retention purged %d jobs and %d log lines", report.jobs, report.logs)
-        return report
+        """Apply the retention policy now: to the database, then to the feature store's
+        versions that nothing references any more."""
+        now, policy = self._clock(), self._settings.retention
+        report = await purge(self._store.database, policy, now)
+        in_use = await feature_versions_in_use(self._store.database)
+        grace = timedelta(hours=policy.feature_versions_grace_hours)
+        removed = await asyncio.to_thread(self._features.remove_unreferenced, in_use, now, grace)
+        logger.info(
+            "retention purged %d jobs, %d log lines and %d feature-set versions",
+            report.jobs,
+            report.logs,
+            len(removed),
+        )
+        return replace(report, feature_versions=tuple(removed))
 
     async def _interrupted(self, job: JobRecord, cause: str) -> bool:
         """Re-queue a running job whose run was lost, or fail it past ``max_attempts``;

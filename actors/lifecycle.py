@@ -279,6 +279,7 @@ class Lifecycle:
             features=saved.features,
             promote=TrainingConfig.model_validate(job.config).promote_champion,
             feature_importance=saved.feature_importance,
+            feature_set_version=saved.feature_set_version,
         )
         try:
             await self._durably(

@@ -84,6 +84,7 @@ class JobOrchestrator:
         self._settings = settings
         self._clock = clock
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        features = FeatureStore(pipeline.features_root)
         self._capacity = settings.max_concurrent_jobs or cluster_cpus
         queue = JobQueue()
         admission = Admission(settings.tenant_defaults(), settings.tenant_limits, self._capacity)
@@ -92,7 +93,7 @@ class JobOrchestrator:
         self._wakeup = asyncio.Event()
         self._intake = Intake(
             self._store,
-            JobValidator(FeatureStore(pipeline.features_root), cluster_cpus),
+            JobValidator(features, cluster_cpus),
             admission,
             queue,
             idempotency_window=timedelta(hours=settings.retention.idempotency_keys_hours),
@@ -114,7 +115,7 @@ class JobOrchestrator:
             on_finished=self._wakeup.set,
         )
         self._housekeeping = Housekeeping(
-            self._store, queue, settings, clock=clock, tracked=self._lifecycle.tracks
+            self._store, queue, settings, features, clock=clock, tracked=self._lifecycle.tracks
         )
         self._scheduler = Scheduler(self._schedules, self._intake.submit)
         self._recovered = asyncio.Event()

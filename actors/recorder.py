@@ -11,7 +11,13 @@ from db.records import ExperimentRecord, JobRecord, MetricPoint, NewExperiment, 
 from domain.jobs import ExperimentStatus, LogLevel
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.stages import LogLine, Stage, StageReport
-from pipeline.summaries import BacktestSummary, EvaluateSummary, SearchSummary, TrainSummary
+from pipeline.summaries import (
+    BacktestSummary,
+    EvaluateSummary,
+    LoadSummary,
+    SearchSummary,
+    TrainSummary,
+)
 
 #: Backtest windows are experiments named ``backtest window <n>``.
 BACKTEST_PREFIX = "backtest window "
@@ -27,6 +33,7 @@ class RunStore(Protocol):
         stage: str,
         metrics: Mapping[str, Any] | None = None,
         logs: Sequence[NewLog] = (),
+        feature_set_version: str | None = None,
     ) -> bool: ...
 
     async def create_experiment(
@@ -63,6 +70,7 @@ class StageRecorder:
         self._store = store
         self._job = job
         self._experiment_id: str | None = None
+        self._feature_set_version: str | None = None
         self._best_iteration = 0
         self.metrics: dict[str, Any] = {}
         self._recorded: set[Stage] = set()  # stages whose extra writes are done
@@ -82,8 +90,11 @@ class StageRecorder:
         job_id = self._job.job_id
         lines = [to_new_log(job_id, line) for line in report.logs]
         lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
+        version = None
         if report.stage not in self._recorded:
             match report.summary:
+                case LoadSummary() as summary:
+                    version = self._feature_set_version = summary.version
                 case TrainSummary() as summary:
                     await self._record_training(summary)
                 case SearchSummary() as summary:
@@ -97,7 +108,12 @@ class StageRecorder:
             )
             self._recorded.add(report.stage)
         await self._store.update_progress(
-            job_id, report.progress, report.stage, self.metrics, logs=lines
+            job_id,
+            report.progress,
+            report.stage,
+            self.metrics,
+            logs=lines,
+            feature_set_version=version,
         )
         self._progress = max(self._progress, report.progress)
         self._stage = report.stage
@@ -122,8 +138,11 @@ class StageRecorder:
             for name, values in summary.curve.items()
             for step, value in enumerate(values, start=1)
         ]
+        params = dict(summary.params)
+        if self._feature_set_version is not None:  # the data, beside the model's knobs
+            params["feature_set_version"] = self._feature_set_version
         self._experiment_id = await self._store.create_experiment(
-            job.job_id, f"{job.model_name} attempt {job.attempts}", summary.params, curve
+            job.job_id, f"{job.model_name} attempt {job.attempts}", params, curve
         )
         self.metrics["best_iteration"] = self._best_iteration
 

@@ -230,8 +230,10 @@ class JobStore:
         stage: str,
         metrics: Mapping[str, Any] | None = None,
         logs: Sequence[NewLog] = (),
+        feature_set_version: str | None = None,
     ) -> bool:
-        """Record progress of a running job and append ``logs``, in one transaction.
+        """Record progress of a running job (and the feature-set version it read, when
+        given) and append ``logs``, in one transaction.
 
         Returns whether the job was running; progress of any other job is left alone
         (its log lines are still kept).
@@ -239,6 +241,8 @@ class JobStore:
         values: dict[str, Any] = {"progress": progress, "stage": stage, "updated_at": utcnow()}
         if metrics is not None:
             values["metrics"] = dict(metrics)
+        if feature_set_version is not None:
+            values["feature_set_version"] = feature_set_version
         statement = (
             update(TrainingJob)
             .where(TrainingJob.job_id == job_id)
@@ -361,6 +365,7 @@ def _job(row: TrainingJob) -> JobRecord:
         model_type=ModelType(row.model_type),
         model_name=row.model_name,
         feature_set=row.feature_set,
+        feature_set_version=row.feature_set_version,
         status=JobStatus(row.status),
         priority=row.priority,
         progress=row.progress,

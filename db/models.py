@@ -68,6 +68,8 @@ class TrainingJob(Base):
     model_type: Mapped[str] = mapped_column(String(16))
     model_name: Mapped[str] = mapped_column(String(128))
     feature_set: Mapped[str] = mapped_column(String(128))
+    #: The version of the feature set the job read (None until it has read it).
+    feature_set_version: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
     priority: Mapped[int] = mapped_column(SmallInteger, default=0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -206,6 +208,8 @@ class RegisteredModel(Base):
         String(36), ForeignKey("ai_experiments.experiment_id", ondelete="SET NULL")
     )
     feature_set: Mapped[str] = mapped_column(String(128))
+    #: The feature-set version it was trained on (None for models registered before 0006).
+    feature_set_version: Mapped[str | None] = mapped_column(String(128))
     artifact_uri: Mapped[str] = mapped_column(Text)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -71,6 +71,8 @@ class JobRecord:
     completed_at: datetime | None
     schedule_id: str | None = None
     fire_time: datetime | None = None
+    #: The version of the feature set it read (None until it has read it).
+    feature_set_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ class NewModel:
     features: Sequence[str]
     promote: bool = False
     feature_importance: Mapping[str, float] | None = None
+    feature_set_version: str | None = None
 
     @property
     def model_id(self) -> str:
@@ -209,6 +212,7 @@ class ModelRecord:
     created_at: datetime
     aliases: Sequence[str] = ()
     feature_importance: Mapping[str, float] | None = None
+    feature_set_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -224,3 +228,5 @@ class PurgeReport:
 
     jobs: int
     logs: int
+    #: Feature-set versions removed (``<set directory>@<version>``).
+    feature_versions: tuple[str, ...] = ()

@@ -2,7 +2,9 @@
 
 Completed jobs go after 90 days, failed ones after 30 and log lines after 7; experiments
 and their metrics are kept indefinitely (a purged job's experiments lose only their
-``job_id``). A job whose model is still registered is never purged.
+``job_id``). A job whose model is still registered is never purged. Feature-set versions
+that no unfinished job and no registered model references go an hour after they were
+replaced (``feature_versions_in_use``; the feature store deletes them).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ class RetentionPolicy(BaseSettings):
     cancelled_jobs_days: float = Field(30, gt=0)
     logs_days: float = Field(7, gt=0)
     idempotency_keys_hours: float = Field(24, gt=0)
+    feature_versions_grace_hours: float = Field(
+        1,
+        ge=0,
+        description="A feature-set version nothing references is removed this long after "
+        "a newer one replaced it (a reader that has just looked it up has that long).",
+    )
     interval_hours: float = Field(24, gt=0, description="How often the orchestrator purges.")
 
     def job_cutoffs(self, now: datetime) -> dict[JobStatus, datetime]:
@@ -60,3 +68,14 @@ async def purge(database: Database, policy: RetentionPolicy, now: datetime) -> P
         key_cutoff = now - timedelta(hours=policy.idempotency_keys_hours)
         await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < key_cutoff))
     return PurgeReport(jobs=len(job_ids), logs=int(getattr(logs, "rowcount", 0)))
+
+
+async def feature_versions_in_use(database: Database) -> set[str]:
+    """The feature-set versions a queued or running job read, or a registered model was
+    trained on: what retention keeps."""
+    unfinished = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+    read = select(TrainingJob.feature_set_version).where(TrainingJob.status.in_(unfinished))
+    trained = select(RegisteredModel.feature_set_version)
+    async with database.transaction() as session:
+        versions = (await session.scalars(read.union(trained))).all()
+    return {v for v in versions if v is not None}

@@ -1,39 +1,56 @@
-"""The Parquet feature store: one directory per feature set, a data file and its schema.
+"""The Parquet feature store: feature sets as immutable, partitioned versions.
 
-User uploads and the demo sets go through ``FeatureStore.put``, which validates the table
-before it writes anything: a rejected table leaves nothing behind. The root is a local
-directory or any ``pyarrow.fs`` URI (see ``pipeline.storage``); a set is replaced without
-a moment where readers see a mix: the data goes to a new file first, then one write of
-``schema.json`` (which names that file) switches readers over, then older files go.
+An import (``FeatureStore.put`` for a DataFrame, ``import_file`` for an uploaded file) writes
+a new version, ``<set>/versions/<version>/``: a Parquet dataset partitioned by series bucket
+and year (``pipeline.feature_import``, in bounded memory) and that version's ``schema.json``.
+Only then does one write of ``<set>/schema.json`` make it the current version: readers see
+the old version or the new, never a mix, and a rejected table leaves nothing behind.
+
+Nothing an import replaces is deleted: a job pins the version it read (and its model keeps
+it in its lineage), so ``load(name, version=...)`` reads it again. Versions that are not
+current, that nothing references and that were superseded longer ago than a grace period
+are removed by ``remove_unreferenced`` (the retention policy). Sets written before versions
+(one ``data-*.parquet`` file beside ``schema.json``) read as a version named after their file.
 
 Shared sets (the demo sets, an admin's uploads) live at ``<root>/<name>``; a tenant's own
 at ``<root>/_tenants/<tenant>/<name>`` (``_`` cannot start a name, so the two never meet).
 A store opened for a tenant sees its own sets and the shared ones, its own first, and
-writes only its own: another tenant's sets do not exist for it.
+writes only its own: another tenant's sets do not exist for it. The root is a local
+directory or any ``pyarrow.fs`` URI (see ``pipeline.storage``).
 """
 
 from __future__ import annotations
 
-import io
+import builtins
 import json
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from domain.names import is_valid_name
+from pipeline.feature_import import (
+    LABEL_COLUMN,
+    PARTITIONING,
+    YEAR_COLUMN,
+    Columns,
+    Source,
+    typical_step,
+    write_partitioned,
+)
 from pipeline.storage import Location
 from pipeline.summaries import LoadSummary
+
+__all__ = ["LABEL_COLUMN", "FeatureFrame", "FeatureSetSchema", "FeatureStore", "typical_step"]
 
 #: The data file of sets written before the name was versioned.
 DATA_FILE = "data.parquet"
 SCHEMA_FILE = "schema.json"
-#: A column with this name holds anomaly labels (0/1), never a covariate.
-LABEL_COLUMN = "is_anomaly"
+VERSIONS_DIR = "versions"
 #: Holds one directory of feature sets per tenant.
 TENANTS_DIR = "_tenants"
 
@@ -50,14 +67,28 @@ class FeatureSetSchema:
     start: str
     end: str
     created_at: str
+    #: The single data file of a set stored before versions (unused by versioned sets).
     data_file: str = DATA_FILE
     #: The typical spacing of the timestamps (None for sets stored before it was kept).
     step_seconds: float | None = None
+    #: The immutable version these rows are (None for sets stored before versions).
+    version: str | None = None
 
     @property
     def columns(self) -> list[str]:
         named = [self.timestamp_column, self.series_column, self.target_column, self.label_column]
         return [c for c in named if c] + self.covariates
+
+    @property
+    def pinned_version(self) -> str:
+        """The name a job pins: the version, or the data file of a set stored before them."""
+        return self.version or self.data_file
+
+    def data_path(self) -> str:
+        """Where the rows are, relative to the set's directory."""
+        if self.version is None:
+            return self.data_file
+        return f"{VERSIONS_DIR}/{self.version}/data"
 
 
 @dataclass(frozen=True)
@@ -68,7 +99,9 @@ class FeatureFrame:
     data: pd.DataFrame
 
     def summary(self) -> LoadSummary:
-        return LoadSummary(rows=len(self.data), feature_set=self.schema.name)
+        return LoadSummary(
+            rows=len(self.data), feature_set=self.schema.name, version=self.schema.pinned_version
+        )
 
 
 class FeatureStore:
@@ -103,11 +136,32 @@ class FeatureStore:
         names = {name for directory in {self.root, self._own} for name in directory.children()}
         return [self.schema(name) for name in sorted(names) if self.exists(name)]
 
-    def schema(self, name: str) -> FeatureSetSchema:
-        location = self._location(name) / SCHEMA_FILE
-        if not location.is_file():
+    def schema(self, name: str, version: str | None = None) -> FeatureSetSchema:
+        """The current version's schema, or that of ``version``.
+
+        Raises:
+            FeatureSetNotFound: no such set, or no such version of it.
+        """
+        directory = self._location(name)
+        current = directory / SCHEMA_FILE
+        if not current.is_file():
             raise FeatureSetNotFound(name)
-        return FeatureSetSchema(**json.loads(location.read_text()))
+        if version is not None:
+            kept = directory / VERSIONS_DIR / version / SCHEMA_FILE
+            if is_valid_name(version) and kept.is_file():
+                return _read_schema(kept)
+        schema = _read_schema(current)
+        if version is not None and schema.pinned_version != version:
+            raise FeatureSetNotFound(f"{name}@{version}")
+        return schema
+
+    def versions(self, name: str) -> builtins.list[FeatureSetSchema]:
+        """Every kept version of a set, oldest first (the current one last)."""
+        current = self.schema(name)
+        directory = self._location(name) / VERSIONS_DIR
+        kept = [_read_schema(directory / v / SCHEMA_FILE) for v in directory.children()]
+        older = [s for s in kept if s.pinned_version != current.pinned_version]
+        return [*sorted(older, key=lambda s: s.created_at), current]
 
     def step_seconds(self, name: str) -> float:
         """The typical spacing of a set's timestamps (read from the data for sets stored
@@ -125,29 +179,42 @@ class FeatureStore:
             raise InvalidFeatureSet("feature_set", f"{name!r} has no two timestamps in a series")
         return step
 
-    def load(self, name: str, end: datetime | None = None) -> FeatureFrame:
-        """Read a feature set, up to ``end`` (exclusive) when given."""
-        schema = self.schema(name)
-        filters = [(schema.timestamp_column, "<", pd.Timestamp(end))] if end else None
-        table = (self._location(name) / schema.data_file).read_parquet(filters)
-        return FeatureFrame(schema, table.to_pandas().reset_index(drop=True))
-
-    def put_bytes(
+    def load(
         self,
         name: str,
-        body: bytes,
+        end: datetime | None = None,
         *,
-        timestamp_column: str,
-        target_column: str,
-        series_column: str | None = None,
-    ) -> FeatureSetSchema:
-        """Parse a CSV or Parquet upload and store it (see ``put``)."""
-        return self.put(
-            name,
-            parse_table(body),
-            timestamp_column=timestamp_column,
-            target_column=target_column,
-            series_column=series_column,
+        version: str | None = None,
+        start: datetime | None = None,
+        series: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> FeatureFrame:
+        """Read a set's rows: the current version or ``version``, from ``start``
+        (inclusive) to ``end`` (exclusive), of the listed ``series`` and ``columns`` only
+        (the key columns always come). The range and the series are pushed down to the
+        files: partitions outside them are not read.
+        """
+        schema = self.schema(name, version)
+        dataset = self._dataset(name, schema)
+        keys = [c for c in (schema.series_column, schema.timestamp_column) if c]
+        wanted = (
+            schema.columns if columns is None else [*keys, *(c for c in columns if c not in keys)]
+        )
+        table = dataset.to_table(
+            columns=wanted, filter=_row_filter(schema, dataset, start, end, series)
+        )
+        data = table.to_pandas().sort_values(keys, kind="stable").reset_index(drop=True)
+        return FeatureFrame(schema, data)
+
+    def _dataset(self, name: str, schema: FeatureSetSchema) -> ds.Dataset:
+        location = self._location(name) / schema.data_path()
+        if schema.version is None:  # one file, before versions
+            return ds.dataset(location.path, filesystem=location.filesystem, format="parquet")
+        return ds.dataset(
+            location.path,
+            filesystem=location.filesystem,
+            format="parquet",
+            partitioning=PARTITIONING,
         )
 
     def put(
@@ -159,114 +226,152 @@ class FeatureStore:
         target_column: str,
         series_column: str | None = None,
     ) -> FeatureSetSchema:
-        """Validate a table and store it as feature set ``name``, replacing any earlier one.
+        """Store a DataFrame as the new current version of ``name`` (see ``import_file``)."""
+        return self._import(name, table, Columns(timestamp_column, target_column, series_column))
+
+    def import_file(
+        self,
+        name: str,
+        source: Source,
+        *,
+        timestamp_column: str,
+        target_column: str,
+        series_column: str | None = None,
+    ) -> FeatureSetSchema:
+        """Validate a CSV or Parquet file (a path or a binary stream), streaming it in
+        batches, and store it as the new current version of feature set ``name``.
 
         Raises:
-            InvalidFeatureSet: a column is missing or of the wrong type, timestamps repeat
-                within a series, or the table is empty. Nothing is written then.
+            InvalidFeatureSet: the file is not a table, a column is missing or of the
+                wrong type, timestamps repeat within a series, or the table is empty.
+                Nothing is kept then.
         """
+        return self._import(name, source, Columns(timestamp_column, target_column, series_column))
+
+    def _import(self, name: str, source: Source, columns: Columns) -> FeatureSetSchema:
         target = self._write_location(name)
-        data = _validated(table, timestamp_column, target_column, series_column)
-        ts = data[timestamp_column]
+        created = datetime.now(UTC)
+        version = f"{created:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+        directory = target / VERSIONS_DIR / version
+        try:
+            stats = write_partitioned(source, columns, directory / "data")
+        except BaseException:
+            directory.delete_dir()
+            raise
+        special = {columns.timestamp, columns.target, columns.series, LABEL_COLUMN}
         schema = FeatureSetSchema(
             name=name,
-            timestamp_column=timestamp_column,
-            target_column=target_column,
-            series_column=series_column,
-            covariates=[
-                c
-                for c in data.columns
-                if c not in {timestamp_column, target_column, series_column, LABEL_COLUMN}
-            ],
-            label_column=LABEL_COLUMN if LABEL_COLUMN in data.columns else None,
-            rows=len(data),
-            start=ts.min().isoformat(),
-            end=ts.max().isoformat(),
-            created_at=datetime.now(UTC).isoformat(),
-            data_file=f"data-{uuid.uuid4().hex[:12]}.parquet",
-            step_seconds=typical_step(data, timestamp_column, series_column),
+            timestamp_column=columns.timestamp,
+            target_column=columns.target,
+            series_column=columns.series,
+            covariates=[c for c in stats.columns if c not in special],
+            label_column=LABEL_COLUMN if LABEL_COLUMN in stats.columns else None,
+            rows=stats.rows,
+            start=stats.start.isoformat(),
+            end=stats.end.isoformat(),
+            created_at=created.isoformat(),
+            step_seconds=stats.step_seconds,
+            version=version,
         )
-        (target / schema.data_file).write_parquet(pa.Table.from_pandas(data, preserve_index=False))
-        (target / SCHEMA_FILE).write_text(json.dumps(asdict(schema), indent=2))
-        for stale in target.children():
-            if stale not in {SCHEMA_FILE, schema.data_file}:
-                (target / stale).delete_file()
+        (directory / SCHEMA_FILE).write_text(_dumps(schema))
+        self._keep_unversioned(target)
+        (target / SCHEMA_FILE).write_text(_dumps(schema))
         return schema
 
+    def _keep_unversioned(self, target: Location) -> None:
+        """Before a set stored without versions is replaced, keep its schema as a version
+        (named after its data file) so jobs and models that read it can still find it."""
+        current = target / SCHEMA_FILE
+        if not current.is_file():
+            return
+        schema = _read_schema(current)
+        if schema.version is None:
+            kept = target / VERSIONS_DIR / schema.data_file / SCHEMA_FILE
+            kept.write_text(_dumps(schema))
 
-def typical_step(
-    data: pd.DataFrame, timestamp_column: str, series_column: str | None
-) -> float | None:
-    """The median spacing of consecutive timestamps within a series, in seconds."""
-    keys = [series_column, timestamp_column] if series_column else [timestamp_column]
-    ordered = data.sort_values(keys)
-    stamps = ordered[timestamp_column]
-    spacing = stamps.groupby(ordered[series_column]).diff() if series_column else stamps.diff()
-    seconds = spacing.dropna().dt.total_seconds()
-    return float(seconds.median()) if len(seconds) else None
+    def remove_unreferenced(
+        self, in_use: set[str], now: datetime, grace: timedelta
+    ) -> builtins.list[str]:
+        """Delete, in every set of every tenant, the versions that are not current, that
+        no name in ``in_use`` pins, and that were superseded before ``now - grace`` (a
+        reader that has just looked a version up has that long to open it).
+
+        Returns the removed versions as ``<set directory>@<version>``.
+        """
+        removed = []
+        for directory in self._all_set_directories():
+            removed += [f"{directory}@{v}" for v in _remove_stale(directory, in_use, now - grace)]
+        return removed
+
+    def _all_set_directories(self) -> Iterator[Location]:
+        tenants = self.root / TENANTS_DIR
+        owners = [self.root, *(tenants / t for t in tenants.children())]
+        for owner in owners:
+            for name in owner.children():
+                if is_valid_name(name) and (owner / name / SCHEMA_FILE).is_file():
+                    yield owner / name
 
 
-def parse_table(body: bytes) -> pd.DataFrame:
-    """Read Parquet (by its magic bytes) or CSV.
-
-    Raises:
-        InvalidFeatureSet: the body is neither.
-    """
-    if not body:
-        raise InvalidFeatureSet("body", "the uploaded file is empty")
-    try:
-        if body[:4] == b"PAR1":
-            table: pd.DataFrame = pq.read_table(io.BytesIO(body)).to_pandas()
-            return table
-        return pd.read_csv(io.BytesIO(body))
-    except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidFeatureSet("body", f"cannot read the file as CSV or Parquet: {exc}") from exc
-
-
-def _validated(
-    table: pd.DataFrame, timestamp_column: str, target_column: str, series_column: str | None
-) -> pd.DataFrame:
-    for field, column in (
-        ("timestamp_column", timestamp_column),
-        ("target_column", target_column),
-        ("series_column", series_column),
-    ):
-        if column is not None and column not in table.columns:
-            raise InvalidFeatureSet(
-                field, f"column {column!r} not in the file (columns: {list(table.columns)})"
-            )
-    if table.empty:
-        raise InvalidFeatureSet("body", "the file has no rows")
-    data = table.copy()
-    try:
-        data[timestamp_column] = pd.to_datetime(data[timestamp_column], utc=True)
-    except (ValueError, TypeError) as exc:
-        raise InvalidFeatureSet(
-            "timestamp_column", f"column {timestamp_column!r} does not hold timestamps: {exc}"
-        ) from exc
-    if data[timestamp_column].isna().any():
-        raise InvalidFeatureSet("timestamp_column", f"column {timestamp_column!r} has empty values")
-    if not _is_number(data[target_column]):
-        raise InvalidFeatureSet("target_column", f"target column {target_column!r} is not numeric")
-    special = {timestamp_column, target_column, series_column}
-    for column in data.columns:
-        if column in special:
+def _remove_stale(directory: Location, in_use: set[str], cutoff: datetime) -> list[str]:
+    """The versions of one set that ``remove_unreferenced`` deletes, deleted."""
+    current = _read_schema(directory / SCHEMA_FILE)
+    versions = directory / VERSIONS_DIR
+    kept = sorted(
+        (_read_schema(versions / v / SCHEMA_FILE) for v in versions.children()),
+        key=lambda s: s.created_at,
+    )
+    removed = []
+    # A version is superseded when the next one (by creation) was made.
+    for schema, successor in zip(kept, [*kept[1:], current], strict=True):
+        name = schema.pinned_version
+        superseded = datetime.fromisoformat(successor.created_at)
+        if name == current.pinned_version or name in in_use or superseded >= cutoff:
             continue
-        if not _is_number(data[column]) and not pd.api.types.is_bool_dtype(data[column]):
-            raise InvalidFeatureSet(
-                "body", f"covariate column {column!r} is not numeric; only numeric covariates"
-            )
-    if series_column is not None:
-        data[series_column] = data[series_column].astype(str)
-    keys = [series_column, timestamp_column] if series_column else [timestamp_column]
-    duplicated = data.duplicated(subset=keys)
-    if duplicated.any():
-        first = data[duplicated].iloc[0][keys].tolist()
-        raise InvalidFeatureSet("timestamp_column", f"timestamp repeated within a series: {first}")
-    if LABEL_COLUMN in data.columns:
-        data[LABEL_COLUMN] = data[LABEL_COLUMN].astype(bool)
-    return data.sort_values(keys, kind="stable").reset_index(drop=True)
+        if schema.version is None:
+            (directory / schema.data_file).delete_file()
+        versions_dir = versions / name
+        versions_dir.delete_dir()
+        removed.append(name)
+    return removed
 
 
-def _is_number(column: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+def _row_filter(
+    schema: FeatureSetSchema,
+    dataset: ds.Dataset,
+    start: datetime | None,
+    end: datetime | None,
+    series: Sequence[str] | None,
+) -> ds.Expression | None:
+    """The rows wanted, with the year partition named too so whole years are skipped."""
+    stamp = ds.field(schema.timestamp_column)
+    partitioned = YEAR_COLUMN in dataset.schema.names
+    conditions = []
+    if start is not None:
+        conditions.append(stamp >= _utc(start))
+        if partitioned:
+            conditions.append(ds.field(YEAR_COLUMN) >= _utc(start).year)
+    if end is not None:
+        conditions.append(stamp < _utc(end))
+        if partitioned:
+            conditions.append(ds.field(YEAR_COLUMN) <= _utc(end).year)
+    if series is not None and schema.series_column is not None:
+        conditions.append(ds.field(schema.series_column).isin(list(series)))
+    if not conditions:
+        return None
+    condition = conditions[0]
+    for more in conditions[1:]:
+        condition = condition & more
+    return condition
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _read_schema(location: Location) -> FeatureSetSchema:
+    return FeatureSetSchema(**json.loads(location.read_text()))
+
+
+def _dumps(schema: FeatureSetSchema) -> str:
+    return json.dumps(asdict(schema), indent=2)

@@ -66,6 +66,8 @@ class SavedModel:
     params: dict[str, Any]
     features: list[str]
     feature_importance: dict[str, float]
+    #: The feature-set version it was trained on (its lineage).
+    feature_set_version: str
 
     def summary(self) -> RegisterSummary:
         return RegisterSummary(version=self.version, artifact_uri=self.artifact_uri)
@@ -138,6 +140,7 @@ def register(
             "job_id": context.job_id,
             "tenant_id": context.tenant_id,
             "feature_set": context.config.feature_set,
+            "feature_set_version": data.feature_schema.pinned_version,
             "train_start": _iso(data.train.timestamps[0]),
             "train_end": _iso(data.train.timestamps[-1]),
             "test_start": _iso(data.test.timestamps[0]),
@@ -153,6 +156,7 @@ def register(
         params=model.params,
         features=data.feature_names,
         feature_importance=importance,
+        feature_set_version=data.feature_schema.pinned_version,
     )
 
 

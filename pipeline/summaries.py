@@ -15,6 +15,8 @@ from typing import Any
 class LoadSummary:
     rows: int
     feature_set: str
+    #: The version of the set the job read (its pinned version).
+    version: str
 
 
 @dataclass(frozen=True)

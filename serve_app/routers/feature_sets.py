@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -33,26 +34,43 @@ async def put_feature_set(
         Query(pattern=NAME_PATTERN, description="Admin only; default: the key's tenant."),
     ] = None,
 ) -> FeatureSetPublic:
-    """Store the request body (CSV or Parquet) as feature set ``name`` of the caller's tenant
-    (an admin may name a tenant, or none for a set every tenant shares), replacing it."""
+    """Store the request body (CSV or Parquet) as a new version of feature set ``name`` of
+    the caller's tenant (an admin may name a tenant, or none for a set every tenant
+    shares); it becomes the current version. The body is spooled to disk and imported in
+    batches, so its size is bounded by disk, not memory."""
     owner = tenant_id if principal.is_admin else principal.tenant_id
     principal.require_write(tenant_id or owner)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > services.max_upload_bytes:
-            raise InvalidFeatureSet(
-                "body", f"the file exceeds {services.max_upload_bytes // 2**20} MiB"
-            )
-    schema = await asyncio.to_thread(
-        services.features.for_tenant(owner).put_bytes,
-        name,
-        bytes(body),
-        timestamp_column=timestamp_column,
-        target_column=target_column,
-        series_column=series_column,
-    )
+    with tempfile.TemporaryFile(prefix="upload-") as spooled:  # the body never sits in memory
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > services.max_upload_bytes:
+                raise InvalidFeatureSet(
+                    "body", f"the file exceeds {services.max_upload_bytes // 2**20} MiB"
+                )
+            await asyncio.to_thread(spooled.write, chunk)
+        if not size:
+            raise InvalidFeatureSet("body", "the uploaded file is empty")
+        spooled.seek(0)
+        schema = await asyncio.to_thread(
+            services.features.for_tenant(owner).import_file,
+            name,
+            spooled,
+            timestamp_column=timestamp_column,
+            target_column=target_column,
+            series_column=series_column,
+        )
     return FeatureSetPublic.model_validate(schema)
+
+
+@router.get("/{name}/versions", response_model=FeatureSetsPublic)
+async def list_feature_set_versions(
+    name: FeatureSetName, services: ServicesDep, principal: PrincipalDep
+) -> FeatureSetsPublic:
+    """Every kept version of a set, oldest first; the last is the current one."""
+    features = services.features.for_tenant(principal.tenant_id)
+    schemas = await asyncio.to_thread(features.versions, name)
+    return FeatureSetsPublic(feature_sets=[FeatureSetPublic.model_validate(s) for s in schemas])
 
 
 @router.get("", response_model=FeatureSetsPublic)

@@ -14,11 +14,17 @@ router = APIRouter(prefix="/ai/training/maintenance", tags=["maintenance"])
 class CleanupReport(BaseModel):
     jobs_deleted: int
     logs_deleted: int
+    feature_versions_deleted: list[str]
 
 
 @router.post("/cleanup", response_model=CleanupReport)
 async def cleanup(services: ServicesDep, principal: PrincipalDep) -> CleanupReport:
-    """Purge expired jobs and log lines now (the orchestrator also does it daily). Admin."""
+    """Purge expired jobs, log lines and unreferenced feature-set versions now (the
+    orchestrator also does it daily). Admin."""
     principal.require_admin()
     report = await services.orchestrator.cleanup()
-    return CleanupReport(jobs_deleted=report.jobs, logs_deleted=report.logs)
+    return CleanupReport(
+        jobs_deleted=report.jobs,
+        logs_deleted=report.logs,
+        feature_versions_deleted=list(report.feature_versions),
+    )

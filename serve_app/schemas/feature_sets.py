@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class FeatureSetPublic(BaseModel):
@@ -21,6 +21,10 @@ class FeatureSetPublic(BaseModel):
     start: datetime
     end: datetime
     created_at: datetime
+    version: str = Field(
+        validation_alias="pinned_version",
+        description="The immutable version; a job pins it and its model's lineage keeps it.",
+    )
 
 
 class FeatureSetsPublic(BaseModel):

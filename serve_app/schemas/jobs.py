@@ -51,6 +51,9 @@ class JobPublic(BaseModel):
     model_type: ModelType
     model_name: str
     feature_set: str
+    feature_set_version: str | None = Field(
+        None, description="The feature-set version the job read (null until it has read it)."
+    )
     status: JobStatus
     priority: int
     progress: float

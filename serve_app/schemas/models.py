@@ -32,6 +32,9 @@ class ModelPublic(BaseModel):
     job_id: str = Field(description="The job that trained it.")
     experiment_id: str | None = Field(description="The experiment that recorded the run.")
     feature_set: str
+    feature_set_version: str | None = Field(
+        None, description="The feature-set version it was trained on (its data lineage)."
+    )
     artifact_uri: str
     metrics: dict[str, float]
     params: dict[str, Any]

@@ -1,0 +1,269 @@
+"""Importing a table into the feature store in bounded memory.
+
+A file (CSV or Parquet) or a DataFrame is read in batches of ``BATCH_ROWS``; each batch is
+validated on its own and streamed by ``pyarrow.dataset.write_dataset`` into a Parquet
+dataset partitioned by series bucket and year (``part_bucket=3/part_year=2024/``). A
+second pass reads one partition at a time to check what a batch cannot see (a timestamp
+repeated within a series) and to gather the statistics a schema keeps. No step holds more
+than a batch or a partition.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from domain.errors import InvalidFeatureSet
+from pipeline.storage import Location
+
+#: Rows read, validated and written at a time.
+BATCH_ROWS = 500_000
+#: Series are spread over this many buckets (a single-series set uses one).
+BUCKETS = 16
+#: The partition columns; a table may not have columns of these names.
+BUCKET_COLUMN = "part_bucket"
+YEAR_COLUMN = "part_year"
+PARTITION_COLUMNS = frozenset({BUCKET_COLUMN, YEAR_COLUMN})
+PARTITIONING = ds.partitioning(
+    pa.schema([(BUCKET_COLUMN, pa.int32()), (YEAR_COLUMN, pa.int32())]), flavor="hive"
+)
+#: A column with this name holds anomaly labels (0/1), never a covariate.
+LABEL_COLUMN = "is_anomaly"
+
+Source = Path | pd.DataFrame | IO[bytes]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The roles the uploader gave the table's columns."""
+
+    timestamp: str
+    target: str
+    series: str | None
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.series, self.timestamp] if self.series else [self.timestamp]
+
+
+@dataclass(frozen=True)
+class ImportStats:
+    """What the second pass learned about an imported table."""
+
+    columns: list[str]
+    rows: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    step_seconds: float | None
+
+
+def write_partitioned(source: Source, columns: Columns, target: Location) -> ImportStats:
+    """Validate ``source`` batch by batch into a partitioned dataset at ``target``, then
+    check it partition by partition.
+
+    Raises:
+        InvalidFeatureSet: the file is not a table, a column is missing or of the wrong
+            type, a timestamp repeats within a series, or there are no rows. ``target`` may
+            then hold part of the data: the caller deletes it.
+    """
+    # Generators all the way: write_dataset pulls one batch at a time.
+    batches = (_validated(frame, columns) for frame in _frames(source))
+    first = next(batches, None)
+    if first is None:
+        raise InvalidFeatureSet("body", "the file has no rows")
+    schema = first.schema
+
+    def conformed() -> Iterator[pa.RecordBatch]:
+        for table in chain([first], batches):
+            try:
+                yield from table.cast(schema).to_batches()
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise InvalidFeatureSet(
+                    "body", f"a column changes type part-way through the file: {exc}"
+                ) from exc
+
+    ds.write_dataset(
+        conformed(),
+        target.path,
+        schema=schema,
+        format="parquet",
+        filesystem=target.filesystem,
+        partitioning=PARTITIONING,
+        basename_template="part-{i}.parquet",
+        existing_data_behavior="overwrite_or_ignore",
+    )
+    return _checked(target, columns, [c for c in schema.names if c not in PARTITION_COLUMNS])
+
+
+def _frames(source: Source) -> Iterator[pd.DataFrame]:
+    """The source as DataFrames of at most ``BATCH_ROWS`` rows."""
+    if isinstance(source, pd.DataFrame):
+        for start in range(0, len(source), BATCH_ROWS):
+            yield source.iloc[start : start + BATCH_ROWS]
+        return
+    try:
+        if _is_parquet(source):
+            for batch in pq.ParquetFile(source).iter_batches(batch_size=BATCH_ROWS):
+                yield batch.to_pandas()
+            return
+        for batch in _csv_batches(source):
+            yield batch.to_pandas()
+    except (pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidFeatureSet("body", f"cannot read the file as CSV or Parquet: {exc}") from exc
+
+
+def _is_parquet(source: Path | IO[bytes]) -> bool:
+    if isinstance(source, Path):
+        with source.open("rb") as file:
+            return file.read(4) == b"PAR1"
+    position = source.tell()
+    magic = source.read(4)
+    source.seek(position)
+    return magic == b"PAR1"
+
+
+def _csv_batches(source: Path | IO[bytes]) -> Iterator[pa.RecordBatch]:
+    """CSV record batches, with every integer column read as float: a column whose first
+    block holds whole numbers may hold decimals further down."""
+    options = pacsv.ReadOptions(block_size=16 * 2**20)
+    with pacsv.open_csv(_reopened(source), read_options=options) as reader:
+        floats = {
+            field.name: pa.float64() for field in reader.schema if pa.types.is_integer(field.type)
+        }
+    convert = pacsv.ConvertOptions(column_types=floats)
+    with pacsv.open_csv(_reopened(source), read_options=options, convert_options=convert) as reader:
+        yield from reader
+
+
+def _reopened(source: Path | IO[bytes]) -> str | IO[bytes]:
+    if isinstance(source, Path):
+        return str(source)
+    source.seek(0)
+    return source
+
+
+def _validated(frame: pd.DataFrame, columns: Columns) -> pa.Table:
+    """One batch checked and normalised (UTC timestamps, string series, boolean labels),
+    with its partition columns added.
+
+    Raises:
+        InvalidFeatureSet: naming the field at fault.
+    """
+    for field, column in (
+        ("timestamp_column", columns.timestamp),
+        ("target_column", columns.target),
+        ("series_column", columns.series),
+    ):
+        if column is not None and column not in frame.columns:
+            raise InvalidFeatureSet(
+                field, f"column {column!r} not in the file (columns: {list(frame.columns)})"
+            )
+    reserved = sorted(PARTITION_COLUMNS & set(frame.columns))
+    if reserved:
+        raise InvalidFeatureSet("body", f"column names {reserved} are reserved by the store")
+    data = frame.copy()
+    try:
+        data[columns.timestamp] = pd.to_datetime(data[columns.timestamp], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise InvalidFeatureSet(
+            "timestamp_column", f"column {columns.timestamp!r} does not hold timestamps: {exc}"
+        ) from exc
+    if data[columns.timestamp].isna().any():
+        raise InvalidFeatureSet(
+            "timestamp_column", f"column {columns.timestamp!r} has empty values"
+        )
+    if not _is_number(data[columns.target]):
+        raise InvalidFeatureSet("target_column", f"target column {columns.target!r} is not numeric")
+    special = {columns.timestamp, columns.target, columns.series}
+    for column in data.columns:
+        if column in special:
+            continue
+        if not _is_number(data[column]) and not pd.api.types.is_bool_dtype(data[column]):
+            raise InvalidFeatureSet(
+                "body", f"covariate column {column!r} is not numeric; only numeric covariates"
+            )
+    if LABEL_COLUMN in data.columns:
+        data[LABEL_COLUMN] = data[LABEL_COLUMN].astype(bool)
+    stamps = data[columns.timestamp].astype("datetime64[ns, UTC]")
+    data[columns.timestamp] = stamps
+    if columns.series is not None:
+        data[columns.series] = data[columns.series].astype(str)
+        data[BUCKET_COLUMN] = _buckets(data[columns.series])
+    else:
+        data[BUCKET_COLUMN] = np.int32(0)
+    data[YEAR_COLUMN] = stamps.dt.year.astype("int32")
+    return pa.Table.from_pandas(data, preserve_index=False)
+
+
+def _buckets(series: pd.Series) -> np.ndarray:
+    """A stable bucket per series name (the same in every process and version)."""
+    codes, names = pd.factorize(series)
+    per_name = np.array([zlib.crc32(str(n).encode()) % BUCKETS for n in names], dtype=np.int32)
+    return per_name[codes]
+
+
+def _checked(target: Location, columns: Columns, names: list[str]) -> ImportStats:
+    """Read the dataset one partition directory at a time: no repeated (series, time) and
+    the set's statistics."""
+    dataset = ds.dataset(
+        target.path, filesystem=target.filesystem, format="parquet", partitioning=PARTITIONING
+    )
+    groups: dict[str, list[str]] = {}
+    for path in dataset.files:
+        groups.setdefault(path.rsplit("/", 1)[0], []).append(path)
+    rows, starts, ends, steps = 0, [], [], []
+    for files in groups.values():
+        keys = (
+            ds.dataset(files, filesystem=target.filesystem, format="parquet")
+            .to_table(columns=columns.keys)
+            .to_pandas()
+        )
+        repeated = keys.duplicated()
+        if repeated.any():
+            first = keys[repeated].iloc[0].tolist()
+            raise InvalidFeatureSet(
+                "timestamp_column", f"timestamp repeated within a series: {first}"
+            )
+        rows += len(keys)
+        stamps = keys[columns.timestamp]
+        starts.append(stamps.min())
+        ends.append(stamps.max())
+        step = typical_step(keys, columns.timestamp, columns.series)
+        if step is not None:
+            steps.append(step)
+    if not rows:
+        raise InvalidFeatureSet("body", "the file has no rows")
+    return ImportStats(
+        columns=names,
+        rows=rows,
+        start=min(starts),
+        end=max(ends),
+        step_seconds=float(np.median(steps)) if steps else None,
+    )
+
+
+def typical_step(
+    data: pd.DataFrame, timestamp_column: str, series_column: str | None
+) -> float | None:
+    """The median spacing of consecutive timestamps within a series, in seconds."""
+    keys = [series_column, timestamp_column] if series_column else [timestamp_column]
+    ordered = data.sort_values(keys)
+    stamps = ordered[timestamp_column]
+    spacing = stamps.groupby(ordered[series_column]).diff() if series_column else stamps.diff()
+    seconds = spacing.dropna().dt.total_seconds()
+    return float(seconds.median()) if len(seconds) else None
+
+
+def _is_number(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
