@@ -45,6 +45,7 @@ class JobLineage(BaseModel):
     status: JobStatus
     model_type: ModelType
     feature_set: str
+    feature_set_version: str | None = None
     attempts: int
     retry_of: str | None
     created_at: datetime

@@ -40,6 +40,29 @@ async def test_upload_list_and_train_on_a_multi_series_csv(deployed: Deployed) -
     assert job["status"] == "completed", job
     assert job["metrics"]["mae"] < job["metrics"]["naive_mae"]
 
+    # The job pinned the version it read; the model and its experiment keep it.
+    assert job["feature_set_version"] == stored["version"]
+    model = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
+    assert model["feature_set_version"] == stored["version"]
+    experiments = await deployed.http.get("/ai/training/experiments", params={"job_id": job_id})
+    trained = [e for e in experiments.json()["experiments"] if "attempt" in e["name"]]
+    detail = await deployed.http.get(f"/ai/training/experiments/{trained[0]['experiment_id']}")
+    assert detail.json()["params"]["feature_set_version"] == stored["version"]
+    assert detail.json()["job"]["feature_set_version"] == stored["version"]
+
+    # A new import is a new current version; the one the model was trained on is kept.
+    replaced = await deployed.http.put(
+        "/ai/training/feature-sets/meters",
+        params={"timestamp_column": "ts", "target_column": "demand", "series_column": "meter"},
+        content=two_meters_csv(),
+    )
+    assert replaced.json()["version"] != stored["version"]
+    versions = (await deployed.http.get("/ai/training/feature-sets/meters/versions")).json()
+    assert [v["version"] for v in versions["feature_sets"]] == [
+        stored["version"],
+        replaced.json()["version"],
+    ]
+
 
 async def test_parquet_upload_is_accepted(deployed: Deployed) -> None:
     buffer = io.BytesIO()
