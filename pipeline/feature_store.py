@@ -257,6 +257,9 @@ class FeatureStore:
             stats = write_partitioned(source, columns, directory / "data")
         except BaseException:
             directory.delete_dir()
+            for parent in (target / VERSIONS_DIR, target):  # a first import leaves no trace
+                if not parent.children():
+                    parent.delete_dir()
             raise
         special = {columns.timestamp, columns.target, columns.series, LABEL_COLUMN}
         schema = FeatureSetSchema(
