@@ -221,7 +221,7 @@ def _trimmed(
     empty = sorted(set(history[_ONE_SERIES]) - set(origins.index))
     if empty:
         raise InvalidRequest(field, f"series without a known {target}: {empty[:5]}")
-    steps = ((origins - firsts) / spec.step).round().astype(int) + 1
+    steps = ((origins - firsts).dt.total_seconds() / spec.step.total_seconds()).round() + 1
     need = warm_up(spec.horizon, spec.season)
     short = steps[steps < need]
     if len(short):

@@ -398,7 +398,7 @@ def run_forecast(
         _, pending = ray.wait(pending, num_returns=1)
         if progress is not None:
             progress(1 - len(pending) / len(refs))
-    table = pd.concat(ray.get(refs), ignore_index=True)
+    table: pd.DataFrame = pd.concat(ray.get(refs), ignore_index=True)
     table = table.sort_values(["series", "timestamp"], kind="stable", na_position="first")
     location = forecast_location(settings.artifacts_root, task.tenant_id, task.forecast_id)
     location.write_parquet(pa.Table.from_pandas(table, preserve_index=False))
@@ -412,7 +412,7 @@ def launch_forecast(
     task: ForecastTask, settings: PipelineSettings, progress: Callable[[float], None] | None
 ) -> ObjectRef[ForecastOutcome]:
     """Start a batch forecast's coordinator (0 CPUs: it only waits on its parts)."""
-    ref = _remote_forecast.options(name=f"forecast:{task.forecast_id}").remote(
-        task, settings, progress
-    )
-    return cast(ObjectRef[ForecastOutcome], ref)
+    ref: ObjectRef[ForecastOutcome] = _remote_forecast.options(
+        name=f"forecast:{task.forecast_id}"
+    ).remote(task, settings, progress)
+    return ref

@@ -26,12 +26,11 @@ HORIZON = 24
 
 
 def meters(count: int = 3, days: int = 35) -> pd.DataFrame:
-    frames = [
-        load_series(seed=40 + i, hours=24 * days)
-        .drop(columns=["humidity_pct"])
-        .assign(meter=f"m{i}", load_kw=lambda d, i=i: d["load_kw"] * (1 + i))
-        for i in range(count)
-    ]
+    frames = []
+    for i in range(count):
+        meter = load_series(seed=40 + i, hours=24 * days).drop(columns=["humidity_pct"])
+        meter["load_kw"] *= 1 + i
+        frames.append(meter.assign(meter=f"m{i}"))
     return pd.concat(frames, ignore_index=True)
 
 
