@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,3 +127,37 @@ def _json(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for row in rows:
         row.update({k: None for k, v in row.items() if isinstance(v, float) and math.isnan(v)})
     return rows
+
+
+def test_a_single_series_carries_its_covariates_forward_a_day(tmp_path: Path) -> None:
+    store = FeatureStore(Location(str(tmp_path / "features")))
+    data = load_series(seed=3, hours=24 * 35).drop(columns=["humidity_pct"])
+    store.put("one", data, timestamp_column="timestamp", target_column="load_kw")
+    context = JobContext(
+        job_id="job-2",
+        tenant_id="tenant-a",
+        model_type=ModelType.FORECAST,
+        model_name="one",
+        config=TrainingConfig(
+            feature_set="one",
+            target_variable="load_kw",
+            horizon=HORIZON,
+            hyperparameters={"n_estimators": 20, "learning_rate": 0.1},
+        ),
+    )
+    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(tmp_path / "a"))
+    saved, _ = run_in_process(context, settings)
+    artifact = load_artifact(Location(saved.artifact_uri))
+    with pytest.raises(InvalidRequest) as raised:
+        load_history(store, artifact.metadata, "one", HORIZON, ["m0"])
+    assert raised.value.field == "series"
+
+    table = forecast_chunk(artifact, load_history(store, artifact.metadata, "one", 6, None), 6)
+    assert table["series"].isna().all()
+    # The same as predicting rows whose temperature is the last day's at the same hours.
+    last_day = data.tail(24).head(6)
+    future = last_day.assign(timestamp=last_day["timestamp"] + pd.Timedelta(days=1), load_kw=np.nan)
+    rows = pd.concat([data.tail(history_needed(artifact.feature_spec)), future])
+    served = predict_rows(artifact, _json(rows))[-6:]
+    assert [p.timestamp for p in served] == list(table["timestamp"])
+    np.testing.assert_allclose([p.predicted for p in served], table["predicted"])
