@@ -98,7 +98,7 @@ def load_history(
         raise InvalidRequest("feature_set", f"no feature set {feature_set!r}")
     schema = store.schema(feature_set)
     check_compatible(metadata, schema, store.step_seconds(feature_set), horizon)
-    return select_history(metadata, store.load(feature_set), horizon, series)
+    return select_history(metadata, store.load(feature_set), series)
 
 
 def forecast_location(artifacts_root: Location, tenant_id: str, forecast_id: str) -> Location:
@@ -153,7 +153,7 @@ def check_compatible(
 
 
 def select_history(
-    metadata: dict[str, Any], frame: FeatureFrame, horizon: int, series: Sequence[str] | None
+    metadata: dict[str, Any], frame: FeatureFrame, series: Sequence[str] | None
 ) -> SeriesHistory:
     """The history the forecasts of ``series`` (default: every series of the set) need.
 
