@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python -m bench.hpo
 	$(BIN)/python -m bench.api_load
 	$(BIN)/python -m bench.burst
+	$(BIN)/python -m bench.batch_forecast
 	$(MAKE) bench-forecast
 
 ## Forecast quality against mlforecast on shared/data, and the backtest's speed (~40 min).

@@ -24,6 +24,7 @@ from actors.orchestrator import JobOrchestrator, Stats
 from actors.remote import remote
 from actors.settings import NAMESPACE, ORCHESTRATOR_NAME
 from actors.submission import JobSubmission
+from db.forecasts import ForecastRecord, NewForecast
 from db.records import JobFilters, JobRecord, LogRecord, ModelRecord, Page, PurgeReport
 from db.schedules import NewSchedule, ScheduleRecord
 from domain.errors import ServiceUnavailable, TrainingError
@@ -109,6 +110,9 @@ class OrchestratorClient:
 
     async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
         return await self._call(JobOrchestrator.delete_alias, tenant_id, model_name, alias)
+
+    async def start_forecast(self, forecast: NewForecast) -> ForecastRecord:
+        return await self._call(JobOrchestrator.start_forecast, forecast)
 
     async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
         return await self._call(JobOrchestrator.create_schedule, schedule)

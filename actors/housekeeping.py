@@ -1,5 +1,5 @@
 """Recovery, the stuck-job watchdog and retention: what keeps the database and the queue
-true to each other and small."""
+(and the batch forecasts) true to each other and small."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from actors.forecasts import ForecastRunner
 from actors.queue import JobQueue
 from actors.recorder import service_log
 from actors.settings import OrchestratorSettings
@@ -36,6 +37,7 @@ class Housekeeping:
         *,
         clock: Callable[[], datetime],
         tracked: Callable[[str], bool],
+        forecasts: ForecastRunner,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -43,12 +45,15 @@ class Housekeeping:
         self._features = features
         self._clock = clock
         self._tracked = tracked
+        self._forecasts = forecasts
 
     async def recover(self) -> None:
-        """Re-queue (or fail) jobs a previous incarnation was running; load the queue."""
+        """Re-queue (or fail) jobs a previous incarnation was running; load the queue; run
+        again (or fail) the batch forecasts it was running and start the queued ones."""
         for job in await self._store.jobs_in_status(JobStatus.RUNNING):
             await self._interrupted(job, "the orchestrator or a worker was lost")
         await self.load_queue()
+        await self._forecasts.recover()
 
     async def load_queue(self) -> None:
         """Queue every job the database says is queued (pushing a queued one is a no-op)."""

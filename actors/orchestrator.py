@@ -23,6 +23,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
 from actors.admission import Admission
+from actors.forecasts import ForecastRunner
 from actors.housekeeping import Housekeeping
 from actors.intake import Intake
 from actors.lifecycle import Lifecycle, QueueStatus
@@ -35,6 +36,7 @@ from actors.submission import JobSubmission
 from actors.validation import JobValidator
 from actors.versions import VersionClaims
 from db.database import Database
+from db.forecasts import ForecastRecord, ForecastStore, NewForecast
 from db.jobs import JobStore
 from db.records import JobFilters, JobRecord, LogRecord, ModelRecord, Page, PurgeReport
 from db.registry import ModelRegistry
@@ -114,8 +116,24 @@ class JobOrchestrator:
             ),
             on_finished=self._wakeup.set,
         )
+        handle = ray.get_runtime_context().current_actor
+        self._forecasts = ForecastRunner(
+            ForecastStore(database),
+            self._registry,
+            pipeline,
+            max_attempts=settings.max_attempts,
+            outage_seconds=settings.database_outage_seconds,
+            clock=clock,
+            progress_for=functools.partial(ForecastProgress, handle),
+        )
         self._housekeeping = Housekeeping(
-            self._store, queue, settings, features, clock=clock, tracked=self._lifecycle.tracks
+            self._store,
+            queue,
+            settings,
+            features,
+            clock=clock,
+            tracked=self._lifecycle.tracks,
+            forecasts=self._forecasts,
         )
         self._scheduler = Scheduler(self._schedules, self._intake.submit)
         self._recovered = asyncio.Event()
@@ -186,6 +204,14 @@ class JobOrchestrator:
     async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
         """Raises: AliasNotFound."""
         await self._registry.delete_alias(tenant_id, model_name, alias)
+
+    async def start_forecast(self, forecast: NewForecast) -> ForecastRecord:
+        """Check and persist a batch forecast as ``queued``, then run it.
+
+        Raises:
+            ModelNotFound, InvalidRequest (on ``feature_set``, ``horizon`` or ``series``).
+        """
+        return await self._forecasts.submit(forecast)
 
     async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
         """Raises: InvalidRequest (its job could never run), AlreadyExists."""
@@ -274,6 +300,10 @@ class JobOrchestrator:
     ) -> str:
         """Asked by a register stage for the version to save its model as."""
         return await self._lifecycle.claim_version(job_id, tenant_id, model_name, now)
+
+    async def record_forecast_progress(self, forecast_id: str, progress: float) -> None:
+        """Called (fire and forget) by a forecast's coordinator as its parts finish."""
+        await self._forecasts.record_progress(forecast_id, progress)
 
     async def count_database_error(self) -> None:
         """Called (fire and forget) by API replicas when the database fails them."""
@@ -369,6 +399,20 @@ class OrchestratorCallbacks:
             now,
         )
         return ray.get(claim)
+
+
+@dataclass(frozen=True)
+class ForecastProgress:
+    """The progress callback of one forecast's coordinator (fire and forget: a lost report
+    is replaced by the next one)."""
+
+    orchestrator: ActorHandle[JobOrchestrator]
+    forecast_id: str
+
+    def __call__(self, progress: float) -> None:
+        remote(
+            self.orchestrator, JobOrchestrator.record_forecast_progress, self.forecast_id, progress
+        )
 
 
 def orchestrator_options(settings: OrchestratorSettings) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The tables: the seed's five, the model registry (``ai_models``, ``ai_model_aliases``),
-API keys, idempotency keys, cron schedules and what the MLflow mirror has written."""
+API keys, idempotency keys, cron schedules, what the MLflow mirror has written and batch
+forecasts."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from domain.clock import utcnow
+from domain.forecasts import ForecastStatus
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
@@ -314,3 +316,37 @@ class MirroredItem(Base):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     ref: Mapped[str] = mapped_column(String(300))
     mirrored_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class BatchForecast(Base):
+    """A batch forecast of a model over a feature set's series; its rows are a Parquet
+    file at ``artifact_uri`` once it has completed."""
+
+    __tablename__ = "ai_batch_forecasts"
+
+    forecast_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    model_id: Mapped[str] = mapped_column(
+        String(300), ForeignKey("ai_models.model_id", ondelete="CASCADE")
+    )
+    feature_set: Mapped[str] = mapped_column(String(128))
+    horizon: Mapped[int] = mapped_column(Integer)
+    #: The series asked for (None: every series of the set).
+    series: Mapped[list[str] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    artifact_uri: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ForecastStatus), name="ck_forecasts_status"),
+        CheckConstraint("horizon > 0", name="ck_forecasts_horizon"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="ck_forecasts_progress"),
+        Index("ix_forecasts_tenant_created", "tenant_id", "created_at"),
+        Index("ix_forecasts_status", "status"),
+    )

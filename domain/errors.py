@@ -9,6 +9,7 @@ Business code raises these; ``serve_app.errors`` maps them to HTTP in one place:
     │   ├── ExperimentNotFound
     │   ├── ModelNotFound
     │   ├── AliasNotFound
+    │   ├── ForecastNotFound
     │   ├── KeyNotFound
     │   └── ScheduleNotFound
     ├── InvalidRequest            422 (names the offending field)
@@ -109,6 +110,15 @@ class AliasNotFound(NotFound):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.model_name, self.alias))
+
+
+class ForecastNotFound(NotFound):
+    def __init__(self, forecast_id: str) -> None:
+        super().__init__(f"forecast {forecast_id!r} not found")
+        self.forecast_id = forecast_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.forecast_id,))
 
 
 class KeyNotFound(NotFound):

@@ -98,16 +98,26 @@ class ModelArtifact:
 
     @property
     def feature_spec(self) -> FeatureSpec:
-        """How the model's features are built (models registered before the spec was saved
-        read the horizon and season alone)."""
-        stored = self.metadata.get("feature_spec")
-        if stored:
-            return FeatureSpec.from_dict(stored)
-        return FeatureSpec(int(self.metadata["config"]["horizon"]), int(self.metadata["season"]))
+        return feature_spec_of(self.metadata)
+
+
+def feature_spec_of(metadata: dict[str, Any]) -> FeatureSpec:
+    """How a model's features are built (models registered before the spec was saved read
+    the horizon and season alone)."""
+    stored = metadata.get("feature_spec")
+    if stored:
+        return FeatureSpec.from_dict(stored)
+    return FeatureSpec(int(metadata["config"]["horizon"]), int(metadata["season"]))
+
+
+def load_metadata(directory: Location) -> dict[str, Any]:
+    """A model's ``metadata.json`` alone: what it reads and how, without its boosters."""
+    metadata: dict[str, Any] = json.loads((directory / METADATA_FILE).read_text())
+    return metadata
 
 
 def load_artifact(directory: Location) -> ModelArtifact:
-    metadata = json.loads((directory / METADATA_FILE).read_text())
+    metadata = load_metadata(directory)
     stored = metadata.get("members") or [
         {"file": MODEL_FILE, "objective": "regression", "rounds": metadata["best_iteration"]}
     ]

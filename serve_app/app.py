@@ -11,6 +11,7 @@ from serve_app.limits import BodyLimit
 from serve_app.routers import (
     experiments,
     feature_sets,
+    forecasts,
     health,
     jobs,
     maintenance,
@@ -31,7 +32,16 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.add_middleware(BodyLimit, max_bytes=services.max_body_bytes)
     install_error_handlers(app)
-    for module in (jobs, schedules, experiments, models, feature_sets, stats, maintenance):
+    for module in (
+        jobs,
+        schedules,
+        experiments,
+        forecasts,
+        models,
+        feature_sets,
+        stats,
+        maintenance,
+    ):
         app.include_router(module.router)
     for module in (metrics, health):
         app.include_router(module.router)

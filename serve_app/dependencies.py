@@ -11,6 +11,7 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.client import OrchestratorClient
 from db.experiments import ExperimentCatalog
+from db.forecasts import ForecastStore
 from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
@@ -29,6 +30,7 @@ class Services:
     model_server: DeploymentHandle[Any]
     keys: ApiKeyStore
     schedules: ScheduleStore
+    forecasts: ForecastStore
     auth_enabled: bool
     orchestrator_name: str
     max_upload_bytes: int

@@ -13,6 +13,7 @@ from ray.serve.handle import DeploymentHandle
 
 from db.database import Database
 from db.experiments import ExperimentCatalog
+from db.forecasts import ForecastStore
 from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
@@ -59,6 +60,7 @@ def connect(config: ApiConfig, model_server: DeploymentHandle[Any]) -> Services:
         model_server=model_server,
         keys=ApiKeyStore(database),
         schedules=ScheduleStore(database),
+        forecasts=ForecastStore(database),
         auth_enabled=config.auth_enabled,
         orchestrator_name=config.orchestrator_name,
         max_upload_bytes=config.max_upload_bytes,

@@ -10,13 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from actors.forecasts import ForecastRunner
 from actors.housekeeping import Housekeeping
 from actors.queue import JobQueue
 from actors.settings import OrchestratorSettings
+from db.forecasts import ForecastStore
 from db.jobs import JobStore
+from db.registry import ModelRegistry
 from domain.events import JobEvent
 from pipeline.demo import load_series
 from pipeline.feature_store import FeatureStore
+from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from tests.databases import BACKENDS, migrated_store
 from tests.db.factories import new_job, new_model
@@ -61,13 +65,24 @@ async def test_retention_keeps_the_versions_models_and_running_jobs_read(
     await store.transition(failed.job_id, JobEvent.FAIL)
 
     now = datetime.now(UTC)
+    settings = OrchestratorSettings()
+    forecasts = ForecastRunner(
+        ForecastStore(store.database),
+        ModelRegistry(store.database),
+        PipelineSettings(data_dir=tmp_path),
+        max_attempts=settings.max_attempts,
+        outage_seconds=settings.database_outage_seconds,
+        clock=lambda: now,
+        progress_for=lambda forecast_id: lambda progress: None,  # no forecast runs here
+    )
     housekeeping = Housekeeping(
         store,
         JobQueue(),
-        OrchestratorSettings(),
+        settings,
         features,
         clock=lambda: now,
         tracked=lambda _: False,
+        forecasts=forecasts,
     )
     assert (await housekeeping.purge()).feature_versions == ()  # all within the grace hour
     now += timedelta(hours=2)

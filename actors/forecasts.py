@@ -1,0 +1,147 @@
+"""Batch forecasts on the orchestrator: accept, run, record, recover.
+
+A request is checked against the model and the feature set before its row is written
+(a refused one writes nothing), then a coordinator task (``pipeline.graph``) runs it
+while this class awaits the outcome and records it. The row is the truth: a forecast a
+previous orchestrator was running is run again at recovery, or failed once it has been
+interrupted ``max_attempts`` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from ray.exceptions import RayError, RayTaskError
+
+from actors.durable import durably
+from db.forecasts import ForecastRecord, ForecastStore, NewForecast
+from db.registry import ModelRegistry
+from domain.errors import TrainingError
+from domain.forecasts import ForecastStatus
+from pipeline.artifacts import load_metadata
+from pipeline.batch_forecast import ForecastTask, load_history
+from pipeline.feature_store import FeatureStore
+from pipeline.graph import launch_forecast
+from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
+
+logger = logging.getLogger(__name__)
+
+#: Makes the callback a forecast's coordinator reports its progress through.
+ProgressFor = Callable[[str], Callable[[float], None]]
+
+
+class ForecastRunner:
+    def __init__(
+        self,
+        store: ForecastStore,
+        registry: ModelRegistry,
+        pipeline: PipelineSettings,
+        *,
+        max_attempts: int,
+        outage_seconds: float,
+        clock: Callable[[], datetime],
+        progress_for: ProgressFor,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._pipeline = pipeline
+        self._max_attempts = max_attempts
+        self._outage_seconds = outage_seconds
+        self._clock = clock
+        self._progress_for = progress_for
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    async def submit(self, forecast: NewForecast) -> ForecastRecord:
+        """Check the request, write its row (``queued``) and start it.
+
+        Raises:
+            ModelNotFound, InvalidRequest (on ``feature_set``, ``horizon`` or ``series``).
+        """
+        model = await self._registry.get(forecast.model_id)
+        features = FeatureStore(self._pipeline.features_root, model.tenant_id)
+        metadata = await asyncio.to_thread(load_metadata, Location(model.artifact_uri))
+        await asyncio.to_thread(
+            load_history,
+            features,
+            metadata,
+            forecast.feature_set,
+            forecast.horizon,
+            forecast.series,
+        )
+        record = await self._store.create(forecast, self._clock())
+        self._start(record.forecast_id)
+        return record
+
+    async def record_progress(self, forecast_id: str, progress: float) -> None:
+        await self._store.set_progress(forecast_id, progress)
+
+    async def recover(self) -> None:
+        """Run again (or fail) the forecasts a previous orchestrator was running, and start
+        the queued ones."""
+        for forecast in await self._store.in_status(ForecastStatus.RUNNING):
+            if forecast.forecast_id in self._running:
+                continue
+            if forecast.attempts >= self._max_attempts:
+                message = (
+                    f"interrupted {forecast.attempts} times (the orchestrator or a worker was "
+                    f"lost while it ran); giving up after {self._max_attempts} attempts"
+                )
+                await self._store.fail(forecast.forecast_id, message, self._clock())
+            else:
+                logger.warning("forecast %s was interrupted; running it again", forecast)
+                await self._store.requeue(forecast.forecast_id)
+        for forecast in await self._store.in_status(ForecastStatus.QUEUED):
+            self._start(forecast.forecast_id)
+
+    def _start(self, forecast_id: str) -> None:
+        if forecast_id in self._running:
+            return
+        task = asyncio.get_running_loop().create_task(self._run(forecast_id))
+        self._running[forecast_id] = task
+        task.add_done_callback(lambda _: self._running.pop(forecast_id, None))
+
+    async def _run(self, forecast_id: str) -> None:
+        try:
+            if not await self._store.start(forecast_id, self._clock()):
+                return  # another run took it, or it has finished
+            forecast = await self._store.get(forecast_id)
+            model = await self._registry.get(forecast.model_id)
+            task = ForecastTask(
+                forecast_id=forecast_id,
+                tenant_id=forecast.tenant_id,
+                model_uri=model.artifact_uri,
+                feature_set=forecast.feature_set,
+                horizon=forecast.horizon,
+                series=forecast.series,
+            )
+            outcome = await launch_forecast(task, self._pipeline, self._progress_for(forecast_id))
+        except Exception as exc:  # the forecast fails, the orchestrator goes on
+            logger.exception("forecast %s failed", forecast_id)
+            await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())
+            return
+        await self._record(
+            self._store.complete, forecast_id, outcome.rows, outcome.artifact_uri, self._clock()
+        )
+
+    async def _record(self, write: Callable[..., Awaitable[bool]], *args: object) -> None:
+        """A final write, retried through a database outage; given up on, the forecast is
+        left running for the next recovery."""
+        try:
+            await durably(self._outage_seconds, write, *args)
+        except TrainingError:
+            logger.exception("could not record the outcome of forecast %s", args[0])
+
+
+def _reason(error: BaseException) -> str:
+    """What a failed forecast says: a domain error's message, else Ray's."""
+    if isinstance(error, RayTaskError) and isinstance(error.cause, TrainingError):
+        return error.cause.message
+    if isinstance(error, TrainingError):
+        return error.message
+    if isinstance(error, RayError):
+        return f"the forecast's tasks failed: {str(error).splitlines()[0]}"
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,169 @@
+"""Batch forecasts: their rows and every change of their status.
+
+Each change is a compare-and-set on the status (``UPDATE ... WHERE status IN (...)``), so
+a late report from a run that recovery has already given up on changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from db.database import Database
+from db.models import BatchForecast
+from domain.errors import ForecastNotFound
+from domain.forecasts import ForecastStatus
+
+
+@dataclass(frozen=True)
+class NewForecast:
+    """What a caller asks for; the store adds the status and times."""
+
+    tenant_id: str
+    model_id: str
+    feature_set: str
+    horizon: int
+    series: tuple[str, ...] | None = None
+    forecast_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class ForecastRecord:
+    forecast_id: str
+    tenant_id: str
+    model_id: str
+    feature_set: str
+    horizon: int
+    series: tuple[str, ...] | None
+    status: ForecastStatus
+    progress: float
+    attempts: int
+    rows: int | None
+    artifact_uri: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ForecastStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def create(self, forecast: NewForecast, now: datetime) -> ForecastRecord:
+        """Insert the forecast as ``queued``."""
+        row = BatchForecast(
+            forecast_id=forecast.forecast_id,
+            tenant_id=forecast.tenant_id,
+            model_id=forecast.model_id,
+            feature_set=forecast.feature_set,
+            horizon=forecast.horizon,
+            series=list(forecast.series) if forecast.series is not None else None,
+            status=ForecastStatus.QUEUED.value,
+            progress=0.0,
+            attempts=0,
+            created_at=now,
+        )
+        async with self._database.transaction() as session:
+            session.add(row)
+        return _record(row)
+
+    async def get(self, forecast_id: str, tenant_id: str | None = None) -> ForecastRecord:
+        """Raises: ForecastNotFound (unknown, or another tenant's when ``tenant_id`` is given)."""
+        async with self._database.transaction() as session:
+            row = await session.get(BatchForecast, forecast_id)
+        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+            raise ForecastNotFound(forecast_id)
+        return _record(row)
+
+    async def in_status(self, *statuses: ForecastStatus) -> list[ForecastRecord]:
+        """The forecasts in any of ``statuses``, oldest first."""
+        query = (
+            select(BatchForecast)
+            .where(BatchForecast.status.in_([s.value for s in statuses]))
+            .order_by(BatchForecast.created_at)
+        )
+        async with self._database.transaction() as session:
+            return [_record(row) for row in (await session.scalars(query)).all()]
+
+    async def start(self, forecast_id: str, now: datetime) -> bool:
+        """queued → running, counting the attempt; False if it was not queued."""
+        return await self._move(
+            forecast_id,
+            (ForecastStatus.QUEUED,),
+            status=ForecastStatus.RUNNING.value,
+            progress=0.0,
+            started_at=now,
+            attempts=BatchForecast.attempts + 1,
+        )
+
+    async def set_progress(self, forecast_id: str, progress: float) -> bool:
+        """The share of series forecast so far, while it runs."""
+        value = min(max(progress, 0.0), 1.0)
+        return await self._move(forecast_id, (ForecastStatus.RUNNING,), progress=value)
+
+    async def complete(self, forecast_id: str, rows: int, artifact_uri: str, now: datetime) -> bool:
+        """running → completed with its rows written at ``artifact_uri``."""
+        return await self._move(
+            forecast_id,
+            (ForecastStatus.RUNNING,),
+            status=ForecastStatus.COMPLETED.value,
+            progress=1.0,
+            rows=rows,
+            artifact_uri=artifact_uri,
+            finished_at=now,
+        )
+
+    async def fail(self, forecast_id: str, error: str, now: datetime) -> bool:
+        """queued or running → failed, saying why."""
+        return await self._move(
+            forecast_id,
+            (ForecastStatus.QUEUED, ForecastStatus.RUNNING),
+            status=ForecastStatus.FAILED.value,
+            error=error,
+            finished_at=now,
+        )
+
+    async def requeue(self, forecast_id: str) -> bool:
+        """running → queued: its run was lost and it is to run again."""
+        return await self._move(
+            forecast_id, (ForecastStatus.RUNNING,), status=ForecastStatus.QUEUED.value
+        )
+
+    async def _move(
+        self, forecast_id: str, current: Sequence[ForecastStatus], **values: Any
+    ) -> bool:
+        statement = (
+            update(BatchForecast)
+            .where(BatchForecast.forecast_id == forecast_id)
+            .where(BatchForecast.status.in_([s.value for s in current]))
+            .values(**values)
+        )
+        async with self._database.transaction() as session:
+            result = await session.execute(statement)
+        return bool(getattr(result, "rowcount", 0))
+
+
+def _record(row: BatchForecast) -> ForecastRecord:
+    return ForecastRecord(
+        forecast_id=row.forecast_id,
+        tenant_id=row.tenant_id,
+        model_id=row.model_id,
+        feature_set=row.feature_set,
+        horizon=row.horizon,
+        series=tuple(row.series) if row.series is not None else None,
+        status=ForecastStatus(row.status),
+        progress=row.progress,
+        attempts=row.attempts,
+        rows=row.rows,
+        artifact_uri=row.artifact_uri,
+        error=row.error,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )

@@ -1,0 +1,92 @@
+"""``trainctl forecast``: a batch forecast with a progress bar, then its rows or a CSV file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from serve_app.cli_http import ApiError, console, fail, http_client, request
+
+#: Rows printed when no --out file is given.
+SHOWN_ROWS = 20
+
+
+def forecast(
+    model_id: Annotated[
+        str, typer.Argument(help="A model id, or tenant/model@alias (e.g. t/load@champion).")
+    ],
+    feature_set: Annotated[str, typer.Option(help="The history to forecast from.")],
+    horizon: Annotated[int, typer.Option(help="Steps ahead, at most the model's horizon.")],
+    series: Annotated[
+        str | None, typer.Option(help="Comma-separated series (default: every series).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write every row to this CSV file.")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between status checks.")] = 0.5,
+) -> None:
+    """Forecast the next steps of a feature set's series; a progress bar until it ends."""
+    body: dict[str, Any] = {"feature_set": feature_set, "horizon": horizon}
+    if series:
+        body["series"] = [s.strip() for s in series.split(",") if s.strip()]
+    started = request("POST", f"/ai/models/{model_id}/forecasts", json=body)
+    forecast_id = started["forecast_id"]
+    page = _follow(forecast_id, interval)
+    result = page["forecast"]
+    if result["status"] != "completed":
+        console.print(f"[red]failed[/red]: {result.get('error') or ''}")
+        raise typer.Exit(code=1)
+    console.print(f"completed: forecast {forecast_id}, {result['rows']} rows")
+    if out is not None:
+        _download(forecast_id, out)
+        console.print(f"wrote {out}")
+        return
+    table = Table("series", "timestamp", "predicted", "quantiles")
+    for row in page["predictions"]:
+        quantiles = row.get("quantiles") or {}
+        shown = " ".join(f"{k}:{v:.4g}" for k, v in quantiles.items())
+        table.add_row(row["series"] or "-", row["timestamp"], f"{row['predicted']:.4g}", shown)
+    console.print(table)
+    if result["rows"] > len(page["predictions"]):
+        console.print(f"(first {len(page['predictions'])} rows; --out FILE writes them all)")
+
+
+def _follow(forecast_id: str, interval: float) -> dict[str, Any]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    path = f"/ai/models/forecasts/{forecast_id}"
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(forecast_id[:8], total=1.0)
+        while True:
+            page: dict[str, Any] = request("GET", path, params={"page_size": SHOWN_ROWS})
+            state = page["forecast"]
+            progress.update(
+                bar, completed=state["progress"], description=f"{forecast_id[:8]} {state['status']}"
+            )
+            if state["status"] in ("completed", "failed"):
+                return page
+            time.sleep(interval)
+
+
+def _download(forecast_id: str, out: Path) -> None:
+    """Stream the forecast's CSV into ``out``."""
+    path = f"/ai/models/forecasts/{forecast_id}"
+    with http_client() as client:
+        try:
+            with client.stream("GET", path, headers={"Accept": "text/csv"}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise fail(ApiError(response.status_code, response.text))
+                with out.open("wb") as file:
+                    for chunk in response.iter_bytes():
+                        file.write(chunk)
+        except httpx.TransportError as exc:
+            raise fail(ApiError(0, f"cannot reach {client.base_url}: {exc}")) from exc

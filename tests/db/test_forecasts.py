@@ -1,0 +1,87 @@
+"""The batch-forecast store on both backends: each status change is a compare-and-set."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from db.forecasts import ForecastStore, NewForecast
+from db.jobs import JobStore
+from domain.clock import utcnow
+from domain.errors import ForecastNotFound
+from domain.forecasts import ForecastStatus
+from tests.db.factories import new_model
+from tests.db.test_registry import register
+
+
+@pytest.fixture
+async def forecasts(store: JobStore) -> tuple[ForecastStore, str]:
+    model = new_model()
+    await register(store, model)
+    return ForecastStore(store.database), model.model_id
+
+
+async def test_a_forecast_runs_once_and_finishes_once(
+    forecasts: tuple[ForecastStore, str],
+) -> None:
+    store, model_id = forecasts
+    created = await store.create(NewForecast("tenant-a", model_id, "fs", 24, ("a", "b")), utcnow())
+    assert (created.status, created.series, created.attempts) == (
+        ForecastStatus.QUEUED,
+        ("a", "b"),
+        0,
+    )
+    forecast_id = created.forecast_id
+    assert await store.start(forecast_id, utcnow())
+    assert not await store.start(forecast_id, utcnow())
+    assert await store.set_progress(forecast_id, 0.5)
+    assert await store.complete(forecast_id, 48, "/x/forecast.parquet", utcnow())
+    assert not await store.fail(forecast_id, "late", utcnow())
+    assert not await store.set_progress(forecast_id, 0.2)
+    done = await store.get(forecast_id)
+    assert (done.status, done.progress, done.rows, done.attempts) == (
+        ForecastStatus.COMPLETED,
+        1.0,
+        48,
+        1,
+    )
+    assert done.finished_at is not None
+    assert done.error is None
+
+
+async def test_requeue_counts_attempts_and_tenants_are_kept_apart(
+    forecasts: tuple[ForecastStore, str],
+) -> None:
+    store, model_id = forecasts
+    forecast = NewForecast("tenant-a", model_id, "fs", 24)
+    await store.create(forecast, utcnow())
+    assert await store.start(forecast.forecast_id, utcnow())
+    assert await store.requeue(forecast.forecast_id)
+    assert [f.forecast_id for f in await store.in_status(ForecastStatus.QUEUED)] == [
+        forecast.forecast_id
+    ]
+    assert await store.start(forecast.forecast_id, utcnow())
+    assert (await store.get(forecast.forecast_id, "tenant-a")).attempts == 2
+    with pytest.raises(ForecastNotFound):
+        await store.get(forecast.forecast_id, "tenant-b")
+    with pytest.raises(ForecastNotFound):
+        await store.get("nothing")
+    assert await store.fail(forecast.forecast_id, "boom", utcnow())
+    assert (await store.get(forecast.forecast_id)).error == "boom"
+
+
+async def test_constraints_reject_a_bad_status_and_an_unknown_model(
+    store: JobStore, forecasts: tuple[ForecastStore, str]
+) -> None:
+    forecast_store, model_id = forecasts
+    forecast = NewForecast("tenant-a", model_id, "fs", 24)
+    await forecast_store.create(forecast, utcnow())
+    async with store.database.engine.begin() as conn:
+        with pytest.raises(IntegrityError):
+            await conn.execute(
+                text("UPDATE ai_batch_forecasts SET status = 'lost' WHERE forecast_id = :f"),
+                {"f": forecast.forecast_id},
+            )
+    with pytest.raises(IntegrityError):
+        await forecast_store.create(NewForecast("tenant-a", "t:m:1", "fs", 24), utcnow())
