@@ -98,7 +98,14 @@ def load_history(
         raise InvalidRequest("feature_set", f"no feature set {feature_set!r}")
     schema = store.schema(feature_set)
     check_compatible(metadata, schema, store.step_seconds(feature_set), horizon)
-    return select_history(metadata, store.load(feature_set), series)
+    # Only the named series and the model's columns are read, of the version just checked.
+    frame = store.load(
+        feature_set,
+        version=schema.pinned_version,
+        series=series,
+        columns=[schema.target_column, *metadata["feature_schema"]["covariates"]],
+    )
+    return select_history(metadata, frame, series)
 
 
 def forecast_location(artifacts_root: Location, tenant_id: str, forecast_id: str) -> Location:
