@@ -92,7 +92,9 @@ class JobOrchestrator:
         self._wakeup = asyncio.Event()
         self._intake = Intake(
             self._store,
-            JobValidator(FeatureStore(pipeline.features_root), cluster_cpus),
+            JobValidator(
+                FeatureStore(pipeline.features_root), cluster_cpus, pipeline.distributed_min_rows
+            ),
             admission,
             queue,
             idempotency_window=timedelta(hours=settings.retention.idempotency_keys_hours),

@@ -1,0 +1,328 @@
+"""Data-parallel training on Ray Train: every booster of a model trained by ``workers``
+LightGBM processes at once (``tree_learner=data``), each holding a shard of the
+training rows from Ray Data.
+
+One Ray Train run fits every booster of the model (members and quantile boosters, each
+early-stopped, then refitted), so the worker group starts once: about ten seconds.
+Every worker reads the whole validation part: LightGBM does not aggregate validation
+metrics over its workers, and workers whose early stopping fires at different rounds
+wait on each other forever (LightGBM issue #6351). The refit on training + validation
+rows gives each worker its training shard and its slice of the validation rows.
+
+The coordinator (the train stage) holds no CPU; the workers hold the job's CPUs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import resource
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pyarrow as pa
+import ray
+import ray.train
+from ray.train import DataConfig, RunConfig, ScalingConfig
+from ray.train.lightgbm import LightGBMTrainer, get_network_params
+from ray.train.v2.api.exceptions import WorkerGroupError
+from ray.util.queue import Queue
+
+from domain.errors import TrainingStopped
+from pipeline.callbacks import LiveMetrics, log_progress
+from pipeline.config import TrainingConfig
+from pipeline.preprocess import PreparedData, Split
+from pipeline.search_results import SearchResult
+from pipeline.train import (
+    Fit,
+    FitRequest,
+    Fitted,
+    TrainedModel,
+    assemble,
+    booster_params,
+    grown_rounds,
+    member_plans,
+    search_plans,
+    watching,
+)
+
+logger = logging.getLogger("pipeline.train")
+
+#: Rows per Ray Data block: the unit a worker's shard is made of.
+BLOCK_ROWS = 50_000
+LABEL = "label"
+ROW = "row"
+#: Blocks per worker at least, so that small sets spread over every worker too.
+MIN_BLOCKS_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """What one Ray Train worker held: its training rows and its peak resident memory."""
+
+    rank: int
+    node_id: str
+    train_rows: int
+    peak_rss_bytes: int
+
+
+class RayTrainFitter:
+    """Fits a model's boosters on ``workers`` Ray Train workers of ``cpus`` CPUs each;
+    ``reports`` holds what each worker held in the last run."""
+
+    def __init__(
+        self,
+        workers: int,
+        cpus: int,
+        should_stop: Callable[[], bool] | None = None,
+        live: LiveMetrics | None = None,
+    ) -> None:
+        self._workers = workers
+        self._cpus = cpus
+        self._should_stop = should_stop
+        self._live = live
+        self.reports: list[WorkerReport] = []
+
+    def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
+        reports: Queue = Queue(actor_options={"num_cpus": 0})
+        loop_config = {
+            "requests": [(r.params, r.early_stopping_rounds) for r in requests],
+            "feature_names": data.feature_names,
+            "categorical": data.categorical,
+            "num_threads": self._cpus,
+            "train_rows": len(data.train.y),
+            "validation_rows": len(data.validation.y),
+            "should_stop": self._should_stop,
+            "live": self._live,
+            "reports": reports,
+        }
+        trainer = LightGBMTrainer(
+            _train_loop,
+            train_loop_config=loop_config,
+            scaling_config=ScalingConfig(
+                num_workers=self._workers, resources_per_worker={"CPU": self._cpus}
+            ),
+            datasets={
+                "train": to_dataset(data.train, self._workers * MIN_BLOCKS_PER_WORKER),
+                "validation": to_dataset(data.validation, 1),
+            },
+            dataset_config=DataConfig(datasets_to_split=["train"]),
+            run_config=RunConfig(name=f"train-{ray.get_runtime_context().get_task_id()}"),
+        )
+        try:
+            result = trainer.fit()
+        except WorkerGroupError as exc:
+            stopped = [e for e in exc.worker_failures.values() if _is_stop(e)]
+            if stopped:
+                raise TrainingStopped(str(stopped[0])) from exc
+            raise
+        finally:
+            self.reports = sorted(
+                (WorkerReport(*r) for r in reports.get_nowait_batch(reports.qsize())),
+                key=lambda r: r.rank,
+            )
+            ray.kill(reports.actor)
+        for report in self.reports:
+            logger.info(
+                "Ray Train worker %d (node %s): %d training rows, peak RSS %.0f MB",
+                report.rank,
+                report.node_id[:12],
+                report.train_rows,
+                report.peak_rss_bytes / 2**20,
+            )
+        return [_fitted(fitted) for fitted in result.return_value]
+
+
+def _is_stop(error: BaseException) -> bool:
+    """Whether a worker's error is (or was caused by) the job's cancellation."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, TrainingStopped):
+            return True
+        seen = seen.__cause__
+    return "TrainingStopped" in str(error)
+
+
+def to_dataset(split: Split, min_blocks: int) -> ray.data.Dataset:
+    """A Ray Dataset of a split's features (one column each, by position), target and row
+    number, put in the object store block by block (so no second copy of the matrix is
+    ever whole in this process). Block ``b`` of ``n`` holds rows ``b, b + n, ...``: every
+    shard then spans the whole period, and LightGBM's bins, which each worker finds for
+    some features from its own rows, fit all of it."""
+    count = max(min_blocks, math.ceil(len(split.y) / BLOCK_ROWS))
+    return ray.data.from_arrow_refs([ray.put(_block(split, b, count)) for b in range(count)])
+
+
+def _block(split: Split, first: int, step: int) -> pa.Table:
+    rows = np.arange(first, len(split.y), step)
+    columns = {f"f{i}": split.X[rows, i] for i in range(split.X.shape[1])}
+    return pa.table({**columns, LABEL: split.y[rows], ROW: rows})
+
+
+def _fitted(result: dict[str, Any]) -> Fitted:
+    booster = lgb.Booster(model_str=result["model"])
+    fitted = Fit(booster, result["params"], result["best_iteration"], result["curve"])
+    return Fitted(fitted, lgb.Booster(model_str=result["refit"]), result["rounds"])
+
+
+def train_distributed(
+    data: PreparedData,
+    config: TrainingConfig,
+    should_stop: Callable[[], bool] | None = None,
+    live: LiveMetrics | None = None,
+) -> TrainedModel:
+    """The train stage of a ``distributed`` job: the model ``pipeline.train.train`` makes,
+    its boosters trained across Ray Train workers."""
+    assert config.distributed is not None
+    workers = config.distributed.workers
+    logger.info(
+        "training LightGBM (%s) data-parallel on %d Ray Train worker(s) x %d CPU(s): "
+        "%d rows x %d features",
+        " + ".join(config.objectives()),
+        workers,
+        config.train_cpus,
+        len(data.train.y),
+        len(data.feature_names),
+    )
+    fitter = RayTrainFitter(workers, config.train_cpus, should_stop, live)
+    return assemble(
+        data, member_plans(config), config.quantiles, config.early_stopping_rounds, fitter
+    )
+
+
+def retrain_best_distributed(
+    data: PreparedData, search: SearchResult, config: TrainingConfig
+) -> TrainedModel:
+    """The train stage of a ``distributed`` search: its best trials retrained across Ray
+    Train workers (the trials themselves ran one per CPU, on the whole data)."""
+    assert config.distributed is not None
+    logger.info(
+        "retraining the best trial of each objective (%s) data-parallel on %d Ray Train worker(s)",
+        ", ".join(search.members),
+        config.distributed.workers,
+    )
+    fitter = RayTrainFitter(config.distributed.workers, config.train_cpus)
+    return assemble(
+        data,
+        search_plans(search),
+        config.quantiles,
+        search.early_stopping_rounds,
+        fitter,
+        search=search.summary(),
+    )
+
+
+# What runs on each Ray Train worker.
+
+
+def _train_loop(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Fit, then refit, each requested booster on this worker's shard; rank 0 watches the
+    job (cancel checks, live scores) and returns the boosters."""
+    context = ray.train.get_context()
+    rank, size = context.get_world_rank(), context.get_world_size()
+    train_X, train_y, _ = _read(ray.train.get_dataset_shard("train"))
+    valid_X, valid_y, valid_rows = _read(ray.train.get_dataset_shard("validation"))
+    train_y = np.concatenate(train_y)
+    names, categorical = config["feature_names"], config["categorical"] or "auto"
+
+    def dataset(X: list[np.ndarray], y: np.ndarray, **kwargs: Any) -> lgb.Dataset:
+        return lgb.Dataset(
+            X, y, feature_name=names, categorical_feature=categorical, free_raw_data=False, **kwargs
+        )
+
+    train_set = dataset(train_X, train_y, params={"feature_pre_filter": False})
+    valid_set = dataset(valid_X, np.concatenate(valid_y), reference=train_set)
+    mine = [rows % size == rank for rows in valid_rows]  # its share of the validation rows
+    refit_set = dataset(
+        train_X + [X[m] for X, m in zip(valid_X, mine, strict=True)],
+        np.concatenate([train_y, *(y[m] for y, m in zip(valid_y, mine, strict=True))]),
+        reference=train_set,
+    )
+    callbacks = [log_progress, *watching(config["should_stop"], config["live"])] if rank == 0 else []
+    network = _Network()
+    try:
+        results = [
+            _fit_and_refit(
+                params, stopping, config, network, (train_set, valid_set, refit_set), callbacks
+            )
+            for params, stopping in config["requests"]
+        ]
+    finally:
+        network.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    node = ray.get_runtime_context().get_node_id()
+    config["reports"].put((rank, node, len(train_y), peak))
+    return results
+
+
+class _Network:
+    """LightGBM's network between the workers, opened by the first fit and kept for the
+    others: it listens on the port Ray Train chose, which a second opening could not bind
+    again while the first one's connections linger."""
+
+    def __init__(self) -> None:
+        self._opener: lgb.Booster | None = None
+
+    def params(self) -> dict[str, Any]:
+        """Parameters of the next fit: the network's address list only for the first."""
+        network = get_network_params()
+        shared = {"tree_learner": "data", "pre_partition": True, "num_machines": network["num_machines"]}
+        return shared if self._opener is not None else {**network, **shared}
+
+    def opened_by(self, booster: lgb.Booster) -> None:
+        if self._opener is None:
+            self._opener = booster
+
+    def close(self) -> None:
+        if self._opener is not None:
+            self._opener.free_network()
+
+
+def _fit_and_refit(
+    params: dict[str, Any],
+    stopping: int,
+    config: dict[str, Any],
+    network: _Network,
+    datasets: tuple[lgb.Dataset, lgb.Dataset, lgb.Dataset],
+    callbacks: list[Any],
+) -> dict[str, Any]:
+    train_set, valid_set, refit_set = datasets
+    params, rounds = booster_params(params, config["num_threads"])
+    curve: dict[str, Any] = {}
+    callbacks = [lgb.record_evaluation(curve), *callbacks]
+    if stopping:
+        callbacks.append(lgb.early_stopping(stopping, first_metric_only=True, verbose=False))
+    booster = lgb.train(
+        {**params, **network.params()},
+        train_set,
+        num_boost_round=rounds,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
+        callbacks=callbacks,
+    )
+    network.opened_by(booster)
+    best = booster.best_iteration or booster.current_iteration()
+    refit_rounds = grown_rounds(best, config["train_rows"], config["validation_rows"])
+    refitted = lgb.train({**params, **network.params()}, refit_set, num_boost_round=refit_rounds)
+    return {
+        "model": booster.model_to_string(num_iteration=-1),
+        "params": {**params, "num_iterations": rounds},
+        "best_iteration": best,
+        "curve": {k: list(map(float, v)) for k, v in curve["validation"].items()},
+        "refit": refitted.model_to_string(),
+        "rounds": refit_rounds,
+    }
+
+
+def _read(shard: Any) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """A shard's rows as row-major feature blocks (LightGBM bins a list of them without
+    joining them), with each block's targets and row numbers in the split."""
+    blocks, targets, rows = [], [], []
+    for batch in shard.iter_batches(batch_size=None, batch_format="numpy"):
+        targets.append(batch.pop(LABEL))
+        rows.append(batch.pop(ROW))
+        blocks.append(np.column_stack([batch[f"f{i}"] for i in range(len(batch))]))
+    return blocks, targets, rows
