@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 import ray.train
-from ray.train import DataConfig, RunConfig, ScalingConfig
+from ray.train import DataConfig, ScalingConfig
 from ray.train.lightgbm import LightGBMTrainer, get_network_params
 from ray.train.v2.api.exceptions import WorkerGroupError
 from ray.util.queue import Queue
@@ -37,11 +37,13 @@ from pipeline.config import TrainingConfig
 from pipeline.preprocess import PreparedData, Split
 from pipeline.search_results import SearchResult
 from pipeline.train import (
+    Binning,
     Fit,
     FitRequest,
     Fitted,
     TrainedModel,
     assemble,
+    binning_of,
     booster_params,
     grown_rounds,
     member_plans,
@@ -55,6 +57,8 @@ logger = logging.getLogger("pipeline.train")
 BLOCK_ROWS = 50_000
 LABEL = "label"
 ROW = "row"
+#: LightGBM's default ``bin_construct_sample_cnt``: the rows it finds bins on.
+BIN_SAMPLE_ROWS = 200_000
 #: Blocks per worker at least, so that small sets spread over every worker too.
 MIN_BLOCKS_PER_WORKER = 4
 
@@ -98,6 +102,10 @@ class RayTrainFitter:
             "should_stop": self._should_stop,
             "live": self._live,
             "reports": reports,
+            "bin_samples": [
+                ray.put(bin_sample([data.train])),
+                ray.put(bin_sample([data.train, data.validation])),
+            ],
         }
         trainer = LightGBMTrainer(
             _train_loop,
@@ -110,7 +118,6 @@ class RayTrainFitter:
                 "validation": to_dataset(data.validation, 1),
             },
             dataset_config=DataConfig(datasets_to_split=["train"]),
-            run_config=RunConfig(name=f"train-{ray.get_runtime_context().get_task_id()}"),
         )
         try:
             result = trainer.fit()
@@ -154,6 +161,22 @@ def to_dataset(split: Split, min_blocks: int) -> ray.data.Dataset:
     some features from its own rows, fit all of it."""
     count = max(min_blocks, math.ceil(len(split.y) / BLOCK_ROWS))
     return ray.data.from_arrow_refs([ray.put(_block(split, b, count)) for b in range(count)])
+
+
+def bin_sample(splits: Sequence[Split]) -> np.ndarray:
+    """The rows of ``splits`` LightGBM would bin them on in one process: all of them up to
+    its ``bin_construct_sample_cnt``, else that many drawn at random."""
+    sizes = [len(split.y) for split in splits]
+    rows = np.arange(sum(sizes))
+    if len(rows) > BIN_SAMPLE_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, BIN_SAMPLE_ROWS, replace=False))
+    offsets = np.cumsum([0, *sizes])
+    return np.vstack(
+        [
+            split.X[rows[(rows >= start) & (rows < end)] - start]
+            for split, start, end in zip(splits, offsets[:-1], offsets[1:], strict=True)
+        ]
+    )
 
 
 def _block(split: Split, first: int, step: int) -> pa.Table:
@@ -222,40 +245,89 @@ def _train_loop(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Fit, then refit, each requested booster on this worker's shard; rank 0 watches the
     job (cancel checks, live scores) and returns the boosters."""
     context = ray.train.get_context()
-    rank, size = context.get_world_rank(), context.get_world_size()
-    train_X, train_y, _ = _read(ray.train.get_dataset_shard("train"))
-    valid_X, valid_y, valid_rows = _read(ray.train.get_dataset_shard("validation"))
-    train_y = np.concatenate(train_y)
-    names, categorical = config["feature_names"], config["categorical"] or "auto"
-
-    def dataset(X: list[np.ndarray], y: np.ndarray, **kwargs: Any) -> lgb.Dataset:
-        return lgb.Dataset(
-            X, y, feature_name=names, categorical_feature=categorical, free_raw_data=False, **kwargs
-        )
-
-    train_set = dataset(train_X, train_y, params={"feature_pre_filter": False})
-    valid_set = dataset(valid_X, np.concatenate(valid_y), reference=train_set)
-    mine = [rows % size == rank for rows in valid_rows]  # its share of the validation rows
-    refit_set = dataset(
-        train_X + [X[m] for X, m in zip(valid_X, mine, strict=True)],
-        np.concatenate([train_y, *(y[m] for y, m in zip(valid_y, mine, strict=True))]),
-        reference=train_set,
-    )
-    callbacks = [log_progress, *watching(config["should_stop"], config["live"])] if rank == 0 else []
+    shard = _Shard(config, context.get_world_rank(), context.get_world_size())
+    watch = watching(config["should_stop"], config["live"])
+    callbacks = [log_progress, *watch] if context.get_world_rank() == 0 else []
     network = _Network()
     try:
         results = [
-            _fit_and_refit(
-                params, stopping, config, network, (train_set, valid_set, refit_set), callbacks
-            )
+            _fit_and_refit(params, stopping, config, network, shard, callbacks)
             for params, stopping in config["requests"]
         ]
     finally:
         network.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     node = ray.get_runtime_context().get_node_id()
-    config["reports"].put((rank, node, len(train_y), peak))
+    config["reports"].put((context.get_world_rank(), node, shard.train_rows, peak))
     return results
+
+
+class _Shard:
+    """This worker's rows as LightGBM datasets: its training shard, the whole validation
+    part, and its refit rows (the shard and its share of the validation rows).
+
+    Every worker bins them alike, with the bins one process would find (from the sample
+    the coordinator shares): left to itself, data-parallel LightGBM bins each feature on
+    one worker's rows, and its models forecast 10-12 % worse on the demo set.
+    """
+
+    def __init__(self, config: dict[str, Any], rank: int, size: int) -> None:
+        self._names = config["feature_names"]
+        self._categorical = config["categorical"] or "auto"
+        self._samples = config["bin_samples"]
+        self._datasets: dict[Binning, _Datasets] = {}
+        train_X, train_y, _ = _read(ray.train.get_dataset_shard("train"))
+        valid_X, valid_y, valid_rows = _read(ray.train.get_dataset_shard("validation"))
+        mine = [rows % size == rank for rows in valid_rows]
+        self._train = (train_X, np.concatenate(train_y))
+        self._valid = (valid_X, np.concatenate(valid_y))
+        self._refit = (
+            train_X + [X[m] for X, m in zip(valid_X, mine, strict=True)],
+            np.concatenate([*train_y, *(y[m] for y, m in zip(valid_y, mine, strict=True))]),
+        )
+        self.train_rows = len(self._train[1])
+
+    def datasets(self, params: dict[str, Any]) -> _Datasets:
+        """Training, validation and refit datasets binned as ``params`` bin."""
+        binning = binning_of(params)
+        if binning not in self._datasets:
+            fitting, refitting = (self._bins(sample, binning) for sample in self._samples)
+            self._datasets[binning] = _Datasets(
+                self._dataset(*self._train, reference=fitting),
+                self._dataset(*self._valid, reference=fitting),
+                self._dataset(*self._refit, reference=refitting),
+            )
+        return self._datasets[binning]
+
+    def _bins(self, sample: ray.ObjectRef[np.ndarray], binning: Binning) -> lgb.Dataset:
+        """A dataset of ``sample`` that others take their bins from (``reference``)."""
+        X = ray.get(sample)
+        params = {**dict(binning), "feature_pre_filter": False}
+        return lgb.Dataset(
+            X,
+            feature_name=self._names,
+            categorical_feature=self._categorical,
+            params=params,
+        ).construct()
+
+    def _dataset(self, X: list[np.ndarray], y: np.ndarray, reference: lgb.Dataset) -> lgb.Dataset:
+        """Rows binned as ``reference``; LightGBM bins them when a fit starts (and keeps
+        them raw: a fit with another binning bins them again)."""
+        return lgb.Dataset(
+            X,
+            y,
+            feature_name=self._names,
+            categorical_feature=self._categorical,
+            reference=reference,
+            free_raw_data=False,
+        )
+
+
+@dataclass(frozen=True)
+class _Datasets:
+    train: lgb.Dataset
+    validation: lgb.Dataset
+    refit: lgb.Dataset
 
 
 class _Network:
@@ -269,7 +341,11 @@ class _Network:
     def params(self) -> dict[str, Any]:
         """Parameters of the next fit: the network's address list only for the first."""
         network = get_network_params()
-        shared = {"tree_learner": "data", "pre_partition": True, "num_machines": network["num_machines"]}
+        shared = {
+            "tree_learner": "data",
+            "pre_partition": True,
+            "num_machines": network["num_machines"],
+        }
         return shared if self._opener is not None else {**network, **shared}
 
     def opened_by(self, booster: lgb.Booster) -> None:
@@ -286,27 +362,29 @@ def _fit_and_refit(
     stopping: int,
     config: dict[str, Any],
     network: _Network,
-    datasets: tuple[lgb.Dataset, lgb.Dataset, lgb.Dataset],
+    shard: _Shard,
     callbacks: list[Any],
 ) -> dict[str, Any]:
-    train_set, valid_set, refit_set = datasets
     params, rounds = booster_params(params, config["num_threads"])
+    datasets = shard.datasets(params)
     curve: dict[str, Any] = {}
     callbacks = [lgb.record_evaluation(curve), *callbacks]
     if stopping:
         callbacks.append(lgb.early_stopping(stopping, first_metric_only=True, verbose=False))
     booster = lgb.train(
         {**params, **network.params()},
-        train_set,
+        datasets.train,
         num_boost_round=rounds,
-        valid_sets=[valid_set],
+        valid_sets=[datasets.validation],
         valid_names=["validation"],
         callbacks=callbacks,
     )
     network.opened_by(booster)
     best = booster.best_iteration or booster.current_iteration()
     refit_rounds = grown_rounds(best, config["train_rows"], config["validation_rows"])
-    refitted = lgb.train({**params, **network.params()}, refit_set, num_boost_round=refit_rounds)
+    refitted = lgb.train(
+        {**params, **network.params()}, datasets.refit, num_boost_round=refit_rounds
+    )
     return {
         "model": booster.model_to_string(num_iteration=-1),
         "params": {**params, "num_iterations": rounds},

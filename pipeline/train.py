@@ -100,6 +100,10 @@ def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, 
     }, rounds
 
 
+#: The binning parameters of a fit, by name (``BINNING_PARAMETERS``).
+Binning = tuple[tuple[str, Any], ...]
+
+
 @dataclass(frozen=True)
 class BinnedData:
     """The training and validation parts binned by LightGBM, reusable by every fit with
@@ -108,10 +112,10 @@ class BinnedData:
 
     train: lgb.Dataset
     validation: lgb.Dataset
-    binning: tuple[tuple[str, Any], ...]
+    binning: Binning
 
 
-def binning_of(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+def binning_of(params: dict[str, Any]) -> Binning:
     return tuple((name, params[name]) for name in BINNING_PARAMETERS if name in params)
 
 

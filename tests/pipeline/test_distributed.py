@@ -68,7 +68,8 @@ def test_the_distributed_model_has_the_single_process_models_shape(
     assert distributed.calibration is not None
     assert distributed.predict(data.test.X).shape == single.predict(data.test.X).shape
     quantiles = distributed.predict_quantiles(data.test.X, distributed.predict(data.test.X))
-    assert quantiles is not None and quantiles.shape == (len(data.test.y), 3)
+    assert quantiles is not None
+    assert quantiles.shape == (len(data.test.y), 3)
     for member in distributed.members:
         assert member.booster.num_trees() == member.rounds
 
