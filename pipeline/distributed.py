@@ -7,9 +7,12 @@ early-stopped, then refitted), so the worker group starts once: about ten second
 Every worker reads the whole validation part: LightGBM does not aggregate validation
 metrics over its workers, and workers whose early stopping fires at different rounds
 wait on each other forever (LightGBM issue #6351). The refit on training + validation
-rows gives each worker its training shard and its slice of the validation rows.
+rows gives each worker its training shard and its slice of the validation rows. Ray
+Train splits the training rows evenly, dropping fewer rows than there are workers.
 
-The coordinator (the train stage) holds no CPU; the workers hold the job's CPUs.
+Every worker bins its rows with the bins one process would find, from a sample of the
+rows the coordinator shares (``_Shard``). The coordinator (the train stage) holds no
+CPU; the workers hold the job's CPUs.
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ import math
 import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 import ray
 import ray.train
-from ray.train import DataConfig, ScalingConfig
-from ray.train.lightgbm import LightGBMTrainer, get_network_params
+from ray.train import DataConfig
+from ray.train.lightgbm import get_network_params
+from ray.train.v2.api.config import ScalingConfig
 from ray.train.v2.api.exceptions import WorkerGroupError
+from ray.train.v2.api.result import Result
+from ray.train.v2.lightgbm.lightgbm_trainer import LightGBMTrainer
 from ray.util.queue import Queue
 
 from domain.errors import TrainingStopped
@@ -108,7 +114,7 @@ class RayTrainFitter:
             ],
         }
         trainer = LightGBMTrainer(
-            _train_loop,
+            cast(Callable[[dict[str, Any]], None], _train_loop),  # returns rank 0's boosters
             train_loop_config=loop_config,
             scaling_config=ScalingConfig(
                 num_workers=self._workers, resources_per_worker={"CPU": self._cpus}
@@ -120,7 +126,7 @@ class RayTrainFitter:
             dataset_config=DataConfig(datasets_to_split=["train"]),
         )
         try:
-            result = trainer.fit()
+            result = cast(Result, trainer.fit())  # Ray Train v2's, with return_value
         except WorkerGroupError as exc:
             stopped = [e for e in exc.worker_failures.values() if _is_stop(e)]
             if stopped:
@@ -131,7 +137,7 @@ class RayTrainFitter:
                 (WorkerReport(*r) for r in reports.get_nowait_batch(reports.qsize())),
                 key=lambda r: r.rank,
             )
-            ray.kill(reports.actor)
+            reports.shutdown()
         for report in self.reports:
             logger.info(
                 "Ray Train worker %d (node %s): %d training rows, peak RSS %.0f MB",
@@ -140,7 +146,8 @@ class RayTrainFitter:
                 report.train_rows,
                 report.peak_rss_bytes / 2**20,
             )
-        return [_fitted(fitted) for fitted in result.return_value]
+        boosters: list[dict[str, Any]] = result.return_value or []
+        return [_fitted(booster) for booster in boosters]
 
 
 def _is_stop(error: BaseException) -> bool:
@@ -160,7 +167,8 @@ def to_dataset(split: Split, min_blocks: int) -> ray.data.Dataset:
     shard then spans the whole period, and LightGBM's bins, which each worker finds for
     some features from its own rows, fit all of it."""
     count = max(min_blocks, math.ceil(len(split.y) / BLOCK_ROWS))
-    return ray.data.from_arrow_refs([ray.put(_block(split, b, count)) for b in range(count)])
+    refs: list[Any] = [ray.put(_block(split, b, count)) for b in range(count)]
+    return ray.data.from_arrow_refs(refs)
 
 
 def bin_sample(splits: Sequence[Split]) -> np.ndarray:
@@ -273,7 +281,7 @@ class _Shard:
 
     def __init__(self, config: dict[str, Any], rank: int, size: int) -> None:
         self._names = config["feature_names"]
-        self._categorical = config["categorical"] or "auto"
+        self._categorical: list[str] | Literal["auto"] = config["categorical"] or "auto"
         self._samples = config["bin_samples"]
         self._datasets: dict[Binning, _Datasets] = {}
         train_X, train_y, _ = _read(ray.train.get_dataset_shard("train"))

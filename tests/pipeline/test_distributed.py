@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from domain.jobs import ModelType
-from pipeline.config import TrainingConfig
+from pipeline.config import DistributedSpec, TrainingConfig
 from pipeline.distributed import RayTrainFitter, train_distributed
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureStore
@@ -106,3 +106,14 @@ def test_the_train_stage_function_reports_live_scores_and_trains_the_blend(
     assert [m.objective for m in model.members] == ["regression", "regression_l1"]
     assert model.quantile_members == ()
     assert np.isfinite(model.validation_scores["best_mae"])
+
+
+def test_a_large_feature_set_trains_data_parallel_unless_the_job_chose() -> None:
+    plain = TrainingConfig.model_validate({"feature_set": "s", "target_variable": "y"})
+    assert plain.sized_for(rows=99, min_rows=100, cluster_cpus=4) is plain
+    assert plain.sized_for(rows=100, min_rows=100, cluster_cpus=4).distributed == (
+        DistributedSpec(workers=2)
+    )
+    assert plain.sized_for(rows=100, min_rows=100, cluster_cpus=1) is plain  # no room for 2
+    chosen = config(distributed={"workers": 3})
+    assert chosen.sized_for(rows=100, min_rows=100, cluster_cpus=4) is chosen
