@@ -284,15 +284,12 @@ class _Shard:
         self._categorical: list[str] | Literal["auto"] = config["categorical"] or "auto"
         self._samples = config["bin_samples"]
         self._datasets: dict[Binning, _Datasets] = {}
-        train_X, train_y, _ = _read(ray.train.get_dataset_shard("train"))
-        valid_X, valid_y, valid_rows = _read(ray.train.get_dataset_shard("validation"))
-        mine = [rows % size == rank for rows in valid_rows]
-        self._train = (train_X, np.concatenate(train_y))
-        self._valid = (valid_X, np.concatenate(valid_y))
-        self._refit = (
-            train_X + [X[m] for X, m in zip(valid_X, mine, strict=True)],
-            np.concatenate([*train_y, *(y[m] for y, m in zip(valid_y, mine, strict=True))]),
-        )
+        train = _read(ray.train.get_dataset_shard("train"))
+        valid = _read(ray.train.get_dataset_shard("validation"))
+        mine = valid.filter(pa.array(valid[ROW].to_numpy() % size == rank))
+        self._train = _features_and_target(train)
+        self._valid = _features_and_target(valid)
+        self._refit = _features_and_target(pa.concat_tables([train, mine]))
         self.train_rows = len(self._train[1])
 
     def datasets(self, params: dict[str, Any]) -> _Datasets:
@@ -318,7 +315,7 @@ class _Shard:
             params=params,
         ).construct()
 
-    def _dataset(self, X: list[np.ndarray], y: np.ndarray, reference: lgb.Dataset) -> lgb.Dataset:
+    def _dataset(self, X: pa.Table, y: np.ndarray, reference: lgb.Dataset) -> lgb.Dataset:
         """Rows binned as ``reference``; LightGBM bins them when a fit starts (and keeps
         them raw: a fit with another binning bins them again)."""
         return lgb.Dataset(
@@ -403,12 +400,12 @@ def _fit_and_refit(
     }
 
 
-def _read(shard: Any) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """A shard's rows as row-major feature blocks (LightGBM bins a list of them without
-    joining them), with each block's targets and row numbers in the split."""
-    blocks, targets, rows = [], [], []
-    for batch in shard.iter_batches(batch_size=None, batch_format="numpy"):
-        targets.append(batch.pop(LABEL))
-        rows.append(batch.pop(ROW))
-        blocks.append(np.column_stack([batch[f"f{i}"] for i in range(len(batch))]))
-    return blocks, targets, rows
+def _read(shard: Any) -> pa.Table:
+    """A shard's rows: its Arrow blocks as one table, not copied (LightGBM bins Arrow
+    columns where they are)."""
+    return pa.concat_tables(shard.iter_batches(batch_size=None, batch_format="pyarrow"))
+
+
+def _features_and_target(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    features = [name for name in table.column_names if name not in (LABEL, ROW)]
+    return table.select(features), table[LABEL].to_numpy()

@@ -122,7 +122,7 @@ def main() -> None:
             "worker_lines": [
                 line.message
                 for line in client.logs(job.job_id, tail=1000)
-                if "Ray Train worker" in line.message
+                if "peak RSS" in line.message
             ],
         }
 
