@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -129,7 +130,9 @@ class Intake:
                             f"Idempotency-Key {claim.key!r} was used for a different request"
                         )
                     return await self._store.get_job(earlier.job_id), False
-            await asyncio.to_thread(self._validator.check, new_job.tenant_id, config)
+            sized = await asyncio.to_thread(self._validator.check, new_job.tenant_id, config)
+            if sized is not config:  # a large feature set: the job trains data-parallel
+                new_job = replace(new_job, config=sized.model_dump(mode="json"))
             self._admission.admit(new_job.tenant_id, self._queue.queued_of(new_job.tenant_id))
             job = await self._store.create_job(
                 new_job, logs=[service_log(new_job.job_id, "queued")], idempotency=claim

@@ -95,7 +95,7 @@ class JobOrchestrator:
         self._wakeup = asyncio.Event()
         self._intake = Intake(
             self._store,
-            JobValidator(features, cluster_cpus),
+            JobValidator(features, cluster_cpus, pipeline.distributed_min_rows),
             admission,
             queue,
             idempotency_window=timedelta(hours=settings.retention.idempotency_keys_hours),

@@ -1,4 +1,5 @@
-"""Whether a job could ever run here: its feature set, target, backtest and CPUs."""
+"""Whether a job could ever run here (its feature set, target, backtest and CPUs), and
+how: a job on a large feature set trains data-parallel."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ class JobValidator:
     """Checks a job's config against the feature store and the cluster's size. It reads
     the feature store (a file system, or S3): call it off the actor's event loop."""
 
-    def __init__(self, features: FeatureStore, cluster_cpus: int) -> None:
+    def __init__(
+        self, features: FeatureStore, cluster_cpus: int, distributed_min_rows: int
+    ) -> None:
         self._features = features
         self._cluster_cpus = cluster_cpus
+        self._distributed_min_rows = distributed_min_rows
 
-    def check(self, tenant_id: str, config: TrainingConfig) -> None:
-        """Raises: InvalidRequest naming the ``config.*`` field at fault."""
+    def check(self, tenant_id: str, config: TrainingConfig) -> TrainingConfig:
+        """The config to queue: ``config``, data-parallel if its feature set is large
+        (``TrainingConfig.sized_for``).
+
+        Raises: InvalidRequest naming the ``config.*`` field at fault."""
         features = self._features.for_tenant(tenant_id)
         if not features.exists(config.feature_set):
             known = [s.name for s in features.list()]
@@ -39,3 +46,12 @@ class JobValidator:
                 f"n_workers={config.n_workers} exceeds the cluster's {self._cluster_cpus} CPUs; "
                 "the job could never run",
             )
+        if config.distributed is not None:
+            cpus = config.distributed.workers * config.train_cpus
+            if cpus > self._cluster_cpus:
+                raise InvalidRequest(
+                    "config.distributed.workers",
+                    f"{config.distributed.workers} workers x {config.train_cpus} CPU(s) exceed "
+                    f"the cluster's {self._cluster_cpus} CPUs; the job could never run",
+                )
+        return config.sized_for(schema.rows, self._distributed_min_rows, self._cluster_cpus)

@@ -29,6 +29,9 @@ DEFAULT_OBJECTIVES = ("regression", "regression_l1")
 #: Forecast quantiles reported unless a job asks for others: P10, P50, P90.
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 
+#: Ray Train workers of a job that trains data-parallel because its feature set is large.
+AUTO_WORKERS = 2
+
 #: LightGBM parameters a job may set; anything else is a typo we refuse rather than ignore.
 KNOWN_HYPERPARAMETERS = frozenset(
     {
@@ -110,6 +113,15 @@ class BacktestSpec(BaseModel):
     )
 
 
+class DistributedSpec(BaseModel):
+    """Data-parallel training on Ray Train: ``workers`` LightGBM processes, each holding a
+    shard of the training rows (and ``n_workers`` CPUs, default 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(ge=1, le=256, description="Ray Train workers, one shard each.")
+
+
 class TrainingConfig(BaseModel):
     """The seed's ``TrainingConfig``: data window, target, horizon, splits and LightGBM knobs."""
 
@@ -152,6 +164,11 @@ class TrainingConfig(BaseModel):
     )
     backtest: BacktestSpec | None = Field(
         None, description="Rolling-origin backtest over the most recent data."
+    )
+    distributed: DistributedSpec | None = Field(
+        None,
+        description="Train data-parallel on Ray Train (feature sets past the service's "
+        "distributed_min_rows do by default, on 2 workers).",
     )
     promote_champion: bool = Field(
         False,
@@ -218,6 +235,14 @@ class TrainingConfig(BaseModel):
         """The objectives of the model's members: the job's own, else the default blend."""
         fixed = self.hyperparameters.get("objective")
         return (str(fixed),) if isinstance(fixed, str) else DEFAULT_OBJECTIVES
+
+    def sized_for(self, rows: int, min_rows: int, cluster_cpus: int) -> TrainingConfig:
+        """This config, data-parallel on ``AUTO_WORKERS`` workers when its feature set has
+        ``min_rows`` rows or more, the job chose nothing itself and the cluster holds them."""
+        workers = AUTO_WORKERS * self.train_cpus
+        if self.distributed or rows < min_rows or workers > cluster_cpus:
+            return self
+        return self.model_copy(update={"distributed": DistributedSpec(workers=AUTO_WORKERS)})
 
     @property
     def backtest_step(self) -> int:

@@ -37,6 +37,7 @@ from pipeline.batch_forecast import (
     load_history,
 )
 from pipeline.config import TrainingConfig
+from pipeline.distributed import retrain_best_distributed, train_distributed
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
 from pipeline.hpo import STOP_CHECK_SECONDS, search
@@ -293,7 +294,8 @@ def launch(
     """Submit the job's stages as chained Ray tasks and return their refs at once.
 
     With HPO a ``search`` stage runs between preprocess and train, and train refits the
-    best trial; ``callbacks`` then hear of every trial.
+    best trial; ``callbacks`` then hear of every trial. With ``distributed`` the train
+    stage only coordinates (no CPU): Ray Train's workers train (``pipeline.distributed``).
     """
     config = context.config
 
@@ -324,11 +326,17 @@ def launch(
             callbacks,
             cpus=0,
         )
-        model = submit(Stage.TRAIN, retrain_best, data, found, config, cpus, cpus=cpus)
+        if config.distributed is not None:  # Ray Train's workers hold the CPUs
+            model = submit(Stage.TRAIN, retrain_best_distributed, data, found, config, cpus=0)
+        else:
+            model = submit(Stage.TRAIN, retrain_best, data, found, config, cpus, cpus=cpus)
     else:
         stop = callbacks.is_cancelled if callbacks is not None else None
         live = callbacks.record_live_metrics if callbacks is not None else None
-        model = submit(Stage.TRAIN, train, data, config, cpus, stop, live, cpus=cpus)
+        if config.distributed is not None:
+            model = submit(Stage.TRAIN, train_distributed, data, config, stop, live, cpus=0)
+        else:
+            model = submit(Stage.TRAIN, train, data, config, cpus, stop, live, cpus=cpus)
     backtest = None
     if config.backtest is not None:
         backtest = submit(Stage.BACKTEST, backtest_stage, context, [data], model, callbacks, cpus=0)

@@ -29,6 +29,13 @@ class PipelineSettings(BaseSettings):
         3, ge=0, le=20, description="Times Ray re-runs a stage whose worker or node was lost."
     )
 
+    distributed_min_rows: int = Field(
+        5_000_000,
+        ge=1,
+        description="Jobs on feature sets of at least this many rows train data-parallel "
+        "on Ray Train (2 workers) unless they set config.distributed themselves.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, path: Path) -> Path:

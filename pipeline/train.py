@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -100,6 +100,10 @@ def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, 
     }, rounds
 
 
+#: The binning parameters of a fit, by name (``BINNING_PARAMETERS``).
+Binning = tuple[tuple[str, Any], ...]
+
+
 @dataclass(frozen=True)
 class BinnedData:
     """The training and validation parts binned by LightGBM, reusable by every fit with
@@ -108,10 +112,10 @@ class BinnedData:
 
     train: lgb.Dataset
     validation: lgb.Dataset
-    binning: tuple[tuple[str, Any], ...]
+    binning: Binning
 
 
-def binning_of(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+def binning_of(params: dict[str, Any]) -> Binning:
     return tuple((name, params[name]) for name in BINNING_PARAMETERS if name in params)
 
 
@@ -180,8 +184,12 @@ def fit(
 def refit_rounds(best_iteration: int, data: PreparedData) -> int:
     """Rounds for a refit on training + validation rows: early stopping's count, grown with
     the rows (more data supports more rounds at the same learning rate)."""
-    rows = len(data.train.y) + len(data.validation.y)
-    return max(1, math.ceil(best_iteration * rows / len(data.train.y)))
+    return grown_rounds(best_iteration, len(data.train.y), len(data.validation.y))
+
+
+def grown_rounds(best_iteration: int, train_rows: int, validation_rows: int) -> int:
+    """``refit_rounds`` from the row counts."""
+    return max(1, math.ceil(best_iteration * (train_rows + validation_rows) / train_rows))
 
 
 def refit(data: PreparedData, params: dict[str, Any], rounds: int) -> lgb.Booster:
@@ -224,16 +232,18 @@ def train(
         len(data.feature_names),
         num_threads,
     )
+    fitter = InProcessFitter(num_threads, watching(should_stop, live))
+    return assemble(
+        data, member_plans(config), config.quantiles, config.early_stopping_rounds, fitter
+    )
+
+
+def watching(should_stop: Callable[[], bool] | None, live: LiveMetrics | None) -> list[Callback]:
+    """The callbacks of a fit the job follows: cancel checks and live scores."""
     callbacks = [stop_when(should_stop)] if should_stop is not None else []
     if live is not None:
         callbacks.append(LiveScores(live))
-    plans = [
-        MemberPlan(objective, {**config.lightgbm_params(), "objective": objective})
-        for objective in config.objectives()
-    ]
-    return assemble(
-        data, plans, config.quantiles, config.early_stopping_rounds, num_threads, callbacks
-    )
+    return callbacks
 
 
 @dataclass(frozen=True)
@@ -246,41 +256,105 @@ class MemberPlan:
     rounds: int | None = None
 
 
+def member_plans(config: TrainingConfig) -> list[MemberPlan]:
+    """A plan per objective of the job, with its fixed hyperparameters."""
+    return [
+        MemberPlan(objective, {**config.lightgbm_params(), "objective": objective})
+        for objective in config.objectives()
+    ]
+
+
+def search_plans(search: SearchResult) -> list[MemberPlan]:
+    """A plan per objective of a search: its best trial's parameters and rounds."""
+    return [
+        MemberPlan(objective, params, rounds)
+        for objective, (params, rounds) in search.members.items()
+    ]
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    """One booster to train: ``params`` early-stopped after ``early_stopping_rounds``
+    (0: all its rounds), then refitted on training + validation rows."""
+
+    params: dict[str, Any]
+    early_stopping_rounds: int
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A request's early-stopped fit and its refit on training + validation rows."""
+
+    fit: Fit
+    refitted: lgb.Booster
+    rounds: int
+
+
+class Fitter(Protocol):
+    """Trains boosters: in this process (``InProcessFitter``) or across Ray Train
+    workers (``pipeline.distributed``)."""
+
+    def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]: ...
+
+
+@dataclass(frozen=True)
+class InProcessFitter:
+    """Each request fitted, then refitted, in this process on ``num_threads`` threads."""
+
+    num_threads: int
+    callbacks: Sequence[Callback] = ()
+
+    def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
+        fitted = []
+        for request in requests:
+            early = fit(
+                data,
+                request.params,
+                request.early_stopping_rounds,
+                self.num_threads,
+                self.callbacks,
+            )
+            rounds = refit_rounds(early.best_iteration, data)
+            params = {k: v for k, v in early.params.items() if k != "num_iterations"}
+            fitted.append(Fitted(early, refit(data, params, rounds), rounds))
+        return fitted
+
+
 def assemble(
     data: PreparedData,
     plans: Sequence[MemberPlan],
     quantiles: Sequence[float],
     early_stopping_rounds: int,
-    num_threads: int,
-    callbacks: Sequence[Callback] = (),
+    fitter: Fitter,
     search: SearchSummary | None = None,
 ) -> TrainedModel:
     """Fit each member on the training part, then refit it on training + validation; the
-    same for the quantile boosters, calibrated on the validation part in between."""
-    fits = []
-    for plan in plans:
-        params, stopping = plan.params, early_stopping_rounds
-        if plan.rounds is not None:  # a search found them: no early stopping
-            kept = {k: v for k, v in plan.params.items() if k not in _ROUND_ALIASES}
-            params, stopping = {**kept, "n_estimators": plan.rounds}, 0
-        fitted = fit(data, params, stopping, num_threads, callbacks)
+    same for the quantile boosters, calibrated on the validation part's forecasts."""
+    requests = [_member_request(plan, early_stopping_rounds) for plan in plans]
+    alphas = paired_quantiles(quantiles) if quantiles else []
+    requests += [
+        FitRequest(quantile_params(plans[0].params, alpha), early_stopping_rounds)
+        for alpha in alphas
+    ]
+    results = fitter(data, requests)
+    points, bounds = results[: len(plans)], results[len(plans) :]
+    for plan, result in zip(plans, points, strict=True):
         logger.info(
             "%s: best iteration %d of %d, validation l1=%.4f",
             plan.objective,
-            fitted.best_iteration,
-            fitted.booster.current_iteration(),
-            fitted.curve["l1"][fitted.best_iteration - 1],
+            result.fit.best_iteration,
+            result.fit.booster.current_iteration(),
+            result.fit.curve["l1"][result.fit.best_iteration - 1],
         )
-        fits.append(fitted)
+    fits = [result.fit for result in points]
     validation = np.mean(
         [f.booster.predict(data.validation.X, num_iteration=f.best_iteration) for f in fits],
         axis=0,
     )
-    members = []
-    for plan, fitted in zip(plans, fits, strict=True):
-        rounds = refit_rounds(fitted.best_iteration, data)
-        params = {k: v for k, v in fitted.params.items() if k != "num_iterations"}
-        members.append(Member(plan.objective, refit(data, params, rounds), rounds))
+    members = [
+        Member(plan.objective, result.refitted, result.rounds)
+        for plan, result in zip(plans, points, strict=True)
+    ]
     errors = data.validation.y - validation
     scores = {
         "best_mae": float(np.mean(np.abs(errors))),
@@ -292,8 +366,8 @@ def assemble(
         ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
         scores["best_mae"],
     )
-    quantile_members, calibration = _quantile_boosters(
-        data, plans[0].params, quantiles, validation, early_stopping_rounds, num_threads, callbacks
+    quantile_members, calibration = _quantile_members(
+        data, quantiles, validation, dict(zip(alphas, bounds, strict=True))
     )
     return TrainedModel(
         members=tuple(members),
@@ -308,50 +382,45 @@ def assemble(
     )
 
 
-def _quantile_boosters(
-    data: PreparedData,
-    params: dict[str, Any],
-    quantiles: Sequence[float],
-    validation: np.ndarray,
-    early_stopping_rounds: int,
-    num_threads: int,
-    callbacks: Sequence[Callback],
-) -> tuple[tuple[Member, ...], QuantileCalibration | None]:
-    """A quantile booster per interval bound (``params``: the first member's, with its
-    rounds ceiling), early-stopped on its pinball loss, the calibration from its
-    validation forecasts, then its refit on training + validation."""
-    if not quantiles:
-        return (), None
-    base = {k: v for k, v in params.items() if k != "objective"}  # the ceiling stays
+def _member_request(plan: MemberPlan, early_stopping_rounds: int) -> FitRequest:
+    if plan.rounds is None:
+        return FitRequest(plan.params, early_stopping_rounds)
+    kept = {k: v for k, v in plan.params.items() if k not in _ROUND_ALIASES}
+    return FitRequest({**kept, "n_estimators": plan.rounds}, 0)  # a search found them
+
+
+def quantile_params(params: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """A quantile booster's parameters: the first member's (with its rounds ceiling), at
+    a faster rate, early-stopped on its pinball loss."""
+    base = {k: v for k, v in params.items() if k != "objective"}
     rate = float(base.get("learning_rate", 0.1))
     base["learning_rate"] = max(rate, min(QUANTILE_RATE_FACTOR * rate, QUANTILE_MAX_RATE))
-    fits = {
-        q: fit(
-            data,
-            {**base, "objective": "quantile", "alpha": q, "metric": ["quantile"]},
-            early_stopping_rounds,
-            num_threads,
-            callbacks,
-        )
-        for q in paired_quantiles(quantiles)
-    }
+    return {**base, "objective": "quantile", "alpha": alpha, "metric": ["quantile"]}
+
+
+def _quantile_members(
+    data: PreparedData,
+    quantiles: Sequence[float],
+    validation: np.ndarray,
+    fitted: dict[float, Fitted],
+) -> tuple[tuple[Member, ...], QuantileCalibration | None]:
+    """The quantile boosters' refits, and the calibration from their early-stopped fits'
+    validation forecasts."""
+    if not quantiles:
+        return (), None
     boosted = {
-        q: np.asarray(f.booster.predict(data.validation.X, num_iteration=f.best_iteration))
-        for q, f in fits.items()
+        q: np.asarray(f.fit.booster.predict(data.validation.X, num_iteration=f.fit.best_iteration))
+        for q, f in fitted.items()
     }
     calibration = calibrate(data.validation.y, validation, boosted, quantiles)
-    members = []
-    for q, fitted in fits.items():
-        rounds = refit_rounds(fitted.best_iteration, data)
-        refit_params = {k: v for k, v in fitted.params.items() if k != "num_iterations"}
-        members.append(Member("quantile", refit(data, refit_params, rounds), rounds, q))
+    members = tuple(Member("quantile", f.refitted, f.rounds, q) for q, f in fitted.items())
     if members:
         logger.info(
             "quantile boosters: %s; conformal widening %s",
             ", ".join(f"P{100 * m.alpha:g} {m.rounds} rounds" for m in members if m.alpha),
             ", ".join(f"{k}: {v:.4g}" for k, v in calibration.widen.items()),
         )
-    return tuple(members), calibration
+    return members, calibration
 
 
 def retrain_best(
@@ -359,20 +428,16 @@ def retrain_best(
 ) -> TrainedModel:
     """The train stage after a search: each member with its best trial's parameters and
     rounds, refitted on training + validation rows."""
-    plans = [
-        MemberPlan(objective, params, rounds)
-        for objective, (params, rounds) in search.members.items()
-    ]
     logger.info(
         "retraining the best trial of each objective (%s) on train + validation",
         ", ".join(search.members),
     )
     return assemble(
         data,
-        plans,
+        search_plans(search),
         config.quantiles,
         search.early_stopping_rounds,
-        num_threads,
+        InProcessFitter(num_threads),
         search=search.summary(),
     )
 

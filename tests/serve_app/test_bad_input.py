@@ -46,6 +46,21 @@ BAD_BODIES = [
     ),
     pytest.param(_with({"n_workers": 64}), ["body", "config", "n_workers"], id="too-many-workers"),
     pytest.param(
+        _with({"distributed": {"workers": 64}}),
+        ["body", "config", "distributed", "workers"],
+        id="distributed-workers-beyond-the-cluster",
+    ),
+    pytest.param(
+        _with({"distributed": {"workers": 0}}),
+        ["body", "config", "distributed", "workers"],
+        id="distributed-workers-zero",
+    ),
+    pytest.param(
+        _with({"distributed": {"workers": 2, "gpus": 1}}),
+        ["body", "config", "distributed", "gpus"],
+        id="distributed-unknown-field",
+    ),
+    pytest.param(
         _with(
             {
                 "enable_hpo": True,
