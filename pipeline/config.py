@@ -153,6 +153,11 @@ class TrainingConfig(BaseModel):
     backtest: BacktestSpec | None = Field(
         None, description="Rolling-origin backtest over the most recent data."
     )
+    per_series: bool = Field(
+        False,
+        description="Train one model per series of a multi-series set instead of one global "
+        "model (no HPO or backtest).",
+    )
     promote_champion: bool = Field(
         False,
         description="Move the model's 'champion' alias to this version if its test MAE beats "
