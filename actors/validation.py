@@ -8,6 +8,26 @@ from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 
 
+def check_per_series(config: TrainingConfig, series_column: str | None) -> None:
+    """Raises: InvalidRequest when a per-series job could not run as asked."""
+    if series_column is None:
+        raise InvalidRequest(
+            "config.per_series",
+            f"feature set {config.feature_set!r} has no series column: per_series needs "
+            "several series (upload it with series_column)",
+        )
+    if config.enable_hpo:
+        raise InvalidRequest(
+            "config.per_series",
+            "per_series with enable_hpo is not supported: a search per series is not offered; "
+            "search with one global model, then train per series with its hyperparameters",
+        )
+    if config.backtest is not None:
+        raise InvalidRequest(
+            "config.per_series", "per_series with a backtest is not supported; drop 'backtest'"
+        )
+
+
 class JobValidator:
     """Checks a job's config against the feature store and the cluster's size. It reads
     the feature store (a file system, or S3): call it off the actor's event loop."""
@@ -31,6 +51,8 @@ class JobValidator:
                 f"feature set {schema.name!r} has target {schema.target_column!r}, "
                 f"not {config.target_variable!r}",
             )
+        if config.per_series:
+            check_per_series(config, schema.series_column)
         if config.backtest is not None:
             check_backtest_fits(config, schema, features.step_seconds(config.feature_set))
         if not config.enable_hpo and config.train_cpus > self._cluster_cpus:
