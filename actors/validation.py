@@ -9,22 +9,13 @@ from pipeline.feature_store import FeatureStore
 
 
 def check_per_series(config: TrainingConfig, series_column: str | None) -> None:
-    """Raises: InvalidRequest when a per-series job could not run as asked."""
+    """Raises: InvalidRequest when the feature set has one series only (the config
+    itself refuses per_series with HPO or a backtest)."""
     if series_column is None:
         raise InvalidRequest(
             "config.per_series",
             f"feature set {config.feature_set!r} has no series column: per_series needs "
             "several series (upload it with series_column)",
-        )
-    if config.enable_hpo:
-        raise InvalidRequest(
-            "config.per_series",
-            "per_series with enable_hpo is not supported: a search per series is not offered; "
-            "search with one global model, then train per series with its hyperparameters",
-        )
-    if config.backtest is not None:
-        raise InvalidRequest(
-            "config.per_series", "per_series with a backtest is not supported; drop 'backtest'"
         )
 
 

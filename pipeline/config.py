@@ -5,7 +5,15 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from domain.names import NAME_PATTERN
 from pipeline.calendars import check_holiday_code
@@ -192,6 +200,18 @@ class TrainingConfig(BaseModel):
         if len({f"{q:g}" for q in quantiles}) < len(quantiles):
             raise ValueError(f"quantiles must differ within 6 significant digits; got {quantiles}")
         return quantiles
+
+    @field_validator("per_series")
+    @classmethod
+    def _per_series_alone(cls, per_series: bool, info: ValidationInfo) -> bool:
+        if per_series and info.data.get("enable_hpo"):
+            raise ValueError(
+                "per_series with enable_hpo is not supported (no search per series): search "
+                "with one global model, then train per series with its hyperparameters"
+            )
+        if per_series and info.data.get("backtest") is not None:
+            raise ValueError("per_series with a backtest is not supported; drop 'backtest'")
+        return per_series
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:

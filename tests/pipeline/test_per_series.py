@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from domain.errors import InvalidRequest, PipelineError
 from domain.jobs import ModelType
@@ -180,3 +181,17 @@ def test_a_series_without_a_model_is_refused_naming_the_row(
     with pytest.raises(InvalidRequest) as refused:
         predict_rows(artifact, as_json_rows(rows.reset_index(drop=True)))
     assert refused.value.field == "rows.0.meter"
+
+
+@pytest.mark.parametrize(
+    ("fields", "hint"),
+    [({"enable_hpo": True}, "enable_hpo"), ({"backtest": {"windows": 2}}, "backtest")],
+)
+def test_a_config_refuses_per_series_with_what_it_does_not_support(
+    fields: dict[str, object], hint: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        config(per_series=True, **fields)
+    error = refused.value.errors()[0]
+    assert error["loc"] == ("per_series",)
+    assert hint in error["msg"]
