@@ -21,6 +21,7 @@ from pipeline.artifacts import (
     load_artifact,
     series_directory,
 )
+from pipeline.batch_forecast import forecast_chunk, load_history
 from pipeline.config import TrainingConfig
 from pipeline.demo import load_series
 from pipeline.feature_store import FeatureStore
@@ -155,18 +156,9 @@ def test_the_registered_bundle_serves_each_series_from_its_subdirectory(
         assert total == pytest.approx(p.predicted, rel=1e-9)
 
     # The bundle's forecasts for m1 are m1's own model's, served as a model of its own.
-    assert artifact.per_series is not None
-    m1 = artifact.per_series.parts[1]
-    assert m1.calibration is not None
-    alone = ModelArtifact(
-        m1.members,
-        artifact.scaler,
-        {**metadata, "per_series": None, "quantile_calibration": m1.calibration.as_dict()},
-        m1.quantile_members,
-    )
     own = {
         (p.timestamp, p.series): p.predicted
-        for p in predict_rows(alone, as_json_rows(rows[rows["meter"] == "m1"]))
+        for p in predict_rows(alone(artifact, 1), as_json_rows(rows[rows["meter"] == "m1"]))
     }
     served = {(p.timestamp, p.series): p.predicted for p in predictions if p.series == "m1"}
     assert own
@@ -195,3 +187,31 @@ def test_a_config_refuses_per_series_with_what_it_does_not_support(
     error = refused.value.errors()[0]
     assert error["loc"] == ("per_series",)
     assert hint in error["msg"]
+
+
+def alone(artifact: ModelArtifact, index: int) -> ModelArtifact:
+    """A per-series artifact's ``index``-th series model, as a model of its own."""
+    assert artifact.per_series is not None
+    part = artifact.per_series.parts[index]
+    assert part.calibration is not None
+    metadata = {
+        **artifact.metadata,
+        "per_series": None,
+        "quantile_calibration": part.calibration.as_dict(),
+    }
+    return ModelArtifact(part.members, artifact.scaler, metadata, part.quantile_members)
+
+
+def test_a_batch_forecast_routes_each_series_to_its_model(
+    store: FeatureStore, registered: Path
+) -> None:
+    artifact = load_artifact(Location(str(registered)))
+    history = load_history(store, artifact.metadata, "meters", 24, None)
+    table = forecast_chunk(artifact, history, 24)
+    assert table.groupby("series").size().to_dict() == {"m0": 24, "m1": 24, "m2": 24}
+    for index, name in enumerate(["m0", "m1", "m2"]):
+        own = forecast_chunk(
+            alone(artifact, index), load_history(store, artifact.metadata, "meters", 24, [name]), 24
+        )
+        mine = table[table["series"] == name].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, own)
