@@ -9,6 +9,17 @@ from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 
 
+def check_per_series(config: TrainingConfig, series_column: str | None) -> None:
+    """Raises: InvalidRequest when the feature set has one series only (the config
+    itself refuses per_series with HPO or a backtest)."""
+    if series_column is None:
+        raise InvalidRequest(
+            "config.per_series",
+            f"feature set {config.feature_set!r} has no series column: per_series needs "
+            "several series (upload it with series_column)",
+        )
+
+
 class JobValidator:
     """Checks a job's config against the feature store and the cluster's size. It reads
     the feature store (a file system, or S3): call it off the actor's event loop."""
@@ -38,6 +49,8 @@ class JobValidator:
                 f"feature set {schema.name!r} has target {schema.target_column!r}, "
                 f"not {config.target_variable!r}",
             )
+        if config.per_series:
+            check_per_series(config, schema.series_column)
         if config.backtest is not None:
             check_backtest_fits(config, schema, features.step_seconds(config.feature_set))
         if not config.enable_hpo and config.train_cpus > self._cluster_cpus:

@@ -6,8 +6,11 @@ An artifact directory ``<root>/<tenant>/<model_name>/<version>/`` holds:
 ``quantile-0.1.txt``... for the quantile boosters), ``preprocessing.joblib`` (the fitted
 scaler), ``metadata.json`` (features and how to build them, params, metrics, quantile
 calibration, feature importance, lineage), ``test_predictions.parquet`` and, for a
-multi-series set, ``series_metrics.parquet``. A version is the second it was claimed
-(``domain.versions``). The root is a local path or a ``pyarrow.fs`` URI.
+multi-series set, ``series_metrics.parquet``. A model trained per series keeps each
+series' boosters in a subdirectory ``series-00000/``... laid out as above, listed (series
+-> subdirectory, members, calibration) under ``per_series`` in ``metadata.json``. A
+version is the second it was claimed (``domain.versions``). The root is a local path or a
+``pyarrow.fs`` URI.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
 from domain.versions import first_free_version
-from pipeline.blend import Member, blend_contributions, blend_predict, quantile_forecasts
-from pipeline.features import FeatureSpec
+from pipeline.blend import Blend, Member
+from pipeline.features import SERIES_FEATURE, FeatureSpec
 from pipeline.intervals import QuantileCalibration
+from pipeline.per_series import SeriesRouter
 from pipeline.storage import Location
 
 MODEL_FILE = "model.txt"
@@ -61,6 +65,11 @@ def quantile_column(quantile: float) -> str:
     return f"q{quantile:g}"
 
 
+def series_directory(index: int) -> str:
+    """The subdirectory of a per-series model's ``index``-th series."""
+    return f"series-{index:05d}"
+
+
 def claim_directory(parent: Location, now: datetime) -> str:
     """The first second from ``now`` whose directory this call creates: for runs with no
     orchestrator to ask (see ``Location.create_dir_exclusive`` for object stores)."""
@@ -75,26 +84,47 @@ class ModelArtifact:
     scaler: StandardScaler
     metadata: dict[str, Any]
     quantile_members: tuple[Member, ...] = ()
+    #: A per-series model's series and their boosters (None for one global model).
+    per_series: SeriesRouter[Blend] | None = None
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Predict from unscaled feature rows, columns in ``metadata['features']`` order."""
-        return blend_predict(self.members, self.scaler.transform(features))
+        return self._model.predict(self.scaler.transform(features))
 
     def predict_quantiles(self, features: np.ndarray, point: np.ndarray) -> np.ndarray | None:
         """The quantile forecasts (one column per quantile) of unscaled feature rows whose
         point forecasts are ``point``; None for models without quantiles."""
-        scaled = self.scaler.transform(features)
-        return quantile_forecasts(self.calibration, self.quantile_members, scaled, point)
+        return self._model.predict_quantiles(self.scaler.transform(features), point)
 
     def contributions(self, features: np.ndarray) -> np.ndarray:
         """Per-row contributions of each feature, then the expected value (last column);
         each row sums to ``predict``'s forecast."""
-        return blend_contributions(self.members, self.scaler.transform(features))
+        scaled = self.scaler.transform(features)
+        if self.per_series is None:
+            return Blend(self.members).contributions(scaled)
+        table = self.per_series.apply(scaled, lambda blend, rows, _: blend.contributions(rows))
+        assert table is not None
+        return table
+
+    @property
+    def _model(self) -> Blend | SeriesRouter[Blend]:
+        if self.per_series is not None:
+            return self.per_series
+        return Blend(self.members, self.quantile_members, self.calibration)
 
     @property
     def calibration(self) -> QuantileCalibration | None:
+        """The model's quantile calibration (a per-series model's first series' for one
+        with quantiles: the series share their quantiles, not their widening)."""
+        if self.per_series is not None:
+            return self.per_series.parts[0].calibration
         stored = self.metadata.get("quantile_calibration")
         return QuantileCalibration.from_dict(stored) if stored else None
+
+    @property
+    def series(self) -> tuple[str, ...] | None:
+        """The series the model forecasts (None: any of its feature spec's)."""
+        return self.per_series.series if self.per_series is not None else None
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -118,31 +148,48 @@ def load_metadata(directory: Location) -> dict[str, Any]:
 
 def load_artifact(directory: Location) -> ModelArtifact:
     metadata = load_metadata(directory)
+    scaler = joblib.load(io.BytesIO((directory / PREPROCESSING_FILE).read_bytes()))
+    if metadata.get("per_series"):
+        return ModelArtifact((), scaler, metadata, per_series=_series_router(directory, metadata))
     stored = metadata.get("members") or [
         {"file": MODEL_FILE, "objective": "regression", "rounds": metadata["best_iteration"]}
     ]
+    blend = _blend(directory, {**metadata, "members": stored})
+    return ModelArtifact(blend.members, scaler, metadata, blend.quantile_members)
+
+
+def _blend(directory: Location, entry: dict[str, Any]) -> Blend:
+    """The boosters an entry lists (a model's metadata, or one series' entry in it)."""
     members = tuple(
         Member(
-            entry["objective"],
-            lgb.Booster(model_str=(directory / entry["file"]).read_text()),
-            int(entry["rounds"]),
+            member["objective"],
+            lgb.Booster(model_str=(directory / member["file"]).read_text()),
+            int(member["rounds"]),
         )
-        for entry in stored
+        for member in entry["members"]
     )
     quantile_members = tuple(
         Member(
             "quantile",
-            lgb.Booster(model_str=(directory / entry["file"]).read_text()),
-            int(entry["rounds"]),
-            float(entry["alpha"]),
+            lgb.Booster(model_str=(directory / member["file"]).read_text()),
+            int(member["rounds"]),
+            float(member["alpha"]),
         )
-        for entry in metadata.get("quantile_members") or []
+        for member in entry.get("quantile_members") or []
     )
-    return ModelArtifact(
-        members=members,
-        scaler=joblib.load(io.BytesIO((directory / PREPROCESSING_FILE).read_bytes())),
-        metadata=metadata,
-        quantile_members=quantile_members,
+    stored = entry.get("quantile_calibration")
+    calibration = QuantileCalibration.from_dict(stored) if stored else None
+    return Blend(members, quantile_members, calibration)
+
+
+def _series_router(directory: Location, metadata: dict[str, Any]) -> SeriesRouter[Blend]:
+    entries = metadata["per_series"]
+    positions = {name: i for i, name in enumerate(metadata["feature_spec"]["series"])}
+    return SeriesRouter(
+        series=tuple(e["series"] for e in entries),
+        parts=tuple(_blend(directory / e["directory"], e) for e in entries),
+        codes=tuple(positions[e["series"]] for e in entries),
+        column=metadata["features"].index(SERIES_FEATURE),
     )
 
 

@@ -68,3 +68,21 @@ def blend_importance(members: Sequence[Member], names: Sequence[str]) -> dict[st
         [m.booster.feature_importance("gain", iteration=m.rounds) for m in members], axis=0
     )
     return {name: float(gain) for name, gain in zip(names, gains, strict=True)}
+
+
+@dataclass(frozen=True)
+class Blend:
+    """A registered model's boosters as read back: its point blend and calibrated quantiles."""
+
+    members: tuple[Member, ...]
+    quantile_members: tuple[Member, ...] = ()
+    calibration: QuantileCalibration | None = None
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return blend_predict(self.members, X)
+
+    def predict_quantiles(self, X: np.ndarray, point: np.ndarray) -> np.ndarray | None:
+        return quantile_forecasts(self.calibration, self.quantile_members, X, point)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        return blend_contributions(self.members, X)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from domain.names import NAME_PATTERN
 from pipeline.calendars import check_holiday_code
@@ -170,6 +178,11 @@ class TrainingConfig(BaseModel):
         description="Train data-parallel on Ray Train (feature sets past the service's "
         "distributed_min_rows do by default, on 2 workers).",
     )
+    per_series: bool = Field(
+        False,
+        description="Train one model per series of a multi-series set instead of one global "
+        "model (no HPO, backtest or distributed).",
+    )
     promote_champion: bool = Field(
         False,
         description="Move the model's 'champion' alias to this version if its test MAE beats "
@@ -205,6 +218,23 @@ class TrainingConfig(BaseModel):
             raise ValueError(f"quantiles must differ within 6 significant digits; got {quantiles}")
         return quantiles
 
+    @field_validator("per_series")
+    @classmethod
+    def _per_series_alone(cls, per_series: bool, info: ValidationInfo) -> bool:
+        if per_series and info.data.get("enable_hpo"):
+            raise ValueError(
+                "per_series with enable_hpo is not supported (no search per series): search "
+                "with one global model, then train per series with its hyperparameters"
+            )
+        if per_series and info.data.get("backtest") is not None:
+            raise ValueError("per_series with a backtest is not supported; drop 'backtest'")
+        if per_series and info.data.get("distributed") is not None:
+            raise ValueError(
+                "per_series with distributed is not supported: each series' model trains "
+                "in one task of its own; drop 'distributed'"
+            )
+        return per_series
+
     @model_validator(mode="after")
     def _coherent(self) -> Self:
         if self.start_date and self.end_date and self.end_date <= self.start_date:
@@ -238,9 +268,10 @@ class TrainingConfig(BaseModel):
 
     def sized_for(self, rows: int, min_rows: int, cluster_cpus: int) -> TrainingConfig:
         """This config, data-parallel on ``AUTO_WORKERS`` workers when its feature set has
-        ``min_rows`` rows or more, the job chose nothing itself and the cluster holds them."""
+        ``min_rows`` rows or more, the job chose nothing itself (neither ``distributed`` nor
+        ``per_series``) and the cluster holds them."""
         workers = AUTO_WORKERS * self.train_cpus
-        if self.distributed or rows < min_rows or workers > cluster_cpus:
+        if self.distributed or self.per_series or rows < min_rows or workers > cluster_cpus:
             return self
         return self.model_copy(update={"distributed": DistributedSpec(workers=AUTO_WORKERS)})
 

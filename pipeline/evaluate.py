@@ -20,11 +20,11 @@ from sklearn.metrics import (
 
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
+from pipeline.forecaster import Forecaster
 from pipeline.intervals import QuantileCalibration, quantile_metrics
 from pipeline.preprocess import PreparedData
 from pipeline.series_metrics import naive_scales, per_series, worst
 from pipeline.summaries import EvaluateSummary
-from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def naive_mae(actual: np.ndarray, naive: np.ndarray) -> float:
 
 
 def evaluate(
-    model: TrainedModel, data: PreparedData, model_type: ModelType, config: TrainingConfig
+    model: Forecaster, data: PreparedData, model_type: ModelType, config: TrainingConfig
 ) -> Evaluation:
     """Point metrics on the untouched test part; with quantiles, their coverage, widths,
     pinball losses and WQL; per series when the set has several; for anomaly models,

@@ -42,6 +42,14 @@ from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
 from pipeline.hpo import STOP_CHECK_SECONDS, search
 from pipeline.job_callbacks import JobCallbacks
+from pipeline.per_series import (
+    SeriesBundle,
+    bundle,
+    chunks,
+    series_names,
+    train_per_series,
+    train_series,
+)
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
@@ -263,6 +271,58 @@ def backtest_stage(
     return BacktestResult(results)
 
 
+def _series_task(
+    data: list[ObjectRef[PreparedData]], config: TrainingConfig, names: list[str]
+) -> list[TrainedModel]:
+    return train_series(ray.get(data[0]), config, names)
+
+
+_remote_series = ray.remote(num_cpus=1)(_series_task)
+
+
+def per_series_stage(
+    context: JobContext, data: list[ObjectRef[Any]], callbacks: JobCallbacks | None
+) -> SeriesBundle:
+    """The train stage of a per-series job: a coordinator (no CPU) that trains chunks of
+    series as one-CPU tasks named ``train:<job_id>:<chunk>`` and bundles their models."""
+    prepared: PreparedData = ray.get(data[0])
+    names = series_names(prepared)
+    parts = chunks(names)
+    logger = logging.getLogger(f"{PIPELINE_LOGGER}.train")
+    logger.info(
+        "training one model per series: %d series in %d task(s) of up to %d",
+        len(names),
+        len(parts),
+        len(parts[0]),
+    )
+    refs = [
+        _remote_series.options(name=f"train:{context.job_id}:{number}").remote(
+            [data[0]], context.config, part
+        )
+        for number, part in enumerate(parts)
+    ]
+    stop = callbacks.is_cancelled if callbacks is not None else None
+    try:
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=STOP_CHECK_SECONDS)
+            if pending and stop is not None and stop():
+                raise TrainingStopped("training stopped: the job was cancelled")
+        models = [model for chunk in ray.get(refs) for model in chunk]
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref)
+        raise
+    trained = bundle(prepared, names, models)
+    logger.info(
+        "%d series models, median best iteration %d; validation l1=%.4f",
+        len(models),
+        trained.best_iteration,
+        trained.validation_scores["best_mae"],
+    )
+    return trained
+
+
 def search_stage(
     context: JobContext,
     data: list[ObjectRef[Any]],
@@ -296,6 +356,7 @@ def launch(
     With HPO a ``search`` stage runs between preprocess and train, and train refits the
     best trial; ``callbacks`` then hear of every trial. With ``distributed`` the train
     stage only coordinates (no CPU): Ray Train's workers train (``pipeline.distributed``).
+    A per-series job's train stage fans out over the series (``per_series_stage``).
     """
     config = context.config
 
@@ -330,6 +391,8 @@ def launch(
             model = submit(Stage.TRAIN, retrain_best_distributed, data, found, config, cpus=0)
         else:
             model = submit(Stage.TRAIN, retrain_best, data, found, config, cpus, cpus=cpus)
+    elif config.per_series:
+        model = submit(Stage.TRAIN, per_series_stage, context, [data], callbacks, cpus=0)
     else:
         stop = callbacks.is_cancelled if callbacks is not None else None
         live = callbacks.record_live_metrics if callbacks is not None else None
@@ -363,7 +426,8 @@ def run_in_process(
 
     frame = step(Stage.LOAD_FEATURES, load_features, context, settings.features_root)
     data = step(Stage.PREPROCESS, preprocess, frame, config)
-    model = step(Stage.TRAIN, train, data, config, num_threads)
+    fit = train_per_series if config.per_series else train
+    model = step(Stage.TRAIN, fit, data, config, num_threads)
     evaluation = step(Stage.EVALUATE, evaluate, model, data, context.model_type, config)
     root = settings.artifacts_root
     saved = step(Stage.REGISTER, register, context, model, data, evaluation, None, root)

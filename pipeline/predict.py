@@ -88,7 +88,7 @@ def predict_rows(
     schema = replace(FeatureSetSchema(**metadata["feature_schema"]), label_column=None)
     spec = artifact.feature_spec
     frame = _frame(schema, rows, spec.step)
-    _known_series(frame, schema, spec)
+    _known_series(frame, schema, artifact.series or spec.series)
     matrix = within_reach(
         build_features(
             FeatureFrame(schema, frame), spec, require_target=False, columns=metadata["features"]
@@ -163,17 +163,20 @@ def within_reach(
     )
 
 
-def _known_series(frame: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec) -> None:
-    """Raises InvalidRequest for a series the model was not trained on."""
-    if schema.series_column is None or spec.series is None:
+def _known_series(
+    frame: pd.DataFrame, schema: FeatureSetSchema, known: tuple[str, ...] | None
+) -> None:
+    """Raises InvalidRequest for a series the model has no forecasts for (it was not
+    trained on it; a per-series model: it has no model of its own for it)."""
+    if schema.series_column is None or known is None:
         return
-    unknown = ~frame[schema.series_column].isin(spec.series)
+    unknown = ~frame[schema.series_column].isin(known)
     if unknown.any():
         row = int(frame.index[unknown.to_numpy()][0])
         raise InvalidRequest(
             f"{FIELD}.{row}.{schema.series_column}",
-            f"unknown series {frame[schema.series_column][row]!r}: the model was trained on "
-            f"{len(spec.series)} series (e.g. {list(spec.series[:3])})",
+            f"unknown series {frame[schema.series_column][row]!r}: the model forecasts "
+            f"{len(known)} series (e.g. {list(known[:3])})",
         )
 
 

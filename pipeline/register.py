@@ -34,11 +34,13 @@ from pipeline.artifacts import (
     model_directory,
     quantile_column,
     quantile_file,
+    series_directory,
 )
 from pipeline.backtest import BacktestResult
 from pipeline.blend import blend_importance
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import Evaluation, ResidualThreshold
+from pipeline.per_series import SeriesBundle
 from pipeline.preprocess import PreparedData
 from pipeline.storage import Location
 from pipeline.summaries import RegisterSummary
@@ -75,7 +77,7 @@ class SavedModel:
 
 def register(
     context: JobContext,
-    model: TrainedModel,
+    model: TrainedModel | SeriesBundle,
     data: PreparedData,
     evaluation: Evaluation,
     backtest: BacktestResult | None,
@@ -93,21 +95,11 @@ def register(
     parent = model_directory(artifacts_root, context.tenant_id, context.model_name)
     version = (claim_version or claim_directory)(parent, now or datetime.now(UTC))
     directory = parent / version
-    members = []
-    for index, member in enumerate(model.members):
-        name = member_file(index)
-        (directory / name).write_text(member.booster.model_to_string(num_iteration=member.rounds))
-        members.append({"file": name, "objective": member.objective, "rounds": member.rounds})
-    quantile_members = []
-    for member in model.quantile_members:
-        assert member.alpha is not None  # a quantile booster's quantile
-        name = quantile_file(member.alpha)
-        (directory / name).write_text(member.booster.model_to_string(num_iteration=member.rounds))
-        quantile_members.append({"file": name, "alpha": member.alpha, "rounds": member.rounds})
+    boosters = _write_model(directory, model, data.feature_names)
     scaler = io.BytesIO()
     joblib.dump(data.scaler, scaler)
     (directory / PREPROCESSING_FILE).write_bytes(scaler.getvalue())
-    predictions = _predictions_table(data, evaluation)
+    predictions = _predictions_table(data, evaluation, context.config.quantiles)
     (directory / PREDICTIONS_FILE).write_parquet(
         pa.Table.from_pandas(predictions, preserve_index=False)
     )
@@ -115,8 +107,7 @@ def register(
         (directory / SERIES_METRICS_FILE).write_parquet(
             pa.Table.from_pandas(evaluation.series_metrics, preserve_index=False)
         )
-    importance = blend_importance(model.members, data.feature_names)
-    calibration = model.calibration
+    importance = boosters.pop("feature_importance")
     metadata = {
         "model_id": model_id(context.tenant_id, context.model_name, version),
         "version": version,
@@ -125,13 +116,11 @@ def register(
         "season": data.season,
         "feature_spec": asdict(data.spec),
         "feature_schema": asdict(data.feature_schema),
-        "members": members,
-        "quantile_members": quantile_members,
+        **boosters,
         "best_iteration": model.best_iteration,
         "params": model.params,
         "metrics": evaluation.metrics,
         "feature_importance": importance,
-        "quantile_calibration": calibration.as_dict() if calibration else None,
         "anomaly_threshold": _threshold(evaluation.threshold),
         "search": model.search.as_dict() if model.search is not None else None,
         "backtest": backtest.summary().as_dict() if backtest is not None else None,
@@ -160,7 +149,62 @@ def register(
     )
 
 
-def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFrame:
+def _write_model(
+    directory: Location, model: TrainedModel | SeriesBundle, features: list[str]
+) -> dict[str, Any]:
+    """Write the boosters; their metadata entries and the feature importance. A bundle's
+    series each get a subdirectory laid out as a single model's, listed under
+    ``per_series``; its importance is the mean of theirs."""
+    match model:
+        case SeriesBundle():
+            entries = []
+            for index, (series, part) in enumerate(model.models.items()):
+                name = series_directory(index)
+                entry = _write_boosters(directory / name, part, features)
+                entries.append({"series": series, "directory": name, **entry})
+            importance = {
+                feature: float(np.mean([e["feature_importance"][feature] for e in entries]))
+                for feature in features
+            }
+            for entry in entries:
+                del entry["feature_importance"]
+            return {
+                "members": [],
+                "quantile_members": [],
+                "quantile_calibration": None,
+                "per_series": entries,
+                "feature_importance": importance,
+            }
+        case TrainedModel():
+            return _write_boosters(directory, model, features)
+
+
+def _write_boosters(
+    directory: Location, model: TrainedModel, features: list[str]
+) -> dict[str, Any]:
+    members = []
+    for index, member in enumerate(model.members):
+        name = member_file(index)
+        (directory / name).write_text(member.booster.model_to_string(num_iteration=member.rounds))
+        members.append({"file": name, "objective": member.objective, "rounds": member.rounds})
+    quantile_members = []
+    for member in model.quantile_members:
+        assert member.alpha is not None  # a quantile booster's quantile
+        name = quantile_file(member.alpha)
+        (directory / name).write_text(member.booster.model_to_string(num_iteration=member.rounds))
+        quantile_members.append({"file": name, "alpha": member.alpha, "rounds": member.rounds})
+    calibration = model.calibration
+    return {
+        "members": members,
+        "quantile_members": quantile_members,
+        "quantile_calibration": calibration.as_dict() if calibration else None,
+        "feature_importance": blend_importance(model.members, features),
+    }
+
+
+def _predictions_table(
+    data: PreparedData, evaluation: Evaluation, quantiles: list[float]
+) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "timestamp": pd.to_datetime(data.test.timestamps).tz_localize("UTC"),
@@ -170,8 +214,8 @@ def _predictions_table(data: PreparedData, evaluation: Evaluation) -> pd.DataFra
     )
     if data.test.series is not None:
         table.insert(1, "series", data.test.series)
-    if evaluation.bounds is not None and evaluation.calibration is not None:
-        for i, q in enumerate(evaluation.calibration.quantiles):
+    if evaluation.bounds is not None:
+        for i, q in enumerate(quantiles):
             table[quantile_column(q)] = evaluation.bounds[:, i]
     if evaluation.anomaly_flags is not None:
         table["anomaly"] = evaluation.anomaly_flags

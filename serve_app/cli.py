@@ -115,6 +115,9 @@ def submit(
     backtest_step: Annotated[
         int | None, typer.Option(help="Backtest: steps between origins (default: horizon).")
     ] = None,
+    per_series: Annotated[
+        bool, typer.Option(help="One model per series of a multi-series set.")
+    ] = False,
     wait: Annotated[bool, typer.Option(help="Show progress until the job ends.")] = False,
 ) -> None:
     """Queue a training job. A --param value may be a JSON search spec with --hpo, e.g.
@@ -138,6 +141,8 @@ def submit(
         config["holidays"] = holidays
     if quantiles is not None:
         config["quantiles"] = _parse_quantiles(quantiles)
+    if per_series:
+        config["per_series"] = True
     if backtest_windows is not None:
         config["backtest"] = {"windows": backtest_windows, "step": backtest_step}
     elif backtest_step is not None:

@@ -117,3 +117,5 @@ def test_a_large_feature_set_trains_data_parallel_unless_the_job_chose() -> None
     assert plain.sized_for(rows=100, min_rows=100, cluster_cpus=1) is plain  # no room for 2
     chosen = config(distributed={"workers": 3})
     assert chosen.sized_for(rows=100, min_rows=100, cluster_cpus=4) is chosen
+    per_series = plain.model_copy(update={"per_series": True})
+    assert per_series.sized_for(rows=100, min_rows=100, cluster_cpus=4) is per_series
