@@ -7,7 +7,11 @@ default) it runs, each in a fresh process so that process's peak RSS is its own:
 - ``train``: the service's job in one process (``run_in_process``: load, features,
   preprocess, train, evaluate, register) with ``--threads`` LightGBM threads;
 - ``mlforecast``: Nixtla mlforecast's ``fit`` with a LightGBM of the same parameters, lags
-  and threads (it needs ``.venv-bench``, where mlforecast is installed).
+  and threads (it needs ``.venv-bench``, where mlforecast is installed);
+- ``distributed`` (``--distributed-from`` rows up): the same job through ``launch`` on a
+  local Ray of ``--threads`` CPUs with ``distributed.workers=2``; its peak RSS is the
+  largest of any of its processes (the driver and every Ray worker's ``VmHWM``, sampled
+  twice a second until each exits).
 
 It prints each run's wall time, rows/s and peak RSS, the ratio service/mlforecast, and the
 growth exponent k of time ∝ rows^k (a least-squares fit over the sizes).
@@ -26,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +92,10 @@ def role_import(data_dir: Path, file: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "rows": schema.rows}
 
 
-def role_train(data_dir: Path, threads: int) -> dict[str, Any]:
+def _context(**extra: Any) -> Any:
     from domain.jobs import ModelType
     from pipeline.config import TrainingConfig
-    from pipeline.graph import run_in_process
     from pipeline.register import JobContext
-    from pipeline.settings import PipelineSettings
 
     config = TrainingConfig(
         feature_set="meters",
@@ -102,8 +104,16 @@ def role_train(data_dir: Path, threads: int) -> dict[str, Any]:
         hyperparameters={**PARAMS, "objective": "regression"},
         early_stopping_rounds=0,
         quantiles=[],
+        **extra,
     )
-    context = JobContext(str(uuid.uuid4()), "bench", ModelType.FORECAST, "scale", config)
+    return JobContext(str(uuid.uuid4()), "bench", ModelType.FORECAST, "scale", config)
+
+
+def role_train(data_dir: Path, threads: int) -> dict[str, Any]:
+    from pipeline.graph import run_in_process
+    from pipeline.settings import PipelineSettings
+
+    context = _context()
     started = time.perf_counter()
     saved, reports = run_in_process(context, PipelineSettings(data_dir=data_dir), threads)
     return {
@@ -111,6 +121,71 @@ def role_train(data_dir: Path, threads: int) -> dict[str, Any]:
         "mae": saved.metrics["mae"],
         "stages": {str(r.stage): round(r.seconds, 1) for r in reports},
     }
+
+
+def role_distributed(data_dir: Path, threads: int) -> dict[str, Any]:
+    import threading
+
+    import ray
+
+    from pipeline.graph import launch
+    from pipeline.settings import PipelineSettings
+
+    ray.init(num_cpus=threads, include_dashboard=False, log_to_driver=False)
+    peaks: dict[int, tuple[str, float]] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for pid, name in _session_processes():
+                try:
+                    peak = _peak_rss_mb(pid)
+                except OSError:  # it has just exited
+                    continue
+                if peak > peaks.get(pid, ("", 0.0))[1]:
+                    peaks[pid] = (name, peak)
+            done.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    run = launch(_context(distributed={"workers": 2}), PipelineSettings(data_dir=data_dir))
+    reports = ray.get(run.reports)
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    ray.shutdown()
+    largest = sorted(peaks.values(), key=lambda item: -item[1])[:4]
+    return {
+        "seconds": seconds,
+        "largest_mb": largest[0][1],
+        "largest": [f"{name} {mb:.0f} MB" for name, mb in largest],
+        "stages": {str(r.stage): round(r.seconds, 1) for r in reports},
+    }
+
+
+def _session_processes() -> list[tuple[int, str]]:
+    """This process and Ray's workers (``ray::...``): the benchmark's machine runs no other
+    Ray."""
+    found = [(os.getpid(), "driver")]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            name = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith("ray::"):
+            found.append((int(entry), name))
+    return found
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set (``VmHWM``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def role_mlforecast(file: Path, threads: int) -> dict[str, Any]:
@@ -156,7 +231,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "bench-scale")
     parser.add_argument("--skip-mlforecast", action="store_true")
-    parser.add_argument("--role", choices=["import", "train", "mlforecast"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--distributed-from", default="16M", help="also train with distributed.workers=2 here up"
+    )
+    parser.add_argument(
+        "--role", choices=["import", "train", "mlforecast", "distributed"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -168,6 +248,9 @@ def main() -> None:
         return
     if args.role == "mlforecast":
         print(json.dumps(role_mlforecast(args.file, args.threads)))
+        return
+    if args.role == "distributed":
+        print(json.dumps(role_distributed(args.data_dir, args.threads)))
         return
 
     me = [sys.executable, "-m", "bench.scale", "--threads", str(args.threads)]
@@ -189,6 +272,12 @@ def main() -> None:
             batch.append(
                 measured("mlforecast", rows, [*me, "--role", "mlforecast", "--file", str(file)])
             )
+        if size >= parse_size(args.distributed_from):
+            distributed = measured(
+                "distributed", rows, [*me, "--role", "distributed", "--data-dir", str(data_dir)]
+            )
+            largest = float(distributed.detail["largest_mb"])
+            batch.append(replace(distributed, peak_rss_mb=largest))
         for run in batch:
             run = Run(run.role, rows, run.seconds, run.peak_rss_mb, run.detail)
             runs.append(run)
@@ -199,14 +288,23 @@ def main() -> None:
                 flush=True,
             )
         by_role = {r.role: r for r in runs if r.rows == rows}
+        train = by_role["train"]
         if "mlforecast" in by_role:
-            train, ml = by_role["train"], by_role["mlforecast"]
+            ml = by_role["mlforecast"]
             print(
                 f"{rows:>11,} rows  service/mlforecast: time {train.seconds / ml.seconds:.2f}, "
                 f"peak RSS {train.peak_rss_mb / ml.peak_rss_mb:.2f}",
                 flush=True,
             )
-    for role in ("import", "train", "mlforecast"):
+        if "distributed" in by_role:
+            spread = by_role["distributed"]
+            print(
+                f"{rows:>11,} rows  distributed/one process: time "
+                f"{spread.seconds / train.seconds:.2f}, largest process's peak RSS "
+                f"{spread.peak_rss_mb / train.peak_rss_mb:.2f}",
+                flush=True,
+            )
+    for role in ("import", "train", "mlforecast", "distributed"):
         chosen = [r for r in runs if r.role == role]
         if chosen:
             print(f"growth exponent k ({role}): {exponent(chosen):.3f}")
