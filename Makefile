@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test check lint typecheck bench bench-forecast services browser clean
+.PHONY: setup run test check lint typecheck bench bench-forecast bench-scale services browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench: setup
 	$(MAKE) bench-forecast
 
 ## Forecast quality against mlforecast on shared/data, and the backtest's speed (~40 min).
+## One job at 1M, 4M and 16M rows against mlforecast, and data-parallel at 16M (~40 min).
+bench-scale: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench.scale
+
 bench-forecast: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.forecast
 
