@@ -37,19 +37,12 @@ from typing import Any
 import numpy as np
 
 from bench.scale_data import meters_file
+from pipeline.config import DEFAULT_HYPERPARAMETERS
 
 #: The job the service runs: one L2 booster of a fixed number of rounds (no early stopping,
 #: no quantile boosters), so both tools do the same amount of boosting.
 ROUNDS = 200
-PARAMS: dict[str, Any] = {
-    "n_estimators": ROUNDS,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_child_samples": 20,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.8,
-}
+PARAMS: dict[str, Any] = {**DEFAULT_HYPERPARAMETERS, "n_estimators": ROUNDS}
 
 
 @dataclass(frozen=True)

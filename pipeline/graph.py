@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import optuna
 import pandas as pd
@@ -59,6 +59,8 @@ from pipeline.storage import Location
 from pipeline.summaries import WindowResult
 from pipeline.train import BinnedData, TrainedModel, bin_data, retrain_best, train
 from pipeline.trials import run_trial
+
+T = TypeVar("T")
 
 #: The window metrics a backtest writes to the job's log.
 SHOWN = ("mae", "rmse", "mase", "coverage_80")
@@ -217,6 +219,24 @@ def _window_task(
 _remote_window = ray.remote(num_cpus=1)(_window_task)
 
 
+def _gather(refs: list[ObjectRef[T]], callbacks: JobCallbacks | None, what: str) -> list[T]:
+    """The results of a coordinator's parts, asking every ``STOP_CHECK_SECONDS`` whether
+    the job was cancelled; on a cancel or a failure every part is cancelled."""
+    stop = callbacks.is_cancelled if callbacks is not None else None
+    try:
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=STOP_CHECK_SECONDS)
+            if pending and stop is not None and stop():
+                raise TrainingStopped(f"{what} stopped: the job was cancelled")
+        results: list[T] = ray.get(refs)
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref)
+        raise
+    return results
+
+
 def backtest_stage(
     context: JobContext,
     data: list[ObjectRef[Any]],
@@ -247,18 +267,7 @@ def backtest_stage(
         )
         for w in windows
     ]
-    stop = callbacks.is_cancelled if callbacks is not None else None
-    try:
-        pending = list(refs)
-        while pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=STOP_CHECK_SECONDS)
-            if pending and stop is not None and stop():
-                raise TrainingStopped("backtest stopped: the job was cancelled")
-        results: list[WindowResult] = ray.get(refs)
-    except BaseException:
-        for ref in refs:
-            ray.cancel(ref)
-        raise
+    results: list[WindowResult] = _gather(refs, callbacks, "backtest")
     for result in results:
         logger.info(
             "window %d (%s .. %s, %d training rows): %s",
@@ -301,18 +310,7 @@ def per_series_stage(
         )
         for number, part in enumerate(parts)
     ]
-    stop = callbacks.is_cancelled if callbacks is not None else None
-    try:
-        pending = list(refs)
-        while pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=STOP_CHECK_SECONDS)
-            if pending and stop is not None and stop():
-                raise TrainingStopped("training stopped: the job was cancelled")
-        models = [model for chunk in ray.get(refs) for model in chunk]
-    except BaseException:
-        for ref in refs:
-            ray.cancel(ref)
-        raise
+    models = [model for chunk in _gather(refs, callbacks, "training") for model in chunk]
     trained = bundle(prepared, names, models)
     logger.info(
         "%d series models, median best iteration %d; validation l1=%.4f",
