@@ -158,10 +158,8 @@ class FeatureStore:
     def versions(self, name: str) -> builtins.list[FeatureSetSchema]:
         """Every kept version of a set, oldest first (the current one last)."""
         current = self.schema(name)
-        directory = self._location(name) / VERSIONS_DIR
-        kept = [_read_schema(directory / v / SCHEMA_FILE) for v in directory.children()]
-        older = [s for s in kept if s.pinned_version != current.pinned_version]
-        return [*sorted(older, key=lambda s: s.created_at), current]
+        kept = _kept_versions(self._location(name))
+        return [*(s for s in kept if s.pinned_version != current.pinned_version), current]
 
     def step_seconds(self, name: str) -> float:
         """The typical spacing of a set's timestamps (read from the data for sets stored
@@ -319,10 +317,7 @@ def _remove_stale(directory: Location, in_use: set[str], cutoff: datetime) -> li
     """The versions of one set that ``remove_unreferenced`` deletes, deleted."""
     current = _read_schema(directory / SCHEMA_FILE)
     versions = directory / VERSIONS_DIR
-    kept = sorted(
-        (_read_schema(versions / v / SCHEMA_FILE) for v in versions.children()),
-        key=lambda s: s.created_at,
-    )
+    kept = _kept_versions(directory)
     removed = []
     # A version is superseded when the next one (by creation) was made.
     for schema, successor in zip(kept, [*kept[1:], current], strict=True):
@@ -370,6 +365,13 @@ def _row_filter(
 def _utc(moment: datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _kept_versions(directory: Location) -> list[FeatureSetSchema]:
+    """The schemas under a set's ``versions/``, oldest first."""
+    versions = directory / VERSIONS_DIR
+    kept = [_read_schema(versions / v / SCHEMA_FILE) for v in versions.children()]
+    return sorted(kept, key=lambda s: s.created_at)
 
 
 def _read_schema(location: Location) -> FeatureSetSchema:
