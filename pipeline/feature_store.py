@@ -29,11 +29,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from domain.names import is_valid_name
 from pipeline.feature_import import (
+    BUCKET_COLUMN,
     LABEL_COLUMN,
     PARTITIONING,
     YEAR_COLUMN,
@@ -102,6 +105,21 @@ class FeatureFrame:
         return LoadSummary(
             rows=len(self.data), feature_set=self.schema.name, version=self.schema.pinned_version
         )
+
+
+@dataclass(frozen=True)
+class SetKeys:
+    """What a set's key columns hold up to an end date (``FeatureStore.keys``)."""
+
+    rows: int
+    #: The first and last timestamps from the start date on (None: no rows there).
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    #: The series, sorted (None for a set without a series column).
+    series: tuple[str, ...] | None
+    #: The series buckets holding rows, each readable alone (``load(bucket=)``); a set
+    #: stored before partitions is one part, ``None``.
+    buckets: tuple[int | None, ...]
 
 
 class FeatureStore:
@@ -186,11 +204,12 @@ class FeatureStore:
         start: datetime | None = None,
         series: Sequence[str] | None = None,
         columns: Sequence[str] | None = None,
+        bucket: int | None = None,
     ) -> FeatureFrame:
         """Read a set's rows: the current version or ``version``, from ``start``
-        (inclusive) to ``end`` (exclusive), of the listed ``series`` and ``columns`` only
-        (the key columns always come). The range and the series are pushed down to the
-        files: partitions outside them are not read.
+        (inclusive) to ``end`` (exclusive), of the listed ``series`` (or series ``bucket``)
+        and ``columns`` only (the key columns always come). The range, the series and the
+        bucket are pushed down to the files: partitions outside them are not read.
         """
         schema = self.schema(name, version)
         dataset = self._dataset(name, schema)
@@ -198,11 +217,53 @@ class FeatureStore:
         wanted = (
             schema.columns if columns is None else [*keys, *(c for c in columns if c not in keys)]
         )
-        table = dataset.to_table(
-            columns=wanted, filter=_row_filter(schema, dataset, start, end, series)
-        )
+        wanted_rows = _row_filter(schema, dataset, start, end, series, bucket)
+        table = dataset.to_table(columns=wanted, filter=wanted_rows)
         data = table.to_pandas().sort_values(keys, kind="stable").reset_index(drop=True)
         return FeatureFrame(schema, data)
+
+    def keys(
+        self,
+        name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        version: str | None = None,
+    ) -> SetKeys:
+        """The rows, series, buckets and time span of a set's rows before ``end``, read
+        batch by batch from the key columns alone (the span counts from ``start``)."""
+        schema = self.schema(name, version)
+        dataset = self._dataset(name, schema)
+        partitioned = BUCKET_COLUMN in dataset.schema.names
+        series_column, stamp_column = schema.series_column, schema.timestamp_column
+        columns = [c for c in (stamp_column, series_column) if c]
+        columns += [BUCKET_COLUMN] if partitioned else []
+        rows, series, buckets = 0, set[str](), set[int]()
+        first: pd.Timestamp | None = None
+        last: pd.Timestamp | None = None
+        scanner = dataset.scanner(
+            columns=columns, filter=_row_filter(schema, dataset, None, end, None, None)
+        )
+        for batch in scanner.to_batches():
+            rows += batch.num_rows
+            if series_column:
+                series.update(pc.unique(batch[series_column].cast(pa.string())).to_pylist())
+            if partitioned:
+                buckets.update(pc.unique(batch[BUCKET_COLUMN]).to_pylist())
+            stamps = batch[stamp_column]
+            if start is not None:
+                stamps = stamps.filter(pc.greater_equal(stamps, _utc(start)))
+            if len(stamps):
+                low, high = (pd.Timestamp(v.as_py()) for v in pc.min_max(stamps).values())
+                first = low if first is None else min(first, low)
+                last = high if last is None else max(last, high)
+        return SetKeys(
+            rows=rows,
+            first=first,
+            last=last,
+            series=tuple(sorted(series)) if series_column else None,
+            buckets=tuple(sorted(buckets)) if partitioned else (None,),
+        )
 
     def _dataset(self, name: str, schema: FeatureSetSchema) -> ds.Dataset:
         location = self._location(name) / schema.data_path()
@@ -339,6 +400,7 @@ def _row_filter(
     start: datetime | None,
     end: datetime | None,
     series: Sequence[str] | None,
+    bucket: int | None,
 ) -> ds.Expression | None:
     """The rows wanted, with the year partition named too so whole years are skipped."""
     stamp = ds.field(schema.timestamp_column)
@@ -354,6 +416,8 @@ def _row_filter(
             conditions.append(ds.field(YEAR_COLUMN) <= _utc(end).year)
     if series is not None and schema.series_column is not None:
         conditions.append(ds.field(schema.series_column).isin(list(series)))
+    if bucket is not None and BUCKET_COLUMN in dataset.schema.names:
+        conditions.append(ds.field(BUCKET_COLUMN) == bucket)
     if not conditions:
         return None
     condition = conditions[0]

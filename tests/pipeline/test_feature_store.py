@@ -175,6 +175,22 @@ def test_reads_push_the_range_series_and_columns_down(store: FeatureStore) -> No
     assert frame.data["timestamp"].min() == pd.Timestamp(start)
 
 
+def test_keys_come_from_the_key_columns_and_buckets_read_alone(store: FeatureStore) -> None:
+    table = _meters(24 * 10)
+    store.put(
+        "s", table, timestamp_column="timestamp", target_column="load_kw", series_column="meter"
+    )
+    start = pd.Timestamp("2024-01-03", tz="UTC").to_pydatetime()
+    end = pd.Timestamp("2024-01-05", tz="UTC").to_pydatetime()
+    keys = store.keys("s", start, end)
+    assert keys.rows == 3 * 24 * 4  # every row before the end
+    assert (keys.first, keys.last) == (pd.Timestamp(start), pd.Timestamp(end) - pd.Timedelta("1h"))
+    assert keys.series == ("m0", "m1", "m2")
+    assert len(keys.buckets) > 1
+    read = [set(store.load("s", bucket=bucket).data["meter"]) for bucket in keys.buckets]
+    assert sorted(name for names in read for name in names) == ["m0", "m1", "m2"]  # each once
+
+
 def test_unreferenced_versions_go_after_the_grace_period(store: FeatureStore) -> None:
     versions = [
         store.put(
@@ -216,6 +232,9 @@ def test_a_set_stored_before_versions_reads_and_is_kept_when_replaced(store: Fea
     (directory / "schema.json").write_text(json.dumps(legacy))
     assert len(store.load("old").data) == 30
     assert store.schema("old").pinned_version == data_file
+    keys = store.keys("old")
+    assert (keys.rows, keys.series, keys.buckets) == (30, None, (None,))
+    assert keys.last == pd.Timestamp("2024-01-02T05:00:00Z")
     store.put("old", table.iloc[:20], timestamp_column="timestamp", target_column="load_kw")
     assert len(store.load("old").data) == 20
     assert len(store.load("old", version=data_file).data) == 30
