@@ -24,11 +24,12 @@ import pandas as pd
 from domain.errors import InvalidRequest, PipelineError
 from pipeline.blend import Member, blend_predict, quantile_forecasts
 from pipeline.config import TrainingConfig
-from pipeline.evaluate import naive_mae, point_metrics
+from pipeline.evaluate import point_metrics
 from pipeline.feature_store import FeatureSetSchema
 from pipeline.features import warm_up
 from pipeline.intervals import QuantileCalibration, quantile_metrics
 from pipeline.preprocess import PreparedData
+from pipeline.series_metrics import naive_mae
 from pipeline.summaries import BacktestSummary, WindowResult
 from pipeline.train import TrainedModel, booster_on
 

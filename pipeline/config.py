@@ -276,6 +276,13 @@ class TrainingConfig(BaseModel):
         return self.model_copy(update={"distributed": DistributedSpec(workers=AUTO_WORKERS)})
 
     @property
+    def partitioned(self) -> bool:
+        """Whether the job builds its features per series bucket and keeps its training
+        rows in the object store (``pipeline.partitions``): a ``distributed`` job does,
+        unless a search's trials or a backtest's windows need all its rows in one place."""
+        return self.distributed is not None and not self.enable_hpo and self.backtest is None
+
+    @property
     def backtest_step(self) -> int:
         return (self.backtest.step if self.backtest else None) or self.horizon
 

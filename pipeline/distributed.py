@@ -40,7 +40,8 @@ from ray.util.queue import Queue
 from domain.errors import TrainingStopped
 from pipeline.callbacks import LiveMetrics, log_progress
 from pipeline.config import TrainingConfig
-from pipeline.preprocess import PreparedData, Split
+from pipeline.partitions import LABEL, ROW, PartitionedData, block
+from pipeline.preprocess import PreparedData, PreparedFeatures, Split
 from pipeline.search_results import SearchResult
 from pipeline.train import (
     Binning,
@@ -61,8 +62,6 @@ logger = logging.getLogger("pipeline.train")
 
 #: Rows per Ray Data block: the unit a worker's shard is made of.
 BLOCK_ROWS = 50_000
-LABEL = "label"
-ROW = "row"
 #: LightGBM's default ``bin_construct_sample_cnt``: the rows it finds bins on.
 BIN_SAMPLE_ROWS = 200_000
 #: Blocks per worker at least, so that small sets spread over every worker too.
@@ -96,22 +95,19 @@ class RayTrainFitter:
         self._live = live
         self.reports: list[WorkerReport] = []
 
-    def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
+    def __call__(self, data: PreparedFeatures, requests: Sequence[FitRequest]) -> list[Fitted]:
         reports: Queue = Queue(actor_options={"num_cpus": 0})
         loop_config = {
             "requests": [(r.params, r.early_stopping_rounds) for r in requests],
             "feature_names": data.feature_names,
             "categorical": data.categorical,
             "num_threads": self._cpus,
-            "train_rows": len(data.train.y),
+            "train_rows": data.train_rows,
             "validation_rows": len(data.validation.y),
             "should_stop": self._should_stop,
             "live": self._live,
             "reports": reports,
-            "bin_samples": [
-                ray.put(bin_sample([data.train])),
-                ray.put(bin_sample([data.train, data.validation])),
-            ],
+            "bin_samples": [ray.put(sample) for sample in bin_samples(data)],
         }
         trainer = LightGBMTrainer(
             cast(Callable[[dict[str, Any]], None], _train_loop),  # returns rank 0's boosters
@@ -120,7 +116,7 @@ class RayTrainFitter:
                 num_workers=self._workers, resources_per_worker={"CPU": self._cpus}
             ),
             datasets={
-                "train": to_dataset(data.train, self._workers * MIN_BLOCKS_PER_WORKER),
+                "train": training_rows(data, self._workers * MIN_BLOCKS_PER_WORKER),
                 "validation": to_dataset(data.validation, 1),
             },
             dataset_config=DataConfig(datasets_to_split=["train"]),
@@ -160,6 +156,36 @@ def _is_stop(error: BaseException) -> bool:
     return "TrainingStopped" in str(error)
 
 
+def training_rows(data: PreparedFeatures, min_blocks: int) -> ray.data.Dataset:
+    """The training rows as a Ray Dataset: a partitioned job's blocks as they are (one
+    per bucket), else the training part in ``min_blocks`` blocks or more."""
+    if isinstance(data, PartitionedData):
+        return ray.data.from_arrow_refs(data.train.blocks)
+    assert isinstance(data, PreparedData)
+    return to_dataset(data.train, min_blocks)
+
+
+def bin_samples(data: PreparedFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """The rows LightGBM would bin on in one process: of the training part (the
+    early-stopped fits), and of training + validation (the refits)."""
+    if isinstance(data, PreparedData):
+        return bin_sample([data.train]), bin_sample([data.train, data.validation])
+    assert isinstance(data, PartitionedData)
+    # The blocks' sample holds each training row with probability ``sample_fraction``.
+    sample, train_rows = data.train.sample, data.train.rows
+    drawn = sample_fraction(train_rows)
+    wanted = sample_fraction(train_rows + len(data.validation.y))
+    rng = np.random.default_rng(0)
+    kept = sample[rng.random(len(sample)) < wanted / drawn]
+    validation = data.validation.X[rng.random(len(data.validation.y)) < wanted]
+    return sample, np.vstack([kept, validation])
+
+
+def sample_fraction(rows: int) -> float:
+    """The share of ``rows`` a bin sample holds: all of them up to ``BIN_SAMPLE_ROWS``."""
+    return min(1.0, BIN_SAMPLE_ROWS / rows) if rows else 1.0
+
+
 def to_dataset(split: Split, min_blocks: int) -> ray.data.Dataset:
     """A Ray Dataset of a split's features (one column each, by position), target and row
     number, put in the object store block by block (so no second copy of the matrix is
@@ -167,7 +193,7 @@ def to_dataset(split: Split, min_blocks: int) -> ray.data.Dataset:
     shard then spans the whole period, and LightGBM's bins, which each worker finds for
     some features from its own rows, fit all of it."""
     count = max(min_blocks, math.ceil(len(split.y) / BLOCK_ROWS))
-    refs: list[Any] = [ray.put(_block(split, b, count)) for b in range(count)]
+    refs: list[Any] = [ray.put(_interleaved(split, b, count)) for b in range(count)]
     return ray.data.from_arrow_refs(refs)
 
 
@@ -187,10 +213,9 @@ def bin_sample(splits: Sequence[Split]) -> np.ndarray:
     )
 
 
-def _block(split: Split, first: int, step: int) -> pa.Table:
+def _interleaved(split: Split, first: int, step: int) -> pa.Table:
     rows = np.arange(first, len(split.y), step)
-    columns = {f"f{i}": split.X[rows, i] for i in range(split.X.shape[1])}
-    return pa.table({**columns, LABEL: split.y[rows], ROW: rows})
+    return block(split.X[rows], split.y[rows], rows)
 
 
 def _fitted(result: dict[str, Any]) -> Fitted:
@@ -200,7 +225,7 @@ def _fitted(result: dict[str, Any]) -> Fitted:
 
 
 def train_distributed(
-    data: PreparedData,
+    data: PreparedFeatures,
     config: TrainingConfig,
     should_stop: Callable[[], bool] | None = None,
     live: LiveMetrics | None = None,
@@ -215,7 +240,7 @@ def train_distributed(
         " + ".join(config.objectives()),
         workers,
         config.train_cpus,
-        len(data.train.y),
+        data.train_rows,
         len(data.feature_names),
     )
     fitter = RayTrainFitter(workers, config.train_cpus, should_stop, live)

@@ -22,8 +22,8 @@ from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.forecaster import Forecaster
 from pipeline.intervals import QuantileCalibration, quantile_metrics
-from pipeline.preprocess import PreparedData
-from pipeline.series_metrics import naive_scales, per_series, worst
+from pipeline.preprocess import PreparedFeatures
+from pipeline.series_metrics import naive_mae, per_series, worst
 from pipeline.summaries import EvaluateSummary
 
 logger = logging.getLogger(__name__)
@@ -84,30 +84,23 @@ def point_metrics(
     return {name: value for name, value in metrics.items() if math.isfinite(value)}
 
 
-def naive_mae(actual: np.ndarray, naive: np.ndarray) -> float:
-    """The seasonal-naive forecast's MAE over rows where it exists (NaN where none does);
-    on the rows a model trained on, MASE's denominator."""
-    errors = np.abs(actual - naive)
-    return float(np.nanmean(errors)) if np.isfinite(errors).any() else math.nan
-
-
 def evaluate(
-    model: Forecaster, data: PreparedData, model_type: ModelType, config: TrainingConfig
+    model: Forecaster, data: PreparedFeatures, model_type: ModelType, config: TrainingConfig
 ) -> Evaluation:
     """Point metrics on the untouched test part; with quantiles, their coverage, widths,
     pinball losses and WQL; per series when the set has several; for anomaly models,
     flags beyond ``config.anomaly_threshold`` robust z-scores."""
     test = data.test
     predictions = model.predict(test.X)
-    scale = naive_mae(data.train.y, data.train.seasonal_naive)
+    scale = data.naive_scale()
     metrics = point_metrics(test.y, predictions, test.seasonal_naive, scale)
     residuals = data.validation.y - model.validation_predictions
     bounds = model.predict_quantiles(test.X, predictions)
     if bounds is not None:
         metrics.update(quantile_metrics(test.y, bounds, config.quantiles))
     series_table = None
-    if test.series is not None and data.train.series is not None:
-        scales = naive_scales(data.train.series, data.train.y, data.train.seasonal_naive)
+    scales = data.naive_scales()
+    if test.series is not None and scales is not None:
         series_table = per_series(
             test.series, test.y, predictions, scales, bounds, config.quantiles
         )

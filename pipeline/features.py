@@ -122,22 +122,35 @@ def warm_up(horizon: int, season: int) -> int:
 
 
 def default_spec(frame: FeatureFrame, config: TrainingConfig) -> FeatureSpec:
-    """The features a new model gets from this data (up to ``config.end_date``): last
-    year's values when the training part holds ``YEARLY_MIN_TRAINING`` of rows a year
-    into the data, and the series as a category when the set has several."""
+    """The features a new model gets from this data (up to ``config.end_date``); see
+    ``spec_for``."""
     data = frame.data
-    step_seconds = series_step(frame)
     stamps = data[frame.schema.timestamp_column]
     if config.end_date is not None:
         data = data[stamps < pd.Timestamp(config.end_date)]
         stamps = data[frame.schema.timestamp_column]
     if config.start_date is not None:
         stamps = stamps[stamps >= pd.Timestamp(config.start_date)]
-    span = stamps.max() - stamps.min() if len(stamps) else pd.Timedelta(0)
-    training = span * (1 - config.validation_split - config.test_split)
-    yearly = bool(training - pd.Timedelta(days=YEARLY_HISTORY_DAYS) >= YEARLY_MIN_TRAINING)
     column = frame.schema.series_column
     series = tuple(sorted(data[column].astype(str).unique())) if column else None
+    first, last = (stamps.min(), stamps.max()) if len(stamps) else (None, None)
+    return spec_for(series_step(frame), first, last, series, config)
+
+
+def spec_for(
+    step_seconds: float,
+    first: pd.Timestamp | None,
+    last: pd.Timestamp | None,
+    series: tuple[str, ...] | None,
+    config: TrainingConfig,
+) -> FeatureSpec:
+    """The features of a model trained on rows ``first`` .. ``last`` (of the selected
+    range) of ``series``: last year's values when the training part holds
+    ``YEARLY_MIN_TRAINING`` of rows a year into the data, and the series as a category
+    when the set has several."""
+    span = last - first if first is not None and last is not None else pd.Timedelta(0)
+    training = span * (1 - config.validation_split - config.test_split)
+    yearly = bool(training - pd.Timedelta(days=YEARLY_HISTORY_DAYS) >= YEARLY_MIN_TRAINING)
     return FeatureSpec(
         config.horizon,
         steps_per_day(step_seconds),

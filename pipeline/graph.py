@@ -37,11 +37,23 @@ from pipeline.batch_forecast import (
     load_history,
 )
 from pipeline.config import TrainingConfig
-from pipeline.distributed import retrain_best_distributed, train_distributed
+from pipeline.distributed import retrain_best_distributed, sample_fraction, train_distributed
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
 from pipeline.hpo import STOP_CHECK_SECONDS, search
 from pipeline.job_callbacks import JobCallbacks
+from pipeline.partitions import (
+    FeaturePlan,
+    PartitionedData,
+    TrainBlocks,
+    build_part,
+    feature_plan,
+    joined,
+    merged_scaler,
+    rows_per_timestamp,
+    split_part,
+    train_moments,
+)
 from pipeline.per_series import (
     SeriesBundle,
     bundle,
@@ -50,7 +62,7 @@ from pipeline.per_series import (
     train_per_series,
     train_series,
 )
-from pipeline.preprocess import PreparedData, preprocess
+from pipeline.preprocess import PreparedData, preprocess, split_bounds
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 from pipeline.settings import PipelineSettings
@@ -321,6 +333,85 @@ def per_series_stage(
     return trained
 
 
+def plan_features(context: JobContext, features_root: Location) -> FeaturePlan:
+    """The load stage of a partitioned job: its features, buckets and pinned version,
+    from the set's key columns alone."""
+    planned = feature_plan(FeatureStore(features_root, context.tenant_id), context.config)
+    logging.getLogger(f"{PIPELINE_LOGGER}.features").info(
+        "%d rows of %s version %s in %d bucket(s), built in parallel",
+        planned.rows,
+        planned.schema.name,
+        planned.schema.pinned_version,
+        len(planned.buckets),
+    )
+    return planned
+
+
+def _build_task(
+    features_root: Location,
+    tenant_id: str | None,
+    planned: FeaturePlan,
+    bucket: int | None,
+    config: TrainingConfig,
+) -> tuple[pa.Table, pd.Series]:
+    return build_part(FeatureStore(features_root, tenant_id), planned, bucket, config)
+
+
+# Typed Any: each call returns a list of refs, one per returned value.
+_remote_build: Any = ray.remote(num_cpus=1, num_returns=2)(_build_task)
+_remote_moments = ray.remote(num_cpus=1)(train_moments)
+_remote_split: Any = ray.remote(num_cpus=1, num_returns=4)(split_part)
+
+
+def partitioned_stage(
+    context: JobContext,
+    planned: FeaturePlan,
+    features_root: Location,
+    callbacks: JobCallbacks | None,
+) -> PartitionedData:
+    """The preprocess stage of a partitioned job: a coordinator (no CPU) whose tasks
+    ``features:<job_id>:<bucket>`` build, measure and split each bucket's features
+    (``pipeline.partitions``); the training rows stay in the object store."""
+    config, job = context.config, context.job_id
+    names = [f"features:{job}:{b if b is not None else 0}" for b in planned.buckets]
+    built = [
+        _remote_build.options(name=name).remote(
+            features_root, context.tenant_id, planned, bucket, config
+        )
+        for name, bucket in zip(names, planned.buckets, strict=True)
+    ]
+    tables = [table for table, _ in built]
+    counts = _gather([count for _, count in built], callbacks, "feature building")
+    bounds = split_bounds(rows_per_timestamp(counts), config)
+    moments = _gather(
+        [
+            _remote_moments.options(name=name).remote(table, bounds, planned)
+            for name, table in zip(names, tables, strict=True)
+        ],
+        callbacks,
+        "feature scaling",
+    )
+    scaler = merged_scaler(moments, planned.feature_names)
+    fraction = sample_fraction(sum(m.rows for m in moments))
+    splits = [
+        _remote_split.options(name=name).remote(table, bounds, scaler, planned, fraction, seed)
+        for seed, (name, table) in enumerate(zip(names, tables, strict=True))
+    ]
+    del tables, built  # each bucket's matrix is freed once it is split
+    parts = _gather([part for *_, part in splits], callbacks, "feature splitting")
+    validation = joined(ray.get([v for _, v, _, _ in splits]))
+    test = joined(ray.get([t for _, _, t, _ in splits]))
+    return PartitionedData(
+        train=TrainBlocks([block for block, *_ in splits], parts),
+        validation=validation,
+        test=test,
+        feature_names=planned.feature_names,
+        scaler=scaler,
+        spec=planned.spec,
+        feature_schema=planned.schema,
+    )
+
+
 def search_stage(
     context: JobContext,
     data: list[ObjectRef[Any]],
@@ -370,8 +461,15 @@ def launch(
 
     outputs: list[ObjectRef[Any]] = []
     reports: list[ObjectRef[StageReport]] = []
-    frame = submit(Stage.LOAD_FEATURES, load_features, context, settings.features_root)
-    data = submit(Stage.PREPROCESS, preprocess, frame, config)
+    features = settings.features_root
+    if config.partitioned:
+        planned = submit(Stage.LOAD_FEATURES, plan_features, context, features)
+        data = submit(
+            Stage.PREPROCESS, partitioned_stage, context, planned, features, callbacks, cpus=0
+        )
+    else:
+        frame = submit(Stage.LOAD_FEATURES, load_features, context, features)
+        data = submit(Stage.PREPROCESS, preprocess, frame, config)
     cpus = config.train_cpus
     if config.enable_hpo:
         preprocessed = reports[-1]

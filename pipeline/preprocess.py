@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from pipeline.features import (
     build_features,
     default_spec,
 )
+from pipeline.series_metrics import naive_mae, naive_scales
 from pipeline.summaries import PreprocessSummary
 
 logger = logging.getLogger(__name__)
@@ -41,8 +43,10 @@ class Split:
 
 
 @dataclass(frozen=True)
-class PreparedData:
-    train: Split
+class PreparedFeatures(ABC):
+    """What every prepared job has, whatever holds its training rows: the validation and
+    test parts, the features and the scaler fitted on the training rows."""
+
     validation: Split
     test: Split
     feature_names: list[str]
@@ -59,13 +63,100 @@ class PreparedData:
     def season(self) -> int:
         return self.spec.season
 
+    @property
+    @abstractmethod
+    def train_rows(self) -> int: ...
+
+    @abstractmethod
+    def train_period(self) -> tuple[np.datetime64, np.datetime64]:
+        """The first and last training timestamps."""
+
+    @abstractmethod
+    def naive_scale(self) -> float:
+        """The seasonal-naive MAE on the training rows: MASE's denominator."""
+
+    @abstractmethod
+    def naive_scales(self) -> pd.Series | None:
+        """Each series' ``naive_scale`` (None for a set of one series)."""
+
     def summary(self) -> PreprocessSummary:
         return PreprocessSummary(
-            train_rows=len(self.train.y),
+            train_rows=self.train_rows,
             validation_rows=len(self.validation.y),
             test_rows=len(self.test.y),
             features=len(self.feature_names),
         )
+
+
+@dataclass(frozen=True)
+class PreparedData(PreparedFeatures):
+    """A job's data with its training part in this process."""
+
+    train: Split
+
+    @property
+    def train_rows(self) -> int:
+        return len(self.train.y)
+
+    def train_period(self) -> tuple[np.datetime64, np.datetime64]:
+        return self.train.timestamps[0], self.train.timestamps[-1]
+
+    def naive_scale(self) -> float:
+        return naive_mae(self.train.y, self.train.seasonal_naive)
+
+    def naive_scales(self) -> pd.Series | None:
+        if self.train.series is None:
+            return None
+        return naive_scales(self.train.series, self.train.y, self.train.seasonal_naive)
+
+
+@dataclass(frozen=True)
+class SplitBounds:
+    """The first validation and first test timestamps."""
+
+    validation_start: pd.Timestamp
+    test_start: pd.Timestamp
+
+    def masks(self, timestamps: pd.Series) -> dict[str, np.ndarray]:
+        """Each part's rows among ``timestamps``."""
+        return {
+            "train": (timestamps < self.validation_start).to_numpy(),
+            "validation": (
+                (timestamps >= self.validation_start) & (timestamps < self.test_start)
+            ).to_numpy(),
+            "test": (timestamps >= self.test_start).to_numpy(),
+        }
+
+
+def split_bounds(rows_per_timestamp: pd.Series, config: TrainingConfig) -> SplitBounds:
+    """Split the usable rows by time (the last fractions of their distinct timestamps are
+    the validation and test parts) from how many rows each timestamp has.
+
+    Raises:
+        PipelineError: no rows, or a part with fewer than ``MIN_ROWS``.
+    """
+    counts = rows_per_timestamp.sort_index()
+    total = int(counts.sum())
+    if total == 0:
+        raise PipelineError("no rows with complete features in the selected date range")
+    validation_start, test_start = time_split_bounds(
+        counts.index.to_series(), config.validation_split, config.test_split
+    )
+    bounds = SplitBounds(validation_start, test_start)
+    for part, mask in bounds.masks(counts.index.to_series()).items():
+        rows = int(counts[mask].sum())
+        if rows < MIN_ROWS[part]:
+            raise PipelineError(
+                f"only {rows} {part} rows in the selected range "
+                f"({total} usable rows in all); need at least {MIN_ROWS[part]}"
+            )
+    logger.info(
+        "%d usable rows; split by time: train < %s <= validation < %s <= test",
+        total,
+        validation_start.isoformat(),
+        test_start.isoformat(),
+    )
+    return bounds
 
 
 def time_split_bounds(
@@ -86,32 +177,11 @@ def preprocess(
     shuffle), scale with training statistics only."""
     spec = spec or default_spec(frame, config)
     matrix = build_features(frame, spec, config.start_date, config.end_date)
-    if len(matrix.target) == 0:
-        raise PipelineError("no rows with complete features in the selected date range")
-    validation_start, test_start = time_split_bounds(
-        matrix.timestamps, config.validation_split, config.test_split
-    )
-    ts = matrix.timestamps
-    masks = {
-        "train": (ts < validation_start).to_numpy(),
-        "validation": ((ts >= validation_start) & (ts < test_start)).to_numpy(),
-        "test": (ts >= test_start).to_numpy(),
-    }
-    for part, mask in masks.items():
-        if mask.sum() < MIN_ROWS[part]:
-            raise PipelineError(
-                f"only {int(mask.sum())} {part} rows in the selected range "
-                f"({len(matrix.target)} usable rows in all); need at least {MIN_ROWS[part]}"
-            )
-    logger.info(
-        "%d usable rows; split by time: train < %s <= validation < %s <= test",
-        len(matrix.target),
-        validation_start.isoformat(),
-        test_start.isoformat(),
-    )
+    bounds = split_bounds(matrix.timestamps.value_counts(), config)
+    masks = bounds.masks(matrix.timestamps)
     scaler = StandardScaler().fit(matrix.features[masks["train"]].to_numpy())
-    _keep_categories(scaler, list(matrix.features.columns))
-    splits = {part: _split(matrix, mask, scaler) for part, mask in masks.items()}
+    keep_categories(scaler, list(matrix.features.columns))
+    splits = {part: split_rows(matrix, mask, scaler) for part, mask in masks.items()}
     return PreparedData(
         train=splits["train"],
         validation=splits["validation"],
@@ -123,7 +193,7 @@ def preprocess(
     )
 
 
-def _keep_categories(scaler: StandardScaler, names: list[str]) -> None:
+def keep_categories(scaler: StandardScaler, names: list[str]) -> None:
     """Make the scaler pass categorical columns through unchanged (codes must stay codes)."""
     for index, name in enumerate(names):
         if name in CATEGORICAL_FEATURES:
@@ -132,9 +202,11 @@ def _keep_categories(scaler: StandardScaler, names: list[str]) -> None:
             scaler.scale_[index] = 1.0
 
 
-def _split(matrix: FeatureMatrix, mask: np.ndarray, scaler: StandardScaler) -> Split:
+def split_rows(matrix: FeatureMatrix, mask: np.ndarray, scaler: StandardScaler) -> Split:
+    """The ``mask`` rows of ``matrix``, scaled (none, for a bucket without rows there)."""
+    X = matrix.features[mask].to_numpy(dtype="float64")
     return Split(
-        X=scaler.transform(matrix.features[mask].to_numpy()),
+        X=scaler.transform(X) if len(X) else X,
         y=matrix.target[mask],
         timestamps=matrix.timestamps[mask].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"),
         series=matrix.series[mask].to_numpy(dtype=str) if matrix.series is not None else None,

@@ -41,7 +41,7 @@ from pipeline.blend import blend_importance
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import Evaluation, ResidualThreshold
 from pipeline.per_series import SeriesBundle
-from pipeline.preprocess import PreparedData
+from pipeline.preprocess import PreparedFeatures
 from pipeline.storage import Location
 from pipeline.summaries import RegisterSummary
 from pipeline.train import TrainedModel
@@ -78,7 +78,7 @@ class SavedModel:
 def register(
     context: JobContext,
     model: TrainedModel | SeriesBundle,
-    data: PreparedData,
+    data: PreparedFeatures,
     evaluation: Evaluation,
     backtest: BacktestResult | None,
     artifacts_root: Location,
@@ -108,6 +108,7 @@ def register(
             pa.Table.from_pandas(evaluation.series_metrics, preserve_index=False)
         )
     importance = boosters.pop("feature_importance")
+    train_start, train_end = data.train_period()
     metadata = {
         "model_id": model_id(context.tenant_id, context.model_name, version),
         "version": version,
@@ -130,8 +131,8 @@ def register(
             "tenant_id": context.tenant_id,
             "feature_set": context.config.feature_set,
             "feature_set_version": data.feature_schema.pinned_version,
-            "train_start": _iso(data.train.timestamps[0]),
-            "train_end": _iso(data.train.timestamps[-1]),
+            "train_start": _iso(train_start),
+            "train_end": _iso(train_end),
             "test_start": _iso(data.test.timestamps[0]),
             "test_end": _iso(data.test.timestamps[-1]),
         },
@@ -203,7 +204,7 @@ def _write_boosters(
 
 
 def _predictions_table(
-    data: PreparedData, evaluation: Evaluation, quantiles: list[float]
+    data: PreparedFeatures, evaluation: Evaluation, quantiles: list[float]
 ) -> pd.DataFrame:
     table = pd.DataFrame(
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,6 +42,13 @@ def per_series(
     for _, _, level in intervals:
         table[f"coverage_{level}"] = grouped[f"coverage_{level}"].mean()
     return table.reset_index()
+
+
+def naive_mae(actual: np.ndarray, naive: np.ndarray) -> float:
+    """The seasonal-naive forecast's MAE over rows where it exists (NaN where none does);
+    on the rows a model trained on, MASE's denominator."""
+    errors = np.abs(actual - naive)
+    return float(np.nanmean(errors)) if np.isfinite(errors).any() else math.nan
 
 
 def naive_scales(series: np.ndarray, actual: np.ndarray, naive: np.ndarray) -> pd.Series:

@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -22,11 +22,14 @@ from pipeline.blend import Member, blend_predict, quantile_forecasts
 from pipeline.callbacks import Callback, LiveMetrics, LiveScores, log_progress, stop_when
 from pipeline.config import TrainingConfig
 from pipeline.intervals import QuantileCalibration, calibrate, paired_quantiles
-from pipeline.preprocess import PreparedData
+from pipeline.preprocess import PreparedData, PreparedFeatures
 from pipeline.search_results import SearchResult
 from pipeline.summaries import SearchSummary, TrainSummary
 
 logger = logging.getLogger(__name__)
+
+Data = TypeVar("Data", bound=PreparedFeatures)
+Data_contra = TypeVar("Data_contra", bound=PreparedFeatures, contravariant=True)
 
 VALIDATION_METRICS = ("l1", "l2")
 _ROUND_ALIASES = ("n_estimators", "num_iterations")
@@ -290,11 +293,11 @@ class Fitted:
     rounds: int
 
 
-class Fitter(Protocol):
+class Fitter(Protocol[Data_contra]):
     """Trains boosters: in this process (``InProcessFitter``) or across Ray Train
     workers (``pipeline.distributed``)."""
 
-    def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]: ...
+    def __call__(self, data: Data_contra, requests: Sequence[FitRequest]) -> list[Fitted]: ...
 
 
 @dataclass(frozen=True)
@@ -321,11 +324,11 @@ class InProcessFitter:
 
 
 def assemble(
-    data: PreparedData,
+    data: Data,
     plans: Sequence[MemberPlan],
     quantiles: Sequence[float],
     early_stopping_rounds: int,
-    fitter: Fitter,
+    fitter: Fitter[Data],
     search: SearchSummary | None = None,
 ) -> TrainedModel:
     """Fit each member on the training part, then refit it on training + validation; the
@@ -362,7 +365,7 @@ def assemble(
     }
     logger.info(
         "refitted on %d rows (train + validation): %s; blended validation l1=%.4f",
-        len(data.train.y) + len(data.validation.y),
+        data.train_rows + len(data.validation.y),
         ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
         scores["best_mae"],
     )
@@ -399,7 +402,7 @@ def quantile_params(params: dict[str, Any], alpha: float) -> dict[str, Any]:
 
 
 def _quantile_members(
-    data: PreparedData,
+    data: PreparedFeatures,
     quantiles: Sequence[float],
     validation: np.ndarray,
     fitted: dict[float, Fitted],
