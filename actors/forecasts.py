@@ -22,7 +22,7 @@ from db.registry import ModelRegistry
 from domain.errors import TrainingError
 from domain.forecasts import ForecastStatus
 from pipeline.artifacts import load_metadata
-from pipeline.batch_forecast import ForecastTask, load_history
+from pipeline.batch_forecast import ForecastTask, check_request
 from pipeline.feature_store import FeatureStore
 from pipeline.graph import launch_forecast
 from pipeline.settings import PipelineSettings
@@ -65,7 +65,7 @@ class ForecastRunner:
         features = FeatureStore(self._pipeline.features_root, model.tenant_id)
         metadata = await asyncio.to_thread(load_metadata, Location(model.artifact_uri))
         await asyncio.to_thread(
-            load_history,
+            check_request,
             features,
             metadata,
             forecast.feature_set,

@@ -81,6 +81,33 @@ class SeriesHistory:
         ]
 
 
+def check_request(
+    store: FeatureStore,
+    metadata: dict[str, Any],
+    feature_set: str,
+    horizon: int,
+    series: Sequence[str] | None,
+) -> None:
+    """Check a request as ``load_history`` does, without holding the set's history: its
+    key and target columns are read a batch at a time.
+
+    Raises:
+        InvalidRequest: as ``load_history``.
+    """
+    schema = _compatible_schema(store, metadata, feature_set, horizon)
+    keys = [schema.series_column, schema.timestamp_column, schema.target_column]
+    batches = store.batches(
+        feature_set, [c for c in keys if c], version=schema.pinned_version, series=series
+    )
+    parts = [_spans(batch, schema) for batch in batches]
+    spans = (
+        pd.concat(parts).groupby(level=0).agg({"first": "min", "last": "max"})
+        if parts
+        else pd.DataFrame(columns=["first", "last"])
+    )
+    chosen_series(metadata, schema, spans, series)
+
+
 def load_history(
     store: FeatureStore,
     metadata: dict[str, Any],
@@ -92,12 +119,9 @@ def load_history(
 
     Raises:
         InvalidRequest: on ``feature_set`` (unknown or unfit for the model), ``horizon`` or
-            ``series`` (see ``check_compatible`` and ``select_history``).
+            ``series`` (see ``check_compatible`` and ``chosen_series``).
     """
-    if not store.exists(feature_set):
-        raise InvalidRequest("feature_set", f"no feature set {feature_set!r}")
-    schema = store.schema(feature_set)
-    check_compatible(metadata, schema, store.step_seconds(feature_set), horizon)
+    schema = _compatible_schema(store, metadata, feature_set, horizon)
     # Only the named series and the model's columns are read, of the version just checked.
     frame = store.load(
         feature_set,
@@ -106,6 +130,16 @@ def load_history(
         columns=[schema.target_column, *metadata["feature_schema"]["covariates"]],
     )
     return select_history(metadata, frame, series)
+
+
+def _compatible_schema(
+    store: FeatureStore, metadata: dict[str, Any], feature_set: str, horizon: int
+) -> FeatureSetSchema:
+    if not store.exists(feature_set):
+        raise InvalidRequest("feature_set", f"no feature set {feature_set!r}")
+    schema = store.schema(feature_set)
+    check_compatible(metadata, schema, store.step_seconds(feature_set), horizon)
+    return schema
 
 
 def forecast_location(artifacts_root: Location, tenant_id: str, forecast_id: str) -> Location:
@@ -165,39 +199,17 @@ def select_history(
     """The history the forecasts of ``series`` (default: every series of the set) need.
 
     Raises:
-        InvalidRequest: on ``series`` (not in the set, unknown to the model, or with too
-            little history), or ``feature_set`` (a series of it is unknown to the model
-            or too short, when no series were named).
+        InvalidRequest: see ``chosen_series``.
     """
     spec = feature_spec_of(metadata)
     trained = metadata["feature_schema"]
     schema = frame.schema
-    field = "series" if series is not None else "feature_set"
+    chosen = chosen_series(metadata, schema, _spans(frame.data, schema), series)
     single = schema.series_column is None
     data = frame.data
+    key = schema.series_column or _ONE_SERIES
     if single:
-        if series is not None:
-            raise InvalidRequest("series", f"{schema.name!r} has a single series: omit series")
         data = data.assign(**{_ONE_SERIES: _ONE_SERIES})
-        key = _ONE_SERIES
-    else:
-        assert schema.series_column is not None
-        key = schema.series_column
-    present = pd.Index(data[key].astype(str).unique())
-    chosen = tuple(dict.fromkeys(series)) if series is not None else tuple(sorted(present))
-    unknown = [s for s in chosen if s not in present]
-    if unknown:
-        raise InvalidRequest(
-            "series", f"{len(unknown)} series not in {schema.name!r}: {unknown[:5]}"
-        )
-    if spec.series is not None:
-        strangers = sorted(set(chosen) - set(spec.series))
-        if strangers:
-            raise InvalidRequest(
-                field,
-                f"the model was not trained on {len(strangers)} of these series "
-                f"({strangers[:5]}); name the series to forecast with 'series'",
-            )
     wanted = data[data[key].astype(str).isin(chosen)] if series is not None else data
     history = pd.DataFrame(
         {
@@ -212,23 +224,48 @@ def select_history(
         series_column=_ONE_SERIES,
         label_column=None,
     )
-    history = _trimmed(history, model_schema, spec, field)
-    return SeriesHistory(model_schema, history, chosen, single)
+    return SeriesHistory(model_schema, _trimmed(history, model_schema, spec), chosen, single)
 
 
-def _trimmed(
-    history: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec, field: str
-) -> pd.DataFrame:
-    """The last ``history_needed`` steps before each series' origin (what its features
-    read) and the set's own rows of its future, refusing series too short to forecast."""
-    ts, target = schema.timestamp_column, schema.target_column
-    known = history[history[target].notna()]
-    origins = known.groupby(_ONE_SERIES)[ts].max()
-    firsts = known.groupby(_ONE_SERIES)[ts].min()
-    empty = sorted(set(history[_ONE_SERIES]) - set(origins.index))
+def chosen_series(
+    metadata: dict[str, Any],
+    schema: FeatureSetSchema,
+    spans: pd.DataFrame,
+    series: Sequence[str] | None,
+) -> tuple[str, ...]:
+    """The series a request forecasts, given each series' ``first`` and ``last`` timestamp
+    with a known target (``_spans``).
+
+    Raises:
+        InvalidRequest: on ``series`` (not in the set, unknown to the model, or with too
+            little history), or ``feature_set`` (a series of it is unknown to the model
+            or too short, when no series were named).
+    """
+    spec = feature_spec_of(metadata)
+    field = "series" if series is not None else "feature_set"
+    if schema.series_column is None and series is not None:
+        raise InvalidRequest("series", f"{schema.name!r} has a single series: omit series")
+    present = spans.index
+    chosen = tuple(dict.fromkeys(series)) if series is not None else tuple(sorted(present))
+    unknown = [s for s in chosen if s not in present]
+    if unknown:
+        raise InvalidRequest(
+            "series", f"{len(unknown)} series not in {schema.name!r}: {unknown[:5]}"
+        )
+    if spec.series is not None:
+        strangers = sorted(set(chosen) - set(spec.series))
+        if strangers:
+            raise InvalidRequest(
+                field,
+                f"the model was not trained on {len(strangers)} of these series "
+                f"({strangers[:5]}); name the series to forecast with 'series'",
+            )
+    selected = spans.loc[list(chosen)]
+    empty = sorted(selected.index[selected["last"].isna()])
     if empty:
-        raise InvalidRequest(field, f"series without a known {target}: {empty[:5]}")
-    steps = ((origins - firsts).dt.total_seconds() / spec.step.total_seconds()).round() + 1
+        raise InvalidRequest(field, f"series without a known {schema.target_column}: {empty[:5]}")
+    seconds = (selected["last"] - selected["first"]).dt.total_seconds()
+    steps = (seconds / spec.step.total_seconds()).round() + 1
     need = warm_up(spec.horizon, spec.season)
     short = steps[steps < need]
     if len(short):
@@ -237,6 +274,23 @@ def _trimmed(
             f"{len(short)} series have less history than the {need} steps the model's lags "
             f"need (e.g. {short.index[0]!r}: {int(short.iloc[0])} steps)",
         )
+    return chosen
+
+
+def _spans(data: pd.DataFrame, schema: FeatureSetSchema) -> pd.DataFrame:
+    """Per series (the index; ``_ONE_SERIES`` for a set of one): its ``first`` and
+    ``last`` timestamps with a known target (NaT where it has none)."""
+    keys = data[schema.series_column].astype(str) if schema.series_column else _ONE_SERIES
+    known = data[schema.timestamp_column].where(data[schema.target_column].notna())
+    spans = known.groupby(pd.Series(keys, index=data.index)).agg(["min", "max"])
+    return spans.set_axis(["first", "last"], axis=1)
+
+
+def _trimmed(history: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec) -> pd.DataFrame:
+    """The last ``history_needed`` steps before each series' origin (what its features
+    read) and the set's own rows of its future."""
+    ts, target = schema.timestamp_column, schema.target_column
+    origins = history[history[target].notna()].groupby(_ONE_SERIES)[ts].max()
     origin = history[_ONE_SERIES].map(origins)
     reach = history_needed(spec) * spec.step
     keep = (history[ts] > origin - reach) & (history[ts] <= origin + spec.horizon * spec.step)

@@ -222,6 +222,22 @@ class FeatureStore:
         data = table.to_pandas().sort_values(keys, kind="stable").reset_index(drop=True)
         return FeatureFrame(schema, data)
 
+    def batches(
+        self,
+        name: str,
+        columns: Sequence[str],
+        *,
+        version: str | None = None,
+        series: Sequence[str] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """A set's ``columns`` (of the listed ``series`` only), a batch of rows at a time:
+        for what must see every row but need not hold them all."""
+        schema = self.schema(name, version)
+        dataset = self._dataset(name, schema)
+        wanted_rows = _row_filter(schema, dataset, None, None, series, None)
+        for batch in dataset.scanner(columns=list(columns), filter=wanted_rows).to_batches():
+            yield batch.to_pandas()
+
     def keys(
         self,
         name: str,

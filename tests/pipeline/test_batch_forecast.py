@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from domain.errors import InvalidRequest
 from domain.jobs import ModelType
 from pipeline.artifacts import ModelArtifact, load_artifact
-from pipeline.batch_forecast import forecast_chunk, load_history
+from pipeline.batch_forecast import check_request, forecast_chunk, load_history
 from pipeline.config import TrainingConfig
 from pipeline.demo import load_series
 from pipeline.feature_store import FeatureStore
@@ -47,6 +48,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[FeatureStore, Model
     ] = np.nan
     store.put("meters_ahead", future, **put)
     store.put("bare", meters().drop(columns=["temperature_c"]), **put)
+    gappy = meters()
+    gappy.loc[gappy["meter"] == "m1", "load_kw"] = np.nan  # no known target
+    gappy.loc[(gappy["meter"] == "m2") & (gappy.index % (24 * 35) < 24 * 34), "load_kw"] = np.nan
+    store.put("gappy", gappy, **put)  # m2: one day of history, less than its lags need
     context = JobContext(
         job_id="job-1",
         tenant_id="tenant-a",
@@ -97,21 +102,27 @@ def test_equals_served_predictions_when_the_set_holds_the_future_covariates(
     np.testing.assert_allclose([p.predicted for p in served], table["predicted"])
 
 
+@pytest.mark.parametrize("check", [load_history, check_request])
 def test_refuses_what_the_model_cannot_forecast(
-    setup: tuple[FeatureStore, ModelArtifact],
+    setup: tuple[FeatureStore, ModelArtifact], check: Callable[..., object]
 ) -> None:
+    """``check_request`` (the submit's check, reading key columns in batches) refuses what
+    ``load_history`` (the forecast's own read) refuses."""
     store, artifact = setup
-    cases: list[tuple[dict[str, Any], str]] = [
-        ({"horizon": HORIZON + 1}, "horizon"),
-        ({"series": ["m0", "m7"]}, "series"),
-        ({"feature_set": "nothing"}, "feature_set"),
-        ({"feature_set": "bare"}, "feature_set"),
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"horizon": HORIZON + 1}, "horizon", "cannot forecast"),
+        ({"series": ["m0", "m7"]}, "series", "not in"),
+        ({"feature_set": "nothing"}, "feature_set", "no feature set"),
+        ({"feature_set": "bare"}, "feature_set", "covariates"),
+        ({"feature_set": "gappy"}, "feature_set", "without a known load_kw: ['m1']"),
+        ({"feature_set": "gappy", "series": ["m1"]}, "series", "without a known"),
+        ({"feature_set": "gappy", "series": ["m0", "m2"]}, "series", "less history"),
     ]
-    for change, field in cases:
+    for change, field, words in cases:
         request: dict[str, Any] = {"feature_set": "meters", "horizon": HORIZON, "series": None}
         request.update(change)
         with pytest.raises(InvalidRequest) as raised:
-            load_history(
+            check(
                 store,
                 artifact.metadata,
                 request["feature_set"],
@@ -119,6 +130,8 @@ def test_refuses_what_the_model_cannot_forecast(
                 request["series"],
             )
         assert raised.value.field == field, raised.value.message
+        assert words in raised.value.message
+    check(store, artifact.metadata, "gappy", HORIZON, ["m0"])  # the rest of the set is fine
 
 
 def _json(frame: pd.DataFrame) -> list[dict[str, Any]]:
