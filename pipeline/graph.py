@@ -444,7 +444,9 @@ def launch(
 
     With HPO a ``search`` stage runs between preprocess and train, and train refits the
     best trial; ``callbacks`` then hear of every trial. With ``distributed`` the train
-    stage only coordinates (no CPU): Ray Train's workers train (``pipeline.distributed``).
+    stage only coordinates (no CPU): Ray Train's workers train (``pipeline.distributed``),
+    and unless a search or a backtest needs every row in one place, the features are built
+    per series bucket (``partitioned_stage``).
     A per-series job's train stage fans out over the series (``per_series_stage``).
     """
     config = context.config
