@@ -6,8 +6,9 @@ default) it runs, each in a fresh process so that process's peak RSS is its own:
 - ``import``: the feature store's streamed import of the Parquet file into a new version;
 - ``train``: the service's job in one process (``run_in_process``: load, features,
   preprocess, train, evaluate, register) with ``--threads`` LightGBM threads;
-- ``mlforecast``: Nixtla mlforecast's ``fit`` with a LightGBM of the same parameters, lags
-  and threads (it needs ``.venv-bench``, where mlforecast is installed);
+- ``mlforecast``: Nixtla mlforecast's ``fit`` with a LightGBM of the same parameters and
+  threads on the job's own 16 features (it needs ``.venv-bench``, where mlforecast is
+  installed);
 - ``distributed`` (``--distributed-from`` rows up): the same job through ``launch`` on a
   local Ray of ``--threads`` CPUs with ``distributed.workers=2``; its peak RSS is the
   largest of any of its processes (the driver and every Ray worker's ``VmHWM``, sampled
@@ -192,16 +193,23 @@ def role_mlforecast(file: Path, threads: int) -> dict[str, Any]:
         columns={"meter": "unique_id", "timestamp": "ds", "load_kw": "y"}
     )
     data["ds"] = data["ds"].dt.tz_localize(None)
+    data["series_id"] = data["unique_id"].astype("category")  # LightGBM: a category, as ours
+    windows = [RollingMean(24, min_samples=12), RollingStd(24, min_samples=12)]
+    windows += [RollingMean(168, min_samples=84), RollingStd(168, min_samples=84)]
     forecaster = MLForecast(
         models={"lgb": lgb.LGBMRegressor(**PARAMS, num_threads=threads, verbosity=-1)},
         freq="h",
-        lags=[24, 25, 48, 168],
-        lag_transforms={24: [RollingMean(24), RollingStd(24), RollingMean(168)]},
-        date_features=["hour", "dayofweek", "dayofyear"],
+        lags=[24, 25, 26, 48, 168],
+        lag_transforms={24: windows},
+        date_features=["hour", "dayofweek", "month", "dayofyear", _is_weekend],
         num_threads=threads,
     )
-    forecaster.fit(data, static_features=[])
+    forecaster.fit(data, static_features=["series_id"])
     return {"seconds": time.perf_counter() - started, "rows": len(data)}
+
+
+def _is_weekend(dates: Any) -> Any:
+    return (dates.dayofweek >= 5).astype(int)
 
 
 def exponent(runs: list[Run]) -> float:
