@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 from ray.exceptions import RayError, RayTaskError
 
 from actors.durable import durably
 from db.forecasts import ForecastRecord, ForecastStore, NewForecast
+from db.records import ExpiredForecast
 from db.registry import ModelRegistry
 from domain.errors import TrainingError
 from domain.forecasts import ForecastStatus
 from pipeline.artifacts import load_metadata
-from pipeline.batch_forecast import ForecastTask, check_request
+from pipeline.batch_forecast import ForecastTask, check_request, forecast_directory
 from pipeline.feature_store import FeatureStore
 from pipeline.graph import launch_forecast
 from pipeline.settings import PipelineSettings
@@ -126,6 +127,19 @@ class ForecastRunner:
         await self._record(
             self._store.complete, forecast_id, outcome.rows, outcome.artifact_uri, self._clock()
         )
+
+    def remove_outputs(self, expired: Iterable[ExpiredForecast]) -> int:
+        """Delete the files of forecasts whose rows retention deleted; returns how many
+        forecasts had files."""
+        removed = 0
+        for forecast in expired:
+            directory = forecast_directory(
+                self._pipeline.artifacts_root, forecast.tenant_id, forecast.forecast_id
+            )
+            if directory.is_dir():
+                directory.delete_dir()
+                removed += 1
+        return removed
 
     async def _record(self, write: Callable[..., Awaitable[bool]], *args: object) -> None:
         """A final write, retried through a database outage; given up on, the forecast is

@@ -77,17 +77,21 @@ class Housekeeping:
         return requeued
 
     async def purge(self) -> PurgeReport:
-        """Apply the retention policy now: to the database, then to the feature store's
-        versions that nothing references any more."""
+        """Apply the retention policy now: to the database, then to the files of the
+        forecasts it purged and to the feature store's versions that nothing references
+        any more."""
         now, policy = self._clock(), self._settings.retention
         report = await purge(self._store.database, policy, now)
+        await asyncio.to_thread(self._forecasts.remove_outputs, report.forecasts)
         in_use = await feature_versions_in_use(self._store.database)
         grace = timedelta(hours=policy.feature_versions_grace_hours)
         removed = await asyncio.to_thread(self._features.remove_unreferenced, in_use, now, grace)
         logger.info(
-            "retention purged %d jobs, %d log lines and %d feature-set versions",
+            "retention purged %d jobs, %d log lines, %d batch forecasts and %d feature-set "
+            "versions",
             report.jobs,
             report.logs,
+            len(report.forecasts),
             len(removed),
         )
         return replace(report, feature_versions=tuple(removed))

@@ -223,6 +223,14 @@ class ModelFilters:
 
 
 @dataclass(frozen=True)
+class ExpiredForecast:
+    """A finished batch forecast whose row retention deleted: its file goes next."""
+
+    tenant_id: str
+    forecast_id: str
+
+
+@dataclass(frozen=True)
 class PurgeReport:
     """What one retention run deleted."""
 
@@ -230,3 +238,4 @@ class PurgeReport:
     logs: int
     #: Feature-set versions removed (``<set directory>@<version>``).
     feature_versions: tuple[str, ...] = ()
+    forecasts: tuple[ExpiredForecast, ...] = ()

@@ -4,7 +4,8 @@ Completed jobs go after 90 days, failed ones after 30 and log lines after 7; exp
 and their metrics are kept indefinitely (a purged job's experiments lose only their
 ``job_id``). A job whose model is still registered is never purged. Feature-set versions
 that no unfinished job and no registered model references go an hour after they were
-replaced (``feature_versions_in_use``; the feature store deletes them).
+replaced (``feature_versions_in_use``; the feature store deletes them). Finished batch
+forecasts go after 30 days (their files with them: ``PurgeReport.forecasts``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import delete, exists, or_, select
 
 from db.database import Database
-from db.models import IdempotencyKey, RegisteredModel, TrainingJob, TrainingLog
-from db.records import PurgeReport
+from db.models import BatchForecast, IdempotencyKey, RegisteredModel, TrainingJob, TrainingLog
+from db.records import ExpiredForecast, PurgeReport
+from domain.forecasts import ForecastStatus
 from domain.jobs import JobStatus
 
 
@@ -36,6 +38,9 @@ class RetentionPolicy(BaseSettings):
         ge=0,
         description="A feature-set version nothing references is removed this long after "
         "a newer one replaced it (a reader that has just looked it up has that long).",
+    )
+    forecasts_days: float = Field(
+        30, gt=0, description="Finished batch forecasts (rows and files) are kept this long."
     )
     interval_hours: float = Field(24, gt=0, description="How often the orchestrator purges.")
 
@@ -67,7 +72,19 @@ async def purge(database: Database, policy: RetentionPolicy, now: datetime) -> P
         await session.execute(delete(TrainingJob).where(TrainingJob.job_id.in_(job_ids)))
         key_cutoff = now - timedelta(hours=policy.idempotency_keys_hours)
         await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < key_cutoff))
-    return PurgeReport(jobs=len(job_ids), logs=int(getattr(logs, "rowcount", 0)))
+        finished = [ForecastStatus.COMPLETED.value, ForecastStatus.FAILED.value]
+        forecast_cutoff = now - timedelta(days=policy.forecasts_days)
+        old_forecasts = (
+            select(BatchForecast.tenant_id, BatchForecast.forecast_id)
+            .where(BatchForecast.status.in_(finished))
+            .where(BatchForecast.finished_at < forecast_cutoff)
+        )
+        forecasts = tuple(ExpiredForecast(*row) for row in await session.execute(old_forecasts))
+        ids = [forecast.forecast_id for forecast in forecasts]
+        await session.execute(delete(BatchForecast).where(BatchForecast.forecast_id.in_(ids)))
+    return PurgeReport(
+        jobs=len(job_ids), logs=int(getattr(logs, "rowcount", 0)), forecasts=forecasts
+    )
 
 
 async def feature_versions_in_use(database: Database) -> set[str]:

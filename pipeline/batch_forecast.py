@@ -142,8 +142,13 @@ def _compatible_schema(
     return schema
 
 
+def forecast_directory(artifacts_root: Location, tenant_id: str, forecast_id: str) -> Location:
+    """Where one forecast's files are (only ``FORECAST_FILE`` so far)."""
+    return artifacts_root / tenant_id / FORECASTS_DIR / forecast_id
+
+
 def forecast_location(artifacts_root: Location, tenant_id: str, forecast_id: str) -> Location:
-    return artifacts_root / tenant_id / FORECASTS_DIR / forecast_id / FORECAST_FILE
+    return forecast_directory(artifacts_root, tenant_id, forecast_id) / FORECAST_FILE
 
 
 def chunks(series: Sequence[str], size: int = CHUNK_SERIES) -> Iterator[tuple[str, ...]]:

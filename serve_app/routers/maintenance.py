@@ -15,16 +15,18 @@ class CleanupReport(BaseModel):
     jobs_deleted: int
     logs_deleted: int
     feature_versions_deleted: list[str]
+    forecasts_deleted: int
 
 
 @router.post("/cleanup", response_model=CleanupReport)
 async def cleanup(services: ServicesDep, principal: PrincipalDep) -> CleanupReport:
-    """Purge expired jobs, log lines and unreferenced feature-set versions now (the
-    orchestrator also does it daily). Admin."""
+    """Purge expired jobs, log lines, batch forecasts and unreferenced feature-set versions
+    now (the orchestrator also does it daily). Admin."""
     principal.require_admin()
     report = await services.orchestrator.cleanup()
     return CleanupReport(
         jobs_deleted=report.jobs,
         logs_deleted=report.logs,
         feature_versions_deleted=list(report.feature_versions),
+        forecasts_deleted=len(report.forecasts),
     )

@@ -1,5 +1,6 @@
-"""Retention of feature-set versions, on both backends: what a registered model or an
-unfinished job read is kept, the rest goes once the grace period has passed."""
+"""Retention of feature-set versions and forecast files, on both backends: what a
+registered model or an unfinished job read is kept, the rest goes once the grace period
+has passed; an expired forecast's file goes with its row."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from actors.forecasts import ForecastRunner
 from actors.housekeeping import Housekeeping
 from actors.queue import JobQueue
 from actors.settings import OrchestratorSettings
-from db.forecasts import ForecastStore
+from db.forecasts import ForecastStore, NewForecast
 from db.jobs import JobStore
 from db.registry import ModelRegistry
 from domain.events import JobEvent
+from pipeline.batch_forecast import forecast_directory, forecast_location
 from pipeline.demo import load_series
 from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
@@ -30,6 +33,38 @@ from tests.db.factories import new_job, new_model
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     async with migrated_store(request.param, tmp_path) as store:
         yield store
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def housekeeping_of(
+    store: JobStore, features: FeatureStore, tmp_path: Path, clock: Clock
+) -> Housekeeping:
+    settings = OrchestratorSettings()
+    forecasts = ForecastRunner(
+        ForecastStore(store.database),
+        ModelRegistry(store.database),
+        PipelineSettings(data_dir=tmp_path),
+        max_attempts=settings.max_attempts,
+        outage_seconds=settings.database_outage_seconds,
+        clock=clock,
+        progress_for=lambda forecast_id: lambda progress: None,  # no forecast runs here
+    )
+    return Housekeeping(
+        store,
+        JobQueue(),
+        settings,
+        features,
+        clock=clock,
+        tracked=lambda _: False,
+        forecasts=forecasts,
+    )
 
 
 async def test_retention_keeps_the_versions_models_and_running_jobs_read(
@@ -64,28 +99,10 @@ async def test_retention_keeps_the_versions_models_and_running_jobs_read(
     )
     await store.transition(failed.job_id, JobEvent.FAIL)
 
-    now = datetime.now(UTC)
-    settings = OrchestratorSettings()
-    forecasts = ForecastRunner(
-        ForecastStore(store.database),
-        ModelRegistry(store.database),
-        PipelineSettings(data_dir=tmp_path),
-        max_attempts=settings.max_attempts,
-        outage_seconds=settings.database_outage_seconds,
-        clock=lambda: now,
-        progress_for=lambda forecast_id: lambda progress: None,  # no forecast runs here
-    )
-    housekeeping = Housekeeping(
-        store,
-        JobQueue(),
-        settings,
-        features,
-        clock=lambda: now,
-        tracked=lambda _: False,
-        forecasts=forecasts,
-    )
+    clock = Clock(datetime.now(UTC))
+    housekeeping = housekeeping_of(store, features, tmp_path, clock)
     assert (await housekeeping.purge()).feature_versions == ()  # all within the grace hour
-    now += timedelta(hours=2)
+    clock.now += timedelta(hours=2)
     report = await housekeeping.purge()
 
     assert sorted(r.rsplit("@", 1)[1] for r in report.feature_versions) == [
@@ -95,3 +112,32 @@ async def test_retention_keeps_the_versions_models_and_running_jobs_read(
     kept = [v.pinned_version for v in features.versions("s")]
     assert kept == [versions[0], versions[2], versions[4]]
     assert (await store.get_job(trained.job_id)).feature_set_version == versions[0]
+
+
+async def test_retention_deletes_an_expired_forecasts_file_with_its_row(
+    store: JobStore, tmp_path: Path
+) -> None:
+    model = new_model()
+    job = await store.create_job(new_job(tenant_id=model.tenant_id, model_name=model.model_name))
+    await store.transition(job.job_id, JobEvent.START)
+    await store.transition(job.job_id, JobEvent.COMPLETE, model=model)
+    forecasts = ForecastStore(store.database)
+    clock = Clock(datetime.now(UTC))
+    forecast = await forecasts.create(
+        NewForecast(model.tenant_id, model.model_id, "s", 24), clock()
+    )
+    root = PipelineSettings(data_dir=tmp_path).artifacts_root
+    location = forecast_location(root, model.tenant_id, forecast.forecast_id)
+    location.write_parquet(pa.table({"predicted": [1.0]}))
+    assert await forecasts.start(forecast.forecast_id, clock())
+    assert await forecasts.complete(forecast.forecast_id, 1, str(location), clock())
+    housekeeping = housekeeping_of(store, FeatureStore(root / "features"), tmp_path, clock)
+
+    assert (await housekeeping.purge()).forecasts == ()  # a day old
+    assert location.is_file()
+    clock.now += timedelta(days=31)
+    report = await housekeeping.purge()
+
+    assert [f.forecast_id for f in report.forecasts] == [forecast.forecast_id]
+    assert not location.is_file()
+    assert not forecast_directory(root, model.tenant_id, forecast.forecast_id).is_dir()

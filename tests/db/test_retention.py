@@ -1,21 +1,25 @@
 """Retention on both backends, with the clock passed in: it deletes exactly what the policy
-says, keeps experiments and metrics, and never touches a job whose model is registered."""
+says, keeps experiments and metrics, never touches a job whose model is registered, and
+deletes only finished batch forecasts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from db.experiments import ExperimentCatalog
+from db.forecasts import ForecastStore, NewForecast
 from db.jobs import JobStore
 from db.models import TrainingJob
 from db.records import JobFilters, MetricPoint, NewLog
 from db.retention import RetentionPolicy, purge
-from domain.errors import JobNotFound
+from domain.errors import ForecastNotFound, JobNotFound
 from domain.events import JobEvent
 from domain.jobs import JobStatus, LogLevel
 from tests.db.factories import append_logs, new_job, new_model
+from tests.db.test_registry import register
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -89,3 +93,38 @@ async def test_periods_are_settings(store: JobStore) -> None:
     policy = RetentionPolicy(completed_jobs_days=9.5)
     assert (await purge(store.database, policy, NOW)).jobs == 1
     assert (await store.list_jobs(JobFilters(), 1, 10)).total == 0, job_id
+
+
+async def test_finished_forecasts_go_after_their_period(store: JobStore) -> None:
+    model = new_model()
+    await register(store, model)
+    forecasts = ForecastStore(store.database)
+
+    async def forecast(finish: str | None, days_ago: float) -> str:
+        created = await forecasts.create(NewForecast("tenant-a", model.model_id, "fs", 24), NOW)
+        forecast_id = created.forecast_id
+        at = NOW - timedelta(days=days_ago)
+        if finish is not None:
+            assert await forecasts.start(forecast_id, at)
+        if finish == "complete":
+            assert await forecasts.complete(forecast_id, 24, "/x/forecast.parquet", at)
+        elif finish == "fail":
+            assert await forecasts.fail(forecast_id, "broken", at)
+        return forecast_id
+
+    old_completed = await forecast("complete", 31)
+    old_failed = await forecast("fail", 31)
+    young = await forecast("complete", 29)
+    running = await forecast("run", 400)
+    queued = await forecast(None, 400)
+
+    report = await purge(store.database, RetentionPolicy(), NOW)
+
+    assert sorted(f.forecast_id for f in report.forecasts) == sorted([old_completed, old_failed])
+    assert {f.tenant_id for f in report.forecasts} == {"tenant-a"}
+    for kept in (young, running, queued):
+        assert (await forecasts.get(kept)).forecast_id == kept
+    for gone in (old_completed, old_failed):
+        with pytest.raises(ForecastNotFound):
+            await forecasts.get(gone)
+    assert (await purge(store.database, RetentionPolicy(), NOW)).forecasts == ()

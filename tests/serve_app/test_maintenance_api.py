@@ -34,6 +34,7 @@ async def test_cleanup_purges_expired_jobs_and_keeps_their_metrics(deployed: Dep
     response = await deployed.http.post("/ai/training/maintenance/cleanup")
     assert response.status_code == 200, response.text
     assert response.json()["jobs_deleted"] >= 1
+    assert isinstance(response.json()["forecasts_deleted"], int)
     assert (await deployed.http.get(f"/ai/training/jobs/{job.job_id}")).status_code == 404
     experiment = (await deployed.http.get(f"/ai/training/experiments/{experiment_id}")).json()
     assert experiment["job_id"] is None
