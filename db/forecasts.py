@@ -1,4 +1,4 @@
-"""Batch forecasts: their rows and every change of their status.
+"""Batch forecasts: their rows, their listing and every change of their status.
 
 Each change is a compare-and-set on the status (``UPDATE ... WHERE status IN (...)``), so
 a late report from a run that recovery has already given up on changes nothing.
@@ -16,6 +16,8 @@ from sqlalchemy import select, update
 
 from db.database import Database
 from db.models import BatchForecast
+from db.paging import paginate
+from db.records import Page
 from domain.errors import ForecastNotFound
 from domain.forecasts import ForecastStatus
 
@@ -51,9 +53,36 @@ class ForecastRecord:
     finished_at: datetime | None
 
 
+@dataclass(frozen=True)
+class ForecastFilters:
+    tenant_id: str | None = None
+    model_id: str | None = None
+    status: ForecastStatus | None = None
+
+
 class ForecastStore:
     def __init__(self, database: Database) -> None:
         self._database = database
+
+    async def search(
+        self, filters: ForecastFilters, page: int, page_size: int
+    ) -> Page[ForecastRecord]:
+        """One page (1-based) of matching forecasts, newest first, and the match count."""
+        conditions = []
+        if filters.tenant_id is not None:
+            conditions.append(BatchForecast.tenant_id == filters.tenant_id)
+        if filters.model_id is not None:
+            conditions.append(BatchForecast.model_id == filters.model_id)
+        if filters.status is not None:
+            conditions.append(BatchForecast.status == filters.status.value)
+        query = (
+            select(BatchForecast)
+            .where(*conditions)
+            .order_by(BatchForecast.created_at.desc(), BatchForecast.forecast_id)
+        )
+        async with self._database.transaction() as session:
+            found = await paginate(session, query, page, page_size)
+        return found.with_items([_record(row) for row in found.items])
 
     async def create(self, forecast: NewForecast, now: datetime) -> ForecastRecord:
         """Insert the forecast as ``queued``."""

@@ -1,5 +1,5 @@
-"""Batch forecasts: start one from a model version or an alias, follow it, read its rows
-(a page as JSON, or all of it as CSV with ``Accept: text/csv``)."""
+"""Batch forecasts: start one from a model version or an alias, list them, follow one,
+read its rows (a page as JSON, or all of it as CSV with ``Accept: text/csv``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from db.forecasts import ForecastRecord, NewForecast
+from db.forecasts import ForecastFilters, ForecastRecord, NewForecast
 from db.records import ModelRecord
 from domain.auth import Principal
 from domain.errors import Conflict
@@ -19,7 +19,7 @@ from pipeline.forecast_output import forecast_csv, forecast_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
-from serve_app.params import ResourceId
+from serve_app.params import NameFilter, ResourceId
 from serve_app.routers.models import (
     QUANTILE_COLUMN,
     Alias,
@@ -33,6 +33,7 @@ from serve_app.schemas.forecasts import (
     ForecastPagePublic,
     ForecastPublic,
     ForecastRowPublic,
+    ForecastsPublic,
 )
 
 router = APIRouter(prefix="/ai/models", tags=["forecasts"])
@@ -71,6 +72,21 @@ async def start_forecast_alias(
     """A batch forecast with the version an alias points at (resolved now)."""
     model = await resolved(tenant_id, model_name, alias, services, principal)
     return await _start(model, body, services, principal)
+
+
+@router.get("/forecasts", response_model=ForecastsPublic)
+async def list_forecasts(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    tenant_id: NameFilter = None,
+    model_id: Annotated[str | None, Query(min_length=1, max_length=300)] = None,
+    status: ForecastStatus | None = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ForecastsPublic:
+    """Batch forecasts, newest first (a tenant's key sees its own)."""
+    filters = ForecastFilters(principal.tenant_filter(tenant_id), model_id, status)
+    return ForecastsPublic.of(await services.forecasts.search(filters, page, page_size))
 
 
 @router.get("/forecasts/{forecast_id}", response_model=ForecastPagePublic, responses=CSV_RESPONSE)

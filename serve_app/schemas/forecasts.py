@@ -70,3 +70,9 @@ class ForecastPagePublic(PagePublic):
 
     forecast: ForecastPublic
     predictions: list[ForecastRowPublic]
+
+
+class ForecastsPublic(PagePublic):
+    """A page of batch forecasts, newest first."""
+
+    forecasts: list[ForecastPublic]

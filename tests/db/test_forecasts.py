@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from db.forecasts import ForecastStore, NewForecast
+from db.forecasts import ForecastFilters, ForecastRecord, ForecastStore, NewForecast
 from db.jobs import JobStore
+from db.records import Page
 from domain.clock import utcnow
 from domain.errors import ForecastNotFound
 from domain.forecasts import ForecastStatus
@@ -85,3 +88,40 @@ async def test_constraints_reject_a_bad_status_and_an_unknown_model(
             )
     with pytest.raises(IntegrityError):
         await forecast_store.create(NewForecast("tenant-a", "t:m:1", "fs", 24), utcnow())
+
+
+async def test_forecasts_list_newest_first_by_tenant_model_and_status(
+    forecasts: tuple[ForecastStore, str], store: JobStore
+) -> None:
+    forecast_store, model_id = forecasts
+    other = new_model(version="20260101.000002")
+    await register(store, other)
+    now = utcnow()
+    made = []
+    for minutes, tenant, model in (
+        (1, "tenant-a", model_id),
+        (2, "tenant-a", other.model_id),
+        (3, "tenant-b", model_id),
+        (4, "tenant-a", model_id),
+    ):
+        asked = NewForecast(tenant, model, "fs", 24)
+        made.append(await forecast_store.create(asked, now + timedelta(minutes=minutes)))
+    assert await forecast_store.start(made[3].forecast_id, now)
+
+    def ids(page: Page[ForecastRecord]) -> list[str]:
+        return [f.forecast_id for f in page.items]
+
+    everything = await forecast_store.search(ForecastFilters(), 1, 10)
+    assert ids(everything) == [f.forecast_id for f in reversed(made)]
+    tenant_a = await forecast_store.search(ForecastFilters(tenant_id="tenant-a"), 1, 2)
+    assert (ids(tenant_a), tenant_a.total) == ([made[3].forecast_id, made[1].forecast_id], 3)
+    of_model = ForecastFilters(tenant_id="tenant-a", model_id=model_id)
+    assert ids(await forecast_store.search(of_model, 1, 10)) == [
+        made[3].forecast_id,
+        made[0].forecast_id,
+    ]
+    queued = ForecastFilters(model_id=model_id, status=ForecastStatus.QUEUED)
+    assert ids(await forecast_store.search(queued, 1, 10)) == [
+        made[2].forecast_id,
+        made[0].forecast_id,
+    ]

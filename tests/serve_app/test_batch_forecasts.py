@@ -169,7 +169,9 @@ async def test_bad_requests_name_the_field_and_write_nothing(
     assert await count_forecasts(deployed) == before
 
 
-async def test_a_tenant_sees_only_its_own_forecasts(deployed: Deployed, trained: Trained) -> None:
+async def test_a_tenant_sees_and_lists_only_its_own_forecasts(
+    deployed: Deployed, trained: Trained
+) -> None:
     body = {"feature_set": trained.feature_set, "horizon": 2, "series": ["m1"]}
     started = await deployed.http.post(f"/ai/models/{trained.model_id}/forecasts", json=body)
     forecast_id = started.json()["forecast_id"]
@@ -177,10 +179,28 @@ async def test_a_tenant_sees_only_its_own_forecasts(deployed: Deployed, trained:
         assert (await other.get(f"/ai/models/forecasts/{forecast_id}")).status_code == 404
         refused = await other.post(f"/ai/models/{trained.model_id}/forecasts", json=body)
         assert refused.status_code == 404
+        listed = await other.get("/ai/models/forecasts")
+        assert listed.status_code == 200
+        assert forecast_id not in [f["forecast_id"] for f in listed.json()["forecasts"]]
+        assert (await other.get("/ai/models/forecasts?tenant_id=tenant-a")).status_code == 403
     async with deployed.client_for(await deployed.key("tenant-a")) as owner:
         page = await owner.get(f"/ai/models/forecasts/{forecast_id}")
         assert page.status_code == 200
-    await finished(deployed, forecast_id)
+        query = f"/ai/models/forecasts?model_id={trained.model_id}&page_size=100"
+        mine = (await owner.get(query)).json()
+        assert forecast_id in [f["forecast_id"] for f in mine["forecasts"]]
+        assert {f["tenant_id"] for f in mine["forecasts"]} == {"tenant-a"}
+        stamps = [f["created_at"] for f in mine["forecasts"]]
+        assert stamps == sorted(stamps, reverse=True)
+        bad = await owner.get("/ai/models/forecasts?status=sideways")
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["query", "status"]
+    assert (await finished(deployed, forecast_id))["forecast"]["status"] == "completed"
+    done = await deployed.http.get(
+        f"/ai/models/forecasts?model_id={trained.model_id}&status=completed&page_size=100"
+    )
+    assert forecast_id in [f["forecast_id"] for f in done.json()["forecasts"]]
+    assert {f["status"] for f in done.json()["forecasts"]} == {"completed"}
 
 
 def test_trainctl_forecast_follows_it_and_writes_csv(
