@@ -170,6 +170,7 @@ def train_moments(table: pa.Table, bounds: SplitBounds, plan: FeaturePlan) -> Mo
 
 
 def merged_scaler(moments: Sequence[Moments], names: list[str]) -> StandardScaler:
+    """The scaler of every bucket's training rows, from each bucket's moments."""
     total = moments[0]
     for more in moments[1:]:
         total = total.merged(more)
