@@ -81,11 +81,13 @@ def feature_plan(store: FeatureStore, config: TrainingConfig) -> FeaturePlan:
 
     Raises:
         FeatureSetNotFound: no such set.
-        PipelineError: no series has two timestamps.
+        PipelineError: no rows in the selected range, or timestamps that do not increase.
     """
     schema = store.schema(config.feature_set)
     version = schema.pinned_version
     keys = store.keys(config.feature_set, config.start_date, config.end_date, version=version)
+    if keys.first is None:
+        raise PipelineError("no rows with complete features in the selected date range")
     step = schema.step_seconds or store.step_seconds(config.feature_set)
     if step <= 0:
         raise PipelineError("timestamps must increase")

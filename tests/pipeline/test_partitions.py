@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from sklearn.preprocessing import StandardScaler
 
+from domain.errors import PipelineError
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.demo import load_series
@@ -165,6 +166,14 @@ def test_a_date_range_is_split_as_one_process_splits_it(store: FeatureStore) -> 
     cfg = config(start_date="2024-01-20T00:00:00Z", end_date="2024-02-25T00:00:00Z")
     partitioned = in_process(store, feature_plan(store, cfg), cfg)
     assert_same_data(partitioned, preprocess(store.load("meters", cfg.end_date), cfg))
+
+
+def test_a_range_without_rows_fails_as_one_process_fails(store: FeatureStore) -> None:
+    cfg = config(start_date="2030-01-01T00:00:00Z")
+    with pytest.raises(PipelineError, match="no rows"):
+        feature_plan(store, cfg)
+    with pytest.raises(PipelineError, match="no rows"):
+        preprocess(store.load("meters"), cfg)
 
 
 def test_merged_moments_give_the_scaler_fitted_on_all_rows() -> None:
