@@ -18,7 +18,7 @@ from rich.table import Table
 from actors.settings import OrchestratorSettings
 from db.settings import DatabaseSettings
 from pipeline.settings import PipelineSettings
-from serve_app.cli_forecasts import forecast
+from serve_app.cli_forecasts import forecast, forecasts
 from serve_app.cli_http import console, request
 from serve_app.cli_keys import keys_app
 from serve_app.cli_schedules import schedules_app
@@ -35,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(studies_app, name="studies")
 app.command()(forecast)
+app.command()(forecasts)
 
 FINISHED = {"completed", "failed", "cancelled"}
 

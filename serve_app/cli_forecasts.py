@@ -1,4 +1,5 @@
-"""``trainctl forecast``: a batch forecast with a progress bar, then its rows or a CSV file."""
+"""``trainctl forecast``: a batch forecast with a progress bar, then its rows or a CSV file;
+``trainctl forecasts``: the list."""
 
 from __future__ import annotations
 
@@ -53,6 +54,36 @@ def forecast(
     console.print(table)
     if result["rows"] > len(page["predictions"]):
         console.print(f"(first {len(page['predictions'])} rows; --out FILE writes them all)")
+
+
+def forecasts(
+    model_id: Annotated[str | None, typer.Option(help="Only this model's forecasts.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="queued, running, completed or failed.")
+    ] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    page_size: Annotated[int, typer.Option(min=1, max=100)] = 20,
+) -> None:
+    """Batch forecasts, newest first."""
+    params: dict[str, Any] = {"page": page, "page_size": page_size}
+    if model_id:
+        params["model_id"] = model_id
+    if status:
+        params["status"] = status
+    found = request("GET", "/ai/models/forecasts", params=params)
+    table = Table("forecast_id", "model_id", "feature_set", "horizon", "status", "rows", "created")
+    for item in found["forecasts"]:
+        table.add_row(
+            item["forecast_id"],
+            item["model_id"],
+            item["feature_set"],
+            str(item["horizon"]),
+            item["status"],
+            str(item["rows"] if item["rows"] is not None else "-"),
+            item["created_at"],
+        )
+    console.print(table)
+    console.print(f"{len(found['forecasts'])} of {found['total']} (page {found['page']})")
 
 
 def _follow(forecast_id: str, interval: float) -> dict[str, Any]:

@@ -231,6 +231,14 @@ def test_trainctl_forecast_follows_it_and_writes_csv(
     assert refused.exit_code == 1
     assert "horizon" in refused.output
 
+    forecast_id = result.output.split("completed: forecast ")[1].split(",")[0]
+    listed = runner.invoke(app, ["forecasts", "--model-id", trained.model_id, "--page-size", "100"])
+    assert listed.exit_code == 0, listed.output
+    assert forecast_id in listed.output
+    bad = runner.invoke(app, ["forecasts", "--status", "sideways"])
+    assert bad.exit_code == 1
+    assert "status" in bad.output
+
 
 async def test_forecasts_running_at_a_restart_run_again_or_fail(
     deployed: Deployed, trained: Trained
