@@ -117,9 +117,15 @@ class SetKeys:
     last: pd.Timestamp | None
     #: The series, sorted (None for a set without a series column).
     series: tuple[str, ...] | None
-    #: The series buckets holding rows, each readable alone (``load(bucket=)``); a set
-    #: stored before partitions is one part, ``None``.
-    buckets: tuple[int | None, ...]
+    #: Per series bucket (each readable alone, ``load(bucket=)``; ``None`` for a set stored
+    #: before partitions), the rows of each of its series (``None`` for a set without a
+    #: series column).
+    rows_by_bucket: dict[int | None, dict[str | None, int]]
+
+    @property
+    def buckets(self) -> tuple[int | None, ...]:
+        """The buckets holding rows, in order."""
+        return tuple(sorted(self.rows_by_bucket, key=lambda b: -1 if b is None else b))
 
 
 class FeatureStore:
@@ -254,7 +260,8 @@ class FeatureStore:
         series_column, stamp_column = schema.series_column, schema.timestamp_column
         columns = [c for c in (stamp_column, series_column) if c]
         columns += [BUCKET_COLUMN] if partitioned else []
-        rows, series, buckets = 0, set[str](), set[int]()
+        rows = 0
+        counts: dict[int | None, dict[str | None, int]] = {}
         first: pd.Timestamp | None = None
         last: pd.Timestamp | None = None
         scanner = dataset.scanner(
@@ -262,10 +269,7 @@ class FeatureStore:
         )
         for batch in scanner.to_batches():
             rows += batch.num_rows
-            if series_column:
-                series.update(pc.unique(batch[series_column].cast(pa.string())).to_pylist())
-            if partitioned:
-                buckets.update(pc.unique(batch[BUCKET_COLUMN]).to_pylist())
+            _count_rows(batch, series_column, partitioned, counts)
             stamps = batch[stamp_column]
             if start is not None:
                 stamps = stamps.filter(pc.greater_equal(stamps, _utc(start)))
@@ -273,12 +277,13 @@ class FeatureStore:
                 low, high = (pd.Timestamp(v.as_py()) for v in pc.min_max(stamps).values())
                 first = low if first is None else min(first, low)
                 last = high if last is None else max(last, high)
+        names = {name for per_series in counts.values() for name in per_series}
         return SetKeys(
             rows=rows,
             first=first,
             last=last,
-            series=tuple(sorted(series)) if series_column else None,
-            buckets=tuple(sorted(buckets)) if partitioned else (None,),
+            series=tuple(sorted(n for n in names if n is not None)) if series_column else None,
+            rows_by_bucket=counts,
         )
 
     def _dataset(self, name: str, schema: FeatureSetSchema) -> ds.Dataset:
@@ -440,6 +445,33 @@ def _row_filter(
     for more in conditions[1:]:
         condition = condition & more
     return condition
+
+
+def _count_rows(
+    batch: pa.RecordBatch,
+    series_column: str | None,
+    partitioned: bool,
+    counts: dict[int | None, dict[str | None, int]],
+) -> None:
+    """Add a batch's rows per (bucket, series) to ``counts``."""
+    keys = [BUCKET_COLUMN] if partitioned else []
+    table = pa.Table.from_batches([batch])
+    if series_column:
+        table = table.set_column(
+            table.column_names.index(series_column),
+            series_column,
+            table[series_column].cast(pa.string()),
+        )
+        keys.append(series_column)
+    if not keys:
+        counts.setdefault(None, {})[None] = counts.get(None, {}).get(None, 0) + len(table)
+        return
+    grouped = table.group_by(keys).aggregate([([], "count_all")]).to_pylist()
+    for group in grouped:
+        bucket = group[BUCKET_COLUMN] if partitioned else None
+        name = group[series_column] if series_column else None
+        per_series = counts.setdefault(bucket, {})
+        per_series[name] = per_series.get(name, 0) + group["count_all"]
 
 
 def _utc(moment: datetime) -> pd.Timestamp:

@@ -44,6 +44,7 @@ from pipeline.hpo import STOP_CHECK_SECONDS, search
 from pipeline.job_callbacks import JobCallbacks
 from pipeline.partitions import (
     FeaturePlan,
+    Part,
     PartitionedData,
     TrainBlocks,
     build_part,
@@ -334,15 +335,15 @@ def per_series_stage(
 
 
 def plan_features(context: JobContext, features_root: Location) -> FeaturePlan:
-    """The load stage of a partitioned job: its features, buckets and pinned version,
+    """The load stage of a partitioned job: its features, parts and pinned version,
     from the set's key columns alone."""
     planned = feature_plan(FeatureStore(features_root, context.tenant_id), context.config)
     logging.getLogger(f"{PIPELINE_LOGGER}.features").info(
-        "%d rows of %s version %s in %d bucket(s), built in parallel",
+        "%d rows of %s version %s in %d part(s), built in parallel",
         planned.rows,
         planned.schema.name,
         planned.schema.pinned_version,
-        len(planned.buckets),
+        len(planned.parts),
     )
     return planned
 
@@ -351,10 +352,10 @@ def _build_task(
     features_root: Location,
     tenant_id: str | None,
     planned: FeaturePlan,
-    bucket: int | None,
+    part: Part,
     config: TrainingConfig,
 ) -> tuple[pa.Table, pd.Series]:
-    return build_part(FeatureStore(features_root, tenant_id), planned, bucket, config)
+    return build_part(FeatureStore(features_root, tenant_id), planned, part, config)
 
 
 # Typed Any: each call returns a list of refs, one per returned value.
@@ -370,15 +371,15 @@ def partitioned_stage(
     callbacks: JobCallbacks | None,
 ) -> PartitionedData:
     """The preprocess stage of a partitioned job: a coordinator (no CPU) whose tasks
-    ``features:<job_id>:<bucket>`` build, measure and split each bucket's features
+    ``features:<job_id>:<part>`` build, measure and split each part's features
     (``pipeline.partitions``); the training rows stay in the object store."""
     config, job = context.config, context.job_id
-    names = [f"features:{job}:{b if b is not None else 0}" for b in planned.buckets]
+    names = [f"features:{job}:{number}" for number in range(len(planned.parts))]
     built = [
         _remote_build.options(name=name).remote(
-            features_root, context.tenant_id, planned, bucket, config
+            features_root, context.tenant_id, planned, part, config
         )
-        for name, bucket in zip(names, planned.buckets, strict=True)
+        for name, part in zip(names, planned.parts, strict=True)
     ]
     tables = [table for table, _ in built]
     counts = _gather([count for _, count in built], callbacks, "feature building")
@@ -397,7 +398,7 @@ def partitioned_stage(
         _remote_split.options(name=name).remote(table, bounds, scaler, planned, fraction, seed)
         for seed, (name, table) in enumerate(zip(names, tables, strict=True))
     ]
-    del tables, built  # each bucket's matrix is freed once it is split
+    del tables, built  # each part's matrix is freed once it is split
     parts = _gather([part for *_, part in splits], callbacks, "feature splitting")
     validation = joined(ray.get([v for _, v, _, _ in splits]))
     test = joined(ray.get([t for _, _, t, _ in splits]))

@@ -1,16 +1,18 @@
-"""Parallel feature building: a distributed job's features built per series bucket, so no
-process ever holds the whole set.
+"""Parallel feature building: a distributed job's features built part by part (series
+buckets of the store), so no process ever holds the whole set.
 
-The load stage reads only the set's key columns (``feature_plan``). The preprocess stage
-then runs three waves of one-CPU tasks over the set's series buckets (``pipeline.graph``), each
-holding one bucket:
+The load stage reads only the set's key columns (``feature_plan``) and cuts the set into
+parts: a series bucket of the store, or a group of its series when the bucket holds more
+than ``PART_ROWS`` rows, so a part's size does not grow with the set. The preprocess stage
+then runs three waves of one-CPU tasks over the parts (``pipeline.graph``), each holding
+one part:
 
-1. ``build_part``: the bucket's rows become its feature matrix (unscaled), an Arrow table
+1. ``build_part``: the part's rows become its feature matrix (unscaled), an Arrow table
    left in the object store, and a count of usable rows per timestamp, from which the
    coordinator splits the job by time (``split_bounds``) as one process would;
-2. ``train_moments``: the bucket's training rows' moments per feature, merged into the
+2. ``train_moments``: the part's training rows' moments per feature, merged into the
    scaler one process would fit on all of them (``Moments``);
-3. ``split_part``: the bucket's training rows, scaled, as one block for Ray Train (with a
+3. ``split_part``: the part's training rows, scaled, as one block for Ray Train (with a
    sample of them to bin on), and its scaled validation and test parts.
 
 The coordinator keeps the validation and test parts (every Ray Train worker reads the
@@ -43,6 +45,9 @@ from pipeline.preprocess import (
 from pipeline.series_metrics import naive_scales
 from pipeline.summaries import LoadSummary
 
+#: A part holds one bucket, or this many rows or fewer of its series (a series is never
+#: cut: its features read its own history).
+PART_ROWS = 2_000_000
 #: A training block's columns besides the features (``f0``, ``f1``, ... by position).
 LABEL = "label"
 ROW = "row"
@@ -56,13 +61,23 @@ _TARGET, _TIMESTAMP, _SERIES, _LABELS, _NAIVE = (
 
 
 @dataclass(frozen=True)
+class Part:
+    """Rows one task builds features of: a series bucket of the store (``None`` for a set
+    stored before partitions), or the listed ``series`` of it."""
+
+    bucket: int | None
+    series: tuple[str, ...] | None
+    rows: int
+
+
+@dataclass(frozen=True)
 class FeaturePlan:
     """What a partitioned preprocess works from: the pinned version of the set, the
-    features every bucket builds, and the buckets."""
+    features every part builds, and the parts."""
 
     schema: FeatureSetSchema
     spec: FeatureSpec
-    buckets: tuple[int | None, ...]
+    parts: tuple[Part, ...]
     rows: int
 
     @property
@@ -75,9 +90,11 @@ class FeaturePlan:
         )
 
 
-def feature_plan(store: FeatureStore, config: TrainingConfig) -> FeaturePlan:
+def feature_plan(
+    store: FeatureStore, config: TrainingConfig, part_rows: int = PART_ROWS
+) -> FeaturePlan:
     """Pin the set's current version and read its key columns (in batches) for the
-    features a model of it gets (``pipeline.features.spec_for``) and its buckets.
+    features a model of it gets (``pipeline.features.spec_for``) and its parts.
 
     Raises:
         FeatureSetNotFound: no such set.
@@ -92,15 +109,45 @@ def feature_plan(store: FeatureStore, config: TrainingConfig) -> FeaturePlan:
     if step <= 0:
         raise PipelineError("timestamps must increase")
     spec = spec_for(step, keys.first, keys.last, keys.series, config)
-    return FeaturePlan(schema, spec, keys.buckets, keys.rows)
+    parts = [
+        part
+        for bucket in keys.buckets
+        for part in parts_of(bucket, keys.rows_by_bucket[bucket], part_rows)
+    ]
+    return FeaturePlan(schema, spec, tuple(parts), keys.rows)
+
+
+def parts_of(bucket: int | None, rows: dict[str | None, int], part_rows: int) -> list[Part]:
+    """A bucket as one part, or its series in groups of at most ``part_rows`` rows (a
+    series of more rows is a part alone)."""
+    total = sum(rows.values())
+    if total <= part_rows or None in rows:
+        return [Part(bucket, None, total)]
+    parts: list[Part] = []
+    group: list[str] = []
+    size = 0
+    for name in sorted(n for n in rows if n is not None):
+        if group and size + rows[name] > part_rows:
+            parts.append(Part(bucket, tuple(group), size))
+            group, size = [], 0
+        group.append(name)
+        size += rows[name]
+    parts.append(Part(bucket, tuple(group), size))
+    return parts
 
 
 def build_part(
-    store: FeatureStore, plan: FeaturePlan, bucket: int | None, config: TrainingConfig
+    store: FeatureStore, plan: FeaturePlan, part: Part, config: TrainingConfig
 ) -> tuple[pa.Table, pd.Series]:
-    """One bucket's feature matrix as a table, and its usable rows per timestamp."""
+    """One part's feature matrix as a table, and its usable rows per timestamp."""
     schema = plan.schema
-    frame = store.load(schema.name, config.end_date, version=schema.pinned_version, bucket=bucket)
+    frame = store.load(
+        schema.name,
+        config.end_date,
+        version=schema.pinned_version,
+        bucket=part.bucket,
+        series=part.series,
+    )
     matrix = build_features(frame, plan.spec, config.start_date, config.end_date)
     columns: dict[str, Any] = {
         name: matrix.features[name].to_numpy() for name in plan.feature_names
@@ -116,7 +163,7 @@ def build_part(
 
 
 def rows_per_timestamp(counts: Sequence[pd.Series]) -> pd.Series:
-    """Every bucket's usable rows per timestamp, summed."""
+    """Every part's usable rows per timestamp, summed."""
     summed: pd.Series = pd.concat(counts).groupby(level=0).sum()
     return summed
 
@@ -165,14 +212,14 @@ class Moments:
 
 
 def train_moments(table: pa.Table, bounds: SplitBounds, plan: FeaturePlan) -> Moments:
-    """The moments of one bucket's training rows."""
+    """The moments of one part's training rows."""
     matrix = _matrix(table, plan)
     train = bounds.masks(matrix.timestamps)["train"]
     return Moments.of(matrix.features[train].to_numpy(dtype="float64"))
 
 
 def merged_scaler(moments: Sequence[Moments], names: list[str]) -> StandardScaler:
-    """The scaler of every bucket's training rows, from each bucket's moments."""
+    """The scaler of every part's training rows, from each part's moments."""
     total = moments[0]
     for more in moments[1:]:
         total = total.merged(more)
@@ -181,7 +228,7 @@ def merged_scaler(moments: Sequence[Moments], names: list[str]) -> StandardScale
 
 @dataclass(frozen=True)
 class TrainPart:
-    """What one bucket's training block says of itself."""
+    """What one part's training block says of itself."""
 
     rows: int
     start: np.datetime64 | None
@@ -202,7 +249,7 @@ def split_part(
     sample_fraction: float,
     seed: int,
 ) -> tuple[pa.Table, Split, Split, TrainPart]:
-    """One bucket's scaled training block, validation part, test part, and what its
+    """One part's scaled training block, validation part, test part, and what its
     training rows say of themselves (``sample_fraction`` of them drawn, by ``seed``)."""
     matrix = _matrix(table, plan)
     masks = bounds.masks(matrix.timestamps)
@@ -258,7 +305,7 @@ def joined(splits: Sequence[Split]) -> Split:
 
 @dataclass(frozen=True)
 class TrainBlocks:
-    """A job's training rows as blocks in the object store (one per bucket), and what
+    """A job's training rows as blocks in the object store (one per part), and what
     they say of themselves."""
 
     blocks: list[Any]  # ObjectRef[pa.Table]
@@ -299,7 +346,7 @@ class PartitionedData(PreparedFeatures):
 
 
 def _matrix(table: pa.Table, plan: FeaturePlan) -> FeatureMatrix:
-    """A bucket's feature table as the matrix ``build_part`` made it from."""
+    """A part's feature table as the matrix ``build_part`` made it from."""
     columns = set(table.column_names)
     return FeatureMatrix(
         features=table.select(plan.feature_names).to_pandas(),

@@ -187,6 +187,8 @@ def test_keys_come_from_the_key_columns_and_buckets_read_alone(store: FeatureSto
     assert (keys.first, keys.last) == (pd.Timestamp(start), pd.Timestamp(end) - pd.Timedelta("1h"))
     assert keys.series == ("m0", "m1", "m2")
     assert len(keys.buckets) > 1
+    per_series = {n: r for rows in keys.rows_by_bucket.values() for n, r in rows.items()}
+    assert per_series == {"m0": 96, "m1": 96, "m2": 96}
     read = [set(store.load("s", bucket=bucket).data["meter"]) for bucket in keys.buckets]
     assert sorted(name for names in read for name in names) == ["m0", "m1", "m2"]  # each once
 
@@ -234,6 +236,7 @@ def test_a_set_stored_before_versions_reads_and_is_kept_when_replaced(store: Fea
     assert store.schema("old").pinned_version == data_file
     keys = store.keys("old")
     assert (keys.rows, keys.series, keys.buckets) == (30, None, (None,))
+    assert keys.rows_by_bucket == {None: {None: 30}}
     assert keys.last == pd.Timestamp("2024-01-02T05:00:00Z")
     store.put("old", table.iloc[:20], timestamp_column="timestamp", target_column="load_kw")
     assert len(store.load("old").data) == 20

@@ -39,7 +39,8 @@ from pipeline.register import JobContext
 from pipeline.storage import Location
 from pipeline.train import train
 
-SERIES = 10
+#: More series than the store has buckets, so some buckets hold several.
+SERIES = 20
 
 
 def config(**fields: Any) -> TrainingConfig:
@@ -58,8 +59,8 @@ def meters() -> pd.DataFrame:
     """Meters of different lengths and levels, with missing readings and missing rows."""
     frames = []
     for index in range(SERIES):
-        meter = load_series(seed=70 + index, hours=24 * (40 + 3 * index))
-        meter["load_kw"] *= 1 + index
+        meter = load_series(seed=70 + index, hours=24 * (40 + 3 * (index % 10)))
+        meter["load_kw"] *= 1 + index % 7
         meter.loc[meter.index % 97 == index, "load_kw"] = np.nan
         meter = meter.drop(index=meter.index[meter.index % 211 == 5])
         frames.append(meter.assign(meter=f"meter-{index}"))
@@ -86,7 +87,7 @@ def whole(store: FeatureStore) -> PreparedData:
 
 def in_process(store: FeatureStore, planned: FeaturePlan, cfg: TrainingConfig) -> PartitionedData:
     """The preprocess stage's three waves, one bucket after another in this process."""
-    built = [build_part(store, planned, bucket, cfg) for bucket in planned.buckets]
+    built = [build_part(store, planned, part, cfg) for part in planned.parts]
     bounds = split_bounds(rows_per_timestamp([counts for _, counts in built]), cfg)
     moments = [train_moments(table, bounds, planned) for table, _ in built]
     scaler = merged_scaler(moments, planned.feature_names)
@@ -139,7 +140,9 @@ def test_the_plan_reads_the_features_one_process_would_build(
     assert planned.spec == default_spec(store.load("meters"), config())
     assert planned.feature_names == whole.feature_names
     assert planned.rows == len(meters())
-    assert len(planned.buckets) > 2
+    assert len(planned.parts) > 2
+    assert all(part.series is None for part in planned.parts)  # one part per bucket
+    assert sum(part.rows for part in planned.parts) == planned.rows
     assert planned.summary().version == store.schema("meters").version
 
 
@@ -160,6 +163,18 @@ def test_bucket_by_bucket_builds_what_one_process_builds(
     order = np.lexsort(stacked.T[::-1])
     expected = whole.train.X[np.lexsort(whole.train.X.T[::-1])]
     np.testing.assert_allclose(stacked[order], expected, rtol=1e-9, atol=1e-9)
+
+
+def test_large_buckets_are_cut_into_groups_of_series(
+    store: FeatureStore, whole: PreparedData
+) -> None:
+    cfg = config()
+    planned = feature_plan(store, cfg, part_rows=1500)
+    buckets = {part.bucket for part in planned.parts}
+    assert len(planned.parts) > len(buckets)
+    named = [name for part in planned.parts for name in part.series or ()]
+    assert sorted(named) == sorted(f"meter-{i}" for i in range(SERIES))  # each series once
+    assert_same_data(in_process(store, planned, cfg), whole)
 
 
 def test_a_date_range_is_split_as_one_process_splits_it(store: FeatureStore) -> None:
