@@ -128,18 +128,14 @@ class ForecastRunner:
             self._store.complete, forecast_id, outcome.rows, outcome.artifact_uri, self._clock()
         )
 
-    def remove_outputs(self, expired: Iterable[ExpiredForecast]) -> int:
-        """Delete the files of forecasts whose rows retention deleted; returns how many
-        forecasts had files."""
-        removed = 0
+    def remove_outputs(self, expired: Iterable[ExpiredForecast]) -> None:
+        """Delete the files of forecasts whose rows retention deleted."""
         for forecast in expired:
             directory = forecast_directory(
                 self._pipeline.artifacts_root, forecast.tenant_id, forecast.forecast_id
             )
             if directory.is_dir():
                 directory.delete_dir()
-                removed += 1
-        return removed
 
     async def _record(self, write: Callable[..., Awaitable[bool]], *args: object) -> None:
         """A final write, retried through a database outage; given up on, the forecast is
