@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.demo import ensure_demo_feature_sets
@@ -15,6 +16,19 @@ from pipeline.storage import Location
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
     store = FeatureStore(Location(str(tmp_path_factory.mktemp("features"))))
     assert ensure_demo_feature_sets(store) == ["forecast_basic", "anomaly_basic"]
+    return store
+
+
+def meters_store(factory: pytest.TempPathFactory, meters: pd.DataFrame) -> FeatureStore:
+    """A local store holding ``meters`` (timestamp, load_kw, meter) as the set "meters"."""
+    store = FeatureStore(Location(str(factory.mktemp("features"))))
+    store.put(
+        "meters",
+        meters,
+        timestamp_column="timestamp",
+        target_column="load_kw",
+        series_column="meter",
+    )
     return store
 
 

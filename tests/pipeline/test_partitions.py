@@ -36,8 +36,8 @@ from pipeline.partitions import (
 )
 from pipeline.preprocess import PreparedData, Split, preprocess, split_bounds
 from pipeline.register import JobContext
-from pipeline.storage import Location
 from pipeline.train import train
+from tests.pipeline.conftest import meters_store
 
 #: More series than the store has buckets, so some buckets hold several.
 SERIES = 20
@@ -69,15 +69,7 @@ def meters() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
-    store = FeatureStore(Location(str(tmp_path_factory.mktemp("features"))))
-    store.put(
-        "meters",
-        meters(),
-        timestamp_column="timestamp",
-        target_column="load_kw",
-        series_column="meter",
-    )
-    return store
+    return meters_store(tmp_path_factory, meters())
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from pipeline.preprocess import preprocess
 from pipeline.register import JobContext
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
+from tests.pipeline.conftest import meters_store
 from tests.pipeline.test_predict import as_json_rows
 
 QUICK = {"n_estimators": 30, "learning_rate": 0.2}
@@ -80,15 +81,7 @@ def meters() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
-    store = FeatureStore(Location(str(tmp_path_factory.mktemp("features"))))
-    store.put(
-        "meters",
-        meters(),
-        timestamp_column="timestamp",
-        target_column="load_kw",
-        series_column="meter",
-    )
-    return store
+    return meters_store(tmp_path_factory, meters())
 
 
 def config(**fields: object) -> TrainingConfig:
