@@ -1,8 +1,9 @@
 """Batch forecasts on the orchestrator: accept, run, record, recover.
 
 A request is checked against the model and the feature set before its row is written
-(a refused one writes nothing), then a coordinator task (``pipeline.graph``) runs it
-while this class awaits the outcome and records it. The row is the truth: a forecast a
+(a refused one writes nothing), then a coordinator task runs it (started through the
+``launch`` it is given: the orchestrator gives ``pipeline.graph.launch_forecast``) while
+this class awaits the outcome and records it. The row is the truth: a forecast a
 previous orchestrator was running is run again at recovery, or failed once it has been
 interrupted ``max_attempts`` times.
 """
@@ -23,9 +24,13 @@ from db.registry import ModelRegistry
 from domain.errors import TrainingError
 from domain.forecasts import ForecastStatus
 from pipeline.artifacts import load_metadata
-from pipeline.batch_forecast import ForecastTask, check_request, forecast_directory
+from pipeline.batch_forecast import (
+    ForecastOutcome,
+    ForecastTask,
+    check_request,
+    forecast_directory,
+)
 from pipeline.feature_store import FeatureStore
-from pipeline.graph import launch_forecast
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 
@@ -33,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 #: Makes the callback a forecast's coordinator reports its progress through.
 ProgressFor = Callable[[str], Callable[[float], None]]
+#: Starts a forecast's coordinator with its progress callback; its outcome is awaited.
+LaunchForecast = Callable[[ForecastTask, Callable[[float], None]], Awaitable[ForecastOutcome]]
 
 
 class ForecastRunner:
@@ -45,6 +52,7 @@ class ForecastRunner:
         max_attempts: int,
         outage_seconds: float,
         clock: Callable[[], datetime],
+        launch: LaunchForecast,
         progress_for: ProgressFor,
     ) -> None:
         self._store = store
@@ -53,6 +61,7 @@ class ForecastRunner:
         self._max_attempts = max_attempts
         self._outage_seconds = outage_seconds
         self._clock = clock
+        self._launch = launch
         self._progress_for = progress_for
         self._running: dict[str, asyncio.Task[None]] = {}
 
@@ -119,7 +128,7 @@ class ForecastRunner:
                 horizon=forecast.horizon,
                 series=forecast.series,
             )
-            outcome = await launch_forecast(task, self._pipeline, self._progress_for(forecast_id))
+            outcome = await self._launch(task, self._progress_for(forecast_id))
         except Exception as exc:  # the forecast fails, the orchestrator goes on
             logger.exception("forecast %s failed", forecast_id)
             await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())

@@ -4,7 +4,8 @@ Each running job is one ``RunningJob``: its pipeline run, its recorders and whet
 cancelled (``VersionClaims`` holds its model version until it ends). It exists from the
 moment the job leaves the queue until its follower has written the outcome, so a cancel
 that arrives while the job is being started finds it, and nothing about the job is left
-behind when it ends.
+behind when it ends. Jobs are launched through the ``launch`` it is given (the orchestrator
+gives ``pipeline.graph.launch``), so it runs without Ray in tests.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-import ray
 from ray.exceptions import RayError
 
 from actors.admission import Admission
@@ -33,11 +33,11 @@ from domain.errors import IllegalTransition, TrainingError
 from domain.events import JobEvent
 from domain.jobs import JobStatus
 from pipeline.config import TrainingConfig
-from pipeline.graph import PipelineRun, launch
 from pipeline.job_callbacks import JobCallbacks
 from pipeline.register import JobContext, SavedModel
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
+from pipeline.stages import StageReport
 from pipeline.storage import Location
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,28 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class LaunchedRun(Protocol):
+    """What the lifecycle follows of a launched job (``pipeline.graph.PipelineRun``)."""
+
+    @property
+    def reports(self) -> Sequence[Awaitable[StageReport]]:
+        """Each stage's report, in running order; a failed stage's raises its error."""
+        ...
+
+    @property
+    def result(self) -> Awaitable[SavedModel]:
+        """The model the last stage registered."""
+        ...
+
+    def cancel(self, force: bool = False) -> None:
+        """Stop the stage that is running (``force``: kill its worker)."""
+        ...
+
+
+#: Starts a job's stages and returns at once (``pipeline.graph.launch``).
+Launch = Callable[[JobContext, JobCallbacks], LaunchedRun]
+
+
 @dataclass
 class RunningJob:
     """One job between leaving the queue and its outcome being written."""
@@ -56,7 +78,7 @@ class RunningJob:
     tenant_id: str
     cancelled: bool = False
     #: Set once launched (a job cancelled while starting is never launched).
-    run: PipelineRun | None = None
+    run: LaunchedRun | None = None
     recorder: StageRecorder | None = None
     search: SearchRecorder | None = None
     #: Held here: the event loop keeps only weak references to tasks.
@@ -83,7 +105,9 @@ class Lifecycle:
         capacity: int,
         outage_seconds: float,
         versions: VersionClaims,
+        launch: Launch,
         callbacks_for: Callable[[JobContext], JobCallbacks],
+        node_id: str,
         on_finished: Callable[[], None],
     ) -> None:
         self._store = store
@@ -93,7 +117,9 @@ class Lifecycle:
         self._metrics = metrics
         self._capacity = capacity
         self._outage_seconds = outage_seconds
+        self._launch_run = launch
         self._callbacks_for = callbacks_for
+        self._node_id = node_id
         self._on_finished = on_finished
         self._running: dict[str, RunningJob] = {}
         self._versions = versions
@@ -196,7 +222,7 @@ class Lifecycle:
         running = self._running[job_id] = RunningJob(tenant_id)
         try:
             job = await self._store.transition(
-                job_id, JobEvent.START, logs=[service_log(job_id, "started", node=_node_id())]
+                job_id, JobEvent.START, logs=[service_log(job_id, "started", node=self._node_id)]
             )
         except IllegalTransition:  # cancelled while it waited to start
             self._end(job_id)
@@ -219,7 +245,7 @@ class Lifecycle:
         follower = asyncio.get_running_loop().create_task(self._follow(job, running, run, recorder))
         running.tasks += (follower,)
 
-    def _launch(self, job: JobRecord, running: RunningJob) -> tuple[PipelineRun, StageRecorder]:
+    def _launch(self, job: JobRecord, running: RunningJob) -> tuple[LaunchedRun, StageRecorder]:
         context = JobContext(
             job_id=job.job_id,
             tenant_id=job.tenant_id,
@@ -230,11 +256,11 @@ class Lifecycle:
         recorder = running.recorder = StageRecorder(self._store, job)
         if context.config.enable_hpo:
             running.search = SearchRecorder(self._store, job)
-        run = running.run = launch(context, self._pipeline, self._callbacks_for(context))
+        run = running.run = self._launch_run(context, self._callbacks_for(context))
         return run, recorder
 
     async def _follow(
-        self, job: JobRecord, running: RunningJob, run: PipelineRun, recorder: StageRecorder
+        self, job: JobRecord, running: RunningJob, run: LaunchedRun, recorder: StageRecorder
     ) -> None:
         """Record each stage as it finishes, then complete or fail the job."""
         outcome = JobStatus.FAILED
@@ -246,7 +272,7 @@ class Lifecycle:
                     continue
                 self._metrics.stage_finished(report.stage, report.seconds)
                 await self._durably(recorder.record, report)
-            saved: SavedModel = await run.outputs[-1]
+            saved = await run.result
             await self._complete(job, saved, recorder.metrics)
             outcome = JobStatus.COMPLETED
         except (RayError, TrainingError) as exc:
@@ -318,7 +344,3 @@ class Lifecycle:
     ) -> T:
         """A write of the job's outcome, retried while the database is unreachable."""
         return await durably(self._outage_seconds, write, *args, **kwargs)
-
-
-def _node_id() -> str:
-    return ray.get_runtime_context().get_node_id()

@@ -45,6 +45,7 @@ from domain.clock import utcnow
 from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.feature_store import FeatureStore
+from pipeline.graph import launch, launch_forecast
 from pipeline.register import JobContext
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
@@ -111,9 +112,11 @@ class JobOrchestrator:
             capacity=self._capacity,
             outage_seconds=settings.database_outage_seconds,
             versions=VersionClaims(self._registry),
+            launch=lambda context, callbacks: launch(context, pipeline, callbacks),
             callbacks_for=functools.partial(
                 OrchestratorCallbacks, ray.get_runtime_context().current_actor
             ),
+            node_id=ray.get_runtime_context().get_node_id(),
             on_finished=self._wakeup.set,
         )
         handle = ray.get_runtime_context().current_actor
@@ -124,6 +127,7 @@ class JobOrchestrator:
             max_attempts=settings.max_attempts,
             outage_seconds=settings.database_outage_seconds,
             clock=clock,
+            launch=lambda task, progress: launch_forecast(task, pipeline, progress),
             progress_for=functools.partial(ForecastProgress, handle),
         )
         self._housekeeping = Housekeeping(

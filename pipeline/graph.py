@@ -99,6 +99,11 @@ class PipelineRun:
     outputs: list[ObjectRef[Any]]
     reports: list[ObjectRef[StageReport]]
 
+    @property
+    def result(self) -> ObjectRef[SavedModel]:
+        """The last stage's output: the model the register stage saved."""
+        return cast(ObjectRef[SavedModel], self.outputs[-1])
+
     def cancel(self, force: bool = False) -> None:
         """Cancel the stage that is running; the stages after it then fail without running.
 

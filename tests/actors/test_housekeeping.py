@@ -4,7 +4,7 @@ has passed; an expired forecast's file goes with its row."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,12 @@ from db.forecasts import ForecastStore, NewForecast
 from db.jobs import JobStore
 from db.registry import ModelRegistry
 from domain.events import JobEvent
-from pipeline.batch_forecast import forecast_directory, forecast_location
+from pipeline.batch_forecast import (
+    ForecastOutcome,
+    ForecastTask,
+    forecast_directory,
+    forecast_location,
+)
 from pipeline.demo import load_series
 from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
@@ -43,6 +48,12 @@ class Clock:
         return self.now
 
 
+def no_forecast(
+    task: ForecastTask, progress: Callable[[float], None]
+) -> Awaitable[ForecastOutcome]:
+    raise AssertionError("no forecast runs here")
+
+
 def housekeeping_of(
     store: JobStore, features: FeatureStore, tmp_path: Path, clock: Clock
 ) -> Housekeeping:
@@ -54,7 +65,8 @@ def housekeeping_of(
         max_attempts=settings.max_attempts,
         outage_seconds=settings.database_outage_seconds,
         clock=clock,
-        progress_for=lambda forecast_id: lambda progress: None,  # no forecast runs here
+        launch=no_forecast,
+        progress_for=lambda forecast_id: lambda progress: None,
     )
     return Housekeeping(
         store,

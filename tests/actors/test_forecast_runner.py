@@ -1,0 +1,197 @@
+"""Batch forecasts run and recorded without Ray: a run's outcome or its error lands in the
+forecast's row, and recovery runs an interrupted forecast again or gives it up after
+``max_attempts``. A real SQLite store; only the coordinator's launch is fake."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from ray.exceptions import RayTaskError
+
+from actors.forecasts import ForecastRunner
+from db.database import Database
+from db.forecasts import ForecastRecord, ForecastStore, NewForecast
+from db.records import ModelRecord
+from db.registry import ModelRegistry
+from domain.clock import utcnow
+from domain.errors import PipelineError
+from domain.events import JobEvent
+from domain.forecasts import ForecastStatus
+from pipeline.batch_forecast import ForecastOutcome, ForecastTask
+from pipeline.settings import PipelineSettings
+from tests.databases import migrated_store
+from tests.db.factories import new_job, new_model
+
+MAX_ATTEMPTS = 2
+TOO_SHORT = PipelineError("series 'm1' has too little history")
+#: The domain error as awaiting the coordinator's ref raises it.
+IN_RAY_TASK = RayTaskError("forecast", "Traceback ...", TOO_SHORT)  # type: ignore[no-untyped-call]
+
+
+class Launcher:
+    """The fake ``launch``: records each task, reports half its progress, and returns a
+    future the test resolves (or raises the error a test set for every launch)."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, ForecastTask] = {}
+        self.outcomes: dict[str, asyncio.Future[ForecastOutcome]] = {}
+        self.error: Exception | None = None
+
+    def __call__(
+        self, task: ForecastTask, progress: Callable[[float], None]
+    ) -> asyncio.Future[ForecastOutcome]:
+        self.tasks[task.forecast_id] = task
+        if self.error is not None:
+            raise self.error
+        progress(0.5)
+        outcome = self.outcomes[task.forecast_id] = asyncio.get_running_loop().create_future()
+        return outcome
+
+    async def launched(
+        self, forecast_id: str, timeout: float = 5
+    ) -> asyncio.Future[ForecastOutcome]:
+        deadline = time.monotonic() + timeout
+        while forecast_id not in self.outcomes:
+            assert time.monotonic() < deadline, f"forecast {forecast_id} was not launched"
+            await asyncio.sleep(0.005)
+        return self.outcomes[forecast_id]
+
+
+@dataclass
+class Harness:
+    forecasts: ForecastStore
+    runner: ForecastRunner
+    launcher: Launcher
+    model: ModelRecord
+    #: (forecast, progress) as the coordinators reported them.
+    progress: list[tuple[str, float]]
+
+    async def create(self) -> str:
+        forecast = NewForecast(self.model.tenant_id, self.model.model_id, "forecast_basic", 24)
+        return (await self.forecasts.create(forecast, utcnow())).forecast_id
+
+    async def settled(self, forecast_id: str, timeout: float = 5) -> ForecastRecord:
+        """The forecast's row once it has completed or failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            forecast = await self.forecasts.get(forecast_id)
+            if forecast.status in (ForecastStatus.COMPLETED, ForecastStatus.FAILED):
+                return forecast
+            assert time.monotonic() < deadline, f"forecast {forecast_id} is {forecast.status}"
+            await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    async with migrated_store("sqlite", tmp_path) as store:
+        job = await store.create_job(new_job())
+        await store.transition(job.job_id, JobEvent.START)
+        await store.transition(job.job_id, JobEvent.COMPLETE, model=new_model())
+        yield store.database
+
+
+@pytest.fixture
+async def harness(database: Database, tmp_path: Path) -> AsyncIterator[Harness]:
+    """A runner over the database; afterwards, ends the runs a test left going."""
+    registry = ModelRegistry(database)
+    model = await registry.get(new_model().model_id)
+    forecasts = ForecastStore(database)
+    launcher = Launcher()
+    progress: list[tuple[str, float]] = []
+    runner = ForecastRunner(
+        forecasts,
+        registry,
+        PipelineSettings(data_dir=tmp_path),
+        max_attempts=MAX_ATTEMPTS,
+        outage_seconds=1.0,
+        clock=utcnow,
+        launch=launcher,
+        progress_for=lambda forecast_id: lambda share: progress.append((forecast_id, share)),
+    )
+    harness = Harness(forecasts, runner, launcher, model, progress)
+    yield harness
+    for forecast_id, outcome in launcher.outcomes.items():
+        if not outcome.done():
+            outcome.set_exception(PipelineError("the test ended"))
+            await harness.settled(forecast_id)
+
+
+async def test_a_forecast_that_runs_is_completed_with_its_rows_and_file(harness: Harness) -> None:
+    forecast_id = await harness.create()
+
+    await harness.runner.recover()
+    outcome = await harness.launcher.launched(forecast_id)
+    running = await harness.forecasts.get(forecast_id)
+    outcome.set_result(ForecastOutcome(rows=48, artifact_uri="/artifacts/forecast.parquet"))
+    forecast = await harness.settled(forecast_id)
+
+    assert (running.status, running.attempts) == (ForecastStatus.RUNNING, 1)
+    assert forecast.status is ForecastStatus.COMPLETED
+    assert (forecast.rows, forecast.artifact_uri) == (48, "/artifacts/forecast.parquet")
+    assert forecast.progress == 1.0
+    assert forecast.error is None
+    task = harness.launcher.tasks[forecast_id]
+    assert (task.model_uri, task.feature_set, task.horizon, task.series) == (
+        harness.model.artifact_uri,
+        "forecast_basic",
+        24,
+        None,
+    )
+    assert harness.progress == [(forecast_id, 0.5)]
+
+
+@pytest.mark.parametrize(
+    ("error", "when"),
+    [(TOO_SHORT, "launch"), (TOO_SHORT, "outcome"), (IN_RAY_TASK, "outcome")],
+    ids=["launch", "outcome", "ray-task"],
+)
+async def test_a_forecast_whose_run_fails_is_failed_with_the_domain_errors_message(
+    harness: Harness, error: Exception, when: str
+) -> None:
+    forecast_id = await harness.create()
+    if when == "launch":
+        harness.launcher.error = error
+
+    await harness.runner.recover()
+    if when == "outcome":
+        (await harness.launcher.launched(forecast_id)).set_exception(error)
+    forecast = await harness.settled(forecast_id)
+
+    assert forecast_id in harness.launcher.tasks
+    assert forecast.status is ForecastStatus.FAILED
+    assert forecast.error == TOO_SHORT.message
+    assert forecast.rows is None
+
+
+async def test_recovery_runs_an_interrupted_forecast_again_and_gives_up_at_max_attempts(
+    harness: Harness,
+) -> None:
+    forecasts = harness.forecasts
+    interrupted, exhausted, queued = [await harness.create() for _ in range(3)]
+    assert await forecasts.start(interrupted, utcnow())  # its run was lost
+    for attempt in range(MAX_ATTEMPTS):  # every run it was allowed was lost
+        if attempt:
+            assert await forecasts.requeue(exhausted)
+        assert await forecasts.start(exhausted, utcnow())
+
+    await harness.runner.recover()
+    reruns = [await harness.launcher.launched(f) for f in (interrupted, queued)]
+    await harness.runner.recover()  # again: the runs it started are left alone
+
+    given_up = await forecasts.get(exhausted)
+    assert given_up.status is ForecastStatus.FAILED
+    assert given_up.error == (
+        f"interrupted {MAX_ATTEMPTS} times (the orchestrator or a worker was lost while it "
+        f"ran); giving up after {MAX_ATTEMPTS} attempts"
+    )
+    assert set(harness.launcher.tasks) == {interrupted, queued}
+    for rerun in reruns:
+        rerun.set_result(ForecastOutcome(rows=24, artifact_uri="/artifacts/forecast.parquet"))
+    again, first = await harness.settled(interrupted), await harness.settled(queued)
+    assert (again.status, again.attempts) == (ForecastStatus.COMPLETED, 2)
+    assert (first.status, first.attempts) == (ForecastStatus.COMPLETED, 1)

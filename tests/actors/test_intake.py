@@ -1,0 +1,167 @@
+"""The way into the queue: an idempotency key admits a request once, a job that could
+never run or a tenant with a full queue writes no row, and concurrent retries pass the
+tenant's queue limit once between them. A real SQLite store and a real feature store with
+the demo sets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from actors.admission import Admission, TenantLimits
+from actors.intake import Intake
+from actors.queue import JobQueue
+from actors.submission import JobSubmission
+from actors.validation import JobValidator
+from db.jobs import JobStore
+from db.records import JobFilters, JobRecord
+from domain.clock import utcnow
+from domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, TooManyRequests
+from domain.events import JobEvent
+from domain.jobs import JobStatus, ModelType
+from pipeline.config import TrainingConfig
+from pipeline.demo import ensure_demo_feature_sets
+from pipeline.feature_store import FeatureStore
+from pipeline.storage import Location
+from tests.databases import migrated_store
+from tests.db.factories import new_job, new_model
+
+CONFIG = TrainingConfig(feature_set="forecast_basic", horizon=24, target_variable="load_kw")
+
+MakeIntake = Callable[..., Intake]
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
+    """The demo sets, built once for the module."""
+    store = FeatureStore(Location(str(tmp_path_factory.mktemp("features"))))
+    ensure_demo_feature_sets(store)
+    return store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
+    async with migrated_store("sqlite", tmp_path) as store:
+        yield store
+
+
+@pytest.fixture
+def intake_of(store: JobStore, features: FeatureStore) -> MakeIntake:
+    def make(limits: Mapping[str, TenantLimits] | None = None) -> Intake:
+        return Intake(
+            store,
+            JobValidator(features, cluster_cpus=2, distributed_min_rows=5_000_000),
+            Admission(TenantLimits(), limits or {}, capacity=2),
+            JobQueue(),
+            idempotency_window=timedelta(hours=24),
+            clock=utcnow,
+            on_queued=lambda: None,
+        )
+
+    return make
+
+
+def submission(**config: object) -> JobSubmission:
+    return JobSubmission(
+        tenant_id="tenant-a",
+        model_type=ModelType.FORECAST,
+        model_name="load_forecast",
+        config=TrainingConfig.model_validate({**CONFIG.model_dump(), **config}),
+    )
+
+
+async def rows(store: JobStore) -> list[JobRecord]:
+    return list((await store.list_jobs(JobFilters(), 1, 100)).items)
+
+
+async def finished_job(store: JobStore, event: JobEvent) -> JobRecord:
+    job = await store.create_job(new_job(config=CONFIG.model_dump(mode="json")))
+    await store.transition(job.job_id, JobEvent.START)
+    model = new_model() if event is JobEvent.COMPLETE else None
+    return await store.transition(job.job_id, event, model=model)
+
+
+async def test_a_repeated_key_returns_the_job_it_created(
+    intake_of: MakeIntake, store: JobStore
+) -> None:
+    intake = intake_of()
+
+    job, created = await intake.submit(submission(), "key-1")
+    again, created_again = await intake.submit(submission(), "key-1")
+
+    assert (created, created_again) == (True, False)
+    assert again.job_id == job.job_id
+    assert [(r.job_id, r.status) for r in await rows(store)] == [(job.job_id, JobStatus.QUEUED)]
+
+
+async def test_a_key_used_for_another_request_is_refused(
+    intake_of: MakeIntake, store: JobStore
+) -> None:
+    intake = intake_of()
+    job, _ = await intake.submit(submission(), "key-1")
+
+    with pytest.raises(IdempotencyKeyReused):
+        await intake.submit(submission(horizon=48), "key-1")
+
+    assert [r.job_id for r in await rows(store)] == [job.job_id]
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"feature_set": "no_such_set"}, "config.feature_set"),
+        ({"target_variable": "price"}, "config.target_variable"),
+    ],
+    ids=["feature-set", "target"],
+)
+async def test_a_job_that_could_never_run_is_refused_and_writes_nothing(
+    intake_of: MakeIntake, store: JobStore, config: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        await intake_of().submit(submission(**config), "key-1")
+
+    assert refused.value.field == field
+    assert await rows(store) == []
+
+
+async def test_a_tenant_with_a_full_queue_is_refused_and_nothing_is_written(
+    intake_of: MakeIntake, store: JobStore
+) -> None:
+    intake = intake_of({"tenant-a": TenantLimits(max_queued=1)})
+    job, _ = await intake.submit(submission())
+
+    with pytest.raises(TooManyRequests):
+        await intake.submit(submission())
+
+    assert [r.job_id for r in await rows(store)] == [job.job_id]
+
+
+async def test_concurrent_retries_pass_the_queue_limit_once(
+    intake_of: MakeIntake, store: JobStore
+) -> None:
+    failed = await finished_job(store, JobEvent.FAIL)
+    intake = intake_of({"tenant-a": TenantLimits(max_queued=1)})
+
+    outcomes = await asyncio.gather(
+        intake.retry(failed.job_id), intake.retry(failed.job_id), return_exceptions=True
+    )
+
+    [retried] = [o for o in outcomes if isinstance(o, JobRecord)]
+    [refused] = [o for o in outcomes if not isinstance(o, JobRecord)]
+    assert isinstance(refused, TooManyRequests)
+    assert retried.retry_of == failed.job_id
+    queued = [(r.job_id, r.retry_of) for r in await rows(store) if r.status is JobStatus.QUEUED]
+    assert queued == [(retried.job_id, failed.job_id)]
+
+
+async def test_a_completed_job_cannot_be_retried(intake_of: MakeIntake, store: JobStore) -> None:
+    completed = await finished_job(store, JobEvent.COMPLETE)
+
+    with pytest.raises(Conflict):
+        await intake_of().retry(completed.job_id)
+
+    assert [r.job_id for r in await rows(store)] == [completed.job_id]
