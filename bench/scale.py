@@ -125,7 +125,7 @@ def role_distributed(data_dir: Path, threads: int) -> dict[str, Any]:
     from pipeline.graph import launch
     from pipeline.settings import PipelineSettings
 
-    ray.init(num_cpus=threads, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=threads, include_dashboard=False, log_to_driver=False)
     peaks: dict[int, tuple[str, float]] = {}
     done = threading.Event()
 

@@ -69,9 +69,12 @@ async def prepare_storage(database_url: str, pipeline: PipelineSettings) -> list
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> str | None:
-    """Join the cluster at ``address``, or start a local one; returns the dashboard URL."""
+    """Join the cluster at ``address`` ('auto': the one ``ray start`` left its address
+    for), or with None start a local one of its own, never one Ray's address file or
+    ``RAY_ADDRESS`` names (a dead cluster's address outlives it there); returns the
+    dashboard URL."""
     context = ray.init(
-        address=address,
+        address=address or "local",
         namespace=NAMESPACE,
         num_cpus=num_cpus if address is None else None,
         include_dashboard=True if address is None else None,
