@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test check lint typecheck bench bench-forecast bench-scale services browser clean
+.PHONY: setup run test test-slow test-cluster test-all coverage check lint typecheck bench bench-forecast bench-scale services browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +48,31 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy .
 
-## Lint, type-check and run the whole test suite (SQLite and PostgreSQL, real Ray).
+## Lint, type-check and run the default tier: every test but the slow and cluster ones.
 test: setup services browser lint typecheck
+	$(BIN)/pytest -m "not slow and not cluster"
+
+## The long scenarios: restarts, outages, fuzzing, many jobs, Ray Train.
+test-slow: setup services browser
+	$(BIN)/pytest -m slow
+
+## The scenarios with a Ray cluster or service of their own (multi-node, restarts).
+test-cluster: setup services
+	$(BIN)/pytest -m cluster
+
+## Lint, type-check and every test of every tier in one session: what CI runs.
+test-all: setup services browser lint typecheck
 	$(BIN)/pytest
+
+## Line coverage of serve_app, actors, pipeline, db and domain over every tier (or the
+## tests PYTEST_ARGS selects), Ray workers and subprocesses included.
+PYTEST_ARGS ?=
+coverage: setup services browser
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest --cov --cov-report= $(PYTEST_ARGS)
+	@# Workers that saved their data after pytest-cov combined it: add theirs.
+	-$(BIN)/coverage combine --append --quiet
+	$(BIN)/coverage report
 
 bench: setup
 	$(BIN)/python -m bench.cores
@@ -70,4 +92,4 @@ bench-forecast: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.forecast
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) data .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

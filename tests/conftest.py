@@ -4,8 +4,11 @@ MLflow tracking server."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
@@ -13,6 +16,7 @@ import ray
 from moto.server import ThreadedMotoServer
 
 from actors.settings import NAMESPACE
+from tests.dead_ray import dead_cluster_tmpdir
 from tests.mlflow_server import MlflowServer
 
 # Credentials for the local S3 server, set before Ray starts so that its workers inherit
@@ -27,15 +31,30 @@ os.environ.update(
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
+    """A Ray of the suite's own: never one found on the machine (``address="local"``), and
+    its sessions in a directory of its own."""
+    temp_dir = tempfile.mkdtemp(prefix="ray-tests-")  # short: Ray's socket paths are bounded
     ray.init(
+        address="local",
         num_cpus=2,
         namespace=NAMESPACE,
         include_dashboard=True,
         dashboard_host="127.0.0.1",
         log_to_driver=False,
+        _temp_dir=temp_dir,
+        # Metrics reach Ray's Prometheus endpoint within a second, not ten.
+        _system_config={"metrics_report_interval_ms": 1000},
     )
     yield
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def dead_ray_tmpdir() -> Iterator[Path]:
+    """A ``RAY_TMPDIR`` whose address file names a crashed cluster (``tests.dead_ray``)."""
+    with dead_cluster_tmpdir() as root:
+        yield root
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +78,20 @@ def s3_bucket(s3_endpoint: str) -> str:
     return f"s3://{bucket}/{{}}?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _early_mlflow_server(request: pytest.FixtureRequest) -> None:
+    """In a session with tests that need the tracking server, start it with the session:
+    it takes seconds to import MLflow, which it then does beside the first tests."""
+    if any("mlflow_server" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("mlflow_server")
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real MLflow tracking server; the deployed service mirrors into it (each database
-    backend under its own prefix)."""
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
-    server.start()
+    backend under its own prefix). It starts in the background, below the tests' priority;
+    a test that calls it directly waits for it (``wait_ready``)."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), niceness=10)
+    server.launch()
     yield server
     server.stop()

@@ -31,6 +31,12 @@ class MlflowServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start the server and wait until it answers."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the server without waiting for it (it takes seconds to import MLflow)."""
         mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         log = (self.root / "server.log").open("ab")
         self._process = subprocess.Popen(
@@ -57,6 +63,10 @@ class MlflowServer:
         if self.niceness:  # its own session is its own scheduling group: nice the group too
             with contextlib.suppress(OSError):
                 Path(f"/proc/{self._process.pid}/autogroup").write_text(str(self.niceness))
+
+    def wait_ready(self) -> None:
+        """Return once the launched server answers its health check."""
+        assert self._process is not None, "launch() the server first"
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

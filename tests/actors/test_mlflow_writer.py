@@ -41,6 +41,7 @@ def finished_job(job_id: str) -> JobRecord:
 
 
 def test_an_interrupted_write_is_redone_once(mlflow_server: MlflowServer) -> None:
+    mlflow_server.wait_ready()
     writer = MlflowWriter(mlflow_server.uri, prefix=f"writer-{uuid.uuid4().hex[:8]}-")
     client = MlflowClient(tracking_uri=mlflow_server.uri)
     job = finished_job(str(uuid.uuid4()))

@@ -27,7 +27,6 @@ import pyarrow.fs as pafs
 import ray
 from moto.server import ThreadedMotoServer
 from ray.cluster_utils import Cluster
-from ray.util.state import list_tasks
 
 from actors.client import OrchestratorClient, TrainingClient
 from actors.orchestrator import JobOrchestrator, start_orchestrator
@@ -39,11 +38,15 @@ from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from serve_app.service import prepare_storage
 from tests.network import free_port
+from tests.ray_state import tasks
 
+#: A second or two of training: one booster, no quantiles (where tasks run is under test).
+SMALL = {"hyperparameters": {"n_estimators": 300, "objective": "regression"}, "quantiles": []}
 #: About ten seconds of training on one CPU: long enough to lose a node in the middle.
 LONG = {
-    "hyperparameters": {"n_estimators": 6000, "learning_rate": 0.005},
+    "hyperparameters": {"n_estimators": 6000, "learning_rate": 0.005, "objective": "regression"},
     "early_stopping_rounds": 0,
+    "quantiles": [],
 }
 
 
@@ -56,7 +59,7 @@ def submission(config: dict[str, Any] | None = None) -> JobSubmission:
             "config": {
                 "feature_set": "forecast_basic",
                 "target_variable": "load_kw",
-                **(config or {}),
+                **(config or SMALL),
             },
         }
     )
@@ -113,9 +116,9 @@ def stored_models(bucket: str) -> list[str]:
 def stage_nodes(stage: str, job_id: str) -> list[str]:
     """The nodes the job's ``stage`` task ran on, one per attempt (the state API may lag)."""
     for _ in range(50):
-        tasks = list_tasks(filters=[("name", "=", f"{stage}:{job_id}")], detail=True)
-        nodes = [t.node_id for t in tasks if t.node_id]
-        if nodes and len(nodes) == len(tasks):
+        found = tasks(("name", "=", f"{stage}:{job_id}"), detail=True)
+        nodes = [t.node_id for t in found if t.node_id]
+        if nodes and len(nodes) == len(found):
             return nodes
         time.sleep(0.2)
     return nodes
@@ -131,7 +134,7 @@ def kill_node_running_train(cluster: Cluster, job_id: str) -> str:
     while time.monotonic() < deadline:
         running = [
             t.node_id
-            for t in list_tasks(filters=[("name", "=", f"train:{job_id}")], detail=True)
+            for t in tasks(("name", "=", f"train:{job_id}"), detail=True)
             if t.state == "RUNNING" and t.node_id  # the state API may not know the node yet
         ]
         if running:

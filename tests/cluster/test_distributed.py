@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 SCENARIO_TIMEOUT_SECONDS = 1500
+#: The scenario runs in the module's fixture: the first test's timeout must cover it.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(SCENARIO_TIMEOUT_SECONDS + 60)]
 #: Each worker holds half the training rows and the validation rows, one process all of
 #: them plus its refit's copy of the training and validation rows. Measured on two
 #: million rows: 0.71 (729 MB per worker, 1025 MB for one process); a Ray Train worker's

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 SCENARIO_TIMEOUT_SECONDS = 600
+#: The scenario runs in the module's fixture: the first test's timeout must cover it.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(SCENARIO_TIMEOUT_SECONDS + 60)]
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """`trainctl up` stopped with SIGTERM while jobs run and wait, then started again: the
 interrupted job is re-queued and completes, the waiting ones run, and nothing is doubled.
 
-The service runs as a real `trainctl up` subprocess with a Ray cluster of its own
-(``RAY_ADDRESS=local``), on SQLite under a temporary data directory.
+The service runs as a real `trainctl up` subprocess, on SQLite under a temporary data
+directory, on a machine where a crashed Ray left its address behind: `trainctl up` starts
+a Ray cluster of its own rather than joining that one.
 """
 
 from __future__ import annotations
@@ -16,20 +17,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+
+#: Two starts and stops of the service and three jobs, each step with a deadline of its own.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 PORT = 8797
 API = f"http://127.0.0.1:{PORT}"
+#: A second of training: one booster, no quantiles (the restart is under test).
+SMALL = {"hyperparameters": {"n_estimators": 100, "objective": "regression"}, "quantiles": []}
 #: A few seconds of training, so SIGTERM lands while it runs.
 LONG = {
-    "hyperparameters": {"n_estimators": 4000, "learning_rate": 0.005},
+    "hyperparameters": {"n_estimators": 4000, "learning_rate": 0.005, "objective": "regression"},
     "early_stopping_rounds": 0,
+    "quantiles": [],
 }
 
 
-def up(data_dir: Path) -> subprocess.Popen[bytes]:
+def up(data_dir: Path, ray_tmpdir: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "RAY_ADDRESS": "local",
+        "RAY_TMPDIR": str(ray_tmpdir),
         "TRAINING_DATA_DIR": str(data_dir),
         "TRAINING_PORT": str(PORT),
         "TRAINING_MAX_CONCURRENT_JOBS": "1",
@@ -61,7 +69,11 @@ def submit(config: dict[str, Any] | None = None) -> str:
         "tenant_id": "restart",
         "model_type": "forecast",
         "model_name": "m",
-        "config": {"feature_set": "forecast_basic", "target_variable": "load_kw", **(config or {})},
+        "config": {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            **(config or SMALL),
+        },
     }
     response = httpx.post(f"{API}/ai/training/jobs/start", json=body, timeout=30)
     assert response.status_code == 201, response.text
@@ -74,9 +86,11 @@ def job(job_id: str) -> dict[str, Any]:
     return found
 
 
-def test_sigterm_then_restart_requeues_and_completes_every_job(tmp_path: Path) -> None:
+def test_sigterm_then_restart_requeues_and_completes_every_job(
+    tmp_path: Path, dead_ray_tmpdir: Path
+) -> None:
     data_dir = tmp_path / "data"
-    service = up(data_dir)
+    service = up(data_dir, dead_ray_tmpdir)
     try:
         interrupted = submit(LONG)
         waiting = [submit() for _ in range(2)]
@@ -87,7 +101,7 @@ def test_sigterm_then_restart_requeues_and_completes_every_job(tmp_path: Path) -
     finally:
         assert stop(service) == 0
 
-    service = up(data_dir)
+    service = up(data_dir, dead_ray_tmpdir)
     try:
         deadline = time.monotonic() + 240
         while not all(job(j)["status"] == "completed" for j in [interrupted, *waiting]):

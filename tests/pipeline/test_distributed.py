@@ -55,6 +55,7 @@ def distributed(data: PreparedData, fitter: RayTrainFitter) -> TrainedModel:
     return assemble(data, member_plans(cfg), cfg.quantiles, cfg.early_stopping_rounds, fitter)
 
 
+@pytest.mark.slow  # a Ray Train worker group
 def test_the_distributed_model_has_the_single_process_models_shape(
     single: TrainedModel, distributed: TrainedModel, data: PreparedData
 ) -> None:
@@ -74,6 +75,7 @@ def test_the_distributed_model_has_the_single_process_models_shape(
         assert member.booster.num_trees() == member.rounds
 
 
+@pytest.mark.slow  # a Ray Train worker group
 def test_the_distributed_model_is_as_accurate_as_one_process(
     single: TrainedModel, distributed: TrainedModel, data: PreparedData
 ) -> None:
@@ -87,6 +89,7 @@ def test_the_distributed_model_is_as_accurate_as_one_process(
     assert abs(test - 1) <= MAE_TOLERANCE
 
 
+@pytest.mark.slow  # a Ray Train worker group
 def test_each_worker_held_a_shard_and_reported_its_memory(
     distributed: TrainedModel, fitter: RayTrainFitter, data: PreparedData
 ) -> None:
@@ -97,6 +100,7 @@ def test_each_worker_held_a_shard_and_reported_its_memory(
     assert all(r.peak_rss_bytes > 0 for r in fitter.reports)
 
 
+@pytest.mark.slow  # a Ray Train worker group
 def test_the_train_stage_function_reports_live_scores_and_trains_the_blend(
     data: PreparedData,
 ) -> None:

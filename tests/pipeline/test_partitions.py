@@ -205,6 +205,7 @@ def test_the_bin_samples_draw_from_every_bucket(store: FeatureStore) -> None:
     assert len(refitting) == partitioned.train_rows + len(partitioned.validation.y)
 
 
+@pytest.mark.slow  # three waves of feature tasks, then Ray Train
 @pytest.mark.usefixtures("ray_cluster")
 def test_the_stage_builds_the_same_data_on_ray_and_trains_as_well_as_one_process(
     store: FeatureStore, whole: PreparedData

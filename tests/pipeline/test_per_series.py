@@ -190,12 +190,8 @@ def alone(artifact: ModelArtifact, index: int) -> ModelArtifact:
     """A per-series artifact's ``index``-th series model, as a model of its own."""
     assert artifact.per_series is not None
     part = artifact.per_series.parts[index]
-    assert part.calibration is not None
-    metadata = {
-        **artifact.metadata,
-        "per_series": None,
-        "quantile_calibration": part.calibration.as_dict(),
-    }
+    calibration = part.calibration.as_dict() if part.calibration else None
+    metadata = {**artifact.metadata, "per_series": None, "quantile_calibration": calibration}
     return ModelArtifact(part.members, artifact.scaler, metadata, part.quantile_members)
 
 

@@ -23,6 +23,8 @@ from pipeline.storage import Location
 
 #: Test rows to serve, plus the history their lags need.
 SERVED = 48
+#: A small model of the default shape: the blend of two members and the P10-P90 boosters.
+SMALL = {"n_estimators": 50, "learning_rate": 0.2}
 
 
 def trained(store: FeatureStore, root: Path, feature_set: str, model_type: ModelType) -> Path:
@@ -31,7 +33,9 @@ def trained(store: FeatureStore, root: Path, feature_set: str, model_type: Model
         tenant_id="tenant-a",
         model_type=model_type,
         model_name=feature_set,
-        config=TrainingConfig(feature_set=feature_set, target_variable="load_kw"),
+        config=TrainingConfig(
+            feature_set=feature_set, target_variable="load_kw", hyperparameters=SMALL
+        ),
     )
     settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(root))
     saved, _ = run_in_process(context, settings)

@@ -23,6 +23,9 @@ from pipeline.storage import Location
 from pipeline.summaries import TrainSummary
 from pipeline.train import train
 
+#: A small explicit model, for the tests that are not about the defaults.
+SMALL = {"hyperparameters": {"n_estimators": 60, "learning_rate": 0.2}, "quantiles": []}
+
 
 def context(feature_set: str, model_type: ModelType, **config: object) -> JobContext:
     return JobContext(
@@ -43,6 +46,7 @@ def settings(demo_store: FeatureStore, tmp_path: Path) -> PipelineSettings:
     )
 
 
+@pytest.mark.slow  # the defaults: eight boosters of up to 1000 rounds
 def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineSettings) -> None:
     saved, reports = run_in_process(context("forecast_basic", ModelType.FORECAST), settings)
     assert [r.stage for r in reports] == [
@@ -71,7 +75,7 @@ def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineS
 
 
 def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
-    saved, _ = run_in_process(context("anomaly_basic", ModelType.ANOMALY), settings)
+    saved, _ = run_in_process(context("anomaly_basic", ModelType.ANOMALY, **SMALL), settings)
     metrics = saved.metrics
     assert metrics["recall"] > 0.6
     assert metrics["precision"] > 0.4
@@ -108,7 +112,7 @@ def test_early_stopping_and_hyperparameters_take_effect(demo_store: FeatureStore
 def test_artifact_round_trip_and_unique_versions(
     settings: PipelineSettings, demo_store: FeatureStore
 ) -> None:
-    ctx = context("forecast_basic", ModelType.FORECAST)
+    ctx = context("forecast_basic", ModelType.FORECAST, **SMALL)
     saved, _ = run_in_process(ctx, settings)
     directory = Path(saved.artifact_uri)
     artifact = load_artifact(Location(str(directory)))

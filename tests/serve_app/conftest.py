@@ -112,10 +112,18 @@ class Deployed:
             await asyncio.sleep(0.1)
 
 
-#: Most tests need a real training, not the best one: the seed's budget (100 rounds at
-#: rate 0.1) keeps a job to about a second where the defaults take ten. A test of the
-#: defaults gives ``hyperparameters`` of its own (``{}``).
-QUICK = {"hyperparameters": {"n_estimators": 100, "learning_rate": 0.1}}
+#: Most tests need a real training, not the best one: one booster of 30 rounds and no
+#: quantile boosters, where the defaults train eight boosters of up to 1000 rounds. A test
+#: of the defaults gives ``hyperparameters`` (``{}``) and ``quantiles`` of its own.
+QUICK: dict[str, Any] = {
+    "hyperparameters": {"n_estimators": 30, "learning_rate": 0.2, "objective": "regression"},
+    "quantiles": [],
+}
+
+
+#: Ten weeks of the demo set's two years, for jobs whose data size does not matter: a
+#: search's many trials, many jobs at once.
+TEN_WEEKS = {"start_date": "2025-01-01T00:00:00Z", "end_date": "2025-03-15T00:00:00Z"}
 
 
 def job_body(config: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
@@ -142,16 +150,31 @@ SLOW = {
 }
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The API's tests run on PostgreSQL, production's database; those whose behaviour
+    depends on the database (marked ``both_databases``) on SQLite too."""
+    if "service" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_databases") is not None
+        backends = BACKENDS if both else ("postgresql",)
+        metafunc.parametrize("backend", backends, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database the deployed service runs on (see ``pytest_generate_tests``)."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
 async def service(
-    request: pytest.FixtureRequest,
+    backend: str,
     ray_cluster: None,
     mlflow_server: MlflowServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Deployed]:
-    backend: str = request.param
     data_dir = tmp_path_factory.mktemp(f"service-{backend}")
-    async with fresh_database(backend, data_dir) as url:
+    async with fresh_database(backend, data_dir, migrated=True) as url:
         pipeline = PipelineSettings(data_dir=data_dir)
         await prepare_storage(url, pipeline)
         config = ServiceConfig(

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from tests.serve_app.conftest import LIMITED_TENANT, SLOW, Deployed, count_jobs, job_body
+
+#: Limits, idempotency keys and concurrent submits rest on the database's transactions.
+pytestmark = pytest.mark.both_databases
 
 START = "/ai/training/jobs/start"
 

@@ -215,6 +215,7 @@ async def test_unknown_job_is_404(deployed: Deployed, method: str, path: str) ->
     assert await count_jobs(deployed.store) == before
 
 
+@pytest.mark.both_databases
 async def test_list_filters_and_paginates(deployed: Deployed) -> None:
     ids = [await deployed.submit(tenant_id="tenant-list", model_name=f"m{i % 2}") for i in range(3)]
     await deployed.idle()

@@ -23,7 +23,7 @@ from db.models import BatchForecast
 from domain.clock import utcnow
 from serve_app.cli import app
 from tests.serve_app.conftest import QUICK, Deployed
-from tests.serve_app.test_forecasting import meters
+from tests.serve_app.test_forecasting import P10_P90, meters
 
 HORIZON = 12
 SERIES = ["m0", "m1", "m2", "m3"]
@@ -59,7 +59,7 @@ async def trained(service: Deployed) -> Trained:
     name, bare = f"fcmeters{suffix}", f"fcbare{suffix}"
     await upload(service, name, meters(days=35))
     await upload(service, bare, meters(days=35).drop(columns=["temperature_c"]))
-    config = {**QUICK, "feature_set": name, "horizon": HORIZON, "promote_champion": True}
+    config = {**QUICK, **P10_P90, "feature_set": name, "horizon": HORIZON, "promote_champion": True}
     job_id = await service.submit(config, model_name=f"fc_{suffix}")
     job = await service.wait_finished(job_id)
     assert job["status"] == "completed", job
@@ -240,6 +240,7 @@ def test_trainctl_forecast_follows_it_and_writes_csv(
     assert "status" in bad.output
 
 
+@pytest.mark.both_databases
 async def test_forecasts_running_at_a_restart_run_again_or_fail(
     deployed: Deployed, trained: Trained
 ) -> None:

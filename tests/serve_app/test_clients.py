@@ -18,9 +18,18 @@ from domain.jobs import JobStatus, ModelType
 from pipeline.config import TrainingConfig
 from pipeline.demo import load_series
 from serve_app.cli import app
-from tests.serve_app.conftest import SLOW, Deployed
+from tests.serve_app.conftest import QUICK, SLOW, Deployed
 
 runner = CliRunner()
+#: ``conftest.QUICK`` as trainctl options: one booster of 30 rounds, no quantiles.
+QUICK_OPTIONS = [
+    "--param",
+    "n_estimators=30",
+    "--param",
+    "objective=regression",
+    "--quantiles",
+    "none",
+]
 
 
 @pytest.fixture
@@ -33,7 +42,8 @@ def cli(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 def test_trainctl_submit_wait_status_jobs_logs_stats(cli: CliRunner) -> None:
     result = cli.invoke(
-        app, ["submit", "--tenant", "cli-tenant", "--param", "num_leaves=15", "--wait"]
+        app,
+        ["submit", "--tenant", "cli-tenant", "--param", "num_leaves=15", *QUICK_OPTIONS, "--wait"],
     )
     assert result.exit_code == 0, result.output
     job_id = re.search(r"queued ([0-9a-f-]{36})", result.output).group(1)  # type: ignore[union-attr]
@@ -110,7 +120,7 @@ async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: D
         tenant_id="py-client",
         model_type=ModelType.FORECAST,
         model_name="from_python",
-        config=TrainingConfig(feature_set="forecast_basic", target_variable="load_kw"),
+        config=TrainingConfig(feature_set="forecast_basic", target_variable="load_kw", **QUICK),
     )
     job = await asyncio.to_thread(client.submit, submission)
     finished = await asyncio.to_thread(client.wait, job.job_id, 90)
@@ -143,9 +153,8 @@ async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: D
 
 def test_trainctl_hpo_submit_and_watch(cli: CliRunner) -> None:
     spec = '{"type": "float", "low": 0.05, "high": 0.2}'
-    result = cli.invoke(
-        app, ["submit", "--hpo", "--trials", "4", "--param", f"learning_rate={spec}", "--wait"]
-    )
+    search = ["--hpo", "--trials", "4", "--param", f"learning_rate={spec}"]
+    result = cli.invoke(app, ["submit", *search, *QUICK_OPTIONS, "--wait"])
     assert result.exit_code == 0, result.output
     assert "completed: model" in result.output
     job_id = re.search(r"queued ([0-9a-f-]{36})", result.output).group(1)  # type: ignore[union-attr]
@@ -166,6 +175,7 @@ def test_trainctl_experiments_and_models(cli: CliRunner, tmp_path: Path) -> None
                 "cli_exp",
                 "--param",
                 f"learning_rate={rate}",
+                *QUICK_OPTIONS,
                 "--wait",
             ],
         )

@@ -1,8 +1,8 @@
 """The web console in a real browser: Debian's Chromium driven by Playwright against the
 deployed service (auth on; the key is typed into the console's login field).
 
-The console is the same whichever database the service uses, so these run once, on the
-SQLite deployment; the API they call is tested on both. With ``CONSOLE_SCREENSHOT_DIR``
+The console is the same whichever database the service uses: like the rest of the API's
+tests, these run on the PostgreSQL deployment. With ``CONSOLE_SCREENSHOT_DIR``
 set, the jobs page and an HPO job's page are saved there (the README's screenshots).
 """
 
@@ -27,16 +27,12 @@ from serve_app.app import create_app
 from serve_app.deployment import APP_NAME, connect
 from serve_app.service import api_config
 from tests.network import free_port
-from tests.serve_app.conftest import SLOW, Deployed, count_jobs
+from tests.serve_app.conftest import SLOW, TEN_WEEKS, Deployed, count_jobs
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOT_DIR")
-#: A job of about half a second: ten trees on ten weeks of hourly data.
-TINY: dict[str, Any] = {
-    "start_date": "2025-01-01T00:00:00Z",
-    "end_date": "2025-03-15T00:00:00Z",
-    "hyperparameters": {"n_estimators": 30},
-}
+#: A job of about half a second: 30 trees on ten weeks of hourly data.
+TINY: dict[str, Any] = {**TEN_WEEKS, "hyperparameters": {"n_estimators": 30}}
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +45,6 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def page(browser: Browser, deployed: Deployed) -> AsyncIterator[Page]:
-    if deployed.backend != "sqlite":
-        pytest.skip("the console does not depend on the database; its API is tested on both")
     context = await browser.new_context(
         base_url=deployed.running.api_url, viewport={"width": 1400, "height": 1000}
     )
@@ -136,8 +130,6 @@ async def test_the_console_opens_and_refuses_without_a_key(
 async def test_with_auth_off_the_console_works_without_a_key(
     browser: Browser, deployed: Deployed
 ) -> None:
-    if deployed.backend != "sqlite":
-        pytest.skip("the console does not depend on the database; its API is tested on both")
     name = unique("open")
     async with served_with_auth_off(deployed) as url:
         page = await browser.new_page(base_url=url)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.serve_app.conftest import Deployed
+import pytest
+
+from tests.serve_app.conftest import TEN_WEEKS, Deployed
 
 API = "/ai/training/experiments"
 
@@ -13,7 +15,13 @@ API = "/ai/training/experiments"
 async def completed_jobs(deployed: Deployed, model_name: str, rates: list[float]) -> list[str]:
     job_ids = [
         await deployed.submit(
-            {"hyperparameters": {"learning_rate": rate, "n_estimators": 60}},
+            {
+                "hyperparameters": {
+                    "learning_rate": rate,
+                    "n_estimators": 60,
+                    "objective": "regression",
+                }
+            },
             model_name=model_name,
         )
         for rate in rates
@@ -30,6 +38,7 @@ async def experiments_of(deployed: Deployed, **query: Any) -> list[dict[str, Any
     return experiments
 
 
+@pytest.mark.both_databases  # filters and orders by a metric in SQL
 async def test_search_show_series_and_compare_job_experiments(deployed: Deployed) -> None:
     name = f"exp-{uuid.uuid4().hex[:8]}"
     job_ids = await completed_jobs(deployed, name, [0.3, 0.03, 0.1])
@@ -87,8 +96,12 @@ async def test_compare_hpo_trials(deployed: Deployed) -> None:
         {
             "enable_hpo": True,
             "n_trials": 3,
+            **TEN_WEEKS,
             "pruning": False,
-            "hyperparameters": {"num_leaves": {"type": "int", "low": 8, "high": 64}},
+            "hyperparameters": {
+                "num_leaves": {"type": "int", "low": 8, "high": 64},
+                "n_estimators": 60,
+            },
         },
         model_name=f"hpo-{uuid.uuid4().hex[:8]}",
     )

@@ -3,7 +3,6 @@ and live validation scores, through the API on real Ray, LightGBM and both datab
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from itertools import pairwise
@@ -13,11 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from ray.util.state import list_tasks
 
 from pipeline.artifacts import PREDICTIONS_FILE
 from pipeline.demo import load_series
+from tests.ray_state import task_names
 from tests.serve_app.conftest import QUICK, Deployed
+
+#: The default quantiles, for the tests about intervals (``QUICK`` trains none).
+P10_P90 = {"quantiles": [0.1, 0.5, 0.9]}
 
 
 async def completed(deployed: Deployed, config: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -30,8 +32,8 @@ async def completed(deployed: Deployed, config: dict[str, Any], **fields: Any) -
 async def test_a_backtest_runs_its_windows_as_tasks_and_keeps_the_registered_model(
     deployed: Deployed,
 ) -> None:
-    plain = await completed(deployed, {})
-    job = await completed(deployed, {"backtest": {"windows": 3, "step": 48}})
+    plain = await completed(deployed, P10_P90)
+    job = await completed(deployed, {"backtest": {"windows": 3, "step": 48}, **P10_P90})
 
     # The registered model is the one trained before the test part: the plain job's.
     assert job["metrics"]["mae"] == plain["metrics"]["mae"]
@@ -57,13 +59,7 @@ async def test_a_backtest_runs_its_windows_as_tasks_and_keeps_the_registered_mod
     assert rows == sorted(rows)
     assert rows[1] - rows[0] == 48
 
-    names: set[str] = set()
-    for _ in range(50):
-        tasks = await asyncio.to_thread(list_tasks, filters=[("name", "!=", "")], limit=10_000)
-        names = {t.name for t in tasks if t.name.startswith(f"backtest:{job['job_id']}")}
-        if len(names) == 4:
-            break
-        await asyncio.sleep(0.2)
+    names = await task_names(lambda name: name.startswith(f"backtest:{job['job_id']}"), 4)
     assert names == {f"backtest:{job['job_id']}"} | {
         f"backtest:{job['job_id']}:{n}" for n in range(3)
     }
@@ -143,7 +139,7 @@ async def test_per_series_metrics_are_stored_paged_and_sorted(deployed: Deployed
         content=meters().to_csv(index=False).encode(),
     )
     assert upload.status_code == 200, upload.text
-    job = await completed(deployed, {"feature_set": name}, tenant_id="tenant-a")
+    job = await completed(deployed, {"feature_set": name, **P10_P90}, tenant_id="tenant-a")
     url = f"/ai/models/{job['model_id']}/series-metrics"
 
     worst_first = (await deployed.http.get(url)).json()

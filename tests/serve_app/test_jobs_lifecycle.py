@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import ray
-from ray.util.state import list_tasks
 
 from domain.auth import Role
 from pipeline.artifacts import PREDICTIONS_FILE, load_artifact
 from pipeline.storage import Location
+from tests.ray_state import task_names, task_states
 from tests.serve_app.conftest import SLOW, Deployed
 
 
@@ -97,13 +98,7 @@ async def test_submitted_job_completes_with_a_registered_loadable_model(deployed
 async def test_stage_tasks_are_named_after_the_job(deployed: Deployed) -> None:
     job_id = await deployed.submit()
     assert (await deployed.wait_finished(job_id))["status"] == "completed"
-    names: set[str] = set()
-    for _ in range(50):
-        tasks = await asyncio.to_thread(list_tasks, filters=[("name", "!=", "")], limit=10_000)
-        names = {t.name for t in tasks if t.name.endswith(job_id)}
-        if len(names) == 5:
-            break
-        await asyncio.sleep(0.2)
+    names = await task_names(lambda name: name.endswith(job_id), 5)
     assert names == {
         f"{stage}:{job_id}"
         for stage in ("load_features", "preprocess", "train", "evaluate", "register")
@@ -145,17 +140,6 @@ np.save(sys.argv[1], artifact.predict(matrix.features[mask].to_numpy()))
     reproduced = np.load(output)
     recorded = pd.read_parquet(directory / PREDICTIONS_FILE)["predicted"].to_numpy()
     np.testing.assert_allclose(reproduced, recorded, rtol=1e-9)
-
-
-async def task_states(name: str, until: set[str], timeout: float) -> list[str]:
-    """The states of the tasks called ``name``, once all are in ``until`` (the state API lags)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        tasks = await asyncio.to_thread(list_tasks, filters=[("name", "=", name)])
-        states = [t.state for t in tasks]
-        if (states and set(states) <= until) or asyncio.get_running_loop().time() > deadline:
-            return states
-        await asyncio.sleep(0.2)
 
 
 async def test_priority_order_with_capacity_one(deployed: Deployed) -> None:
@@ -267,8 +251,12 @@ async def test_failing_pipeline_marks_the_job_failed_with_its_error(deployed: De
     assert (await deployed.wait_finished(await deployed.submit()))["status"] == "completed"
 
 
+@pytest.mark.slow
+@pytest.mark.both_databases
 async def test_killed_orchestrator_recovers_and_every_job_ends_once(deployed: Deployed) -> None:
-    first = await deployed.submit(SLOW | {"hyperparameters": {"n_estimators": 1000}})
+    first = await deployed.submit(
+        SLOW | {"hyperparameters": {"n_estimators": 1000, "objective": "regression"}}
+    )
     await deployed.wait_until(first, lambda j: j["stage"] is not None)
     queued = [await deployed.submit() for _ in range(3)]
     ray.kill(deployed.running.orchestrator, no_restart=False)
@@ -313,6 +301,7 @@ async def test_anomaly_job_reports_detection_quality(deployed: Deployed) -> None
     assert model.model_type.value == "anomaly"
 
 
+@pytest.mark.both_databases
 async def test_a_tenants_queued_jobs_are_cancelled_in_one_call(deployed: Deployed) -> None:
     tenant = f"bulk-{uuid.uuid4().hex[:6]}"
     neighbour = f"{tenant}-next"

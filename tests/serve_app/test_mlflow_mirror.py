@@ -28,10 +28,17 @@ from domain.jobs import ExperimentStatus
 from pipeline.artifacts import MODEL_FILE
 from tests.mlflow_server import MlflowServer
 from tests.network import free_port
-from tests.serve_app.conftest import SLOW, Deployed
+from tests.serve_app.conftest import SLOW, TEN_WEEKS, Deployed
 from tests.serve_app.test_console import CHROMIUM, SCREENSHOTS
 
 TENANT = "tenant-a"
+
+
+@pytest.fixture(autouse=True)
+def _tracking_server_up(mlflow_server: MlflowServer) -> None:
+    """These tests read the tracking server directly: it has started (it starts in the
+    background with the session)."""
+    mlflow_server.wait_ready()
 
 
 def tracking(deployed: Deployed) -> MlflowClient:
@@ -133,9 +140,9 @@ async def test_a_job_becomes_a_run_and_its_model_a_loadable_version(deployed: De
     assert (tags["service.tenant_id"], tags["service.feature_set"]) == (TENANT, "forecast_basic")
     assert tags[MODEL_TAG] == job["model_id"]
     params = run.data.params
-    assert (params["learning_rate"], params["num_iterations"]) == ("0.1", "100")
+    assert (params["learning_rate"], params["num_iterations"]) == ("0.2", "30")
     assert params["config.target_variable"] == "load_kw"
-    assert params["config.hyperparameters.n_estimators"] == "100"
+    assert params["config.hyperparameters.n_estimators"] == "30"
     for metric in ("mae", "rmse", "mape"):
         assert run.data.metrics[metric] == pytest.approx(job["metrics"][metric])
     client = tracking(deployed)
@@ -172,6 +179,7 @@ async def test_hpo_trials_become_child_runs_pruned_ones_killed(deployed: Deploye
             "n_trials": 12,
             "hyperparameters": space | {"n_estimators": 150},
             "early_stopping_rounds": 0,
+            **TEN_WEEKS,
         },
         model_name=name,
     )
@@ -200,8 +208,7 @@ async def test_hpo_trials_become_child_runs_pruned_ones_killed(deployed: Deploye
     assert {c.info.status for c in completed} == {"FINISHED"}
     assert run.data.metrics["best_value"] == pytest.approx(job["metrics"]["best_value"])
 
-    if deployed.backend == "sqlite":  # the UI does not depend on the service's database
-        await see_in_mlflow_ui(deployed, run, sorted(by_name))
+    await see_in_mlflow_ui(deployed, run, sorted(by_name))
 
     # The same study opens in optuna-dashboard.
     port = free_port()
@@ -282,6 +289,8 @@ async def test_aliases_follow_moves_and_deletes(deployed: Deployed) -> None:
     await mirrored_aliases(deployed, name, {"champion": same})
 
 
+@pytest.mark.slow
+@pytest.mark.both_databases
 async def test_a_job_finishes_while_mlflow_is_down_and_is_mirrored_once_after_restarts(
     deployed: Deployed, mlflow_server: MlflowServer
 ) -> None:

@@ -20,6 +20,7 @@ from pipeline.predict import history_needed
 from pipeline.storage import Location
 from serve_app.deployment import APP_NAME
 from tests.serve_app.conftest import Deployed
+from tests.serve_app.test_forecasting import P10_P90
 
 #: Clearly worse than the defaults: a handful of shallow, slow-learning trees.
 WEAK = {"hyperparameters": {"n_estimators": 5, "learning_rate": 0.01}}
@@ -192,7 +193,7 @@ async def test_anomaly_model_predictions_flag_and_score(deployed: Deployed) -> N
 
 
 async def test_test_predictions_are_the_evaluated_test_period(deployed: Deployed) -> None:
-    job = await completed(deployed, f"testp-{uuid.uuid4().hex[:8]}", {})
+    job = await completed(deployed, f"testp-{uuid.uuid4().hex[:8]}", P10_P90)
     model_id = job["model_id"]
     response = await deployed.http.get(f"/ai/models/{model_id}/test-predictions")
     assert response.status_code == 200, response.text

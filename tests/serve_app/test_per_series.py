@@ -3,21 +3,18 @@ bundle, predictions routed by series, per-series metrics, and the refusals."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import numpy as np
 import pandas as pd
-from ray.util.state import list_tasks
 
 from pipeline.artifacts import load_artifact
 from pipeline.predict import predict_rows
 from pipeline.storage import Location
 from tests.pipeline.test_per_series import alone, meters
 from tests.pipeline.test_predict import as_json_rows
-from tests.serve_app.conftest import Deployed, count_jobs
-
-QUICK = {"hyperparameters": {"n_estimators": 30, "learning_rate": 0.2}}
+from tests.ray_state import task_names
+from tests.serve_app.conftest import QUICK, Deployed, count_jobs
 
 
 async def upload(deployed: Deployed, series_column: str | None = "meter") -> str:
@@ -50,13 +47,7 @@ async def test_a_per_series_job_trains_registers_and_routes_each_series(
     model = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
 
     # The series trained in a task of their own (the state API lags task ends: poll).
-    names: set[str] = set()
-    for _ in range(50):
-        tasks = await asyncio.to_thread(list_tasks, filters=[("name", "!=", "")], limit=10_000)
-        names = {t.name for t in tasks if t.name.startswith(f"train:{job_id}")}
-        if len(names) == 2:
-            break
-        await asyncio.sleep(0.2)
+    names = await task_names(lambda name: name.startswith(f"train:{job_id}"), 2)
     assert names == {f"train:{job_id}", f"train:{job_id}:0"}
 
     metrics = (await deployed.http.get(f"/ai/models/{job['model_id']}/series-metrics")).json()

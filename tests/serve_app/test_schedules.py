@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 import ray
 from ray.exceptions import RayActorError
 
@@ -85,6 +86,7 @@ async def test_bad_schedules_are_422_and_store_nothing(deployed: Deployed) -> No
     await deployed.http.delete(url)
 
 
+@pytest.mark.both_databases
 async def test_fires_once_per_time_across_restarts_and_honours_forbid(
     deployed: Deployed,
 ) -> None:

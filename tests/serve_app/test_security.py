@@ -212,6 +212,7 @@ async def test_missing_forged_expired_and_revoked_keys_get_401(
 INJECTIONS = ["x' OR '1'='1", "x'; DROP TABLE ai_training_jobs; --", "%' OR 1=1 --", "\\'"]
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("value", INJECTIONS)
 async def test_sql_in_every_filter_is_just_a_value(
     deployed: Deployed, world: VictimWorld, value: str
