@@ -81,6 +81,7 @@ bench: setup
 	$(BIN)/python -m bench.api_load
 	$(BIN)/python -m bench.burst
 	$(BIN)/python -m bench.batch_forecast
+	$(BIN)/python -m bench.autoscaling
 	$(MAKE) bench-forecast
 
 ## Forecast quality against mlforecast on shared/data, and the backtest's speed (~40 min).

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.capacity import Capacity
 from domain.errors import TooManyRequests
 
 #: Retry-After for a full queue when no better estimate exists.
@@ -26,7 +27,7 @@ class TenantLimits(BaseModel):
 
 class Admission:
     def __init__(
-        self, defaults: TenantLimits, overrides: Mapping[str, TenantLimits], capacity: int
+        self, defaults: TenantLimits, overrides: Mapping[str, TenantLimits], capacity: Capacity
     ) -> None:
         self._defaults = defaults
         self._overrides = dict(overrides)
@@ -67,6 +68,9 @@ class Admission:
             return f"{higher} higher-priority job{'s' if higher > 1 else ''} ahead"
         if ahead:
             return f"{ahead} job{'s' if ahead > 1 else ''} ahead"
-        if busy >= self.capacity:
-            return f"all {self.capacity} slots busy"
+        slots = self.capacity.slots
+        if busy >= slots:
+            if slots < self.capacity.max_slots:
+                return f"all {slots} slots busy; waiting for the cluster to grow"
+            return f"all {slots} slots busy"
         return "starting"

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from actors.capacity import job_cpus
 from actors.forecasts import ForecastRunner
 from actors.queue import JobQueue
 from actors.recorder import service_log
@@ -19,6 +20,7 @@ from db.retention import feature_versions_in_use, purge
 from domain.errors import IllegalTransition
 from domain.events import JobEvent
 from domain.jobs import JobStatus, LogLevel
+from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class Housekeeping:
     async def load_queue(self) -> None:
         """Queue every job the database says is queued (pushing a queued one is a no-op)."""
         for job in await self._store.jobs_in_status(JobStatus.QUEUED):
-            self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
+            self._requeue(job)
 
     async def reclaim_stuck(self) -> int:
         """The stuck-job watchdog: a job the database says is running, that this
@@ -72,9 +74,13 @@ class Housekeeping:
                 continue
             logger.warning("job %s is running but untracked; reclaiming it", job.job_id)
             if await self._interrupted(job, "its tasks were gone (stuck-job watchdog)"):
-                self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
+                self._requeue(job)
                 requeued += 1
         return requeued
+
+    def _requeue(self, job: JobRecord) -> None:
+        cpus = job_cpus(TrainingConfig.model_validate(job.config))
+        self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at, cpus)
 
     async def purge(self) -> PurgeReport:
         """Apply the retention policy now: to the database, then to the files of the

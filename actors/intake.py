@@ -1,9 +1,11 @@
 """The one way into the queue, for submits, retries and schedule fires.
 
-Every new job takes the same path under one lock: its idempotency key is looked up, its
-config is checked against the feature store (in a thread: that can mean S3), the tenant's
-``max_queued`` admits it, and it is written as ``queued`` and pushed. Nothing can slip in
-between the admission and the write, so concurrent submits and retries never pass a limit.
+Every new job takes the same path: its idempotency key is looked up, its config is checked
+against the feature store (in a thread, and outside the lock: that can mean S3, and one
+tenant's slow read must not hold up the others' submits), then under one lock the key is
+looked up again, the tenant's ``max_queued`` admits it, and it is written as ``queued`` and
+pushed. Nothing can slip in between the admission and the write, so concurrent submits and
+retries never pass a limit, and a key admits one job.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from actors.admission import Admission
+from actors.capacity import job_cpus
 from actors.queue import JobQueue
 from actors.recorder import service_log
 from actors.scheduler import ScheduledFire
@@ -119,24 +122,42 @@ class Intake:
     async def _admit(
         self, new_job: NewJob, config: TrainingConfig, claim: IdempotencyClaim | None = None
     ) -> tuple[JobRecord, bool]:
+        earlier = await self._earlier(new_job, claim)
+        if earlier is not None:
+            return earlier, False
+        # Read the feature store outside the lock: a slow read (S3) delays this submit only.
+        sized = await asyncio.to_thread(self._validator.check, new_job.tenant_id, config)
+        if sized is not config:  # a large feature set: the job trains data-parallel
+            new_job = replace(new_job, config=sized.model_dump(mode="json"))
         async with self._lock:
-            if claim is not None:
-                earlier = await self._store.find_idempotent(
-                    new_job.tenant_id, claim.key, self._clock() - self._idempotency_window
-                )
-                if earlier is not None:
-                    if earlier.request_hash != claim.request_hash:
-                        raise IdempotencyKeyReused(
-                            f"Idempotency-Key {claim.key!r} was used for a different request"
-                        )
-                    return await self._store.get_job(earlier.job_id), False
-            sized = await asyncio.to_thread(self._validator.check, new_job.tenant_id, config)
-            if sized is not config:  # a large feature set: the job trains data-parallel
-                new_job = replace(new_job, config=sized.model_dump(mode="json"))
+            earlier = await self._earlier(new_job, claim)  # a twin got in meanwhile
+            if earlier is not None:
+                return earlier, False
             self._admission.admit(new_job.tenant_id, self._queue.queued_of(new_job.tenant_id))
             job = await self._store.create_job(
                 new_job, logs=[service_log(new_job.job_id, "queued")], idempotency=claim
             )
-            self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
+            self._queue.push(
+                job.job_id, job.tenant_id, job.priority, job.created_at, job_cpus(sized)
+            )
         self._on_queued()
         return job, True
+
+    async def _earlier(self, new_job: NewJob, claim: IdempotencyClaim | None) -> JobRecord | None:
+        """The job an earlier request with the same idempotency key created, if any.
+
+        Raises:
+            IdempotencyKeyReused: the key came with a different request.
+        """
+        if claim is None:
+            return None
+        earlier = await self._store.find_idempotent(
+            new_job.tenant_id, claim.key, self._clock() - self._idempotency_window
+        )
+        if earlier is None:
+            return None
+        if earlier.request_hash != claim.request_hash:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {claim.key!r} was used for a different request"
+            )
+        return await self._store.get_job(earlier.job_id)

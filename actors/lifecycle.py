@@ -21,6 +21,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from ray.exceptions import RayError
 
 from actors.admission import Admission
+from actors.capacity import Capacity, job_cpus
 from actors.durable import durably
 from actors.failures import describe_failure
 from actors.metrics import ServiceMetrics
@@ -76,6 +77,8 @@ class RunningJob:
     """One job between leaving the queue and its outcome being written."""
 
     tenant_id: str
+    #: The CPUs its training holds (``capacity.job_cpus``), once known.
+    cpus: int = 1
     cancelled: bool = False
     #: Set once launched (a job cancelled while starting is never launched).
     run: LaunchedRun | None = None
@@ -102,7 +105,7 @@ class Lifecycle:
         admission: Admission,
         metrics: ServiceMetrics,
         *,
-        capacity: int,
+        capacity: Capacity,
         outage_seconds: float,
         versions: VersionClaims,
         launch: Launch,
@@ -128,7 +131,9 @@ class Lifecycle:
 
     async def start_queued(self) -> None:
         """Start queued jobs while capacity and the tenants' limits allow."""
-        while len(self._running) < self._capacity and (popped := self._queue.pop(self._at_limit)):
+        while len(self._running) < self._capacity.slots and (
+            popped := self._queue.pop(self._at_limit)
+        ):
             await self._start(popped.job_id, popped.tenant_id)
 
     def tracks(self, job_id: str) -> bool:
@@ -137,6 +142,10 @@ class Lifecycle:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def demand(self) -> tuple[list[int], list[int]]:
+        """The CPUs of each running job, and of each queued job in queue order."""
+        return [r.cpus for r in self._running.values()], self._queue.cpus()
 
     def queue_status(self, job_id: str) -> QueueStatus | None:
         """Where a queued job stands and why it waits; None if it is not queued."""
@@ -253,6 +262,7 @@ class Lifecycle:
             model_name=job.model_name,
             config=TrainingConfig.model_validate(job.config),
         )
+        running.cpus = job_cpus(context.config)
         recorder = running.recorder = StageRecorder(self._store, job)
         if context.config.enable_hpo:
             running.search = SearchRecorder(self._store, job)
@@ -319,7 +329,8 @@ class Lifecycle:
         except IllegalTransition:
             current = await self._durably(self._store.get_job, job.job_id)
             if current.model_id != model.model_id:  # not a retried commit: nobody owns it
-                Location(saved.artifact_uri).delete_dir()
+                # In a thread: on an object store, deleting is many calls; the loop goes on.
+                await asyncio.to_thread(Location(saved.artifact_uri).delete_dir)
 
     async def _fail(self, job: JobRecord, exc: BaseException) -> None:
         stage_attempts = self._pipeline.stage_max_retries + 1

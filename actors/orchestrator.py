@@ -23,6 +23,13 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
 from actors.admission import Admission
+from actors.capacity import (
+    AutoscalerRequests,
+    Capacity,
+    ClusterSize,
+    ray_cluster_size,
+    send_to_autoscaler,
+)
 from actors.forecasts import ForecastRunner
 from actors.housekeeping import Housekeeping
 from actors.intake import Intake
@@ -55,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 #: How often the dispatch loop looks at the queue when nothing wakes it.
 IDLE_POLL_SECONDS = 1.0
+#: How often the orchestrator re-reads the cluster's size and updates its autoscaler request.
+CLUSTER_POLL_SECONDS = 2.0
 #: A resource only Ray's head node has.
 HEAD_NODE_RESOURCE = "node:__internal_head__"
 
@@ -63,10 +72,17 @@ HEAD_NODE_RESOURCE = "node:__internal_head__"
 class Stats:
     active_jobs: int
     queued_jobs: int
+    #: Jobs that may run at once now (it follows the cluster's alive nodes).
     total_capacity: int
+    #: Jobs that may run at once once the cluster has grown to its maximum.
+    max_capacity: int
+    #: CPUs of the cluster's alive nodes.
+    cluster_cpus: int
 
     @property
     def utilization_percent(self) -> float:
+        if self.total_capacity == 0:  # every node with CPUs gone, or not yet up
+            return 100.0 if self.active_jobs else 0.0
         return round(100 * self.active_jobs / self.total_capacity, 1)
 
 
@@ -86,9 +102,10 @@ class JobOrchestrator:
         self._schedules = ScheduleStore(database)
         self._settings = settings
         self._clock = clock
-        cluster_cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        size = await asyncio.to_thread(ray_cluster_size, settings.max_cluster_cpus)
         features = FeatureStore(pipeline.features_root)
-        self._capacity = settings.max_concurrent_jobs or cluster_cpus
+        self._capacity = Capacity(size, settings.max_concurrent_jobs)
+        self._autoscaler = AutoscalerRequests(send_to_autoscaler)
         queue = JobQueue()
         admission = Admission(settings.tenant_defaults(), settings.tenant_limits, self._capacity)
         self._metrics = ServiceMetrics()
@@ -96,7 +113,7 @@ class JobOrchestrator:
         self._wakeup = asyncio.Event()
         self._intake = Intake(
             self._store,
-            JobValidator(features, cluster_cpus, pipeline.distributed_min_rows),
+            JobValidator(features, self._capacity, pipeline.distributed_min_rows),
             admission,
             queue,
             idempotency_window=timedelta(hours=settings.retention.idempotency_keys_hours),
@@ -146,6 +163,12 @@ class JobOrchestrator:
         retention_seconds = settings.retention.interval_hours * 3600
         self._loops = [
             self._every(IDLE_POLL_SECONDS, self._dispatch, "dispatch", wake=self._wakeup),
+            self._every(
+                CLUSTER_POLL_SECONDS,
+                self._follow_cluster,
+                "following the cluster",
+                after=self._recovered,
+            ),
             self._every(retention_seconds, self.cleanup, "retention"),
             self._every(
                 settings.schedule_poll_seconds,
@@ -255,7 +278,14 @@ class JobOrchestrator:
     async def stats(self, tenant_id: str | None = None) -> Stats:
         """Running and queued jobs (of one tenant, if given) and the shared capacity."""
         counts = await self._store.count_by_status(tenant_id)
-        return Stats(counts[JobStatus.RUNNING], counts[JobStatus.QUEUED], self._capacity)
+        capacity = self._capacity
+        return Stats(
+            counts[JobStatus.RUNNING],
+            counts[JobStatus.QUEUED],
+            capacity.slots,
+            capacity.max_slots,
+            capacity.size.cpus,
+        )
 
     async def queue_status(self, job_id: str) -> QueueStatus | None:
         """Where a queued job stands and why it waits; None if it is not queued."""
@@ -329,6 +359,19 @@ class JobOrchestrator:
             self._metrics.database_error()
             self._reload_queue = True
             raise
+
+    async def _follow_cluster(self) -> None:
+        """Re-read the cluster's size (nodes join and leave; more slots wake the dispatch
+        loop), then ask its autoscaler for the CPUs the queued jobs wait for."""
+        size: ClusterSize = await asyncio.to_thread(
+            ray_cluster_size, self._settings.max_cluster_cpus
+        )
+        if self._capacity.update(size):
+            self._wakeup.set()
+        running, queued = self._lifecycle.demand()
+        await asyncio.to_thread(
+            self._autoscaler.update, running, queued, size.max_cpus, self._capacity.max_slots
+        )
 
     async def _reclaim_stuck(self) -> None:
         if await self._housekeeping.reclaim_stuck():

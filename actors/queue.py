@@ -71,13 +71,18 @@ class JobQueue:
     def __init__(self) -> None:
         self._levels: dict[int, _Level] = {}
         self._where: dict[str, tuple[str, int]] = {}
+        #: The CPUs each queued job will hold once it runs.
+        self._cpus: dict[str, int] = {}
         self._arrivals = itertools.count()
 
-    def push(self, job_id: str, tenant_id: str, priority: int, created_at: datetime) -> None:
-        """Add a job among its tenant's jobs of that priority, by creation time; pushing a
-        queued job again does nothing."""
+    def push(
+        self, job_id: str, tenant_id: str, priority: int, created_at: datetime, cpus: int = 1
+    ) -> None:
+        """Add a job (that will hold ``cpus``) among its tenant's jobs of that priority, by
+        creation time; pushing a queued job again does nothing."""
         if job_id in self._where:
             return
+        self._cpus[job_id] = cpus
         place = (created_at, next(self._arrivals), job_id)
         self._levels.setdefault(priority, _Level()).push(tenant_id, place)
         self._where[job_id] = (tenant_id, priority)
@@ -103,6 +108,7 @@ class JobQueue:
 
     def _forget(self, job_id: str) -> None:
         _tenant_id, priority = self._where.pop(job_id)
+        del self._cpus[job_id]
         if not self._levels[priority].lines:
             del self._levels[priority]
 
@@ -129,6 +135,10 @@ class JobQueue:
         ahead = order[: order.index(job_id)]
         higher = sum(1 for j in ahead if self._where[j][1] > priority)
         return len(ahead), higher
+
+    def cpus(self) -> list[int]:
+        """The CPUs each queued job will hold, in the order they would be popped."""
+        return [self._cpus[job_id] for job_id in self.ordered()]
 
     def ordered(self) -> list[str]:
         """The queued job ids in the order they would be popped with nothing blocked."""

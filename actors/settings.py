@@ -71,7 +71,16 @@ class OrchestratorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRAINING_", extra="ignore")
 
     max_concurrent_jobs: int | None = Field(
-        None, ge=1, description="Jobs running at once; default: the cluster's CPU count."
+        None,
+        ge=1,
+        description="At most this many jobs run at once; default: one per CPU of the "
+        "cluster's alive nodes (followed as nodes join and leave).",
+    )
+    max_cluster_cpus: int | None = Field(
+        None,
+        ge=1,
+        description="The most CPUs the cluster can grow to, when its autoscaler's "
+        "configured maximum cannot be read; jobs up to it are queued, not refused.",
     )
     max_attempts: int = Field(
         3, ge=1, le=100, description="Starts a job gets before an interrupted one is failed."

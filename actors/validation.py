@@ -1,8 +1,10 @@
-"""Whether a job could ever run here (its feature set, target, backtest and CPUs), and
-how: a job on a large feature set trains data-parallel."""
+"""Whether a job could ever run here (its feature set, target, backtest and CPUs, against
+the most the cluster can grow to), and how: a job on a large feature set trains
+data-parallel."""
 
 from __future__ import annotations
 
+from actors.capacity import Capacity
 from domain.errors import InvalidRequest
 from pipeline.backtest import check_fits as check_backtest_fits
 from pipeline.config import TrainingConfig
@@ -21,14 +23,16 @@ def check_per_series(config: TrainingConfig, series_column: str | None) -> None:
 
 
 class JobValidator:
-    """Checks a job's config against the feature store and the cluster's size. It reads
-    the feature store (a file system, or S3): call it off the actor's event loop."""
+    """Checks a job's config against the feature store and the cluster's size: a job
+    that fits the cluster's configured maximum is fine (it waits for the CPUs), one
+    beyond it could never run. It reads the feature store (a file system, or S3): call it
+    off the actor's event loop."""
 
     def __init__(
-        self, features: FeatureStore, cluster_cpus: int, distributed_min_rows: int
+        self, features: FeatureStore, capacity: Capacity, distributed_min_rows: int
     ) -> None:
         self._features = features
-        self._cluster_cpus = cluster_cpus
+        self._capacity = capacity
         self._distributed_min_rows = distributed_min_rows
 
     def check(self, tenant_id: str, config: TrainingConfig) -> TrainingConfig:
@@ -53,18 +57,19 @@ class JobValidator:
             check_per_series(config, schema.series_column)
         if config.backtest is not None:
             check_backtest_fits(config, schema, features.step_seconds(config.feature_set))
-        if not config.enable_hpo and config.train_cpus > self._cluster_cpus:
+        size = self._capacity.size
+        most = f"the cluster's maximum of {size.max_cpus} CPUs ({size.cpus} now)"
+        if not config.enable_hpo and config.train_cpus > size.max_cpus:
             raise InvalidRequest(
                 "config.n_workers",
-                f"n_workers={config.n_workers} exceeds the cluster's {self._cluster_cpus} CPUs; "
-                "the job could never run",
+                f"n_workers={config.n_workers} exceeds {most}; the job could never run",
             )
         if config.distributed is not None:
             cpus = config.distributed.workers * config.train_cpus
-            if cpus > self._cluster_cpus:
+            if cpus > size.max_cpus:
                 raise InvalidRequest(
                     "config.distributed.workers",
                     f"{config.distributed.workers} workers x {config.train_cpus} CPU(s) exceed "
-                    f"the cluster's {self._cluster_cpus} CPUs; the job could never run",
+                    f"{most}; the job could never run",
                 )
-        return config.sized_for(schema.rows, self._distributed_min_rows, self._cluster_cpus)
+        return config.sized_for(schema.rows, self._distributed_min_rows, size.max_cpus)

@@ -20,4 +20,6 @@ async def training_stats(services: ServicesDep, principal: PrincipalDep) -> Stat
         queued_jobs=stats.queued_jobs,
         total_capacity=stats.total_capacity,
         utilization_percent=stats.utilization_percent,
+        max_capacity=stats.max_capacity,
+        cluster_cpus=stats.cluster_cpus,
     )

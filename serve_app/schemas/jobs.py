@@ -118,5 +118,9 @@ class LogsPublic(BaseModel):
 class StatsPublic(BaseModel):
     active_jobs: int
     queued_jobs: int
-    total_capacity: int
+    total_capacity: int = Field(description="Jobs that may run at once now.")
     utilization_percent: float
+    max_capacity: int = Field(
+        description="Jobs that may run at once once the cluster has grown to its maximum."
+    )
+    cluster_cpus: int = Field(description="CPUs of the cluster's alive nodes.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.admission import Admission, TenantLimits
+from actors.capacity import Capacity, ClusterSize
 from domain.auth import Principal, Role
 from domain.errors import Forbidden, TooManyRequests
 
@@ -17,7 +18,7 @@ def admission() -> Admission:
             "tiny": TenantLimits(max_queued=0),
             "paused": TenantLimits(max_running=0),
         },
-        capacity=2,
+        capacity=Capacity(ClusterSize(cpus=2, max_cpus=2)),
     )
 
 

@@ -6,6 +6,7 @@ the demo sets."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.admission import Admission, TenantLimits
+from actors.capacity import Capacity, ClusterSize
 from actors.intake import Intake
 from actors.queue import JobQueue
 from actors.submission import JobSubmission
@@ -31,6 +33,7 @@ from tests.databases import migrated_store
 from tests.db.factories import new_job, new_model
 
 CONFIG = TrainingConfig(feature_set="forecast_basic", horizon=24, target_variable="load_kw")
+TWO_CPUS = Capacity(ClusterSize(cpus=2, max_cpus=2))
 
 MakeIntake = Callable[..., Intake]
 
@@ -51,12 +54,17 @@ async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
 
 @pytest.fixture
 def intake_of(store: JobStore, features: FeatureStore) -> MakeIntake:
-    def make(limits: Mapping[str, TenantLimits] | None = None) -> Intake:
+    def make(
+        limits: Mapping[str, TenantLimits] | None = None,
+        capacity: Capacity = TWO_CPUS,
+        queue: JobQueue | None = None,
+        features: FeatureStore = features,
+    ) -> Intake:
         return Intake(
             store,
-            JobValidator(features, cluster_cpus=2, distributed_min_rows=5_000_000),
-            Admission(TenantLimits(), limits or {}, capacity=2),
-            JobQueue(),
+            JobValidator(features, capacity, distributed_min_rows=5_000_000),
+            Admission(TenantLimits(), limits or {}, capacity),
+            JobQueue() if queue is None else queue,
             idempotency_window=timedelta(hours=24),
             clock=utcnow,
             on_queued=lambda: None,
@@ -128,6 +136,42 @@ async def test_a_job_that_could_never_run_is_refused_and_writes_nothing(
     assert await rows(store) == []
 
 
+async def test_a_job_that_fits_the_clusters_maximum_is_queued_with_its_cpus(
+    intake_of: MakeIntake, store: JobStore
+) -> None:
+    """2 CPUs now, 6 at most (an autoscaling cluster): 4 CPUs wait for the cluster to grow."""
+    queue = JobQueue()
+    intake = intake_of(capacity=Capacity(ClusterSize(cpus=2, max_cpus=6)), queue=queue)
+
+    job, _ = await intake.submit(submission(n_workers=4))
+    data_parallel, _ = await intake.submit(submission(distributed={"workers": 3}))
+
+    assert [r.status for r in await rows(store)] == [JobStatus.QUEUED] * 2
+    assert queue.ordered() == [job.job_id, data_parallel.job_id]
+    assert queue.cpus() == [4, 3]
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"n_workers": 7}, "config.n_workers"),
+        ({"n_workers": 2, "distributed": {"workers": 4}}, "config.distributed.workers"),
+    ],
+    ids=["n-workers", "distributed"],
+)
+async def test_a_job_beyond_the_clusters_maximum_is_refused(
+    intake_of: MakeIntake, store: JobStore, config: dict[str, object], field: str
+) -> None:
+    intake = intake_of(capacity=Capacity(ClusterSize(cpus=2, max_cpus=6)))
+
+    with pytest.raises(InvalidRequest) as refused:
+        await intake.submit(submission(**config))
+
+    assert refused.value.field == field
+    assert "the cluster's maximum of 6 CPUs (2 now)" in str(refused.value)
+    assert await rows(store) == []
+
+
 async def test_a_tenant_with_a_full_queue_is_refused_and_nothing_is_written(
     intake_of: MakeIntake, store: JobStore
 ) -> None:
@@ -165,3 +209,41 @@ async def test_a_completed_job_cannot_be_retried(intake_of: MakeIntake, store: J
         await intake_of().retry(completed.job_id)
 
     assert [r.job_id for r in await rows(store)] == [completed.job_id]
+
+
+class SlowStore(FeatureStore):
+    """The demo sets, where one tenant's reads wait until the test releases them (a slow
+    object store)."""
+
+    def __init__(self, root: Location, slow_tenant: str) -> None:
+        super().__init__(root)
+        self.slow_tenant = slow_tenant
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def for_tenant(self, tenant_id: str | None) -> FeatureStore:
+        if tenant_id == self.slow_tenant:
+            self.reading.set()
+            assert self.release.wait(30)
+        return super().for_tenant(tenant_id)
+
+
+async def test_a_slow_feature_store_read_holds_up_no_other_tenants_submit(
+    intake_of: MakeIntake, store: JobStore, features: FeatureStore
+) -> None:
+    slow = SlowStore(features.root, "tenant-slow")
+    intake = intake_of(features=slow)
+    waiting = asyncio.create_task(
+        intake.submit(submission().model_copy(update={"tenant_id": "tenant-slow"}), "key-s")
+    )
+    try:
+        assert await asyncio.to_thread(slow.reading.wait, 10)
+        job, created = await asyncio.wait_for(intake.submit(submission(), "key-a"), 10)
+        assert (job.tenant_id, created) == ("tenant-a", True)
+    finally:
+        slow.release.set()
+    slow_job, _ = await waiting
+    # The key still admits one job: a twin of the slow submit returns its job.
+    twin = submission().model_copy(update={"tenant_id": "tenant-slow"})
+    assert (await intake.submit(twin, "key-s"))[0].job_id == slow_job.job_id
+    assert {r.tenant_id for r in await rows(store)} == {"tenant-a", "tenant-slow"}

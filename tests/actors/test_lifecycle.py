@@ -18,6 +18,7 @@ from ray.exceptions import TaskCancelledError, WorkerCrashedError
 
 import actors.lifecycle
 from actors.admission import Admission, TenantLimits
+from actors.capacity import Capacity, ClusterSize
 from actors.lifecycle import Lifecycle
 from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
@@ -126,6 +127,7 @@ class Harness:
     queue: JobQueue
     lifecycle: Lifecycle
     launcher: Launcher = field(default_factory=Launcher)
+    capacity: Capacity = field(default_factory=lambda: Capacity(ClusterSize(1, 1)))
 
     async def queue_job(self, tenant_id: str = "tenant-a") -> str:
         job = await self.store.create_job(
@@ -164,17 +166,19 @@ async def harness_of(database: Database, tmp_path: Path) -> AsyncIterator[MakeHa
         capacity: int = 1,
         limits: Mapping[str, TenantLimits] | None = None,
         store: JobStore | None = None,
+        max_cpus: int | None = None,
     ) -> Harness:
         store = store or JobStore(database)
         queue = JobQueue()
         launcher = Launcher()
+        slots = Capacity(ClusterSize(cpus=capacity, max_cpus=max_cpus or capacity))
         lifecycle = Lifecycle(
             store,
             PipelineSettings(data_dir=tmp_path, stage_max_retries=STAGE_MAX_RETRIES),
             queue,
-            Admission(TenantLimits(), limits or {}, capacity),
+            Admission(TenantLimits(), limits or {}, slots),
             ServiceMetrics(),
-            capacity=capacity,
+            capacity=slots,
             outage_seconds=1.0,
             versions=VersionClaims(ModelRegistry(database)),
             launch=launcher,
@@ -182,7 +186,7 @@ async def harness_of(database: Database, tmp_path: Path) -> AsyncIterator[MakeHa
             node_id=NODE_ID,
             on_finished=lambda: None,
         )
-        made.append(harness := Harness(store, queue, lifecycle, launcher))
+        made.append(harness := Harness(store, queue, lifecycle, launcher, slots))
         return harness
 
     yield make
@@ -389,3 +393,68 @@ async def test_no_more_jobs_run_than_the_capacity(harness_of: MakeHarness) -> No
     await h.lifecycle.start_queued()
     assert list(h.launcher.runs) == jobs
     assert await h.status(jobs[2]) is JobStatus.RUNNING
+
+
+async def test_more_jobs_start_as_the_cluster_grows_and_demand_counts_their_cpus(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(capacity=2, max_cpus=6)
+    jobs = [await h.queue_job(f"tenant-{n}") for n in range(6)]
+
+    await h.lifecycle.start_queued()
+    assert list(h.launcher.runs) == jobs[:2]
+    status = h.lifecycle.queue_status(jobs[2])
+    assert status is not None
+    assert status.waiting_reason == "all 2 slots busy; waiting for the cluster to grow"
+    assert h.lifecycle.demand() == ([1, 1], [1, 1, 1, 1])
+
+    h.capacity.update(ClusterSize(cpus=6, max_cpus=6))  # two 2-CPU workers joined
+    await h.lifecycle.start_queued()
+    assert list(h.launcher.runs) == jobs
+    assert h.lifecycle.demand() == ([1] * 6, [])
+
+    h.capacity.update(ClusterSize(cpus=2, max_cpus=6))  # and left: running jobs go on
+    assert h.lifecycle.running == 6
+
+
+async def test_a_slow_delete_of_an_orphaned_model_leaves_the_loop_responsive(
+    harness_of: MakeHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that registers its model after its job was cancelled leaves files nobody
+    owns; deleting them (on S3: many calls) happens beside the actor's loop, not on it."""
+    delete_dir = Location.delete_dir
+
+    def slow_delete(location: Location) -> None:  # an object store's delete, slowly
+        time.sleep(1.0)
+        delete_dir(location)
+
+    monkeypatch.setattr(Location, "delete_dir", slow_delete)
+    h = await harness_of()
+    job_id = await h.queue_job()
+    await h.lifecycle.start_queued()
+    run = h.launcher.runs[job_id]
+    await h.lifecycle.cancel(job_id)
+    saved = saved_model(tmp_path)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.txt").write_text("a booster")
+
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    for report in run.reports:
+        report.set_result(StageReport(Stage.PREPROCESS, 0.2, 0.5, []))
+    run.result.set_result(saved)
+    job = await h.ended(job_id)
+    ticker.cancel()
+
+    assert job.status is JobStatus.CANCELLED
+    assert not (tmp_path / "model").exists()
+    assert max(gaps) < 0.5, max(gaps)

@@ -283,6 +283,8 @@ async def test_stats_report_queue_and_capacity(deployed: Deployed) -> None:
         "queued_jobs": 1,
         "total_capacity": 1,
         "utilization_percent": 100.0,
+        "max_capacity": 1,
+        "cluster_cpus": 2,
     }
     await deployed.http.delete(f"/ai/training/jobs/{blocker}")
 
