@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import ray
 from mlflow.exceptions import MlflowException
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from ray.actor import ActorHandle
 
+from actors.mirror_retries import Retries
 from actors.mlflow_writer import MlflowWriter, Unmirrorable, is_refusal
 from actors.settings import NAMESPACE, MlflowSettings, OrchestratorSettings
 from db.database import Database
@@ -26,11 +28,16 @@ from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.mirror import AliasChange, MirrorKind, MirrorLedger
 from db.registry import ModelRegistry
+from domain.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Items of each kind taken per pass, so a long backlog does not starve the others.
 BATCH = 20
+#: The longest wait before an item that failed is tried again.
+MAX_RETRY_SECONDS = 3600
+JOB, MODEL, ALIAS = (MirrorKind.JOB.value, MirrorKind.MODEL.value, MirrorKind.ALIAS.value)
 #: How much lower than the training workers the mirror's process is scheduled.
 MIRROR_NICENESS = 19
 
@@ -49,11 +56,17 @@ class MlflowMirror:
         self._registry = ModelRegistry(database)
         self._writer = MlflowWriter(settings.tracking_uri, settings.experiment_prefix)
         self._pass = asyncio.Lock()
+        self._retries = Retries(settings.poll_seconds, MAX_RETRY_SECONDS)
         self._reachable = True
         self._metrics = CollectorRegistry()
         self._backlog = Gauge(
             "training_mlflow_mirror_backlog",
             "Finished jobs, models and alias changes not yet mirrored to MLflow.",
+            registry=self._metrics,
+        )
+        self._failing = Gauge(
+            "training_mlflow_mirror_failing",
+            "Items whose mirroring failed while MLflow answered, waiting to be tried again.",
             registry=self._metrics,
         )
         self._up = Gauge(
@@ -93,54 +106,92 @@ class MlflowMirror:
     # ------------------------------------------------------------------ passes
 
     async def _mirror_jobs(self) -> None:
-        for job_id in await self._ledger.pending_jobs(BATCH):
-            job = await self._store.get_job(job_id)
-            experiments = await self._catalog.of_job(job_id)
-            curves = await self._catalog.series([e.experiment_id for e in experiments])
-            run_id = await self._write(
-                f"job {job_id}", self._writer.write_job, job, experiments, curves
-            )
-            await self._ledger.record(MirrorKind.JOB, job_id, run_id or "")
-            self._mirrored.labels(MirrorKind.JOB.value).inc()
+        for job_id in await self._ledger.pending_jobs(BATCH, self._retries.waiting(JOB)):
+            await self._attempt(MirrorKind.JOB, job_id, self._mirror_job(job_id))
+
+    async def _mirror_job(self, job_id: str) -> None:
+        """The job's run, its curves written page by page (a long search's are long)."""
+        job = await self._store.get_job(job_id)
+        experiments = await self._catalog.of_job(job_id)
+        runs = await self._write(f"job {job_id}", self._writer.open_job, job, experiments)
+        if runs is not None and not runs.complete:
+            ids = [e.experiment_id for e in experiments]
+            async for page in self._catalog.series_pages(ids):
+                await asyncio.to_thread(self._writer.log_curves, runs, page)
+            await asyncio.to_thread(self._writer.close_job, job, experiments, runs)
+        await self._ledger.record(MirrorKind.JOB, job_id, runs.run_id if runs else "")
 
     async def _mirror_models(self) -> None:
-        for model_id in await self._ledger.pending_models(BATCH):
-            model = await self._registry.get(model_id)
-            run_id = await self._ledger.ref(MirrorKind.JOB, model.job_id)
-            if run_id is None:  # its job is not mirrored yet
-                continue
-            version = None  # MLflow refused its job: nothing to attach the version to
-            if run_id:
-                write = self._writer.write_model
-                version = await self._write(f"model {model_id}", write, model, run_id)
-            await self._ledger.record(MirrorKind.MODEL, model_id, version or "")
-            self._mirrored.labels(MirrorKind.MODEL.value).inc()
+        for model_id in await self._ledger.pending_models(BATCH, self._retries.waiting(MODEL)):
+            await self._attempt(MirrorKind.MODEL, model_id, self._mirror_model(model_id))
+
+    async def _mirror_model(self, model_id: str) -> bool:
+        model = await self._registry.get(model_id)
+        run_id = await self._ledger.ref(MirrorKind.JOB, model.job_id)
+        if run_id is None:  # its job is not mirrored yet
+            return False
+        version = None  # MLflow refused its job: nothing to attach the version to
+        if run_id:
+            write = self._writer.write_model
+            version = await self._write(f"model {model_id}", write, model, run_id)
+        await self._ledger.record(MirrorKind.MODEL, model_id, version or "")
+        return True
 
     async def _mirror_aliases(self) -> None:
+        waiting = self._retries.waiting(ALIAS)
         for change in await self._ledger.alias_changes():
-            if change.model_id is None:
-                await asyncio.to_thread(
-                    self._writer.delete_alias, change.tenant_id, change.model_name, change.alias
-                )
-                await self._ledger.forget(MirrorKind.ALIAS, change.key)
-                continue
-            version = await self._ledger.ref(MirrorKind.MODEL, change.model_id)
-            if version is None:  # the version is not mirrored yet
-                continue
-            if version:  # (else MLflow refused the version: the alias has nothing to name)
-                await self._write(f"alias {change.key}", self._set_alias, change, version)
-            await self._ledger.record(MirrorKind.ALIAS, change.key, change.model_id)
-            self._mirrored.labels(MirrorKind.ALIAS.value).inc()
+            if change.key not in waiting:
+                await self._attempt(MirrorKind.ALIAS, change.key, self._mirror_alias(change))
+
+    async def _mirror_alias(self, change: AliasChange) -> bool:
+        if change.model_id is None:
+            await asyncio.to_thread(
+                self._writer.delete_alias, change.tenant_id, change.model_name, change.alias
+            )
+            await self._ledger.forget(MirrorKind.ALIAS, change.key)
+            return False
+        version = await self._ledger.ref(MirrorKind.MODEL, change.model_id)
+        if version is None:  # the version is not mirrored yet
+            return False
+        if version:  # (else MLflow refused the version: the alias has nothing to name)
+            await self._write(f"alias {change.key}", self._set_alias, change, version)
+        await self._ledger.record(MirrorKind.ALIAS, change.key, change.model_id)
+        return True
+
+    async def _attempt(self, kind: MirrorKind, key: str, work: Awaitable[bool | None]) -> None:
+        """Mirror one item. If it fails while MLflow answers, the item is at fault: it is
+        retried in a later pass (``Retries``) and the pass goes on with the next one; if
+        MLflow or the database is out, the pass stops (the outage is not the item's)."""
+        try:
+            done = await work
+        except ServiceUnavailable:
+            raise
+        except Exception as error:
+            if not await asyncio.to_thread(self._writer.reachable):
+                raise
+            failure = self._retries.failed(kind.value, key)
+            logger.warning(
+                "mirroring %s %s failed (attempt %d); retried in a later pass",
+                kind.value,
+                key,
+                failure.attempts,
+                exc_info=error,
+            )
+        else:
+            self._retries.succeeded(kind.value, key)
+            if done is not False:
+                self._mirrored.labels(kind.value).inc()
+        self._failing.set(len(self._retries))
 
     def _set_alias(self, change: AliasChange, version: str) -> str:
         self._writer.set_alias(change.tenant_id, change.model_name, change.alias, version)
         return version
 
-    async def _write(self, what: str, write: Any, *args: Any) -> str | None:
+    async def _write(self, what: str, write: Callable[..., T], *args: Any) -> T | None:
         """One write in a thread; None if MLflow refuses the item itself (logged: the
         item is recorded as done, since retrying would fail the same way)."""
         try:
-            return cast(str, await asyncio.to_thread(write, *args))
+            return await asyncio.to_thread(write, *args)
         except Unmirrorable as error:
             logger.warning("not mirroring %s: %s", what, error)
         except MlflowException as error:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from db.records import ExperimentRecord, JobRecord, MetricPoint, ModelRecord
 from domain.jobs import ExperimentStatus, JobStatus
-from pipeline.artifacts import MODEL_FILE
+from pipeline.mlflow_model import save_service_model
 from pipeline.storage import Location
 
 #: Tags the mirror puts on what it writes.
@@ -53,6 +54,17 @@ _RUN_STATUS = {
     ExperimentStatus.PRUNED: RunStatus.KILLED,
     ExperimentStatus.RUNNING: RunStatus.KILLED,  # a finished job's leftover
 }
+
+
+@dataclass(frozen=True)
+class JobRuns:
+    """A job's MLflow run (``complete``: written whole earlier) and, while it is being
+    written, each experiment's run id and metric timestamp (the job's run for the
+    experiment that produced its model)."""
+
+    run_id: str
+    experiments: dict[str, tuple[str, int]]
+    complete: bool = False
 
 
 class Unmirrorable(Exception):
@@ -81,18 +93,29 @@ class MlflowWriter:
         experiments: Sequence[ExperimentRecord],
         curves: Mapping[str, Sequence[MetricPoint]],
     ) -> str:
-        """The job's run id, written now unless a complete run of the job exists.
+        """The job's run id, written now unless a complete run of the job exists (its
+        curves in one go: the mirror streams them with ``open_job``/``log_curves``)."""
+        runs = self.open_job(job, experiments)
+        if not runs.complete:
+            self.log_curves(runs, [(e, p) for e, points in curves.items() for p in points])
+            self.close_job(job, experiments, runs)
+        return runs.run_id
+
+    def open_job(self, job: JobRecord, experiments: Sequence[ExperimentRecord]) -> JobRuns:
+        """The job's run: the complete one if it exists, else a new one (an incomplete
+        one is deleted) with its parameters and final metrics, and its child runs.
 
         The experiment that produced the job's model is the run itself (its parameters
         and validation curve, with the job's config under ``config.`` and its final
-        metrics); every other experiment is a child run.
+        metrics); every other experiment is a child run. Curves follow (``log_curves``);
+        the runs are marked complete last (``close_job``).
         """
         experiment_id = self._experiment(job.tenant_id, job.model_name)
         for run in self._client.search_runs([experiment_id], f"tags.`{JOB_TAG}` = '{job.job_id}'"):
             if run.data.tags.get(COMPLETE_TAG) == "true":
-                return str(run.info.run_id)
+                return JobRuns(str(run.info.run_id), {}, complete=True)
             self._delete_with_children(experiment_id, run.info.run_id)
-        main = next((e for e in experiments if e.model_id and e.model_id == job.model_id), None)
+        main = _main(job, experiments)
         run = self._client.create_run(
             experiment_id,
             start_time=_ms(job.started_at or job.created_at),
@@ -100,29 +123,51 @@ class MlflowWriter:
             run_name=f"{job.model_name} {job.job_id[:8]}",
         )
         run_id: str = run.info.run_id
+        end = _epoch_ms(job.completed_at or job.updated_at)
         params = {f"config.{k}": v for k, v in _flatten(job.config).items()}
-        points: list[MetricPoint] = []
         if main is not None:
             params.update(main.params)
-            points.extend(curves.get(main.experiment_id, ()))
         final = {k: v for k, v in (job.metrics or {}).items() if _is_number(v)}
-        points.extend(MetricPoint(name, float(value), 0) for name, value in final.items())
-        self._log(run_id, params, points, _epoch_ms(job.completed_at or job.updated_at))
+        self._log(run_id, params, [MetricPoint(k, float(v), 0) for k, v in final.items()], end)
+        runs = {main.experiment_id: (run_id, end)} if main is not None else {}
         for experiment in experiments:
             if experiment is not main:
-                self._write_child(experiment_id, run_id, experiment, curves)
-        self._client.set_tag(run_id, COMPLETE_TAG, "true")
+                runs[experiment.experiment_id] = self._open_child(experiment_id, run_id, experiment)
+        return JobRuns(run_id, runs)
+
+    def log_curves(self, runs: JobRuns, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        """Log (experiment id, point) pairs, a page of the job's curves, to their runs."""
+        by_run: dict[str, list[Metric]] = {}
+        for experiment_id, point in points:
+            run_id, timestamp = runs.experiments[experiment_id]
+            if math.isfinite(point.value):
+                metric = Metric(point.name, point.value, timestamp, point.step)
+                by_run.setdefault(run_id, []).append(metric)
+        for run_id, metrics in by_run.items():
+            for chunk in _chunks(metrics, BATCH_METRICS):
+                self._client.log_batch(run_id, metrics=chunk, synchronous=True)
+
+    def close_job(
+        self, job: JobRecord, experiments: Sequence[ExperimentRecord], runs: JobRuns
+    ) -> None:
+        """End the child runs, then mark the job's run complete and end it."""
+        for experiment in experiments:
+            run_id, end = runs.experiments[experiment.experiment_id]
+            if run_id != runs.run_id:
+                status = RunStatus.to_string(_RUN_STATUS[experiment.status])
+                self._client.set_terminated(run_id, status, end)
+        self._client.set_tag(runs.run_id, COMPLETE_TAG, "true")
         self._client.set_terminated(
-            run_id, RunStatus.to_string(_RUN_STATUS[job.status]), _ms(job.completed_at)
+            runs.run_id, RunStatus.to_string(_RUN_STATUS[job.status]), _ms(job.completed_at)
         )
-        return run_id
 
     def write_model(self, model: ModelRecord, run_id: str) -> str:
         """The MLflow version of a registered model, created now (its files logged to the
         job's run) unless one from that run exists.
 
-        The MLflow model (``model/``) is the blend's first booster in MLflow's LightGBM
-        format; ``service/`` holds the service's artifact directory as it is.
+        The MLflow model (``model/``) is a pyfunc model that forecasts as the service's
+        predict endpoint does (``pipeline.mlflow_model``), a per-series model too: it
+        holds the service's artifact directory as it is (``model/artifacts/service``).
         """
         name = self.registered_model_name(model.tenant_id, model.model_name)
         try:
@@ -135,9 +180,8 @@ class MlflowWriter:
         with tempfile.TemporaryDirectory() as temp:
             service = Path(temp) / "service"
             _copy_artifacts(Location(model.artifact_uri), service)
-            _save_lightgbm(service / MODEL_FILE, Path(temp) / "model")
+            save_service_model(service, Path(temp) / "model")
             self._client.log_artifacts(run_id, str(Path(temp) / "model"), "model")
-            self._client.log_artifacts(run_id, str(service), "service")
         artifact_uri = self._client.get_run(run_id).info.artifact_uri
         version = self._client.create_model_version(
             name,
@@ -167,6 +211,14 @@ class MlflowWriter:
             ):
                 raise
 
+    def reachable(self) -> bool:
+        """Whether the tracking server answers now."""
+        try:
+            self._client.search_experiments(max_results=1)
+        except (MlflowException, OSError):
+            return False
+        return True
+
     # ------------------------------------------------------------------ helpers
 
     def _experiment(self, tenant_id: str, model_name: str) -> str:
@@ -182,13 +234,10 @@ class MlflowWriter:
                 raise error from None
             return str(found.experiment_id)
 
-    def _write_child(
-        self,
-        experiment_id: str,
-        parent_id: str,
-        experiment: ExperimentRecord,
-        curves: Mapping[str, Sequence[MetricPoint]],
-    ) -> None:
+    def _open_child(
+        self, experiment_id: str, parent_id: str, experiment: ExperimentRecord
+    ) -> tuple[str, int]:
+        """A child run with the experiment's parameters: its id and end time."""
         run = self._client.create_run(
             experiment_id,
             start_time=_ms(experiment.created_at),
@@ -199,11 +248,9 @@ class MlflowWriter:
             },
             run_name=experiment.name,
         )
-        points = list(curves.get(experiment.experiment_id, ()))
         end = _epoch_ms(experiment.completed_at or experiment.created_at)
-        self._log(run.info.run_id, experiment.params, points, end)
-        status = RunStatus.to_string(_RUN_STATUS[experiment.status])
-        self._client.set_terminated(run.info.run_id, status, end)
+        self._log(run.info.run_id, experiment.params, [], end)
+        return str(run.info.run_id), end
 
     def _log(
         self,
@@ -225,6 +272,11 @@ class MlflowWriter:
         for child in self._client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{run_id}'"):
             self._client.delete_run(child.info.run_id)
         self._client.delete_run(run_id)
+
+
+def _main(job: JobRecord, experiments: Sequence[ExperimentRecord]) -> ExperimentRecord | None:
+    """The experiment that produced the job's model."""
+    return next((e for e in experiments if e.model_id and e.model_id == job.model_id), None)
 
 
 def _job_tags(job: JobRecord) -> dict[str, str]:
@@ -272,18 +324,17 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _copy_artifacts(source: Location, target: Path) -> None:
+    """A model's artifact directory, its series' subdirectories too.
+
+    Raises:
+        FileNotFoundError: the directory is gone.
+    """
+    if not source.is_dir():
+        raise FileNotFoundError(f"the model's directory {source} is gone")
     target.mkdir(parents=True)
     for name in source.children():
         entry = source / name
         if entry.is_file():
             (target / name).write_bytes(entry.read_bytes())
-
-
-def _save_lightgbm(model_file: Path, path: Path) -> None:
-    import lightgbm
-    import mlflow.lightgbm
-
-    booster = lightgbm.Booster(model_file=str(model_file))
-    # Named, not inferred: inference loads the model in a subprocess, seconds of CPU a model.
-    requirements = [f"lightgbm=={lightgbm.__version__}"]
-    mlflow.lightgbm.save_model(booster, str(path), pip_requirements=requirements)
+        elif entry.is_dir():
+            _copy_artifacts(entry, target / name)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select
+from sqlalchemy import ColumnElement, Select, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
@@ -34,6 +34,8 @@ from domain.jobs import ExperimentStatus
 
 #: Points one series request returns at most.
 MAX_SERIES_POINTS = 100_000
+#: Points one page of ``series_pages`` holds.
+SERIES_PAGE_POINTS = 10_000
 
 
 def encode_param(value: Any) -> tuple[str, str]:
@@ -253,6 +255,37 @@ class ExperimentCatalog:
             for row in (await session.scalars(query)).all():
                 series[row.experiment_id].append(MetricPoint(row.name, row.value, row.step))
         return series
+
+    async def series_pages(
+        self, experiment_ids: Sequence[str], page_points: int = SERIES_PAGE_POINTS
+    ) -> AsyncIterator[list[tuple[str, MetricPoint]]]:
+        """Every metric point of the experiments as (experiment id, point), ordered by
+        experiment, name and step, in pages of at most ``page_points`` points, each read
+        in a transaction of its own after the last one's key (no cap on the total)."""
+        order = (
+            ExperimentMetric.experiment_id,
+            ExperimentMetric.name,
+            ExperimentMetric.step,
+            ExperimentMetric.id,
+        )
+        query = (
+            select(ExperimentMetric)
+            .where(ExperimentMetric.experiment_id.in_(experiment_ids))
+            .order_by(*order)
+            .limit(page_points)
+        )
+        after: tuple[str, str, int, int] | None = None
+        while True:
+            page_query = query if after is None else query.where(tuple_(*order) > tuple_(*after))
+            async with self._database.transaction() as session:
+                rows = (await session.scalars(page_query)).all()
+            if not rows:
+                return
+            yield [(r.experiment_id, MetricPoint(r.name, r.value, r.step)) for r in rows]
+            if len(rows) < page_points:
+                return
+            last = rows[-1]
+            after = (last.experiment_id, last.name, last.step, last.id)
 
 
 def _conditions(filters: ExperimentFilters) -> list[ColumnElement[bool]]:

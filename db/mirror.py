@@ -8,6 +8,7 @@ registered models, and aliases that point elsewhere than the ledger says.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -67,16 +68,22 @@ class MirrorLedger:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def pending_jobs(self, limit: int) -> list[str]:
-        """Finished jobs not mirrored yet, the earliest finished first."""
-        query = _pending_jobs().order_by(TrainingJob.updated_at, TrainingJob.job_id).limit(limit)
+    async def pending_jobs(self, limit: int, skip: Collection[str] = ()) -> list[str]:
+        """Finished jobs not mirrored yet, the earliest finished first, but those in ``skip``."""
+        query = (
+            _pending_jobs()
+            .where(TrainingJob.job_id.not_in(skip))
+            .order_by(TrainingJob.updated_at, TrainingJob.job_id)
+            .limit(limit)
+        )
         async with self._database.transaction() as session:
             return list((await session.scalars(query)).all())
 
-    async def pending_models(self, limit: int) -> list[str]:
-        """Registered models not mirrored yet, the oldest first."""
+    async def pending_models(self, limit: int, skip: Collection[str] = ()) -> list[str]:
+        """Registered models not mirrored yet, the oldest first, but those in ``skip``."""
         query = (
             _pending_models()
+            .where(RegisteredModel.model_id.not_in(skip))
             .order_by(RegisteredModel.created_at, RegisteredModel.model_id)
             .limit(limit)
         )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from db.experiments import ExperimentCatalog
+from db.experiments import MAX_SERIES_POINTS, ExperimentCatalog
 from db.jobs import JobStore
 from db.records import ExperimentFilters, ExperimentOrder, MetricPoint
 from domain.errors import ExperimentNotFound
@@ -104,3 +104,37 @@ async def test_experiment_created_with_its_first_metrics(
     )
     history = await catalog.metric_history(experiment_id, "l1")
     assert [p.value for p in history] == [2.0, 1.0]
+
+
+async def test_series_pages_read_every_point_in_order_page_by_page(
+    store: JobStore, catalog: ExperimentCatalog
+) -> None:
+    job = await store.create_job(new_job())
+    await store.transition(job.job_id, JobEvent.START)
+    ids = []
+    for run in range(3):
+        points = [
+            MetricPoint(name, run + step / 100, step) for name in ("b", "a") for step in range(12)
+        ]
+        ids.append(await store.create_experiment(job.job_id, f"run {run}", {}, points))
+    pages = [page async for page in catalog.series_pages(ids, page_points=5)]
+    assert [len(p) for p in pages] == [5] * 14 + [2]
+    read = [point for page in pages for point in page]
+    expected = await catalog.series(ids)
+    assert read == [(i, p) for i in sorted(ids) for p in expected[i]]
+    assert [p async for p in catalog.series_pages(["no-such-experiment"])] == []
+
+
+@pytest.mark.slow
+async def test_series_pages_have_no_cap(store: JobStore, catalog: ExperimentCatalog) -> None:
+    """A search's curves longer than one series request may hold all reach the mirror."""
+    job = await store.create_job(new_job())
+    await store.transition(job.job_id, JobEvent.START)
+    total = MAX_SERIES_POINTS + 7
+    experiment_id = await store.create_experiment(job.job_id, "long search")
+    for start in range(0, total, 50_000):
+        steps = range(start, min(total, start + 50_000))
+        await store.log_metrics(experiment_id, [MetricPoint("best_value", 1.0, s) for s in steps])
+    assert len((await catalog.series([experiment_id]))[experiment_id]) == MAX_SERIES_POINTS
+    read = [p.step async for page in catalog.series_pages([experiment_id]) for _, p in page]
+    assert read == list(range(total))

@@ -5,16 +5,18 @@ nothing written twice; and an HPO job's study in optuna-dashboard."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import lightgbm
-import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import ray
 from mlflow import MlflowClient
@@ -25,11 +27,15 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from actors.mlflow_writer import COMPLETE_TAG, JOB_TAG, MODEL_TAG, PARENT_TAG
 from actors.settings import NAMESPACE
 from domain.jobs import ExperimentStatus
-from pipeline.artifacts import MODEL_FILE
+from pipeline.artifacts import MODEL_FILE, series_directory
+from tests.mlflow_load import pyfunc_predict
 from tests.mlflow_server import MlflowServer
 from tests.network import free_port
+from tests.pipeline.test_per_series import meters
+from tests.pipeline.test_predict import as_json_rows
 from tests.serve_app.conftest import SLOW, TEN_WEEKS, Deployed
 from tests.serve_app.test_console import CHROMIUM, SCREENSHOTS
+from tests.serve_app.test_per_series import upload
 
 TENANT = "tenant-a"
 
@@ -158,16 +164,78 @@ async def test_a_job_becomes_a_run_and_its_model_a_loadable_version(deployed: De
     await mirrored_aliases(deployed, name, {"champion": "1"})
     version = await mirrored_version(deployed, name, job["model_id"])
     assert version == "1"
-    files = {a.path for a in client.list_artifacts(run.info.run_id, "service")}
-    assert {"service/model.txt", "service/metadata.json", "service/preprocessing.joblib"} <= files
+    files = {a.path for a in client.list_artifacts(run.info.run_id, "model/artifacts/service")}
+    service_files = {"model.txt", "metadata.json", "preprocessing.joblib"}
+    assert {f"model/artifacts/service/{f}" for f in service_files} <= files
+    assert client.get_registered_model(registered).aliases == {"champion": "1"}
 
-    model = await deployed.registry.get(job["model_id"])
-    mlflow.set_tracking_uri(str(deployed.config.orchestrator.mlflow.tracking_uri))
-    loaded = mlflow.lightgbm.load_model(f"models:/{registered}@champion")
-    service = lightgbm.Booster(model_file=str(Path(model.artifact_uri) / MODEL_FILE))
-    rows = np.random.default_rng(0).normal(size=(50, service.num_feature()))
-    assert loaded.num_feature() == len(model.features)
-    np.testing.assert_allclose(loaded.predict(rows), service.predict(rows))
+
+async def test_after_a_per_series_model_the_next_model_and_alias_reach_mlflow(
+    deployed: Deployed,
+) -> None:
+    """A per-series model is mirrored (its series' boosters in subdirectories), and the
+    models and aliases after it are too; each MLflow model, loaded in a process of its
+    own, forecasts what the service's predict endpoint does."""
+    feature_set = await upload(deployed)
+    per_series, plain = f"ps-{uuid.uuid4().hex[:6]}", f"after-ps-{uuid.uuid4().hex[:6]}"
+    jobs = []
+    for name, fields in ((per_series, {"per_series": True}), (plain, {})):
+        config = {"feature_set": feature_set, "promote_champion": True, **fields}
+        job = await deployed.wait_finished(await deployed.submit(config, model_name=name), 180)
+        assert job["status"] == "completed", job
+        jobs.append(job)
+
+    rows = meters().groupby("meter").tail(24 * 10).reset_index(drop=True)
+    rows.loc[rows.groupby("meter").cumcount(ascending=False) < 6, "load_kw"] = np.nan
+    for name, job in reversed(list(zip((per_series, plain), jobs, strict=True))):
+        version = await mirrored_version(deployed, name, job["model_id"])
+        await mirrored_aliases(deployed, name, {"champion": version})
+        _, registered = names(deployed, name)
+        await same_forecasts(deployed, f"models:/{registered}@champion", job["model_id"], rows)
+    files = {
+        a.path
+        for run in [await mirrored_run(deployed, per_series, jobs[0]["job_id"])]
+        for a in tracking(deployed).list_artifacts(
+            run.info.run_id, f"model/artifacts/service/{series_directory(2)}"
+        )
+    }
+    assert f"model/artifacts/service/{series_directory(2)}/{MODEL_FILE}" in files
+
+
+async def test_a_model_that_fails_to_mirror_holds_back_no_other(deployed: Deployed) -> None:
+    """A model whose mirroring fails while MLflow answers (its files are gone) is tried
+    again later; the models and aliases after it are mirrored meanwhile."""
+    broken, after = f"broken-{uuid.uuid4().hex[:6]}", f"after-broken-{uuid.uuid4().hex[:6]}"
+    promoted = {"promote_champion": True, **TEN_WEEKS}
+    first = await deployed.wait_finished(await deployed.submit(promoted, model_name=broken))
+    model = await deployed.registry.get(first["model_id"])
+    shutil.rmtree(model.artifact_uri)
+    second = await deployed.wait_finished(await deployed.submit(promoted, model_name=after))
+
+    version = await mirrored_version(deployed, after, second["model_id"])
+    await mirrored_aliases(deployed, after, {"champion": version})
+    assert mlflow_versions(deployed, broken, first["model_id"]) == []
+    text = (await deployed.http.get("/metrics")).text
+    assert "training_mlflow_mirror_failing 1.0" in text, text
+    assert "training_mlflow_mirror_up 1.0" in text
+
+
+async def same_forecasts(
+    deployed: Deployed, model_uri: str, model_id: str, rows: pd.DataFrame
+) -> None:
+    response = await deployed.http.post(
+        f"/ai/models/{model_id}/predict", json={"rows": as_json_rows(rows)}
+    )
+    assert response.status_code == 200, response.text
+    served = pd.DataFrame(response.json()["predictions"])
+    uri = str(deployed.config.orchestrator.mlflow.tracking_uri)
+    with tempfile.TemporaryDirectory() as work:
+        loaded, code = await asyncio.to_thread(pyfunc_predict, model_uri, rows, Path(work), uri)
+    assert "code" in code.parts, code  # the model's own copy of the service's code
+    assert len(loaded) == len(served) > 0
+    np.testing.assert_allclose(loaded["predicted"], served["predicted"], rtol=1e-9)
+    if "series" in served and served["series"].notna().any():
+        assert loaded["series"].tolist() == served["series"].tolist()
 
 
 async def test_hpo_trials_become_child_runs_pruned_ones_killed(deployed: Deployed) -> None:
