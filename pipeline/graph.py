@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import optuna
 import pandas as pd
 import pyarrow as pa
 import ray
@@ -64,6 +63,7 @@ from pipeline.per_series import (
     train_series,
 )
 from pipeline.preprocess import PreparedData, preprocess, split_bounds
+from pipeline.pruning import PruningHistory
 from pipeline.register import JobContext, SavedModel, register
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 from pipeline.settings import PipelineSettings
@@ -170,7 +170,7 @@ def _trial_task(
     config: TrainingConfig,
     number: int,
     params: dict[str, Any],
-    completed: list[optuna.trial.FrozenTrial],
+    completed: PruningHistory,
     running: list[ObjectRef[TrialReport]],
 ) -> TrialReport:
     prepared, binned = _search_data.get(data[0], config)
@@ -202,7 +202,7 @@ class _RayTrials:
         self,
         number: int,
         params: dict[str, Any],
-        completed: list[optuna.trial.FrozenTrial],
+        completed: PruningHistory,
         running: list[Any],
     ) -> ObjectRef[TrialReport]:
         job_id = self._context.job_id

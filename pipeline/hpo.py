@@ -5,9 +5,11 @@ parameters and dispatches each trial as a one-CPU task named ``trial:<job_id>:<n
 a warm worker; every trial receives the same prepared data from the object store.
 
 Sampling and pruning run on in-memory studies, so a trial costs no shared-file I/O while it
-trains: each trial prunes with Optuna's median pruner against a snapshot of the trials
-completed when it started. A finished trial is appended to the job's journal file in one
-write; a search interrupted by a restart reloads the journal and runs only what is missing.
+trains: each trial prunes by Optuna's median rule against a snapshot of the trials
+completed when it started, sent as what that rule reads of them (``pipeline.pruning``: the
+middle values at each step, a size that does not grow with the trials). A finished trial
+is appended to the job's journal file in one write; a search interrupted by a restart
+reloads the journal and runs only what is missing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from optuna.trial import TrialState
 from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import DEFAULT_HYPERPARAMETERS, TrainingConfig
+from pipeline.pruning import PruningHistory
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 from pipeline.trials import distribution, pruner
 
@@ -68,10 +71,11 @@ class TrialRunner(Protocol):
         self,
         number: int,
         params: dict[str, Any],
-        completed: list[optuna.trial.FrozenTrial],
+        completed: PruningHistory,
         running: list[Any],
     ) -> Any:
-        """Start a trial; ``running`` holds the handles of the trials running beside it."""
+        """Start a trial; ``completed`` is what it prunes against, ``running`` holds the
+        handles of the trials running beside it."""
         ...
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
@@ -141,7 +145,10 @@ def search(
             while to_start > 0 and len(running) < slots:
                 trial = live.ask(space)
                 completed = live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                handle = runner.submit(next_number, trial.params, completed, list(running))
+                history = PruningHistory.of(
+                    [t.intermediate_values for t in completed], peers=len(running)
+                )
+                handle = runner.submit(next_number, trial.params, history, list(running))
                 running[handle] = (next_number, trial)
                 next_number += 1
                 to_start -= 1

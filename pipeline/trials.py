@@ -1,5 +1,6 @@
-"""One trial of a search: LightGBM with the trial's parameters, reporting its validation L1
-to Optuna's median pruner as it trains (``pipeline.hpo`` runs the search around it).
+"""One trial of a search: LightGBM with the trial's parameters, judging its validation L1
+by Optuna's median rule as it trains (``pipeline.pruning``; ``pipeline.hpo`` runs the
+search around it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from optuna.distributions import (
 from domain.jobs import ExperimentStatus
 from pipeline.config import HyperparameterSpec, TrainingConfig
 from pipeline.preprocess import PreparedData
+from pipeline.pruning import EMPTY, MedianRule, PruningHistory, should_prune
 from pipeline.search_results import TrialReport
 from pipeline.train import BinnedData, booster_params, fit
 
@@ -42,14 +44,22 @@ def distribution(spec: HyperparameterSpec) -> BaseDistribution:
     return FloatDistribution(spec.low, spec.high, log=spec.type == "loguniform")
 
 
-def pruner(config: TrainingConfig) -> optuna.pruners.BasePruner:
-    """The job's median pruner (none when it turned pruning off)."""
+def median_rule(config: TrainingConfig) -> MedianRule | None:
+    """The job's median pruning (None when it turned pruning off)."""
     if not config.pruning:
-        return optuna.pruners.NopPruner()
+        return None
     startup = min(5, max(1, config.n_trials // 4))
     rounds = booster_params(config.lightgbm_params(), 1)[1]
     warmup = max(report_interval(config), min(rounds // 4, MAX_WARMUP_ROUNDS))
-    return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+    return MedianRule(startup, warmup)
+
+
+def pruner(config: TrainingConfig) -> optuna.pruners.BasePruner:
+    """The job's median pruner as Optuna's (none when it turned pruning off)."""
+    rule = median_rule(config)
+    if rule is None:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=rule.startup, n_warmup_steps=rule.warmup)
 
 
 def report_interval(config: TrainingConfig) -> int:
@@ -63,11 +73,12 @@ def run_trial(
     config: TrainingConfig,
     number: int,
     params: dict[str, Any],
-    completed: list[optuna.trial.FrozenTrial],
+    completed: PruningHistory = EMPTY,
     finished_peers: Callable[[], list[TrialReport]] | None = None,
     binned: BinnedData | None = None,
 ) -> TrialReport:
-    """Train one trial (in a one-CPU task), pruned against the ``completed`` trials.
+    """Train one trial (in a one-CPU task), pruned against the ``completed`` trials (what
+    the median pruner needs of them: ``PruningHistory``).
 
     ``finished_peers`` gives the reports of trials that were running when this one started
     and have finished since; asked before each pruning decision, it lets a trial prune
@@ -75,14 +86,10 @@ def run_trial(
     pruned about a quarter fewer). ``binned`` is the data already binned by this worker.
     """
     started = time.perf_counter()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = {name: distribution(spec) for name, spec in config.search_space().items()}
-    local = optuna.create_study(direction="minimize", pruner=pruner(config))
-    local.add_trials(completed)
-    local.enqueue_trial(params)
-    trial = local.ask(space)
+    rule = median_rule(config)
     every = report_interval(config)
     intermediate: dict[int, float] = {}
+    peers: list[dict[int, float]] = []
 
     def report(env: lgb.callback.CallbackEnv) -> None:
         step = env.iteration + 1
@@ -90,11 +97,10 @@ def run_trial(
             return
         value = next(r[2] for r in env.evaluation_result_list or [] if r[1] == "l1")
         intermediate[step] = value
-        trial.report(value, step)
         if finished_peers is not None:
             done = [peer for peer in finished_peers() if peer.state is ExperimentStatus.COMPLETED]
-            local.add_trials([_frozen(peer, space) for peer in done])
-        if trial.should_prune():
+            peers.extend(peer.intermediate for peer in done)
+        if should_prune(rule, completed, peers, intermediate, step):
             raise optuna.TrialPruned(f"pruned at round {step}")
 
     merged = {**config.lightgbm_params(), **params}
@@ -120,14 +126,4 @@ def run_trial(
         curve=curve,
         seconds=time.perf_counter() - started,
         intermediate=intermediate,
-    )
-
-
-def _frozen(report: TrialReport, space: dict[str, BaseDistribution]) -> optuna.trial.FrozenTrial:
-    """A completed trial's report as the pruner reads it."""
-    return optuna.trial.create_trial(
-        value=report.value,
-        params=report.params,
-        distributions={name: space[name] for name in report.params},
-        intermediate_values=report.intermediate,
     )

@@ -14,6 +14,7 @@ from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
 from pipeline.hpo import NUMBER, journal_storage, search
 from pipeline.preprocess import PreparedData, preprocess
+from pipeline.pruning import PruningHistory
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.trials import run_trial
 
@@ -38,7 +39,7 @@ class InProcessTrials:
         self,
         number: int,
         params: dict[str, Any],
-        completed: list[optuna.trial.FrozenTrial],
+        completed: PruningHistory,
         running: list[Any],
     ) -> Any:
         self.started.append(number)
@@ -194,7 +195,7 @@ def test_a_cancelled_search_stops_and_cancels_its_running_trials(
 def test_a_trial_prunes_against_peers_that_finish_while_it_trains(data: PreparedData) -> None:
     cfg = config(n_trials=20)  # the median pruner waits for 5 completed trials
     params = {"learning_rate": 0.05}
-    alone = run_trial(data, cfg, 0, params, completed=[])
+    alone = run_trial(data, cfg, 0, params)
     assert alone.state == "completed"  # with nothing to compare against it runs to the end
 
     better = {step: value / 10 for step, value in alone.intermediate.items()}
@@ -218,7 +219,7 @@ def test_a_trial_prunes_against_peers_that_finish_while_it_trains(data: Prepared
         calls.append(1)
         return peers if len(calls) == 2 else []  # they finish after its first report
 
-    beside = run_trial(data, cfg, 0, params, [], finished_peers)
+    beside = run_trial(data, cfg, 0, params, finished_peers=finished_peers)
     assert beside.state == "pruned"
     assert len(calls) >= 2
     assert len(beside.intermediate) < len(alone.intermediate)
@@ -226,13 +227,13 @@ def test_a_trial_prunes_against_peers_that_finish_while_it_trains(data: Prepared
 
 def test_a_trial_ignores_peers_that_failed_or_were_pruned(data: PreparedData) -> None:
     cfg = config(n_trials=20)
-    alone = run_trial(data, cfg, 0, {"learning_rate": 0.05}, completed=[])
+    alone = run_trial(data, cfg, 0, {"learning_rate": 0.05})
     better = {step: value / 10 for step, value in alone.intermediate.items()}
     peers = [
         TrialReport(n, state, 1.0, {"learning_rate": 0.2}, None, [], 0.1, None, better)
         for n, state in enumerate([ExperimentStatus.PRUNED, ExperimentStatus.FAILED] * 3, start=1)
     ]
-    beside = run_trial(data, cfg, 0, {"learning_rate": 0.05}, [], lambda: peers)
+    beside = run_trial(data, cfg, 0, {"learning_rate": 0.05}, finished_peers=lambda: peers)
     assert beside.state == "completed"
     assert beside.curve == alone.curve
 
