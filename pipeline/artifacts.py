@@ -26,6 +26,7 @@ import joblib
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow.fs as pafs
 from sklearn.preprocessing import StandardScaler
 
 from domain.versions import first_free_version
@@ -191,6 +192,13 @@ def _series_router(directory: Location, metadata: dict[str, Any]) -> SeriesRoute
         codes=tuple(positions[e["series"]] for e in entries),
         column=metadata["features"].index(SERIES_FEATURE),
     )
+
+
+def artifact_bytes(directory: Location) -> int:
+    """The size of a model's files, its series' subdirectories included."""
+    selector = pafs.FileSelector(directory.path, recursive=True)
+    infos = directory.filesystem.get_file_info(selector)
+    return sum(info.size for info in infos if info.type == pafs.FileType.File)
 
 
 def load_predictions(directory: Location) -> pd.DataFrame:

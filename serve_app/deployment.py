@@ -34,7 +34,7 @@ class ApiConfig:
     orchestrator_name: str
     max_upload_bytes: int
     max_body_bytes: int
-    model_cache_size: int
+    model_cache_bytes: int
     auth_enabled: bool
     replicas: int = 1
 
@@ -69,6 +69,6 @@ def connect(config: ApiConfig, model_server: DeploymentHandle[Any]) -> Services:
 
 
 def build(config: ApiConfig) -> Application:
-    model_server = ModelServer.bind(config.model_cache_size)  # type: ignore[attr-defined]
+    model_server = ModelServer.bind(config.model_cache_bytes)  # type: ignore[attr-defined]
     api = TrainingApi.options(num_replicas=config.replicas)  # type: ignore[attr-defined]
     return api.bind(config, model_server)  # type: ignore[no-any-return]

@@ -2,40 +2,44 @@
 
 A separate Ray Serve deployment from the API ingress, so it can scale on its own. Loaded
 artifacts are kept in an LRU cache keyed by artifact location (artifacts are immutable:
-a version is never rewritten), so repeated calls skip the load.
+a version is never rewritten) and bounded by their size on disk
+(``TRAINING_MODEL_CACHE_MB``), so repeated calls skip the load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 from ray import serve
 
-from pipeline.artifacts import ModelArtifact, load_artifact
+from pipeline.artifacts import ModelArtifact, artifact_bytes, load_artifact
 from pipeline.predict import Prediction, predict_rows
 from pipeline.storage import Location
+from serve_app.model_cache import ModelCache
 
-DEFAULT_CACHE_SIZE = 16
+DEFAULT_CACHE_BYTES = 1024 * 2**20
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=32)
 class ModelServer:
-    def __init__(self, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        self._load = lru_cache(maxsize=cache_size)(_load_artifact)
+    def __init__(self, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self._cache = ModelCache(_load_artifact, cache_bytes)
 
     def predict(
         self, artifact_uri: str, rows: Sequence[Mapping[str, Any]], explain: bool = False
     ) -> list[Prediction]:
         """Raises: InvalidRequest (bad rows)."""
-        return predict_rows(self._load(artifact_uri), rows, explain)
+        return predict_rows(self._cache.get(artifact_uri), rows, explain)
 
     def cache_info(self) -> dict[str, int]:
-        """Artifact loads (misses) and reuses (hits) since this replica started."""
-        info = self._load.cache_info()
-        return {"hits": info.hits, "misses": info.misses, "size": info.currsize}
+        """Artifact loads (misses) and reuses (hits) since this replica started; the
+        models kept and their bytes."""
+        return self._cache.info()
 
 
-def _load_artifact(artifact_uri: str) -> ModelArtifact:
-    return load_artifact(Location(artifact_uri))
+def _load_artifact(artifact_uri: str) -> tuple[ModelArtifact, int]:
+    """A model and its size: its directory's bytes on disk (boosters, as text, take
+    about as much memory loaded)."""
+    location = Location(artifact_uri)
+    return load_artifact(location), artifact_bytes(location)

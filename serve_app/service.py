@@ -44,7 +44,7 @@ def api_config(config: ServiceConfig) -> ApiConfig:
         orchestrator_name=config.orchestrator.actor_name,
         max_upload_bytes=config.api.max_upload_mb * 2**20,
         max_body_bytes=config.api.max_body_mb * 2**20,
-        model_cache_size=config.api.model_cache_size,
+        model_cache_bytes=config.api.model_cache_mb * 2**20,
         auth_enabled=config.api.auth_enabled,
         replicas=config.api.replicas,
     )

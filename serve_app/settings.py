@@ -20,8 +20,11 @@ class ApiSettings(BaseSettings):
     max_body_mb: int = Field(
         8, ge=1, le=1024, description="Largest JSON request body (uploads excepted)."
     )
-    model_cache_size: int = Field(
-        16, ge=1, le=1024, description="Loaded models the prediction deployment keeps."
+    model_cache_mb: int = Field(
+        1024,
+        ge=1,
+        le=1_048_576,
+        description="Megabytes of loaded models (their files' size) a prediction replica keeps.",
     )
     auth_enabled: bool = Field(
         False, description="Require an API key; must be on unless bound to a loopback address."
