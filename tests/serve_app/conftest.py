@@ -101,11 +101,22 @@ class Deployed:
     async def wait_finished(self, job_id: str, timeout: float = 90) -> dict[str, Any]:
         return await self.wait_until(job_id, lambda j: j["status"] in FINISHED, timeout)
 
+    async def stats(self, timeout: float = 60) -> dict[str, Any]:
+        """``/ai/training/stats``, waiting out the 503 ("try again shortly") the API gives
+        while a killed orchestrator restarts."""
+        deadline = time.monotonic() + timeout
+        while (response := await self.http.get("/ai/training/stats")).status_code == 503:
+            assert time.monotonic() < deadline, response.text
+            await asyncio.sleep(0.2)
+        assert response.status_code == 200, response.text
+        stats: dict[str, Any] = response.json()
+        return stats
+
     async def idle(self) -> None:
         """Wait until nothing runs or waits, so a test starts on an empty queue."""
         deadline = time.monotonic() + 120
         while True:
-            stats = (await self.http.get("/ai/training/stats")).json()
+            stats = await self.stats()
             if stats["active_jobs"] == 0 and stats["queued_jobs"] == 0:
                 return
             assert time.monotonic() < deadline, stats

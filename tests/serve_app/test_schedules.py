@@ -111,6 +111,7 @@ async def test_fires_once_per_time_across_restarts_and_honours_forbid(
         assert await fire(deployed, later) == []
         ray.kill(deployed.running.orchestrator, no_restart=False)
         assert await fire(deployed, later) == [], "a restart never fires twice"
+        await deployed.stats()  # the API reaches the restarted orchestrator again
         shown = (await deployed.http.get(url)).json()
         assert shown["recent_job_ids"] == [job_id]
         assert datetime.fromisoformat(shown["last_fire_at"]) == fire_time
