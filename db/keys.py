@@ -3,13 +3,16 @@
 A key reads ``trk_<key_id>_<secret>``. The secret is 32 random bytes, so a plain SHA-256
 is the right digest (a slow password hash guards guessable secrets, not random ones); the
 comparison is constant-time. ``last_used_at`` is refreshed at most once a minute, so
-reads do not become writes.
+reads do not become writes. An operator may also write a key of their own (the admin key
+a cluster starts with, ``ensure``): it must be as long and as random, which
+``parse_key`` checks of its form.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,10 +22,13 @@ from sqlalchemy import select, update
 from db.database import Database
 from db.models import ApiKey
 from domain.auth import Principal, Role
-from domain.errors import KeyNotFound, Unauthorized
+from domain.errors import Conflict, KeyNotFound, Unauthorized
 
 PREFIX = "trk"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+KEY_ID = re.compile(r"[A-Za-z0-9-]{1,32}")
+#: An operator's secret: at least as long as ``token_hex(16)``, in the URL-safe alphabet.
+SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,35 @@ class IssuedKey:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _split(token: str) -> tuple[str, str] | None:
+    prefix, _, rest = token.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != PREFIX or not key_id or not secret:
+        return None
+    return key_id, secret
+
+
+def parse_key(token: str) -> tuple[str, str]:
+    """The key id and secret of a key an operator wrote, ``trk_<key id>_<secret>``.
+
+    Raises:
+        ValueError: not of that form, or the secret is short or outside the URL-safe
+            alphabet. The message never repeats the secret.
+    """
+    parts = _split(token.strip())
+    if parts is None:
+        raise ValueError(f"an API key reads {PREFIX}_<key id>_<secret>; this one does not")
+    key_id, secret = parts
+    if KEY_ID.fullmatch(key_id) is None:
+        raise ValueError("an API key's id is 1 to 32 letters, digits or '-'")
+    if SECRET.fullmatch(secret) is None:
+        raise ValueError(
+            f"the secret of API key {key_id} must be 32 to 256 letters, digits, '-' or '_' "
+            f"(random: e.g. openssl rand -hex 32); it has {len(secret)} characters"
+        )
+    return key_id, secret
 
 
 class ApiKeyStore:
@@ -83,10 +118,10 @@ class ApiKeyStore:
                 so a caller learns nothing about which).
         """
         refused = Unauthorized("invalid or expired API key")
-        prefix, _, rest = token.partition("_")
-        key_id, _, secret = rest.partition("_")
-        if prefix != PREFIX or not key_id or not secret:
+        parts = _split(token)
+        if parts is None:
             raise refused
+        key_id, secret = parts
         async with self._database.transaction() as session:
             row = await session.get(ApiKey, key_id)
             if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
@@ -96,6 +131,40 @@ class ApiKeyStore:
             if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
                 row.last_used_at = now
             return Principal(row.tenant_id, Role(row.role), row.key_id)
+
+    async def ensure(
+        self, token: str, tenant_id: str, role: Role, now: datetime, name: str | None = None
+    ) -> bool:
+        """Make an operator's key valid: store it (hashed) unless its key id exists; returns
+        whether it was added. Running it again with the same key changes nothing.
+
+        Raises:
+            ValueError: the key is malformed (``parse_key``).
+            Conflict: its key id exists with another secret or role, or was revoked or has
+                expired (a revoked key is never brought back: write a new one).
+        """
+        key_id, secret = parse_key(token)
+        async with self._database.transaction() as session:
+            row = await session.get(ApiKey, key_id)
+            if row is None:
+                session.add(
+                    ApiKey(
+                        key_id=key_id,
+                        tenant_id=tenant_id,
+                        role=role.value,
+                        secret_hash=_digest(secret),
+                        name=name,
+                        created_at=now,
+                    )
+                )
+                return True
+            if not hmac.compare_digest(row.secret_hash, _digest(secret)):
+                raise Conflict(f"API key {key_id} exists with another secret")
+            if row.role != role.value:
+                raise Conflict(f"API key {key_id} exists with role {row.role}, not {role.value}")
+            if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+                raise Conflict(f"API key {key_id} was revoked or has expired: write a new key")
+            return False
 
     async def search(self, tenant_id: str | None = None) -> list[KeyRecord]:
         query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.key_id)

@@ -15,16 +15,14 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from actors.settings import OrchestratorSettings
-from db.settings import DatabaseSettings
-from pipeline.settings import PipelineSettings
+from db.keys import parse_key
+from domain.errors import Conflict
 from serve_app.cli_forecasts import forecast, forecasts
 from serve_app.cli_http import console, request
 from serve_app.cli_keys import keys_app
 from serve_app.cli_schedules import schedules_app
 from serve_app.cli_studies import studies_app
 from serve_app.cli_tracking import experiments_app, models_app
-from serve_app.settings import ApiSettings
 
 app = typer.Typer(help="Train, track and register LightGBM models on a Ray cluster.")
 features_app = typer.Typer(help="Feature sets: import and list.")
@@ -49,25 +47,41 @@ def up(
     ] = None,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Feature sets, artifacts, SQLite.")] = None,
+    serve_config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="TRAINING_SERVE_CONFIG",
+            help="The app's Serve config; default: deploy/serve_config.yaml.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the service in the foreground until Ctrl-C or SIGTERM."""
-    from serve_app.service import ServiceConfig, bootstrap, stop
+    """Run the service in the foreground until Ctrl-C or SIGTERM: the application of the
+    Serve config (deploy/serve_config.yaml), its args and these options over the
+    environment's settings."""
+    from serve_app.serve_config import SERVE_CONFIG, load_application
+    from serve_app.service import bootstrap, service_config, stop
 
+    serve_config = serve_config or SERVE_CONFIG
     given = {"data_dir": data_dir, "database_url": database_url, "host": host, "port": port}
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     try:
-        config = ServiceConfig(
-            database_url=DatabaseSettings(**options).url,
-            pipeline=PipelineSettings(**options),
-            orchestrator=OrchestratorSettings(),
-            api=ApiSettings(**options),
-        )
+        config = service_config({**load_application(serve_config).args, **options})
+    except OSError as exc:
+        console.print(f"[red]error[/red] serve config: {exc}")
+        raise typer.Exit(code=2) from exc
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"]) or "settings"
             console.print(f"[red]error[/red] {where}: {error['msg']}")
         raise typer.Exit(code=2) from exc
-    service = bootstrap(config, address)
+    except ValueError as exc:  # the admin key; its message never holds the key
+        console.print(f"[red]error[/red] admin key: {exc}")
+        raise typer.Exit(code=2) from exc
+    try:
+        service = bootstrap(config, address, serve_config)
+    except Conflict as exc:  # the admin key's id is taken, or it was revoked
+        console.print(f"[red]error[/red] admin key: {exc.message}")
+        raise typer.Exit(code=2) from exc
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own
         signal.signal(signum, lambda *_: stopping.set())
@@ -75,6 +89,9 @@ def up(
     console.print(f"API docs   {service.api_url}/docs")
     console.print(f"Dashboard  {service.dashboard_url or 'not available'}")
     console.print(f"Database   {_redacted(config.database_url)}")
+    if config.admin_key is not None:
+        key_id, _ = parse_key(config.admin_key.get_secret_value())
+        console.print(f"Admin key  {key_id} (its secret is never printed)")
     console.print("Ready. Press Ctrl-C to stop.")
     while not stopping.wait(0.5):
         pass
@@ -317,7 +334,8 @@ def stats() -> None:
     result = request("GET", "/ai/training/stats")
     console.print(
         f"active {result['active_jobs']} / capacity {result['total_capacity']} "
-        f"({result['utilization_percent']}%), queued {result['queued_jobs']}"
+        f"({result['utilization_percent']}%), queued {result['queued_jobs']}; "
+        f"{result['cluster_cpus']} CPUs, capacity up to {result['max_capacity']}"
     )
 
 

@@ -42,7 +42,15 @@ class ApiConfig:
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=200)
 @serve.ingress()
 class TrainingApi:
-    def __init__(self, config: ApiConfig, model_server: DeploymentHandle[Any]) -> None:
+    def __init__(
+        self,
+        config: ApiConfig,
+        model_server: DeploymentHandle[Any],
+        supervisor: DeploymentHandle[Any],
+    ) -> None:
+        # The supervisor is bound here only so that Serve deploys it with the app (a
+        # deployment belongs to an application when the ingress's arguments reach it).
+        del supervisor
         self._services = connect(config, model_server)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -68,7 +76,9 @@ def connect(config: ApiConfig, model_server: DeploymentHandle[Any]) -> Services:
     )
 
 
-def build(config: ApiConfig) -> Application:
+def build(config: ApiConfig, supervisor: Application) -> Application:
+    """The API and the model server, deployed with ``supervisor`` (which brings up what
+    they talk to)."""
     model_server = ModelServer.bind(config.model_cache_bytes)  # type: ignore[attr-defined]
     api = TrainingApi.options(num_replicas=config.replicas)  # type: ignore[attr-defined]
-    return api.bind(config, model_server)  # type: ignore[no-any-return]
+    return api.bind(config, model_server, supervisor)  # type: ignore[no-any-return]

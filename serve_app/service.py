@@ -1,31 +1,48 @@
 """Bring the whole service up on a Ray cluster, and down again.
 
-Order matters: the schema is migrated and the demo feature sets exist before the
-orchestrator starts, and the orchestrator exists before the API accepts requests.
+The Serve application (``deploy/serve_config.yaml``, built by ``build_app``) brings up
+what it needs itself: its ``Supervisor`` migrates the schema, ensures the operator's admin
+key, creates the demo feature sets and then starts (or finds) the orchestrator, so the same
+config runs under ``trainctl up``, in the tests and on KubeRay. Order matters: the schema
+is migrated, the admin key and the demo feature sets exist before the orchestrator starts,
+and ``serve.run`` returns once the orchestrator is ready.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import ray
+from pydantic import SecretStr
 from ray import serve
 from ray.actor import ActorHandle
+from ray.serve.deployment import Application
 
 from actors.client import OrchestratorClient
-from actors.orchestrator import JobOrchestrator, start_orchestrator
+from actors.orchestrator import HEAD_NODE_RESOURCE, JobOrchestrator, start_orchestrator
 from actors.settings import NAMESPACE, OrchestratorSettings
-from db.engine import create_engine
+from db.database import Database
+from db.keys import ApiKeyStore
 from db.migrate import upgrade
+from db.settings import DatabaseSettings
+from domain.auth import Role
+from domain.clock import utcnow
 from pipeline.demo import ensure_demo_feature_sets
 from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
-from serve_app.deployment import APP_NAME, ApiConfig, build
-from serve_app.settings import ApiSettings
+from serve_app.deployment import ApiConfig, build
+from serve_app.serve_config import SERVE_CONFIG, application, load_application
+from serve_app.settings import AdminKeySettings, ApiSettings
 
 READY_TIMEOUT_SECONDS = 60
+#: The tenant of the operator's admin key (an admin acts for every tenant).
+ADMIN_KEY_TENANT = "default"
+ADMIN_KEY_NAME = "operator's admin key (TRAINING_ADMIN_KEY_FILE)"
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,31 @@ class ServiceConfig:
     pipeline: PipelineSettings
     orchestrator: OrchestratorSettings
     api: ApiSettings
+    admin_key: SecretStr | None = None
+
+
+def service_config(settings: Mapping[str, Any]) -> ServiceConfig:
+    """The service's settings: ``settings`` by name (``port``, ``database_url``, ...),
+    the rest, and the operator's admin key, from the environment (``TRAINING_*``).
+
+    Raises:
+        pydantic.ValidationError: a setting is invalid.
+        ValueError: the admin key is set but unreadable or malformed.
+    """
+    return ServiceConfig(
+        database_url=DatabaseSettings(**settings).url,
+        pipeline=PipelineSettings(**settings),
+        orchestrator=OrchestratorSettings(**settings),
+        api=ApiSettings(**settings),
+        admin_key=AdminKeySettings().key(),
+    )
+
+
+def settings_of(config: ServiceConfig) -> dict[str, Any]:
+    """Every setting of ``config`` by name: ``service_config`` of them gives it back."""
+    parts = (config.pipeline, config.orchestrator, config.api)
+    fields = {name: getattr(part, name) for part in parts for name in type(part).model_fields}
+    return {**fields, "database_url": config.database_url}
 
 
 def api_config(config: ServiceConfig) -> ApiConfig:
@@ -58,13 +100,24 @@ class RunningService:
     mirror_name: str
 
 
-async def prepare_storage(database_url: str, pipeline: PipelineSettings) -> list[str]:
-    """Migrate the schema and create missing demo feature sets; returns the ones created."""
-    engine = create_engine(database_url)
+async def prepare_storage(
+    database_url: str, pipeline: PipelineSettings, admin_key: SecretStr | None = None
+) -> list[str]:
+    """Migrate the schema, ensure the operator's admin key (if given) and create missing
+    demo feature sets; returns the ones created.
+
+    Raises:
+        Conflict: the admin key's id exists with another secret or role, or was revoked.
+    """
+    database = Database.from_url(database_url)
     try:
-        await upgrade(engine)
+        await upgrade(database.engine)
+        if admin_key is not None:
+            await ApiKeyStore(database).ensure(
+                admin_key.get_secret_value(), ADMIN_KEY_TENANT, Role.ADMIN, utcnow(), ADMIN_KEY_NAME
+            )
     finally:
-        await engine.dispose()
+        await database.close()
     return ensure_demo_feature_sets(FeatureStore(pipeline.features_root))
 
 
@@ -85,18 +138,44 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def start(config: ServiceConfig, dashboard_url: str | None = None) -> RunningService:
-    """Start (or find) the orchestrator and deploy the API on the connected cluster."""
-    orchestrator = start_orchestrator(config.database_url, config.pipeline, config.orchestrator)
-    ready = OrchestratorClient(orchestrator).ref(JobOrchestrator.ready)
-    ray.get(ready, timeout=READY_TIMEOUT_SECONDS)
-    if config.orchestrator.mlflow.enabled:
-        # Started here, not by the orchestrator, so its restarts never import MLflow.
-        from actors.mirror import start_mirror  # MLflow's client is an optional extra
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0, "resources": {HEAD_NODE_RESOURCE: 0.001}},
+    max_ongoing_requests=1,
+)
+class Supervisor:
+    """The application's bring-up, run by Serve wherever the config is deployed: on the
+    head node, where the orchestrator runs and reads the storage it prepares."""
 
-        start_mirror(config.database_url, config.orchestrator)
+    # Serve awaits an async constructor; the replica is ready once the orchestrator is.
+    async def __init__(self, config: ServiceConfig) -> None:  # type: ignore[misc]
+        await prepare_storage(config.database_url, config.pipeline, config.admin_key)
+        orchestrator = start_orchestrator(config.database_url, config.pipeline, config.orchestrator)
+        ready = OrchestratorClient(orchestrator).ref(JobOrchestrator.ready)
+        await asyncio.wait_for(ready, READY_TIMEOUT_SECONDS)
+        if config.orchestrator.mlflow.enabled:
+            # Started here, not by the orchestrator, so its restarts never import MLflow.
+            from actors.mirror import start_mirror  # MLflow's client is an optional extra
+
+            start_mirror(config.database_url, config.orchestrator)
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Ray Serve's application builder (the Serve config's ``import_path``): the API, the
+    model server and the supervisor, from the settings ``args`` gives by name over the
+    environment's."""
+    config = service_config(args)
+    return build(api_config(config), Supervisor.bind(config))  # type: ignore[attr-defined]
+
+
+def start(
+    config: ServiceConfig, dashboard_url: str | None = None, serve_config: Path = SERVE_CONFIG
+) -> RunningService:
+    """Run the Serve config's application with ``config`` on the connected cluster: it
+    starts (or finds) the orchestrator, which is ready when this returns."""
+    app = load_application(serve_config)
     serve.start(http_options={"host": config.api.host, "port": config.api.port})
-    serve.run(build(api_config(config)), name=APP_NAME, route_prefix="/")
+    serve.run(application(app, settings_of(config)), name=app.name, route_prefix=app.route_prefix)
+    orchestrator = ray.get_actor(config.orchestrator.actor_name, namespace=NAMESPACE)
     api_url = f"http://{config.api.host}:{config.api.port}"
     return RunningService(orchestrator, api_url, dashboard_url, config.orchestrator.mirror_name)
 
@@ -110,8 +189,10 @@ def stop(service: RunningService) -> None:
     ray.shutdown()
 
 
-def bootstrap(config: ServiceConfig, address: str | None) -> RunningService:
+def bootstrap(
+    config: ServiceConfig, address: str | None, serve_config: Path = SERVE_CONFIG
+) -> RunningService:
     """Everything ``trainctl up`` does before it waits."""
-    asyncio.run(prepare_storage(config.database_url, config.pipeline))
+    asyncio.run(prepare_storage(config.database_url, config.pipeline, config.admin_key))
     dashboard_url = connect(address)
-    return start(config, dashboard_url)
+    return start(config, dashboard_url, serve_config)
