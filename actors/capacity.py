@@ -1,9 +1,10 @@
 """Capacity follows the cluster: the CPUs of its alive nodes now, and the most it can
 grow to; and what to ask its autoscaler for while jobs wait.
 
-Pure: the orchestrator reads the cluster (``ray_cluster_size``) every few seconds and
-hands the size to ``Capacity``; admission, the lifecycle and the validator read it there.
+The orchestrator reads the cluster (``ray_cluster_size``) every few seconds and hands the
+size to ``Capacity``; admission, the lifecycle and the validator read it there.
 ``AutoscalerRequests`` decides what to ask the autoscaler for and sends only changes.
+Only ``ray_cluster_size`` and ``send_to_autoscaler`` talk to Ray; the rest is pure.
 """
 
 from __future__ import annotations
