@@ -9,12 +9,11 @@ cluster of its own; this test only reads what it observed.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
+
+from tests.cluster.scenario import observe
 
 SCENARIO_TIMEOUT_SECONDS = 420
 #: The scenario runs in the module's fixture: the first test's timeout must cover it.
@@ -23,16 +22,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(SCENARIO_TIMEOUT_SECONDS 
 
 @pytest.fixture(scope="module")
 def observed() -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.cluster.autoscaling"],
-        capture_output=True,
-        text=True,
-        timeout=SCENARIO_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    observations: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return observations
+    return observe("tests.cluster.autoscaling", SCENARIO_TIMEOUT_SECONDS)
 
 
 def test_six_jobs_complete_once_and_none_is_refused(observed: dict[str, Any]) -> None:

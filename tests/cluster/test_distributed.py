@@ -8,12 +8,11 @@ only reads what it observed.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
+
+from tests.cluster.scenario import observe
 
 SCENARIO_TIMEOUT_SECONDS = 1500
 #: The scenario runs in the module's fixture: the first test's timeout must cover it.
@@ -28,16 +27,7 @@ WORKER_MEMORY_RATIO = 0.75
 
 @pytest.fixture(scope="module")
 def observed() -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.cluster.distributed"],
-        capture_output=True,
-        text=True,
-        timeout=SCENARIO_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    observations: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return observations
+    return observe("tests.cluster.distributed", SCENARIO_TIMEOUT_SECONDS)
 
 
 def test_a_distributed_job_completes_and_registers_its_model(observed: dict[str, Any]) -> None:
