@@ -97,15 +97,7 @@ class ApiKeyStore:
         name: str | None = None,
     ) -> IssuedKey:
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-        row = ApiKey(
-            key_id=key_id,
-            tenant_id=tenant_id,
-            role=role.value,
-            secret_hash=_digest(secret),
-            name=name,
-            created_at=now,
-            expires_at=expires_at,
-        )
+        row = _new_row(key_id, secret, tenant_id, role, now, expires_at, name)
         async with self._database.transaction() as session:
             session.add(row)
         return IssuedKey(_record(row), f"{PREFIX}_{key_id}_{secret}")
@@ -126,7 +118,7 @@ class ApiKeyStore:
             row = await session.get(ApiKey, key_id)
             if row is None or not hmac.compare_digest(row.secret_hash, _digest(secret)):
                 raise refused
-            if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+            if not _usable(row, now):
                 raise refused
             if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
                 row.last_used_at = now
@@ -147,22 +139,13 @@ class ApiKeyStore:
         async with self._database.transaction() as session:
             row = await session.get(ApiKey, key_id)
             if row is None:
-                session.add(
-                    ApiKey(
-                        key_id=key_id,
-                        tenant_id=tenant_id,
-                        role=role.value,
-                        secret_hash=_digest(secret),
-                        name=name,
-                        created_at=now,
-                    )
-                )
+                session.add(_new_row(key_id, secret, tenant_id, role, now, name=name))
                 return True
             if not hmac.compare_digest(row.secret_hash, _digest(secret)):
                 raise Conflict(f"API key {key_id} exists with another secret")
             if row.role != role.value:
                 raise Conflict(f"API key {key_id} exists with role {row.role}, not {role.value}")
-            if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+            if not _usable(row, now):
                 raise Conflict(f"API key {key_id} was revoked or has expired: write a new key")
             return False
 
@@ -184,6 +167,32 @@ class ApiKeyStore:
             result = await session.execute(statement)
             if not getattr(result, "rowcount", 0) and await session.get(ApiKey, key_id) is None:
                 raise KeyNotFound(key_id)
+
+
+def _new_row(
+    key_id: str,
+    secret: str,
+    tenant_id: str,
+    role: Role,
+    now: datetime,
+    expires_at: datetime | None = None,
+    name: str | None = None,
+) -> ApiKey:
+    """A key's row: its secret kept only as a digest."""
+    return ApiKey(
+        key_id=key_id,
+        tenant_id=tenant_id,
+        role=role.value,
+        secret_hash=_digest(secret),
+        name=name,
+        created_at=now,
+        expires_at=expires_at,
+    )
+
+
+def _usable(row: ApiKey, now: datetime) -> bool:
+    """Neither revoked nor expired at ``now``."""
+    return row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
 
 
 def _record(row: ApiKey) -> KeyRecord:
