@@ -42,15 +42,18 @@ class ApiConfig:
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=200)
 @serve.ingress()
 class TrainingApi:
-    def __init__(
+    # Serve awaits an async constructor and routes no request to the replica before it
+    # returns: the API answers (``/healthz`` included) only once the orchestrator is up.
+    async def __init__(  # type: ignore[misc]
         self,
         config: ApiConfig,
         model_server: DeploymentHandle[Any],
         supervisor: DeploymentHandle[Any],
     ) -> None:
-        # The supervisor is bound here only so that Serve deploys it with the app (a
-        # deployment belongs to an application when the ingress's arguments reach it).
-        del supervisor
+        # A call reaches the supervisor once its bring-up is done (it is bound here so
+        # that Serve deploys it with the app: a deployment belongs to an application when
+        # the ingress's arguments reach it).
+        await supervisor.ready.remote()
         self._services = connect(config, model_server)
 
     def __serve_build_asgi_app__(self) -> FastAPI:

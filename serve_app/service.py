@@ -158,6 +158,10 @@ class Supervisor:
 
             start_mirror(config.database_url, config.orchestrator)
 
+    async def ready(self) -> None:
+        """Returns once the bring-up is done: Serve routes calls only to a constructed
+        replica. The API's replicas wait on it before they take requests."""
+
 
 def build_app(args: dict[str, Any]) -> Application:
     """Ray Serve's application builder (the Serve config's ``import_path``): the API, the
