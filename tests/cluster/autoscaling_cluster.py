@@ -97,6 +97,11 @@ class FakeAutoscalingCluster:
         # Read by the autoscaler (a child of the head): the fake provider refuses to run
         # without the first; the second makes it look every second rather than five.
         os.environ.update(RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
+        # ``Cluster`` writes its address to $RAY_TMPDIR/ray/ray_current_cluster (/tmp/ray,
+        # which may not exist): a directory of this process's own, so no later ``ray.init``
+        # on the machine finds this cluster's address once it is gone.
+        os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="ray-as-addr-")
+        (Path(os.environ["RAY_TMPDIR"]) / "ray").mkdir()
         head = {
             "num_cpus": self._head_cpus,
             "gcs_server_port": port,
