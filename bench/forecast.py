@@ -47,6 +47,7 @@ from bench.forecast_data import (
     Scores,
     bench_sets,
     demo_set,
+    held_back_set,
     scores,
 )
 from bench.forecast_mlforecast import mlforecast_scores
@@ -279,10 +280,15 @@ def main() -> None:
     parser.add_argument(
         "--sets",
         nargs="*",
-        help="names among hourly, hourly_12w, household, "
-        "household_12w, forecast_basic (default: all)",
+        help="names among hourly, hourly_12w, household, household_12w, traffic, "
+        "traffic_12w, peyton, forecast_basic (default: all)",
     )
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
+    parser.add_argument(
+        "--held-back",
+        action="store_true",
+        help="score only the held-back set (taylor), which no choice was tuned on",
+    )
     parser.add_argument("--trials", type=int, default=20, help="HPO trials; 0 skips HPO")
     parser.add_argument("--backtest-windows", type=int, default=5, help="0 skips the timing")
     parser.add_argument("--backtest-set", default="forecast_basic")
@@ -297,6 +303,8 @@ def main() -> None:
         sets = bench_sets(args.sets, args.data_dir)
         if not args.sets or "forecast_basic" in args.sets:
             sets.append(demo_set(data_dir))
+        if args.held_back:
+            sets = [held_back_set()]
         config = ServiceConfig(
             database_url=database_url,
             pipeline=pipeline,

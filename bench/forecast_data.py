@@ -14,10 +14,16 @@ from pipeline.intervals import quantile_metrics
 from pipeline.settings import PipelineSettings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-REAL_FILES = (
-    ("hourly", "hourly_electricity.csv", "load"),
-    ("household", "household_power_30min.csv", "power_kw"),
+BENCH_DATA = Path(__file__).resolve().parent / "data"
+#: name, file, target column, directory (None: ``--data-dir``, shared/data by default).
+REAL_FILES: tuple[tuple[str, str, str, Path | None], ...] = (
+    ("hourly", "hourly_electricity.csv", "load", None),
+    ("household", "household_power_30min.csv", "power_kw", None),
+    ("traffic", "traffic_hourly.csv", "traffic_volume", BENCH_DATA),
+    ("peyton", "peyton_manning_daily.csv", "log_views", BENCH_DATA),
 )
+#: The set kept back from every choice made on the others: run with ``--held-back``.
+HELD_BACK = ("taylor", "taylor_halfhourly.csv", "demand_mw", BENCH_DATA)
 SHORT_HISTORY = pd.Timedelta(weeks=12)
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -45,15 +51,30 @@ class Scores:
 
 
 def bench_sets(names: Sequence[str] | None, data_dir: Path) -> list[BenchSet]:
+    """Each real set whole and, where it has more than 12 weeks of sub-daily steps, cut to
+    its last 12 weeks (a newly installed meter's history)."""
     sets = []
-    for name, filename, column in REAL_FILES:
-        data = pd.read_csv(data_dir / filename)
-        stamps = pd.to_datetime(data["timestamp"])
-        season = round(pd.Timedelta(days=1) / stamps.diff().median())
-        sets.append(BenchSet(name, data, column, season))
-        short = data[stamps > stamps.max() - SHORT_HISTORY].reset_index(drop=True)
-        sets.append(BenchSet(f"{name}_12w", short, column, season))
+    for name, filename, column, directory in REAL_FILES:
+        whole = read_set(name, filename, column, directory or data_dir)
+        sets.append(whole)
+        stamps = pd.to_datetime(whole.data["timestamp"])
+        if whole.steps_per_day > 1 and stamps.max() - stamps.min() > SHORT_HISTORY:
+            short = whole.data[stamps > stamps.max() - SHORT_HISTORY].reset_index(drop=True)
+            sets.append(BenchSet(f"{name}_12w", short, column, whole.steps_per_day))
     return [s for s in sets if not names or s.name in names]
+
+
+def held_back_set() -> BenchSet:
+    name, filename, column, directory = HELD_BACK
+    assert directory is not None
+    return read_set(name, filename, column, directory)
+
+
+def read_set(name: str, filename: str, column: str, directory: Path) -> BenchSet:
+    data = pd.read_csv(directory / filename)
+    stamps = pd.to_datetime(data["timestamp"])
+    season = max(1, round(pd.Timedelta(days=1) / stamps.diff().median()))
+    return BenchSet(name, data, column, season)
 
 
 def demo_set(data_dir: Path) -> BenchSet:

@@ -23,6 +23,7 @@ def _mlforecast(bench_set: BenchSet) -> Any:
     from mlforecast.lag_transforms import RollingMean, RollingStd
 
     h = season = bench_set.steps_per_day
+    day = max(season, 2)  # a standard deviation needs two values (daily sets)
 
     def time_of_day(dates: pd.DatetimeIndex) -> np.ndarray:
         return np.asarray(dates.hour * 60 + dates.minute)
@@ -33,8 +34,8 @@ def _mlforecast(bench_set: BenchSet) -> Any:
         lags=sorted({h, h + 1, 2 * season, 7 * season}),
         lag_transforms={
             h: [
-                RollingMean(season),
-                RollingStd(season),
+                RollingMean(day),
+                RollingStd(day),
                 RollingMean(7 * season),
                 RollingStd(7 * season),
             ]
