@@ -3,7 +3,8 @@ each feature's contribution and importance.
 
 A model forecasts the mean of its point boosters (by default a mean (L2) and a median (L1)
 booster: an even blend that forecast 3-5 % better than either alone on the real load
-sets, bench/README.md); quantile boosters, calibrated, give its quantiles.
+sets, bench/README.md); its calibration (and quantile boosters, when a job asks for them)
+give its quantiles.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def quantile_forecasts(
         for m in members
         if m.alpha is not None
     }
-    return calibration.bounds(point, boosted)
+    return calibration.bounds(point, boosted, X)
 
 
 def blend_contributions(members: Sequence[Member], X: np.ndarray) -> np.ndarray:

@@ -170,6 +170,13 @@ class TrainingConfig(BaseModel):
         max_length=19,
         description="Forecast quantiles, strictly increasing in (0, 1); [] for none.",
     )
+    quantile_method: Literal["conformal", "quantile_boosters"] = Field(
+        "conformal",
+        description="How quantiles are made: 'conformal' adds the validation residuals' "
+        "quantiles, scaled to each series and time of day, to the point forecast (no extra "
+        "booster); 'quantile_boosters' trains a LightGBM quantile booster per bound of each "
+        "central interval and conformalizes it (about twice the training time).",
+    )
     backtest: BacktestSpec | None = Field(
         None, description="Rolling-origin backtest over the most recent data."
     )
@@ -285,6 +292,11 @@ class TrainingConfig(BaseModel):
     @property
     def backtest_step(self) -> int:
         return (self.backtest.step if self.backtest else None) or self.horizon
+
+    @property
+    def quantile_boosters(self) -> bool:
+        """Whether the model's quantiles come from quantile boosters (else from residuals)."""
+        return self.quantile_method == "quantile_boosters"
 
     @property
     def train_cpus(self) -> int:

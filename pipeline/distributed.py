@@ -245,7 +245,12 @@ def train_distributed(
     )
     fitter = RayTrainFitter(workers, config.train_cpus, should_stop, live)
     return assemble(
-        data, member_plans(config), config.quantiles, config.early_stopping_rounds, fitter
+        data,
+        member_plans(config),
+        config.quantiles,
+        config.early_stopping_rounds,
+        fitter,
+        quantile_boosters=config.quantile_boosters,
     )
 
 
@@ -268,6 +273,7 @@ def retrain_best_distributed(
         search.early_stopping_rounds,
         fitter,
         search=search.summary(),
+        quantile_boosters=config.quantile_boosters,
     )
 
 

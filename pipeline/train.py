@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.blend import Member, blend_predict, quantile_forecasts
 from pipeline.callbacks import Callback, LiveMetrics, LiveScores, log_progress, stop_when
 from pipeline.config import TrainingConfig
+from pipeline.features import SERIES_FEATURE
 from pipeline.intervals import QuantileCalibration, calibrate, paired_quantiles
 from pipeline.preprocess import PreparedData, PreparedFeatures
 from pipeline.search_results import SearchResult
@@ -44,6 +45,8 @@ MEMBER_NAMES = {"regression": "mean", "regression_l1": "median"}
 #: real load sets twice the rate gave the same weighted quantile loss in half the time.
 QUANTILE_RATE_FACTOR = 2.0
 QUANTILE_MAX_RATE = 0.2
+#: The features whose values the conformal quantiles' spread follows, where a model has them.
+SPREAD_FEATURES = (SERIES_FEATURE, "time_of_day")
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,12 @@ def train(
     )
     fitter = InProcessFitter(num_threads, watching(should_stop, live))
     return assemble(
-        data, member_plans(config), config.quantiles, config.early_stopping_rounds, fitter
+        data,
+        member_plans(config),
+        config.quantiles,
+        config.early_stopping_rounds,
+        fitter,
+        quantile_boosters=config.quantile_boosters,
     )
 
 
@@ -330,11 +338,13 @@ def assemble(
     early_stopping_rounds: int,
     fitter: Fitter[Data],
     search: SearchSummary | None = None,
+    quantile_boosters: bool = False,
 ) -> TrainedModel:
     """Fit each member on the training part, then refit it on training + validation; the
-    same for the quantile boosters, calibrated on the validation part's forecasts."""
+    same for the quantile boosters if asked for. The quantiles are calibrated on the
+    validation part's forecasts."""
     requests = [_member_request(plan, early_stopping_rounds) for plan in plans]
-    alphas = paired_quantiles(quantiles) if quantiles else []
+    alphas = paired_quantiles(quantiles) if quantiles and quantile_boosters else []
     requests += [
         FitRequest(quantile_params(plans[0].params, alpha), early_stopping_rounds)
         for alpha in alphas
@@ -407,21 +417,33 @@ def _quantile_members(
     validation: np.ndarray,
     fitted: dict[float, Fitted],
 ) -> tuple[tuple[Member, ...], QuantileCalibration | None]:
-    """The quantile boosters' refits, and the calibration from their early-stopped fits'
-    validation forecasts."""
+    """The quantile boosters' refits (if any), and the calibration from the early-stopped
+    fits' validation forecasts: out of sample, as the served model's forecasts are."""
     if not quantiles:
         return (), None
     boosted = {
         q: np.asarray(f.fit.booster.predict(data.validation.X, num_iteration=f.fit.best_iteration))
         for q, f in fitted.items()
     }
-    calibration = calibrate(data.validation.y, validation, boosted, quantiles)
+    spread_features = [
+        data.feature_names.index(name) for name in SPREAD_FEATURES if name in data.feature_names
+    ]
+    calibration = calibrate(
+        data.validation.y, validation, boosted, quantiles, data.validation.X, spread_features
+    )
     members = tuple(Member("quantile", f.refitted, f.rounds, q) for q, f in fitted.items())
     if members:
         logger.info(
             "quantile boosters: %s; conformal widening %s",
             ", ".join(f"P{100 * m.alpha:g} {m.rounds} rounds" for m in members if m.alpha),
             ", ".join(f"{k}: {v:.4g}" for k, v in calibration.widen.items()),
+        )
+    if calibration.offsets:
+        logger.info(
+            "conformal quantiles from %d validation residuals, scaled by %s: %s",
+            len(validation),
+            " and ".join(data.feature_names[i] for i in spread_features) or "nothing",
+            ", ".join(f"P{100 * float(k):g} {v:+.3g}" for k, v in calibration.offsets.items()),
         )
     return members, calibration
 
@@ -442,6 +464,7 @@ def retrain_best(
         search.early_stopping_rounds,
         InProcessFitter(num_threads),
         search=search.summary(),
+        quantile_boosters=config.quantile_boosters,
     )
 
 

@@ -19,8 +19,9 @@ from pipeline.train import TrainedModel, assemble, member_plans, train
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 #: Data-parallel LightGBM bins each feature on one worker's rows and bags each worker's
-#: rows apart, so its model differs a little from one process's.
-MAE_TOLERANCE = 0.01
+#: rows apart, so its model differs a little from one process's: at the default rate 0.1
+#: (fewer, larger steps than 0.05) by 0.7 % on validation and 1.4 % on test.
+MAE_TOLERANCE = 0.02
 
 
 def config(**fields: Any) -> TrainingConfig:
@@ -29,6 +30,7 @@ def config(**fields: Any) -> TrainingConfig:
             "feature_set": "forecast_basic",
             "target_variable": "load_kw",
             "distributed": {"workers": 2},
+            "quantile_method": "quantile_boosters",  # the path with the most boosters
             **fields,
         }
     )
@@ -52,7 +54,14 @@ def fitter() -> RayTrainFitter:
 @pytest.fixture(scope="module")
 def distributed(data: PreparedData, fitter: RayTrainFitter) -> TrainedModel:
     cfg = config()
-    return assemble(data, member_plans(cfg), cfg.quantiles, cfg.early_stopping_rounds, fitter)
+    return assemble(
+        data,
+        member_plans(cfg),
+        cfg.quantiles,
+        cfg.early_stopping_rounds,
+        fitter,
+        quantile_boosters=cfg.quantile_boosters,
+    )
 
 
 @pytest.mark.slow  # a Ray Train worker group
@@ -60,9 +69,11 @@ def test_the_distributed_model_has_the_single_process_models_shape(
     single: TrainedModel, distributed: TrainedModel, data: PreparedData
 ) -> None:
     assert [m.objective for m in distributed.members] == [m.objective for m in single.members]
-    assert [m.alpha for m in distributed.quantile_members] == [
-        m.alpha for m in single.quantile_members
-    ]
+    assert (
+        [m.alpha for m in distributed.quantile_members]
+        == [m.alpha for m in single.quantile_members]
+        == [0.1, 0.9]
+    )
     assert distributed.curve.keys() == single.curve.keys()
     assert distributed.validation_scores.keys() == single.validation_scores.keys()
     assert distributed.params == single.params

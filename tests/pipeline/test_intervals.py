@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.intervals import (
     QuantileCalibration,
+    Spread,
     calibrate,
     central_intervals,
     paired_quantiles,
@@ -38,7 +39,7 @@ def test_a_too_narrow_interval_is_widened_to_its_nominal_coverage() -> None:
     inside = (actual[half:] >= bounds[:, 0]) & (actual[half:] <= bounds[:, 2])
     assert inside.mean() == pytest.approx(0.8, abs=0.015)
     # The median is the point forecast plus the residuals' median.
-    assert np.allclose(bounds[:, 1], np.median(actual[:half]))
+    assert bounds[:, 1] == pytest.approx(np.median(actual[:half]), abs=0.01)
 
 
 def test_a_too_wide_interval_is_narrowed_and_rows_never_cross() -> None:
@@ -51,6 +52,45 @@ def test_a_too_wide_interval_is_narrowed_and_rows_never_cross() -> None:
     bounds = calibration.bounds(point, boosted)
     assert (np.diff(bounds, axis=1) >= 0).all()
     assert QuantileCalibration.from_dict(calibration.as_dict()) == calibration
+
+
+def _slotted(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose error is 5x larger in slot 1 than in slot 0 (column 1; column 0 is noise)."""
+    rng = np.random.default_rng(seed)
+    slot = rng.integers(0, 2, rows).astype(float)
+    X = np.column_stack([rng.normal(size=rows), slot])
+    return X, rng.normal(0, 1 + 4 * slot)
+
+
+def test_conformal_quantiles_follow_the_spread_of_each_slot() -> None:
+    X, residuals = _slotted(20_000, 2)
+    point = np.full(len(residuals), 100.0)
+    calibration = calibrate(100 + residuals, point, {}, [0.1, 0.5, 0.9], X, [1])
+    assert calibration.widen == {}
+    factor = calibration.spread.factors[0]
+    assert factor.values == (0.0, 1.0)
+    assert factor.factors[1] / factor.factors[0] == pytest.approx(5, rel=0.05)
+    fresh_X, fresh = _slotted(20_000, 3)
+    bounds = calibration.bounds(np.full(len(fresh), 100.0), {}, fresh_X)
+    inside = (100 + fresh >= bounds[:, 0]) & (100 + fresh <= bounds[:, 2])
+    for slot in (0.0, 1.0):  # pooled residuals would over-cover slot 0, under-cover slot 1
+        assert inside[fresh_X[:, 1] == slot].mean() == pytest.approx(0.8, abs=0.02)
+    assert (np.diff(bounds, axis=1) >= 0).all()
+    assert QuantileCalibration.from_dict(calibration.as_dict()) == calibration
+
+
+def test_a_value_never_calibrated_gets_the_average_spread() -> None:
+    X, residuals = _slotted(2_000, 4)
+    spread = Spread.fit(residuals, X, [1])
+    unseen = np.array([[0.0, 7.0]])
+    assert spread.of(unseen, 1)[0] == pytest.approx(np.mean(np.abs(residuals)))
+
+
+def test_a_calibration_stored_before_spreads_adds_raw_residual_quantiles() -> None:
+    stored = {"quantiles": [0.1, 0.9], "widen": {}, "offsets": {"0.1": -2.0, "0.9": 3.0}}
+    calibration = QuantileCalibration.from_dict(stored)
+    bounds = calibration.bounds(np.array([10.0]), {}, np.zeros((1, 2)))
+    assert bounds.tolist() == [[8.0, 13.0]]
 
 
 def test_pinball_wql_and_coverage() -> None:
