@@ -144,7 +144,12 @@ def search(
                 logger.info("running up to %d trials at once", slots)
             while to_start > 0 and len(running) < slots:
                 trial = live.ask(space)
-                completed = live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                objective = trial_objective(config, trial.params)
+                completed = [  # each objective is a member: its trials compete among themselves
+                    t
+                    for t in live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if trial_objective(config, t.params) == objective
+                ]
                 history = PruningHistory.of(
                     [t.intermediate_values for t in completed], peers=len(running)
                 )
