@@ -126,7 +126,7 @@ def test_a_search_starts_from_the_defaults_once_per_objective(
     trials = InProcessTrials(data, default_space)
     result = search(default_space, tmp_path / "j", "j", lambda: 1, trials, lambda *_: None)
     defaults = {
-        "learning_rate": 0.05,
+        "learning_rate": 0.1,
         "num_leaves": 31,
         "min_child_samples": 20,
         "subsample": 0.8,

@@ -46,7 +46,7 @@ def settings(demo_store: FeatureStore, tmp_path: Path) -> PipelineSettings:
     )
 
 
-@pytest.mark.slow  # the defaults: eight boosters of up to 1000 rounds
+@pytest.mark.slow  # the defaults: two members of up to 300 rounds, each refitted
 def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineSettings) -> None:
     saved, reports = run_in_process(context("forecast_basic", ModelType.FORECAST), settings)
     assert [r.stage for r in reports] == [
@@ -67,11 +67,20 @@ def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineS
     assert any("best iteration" in line.message for line in train_report.logs)
     summary = train_report.summary
     assert isinstance(summary, TrainSummary)
-    # Early stopping ran each member 50 rounds past its best, within the 1000-round ceiling.
-    assert summary.params["num_iterations"] == 1000
-    assert len(summary.curve["l1"]) == min(summary.best_iteration + 50, 1000)
+    # Early stopping ran each member 50 rounds past its best, within the 300-round ceiling.
+    assert summary.params["num_iterations"] == 300
+    assert len(summary.curve["l1"]) == min(summary.best_iteration + 50, 300)
     assert set(summary.curve) == {"l1", "l2", "median_l1", "median_l2"}
     assert summary.params["objective"] == ["regression", "regression_l1"]
+    # Conformal quantiles, spread by time of day: no quantile booster, honest coverage.
+    assert any("conformal quantiles" in line.message for line in train_report.logs)
+    assert 0.7 <= metrics["coverage_80"] <= 0.9
+    artifact = load_artifact(Location(saved.artifact_uri))
+    assert artifact.quantile_members == ()
+    assert artifact.calibration is not None
+    assert [f.feature for f in artifact.calibration.spread.factors] == [
+        artifact.metadata["features"].index("time_of_day")
+    ]
 
 
 def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
