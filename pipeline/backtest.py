@@ -23,6 +23,7 @@ import pandas as pd
 
 from domain.errors import InvalidRequest, PipelineError
 from pipeline.blend import Member, blend_predict, quantile_forecasts
+from pipeline.boosters import booster_on
 from pipeline.config import TrainingConfig
 from pipeline.evaluate import point_metrics
 from pipeline.feature_store import FeatureSetSchema
@@ -31,7 +32,7 @@ from pipeline.intervals import QuantileCalibration, quantile_metrics
 from pipeline.preprocess import PreparedData
 from pipeline.series_metrics import naive_mae
 from pipeline.summaries import BacktestSummary, WindowResult
-from pipeline.train import TrainedModel, booster_on
+from pipeline.train import TrainedModel
 
 logger = logging.getLogger(__name__)
 

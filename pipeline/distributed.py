@@ -38,6 +38,7 @@ from ray.train.v2.lightgbm.lightgbm_trainer import LightGBMTrainer
 from ray.util.queue import Queue
 
 from domain.errors import TrainingStopped
+from pipeline.boosters import grown_rounds
 from pipeline.callbacks import LiveMetrics, log_progress
 from pipeline.config import TrainingConfig
 from pipeline.partitions import LABEL, ROW, PartitionedData, block
@@ -52,7 +53,6 @@ from pipeline.train import (
     assemble,
     binning_of,
     booster_params,
-    grown_rounds,
     member_plans,
     search_plans,
     watching,
@@ -91,6 +91,8 @@ class RayTrainFitter:
     ) -> None:
         self._workers = workers
         self._cpus = cpus
+        #: The train task itself holds no CPU: no fit runs in it.
+        self.local_threads: int | None = None
         self._should_stop = should_stop
         self._live = live
         self.reports: list[WorkerReport] = []

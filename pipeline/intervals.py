@@ -179,10 +179,12 @@ def conformal_quantile(scores: np.ndarray, quantile: float) -> float:
     """The ``quantile`` of calibration ``scores`` with split conformal's finite-sample
     correction, which moves it outwards (a lower quantile down, an upper one up)."""
     n = len(scores)
-    if quantile >= 0.5:
+    if quantile > 0.5:
         level = min(1.0, quantile * (n + 1) / n)
-    else:
+    elif quantile < 0.5:
         level = max(0.0, (quantile * (n + 1) - 1) / n)
+    else:
+        level = quantile  # the median: no side to widen towards
     return float(np.quantile(scores, level))
 
 
@@ -200,7 +202,9 @@ def calibrate(
     coverage)-quantile of the conformity scores max(lower - actual, actual - upper), with
     the finite-sample correction. Every other quantile is an offset: that quantile of the
     point forecast's residuals over their spread, which ``spread_features`` (columns of
-    ``X``, e.g. the series and the time of day) shape.
+    ``X``, e.g. the series and the time of day) shape, taken around their median: the
+    served members are refitted on the calibration rows, so the level error that the
+    calibrating forecasts made there is not theirs (the median is the point forecast).
     """
     actual = np.asarray(actual, dtype=float)
     residuals = actual - np.asarray(point)
@@ -221,6 +225,7 @@ def calibrate(
         assert X is not None, "spread features need the calibration rows"
         spread = Spread.fit(residuals, X, spread_features)
     normalized = residuals / spread.of(X, len(residuals))
+    normalized = normalized - np.median(normalized) if len(normalized) else normalized
     offsets = {quantile_key(q): conformal_quantile(normalized, q) for q in unpaired}
     return QuantileCalibration(tuple(quantiles), widen, offsets, spread)
 

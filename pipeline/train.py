@@ -10,7 +10,6 @@ part's out-of-sample forecasts, which calibrate the intervals and the anomaly th
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -19,6 +18,8 @@ import lightgbm as lgb
 import numpy as np
 
 from pipeline.blend import Member, blend_predict, quantile_forecasts
+from pipeline.boosters import booster_on, grown_rounds
+from pipeline.calibration import calibration_forecasts
 from pipeline.callbacks import Callback, LiveMetrics, LiveScores, log_progress, stop_when
 from pipeline.config import TrainingConfig
 from pipeline.features import SERIES_FEATURE
@@ -193,27 +194,11 @@ def refit_rounds(best_iteration: int, data: PreparedData) -> int:
     return grown_rounds(best_iteration, len(data.train.y), len(data.validation.y))
 
 
-def grown_rounds(best_iteration: int, train_rows: int, validation_rows: int) -> int:
-    """``refit_rounds`` from the row counts."""
-    return max(1, math.ceil(best_iteration * (train_rows + validation_rows) / train_rows))
-
-
 def refit(data: PreparedData, params: dict[str, Any], rounds: int) -> lgb.Booster:
     """A booster on training + validation rows (the test part stays untouched)."""
     X = np.vstack([data.train.X, data.validation.X])
     y = np.concatenate([data.train.y, data.validation.y])
     return booster_on(data, X, y, params, rounds)
-
-
-def booster_on(
-    data: PreparedData, X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int
-) -> lgb.Booster:
-    """A booster with fixed rounds on rows ``X`` of ``data``'s features (named, with its
-    categories), no validation."""
-    dataset = lgb.Dataset(
-        X, y, feature_name=data.feature_names, categorical_feature=data.categorical or "auto"
-    )
-    return lgb.train(params, dataset, num_boost_round=rounds)
 
 
 def train(
@@ -307,6 +292,11 @@ class Fitter(Protocol[Data_contra]):
 
     def __call__(self, data: Data_contra, requests: Sequence[FitRequest]) -> list[Fitted]: ...
 
+    @property
+    def local_threads(self) -> int | None:
+        """Threads this process holds for more fits (None: the boosters train elsewhere)."""
+        ...
+
 
 @dataclass(frozen=True)
 class InProcessFitter:
@@ -314,6 +304,10 @@ class InProcessFitter:
 
     num_threads: int
     callbacks: Sequence[Callback] = ()
+
+    @property
+    def local_threads(self) -> int | None:
+        return self.num_threads
 
     def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
         fitted = []
@@ -342,7 +336,7 @@ def assemble(
 ) -> TrainedModel:
     """Fit each member on the training part, then refit it on training + validation; the
     same for the quantile boosters if asked for. The quantiles are calibrated on the
-    validation part's forecasts."""
+    validation part's out-of-sample forecasts (``pipeline.calibration``)."""
     requests = [_member_request(plan, early_stopping_rounds) for plan in plans]
     alphas = paired_quantiles(quantiles) if quantiles and quantile_boosters else []
     requests += [
@@ -379,8 +373,14 @@ def assemble(
         ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
         scores["best_mae"],
     )
+    calibration_point = validation
+    if quantiles and not alphas and fitter.local_threads is not None:
+        best_iterations = [f.best_iteration for f in fits]
+        calibration_point = calibration_forecasts(
+            data, members, best_iterations, validation, fitter.local_threads
+        )
     quantile_members, calibration = _quantile_members(
-        data, quantiles, validation, dict(zip(alphas, bounds, strict=True))
+        data, quantiles, calibration_point, dict(zip(alphas, bounds, strict=True))
     )
     return TrainedModel(
         members=tuple(members),
