@@ -45,17 +45,22 @@ def _mlforecast(bench_set: BenchSet) -> Any:
 
 
 def _long_format(bench_set: BenchSet) -> pd.DataFrame:
-    data = bench_set.data
+    """One row per step (mlforecast refuses gaps): missing steps and targets interpolated."""
+    data = bench_set.data.assign(timestamp=pd.to_datetime(bench_set.data["timestamp"]))
+    step = pd.Timedelta(days=1) / bench_set.steps_per_day
+    grid = pd.date_range(data["timestamp"].min(), data["timestamp"].max(), freq=step)
+    data = data.set_index("timestamp").reindex(grid)
     frame = pd.DataFrame(
         {
             "unique_id": "series",
-            "ds": pd.to_datetime(data["timestamp"]),
+            "ds": grid,
             "y": data[bench_set.target].astype(float).interpolate(limit_direction="both"),
         }
     )
     for column in bench_set.covariates:
-        frame[column] = data[column].to_numpy(dtype=float)
-    return frame
+        values = data[column].astype(float).interpolate(limit_direction="both")
+        frame[column] = values.to_numpy()
+    return frame.reset_index(drop=True)
 
 
 def mlforecast_scores(bench_set: BenchSet, test: pd.DataFrame) -> tuple[Scores, list[str]]:
