@@ -42,9 +42,9 @@ def calibration_forecasts(
     """The validation part's forecasts to calibrate on: ``early`` (the early-stopped
     members' blend) in the first window, then each window's from members refitted on the
     rows before it (``best_iterations``: each member's early-stopped rounds)."""
-    rows = data.train_rows + len(data.validation.y)
-    if not isinstance(data, PreparedData) or rows > MAX_ROWS:
+    if not rolls(data):
         return early
+    assert isinstance(data, PreparedData)
     stamps = data.validation.timestamps
     origins = window_origins(stamps, WINDOWS)
     X = np.vstack([data.train.X, data.validation.X])
@@ -65,6 +65,12 @@ def calibration_forecasts(
         len(origins) + 1,
     )
     return forecasts
+
+
+def rolls(data: PreparedFeatures) -> bool:
+    """Whether ``data``'s calibration refits the members at rolling origins."""
+    rows = data.train_rows + len(data.validation.y)
+    return isinstance(data, PreparedData) and rows <= MAX_ROWS
 
 
 def window_origins(stamps: np.ndarray, windows: int) -> list[np.datetime64]:

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import lightgbm as lgb
 
@@ -62,6 +63,34 @@ class LiveScores:
         if self._best and now - self._sent >= self._every:
             self._sent = now
             self._sink(dict(self._best))
+
+
+class StopAt:
+    """A LightGBM callback that ends boosting once the monotonic clock passes ``deadline``,
+    as early stopping would: the booster keeps its best round so far on the first metric."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        # After record_evaluation (20) and early stopping (30). An instance attribute:
+        # lgb.train gives every callback without one in its __dict__ an order of its own.
+        self.order = 40
+        self._best_score = math.inf
+        self._best: tuple[int, list[Any]] = (0, [])
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        results = list(env.evaluation_result_list or [])
+        if results:
+            _, _, score, higher_is_better = results[0][:4]
+            value = -score if higher_is_better else score
+            if value < self._best_score:
+                self._best_score = value
+                self._best = (env.iteration, results)
+        if time.monotonic() >= self.deadline:
+            iteration, scores = self._best if results else (env.iteration, [])
+            logger.info(
+                "time budget spent at round %d: keeping round %d", env.iteration + 1, iteration + 1
+            )
+            raise lgb.callback.EarlyStopException(iteration, scores)
 
 
 def log_progress(env: lgb.callback.CallbackEnv) -> None:

@@ -197,6 +197,14 @@ class TrainingConfig(BaseModel):
         description="Move the model's 'champion' alias to this version if its test MAE beats "
         "the current champion's.",
     )
+    time_budget_s: float | None = Field(
+        None,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds the train stage may take (as AutoGluon's time_limit): each "
+        "early-stopped fit stops at its share, keeping its best round so far. Applies to "
+        "training in one process (not data-parallel, not per series).",
+    )
 
     @field_validator("hyperparameters")
     @classmethod
@@ -226,6 +234,16 @@ class TrainingConfig(BaseModel):
         if len({f"{q:g}" for q in quantiles}) < len(quantiles):
             raise ValueError(f"quantiles must differ within 6 significant digits; got {quantiles}")
         return quantiles
+
+    @field_validator("time_budget_s")
+    @classmethod
+    def _budget_for_one_model(cls, budget: float | None, info: ValidationInfo) -> float | None:
+        if budget is not None and info.data.get("per_series"):
+            raise ValueError(
+                "time_budget_s with per_series is not supported (each series trains in its "
+                "own task); drop one of them"
+            )
+        return budget
 
     @field_validator("per_series")
     @classmethod

@@ -253,6 +253,7 @@ def train_distributed(
         config.early_stopping_rounds,
         fitter,
         quantile_boosters=config.quantile_boosters,
+        time_budget_s=config.time_budget_s,
     )
 
 

@@ -4,14 +4,16 @@ on training + validation rows with the rounds they found.
 A model is one booster per objective, and forecasts their mean: by default a mean (L2)
 and a median (L1) booster, an even blend that forecast 3-5 % better than either alone on
 the real load sets (bench/README.md). The early-stopped fits also give the validation
-part's out-of-sample forecasts, which calibrate the intervals and the anomaly threshold.
+part's out-of-sample forecasts: they set the anomaly threshold and, with the members'
+refits at later origins (``pipeline.calibration``), calibrate the quantiles.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 import lightgbm as lgb
@@ -19,8 +21,8 @@ import numpy as np
 
 from pipeline.blend import Member, blend_predict, quantile_forecasts
 from pipeline.boosters import booster_on, grown_rounds
-from pipeline.calibration import calibration_forecasts
-from pipeline.callbacks import Callback, LiveMetrics, LiveScores, log_progress, stop_when
+from pipeline.calibration import calibration_forecasts, rolls
+from pipeline.callbacks import Callback, LiveMetrics, LiveScores, StopAt, log_progress, stop_when
 from pipeline.config import TrainingConfig
 from pipeline.features import SERIES_FEATURE
 from pipeline.intervals import QuantileCalibration, calibrate, paired_quantiles
@@ -231,6 +233,7 @@ def train(
         config.early_stopping_rounds,
         fitter,
         quantile_boosters=config.quantile_boosters,
+        time_budget_s=config.time_budget_s,
     )
 
 
@@ -275,6 +278,8 @@ class FitRequest:
 
     params: dict[str, Any]
     early_stopping_rounds: int
+    #: Seconds the early-stopped fit may take (its share of a time budget), if limited.
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -312,12 +317,11 @@ class InProcessFitter:
     def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
         fitted = []
         for request in requests:
+            callbacks = list(self.callbacks)
+            if request.seconds is not None:
+                callbacks.append(StopAt(time.monotonic() + request.seconds))
             early = fit(
-                data,
-                request.params,
-                request.early_stopping_rounds,
-                self.num_threads,
-                self.callbacks,
+                data, request.params, request.early_stopping_rounds, self.num_threads, callbacks
             )
             rounds = refit_rounds(early.best_iteration, data)
             params = {k: v for k, v in early.params.items() if k != "num_iterations"}
@@ -333,16 +337,26 @@ def assemble(
     fitter: Fitter[Data],
     search: SearchSummary | None = None,
     quantile_boosters: bool = False,
+    time_budget_s: float | None = None,
 ) -> TrainedModel:
     """Fit each member on the training part, then refit it on training + validation; the
     same for the quantile boosters if asked for. The quantiles are calibrated on the
-    validation part's out-of-sample forecasts (``pipeline.calibration``)."""
+    validation part's out-of-sample forecasts (``pipeline.calibration``).
+
+    ``time_budget_s`` bounds the stage: each early-stopped fit stops at its share
+    (``budget_plan``), where the fits run in this process.
+    """
     requests = [_member_request(plan, early_stopping_rounds) for plan in plans]
     alphas = paired_quantiles(quantiles) if quantiles and quantile_boosters else []
     requests += [
         FitRequest(quantile_params(plans[0].params, alpha), early_stopping_rounds)
         for alpha in alphas
     ]
+    # Residual quantiles are calibrated at rolling origins, refitted here when fits run here.
+    calibrating = fitter.local_threads if quantiles and not alphas else None
+    if time_budget_s is not None:
+        rolling = calibrating is not None and rolls(data)
+        requests = budget_plan(requests, time_budget_s, rolling, fitter)
     results = fitter(data, requests)
     points, bounds = results[: len(plans)], results[len(plans) :]
     for plan, result in zip(plans, points, strict=True):
@@ -374,10 +388,10 @@ def assemble(
         scores["best_mae"],
     )
     calibration_point = validation
-    if quantiles and not alphas and fitter.local_threads is not None:
+    if calibrating is not None:
         best_iterations = [f.best_iteration for f in fits]
         calibration_point = calibration_forecasts(
-            data, members, best_iterations, validation, fitter.local_threads
+            data, members, best_iterations, validation, calibrating
         )
     quantile_members, calibration = _quantile_members(
         data, quantiles, calibration_point, dict(zip(alphas, bounds, strict=True))
@@ -393,6 +407,33 @@ def assemble(
         search=search,
         validation_scores=scores,
     )
+
+
+#: How long a member's refit on training + validation rows takes, and its refits at the
+#: calibration's later origins, per second of its early-stopped fit (measured on the real
+#: load sets: bench/README.md).
+REFIT_COST = 1.5
+ROLLING_REFITS_COST = 3.9
+
+
+def budget_plan(
+    requests: Sequence[FitRequest], budget: float, rolling: bool, fitter: Fitter[Any]
+) -> list[FitRequest]:
+    """The requests with each early-stopped fit's share of ``budget`` seconds: the fits,
+    their refits (and refits at the calibration's rolling origins) split it evenly."""
+    if fitter.local_threads is None:
+        logger.info("time budget %.0f s: not applied to data-parallel training", budget)
+        return list(requests)
+    per_fit = 1 + REFIT_COST + (ROLLING_REFITS_COST if rolling else 0.0)
+    seconds = budget / (per_fit * len(requests))
+    logger.info(
+        "time budget %.1f s: %d early-stopped fit(s) of up to %.1f s each, then their refits%s",
+        budget,
+        len(requests),
+        seconds,
+        " and refits at the calibration's rolling origins" if rolling else "",
+    )
+    return [replace(r, seconds=seconds) if r.early_stopping_rounds else r for r in requests]
 
 
 def _member_request(plan: MemberPlan, early_stopping_rounds: int) -> FitRequest:

@@ -136,6 +136,12 @@ def submit(
     per_series: Annotated[
         bool, typer.Option(help="One model per series of a multi-series set.")
     ] = False,
+    quantile_method: Annotated[
+        str | None, typer.Option(help="conformal (default) or quantile_boosters.")
+    ] = None,
+    time_budget: Annotated[
+        float | None, typer.Option(help="Seconds the train stage may take.")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the job ends.")] = False,
 ) -> None:
     """Queue a training job. A --param value may be a JSON search spec with --hpo, e.g.
@@ -161,6 +167,9 @@ def submit(
         config["quantiles"] = _parse_quantiles(quantiles)
     if per_series:
         config["per_series"] = True
+    for key, setting in (("quantile_method", quantile_method), ("time_budget_s", time_budget)):
+        if setting is not None:
+            config[key] = setting
     if backtest_windows is not None:
         config["backtest"] = {"windows": backtest_windows, "step": backtest_step}
     elif backtest_step is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -116,6 +118,31 @@ def test_early_stopping_and_hyperparameters_take_effect(demo_store: FeatureStore
     assert mean.objective == "regression"
     assert mean.rounds == -(-model.best_iteration * rows // len(data.train.y))
     assert mean.booster.num_trees() == mean.rounds
+
+
+def test_a_time_budget_stops_each_fit_at_its_share(
+    demo_store: FeatureStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = demo_store.load("forecast_basic")
+    fields = {
+        "feature_set": "forecast_basic",
+        "target_variable": "load_kw",
+        "hyperparameters": {"n_estimators": 5000, "learning_rate": 0.01},
+    }
+    cfg = TrainingConfig.model_validate({**fields, "time_budget_s": 2.0})
+    data = preprocess(frame, cfg)
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        model = train(data, cfg, num_threads=1)
+    seconds = time.monotonic() - started
+    assert any("time budget 2.0 s: 2 early-stopped fit(s)" in r.message for r in caplog.records)
+    assert any("time budget spent at round" in r.message for r in caplog.records)
+    # At rate 0.01 early stopping would run thousands of rounds; the budget cut them short,
+    # and each member kept its best round so far.
+    assert model.best_iteration < 5000
+    assert len(model.curve["l1"]) < 5000
+    assert model.curve["l1"][model.best_iteration - 1] == min(model.curve["l1"])
+    assert seconds < 2.0 * 3  # the shares are estimates; the stage stays near its budget
 
 
 def test_artifact_round_trip_and_unique_versions(

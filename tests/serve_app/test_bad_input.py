@@ -32,6 +32,14 @@ BAD_BODIES = [
     ),
     pytest.param(_with({"horizon": 0}), ["body", "config", "horizon"], id="horizon-zero"),
     pytest.param(
+        _with({"time_budget_s": 0}), ["body", "config", "time_budget_s"], id="budget-zero"
+    ),
+    pytest.param(
+        _with({"per_series": True, "time_budget_s": 60}),
+        ["body", "config", "time_budget_s"],
+        id="budget-per-series",
+    ),
+    pytest.param(
         _with({"feature_set": "no_such_set"}), ["body", "config", "feature_set"], id="unknown-set"
     ),
     pytest.param(

@@ -75,6 +75,11 @@ def test_trainctl_reports_field_errors(cli: CliRunner) -> None:
     result = cli.invoke(app, ["submit", "--horizon", "0", "--feature-set", "nope"])
     assert result.exit_code == 1
     assert "config.horizon" in result.output
+    plan = ["--time-budget", "0", "--quantile-method", "boosters"]
+    result = cli.invoke(app, ["submit", *plan])
+    assert result.exit_code == 1
+    assert "config.time_budget_s" in result.output
+    assert "config.quantile_method" in result.output
 
 
 def test_trainctl_features_import_and_list(cli: CliRunner, tmp_path: Path) -> None:
