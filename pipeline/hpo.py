@@ -224,6 +224,21 @@ def member_choices(
     return members
 
 
+def default_choices(
+    config: TrainingConfig, complete: list[optuna.trial.FrozenTrial]
+) -> dict[str, tuple[dict[str, Any], int]]:
+    """Per objective, the parameters and rounds of its completed default-parameter trial
+    (``starting_points``), as ``member_choices`` gives a best trial's."""
+    starts = starting_points(config)
+    chosen: dict[str, tuple[dict[str, Any], int]] = {}
+    for trial in complete:
+        if trial.params in starts:
+            objective = trial_objective(config, trial.params)
+            params = {**config.lightgbm_params(), **trial.params, "objective": objective}
+            chosen[objective] = (params, int(trial.user_attrs["best_iteration"]))
+    return chosen
+
+
 def _finish(
     live: optuna.Study,
     durable: optuna.Study,
@@ -333,5 +348,6 @@ def _result(
         best_iteration=int(best.user_attrs["best_iteration"]),
         progress=progress,
         members=member_choices(config, complete),
+        defaults=default_choices(config, complete),
         early_stopping_rounds=config.early_stopping_rounds,
     )

@@ -16,6 +16,7 @@ from pipeline.hpo import NUMBER, journal_storage, search
 from pipeline.preprocess import PreparedData, preprocess
 from pipeline.pruning import PruningHistory
 from pipeline.search_results import SearchProgress, TrialReport
+from pipeline.train import retrain_best, search_plans
 from pipeline.trials import run_trial
 
 
@@ -34,6 +35,7 @@ class InProcessTrials:
         self.config = config
         self.started: list[int] = []
         self.params: list[dict[str, Any]] = []
+        self.reports: list[TrialReport] = []
 
     def submit(
         self,
@@ -45,9 +47,11 @@ class InProcessTrials:
         self.started.append(number)
         self.params.append(params)
         try:
-            return Done(run_trial(self.data, self.config, number, params, completed))
+            report = run_trial(self.data, self.config, number, params, completed)
         except Exception as exc:
             return Done(exc)
+        self.reports.append(report)
+        return Done(report)
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
         return list(pending)
@@ -141,6 +145,22 @@ def test_a_search_starts_from_the_defaults_once_per_objective(
     for objective, (member_params, rounds) in result.members.items():
         assert member_params["objective"] == objective
         assert rounds is not None
+    # The model averages the best trials' members with the default parameters' (trials 0
+    # and 1), each with the rounds its trial found.
+    assert set(result.defaults) == {"regression", "regression_l1"}
+    plans = search_plans(result)
+    assert [(p.objective, p.label) for p in plans] == [
+        ("regression", None),
+        ("regression_l1", None),
+        ("regression", "default_mean_"),
+        ("regression_l1", "default_median_"),
+    ]
+    for plan, point in zip(plans[2:], trials.params[:2], strict=True):
+        assert plan.params == {**default_space.lightgbm_params(), **point}
+        assert plan.rounds == trials.reports[trials.params.index(point)].best_iteration
+    model = retrain_best(data, result, default_space, num_threads=1)
+    assert [m.objective for m in model.members] == [p.objective for p in plans]
+    assert {"l1", "median_l1", "default_mean_l1", "default_median_l1"} <= set(model.curve)
 
 
 def test_failing_trials_are_told_and_a_search_without_success_raises(
