@@ -78,7 +78,7 @@ async def test_submitted_job_completes_with_a_registered_loadable_model(deployed
 
     [experiment] = await deployed.store.experiments_of_job(job["job_id"])
     assert experiment.model_id == job["model_id"]
-    assert experiment.params["learning_rate"] == 0.05
+    assert experiment.params["learning_rate"] == 0.1
     assert experiment.params["objective"] == ["regression", "regression_l1"]
     curve = await deployed.experiments.metric_history(experiment.experiment_id, "validation_l1")
     assert len(curve) >= metrics["best_iteration"]
