@@ -86,6 +86,19 @@ def test_a_value_never_calibrated_gets_the_average_spread() -> None:
     assert spread.of(unseen, 1)[0] == pytest.approx(np.mean(np.abs(residuals)))
 
 
+def test_a_slot_forecast_exactly_gets_an_interval_of_no_width() -> None:
+    X, residuals = _slotted(4_000, 5)
+    residuals[X[:, 1] == 0] = 0.0  # slot 0: a meter that is off and forecast as off
+    calibration = calibrate(residuals, np.zeros(len(residuals)), {}, [0.1, 0.5, 0.9], X, [1])
+    bounds = calibration.bounds(np.zeros(len(residuals)), {}, X)
+    assert np.isfinite(bounds).all()
+    off = X[:, 1] == 0
+    assert (bounds[off] == 0).all()
+    # The other slot's interval is set by its own scores alone, not diluted by the zeros.
+    inside = (residuals[~off] >= bounds[~off, 0]) & (residuals[~off] <= bounds[~off, 2])
+    assert inside.mean() == pytest.approx(0.8, abs=0.03)
+
+
 def test_a_calibration_stored_before_spreads_adds_raw_residual_quantiles() -> None:
     stored = {"quantiles": [0.1, 0.9], "widen": {}, "offsets": {"0.1": -2.0, "0.9": 3.0}}
     calibration = QuantileCalibration.from_dict(stored)
