@@ -38,21 +38,24 @@ from ray.train.v2.lightgbm.lightgbm_trainer import LightGBMTrainer
 from ray.util.queue import Queue
 
 from domain.errors import TrainingStopped
-from pipeline.boosters import grown_rounds
 from pipeline.callbacks import LiveMetrics, log_progress
 from pipeline.config import TrainingConfig
+from pipeline.fitting import (
+    Binning,
+    Fit,
+    Fitted,
+    binning_of,
+    booster_params,
+    early_stopped,
+    refitted,
+)
 from pipeline.partitions import LABEL, ROW, PartitionedData, block
 from pipeline.preprocess import PreparedData, PreparedFeatures, Split
 from pipeline.search_results import SearchResult
 from pipeline.train import (
-    Binning,
-    Fit,
     FitRequest,
-    Fitted,
     TrainedModel,
     assemble,
-    binning_of,
-    booster_params,
     member_plans,
     search_plans,
     watching,
@@ -406,31 +409,18 @@ def _fit_and_refit(
 ) -> dict[str, Any]:
     params, rounds = booster_params(params, config["num_threads"])
     datasets = shard.datasets(params)
-    curve: dict[str, Any] = {}
-    callbacks = [lgb.record_evaluation(curve), *callbacks]
-    if stopping:
-        callbacks.append(lgb.early_stopping(stopping, first_metric_only=True, verbose=False))
-    booster = lgb.train(
-        {**params, **network.params()},
-        datasets.train,
-        num_boost_round=rounds,
-        valid_sets=[datasets.validation],
-        valid_names=["validation"],
-        callbacks=callbacks,
-    )
-    network.opened_by(booster)
-    best = booster.best_iteration or booster.current_iteration()
-    refit_rounds = grown_rounds(best, config["train_rows"], config["validation_rows"])
-    refitted = lgb.train(
-        {**params, **network.params()}, datasets.refit, num_boost_round=refit_rounds
+    fit = early_stopped(params, rounds, stopping, datasets, callbacks, network.params())
+    network.opened_by(fit.booster)
+    result = refitted(
+        fit, datasets, config["train_rows"], config["validation_rows"], network.params()
     )
     return {
-        "model": booster.model_to_string(num_iteration=-1),
-        "params": {**params, "num_iterations": rounds},
-        "best_iteration": best,
-        "curve": {k: list(map(float, v)) for k, v in curve["validation"].items()},
-        "refit": refitted.model_to_string(),
-        "rounds": refit_rounds,
+        "model": fit.booster.model_to_string(num_iteration=-1),
+        "params": fit.params,
+        "best_iteration": fit.best_iteration,
+        "curve": fit.curve,
+        "refit": result.refitted.model_to_string(),
+        "rounds": result.rounds,
     }
 
 

@@ -39,6 +39,7 @@ from pipeline.config import TrainingConfig
 from pipeline.distributed import retrain_best_distributed, sample_fraction, train_distributed
 from pipeline.evaluate import evaluate
 from pipeline.feature_store import FeatureFrame, FeatureStore
+from pipeline.fitting import BinnedData, bin_data
 from pipeline.hpo import STOP_CHECK_SECONDS, search
 from pipeline.job_callbacks import JobCallbacks
 from pipeline.partitions import (
@@ -70,7 +71,7 @@ from pipeline.settings import PipelineSettings
 from pipeline.stages import PIPELINE_LOGGER, Stage, StageReport, run_stage
 from pipeline.storage import Location
 from pipeline.summaries import WindowResult
-from pipeline.train import BinnedData, TrainedModel, bin_data, retrain_best, train
+from pipeline.train import TrainedModel, retrain_best, train
 from pipeline.trials import run_trial
 
 T = TypeVar("T")

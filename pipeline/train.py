@@ -16,15 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-import lightgbm as lgb
 import numpy as np
 
 from pipeline.blend import Member, blend_predict, quantile_forecasts
-from pipeline.boosters import booster_on, grown_rounds
 from pipeline.calibration import calibration_forecasts, rolls
-from pipeline.callbacks import Callback, LiveMetrics, LiveScores, StopAt, log_progress, stop_when
+from pipeline.callbacks import Callback, LiveMetrics, LiveScores, StopAt, stop_when
 from pipeline.config import TrainingConfig
 from pipeline.features import SERIES_FEATURE
+from pipeline.fitting import ROUND_ALIASES, BinnedData, Binning, Fit, Fitted, fit_and_refit
 from pipeline.intervals import QuantileCalibration, calibrate, paired_quantiles
 from pipeline.preprocess import PreparedData, PreparedFeatures
 from pipeline.search_results import SearchResult
@@ -35,11 +34,6 @@ logger = logging.getLogger(__name__)
 Data = TypeVar("Data", bound=PreparedFeatures)
 Data_contra = TypeVar("Data_contra", bound=PreparedFeatures, contravariant=True)
 
-VALIDATION_METRICS = ("l1", "l2")
-_ROUND_ALIASES = ("n_estimators", "num_iterations")
-#: The parameters a job may set (``KNOWN_HYPERPARAMETERS``) that change how LightGBM bins
-#: the data; the others shape only the trees, so fits that agree on these share bins.
-BINNING_PARAMETERS = ("max_bin", "seed")
 #: How a member's curves are named in the job's experiment; the first member's are not
 #: prefixed (``validation_l1``), later ones are (``validation_median_l1``).
 MEMBER_NAMES = {"regression": "mean", "regression_l1": "median"}
@@ -50,16 +44,6 @@ QUANTILE_RATE_FACTOR = 2.0
 QUANTILE_MAX_RATE = 0.2
 #: The features whose values the conformal quantiles' spread follows, where a model has them.
 SPREAD_FEATURES = (SERIES_FEATURE, "time_of_day")
-
-
-@dataclass(frozen=True)
-class Fit:
-    """One booster fitted on the training part and early-stopped on the validation part."""
-
-    booster: lgb.Booster
-    params: dict[str, Any]
-    best_iteration: int
-    curve: dict[str, list[float]]
 
 
 @dataclass(frozen=True)
@@ -91,116 +75,6 @@ class TrainedModel:
             curve=self.curve,
             validation=self.validation_scores,
         )
-
-
-def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, Any], int]:
-    """LightGBM parameters for one fit, and the number of boosting rounds they ask for."""
-    params = dict(params)
-    rounds = int(next((params.pop(a) for a in _ROUND_ALIASES if a in params), 100))
-    return {
-        "objective": "regression",
-        "metric": list(VALIDATION_METRICS),
-        "verbosity": -1,
-        "seed": 42,
-        "deterministic": True,
-        "force_row_wise": True,
-        **params,
-        "num_threads": num_threads,
-    }, rounds
-
-
-#: The binning parameters of a fit, by name (``BINNING_PARAMETERS``).
-Binning = tuple[tuple[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class BinnedData:
-    """The training and validation parts binned by LightGBM, reusable by every fit with
-    the same binning parameters (as Optuna's LightGBMTuner reuses its dataset): binning
-    costs about a tenth of a 100-round fit on the demo data."""
-
-    train: lgb.Dataset
-    validation: lgb.Dataset
-    binning: Binning
-
-
-def binning_of(params: dict[str, Any]) -> Binning:
-    return tuple((name, params[name]) for name in BINNING_PARAMETERS if name in params)
-
-
-def bin_data(data: PreparedData, params: dict[str, Any]) -> BinnedData:
-    """Bin ``data`` for fits with ``params``. Pre-filtering stays off so later fits may use
-    another ``min_data_in_leaf``; the raw arrays are kept (they are ``data``'s own)."""
-    binning = binning_of(booster_params(params, 1)[0])
-    dataset_params = {**dict(binning), "feature_pre_filter": False}
-    train_set = lgb.Dataset(
-        data.train.X,
-        data.train.y,
-        feature_name=data.feature_names,
-        categorical_feature=data.categorical or "auto",
-        params=dataset_params,
-        free_raw_data=False,
-    )
-    validation_set = lgb.Dataset(
-        data.validation.X,
-        data.validation.y,
-        feature_name=data.feature_names,
-        categorical_feature=data.categorical or "auto",
-        reference=train_set,
-        params=dataset_params,
-        free_raw_data=False,
-    )
-    return BinnedData(train_set.construct(), validation_set.construct(), binning)
-
-
-def fit(
-    data: PreparedData,
-    params: dict[str, Any],
-    early_stopping_rounds: int,
-    num_threads: int,
-    extra_callbacks: Sequence[Callback] = (),
-    binned: BinnedData | None = None,
-) -> Fit:
-    """Fit on the training part, watching the validation part (early stopping when > 0).
-
-    ``binned`` is used when it was binned as ``params`` bin; otherwise ``data`` is binned.
-    """
-    params, rounds = booster_params(params, num_threads)
-    if binned is None or binned.binning != binning_of(params):
-        binned = bin_data(data, params)
-    curve: dict[str, Any] = {}
-    callbacks = [lgb.record_evaluation(curve), log_progress, *extra_callbacks]
-    if early_stopping_rounds:
-        callbacks.append(
-            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
-        )
-    booster = lgb.train(
-        params,
-        binned.train,
-        num_boost_round=rounds,
-        valid_sets=[binned.validation],
-        valid_names=["validation"],
-        callbacks=callbacks,
-    )
-    best = booster.best_iteration or booster.current_iteration()
-    validation_curve = {
-        name: list(map(float, values)) for name, values in curve["validation"].items()
-    }
-    params["num_iterations"] = rounds
-    return Fit(booster, params, best, validation_curve)
-
-
-def refit_rounds(best_iteration: int, data: PreparedData) -> int:
-    """Rounds for a refit on training + validation rows: early stopping's count, grown with
-    the rows (more data supports more rounds at the same learning rate)."""
-    return grown_rounds(best_iteration, len(data.train.y), len(data.validation.y))
-
-
-def refit(data: PreparedData, params: dict[str, Any], rounds: int) -> lgb.Booster:
-    """A booster on training + validation rows (the test part stays untouched)."""
-    X = np.vstack([data.train.X, data.validation.X])
-    y = np.concatenate([data.train.y, data.validation.y])
-    return booster_on(data, X, y, params, rounds)
 
 
 def train(
@@ -306,15 +180,6 @@ class FitRequest:
     seconds: float | None = None
 
 
-@dataclass(frozen=True)
-class Fitted:
-    """A request's early-stopped fit and its refit on training + validation rows."""
-
-    fit: Fit
-    refitted: lgb.Booster
-    rounds: int
-
-
 class Fitter(Protocol[Data_contra]):
     """Trains boosters: in this process (``InProcessFitter``) or across Ray Train
     workers (``pipeline.distributed``)."""
@@ -339,17 +204,17 @@ class InProcessFitter:
         return self.num_threads
 
     def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
+        """The requests in turn, on the data binned once for them all (per binning)."""
+        binned: dict[Binning, BinnedData] = {}
         fitted = []
         for request in requests:
             callbacks = list(self.callbacks)
             if request.seconds is not None:
                 callbacks.append(StopAt(time.monotonic() + request.seconds))
-            early = fit(
-                data, request.params, request.early_stopping_rounds, self.num_threads, callbacks
+            params, stopping = request.params, request.early_stopping_rounds
+            fitted.append(
+                fit_and_refit(data, params, stopping, self.num_threads, callbacks, binned)
             )
-            rounds = refit_rounds(early.best_iteration, data)
-            params = {k: v for k, v in early.params.items() if k != "num_iterations"}
-            fitted.append(Fitted(early, refit(data, params, rounds), rounds))
         return fitted
 
 
@@ -463,7 +328,7 @@ def budget_plan(
 def _member_request(plan: MemberPlan, early_stopping_rounds: int) -> FitRequest:
     if plan.rounds is None:
         return FitRequest(plan.params, early_stopping_rounds)
-    kept = {k: v for k, v in plan.params.items() if k not in _ROUND_ALIASES}
+    kept = {k: v for k, v in plan.params.items() if k not in ROUND_ALIASES}
     return FitRequest({**kept, "n_estimators": plan.rounds}, 0)  # a search found them
 
 

@@ -20,10 +20,10 @@ from optuna.distributions import (
 
 from domain.jobs import ExperimentStatus
 from pipeline.config import HyperparameterSpec, TrainingConfig
+from pipeline.fitting import BinnedData, booster_params, fit
 from pipeline.preprocess import PreparedData
 from pipeline.pruning import EMPTY, MedianRule, PruningHistory, should_prune
 from pipeline.search_results import TrialReport
-from pipeline.train import BinnedData, booster_params, fit
 
 #: Trials report their validation L1 to the pruner about this many times, and at least
 #: every ``MAX_REPORT_INTERVAL`` rounds: early stopping ends most trials long before the

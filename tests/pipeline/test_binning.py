@@ -1,13 +1,15 @@
-"""Binned data reused across fits gives the fits a fresh binning would."""
+"""Binned data reused across fits and refits gives the boosters a fresh binning would."""
 
 from __future__ import annotations
 
+import lightgbm as lgb
+import numpy as np
 import pytest
 
 from pipeline.config import TrainingConfig
 from pipeline.feature_store import FeatureStore
+from pipeline.fitting import BinnedData, bin_data, booster_params, fit, fit_and_refit
 from pipeline.preprocess import PreparedData, preprocess
-from pipeline.train import bin_data, fit
 
 BASE = {"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 31}
 
@@ -46,3 +48,31 @@ def test_a_fit_that_bins_differently_bins_afresh(data: PreparedData) -> None:
     assert fit(data, coarse, 0, 1).curve != fit(data, BASE, 0, 1).curve
     # the shared bins are untouched by the fit that could not use them
     assert fit(data, BASE, 0, 1, binned=binned).curve == fit(data, BASE, 0, 1).curve
+
+
+def test_the_members_of_a_model_share_one_binning_of_their_refit_rows(
+    data: PreparedData,
+) -> None:
+    binned: dict[tuple[tuple[str, object], ...], BinnedData] = {}
+    mean = fit_and_refit(data, {**BASE, "objective": "regression"}, 5, 1, [], binned)
+    median = fit_and_refit(data, {**BASE, "objective": "regression_l1"}, 5, 1, [], binned)
+    assert len(binned) == 1
+    shared = next(iter(binned.values()))
+
+    rows = np.vstack([data.train.X, data.validation.X])
+    target = np.concatenate([data.train.y, data.validation.y])
+    for fitted, objective in ((mean, "regression"), (median, "regression_l1")):
+        params = booster_params({**BASE, "objective": objective}, 1)[0]
+        fresh = lgb.Dataset(
+            rows,
+            target,
+            feature_name=data.feature_names,
+            categorical_feature=data.categorical or "auto",
+            params={"seed": 42, "feature_pre_filter": False},
+        )
+        alone = lgb.train(params, fresh, num_boost_round=fitted.rounds)
+        assert fitted.rounds > fitted.fit.best_iteration  # grown with the validation rows
+        np.testing.assert_array_equal(
+            fitted.refitted.predict(data.test.X), alone.predict(data.test.X)
+        )
+    assert shared.refit.num_data() == len(target)
