@@ -133,7 +133,7 @@ def test_a_search_starts_from_the_defaults_once_per_objective(
         "learning_rate": 0.1,
         "num_leaves": 31,
         "min_child_samples": 20,
-        "subsample": 0.8,
+        "subsample": 1.0,
         "colsample_bytree": 0.8,
         "reg_lambda": 1e-3,  # LightGBM's 0, moved into the searched range
     }
