@@ -3,7 +3,8 @@ grow to; and what to ask its autoscaler for while jobs wait.
 
 The orchestrator reads the cluster (``ray_cluster_size``) every few seconds and hands the
 size to ``Capacity``; admission, the lifecycle and the validator read it there.
-``AutoscalerRequests`` decides what to ask the autoscaler for and sends only changes.
+``AutoscalerRequests`` decides what to ask the autoscaler for and sends only changes;
+``Stats`` is the service's load against its capacity.
 Only ``ray_cluster_size`` and ``send_to_autoscaler`` talk to Ray; the rest is pure.
 """
 
@@ -212,3 +213,21 @@ def send_to_autoscaler(bundles: Bundles) -> None:
     from ray.autoscaler.sdk import request_resources
 
     request_resources(bundles=bundles)
+
+
+@dataclass(frozen=True)
+class Stats:
+    active_jobs: int
+    queued_jobs: int
+    #: Jobs that may run at once now (it follows the cluster's alive nodes).
+    total_capacity: int
+    #: Jobs that may run at once once the cluster has grown to its maximum.
+    max_capacity: int
+    #: CPUs of the cluster's alive nodes.
+    cluster_cpus: int
+
+    @property
+    def utilization_percent(self) -> float:
+        if self.total_capacity == 0:  # every node with CPUs gone, or not yet up
+            return 100.0 if self.active_jobs else 0.0
+        return round(100 * self.active_jobs / self.total_capacity, 1)

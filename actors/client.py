@@ -19,8 +19,9 @@ from ray import ObjectRef
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
+from actors.capacity import Stats
 from actors.lifecycle import QueueStatus
-from actors.orchestrator import JobOrchestrator, Stats
+from actors.orchestrator import JobOrchestrator
 from actors.remote import remote
 from actors.settings import NAMESPACE, ORCHESTRATOR_NAME
 from actors.submission import JobSubmission

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ray.exceptions import NodeDiedError, RayTaskError, TaskCancelledError, WorkerCrashedError
 
 from actors.recorder import service_log, to_new_log
@@ -12,10 +14,10 @@ from pipeline.stages import StageFailed
 
 
 def describe_failure(
-    job_id: str, exc: BaseException, stage_attempts: int
+    job_id: str, exc: BaseException, stage_attempts: int, now: datetime
 ) -> tuple[str, list[NewLog]]:
-    """The job's error message for ``exc`` and the log lines to write with it: a failed
-    stage's own lines and trace, then the message."""
+    """The job's error message for ``exc`` and the log lines to write with it (at ``now``):
+    a failed stage's own lines and trace, then the message."""
     cause = exc.cause if isinstance(exc, RayTaskError) else exc
     if isinstance(exc, TaskCancelledError):
         message = "a pipeline task was cancelled"
@@ -28,6 +30,6 @@ def describe_failure(
     lines = []
     if isinstance(cause, StageFailed):
         lines = [to_new_log(job_id, line) for line in cause.logs]
-        lines.append(service_log(job_id, cause.trace, LogLevel.ERROR, stage=cause.stage))
-    lines.append(service_log(job_id, f"failed: {message}", LogLevel.ERROR))
+        lines.append(service_log(job_id, cause.trace, now, LogLevel.ERROR, stage=cause.stage))
+    lines.append(service_log(job_id, f"failed: {message}", now, LogLevel.ERROR))
     return message, lines

@@ -2,7 +2,7 @@
 
 A request is checked against the model and the feature set before its row is written
 (a refused one writes nothing), then a coordinator task runs it (started through the
-``launch`` it is given: the orchestrator gives ``pipeline.graph.launch_forecast``) while
+``launch`` it is given: the orchestrator gives ``pipeline.graph.forecast.launch_forecast``) while
 this class awaits the outcome and records it. The row is the truth: a forecast a
 previous orchestrator was running is run again at recovery, or failed once it has been
 interrupted ``max_attempts`` times.
@@ -23,16 +23,16 @@ from db.records import ExpiredForecast
 from db.registry import ModelRegistry
 from domain.errors import TrainingError
 from domain.forecasts import ForecastStatus
-from pipeline.artifacts import load_metadata
-from pipeline.batch_forecast import (
+from pipeline.forecasting.batch import (
     ForecastOutcome,
     ForecastTask,
     check_request,
     forecast_directory,
 )
-from pipeline.feature_store import FeatureStore
+from pipeline.models.artifacts import load_metadata
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureStore
 
 logger = logging.getLogger(__name__)
 

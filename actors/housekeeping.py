@@ -21,7 +21,7 @@ from domain.errors import IllegalTransition
 from domain.events import JobEvent
 from domain.jobs import JobStatus, LogLevel
 from pipeline.config import TrainingConfig
-from pipeline.feature_store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Housekeeping:
                 job.job_id,
                 event,
                 error_message=message if event is JobEvent.FAIL else None,
-                logs=[service_log(job.job_id, message, level)],
+                logs=[service_log(job.job_id, message, self._clock(), level)],
             )
         except IllegalTransition:
             return False

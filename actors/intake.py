@@ -135,7 +135,9 @@ class Intake:
                 return earlier, False
             self._admission.admit(new_job.tenant_id, self._queue.queued_of(new_job.tenant_id))
             job = await self._store.create_job(
-                new_job, logs=[service_log(new_job.job_id, "queued")], idempotency=claim
+                new_job,
+                logs=[service_log(new_job.job_id, "queued", self._clock())],
+                idempotency=claim,
             )
             self._queue.push(
                 job.job_id, job.tenant_id, job.priority, job.created_at, job_cpus(sized)

@@ -28,14 +28,17 @@ from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
 from actors.recorder import SearchRecorder, StageRecorder, service_log
 from actors.versions import VersionClaims
+from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.records import JobRecord, NewModel
+from domain.clock import utcnow
 from domain.errors import IllegalTransition, TrainingError
 from domain.events import JobEvent
 from domain.jobs import JobStatus
 from pipeline.config import TrainingConfig
+from pipeline.context import JobContext
 from pipeline.job_callbacks import JobCallbacks
-from pipeline.register import JobContext, SavedModel
+from pipeline.models.register import SavedModel
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.stages import StageReport
@@ -51,7 +54,7 @@ T = TypeVar("T")
 
 
 class LaunchedRun(Protocol):
-    """What the lifecycle follows of a launched job (``pipeline.graph.PipelineRun``)."""
+    """What the lifecycle follows of a launched job (``pipeline.graph.launch.PipelineRun``)."""
 
     @property
     def reports(self) -> Sequence[Awaitable[StageReport]]:
@@ -100,6 +103,7 @@ class Lifecycle:
     def __init__(
         self,
         store: JobStore,
+        experiments: ExperimentCatalog,
         pipeline: PipelineSettings,
         queue: JobQueue,
         admission: Admission,
@@ -112,8 +116,11 @@ class Lifecycle:
         callbacks_for: Callable[[JobContext], JobCallbacks],
         node_id: str,
         on_finished: Callable[[], None],
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._clock = clock
         self._store = store
+        self._experiments = experiments
         self._pipeline = pipeline
         self._queue = queue
         self._admission = admission
@@ -167,7 +174,9 @@ class Lifecycle:
             JobNotFound, IllegalTransition (the job has finished).
         """
         job = await self._store.transition(
-            job_id, JobEvent.CANCEL, logs=[service_log(job_id, "cancelled on request")]
+            job_id,
+            JobEvent.CANCEL,
+            logs=[service_log(job_id, "cancelled on request", self._clock())],
         )
         if self._queue.remove(job_id):
             self._metrics.job_finished(JobStatus.CANCELLED)
@@ -183,7 +192,9 @@ class Lifecycle:
     async def cancel_queued(self, tenant_id: str) -> list[str]:
         """Cancel every queued job of a tenant at once (one transaction); their ids."""
         message = "cancelled on request, with the tenant's other queued jobs"
-        jobs = await self._store.cancel_queued(tenant_id, lambda j: service_log(j, message))
+        jobs = await self._store.cancel_queued(
+            tenant_id, lambda j: service_log(j, message, self._clock())
+        )
         for job in jobs:
             if self._queue.remove(job.job_id):
                 self._metrics.job_finished(JobStatus.CANCELLED)
@@ -231,7 +242,9 @@ class Lifecycle:
         running = self._running[job_id] = RunningJob(tenant_id)
         try:
             job = await self._store.transition(
-                job_id, JobEvent.START, logs=[service_log(job_id, "started", node=self._node_id)]
+                job_id,
+                JobEvent.START,
+                logs=[service_log(job_id, "started", self._clock(), node=self._node_id)],
             )
         except IllegalTransition:  # cancelled while it waited to start
             self._end(job_id)
@@ -263,9 +276,11 @@ class Lifecycle:
             config=TrainingConfig.model_validate(job.config),
         )
         running.cpus = job_cpus(context.config)
-        recorder = running.recorder = StageRecorder(self._store, job)
+        recorder = running.recorder = StageRecorder(
+            self._store, self._experiments, job, self._clock
+        )
         if context.config.enable_hpo:
-            running.search = SearchRecorder(self._store, job)
+            running.search = SearchRecorder(self._store, self._experiments, job, self._clock)
         run = running.run = self._launch_run(context, self._callbacks_for(context))
         return run, recorder
 
@@ -324,7 +339,11 @@ class Lifecycle:
                 JobEvent.COMPLETE,
                 metrics=metrics,
                 model=model,
-                logs=[service_log(job.job_id, f"completed; registered model {model.model_id}")],
+                logs=[
+                    service_log(
+                        job.job_id, f"completed; registered model {model.model_id}", self._clock()
+                    )
+                ],
             )
         except IllegalTransition:
             current = await self._durably(self._store.get_job, job.job_id)
@@ -334,7 +353,7 @@ class Lifecycle:
 
     async def _fail(self, job: JobRecord, exc: BaseException) -> None:
         stage_attempts = self._pipeline.stage_max_retries + 1
-        message, lines = describe_failure(job.job_id, exc, stage_attempts)
+        message, lines = describe_failure(job.job_id, exc, stage_attempts, self._clock())
         with contextlib.suppress(IllegalTransition):
             await self._durably(
                 self._store.transition,

@@ -30,7 +30,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from db.records import ExperimentRecord, JobRecord, MetricPoint, ModelRecord
 from domain.jobs import ExperimentStatus, JobStatus
-from pipeline.mlflow_model import save_service_model
+from pipeline.forecasting.mlflow_model import save_service_model
 from pipeline.storage import Location
 
 #: Tags the mirror puts on what it writes.
@@ -166,7 +166,7 @@ class MlflowWriter:
         job's run) unless one from that run exists.
 
         The MLflow model (``model/``) is a pyfunc model that forecasts as the service's
-        predict endpoint does (``pipeline.mlflow_model``), a per-series model too: it
+        predict endpoint does (``pipeline.forecasting.mlflow_model``), a per-series model too: it
         holds the service's artifact directory as it is (``model/artifacts/service``).
         """
         name = self.registered_model_name(model.tenant_id, model.model_name)

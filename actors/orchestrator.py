@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,10 +22,12 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
 from actors.admission import Admission
+from actors.callbacks import ForecastProgress, OrchestratorCallbacks
 from actors.capacity import (
     AutoscalerRequests,
     Capacity,
     ClusterSize,
+    Stats,
     ray_cluster_size,
     send_to_autoscaler,
 )
@@ -34,15 +35,16 @@ from actors.forecasts import ForecastRunner
 from actors.housekeeping import Housekeeping
 from actors.intake import Intake
 from actors.lifecycle import Lifecycle, QueueStatus
+from actors.loops import every
 from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
-from actors.remote import remote
 from actors.scheduler import ScheduledFire, Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.submission import JobSubmission
 from actors.validation import JobValidator
 from actors.versions import VersionClaims
 from db.database import Database
+from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastRecord, ForecastStore, NewForecast
 from db.jobs import JobStore
 from db.records import JobFilters, JobRecord, LogRecord, ModelRecord, Page, PurgeReport
@@ -51,12 +53,11 @@ from db.schedules import NewSchedule, ScheduleRecord, ScheduleStore
 from domain.clock import utcnow
 from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
-from pipeline.feature_store import FeatureStore
-from pipeline.graph import launch, launch_forecast
-from pipeline.register import JobContext
+from pipeline.graph.forecast import launch_forecast
+from pipeline.graph.launch import launch
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
-from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureStore
 
 logger = logging.getLogger(__name__)
 
@@ -66,24 +67,6 @@ IDLE_POLL_SECONDS = 1.0
 CLUSTER_POLL_SECONDS = 2.0
 #: A resource only Ray's head node has.
 HEAD_NODE_RESOURCE = "node:__internal_head__"
-
-
-@dataclass(frozen=True)
-class Stats:
-    active_jobs: int
-    queued_jobs: int
-    #: Jobs that may run at once now (it follows the cluster's alive nodes).
-    total_capacity: int
-    #: Jobs that may run at once once the cluster has grown to its maximum.
-    max_capacity: int
-    #: CPUs of the cluster's alive nodes.
-    cluster_cpus: int
-
-    @property
-    def utilization_percent(self) -> float:
-        if self.total_capacity == 0:  # every node with CPUs gone, or not yet up
-            return 100.0 if self.active_jobs else 0.0
-        return round(100 * self.active_jobs / self.total_capacity, 1)
 
 
 class JobOrchestrator:
@@ -122,6 +105,7 @@ class JobOrchestrator:
         )
         self._lifecycle = Lifecycle(
             self._store,
+            ExperimentCatalog(database),
             pipeline,
             queue,
             admission,
@@ -135,6 +119,7 @@ class JobOrchestrator:
             ),
             node_id=ray.get_runtime_context().get_node_id(),
             on_finished=self._wakeup.set,
+            clock=clock,
         )
         handle = ray.get_runtime_context().current_actor
         self._forecasts = ForecastRunner(
@@ -162,21 +147,21 @@ class JobOrchestrator:
         self._reload_queue = False
         retention_seconds = settings.retention.interval_hours * 3600
         self._loops = [
-            self._every(IDLE_POLL_SECONDS, self._dispatch, "dispatch", wake=self._wakeup),
-            self._every(
+            every(IDLE_POLL_SECONDS, self._dispatch, "dispatch", wake=self._wakeup),
+            every(
                 CLUSTER_POLL_SECONDS,
                 self._follow_cluster,
                 "following the cluster",
                 after=self._recovered,
             ),
-            self._every(retention_seconds, self.cleanup, "retention"),
-            self._every(
+            every(retention_seconds, self.cleanup, "retention"),
+            every(
                 settings.schedule_poll_seconds,
                 self.fire_schedules,
                 "firing schedules",
                 after=self._recovered,
             ),
-            self._every(
+            every(
                 settings.stuck_job_seconds,
                 self._reclaim_stuck,
                 "stuck-job watchdog",
@@ -376,90 +361,6 @@ class JobOrchestrator:
     async def _reclaim_stuck(self) -> None:
         if await self._housekeeping.reclaim_stuck():
             self._wakeup.set()
-
-    def _every(
-        self,
-        seconds: float,
-        step: Callable[[], Awaitable[object]],
-        what: str,
-        *,
-        wake: asyncio.Event | None = None,
-        after: asyncio.Event | None = None,
-        delay_first: bool = False,
-    ) -> asyncio.Task[None]:
-        """Run ``step`` every ``seconds`` (sooner when ``wake`` is set), once ``after`` is
-        set; a failure is logged and never ends the loop."""
-
-        async def forever() -> None:
-            if after is not None:
-                await after.wait()
-            if delay_first:
-                await asyncio.sleep(seconds)
-            while True:
-                if wake is not None:
-                    wake.clear()
-                try:
-                    await step()
-                except Exception:
-                    logger.exception("%s failed; trying again", what)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for((wake or asyncio.Event()).wait(), seconds)
-
-        return asyncio.get_running_loop().create_task(forever(), name=what)
-
-
-@dataclass(frozen=True)
-class OrchestratorCallbacks:
-    """``JobCallbacks`` for one job's stages, over the orchestrator's handle."""
-
-    orchestrator: ActorHandle[JobOrchestrator]
-    context: JobContext
-
-    def is_cancelled(self) -> bool:
-        job_id = self.context.job_id
-        try:
-            return ray.get(
-                remote(self.orchestrator, JobOrchestrator.is_cancelled, job_id), timeout=10
-            )
-        except (RayError, TimeoutError):
-            return False  # cannot tell: keep training rather than stop a live job
-
-    def record_live_metrics(self, scores: dict[str, float]) -> None:
-        """Fire and forget: a lost report is replaced by the next one."""
-        remote(self.orchestrator, JobOrchestrator.record_live_metrics, self.context.job_id, scores)
-
-    def record_trial(self, trial: TrialReport, progress: SearchProgress) -> None:
-        remote(
-            self.orchestrator, JobOrchestrator.record_trial, self.context.job_id, trial, progress
-        )
-
-    def claim_version(self, parent: Location, now: datetime) -> str:
-        """No timeout: the orchestrator answers once the database does (or gives up after
-        its outage limit), and if it dies the call fails and recovery re-queues the job."""
-        c = self.context
-        claim = remote(
-            self.orchestrator,
-            JobOrchestrator.claim_version,
-            c.job_id,
-            c.tenant_id,
-            c.model_name,
-            now,
-        )
-        return ray.get(claim)
-
-
-@dataclass(frozen=True)
-class ForecastProgress:
-    """The progress callback of one forecast's coordinator (fire and forget: a lost report
-    is replaced by the next one)."""
-
-    orchestrator: ActorHandle[JobOrchestrator]
-    forecast_id: str
-
-    def __call__(self, progress: float) -> None:
-        remote(
-            self.orchestrator, JobOrchestrator.record_forecast_progress, self.forecast_id, progress
-        )
 
 
 def orchestrator_options(settings: OrchestratorSettings) -> dict[str, Any]:

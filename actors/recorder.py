@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from db.records import ExperimentRecord, JobRecord, MetricPoint, NewExperiment, NewLog
+from domain.clock import utcnow
 from domain.jobs import ExperimentStatus, LogLevel
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.stages import LogLine, Stage, StageReport
@@ -24,7 +25,7 @@ BACKTEST_PREFIX = "backtest window "
 
 
 class RunStore(Protocol):
-    """What the recorders write a running job's reports to (``db.jobs.JobStore``)."""
+    """Where the recorders write a running job's progress (``db.jobs.JobStore``)."""
 
     async def update_progress(
         self,
@@ -35,6 +36,10 @@ class RunStore(Protocol):
         logs: Sequence[NewLog] = (),
         feature_set_version: str | None = None,
     ) -> bool: ...
+
+
+class RunExperiments(Protocol):
+    """Where the recorders write a running job's experiments (``ExperimentCatalog``)."""
 
     async def create_experiment(
         self,
@@ -51,24 +56,35 @@ class RunStore(Protocol):
 
     async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None: ...
 
-    async def experiments_of_job(self, job_id: str) -> list[ExperimentRecord]: ...
+    async def of_job(self, job_id: str) -> list[ExperimentRecord]: ...
 
 
 def to_new_log(job_id: str, line: LogLine) -> NewLog:
     return NewLog(job_id, LogLevel(line.level), line.message, line.timestamp, line.stage)
 
 
-def service_log(job_id: str, message: str, level: LogLevel = LogLevel.INFO, **extra: Any) -> NewLog:
-    """A log line written by the orchestrator itself (stage ``orchestrator``)."""
-    return NewLog(job_id, level, message, datetime.now(UTC), "orchestrator", extra or None)
+def service_log(
+    job_id: str, message: str, at: datetime, level: LogLevel = LogLevel.INFO, **extra: Any
+) -> NewLog:
+    """A log line written by the orchestrator itself (stage ``orchestrator``) at ``at``
+    (its clock's time)."""
+    return NewLog(job_id, level, message, at, "orchestrator", extra or None)
 
 
 class StageRecorder:
     """Writes one job's stage reports to the store, one batch per stage."""
 
-    def __init__(self, store: RunStore, job: JobRecord) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        experiments: RunExperiments,
+        job: JobRecord,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._store = store
+        self._experiments = experiments
         self._job = job
+        self._clock = clock
         self._experiment_id: str | None = None
         self._feature_set_version: str | None = None
         self._best_iteration = 0
@@ -89,7 +105,8 @@ class StageRecorder:
     async def _record(self, report: StageReport) -> None:
         job_id = self._job.job_id
         lines = [to_new_log(job_id, line) for line in report.logs]
-        lines.append(service_log(job_id, f"{report.stage} finished in {report.seconds:.3f}s"))
+        message = f"{report.stage} finished in {report.seconds:.3f}s"
+        lines.append(service_log(job_id, message, self._clock()))
         version = None
         if report.stage not in self._recorded:
             match report.summary:
@@ -141,7 +158,7 @@ class StageRecorder:
         params = dict(summary.params)
         if self._feature_set_version is not None:  # the data, beside the model's knobs
             params["feature_set_version"] = self._feature_set_version
-        self._experiment_id = await self._store.create_experiment(
+        self._experiment_id = await self._experiments.create_experiment(
             job.job_id, f"{job.model_name} attempt {job.attempts}", params, curve
         )
         self.metrics["best_iteration"] = self._best_iteration
@@ -150,7 +167,7 @@ class StageRecorder:
         """One completed experiment per window, with its span and metrics (once: a job
         re-run after an interruption keeps the windows its first attempt recorded)."""
         job = self._job
-        recorded = {e.name for e in await self._store.experiments_of_job(job.job_id)}
+        recorded = {e.name for e in await self._experiments.of_job(job.job_id)}
         experiments = [
             NewExperiment(
                 f"{BACKTEST_PREFIX}{window.number}",
@@ -167,13 +184,13 @@ class StageRecorder:
             if f"{BACKTEST_PREFIX}{window.number}" not in recorded
         ]
         if experiments:
-            await self._store.create_experiments(job.job_id, experiments)
+            await self._experiments.create_experiments(job.job_id, experiments)
         self.metrics.update(summary.metrics)
 
     async def _record_evaluation(self, metrics: dict[str, float]) -> None:
         self.metrics.update(metrics)
         if self._experiment_id is not None:
-            await self._store.log_metrics(
+            await self._experiments.log_metrics(
                 self._experiment_id,
                 [MetricPoint(name, value, self._best_iteration) for name, value in metrics.items()],
             )
@@ -195,9 +212,17 @@ class SearchRecorder:
     and the CPUs it shares with the trials, less. ``record`` returns once its trial is
     written."""
 
-    def __init__(self, store: RunStore, job: JobRecord) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        experiments: RunExperiments,
+        job: JobRecord,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._store = store
+        self._experiments = experiments
         self._job = job
+        self._clock = clock
         self._lock = asyncio.Lock()
         self._pending: list[tuple[TrialReport, SearchProgress]] = []
         self._recorded: set[int] | None = None
@@ -223,7 +248,7 @@ class SearchRecorder:
     async def _load(self) -> None:
         if self._recorded is not None:
             return
-        experiments = await self._store.experiments_of_job(self._job.job_id)
+        experiments = await self._experiments.of_job(self._job.job_id)
         self._recorded = {
             int(e.name.removeprefix(TRIAL_PREFIX))
             for e in experiments
@@ -243,7 +268,7 @@ class SearchRecorder:
         experiments = [_trial_experiment(trial) for trial, _ in batch]
         if self._search_experiment is None:
             experiments.append(NewExperiment(SEARCH_EXPERIMENT))
-        ids = await self._store.create_experiments(job_id, experiments)
+        ids = await self._experiments.create_experiments(job_id, experiments)
         if self._search_experiment is None:
             self._search_experiment = ids[-1]
         best = [
@@ -252,7 +277,7 @@ class SearchRecorder:
             if progress.best_value is not None
         ]
         if best:
-            await self._store.log_metrics(self._search_experiment, best)
+            await self._experiments.log_metrics(self._search_experiment, best)
         latest = max((progress for _, progress in batch), key=lambda p: p.finished)
         start, end = SEARCH_PROGRESS
         await self._store.update_progress(
@@ -260,7 +285,7 @@ class SearchRecorder:
             start + (end - start) * min(1.0, latest.finished / latest.n_trials),
             Stage.SEARCH,
             latest.as_metrics(),
-            logs=[_trial_log(job_id, trial) for trial, _ in batch],
+            logs=[_trial_log(job_id, trial, self._clock()) for trial, _ in batch],
         )
 
 
@@ -271,10 +296,10 @@ def _trial_experiment(trial: TrialReport) -> NewExperiment:
     return NewExperiment(f"{TRIAL_PREFIX}{trial.number}", trial.params, points, trial.state)
 
 
-def _trial_log(job_id: str, trial: TrialReport) -> NewLog:
+def _trial_log(job_id: str, trial: TrialReport, at: datetime) -> NewLog:
     value = f"{trial.value:.4f}" if trial.value is not None else "n/a"
     message = f"trial {trial.number} {trial.state}: validation l1={value}, params {trial.params}"
     if trial.error:
         message += f"; error: {trial.error}"
     level = LogLevel.WARNING if trial.state is ExperimentStatus.FAILED else LogLevel.INFO
-    return service_log(job_id, message, level, trial=trial.number)
+    return service_log(job_id, message, at, level, trial=trial.number)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from actors.capacity import Capacity
 from domain.errors import InvalidRequest
-from pipeline.backtest import check_fits as check_backtest_fits
 from pipeline.config import TrainingConfig
-from pipeline.feature_store import FeatureStore
+from pipeline.evaluation.backtest import check_fits as check_backtest_fits
+from pipeline.store.feature_store import FeatureStore
 
 
 def check_per_series(config: TrainingConfig, series_column: str | None) -> None:

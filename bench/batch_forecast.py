@@ -25,8 +25,8 @@ import pandas as pd
 
 from actors.settings import OrchestratorSettings
 from db.settings import DatabaseSettings
-from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
+from pipeline.store.feature_store import FeatureStore
 from serve_app.service import ServiceConfig, connect, prepare_storage, start, stop
 from serve_app.settings import ApiSettings
 

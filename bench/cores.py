@@ -24,11 +24,11 @@ from pathlib import Path
 
 from bench.workload import CONFIG, prepared
 from pipeline.config import TrainingConfig
-from pipeline.demo import ensure_demo_feature_sets
-from pipeline.feature_store import FeatureStore
-from pipeline.fitting import fit
-from pipeline.preprocess import PreparedData
+from pipeline.features.preprocess import PreparedData
 from pipeline.settings import PipelineSettings
+from pipeline.store.demo import ensure_demo_feature_sets
+from pipeline.store.feature_store import FeatureStore
+from pipeline.training.fitting import fit
 
 TRIAL = TrainingConfig.model_validate({**CONFIG, "hyperparameters": {"n_estimators": 100}})
 _data: PreparedData | None = None

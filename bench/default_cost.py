@@ -39,8 +39,8 @@ MLFORECAST_ROUNDS = 500
 def role_default(data_dir: Path) -> dict[str, Any]:
     from domain.jobs import ModelType
     from pipeline.config import TrainingConfig
-    from pipeline.graph import run_in_process
-    from pipeline.register import JobContext
+    from pipeline.context import JobContext
+    from pipeline.graph.runner import run_in_process
     from pipeline.settings import PipelineSettings
 
     config = TrainingConfig(feature_set="meters", target_variable="load_kw", horizon=24)

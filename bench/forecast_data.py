@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.feature_store import FeatureStore
-from pipeline.intervals import quantile_metrics
+from pipeline.scoring.intervals import quantile_metrics
 from pipeline.settings import PipelineSettings
+from pipeline.store.feature_store import FeatureStore
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BENCH_DATA = Path(__file__).resolve().parent / "data"

@@ -43,11 +43,11 @@ from actors.settings import OrchestratorSettings
 from bench.workload import CONFIG, prepared
 from db.settings import DatabaseSettings
 from pipeline.config import TrainingConfig
-from pipeline.fitting import bin_data, fit
-from pipeline.hpo import journal_storage, open_study
-from pipeline.preprocess import PreparedData
+from pipeline.features.preprocess import PreparedData
+from pipeline.search.hpo import journal_storage, open_study
+from pipeline.search.trials import distribution, report_interval
 from pipeline.settings import PipelineSettings
-from pipeline.trials import distribution, report_interval
+from pipeline.training.fitting import bin_data, fit
 from serve_app.service import ServiceConfig, connect, prepare_storage, start, stop
 from serve_app.settings import ApiSettings
 

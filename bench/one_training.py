@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from bench.workload import bench_context
-from pipeline.graph import run_in_process
+from pipeline.graph.runner import run_in_process
 from pipeline.settings import PipelineSettings
 
 

@@ -34,7 +34,7 @@ import ray
 from actors.settings import NAMESPACE, MlflowSettings, OrchestratorSettings
 from bench.workload import bench_context, job_body
 from db.settings import DatabaseSettings
-from pipeline.graph import run_in_process
+from pipeline.graph.runner import run_in_process
 from pipeline.settings import PipelineSettings
 from serve_app.service import (
     RunningService,

@@ -18,12 +18,12 @@ import pandas as pd
 
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
-from pipeline.evaluate import evaluate
-from pipeline.feature_store import FeatureStore
-from pipeline.per_series import train_per_series
-from pipeline.preprocess import preprocess
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.features.preprocess import preprocess
 from pipeline.storage import Location
-from pipeline.train import train
+from pipeline.store.feature_store import FeatureStore
+from pipeline.training.per_series import train_per_series
+from pipeline.training.train import train
 
 SHIFT = pd.Timedelta(weeks=209)
 

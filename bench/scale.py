@@ -71,8 +71,8 @@ def measured(role: str, rows: int, argv: list[str]) -> Run:
 
 
 def role_import(data_dir: Path, file: Path) -> dict[str, Any]:
-    from pipeline.feature_store import FeatureStore
     from pipeline.settings import PipelineSettings
+    from pipeline.store.feature_store import FeatureStore
 
     store = FeatureStore(PipelineSettings(data_dir=data_dir).features_root)
     started = time.perf_counter()
@@ -89,7 +89,7 @@ def role_import(data_dir: Path, file: Path) -> dict[str, Any]:
 def _context(**extra: Any) -> Any:
     from domain.jobs import ModelType
     from pipeline.config import TrainingConfig
-    from pipeline.register import JobContext
+    from pipeline.context import JobContext
 
     config = TrainingConfig(
         feature_set="meters",
@@ -104,7 +104,7 @@ def _context(**extra: Any) -> Any:
 
 
 def role_train(data_dir: Path, threads: int) -> dict[str, Any]:
-    from pipeline.graph import run_in_process
+    from pipeline.graph.runner import run_in_process
     from pipeline.settings import PipelineSettings
 
     context = _context()
@@ -122,7 +122,7 @@ def role_distributed(data_dir: Path, threads: int) -> dict[str, Any]:
 
     import ray
 
-    from pipeline.graph import launch
+    from pipeline.graph.launch import launch
     from pipeline.settings import PipelineSettings
 
     ray.init(address="local", num_cpus=threads, include_dashboard=False, log_to_driver=False)

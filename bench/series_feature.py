@@ -20,13 +20,13 @@ import pandas as pd
 
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
-from pipeline.demo import load_series
-from pipeline.evaluate import evaluate
-from pipeline.feature_store import FeatureStore
-from pipeline.features import default_spec
-from pipeline.preprocess import preprocess
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.features.build import default_spec
+from pipeline.features.preprocess import preprocess
 from pipeline.storage import Location
-from pipeline.train import train
+from pipeline.store.demo import load_series
+from pipeline.store.feature_store import FeatureStore
+from pipeline.training.train import train
 
 KINDS = ("scale", "scale and shape")
 SIZES = ((10, 120), (40, 90))  # meters, days

@@ -7,9 +7,9 @@ from typing import Any
 
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
-from pipeline.graph import load_features
-from pipeline.preprocess import PreparedData, preprocess
-from pipeline.register import JobContext
+from pipeline.context import JobContext
+from pipeline.features.load import load_features
+from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.settings import PipelineSettings
 
 #: A small job, as these benchmarks have measured since the seed: 100 rounds at rate 0.1 of

@@ -1,5 +1,6 @@
-"""Experiments: writing them (in the transaction of the job they belong to) and reading
-them (filtered and metric-sorted lists, one experiment, metric series).
+"""Experiments: written as their job runs (``ExperimentCatalog.create_experiments``,
+``log_metrics``; the rows themselves in ``db.experiment_rows``) and read (filtered and
+metric-sorted lists, one experiment, metric series).
 
 An experiment's *final* value of a metric is its point with the highest step (the last
 logged one on a tie), so a validation curve's final value is its last round and a test
@@ -8,16 +9,14 @@ metric logged once is itself.
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
+from db.experiment_rows import add_experiments, add_metrics, decode_param
 from db.models import Experiment, ExperimentMetric, ExperimentParam, TrainingJob
 from db.paging import paginate
 from db.records import (
@@ -28,39 +27,13 @@ from db.records import (
     NewExperiment,
     Page,
 )
-from domain.clock import utcnow
-from domain.errors import ExperimentNotFound
+from domain.errors import ExperimentNotFound, JobNotFound
 from domain.jobs import ExperimentStatus
 
 #: Points one series request returns at most.
 MAX_SERIES_POINTS = 100_000
 #: Points one page of ``series_pages`` holds.
 SERIES_PAGE_POINTS = 10_000
-
-
-def encode_param(value: Any) -> tuple[str, str]:
-    """A parameter value as stored: its text and its type name."""
-    if isinstance(value, bool):
-        return str(value).lower(), "bool"
-    if isinstance(value, int):
-        return str(value), "int"
-    if isinstance(value, float):
-        return repr(value), "float"
-    if isinstance(value, str):
-        return value, "str"
-    return json.dumps(value, sort_keys=True), "json"
-
-
-def decode_param(text: str, value_type: str) -> Any:
-    if value_type == "bool":
-        return text == "true"
-    if value_type == "int":
-        return int(text)
-    if value_type == "float":
-        return float(text)
-    if value_type == "json":
-        return json.loads(text)
-    return text
 
 
 def final_values(name: str | None = None) -> Select[tuple[str, str, float]]:
@@ -82,72 +55,6 @@ def final_values(name: str | None = None) -> Select[tuple[str, str, float]]:
     return select(inner.c.experiment_id, inner.c.name, inner.c.value).where(inner.c.rank == 1)
 
 
-async def add_experiments(
-    session: AsyncSession, job: TrainingJob, experiments: Sequence[NewExperiment]
-) -> list[str]:
-    """Open experiments for ``job`` with their parameters and first metric points, in
-    ``session``'s transaction; their ids, in order."""
-    ids = [str(uuid.uuid4()) for _ in experiments]
-    if not experiments:
-        return ids
-    now = utcnow()
-    rows = [
-        {
-            "experiment_id": experiment_id,
-            "job_id": job.job_id,
-            "tenant_id": job.tenant_id,
-            "model_name": job.model_name,
-            "name": new.name,
-            "status": new.status.value,
-            "created_at": now,
-            "completed_at": None if new.status is ExperimentStatus.RUNNING else now,
-        }
-        for experiment_id, new in zip(ids, experiments, strict=True)
-    ]
-    await session.execute(insert(Experiment), rows)
-    params = [
-        _param_row(experiment_id, name, value)
-        for experiment_id, new in zip(ids, experiments, strict=True)
-        for name, value in (new.params or {}).items()
-    ]
-    if params:
-        await session.execute(insert(ExperimentParam), params)
-    metrics = [
-        row
-        for experiment_id, new in zip(ids, experiments, strict=True)
-        for row in _metric_rows(experiment_id, new.metrics)
-    ]
-    if metrics:
-        await session.execute(insert(ExperimentMetric), metrics)
-    return ids
-
-
-async def add_metrics(
-    session: AsyncSession, experiment_id: str, points: Sequence[MetricPoint]
-) -> None:
-    """Append metric points to an experiment in one batch."""
-    if points:
-        await session.execute(insert(ExperimentMetric), _metric_rows(experiment_id, points))
-
-
-async def close_running(
-    session: AsyncSession, job_id: str, outcome: ExperimentStatus, at: datetime
-) -> list[str]:
-    """End the job's running experiments with ``outcome`` at ``at``; their ids, oldest first."""
-    running = (
-        await session.scalars(
-            select(Experiment)
-            .where(Experiment.job_id == job_id)
-            .where(Experiment.status == ExperimentStatus.RUNNING.value)
-            .order_by(Experiment.created_at)
-        )
-    ).all()
-    for experiment in running:
-        experiment.status = outcome.value
-        experiment.completed_at = at
-    return [experiment.experiment_id for experiment in running]
-
-
 async def experiments_of_job(session: AsyncSession, job_id: str) -> list[ExperimentRecord]:
     """A job's experiments with parameters and final metrics, oldest first."""
     query = (
@@ -160,10 +67,45 @@ async def experiments_of_job(session: AsyncSession, job_id: str) -> list[Experim
 
 
 class ExperimentCatalog:
-    """Queries over experiments, their parameters and metrics."""
+    """Experiments, their parameters and metrics: written as their job runs, queried."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
+
+    async def create_experiments(
+        self, job_id: str, experiments: Sequence[NewExperiment]
+    ) -> list[str]:
+        """Open experiments for a job with their parameters and first metric points, in
+        one transaction; their ids, in order.
+
+        Raises:
+            JobNotFound: no job has that id.
+        """
+        async with self._database.transaction() as session:
+            job = await session.get(TrainingJob, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            return await add_experiments(session, job, experiments)
+
+    async def create_experiment(
+        self,
+        job_id: str,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Sequence[MetricPoint] = (),
+        status: ExperimentStatus = ExperimentStatus.RUNNING,
+    ) -> str:
+        """Open one experiment for a job (see ``create_experiments``); its id."""
+        new = NewExperiment(name, params, metrics, status)
+        [experiment_id] = await self.create_experiments(job_id, [new])
+        return experiment_id
+
+    async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None:
+        """Append metric points to an experiment in one batch."""
+        if not points:
+            return
+        async with self._database.transaction() as session:
+            await add_metrics(session, experiment_id, points)
 
     async def search(
         self,
@@ -339,22 +281,3 @@ def _record(
         params=dict(sorted(params.items())),
         metrics=dict(sorted(metrics.items())),
     )
-
-
-def _param_row(experiment_id: str, name: str, value: Any) -> dict[str, Any]:
-    text, value_type = encode_param(value)
-    return {"experiment_id": experiment_id, "name": name, "value": text, "value_type": value_type}
-
-
-def _metric_rows(experiment_id: str, points: Sequence[MetricPoint]) -> list[dict[str, Any]]:
-    now = utcnow()
-    return [
-        {
-            "experiment_id": experiment_id,
-            "name": p.name,
-            "value": p.value,
-            "step": p.step,
-            "recorded_at": now,
-        }
-        for p in points
-    ]

@@ -18,20 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from db.database import Database
-from db.experiments import add_experiments, add_metrics, close_running, experiments_of_job
+from db.experiment_rows import close_running
 from db.idempotency import add_claim, find_claim
 from db.logs import add_logs, tail_logs
 from db.models import TrainingJob
 from db.paging import paginate
 from db.records import (
-    ExperimentRecord,
     IdempotencyClaim,
     IdempotencyRecord,
     JobFilters,
     JobRecord,
     LogRecord,
-    MetricPoint,
-    NewExperiment,
     NewJob,
     NewLog,
     NewModel,
@@ -262,45 +259,6 @@ class JobStore:
         """
         async with self._transaction() as session:
             return await tail_logs(session, job_id, tail)
-
-    async def create_experiment(
-        self,
-        job_id: str,
-        name: str,
-        params: Mapping[str, Any] | None = None,
-        metrics: Sequence[MetricPoint] = (),
-        status: ExperimentStatus = ExperimentStatus.RUNNING,
-    ) -> str:
-        """Open one experiment for a job (see ``create_experiments``); returns its id."""
-        [experiment_id] = await self.create_experiments(
-            job_id, [NewExperiment(name, params, metrics, status)]
-        )
-        return experiment_id
-
-    async def create_experiments(
-        self, job_id: str, experiments: Sequence[NewExperiment]
-    ) -> list[str]:
-        """Open experiments for a job with their parameters and first metric points, in
-        one transaction; their ids, in order.
-
-        Raises:
-            JobNotFound: no job has that id.
-        """
-        async with self._transaction() as session:
-            job = await _row(session, job_id)
-            return await add_experiments(session, job, experiments)
-
-    async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None:
-        """Append metric points to an experiment in one batch."""
-        if not points:
-            return
-        async with self._transaction() as session:
-            await add_metrics(session, experiment_id, points)
-
-    async def experiments_of_job(self, job_id: str) -> list[ExperimentRecord]:
-        """A job's experiments with their parameters, oldest first."""
-        async with self._transaction() as session:
-            return await experiments_of_job(session, job_id)
 
 
 async def _apply(

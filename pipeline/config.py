@@ -307,7 +307,7 @@ class TrainingConfig(BaseModel):
     @property
     def partitioned(self) -> bool:
         """Whether the job builds its features per series bucket and keeps its training
-        rows in the object store (``pipeline.partitions``): a ``distributed`` job does,
+        rows in the object store (``pipeline.features.partitions``): a ``distributed`` job does,
         unless a search's trials or a backtest's windows need all its rows in one place."""
         return self.distributed is not None and not self.enable_hpo and self.backtest is None
 

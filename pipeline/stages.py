@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from domain.errors import PipelineError
 from pipeline.summaries import StageSummary
+
+T = TypeVar("T")
 
 #: The logger whose records (and its children's) a stage captures.
 PIPELINE_LOGGER = "pipeline"
@@ -128,3 +130,8 @@ def run_stage(stage: Stage, fn: Callable[..., Any], *args: Any) -> tuple[Any, St
     summary = output.summary() if isinstance(output, Summarized) else None
     report = StageReport(stage, progress, time.perf_counter() - started, capture.lines, summary)
     return output, report
+
+
+def chunks(items: Sequence[T], size: int) -> list[tuple[T, ...]]:
+    """``items`` in order, in pieces of at most ``size``: a coordinator's tasks."""
+    return [tuple(items[start : start + size]) for start in range(0, len(items), size)]

@@ -8,7 +8,7 @@ and the backtest's, also kept in a model's metadata) give that shape with ``as_d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,31 @@ class TrainSummary:
     curve: dict[str, list[float]]
     #: The blend's validation scores (``best_mae``, ``best_rmse``).
     validation: dict[str, float]
+
+    @classmethod
+    def of(cls, model: Trained) -> TrainSummary:
+        return cls(
+            params=model.params,
+            best_iteration=model.best_iteration,
+            curve=model.curve,
+            validation=model.validation_scores,
+        )
+
+
+class Trained(Protocol):
+    """What a trained model reports of its training (``TrainSummary.of``)."""
+
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+    @property
+    def best_iteration(self) -> int: ...
+
+    @property
+    def curve(self) -> dict[str, list[float]]: ...
+
+    @property
+    def validation_scores(self) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.hpo import journal_storage
+from pipeline.search.hpo import journal_storage
 from pipeline.settings import PipelineSettings
 from serve_app.cli_http import console
 

@@ -16,7 +16,7 @@ from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
-from pipeline.feature_store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 
 
 @dataclass

@@ -18,8 +18,8 @@ from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
-from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
+from pipeline.store.feature_store import FeatureStore
 from serve_app.app import create_app
 from serve_app.dependencies import Services
 from serve_app.model_server import ModelServer

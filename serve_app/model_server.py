@@ -13,8 +13,8 @@ from typing import Any
 
 from ray import serve
 
-from pipeline.artifacts import ModelArtifact, artifact_bytes, load_artifact
-from pipeline.predict import Prediction, predict_rows
+from pipeline.forecasting.predict import Prediction, predict_rows
+from pipeline.models.artifacts import ModelArtifact, artifact_bytes, load_artifact
 from pipeline.storage import Location
 from serve_app.model_cache import ModelCache
 

@@ -32,9 +32,9 @@ from db.migrate import upgrade
 from db.settings import DatabaseSettings
 from domain.auth import Role
 from domain.clock import utcnow
-from pipeline.demo import ensure_demo_feature_sets
-from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
+from pipeline.store.demo import ensure_demo_feature_sets
+from pipeline.store.feature_store import FeatureStore
 from serve_app.deployment import ApiConfig, build
 from serve_app.serve_config import SERVE_CONFIG, application, load_application
 from serve_app.settings import AdminKeySettings, ApiSettings

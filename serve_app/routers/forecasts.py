@@ -15,7 +15,7 @@ from db.records import ModelRecord
 from domain.auth import Principal
 from domain.errors import Conflict
 from domain.forecasts import ForecastStatus
-from pipeline.forecast_output import forecast_csv, forecast_page
+from pipeline.forecasting.output import forecast_csv, forecast_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep

@@ -15,7 +15,7 @@ from domain.auth import Principal
 from domain.errors import AliasNotFound, InvalidRequest, ModelNotFound, SeriesMetricsNotFound
 from domain.jobs import ModelType
 from domain.names import NAME_PATTERN, model_id
-from pipeline.artifacts import load_predictions, load_series_metrics
+from pipeline.models.artifacts import load_predictions, load_series_metrics
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep

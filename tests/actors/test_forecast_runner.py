@@ -22,7 +22,7 @@ from domain.clock import utcnow
 from domain.errors import PipelineError
 from domain.events import JobEvent
 from domain.forecasts import ForecastStatus
-from pipeline.batch_forecast import ForecastOutcome, ForecastTask
+from pipeline.forecasting.batch import ForecastOutcome, ForecastTask
 from pipeline.settings import PipelineSettings
 from tests.databases import migrated_store
 from tests.db.factories import new_job, new_model

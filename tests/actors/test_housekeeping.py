@@ -20,16 +20,16 @@ from db.forecasts import ForecastStore, NewForecast
 from db.jobs import JobStore
 from db.registry import ModelRegistry
 from domain.events import JobEvent
-from pipeline.batch_forecast import (
+from pipeline.forecasting.batch import (
     ForecastOutcome,
     ForecastTask,
     forecast_directory,
     forecast_location,
 )
-from pipeline.demo import load_series
-from pipeline.feature_store import FeatureStore
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
+from pipeline.store.demo import load_series
+from pipeline.store.feature_store import FeatureStore
 from tests.databases import BACKENDS, migrated_store
 from tests.db.factories import new_job, new_model
 

@@ -26,9 +26,9 @@ from domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, TooMan
 from domain.events import JobEvent
 from domain.jobs import JobStatus, ModelType
 from pipeline.config import TrainingConfig
-from pipeline.demo import ensure_demo_feature_sets
-from pipeline.feature_store import FeatureStore
 from pipeline.storage import Location
+from pipeline.store.demo import ensure_demo_feature_sets
+from pipeline.store.feature_store import FeatureStore
 from tests.databases import migrated_store
 from tests.db.factories import new_job, new_model
 

@@ -24,6 +24,7 @@ from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
 from actors.versions import VersionClaims
 from db.database import Database
+from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.records import JobRecord
 from db.registry import ModelRegistry
@@ -31,7 +32,8 @@ from domain.errors import PipelineError, TrainingError
 from domain.events import JobEvent
 from domain.jobs import JobStatus
 from pipeline.config import TrainingConfig
-from pipeline.register import JobContext, SavedModel
+from pipeline.context import JobContext
+from pipeline.models.register import SavedModel
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage, StageReport
@@ -174,6 +176,7 @@ async def harness_of(database: Database, tmp_path: Path) -> AsyncIterator[MakeHa
         slots = Capacity(ClusterSize(cpus=capacity, max_cpus=max_cpus or capacity))
         lifecycle = Lifecycle(
             store,
+            ExperimentCatalog(store.database),
             PipelineSettings(data_dir=tmp_path, stage_max_retries=STAGE_MAX_RETRIES),
             queue,
             Admission(TenantLimits(), limits or {}, slots),

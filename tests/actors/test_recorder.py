@@ -22,11 +22,12 @@ from tests.db.factories import new_job
 PARAMS = {"learning_rate": 0.1, "num_leaves": 20}
 
 
-class CountingStore(JobStore):
-    """The real store, counting the experiment batches it writes and failing on demand."""
+class CountingExperiments(ExperimentCatalog):
+    """The real catalog, counting the experiment batches it writes and failing on demand."""
 
     def __init__(self, store: JobStore) -> None:
         super().__init__(store.database)
+        self.store = store
         self.batches: list[int] = []
         self.fail_next = False
 
@@ -42,9 +43,11 @@ class CountingStore(JobStore):
 
 
 @pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CountingStore]:
+async def experiments(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[CountingExperiments]:
     async with migrated_store(request.param, tmp_path) as store:
-        yield CountingStore(store)
+        yield CountingExperiments(store)
 
 
 async def running_job(store: JobStore) -> JobRecord:
@@ -68,24 +71,25 @@ def trial(number: int, value: float) -> tuple[TrialReport, SearchProgress]:
 
 
 async def test_trials_finishing_together_are_written_in_fewer_batches(
-    store: CountingStore,
+    experiments: CountingExperiments,
 ) -> None:
+    store = experiments.store
     job = await running_job(store)
-    recorder = SearchRecorder(store, job)
+    recorder = SearchRecorder(store, experiments, job)
     await asyncio.gather(*(recorder.record(*trial(n, 20.0 - n)) for n in range(10)))
 
-    experiments = {e.name: e for e in await store.experiments_of_job(job.job_id)}
+    written = {e.name: e for e in await experiments.of_job(job.job_id)}
     catalog = ExperimentCatalog(store.database)
-    assert set(experiments) == {f"trial {n}" for n in range(10)} | {"search"}
-    assert sum(store.batches) == 11
-    assert len(store.batches) < 10
+    assert set(written) == {f"trial {n}" for n in range(10)} | {"search"}
+    assert sum(experiments.batches) == 11
+    assert len(experiments.batches) < 10
     for n in range(10):
-        experiment = experiments[f"trial {n}"]
+        experiment = written[f"trial {n}"]
         assert experiment.status is ExperimentStatus.COMPLETED
         assert experiment.params == PARAMS
         curve = await catalog.metric_history(experiment.experiment_id, "validation_l1")
         assert [(p.step, p.value) for p in curve] == [(1, 22 - n), (2, 21 - n), (3, 20 - n)]
-    best = await catalog.metric_history(experiments["search"].experiment_id, "best_value")
+    best = await catalog.metric_history(written["search"].experiment_id, "best_value")
     assert [p.step for p in best] == list(range(10))
     updated = await store.get_job(job.job_id)
     assert updated.metrics is not None
@@ -96,23 +100,26 @@ async def test_trials_finishing_together_are_written_in_fewer_batches(
     ) == sorted(f"trial {n} completed" for n in range(10))
 
 
-async def test_a_trial_reported_again_is_written_once(store: CountingStore) -> None:
+async def test_a_trial_reported_again_is_written_once(experiments: CountingExperiments) -> None:
+    store = experiments.store
     job = await running_job(store)
-    await SearchRecorder(store, job).record(*trial(0, 15.0))
-    resumed = SearchRecorder(store, job)  # a restarted orchestrator re-reads what is there
+    await SearchRecorder(store, experiments, job).record(*trial(0, 15.0))
+    # a restarted orchestrator re-reads what is there
+    resumed = SearchRecorder(store, experiments, job)
     await asyncio.gather(resumed.record(*trial(0, 15.0)), resumed.record(*trial(1, 14.0)))
-    names = sorted(e.name for e in await store.experiments_of_job(job.job_id))
+    names = sorted(e.name for e in await experiments.of_job(job.job_id))
     assert names == ["search", "trial 0", "trial 1"]
 
 
 async def test_trials_whose_write_failed_are_written_by_the_next_report(
-    store: CountingStore,
+    experiments: CountingExperiments,
 ) -> None:
+    store = experiments.store
     job = await running_job(store)
-    recorder = SearchRecorder(store, job)
-    store.fail_next = True
+    recorder = SearchRecorder(store, experiments, job)
+    experiments.fail_next = True
     with pytest.raises(ServiceUnavailable):
         await recorder.record(*trial(0, 15.0))
     await recorder.record(*trial(1, 14.0))
-    names = sorted(e.name for e in await store.experiments_of_job(job.job_id))
+    names = sorted(e.name for e in await experiments.of_job(job.job_id))
     assert names == ["search", "trial 0", "trial 1"]

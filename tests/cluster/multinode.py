@@ -33,7 +33,7 @@ from actors.orchestrator import JobOrchestrator, start_orchestrator
 from actors.settings import NAMESPACE, OrchestratorSettings
 from actors.submission import JobSubmission
 from db.settings import DatabaseSettings
-from pipeline.artifacts import MODEL_FILE, load_artifact
+from pipeline.models.artifacts import MODEL_FILE, load_artifact
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from serve_app.service import prepare_storage

@@ -24,7 +24,7 @@ async def experiment(
     points = [MetricPoint("validation_l1", 9.0 - step, step) for step in range(1, 4)]
     if mae is not None:
         points.append(MetricPoint("mae", mae, 3))
-    return await store.create_experiment(
+    return await ExperimentCatalog(store.database).create_experiment(
         job.job_id, "run", {"num_leaves": 31, "objective": "l1", "lr": 0.1}, points
     )
 
@@ -85,12 +85,12 @@ async def test_metric_history_is_ordered_by_step(
     store: JobStore, catalog: ExperimentCatalog
 ) -> None:
     job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(job.job_id, "train")
-    await store.log_metrics(
+    experiment_id = await ExperimentCatalog(store.database).create_experiment(job.job_id, "train")
+    await ExperimentCatalog(store.database).log_metrics(
         experiment_id,
         [MetricPoint("l1", 3.0, 2), MetricPoint("l1", 5.0, 0), MetricPoint("l1", 4.0, 1)],
     )
-    await store.log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
+    await ExperimentCatalog(store.database).log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
     history = await catalog.metric_history(experiment_id, "l1")
     assert [(p.step, p.value) for p in history] == [(0, 5.0), (1, 4.0), (2, 3.0)]
 
@@ -99,7 +99,7 @@ async def test_experiment_created_with_its_first_metrics(
     store: JobStore, catalog: ExperimentCatalog
 ) -> None:
     job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(
+    experiment_id = await ExperimentCatalog(store.database).create_experiment(
         job.job_id, "train", {"lr": 0.1}, [MetricPoint("l1", 2.0, 1), MetricPoint("l1", 1.0, 2)]
     )
     history = await catalog.metric_history(experiment_id, "l1")
@@ -116,7 +116,11 @@ async def test_series_pages_read_every_point_in_order_page_by_page(
         points = [
             MetricPoint(name, run + step / 100, step) for name in ("b", "a") for step in range(12)
         ]
-        ids.append(await store.create_experiment(job.job_id, f"run {run}", {}, points))
+        ids.append(
+            await ExperimentCatalog(store.database).create_experiment(
+                job.job_id, f"run {run}", {}, points
+            )
+        )
     pages = [page async for page in catalog.series_pages(ids, page_points=5)]
     assert [len(p) for p in pages] == [5] * 14 + [2]
     read = [point for page in pages for point in page]
@@ -131,10 +135,14 @@ async def test_series_pages_have_no_cap(store: JobStore, catalog: ExperimentCata
     job = await store.create_job(new_job())
     await store.transition(job.job_id, JobEvent.START)
     total = MAX_SERIES_POINTS + 7
-    experiment_id = await store.create_experiment(job.job_id, "long search")
+    experiment_id = await ExperimentCatalog(store.database).create_experiment(
+        job.job_id, "long search"
+    )
     for start in range(0, total, 50_000):
         steps = range(start, min(total, start + 50_000))
-        await store.log_metrics(experiment_id, [MetricPoint("best_value", 1.0, s) for s in steps])
+        await ExperimentCatalog(store.database).log_metrics(
+            experiment_id, [MetricPoint("best_value", 1.0, s) for s in steps]
+        )
     assert len((await catalog.series([experiment_id]))[experiment_id]) == MAX_SERIES_POINTS
     read = [p.step async for page in catalog.series_pages([experiment_id]) for _, p in page]
     assert read == list(range(total))

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.records import JobFilters, NewLog
 from db.registry import ModelRegistry
@@ -99,7 +100,7 @@ async def test_illegal_transition_changes_nothing(store: JobStore) -> None:
 async def test_complete_registers_model_and_closes_experiment(store: JobStore) -> None:
     job = await store.create_job(new_job())
     await store.transition(job.job_id, JobEvent.START)
-    experiment_id = await store.create_experiment(
+    experiment_id = await ExperimentCatalog(store.database).create_experiment(
         job.job_id, "train", {"num_leaves": 31, "lr": 0.1}
     )
     model = new_model()
@@ -112,7 +113,7 @@ async def test_complete_registers_model_and_closes_experiment(store: JobStore) -
     assert record.job_id == job.job_id
     assert record.experiment_id == experiment_id
     assert record.features == ["hour", "lag_24"]
-    [experiment] = await store.experiments_of_job(job.job_id)
+    [experiment] = await ExperimentCatalog(store.database).of_job(job.job_id)
     assert experiment.status is ExperimentStatus.COMPLETED
     assert experiment.model_id == model.model_id
     assert experiment.params == {"lr": 0.1, "num_leaves": 31}

@@ -50,7 +50,7 @@ async def test_purges_exactly_what_the_policy_says(store: JobStore) -> None:
     running = await store.create_job(new_job())
     await store.transition(running.job_id, JobEvent.START)
 
-    experiment_id = await store.create_experiment(
+    experiment_id = await ExperimentCatalog(store.database).create_experiment(
         old_failed, "run", {"lr": 0.1}, [MetricPoint("validation_l1", 1.0, 1)]
     )
     await append_logs(

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.migrate import upgrade
 from tests.db.factories import new_job
@@ -37,7 +38,9 @@ async def test_migration_is_idempotent(store: JobStore) -> None:
 
 async def test_parameter_names_are_unique_per_experiment(store: JobStore) -> None:
     job = await store.create_job(new_job())
-    experiment_id = await store.create_experiment(job.job_id, "train", {"a": 1})
+    experiment_id = await ExperimentCatalog(store.database).create_experiment(
+        job.job_id, "train", {"a": 1}
+    )
     async with store.database.engine.begin() as conn:
         with pytest.raises(IntegrityError):
             await conn.execute(

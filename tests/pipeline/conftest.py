@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.demo import ensure_demo_feature_sets
-from pipeline.feature_store import FeatureStore
 from pipeline.storage import Location
+from pipeline.store.demo import ensure_demo_feature_sets
+from pipeline.store.feature_store import FeatureStore
 
 
 @pytest.fixture(scope="session")

@@ -13,17 +13,18 @@ import pytest
 
 from domain.errors import TrainingStopped
 from domain.jobs import ModelType
-from pipeline.artifacts import METADATA_FILE, PREDICTIONS_FILE, load_artifact
 from pipeline.config import TrainingConfig
-from pipeline.feature_store import FeatureStore
-from pipeline.graph import run_in_process
-from pipeline.preprocess import preprocess
-from pipeline.register import JobContext, register
+from pipeline.context import JobContext
+from pipeline.features.preprocess import preprocess
+from pipeline.graph.runner import run_in_process
+from pipeline.models.artifacts import METADATA_FILE, PREDICTIONS_FILE, load_artifact
+from pipeline.models.register import register
 from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage, StageFailed, run_stage
 from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureStore
 from pipeline.summaries import TrainSummary
-from pipeline.train import train
+from pipeline.training.train import train
 
 #: A small explicit model, for the tests that are not about the defaults.
 SMALL = {"hyperparameters": {"n_estimators": 60, "learning_rate": 0.2}, "quantiles": []}
@@ -163,7 +164,7 @@ def test_artifact_round_trip_and_unique_versions(
 
     moment = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     model = train(data, ctx.config, 1)
-    from pipeline.evaluate import evaluate
+    from pipeline.evaluation.evaluate import evaluate
 
     evaluation = evaluate(model, data, ModelType.FORECAST, ctx.config)
     versions = [
@@ -211,7 +212,7 @@ def test_training_stops_when_its_job_is_cancelled(
         asked.append(1)
         return len(asked) >= 2
 
-    monkeypatch.setattr("pipeline.callbacks.CANCEL_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr("pipeline.training.callbacks.CANCEL_CHECK_SECONDS", 0.0)
     with pytest.raises(TrainingStopped, match="round 2:"):
         train(data, config, 1, should_stop=cancelled_after_two_checks)
     assert len(asked) == 2

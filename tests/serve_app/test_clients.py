@@ -16,7 +16,7 @@ from db.records import JobFilters
 from domain.errors import IllegalTransition, JobNotFound, ServiceUnavailable
 from domain.jobs import JobStatus, ModelType
 from pipeline.config import TrainingConfig
-from pipeline.demo import load_series
+from pipeline.store.demo import load_series
 from serve_app.cli import app
 from tests.serve_app.conftest import QUICK, SLOW, Deployed
 

@@ -7,7 +7,7 @@ import io
 import pandas as pd
 import pytest
 
-from pipeline.demo import load_series
+from pipeline.store.demo import load_series
 from tests.serve_app.conftest import Deployed
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.artifacts import PREDICTIONS_FILE
-from pipeline.demo import load_series
+from pipeline.models.artifacts import PREDICTIONS_FILE
+from pipeline.store.demo import load_series
 from tests.ray_state import task_names
 from tests.serve_app.conftest import QUICK, Deployed
 
@@ -41,7 +41,7 @@ async def test_a_backtest_runs_its_windows_as_tasks_and_keeps_the_registered_mod
     assert model["metrics"]["mae"] == plain["metrics"]["mae"]
 
     # One experiment per window, with its span and metrics; the job has their mean and spread.
-    experiments = await deployed.store.experiments_of_job(job["job_id"])
+    experiments = await deployed.experiments.of_job(job["job_id"])
     windows = sorted(
         (e for e in experiments if e.name.startswith("backtest window ")), key=lambda e: e.name
     )

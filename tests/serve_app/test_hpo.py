@@ -15,8 +15,8 @@ import ray
 from optuna.trial import TrialState
 
 from domain.jobs import ExperimentStatus
-from pipeline.artifacts import METADATA_FILE
-from pipeline.hpo import NUMBER, journal_storage
+from pipeline.models.artifacts import METADATA_FILE
+from pipeline.search.hpo import NUMBER, journal_storage
 from tests import ray_state
 from tests.ray_state import idle_cpus, task_names
 from tests.serve_app.conftest import TEN_WEEKS, Deployed
@@ -54,7 +54,7 @@ async def test_search_records_every_trial_and_registers_the_best(deployed: Deplo
         0,
     )
 
-    experiments = await deployed.store.experiments_of_job(job_id)
+    experiments = await deployed.experiments.of_job(job_id)
     trials = {e.name: e for e in experiments if e.name.startswith("trial ")}
     assert set(trials) == {f"trial {n}" for n in range(6)}
     assert all(e.status is ExperimentStatus.COMPLETED for e in trials.values())
@@ -118,9 +118,7 @@ async def test_pruning_stops_trials_in_a_bad_region(deployed: Deployed) -> None:
     assert job["metrics"]["trials_pruned"] >= 1
     assert job["metrics"]["trials_completed"] + job["metrics"]["trials_pruned"] == 12
     pruned = [
-        e
-        for e in await deployed.store.experiments_of_job(job_id)
-        if e.status is ExperimentStatus.PRUNED
+        e for e in await deployed.experiments.of_job(job_id) if e.status is ExperimentStatus.PRUNED
     ]
     assert len(pruned) == job["metrics"]["trials_pruned"]
     curve = await deployed.experiments.metric_history(pruned[0].experiment_id, "validation_l1")
@@ -181,7 +179,7 @@ async def test_a_killed_orchestrator_resumes_the_study(deployed: Deployed) -> No
     study = study_of(deployed, job_id)
     assert len(study.trials) == 10, "finished trials are not run again"
     assert all(t.state is TrialState.COMPLETE for t in study.trials)
-    experiments = await deployed.store.experiments_of_job(job_id)
+    experiments = await deployed.experiments.of_job(job_id)
     names = [e.name for e in experiments if e.name.startswith("trial ")]
     assert sorted(names) == sorted(f"trial {t.user_attrs[NUMBER]}" for t in study.trials)
     assert job["metrics"]["trials_completed"] == 10
@@ -203,7 +201,7 @@ async def test_failed_trials_are_recorded_and_the_search_goes_on(deployed: Deplo
     assert job["metrics"]["best_params"] == {"objective": "regression"}
     failed = [
         e
-        for e in await deployed.store.experiments_of_job(job_id)
+        for e in await deployed.experiments.of_job(job_id)
         if e.status is ExperimentStatus.FAILED and e.name.startswith("trial ")
     ]
     assert len(failed) == job["metrics"]["trials_failed"]

@@ -14,7 +14,7 @@ import pytest
 import ray
 
 from domain.auth import Role
-from pipeline.artifacts import PREDICTIONS_FILE, load_artifact
+from pipeline.models.artifacts import PREDICTIONS_FILE, load_artifact
 from pipeline.storage import Location
 from tests.ray_state import task_names, task_states
 from tests.serve_app.conftest import SLOW, Deployed
@@ -76,7 +76,7 @@ async def test_submitted_job_completes_with_a_registered_loadable_model(deployed
     assert artifact.metadata["lineage"]["test_end"] < "2025-12-01"
     assert artifact.metadata["metrics"]["mae"] == metrics["mae"]
 
-    [experiment] = await deployed.store.experiments_of_job(job["job_id"])
+    [experiment] = await deployed.experiments.of_job(job["job_id"])
     assert experiment.model_id == job["model_id"]
     assert experiment.params["learning_rate"] == 0.1
     assert experiment.params["objective"] == ["regression", "regression_l1"]
@@ -116,10 +116,10 @@ async def test_artifact_reproduces_the_evaluation_predictions(
 import sys, numpy as np, pandas as pd
 from pipeline.storage import Location
 from pipeline.config import TrainingConfig
-from pipeline.feature_store import FeatureStore
-from pipeline.features import build_features
-from pipeline.preprocess import time_split_bounds
-from pipeline.artifacts import load_artifact
+from pipeline.store.feature_store import FeatureStore
+from pipeline.features.build import build_features
+from pipeline.features.preprocess import time_split_bounds
+from pipeline.models.artifacts import load_artifact
 artifact = load_artifact(Location({str(directory)!r}))
 config = TrainingConfig.model_validate(artifact.metadata["config"])
 store = FeatureStore(Location({str(deployed.data_dir / "features")!r}))

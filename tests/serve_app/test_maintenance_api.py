@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from db.experiments import ExperimentCatalog
 from db.models import TrainingJob
 from db.records import MetricPoint, NewJob
 from domain.clock import utcnow
@@ -20,7 +21,7 @@ async def test_cleanup_purges_expired_jobs_and_keeps_their_metrics(deployed: Dep
         NewJob("tenant-old", ModelType.FORECAST, "old", "forecast_basic", 0, {"horizon": 24})
     )
     await store.transition(job.job_id, JobEvent.START)
-    experiment_id = await store.create_experiment(
+    experiment_id = await ExperimentCatalog(store.database).create_experiment(
         job.job_id, "old run", {"lr": 0.1}, [MetricPoint("validation_l1", 3.0, 1)]
     )
     await store.transition(job.job_id, JobEvent.FAIL, error_message="long ago")

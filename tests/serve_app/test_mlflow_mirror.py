@@ -27,12 +27,12 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from actors.mlflow_writer import COMPLETE_TAG, JOB_TAG, MODEL_TAG, PARENT_TAG
 from actors.settings import NAMESPACE
 from domain.jobs import ExperimentStatus
-from pipeline.artifacts import MODEL_FILE, series_directory
+from pipeline.models.artifacts import MODEL_FILE, series_directory
 from tests.mlflow_load import pyfunc_predict
 from tests.mlflow_server import MlflowServer
 from tests.network import free_port
-from tests.pipeline.test_per_series import meters
-from tests.pipeline.test_predict import as_json_rows
+from tests.pipeline.forecasting.test_predict import as_json_rows
+from tests.pipeline.training.test_per_series import meters
 from tests.serve_app.conftest import SLOW, TEN_WEEKS, Deployed
 from tests.serve_app.test_console import CHROMIUM, SCREENSHOTS
 from tests.serve_app.test_per_series import upload
@@ -259,7 +259,7 @@ async def test_hpo_trials_become_child_runs_pruned_ones_killed(deployed: Deploye
     client = tracking(deployed)
     experiment_id = run.info.experiment_id
     children = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{run.info.run_id}'")
-    experiments = await deployed.store.experiments_of_job(job_id)
+    experiments = await deployed.experiments.of_job(job_id)
     by_name = {c.info.run_name: c for c in children}
     assert set(by_name) == {e.name for e in experiments if e.model_id != job["model_id"]}
     trials = [e for e in experiments if e.name.startswith("trial ")]

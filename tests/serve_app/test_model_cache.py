@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.artifacts import artifact_bytes
+from pipeline.models.artifacts import artifact_bytes
 from pipeline.storage import Location
 from serve_app.model_cache import ModelCache
 

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from ray import serve
 
-from pipeline.artifacts import PREDICTIONS_FILE, ModelArtifact, load_artifact
-from pipeline.feature_store import FeatureStore
-from pipeline.features import build_features
-from pipeline.predict import history_needed
+from pipeline.features.build import build_features
+from pipeline.forecasting.predict import history_needed
+from pipeline.models.artifacts import PREDICTIONS_FILE, ModelArtifact, load_artifact
 from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureStore
 from serve_app.deployment import APP_NAME
 from tests.serve_app.conftest import Deployed
 from tests.serve_app.test_forecasting import P10_P90

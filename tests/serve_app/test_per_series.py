@@ -8,11 +8,11 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from pipeline.artifacts import load_artifact
-from pipeline.predict import predict_rows
+from pipeline.forecasting.predict import predict_rows
+from pipeline.models.artifacts import load_artifact
 from pipeline.storage import Location
-from tests.pipeline.test_per_series import alone, meters
-from tests.pipeline.test_predict import as_json_rows
+from tests.pipeline.forecasting.test_predict import as_json_rows
+from tests.pipeline.training.test_per_series import alone, meters
 from tests.ray_state import task_names
 from tests.serve_app.conftest import QUICK, Deployed, count_jobs
 

@@ -17,7 +17,7 @@ import pytest
 from db.keys import ApiKeyStore
 from domain.auth import Role
 from domain.clock import utcnow
-from pipeline.demo import load_series
+from pipeline.store.demo import load_series
 from tests.serve_app.conftest import SLOW, Deployed, count_jobs, job_body
 
 VICTIM = "victim"

@@ -1,0 +1,193 @@
+"""Rolling-origin backtests: how the model would have done, retrained at each origin.
+
+``windows`` origins over the most recent data, ``step`` steps apart, the last one a
+horizon before the data ends. Each window trains the job's own recipe (the same boosters'
+parameters and rounds, as a scheduled retrain would reuse them) on every row before its
+origin, then forecasts the horizon that follows: what a daily retrain would have given.
+Features already use only values a horizon old, so the rows after an origin never leak
+into its training rows. The intervals use the job's own calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from domain.errors import InvalidRequest, PipelineError
+from pipeline.config import TrainingConfig
+from pipeline.evaluation.evaluate import point_metrics
+from pipeline.features.build import warm_up
+from pipeline.features.preprocess import PreparedData
+from pipeline.scoring.intervals import QuantileCalibration, quantile_metrics
+from pipeline.scoring.series import naive_mae
+from pipeline.store.feature_store import FeatureSetSchema
+from pipeline.summaries import BacktestSummary, WindowResult
+from pipeline.training.blend import Member, blend_predict, quantile_forecasts
+from pipeline.training.boosters import booster_on
+from pipeline.training.train import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+#: Distinct timestamps (past the warm-up) the first window must train on, at least.
+MIN_TRAIN_STEPS = 100
+
+
+@dataclass(frozen=True)
+class Window:
+    number: int
+    origin: np.datetime64
+    end: np.datetime64  # exclusive
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What each window trains: the model's boosters (point and quantile) with their
+    parameters and fixed rounds, and the model's quantile calibration."""
+
+    members: tuple[BoosterRecipe, ...]
+    quantile_members: tuple[BoosterRecipe, ...]
+    calibration: QuantileCalibration | None
+
+    @classmethod
+    def of(cls, model: TrainedModel) -> Recipe:
+        return cls(_recipes(model.members), _recipes(model.quantile_members), model.calibration)
+
+
+#: One booster to train: objective, LightGBM parameters, rounds, and quantile (or None).
+BoosterRecipe = tuple[str, dict[str, Any], int, float | None]
+
+
+def _recipes(members: Sequence[Member]) -> tuple[BoosterRecipe, ...]:
+    return tuple(
+        (m.objective, {**m.booster.params, "num_threads": 1}, m.rounds, m.alpha) for m in members
+    )
+
+
+def _train(
+    recipes: Sequence[BoosterRecipe], data: PreparedData, X: np.ndarray, y: np.ndarray
+) -> tuple[Member, ...]:
+    return tuple(
+        Member(objective, booster_on(data, X, y, params, rounds), rounds, quantile)
+        for objective, params, rounds, quantile in recipes
+    )
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    windows: list[WindowResult]
+
+    def metrics(self) -> dict[str, float]:
+        """``backtest_<metric>_mean`` and ``_std`` over the windows that scored."""
+        names = sorted({name for w in self.windows for name in w.metrics})
+        out: dict[str, float] = {"backtest_windows": float(len(self.windows))}
+        for name in names:
+            values = np.array([w.metrics[name] for w in self.windows if name in w.metrics])
+            out[f"backtest_{name}_mean"] = float(values.mean())
+            out[f"backtest_{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        return out
+
+    def summary(self) -> BacktestSummary:
+        return BacktestSummary(windows=list(self.windows), metrics=self.metrics())
+
+
+def required_steps(horizon: int, season: int, windows: int, step: int) -> int:
+    """Steps of history one series needs for the backtest: the warm-up, the first window's
+    training rows, and the windows themselves."""
+    return warm_up(horizon, season) + MIN_TRAIN_STEPS + (windows - 1) * step + horizon
+
+
+def check_fits(config: TrainingConfig, schema: FeatureSetSchema, step_seconds: float) -> None:
+    """Whether the job's backtest windows fit in the feature set's selected date range.
+
+    Raises:
+        InvalidRequest: on ``config.backtest``, with the steps needed and available.
+    """
+    if config.backtest is None:
+        return
+    step_length = timedelta(seconds=step_seconds)
+    first, last = pd.Timestamp(schema.start), pd.Timestamp(schema.end)
+    if config.start_date is not None:
+        first = max(first, pd.Timestamp(config.start_date))
+    if config.end_date is not None:
+        last = min(last, pd.Timestamp(config.end_date) - step_length)
+    season = max(1, round(timedelta(days=1) / step_length))
+    windows, step = config.backtest.windows, config.backtest_step
+    needed = required_steps(config.horizon, season, windows, step)
+    available = max(0, math.floor((last - first).total_seconds() / step_seconds) + 1)
+    if needed > available:
+        raise InvalidRequest(
+            "config.backtest",
+            f"{windows} windows {step} steps apart, each forecasting {config.horizon} steps, "
+            f"need {needed} steps of data (a {warm_up(config.horizon, season)}-step warm-up "
+            f"and {MIN_TRAIN_STEPS} training steps before the first origin); the selected "
+            f"range of {schema.name!r} has {available}",
+        )
+
+
+def plan(timestamps: np.ndarray, horizon: int, windows: int, step: int) -> list[Window]:
+    """The windows over the sorted distinct ``timestamps`` of the usable rows.
+
+    Raises:
+        PipelineError: the first origin leaves fewer than ``MIN_TRAIN_STEPS`` before it.
+    """
+    stamps = np.unique(timestamps)
+    first = len(stamps) - horizon - (windows - 1) * step
+    if first < MIN_TRAIN_STEPS:
+        raise PipelineError(
+            f"the backtest's {windows} windows ({step} steps apart, {horizon} each) leave "
+            f"{max(first, 0)} timestamps to train the first one on; need {MIN_TRAIN_STEPS}"
+        )
+    planned = []
+    for number in range(windows):
+        start = first + number * step
+        stop = start + horizon
+        end = stamps[stop] if stop < len(stamps) else stamps[-1] + np.timedelta64(1, "ns")
+        planned.append(Window(number, stamps[start], end))
+    return planned
+
+
+def all_rows(data: PreparedData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features, target, timestamps and seasonal-naive values of every part, in time order."""
+    parts = (data.train, data.validation, data.test)
+    return (
+        np.vstack([p.X for p in parts]),
+        np.concatenate([p.y for p in parts]),
+        np.concatenate([p.timestamps for p in parts]),
+        np.concatenate([p.seasonal_naive for p in parts]),
+    )
+
+
+def run_window(data: PreparedData, recipe: Recipe, window: Window) -> WindowResult:
+    """Train the recipe on the rows before the window's origin; score its horizon."""
+    started = time.perf_counter()
+    X, y, stamps, naive = all_rows(data)
+    before = stamps < window.origin
+    inside = (stamps >= window.origin) & (stamps < window.end)
+    metrics: dict[str, float] = {}
+    if inside.any():
+        members = _train(recipe.members, data, X[before], y[before])
+        predicted = blend_predict(members, X[inside])
+        scale = naive_mae(y[before], naive[before])
+        metrics = point_metrics(y[inside], predicted, naive[inside], scale)
+        if recipe.calibration is not None:
+            boosters = _train(recipe.quantile_members, data, X[before], y[before])
+            bounds = quantile_forecasts(recipe.calibration, boosters, X[inside], predicted)
+            assert bounds is not None
+            metrics.update(quantile_metrics(y[inside], bounds, recipe.calibration.quantiles))
+    return WindowResult(
+        number=window.number,
+        origin=str(window.origin),
+        end=str(window.end),
+        train_rows=int(before.sum()),
+        test_rows=int(inside.sum()),
+        seconds=time.perf_counter() - started,
+        metrics=metrics,
+    )

@@ -1,0 +1,118 @@
+"""The evaluate stage: test-set accuracy against a seasonal-naive baseline, forecast
+quantiles and their calibration, per-series accuracy, and anomalies."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_score,
+    r2_score,
+    recall_score,
+)
+
+from domain.jobs import ModelType
+from pipeline.config import TrainingConfig
+from pipeline.evaluation.forecaster import Forecaster
+from pipeline.features.preprocess import PreparedFeatures
+from pipeline.scoring.anomalies import ResidualThreshold
+from pipeline.scoring.intervals import QuantileCalibration, quantile_metrics
+from pipeline.scoring.series import naive_mae, per_series, worst
+from pipeline.summaries import EvaluateSummary
+
+logger = logging.getLogger(__name__)
+
+#: Scales a median absolute deviation to a normal distribution's standard deviation.
+MAD_TO_SIGMA = 1.4826
+#: Series named in the job's log as the worst served.
+WORST_SERIES_LOGGED = 5
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, float]
+    predictions: np.ndarray
+    threshold: ResidualThreshold | None
+    anomaly_flags: np.ndarray | None
+    calibration: QuantileCalibration | None = None
+    bounds: np.ndarray | None = None  # one column per quantile, for the test rows
+    series_metrics: pd.DataFrame | None = None
+
+    def summary(self) -> EvaluateSummary:
+        return EvaluateSummary(metrics=self.metrics)
+
+
+def point_metrics(
+    actual: np.ndarray, predicted: np.ndarray, naive: np.ndarray, naive_scale: float
+) -> dict[str, float]:
+    """MAE, RMSE, MAPE, R², the seasonal-naive MAE and MASE (finite ones only)."""
+    mae = float(mean_absolute_error(actual, predicted))
+    nonzero = actual != 0
+    metrics = {
+        "mae": mae,
+        "rmse": float(np.sqrt(mean_squared_error(actual, predicted))),
+        "mape": float(
+            np.mean(np.abs((actual[nonzero] - predicted[nonzero]) / actual[nonzero])) * 100
+        ),
+        "r2": float(r2_score(actual, predicted)) if len(actual) > 1 else math.nan,
+        "naive_mae": naive_mae(actual, naive),
+        "mase": mae / naive_scale if naive_scale > 0 else math.nan,
+    }
+    return {name: value for name, value in metrics.items() if math.isfinite(value)}
+
+
+def evaluate(
+    model: Forecaster, data: PreparedFeatures, model_type: ModelType, config: TrainingConfig
+) -> Evaluation:
+    """Point metrics on the untouched test part; with quantiles, their coverage, widths,
+    pinball losses and WQL; per series when the set has several; for anomaly models,
+    flags beyond ``config.anomaly_threshold`` robust z-scores."""
+    test = data.test
+    predictions = model.predict(test.X)
+    scale = data.naive_scale()
+    metrics = point_metrics(test.y, predictions, test.seasonal_naive, scale)
+    residuals = data.validation.y - model.validation_predictions
+    bounds = model.predict_quantiles(test.X, predictions)
+    if bounds is not None:
+        metrics.update(quantile_metrics(test.y, bounds, config.quantiles))
+    series_table = None
+    scales = data.naive_scales()
+    if test.series is not None and scales is not None:
+        series_table = per_series(
+            test.series, test.y, predictions, scales, bounds, config.quantiles
+        )
+        _log_worst(series_table)
+    threshold = flags = None
+    if model_type is ModelType.ANOMALY:
+        center = float(np.median(residuals))
+        scale = MAD_TO_SIGMA * float(np.median(np.abs(residuals - center)))
+        threshold = ResidualThreshold(center, scale, config.anomaly_threshold)
+        flags = threshold.flags(test.y, predictions)
+        metrics["anomaly_rate"] = float(flags.mean())
+        if test.labels is not None:
+            labels = test.labels
+            metrics["precision"] = float(precision_score(labels, flags, zero_division=0))
+            metrics["recall"] = float(recall_score(labels, flags, zero_division=0))
+            metrics["f1"] = float(f1_score(labels, flags, zero_division=0))
+    logger.info(
+        "test metrics: %s",
+        ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()),
+    )
+    return Evaluation(
+        metrics, predictions, threshold, flags, model.calibration, bounds, series_table
+    )
+
+
+def _log_worst(table: pd.DataFrame) -> None:
+    rows = worst(table, WORST_SERIES_LOGGED)
+    listed = "; ".join(
+        f"{row.series} (MASE {row.mase:.3f}, MAE {row.mae:.4g})" for row in rows.itertuples()
+    )
+    logger.info("worst series of %d on the test part: %s", len(table), listed)

@@ -1,0 +1,47 @@
+"""What the evaluate and register stages read of a trained model: one LightGBM blend
+(``pipeline.training.train.TrainedModel``) or one per series
+(``pipeline.training.per_series.SeriesBundle``)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from pipeline.scoring.intervals import QuantileCalibration
+from pipeline.summaries import SearchSummary, TrainSummary
+
+
+class Forecaster(Protocol):
+    """A trained model's forecasts and what its training learned."""
+
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+    @property
+    def best_iteration(self) -> int: ...
+
+    @property
+    def curve(self) -> dict[str, list[float]]: ...
+
+    @property
+    def validation_predictions(self) -> np.ndarray:
+        """Out-of-sample forecasts of the validation rows, in their order."""
+        ...
+
+    @property
+    def validation_scores(self) -> dict[str, float]: ...
+
+    @property
+    def calibration(self) -> QuantileCalibration | None:
+        """The one quantile calibration of the model (None when it has several)."""
+        ...
+
+    @property
+    def search(self) -> SearchSummary | None: ...
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def predict_quantiles(self, X: np.ndarray, point: np.ndarray) -> np.ndarray | None: ...
+
+    def summary(self) -> TrainSummary: ...

@@ -1,0 +1,372 @@
+"""Batch forecasts: the next ``horizon`` steps of many series from a feature set's history.
+
+Each series is forecast from its own origin, the timestamp of its last known target: the
+rows ``origin + 1 .. origin + horizon`` steps are built by the training feature code
+(``pipeline.features.build``) from the history before them, as ``predict_rows`` does for a
+request. A model trained for horizon ``h`` reads lags of at least ``h`` steps, so it can
+forecast at most ``h`` steps past the origin; asking further is refused.
+
+Covariates of the future rows are taken from the feature set where it has them (rows past
+a series' last target, with the target left empty: a weather forecast, say); a covariate
+it lacks is carried forward from the same time of the latest day of history (seasonal
+naive), since the model needs a value and that one is known at forecast time.
+
+Plain functions without Ray: ``pipeline.graph`` runs ``forecast_chunk`` as tasks over
+chunks of series.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from domain.errors import InvalidRequest
+from pipeline.features.build import FeatureSpec, build_features, warm_up
+from pipeline.forecasting.predict import history_needed
+from pipeline.models.artifacts import ModelArtifact, feature_spec_of, quantile_column
+from pipeline.stages import chunks
+from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureFrame, FeatureSetSchema, FeatureStore
+
+#: Where a tenant's forecasts are written under the artifacts root (``_`` cannot start a
+#: model name, so it never meets a model's directory).
+FORECASTS_DIR = "_forecasts"
+FORECAST_FILE = "forecast.parquet"
+#: Series per Ray task.
+CHUNK_SERIES = 200
+#: The output's columns before the quantiles.
+COLUMNS = ("series", "timestamp", "predicted")
+#: The series key of a set with a single series (its output's ``series`` is null).
+_ONE_SERIES = "_series"
+
+
+@dataclass(frozen=True)
+class ForecastTask:
+    """One forecast to run: what the coordinator task receives."""
+
+    forecast_id: str
+    tenant_id: str
+    model_uri: str
+    feature_set: str
+    horizon: int
+    series: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class ForecastOutcome:
+    rows: int
+    artifact_uri: str
+
+
+@dataclass(frozen=True)
+class SeriesHistory:
+    """The rows of the chosen series that their forecasts read, with the set's columns
+    renamed to the model's (series key, timestamp, target, covariates)."""
+
+    schema: FeatureSetSchema
+    data: pd.DataFrame
+    series: tuple[str, ...]
+    single: bool
+
+    def split(self, size: int = CHUNK_SERIES) -> list[SeriesHistory]:
+        """The history in parts of at most ``size`` series each."""
+        keys = self.data[_ONE_SERIES]
+        return [
+            replace(self, data=self.data[keys.isin(part)].reset_index(drop=True), series=part)
+            for part in chunks(self.series, size)
+        ]
+
+
+def check_request(
+    store: FeatureStore,
+    metadata: dict[str, Any],
+    feature_set: str,
+    horizon: int,
+    series: Sequence[str] | None,
+) -> None:
+    """Check a request as ``load_history`` does, without holding the set's history: its
+    key and target columns are read a batch at a time.
+
+    Raises:
+        InvalidRequest: as ``load_history``.
+    """
+    schema = _compatible_schema(store, metadata, feature_set, horizon)
+    keys = [schema.series_column, schema.timestamp_column, schema.target_column]
+    batches = store.batches(
+        feature_set, [c for c in keys if c], version=schema.pinned_version, series=series
+    )
+    parts = [_spans(batch, schema) for batch in batches]
+    spans = (
+        pd.concat(parts).groupby(level=0).agg({"first": "min", "last": "max"})
+        if parts
+        else pd.DataFrame(columns=["first", "last"])
+    )
+    chosen_series(metadata, schema, spans, series)
+
+
+def load_history(
+    store: FeatureStore,
+    metadata: dict[str, Any],
+    feature_set: str,
+    horizon: int,
+    series: Sequence[str] | None,
+) -> SeriesHistory:
+    """Check the request against the model and the set, and read what it forecasts from.
+
+    Raises:
+        InvalidRequest: on ``feature_set`` (unknown or unfit for the model), ``horizon`` or
+            ``series`` (see ``check_compatible`` and ``chosen_series``).
+    """
+    schema = _compatible_schema(store, metadata, feature_set, horizon)
+    # Only the named series and the model's columns are read, of the version just checked.
+    frame = store.load(
+        feature_set,
+        version=schema.pinned_version,
+        series=series,
+        columns=[schema.target_column, *metadata["feature_schema"]["covariates"]],
+    )
+    return select_history(metadata, frame, series)
+
+
+def _compatible_schema(
+    store: FeatureStore, metadata: dict[str, Any], feature_set: str, horizon: int
+) -> FeatureSetSchema:
+    if not store.exists(feature_set):
+        raise InvalidRequest("feature_set", f"no feature set {feature_set!r}")
+    schema = store.schema(feature_set)
+    check_compatible(metadata, schema, store.step_seconds(feature_set), horizon)
+    return schema
+
+
+def forecast_directory(artifacts_root: Location, tenant_id: str, forecast_id: str) -> Location:
+    """Where one forecast's files are (only ``FORECAST_FILE`` so far)."""
+    return artifacts_root / tenant_id / FORECASTS_DIR / forecast_id
+
+
+def forecast_location(artifacts_root: Location, tenant_id: str, forecast_id: str) -> Location:
+    return forecast_directory(artifacts_root, tenant_id, forecast_id) / FORECAST_FILE
+
+
+def check_compatible(
+    metadata: dict[str, Any], schema: FeatureSetSchema, step_seconds: float, horizon: int
+) -> None:
+    """Whether the model can forecast ``horizon`` steps of this set at all.
+
+    Raises:
+        InvalidRequest: on ``horizon`` (beyond the model's), or ``feature_set`` (without
+            the model's target, covariates or series, or at another time step).
+    """
+    spec = feature_spec_of(metadata)
+    if horizon > spec.horizon:
+        raise InvalidRequest(
+            "horizon",
+            f"the model was trained for a horizon of {spec.horizon} steps: its lags reach "
+            f"no further, so it cannot forecast {horizon} steps ahead",
+        )
+    trained = metadata["feature_schema"]
+    if schema.target_column != trained["target_column"]:
+        raise InvalidRequest(
+            "feature_set",
+            f"{schema.name!r} has target {schema.target_column!r}; the model forecasts "
+            f"{trained['target_column']!r}",
+        )
+    missing = [c for c in trained["covariates"] if c not in schema.covariates]
+    if missing:
+        raise InvalidRequest(
+            "feature_set", f"{schema.name!r} lacks the model's covariates {missing}"
+        )
+    if spec.series is not None and schema.series_column is None:
+        raise InvalidRequest(
+            "feature_set",
+            f"{schema.name!r} has no series column; the model was trained on "
+            f"{len(spec.series)} series",
+        )
+    if spec.step_seconds is not None and not math.isclose(step_seconds, spec.step_seconds):
+        raise InvalidRequest(
+            "feature_set",
+            f"{schema.name!r} steps by {step_seconds:g} s; the model was trained on steps "
+            f"of {spec.step_seconds:g} s",
+        )
+
+
+def select_history(
+    metadata: dict[str, Any], frame: FeatureFrame, series: Sequence[str] | None
+) -> SeriesHistory:
+    """The history the forecasts of ``series`` (default: every series of the set) need.
+
+    Raises:
+        InvalidRequest: see ``chosen_series``.
+    """
+    spec = feature_spec_of(metadata)
+    trained = metadata["feature_schema"]
+    schema = frame.schema
+    chosen = chosen_series(metadata, schema, _spans(frame.data, schema), series)
+    single = schema.series_column is None
+    data = frame.data
+    key = schema.series_column or _ONE_SERIES
+    if single:
+        data = data.assign(**{_ONE_SERIES: _ONE_SERIES})
+    wanted = data[data[key].astype(str).isin(chosen)] if series is not None else data
+    history = pd.DataFrame(
+        {
+            _ONE_SERIES: wanted[key].astype(str),
+            trained["timestamp_column"]: wanted[schema.timestamp_column],
+            trained["target_column"]: wanted[schema.target_column].astype("float64"),
+            **{c: wanted[c].astype("float64") for c in trained["covariates"]},
+        }
+    )
+    model_schema = replace(
+        FeatureSetSchema(**trained),
+        series_column=_ONE_SERIES,
+        label_column=None,
+    )
+    return SeriesHistory(model_schema, _trimmed(history, model_schema, spec), chosen, single)
+
+
+def chosen_series(
+    metadata: dict[str, Any],
+    schema: FeatureSetSchema,
+    spans: pd.DataFrame,
+    series: Sequence[str] | None,
+) -> tuple[str, ...]:
+    """The series a request forecasts, given each series' ``first`` and ``last`` timestamp
+    with a known target (``_spans``).
+
+    Raises:
+        InvalidRequest: on ``series`` (not in the set, unknown to the model, or with too
+            little history), or ``feature_set`` (a series of it is unknown to the model
+            or too short, when no series were named).
+    """
+    spec = feature_spec_of(metadata)
+    field = "series" if series is not None else "feature_set"
+    if schema.series_column is None and series is not None:
+        raise InvalidRequest("series", f"{schema.name!r} has a single series: omit series")
+    present = spans.index
+    chosen = tuple(dict.fromkeys(series)) if series is not None else tuple(sorted(present))
+    unknown = [s for s in chosen if s not in present]
+    if unknown:
+        raise InvalidRequest(
+            "series", f"{len(unknown)} series not in {schema.name!r}: {unknown[:5]}"
+        )
+    if spec.series is not None:
+        strangers = sorted(set(chosen) - set(spec.series))
+        if strangers:
+            raise InvalidRequest(
+                field,
+                f"the model was not trained on {len(strangers)} of these series "
+                f"({strangers[:5]}); name the series to forecast with 'series'",
+            )
+    selected = spans.loc[list(chosen)]
+    empty = sorted(selected.index[selected["last"].isna()])
+    if empty:
+        raise InvalidRequest(field, f"series without a known {schema.target_column}: {empty[:5]}")
+    seconds = (selected["last"] - selected["first"]).dt.total_seconds()
+    steps = (seconds / spec.step.total_seconds()).round() + 1
+    need = warm_up(spec.horizon, spec.season)
+    short = steps[steps < need]
+    if len(short):
+        raise InvalidRequest(
+            field,
+            f"{len(short)} series have less history than the {need} steps the model's lags "
+            f"need (e.g. {short.index[0]!r}: {int(short.iloc[0])} steps)",
+        )
+    return chosen
+
+
+def _spans(data: pd.DataFrame, schema: FeatureSetSchema) -> pd.DataFrame:
+    """Per series (the index; ``_ONE_SERIES`` for a set of one): its ``first`` and
+    ``last`` timestamps with a known target (NaT where it has none)."""
+    keys = data[schema.series_column].astype(str) if schema.series_column else _ONE_SERIES
+    known = data[schema.timestamp_column].where(data[schema.target_column].notna())
+    spans = known.groupby(pd.Series(keys, index=data.index)).agg(["min", "max"])
+    return spans.set_axis(["first", "last"], axis=1)
+
+
+def _trimmed(history: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec) -> pd.DataFrame:
+    """The last ``history_needed`` steps before each series' origin (what its features
+    read) and the set's own rows of its future."""
+    ts, target = schema.timestamp_column, schema.target_column
+    origins = history[history[target].notna()].groupby(_ONE_SERIES)[ts].max()
+    origin = history[_ONE_SERIES].map(origins)
+    reach = history_needed(spec) * spec.step
+    keep = (history[ts] > origin - reach) & (history[ts] <= origin + spec.horizon * spec.step)
+    return history[keep].reset_index(drop=True)
+
+
+def forecast_chunk(artifact: ModelArtifact, history: SeriesHistory, horizon: int) -> pd.DataFrame:
+    """Forecasts of the next ``horizon`` steps of every series in ``history``, by series
+    then time: ``series``, ``timestamp``, ``predicted`` and a ``q<level>`` column per
+    quantile of the model."""
+    spec = artifact.feature_spec
+    schema = history.schema
+    frame = _with_future(history.data, schema, spec, horizon)
+    matrix = build_features(
+        FeatureFrame(schema, frame.drop(columns="_future")),
+        spec,
+        require_target=False,
+        columns=artifact.metadata["features"],
+    )
+    assert matrix.series is not None  # the history always has a series key
+    future = frame.loc[frame["_future"], [_ONE_SERIES, schema.timestamp_column]]
+    wanted = pd.MultiIndex.from_frame(future)
+    at = pd.MultiIndex.from_arrays([matrix.series.astype(str), matrix.timestamps])
+    rows = np.flatnonzero(at.isin(wanted))
+    features = matrix.features.iloc[rows].to_numpy()
+    predicted = artifact.predict(features) if len(rows) else np.empty(0)
+    out = pd.DataFrame(
+        {
+            "series": None if history.single else matrix.series.iloc[rows].to_numpy(dtype=str),
+            "timestamp": matrix.timestamps.iloc[rows].to_numpy(),
+            "predicted": predicted,
+        }
+    )
+    calibration = artifact.calibration
+    bounds = artifact.predict_quantiles(features, predicted) if len(rows) else None
+    if calibration is not None and bounds is not None:
+        for index, quantile in enumerate(calibration.quantiles):
+            out[quantile_column(quantile)] = bounds[:, index]
+    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
+    return out.sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def _with_future(
+    history: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec, horizon: int
+) -> pd.DataFrame:
+    """The history up to each origin, then a row per future step (``_future``) with the
+    set's covariates where it has them, else the seasonal-naive ones."""
+    ts, target = schema.timestamp_column, schema.target_column
+    known = history[history[target].notna()]
+    origins = known.groupby(_ONE_SERIES)[ts].max()
+    past = history[history[ts] <= history[_ONE_SERIES].map(origins)].assign(_future=False)
+    steps = np.arange(1, horizon + 1)
+    future = pd.DataFrame(
+        {
+            _ONE_SERIES: np.repeat(origins.index.to_numpy(), horizon),
+            ts: pd.DatetimeIndex(origins).repeat(horizon)
+            + _steps(np.tile(steps, len(origins)), spec),
+            target: np.nan,
+            "_future": True,
+        }
+    )
+    covariates = schema.covariates
+    if covariates:
+        given = history.set_index([_ONE_SERIES, ts])[covariates]
+        values = given.reindex(pd.MultiIndex.from_frame(future[[_ONE_SERIES, ts]]))
+        days = np.ceil(np.tile(steps, len(origins)) / spec.season)
+        lookback = future[ts] - _steps(days * spec.season, spec)
+        carried = given.reindex(pd.MultiIndex.from_arrays([future[_ONE_SERIES], lookback]))
+        filled = values.to_numpy(dtype="float64", copy=True)
+        gaps = np.isnan(filled)
+        filled[gaps] = carried.to_numpy(dtype="float64")[gaps]
+        future[covariates] = filled
+    frame = pd.concat([past, future], ignore_index=True)
+    return frame.sort_values([_ONE_SERIES, ts], kind="stable").reset_index(drop=True)
+
+
+def _steps(counts: np.ndarray, spec: FeatureSpec) -> pd.TimedeltaIndex:
+    return pd.to_timedelta(counts * spec.step.total_seconds(), unit="s")

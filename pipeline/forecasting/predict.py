@@ -1,0 +1,254 @@
+"""Predicting with a registered model from raw feature-store rows.
+
+A request carries rows of the model's feature-set columns: the timestamp, the series (if
+the set has one), the covariates and the target. Rows whose target is null are the future
+to forecast; rows with a target are the history the lags read (and, for anomaly models,
+the observations to score). The features are built by the same code as in training, so
+serving and training cannot drift apart. Every row past its series' warm-up (the longest
+lag) gets a prediction, with the model's quantiles and, on request, each feature's
+contribution; a request where no row does is refused with the history it lacks. Features
+whose history the request leaves out (last year's values, a full rolling window) are
+missing values to the model, as at the start of its training data: the forecast equals
+the evaluated one when the rows reach ``history_needed`` steps back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from domain.errors import InvalidRequest
+from pipeline.features.build import (
+    YEARLY_HISTORY_DAYS,
+    FeatureMatrix,
+    FeatureSpec,
+    build_features,
+    rolling_windows,
+    warm_up,
+)
+from pipeline.models.artifacts import ModelArtifact
+from pipeline.scoring.anomalies import ResidualThreshold
+from pipeline.scoring.intervals import quantile_key
+from pipeline.store.feature_store import FeatureFrame, FeatureSetSchema
+
+FIELD = "rows"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Each feature's contribution to one forecast; with ``expected_value`` (the model's
+    average forecast) they sum to the forecast."""
+
+    expected_value: float
+    contributions: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    timestamp: pd.Timestamp
+    series: str | None
+    predicted: float
+    actual: float | None
+    anomaly: bool | None
+    anomaly_score: float | None
+    quantiles: dict[str, float] | None = None
+    explanation: Explanation | None = None
+
+
+def history_needed(spec: FeatureSpec) -> int:
+    """Consecutive earlier steps a row needs for every feature to be what training saw:
+    the longest lag, the horizon plus the longest rolling window, or (for models reading
+    last year's values) a year and a week."""
+    steps = max(
+        warm_up(spec.horizon, spec.season), spec.horizon + max(rolling_windows(spec.season)) - 1
+    )
+    if spec.yearly:
+        year = pd.Timedelta(days=YEARLY_HISTORY_DAYS + 7)
+        steps = max(steps, math.ceil(year / spec.step))
+    return steps
+
+
+def predict_rows(
+    artifact: ModelArtifact, rows: Sequence[Mapping[str, Any]], explain: bool = False
+) -> list[Prediction]:
+    """Predictions for every row past its warm-up and at most a horizon after its series'
+    last known target, in time (then series) order.
+
+    Raises:
+        InvalidRequest: wrong or missing columns, nulls/NaNs where values are needed,
+            unparseable timestamps, a series the model does not know, or too little
+            history for any row.
+    """
+    metadata = artifact.metadata
+    schema = replace(FeatureSetSchema(**metadata["feature_schema"]), label_column=None)
+    spec = artifact.feature_spec
+    frame = _frame(schema, rows, spec.step)
+    _known_series(frame, schema, artifact.series or spec.series)
+    matrix = within_reach(
+        build_features(
+            FeatureFrame(schema, frame), spec, require_target=False, columns=metadata["features"]
+        ),
+        frame,
+        schema,
+        spec,
+    )
+    if len(matrix.target) == 0:
+        need = warm_up(spec.horizon, spec.season)
+        raise InvalidRequest(
+            FIELD,
+            f"missing history for the lags: a row to predict needs the {need} steps before it "
+            f"(horizon {spec.horizon}, {spec.season} steps per day) in the same series, and "
+            f"{history_needed(spec)} for every feature; got {len(frame)} rows",
+        )
+    features = matrix.features.to_numpy()
+    predicted = artifact.predict(features)
+    calibration = artifact.calibration
+    bounds = artifact.predict_quantiles(features, predicted)
+    explanations = _explanations(artifact, features) if explain else None
+    actual = matrix.target
+    flags = scores = None
+    threshold = metadata.get("anomaly_threshold")
+    if threshold is not None:
+        rule = ResidualThreshold(**threshold)
+        flags = rule.flags(actual, predicted)
+        scores = np.abs(actual - predicted - rule.center) / rule.scale if rule.scale else None
+    series = matrix.series.to_numpy(dtype=str) if matrix.series is not None else None
+    return [
+        Prediction(
+            timestamp=pd.Timestamp(matrix.timestamps.iloc[i]),
+            series=None if series is None else str(series[i]),
+            predicted=float(predicted[i]),
+            actual=None if math.isnan(actual[i]) else float(actual[i]),
+            anomaly=None if flags is None or math.isnan(actual[i]) else bool(flags[i]),
+            anomaly_score=(None if scores is None or math.isnan(actual[i]) else float(scores[i])),
+            quantiles=None
+            if bounds is None or calibration is None
+            else {
+                quantile_key(q): float(v)
+                for q, v in zip(calibration.quantiles, bounds[i], strict=True)
+            },
+            explanation=None if explanations is None else explanations[i],
+        )
+        for i in range(len(actual))
+    ]
+
+
+def within_reach(
+    matrix: FeatureMatrix, frame: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec
+) -> FeatureMatrix:
+    """The rows no more than a horizon after their series' last known target: further out,
+    the horizon's own lag is the unknown future."""
+    known = frame[frame[schema.target_column].notna()]
+    stamps = known[schema.timestamp_column]
+    reach = spec.horizon * spec.step
+    if schema.series_column and matrix.series is not None:
+        last = stamps.groupby(known[schema.series_column]).max()
+        limit = matrix.series.map(last + reach).to_numpy()
+    else:
+        limit = np.full(len(matrix.target), stamps.max() + reach if len(stamps) else pd.NaT)
+    keep = (matrix.timestamps.to_numpy() <= limit) if len(stamps) else np.zeros(len(limit), bool)
+    return FeatureMatrix(
+        features=matrix.features[keep].reset_index(drop=True),
+        target=matrix.target[keep],
+        timestamps=matrix.timestamps[keep].reset_index(drop=True),
+        series=None if matrix.series is None else matrix.series[keep].reset_index(drop=True),
+        labels=None if matrix.labels is None else matrix.labels[keep],
+        seasonal_naive=matrix.seasonal_naive[keep],
+        season=matrix.season,
+    )
+
+
+def _known_series(
+    frame: pd.DataFrame, schema: FeatureSetSchema, known: tuple[str, ...] | None
+) -> None:
+    """Raises InvalidRequest for a series the model has no forecasts for (it was not
+    trained on it; a per-series model: it has no model of its own for it)."""
+    if schema.series_column is None or known is None:
+        return
+    unknown = ~frame[schema.series_column].isin(known)
+    if unknown.any():
+        row = int(frame.index[unknown.to_numpy()][0])
+        raise InvalidRequest(
+            f"{FIELD}.{row}.{schema.series_column}",
+            f"unknown series {frame[schema.series_column][row]!r}: the model forecasts "
+            f"{len(known)} series (e.g. {list(known[:3])})",
+        )
+
+
+def _explanations(artifact: ModelArtifact, features: np.ndarray) -> list[Explanation]:
+    names = artifact.metadata["features"]
+    table = artifact.contributions(features)
+    return [
+        Explanation(
+            expected_value=float(row[-1]),
+            contributions={name: float(v) for name, v in zip(names, row[:-1], strict=True)},
+        )
+        for row in table
+    ]
+
+
+def _frame(
+    schema: FeatureSetSchema, rows: Sequence[Mapping[str, Any]], step: pd.Timedelta
+) -> pd.DataFrame:
+    required = [c for c in (schema.timestamp_column, schema.series_column) if c]
+    required += [schema.target_column, *schema.covariates]
+    frame = pd.DataFrame(list(rows))
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InvalidRequest(FIELD, f"missing columns {missing}; every row needs {required}")
+    unknown = sorted(set(frame.columns) - set(required))
+    if unknown:
+        raise InvalidRequest(FIELD, f"unknown columns {unknown}; the model reads {required}")
+    needed = [c for c in (schema.timestamp_column, schema.series_column) if c]
+    for name in [*needed, *schema.covariates]:
+        nulls = np.flatnonzero(frame[name].isna().to_numpy())
+        if nulls.size:
+            raise InvalidRequest(f"{FIELD}.{int(nulls[0])}.{name}", f"{name} is null or NaN")
+    try:
+        frame[schema.timestamp_column] = pd.to_datetime(frame[schema.timestamp_column], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(f"{FIELD}.{schema.timestamp_column}", f"bad timestamp: {exc}") from exc
+    if schema.series_column:
+        frame[schema.series_column] = frame[schema.series_column].astype(str)
+    for name in [schema.target_column, *schema.covariates]:
+        try:
+            frame[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(f"{FIELD}.{name}", f"{name} must be numeric: {exc}") from exc
+    keys = [c for c in (schema.series_column, schema.timestamp_column) if c]
+    if frame.duplicated(keys).any():
+        raise InvalidRequest(FIELD, f"duplicate rows for the same {' and '.join(keys)}")
+    frame = frame.sort_values(keys, kind="stable")
+    _no_gaps(frame, schema, step)
+    return frame
+
+
+def _no_gaps(frame: pd.DataFrame, schema: FeatureSetSchema, step: pd.Timedelta) -> None:
+    """Timestamps step evenly and null targets only trail a series (the future): a request
+    with a hole would be forecast from less history than it seems to give."""
+    groups = frame.groupby(schema.series_column) if schema.series_column else [(None, frame)]
+    for _, group in groups:
+        uneven = np.flatnonzero(group[schema.timestamp_column].diff().iloc[1:].to_numpy() != step)
+        if uneven.size:
+            row = int(group.index[uneven[0] + 1])
+            raise InvalidRequest(
+                f"{FIELD}.{row}.{schema.timestamp_column}",
+                f"timestamps must step evenly by {step} within a series, as in training",
+            )
+        known = group[schema.target_column].notna().to_numpy()
+        if not known.any():
+            continue
+        last_known = int(np.flatnonzero(known)[-1])
+        holes = np.flatnonzero(~known[:last_known])
+        if holes.size:
+            row = int(group.index[holes[0]])
+            raise InvalidRequest(
+                f"{FIELD}.{row}.{schema.target_column}",
+                f"{schema.target_column} is null inside the history (only the last rows of a "
+                "series, the ones to forecast, may leave it null)",
+            )

@@ -1,0 +1,129 @@
+"""A training job's stages as chained Ray tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import ray
+from ray import ObjectRef
+
+from pipeline.context import JobContext
+from pipeline.evaluation.evaluate import evaluate
+from pipeline.features.load import load_features, plan_features
+from pipeline.features.preprocess import preprocess
+from pipeline.graph.backtest import backtest_stage
+from pipeline.graph.partitioned import partitioned_stage
+from pipeline.graph.per_series import per_series_stage
+from pipeline.graph.search import search_stage
+from pipeline.job_callbacks import JobCallbacks
+from pipeline.models.register import SavedModel, register
+from pipeline.settings import PipelineSettings
+from pipeline.stages import Stage, StageReport, run_stage
+from pipeline.training.distributed import (
+    retrain_best_distributed,
+    train_distributed,
+)
+from pipeline.training.train import retrain_best, train
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The in-flight tasks of one job: per stage, the output and report refs."""
+
+    outputs: list[ObjectRef[Any]]
+    reports: list[ObjectRef[StageReport]]
+
+    @property
+    def result(self) -> ObjectRef[SavedModel]:
+        """The last stage's output: the model the register stage saved."""
+        return cast(ObjectRef[SavedModel], self.outputs[-1])
+
+    def cancel(self, force: bool = False) -> None:
+        """Cancel the stage that is running; the stages after it then fail without running.
+
+        Only that one task is cancelled: cancelling tasks that wait on it races with their
+        dispatch in Ray's task manager (it can crash the owner when a task it marked
+        cancelled reports completion). ``force`` kills the worker running it, for a task
+        that did not stop when asked.
+        """
+        for ref in self.reports:
+            finished, _ = ray.wait([ref], timeout=0)
+            if not finished:
+                ray.cancel(ref, force=force)
+                return
+
+
+_remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
+
+
+def launch(
+    context: JobContext, settings: PipelineSettings, callbacks: JobCallbacks | None = None
+) -> PipelineRun:
+    """Submit the job's stages as chained Ray tasks and return their refs at once.
+
+    With HPO a ``search`` stage runs between preprocess and train, and train refits the
+    best trial; ``callbacks`` then hear of every trial. With ``distributed`` the train
+    stage only coordinates (no CPU): Ray Train's workers train (``pipeline.training.distributed``),
+    and unless a search or a backtest needs every row in one place, the features are built
+    per series bucket (``partitioned_stage``).
+    A per-series job's train stage fans out over the series (``per_series_stage``).
+    """
+    config = context.config
+
+    def submit(stage: Stage, fn: Callable[..., Any], *args: Any, cpus: int = 1) -> ObjectRef[Any]:
+        output, report = _remote_stage.options(
+            name=f"{stage}:{context.job_id}",
+            num_cpus=cpus,
+            max_retries=settings.stage_max_retries,
+        ).remote(stage, fn, *args)
+        outputs.append(output)
+        reports.append(report)
+        return cast(ObjectRef[Any], output)
+
+    outputs: list[ObjectRef[Any]] = []
+    reports: list[ObjectRef[StageReport]] = []
+    features = settings.features_root
+    if config.partitioned:
+        planned = submit(Stage.LOAD_FEATURES, plan_features, context, features)
+        data = submit(
+            Stage.PREPROCESS, partitioned_stage, context, planned, features, callbacks, cpus=0
+        )
+    else:
+        frame = submit(Stage.LOAD_FEATURES, load_features, context, features)
+        data = submit(Stage.PREPROCESS, preprocess, frame, config)
+    cpus = config.train_cpus
+    if config.enable_hpo:
+        preprocessed = reports[-1]
+        found = submit(
+            Stage.SEARCH,
+            search_stage,
+            context,
+            [data],
+            preprocessed,
+            settings.studies_root,
+            callbacks,
+            cpus=0,
+        )
+        if config.distributed is not None:  # Ray Train's workers hold the CPUs
+            model = submit(Stage.TRAIN, retrain_best_distributed, data, found, config, cpus=0)
+        else:
+            model = submit(Stage.TRAIN, retrain_best, data, found, config, cpus, cpus=cpus)
+    elif config.per_series:
+        model = submit(Stage.TRAIN, per_series_stage, context, [data], callbacks, cpus=0)
+    else:
+        stop = callbacks.is_cancelled if callbacks is not None else None
+        live = callbacks.record_live_metrics if callbacks is not None else None
+        if config.distributed is not None:
+            model = submit(Stage.TRAIN, train_distributed, data, config, stop, live, cpus=0)
+        else:
+            model = submit(Stage.TRAIN, train, data, config, cpus, stop, live, cpus=cpus)
+    backtest = None
+    if config.backtest is not None:
+        backtest = submit(Stage.BACKTEST, backtest_stage, context, [data], model, callbacks, cpus=0)
+    evaluation = submit(Stage.EVALUATE, evaluate, model, data, context.model_type, config)
+    claim = callbacks.claim_version if callbacks is not None else None
+    root = settings.artifacts_root
+    submit(Stage.REGISTER, register, context, model, data, evaluation, backtest, root, claim)
+    return PipelineRun(outputs, reports)

@@ -1,0 +1,216 @@
+"""Model artifacts: the layout of a registered model's directory, its version format, and
+reading a model back (the register stage writes them, serving and the API read them).
+
+An artifact directory ``<root>/<tenant>/<model_name>/<version>/`` holds:
+``model.txt`` (the first LightGBM booster; ``model-1.txt``... for the others of a blend,
+``quantile-0.1.txt``... for the quantile boosters), ``preprocessing.joblib`` (the fitted
+scaler), ``metadata.json`` (features and how to build them, params, metrics, quantile
+calibration, feature importance, lineage), ``test_predictions.parquet`` and, for a
+multi-series set, ``series_metrics.parquet``. A model trained per series keeps each
+series' boosters in a subdirectory ``series-00000/``... laid out as above, listed (series
+-> subdirectory, members, calibration) under ``per_series`` in ``metadata.json``. A
+version is the second it was claimed (``domain.versions``). The root is a local path or a
+``pyarrow.fs`` URI.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import joblib
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pyarrow.fs as pafs
+from sklearn.preprocessing import StandardScaler
+
+from domain.versions import first_free_version
+from pipeline.features.build import SERIES_FEATURE, FeatureSpec
+from pipeline.scoring.intervals import QuantileCalibration
+from pipeline.storage import Location
+from pipeline.training.blend import Blend, Member
+from pipeline.training.per_series import SeriesRouter
+
+MODEL_FILE = "model.txt"
+PREPROCESSING_FILE = "preprocessing.joblib"
+METADATA_FILE = "metadata.json"
+PREDICTIONS_FILE = "test_predictions.parquet"
+SERIES_METRICS_FILE = "series_metrics.parquet"
+
+#: Picks the version to register: (the model's directory, the clock) -> version.
+ClaimVersion = Callable[[Location, datetime], str]
+
+
+def model_directory(root: Location, tenant_id: str, model_name: str) -> Location:
+    """Where the versions of a tenant's model are kept."""
+    return root / tenant_id / model_name
+
+
+def member_file(index: int) -> str:
+    """The file of a blend's ``index``-th booster."""
+    return MODEL_FILE if index == 0 else f"model-{index}.txt"
+
+
+def quantile_file(alpha: float) -> str:
+    """The file of the quantile booster for ``alpha``."""
+    return f"quantile-{alpha:g}.txt"
+
+
+def quantile_column(quantile: float) -> str:
+    """The test-predictions column of a quantile: ``q0.1``."""
+    return f"q{quantile:g}"
+
+
+def series_directory(index: int) -> str:
+    """The subdirectory of a per-series model's ``index``-th series."""
+    return f"series-{index:05d}"
+
+
+def claim_directory(parent: Location, now: datetime) -> str:
+    """The first second from ``now`` whose directory this call creates: for runs with no
+    orchestrator to ask (see ``Location.create_dir_exclusive`` for object stores)."""
+    return first_free_version(now, lambda v: (parent / v).create_dir_exclusive())
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A registered model loaded back from its directory."""
+
+    members: tuple[Member, ...]
+    scaler: StandardScaler
+    metadata: dict[str, Any]
+    quantile_members: tuple[Member, ...] = ()
+    #: A per-series model's series and their boosters (None for one global model).
+    per_series: SeriesRouter[Blend] | None = None
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Predict from unscaled feature rows, columns in ``metadata['features']`` order."""
+        return self._model.predict(self.scaler.transform(features))
+
+    def predict_quantiles(self, features: np.ndarray, point: np.ndarray) -> np.ndarray | None:
+        """The quantile forecasts (one column per quantile) of unscaled feature rows whose
+        point forecasts are ``point``; None for models without quantiles."""
+        return self._model.predict_quantiles(self.scaler.transform(features), point)
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Per-row contributions of each feature, then the expected value (last column);
+        each row sums to ``predict``'s forecast."""
+        scaled = self.scaler.transform(features)
+        if self.per_series is None:
+            return Blend(self.members).contributions(scaled)
+        table = self.per_series.apply(scaled, lambda blend, rows, _: blend.contributions(rows))
+        assert table is not None
+        return table
+
+    @property
+    def _model(self) -> Blend | SeriesRouter[Blend]:
+        if self.per_series is not None:
+            return self.per_series
+        return Blend(self.members, self.quantile_members, self.calibration)
+
+    @property
+    def calibration(self) -> QuantileCalibration | None:
+        """The model's quantile calibration (a per-series model's first series' for one
+        with quantiles: the series share their quantiles, not their widening)."""
+        if self.per_series is not None:
+            return self.per_series.parts[0].calibration
+        stored = self.metadata.get("quantile_calibration")
+        return QuantileCalibration.from_dict(stored) if stored else None
+
+    @property
+    def series(self) -> tuple[str, ...] | None:
+        """The series the model forecasts (None: any of its feature spec's)."""
+        return self.per_series.series if self.per_series is not None else None
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return feature_spec_of(self.metadata)
+
+
+def feature_spec_of(metadata: dict[str, Any]) -> FeatureSpec:
+    """How a model's features are built (models registered before the spec was saved read
+    the horizon and season alone)."""
+    stored = metadata.get("feature_spec")
+    if stored:
+        return FeatureSpec.from_dict(stored)
+    return FeatureSpec(int(metadata["config"]["horizon"]), int(metadata["season"]))
+
+
+def load_metadata(directory: Location) -> dict[str, Any]:
+    """A model's ``metadata.json`` alone: what it reads and how, without its boosters."""
+    metadata: dict[str, Any] = json.loads((directory / METADATA_FILE).read_text())
+    return metadata
+
+
+def load_artifact(directory: Location) -> ModelArtifact:
+    metadata = load_metadata(directory)
+    scaler = joblib.load(io.BytesIO((directory / PREPROCESSING_FILE).read_bytes()))
+    if metadata.get("per_series"):
+        return ModelArtifact((), scaler, metadata, per_series=_series_router(directory, metadata))
+    stored = metadata.get("members") or [
+        {"file": MODEL_FILE, "objective": "regression", "rounds": metadata["best_iteration"]}
+    ]
+    blend = _blend(directory, {**metadata, "members": stored})
+    return ModelArtifact(blend.members, scaler, metadata, blend.quantile_members)
+
+
+def _blend(directory: Location, entry: dict[str, Any]) -> Blend:
+    """The boosters an entry lists (a model's metadata, or one series' entry in it)."""
+    members = tuple(
+        Member(
+            member["objective"],
+            lgb.Booster(model_str=(directory / member["file"]).read_text()),
+            int(member["rounds"]),
+        )
+        for member in entry["members"]
+    )
+    quantile_members = tuple(
+        Member(
+            "quantile",
+            lgb.Booster(model_str=(directory / member["file"]).read_text()),
+            int(member["rounds"]),
+            float(member["alpha"]),
+        )
+        for member in entry.get("quantile_members") or []
+    )
+    stored = entry.get("quantile_calibration")
+    calibration = QuantileCalibration.from_dict(stored) if stored else None
+    return Blend(members, quantile_members, calibration)
+
+
+def _series_router(directory: Location, metadata: dict[str, Any]) -> SeriesRouter[Blend]:
+    entries = metadata["per_series"]
+    positions = {name: i for i, name in enumerate(metadata["feature_spec"]["series"])}
+    return SeriesRouter(
+        series=tuple(e["series"] for e in entries),
+        parts=tuple(_blend(directory / e["directory"], e) for e in entries),
+        codes=tuple(positions[e["series"]] for e in entries),
+        column=metadata["features"].index(SERIES_FEATURE),
+    )
+
+
+def artifact_bytes(directory: Location) -> int:
+    """The size of a model's files, its series' subdirectories included."""
+    selector = pafs.FileSelector(directory.path, recursive=True)
+    infos = directory.filesystem.get_file_info(selector)
+    return sum(info.size for info in infos if info.type == pafs.FileType.File)
+
+
+def load_predictions(directory: Location) -> pd.DataFrame:
+    """The test period's actual and predicted values (and quantiles) saved with the model."""
+    frame: pd.DataFrame = (directory / PREDICTIONS_FILE).read_parquet().to_pandas()
+    return frame
+
+
+def load_series_metrics(directory: Location) -> pd.DataFrame | None:
+    """The per-series test metrics of a multi-series model; None for a single series."""
+    location = directory / SERIES_METRICS_FILE
+    if not location.is_file():
+        return None
+    frame: pd.DataFrame = location.read_parquet().to_pandas()
+    return frame

@@ -1,0 +1,1 @@
+"""The hyperparameter search: Optuna studies, the trials, and their pruning."""

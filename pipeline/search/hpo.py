@@ -1,0 +1,353 @@
+"""Distributed hyperparameter search: an Optuna ask/tell loop that runs trials as Ray tasks.
+
+The coordinator (the ``search`` stage, a task holding no CPU) asks a seeded TPE sampler for
+parameters and dispatches each trial as a one-CPU task named ``trial:<job_id>:<number>`` to
+a warm worker; every trial receives the same prepared data from the object store.
+
+Sampling and pruning run on in-memory studies, so a trial costs no shared-file I/O while it
+trains: each trial prunes by Optuna's median rule against a snapshot of the trials
+completed when it started, sent as what that rule reads of them (``pipeline.search.pruning``: the
+middle values at each step, a size that does not grow with the trials). A finished trial
+is appended to the job's journal file in one write; a search interrupted by a restart
+reloads the journal and runs only what is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from domain.errors import PipelineError, TrainingStopped
+from domain.jobs import ExperimentStatus
+from pipeline.config import DEFAULT_HYPERPARAMETERS, TrainingConfig
+from pipeline.search.pruning import PruningHistory
+from pipeline.search.trials import distribution, pruner
+from pipeline.search_results import SearchProgress, SearchResult, TrialReport
+
+logger = logging.getLogger(__name__)
+
+SAMPLER_SEED = 42
+#: How often a search asks whether its job was cancelled.
+STOP_CHECK_SECONDS = 2.0
+#: The user attribute holding a trial's number in the job (its name in logs and experiments).
+NUMBER = "number"
+
+
+@functools.lru_cache(maxsize=8)
+def journal_storage(journal: Path) -> JournalStorage:
+    """One storage object per journal and process: after the first read it reads only
+    the journal's new entries, where a fresh one would replay the whole file."""
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(journal)))
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage, name: str, config: TrainingConfig
+) -> optuna.Study:
+    """Create the job's study, or load it to resume."""
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED),
+        pruner=pruner(config),
+        direction="minimize",
+        load_if_exists=True,
+    )
+
+
+class TrialRunner(Protocol):
+    """Where trials run: Ray tasks in the service (``pipeline.graph``)."""
+
+    def submit(
+        self,
+        number: int,
+        params: dict[str, Any],
+        completed: PruningHistory,
+        running: list[Any],
+    ) -> Any:
+        """Start a trial; ``completed`` is what it prunes against, ``running`` holds the
+        handles of the trials running beside it."""
+        ...
+
+    def wait(self, pending: list[Any], timeout: float) -> list[Any]:
+        """The handles of ``pending`` that have finished (waits up to ``timeout``)."""
+        ...
+
+    def result(self, handle: Any) -> TrialReport:
+        """The trial's report; raises what the trial raised."""
+        ...
+
+    def cancel(self, pending: list[Any]) -> None: ...
+
+
+def search(
+    config: TrainingConfig,
+    journal: Path,
+    study_name: str,
+    parallel: Callable[[], int],
+    runner: TrialRunner,
+    report: Callable[[TrialReport, SearchProgress], None],
+    should_stop: Callable[[], bool] | None = None,
+) -> SearchResult:
+    """Run (or resume) the job's study until ``n_trials`` have finished or time runs out.
+
+    ``parallel`` says how many trials may run at once; it is asked whenever trials could
+    start, so a search can widen as CPUs free up.
+
+    ``should_stop`` is asked every ``STOP_CHECK_SECONDS``; when the job was cancelled the
+    running trials are cancelled and the search ends.
+
+    Raises:
+        PipelineError: no trial completed.
+        TrainingStopped: the job was cancelled.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    durable = open_study(journal_storage(journal), study_name, config)
+    live = open_study(optuna.storages.InMemoryStorage(), study_name, config)
+    numbers = _resume(durable, live, config, report)
+    space = {name: distribution(spec) for name, spec in config.search_space().items()}
+    if not numbers:
+        for point in starting_points(config):
+            live.enqueue_trial(point)
+    to_start = config.n_trials - len(durable.trials)
+    next_number = max(numbers, default=-1) + 1
+    deadline = time.monotonic() + config.timeout_seconds if config.timeout_seconds else None
+    logger.info(
+        "searching %s over %d trials (%d done before), pruning %s",
+        sorted(space),
+        config.n_trials,
+        len(durable.trials),
+        "on" if config.pruning else "off",
+    )
+    widest = 0
+    running: dict[Any, tuple[int, optuna.trial.Trial]] = {}
+    checked = time.monotonic()
+    try:
+        while to_start > 0 or running:
+            if should_stop is not None and time.monotonic() - checked > STOP_CHECK_SECONDS:
+                checked = time.monotonic()
+                if should_stop():
+                    raise TrainingStopped("search stopped: the job was cancelled")
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            slots = parallel() if to_start > 0 and not out_of_time else 0
+            if slots > widest:
+                widest = slots
+                logger.info("running up to %d trials at once", slots)
+            while to_start > 0 and len(running) < slots:
+                trial = live.ask(space)
+                objective = trial_objective(config, trial.params)
+                completed = [  # each objective is a member: its trials compete among themselves
+                    t
+                    for t in live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if trial_objective(config, t.params) == objective
+                ]
+                history = PruningHistory.of(
+                    [t.intermediate_values for t in completed], peers=len(running)
+                )
+                handle = runner.submit(next_number, trial.params, history, list(running))
+                running[handle] = (next_number, trial)
+                next_number += 1
+                to_start -= 1
+            if out_of_time and to_start > 0:
+                logger.info("time budget spent; %d trials not started", to_start)
+                to_start = 0
+            for handle in runner.wait(list(running), timeout=0.5):
+                number, trial = running.pop(handle)
+                outcome = _finish(live, durable, trial, number, runner, handle)
+                report(outcome, _progress(durable, config.n_trials))
+    except BaseException:
+        runner.cancel(list(running))
+        raise
+    return _result(durable, journal, study_name, config)
+
+
+def starting_points(config: TrainingConfig) -> list[dict[str, Any]]:
+    """The first trials: the service's defaults (moved into the searched ranges), once per
+    searched objective, so a search starts from what a plain job would train."""
+    defaults = {**DEFAULT_HYPERPARAMETERS, "reg_lambda": 0.0, "reg_alpha": 0.0}
+    point: dict[str, Any] = {}
+    objectives: list[Any] = [None]
+    for name, spec in config.search_space().items():
+        if spec.type == "categorical":
+            if name == "objective":
+                objectives = list(spec.choices or [])
+            elif defaults.get(name) in (spec.choices or []):
+                point[name] = defaults[name]
+        elif name in defaults and spec.low is not None and spec.high is not None:
+            value = min(max(float(defaults[name]), spec.low), spec.high)
+            point[name] = round(value) if spec.type == "int" else value
+    points = [point if o is None else {**point, "objective": o} for o in objectives]
+    return [p for p in points if p]
+
+
+def trial_objective(config: TrainingConfig, params: dict[str, Any]) -> str:
+    """The objective a trial trained with: searched, fixed by the job, or LightGBM's L2."""
+    fixed = config.lightgbm_params().get("objective", "regression")
+    return str(params.get("objective", fixed))
+
+
+def member_choices(
+    config: TrainingConfig, complete: list[optuna.trial.FrozenTrial]
+) -> dict[str, tuple[dict[str, Any], int | None]]:
+    """Per member objective, the parameters and rounds of its best completed trial.
+
+    A searched objective makes a member of every choice that completed a trial (a choice
+    whose trials all failed or were pruned is left out); otherwise the members are the
+    job's objectives, and one without trials of its own takes the best trial's parameters
+    (its rounds None: the retrain early-stops it).
+    """
+    ranked = sorted(complete, key=lambda t: t.value if t.value is not None else float("inf"))
+    searched = config.search_space().get("objective")
+    if searched is not None and searched.type == "categorical":
+        tried = {trial_objective(config, t.params) for t in ranked}
+        objectives: tuple[str, ...] = tuple(
+            str(c) for c in searched.choices or [] if str(c) in tried
+        )
+    else:
+        objectives = config.objectives()
+    members: dict[str, tuple[dict[str, Any], int | None]] = {}
+    for objective in objectives:
+        own = [t for t in ranked if trial_objective(config, t.params) == objective]
+        chosen = own[0] if own else ranked[0]
+        params = {**config.lightgbm_params(), **chosen.params, "objective": objective}
+        rounds = int(chosen.user_attrs["best_iteration"]) if own else None
+        members[objective] = (params, rounds)
+    return members
+
+
+def default_choices(
+    config: TrainingConfig, complete: list[optuna.trial.FrozenTrial]
+) -> dict[str, tuple[dict[str, Any], int]]:
+    """Per objective, the parameters and rounds of its completed default-parameter trial
+    (``starting_points``), as ``member_choices`` gives a best trial's."""
+    starts = starting_points(config)
+    chosen: dict[str, tuple[dict[str, Any], int]] = {}
+    for trial in complete:
+        if trial.params in starts:
+            objective = trial_objective(config, trial.params)
+            params = {**config.lightgbm_params(), **trial.params, "objective": objective}
+            chosen[objective] = (params, int(trial.user_attrs["best_iteration"]))
+    return chosen
+
+
+def _finish(
+    live: optuna.Study,
+    durable: optuna.Study,
+    trial: optuna.trial.Trial,
+    number: int,
+    runner: TrialRunner,
+    handle: Any,
+) -> TrialReport:
+    """Tell the live study how a trial ended and append it to the journal (one write)."""
+    trial.set_user_attr(NUMBER, number)
+    try:
+        outcome = runner.result(handle)
+    except Exception as exc:
+        live.tell(trial, state=TrialState.FAIL)
+        logger.warning("trial %d failed: %s", number, exc)
+        outcome = TrialReport(
+            number, ExperimentStatus.FAILED, None, trial.params, None, error=str(exc)
+        )
+    else:
+        for step, value in outcome.intermediate.items():
+            trial.report(value, step)
+        if outcome.state is ExperimentStatus.PRUNED:
+            live.tell(trial, state=TrialState.PRUNED)
+        else:
+            trial.set_user_attr("best_iteration", outcome.best_iteration)
+            live.tell(trial, outcome.value)
+        logger.info(
+            "trial %d %s: validation l1=%.4f in %.2fs",
+            number,
+            outcome.state,
+            outcome.value if outcome.value is not None else float("nan"),
+            outcome.seconds,
+        )
+    durable.add_trial(live.get_trials(deepcopy=False)[trial.number])
+    return outcome
+
+
+def _resume(
+    durable: optuna.Study,
+    live: optuna.Study,
+    config: TrainingConfig,
+    report: Callable[[TrialReport, SearchProgress], None],
+) -> list[int]:
+    """Load the journal's finished trials into the live study and re-report them (the
+    orchestrator records each once). Trials that were running when the search was lost
+    never reached the journal, so they simply run again."""
+    done = durable.get_trials(deepcopy=False)
+    live.add_trials(done)
+    progress = _progress(durable, config.n_trials)
+    for trial in done:
+        report(_report_of(trial), progress)
+    return [int(t.user_attrs[NUMBER]) for t in done]
+
+
+_STATUS = {
+    TrialState.COMPLETE: ExperimentStatus.COMPLETED,
+    TrialState.PRUNED: ExperimentStatus.PRUNED,
+    TrialState.FAIL: ExperimentStatus.FAILED,
+}
+
+
+def _report_of(trial: optuna.trial.FrozenTrial) -> TrialReport:
+    return TrialReport(
+        number=int(trial.user_attrs[NUMBER]),
+        state=_STATUS[trial.state],
+        value=trial.value if trial.state == TrialState.COMPLETE else None,
+        params=trial.params,
+        best_iteration=trial.user_attrs.get("best_iteration"),
+        intermediate=dict(trial.intermediate_values),
+    )
+
+
+def _progress(study: optuna.Study, n_trials: int) -> SearchProgress:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = min(complete, key=lambda t: t.value or 0.0) if complete else None
+    return SearchProgress(
+        n_trials=n_trials,
+        completed=len(complete),
+        pruned=sum(t.state == TrialState.PRUNED for t in trials),
+        failed=sum(t.state == TrialState.FAIL for t in trials),
+        best_value=best.value if best else None,
+        best_params=best.params if best else None,
+    )
+
+
+def _result(
+    study: optuna.Study, journal: Path, study_name: str, config: TrainingConfig
+) -> SearchResult:
+    progress = _progress(study, config.n_trials)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise PipelineError(f"every trial failed or was pruned ({progress.finished} trials)")
+    best = min(complete, key=lambda t: t.value if t.value is not None else float("inf"))
+    logger.info(
+        "best trial %s: validation l1=%.4f with %s",
+        best.user_attrs[NUMBER],
+        best.value,
+        best.params,
+    )
+    return SearchResult(
+        study_name=study_name,
+        storage=str(journal),
+        best_trial=int(best.user_attrs[NUMBER]),
+        best_value=float(best.value or 0.0),
+        best_params=best.params,
+        best_iteration=int(best.user_attrs["best_iteration"]),
+        progress=progress,
+        members=member_choices(config, complete),
+        defaults=default_choices(config, complete),
+        early_stopping_rounds=config.early_stopping_rounds,
+    )

@@ -1,0 +1,352 @@
+"""The Parquet feature store: feature sets as immutable, partitioned versions.
+
+An import (``FeatureStore.put`` for a DataFrame, ``import_file`` for an uploaded file) writes
+a new version, ``<set>/versions/<version>/``: a Parquet dataset partitioned by series bucket
+and year (``pipeline.store.importing``, in bounded memory) and that version's ``schema.json``.
+Only then does one write of ``<set>/schema.json`` make it the current version: readers see
+the old version or the new, never a mix, and a rejected table leaves nothing behind.
+
+Nothing an import replaces is deleted: a job pins the version it read (and its model keeps
+it in its lineage), so ``load(name, version=...)`` reads it again. Versions that are not
+current, that nothing references and that were superseded longer ago than a grace period
+are removed by ``remove_unreferenced`` (the retention policy). Sets written before versions
+(one ``data-*.parquet`` file beside ``schema.json``) read as a version named after their file.
+
+Shared sets (the demo sets, an admin's uploads) live at ``<root>/<name>``; a tenant's own
+at ``<root>/_tenants/<tenant>/<name>`` (``_`` cannot start a name, so the two never meet).
+A store opened for a tenant sees its own sets and the shared ones, its own first, and
+writes only its own: another tenant's sets do not exist for it. The root is a local
+directory or any ``pyarrow.fs`` URI (see ``pipeline.storage``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from domain.errors import FeatureSetNotFound, InvalidFeatureSet
+from domain.names import is_valid_name
+from pipeline.storage import Location
+from pipeline.store.importing import (
+    BUCKET_COLUMN,
+    LABEL_COLUMN,
+    PARTITIONING,
+    Columns,
+    Source,
+    typical_step,
+    write_partitioned,
+)
+from pipeline.store.scan import count_rows, row_filter, utc
+from pipeline.store.schema import (
+    SCHEMA_FILE,
+    TENANTS_DIR,
+    VERSIONS_DIR,
+    FeatureFrame,
+    FeatureSetSchema,
+    SetKeys,
+    dump_schema,
+    kept_versions,
+    read_schema,
+)
+
+__all__ = [
+    "LABEL_COLUMN",
+    "FeatureFrame",
+    "FeatureSetSchema",
+    "FeatureStore",
+    "SetKeys",
+    "typical_step",
+]
+
+
+class FeatureStore:
+    def __init__(self, root: Location, tenant_id: str | None = None) -> None:
+        if tenant_id is not None and not is_valid_name(tenant_id):
+            raise InvalidFeatureSet("tenant_id", f"invalid tenant id {tenant_id!r}")
+        self.root = root
+        self.tenant_id = tenant_id
+
+    def for_tenant(self, tenant_id: str | None) -> FeatureStore:
+        """The store as ``tenant_id`` sees it (None: the shared sets only)."""
+        return FeatureStore(self.root, tenant_id)
+
+    @property
+    def _own(self) -> Location:
+        return self.root if self.tenant_id is None else self.root / TENANTS_DIR / self.tenant_id
+
+    def _location(self, name: str) -> Location:
+        """Where ``name`` is read from: the tenant's own set, else the shared one."""
+        own = self._write_location(name)
+        return own if (own / SCHEMA_FILE).is_file() else self.root / name
+
+    def _write_location(self, name: str) -> Location:
+        if not is_valid_name(name):
+            raise InvalidFeatureSet("name", f"invalid feature set name {name!r}")
+        return self._own / name
+
+    def exists(self, name: str) -> bool:
+        return is_valid_name(name) and (self._location(name) / SCHEMA_FILE).is_file()
+
+    def list(self) -> list[FeatureSetSchema]:
+        names = {name for directory in {self.root, self._own} for name in directory.children()}
+        return [self.schema(name) for name in sorted(names) if self.exists(name)]
+
+    def schema(self, name: str, version: str | None = None) -> FeatureSetSchema:
+        """The current version's schema, or that of ``version``.
+
+        Raises:
+            FeatureSetNotFound: no such set, or no such version of it.
+        """
+        directory = self._location(name)
+        current = directory / SCHEMA_FILE
+        if not current.is_file():
+            raise FeatureSetNotFound(name)
+        if version is not None:
+            kept = directory / VERSIONS_DIR / version / SCHEMA_FILE
+            if is_valid_name(version) and kept.is_file():
+                return read_schema(kept)
+        schema = read_schema(current)
+        if version is not None and schema.pinned_version != version:
+            raise FeatureSetNotFound(f"{name}@{version}")
+        return schema
+
+    def versions(self, name: str) -> builtins.list[FeatureSetSchema]:
+        """Every kept version of a set, oldest first (the current one last)."""
+        current = self.schema(name)
+        kept = kept_versions(self._location(name))
+        return [*(s for s in kept if s.pinned_version != current.pinned_version), current]
+
+    def step_seconds(self, name: str) -> float:
+        """The typical spacing of a set's timestamps (read from the data for sets stored
+        before the schema kept it).
+
+        Raises:
+            FeatureSetNotFound, InvalidFeatureSet: a set of a single timestamp.
+        """
+        schema = self.schema(name)
+        step = schema.step_seconds
+        if step is None:
+            frame = self.load(name)
+            step = typical_step(frame.data, schema.timestamp_column, schema.series_column)
+        if not step:
+            raise InvalidFeatureSet("feature_set", f"{name!r} has no two timestamps in a series")
+        return step
+
+    def load(
+        self,
+        name: str,
+        end: datetime | None = None,
+        *,
+        version: str | None = None,
+        start: datetime | None = None,
+        series: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        bucket: int | None = None,
+    ) -> FeatureFrame:
+        """Read a set's rows: the current version or ``version``, from ``start``
+        (inclusive) to ``end`` (exclusive), of the listed ``series`` (or series ``bucket``)
+        and ``columns`` only (the key columns always come). The range, the series and the
+        bucket are pushed down to the files: partitions outside them are not read.
+        """
+        schema = self.schema(name, version)
+        dataset = self._dataset(name, schema)
+        keys = [c for c in (schema.series_column, schema.timestamp_column) if c]
+        wanted = (
+            schema.columns if columns is None else [*keys, *(c for c in columns if c not in keys)]
+        )
+        wanted_rows = row_filter(schema, dataset, start, end, series, bucket)
+        table = dataset.to_table(columns=wanted, filter=wanted_rows)
+        data = table.to_pandas().sort_values(keys, kind="stable").reset_index(drop=True)
+        return FeatureFrame(schema, data)
+
+    def batches(
+        self,
+        name: str,
+        columns: Sequence[str],
+        *,
+        version: str | None = None,
+        series: Sequence[str] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """A set's ``columns`` (of the listed ``series`` only), a batch of rows at a time:
+        for what must see every row but need not hold them all."""
+        schema = self.schema(name, version)
+        dataset = self._dataset(name, schema)
+        wanted_rows = row_filter(schema, dataset, None, None, series, None)
+        for batch in dataset.scanner(columns=list(columns), filter=wanted_rows).to_batches():
+            yield batch.to_pandas()
+
+    def keys(
+        self,
+        name: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        version: str | None = None,
+    ) -> SetKeys:
+        """The rows, series, buckets and time span of a set's rows before ``end``, read
+        batch by batch from the key columns alone (the span counts from ``start``)."""
+        schema = self.schema(name, version)
+        dataset = self._dataset(name, schema)
+        partitioned = BUCKET_COLUMN in dataset.schema.names
+        series_column, stamp_column = schema.series_column, schema.timestamp_column
+        columns = [c for c in (stamp_column, series_column) if c]
+        columns += [BUCKET_COLUMN] if partitioned else []
+        rows = 0
+        counts: dict[int | None, dict[str | None, int]] = {}
+        first: pd.Timestamp | None = None
+        last: pd.Timestamp | None = None
+        scanner = dataset.scanner(
+            columns=columns, filter=row_filter(schema, dataset, None, end, None, None)
+        )
+        for batch in scanner.to_batches():
+            rows += batch.num_rows
+            count_rows(batch, series_column, partitioned, counts)
+            stamps = batch[stamp_column]
+            if start is not None:
+                stamps = stamps.filter(pc.greater_equal(stamps, utc(start)))
+            if len(stamps):
+                low, high = (pd.Timestamp(v.as_py()) for v in pc.min_max(stamps).values())
+                first = low if first is None else min(first, low)
+                last = high if last is None else max(last, high)
+        names = {name for per_series in counts.values() for name in per_series}
+        return SetKeys(
+            rows=rows,
+            first=first,
+            last=last,
+            series=tuple(sorted(n for n in names if n is not None)) if series_column else None,
+            rows_by_bucket=counts,
+        )
+
+    def _dataset(self, name: str, schema: FeatureSetSchema) -> ds.Dataset:
+        location = self._location(name) / schema.data_path()
+        if schema.version is None:  # one file, before versions
+            return ds.dataset(location.path, filesystem=location.filesystem, format="parquet")
+        return ds.dataset(
+            location.path,
+            filesystem=location.filesystem,
+            format="parquet",
+            partitioning=PARTITIONING,
+        )
+
+    def put(
+        self,
+        name: str,
+        table: pd.DataFrame,
+        *,
+        timestamp_column: str,
+        target_column: str,
+        series_column: str | None = None,
+    ) -> FeatureSetSchema:
+        """Store a DataFrame as the new current version of ``name`` (see ``import_file``)."""
+        return self._import(name, table, Columns(timestamp_column, target_column, series_column))
+
+    def import_file(
+        self,
+        name: str,
+        source: Source,
+        *,
+        timestamp_column: str,
+        target_column: str,
+        series_column: str | None = None,
+    ) -> FeatureSetSchema:
+        """Validate a CSV or Parquet file (a path or a binary stream), streaming it in
+        batches, and store it as the new current version of feature set ``name``.
+
+        Raises:
+            InvalidFeatureSet: the file is not a table, a column is missing or of the
+                wrong type, timestamps repeat within a series, or the table is empty.
+                Nothing is kept then.
+        """
+        return self._import(name, source, Columns(timestamp_column, target_column, series_column))
+
+    def _import(self, name: str, source: Source, columns: Columns) -> FeatureSetSchema:
+        target = self._write_location(name)
+        created = datetime.now(UTC)
+        version = f"{created:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+        directory = target / VERSIONS_DIR / version
+        try:
+            stats = write_partitioned(source, columns, directory / "data")
+        except BaseException:
+            directory.delete_dir()
+            for parent in (target / VERSIONS_DIR, target):  # a first import leaves no trace
+                if not parent.children():
+                    parent.delete_dir()
+            raise
+        special = {columns.timestamp, columns.target, columns.series, LABEL_COLUMN}
+        schema = FeatureSetSchema(
+            name=name,
+            timestamp_column=columns.timestamp,
+            target_column=columns.target,
+            series_column=columns.series,
+            covariates=[c for c in stats.columns if c not in special],
+            label_column=LABEL_COLUMN if LABEL_COLUMN in stats.columns else None,
+            rows=stats.rows,
+            start=stats.start.isoformat(),
+            end=stats.end.isoformat(),
+            created_at=created.isoformat(),
+            step_seconds=stats.step_seconds,
+            version=version,
+        )
+        (directory / SCHEMA_FILE).write_text(dump_schema(schema))
+        self._keep_unversioned(target)
+        (target / SCHEMA_FILE).write_text(dump_schema(schema))
+        return schema
+
+    def _keep_unversioned(self, target: Location) -> None:
+        """Before a set stored without versions is replaced, keep its schema as a version
+        (named after its data file) so jobs and models that read it can still find it."""
+        current = target / SCHEMA_FILE
+        if not current.is_file():
+            return
+        schema = read_schema(current)
+        if schema.version is None:
+            kept = target / VERSIONS_DIR / schema.data_file / SCHEMA_FILE
+            kept.write_text(dump_schema(schema))
+
+    def remove_unreferenced(
+        self, in_use: set[str], now: datetime, grace: timedelta
+    ) -> builtins.list[str]:
+        """Delete, in every set of every tenant, the versions that are not current, that
+        no name in ``in_use`` pins, and that were superseded before ``now - grace`` (a
+        reader that has just looked a version up has that long to open it).
+
+        Returns the removed versions as ``<set directory>@<version>``.
+        """
+        removed = []
+        for directory in self._all_set_directories():
+            removed += [f"{directory}@{v}" for v in _remove_stale(directory, in_use, now - grace)]
+        return removed
+
+    def _all_set_directories(self) -> Iterator[Location]:
+        tenants = self.root / TENANTS_DIR
+        owners = [self.root, *(tenants / t for t in tenants.children())]
+        for owner in owners:
+            for name in owner.children():
+                if is_valid_name(name) and (owner / name / SCHEMA_FILE).is_file():
+                    yield owner / name
+
+
+def _remove_stale(directory: Location, in_use: set[str], cutoff: datetime) -> list[str]:
+    """The versions of one set that ``remove_unreferenced`` deletes, deleted."""
+    current = read_schema(directory / SCHEMA_FILE)
+    versions = directory / VERSIONS_DIR
+    kept = kept_versions(directory)
+    removed = []
+    # A version is superseded when the next one (by creation) was made.
+    for schema, successor in zip(kept, [*kept[1:], current], strict=True):
+        name = schema.pinned_version
+        superseded = datetime.fromisoformat(successor.created_at)
+        if name == current.pinned_version or name in in_use or superseded >= cutoff:
+            continue
+        if schema.version is None:
+            (directory / schema.data_file).delete_file()
+        versions_dir = versions / name
+        versions_dir.delete_dir()
+        removed.append(name)
+    return removed

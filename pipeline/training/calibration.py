@@ -1,0 +1,94 @@
+"""The residuals a model's quantiles are calibrated on: out of sample, as it is used.
+
+The served members are refitted on training + validation rows and forecast the days after
+them. The residuals that calibrate their quantiles come from members used the same way:
+the validation part is cut by time into ``WINDOWS`` windows (rolling origins, as a
+backtest's), and each window is forecast by the members refitted on every row before it,
+their rounds grown with the rows as the served ones' are. The first window's forecasts are
+the early-stopped members' own. On the real load sets this brought the P10-P90 coverage of
+a series whose level drifted from 0.30 to 0.79 (bench/README.md).
+
+A job with more than ``MAX_ROWS`` training + validation rows (or rows held elsewhere, as a
+data-parallel job's) keeps the early-stopped members' forecasts over the whole part: its
+validation part holds plenty of residuals, and the refits would cost more than the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from pipeline.features.preprocess import PreparedData, PreparedFeatures
+from pipeline.training.blend import Member, blend_predict
+from pipeline.training.boosters import booster_on, grown_rounds
+
+logger = logging.getLogger(__name__)
+
+#: Rolling origins over the validation part (the first is the early-stopped fits').
+WINDOWS = 4
+#: Training + validation rows up to which the members are refitted at each origin.
+MAX_ROWS = 200_000
+
+
+def calibration_forecasts(
+    data: PreparedFeatures,
+    members: Sequence[Member],
+    best_iterations: Sequence[int],
+    early: np.ndarray,
+    num_threads: int,
+) -> np.ndarray:
+    """The validation part's forecasts to calibrate on: ``early`` (the early-stopped
+    members' blend) in the first window, then each window's from members refitted on the
+    rows before it (``best_iterations``: each member's early-stopped rounds)."""
+    if not rolls(data):
+        return early
+    assert isinstance(data, PreparedData)
+    stamps = data.validation.timestamps
+    origins = window_origins(stamps, WINDOWS)
+    X = np.vstack([data.train.X, data.validation.X])
+    y = np.concatenate([data.train.y, data.validation.y])
+    times = np.concatenate([data.train.timestamps, stamps])
+    forecasts = np.array(early, dtype=float, copy=True)
+    for origin, end in zip(origins, [*origins[1:], None], strict=True):
+        before = times < origin
+        inside = (stamps >= origin) if end is None else (stamps >= origin) & (stamps < end)
+        refitted = [
+            _refitted(data, member, best, X[before], y[before], num_threads)
+            for member, best in zip(members, best_iterations, strict=True)
+        ]
+        forecasts[inside] = blend_predict(refitted, data.validation.X[inside])
+    logger.info(
+        "calibration: the validation part forecast from %d rolling origins, the members "
+        "refitted at each",
+        len(origins) + 1,
+    )
+    return forecasts
+
+
+def rolls(data: PreparedFeatures) -> bool:
+    """Whether ``data``'s calibration refits the members at rolling origins."""
+    rows = data.train_rows + len(data.validation.y)
+    return isinstance(data, PreparedData) and rows <= MAX_ROWS
+
+
+def window_origins(stamps: np.ndarray, windows: int) -> list[np.datetime64]:
+    """The first timestamp of each window after the first, cutting ``stamps``' distinct
+    times into ``windows`` runs of about equal length (fewer when there are few times)."""
+    distinct = np.unique(stamps)
+    cuts = sorted({round(i * len(distinct) / windows) for i in range(1, windows)} - {0})
+    return [distinct[c] for c in cuts if c < len(distinct)]
+
+
+def _refitted(
+    data: PreparedData,
+    member: Member,
+    best_iteration: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    num_threads: int,
+) -> Member:
+    rounds = grown_rounds(best_iteration, data.train_rows, len(y) - data.train_rows)
+    params = {**member.booster.params, "num_threads": num_threads}
+    return Member(member.objective, booster_on(data, X, y, params, rounds), rounds)

@@ -1,0 +1,347 @@
+"""The train stage: LightGBM boosters early-stopped on the validation part, then refitted
+on training + validation rows with the rounds they found.
+
+A model is one booster per objective, and forecasts their mean: by default a mean (L2)
+and a median (L1) booster, an even blend that forecast 3-5 % better than either alone on
+the real load sets (bench/README.md). The early-stopped fits also give the validation
+part's out-of-sample forecasts: they set the anomaly threshold and, with the members'
+refits at later origins (``pipeline.training.calibration``), calibrate the quantiles.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from pipeline.config import TrainingConfig
+from pipeline.features.preprocess import PreparedData, PreparedFeatures
+from pipeline.scoring.intervals import paired_quantiles
+from pipeline.scoring.points import validation_scores
+from pipeline.search_results import SearchResult
+from pipeline.summaries import SearchSummary, TrainSummary
+from pipeline.training.blend import Blend, Member
+from pipeline.training.calibration import calibration_forecasts, rolls
+from pipeline.training.callbacks import Callback, LiveMetrics, LiveScores, StopAt, stop_when
+from pipeline.training.fitting import ROUND_ALIASES, BinnedData, Binning, Fit, Fitted, fit_and_refit
+from pipeline.training.quantiles import calibrated_quantiles, quantile_params
+
+logger = logging.getLogger(__name__)
+
+Data = TypeVar("Data", bound=PreparedFeatures)
+Data_contra = TypeVar("Data_contra", bound=PreparedFeatures, contravariant=True)
+
+#: How a member's curves are named in the job's experiment; the first member's are not
+#: prefixed (``validation_l1``), later ones are (``validation_median_l1``).
+MEMBER_NAMES = {"regression": "mean", "regression_l1": "median"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainedModel(Blend):
+    """The boosters of a model (a ``Blend``) and what their early-stopped fits learned."""
+
+    params: dict[str, Any]
+    best_iteration: int
+    curve: dict[str, list[float]]
+    validation_predictions: np.ndarray
+    search: SearchSummary | None = None
+    #: The blend's validation MAE and RMSE (the early-stopped boosters', out of sample).
+    validation_scores: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> TrainSummary:
+        return TrainSummary.of(self)
+
+
+def train(
+    data: PreparedData,
+    config: TrainingConfig,
+    num_threads: int,
+    should_stop: Callable[[], bool] | None = None,
+    live: LiveMetrics | None = None,
+) -> TrainedModel:
+    """The train stage: one early-stopped fit and one refit per objective; ``num_threads``
+    matches the CPUs the task holds.
+
+    ``should_stop`` is asked every ``CANCEL_CHECK_SECONDS``; when it says yes (the job
+    was cancelled) training stops with ``TrainingStopped``. Ray's own cancel can miss a
+    task that was just starting, and a long training would then hold its CPU to the end.
+    ``live`` hears the best validation scores every ``LIVE_METRICS_SECONDS``.
+    """
+    logger.info(
+        "training LightGBM (%s) on %d rows x %d features, %d thread(s)",
+        " + ".join(config.objectives()),
+        len(data.train.y),
+        len(data.feature_names),
+        num_threads,
+    )
+    fitter = InProcessFitter(num_threads, watching(should_stop, live))
+    return assemble(
+        data,
+        member_plans(config),
+        config.quantiles,
+        config.early_stopping_rounds,
+        fitter,
+        quantile_boosters=config.quantile_boosters,
+        time_budget_s=config.time_budget_s,
+    )
+
+
+def watching(should_stop: Callable[[], bool] | None, live: LiveMetrics | None) -> list[Callback]:
+    """The callbacks of a fit the job follows: cancel checks and live scores."""
+    callbacks = [stop_when(should_stop)] if should_stop is not None else []
+    if live is not None:
+        callbacks.append(LiveScores(live))
+    return callbacks
+
+
+@dataclass(frozen=True)
+class MemberPlan:
+    """How to train one member: its parameters, and its rounds if a search found them
+    (else early stopping finds them)."""
+
+    objective: str
+    params: dict[str, Any]
+    rounds: int | None = None
+    #: Prefix of its curves' names after the first member's (default: by objective).
+    label: str | None = None
+
+
+def member_plans(config: TrainingConfig) -> list[MemberPlan]:
+    """A plan per objective of the job, with its fixed hyperparameters."""
+    return [
+        MemberPlan(objective, {**config.lightgbm_params(), "objective": objective})
+        for objective in config.objectives()
+    ]
+
+
+def search_plans(search: SearchResult) -> list[MemberPlan]:
+    """A plan per objective of a search (its best trial's parameters and rounds), then one
+    per objective whose default-parameter trial completed: the model is the average of
+    the search's model and a plain job's (a default that was its objective's best counts
+    twice). On one validation split a search's choice did not carry to the test part: on
+    the real sets its model alone lost up to 2.2 % to the default's; averaged with it, at
+    most 0.5 % (bench/README.md)."""
+    plans = [
+        MemberPlan(objective, params, rounds)
+        for objective, (params, rounds) in search.members.items()
+    ]
+    defaults = [
+        MemberPlan(objective, params, rounds, f"default_{_member_name(objective)}_")
+        for objective, (params, rounds) in search.defaults.items()
+    ]
+    beaten = [
+        plan.objective
+        for plan in defaults
+        if search.members.get(plan.objective) != (plan.params, plan.rounds)
+    ]
+    logger.info(
+        "the model averages the best trial of each objective (%s) with the default "
+        "parameters' members (%s); trials beat the defaults on validation for: %s",
+        ", ".join(search.members),
+        ", ".join(plan.objective for plan in defaults) or "none completed",
+        ", ".join(beaten) or "none",
+    )
+    return plans + defaults
+
+
+@dataclass(frozen=True)
+class FitRequest:
+    """One booster to train: ``params`` early-stopped after ``early_stopping_rounds``
+    (0: all its rounds), then refitted on training + validation rows."""
+
+    params: dict[str, Any]
+    early_stopping_rounds: int
+    #: Seconds the early-stopped fit may take (its share of a time budget), if limited.
+    seconds: float | None = None
+
+
+class Fitter(Protocol[Data_contra]):
+    """Trains boosters: in this process (``InProcessFitter``) or across Ray Train
+    workers (``pipeline.training.distributed``)."""
+
+    def __call__(self, data: Data_contra, requests: Sequence[FitRequest]) -> list[Fitted]: ...
+
+    @property
+    def local_threads(self) -> int | None:
+        """Threads this process holds for more fits (None: the boosters train elsewhere)."""
+        ...
+
+
+@dataclass(frozen=True)
+class InProcessFitter:
+    """Each request fitted, then refitted, in this process on ``num_threads`` threads."""
+
+    num_threads: int
+    callbacks: Sequence[Callback] = ()
+
+    @property
+    def local_threads(self) -> int | None:
+        return self.num_threads
+
+    def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
+        """The requests in turn, on the data binned once for them all (per binning)."""
+        binned: dict[Binning, BinnedData] = {}
+        fitted = []
+        for request in requests:
+            callbacks = list(self.callbacks)
+            if request.seconds is not None:
+                callbacks.append(StopAt(time.monotonic() + request.seconds))
+            params, stopping = request.params, request.early_stopping_rounds
+            fitted.append(
+                fit_and_refit(data, params, stopping, self.num_threads, callbacks, binned)
+            )
+        return fitted
+
+
+def assemble(
+    data: Data,
+    plans: Sequence[MemberPlan],
+    quantiles: Sequence[float],
+    early_stopping_rounds: int,
+    fitter: Fitter[Data],
+    search: SearchSummary | None = None,
+    quantile_boosters: bool = False,
+    time_budget_s: float | None = None,
+) -> TrainedModel:
+    """Fit each member on the training part, then refit it on training + validation; the
+    same for the quantile boosters if asked for. The quantiles are calibrated on the
+    validation part's out-of-sample forecasts (``pipeline.training.calibration``).
+
+    ``time_budget_s`` bounds the stage: each early-stopped fit stops at its share
+    (``budget_plan``), where the fits run in this process.
+    """
+    requests = [_member_request(plan, early_stopping_rounds) for plan in plans]
+    alphas = paired_quantiles(quantiles) if quantiles and quantile_boosters else []
+    requests += [
+        FitRequest(quantile_params(plans[0].params, alpha), early_stopping_rounds)
+        for alpha in alphas
+    ]
+    # Residual quantiles are calibrated at rolling origins, refitted here when fits run here.
+    calibrating = fitter.local_threads if quantiles and not alphas else None
+    if time_budget_s is not None:
+        rolling = calibrating is not None and rolls(data)
+        requests = budget_plan(requests, time_budget_s, rolling, fitter)
+    results = fitter(data, requests)
+    points, bounds = results[: len(plans)], results[len(plans) :]
+    for plan, result in zip(plans, points, strict=True):
+        logger.info(
+            "%s: best iteration %d of %d, validation l1=%.4f",
+            plan.objective,
+            result.fit.best_iteration,
+            result.fit.booster.current_iteration(),
+            result.fit.curve["l1"][result.fit.best_iteration - 1],
+        )
+    fits = [result.fit for result in points]
+    validation = np.mean(
+        [f.booster.predict(data.validation.X, num_iteration=f.best_iteration) for f in fits],
+        axis=0,
+    )
+    members = [
+        Member(plan.objective, result.refitted, result.rounds)
+        for plan, result in zip(plans, points, strict=True)
+    ]
+    scores = validation_scores(data.validation.y, validation)
+    logger.info(
+        "refitted on %d rows (train + validation): %s; blended validation l1=%.4f",
+        data.train_rows + len(data.validation.y),
+        ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
+        scores["best_mae"],
+    )
+    calibration_point = validation
+    if calibrating is not None:
+        best_iterations = [f.best_iteration for f in fits]
+        calibration_point = calibration_forecasts(
+            data, members, best_iterations, validation, calibrating
+        )
+    quantile_members, calibration = calibrated_quantiles(
+        data, quantiles, calibration_point, dict(zip(alphas, bounds, strict=True))
+    )
+    return TrainedModel(
+        members=tuple(members),
+        params=_model_params(fits),
+        best_iteration=fits[0].best_iteration,
+        curve=_curves(plans, fits),
+        validation_predictions=validation,
+        quantile_members=quantile_members,
+        calibration=calibration,
+        search=search,
+        validation_scores=scores,
+    )
+
+
+#: How long a member's refit on training + validation rows takes, and its refits at the
+#: calibration's later origins, per second of its early-stopped fit (measured on the real
+#: load sets: bench/README.md).
+REFIT_COST = 1.5
+ROLLING_REFITS_COST = 3.9
+
+
+def budget_plan(
+    requests: Sequence[FitRequest], budget: float, rolling: bool, fitter: Fitter[Any]
+) -> list[FitRequest]:
+    """The requests with each early-stopped fit's share of ``budget`` seconds: the fits,
+    their refits (and refits at the calibration's rolling origins) split it evenly."""
+    if fitter.local_threads is None:
+        logger.info("time budget %.0f s: not applied to data-parallel training", budget)
+        return list(requests)
+    per_fit = 1 + REFIT_COST + (ROLLING_REFITS_COST if rolling else 0.0)
+    seconds = budget / (per_fit * len(requests))
+    logger.info(
+        "time budget %.1f s: %d early-stopped fit(s) of up to %.1f s each, then their refits%s",
+        budget,
+        len(requests),
+        seconds,
+        " and refits at the calibration's rolling origins" if rolling else "",
+    )
+    return [replace(r, seconds=seconds) if r.early_stopping_rounds else r for r in requests]
+
+
+def _member_request(plan: MemberPlan, early_stopping_rounds: int) -> FitRequest:
+    if plan.rounds is None:
+        return FitRequest(plan.params, early_stopping_rounds)
+    kept = {k: v for k, v in plan.params.items() if k not in ROUND_ALIASES}
+    return FitRequest({**kept, "n_estimators": plan.rounds}, 0)  # a search found them
+
+
+def retrain_best(
+    data: PreparedData, search: SearchResult, config: TrainingConfig, num_threads: int
+) -> TrainedModel:
+    """The train stage after a search: each member with its trial's parameters and rounds
+    (``search_plans``), refitted on training + validation rows."""
+    logger.info(
+        "retraining the best trial of each objective (%s) on train + validation",
+        ", ".join(search.members),
+    )
+    return assemble(
+        data,
+        search_plans(search),
+        config.quantiles,
+        search.early_stopping_rounds,
+        InProcessFitter(num_threads),
+        search=search.summary(),
+        quantile_boosters=config.quantile_boosters,
+    )
+
+
+def _model_params(fits: Sequence[Fit]) -> dict[str, Any]:
+    """The first member's parameters; with several members, ``objective`` lists theirs."""
+    params = dict(fits[0].params)
+    if len(fits) > 1:
+        params["objective"] = [f.params["objective"] for f in fits]
+    return params
+
+
+def _member_name(objective: str) -> str:
+    return MEMBER_NAMES.get(objective, objective)
+
+
+def _curves(plans: Sequence[MemberPlan], fits: Sequence[Fit]) -> dict[str, list[float]]:
+    curves: dict[str, list[float]] = {}
+    for index, (plan, fitted) in enumerate(zip(plans, fits, strict=True)):
+        prefix = "" if index == 0 else plan.label or f"{_member_name(plan.objective)}_"
+        curves.update({f"{prefix}{name}": values for name, values in fitted.curve.items()})
+    return curves

@@ -1,0 +1,54 @@
+"""Time-ordered splits; the scaler learns from the training part only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domain.errors import PipelineError
+from pipeline.config import TrainingConfig
+from pipeline.features.build import build_features
+from pipeline.features.preprocess import preprocess
+from pipeline.store.feature_store import FeatureStore
+
+
+def config(**overrides: object) -> TrainingConfig:
+    return TrainingConfig.model_validate(
+        {"feature_set": "forecast_basic", "target_variable": "load_kw", **overrides}
+    )
+
+
+def test_split_is_time_ordered_with_requested_fractions(demo_store: FeatureStore) -> None:
+    data = preprocess(
+        demo_store.load("forecast_basic"), config(validation_split=0.2, test_split=0.1)
+    )
+    assert data.train.timestamps.max() < data.validation.timestamps.min()
+    assert data.validation.timestamps.max() < data.test.timestamps.min()
+    total = len(data.train.y) + len(data.validation.y) + len(data.test.y)
+    assert len(data.test.y) / total == pytest.approx(0.1, abs=0.01)
+    assert len(data.validation.y) / total == pytest.approx(0.2, abs=0.01)
+    assert pd.Series(data.train.timestamps).is_monotonic_increasing
+
+
+def test_scaler_is_fitted_on_training_rows_only(demo_store: FeatureStore) -> None:
+    frame = demo_store.load("forecast_basic")
+    cfg = config()
+    data = preprocess(frame, cfg)
+    raw = build_features(frame, data.spec).features.to_numpy()
+    n_train = len(data.train.y)
+    np.testing.assert_allclose(data.scaler.mean_, np.nanmean(raw[:n_train], axis=0))
+    assert not np.allclose(data.scaler.mean_, np.nanmean(raw, axis=0))
+    np.testing.assert_allclose(np.nanmean(data.train.X, axis=0), 0, atol=1e-9)
+
+
+def test_too_short_a_range_is_a_pipeline_error(demo_store: FeatureStore) -> None:
+    cfg = config(start_date="2025-06-01T00:00:00Z", end_date="2025-06-03T00:00:00Z")
+    with pytest.raises(PipelineError, match=r"only \d+ \w+ rows in the selected range"):
+        preprocess(demo_store.load("forecast_basic"), cfg)
+
+
+def test_empty_range_is_a_pipeline_error(demo_store: FeatureStore) -> None:
+    cfg = config(start_date="2030-01-01T00:00:00Z", end_date="2030-02-01T00:00:00Z")
+    with pytest.raises(PipelineError, match="no rows"):
+        preprocess(demo_store.load("forecast_basic"), cfg)

@@ -1,0 +1,176 @@
+"""Batch forecasts without Ray: what they refuse, and that they equal served predictions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domain.errors import InvalidRequest
+from domain.jobs import ModelType
+from pipeline.config import TrainingConfig
+from pipeline.context import JobContext
+from pipeline.forecasting.batch import check_request, forecast_chunk, load_history
+from pipeline.forecasting.predict import history_needed, predict_rows
+from pipeline.graph.runner import run_in_process
+from pipeline.models.artifacts import ModelArtifact, load_artifact
+from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
+from pipeline.store.demo import load_series
+from pipeline.store.feature_store import FeatureStore
+
+HORIZON = 24
+
+
+def meters(count: int = 3, days: int = 35) -> pd.DataFrame:
+    frames = []
+    for i in range(count):
+        meter = load_series(seed=40 + i, hours=24 * days).drop(columns=["humidity_pct"])
+        meter["load_kw"] *= 1 + i
+        frames.append(meter.assign(meter=f"m{i}"))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[FeatureStore, ModelArtifact]:
+    root = tmp_path_factory.mktemp("forecast")
+    store = FeatureStore(Location(str(root / "features")))
+    put = {"timestamp_column": "timestamp", "target_column": "load_kw", "series_column": "meter"}
+    store.put("meters", meters(), **put)
+    future = meters()
+    future.loc[
+        future["timestamp"] >= future["timestamp"].max() - pd.Timedelta(hours=5), "load_kw"
+    ] = np.nan
+    store.put("meters_ahead", future, **put)
+    store.put("bare", meters().drop(columns=["temperature_c"]), **put)
+    gappy = meters()
+    gappy.loc[gappy["meter"] == "m1", "load_kw"] = np.nan  # no known target
+    gappy.loc[(gappy["meter"] == "m2") & (gappy.index % (24 * 35) < 24 * 34), "load_kw"] = np.nan
+    store.put("gappy", gappy, **put)  # m2: one day of history, less than its lags need
+    context = JobContext(
+        job_id="job-1",
+        tenant_id="tenant-a",
+        model_type=ModelType.FORECAST,
+        model_name="meters",
+        config=TrainingConfig(
+            feature_set="meters",
+            target_variable="load_kw",
+            horizon=HORIZON,
+            hyperparameters={"n_estimators": 40, "learning_rate": 0.1},
+        ),
+    )
+    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(root / "art"))
+    saved, _ = run_in_process(context, settings)
+    return store, load_artifact(Location(saved.artifact_uri))
+
+
+def test_forecasts_every_series_a_horizon_ahead_with_quantiles(
+    setup: tuple[FeatureStore, ModelArtifact],
+) -> None:
+    store, artifact = setup
+    history = load_history(store, artifact.metadata, "meters", HORIZON, None)
+    table = forecast_chunk(artifact, history, HORIZON)
+    assert list(table.columns) == ["series", "timestamp", "predicted", "q0.1", "q0.5", "q0.9"]
+    assert table.groupby("series").size().to_dict() == {"m0": 24, "m1": 24, "m2": 24}
+    last = store.load("meters").data["timestamp"].max()
+    assert table["timestamp"].min() == last + pd.Timedelta(hours=1)
+    assert table["timestamp"].max() == last + pd.Timedelta(hours=HORIZON)
+    assert table["predicted"].notna().all()
+    assert (table["q0.1"] <= table["q0.9"]).all()
+    # Series of different sizes keep their levels.
+    levels = table.groupby("series")["predicted"].mean()
+    assert levels["m0"] < levels["m1"] < levels["m2"]
+    parts = [forecast_chunk(artifact, part, HORIZON) for part in history.split(2)]
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), table)
+
+
+def test_equals_served_predictions_when_the_set_holds_the_future_covariates(
+    setup: tuple[FeatureStore, ModelArtifact],
+) -> None:
+    store, artifact = setup
+    history = load_history(store, artifact.metadata, "meters_ahead", HORIZON, ["m1"])
+    table = forecast_chunk(artifact, history, 6)
+    data = store.load("meters_ahead").data.query("meter == 'm1'")
+    rows = data.tail(history_needed(artifact.feature_spec) + 6)
+    served = predict_rows(artifact, _json(rows))[-6:]
+    assert [p.timestamp for p in served] == list(table["timestamp"])
+    np.testing.assert_allclose([p.predicted for p in served], table["predicted"])
+
+
+@pytest.mark.parametrize("check", [load_history, check_request])
+def test_refuses_what_the_model_cannot_forecast(
+    setup: tuple[FeatureStore, ModelArtifact], check: Callable[..., object]
+) -> None:
+    """``check_request`` (the submit's check, reading key columns in batches) refuses what
+    ``load_history`` (the forecast's own read) refuses."""
+    store, artifact = setup
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"horizon": HORIZON + 1}, "horizon", "cannot forecast"),
+        ({"series": ["m0", "m7"]}, "series", "not in"),
+        ({"feature_set": "nothing"}, "feature_set", "no feature set"),
+        ({"feature_set": "bare"}, "feature_set", "covariates"),
+        ({"feature_set": "gappy"}, "feature_set", "without a known load_kw: ['m1']"),
+        ({"feature_set": "gappy", "series": ["m1"]}, "series", "without a known"),
+        ({"feature_set": "gappy", "series": ["m0", "m2"]}, "series", "less history"),
+    ]
+    for change, field, words in cases:
+        request: dict[str, Any] = {"feature_set": "meters", "horizon": HORIZON, "series": None}
+        request.update(change)
+        with pytest.raises(InvalidRequest) as raised:
+            check(
+                store,
+                artifact.metadata,
+                request["feature_set"],
+                request["horizon"],
+                request["series"],
+            )
+        assert raised.value.field == field, raised.value.message
+        assert words in raised.value.message
+    check(store, artifact.metadata, "gappy", HORIZON, ["m0"])  # the rest of the set is fine
+
+
+def _json(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    records = frame.assign(timestamp=frame["timestamp"].map(pd.Timestamp.isoformat))
+    rows = [{str(k): v for k, v in r.items()} for r in records.to_dict(orient="records")]
+    for row in rows:
+        row.update({k: None for k, v in row.items() if isinstance(v, float) and math.isnan(v)})
+    return rows
+
+
+def test_a_single_series_carries_its_covariates_forward_a_day(tmp_path: Path) -> None:
+    store = FeatureStore(Location(str(tmp_path / "features")))
+    data = load_series(seed=3, hours=24 * 35).drop(columns=["humidity_pct"])
+    store.put("one", data, timestamp_column="timestamp", target_column="load_kw")
+    context = JobContext(
+        job_id="job-2",
+        tenant_id="tenant-a",
+        model_type=ModelType.FORECAST,
+        model_name="one",
+        config=TrainingConfig(
+            feature_set="one",
+            target_variable="load_kw",
+            horizon=HORIZON,
+            hyperparameters={"n_estimators": 20, "learning_rate": 0.1},
+        ),
+    )
+    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(tmp_path / "a"))
+    saved, _ = run_in_process(context, settings)
+    artifact = load_artifact(Location(saved.artifact_uri))
+    with pytest.raises(InvalidRequest) as raised:
+        load_history(store, artifact.metadata, "one", HORIZON, ["m0"])
+    assert raised.value.field == "series"
+
+    table = forecast_chunk(artifact, load_history(store, artifact.metadata, "one", 6, None), 6)
+    assert table["series"].isna().all()
+    # The same as predicting rows whose temperature is the last day's at the same hours.
+    last_day = data.tail(24).head(6)
+    future = last_day.assign(timestamp=last_day["timestamp"] + pd.Timedelta(days=1), load_kw=np.nan)
+    rows = pd.concat([data.tail(history_needed(artifact.feature_spec)), future])
+    served = predict_rows(artifact, _json(rows))[-6:]
+    assert [p.timestamp for p in served] == list(table["timestamp"])
+    np.testing.assert_allclose([p.predicted for p in served], table["predicted"])

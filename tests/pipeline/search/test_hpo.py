@@ -1,0 +1,278 @@
+"""The search coordinator without Ray: trials run in this process through the same protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from domain.errors import PipelineError, TrainingStopped
+from domain.jobs import ExperimentStatus
+from pipeline.config import TrainingConfig
+from pipeline.features.preprocess import PreparedData, preprocess
+from pipeline.search.hpo import NUMBER, journal_storage, search
+from pipeline.search.pruning import PruningHistory
+from pipeline.search.trials import run_trial
+from pipeline.search_results import SearchProgress, TrialReport
+from pipeline.store.feature_store import FeatureStore
+from pipeline.training.train import retrain_best, search_plans
+
+
+class Done:
+    """A finished trial's handle (hashable by identity, like an ObjectRef)."""
+
+    def __init__(self, outcome: TrialReport | Exception) -> None:
+        self.outcome = outcome
+
+
+class InProcessTrials:
+    """Runs each trial when it is submitted; ``wait`` hands the finished ones back."""
+
+    def __init__(self, data: PreparedData, config: TrainingConfig) -> None:
+        self.data = data
+        self.config = config
+        self.started: list[int] = []
+        self.params: list[dict[str, Any]] = []
+        self.reports: list[TrialReport] = []
+
+    def submit(
+        self,
+        number: int,
+        params: dict[str, Any],
+        completed: PruningHistory,
+        running: list[Any],
+    ) -> Any:
+        self.started.append(number)
+        self.params.append(params)
+        try:
+            report = run_trial(self.data, self.config, number, params, completed)
+        except Exception as exc:
+            return Done(exc)
+        self.reports.append(report)
+        return Done(report)
+
+    def wait(self, pending: list[Any], timeout: float) -> list[Any]:
+        return list(pending)
+
+    def result(self, handle: Done) -> TrialReport:
+        if isinstance(handle.outcome, Exception):
+            raise handle.outcome
+        return handle.outcome
+
+    def cancel(self, pending: list[Any]) -> None:
+        pass
+
+
+def config(**overrides: Any) -> TrainingConfig:
+    return TrainingConfig.model_validate(
+        {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "enable_hpo": True,
+            "hyperparameters": {"learning_rate": {"type": "float", "low": 0.05, "high": 0.3}},
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def data(demo_store: FeatureStore) -> PreparedData:
+    return preprocess(demo_store.load("forecast_basic"), config())
+
+
+def test_a_resumed_search_runs_only_the_missing_trials(data: PreparedData, tmp_path: Path) -> None:
+    journal = tmp_path / "job.journal"
+    reported: list[tuple[int, str]] = []
+
+    def report(trial: TrialReport, progress: SearchProgress) -> None:
+        reported.append((trial.number, trial.state))
+
+    first = InProcessTrials(data, config(n_trials=3))
+    result = search(config(n_trials=3), journal, "job", lambda: 1, first, report)
+    assert first.started == [0, 1, 2]
+    assert result.progress.finished == 3
+
+    # The job is re-run with a larger budget (as after a restart): only two trials run.
+    second = InProcessTrials(data, config(n_trials=5))
+    resumed = search(config(n_trials=5), journal, "job", lambda: 2, second, report)
+    assert second.started == [3, 4]
+    assert [n for n, _ in reported] == [0, 1, 2, 0, 1, 2, 3, 4]  # the first three re-reported
+    study = optuna.load_study(study_name="job", storage=journal_storage(journal))
+    assert sorted(t.user_attrs[NUMBER] for t in study.trials) == [0, 1, 2, 3, 4]
+    assert resumed.best_value == min(t.value for t in study.trials if t.value is not None)
+    # The objective is not searched: the mean member is the best trial, the median member
+    # takes its parameters and finds its rounds by early stopping when retrained.
+    mean_params, mean_rounds = resumed.members["regression"]
+    assert mean_params["learning_rate"] == resumed.best_params["learning_rate"]
+    assert mean_params["num_leaves"] == 31  # the service's default for what is not searched
+    assert mean_rounds == resumed.best_iteration
+    median_params, median_rounds = resumed.members["regression_l1"]
+    assert median_params == {**mean_params, "objective": "regression_l1"}
+    assert median_rounds is None
+
+
+def test_a_search_starts_from_the_defaults_once_per_objective(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    """The default space searches the objective too; its first trials are a plain job's
+    parameters with each objective, and each member is the best trial of its objective."""
+    default_space = TrainingConfig.model_validate(
+        {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "enable_hpo": True,
+            "n_trials": 4,
+            "hyperparameters": {"n_estimators": 60},
+        }
+    )
+    trials = InProcessTrials(data, default_space)
+    result = search(default_space, tmp_path / "j", "j", lambda: 1, trials, lambda *_: None)
+    defaults = {
+        "learning_rate": 0.1,
+        "num_leaves": 31,
+        "min_child_samples": 20,
+        "subsample": 1.0,
+        "colsample_bytree": 0.8,
+        "reg_lambda": 1e-3,  # LightGBM's 0, moved into the searched range
+    }
+    assert trials.params[:2] == [
+        {**defaults, "objective": "regression"},
+        {**defaults, "objective": "regression_l1"},
+    ]
+    assert set(result.members) == {"regression", "regression_l1"}
+    for objective, (member_params, rounds) in result.members.items():
+        assert member_params["objective"] == objective
+        assert rounds is not None
+    # The model averages the best trials' members with the default parameters' (trials 0
+    # and 1), each with the rounds its trial found.
+    assert set(result.defaults) == {"regression", "regression_l1"}
+    plans = search_plans(result)
+    assert [(p.objective, p.label) for p in plans] == [
+        ("regression", None),
+        ("regression_l1", None),
+        ("regression", "default_mean_"),
+        ("regression_l1", "default_median_"),
+    ]
+    for plan, point in zip(plans[2:], trials.params[:2], strict=True):
+        assert plan.params == {**default_space.lightgbm_params(), **point}
+        assert plan.rounds == trials.reports[trials.params.index(point)].best_iteration
+    model = retrain_best(data, result, default_space, num_threads=1)
+    assert [m.objective for m in model.members] == [p.objective for p in plans]
+    assert {"l1", "median_l1", "default_mean_l1", "default_median_l1"} <= set(model.curve)
+
+
+def test_failing_trials_are_told_and_a_search_without_success_raises(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    broken = config(
+        n_trials=2,
+        hyperparameters={"objective": {"type": "categorical", "choices": ["no_such_objective"]}},
+    )
+    progress: list[SearchProgress] = []
+    with pytest.raises(PipelineError, match="every trial failed"):
+        search(
+            broken,
+            tmp_path / "j",
+            "j",
+            lambda: 1,
+            InProcessTrials(data, broken),
+            lambda _, p: progress.append(p),
+        )
+    assert progress[-1].failed == 2
+    assert progress[-1].best_value is None
+
+
+def test_a_cancelled_search_stops_and_cancels_its_running_trials(
+    data: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.search.hpo.STOP_CHECK_SECONDS", 0.0)
+    cfg = config(n_trials=50, pruning=False)
+    trials = InProcessTrials(data, cfg)
+    cancelled: list[list[Any]] = []
+    trials.cancel = cancelled.append  # type: ignore[method-assign,assignment]
+    asked: list[int] = []
+
+    def cancelled_on_the_third_check() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+
+    with pytest.raises(TrainingStopped, match="cancelled"):
+        search(
+            cfg,
+            tmp_path / "s.journal",
+            "s",
+            lambda: 2,
+            trials,
+            lambda *_: None,
+            cancelled_on_the_third_check,
+        )
+    assert len(trials.started) < 50
+    assert len(cancelled) == 1
+
+
+def test_a_trial_prunes_against_peers_that_finish_while_it_trains(data: PreparedData) -> None:
+    cfg = config(n_trials=20)  # the median pruner waits for 5 completed trials
+    params = {"learning_rate": 0.05}
+    alone = run_trial(data, cfg, 0, params)
+    assert alone.state == "completed"  # with nothing to compare against it runs to the end
+
+    better = {step: value / 10 for step, value in alone.intermediate.items()}
+    peers = [
+        TrialReport(
+            n,
+            ExperimentStatus.COMPLETED,
+            min(better.values()),
+            {"learning_rate": 0.2},
+            100,
+            [],
+            0.1,
+            None,
+            better,
+        )
+        for n in range(1, 6)
+    ]
+    calls: list[int] = []
+
+    def finished_peers() -> list[TrialReport]:
+        calls.append(1)
+        return peers if len(calls) == 2 else []  # they finish after its first report
+
+    beside = run_trial(data, cfg, 0, params, finished_peers=finished_peers)
+    assert beside.state == "pruned"
+    assert len(calls) >= 2
+    assert len(beside.intermediate) < len(alone.intermediate)
+
+
+def test_a_trial_ignores_peers_that_failed_or_were_pruned(data: PreparedData) -> None:
+    cfg = config(n_trials=20)
+    alone = run_trial(data, cfg, 0, {"learning_rate": 0.05})
+    better = {step: value / 10 for step, value in alone.intermediate.items()}
+    peers = [
+        TrialReport(n, state, 1.0, {"learning_rate": 0.2}, None, [], 0.1, None, better)
+        for n, state in enumerate([ExperimentStatus.PRUNED, ExperimentStatus.FAILED] * 3, start=1)
+    ]
+    beside = run_trial(data, cfg, 0, {"learning_rate": 0.05}, finished_peers=lambda: peers)
+    assert beside.state == "completed"
+    assert beside.curve == alone.curve
+
+
+def test_a_search_widens_when_more_trials_may_run_at_once(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    space = {"learning_rate": {"type": "float", "low": 0.05, "high": 0.3}}
+    cfg = config(n_trials=8, pruning=False, hyperparameters=space | {"n_estimators": 10})
+    trials = InProcessTrials(data, cfg)
+    waited_on: list[int] = []
+    wait = trials.wait
+
+    def first_of(pending: list[Any], timeout: float) -> list[Any]:
+        waited_on.append(len(pending))
+        return wait(pending, timeout)[:1]  # one trial ends at a time
+
+    trials.wait = first_of  # type: ignore[method-assign]
+    allowed = iter([1, 1, 3])
+    search(cfg, tmp_path / "w.journal", "w", lambda: next(allowed, 3), trials, lambda *_: None)
+    assert waited_on[:3] == [1, 1, 3]
+    assert max(waited_on) == 3

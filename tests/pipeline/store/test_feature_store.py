@@ -1,0 +1,281 @@
+"""The feature store validates what it stores, writes atomically and keeps versions."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from domain.errors import FeatureSetNotFound, InvalidFeatureSet
+from pipeline.store import importing as feature_import
+from pipeline.store.demo import load_series, with_anomalies
+from pipeline.store.feature_store import FeatureStore
+
+
+def test_round_trip_keeps_schema_and_rows(store: FeatureStore) -> None:
+    table = load_series(seed=1, hours=100)
+    schema = store.put("s", table, timestamp_column="timestamp", target_column="load_kw")
+    assert schema.covariates == ["temperature_c", "humidity_pct"]
+    assert schema.rows == 100
+    loaded = store.load("s")
+    assert loaded.schema == schema
+    pd.testing.assert_series_equal(loaded.data["load_kw"], table["load_kw"])
+    assert str(loaded.data["timestamp"].dt.tz) == "UTC"
+    assert [s.name for s in store.list()] == ["s"]
+
+
+def test_load_stops_before_end(store: FeatureStore) -> None:
+    store.put(
+        "s", load_series(seed=1, hours=100), timestamp_column="timestamp", target_column="load_kw"
+    )
+    end = pd.Timestamp("2024-01-02", tz="UTC").to_pydatetime()
+    assert len(store.load("s", end=end).data) == 24
+
+
+def test_labels_are_not_covariates(store: FeatureStore) -> None:
+    table = with_anomalies(load_series(seed=1, hours=2000), seed=2)
+    schema = store.put("a", table, timestamp_column="timestamp", target_column="load_kw")
+    assert schema.label_column == "is_anomaly"
+    assert "is_anomaly" not in schema.covariates
+
+
+def test_demo_sets_are_deterministic() -> None:
+    pd.testing.assert_frame_equal(load_series(seed=7, hours=500), load_series(seed=7, hours=500))
+    assert len(load_series(seed=7)) >= 365 * 24
+
+
+def test_replacing_a_set_and_failed_replacement_keeps_the_old_one(store: FeatureStore) -> None:
+    store.put(
+        "s", load_series(seed=1, hours=50), timestamp_column="timestamp", target_column="load_kw"
+    )
+    with pytest.raises(InvalidFeatureSet):
+        store.put(
+            "s", load_series(seed=1, hours=50), timestamp_column="ts", target_column="load_kw"
+        )
+    assert store.schema("s").rows == 50
+    store.put(
+        "s", load_series(seed=1, hours=70), timestamp_column="timestamp", target_column="load_kw"
+    )
+    assert store.schema("s").rows == 70
+    assert store.root.children() == ["s"]
+    assert (store.root / "s").children() == ["schema.json", "versions"]
+    assert [v.rows for v in store.versions("s")] == [50, 70]  # the refused one left nothing
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "", "x" * 129])
+def test_unsafe_names_are_refused(store: FeatureStore, name: str) -> None:
+    with pytest.raises(InvalidFeatureSet):
+        store.put(
+            name,
+            load_series(seed=1, hours=10),
+            timestamp_column="timestamp",
+            target_column="load_kw",
+        )
+    assert not store.exists(name)
+
+
+def test_unknown_set_is_not_found(store: FeatureStore) -> None:
+    with pytest.raises(FeatureSetNotFound):
+        store.load("missing")
+
+
+def test_a_replace_never_deletes_what_a_concurrent_reader_looked_up(store: FeatureStore) -> None:
+    """A job loading a set while an import replaces it reads one whole version, every time.
+
+    Before sets were versioned, a replace deleted the old data file right after switching
+    readers over, so a reader between its lookup and its read found the file gone.
+    """
+    table = load_series(seed=1, hours=24 * 120)
+    store.put("s", table, timestamp_column="timestamp", target_column="load_kw")
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def replace() -> None:
+        for hours in range(24 * 100, 24 * 100 + 15):
+            store.put(
+                "s",
+                table.iloc[:hours],
+                timestamp_column="timestamp",
+                target_column="load_kw",
+            )
+        done.set()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                frame = store.load("s")
+                assert len(frame.data) == frame.schema.rows
+            except BaseException as exc:
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=replace), threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, f"a reader failed during a replace: {failures[0]!r}"
+
+
+def _meters(hours: int, meters: int = 3, seed: int = 1) -> pd.DataFrame:
+    """A multi-series table: ``meters`` copies of a demo series under different names."""
+    parts = []
+    for meter in range(meters):
+        part = load_series(seed=seed + meter, hours=hours)
+        part.insert(0, "meter", f"m{meter}")
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_a_replaced_version_stays_readable_by_its_name(store: FeatureStore) -> None:
+    first = store.put(
+        "s",
+        _meters(48),
+        timestamp_column="timestamp",
+        target_column="load_kw",
+        series_column="meter",
+    )
+    second = store.put(
+        "s",
+        _meters(72),
+        timestamp_column="timestamp",
+        target_column="load_kw",
+        series_column="meter",
+    )
+    assert first.version is not None
+    assert second.version is not None
+    assert first.version < second.version
+    assert store.schema("s") == second
+    pinned = store.load("s", version=first.version)
+    assert pinned.schema == first
+    assert len(pinned.data) == 3 * 48
+    assert pinned.data["meter"].is_monotonic_increasing
+    with pytest.raises(FeatureSetNotFound):
+        store.load("s", version="20000101T000000000000Z-00000000")
+
+
+def test_reads_push_the_range_series_and_columns_down(store: FeatureStore) -> None:
+    table = _meters(24 * 400)  # spans two years: two year partitions
+    table["extra"] = 1.0
+    store.put(
+        "s", table, timestamp_column="timestamp", target_column="load_kw", series_column="meter"
+    )
+    start = pd.Timestamp("2024-06-01", tz="UTC").to_pydatetime()
+    end = pd.Timestamp("2024-06-03", tz="UTC").to_pydatetime()
+    frame = store.load("s", end, start=start, series=["m2"], columns=["load_kw"])
+    assert list(frame.data.columns) == ["meter", "timestamp", "load_kw"]
+    assert set(frame.data["meter"]) == {"m2"}
+    assert len(frame.data) == 48
+    assert frame.data["timestamp"].min() == pd.Timestamp(start)
+
+
+def test_keys_come_from_the_key_columns_and_buckets_read_alone(store: FeatureStore) -> None:
+    table = _meters(24 * 10)
+    store.put(
+        "s", table, timestamp_column="timestamp", target_column="load_kw", series_column="meter"
+    )
+    start = pd.Timestamp("2024-01-03", tz="UTC").to_pydatetime()
+    end = pd.Timestamp("2024-01-05", tz="UTC").to_pydatetime()
+    keys = store.keys("s", start, end)
+    assert keys.rows == 3 * 24 * 4  # every row before the end
+    assert (keys.first, keys.last) == (pd.Timestamp(start), pd.Timestamp(end) - pd.Timedelta("1h"))
+    assert keys.series == ("m0", "m1", "m2")
+    assert len(keys.buckets) > 1
+    per_series = {n: r for rows in keys.rows_by_bucket.values() for n, r in rows.items()}
+    assert per_series == {"m0": 96, "m1": 96, "m2": 96}
+    read = [set(store.load("s", bucket=bucket).data["meter"]) for bucket in keys.buckets]
+    assert sorted(name for names in read for name in names) == ["m0", "m1", "m2"]  # each once
+
+
+def test_unreferenced_versions_go_after_the_grace_period(store: FeatureStore) -> None:
+    versions = [
+        store.put(
+            "s",
+            _meters(24 + i),
+            timestamp_column="timestamp",
+            target_column="load_kw",
+            series_column="meter",
+        ).pinned_version
+        for i in range(4)
+    ]
+    now = datetime.now(UTC)
+    assert store.remove_unreferenced(set(), now, timedelta(hours=1)) == []  # all too recent
+    removed = store.remove_unreferenced({versions[1]}, now + timedelta(hours=2), timedelta(hours=1))
+    assert sorted(r.rsplit("@", 1)[1] for r in removed) == [versions[0], versions[2]]
+    assert [v.pinned_version for v in store.versions("s")] == [versions[1], versions[3]]
+    assert len(store.load("s", version=versions[1]).data) == 3 * 25
+
+
+def test_a_set_stored_before_versions_reads_and_is_kept_when_replaced(store: FeatureStore) -> None:
+    directory = store.root / "old"
+    table = load_series(seed=1, hours=30)
+    table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True)
+    data_file = "data-0123456789ab.parquet"
+    legacy: dict[str, Any] = {
+        "name": "old",
+        "timestamp_column": "timestamp",
+        "target_column": "load_kw",
+        "series_column": None,
+        "covariates": ["temperature_c", "humidity_pct"],
+        "label_column": None,
+        "rows": 30,
+        "start": "2024-01-01T00:00:00+00:00",
+        "end": "2024-01-02T05:00:00+00:00",
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "data_file": data_file,
+    }
+    (directory / data_file).write_parquet(pa.Table.from_pandas(table))
+    (directory / "schema.json").write_text(json.dumps(legacy))
+    assert len(store.load("old").data) == 30
+    assert store.schema("old").pinned_version == data_file
+    keys = store.keys("old")
+    assert (keys.rows, keys.series, keys.buckets) == (30, None, (None,))
+    assert keys.rows_by_bucket == {None: {None: 30}}
+    assert keys.last == pd.Timestamp("2024-01-02T05:00:00Z")
+    store.put("old", table.iloc[:20], timestamp_column="timestamp", target_column="load_kw")
+    assert len(store.load("old").data) == 20
+    assert len(store.load("old", version=data_file).data) == 30
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert [r.rsplit("@", 1)[1] for r in store.remove_unreferenced(set(), later, timedelta())] == [
+        data_file
+    ]
+    assert (directory).children() == ["schema.json", "versions"]
+
+
+def test_a_file_streams_in_batches_and_checks_repeats_across_them(
+    store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feature_import, "BATCH_ROWS", 50)
+    table = _meters(60)
+    table["load_kw"] = table["load_kw"].round()  # whole numbers first ...
+    table.loc[len(table) - 1, "load_kw"] = 1.5  # ... a decimal in the last batch
+    csv = tmp_path / "meters.csv"
+    table.to_csv(csv, index=False)
+    schema = store.import_file(
+        "s", csv, timestamp_column="timestamp", target_column="load_kw", series_column="meter"
+    )
+    assert schema.rows == 180
+    assert store.load("s").data["load_kw"].iloc[-1] == 1.5
+    repeated = pd.concat([table, table.iloc[[3]]], ignore_index=True)  # far from its twin
+    repeated.to_csv(csv, index=False)
+    with pytest.raises(InvalidFeatureSet) as refused:
+        store.import_file(
+            "s", csv, timestamp_column="timestamp", target_column="load_kw", series_column="meter"
+        )
+    assert refused.value.field == "timestamp_column"
+    assert [v.rows for v in store.versions("s")] == [180]  # nothing of the refused one
+
+
+def test_a_file_that_is_not_a_table_is_refused(store: FeatureStore, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(InvalidFeatureSet) as refused:
+        store.import_file("s", junk, timestamp_column="timestamp", target_column="load_kw")
+    assert refused.value.field in {"body", "timestamp_column"}
+    assert not store.exists("s")

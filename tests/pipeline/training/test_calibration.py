@@ -1,0 +1,85 @@
+"""The residuals that calibrate quantiles: rolling origins over the validation part."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.config import TrainingConfig
+from pipeline.features.preprocess import PreparedData, preprocess
+from pipeline.store.feature_store import FeatureStore
+from pipeline.training import calibration
+from pipeline.training.blend import Member, blend_predict
+from pipeline.training.boosters import booster_on, grown_rounds
+from pipeline.training.calibration import calibration_forecasts, window_origins
+from pipeline.training.train import TrainedModel, train
+
+CONFIG = TrainingConfig(
+    feature_set="forecast_basic",
+    target_variable="load_kw",
+    hyperparameters={"n_estimators": 40, "learning_rate": 0.2},
+)
+
+
+@pytest.fixture(scope="module")
+def data(demo_store: FeatureStore) -> PreparedData:
+    return preprocess(demo_store.load("forecast_basic"), CONFIG)
+
+
+@pytest.fixture(scope="module")
+def model(data: PreparedData) -> TrainedModel:
+    return train(data, CONFIG, num_threads=1)
+
+
+def test_windows_cut_the_distinct_times_into_equal_runs() -> None:
+    stamps = np.repeat(np.arange(10).astype("datetime64[h]"), 3)  # three series
+    assert window_origins(stamps, 4) == [stamps[6], stamps[15], stamps[24]]  # times 2, 5, 8
+    assert window_origins(stamps[:3], 4) == []  # one time: one window
+
+
+def test_each_window_is_forecast_by_the_members_refitted_before_it(
+    data: PreparedData, model: TrainedModel
+) -> None:
+    best = [model.best_iteration] * len(model.members)  # one member: its own best
+    lone = model.members[:1]
+    early = np.asarray(
+        lone[0].booster.predict(data.validation.X)
+    )  # any forecast stands in for the first
+    forecasts = calibration_forecasts(data, lone, best[:1], early, num_threads=1)
+    origins = window_origins(data.validation.timestamps, calibration.WINDOWS)
+    first = data.validation.timestamps < origins[0]
+    assert np.array_equal(forecasts[first], early[first])
+    # The last window, recomputed by hand: the member on every row before its origin.
+    X = np.vstack([data.train.X, data.validation.X])
+    y = np.concatenate([data.train.y, data.validation.y])
+    before = np.concatenate([data.train.timestamps, data.validation.timestamps]) < origins[-1]
+    rounds = grown_rounds(best[0], data.train_rows, int(before.sum()) - data.train_rows)
+    params = {**lone[0].booster.params, "num_threads": 1}
+    member = Member(
+        lone[0].objective, booster_on(data, X[before], y[before], params, rounds), rounds
+    )
+    last = data.validation.timestamps >= origins[-1]
+    assert np.allclose(forecasts[last], blend_predict([member], data.validation.X[last]))
+    assert not np.allclose(forecasts[last], early[last])
+
+
+def test_a_large_job_calibrates_on_the_early_stopped_forecasts(
+    data: PreparedData, model: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(calibration, "MAX_ROWS", data.train_rows)
+    early = model.validation_predictions
+    best = [model.best_iteration] * len(model.members)
+    assert calibration_forecasts(data, model.members, best, early, 1) is early
+
+
+def test_the_default_model_is_calibrated_around_its_point_forecast(
+    data: PreparedData, model: TrainedModel
+) -> None:
+    assert model.calibration is not None
+    assert model.calibration.offsets["0.5"] == pytest.approx(0.0, abs=1e-12)
+    point = model.predict(data.test.X)
+    bounds = model.predict_quantiles(data.test.X, point)
+    assert bounds is not None
+    assert np.allclose(bounds[:, 1], point)
+    assert (bounds[:, 0] < point).all()
+    assert (bounds[:, 2] > point).all()
