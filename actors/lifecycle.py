@@ -26,7 +26,7 @@ from actors.durable import durably
 from actors.failures import describe_failure
 from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
-from actors.recorder import SearchRecorder, StageRecorder, service_log
+from actors.recorder import RunStores, SearchRecorder, StageRecorder, service_log
 from actors.versions import VersionClaims
 from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
@@ -120,7 +120,7 @@ class Lifecycle:
     ) -> None:
         self._clock = clock
         self._store = store
-        self._experiments = experiments
+        self._run_stores = RunStores(store, experiments, clock)
         self._pipeline = pipeline
         self._queue = queue
         self._admission = admission
@@ -276,11 +276,9 @@ class Lifecycle:
             config=TrainingConfig.model_validate(job.config),
         )
         running.cpus = job_cpus(context.config)
-        recorder = running.recorder = StageRecorder(
-            self._store, self._experiments, job, self._clock
-        )
+        recorder = running.recorder = StageRecorder(self._run_stores, job)
         if context.config.enable_hpo:
-            running.search = SearchRecorder(self._store, self._experiments, job, self._clock)
+            running.search = SearchRecorder(self._run_stores, job)
         run = running.run = self._launch_run(context, self._callbacks_for(context))
         return run, recorder
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -59,6 +60,15 @@ class RunExperiments(Protocol):
     async def of_job(self, job_id: str) -> list[ExperimentRecord]: ...
 
 
+@dataclass(frozen=True)
+class RunStores:
+    """Where the recorders write, and the clock that stamps their lines."""
+
+    jobs: RunStore
+    experiments: RunExperiments
+    clock: Callable[[], datetime] = utcnow
+
+
 def to_new_log(job_id: str, line: LogLine) -> NewLog:
     return NewLog(job_id, LogLevel(line.level), line.message, line.timestamp, line.stage)
 
@@ -74,17 +84,9 @@ def service_log(
 class StageRecorder:
     """Writes one job's stage reports to the store, one batch per stage."""
 
-    def __init__(
-        self,
-        store: RunStore,
-        experiments: RunExperiments,
-        job: JobRecord,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._store = store
-        self._experiments = experiments
+    def __init__(self, stores: RunStores, job: JobRecord) -> None:
+        self._stores = stores
         self._job = job
-        self._clock = clock
         self._experiment_id: str | None = None
         self._feature_set_version: str | None = None
         self._best_iteration = 0
@@ -106,7 +108,7 @@ class StageRecorder:
         job_id = self._job.job_id
         lines = [to_new_log(job_id, line) for line in report.logs]
         message = f"{report.stage} finished in {report.seconds:.3f}s"
-        lines.append(service_log(job_id, message, self._clock()))
+        lines.append(service_log(job_id, message, self._stores.clock()))
         version = None
         if report.stage not in self._recorded:
             match report.summary:
@@ -124,7 +126,7 @@ class StageRecorder:
                 self.metrics.get("training_time_seconds", 0.0) + report.seconds, 3
             )
             self._recorded.add(report.stage)
-        await self._store.update_progress(
+        await self._stores.jobs.update_progress(
             job_id,
             report.progress,
             report.stage,
@@ -142,7 +144,7 @@ class StageRecorder:
             if self._stage is None or Stage.TRAIN in self._recorded:
                 return
             self.metrics.update(scores)
-            await self._store.update_progress(
+            await self._stores.jobs.update_progress(
                 self._job.job_id, self._progress, self._stage, self.metrics
             )
 
@@ -158,7 +160,7 @@ class StageRecorder:
         params = dict(summary.params)
         if self._feature_set_version is not None:  # the data, beside the model's knobs
             params["feature_set_version"] = self._feature_set_version
-        self._experiment_id = await self._experiments.create_experiment(
+        self._experiment_id = await self._stores.experiments.create_experiment(
             job.job_id, f"{job.model_name} attempt {job.attempts}", params, curve
         )
         self.metrics["best_iteration"] = self._best_iteration
@@ -167,7 +169,7 @@ class StageRecorder:
         """One completed experiment per window, with its span and metrics (once: a job
         re-run after an interruption keeps the windows its first attempt recorded)."""
         job = self._job
-        recorded = {e.name for e in await self._experiments.of_job(job.job_id)}
+        recorded = {e.name for e in await self._stores.experiments.of_job(job.job_id)}
         experiments = [
             NewExperiment(
                 f"{BACKTEST_PREFIX}{window.number}",
@@ -184,13 +186,13 @@ class StageRecorder:
             if f"{BACKTEST_PREFIX}{window.number}" not in recorded
         ]
         if experiments:
-            await self._experiments.create_experiments(job.job_id, experiments)
+            await self._stores.experiments.create_experiments(job.job_id, experiments)
         self.metrics.update(summary.metrics)
 
     async def _record_evaluation(self, metrics: dict[str, float]) -> None:
         self.metrics.update(metrics)
         if self._experiment_id is not None:
-            await self._experiments.log_metrics(
+            await self._stores.experiments.log_metrics(
                 self._experiment_id,
                 [MetricPoint(name, value, self._best_iteration) for name, value in metrics.items()],
             )
@@ -212,17 +214,9 @@ class SearchRecorder:
     and the CPUs it shares with the trials, less. ``record`` returns once its trial is
     written."""
 
-    def __init__(
-        self,
-        store: RunStore,
-        experiments: RunExperiments,
-        job: JobRecord,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._store = store
-        self._experiments = experiments
+    def __init__(self, stores: RunStores, job: JobRecord) -> None:
+        self._stores = stores
         self._job = job
-        self._clock = clock
         self._lock = asyncio.Lock()
         self._pending: list[tuple[TrialReport, SearchProgress]] = []
         self._recorded: set[int] | None = None
@@ -248,7 +242,7 @@ class SearchRecorder:
     async def _load(self) -> None:
         if self._recorded is not None:
             return
-        experiments = await self._experiments.of_job(self._job.job_id)
+        experiments = await self._stores.experiments.of_job(self._job.job_id)
         self._recorded = {
             int(e.name.removeprefix(TRIAL_PREFIX))
             for e in experiments
@@ -268,7 +262,7 @@ class SearchRecorder:
         experiments = [_trial_experiment(trial) for trial, _ in batch]
         if self._search_experiment is None:
             experiments.append(NewExperiment(SEARCH_EXPERIMENT))
-        ids = await self._experiments.create_experiments(job_id, experiments)
+        ids = await self._stores.experiments.create_experiments(job_id, experiments)
         if self._search_experiment is None:
             self._search_experiment = ids[-1]
         best = [
@@ -277,15 +271,15 @@ class SearchRecorder:
             if progress.best_value is not None
         ]
         if best:
-            await self._experiments.log_metrics(self._search_experiment, best)
+            await self._stores.experiments.log_metrics(self._search_experiment, best)
         latest = max((progress for _, progress in batch), key=lambda p: p.finished)
         start, end = SEARCH_PROGRESS
-        await self._store.update_progress(
+        await self._stores.jobs.update_progress(
             job_id,
             start + (end - start) * min(1.0, latest.finished / latest.n_trials),
             Stage.SEARCH,
             latest.as_metrics(),
-            logs=[_trial_log(job_id, trial, self._clock()) for trial, _ in batch],
+            logs=[_trial_log(job_id, trial, self._stores.clock()) for trial, _ in batch],
         )
 
 

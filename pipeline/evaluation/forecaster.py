@@ -4,33 +4,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from pipeline.scoring.intervals import QuantileCalibration
-from pipeline.summaries import SearchSummary, TrainSummary
+from pipeline.summaries import SearchSummary, Trained, TrainSummary
 
 
-class Forecaster(Protocol):
+class Forecaster(Trained, Protocol):
     """A trained model's forecasts and what its training learned."""
-
-    @property
-    def params(self) -> dict[str, Any]: ...
-
-    @property
-    def best_iteration(self) -> int: ...
-
-    @property
-    def curve(self) -> dict[str, list[float]]: ...
 
     @property
     def validation_predictions(self) -> np.ndarray:
         """Out-of-sample forecasts of the validation rows, in their order."""
         ...
-
-    @property
-    def validation_scores(self) -> dict[str, float]: ...
 
     @property
     def calibration(self) -> QuantileCalibration | None:

@@ -46,13 +46,7 @@ from pipeline.training.fitting import (
     Fit,
     Fitted,
 )
-from pipeline.training.train import (
-    FitRequest,
-    TrainedModel,
-    assemble,
-    member_plans,
-    search_plans,
-)
+from pipeline.training.train import FitRequest, TrainedModel, retrained_by, trained_by
 
 logger = logging.getLogger("pipeline.training.train")
 
@@ -241,16 +235,7 @@ def train_distributed(
         data.train_rows,
         len(data.feature_names),
     )
-    fitter = RayTrainFitter(workers, config.train_cpus, should_stop, live)
-    return assemble(
-        data,
-        member_plans(config),
-        config.quantiles,
-        config.early_stopping_rounds,
-        fitter,
-        quantile_boosters=config.quantile_boosters,
-        time_budget_s=config.time_budget_s,
-    )
+    return trained_by(RayTrainFitter(workers, config.train_cpus, should_stop, live), data, config)
 
 
 def retrain_best_distributed(
@@ -265,12 +250,4 @@ def retrain_best_distributed(
         config.distributed.workers,
     )
     fitter = RayTrainFitter(config.distributed.workers, config.train_cpus)
-    return assemble(
-        data,
-        search_plans(search),
-        config.quantiles,
-        search.early_stopping_rounds,
-        fitter,
-        search=search.summary(),
-        quantile_boosters=config.quantile_boosters,
-    )
+    return retrained_by(fitter, data, search, config)

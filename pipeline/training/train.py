@@ -78,7 +78,11 @@ def train(
         len(data.feature_names),
         num_threads,
     )
-    fitter = InProcessFitter(num_threads, watching(should_stop, live))
+    return trained_by(InProcessFitter(num_threads, watching(should_stop, live)), data, config)
+
+
+def trained_by(fitter: Fitter[Data], data: Data, config: TrainingConfig) -> TrainedModel:
+    """The job's model, its boosters trained by ``fitter`` (here or on Ray Train)."""
     return assemble(
         data,
         member_plans(config),
@@ -316,12 +320,19 @@ def retrain_best(
         "retraining the best trial of each objective (%s) on train + validation",
         ", ".join(search.members),
     )
+    return retrained_by(InProcessFitter(num_threads), data, search, config)
+
+
+def retrained_by(
+    fitter: Fitter[Data], data: Data, search: SearchResult, config: TrainingConfig
+) -> TrainedModel:
+    """The model after a search, its boosters trained by ``fitter`` (``search_plans``)."""
     return assemble(
         data,
         search_plans(search),
         config.quantiles,
         search.early_stopping_rounds,
-        InProcessFitter(num_threads),
+        fitter,
         search=search.summary(),
         quantile_boosters=config.quantile_boosters,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.recorder import SearchRecorder
+from actors.recorder import RunStores, SearchRecorder
 from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.records import JobRecord, NewExperiment
@@ -75,7 +75,7 @@ async def test_trials_finishing_together_are_written_in_fewer_batches(
 ) -> None:
     store = experiments.store
     job = await running_job(store)
-    recorder = SearchRecorder(store, experiments, job)
+    recorder = SearchRecorder(RunStores(store, experiments), job)
     await asyncio.gather(*(recorder.record(*trial(n, 20.0 - n)) for n in range(10)))
 
     written = {e.name: e for e in await experiments.of_job(job.job_id)}
@@ -103,9 +103,9 @@ async def test_trials_finishing_together_are_written_in_fewer_batches(
 async def test_a_trial_reported_again_is_written_once(experiments: CountingExperiments) -> None:
     store = experiments.store
     job = await running_job(store)
-    await SearchRecorder(store, experiments, job).record(*trial(0, 15.0))
+    await SearchRecorder(RunStores(store, experiments), job).record(*trial(0, 15.0))
     # a restarted orchestrator re-reads what is there
-    resumed = SearchRecorder(store, experiments, job)
+    resumed = SearchRecorder(RunStores(store, experiments), job)
     await asyncio.gather(resumed.record(*trial(0, 15.0)), resumed.record(*trial(1, 14.0)))
     names = sorted(e.name for e in await experiments.of_job(job.job_id))
     assert names == ["search", "trial 0", "trial 1"]
@@ -116,7 +116,7 @@ async def test_trials_whose_write_failed_are_written_by_the_next_report(
 ) -> None:
     store = experiments.store
     job = await running_job(store)
-    recorder = SearchRecorder(store, experiments, job)
+    recorder = SearchRecorder(RunStores(store, experiments), job)
     experiments.fail_next = True
     with pytest.raises(ServiceUnavailable):
         await recorder.record(*trial(0, 15.0))
