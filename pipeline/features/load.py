@@ -6,9 +6,9 @@ import logging
 
 from pipeline.context import JobContext
 from pipeline.features.partitions import FeaturePlan, feature_plan
-from pipeline.features.store import FeatureFrame, FeatureStore
 from pipeline.stages import PIPELINE_LOGGER
 from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureFrame, FeatureStore
 
 
 def load_features(context: JobContext, features_root: Location) -> FeatureFrame:

@@ -10,7 +10,6 @@ import pyarrow as pa
 import ray
 from ray import ObjectRef
 
-from pipeline.features.store import FeatureStore
 from pipeline.forecasting.batch import (
     ForecastOutcome,
     ForecastTask,
@@ -23,6 +22,7 @@ from pipeline.graph.gather import gather
 from pipeline.models.artifacts import ModelArtifact, load_artifact, load_metadata
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureStore
 
 
 @functools.lru_cache(maxsize=4)

@@ -23,10 +23,10 @@ from pipeline.features.partitions import (
     train_moments,
 )
 from pipeline.features.preprocess import split_bounds
-from pipeline.features.store import FeatureStore
 from pipeline.graph.gather import gather, stop_of
 from pipeline.job_callbacks import JobCallbacks
 from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureStore
 from pipeline.training.distributed import (
     sample_fraction,
 )
