@@ -25,9 +25,18 @@ from actors.orchestrator import JobOrchestrator
 from actors.remote import remote
 from actors.settings import NAMESPACE, ORCHESTRATOR_NAME
 from actors.submission import JobSubmission
-from db.forecasts import ForecastRecord, NewForecast
-from db.records import JobFilters, JobRecord, LogRecord, ModelRecord, Page, PurgeReport
-from db.schedules import NewSchedule, ScheduleRecord
+from db.records import (
+    ForecastRecord,
+    JobFilters,
+    JobRecord,
+    LogRecord,
+    ModelRecord,
+    NewForecast,
+    NewSchedule,
+    Page,
+    PurgeReport,
+    ScheduleRecord,
+)
 from domain.errors import ServiceUnavailable, TrainingError
 
 P = ParamSpec("P")

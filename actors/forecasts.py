@@ -18,8 +18,8 @@ from datetime import datetime
 from ray.exceptions import RayError, RayTaskError
 
 from actors.durable import durably
-from db.forecasts import ForecastRecord, ForecastStore, NewForecast
-from db.records import ExpiredForecast
+from db.forecasts import ForecastStore
+from db.records import ExpiredForecast, ForecastRecord, NewForecast
 from db.registry import ModelRegistry
 from domain.errors import TrainingError
 from domain.forecasts import ForecastStatus

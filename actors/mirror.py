@@ -26,7 +26,8 @@ from actors.settings import NAMESPACE, MlflowSettings, OrchestratorSettings
 from db.database import Database
 from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
-from db.mirror import AliasChange, MirrorKind, MirrorLedger
+from db.mirror import MirrorLedger
+from db.records import AliasChange, MirrorKind
 from db.registry import ModelRegistry
 from domain.errors import ServiceUnavailable
 

@@ -45,11 +45,22 @@ from actors.validation import JobValidator
 from actors.versions import VersionClaims
 from db.database import Database
 from db.experiments import ExperimentCatalog
-from db.forecasts import ForecastRecord, ForecastStore, NewForecast
+from db.forecasts import ForecastStore
 from db.jobs import JobStore
-from db.records import JobFilters, JobRecord, LogRecord, ModelRecord, Page, PurgeReport
+from db.records import (
+    ForecastRecord,
+    JobFilters,
+    JobRecord,
+    LogRecord,
+    ModelRecord,
+    NewForecast,
+    NewSchedule,
+    Page,
+    PurgeReport,
+    ScheduleRecord,
+)
 from db.registry import ModelRegistry
-from db.schedules import NewSchedule, ScheduleRecord, ScheduleStore
+from db.schedules import ScheduleStore
 from domain.clock import utcnow
 from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus

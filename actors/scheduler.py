@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from actors.submission import JobSubmission
-from db.records import JobRecord
-from db.schedules import ScheduleRecord, ScheduleStore
+from db.records import JobRecord, ScheduleRecord
+from db.schedules import ScheduleStore
 from domain.cron import latest_fire
 from domain.errors import TrainingError
 

@@ -6,9 +6,7 @@ a late report from a run that recovery has already given up on changes nothing.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,47 +15,9 @@ from sqlalchemy import select, update
 from db.database import Database
 from db.models import BatchForecast
 from db.paging import paginate
-from db.records import Page
+from db.records import ForecastFilters, ForecastRecord, NewForecast, Page
 from domain.errors import ForecastNotFound
 from domain.forecasts import ForecastStatus
-
-
-@dataclass(frozen=True)
-class NewForecast:
-    """What a caller asks for; the store adds the status and times."""
-
-    tenant_id: str
-    model_id: str
-    feature_set: str
-    horizon: int
-    series: tuple[str, ...] | None = None
-    forecast_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-
-@dataclass(frozen=True)
-class ForecastRecord:
-    forecast_id: str
-    tenant_id: str
-    model_id: str
-    feature_set: str
-    horizon: int
-    series: tuple[str, ...] | None
-    status: ForecastStatus
-    progress: float
-    attempts: int
-    rows: int | None
-    artifact_uri: str | None
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class ForecastFilters:
-    tenant_id: str | None = None
-    model_id: str | None = None
-    status: ForecastStatus | None = None
 
 
 class ForecastStore:

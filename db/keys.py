@@ -14,13 +14,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from db.database import Database
 from db.models import ApiKey
+from db.records import IssuedKey, KeyRecord
 from domain.auth import Principal, Role
 from domain.errors import Conflict, KeyNotFound, Unauthorized
 
@@ -29,26 +29,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 KEY_ID = re.compile(r"[A-Za-z0-9-]{1,32}")
 #: An operator's secret: at least as long as ``token_hex(16)``, in the URL-safe alphabet.
 SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    key_id: str
-    tenant_id: str
-    role: Role
-    name: str | None
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-
-@dataclass(frozen=True)
-class IssuedKey:
-    """A new key: ``token`` is shown once and never stored."""
-
-    record: KeyRecord
-    token: str
 
 
 def _digest(secret: str) -> str:

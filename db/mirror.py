@@ -9,8 +9,6 @@ registered models, and aliases that point elsewhere than the ledger says.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -18,34 +16,11 @@ from sqlalchemy.sql import Select
 
 from db.database import Database
 from db.models import MirroredItem, ModelAlias, RegisteredModel, TrainingJob
+from db.records import AliasChange, MirrorKind, alias_key
 from domain.clock import utcnow
 from domain.jobs import JobStatus
 
 FINISHED = [s.value for s in JobStatus if s.is_finished()]
-
-
-class MirrorKind(StrEnum):
-    JOB = "job"
-    MODEL = "model"
-    ALIAS = "alias"
-
-
-@dataclass(frozen=True)
-class AliasChange:
-    """An alias to set on (``model_id``) or remove from (``model_id`` None) the mirror."""
-
-    tenant_id: str
-    model_name: str
-    alias: str
-    model_id: str | None
-
-    @property
-    def key(self) -> str:
-        return alias_key(self.tenant_id, self.model_name, self.alias)
-
-
-def alias_key(tenant_id: str, model_name: str, alias: str) -> str:
-    return f"{tenant_id}:{model_name}@{alias}"
 
 
 def _unmirrored(kind: MirrorKind, key: InstrumentedAttribute[str]) -> ColumnElement[bool]:

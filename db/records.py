@@ -6,8 +6,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from domain.auth import Role
+from domain.forecasts import ForecastStatus
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 from domain.names import model_id
 
@@ -239,3 +242,113 @@ class PurgeReport:
     #: Feature-set versions removed (``<set directory>@<version>``).
     feature_versions: tuple[str, ...] = ()
     forecasts: tuple[ExpiredForecast, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewForecast:
+    """What a caller asks for; the store adds the status and times."""
+
+    tenant_id: str
+    model_id: str
+    feature_set: str
+    horizon: int
+    series: tuple[str, ...] | None = None
+    forecast_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class ForecastRecord:
+    forecast_id: str
+    tenant_id: str
+    model_id: str
+    feature_set: str
+    horizon: int
+    series: tuple[str, ...] | None
+    status: ForecastStatus
+    progress: float
+    attempts: int
+    rows: int | None
+    artifact_uri: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ForecastFilters:
+    tenant_id: str | None = None
+    model_id: str | None = None
+    status: ForecastStatus | None = None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    tenant_id: str
+    role: Role
+    name: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: ``token`` is shown once and never stored."""
+
+    record: KeyRecord
+    token: str
+
+
+def alias_key(tenant_id: str, model_name: str, alias: str) -> str:
+    return f"{tenant_id}:{model_name}@{alias}"
+
+
+class MirrorKind(StrEnum):
+    JOB = "job"
+    MODEL = "model"
+    ALIAS = "alias"
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """An alias to set on (``model_id``) or remove from (``model_id`` None) the mirror."""
+
+    tenant_id: str
+    model_name: str
+    alias: str
+    model_id: str | None
+
+    @property
+    def key(self) -> str:
+        return alias_key(self.tenant_id, self.model_name, self.alias)
+
+
+@dataclass(frozen=True)
+class NewSchedule:
+    tenant_id: str
+    name: str
+    cron: str
+    timezone: str
+    job: Mapping[str, Any]
+    window_seconds: float
+    enabled: bool
+    concurrency_policy: str
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    schedule_id: str
+    tenant_id: str
+    name: str
+    cron: str
+    timezone: str
+    job: Mapping[str, Any]
+    window_seconds: float
+    enabled: bool
+    concurrency_policy: str
+    created_at: datetime
+    updated_at: datetime
+    last_fire_at: datetime | None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.database import Database
 from db.models import Schedule, TrainingJob
+from db.records import NewSchedule, ScheduleRecord
 from domain.errors import AlreadyExists, ScheduleNotFound
 from domain.jobs import JobStatus
 
@@ -21,34 +21,6 @@ from domain.jobs import JobStatus
 EDITABLE = frozenset(
     {"name", "cron", "timezone", "job", "window_seconds", "enabled", "concurrency_policy"}
 )
-
-
-@dataclass(frozen=True)
-class NewSchedule:
-    tenant_id: str
-    name: str
-    cron: str
-    timezone: str
-    job: Mapping[str, Any]
-    window_seconds: float
-    enabled: bool
-    concurrency_policy: str
-
-
-@dataclass(frozen=True)
-class ScheduleRecord:
-    schedule_id: str
-    tenant_id: str
-    name: str
-    cron: str
-    timezone: str
-    job: Mapping[str, Any]
-    window_seconds: float
-    enabled: bool
-    concurrency_policy: str
-    created_at: datetime
-    updated_at: datetime
-    last_fire_at: datetime | None
 
 
 class ScheduleStore:

@@ -10,8 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from db.forecasts import ForecastFilters, ForecastRecord, NewForecast
-from db.records import ModelRecord
+from db.records import ForecastFilters, ForecastRecord, ModelRecord, NewForecast
 from domain.auth import Principal
 from domain.errors import Conflict
 from domain.forecasts import ForecastStatus

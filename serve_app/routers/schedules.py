@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from db.schedules import NewSchedule, ScheduleRecord
+from db.records import NewSchedule, ScheduleRecord
 from domain.auth import Principal
 from domain.clock import utcnow
 from domain.cron import next_fires

@@ -15,8 +15,8 @@ from ray.exceptions import RayTaskError
 
 from actors.forecasts import ForecastRunner
 from db.database import Database
-from db.forecasts import ForecastRecord, ForecastStore, NewForecast
-from db.records import ModelRecord
+from db.forecasts import ForecastStore
+from db.records import ForecastRecord, ModelRecord, NewForecast
 from db.registry import ModelRegistry
 from domain.clock import utcnow
 from domain.errors import PipelineError

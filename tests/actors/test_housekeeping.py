@@ -16,8 +16,9 @@ from actors.forecasts import ForecastRunner
 from actors.housekeeping import Housekeeping
 from actors.queue import JobQueue
 from actors.settings import OrchestratorSettings
-from db.forecasts import ForecastStore, NewForecast
+from db.forecasts import ForecastStore
 from db.jobs import JobStore
+from db.records import NewForecast
 from db.registry import ModelRegistry
 from domain.events import JobEvent
 from pipeline.forecasting.batch import (

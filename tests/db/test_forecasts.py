@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from db.forecasts import ForecastFilters, ForecastRecord, ForecastStore, NewForecast
+from db.forecasts import ForecastStore
 from db.jobs import JobStore
-from db.records import Page
+from db.records import ForecastFilters, ForecastRecord, NewForecast, Page
 from domain.clock import utcnow
 from domain.errors import ForecastNotFound
 from domain.forecasts import ForecastStatus

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import update
 
 from db.experiments import ExperimentCatalog
-from db.forecasts import ForecastStore, NewForecast
+from db.forecasts import ForecastStore
 from db.jobs import JobStore
 from db.models import TrainingJob
-from db.records import JobFilters, MetricPoint, NewLog
+from db.records import JobFilters, MetricPoint, NewForecast, NewLog
 from db.retention import RetentionPolicy, purge
 from domain.errors import ForecastNotFound, JobNotFound
 from domain.events import JobEvent

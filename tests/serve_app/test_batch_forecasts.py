@@ -18,8 +18,9 @@ import ray
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from db.forecasts import ForecastStore, NewForecast
+from db.forecasts import ForecastStore
 from db.models import BatchForecast
+from db.records import NewForecast
 from domain.clock import utcnow
 from serve_app.cli import app
 from tests.serve_app.conftest import QUICK, Deployed
