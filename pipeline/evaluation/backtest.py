@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -32,6 +33,7 @@ from pipeline.store.feature_store import FeatureSetSchema
 from pipeline.summaries import BacktestSummary, WindowResult
 from pipeline.training.blend import Member, blend_predict, quantile_forecasts
 from pipeline.training.boosters import booster_on
+from pipeline.training.fitting import ROUND_ALIASES
 from pipeline.training.train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -66,9 +68,14 @@ BoosterRecipe = tuple[str, dict[str, Any], int, float | None]
 
 
 def _recipes(members: Sequence[Member]) -> tuple[BoosterRecipe, ...]:
-    return tuple(
-        (m.objective, {**m.booster.params, "num_threads": 1}, m.rounds, m.alpha) for m in members
-    )
+    return tuple((m.objective, _params(m.booster), m.rounds, m.alpha) for m in members)
+
+
+def _params(booster: lgb.Booster) -> dict[str, Any]:
+    """``booster``'s parameters for one thread, without its last training's rounds (an
+    early-stopped booster's count its ceiling; they would override the recipe's)."""
+    params = {k: v for k, v in booster.params.items() if k not in ROUND_ALIASES}
+    return {**params, "num_threads": 1}
 
 
 def _train(

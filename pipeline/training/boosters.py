@@ -1,8 +1,7 @@
-"""LightGBM boosters with fixed rounds on rows of a prepared set, and how rounds grow with rows."""
+"""LightGBM boosters with fixed rounds on rows of a prepared set."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightgbm as lgb
@@ -11,14 +10,12 @@ import numpy as np
 from pipeline.features.preprocess import PreparedFeatures
 
 
-def grown_rounds(best_iteration: int, train_rows: int, validation_rows: int) -> int:
-    """Rounds for a refit on ``train_rows + validation_rows``: early stopping's count on
-    ``train_rows``, grown with the rows (more data supports more rounds at the same rate)."""
-    return max(1, math.ceil(best_iteration * (train_rows + validation_rows) / train_rows))
-
-
 def booster_on(
-    data: PreparedFeatures, X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int
+    data: PreparedFeatures,
+    X: np.ndarray,
+    y: np.ndarray,
+    params: dict[str, Any],
+    rounds: int,
 ) -> lgb.Booster:
     """A booster with fixed rounds on rows ``X`` of ``data``'s features (named, with its
     categories), no validation."""

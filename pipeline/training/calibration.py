@@ -3,9 +3,10 @@
 The served members are refitted on training + validation rows and forecast the days after
 them. The residuals that calibrate their quantiles come from members used the same way:
 the validation part is cut by time into ``WINDOWS`` windows (rolling origins, as a
-backtest's), and each window is forecast by the members refitted on every row before it,
-their rounds grown with the rows as the served ones' are. The first window's forecasts are
-the early-stopped members' own. On the real load sets this brought the P10-P90 coverage of
+backtest's), and each window is forecast by the members refitted on every row before it
+with their early-stopped rounds, as the served ones are. The first window's forecasts are
+the early-stopped members' own (and every window's, when the served members are the
+early-stopped ones: ``refit`` ``none``). On the real load sets this brought the P10-P90 coverage of
 a series whose level drifted from 0.30 to 0.79 (bench/README.md).
 
 A job with more than ``MAX_ROWS`` training + validation rows (or rows held elsewhere, as a
@@ -20,9 +21,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.config import RefitMethod
 from pipeline.features.preprocess import PreparedData, PreparedFeatures
 from pipeline.training.blend import Member, blend_predict
-from pipeline.training.boosters import booster_on, grown_rounds
+from pipeline.training.boosters import booster_on
+from pipeline.training.fitting import Fit
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +37,15 @@ MAX_ROWS = 200_000
 
 def calibration_forecasts(
     data: PreparedFeatures,
-    members: Sequence[Member],
-    best_iterations: Sequence[int],
+    fits: Sequence[Fit],
     early: np.ndarray,
     num_threads: int,
+    how: RefitMethod = "full",
 ) -> np.ndarray:
     """The validation part's forecasts to calibrate on: ``early`` (the early-stopped
-    members' blend) in the first window, then each window's from members refitted on the
-    rows before it (``best_iterations``: each member's early-stopped rounds)."""
-    if not rolls(data):
+    members' blend) in the first window, then each window's from the members' ``fits``
+    refitted on the rows before it, as the served members are (unless ``how`` is ``none``)."""
+    if not rolls(data, how):
         return early
     assert isinstance(data, PreparedData)
     stamps = data.validation.timestamps
@@ -54,10 +57,7 @@ def calibration_forecasts(
     for origin, end in zip(origins, [*origins[1:], None], strict=True):
         before = times < origin
         inside = (stamps >= origin) if end is None else (stamps >= origin) & (stamps < end)
-        refitted = [
-            _refitted(data, member, best, X[before], y[before], num_threads)
-            for member, best in zip(members, best_iterations, strict=True)
-        ]
+        refitted = [_refitted(data, fit, X[before], y[before], num_threads) for fit in fits]
         forecasts[inside] = blend_predict(refitted, data.validation.X[inside])
     logger.info(
         "calibration: the validation part forecast from %d rolling origins, the members "
@@ -67,10 +67,11 @@ def calibration_forecasts(
     return forecasts
 
 
-def rolls(data: PreparedFeatures) -> bool:
-    """Whether ``data``'s calibration refits the members at rolling origins."""
+def rolls(data: PreparedFeatures, how: RefitMethod) -> bool:
+    """Whether ``data``'s calibration refits the members at rolling origins (not when
+    the served members are the early-stopped ones: ``how`` is ``none``)."""
     rows = data.train_rows + len(data.validation.y)
-    return isinstance(data, PreparedData) and rows <= MAX_ROWS
+    return isinstance(data, PreparedData) and rows <= MAX_ROWS and how != "none"
 
 
 def window_origins(stamps: np.ndarray, windows: int) -> list[np.datetime64]:
@@ -82,13 +83,9 @@ def window_origins(stamps: np.ndarray, windows: int) -> list[np.datetime64]:
 
 
 def _refitted(
-    data: PreparedData,
-    member: Member,
-    best_iteration: int,
-    X: np.ndarray,
-    y: np.ndarray,
-    num_threads: int,
+    data: PreparedData, fit: Fit, X: np.ndarray, y: np.ndarray, num_threads: int
 ) -> Member:
-    rounds = grown_rounds(best_iteration, data.train_rows, len(y) - data.train_rows)
-    params = {**member.booster.params, "num_threads": num_threads}
-    return Member(member.objective, booster_on(data, X, y, params, rounds), rounds)
+    params = {k: v for k, v in fit.params.items() if k != "num_iterations"}
+    params["num_threads"] = num_threads
+    booster = booster_on(data, X, y, params, fit.best_iteration)
+    return Member(str(params["objective"]), booster, fit.best_iteration)

@@ -15,6 +15,7 @@ import ray
 import ray.train
 from ray.train.lightgbm import get_network_params
 
+from pipeline.config import RefitMethod
 from pipeline.features.partitions import LABEL, ROW
 from pipeline.training.callbacks import log_progress
 from pipeline.training.fitting import (
@@ -39,8 +40,8 @@ def train_loop(config: dict[str, Any]) -> list[dict[str, Any]]:
     network = _Network()
     try:
         results = [
-            _fit_and_refit(params, stopping, config, network, shard, callbacks)
-            for params, stopping in config["requests"]
+            _fit_and_refit(params, stopping, refit, config, network, shard, callbacks)
+            for params, stopping, refit in config["requests"]
         ]
     finally:
         network.close()
@@ -145,6 +146,7 @@ class _Network:
 def _fit_and_refit(
     params: dict[str, Any],
     stopping: int,
+    refit: RefitMethod,
     config: dict[str, Any],
     network: _Network,
     shard: _Shard,
@@ -154,9 +156,7 @@ def _fit_and_refit(
     datasets = shard.datasets(params)
     fit = early_stopped(params, rounds, stopping, datasets, callbacks, network.params())
     network.opened_by(fit.booster)
-    result = refitted(
-        fit, datasets, config["train_rows"], config["validation_rows"], network.params()
-    )
+    result = refitted(fit, datasets, refit, network.params())
     return {
         "model": fit.booster.model_to_string(num_iteration=-1),
         "params": fit.params,

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import lightgbm as lgb
 import numpy as np
 
+from pipeline.config import RefitMethod
 from pipeline.features.preprocess import PreparedData
-from pipeline.training.boosters import grown_rounds
 from pipeline.training.callbacks import Callback, log_progress
 
 VALIDATION_METRICS = ("l1", "l2")
@@ -160,15 +160,17 @@ def early_stopped(
 def refitted(
     fit: Fit,
     datasets: Datasets,
-    train_rows: int,
-    validation_rows: int,
+    how: RefitMethod = "full",
     network: Mapping[str, Any] | None = None,
 ) -> Fitted:
-    """``fit`` refitted on training + validation rows, with its rounds grown with them."""
-    params = {k: v for k, v in fit.params.items() if k != "num_iterations"}
-    rounds = grown_rounds(fit.best_iteration, train_rows, validation_rows)
-    booster = lgb.train({**params, **(network or {})}, datasets.refit, num_boost_round=rounds)
-    return Fitted(fit, booster, rounds)
+    """``fit`` refitted on training + validation rows with the rounds early stopping found
+    (``full``), or kept as it is (``none``)."""
+    best = fit.best_iteration
+    if how == "none":
+        return Fitted(fit, fit.booster, best)
+    params = {**fit.params, **(network or {})}
+    del params["num_iterations"]
+    return Fitted(fit, lgb.train(params, datasets.refit, num_boost_round=best), best)
 
 
 def fit(
@@ -197,6 +199,7 @@ def fit_and_refit(
     num_threads: int,
     extra_callbacks: Sequence[Callback],
     binned: dict[Binning, BinnedData],
+    how: RefitMethod = "full",
 ) -> Fitted:
     """``fit``, then its refit on training + validation rows; ``binned`` holds the data
     binned per binning, shared by every booster of a model (and filled here)."""
@@ -207,4 +210,4 @@ def fit_and_refit(
     datasets = binned[binning]
     callbacks = [log_progress, *extra_callbacks]
     early = early_stopped(params, rounds, early_stopping_rounds, datasets, callbacks)
-    return refitted(early, datasets, len(data.train.y), len(data.validation.y))
+    return refitted(early, datasets, how)

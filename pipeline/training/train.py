@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from pipeline.config import TrainingConfig
+from pipeline.config import RefitMethod, TrainingConfig
 from pipeline.features.preprocess import PreparedData, PreparedFeatures
 from pipeline.scoring.intervals import paired_quantiles
 from pipeline.scoring.points import validation_scores
@@ -91,6 +91,7 @@ def trained_by(fitter: Fitter[Data], data: Data, config: TrainingConfig) -> Trai
         fitter,
         quantile_boosters=config.quantile_boosters,
         time_budget_s=config.time_budget_s,
+        refit=config.refit,
     )
 
 
@@ -123,12 +124,13 @@ def member_plans(config: TrainingConfig) -> list[MemberPlan]:
 
 
 def search_plans(search: SearchResult) -> list[MemberPlan]:
-    """A plan per objective of a search (its best trial's parameters and rounds), then one
+    """A plan per objective of a search (its best trial's parameters and rounds, or the
+    default's when no trial beat it by the margin: ``pipeline.search.margin``), then one
     per objective whose default-parameter trial completed: the model is the average of
     the search's model and a plain job's (a default that was its objective's best counts
     twice). On one validation split a search's choice did not carry to the test part: on
     the real sets its model alone lost up to 2.2 % to the default's; averaged with it, at
-    most 0.5 % (bench/README.md)."""
+    most 1.1 % (bench/README.md)."""
     plans = [
         MemberPlan(objective, params, rounds)
         for objective, (params, rounds) in search.members.items()
@@ -144,7 +146,7 @@ def search_plans(search: SearchResult) -> list[MemberPlan]:
     ]
     logger.info(
         "the model averages the best trial of each objective (%s) with the default "
-        "parameters' members (%s); trials beat the defaults on validation for: %s",
+        "parameters' members (%s); trials beat the defaults by the margin for: %s",
         ", ".join(search.members),
         ", ".join(plan.objective for plan in defaults) or "none completed",
         ", ".join(beaten) or "none",
@@ -161,6 +163,8 @@ class FitRequest:
     early_stopping_rounds: int
     #: Seconds the early-stopped fit may take (its share of a time budget), if limited.
     seconds: float | None = None
+    #: How the fit takes in the validation rows (``pipeline.training.fitting.refitted``).
+    refit: RefitMethod = "full"
 
 
 class Fitter(Protocol[Data_contra]):
@@ -196,7 +200,9 @@ class InProcessFitter:
                 callbacks.append(StopAt(time.monotonic() + request.seconds))
             params, stopping = request.params, request.early_stopping_rounds
             fitted.append(
-                fit_and_refit(data, params, stopping, self.num_threads, callbacks, binned)
+                fit_and_refit(
+                    data, params, stopping, self.num_threads, callbacks, binned, request.refit
+                )
             )
         return fitted
 
@@ -210,6 +216,7 @@ def assemble(
     search: SearchSummary | None = None,
     quantile_boosters: bool = False,
     time_budget_s: float | None = None,
+    refit: RefitMethod = "full",
 ) -> TrainedModel:
     """Fit each member on the training part, then refit it on training + validation; the
     same for the quantile boosters if asked for. The quantiles are calibrated on the
@@ -218,17 +225,17 @@ def assemble(
     ``time_budget_s`` bounds the stage: each early-stopped fit stops at its share
     (``budget_plan``), where the fits run in this process.
     """
-    requests = [_member_request(plan, early_stopping_rounds) for plan in plans]
+    requests = [_member_request(plan, early_stopping_rounds, refit) for plan in plans]
     alphas = paired_quantiles(quantiles) if quantiles and quantile_boosters else []
     requests += [
-        FitRequest(quantile_params(plans[0].params, alpha), early_stopping_rounds)
+        FitRequest(quantile_params(plans[0].params, alpha), early_stopping_rounds, refit=refit)
         for alpha in alphas
     ]
     # Residual quantiles are calibrated at rolling origins, refitted here when fits run here.
     calibrating = fitter.local_threads if quantiles and not alphas else None
     if time_budget_s is not None:
-        rolling = calibrating is not None and rolls(data)
-        requests = budget_plan(requests, time_budget_s, rolling, fitter)
+        rolling = calibrating is not None and rolls(data, refit)
+        requests = budget_plan(requests, time_budget_s, refit, rolling, fitter)
     results = fitter(data, requests)
     points, bounds = results[: len(plans)], results[len(plans) :]
     for plan, result in zip(plans, points, strict=True):
@@ -257,10 +264,7 @@ def assemble(
     )
     calibration_point = validation
     if calibrating is not None:
-        best_iterations = [f.best_iteration for f in fits]
-        calibration_point = calibration_forecasts(
-            data, members, best_iterations, validation, calibrating
-        )
+        calibration_point = calibration_forecasts(data, fits, validation, calibrating, refit)
     quantile_members, calibration = calibrated_quantiles(
         data, quantiles, calibration_point, dict(zip(alphas, bounds, strict=True))
     )
@@ -278,37 +282,47 @@ def assemble(
 
 
 #: How long a member's refit on training + validation rows takes, and its refits at the
-#: calibration's later origins, per second of its early-stopped fit (measured on the real
-#: load sets: bench/README.md).
-REFIT_COST = 1.5
-ROLLING_REFITS_COST = 3.9
+#: calibration's later origins, per second of its early-stopped fit (the most measured on
+#: the hourly, household and traffic sets: 0.69-0.84 and 2.0-2.5; bench/README.md).
+REFIT_COST = 0.85
+ROLLING_REFITS_COST = 2.5
 
 
 def budget_plan(
-    requests: Sequence[FitRequest], budget: float, rolling: bool, fitter: Fitter[Any]
+    requests: Sequence[FitRequest],
+    budget: float,
+    refit: RefitMethod,
+    rolling: bool,
+    fitter: Fitter[Any],
 ) -> list[FitRequest]:
     """The requests with each early-stopped fit's share of ``budget`` seconds: the fits,
-    their refits (and refits at the calibration's rolling origins) split it evenly."""
+    their refits (unless ``refit`` is ``none``) and refits at the calibration's rolling
+    origins split it evenly."""
     if fitter.local_threads is None:
         logger.info("time budget %.0f s: not applied to data-parallel training", budget)
         return list(requests)
-    per_fit = 1 + REFIT_COST + (ROLLING_REFITS_COST if rolling else 0.0)
+    refits = REFIT_COST if refit == "full" else 0.0
+    per_fit = 1 + refits + (ROLLING_REFITS_COST if rolling else 0.0)
     seconds = budget / (per_fit * len(requests))
+    after = [
+        *(["their refits"] if refits else []),
+        *(["refits at the calibration's rolling origins"] if rolling else []),
+    ]
     logger.info(
-        "time budget %.1f s: %d early-stopped fit(s) of up to %.1f s each, then their refits%s",
+        "time budget %.1f s: %d early-stopped fit(s) of up to %.1f s each%s",
         budget,
         len(requests),
         seconds,
-        " and refits at the calibration's rolling origins" if rolling else "",
+        f", then {' and '.join(after)}" if after else "",
     )
     return [replace(r, seconds=seconds) if r.early_stopping_rounds else r for r in requests]
 
 
-def _member_request(plan: MemberPlan, early_stopping_rounds: int) -> FitRequest:
+def _member_request(plan: MemberPlan, early_stopping_rounds: int, refit: RefitMethod) -> FitRequest:
     if plan.rounds is None:
-        return FitRequest(plan.params, early_stopping_rounds)
+        return FitRequest(plan.params, early_stopping_rounds, refit=refit)
     kept = {k: v for k, v in plan.params.items() if k not in ROUND_ALIASES}
-    return FitRequest({**kept, "n_estimators": plan.rounds}, 0)  # a search found them
+    return FitRequest({**kept, "n_estimators": plan.rounds}, 0, refit=refit)  # a search's
 
 
 def retrain_best(
@@ -335,6 +349,7 @@ def retrained_by(
         fitter,
         search=search.summary(),
         quantile_boosters=config.quantile_boosters,
+        refit=config.refit,
     )
 
 

@@ -10,8 +10,9 @@ from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training import calibration
 from pipeline.training.blend import Member, blend_predict
-from pipeline.training.boosters import booster_on, grown_rounds
+from pipeline.training.boosters import booster_on
 from pipeline.training.calibration import calibration_forecasts, window_origins
+from pipeline.training.fitting import Fit, fit
 from pipeline.training.train import TrainedModel, train
 
 CONFIG = TrainingConfig(
@@ -37,39 +38,48 @@ def test_windows_cut_the_distinct_times_into_equal_runs() -> None:
     assert window_origins(stamps[:3], 4) == []  # one time: one window
 
 
+@pytest.fixture(scope="module")
+def fits(data: PreparedData) -> list[Fit]:
+    params = {**CONFIG.lightgbm_params(), "objective": "regression"}
+    return [fit(data, params, CONFIG.early_stopping_rounds, num_threads=1)]
+
+
 def test_each_window_is_forecast_by_the_members_refitted_before_it(
-    data: PreparedData, model: TrainedModel
+    data: PreparedData, fits: list[Fit]
 ) -> None:
-    best = [model.best_iteration] * len(model.members)  # one member: its own best
-    lone = model.members[:1]
-    early = np.asarray(
-        lone[0].booster.predict(data.validation.X)
-    )  # any forecast stands in for the first
-    forecasts = calibration_forecasts(data, lone, best[:1], early, num_threads=1)
+    early = np.asarray(fits[0].booster.predict(data.validation.X))  # stands in for the first
+    forecasts = calibration_forecasts(data, fits, early, num_threads=1)
     origins = window_origins(data.validation.timestamps, calibration.WINDOWS)
     first = data.validation.timestamps < origins[0]
     assert np.array_equal(forecasts[first], early[first])
-    # The last window, recomputed by hand: the member on every row before its origin.
+    # The last window, recomputed by hand: the member on every row before its origin,
+    # with the rounds early stopping found.
     X = np.vstack([data.train.X, data.validation.X])
     y = np.concatenate([data.train.y, data.validation.y])
     before = np.concatenate([data.train.timestamps, data.validation.timestamps]) < origins[-1]
-    rounds = grown_rounds(best[0], data.train_rows, int(before.sum()) - data.train_rows)
-    params = {**lone[0].booster.params, "num_threads": 1}
-    member = Member(
-        lone[0].objective, booster_on(data, X[before], y[before], params, rounds), rounds
-    )
+    best = fits[0].best_iteration
+    params = {**fits[0].params, "num_threads": 1}
+    del params["num_iterations"]
+    member = Member("regression", booster_on(data, X[before], y[before], params, best), best)
     last = data.validation.timestamps >= origins[-1]
     assert np.allclose(forecasts[last], blend_predict([member], data.validation.X[last]))
     assert not np.allclose(forecasts[last], early[last])
 
 
 def test_a_large_job_calibrates_on_the_early_stopped_forecasts(
-    data: PreparedData, model: TrainedModel, monkeypatch: pytest.MonkeyPatch
+    data: PreparedData, fits: list[Fit], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    early = np.asarray(fits[0].booster.predict(data.validation.X))
+    assert calibration_forecasts(data, fits, early, 1) is not early
     monkeypatch.setattr(calibration, "MAX_ROWS", data.train_rows)
-    early = model.validation_predictions
-    best = [model.best_iteration] * len(model.members)
-    assert calibration_forecasts(data, model.members, best, early, 1) is early
+    assert calibration_forecasts(data, fits, early, 1) is early
+
+
+def test_early_stopped_members_served_as_they_are_calibrate_on_their_own_forecasts(
+    data: PreparedData, fits: list[Fit]
+) -> None:
+    early = np.asarray(fits[0].booster.predict(data.validation.X))
+    assert calibration_forecasts(data, fits, early, 1, "none") is early
 
 
 def test_the_default_model_is_calibrated_around_its_point_forecast(

@@ -1,0 +1,88 @@
+"""What an early-stopped booster does with the validation rows: refitted on training +
+validation rows with the rounds it found, or served as early stopping left it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.config import RefitMethod, TrainingConfig
+from pipeline.features.preprocess import PreparedData, preprocess
+from pipeline.store.feature_store import FeatureStore
+from pipeline.training.fitting import Fitted, fit_and_refit
+from pipeline.training.train import (
+    REFIT_COST,
+    ROLLING_REFITS_COST,
+    FitRequest,
+    InProcessFitter,
+    budget_plan,
+    train,
+)
+
+ROUNDS = 300
+BASE = {"n_estimators": ROUNDS, "learning_rate": 0.5, "num_leaves": 15, "objective": "regression"}
+
+
+@pytest.fixture(scope="module")
+def data(demo_store: FeatureStore) -> PreparedData:
+    config = TrainingConfig.model_validate(
+        {"feature_set": "forecast_basic", "target_variable": "load_kw"}
+    )
+    return preprocess(demo_store.load("forecast_basic"), config)
+
+
+def fitted(data: PreparedData, how: RefitMethod) -> Fitted:
+    return fit_and_refit(data, BASE, 5, 1, [], {}, how)
+
+
+def test_a_refit_trains_the_rounds_early_stopping_found_on_more_rows(data: PreparedData) -> None:
+    result = fitted(data, "full")
+    best = result.fit.best_iteration
+    assert 1 < best < ROUNDS  # early stopping stopped it
+    assert result.rounds == result.refitted.current_iteration() == best
+    test = data.test.X  # (test_binning checks the rows it trained on)
+    assert not np.allclose(result.refitted.predict(test), result.fit.booster.predict(test))
+
+
+def test_no_refit_serves_the_early_stopped_booster_at_its_best_round(data: PreparedData) -> None:
+    result = fitted(data, "none")
+    assert result.refitted is result.fit.booster
+    assert result.rounds == result.fit.best_iteration
+
+
+@pytest.mark.parametrize("how", ["full", "none"])
+def test_a_model_forecasts_with_the_boosters_its_refit_method_makes(
+    data: PreparedData, how: RefitMethod
+) -> None:
+    config = TrainingConfig.model_validate(
+        {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "hyperparameters": {"n_estimators": 40, "learning_rate": 0.2},
+            "refit": how,
+        }
+    )
+    model = train(data, config, num_threads=1)
+    validation = model.predict(data.validation.X)
+    if how == "none":  # the served boosters made the validation part's forecasts
+        np.testing.assert_allclose(validation, model.validation_predictions)
+    else:  # boosters that learnt from the validation rows
+        assert not np.allclose(validation, model.validation_predictions)
+    assert model.members[0].rounds == model.best_iteration
+    assert model.calibration is not None
+
+
+@pytest.mark.parametrize(
+    ("how", "rolling", "fits_per_share"),
+    [
+        ("full", True, 1 + REFIT_COST + ROLLING_REFITS_COST),
+        ("full", False, 1 + REFIT_COST),
+        ("none", False, 1),
+    ],
+)
+def test_a_time_budget_leaves_room_for_the_refits_the_method_makes(
+    how: RefitMethod, rolling: bool, fits_per_share: float
+) -> None:
+    requests = [FitRequest({"objective": o}, 50) for o in ("regression", "regression_l1")]
+    planned = budget_plan(requests, 60.0, how, rolling, InProcessFitter(1))
+    assert [r.seconds for r in planned] == pytest.approx([60.0 / (2 * fits_per_share)] * 2)
