@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import math
 import shutil
@@ -108,6 +109,11 @@ class Service:
         ).total_seconds()
         return job, seconds
 
+    async def log_lines(self, job_id: str, containing: str) -> list[str]:
+        response = await self.client.get(f"/ai/training/jobs/{job_id}/logs", params={"tail": 1000})
+        response.raise_for_status()
+        return [e["message"] for e in response.json()["logs"] if containing in e["message"]]
+
     async def test_predictions(self, model_id: str) -> pd.DataFrame:
         response = await self.client.get(f"/ai/models/{model_id}/test-predictions")
         response.raise_for_status()
@@ -143,20 +149,27 @@ def service_scores(table: pd.DataFrame, seconds: float) -> Scores:
 # ----------------------------------------------------------------------------- runs
 
 
-async def compare(service: Service, bench_set: BenchSet, trials: int) -> SetResult:
+async def compare(
+    service: Service, bench_set: BenchSet, trials: int, extra: dict[str, Any]
+) -> SetResult:
+    """``bench_set`` scored by the default job, an HPO job of ``trials`` (if any) and
+    mlforecast; ``extra`` is added to both jobs' configs."""
     if bench_set.upload:
         await service.upload(bench_set)
-    job, seconds = await service.run(job_config(bench_set), f"{bench_set.name}-default")
+    config = job_config(bench_set, **extra)
+    job, seconds = await service.run(config, f"{bench_set.name}-default")
     test = await service.test_predictions(job["model_id"])
     default = service_scores(test, seconds)
     hpo = None
     if trials:
-        config = job_config(bench_set, enable_hpo=True, n_trials=trials)
+        config = job_config(bench_set, **extra, enable_hpo=True, n_trials=trials)
         hpo_job, hpo_seconds = await service.run(config, f"{bench_set.name}-hpo")
         hpo_test = await service.test_predictions(hpo_job["model_id"])
         if not hpo_test["ds"].equals(test["ds"]):
             raise RuntimeError("the HPO job's test part differs from the default job's")
         hpo = service_scores(hpo_test, hpo_seconds)
+        for line in await service.log_lines(hpo_job["job_id"], "over the validation windows"):
+            print(f"  {bench_set.name} HPO: {line}", flush=True)
     reference, notes = await asyncio.to_thread(mlforecast_scores, bench_set, test)
     return SetResult(bench_set, len(test), default, hpo, reference, notes)
 
@@ -190,7 +203,7 @@ async def run_all(api_url: str, sets: list[BenchSet], args: argparse.Namespace) 
         await service.run(warm_up, "warm-up")  # warm the workers, as a running service is
         results = []
         for bench_set in sets:
-            result = await compare(service, bench_set, args.trials)
+            result = await compare(service, bench_set, args.trials, json.loads(args.config))
             results.append(result)
             report_one(result)
         timing = None
@@ -292,6 +305,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="HPO trials; 0 skips HPO")
     parser.add_argument("--backtest-windows", type=int, default=5, help="0 skips the timing")
     parser.add_argument("--backtest-set", default="forecast_basic")
+    parser.add_argument(
+        "--config",
+        default="{}",
+        help='JSON added to every scored job\'s config, e.g. \'{"refit": "continued"}\'',
+    )
     args = parser.parse_args()
     logging.getLogger("ray").setLevel(logging.WARNING)
 
