@@ -40,8 +40,8 @@ def train_loop(config: dict[str, Any]) -> list[dict[str, Any]]:
     network = _Network()
     try:
         results = [
-            _fit_and_refit(params, stopping, refit, config, network, shard, callbacks)
-            for params, stopping, refit in config["requests"]
+            _fit_and_refit(params, stopping, (how, most), config, network, shard, callbacks)
+            for params, stopping, how, most in config["requests"]
         ]
     finally:
         network.close()
@@ -146,7 +146,7 @@ class _Network:
 def _fit_and_refit(
     params: dict[str, Any],
     stopping: int,
-    refit: RefitMethod,
+    refit: tuple[RefitMethod, int | None],
     config: dict[str, Any],
     network: _Network,
     shard: _Shard,
@@ -156,7 +156,8 @@ def _fit_and_refit(
     datasets = shard.datasets(params)
     fit = early_stopped(params, rounds, stopping, datasets, callbacks, network.params())
     network.opened_by(fit.booster)
-    result = refitted(fit, datasets, refit, network.params())
+    rows = config["train_rows"], config["validation_rows"]
+    result = refitted(fit, datasets, *rows, *refit, network=network.params())
     return {
         "model": fit.booster.model_to_string(num_iteration=-1),
         "params": fit.params,

@@ -90,7 +90,11 @@ class RayTrainFitter:
     def __call__(self, data: PreparedFeatures, requests: Sequence[FitRequest]) -> list[Fitted]:
         reports: Queue = Queue(actor_options={"num_cpus": 0})
         loop_config = {
-            "requests": [(r.params, r.early_stopping_rounds, r.refit) for r in requests],
+            "requests": [
+                (r.params, r.early_stopping_rounds, r.refit, r.max_rounds) for r in requests
+            ],
+            "train_rows": data.train_rows,
+            "validation_rows": len(data.validation.y),
             "feature_names": data.feature_names,
             "categorical": data.categorical,
             "num_threads": self._cpus,

@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.config import RefitMethod
 from pipeline.features.preprocess import PreparedData
+from pipeline.training.boosters import grown_rounds
 from pipeline.training.callbacks import Callback, log_progress
 
 VALIDATION_METRICS = ("l1", "l2")
@@ -160,17 +161,21 @@ def early_stopped(
 def refitted(
     fit: Fit,
     datasets: Datasets,
+    train_rows: int,
+    validation_rows: int,
     how: RefitMethod = "full",
+    max_rounds: int | None = None,
     network: Mapping[str, Any] | None = None,
 ) -> Fitted:
-    """``fit`` refitted on training + validation rows with the rounds early stopping found
-    (``full``), or kept as it is (``none``)."""
+    """``fit`` refitted on training + validation rows, its rounds grown with them up to
+    ``max_rounds`` (``grown_rounds``), or kept as it is (``how`` ``none``)."""
     best = fit.best_iteration
     if how == "none":
         return Fitted(fit, fit.booster, best)
     params = {**fit.params, **(network or {})}
     del params["num_iterations"]
-    return Fitted(fit, lgb.train(params, datasets.refit, num_boost_round=best), best)
+    rounds = grown_rounds(best, train_rows, validation_rows, max_rounds)
+    return Fitted(fit, lgb.train(params, datasets.refit, num_boost_round=rounds), rounds)
 
 
 def fit(
@@ -200,6 +205,7 @@ def fit_and_refit(
     extra_callbacks: Sequence[Callback],
     binned: dict[Binning, BinnedData],
     how: RefitMethod = "full",
+    max_rounds: int | None = None,
 ) -> Fitted:
     """``fit``, then its refit on training + validation rows; ``binned`` holds the data
     binned per binning, shared by every booster of a model (and filled here)."""
@@ -210,4 +216,5 @@ def fit_and_refit(
     datasets = binned[binning]
     callbacks = [log_progress, *extra_callbacks]
     early = early_stopped(params, rounds, early_stopping_rounds, datasets, callbacks)
-    return refitted(early, datasets, how)
+    rows = len(data.train.y), len(data.validation.y)
+    return refitted(early, datasets, *rows, how, max_rounds)

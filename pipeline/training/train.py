@@ -27,7 +27,15 @@ from pipeline.summaries import SearchSummary, TrainSummary
 from pipeline.training.blend import Blend, Member
 from pipeline.training.calibration import calibration_forecasts, rolls
 from pipeline.training.callbacks import Callback, LiveMetrics, LiveScores, StopAt, stop_when
-from pipeline.training.fitting import ROUND_ALIASES, BinnedData, Binning, Fit, Fitted, fit_and_refit
+from pipeline.training.fitting import (
+    ROUND_ALIASES,
+    BinnedData,
+    Binning,
+    Fit,
+    Fitted,
+    booster_params,
+    fit_and_refit,
+)
 from pipeline.training.quantiles import calibrated_quantiles, quantile_params
 
 logger = logging.getLogger(__name__)
@@ -163,8 +171,10 @@ class FitRequest:
     early_stopping_rounds: int
     #: Seconds the early-stopped fit may take (its share of a time budget), if limited.
     seconds: float | None = None
-    #: How the fit takes in the validation rows (``pipeline.training.fitting.refitted``).
+    #: How the fit takes in the validation rows, and the most rounds its refit may grow to
+    #: (``pipeline.training.fitting.refitted``).
     refit: RefitMethod = "full"
+    max_rounds: int | None = None
 
 
 class Fitter(Protocol[Data_contra]):
@@ -201,7 +211,14 @@ class InProcessFitter:
             params, stopping = request.params, request.early_stopping_rounds
             fitted.append(
                 fit_and_refit(
-                    data, params, stopping, self.num_threads, callbacks, binned, request.refit
+                    data,
+                    params,
+                    stopping,
+                    self.num_threads,
+                    callbacks,
+                    binned,
+                    request.refit,
+                    request.max_rounds,
                 )
             )
         return fitted
@@ -228,8 +245,8 @@ def assemble(
     requests = [_member_request(plan, early_stopping_rounds, refit) for plan in plans]
     alphas = paired_quantiles(quantiles) if quantiles and quantile_boosters else []
     requests += [
-        FitRequest(quantile_params(plans[0].params, alpha), early_stopping_rounds, refit=refit)
-        for alpha in alphas
+        FitRequest(params, early_stopping_rounds, refit=refit, max_rounds=_ceiling(params))
+        for params in (quantile_params(plans[0].params, alpha) for alpha in alphas)
     ]
     # Residual quantiles are calibrated at rolling origins, refitted here when fits run here.
     calibrating = fitter.local_threads if quantiles and not alphas else None
@@ -264,7 +281,10 @@ def assemble(
     )
     calibration_point = validation
     if calibrating is not None:
-        calibration_point = calibration_forecasts(data, fits, validation, calibrating, refit)
+        ceilings = [r.max_rounds for r in requests[: len(plans)]]
+        calibration_point = calibration_forecasts(
+            data, fits, validation, calibrating, refit, ceilings
+        )
     quantile_members, calibration = calibrated_quantiles(
         data, quantiles, calibration_point, dict(zip(alphas, bounds, strict=True))
     )
@@ -319,10 +339,17 @@ def budget_plan(
 
 
 def _member_request(plan: MemberPlan, early_stopping_rounds: int, refit: RefitMethod) -> FitRequest:
+    ceiling = _ceiling(plan.params)
     if plan.rounds is None:
-        return FitRequest(plan.params, early_stopping_rounds, refit=refit)
+        return FitRequest(plan.params, early_stopping_rounds, refit=refit, max_rounds=ceiling)
     kept = {k: v for k, v in plan.params.items() if k not in ROUND_ALIASES}
-    return FitRequest({**kept, "n_estimators": plan.rounds}, 0, refit=refit)  # a search's
+    fixed = {**kept, "n_estimators": plan.rounds}  # the rounds a search found
+    return FitRequest(fixed, 0, refit=refit, max_rounds=ceiling)
+
+
+def _ceiling(params: dict[str, Any]) -> int:
+    """The rounds ``params`` allow (``n_estimators``): a refit's grow up to them."""
+    return booster_params(params, 1)[1]
 
 
 def retrain_best(

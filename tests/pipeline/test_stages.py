@@ -112,10 +112,12 @@ def test_early_stopping_and_hyperparameters_take_effect(demo_store: FeatureStore
     assert model.params["num_iterations"] == 2000
     assert model.best_iteration < 2000
     assert len(model.curve["l1"]) == model.best_iteration + 5
-    # Refitted on train + validation with early stopping's rounds.
+    # Refitted on train + validation with early stopping's rounds, grown with the rows.
+    data = preprocess(frame, cfg)
+    rows = len(data.train.y) + len(data.validation.y)
     mean = model.members[0]
     assert mean.objective == "regression"
-    assert mean.rounds == model.best_iteration
+    assert mean.rounds == -(-model.best_iteration * rows // len(data.train.y))
     assert mean.booster.num_trees() == mean.rounds
 
 

@@ -71,7 +71,7 @@ def test_the_members_of_a_model_share_one_binning_of_their_refit_rows(
             params={"seed": 42, "feature_pre_filter": False},
         )
         alone = lgb.train(params, fresh, num_boost_round=fitted.rounds)
-        assert fitted.rounds == fitted.fit.best_iteration  # the rounds early stopping found
+        assert fitted.rounds > fitted.fit.best_iteration  # grown with the validation rows
         np.testing.assert_array_equal(
             fitted.refitted.predict(data.test.X), alone.predict(data.test.X)
         )

@@ -10,7 +10,7 @@ from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training import calibration
 from pipeline.training.blend import Member, blend_predict
-from pipeline.training.boosters import booster_on
+from pipeline.training.boosters import booster_on, grown_rounds
 from pipeline.training.calibration import calibration_forecasts, window_origins
 from pipeline.training.fitting import Fit, fit
 from pipeline.training.train import TrainedModel, train
@@ -53,14 +53,16 @@ def test_each_window_is_forecast_by_the_members_refitted_before_it(
     first = data.validation.timestamps < origins[0]
     assert np.array_equal(forecasts[first], early[first])
     # The last window, recomputed by hand: the member on every row before its origin,
-    # with the rounds early stopping found.
+    # its rounds grown with them.
     X = np.vstack([data.train.X, data.validation.X])
     y = np.concatenate([data.train.y, data.validation.y])
     before = np.concatenate([data.train.timestamps, data.validation.timestamps]) < origins[-1]
-    best = fits[0].best_iteration
+    rounds = grown_rounds(
+        fits[0].best_iteration, data.train_rows, int(before.sum()) - data.train_rows
+    )
     params = {**fits[0].params, "num_threads": 1}
     del params["num_iterations"]
-    member = Member("regression", booster_on(data, X[before], y[before], params, best), best)
+    member = Member("regression", booster_on(data, X[before], y[before], params, rounds), rounds)
     last = data.validation.timestamps >= origins[-1]
     assert np.allclose(forecasts[last], blend_predict([member], data.validation.X[last]))
     assert not np.allclose(forecasts[last], early[last])

@@ -1,5 +1,6 @@
 """What an early-stopped booster does with the validation rows: refitted on training +
-validation rows with the rounds it found, or served as early stopping left it."""
+validation rows with its rounds grown with them (up to the job's ceiling), or served as
+early stopping left it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from pipeline.config import RefitMethod, TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.store.feature_store import FeatureStore
+from pipeline.training.boosters import grown_rounds
 from pipeline.training.fitting import Fitted, fit_and_refit
 from pipeline.training.train import (
     REFIT_COST,
@@ -35,13 +37,37 @@ def fitted(data: PreparedData, how: RefitMethod) -> Fitted:
     return fit_and_refit(data, BASE, 5, 1, [], {}, how)
 
 
-def test_a_refit_trains_the_rounds_early_stopping_found_on_more_rows(data: PreparedData) -> None:
+def test_a_refit_grows_early_stoppings_rounds_with_the_rows(data: PreparedData) -> None:
     result = fitted(data, "full")
     best = result.fit.best_iteration
     assert 1 < best < ROUNDS  # early stopping stopped it
-    assert result.rounds == result.refitted.current_iteration() == best
+    grown = grown_rounds(best, data.train_rows, len(data.validation.y))
+    assert result.rounds == result.refitted.current_iteration() == grown > best
     test = data.test.X  # (test_binning checks the rows it trained on)
     assert not np.allclose(result.refitted.predict(test), result.fit.booster.predict(test))
+
+
+def test_refit_rounds_grow_up_to_the_ceiling_and_no_further() -> None:
+    assert grown_rounds(100, 700, 200) == 129
+    assert grown_rounds(100, 700, 200, max_rounds=300) == 129
+    assert grown_rounds(250, 700, 200, max_rounds=300) == 300
+    assert grown_rounds(300, 700, 200, max_rounds=300) == 300  # early stopping hit it
+    assert grown_rounds(40, 700, 200, max_rounds=20) == 40  # a search found more
+
+
+def test_a_model_that_early_stopping_took_to_its_ceiling_refits_with_the_ceiling(
+    data: PreparedData,
+) -> None:
+    config = TrainingConfig.model_validate(
+        {
+            "feature_set": "forecast_basic",
+            "target_variable": "load_kw",
+            "hyperparameters": {"n_estimators": 20, "learning_rate": 0.05},
+        }
+    )
+    model = train(data, config, num_threads=1)
+    assert model.best_iteration == 20
+    assert [m.rounds for m in model.members] == [20, 20]
 
 
 def test_no_refit_serves_the_early_stopped_booster_at_its_best_round(data: PreparedData) -> None:
@@ -68,7 +94,8 @@ def test_a_model_forecasts_with_the_boosters_its_refit_method_makes(
         np.testing.assert_allclose(validation, model.validation_predictions)
     else:  # boosters that learnt from the validation rows
         assert not np.allclose(validation, model.validation_predictions)
-    assert model.members[0].rounds == model.best_iteration
+    grown = grown_rounds(model.best_iteration, data.train_rows, len(data.validation.y), 40)
+    assert model.members[0].rounds == (model.best_iteration if how == "none" else grown)
     assert model.calibration is not None
 
 
