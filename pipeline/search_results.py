@@ -27,6 +27,8 @@ class TrialReport:
     seconds: float = 0.0
     error: str | None = None
     intermediate: dict[int, float] = field(default_factory=dict)
+    #: Its validation MAE on each window of the validation part (``pipeline.search.margin``).
+    window_errors: list[float] = field(default_factory=list)
 
     def validation_curve(self) -> list[tuple[int, float]]:
         """(boosting round, validation L1): every round when the trial ran to the end,

@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import DEFAULT_HYPERPARAMETERS, TrainingConfig
+from pipeline.search.margin import verdict
 from pipeline.search.pruning import PruningHistory
 from pipeline.search.trials import distribution, pruner
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
@@ -40,6 +41,8 @@ SAMPLER_SEED = 42
 STOP_CHECK_SECONDS = 2.0
 #: The user attribute holding a trial's number in the job (its name in logs and experiments).
 NUMBER = "number"
+#: The user attribute that holds a completed trial's errors per validation window.
+WINDOW_ERRORS = "window_errors"
 
 
 @functools.lru_cache(maxsize=8)
@@ -214,10 +217,13 @@ def member_choices(
         )
     else:
         objectives = config.objectives()
+    starts = _default_trials(config, complete)
     members: dict[str, tuple[dict[str, Any], int | None]] = {}
     for objective in objectives:
         own = [t for t in ranked if trial_objective(config, t.params) == objective]
         chosen = own[0] if own else ranked[0]
+        if own and objective in starts and not _won(objective, chosen, starts[objective]):
+            chosen = starts[objective]
         params = {**config.lightgbm_params(), **chosen.params, "objective": objective}
         rounds = int(chosen.user_attrs["best_iteration"]) if own else None
         members[objective] = (params, rounds)
@@ -229,14 +235,45 @@ def default_choices(
 ) -> dict[str, tuple[dict[str, Any], int]]:
     """Per objective, the parameters and rounds of its completed default-parameter trial
     (``starting_points``), as ``member_choices`` gives a best trial's."""
+    return {
+        objective: (
+            {**config.lightgbm_params(), **trial.params, "objective": objective},
+            int(trial.user_attrs["best_iteration"]),
+        )
+        for objective, trial in _default_trials(config, complete).items()
+    }
+
+
+def _default_trials(
+    config: TrainingConfig, complete: list[optuna.trial.FrozenTrial]
+) -> dict[str, optuna.trial.FrozenTrial]:
     starts = starting_points(config)
-    chosen: dict[str, tuple[dict[str, Any], int]] = {}
-    for trial in complete:
-        if trial.params in starts:
-            objective = trial_objective(config, trial.params)
-            params = {**config.lightgbm_params(), **trial.params, "objective": objective}
-            chosen[objective] = (params, int(trial.user_attrs["best_iteration"]))
-    return chosen
+    return {
+        trial_objective(config, trial.params): trial for trial in complete if trial.params in starts
+    }
+
+
+def _won(objective: str, best: optuna.trial.FrozenTrial, default: optuna.trial.FrozenTrial) -> bool:
+    """Whether ``best`` beat the ``default`` trial over the validation windows by more than
+    their spread (``pipeline.search.margin``); trials scored on one split (journals of an
+    earlier version) keep the best."""
+    if best is default:
+        return True
+    judged = verdict(
+        best.user_attrs.get(WINDOW_ERRORS, []), default.user_attrs.get(WINDOW_ERRORS, [])
+    )
+    if judged is None:
+        return True
+    logger.info(
+        "%s: trial %s against the defaults over the validation windows: %+.2f %% "
+        "(margin %.2f %%): %s",
+        objective,
+        best.user_attrs[NUMBER],
+        100 * judged.gain,
+        100 * judged.margin,
+        "the trial's parameters kept" if judged.won else "the defaults kept",
+    )
+    return judged.won
 
 
 def _finish(
@@ -264,6 +301,7 @@ def _finish(
             live.tell(trial, state=TrialState.PRUNED)
         else:
             trial.set_user_attr("best_iteration", outcome.best_iteration)
+            trial.set_user_attr(WINDOW_ERRORS, outcome.window_errors)
             live.tell(trial, outcome.value)
         logger.info(
             "trial %d %s: validation l1=%.4f in %.2fs",

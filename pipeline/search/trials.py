@@ -21,6 +21,7 @@ from optuna.distributions import (
 from domain.jobs import ExperimentStatus
 from pipeline.config import HyperparameterSpec, TrainingConfig
 from pipeline.features.preprocess import PreparedData
+from pipeline.search.margin import window_errors
 from pipeline.search.pruning import EMPTY, MedianRule, PruningHistory, should_prune
 from pipeline.search_results import TrialReport
 from pipeline.training.fitting import BinnedData, booster_params, fit
@@ -126,4 +127,5 @@ def run_trial(
         curve=curve,
         seconds=time.perf_counter() - started,
         intermediate=intermediate,
+        window_errors=window_errors(data, model.booster, model.best_iteration),
     )
