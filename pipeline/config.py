@@ -42,9 +42,10 @@ DEFAULT_OBJECTIVES = ("regression", "regression_l1")
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 
 #: What each booster does with the validation part's rows once early stopping found its
-#: rounds: ``full`` refits it on training + validation rows with those rounds; ``none``
-#: serves the early-stopped booster (its train stage about half as long, for 2.8 % more
-#: error on the geometric mean of the real sets and 21 % more on one: bench/README.md).
+#: rounds: ``full`` refits it on training + validation rows, its rounds grown with them up
+#: to ``n_estimators``; ``none`` serves the early-stopped booster (its train stage about
+#: half as long, for 3 % more error on the geometric mean of the real sets and 24 % more
+#: on one: bench/README.md).
 RefitMethod = Literal["full", "none"]
 
 #: Ray Train workers of a job that trains data-parallel because its feature set is large.
@@ -190,7 +191,8 @@ class TrainingConfig(BaseModel):
     refit: RefitMethod = Field(
         "full",
         description="What each booster does with the validation rows once early stopping "
-        "found its rounds: 'full' refits it on training + validation rows with those rounds; "
+        "found its rounds: 'full' refits it on training + validation rows, its rounds grown "
+        "with them up to n_estimators; "
         "'none' serves the early-stopped booster (about half the training time, less "
         "accurate: it never sees the most recent rows).",
     )

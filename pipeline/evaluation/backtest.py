@@ -72,8 +72,8 @@ def _recipes(members: Sequence[Member]) -> tuple[BoosterRecipe, ...]:
 
 
 def _params(booster: lgb.Booster) -> dict[str, Any]:
-    """``booster``'s parameters for one thread, without its last training's rounds (an
-    early-stopped booster's count its ceiling; they would override the recipe's)."""
+    """``booster``'s parameters for one thread, without the rounds it was trained with
+    (an early-stopped booster's are its ceiling), which would override the recipe's."""
     params = {k: v for k, v in booster.params.items() if k not in ROUND_ALIASES}
     return {**params, "num_threads": 1}
 

@@ -23,11 +23,7 @@ def grown_rounds(
 
 
 def booster_on(
-    data: PreparedFeatures,
-    X: np.ndarray,
-    y: np.ndarray,
-    params: dict[str, Any],
-    rounds: int,
+    data: PreparedFeatures, X: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int
 ) -> lgb.Booster:
     """A booster with fixed rounds on rows ``X`` of ``data``'s features (named, with its
     categories), no validation."""

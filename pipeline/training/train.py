@@ -138,7 +138,7 @@ def search_plans(search: SearchResult) -> list[MemberPlan]:
     the search's model and a plain job's (a default that was its objective's best counts
     twice). On one validation split a search's choice did not carry to the test part: on
     the real sets its model alone lost up to 2.2 % to the default's; averaged with it, at
-    most 1.1 % (bench/README.md)."""
+    most 1.9 % (bench/README.md)."""
     plans = [
         MemberPlan(objective, params, rounds)
         for objective, (params, rounds) in search.members.items()
@@ -303,9 +303,9 @@ def assemble(
 
 #: How long a member's refit on training + validation rows takes, and its refits at the
 #: calibration's later origins, per second of its early-stopped fit (the most measured on
-#: the hourly, household and traffic sets: 0.69-0.84 and 2.0-2.5; bench/README.md).
-REFIT_COST = 0.85
-ROLLING_REFITS_COST = 2.5
+#: the hourly, household and traffic sets: 0.89-1.00 and 2.5-2.9).
+REFIT_COST = 1.0
+ROLLING_REFITS_COST = 2.9
 
 
 def budget_plan(
