@@ -77,9 +77,10 @@ class SearchResult:
     #: objective completed, so the retrain early-stops with the best trial's parameters).
     members: dict[str, tuple[dict[str, Any], int | None]]
     early_stopping_rounds: int
-    #: Per objective whose default-parameter trial (the search's first) completed: its
-    #: parameters and rounds, which the model's members include beside the best trial's.
-    defaults: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    #: Per objective whose default-parameter trial (the search's first) completed: the
+    #: parameters a plain job trains it with (rounds None: early-stopped), which the
+    #: model's members include beside the best trial's.
+    defaults: dict[str, tuple[dict[str, Any], int | None]] = field(default_factory=dict)
 
     def summary(self) -> SearchSummary:
         """The study's tallies and best value are the progress's (as the job shows them)."""

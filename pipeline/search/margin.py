@@ -1,17 +1,13 @@
-"""Whether a trial beat the default parameters by more than chance: each trial is scored on
-several windows of the validation part (rolling origins, as the quantiles' calibration cuts
-it), and the best trial replaces the default only when its mean error over the windows is
-lower by more than the standard error of the paired differences.
+"""The errors a trial is judged by against the default parameters: its mean absolute error
+on each of several windows of the validation part (rolling origins, as the quantiles'
+calibration cuts it). The best trial replaces the default only when its mean error over
+the windows is lower by more than chance (``domain.comparison.verdict``).
 
 On one validation split a search's best trial beat the default by less than the change
 from one window to the next, and did not carry to the test part (bench/README.md).
 """
 
 from __future__ import annotations
-
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
@@ -29,27 +25,3 @@ def window_errors(data: PreparedData, booster: lgb.Booster, best_iteration: int)
     )
     window = np.searchsorted(np.asarray(window_origins(stamps, WINDOWS)), stamps, side="right")
     return [float(errors[window == w].mean()) for w in np.unique(window)]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """How a trial did against the defaults over the windows: its mean gain and the margin
-    it had to clear (both relative to the defaults' mean error)."""
-
-    gain: float
-    margin: float
-
-    @property
-    def won(self) -> bool:
-        return self.gain > self.margin
-
-
-def verdict(trial: Sequence[float], default: Sequence[float]) -> Verdict | None:
-    """``trial``'s per-window errors against the ``default``'s, or None when they cannot
-    be paired (another number of windows, or fewer than two)."""
-    if len(trial) != len(default) or len(trial) < 2:
-        return None
-    differences = np.asarray(default) - np.asarray(trial)
-    scale = float(np.mean(default))
-    standard_error = float(np.std(differences, ddof=1)) / math.sqrt(len(differences))
-    return Verdict(float(differences.mean()) / scale, standard_error / scale)

@@ -59,10 +59,11 @@ def calibration_forecasts(
     for origin, end in zip(origins, [*origins[1:], None], strict=True):
         before = times < origin
         inside = (stamps >= origin) if end is None else (stamps >= origin) & (stamps < end)
-        refitted = [
-            _refitted(data, fit, X[before], y[before], num_threads, most)
-            for fit, most in zip(fits, max_rounds or [None] * len(fits), strict=True)
-        ]
+        once: dict[int, Member] = {}  # a fit that serves two members is refitted once
+        for fit, most in zip(fits, max_rounds or [None] * len(fits), strict=True):
+            if id(fit) not in once:
+                once[id(fit)] = _refitted(data, fit, X[before], y[before], num_threads, most)
+        refitted = [once[id(fit)] for fit in fits]
         forecasts[inside] = blend_predict(refitted, data.validation.X[inside])
     logger.info(
         "calibration: the validation part forecast from %d rolling origins, the members "

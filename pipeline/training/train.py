@@ -250,10 +250,12 @@ def assemble(
     ]
     # Residual quantiles are calibrated at rolling origins, refitted here when fits run here.
     calibrating = fitter.local_threads if quantiles and not alphas else None
+    distinct = _distinct(requests)  # a search's member may be a plain job's: fitted once
     if time_budget_s is not None:
         rolling = calibrating is not None and rolls(data, refit)
-        requests = budget_plan(requests, time_budget_s, refit, rolling, fitter)
-    results = fitter(data, requests)
+        distinct = budget_plan(distinct, time_budget_s, refit, rolling, fitter)
+    fitted = fitter(data, distinct)
+    results = [fitted[position] for position in _positions(requests)]
     points, bounds = results[: len(plans)], results[len(plans) :]
     for plan, result in zip(plans, points, strict=True):
         logger.info(
@@ -336,6 +338,16 @@ def budget_plan(
         f", then {' and '.join(after)}" if after else "",
     )
     return [replace(r, seconds=seconds) if r.early_stopping_rounds else r for r in requests]
+
+
+def _distinct(requests: Sequence[FitRequest]) -> list[FitRequest]:
+    return [r for i, r in enumerate(requests) if r not in requests[:i]]
+
+
+def _positions(requests: Sequence[FitRequest]) -> list[int]:
+    """Where each request is among ``_distinct(requests)``."""
+    distinct = _distinct(requests)
+    return [distinct.index(r) for r in requests]
 
 
 def _member_request(plan: MemberPlan, early_stopping_rounds: int, refit: RefitMethod) -> FitRequest:

@@ -12,7 +12,7 @@ from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
-from pipeline.search.hpo import NUMBER, journal_storage, search
+from pipeline.search.hpo import NUMBER, default_member, journal_storage, search
 from pipeline.search.pruning import PruningHistory
 from pipeline.search.trials import run_trial
 from pipeline.search_results import SearchProgress, TrialReport
@@ -142,11 +142,13 @@ def test_a_search_starts_from_the_defaults_once_per_objective(
         {**defaults, "objective": "regression_l1"},
     ]
     assert set(result.members) == {"regression", "regression_l1"}
-    for objective, (member_params, rounds) in result.members.items():
+    for objective, member in result.members.items():
+        member_params, rounds = member
         assert member_params["objective"] == objective
-        assert rounds is not None
-    # The model averages the best trials' members with the default parameters' (trials 0
-    # and 1), each with the rounds its trial found.
+        # the best trial's parameters and rounds, or a plain job's member when it lost
+        assert rounds is not None or member == default_member(default_space, objective)
+    # The model averages those members with the ones a plain job trains (trials 0 and 1
+    # completed): LightGBM's own defaults, early-stopped as a plain job's are.
     assert set(result.defaults) == {"regression", "regression_l1"}
     plans = search_plans(result)
     assert [(p.objective, p.label) for p in plans] == [
@@ -155,9 +157,10 @@ def test_a_search_starts_from_the_defaults_once_per_objective(
         ("regression", "default_mean_"),
         ("regression_l1", "default_median_"),
     ]
-    for plan, point in zip(plans[2:], trials.params[:2], strict=True):
-        assert plan.params == {**default_space.lightgbm_params(), **point}
-        assert plan.rounds == trials.reports[trials.params.index(point)].best_iteration
+    for plan in plans[2:]:
+        assert plan.params == {**default_space.lightgbm_params(), "objective": plan.objective}
+        assert "reg_lambda" not in plan.params  # LightGBM's 0, not the range's edge
+        assert plan.rounds is None
     model = retrain_best(data, result, default_space, num_threads=1)
     assert [m.objective for m in model.members] == [p.objective for p in plans]
     assert {"l1", "median_l1", "default_mean_l1", "default_median_l1"} <= set(model.curve)

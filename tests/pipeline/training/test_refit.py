@@ -4,12 +4,15 @@ early stopping left it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
 from pipeline.config import RefitMethod, TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.store.feature_store import FeatureStore
+from pipeline.training.blend import blend_predict
 from pipeline.training.boosters import grown_rounds
 from pipeline.training.fitting import Fitted, fit_and_refit
 from pipeline.training.train import (
@@ -17,6 +20,8 @@ from pipeline.training.train import (
     ROLLING_REFITS_COST,
     FitRequest,
     InProcessFitter,
+    MemberPlan,
+    assemble,
     budget_plan,
     train,
 )
@@ -113,3 +118,24 @@ def test_a_time_budget_leaves_room_for_the_refits_the_method_makes(
     requests = [FitRequest({"objective": o}, 50) for o in ("regression", "regression_l1")]
     planned = budget_plan(requests, 60.0, how, rolling, InProcessFitter(1))
     assert [r.seconds for r in planned] == pytest.approx([60.0 / (2 * fits_per_share)] * 2)
+
+
+def test_a_member_planned_twice_is_fitted_once_and_counts_twice(data: PreparedData) -> None:
+    asked: list[FitRequest] = []
+
+    class Recording(InProcessFitter):
+        def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
+            asked.extend(requests)
+            return super().__call__(data, requests)
+
+    mean = MemberPlan("regression", BASE)
+    median = MemberPlan("regression_l1", {**BASE, "objective": "regression_l1"})
+    model = assemble(data, [mean, median, mean], (0.1, 0.5, 0.9), 5, Recording(1))
+    assert [r.params["objective"] for r in asked] == ["regression", "regression_l1"]
+    first, second, third = model.members
+    assert first.booster is third.booster  # a search kept the defaults: one booster
+    once = assemble(data, [mean, median], (0.1, 0.5, 0.9), 5, InProcessFitter(1))
+    X = data.test.X
+    weighted = (2 * np.asarray(first.booster.predict(X)) + second.booster.predict(X)) / 3
+    assert np.allclose(blend_predict(model.members, X), weighted)
+    assert not np.allclose(blend_predict(once.members, X), weighted)
