@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from db.records import ExperimentRecord, JobRecord, MetricPoint, NewExperiment, NewLog
 from domain.clock import utcnow
+from domain.comparison import WINDOW_METRIC
 from domain.jobs import ExperimentStatus, LogLevel
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.stages import LogLine, Stage, StageReport
@@ -287,6 +288,10 @@ def _trial_experiment(trial: TrialReport) -> NewExperiment:
     points = [MetricPoint("validation_l1", value, step) for step, value in trial.validation_curve()]
     if trial.value is not None:
         points.append(MetricPoint("best_validation_l1", trial.value, trial.best_iteration or 0))
+    points += [
+        MetricPoint(WINDOW_METRIC, error, window)
+        for window, error in enumerate(trial.window_errors, start=1)
+    ]
     return NewExperiment(f"{TRIAL_PREFIX}{trial.number}", trial.params, points, trial.state)
 
 

@@ -86,7 +86,8 @@ def experiments_compare(
         Path | None, typer.Option(help="Draw the aligned curves into this PNG.")
     ] = None,
 ) -> None:
-    """Parameters side by side (differences in yellow), final metrics (best in green)."""
+    """Parameters side by side (differences in yellow), final metrics (best in green), and
+    for HPO trials which won over the validation windows against the first one given."""
     body = {"experiment_ids": experiment_ids, "metric": metric}
     result = request("POST", "/ai/training/experiments/compare", json=body)
     names = {e["experiment_id"]: e["name"] for e in result["experiments"]}
@@ -106,9 +107,33 @@ def experiments_compare(
         ]
         metrics.add_row(f"{row['name']} ({row['goal'] or '-'})", *cells)
     console.print(metrics)
+    if result["windows"] is not None:
+        console.print(window_table(result["windows"], names))
     if plot is not None:
         draw_curves(result["curve"], names, plot)
         console.print(f"curves written to {plot}")
+
+
+def window_table(windows: dict[str, Any], names: dict[str, str]) -> Table:
+    """Each experiment against the baseline over the validation windows; the winner bold."""
+    table = Table(
+        "experiment",
+        f"gain over {names[windows['baseline']]}",
+        "margin",
+        "won",
+        title=f"{windows['metric']} over the validation windows",
+        caption=f"{names[windows['winner']]} won",
+    )
+    for row in windows["rows"]:
+        gain, margin = row["gain"], row["margin"]
+        table.add_row(
+            names[row["experiment_id"]],
+            "not paired" if gain is None else f"{100 * gain:+.2f} %",
+            "-" if margin is None else f"{100 * margin:.2f} %",
+            "yes" if row["won"] else "no",
+            style="bold" if row["experiment_id"] == windows["winner"] else None,
+        )
+    return table
 
 
 def draw_curves(curve: dict[str, Any], names: dict[str, str], path: Path) -> None:

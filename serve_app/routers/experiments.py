@@ -8,7 +8,13 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from db.records import ExperimentFilters, ExperimentOrder
-from domain.comparison import align_curves, compare_metrics, compare_params
+from domain.comparison import (
+    WINDOW_METRIC,
+    align_curves,
+    compare_metrics,
+    compare_params,
+    compare_windows,
+)
 from domain.errors import InvalidRequest, JobNotFound
 from domain.jobs import ExperimentStatus
 from serve_app.auth import PrincipalDep
@@ -26,6 +32,7 @@ from serve_app.schemas.experiments import (
     MetricPointPublic,
     MetricSeries,
     ParamComparison,
+    WindowComparisonPublic,
 )
 
 router = APIRouter(prefix="/ai/training/experiments", tags=["experiments"])
@@ -106,12 +113,15 @@ async def experiment_metrics(
 async def compare_experiments(
     body: CompareRequest, services: ServicesDep, principal: PrincipalDep
 ) -> ExperimentComparison:
-    """Parameters (differences marked), final metrics (best marked) and one aligned curve."""
+    """Parameters (differences marked), final metrics (best marked), one aligned curve, and
+    which won over the validation windows (HPO trials against the first one given)."""
     records = await services.experiments.get_many(body.experiment_ids, principal.scope)
     series = await services.experiments.series(body.experiment_ids, body.metric)
     curve = align_curves(
         body.metric, {eid: [(p.step, p.value) for p in points] for eid, points in series.items()}
     )
+    windows = await services.experiments.series(body.experiment_ids, WINDOW_METRIC)
+    judged = compare_windows({eid: [p.value for p in points] for eid, points in windows.items()})
     return ExperimentComparison(
         experiments=[ExperimentPublic.model_validate(r) for r in records],
         params=[
@@ -123,4 +133,5 @@ async def compare_experiments(
             for row in compare_metrics({r.experiment_id: r.metrics for r in records})
         ],
         curve=AlignedCurvePublic.model_validate(curve),
+        windows=None if judged is None else WindowComparisonPublic.model_validate(judged),
     )

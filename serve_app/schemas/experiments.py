@@ -109,8 +109,36 @@ class AlignedCurvePublic(BaseModel):
     values: dict[str, list[float | None]]
 
 
+class WindowRowPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    experiment_id: str
+    gain: float | None = Field(
+        description="Mean error over the windows below the baseline's, relative to it "
+        "(None: the windows cannot be paired)"
+    )
+    margin: float | None = Field(description="The gain it had to clear to win")
+    won: bool
+
+
+class WindowComparisonPublic(BaseModel):
+    """Which won over the validation windows, as a search decides whether its best trial
+    replaces the default parameters: each experiment against the first one that has
+    window errors (the baseline; put the default trial first)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    metric: str
+    baseline: str
+    rows: list[WindowRowPublic]
+    winner: str
+
+
 class ExperimentComparison(BaseModel):
     experiments: list[ExperimentPublic]
     params: list[ParamComparison]
     metrics: list[MetricComparison]
     curve: AlignedCurvePublic
+    windows: WindowComparisonPublic | None = Field(
+        description="None unless two experiments have window errors (HPO trials do)"
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from domain.comparison import verdict
 from tests.serve_app.conftest import TEN_WEEKS, Deployed
 
 API = "/ai/training/experiments"
@@ -121,6 +122,36 @@ async def test_compare_hpo_trials(deployed: Deployed) -> None:
     [best] = [m for m in comparison["metrics"] if m["name"] == "best_validation_l1"]
     assert best["best"] == [ids[0]]
     assert len(comparison["curve"]["values"]) == 3
+    assert comparison["windows"]["baseline"] == ids[0]
+
+    # Against the default trial (the search's first), as the search judged its best.
+    [default] = [t["experiment_id"] for t in trials if t["name"] == "trial 0"]
+    others = [i for i in ids if i != default]
+    body = {"experiment_ids": [default, *others]}
+    windows = (await deployed.http.post(f"{API}/compare", json=body)).json()["windows"]
+    assert windows["metric"] == "window_mae"
+    assert windows["baseline"] == default
+    assert [row["experiment_id"] for row in windows["rows"]] == others
+    errors = {i: await window_errors(deployed, i) for i in [default, *others]}
+    assert all(len(e) == 4 for e in errors.values()), errors
+    for row in windows["rows"]:
+        judged = verdict(errors[row["experiment_id"]], errors[default])
+        assert judged is not None
+        assert (row["gain"], row["margin"], row["won"]) == pytest.approx(
+            (judged.gain, judged.margin, judged.won)
+        )
+    won = [row for row in windows["rows"] if row["won"]]
+    winner = max(won, key=lambda row: row["gain"])["experiment_id"] if won else default
+    assert windows["winner"] == winner
+
+
+async def window_errors(deployed: Deployed, experiment_id: str) -> list[float]:
+    response = await deployed.http.get(
+        f"{API}/{experiment_id}/metrics", params={"name": "window_mae"}
+    )
+    points = response.json()["points"]
+    assert [p["step"] for p in points] == list(range(1, len(points) + 1))
+    return [p["value"] for p in points]
 
 
 async def test_bad_requests_are_refused(deployed: Deployed) -> None:
