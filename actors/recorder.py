@@ -158,6 +158,11 @@ class StageRecorder:
             for name, values in summary.curve.items()
             for step, value in enumerate(values, start=1)
         ]
+        curve += [  # step: the calibration window
+            MetricPoint(f"calibration_{name}", value, window)
+            for name, values in summary.calibration_windows.items()
+            for window, value in enumerate(values, start=1)
+        ]
         params = dict(summary.params)
         if self._feature_set_version is not None:  # the data, beside the model's knobs
             params["feature_set_version"] = self._feature_set_version

@@ -160,6 +160,8 @@ async def compare(
     job, seconds = await service.run(config, f"{bench_set.name}-default")
     test = await service.test_predictions(job["model_id"])
     default = service_scores(test, seconds)
+    for line in await service.log_lines(job["job_id"], "coverage_80 on the calibration windows"):
+        print(f"  {bench_set.name} default: {line}", flush=True)
     hpo = None
     if trials:
         config = job_config(bench_set, **extra, enable_hpo=True, n_trials=trials)

@@ -59,6 +59,8 @@ class TrainSummary:
     curve: dict[str, list[float]]
     #: The blend's validation scores (``best_mae``, ``best_rmse``).
     validation: dict[str, float]
+    #: Coverage and width of each central interval per calibration window, in time order.
+    calibration_windows: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, model: Trained) -> TrainSummary:
@@ -67,6 +69,7 @@ class TrainSummary:
             best_iteration=model.best_iteration,
             curve=model.curve,
             validation=model.validation_scores,
+            calibration_windows=model.calibration_windows,
         )
 
 
@@ -84,6 +87,9 @@ class Trained(Protocol):
 
     @property
     def validation_scores(self) -> dict[str, float]: ...
+
+    @property
+    def calibration_windows(self) -> dict[str, list[float]]: ...
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,14 @@ import lightgbm as lgb
 import numpy as np
 
 from pipeline.features.preprocess import PreparedData
-from pipeline.training.calibration import WINDOWS, window_origins
+from pipeline.training.calibration import window_numbers
 
 
 def window_errors(data: PreparedData, booster: lgb.Booster, best_iteration: int) -> list[float]:
-    """The booster's mean absolute error on each of ``WINDOWS`` windows of the validation
-    part, in time order."""
-    stamps = data.validation.timestamps
+    """The booster's mean absolute error on each calibration window of the validation part
+    (``pipeline.training.calibration.WINDOWS``), in time order."""
     errors = np.abs(
         booster.predict(data.validation.X, num_iteration=best_iteration) - data.validation.y
     )
-    window = np.searchsorted(np.asarray(window_origins(stamps, WINDOWS)), stamps, side="right")
+    window = window_numbers(data.validation.timestamps)
     return [float(errors[window == w].mean()) for w in np.unique(window)]

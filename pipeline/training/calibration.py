@@ -88,6 +88,14 @@ def window_origins(stamps: np.ndarray, windows: int) -> list[np.datetime64]:
     return [distinct[c] for c in cuts if c < len(distinct)]
 
 
+def window_numbers(stamps: np.ndarray) -> np.ndarray:
+    """The calibration window (0 to ``WINDOWS`` - 1, in time order) of each timestamp of
+    the validation part ``stamps``."""
+    origins = np.asarray(window_origins(stamps, WINDOWS))
+    numbers: np.ndarray = np.searchsorted(origins, stamps, side="right")
+    return numbers
+
+
 def _refitted(
     data: PreparedData,
     fit: Fit,

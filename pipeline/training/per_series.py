@@ -127,6 +127,11 @@ class SeriesBundle:
         return None
 
     @property
+    def calibration_windows(self) -> dict[str, list[float]]:
+        """None here: each series' model has its own."""
+        return {}
+
+    @property
     def search(self) -> SearchSummary | None:
         return None
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pipeline.features.build import SERIES_FEATURE
-from pipeline.features.preprocess import PreparedFeatures
-from pipeline.scoring.intervals import QuantileCalibration, calibrate
+from pipeline.features.preprocess import PreparedFeatures, Split
+from pipeline.scoring.intervals import QuantileCalibration, calibrate, quantile_metrics
 from pipeline.training.blend import Member
+from pipeline.training.calibration import window_numbers
 from pipeline.training.fitting import Fitted
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ QUANTILE_RATE_FACTOR = 2.0
 QUANTILE_MAX_RATE = 0.2
 #: The features whose values the conformal quantiles' spread follows, where a model has them.
 SPREAD_FEATURES = (SERIES_FEATURE, "time_of_day")
+#: The scores of each central interval reported per calibration window.
+WINDOW_SCORES = ("coverage_", "interval_width_")
 
 
 def quantile_params(params: dict[str, Any], alpha: float) -> dict[str, Any]:
@@ -35,16 +39,26 @@ def quantile_params(params: dict[str, Any], alpha: float) -> dict[str, Any]:
     return {**base, "objective": "quantile", "alpha": alpha, "metric": ["quantile"]}
 
 
+@dataclass(frozen=True)
+class CalibratedQuantiles:
+    """The quantile boosters' refits (if any), the calibration, and how its central
+    intervals did on each calibration window (``window_scores``)."""
+
+    members: tuple[Member, ...] = ()
+    calibration: QuantileCalibration | None = None
+    windows: dict[str, list[float]] = field(default_factory=dict)
+
+
 def calibrated_quantiles(
     data: PreparedFeatures,
     quantiles: Sequence[float],
     validation: np.ndarray,
     fitted: dict[float, Fitted],
-) -> tuple[tuple[Member, ...], QuantileCalibration | None]:
+) -> CalibratedQuantiles:
     """The quantile boosters' refits (if any), and the calibration from the early-stopped
     fits' validation forecasts: out of sample, as the served model's forecasts are."""
     if not quantiles:
-        return (), None
+        return CalibratedQuantiles()
     boosted = {
         q: np.asarray(f.fit.booster.predict(data.validation.X, num_iteration=f.fit.best_iteration))
         for q, f in fitted.items()
@@ -69,4 +83,28 @@ def calibrated_quantiles(
             " and ".join(data.feature_names[i] for i in spread_features) or "nothing",
             ", ".join(f"P{100 * float(k):g} {v:+.3g}" for k, v in calibration.offsets.items()),
         )
-    return members, calibration
+    bounds = calibration.bounds(validation, boosted, data.validation.X)
+    windows = window_scores(data.validation, bounds, quantiles)
+    for name, values in windows.items():
+        logger.info(
+            "%s on the calibration windows: %s", name, ", ".join(f"{v:.3g}" for v in values)
+        )
+    return CalibratedQuantiles(members, calibration, windows)
+
+
+def window_scores(
+    validation: Split, bounds: np.ndarray, quantiles: Sequence[float]
+) -> dict[str, list[float]]:
+    """Coverage and mean width of each central interval on each calibration window of the
+    validation part, in time order. Their residuals made the calibration, so the windows'
+    coverage averages about the nominal one by construction; what it shows is how steady
+    it was, and a drift that the test part may continue."""
+    window = window_numbers(validation.timestamps)
+    scores: dict[str, list[float]] = {}
+    for number in np.unique(window):
+        inside = window == number
+        metrics = quantile_metrics(validation.y[inside], bounds[inside], quantiles)
+        for name, value in metrics.items():
+            if name.startswith(WINDOW_SCORES):
+                scores.setdefault(name, []).append(value)
+    return scores

@@ -59,6 +59,8 @@ class TrainedModel(Blend):
     search: SearchSummary | None = None
     #: The blend's validation MAE and RMSE (the early-stopped boosters', out of sample).
     validation_scores: dict[str, float] = field(default_factory=dict)
+    #: Coverage and width of each central interval per calibration window, in time order.
+    calibration_windows: dict[str, list[float]] = field(default_factory=dict)
 
     def summary(self) -> TrainSummary:
         return TrainSummary.of(self)
@@ -287,7 +289,7 @@ def assemble(
         calibration_point = calibration_forecasts(
             data, fits, validation, calibrating, refit, ceilings
         )
-    quantile_members, calibration = calibrated_quantiles(
+    calibrated = calibrated_quantiles(
         data, quantiles, calibration_point, dict(zip(alphas, bounds, strict=True))
     )
     return TrainedModel(
@@ -296,10 +298,11 @@ def assemble(
         best_iteration=fits[0].best_iteration,
         curve=_curves(plans, fits),
         validation_predictions=validation,
-        quantile_members=quantile_members,
-        calibration=calibration,
+        quantile_members=calibrated.members,
+        calibration=calibrated.calibration,
         search=search,
         validation_scores=scores,
+        calibration_windows=calibrated.windows,
     )
 
 

@@ -211,6 +211,17 @@ async def test_test_predictions_are_the_evaluated_test_period(deployed: Deployed
     actual = evaluated["actual"].to_numpy()
     inside = (actual >= evaluated["q0.1"]) & (actual <= evaluated["q0.9"])
     assert float(inside.mean()) == pytest.approx(model["metrics"]["coverage_80"], rel=1e-9)
+    # ... and the job's experiment gives the interval's coverage on each calibration window.
+    [experiment] = (
+        await deployed.http.get("/ai/training/experiments", params={"job_id": job["job_id"]})
+    ).json()["experiments"]
+    calibrated = await deployed.http.get(
+        f"/ai/training/experiments/{experiment['experiment_id']}/metrics",
+        params={"name": "calibration_coverage_80"},
+    )
+    windows = calibrated.json()["points"]
+    assert [p["step"] for p in windows] == [1, 2, 3, 4]
+    assert 0.6 < np.mean([p["value"] for p in windows]) < 1.0  # its residuals made it
     assert model["feature_importance"]["lag_24"] > 0
     assert set(model["feature_importance"]) == set(model["features"])
     missing = await deployed.http.get("/ai/models/tenant-a:none:1/test-predictions")

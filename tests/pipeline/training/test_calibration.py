@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from pipeline.config import TrainingConfig
-from pipeline.features.preprocess import PreparedData, preprocess
+from pipeline.features.preprocess import PreparedData, Split, preprocess
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training import calibration
 from pipeline.training.blend import Member, blend_predict
 from pipeline.training.boosters import booster_on, grown_rounds
 from pipeline.training.calibration import calibration_forecasts, window_origins
 from pipeline.training.fitting import Fit, fit
+from pipeline.training.quantiles import window_scores
 from pipeline.training.train import TrainedModel, train
 
 CONFIG = TrainingConfig(
@@ -95,3 +96,27 @@ def test_the_default_model_is_calibrated_around_its_point_forecast(
     assert np.allclose(bounds[:, 1], point)
     assert (bounds[:, 0] < point).all()
     assert (bounds[:, 2] > point).all()
+
+
+def test_the_calibrations_coverage_is_reported_on_each_window(
+    data: PreparedData, model: TrainedModel
+) -> None:
+    windows = model.calibration_windows
+    assert set(windows) == {"coverage_80", "interval_width_80"}
+    assert len(windows["coverage_80"]) == calibration.WINDOWS
+    # The windows' residuals made the quantiles: together they cover about 80 %.
+    assert np.mean(windows["coverage_80"]) == pytest.approx(0.8, abs=0.03)
+    assert all(width > 0 for width in windows["interval_width_80"])
+    assert model.summary().calibration_windows == windows
+
+
+def test_window_scores_are_each_windows_own() -> None:
+    stamps = np.arange(8).astype("datetime64[h]")
+    actual = np.array([0.0, 0, 0, 0, 0, 0, 5, 5])
+    split = Split(np.zeros((8, 1)), actual, stamps, None, None, np.zeros(8))
+    bounds = np.column_stack([np.full(8, -1.0), np.zeros(8), np.array([1.0] * 6 + [3.0] * 2)])
+    scores = window_scores(split, bounds, (0.1, 0.5, 0.9))
+    assert scores == {
+        "coverage_80": [1.0, 1.0, 1.0, 0.0],
+        "interval_width_80": [2.0, 2.0, 2.0, 4.0],
+    }
