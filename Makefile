@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-slow test-cluster test-all coverage check lint typecheck bench bench-forecast bench-cost bench-scale services browser clean
+.PHONY: setup run test test-slow test-cluster test-all coverage check lint typecheck bench bench-forecast bench-cost bench-intervals bench-scale services browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,7 @@ bench: setup
 	$(BIN)/python -m bench.autoscaling
 	$(MAKE) bench-forecast
 	$(MAKE) bench-cost
+	$(MAKE) bench-intervals
 
 ## One job at 1M, 4M and 16M rows against mlforecast, and data-parallel at 16M (~40 min).
 bench-scale: $(BENCH_STAMP)
@@ -97,6 +98,10 @@ bench-forecast: $(BENCH_STAMP)
 ## The default job's seconds against mlforecast with conformal intervals, 350k and 1.75M rows (~8 min).
 bench-cost: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.default_cost
+
+## The P10-P90 interval static and rescaled by its recent misses, on the real sets (~1 min).
+bench-intervals: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench.adaptive_intervals
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) data .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

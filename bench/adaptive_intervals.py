@@ -1,0 +1,123 @@
+"""Would intervals that follow their own recent misses cover as promised where the static
+calibration does not? The default model's P10-P90 on each real set's test part, as the
+service makes it (static), against the same interval rescaled as actuals arrive.
+
+The rescaling is adaptive conformal inference on the interval's scale (Gibbs and Candès,
+2021; the "quantile tracking" of Angelopoulos et al., 2023): the half-widths around the
+point forecast are multiplied by exp(rate x (misses - expected misses)), counted per day
+of steps, over every test point whose actual was known at the row's origin (a horizon
+before it), so no row reads an actual it could not have. ``rate`` 0 is the static
+interval. Offline only: the service does not adapt its intervals (bench/README.md).
+
+    .venv-bench/bin/python -m bench.adaptive_intervals [--held-back]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bench.forecast_data import QUANTILES, SHARED_DATA, BenchSet, bench_sets, held_back_set
+from pipeline.config import TrainingConfig
+from pipeline.features.preprocess import preprocess
+from pipeline.scoring.intervals import quantile_metrics
+from pipeline.settings import PipelineSettings
+from pipeline.store.demo import ensure_demo_feature_sets
+from pipeline.store.feature_store import FeatureStore
+from pipeline.training.train import train
+
+RATES = (0.0, 0.05, 0.1, 0.25)
+MISS = 0.2  # the P10-P90 interval's nominal share of misses
+THREADS = 2
+
+
+def adapted(
+    actual: np.ndarray, point: np.ndarray, bounds: np.ndarray, delay: int, rate: float
+) -> np.ndarray:
+    """``bounds`` (P10, P50, P90 columns; one series in time order) with each row's
+    half-widths scaled by the misses of the rows ``delay`` or more rows before it (at
+    least ``delay`` steps: a gap only lengthens it); ``rate`` is per step."""
+    out = bounds.copy()
+    missed = np.zeros(len(actual))
+    log_scale = 0.0
+    for t in range(len(actual)):
+        if t >= delay:
+            log_scale += rate * (missed[t - delay] - MISS)
+        scale = np.exp(log_scale)
+        out[t, 0] = point[t] - scale * (point[t] - bounds[t, 0])
+        out[t, 2] = point[t] + scale * (bounds[t, 2] - point[t])
+        missed[t] = float(actual[t] < out[t, 0] or actual[t] > out[t, 2])
+    return out
+
+
+def score_set(store: FeatureStore, bench_set: BenchSet) -> list[tuple[float, float]]:
+    """(coverage, WQL) of the default model's test part at each of ``RATES``."""
+    if bench_set.upload:
+        store.put(
+            bench_set.name,
+            bench_set.data,
+            timestamp_column="timestamp",
+            target_column=bench_set.target,
+        )
+    config = TrainingConfig(
+        feature_set=bench_set.name,
+        target_variable=bench_set.target,
+        horizon=bench_set.steps_per_day,
+    )
+    data = preprocess(store.load(bench_set.name), config)
+    model = train(data, config, THREADS)
+    order = np.argsort(data.test.timestamps, kind="stable")
+    actual = data.test.y[order]
+    point = model.predict(data.test.X)[order]
+    bounds = model.predict_quantiles(data.test.X[order], point)
+    assert bounds is not None
+    results = []
+    for rate in RATES:
+        scaled = adapted(actual, point, bounds, config.horizon, rate / bench_set.steps_per_day)
+        metrics = quantile_metrics(actual, scaled, QUANTILES)
+        results.append((metrics["coverage_80"], metrics["wql"]))
+    return results
+
+
+def report(rows: Sequence[tuple[str, list[tuple[float, float]]]]) -> None:
+    header = "".join(f"  rate {rate:<4g} cov    WQL" for rate in RATES)
+    print(f"{'set':<15}{header}")
+    for name, results in rows:
+        cells = "".join(f"       {cov:.3f} {wql:.4f}" for cov, wql in results)
+        print(f"{name:<15}{cells}")
+    inside = [sum(0.77 <= results[i][0] <= 0.83 for _, results in rows) for i in range(len(RATES))]
+    print(
+        "sets with coverage in 0.77-0.83: "
+        + ", ".join(
+            f"rate {rate:g}: {n} of {len(rows)}" for rate, n in zip(RATES, inside, strict=True)
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
+    parser.add_argument("--held-back", action="store_true", help="score only taylor")
+    args = parser.parse_args()
+    store = FeatureStore(PipelineSettings(data_dir=Path(tempfile.mkdtemp())).features_root)
+    ensure_demo_feature_sets(store)
+    if args.held_back:
+        sets = [held_back_set()]
+    else:
+        demo = store.load("forecast_basic").data
+        sets = bench_sets(None, args.data_dir)
+        sets.append(BenchSet("forecast_basic", demo, "load_kw", 24, upload=False))
+    rows = []
+    for bench_set in sets:
+        rows.append((bench_set.name, score_set(store, bench_set)))
+        print(f"{bench_set.name}: {rows[-1][1]}", flush=True)
+    print()
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()
