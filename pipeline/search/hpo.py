@@ -224,7 +224,8 @@ def member_choices(
     for objective in objectives:
         own = [t for t in ranked if trial_objective(config, t.params) == objective]
         chosen = own[0] if own else ranked[0]
-        if own and objective in starts and not _won(objective, chosen, starts[objective]):
+        start = starts.get(objective) if own else None
+        if start is not None and (chosen is start or not _won(objective, chosen, start)):
             members[objective] = default_member(config, objective)
             continue
         params = {**config.lightgbm_params(), **chosen.params, "objective": objective}
@@ -263,10 +264,8 @@ def _default_trials(
 
 def _won(objective: str, best: optuna.trial.FrozenTrial, default: optuna.trial.FrozenTrial) -> bool:
     """Whether ``best`` beat the ``default`` trial over the validation windows by more than
-    their spread (``pipeline.search.margin``); trials scored on one split (journals of an
+    chance (``domain.comparison.verdict``); trials scored on one split (journals of an
     earlier version) keep the best."""
-    if best is default:
-        return True
     judged = verdict(
         best.user_attrs.get(WINDOW_ERRORS, []), default.user_attrs.get(WINDOW_ERRORS, [])
     )

@@ -102,14 +102,14 @@ def test_a_resumed_search_runs_only_the_missing_trials(data: PreparedData, tmp_p
     study = optuna.load_study(study_name="job", storage=journal_storage(journal))
     assert sorted(t.user_attrs[NUMBER] for t in study.trials) == [0, 1, 2, 3, 4]
     assert resumed.best_value == min(t.value for t in study.trials if t.value is not None)
-    # The objective is not searched: the mean member is the best trial, the median member
-    # takes its parameters and finds its rounds by early stopping when retrained.
-    mean_params, mean_rounds = resumed.members["regression"]
-    assert mean_params["learning_rate"] == resumed.best_params["learning_rate"]
-    assert mean_params["num_leaves"] == 31  # the service's default for what is not searched
-    assert mean_rounds == resumed.best_iteration
+    # The objective is not searched, and its best trial was the defaults' (trial 0): the
+    # mean member is a plain job's; the median member takes the best trial's parameters
+    # and finds its rounds by early stopping when retrained.
+    assert resumed.best_trial == 0
+    assert resumed.members["regression"] == default_member(config(n_trials=5), "regression")
     median_params, median_rounds = resumed.members["regression_l1"]
-    assert median_params == {**mean_params, "objective": "regression_l1"}
+    assert median_params["learning_rate"] == resumed.best_params["learning_rate"]
+    assert median_params["objective"] == "regression_l1"
     assert median_rounds is None
 
 

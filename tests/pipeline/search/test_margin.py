@@ -64,6 +64,9 @@ def test_the_defaults_stay_unless_a_trial_beat_them_by_the_margin() -> None:
     assert members["regression"] == default_member(CONFIG, "regression")  # the defaults kept
     assert members["regression_l1"][1] == 53  # trial 3 won
     assert members["regression_l1"][0]["num_leaves"] == 64
+    # A default trial that was its objective's best is a plain job's member too.
+    best_start = [trial(0, mean_start, [8.0] * 4), *complete[1:]]
+    assert member_choices(CONFIG, best_start)["regression"] == default_member(CONFIG, "regression")
     # Trials from a journal written before windows were scored keep the best trial.
     for frozen in complete:
         frozen.user_attrs.pop(WINDOW_ERRORS)
