@@ -27,7 +27,7 @@ class TrialReport:
     seconds: float = 0.0
     error: str | None = None
     intermediate: dict[int, float] = field(default_factory=dict)
-    #: Its validation MAE on each window of the validation part (``pipeline.search.margin``).
+    #: Its validation MAE on each window of the validation part (``pipeline.search.window_errors``).
     window_errors: list[float] = field(default_factory=list)
 
     def validation_curve(self) -> list[tuple[int, float]]:

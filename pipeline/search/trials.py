@@ -21,8 +21,8 @@ from optuna.distributions import (
 from domain.jobs import ExperimentStatus
 from pipeline.config import HyperparameterSpec, TrainingConfig
 from pipeline.features.preprocess import PreparedData
-from pipeline.search.margin import window_errors
 from pipeline.search.pruning import EMPTY, MedianRule, PruningHistory, should_prune
+from pipeline.search.window_errors import window_errors
 from pipeline.search_results import TrialReport
 from pipeline.training.fitting import BinnedData, booster_params, fit
 

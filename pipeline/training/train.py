@@ -134,13 +134,14 @@ def member_plans(config: TrainingConfig) -> list[MemberPlan]:
 
 
 def search_plans(search: SearchResult) -> list[MemberPlan]:
-    """A plan per objective of a search (its best trial's parameters and rounds, or the
-    default's when no trial beat it by the margin: ``pipeline.search.margin``), then one
-    per objective whose default-parameter trial completed: the model is the average of
-    the search's model and a plain job's (a default that was its objective's best counts
-    twice). On one validation split a search's choice did not carry to the test part: on
-    the real sets its model alone lost up to 2.2 % to the default's; averaged with it, at
-    most 1.9 % (bench/README.md)."""
+    """A plan per objective of a search (its best trial's parameters and rounds, or a
+    plain job's member when no trial beat the defaults: ``domain.comparison.verdict``),
+    then a plain job's member per objective whose default-parameter trial completed: the
+    model is the average of the search's model and a plain job's (a default kept counts
+    twice, and ``assemble`` fits it once). On one validation split a search's choice did
+    not carry to the test part: on the real sets its model alone lost up to 2.2 % to the
+    default's; averaged with it, and kept only when it wins over the validation windows,
+    it lost nothing (bench/README.md)."""
     plans = [
         MemberPlan(objective, params, rounds)
         for objective, (params, rounds) in search.members.items()

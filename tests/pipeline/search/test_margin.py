@@ -1,5 +1,5 @@
 """A search's best trial replaces the default parameters only when it beat them over the
-validation windows by more than their spread."""
+validation windows by more than chance; otherwise the model gets a plain job's members."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pipeline.search.hpo import (
     member_choices,
     starting_points,
 )
-from pipeline.search.margin import window_errors
 from pipeline.search.trials import distribution
+from pipeline.search.window_errors import window_errors
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training.calibration import WINDOWS, window_origins
 from pipeline.training.fitting import fit
