@@ -30,7 +30,7 @@ from domain.comparison import verdict
 from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import DEFAULT_HYPERPARAMETERS, TrainingConfig
-from pipeline.search.pruning import PruningHistory
+from pipeline.search.pruning import EMPTY, PruningHistory
 from pipeline.search.trials import distribution, pruner
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 
@@ -118,8 +118,9 @@ def search(
     live = open_study(optuna.storages.InMemoryStorage(), study_name, config)
     numbers = _resume(durable, live, config, report)
     space = {name: distribution(spec) for name, spec in config.search_space().items()}
+    starts = starting_points(config)
     if not numbers:
-        for point in starting_points(config):
+        for point in starts:
             live.enqueue_trial(point)
     to_start = config.n_trials - len(durable.trials)
     next_number = max(numbers, default=-1) + 1
@@ -156,7 +157,10 @@ def search(
                 history = PruningHistory.of(
                     [t.intermediate_values for t in completed], peers=len(running)
                 )
-                handle = runner.submit(next_number, trial.params, history, list(running))
+                peers = list(running)
+                if trial.params in starts:  # the verdicts' baseline runs to its end
+                    history, peers = EMPTY, []
+                handle = runner.submit(next_number, trial.params, history, peers)
                 running[handle] = (next_number, trial)
                 next_number += 1
                 to_start -= 1
@@ -175,7 +179,8 @@ def search(
 
 def starting_points(config: TrainingConfig) -> list[dict[str, Any]]:
     """The first trials: the service's defaults (moved into the searched ranges), once per
-    searched objective, so a search starts from what a plain job would train."""
+    searched objective, so a search starts from what a plain job would train. They are
+    never pruned: every other trial of their objective is judged against them."""
     defaults = {**DEFAULT_HYPERPARAMETERS, "reg_lambda": 0.0, "reg_alpha": 0.0}
     point: dict[str, Any] = {}
     objectives: list[Any] = [None]

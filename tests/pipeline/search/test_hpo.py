@@ -13,7 +13,7 @@ from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.search.hpo import NUMBER, default_member, journal_storage, search
-from pipeline.search.pruning import PruningHistory
+from pipeline.search.pruning import EMPTY, PruningHistory
 from pipeline.search.trials import run_trial
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.store.feature_store import FeatureStore
@@ -164,6 +164,33 @@ def test_a_search_starts_from_the_defaults_once_per_objective(
     model = retrain_best(data, result, default_space, num_threads=1)
     assert [m.objective for m in model.members] == [p.objective for p in plans]
     assert {"l1", "median_l1", "default_mean_l1", "default_median_l1"} <= set(model.curve)
+
+
+def test_the_default_trials_are_never_pruned(data: PreparedData, tmp_path: Path) -> None:
+    """Every other trial of an objective is judged against its default trial, so the
+    default trials get nothing to prune against, even with trials running beside them."""
+    asked: dict[int, tuple[PruningHistory, list[Any]]] = {}
+
+    class Recording(InProcessTrials):
+        def submit(
+            self, number: int, params: dict[str, Any], completed: PruningHistory, running: list[Any]
+        ) -> Any:
+            asked[number] = (completed, running)
+            return super().submit(number, params, completed, running)
+
+    searched = config(
+        n_trials=4,
+        hyperparameters={
+            "num_leaves": {"type": "int", "low": 8, "high": 64},
+            "objective": {"type": "categorical", "choices": ["regression", "regression_l1"]},
+            "n_estimators": 60,
+        },
+    )
+    search(searched, tmp_path / "j", "j", lambda: 2, Recording(data, searched), lambda *_: None)
+    assert [len(asked[n][1]) for n in (0, 1)] == [0, 0]  # trial 1 started beside trial 0
+    assert [asked[n][0] for n in (0, 1)] == [EMPTY, EMPTY]
+    assert asked[2][0].completed == 1  # the others prune against their objective's trials
+    assert asked[3][1]  # ... and the trials running beside them
 
 
 def test_failing_trials_are_told_and_a_search_without_success_raises(
