@@ -90,9 +90,17 @@ class Deployed:
     async def wait_until(
         self, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 90
     ) -> dict[str, Any]:
+        """Poll the job until ``done``, waiting out the 503 ("try again shortly") the API
+        gives while a killed orchestrator restarts."""
         deadline = time.monotonic() + timeout
         while True:
-            job = await self.job(job_id)
+            response = await self.http.get(f"/ai/training/jobs/{job_id}")
+            if response.status_code == 503:
+                assert time.monotonic() < deadline, response.text
+                await asyncio.sleep(0.2)
+                continue
+            assert response.status_code == 200, response.text
+            job: dict[str, Any] = response.json()
             if done(job):
                 return job
             assert time.monotonic() < deadline, f"timed out; job is {job['status']}: {job}"
