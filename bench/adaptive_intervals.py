@@ -1,13 +1,14 @@
-"""Would intervals that follow their own recent misses cover as promised where the static
-calibration does not? The default model's P10-P90 on each real set's test part, as the
-service makes it (static), against the same interval rescaled as actuals arrive.
+"""Which intervals cover as promised where the static calibration does not? The default
+model's P10-P90 on each real set's test part: as calibrated (static), rescaled by
+adaptive conformal inference as actuals arrive, and rescaled by the misses of a recent
+window (``pipeline.scoring.adaptation``, what the service serves; its default is marked).
 
-The rescaling is adaptive conformal inference on the interval's scale (Gibbs and Candès,
-2021; the "quantile tracking" of Angelopoulos et al., 2023): the half-widths around the
-point forecast are multiplied by exp(rate x (misses - expected misses)), counted per day
-of steps, over every test point whose actual was known at the row's origin (a horizon
-before it), so no row reads an actual it could not have. ``rate`` 0 is the static
-interval. Offline only: the service does not adapt its intervals (bench/README.md).
+Adaptive conformal inference on the interval's scale (Gibbs and Candès, 2021; the
+"quantile tracking" of Angelopoulos et al., 2023) multiplies the half-widths around the
+point forecast by exp(rate x (misses - expected misses)), counted per day of steps, over
+every test point whose actual was known at the row's origin (a horizon before it). It is
+a recursion over every actual since the test part began, which a prediction request does
+not carry; the recent window needs only the actuals of its window.
 
     .venv-bench/bin/python -m bench.adaptive_intervals [--held-back]
 """
@@ -23,16 +24,21 @@ import numpy as np
 
 from bench.forecast_data import QUANTILES, SHARED_DATA, BenchSet, bench_sets, held_back_set
 from pipeline.config import TrainingConfig
+from pipeline.evaluation.evaluate import test_rows
 from pipeline.features.preprocess import preprocess
+from pipeline.scoring.adaptation import DAY, RecentMisses
 from pipeline.scoring.intervals import quantile_metrics
 from pipeline.settings import PipelineSettings
 from pipeline.store.demo import ensure_demo_feature_sets
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training.train import train
 
-RATES = (0.0, 0.05, 0.1, 0.25)
 MISS = 0.2  # the P10-P90 interval's nominal share of misses
 THREADS = 2
+#: Adaptive conformal inference's rates per day.
+RATES = (0.1, 0.25)
+#: Recent windows and priors (days); the service's default first.
+WINDOWS = (RecentMisses(), RecentMisses(14 * DAY, 0 * DAY), RecentMisses(28 * DAY, 1 * DAY))
 
 
 def adapted(
@@ -54,8 +60,20 @@ def adapted(
     return out
 
 
+def rules() -> list[str]:
+    return (
+        ["static"]
+        + [f"ACI {rate:g}/day" for rate in RATES]
+        + [
+            f"{rule.window / DAY:g}d prior {rule.prior / DAY:g}d"
+            + (" *" if rule == RecentMisses() else "")
+            for rule in WINDOWS
+        ]
+    )
+
+
 def score_set(store: FeatureStore, bench_set: BenchSet) -> list[tuple[float, float]]:
-    """(coverage, WQL) of the default model's test part at each of ``RATES``."""
+    """(coverage, WQL) of the default model's test part under each of ``rules()``."""
     if bench_set.upload:
         store.put(
             bench_set.name,
@@ -70,31 +88,40 @@ def score_set(store: FeatureStore, bench_set: BenchSet) -> list[tuple[float, flo
     )
     data = preprocess(store.load(bench_set.name), config)
     model = train(data, config, THREADS)
-    order = np.argsort(data.test.timestamps, kind="stable")
-    actual = data.test.y[order]
-    point = model.predict(data.test.X)[order]
-    bounds = model.predict_quantiles(data.test.X[order], point)
+    point = model.predict(data.test.X)
+    bounds = model.predict_quantiles(data.test.X, point)
     assert bounds is not None
-    results = []
+    actual = data.test.y
+    candidates = [bounds]
+    series = data.test.series if data.test.series is not None else np.zeros(len(point))
     for rate in RATES:
-        scaled = adapted(actual, point, bounds, config.horizon, rate / bench_set.steps_per_day)
-        metrics = quantile_metrics(actual, scaled, QUANTILES)
+        scaled = bounds.copy()
+        for key in np.unique(series):
+            at = np.flatnonzero(series == key)
+            at = at[np.argsort(data.test.timestamps[at], kind="stable")]
+            per_step = rate / bench_set.steps_per_day
+            scaled[at] = adapted(actual[at], point[at], bounds[at], config.horizon, per_step)
+        candidates.append(scaled)
+    rows = test_rows(data, point, bounds)
+    candidates += [rule.adapt(rows, tuple(config.quantiles)) for rule in WINDOWS]
+    results = []
+    for candidate in candidates:
+        metrics = quantile_metrics(actual, candidate, QUANTILES)
         results.append((metrics["coverage_80"], metrics["wql"]))
     return results
 
 
 def report(rows: Sequence[tuple[str, list[tuple[float, float]]]]) -> None:
-    header = "".join(f"  rate {rate:<4g} cov    WQL" for rate in RATES)
+    header = "".join(f"{name:>20}" for name in rules())
     print(f"{'set':<15}{header}")
     for name, results in rows:
-        cells = "".join(f"       {cov:.3f} {wql:.4f}" for cov, wql in results)
+        cells = "".join(f"{cov:>13.3f} {wql:.4f}" for cov, wql in results)
         print(f"{name:<15}{cells}")
-    inside = [sum(0.77 <= results[i][0] <= 0.83 for _, results in rows) for i in range(len(RATES))]
+    names = rules()
+    inside = [sum(0.77 <= results[i][0] <= 0.83 for _, results in rows) for i in range(len(names))]
     print(
         "sets with coverage in 0.77-0.83: "
-        + ", ".join(
-            f"rate {rate:g}: {n} of {len(rows)}" for rate, n in zip(RATES, inside, strict=True)
-        )
+        + ", ".join(f"{name}: {n} of {len(rows)}" for name, n in zip(names, inside, strict=True))
     )
 
 

@@ -22,6 +22,7 @@ from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.forecaster import Forecaster
 from pipeline.features.preprocess import PreparedFeatures
+from pipeline.scoring.adaptation import ForecastRows, RecentMisses
 from pipeline.scoring.anomalies import ResidualThreshold
 from pipeline.scoring.intervals import QuantileCalibration, quantile_metrics
 from pipeline.scoring.series import naive_mae, per_series, worst
@@ -44,6 +45,7 @@ class Evaluation:
     calibration: QuantileCalibration | None = None
     bounds: np.ndarray | None = None  # one column per quantile, for the test rows
     series_metrics: pd.DataFrame | None = None
+    adaptation: RecentMisses | None = None  # how ``bounds`` follow their recent misses
 
     def summary(self) -> EvaluateSummary:
         return EvaluateSummary(metrics=self.metrics)
@@ -72,16 +74,23 @@ def evaluate(
     model: Forecaster, data: PreparedFeatures, model_type: ModelType, config: TrainingConfig
 ) -> Evaluation:
     """Point metrics on the untouched test part; with quantiles, their coverage, widths,
-    pinball losses and WQL; per series when the set has several; for anomaly models,
-    flags beyond ``config.anomaly_threshold`` robust z-scores."""
+    pinball losses and WQL, as served (following their recent misses,
+    ``pipeline.scoring.adaptation``; ``static_`` scores: as calibrated); per series when
+    the set has several; for anomaly models, flags beyond ``config.anomaly_threshold``
+    robust z-scores."""
     test = data.test
     predictions = model.predict(test.X)
     scale = data.naive_scale()
     metrics = point_metrics(test.y, predictions, test.seasonal_naive, scale)
     residuals = data.validation.y - model.validation_predictions
     bounds = model.predict_quantiles(test.X, predictions)
+    adaptation = None
     if bounds is not None:
+        static = quantile_metrics(test.y, bounds, config.quantiles)
+        adaptation = RecentMisses()
+        bounds = adaptation.adapt(test_rows(data, predictions, bounds), tuple(config.quantiles))
         metrics.update(quantile_metrics(test.y, bounds, config.quantiles))
+        metrics.update({f"static_{name}": static[name] for name in static if _scores_spread(name)})
     series_table = None
     scales = data.naive_scales()
     if test.series is not None and scales is not None:
@@ -106,7 +115,27 @@ def evaluate(
         ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()),
     )
     return Evaluation(
-        metrics, predictions, threshold, flags, model.calibration, bounds, series_table
+        metrics, predictions, threshold, flags, model.calibration, bounds, series_table, adaptation
+    )
+
+
+def _scores_spread(metric: str) -> bool:
+    return metric.startswith(("coverage_", "interval_width_")) or metric == "wql"
+
+
+def test_rows(data: PreparedFeatures, predictions: np.ndarray, bounds: np.ndarray) -> ForecastRows:
+    """The test part's forecasts, each made a horizon before its row, all out of sample."""
+    test = data.test
+    step = data.spec.step
+    return ForecastRows(
+        point=predictions,
+        bounds=bounds,
+        actual=test.y,
+        timestamps=test.timestamps,
+        series=test.series,
+        lead=data.spec.horizon * step,
+        step=step,
+        out_of_sample_from=pd.Timestamp(test.timestamps.min()),
     )
 
 

@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 
 from domain.errors import InvalidRequest
-from pipeline.features.build import FeatureSpec, build_features, warm_up
+from pipeline.features.build import FeatureMatrix, FeatureSpec, build_features, warm_up
 from pipeline.forecasting.predict import history_needed
 from pipeline.models.artifacts import ModelArtifact, feature_spec_of, quantile_column
+from pipeline.scoring.adaptation import RecentMisses
 from pipeline.stages import chunks
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureFrame, FeatureSetSchema, FeatureStore
@@ -225,7 +226,8 @@ def select_history(
         series_column=_ONE_SERIES,
         label_column=None,
     )
-    return SeriesHistory(model_schema, _trimmed(history, model_schema, spec), chosen, single)
+    trimmed = _trimmed(history, model_schema, spec, adaptation_reach(metadata))
+    return SeriesHistory(model_schema, trimmed, chosen, single)
 
 
 def chosen_series(
@@ -287,13 +289,27 @@ def _spans(data: pd.DataFrame, schema: FeatureSetSchema) -> pd.DataFrame:
     return spans.set_axis(["first", "last"], axis=1)
 
 
-def _trimmed(history: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec) -> pd.DataFrame:
-    """The last ``history_needed`` steps before each series' origin (what its features
-    read) and the set's own rows of its future."""
+def adaptation_reach(metadata: dict[str, Any]) -> pd.Timedelta:
+    """How far before each origin lie the forecasts whose misses rescale the model's
+    intervals (``pipeline.scoring.adaptation``): its window and a horizon; 0 for a model
+    whose intervals stay as calibrated."""
+    stored = metadata.get("interval_adaptation")
+    if not stored:
+        return pd.Timedelta(0)
+    spec = feature_spec_of(metadata)
+    return RecentMisses.from_dict(stored).window + spec.horizon * spec.step
+
+
+def _trimmed(
+    history: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec, recent: pd.Timedelta
+) -> pd.DataFrame:
+    """The ``recent`` rows before each series' origin and the last ``history_needed``
+    steps before those (what their features read), and the set's own rows of its
+    future."""
     ts, target = schema.timestamp_column, schema.target_column
     origins = history[history[target].notna()].groupby(_ONE_SERIES)[ts].max()
     origin = history[_ONE_SERIES].map(origins)
-    reach = history_needed(spec) * spec.step
+    reach = recent + history_needed(spec) * spec.step
     keep = (history[ts] > origin - reach) & (history[ts] <= origin + spec.horizon * spec.step)
     return history[keep].reset_index(drop=True)
 
@@ -316,22 +332,44 @@ def forecast_chunk(artifact: ModelArtifact, history: SeriesHistory, horizon: int
     wanted = pd.MultiIndex.from_frame(future)
     at = pd.MultiIndex.from_arrays([matrix.series.astype(str), matrix.timestamps])
     rows = np.flatnonzero(at.isin(wanted))
+    if artifact.calibration is not None:
+        rows = np.union1d(rows, _recent_rows(matrix, adaptation_reach(artifact.metadata)))
     features = matrix.features.iloc[rows].to_numpy()
     predicted = artifact.predict(features) if len(rows) else np.empty(0)
+    series = matrix.series.iloc[rows].to_numpy(dtype=str)
+    timestamps = matrix.timestamps.iloc[rows]
     out = pd.DataFrame(
         {
-            "series": None if history.single else matrix.series.iloc[rows].to_numpy(dtype=str),
-            "timestamp": matrix.timestamps.iloc[rows].to_numpy(),
+            "series": None if history.single else series,
+            "timestamp": timestamps.to_numpy(),
             "predicted": predicted,
         }
     )
     calibration = artifact.calibration
     bounds = artifact.predict_quantiles(features, predicted) if len(rows) else None
     if calibration is not None and bounds is not None:
+        utc = pd.to_datetime(timestamps, utc=True).dt.tz_convert(None)
+        bounds = artifact.served_quantiles(
+            predicted,
+            bounds,
+            matrix.target[rows],
+            utc.to_numpy(dtype="datetime64[ns]"),
+            series,
+        )
         for index, quantile in enumerate(calibration.quantiles):
             out[quantile_column(quantile)] = bounds[:, index]
     out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
+    out = out[np.isnan(matrix.target[rows])] if len(rows) else out
     return out.sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def _recent_rows(matrix: FeatureMatrix, reach: pd.Timedelta) -> np.ndarray:
+    """The rows with a known target no more than ``reach`` before their series' origin."""
+    assert matrix.series is not None
+    known = ~np.isnan(matrix.target)
+    stamps = matrix.timestamps.reset_index(drop=True).where(known)
+    origins = stamps.groupby(matrix.series.to_numpy()).transform("max")
+    return np.flatnonzero(known & (stamps > origins - reach).to_numpy())
 
 
 def _with_future(

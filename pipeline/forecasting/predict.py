@@ -9,7 +9,10 @@ lag) gets a prediction, with the model's quantiles and, on request, each feature
 contribution; a request where no row does is refused with the history it lacks. Features
 whose history the request leaves out (last year's values, a full rolling window) are
 missing values to the model, as at the start of its training data: the forecast equals
-the evaluated one when the rows reach ``history_needed`` steps back.
+the evaluated one when the rows reach ``history_needed`` steps back. The quantiles follow
+the misses of the request's own forecasts of its history after the model's test start
+(``pipeline.scoring.adaptation``): they equal the evaluated ones when the history also
+reaches the model's adaptation window (28 days) before each forecast's origin.
 """
 
 from __future__ import annotations
@@ -109,8 +112,16 @@ def predict_rows(
     predicted = artifact.predict(features)
     calibration = artifact.calibration
     bounds = artifact.predict_quantiles(features, predicted)
-    explanations = _explanations(artifact, features) if explain else None
     actual = matrix.target
+    if bounds is not None:
+        bounds = artifact.served_quantiles(
+            predicted,
+            bounds,
+            actual,
+            matrix.timestamps.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]"),
+            None if matrix.series is None else matrix.series.to_numpy(dtype=str),
+        )
+    explanations = _explanations(artifact, features) if explain else None
     flags = scores = None
     threshold = metadata.get("anomaly_threshold")
     if threshold is not None:

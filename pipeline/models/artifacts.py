@@ -31,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from domain.versions import first_free_version
 from pipeline.features.build import SERIES_FEATURE, FeatureSpec
+from pipeline.scoring.adaptation import ForecastRows, RecentMisses
 from pipeline.scoring.intervals import QuantileCalibration
 from pipeline.storage import Location
 from pipeline.training.blend import Blend, Member
@@ -97,6 +98,33 @@ class ModelArtifact:
         point forecasts are ``point``; None for models without quantiles."""
         return self._model.predict_quantiles(self.scaler.transform(features), point)
 
+    def served_quantiles(
+        self,
+        point: np.ndarray,
+        bounds: np.ndarray,
+        actual: np.ndarray,
+        timestamps: np.ndarray,
+        series: np.ndarray | None,
+    ) -> np.ndarray:
+        """``bounds`` as the model serves them: each series' rescaled by its recent misses
+        among these rows (``actual``, NaN where unknown; ``timestamps`` as UTC
+        ``datetime64``), as its evaluation rescaled the test part's."""
+        adaptation, calibration = self.adaptation, self.calibration
+        if adaptation is None or calibration is None:
+            return bounds
+        spec = self.feature_spec
+        rows = ForecastRows(
+            point=point,
+            bounds=bounds,
+            actual=actual,
+            timestamps=timestamps,
+            series=series,
+            lead=spec.horizon * spec.step,
+            step=spec.step,
+            out_of_sample_from=pd.Timestamp(self.metadata["lineage"]["test_start"]),
+        )
+        return adaptation.adapt(rows, calibration.quantiles)
+
     def contributions(self, features: np.ndarray) -> np.ndarray:
         """Per-row contributions of each feature, then the expected value (last column);
         each row sums to ``predict``'s forecast."""
@@ -121,6 +149,13 @@ class ModelArtifact:
             return self.per_series.parts[0].calibration
         stored = self.metadata.get("quantile_calibration")
         return QuantileCalibration.from_dict(stored) if stored else None
+
+    @property
+    def adaptation(self) -> RecentMisses | None:
+        """How the model's intervals follow their recent misses; None for a model
+        registered before they did, whose intervals stay as calibrated."""
+        stored = self.metadata.get("interval_adaptation")
+        return RecentMisses.from_dict(stored) if stored else None
 
     @property
     def series(self) -> tuple[str, ...] | None:

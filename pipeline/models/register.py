@@ -112,6 +112,9 @@ def register(
         "metrics": evaluation.metrics,
         "feature_importance": importance,
         "anomaly_threshold": _threshold(evaluation.threshold),
+        "interval_adaptation": (
+            evaluation.adaptation.as_dict() if evaluation.adaptation is not None else None
+        ),
         "search": model.search.as_dict() if model.search is not None else None,
         "backtest": backtest.summary().as_dict() if backtest is not None else None,
         "config": context.config.model_dump(mode="json"),
