@@ -27,11 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.scoring.intervals import central_intervals, conformal_quantile
+from pipeline.scoring.intervals import central_intervals, conformal_level
 
 #: The central interval (in %) whose misses set the scale; the first one if it is missing.
 ADAPTED_LEVEL = 80
 DAY = pd.Timedelta(days=1)
+#: Window values taken together when quantiles are computed (about 32 MB).
+QUANTILE_BATCH = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -43,58 +45,40 @@ class RecentMisses:
     window: pd.Timedelta = 28 * DAY
     prior: pd.Timedelta = 7 * DAY
 
-    def scale(self, ratios: np.ndarray, coverage: float, prior_rows: float) -> float:
-        """The factor for forecasts after actuals whose ``miss_ratios`` are ``ratios``:
-        their ``coverage`` conformal quantile, its logarithm shrunk towards 0 by
-        ``n / (n + prior_rows)``."""
-        n = len(ratios)
-        if n == 0:
-            return 1.0
-        needed = conformal_quantile(ratios, coverage)
-        if not np.isfinite(needed):
-            finite = ratios[np.isfinite(ratios)]
-            needed = float(np.max(finite)) if len(finite) else 1.0
-        if needed <= 0:
-            return 1.0
-        return float(np.exp(n / (n + prior_rows) * np.log(needed)))
-
-    def scales(
-        self,
-        timestamps: np.ndarray,
-        ratios: np.ndarray,
-        coverage: float,
-        lead: pd.Timedelta,
-        step: pd.Timedelta,
-    ) -> np.ndarray:
-        """One factor per row of one series (``timestamps`` sorted; ``ratios`` its own
-        forecasts', NaN where the actual is unknown or was fitted on), each from the
-        known rows at least ``lead`` before it and within ``window`` of that origin."""
-        stamps = pd.DatetimeIndex(timestamps)
-        origins = stamps - lead
-        ends = stamps.searchsorted(origins, side="right")
-        starts = stamps.searchsorted(origins - self.window, side="right")
-        known = ~np.isnan(ratios)
-        prior_rows = self.prior / step
-        out = np.ones(len(stamps))
-        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
-            out[i] = self.scale(ratios[start:end][known[start:end]], coverage, prior_rows)
-        return out
-
     def adapt(self, rows: ForecastRows, quantiles: tuple[float, ...]) -> np.ndarray:
         """``rows.bounds`` rescaled row by row, each series by its own recent misses."""
         interval = adapted_interval(quantiles)
-        if interval is None:
+        if interval is None or not len(rows.point):
             return rows.bounds
         low, high, coverage = interval
         ratios = miss_ratios(rows.actual, rows.point, rows.bounds, low, high)
         ratios[rows.timestamps < rows.out_of_sample_from.to_datetime64()] = np.nan
-        series = rows.series if rows.series is not None else np.zeros(len(rows.point))
-        scale = np.ones(len(rows.point))
-        for key in pd.unique(series):
-            at = np.flatnonzero(series == key)
-            at = at[np.argsort(rows.timestamps[at], kind="stable")]
-            scale[at] = self.scales(rows.timestamps[at], ratios[at], coverage, rows.lead, rows.step)
-        return rescaled(rows.point, rows.bounds, scale)
+        return rescaled(rows.point, rows.bounds, self.scales(rows, ratios, coverage))
+
+    def scales(self, rows: ForecastRows, ratios: np.ndarray, coverage: float) -> np.ndarray:
+        """One factor per row, from its series' ``ratios`` (NaN: unknown or fitted on)
+        at least ``rows.lead`` before it and within ``window`` of that origin: their
+        ``coverage`` conformal quantile, its logarithm shrunk towards 0 by
+        ``n / (n + prior rows)``. Forecasts without error leave the factor at 1: an
+        interval of no width is a promise no forecast keeps."""
+        series = pd.factorize(rows.series)[0] if rows.series is not None else np.zeros(len(ratios))
+        order = np.lexsort((rows.timestamps, series))
+        known_rows = order[~np.isnan(ratios[order])]  # by series, then time
+        starts = np.zeros(len(ratios), dtype=np.int64)
+        ends = np.zeros(len(ratios), dtype=np.int64)
+        for key in np.unique(series):
+            run = np.flatnonzero(series[known_rows] == key)  # contiguous
+            stamps = pd.DatetimeIndex(rows.timestamps[known_rows[run]])
+            mine = np.flatnonzero(series == key)
+            origins = pd.DatetimeIndex(rows.timestamps[mine]) - rows.lead
+            first = run[0] if len(run) else 0
+            ends[mine] = first + stamps.searchsorted(origins, side="right")
+            starts[mine] = first + stamps.searchsorted(origins - self.window, side="right")
+        counts = ends - starts
+        needed = window_quantiles(ratios[known_rows], starts, counts, coverage)
+        usable = (counts > 0) & (needed > 0)
+        weight = counts / (counts + self.prior / rows.step)
+        return np.where(usable, np.exp(weight * np.log(np.where(usable, needed, 1.0))), 1.0)
 
     def as_dict(self) -> dict[str, float]:
         return {"window_days": self.window / DAY, "prior_days": self.prior / DAY}
@@ -118,6 +102,27 @@ class ForecastRows:
     lead: pd.Timedelta
     step: pd.Timedelta
     out_of_sample_from: pd.Timestamp
+
+
+def window_quantiles(
+    values: np.ndarray, starts: np.ndarray, counts: np.ndarray, coverage: float
+) -> np.ndarray:
+    """The ``coverage`` conformal quantile of each window ``values[start:start + count]``
+    (NaN where empty); an infinite one is its window's largest finite value (1 if none).
+    Windows of one length are taken together, a bounded batch at a time."""
+    out = np.full(len(starts), np.nan)
+    for count in np.unique(counts[counts > 0]):
+        at = np.flatnonzero(counts == count)
+        windows = np.lib.stride_tricks.sliding_window_view(values, int(count))
+        level = conformal_level(int(count), coverage)
+        for batch in np.array_split(at, -(-len(at) * int(count) // QUANTILE_BATCH)):
+            with np.errstate(invalid="ignore"):
+                out[batch] = np.quantile(windows[starts[batch]], level, axis=1)
+    for i in np.flatnonzero((counts > 0) & ~np.isfinite(out)):
+        window = values[starts[i] : starts[i] + counts[i]]
+        finite = window[np.isfinite(window)]
+        out[i] = float(np.max(finite)) if len(finite) else 1.0
+    return out
 
 
 def adapted_interval(quantiles: tuple[float, ...]) -> tuple[int, int, float] | None:

@@ -179,14 +179,17 @@ class QuantileCalibration:
 def conformal_quantile(scores: np.ndarray, quantile: float) -> float:
     """The ``quantile`` of calibration ``scores`` with split conformal's finite-sample
     correction, which moves it outwards (a lower quantile down, an upper one up)."""
-    n = len(scores)
+    return float(np.quantile(scores, conformal_level(len(scores), quantile)))
+
+
+def conformal_level(n: int, quantile: float) -> float:
+    """The level at which ``n`` scores' empirical quantile is their conformal
+    ``quantile``: moved outwards by split conformal's finite-sample correction."""
     if quantile > 0.5:
-        level = min(1.0, quantile * (n + 1) / n)
-    elif quantile < 0.5:
-        level = max(0.0, (quantile * (n + 1) - 1) / n)
-    else:
-        level = quantile  # the median: no side to widen towards
-    return float(np.quantile(scores, level))
+        return min(1.0, quantile * (n + 1) / n)
+    if quantile < 0.5:
+        return max(0.0, (quantile * (n + 1) - 1) / n)
+    return quantile  # the median: no side to widen towards
 
 
 def calibrate(

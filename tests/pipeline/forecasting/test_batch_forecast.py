@@ -15,7 +15,12 @@ from domain.errors import InvalidRequest
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
-from pipeline.forecasting.batch import check_request, forecast_chunk, load_history
+from pipeline.forecasting.batch import (
+    adaptation_reach,
+    check_request,
+    forecast_chunk,
+    load_history,
+)
 from pipeline.forecasting.predict import history_needed, predict_rows
 from pipeline.graph.runner import run_in_process
 from pipeline.models.artifacts import ModelArtifact, load_artifact
@@ -96,10 +101,16 @@ def test_equals_served_predictions_when_the_set_holds_the_future_covariates(
     history = load_history(store, artifact.metadata, "meters_ahead", HORIZON, ["m1"])
     table = forecast_chunk(artifact, history, 6)
     data = store.load("meters_ahead").data.query("meter == 'm1'")
-    rows = data.tail(history_needed(artifact.feature_spec) + 6)
+    spec = artifact.feature_spec
+    recent = round(adaptation_reach(artifact.metadata) / spec.step)
+    rows = data.tail(history_needed(spec) + recent + 6)
     served = predict_rows(artifact, _json(rows))[-6:]
     assert [p.timestamp for p in served] == list(table["timestamp"])
     np.testing.assert_allclose([p.predicted for p in served], table["predicted"])
+    # The intervals followed the same recent misses.
+    for key in ("0.1", "0.5", "0.9"):
+        quantiles = [p.quantiles[key] for p in served if p.quantiles]
+        np.testing.assert_allclose(quantiles, table[f"q{key}"], rtol=1e-9)
 
 
 @pytest.mark.parametrize("check", [load_history, check_request])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from domain.errors import InvalidRequest
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
-from pipeline.forecasting.predict import history_needed, predict_rows
+from pipeline.forecasting.batch import adaptation_reach
+from pipeline.forecasting.predict import Prediction, history_needed, predict_rows
 from pipeline.graph.runner import run_in_process
 from pipeline.models.artifacts import PREDICTIONS_FILE, ModelArtifact, load_artifact
 from pipeline.settings import PipelineSettings
@@ -48,9 +50,15 @@ def forecast_model(demo_store: FeatureStore, tmp_path_factory: pytest.TempPathFa
     return trained(demo_store, root, "forecast_basic", ModelType.FORECAST)
 
 
-def raw_rows(store: FeatureStore, feature_set: str, artifact: ModelArtifact) -> pd.DataFrame:
-    """The raw tail of a feature set: the rows to serve and the history before them."""
-    need = history_needed(artifact.feature_spec)
+def raw_rows(
+    store: FeatureStore, feature_set: str, artifact: ModelArtifact, recent: bool = False
+) -> pd.DataFrame:
+    """The raw tail of a feature set: the rows to serve and the history before them (with
+    ``recent``: also the forecasts whose misses rescale their intervals)."""
+    spec = artifact.feature_spec
+    need = history_needed(spec)
+    if recent:
+        need += round(adaptation_reach(artifact.metadata) / spec.step)
     data = store.load(feature_set).data.drop(columns=["is_anomaly"], errors="ignore")
     return data.tail(need + SERVED).reset_index(drop=True)
 
@@ -144,15 +152,15 @@ def test_served_quantiles_equal_the_evaluated_ones_and_explanations_add_up(
     demo_store: FeatureStore, forecast_model: Path
 ) -> None:
     artifact = load_artifact(Location(str(forecast_model)))
-    predictions = predict_rows(
-        artifact, as_json_rows(raw_rows(demo_store, "forecast_basic", artifact)), explain=True
-    )[-SERVED:]
+    rows = raw_rows(demo_store, "forecast_basic", artifact, recent=True)
+    predictions = predict_rows(artifact, as_json_rows(rows), explain=True)[-SERVED:]
     evaluated = pd.read_parquet(forecast_model / PREDICTIONS_FILE).set_index("timestamp")
     expected = evaluated.loc[[p.timestamp for p in predictions]]
     for key in ("0.1", "0.5", "0.9"):
         served = [p.quantiles[key] for p in predictions if p.quantiles]
         np.testing.assert_allclose(served, expected[f"q{key}"], rtol=1e-9)
     assert all(p.quantiles and p.quantiles["0.1"] < p.quantiles["0.9"] for p in predictions)
+
     features = artifact.metadata["features"]
     for p in predictions:
         assert p.explanation is not None
@@ -169,6 +177,32 @@ def test_served_quantiles_equal_the_evaluated_ones_and_explanations_add_up(
             artifact, as_json_rows(raw_rows(demo_store, "forecast_basic", artifact))
         )
     )
+
+
+def test_intervals_follow_the_misses_of_the_requests_own_history(
+    demo_store: FeatureStore, forecast_model: Path
+) -> None:
+    artifact = load_artifact(Location(str(forecast_model)))
+    rows = as_json_rows(raw_rows(demo_store, "forecast_basic", artifact, recent=True))
+    adapted = predict_rows(artifact, rows)[-SERVED:]
+    # A model registered before intervals adapted serves them as calibrated.
+    metadata = {k: v for k, v in artifact.metadata.items() if k != "interval_adaptation"}
+    static = predict_rows(replace(artifact, metadata=metadata), rows)[-SERVED:]
+    assert [p.predicted for p in adapted] == [p.predicted for p in static]
+
+    def widths(predictions: list[Prediction]) -> np.ndarray:
+        return np.array(
+            [p.quantiles["0.9"] - p.quantiles["0.1"] for p in predictions if p.quantiles]
+        )
+
+    assert len(widths(adapted)) == len(widths(static)) == SERVED
+    ratio = widths(adapted) / widths(static)
+    assert not np.allclose(ratio, 1.0)
+    # One factor per day-ahead origin's window: rows an hour apart share almost all of it.
+    assert np.abs(np.diff(np.log(ratio))).max() < 0.05
+    # A request whose history reaches fewer of the recent forecasts rescales by fewer.
+    short = predict_rows(artifact, rows[-(history_needed(artifact.feature_spec) + SERVED) :])
+    assert not np.allclose(widths(short[-SERVED:]), widths(adapted))
 
 
 def test_rows_beyond_the_horizon_are_not_forecast(
