@@ -48,6 +48,7 @@ class Scores:
     width_80: float | None = None
     wql: float | None = None
     seconds: float = 0.0
+    static_coverage_80: float | None = None
 
 
 def bench_sets(names: Sequence[str] | None, data_dir: Path) -> list[BenchSet]:
