@@ -333,7 +333,8 @@ def forecast_chunk(artifact: ModelArtifact, history: SeriesHistory, horizon: int
     at = pd.MultiIndex.from_arrays([matrix.series.astype(str), matrix.timestamps])
     rows = np.flatnonzero(at.isin(wanted))
     if artifact.calibration is not None:
-        rows = np.union1d(rows, _recent_rows(matrix, adaptation_reach(artifact.metadata)))
+        since = pd.Timestamp(artifact.metadata["lineage"]["test_start"])
+        rows = np.union1d(rows, _recent_rows(matrix, adaptation_reach(artifact.metadata), since))
     features = matrix.features.iloc[rows].to_numpy()
     predicted = artifact.predict(features) if len(rows) else np.empty(0)
     series = matrix.series.iloc[rows].to_numpy(dtype=str)
@@ -363,13 +364,21 @@ def forecast_chunk(artifact: ModelArtifact, history: SeriesHistory, horizon: int
     return out.sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True)
 
 
-def _recent_rows(matrix: FeatureMatrix, reach: pd.Timedelta) -> np.ndarray:
-    """The rows with a known target no more than ``reach`` before their series' origin."""
+def _recent_rows(matrix: FeatureMatrix, reach: pd.Timedelta, since: pd.Timestamp) -> np.ndarray:
+    """The rows with a known target no more than ``reach`` before their series' origin,
+    from ``since`` on (the model's out-of-sample rows: the others' misses do not count)."""
     assert matrix.series is not None
     known = ~np.isnan(matrix.target)
     stamps = matrix.timestamps.reset_index(drop=True).where(known)
     origins = stamps.groupby(matrix.series.to_numpy()).transform("max")
-    return np.flatnonzero(known & (stamps > origins - reach).to_numpy())
+    recent = (stamps > origins - reach) & (stamps >= _like(since, stamps))
+    return np.flatnonzero(known & recent.to_numpy())
+
+
+def _like(stamp: pd.Timestamp, stamps: pd.Series) -> pd.Timestamp:
+    """``stamp`` comparable with ``stamps``: in UTC, or naive UTC if they are naive."""
+    utc = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return utc if getattr(stamps.dt, "tz", None) is not None else utc.tz_localize(None)
 
 
 def _with_future(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +108,13 @@ def test_equals_served_predictions_when_the_set_holds_the_future_covariates(
     served = predict_rows(artifact, _json(rows))[-6:]
     assert [p.timestamp for p in served] == list(table["timestamp"])
     np.testing.assert_allclose([p.predicted for p in served], table["predicted"])
-    # The intervals followed the same recent misses.
+    # The intervals followed the same recent misses, which moved them.
     for key in ("0.1", "0.5", "0.9"):
         quantiles = [p.quantiles[key] for p in served if p.quantiles]
         np.testing.assert_allclose(quantiles, table[f"q{key}"], rtol=1e-9)
+    metadata = {k: v for k, v in artifact.metadata.items() if k != "interval_adaptation"}
+    static = forecast_chunk(replace(artifact, metadata=metadata), history, 6)
+    assert not np.allclose(static["q0.9"] - static["q0.1"], table["q0.9"] - table["q0.1"])
 
 
 @pytest.mark.parametrize("check", [load_history, check_request])
