@@ -81,6 +81,7 @@ bench: setup
 	$(BIN)/python -m bench.api_load
 	$(BIN)/python -m bench.burst
 	$(BIN)/python -m bench.batch_forecast
+	$(BIN)/python -m bench.batch_intervals
 	$(BIN)/python -m bench.autoscaling
 	$(MAKE) bench-forecast
 	$(MAKE) bench-cost
@@ -99,7 +100,8 @@ bench-forecast: $(BENCH_STAMP)
 bench-cost: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.default_cost
 
-## The P10-P90 interval static and rescaled by its recent misses, on the real sets (~1 min).
+## The P10-P90 interval static, rescaled by adaptive conformal inference and by the
+## service's recent-window rule, on the real sets (~1 min).
 bench-intervals: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.adaptive_intervals
 

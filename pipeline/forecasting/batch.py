@@ -356,6 +356,7 @@ def forecast_chunk(artifact: ModelArtifact, history: SeriesHistory, horizon: int
             matrix.target[rows],
             utc.to_numpy(dtype="datetime64[ns]"),
             series,
+            wanted=np.isnan(matrix.target[rows]),
         )
         for index, quantile in enumerate(calibration.quantiles):
             out[quantile_column(quantile)] = bounds[:, index]

@@ -105,10 +105,12 @@ class ModelArtifact:
         actual: np.ndarray,
         timestamps: np.ndarray,
         series: np.ndarray | None,
+        wanted: np.ndarray | None = None,
     ) -> np.ndarray:
         """``bounds`` as the model serves them: each series' rescaled by its recent misses
         among these rows (``actual``, NaN where unknown; ``timestamps`` as UTC
-        ``datetime64``), as its evaluation rescaled the test part's."""
+        ``datetime64``), as its evaluation rescaled the test part's; only the ``wanted``
+        rows' (None: all)."""
         adaptation, calibration = self.adaptation, self.calibration
         if adaptation is None or calibration is None:
             return bounds
@@ -122,6 +124,7 @@ class ModelArtifact:
             lead=spec.horizon * spec.step,
             step=spec.step,
             out_of_sample_from=pd.Timestamp(self.metadata["lineage"]["test_start"]),
+            wanted=wanted,
         )
         return adaptation.adapt(rows, calibration.quantiles)
 

@@ -46,7 +46,8 @@ class RecentMisses:
     prior: pd.Timedelta = 7 * DAY
 
     def adapt(self, rows: ForecastRows, quantiles: tuple[float, ...]) -> np.ndarray:
-        """``rows.bounds`` rescaled row by row, each series by its own recent misses."""
+        """``rows.bounds`` rescaled row by row (the ``rows.wanted`` ones), each series by
+        its own recent misses."""
         interval = adapted_interval(quantiles)
         if interval is None or not len(rows.point):
             return rows.bounds
@@ -75,6 +76,8 @@ class RecentMisses:
             ends[mine] = first + stamps.searchsorted(origins, side="right")
             starts[mine] = first + stamps.searchsorted(origins - self.window, side="right")
         counts = ends - starts
+        if rows.wanted is not None:
+            counts[~rows.wanted] = 0
         needed = window_quantiles(ratios[known_rows], starts, counts, coverage)
         usable = (counts > 0) & (needed > 0)
         weight = counts / (counts + self.prior / rows.step)
@@ -92,7 +95,8 @@ class RecentMisses:
 class ForecastRows:
     """Forecasts with their quantiles (``bounds``, one column per quantile) and actuals
     (NaN where unknown), on rows ``step`` apart, each forecast ``lead`` before its row;
-    rows before ``out_of_sample_from`` were fitted on."""
+    rows before ``out_of_sample_from`` were fitted on. Only the ``wanted`` rows' bounds
+    are rescaled (None: every row's); the others only lend their misses."""
 
     point: np.ndarray
     bounds: np.ndarray
@@ -102,6 +106,7 @@ class ForecastRows:
     lead: pd.Timedelta
     step: pd.Timedelta
     out_of_sample_from: pd.Timestamp
+    wanted: np.ndarray | None = None
 
 
 def window_quantiles(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,3 +134,12 @@ def test_ratios_and_the_interval_that_sets_the_scale() -> None:
     assert adapted_interval((0.5,)) is None
     rule = RecentMisses(14 * DAY, 2 * DAY)
     assert RecentMisses.from_dict(rule.as_dict()) == rule
+
+
+def test_only_the_wanted_rows_are_rescaled_and_as_if_all_were() -> None:
+    everything = rows(np.full(STEPS, 2.0))
+    wanted = np.zeros(STEPS, dtype=bool)
+    wanted[-24:] = True  # a day to forecast after a history that only lends its misses
+    some = RecentMisses().adapt(replace(everything, wanted=wanted), QUANTILES)
+    assert np.array_equal(some[-24:], RecentMisses().adapt(everything, QUANTILES)[-24:])
+    assert np.array_equal(some[:-24], everything.bounds[:-24])
