@@ -61,7 +61,9 @@ class ForecastRowPublic(BaseModel):
     timestamp: datetime
     predicted: float
     quantiles: dict[str, float] | None = Field(
-        None, description="Forecast quantiles by probability ('0.1', '0.5', '0.9')."
+        None,
+        description="Forecast quantiles by probability ('0.1', '0.5', '0.9'), rescaled by "
+        "the misses of the series' last 28 days of forecasts after the model's test start.",
     )
 
 

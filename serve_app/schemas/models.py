@@ -89,7 +89,9 @@ class PredictionPublic(BaseModel):
     quantiles: dict[str, float] | None = Field(
         None,
         description="Forecast quantiles by probability ('0.1', '0.5', '0.9'): conformal "
-        "intervals from the validation part's out-of-sample errors.",
+        "intervals from the validation part's out-of-sample errors, rescaled by the misses "
+        "of the request's own history rows after the model's test start (28 days of them "
+        "before each forecast's origin give the evaluated intervals).",
     )
     explanation: ExplanationPublic | None = Field(None, description="With explain: true.")
 
