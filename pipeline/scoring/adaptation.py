@@ -62,17 +62,21 @@ class RecentMisses:
         ``coverage`` conformal quantile, its logarithm shrunk towards 0 by
         ``n / (n + prior rows)``. Forecasts without error leave the factor at 1: an
         interval of no width is a promise no forecast keeps."""
-        series = pd.factorize(rows.series)[0] if rows.series is not None else np.zeros(len(ratios))
-        order = np.lexsort((rows.timestamps, series))
-        known_rows = order[~np.isnan(ratios[order])]  # by series, then time
+        series = (
+            pd.factorize(rows.series)[0]
+            if rows.series is not None
+            else np.zeros(len(ratios), dtype=np.int64)
+        )
+        order = np.lexsort((rows.timestamps, series))  # by series, then time
+        known_rows = order[~np.isnan(ratios[order])]
+        by_series, known_by_series = series[order], series[known_rows]
         starts = np.zeros(len(ratios), dtype=np.int64)
         ends = np.zeros(len(ratios), dtype=np.int64)
         for key in np.unique(series):
-            run = np.flatnonzero(series[known_rows] == key)  # contiguous
-            stamps = pd.DatetimeIndex(rows.timestamps[known_rows[run]])
-            mine = np.flatnonzero(series == key)
+            first, last = np.searchsorted(known_by_series, [key, key + 1])
+            stamps = pd.DatetimeIndex(rows.timestamps[known_rows[first:last]])
+            mine = order[slice(*np.searchsorted(by_series, [key, key + 1]))]
             origins = pd.DatetimeIndex(rows.timestamps[mine]) - rows.lead
-            first = run[0] if len(run) else 0
             ends[mine] = first + stamps.searchsorted(origins, side="right")
             starts[mine] = first + stamps.searchsorted(origins - self.window, side="right")
         counts = ends - starts
