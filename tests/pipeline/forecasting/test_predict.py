@@ -160,7 +160,6 @@ def test_served_quantiles_equal_the_evaluated_ones_and_explanations_add_up(
         served = [p.quantiles[key] for p in predictions if p.quantiles]
         np.testing.assert_allclose(served, expected[f"q{key}"], rtol=1e-9)
     assert all(p.quantiles and p.quantiles["0.1"] < p.quantiles["0.9"] for p in predictions)
-
     features = artifact.metadata["features"]
     for p in predictions:
         assert p.explanation is not None
