@@ -11,13 +11,21 @@ a series' last target, with the target left empty: a weather forecast, say); a c
 it lacks is carried forward from the same time of the latest day of history (seasonal
 naive), since the model needs a value and that one is known at forecast time.
 
-Plain functions without Ray: ``pipeline.graph`` runs ``forecast_chunk`` as tasks over
-chunks of series.
+A forecast is planned from the set's key columns alone (``plan_forecast``): which series
+go in which chunk, and the window of rows each chunk's forecasts read, from its earliest
+origin minus what the model's features and its intervals' adaptation look back, to its
+latest origin plus the model's horizon. Each chunk then reads its own window
+(``read_chunk``) and forecasts it (``forecast_chunk``), so no process ever holds more than
+one chunk's rows, and none reads the years of history before the window.
+
+Plain functions without Ray: ``pipeline.graph`` runs the plan in a coordinator task and
+each chunk as a task of its own.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -74,13 +82,19 @@ class SeriesHistory:
     series: tuple[str, ...]
     single: bool
 
-    def split(self, size: int = CHUNK_SERIES) -> list[SeriesHistory]:
-        """The history in parts of at most ``size`` series each."""
-        keys = self.data[_ONE_SERIES]
-        return [
-            replace(self, data=self.data[keys.isin(part)].reset_index(drop=True), series=part)
-            for part in chunks(self.series, size)
-        ]
+
+@dataclass(frozen=True)
+class ForecastChunk:
+    """One chunk's share of a forecast: its series (``_ONE_SERIES`` alone for a set of
+    one) and the rows of the pinned version their forecasts read, from ``start``
+    (inclusive) to ``end`` (exclusive)."""
+
+    feature_set: str
+    version: str
+    series: tuple[str, ...]
+    single: bool
+    start: pd.Timestamp
+    end: pd.Timestamp
 
 
 def check_request(
@@ -90,11 +104,30 @@ def check_request(
     horizon: int,
     series: Sequence[str] | None,
 ) -> None:
-    """Check a request as ``load_history`` does, without holding the set's history: its
-    key and target columns are read a batch at a time.
+    """Check a request as its forecast's plan does (``plan_forecast``), without holding
+    the set's history.
 
     Raises:
-        InvalidRequest: as ``load_history``.
+        InvalidRequest: as ``plan_forecast``.
+    """
+    plan_forecast(store, metadata, feature_set, horizon, series)
+
+
+def plan_forecast(
+    store: FeatureStore,
+    metadata: dict[str, Any],
+    feature_set: str,
+    horizon: int,
+    series: Sequence[str] | None,
+    size: int = CHUNK_SERIES,
+) -> list[ForecastChunk]:
+    """Check the request against the model and the set, and split it into chunks of at
+    most ``size`` series, each with the window of rows its forecasts read. Only the key
+    and target columns are read, a batch at a time: the plan holds no history.
+
+    Raises:
+        InvalidRequest: on ``feature_set`` (unknown or unfit for the model), ``horizon`` or
+            ``series`` (see ``check_compatible`` and ``chosen_series``).
     """
     schema = _compatible_schema(store, metadata, feature_set, horizon)
     keys = [schema.series_column, schema.timestamp_column, schema.target_column]
@@ -107,7 +140,40 @@ def check_request(
         if parts
         else pd.DataFrame(columns=["first", "last"])
     )
-    chosen_series(metadata, schema, spans, series)
+    chosen = chosen_series(metadata, schema, spans, series)
+    spec = feature_spec_of(metadata)
+    reach = adaptation_reach(metadata) + history_needed(spec) * spec.step
+    ahead = (spec.horizon + 1) * spec.step
+    plan = []
+    for part in chunks(chosen, size):
+        origins = spans.loc[list(part), "last"]
+        plan.append(
+            ForecastChunk(
+                feature_set=feature_set,
+                version=schema.pinned_version,
+                series=part,
+                single=schema.series_column is None,
+                start=origins.min() - reach,
+                end=origins.max() + ahead,
+            )
+        )
+    return plan
+
+
+def read_chunk(
+    store: FeatureStore, metadata: dict[str, Any], chunk: ForecastChunk
+) -> SeriesHistory:
+    """The rows a chunk's forecasts read: its series' window of the model's columns."""
+    trained = metadata["feature_schema"]
+    frame = store.load(
+        chunk.feature_set,
+        chunk.end,
+        version=chunk.version,
+        start=chunk.start,
+        series=None if chunk.single else chunk.series,
+        columns=[trained["target_column"], *trained["covariates"]],
+    )
+    return _history(metadata, frame, chunk)
 
 
 def load_history(
@@ -117,21 +183,14 @@ def load_history(
     horizon: int,
     series: Sequence[str] | None,
 ) -> SeriesHistory:
-    """Check the request against the model and the set, and read what it forecasts from.
+    """Plan a request as one chunk and read it: for a forecast of a few series in one
+    process.
 
     Raises:
-        InvalidRequest: on ``feature_set`` (unknown or unfit for the model), ``horizon`` or
-            ``series`` (see ``check_compatible`` and ``chosen_series``).
+        InvalidRequest: as ``plan_forecast``.
     """
-    schema = _compatible_schema(store, metadata, feature_set, horizon)
-    # Only the named series and the model's columns are read, of the version just checked.
-    frame = store.load(
-        feature_set,
-        version=schema.pinned_version,
-        series=series,
-        columns=[schema.target_column, *metadata["feature_schema"]["covariates"]],
-    )
-    return select_history(metadata, frame, series)
+    [whole] = plan_forecast(store, metadata, feature_set, horizon, series, size=sys.maxsize)
+    return read_chunk(store, metadata, whole)
 
 
 def _compatible_schema(
@@ -195,30 +254,21 @@ def check_compatible(
         )
 
 
-def select_history(
-    metadata: dict[str, Any], frame: FeatureFrame, series: Sequence[str] | None
-) -> SeriesHistory:
-    """The history the forecasts of ``series`` (default: every series of the set) need.
-
-    Raises:
-        InvalidRequest: see ``chosen_series``.
-    """
+def _history(metadata: dict[str, Any], frame: FeatureFrame, chunk: ForecastChunk) -> SeriesHistory:
+    """A chunk's rows under the model's column names, trimmed to what its forecasts read."""
     spec = feature_spec_of(metadata)
     trained = metadata["feature_schema"]
     schema = frame.schema
-    chosen = chosen_series(metadata, schema, _spans(frame.data, schema), series)
-    single = schema.series_column is None
     data = frame.data
     key = schema.series_column or _ONE_SERIES
-    if single:
+    if chunk.single:
         data = data.assign(**{_ONE_SERIES: _ONE_SERIES})
-    wanted = data[data[key].astype(str).isin(chosen)] if series is not None else data
     history = pd.DataFrame(
         {
-            _ONE_SERIES: wanted[key].astype(str),
-            trained["timestamp_column"]: wanted[schema.timestamp_column],
-            trained["target_column"]: wanted[schema.target_column].astype("float64"),
-            **{c: wanted[c].astype("float64") for c in trained["covariates"]},
+            _ONE_SERIES: data[key].astype(str),
+            trained["timestamp_column"]: data[schema.timestamp_column],
+            trained["target_column"]: data[schema.target_column].astype("float64"),
+            **{c: data[c].astype("float64") for c in trained["covariates"]},
         }
     )
     model_schema = replace(
@@ -227,7 +277,7 @@ def select_history(
         label_column=None,
     )
     trimmed = _trimmed(history, model_schema, spec, adaptation_reach(metadata))
-    return SeriesHistory(model_schema, trimmed, chosen, single)
+    return SeriesHistory(model_schema, trimmed, chunk.series, chunk.single)
 
 
 def chosen_series(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from pipeline.forecasting.batch import (
     check_request,
     forecast_chunk,
     load_history,
+    plan_forecast,
+    read_chunk,
 )
 from pipeline.forecasting.predict import history_needed, predict_rows
 from pipeline.graph.runner import run_in_process
@@ -28,7 +30,7 @@ from pipeline.models.artifacts import ModelArtifact, load_artifact
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from pipeline.store.demo import load_series
-from pipeline.store.feature_store import FeatureStore
+from pipeline.store.feature_store import FeatureFrame, FeatureStore
 
 HORIZON = 24
 
@@ -58,6 +60,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[FeatureStore, Model
     gappy.loc[gappy["meter"] == "m1", "load_kw"] = np.nan  # no known target
     gappy.loc[(gappy["meter"] == "m2") & (gappy.index % (24 * 35) < 24 * 34), "load_kw"] = np.nan
     store.put("gappy", gappy, **put)  # m2: one day of history, less than its lags need
+    long = meters(days=70)
+    long.loc[(long["meter"] == "m1") & (long.index % (24 * 70) >= 24 * 67), "load_kw"] = np.nan
+    store.put("long", long, **put)  # twice the model's window; m1 ends three days early
     context = JobContext(
         job_id="job-1",
         tenant_id="tenant-a",
@@ -91,7 +96,10 @@ def test_forecasts_every_series_a_horizon_ahead_with_quantiles(
     # Series of different sizes keep their levels.
     levels = table.groupby("series")["predicted"].mean()
     assert levels["m0"] < levels["m1"] < levels["m2"]
-    parts = [forecast_chunk(artifact, part, HORIZON) for part in history.split(2)]
+    plan = plan_forecast(store, artifact.metadata, "meters", HORIZON, None, size=2)
+    parts = [
+        forecast_chunk(artifact, read_chunk(store, artifact.metadata, c), HORIZON) for c in plan
+    ]
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), table)
 
 
@@ -147,6 +155,59 @@ def test_refuses_what_the_model_cannot_forecast(
         assert raised.value.field == field, raised.value.message
         assert words in raised.value.message
     check(store, artifact.metadata, "gappy", HORIZON, ["m0"])  # the rest of the set is fine
+
+
+class RecordingStore(FeatureStore):
+    """A feature store that records what is read: ``load``'s columns and start, and the
+    columns read a batch at a time."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        super().__init__(store.root, store.tenant_id)
+        self.loads: list[tuple[list[str] | None, Any]] = []
+        self.batch_columns: list[list[str]] = []
+
+    def load(self, name: str, end: Any = None, **options: Any) -> FeatureFrame:
+        columns = options.get("columns")
+        self.loads.append((list(columns) if columns is not None else None, options.get("start")))
+        return super().load(name, end, **options)
+
+    def batches(self, name: str, columns: Sequence[str], **options: Any) -> Iterator[pd.DataFrame]:
+        self.batch_columns.append(list(columns))
+        return super().batches(name, columns, **options)
+
+
+def test_a_plan_reads_key_columns_and_a_chunk_its_window_alone(
+    setup: tuple[FeatureStore, ModelArtifact],
+) -> None:
+    """The plan reads no history; each chunk reads from its earliest origin less what the
+    model looks back (its features' history and its intervals' recent misses), and that
+    window forecasts exactly as the series' whole history does."""
+    store, artifact = setup
+    recording = RecordingStore(store)
+    plan = plan_forecast(recording, artifact.metadata, "long", HORIZON, None, size=2)
+    assert recording.loads == []
+    assert recording.batch_columns == [["meter", "timestamp", "load_kw"]]
+    assert [chunk.series for chunk in plan] == [("m0", "m1"), ("m2",)]
+
+    data = store.load("long").data
+    origins = data.dropna(subset=["load_kw"]).groupby("meter")["timestamp"].max()
+    spec = artifact.feature_spec
+    reach = adaptation_reach(artifact.metadata) + history_needed(spec) * spec.step
+    for chunk in plan:
+        assert chunk.start == origins[list(chunk.series)].min() - reach
+        assert chunk.start > data["timestamp"].min() + pd.Timedelta(days=28)
+        window = read_chunk(recording, artifact.metadata, chunk)
+        assert recording.loads[-1] == (["load_kw", "temperature_c"], chunk.start)
+        assert window.data["timestamp"].min() > chunk.start
+        whole = read_chunk(store, artifact.metadata, replace(chunk, start=data["timestamp"].min()))
+        assert len(whole.data) == len(window.data)
+        pd.testing.assert_frame_equal(
+            forecast_chunk(artifact, window, HORIZON), forecast_chunk(artifact, whole, HORIZON)
+        )
+    # m1's origin is three days before m0's: m0 reads three more days than its forecast
+    # needs, which its trim drops.
+    first = plan[0]
+    assert first.start == origins["m1"] - reach
 
 
 def _json(frame: pd.DataFrame) -> list[dict[str, Any]]:
