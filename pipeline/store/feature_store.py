@@ -1,16 +1,18 @@
 """The Parquet feature store: feature sets as immutable, partitioned versions.
 
 An import (``FeatureStore.put`` for a DataFrame, ``import_file`` for an uploaded file) writes
-a new version, ``<set>/versions/<version>/``: a Parquet dataset partitioned by series bucket
-and year (``pipeline.store.importing``, in bounded memory) and that version's ``schema.json``.
-Only then does one write of ``<set>/schema.json`` make it the current version: readers see
-the old version or the new, never a mix, and a rejected table leaves nothing behind.
+a new version's files, ``<set>/versions/<version>/data/``: a Parquet dataset partitioned by
+series bucket and year (``pipeline.store.importing``, in bounded memory). Only then does
+``publication.publish``, one atomic write of the version's record, make it visible and
+current: readers see the old version or the new, never a mix; a rejected table leaves
+nothing behind, and an import killed mid-write leaves files that no reader sees.
 
 Nothing an import replaces is deleted: a job pins the version it read (and its model keeps
 it in its lineage), so ``load(name, version=...)`` reads it again. Versions that are not
-current, that nothing references and that were superseded longer ago than a grace period
-are removed by ``remove_unreferenced`` (the retention policy). Sets written before versions
-(one ``data-*.parquet`` file beside ``schema.json``) read as a version named after their file.
+current, that nothing references and that were superseded (their successor published)
+longer ago than a grace period are removed by ``remove_unreferenced`` (the retention
+policy), with the files of interrupted imports. Sets written before versions (one
+``data-*.parquet`` file beside ``schema.json``) read as a version named after their file.
 
 Shared sets (the demo sets, an admin's uploads) live at ``<root>/<name>``; a tenant's own
 at ``<root>/_tenants/<tenant>/<name>`` (``_`` cannot start a name, so the two never meet).
@@ -22,9 +24,9 @@ directory or any ``pyarrow.fs`` URI (see ``pipeline.storage``).
 from __future__ import annotations
 
 import builtins
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -33,6 +35,7 @@ import pyarrow.dataset as ds
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from domain.names import is_valid_name
 from pipeline.storage import Location
+from pipeline.store import publication
 from pipeline.store.importing import (
     BUCKET_COLUMN,
     LABEL_COLUMN,
@@ -44,15 +47,11 @@ from pipeline.store.importing import (
 )
 from pipeline.store.scan import count_rows, row_filter, utc
 from pipeline.store.schema import (
-    SCHEMA_FILE,
     TENANTS_DIR,
     VERSIONS_DIR,
     FeatureFrame,
     FeatureSetSchema,
     SetKeys,
-    dump_schema,
-    kept_versions,
-    read_schema,
 )
 
 __all__ = [
@@ -83,7 +82,7 @@ class FeatureStore:
     def _location(self, name: str) -> Location:
         """Where ``name`` is read from: the tenant's own set, else the shared one."""
         own = self._write_location(name)
-        return own if (own / SCHEMA_FILE).is_file() else self.root / name
+        return own if publication.has_published(own) else self.root / name
 
     def _write_location(self, name: str) -> Location:
         if not is_valid_name(name):
@@ -91,36 +90,41 @@ class FeatureStore:
         return self._own / name
 
     def exists(self, name: str) -> bool:
-        return is_valid_name(name) and (self._location(name) / SCHEMA_FILE).is_file()
+        return is_valid_name(name) and publication.has_published(self._location(name))
 
     def list(self) -> list[FeatureSetSchema]:
         names = {name for directory in {self.root, self._own} for name in directory.children()}
         return [self.schema(name) for name in sorted(names) if self.exists(name)]
 
     def schema(self, name: str, version: str | None = None) -> FeatureSetSchema:
-        """The current version's schema, or that of ``version``.
+        """The current version's schema, or that of ``version``; only published versions
+        exist for readers.
 
         Raises:
             FeatureSetNotFound: no such set, or no such version of it.
         """
         directory = self._location(name)
-        current = directory / SCHEMA_FILE
-        if not current.is_file():
+        current = publication.current(directory)
+        if current is None:
             raise FeatureSetNotFound(name)
-        if version is not None:
-            kept = directory / VERSIONS_DIR / version / SCHEMA_FILE
-            if is_valid_name(version) and kept.is_file():
-                return read_schema(kept)
-        schema = read_schema(current)
-        if version is not None and schema.pinned_version != version:
+        if version is None or version == current.pinned_version:
+            return current
+        kept = publication.find(directory, version)
+        if kept is None:
             raise FeatureSetNotFound(f"{name}@{version}")
-        return schema
+        return kept
 
     def versions(self, name: str) -> builtins.list[FeatureSetSchema]:
-        """Every kept version of a set, oldest first (the current one last)."""
-        current = self.schema(name)
-        kept = kept_versions(self._location(name))
-        return [*(s for s in kept if s.pinned_version != current.pinned_version), current]
+        """Every kept version of a set, in the order they were published (the current one
+        last).
+
+        Raises:
+            FeatureSetNotFound: no such set.
+        """
+        kept = publication.published(self._location(name))
+        if not kept:
+            raise FeatureSetNotFound(name)
+        return kept
 
     def step_seconds(self, name: str) -> float:
         """The typical spacing of a set's timestamps (read from the data for sets stored
@@ -268,7 +272,7 @@ class FeatureStore:
     def _import(self, name: str, source: Source, columns: Columns) -> FeatureSetSchema:
         target = self._write_location(name)
         created = datetime.now(UTC)
-        version = f"{created:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+        version = publication.new_version(created)
         directory = target / VERSIONS_DIR / version
         try:
             stats = write_partitioned(source, columns, directory / "data")
@@ -293,60 +297,61 @@ class FeatureStore:
             step_seconds=stats.step_seconds,
             version=version,
         )
-        (directory / SCHEMA_FILE).write_text(dump_schema(schema))
-        self._keep_unversioned(target)
-        (target / SCHEMA_FILE).write_text(dump_schema(schema))
-        return schema
-
-    def _keep_unversioned(self, target: Location) -> None:
-        """Before a set stored without versions is replaced, keep its schema as a version
-        (named after its data file) so jobs and models that read it can still find it."""
-        current = target / SCHEMA_FILE
-        if not current.is_file():
-            return
-        schema = read_schema(current)
-        if schema.version is None:
-            kept = target / VERSIONS_DIR / schema.data_file / SCHEMA_FILE
-            kept.write_text(dump_schema(schema))
+        return publication.publish(target, schema)
 
     def remove_unreferenced(
-        self, in_use: set[str], now: datetime, grace: timedelta
+        self,
+        in_use: set[str],
+        now: datetime,
+        grace: timedelta,
+        abandoned: timedelta = publication.ABANDONED_AFTER,
     ) -> builtins.list[str]:
         """Delete, in every set of every tenant, the versions that are not current, that
-        no name in ``in_use`` pins, and that were superseded before ``now - grace`` (a
-        reader that has just looked a version up has that long to open it).
+        no name in ``in_use`` pins, and that were superseded (their successor published)
+        before ``now - grace`` (a reader that has just looked a version up has that long
+        to open it); and the files of imports that never published, started before
+        ``now - abandoned``.
 
         Returns the removed versions as ``<set directory>@<version>``.
         """
         removed = []
         for directory in self._all_set_directories():
-            removed += [f"{directory}@{v}" for v in _remove_stale(directory, in_use, now - grace)]
+            stale = _remove_stale(directory, in_use, now - grace, now - abandoned)
+            removed += [f"{directory}@{version}" for version in stale]
         return removed
 
     def _all_set_directories(self) -> Iterator[Location]:
+        """Every set's directory, published or holding only an interrupted import."""
         tenants = self.root / TENANTS_DIR
         owners = [self.root, *(tenants / t for t in tenants.children())]
         for owner in owners:
             for name in owner.children():
-                if is_valid_name(name) and (owner / name / SCHEMA_FILE).is_file():
-                    yield owner / name
+                directory = owner / name
+                if is_valid_name(name) and (
+                    publication.has_published(directory) or (directory / VERSIONS_DIR).is_dir()
+                ):
+                    yield directory
 
 
-def _remove_stale(directory: Location, in_use: set[str], cutoff: datetime) -> list[str]:
+def _remove_stale(
+    directory: Location, in_use: set[str], superseded_before: datetime, started_before: datetime
+) -> list[str]:
     """The versions of one set that ``remove_unreferenced`` deletes, deleted."""
-    current = read_schema(directory / SCHEMA_FILE)
-    versions = directory / VERSIONS_DIR
-    kept = kept_versions(directory)
+    publication.adopt_legacy(directory)
+    kept = publication.published(directory)
     removed = []
-    # A version is superseded when the next one (by creation) was made.
-    for schema, successor in zip(kept, [*kept[1:], current], strict=True):
-        name = schema.pinned_version
-        superseded = datetime.fromisoformat(successor.created_at)
-        if name == current.pinned_version or name in in_use or superseded >= cutoff:
+    for schema, successor in pairwise(kept):
+        superseded = datetime.fromisoformat(successor.published_at or successor.created_at)
+        if schema.pinned_version in in_use or superseded >= superseded_before:
             continue
-        if schema.version is None:
-            (directory / schema.data_file).delete_file()
-        versions_dir = versions / name
-        versions_dir.delete_dir()
-        removed.append(name)
+        publication.withdraw(directory, schema)
+        removed.append(schema.pinned_version)
+    for version in publication.unpublished(directory):
+        started = publication.started_at(version)
+        if version in in_use or started is None or started >= started_before:
+            continue
+        (directory / VERSIONS_DIR / version).delete_dir()
+        removed.append(version)
+    if not kept and not (directory / VERSIONS_DIR).children():
+        directory.delete_dir()  # only an interrupted first import was there
     return removed

@@ -1,5 +1,5 @@
-"""What the feature store keeps of a set: its schema (one ``schema.json`` per version and
-one naming the current version), the rows a job reads, and what its key columns hold."""
+"""What the feature store keeps of a set: a version's schema (the record that publishes it,
+``pipeline.store.publication``), the rows a job reads, and what its key columns hold."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class FeatureSetSchema:
     step_seconds: float | None = None
     #: The immutable version these rows are (None for sets stored before versions).
     version: str | None = None
+    #: When it became the current version (its predecessor was superseded then).
+    published_at: str | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -87,13 +89,6 @@ class SetKeys:
     def buckets(self) -> tuple[int | None, ...]:
         """The buckets holding rows, in order."""
         return tuple(sorted(self.rows_by_bucket, key=lambda b: -1 if b is None else b))
-
-
-def kept_versions(directory: Location) -> list[FeatureSetSchema]:
-    """The schemas under a set's ``versions/``, oldest first."""
-    versions = directory / VERSIONS_DIR
-    kept = [read_schema(versions / v / SCHEMA_FILE) for v in versions.children()]
-    return sorted(kept, key=lambda s: s.created_at)
 
 
 def read_schema(location: Location) -> FeatureSetSchema:

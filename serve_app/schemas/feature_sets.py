@@ -20,7 +20,11 @@ class FeatureSetPublic(BaseModel):
     rows: int
     start: datetime
     end: datetime
-    created_at: datetime
+    created_at: datetime = Field(description="When the import of this version began.")
+    published_at: datetime | None = Field(
+        None,
+        description="When this version became current (and its predecessor was superseded).",
+    )
     version: str = Field(
         validation_alias="pinned_version",
         description="The immutable version; a job pins it and its model's lineage keeps it.",

@@ -64,7 +64,7 @@ def test_replacing_a_set_and_failed_replacement_keeps_the_old_one(store: Feature
     )
     assert store.schema("s").rows == 70
     assert store.root.children() == ["s"]
-    assert (store.root / "s").children() == ["schema.json", "versions"]
+    assert (store.root / "s").children() == ["published", "versions"]
     assert [v.rows for v in store.versions("s")] == [50, 70]  # the refused one left nothing
 
 
@@ -245,7 +245,7 @@ def test_a_set_stored_before_versions_reads_and_is_kept_when_replaced(store: Fea
     assert [r.rsplit("@", 1)[1] for r in store.remove_unreferenced(set(), later, timedelta())] == [
         data_file
     ]
-    assert (directory).children() == ["schema.json", "versions"]
+    assert directory.children() == ["published", "versions"]  # adopted, then removed
 
 
 def test_a_file_streams_in_batches_and_checks_repeats_across_them(
