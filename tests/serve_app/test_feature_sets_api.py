@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import uuid
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
+from pipeline.storage import Location
 from pipeline.store.demo import load_series
+from pipeline.store.importing import Columns, write_partitioned
 from tests.serve_app.conftest import Deployed
 
 
@@ -134,3 +138,52 @@ async def test_missing_query_parameters_are_422(deployed: Deployed) -> None:
     assert response.status_code == 422
     fields = {d["loc"][-1] for d in response.json()["detail"]}
     assert fields == {"timestamp_column", "target_column"}
+
+
+async def test_an_upload_killed_mid_write_leaves_the_set_as_it_was(deployed: Deployed) -> None:
+    """An API replica killed mid-upload leaves the new version's files without the record
+    that publishes it: the set lists, reads, trains and is replaced at its previous version,
+    and retention runs past the files (it removes them a day later:
+    tests/pipeline/store/test_publication.py)."""
+    name = f"killed_{uuid.uuid4().hex[:8]}"
+    params = {"timestamp_column": "ts", "target_column": "demand", "series_column": "meter"}
+    first = await deployed.http.put(
+        f"/ai/training/feature-sets/{name}", params=params, content=two_meters_csv()
+    )
+    assert first.status_code == 200, first.text
+    version = first.json()["version"]
+    # What the import of the next upload had written when its replica was killed.
+    interrupted = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-0badc0de"
+    versions = Location(str(deployed.data_dir / "features")) / name / "versions"
+    table = load_series(seed=5, hours=200).rename(columns={"timestamp": "ts", "load_kw": "demand"})
+    write_partitioned(
+        table.assign(meter="east"),
+        Columns("ts", "demand", "meter"),
+        versions / interrupted / "data",
+    )
+
+    listed = (await deployed.http.get("/ai/training/feature-sets")).json()["feature_sets"]
+    assert [s["version"] for s in listed if s["name"] == name] == [version]
+    described = await deployed.http.get(f"/ai/training/feature-sets/{name}")
+    assert (described.status_code, described.json()["version"]) == (200, version)
+    kept = await deployed.http.get(f"/ai/training/feature-sets/{name}/versions")
+    assert kept.status_code == 200, kept.text
+    assert [v["version"] for v in kept.json()["feature_sets"]] == [version]
+    job = await deployed.wait_finished(
+        await deployed.submit({"feature_set": name, "target_variable": "demand", "horizon": 6})
+    )
+    assert (job["status"], job["feature_set_version"]) == ("completed", version), job
+
+    cleanup = await deployed.http.post("/ai/training/maintenance/cleanup")
+    assert cleanup.status_code == 200, cleanup.text
+    assert interrupted in versions.children()  # it may have been an import still writing
+
+    second = await deployed.http.put(
+        f"/ai/training/feature-sets/{name}", params=params, content=two_meters_csv()
+    )
+    assert second.status_code == 200, second.text
+    kept = await deployed.http.get(f"/ai/training/feature-sets/{name}/versions")
+    assert [v["version"] for v in kept.json()["feature_sets"]] == [
+        version,
+        second.json()["version"],
+    ]
