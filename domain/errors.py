@@ -14,6 +14,7 @@ Business code raises these; ``serve_app.errors`` maps them to HTTP in one place:
     │   └── ScheduleNotFound
     ├── InvalidRequest            422 (names the offending field)
     │   └── InvalidFeatureSet
+    ├── TooLarge                  413 (an upload beyond a size limit; names the limit)
     ├── Conflict                  400 (the request is well formed but the state forbids it)
     │   └── IllegalTransition
     ├── AlreadyExists             409 (a resource of that name exists)
@@ -152,6 +153,10 @@ class InvalidRequest(TrainingError):
 
 class InvalidFeatureSet(InvalidRequest):
     """An uploaded feature set cannot be stored (bad file, column or type)."""
+
+
+class TooLarge(TrainingError):
+    """An upload exceeds a size limit (the message names it)."""
 
 
 class Conflict(TrainingError):

@@ -1,5 +1,5 @@
-"""What route functions receive: the read stores, the orchestrator, the feature store and
-the model server."""
+"""What route functions receive: the read stores, the orchestrator, the feature store (and
+this replica's uploads) and the model server."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from db.keys import ApiKeyStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
 from pipeline.store.feature_store import FeatureStore
+from serve_app.uploads import Uploads
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Services:
     forecasts: ForecastStore
     auth_enabled: bool
     orchestrator_name: str
-    max_upload_bytes: int
+    uploads: Uploads
     max_body_bytes: int
     _orchestrator: OrchestratorClient | None = None
 

@@ -23,6 +23,7 @@ from pipeline.store.feature_store import FeatureStore
 from serve_app.app import create_app
 from serve_app.dependencies import Services
 from serve_app.model_server import ModelServer
+from serve_app.uploads import UploadLimits, Uploads
 
 APP_NAME = "training"
 
@@ -32,7 +33,7 @@ class ApiConfig:
     database_url: str
     pipeline: PipelineSettings
     orchestrator_name: str
-    max_upload_bytes: int
+    uploads: UploadLimits
     max_body_bytes: int
     model_cache_bytes: int
     auth_enabled: bool
@@ -74,7 +75,7 @@ def connect(config: ApiConfig, model_server: DeploymentHandle[Any]) -> Services:
         forecasts=ForecastStore(database),
         auth_enabled=config.auth_enabled,
         orchestrator_name=config.orchestrator_name,
-        max_upload_bytes=config.max_upload_bytes,
+        uploads=Uploads(config.uploads),
         max_body_bytes=config.max_body_bytes,
     )
 

@@ -23,6 +23,7 @@ from domain.errors import (
     NotFound,
     PipelineError,
     ServiceUnavailable,
+    TooLarge,
     TooManyRequests,
     TrainingError,
     Unauthorized,
@@ -46,15 +47,20 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The key's role or tenant does not allow the request."),
         (404, "No such resource (or another tenant's)."),
         (409, "A name already taken, or an Idempotency-Key reused with another body."),
-        (413, "The request body is too large."),
+        (413, "The request body, or an upload once decompressed, is too large."),
         (429, "The tenant's queue is full; retry after Retry-After seconds."),
-        (503, "The database or the orchestrator is unavailable; retry after Retry-After."),
+        (
+            503,
+            "The database or the orchestrator is unavailable, or the replica takes no more "
+            "uploads now; retry after Retry-After.",
+        ),
     )
 }
 
 _STATUS: tuple[tuple[type[TrainingError], int], ...] = (
     (NotFound, 404),
     (InvalidRequest, 422),
+    (TooLarge, 413),
     (Conflict, 400),
     (IdempotencyKeyReused, 409),
     (AlreadyExists, 409),

@@ -38,6 +38,7 @@ from pipeline.store.feature_store import FeatureStore
 from serve_app.deployment import ApiConfig, build
 from serve_app.serve_config import SERVE_CONFIG, application, load_application
 from serve_app.settings import AdminKeySettings, ApiSettings
+from serve_app.uploads import UploadLimits
 
 READY_TIMEOUT_SECONDS = 60
 #: The tenant of the operator's admin key (an admin acts for every tenant).
@@ -84,7 +85,12 @@ def api_config(config: ServiceConfig) -> ApiConfig:
         database_url=config.database_url,
         pipeline=config.pipeline,
         orchestrator_name=config.orchestrator.actor_name,
-        max_upload_bytes=config.api.max_upload_mb * 2**20,
+        uploads=UploadLimits(
+            max_bytes=config.api.max_upload_mb * 2**20,
+            max_decompressed_bytes=config.api.max_upload_decompressed_mb * 2**20,
+            max_columns=config.api.max_upload_columns,
+            max_concurrent=config.api.max_concurrent_uploads,
+        ),
         max_body_bytes=config.api.max_body_mb * 2**20,
         model_cache_bytes=config.api.model_cache_mb * 2**20,
         auth_enabled=config.api.auth_enabled,

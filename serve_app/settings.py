@@ -19,6 +19,22 @@ class ApiSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     api_url: str = "http://127.0.0.1:8000"
     max_upload_mb: int = Field(512, ge=1, description="Largest feature-set upload accepted.")
+    max_upload_decompressed_mb: int = Field(
+        4096,
+        ge=1,
+        description="Largest feature-set upload once decompressed: its table as read "
+        "(Parquet decompressed, CSV parsed), so a small file cannot unpack into a huge one.",
+    )
+    max_upload_columns: int = Field(
+        1000, ge=2, description="Most columns a feature-set upload may have."
+    )
+    max_concurrent_uploads: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Feature-set uploads one API replica imports at once; one more is "
+        "refused (503 with Retry-After).",
+    )
     replicas: int = Field(1, ge=1, le=64, description="API ingress replicas (Ray Serve).")
     max_body_mb: int = Field(
         8, ge=1, le=1024, description="Largest JSON request body (uploads excepted)."

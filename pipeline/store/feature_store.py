@@ -41,6 +41,7 @@ from pipeline.store.importing import (
     LABEL_COLUMN,
     PARTITIONING,
     Columns,
+    ImportLimits,
     Source,
     typical_step,
     write_partitioned,
@@ -59,6 +60,7 @@ __all__ = [
     "FeatureFrame",
     "FeatureSetSchema",
     "FeatureStore",
+    "ImportLimits",
     "SetKeys",
     "typical_step",
 ]
@@ -248,7 +250,8 @@ class FeatureStore:
         series_column: str | None = None,
     ) -> FeatureSetSchema:
         """Store a DataFrame as the new current version of ``name`` (see ``import_file``)."""
-        return self._import(name, table, Columns(timestamp_column, target_column, series_column))
+        columns = Columns(timestamp_column, target_column, series_column)
+        return self._import(name, table, columns, ImportLimits())
 
     def import_file(
         self,
@@ -258,24 +261,30 @@ class FeatureStore:
         timestamp_column: str,
         target_column: str,
         series_column: str | None = None,
+        limits: ImportLimits | None = None,
     ) -> FeatureSetSchema:
         """Validate a CSV or Parquet file (a path or a binary stream), streaming it in
         batches, and store it as the new current version of feature set ``name``.
 
         Raises:
             InvalidFeatureSet: the file is not a table, a column is missing or of the
-                wrong type, timestamps repeat within a series, or the table is empty.
-                Nothing is kept then.
+                wrong type, timestamps repeat within a series, the table is empty, or it
+                has more columns than ``limits`` allow.
+            FeatureSetTooLarge: the table, as read, exceeds ``limits``.
+            Nothing is kept then.
         """
-        return self._import(name, source, Columns(timestamp_column, target_column, series_column))
+        columns = Columns(timestamp_column, target_column, series_column)
+        return self._import(name, source, columns, limits or ImportLimits())
 
-    def _import(self, name: str, source: Source, columns: Columns) -> FeatureSetSchema:
+    def _import(
+        self, name: str, source: Source, columns: Columns, limits: ImportLimits
+    ) -> FeatureSetSchema:
         target = self._write_location(name)
         created = datetime.now(UTC)
         version = publication.new_version(created)
         directory = target / VERSIONS_DIR / version
         try:
-            stats = write_partitioned(source, columns, directory / "data")
+            stats = write_partitioned(source, columns, directory / "data", limits)
         except BaseException:
             directory.delete_dir()
             for parent in (target / VERSIONS_DIR, target):  # a first import leaves no trace

@@ -5,7 +5,8 @@ validated on its own and streamed by ``pyarrow.dataset.write_dataset`` into a Pa
 dataset partitioned by series bucket and year (``part_bucket=3/part_year=2024/``). A
 second pass reads one partition at a time to check what a batch cannot see (a timestamp
 repeated within a series) and to gather the statistics a schema keeps. No step holds more
-than a batch or a partition.
+than a batch or a partition. ``ImportLimits`` bound a file's columns and its size as read
+(decompressed), so that a small upload cannot unpack into an unbounded table.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from domain.errors import InvalidFeatureSet
+from domain.errors import InvalidFeatureSet, TooLarge
 from pipeline.storage import Location
 
 #: Rows read, validated and written at a time.
@@ -58,6 +59,31 @@ class Columns:
 
 
 @dataclass(frozen=True)
+class ImportLimits:
+    """Bounds on one imported file (None: unbounded): its columns, and its size as read,
+    the bytes of its decoded batches (Parquet decompressed, CSV parsed)."""
+
+    max_columns: int | None = None
+    max_bytes: int | None = None
+
+    def check_columns(self, count: int) -> None:
+        """Raises: InvalidFeatureSet: more than ``max_columns``."""
+        if self.max_columns is not None and count > self.max_columns:
+            raise InvalidFeatureSet(
+                "body",
+                f"the file has {count} columns, more than the limit of {self.max_columns}",
+            )
+
+    def check_size(self, size: int) -> None:
+        """Raises: TooLarge: ``size`` bytes (decompressed) exceed ``max_bytes``."""
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise TooLarge(
+                f"the file exceeds the limit of {self.max_bytes // 2**20} MiB once "
+                "decompressed (the table as read)"
+            )
+
+
+@dataclass(frozen=True)
 class ImportStats:
     """What the second pass learned about an imported table."""
 
@@ -68,17 +94,22 @@ class ImportStats:
     step_seconds: float | None
 
 
-def write_partitioned(source: Source, columns: Columns, target: Location) -> ImportStats:
+def write_partitioned(
+    source: Source, columns: Columns, target: Location, limits: ImportLimits | None = None
+) -> ImportStats:
     """Validate ``source`` batch by batch into a partitioned dataset at ``target``, then
     check it partition by partition.
 
     Raises:
         InvalidFeatureSet: the file is not a table, a column is missing or of the wrong
-            type, a timestamp repeats within a series, or there are no rows. ``target`` may
-            then hold part of the data: the caller deletes it.
+            type, a timestamp repeats within a series, there are no rows, or more
+            columns than ``limits`` allow.
+        TooLarge: the file, decompressed, exceeds ``limits``.
+        ``target`` may then hold part of the data: the caller deletes it.
     """
     # Generators all the way: write_dataset pulls one batch at a time.
-    batches = (_validated(frame, columns) for frame in _frames(source))
+    frames = _frames(source, limits or ImportLimits())
+    batches = (_validated(frame, columns) for frame in frames)
     first = next(batches, None)
     if first is None:
         raise InvalidFeatureSet("body", "the file has no rows")
@@ -106,21 +137,35 @@ def write_partitioned(source: Source, columns: Columns, target: Location) -> Imp
     return _checked(target, columns, [c for c in schema.names if c not in PARTITION_COLUMNS])
 
 
-def _frames(source: Source) -> Iterator[pd.DataFrame]:
-    """The source as DataFrames of at most ``BATCH_ROWS`` rows."""
+def _frames(source: Source, limits: ImportLimits) -> Iterator[pd.DataFrame]:
+    """The source as DataFrames of at most ``BATCH_ROWS`` rows, within ``limits``."""
     if isinstance(source, pd.DataFrame):
+        limits.check_columns(len(source.columns))
         for start in range(0, len(source), BATCH_ROWS):
             yield source.iloc[start : start + BATCH_ROWS]
         return
+    size = 0
     try:
-        if _is_parquet(source):
-            for batch in pq.ParquetFile(source).iter_batches(batch_size=BATCH_ROWS):
-                yield batch.to_pandas()
-            return
-        for batch in _csv_batches(source):
+        batches = _parquet_batches(source, limits) if _is_parquet(source) else _csv_batches(source)
+        for batch in batches:
+            limits.check_columns(batch.num_columns)
+            size += batch.nbytes
+            limits.check_size(size)
             yield batch.to_pandas()
     except (pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
         raise InvalidFeatureSet("body", f"cannot read the file as CSV or Parquet: {exc}") from exc
+
+
+def _parquet_batches(source: Path | IO[bytes], limits: ImportLimits) -> Iterator[pa.RecordBatch]:
+    """Parquet record batches, once the footer's column count and uncompressed size are
+    within ``limits`` (the batches are counted as well: a footer can lie)."""
+    parquet = pq.ParquetFile(source)
+    metadata = parquet.metadata
+    limits.check_columns(metadata.num_columns)
+    limits.check_size(
+        sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    )
+    yield from parquet.iter_batches(batch_size=BATCH_ROWS)
 
 
 def _is_parquet(source: Path | IO[bytes]) -> bool:

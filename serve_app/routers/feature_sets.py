@@ -37,17 +37,20 @@ async def put_feature_set(
     """Store the request body (CSV or Parquet) as a new version of feature set ``name`` of
     the caller's tenant (an admin may name a tenant, or none for a set every tenant
     shares); it becomes the current version. The body is spooled to disk and imported in
-    batches, so its size is bounded by disk, not memory."""
+    batches, so its size is bounded by disk, not memory. Bounded too: the body's size and
+    the table's once decompressed (413), its columns (422) and the uploads a replica
+    imports at once (503 with Retry-After); a refused upload stores nothing."""
     owner = tenant_id if principal.is_admin else principal.tenant_id
     principal.require_write(tenant_id or owner)
-    with tempfile.TemporaryFile(prefix="upload-") as spooled:  # the body never sits in memory
+    limits = services.uploads.limits
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit():
+        limits.check_size(int(declared))
+    with services.uploads.slot(), tempfile.TemporaryFile(prefix="upload-") as spooled:
         size = 0
-        async for chunk in request.stream():
+        async for chunk in request.stream():  # the body never sits in memory
             size += len(chunk)
-            if size > services.max_upload_bytes:
-                raise InvalidFeatureSet(
-                    "body", f"the file exceeds {services.max_upload_bytes // 2**20} MiB"
-                )
+            limits.check_size(size)
             await asyncio.to_thread(spooled.write, chunk)
         if not size:
             raise InvalidFeatureSet("body", "the uploaded file is empty")
@@ -59,6 +62,7 @@ async def put_feature_set(
             timestamp_column=timestamp_column,
             target_column=target_column,
             series_column=series_column,
+            limits=limits.for_import(),
         )
     return FeatureSetPublic.model_validate(schema)
 
