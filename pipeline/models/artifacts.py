@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,8 @@ import joblib
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from sklearn.preprocessing import StandardScaler
 
@@ -239,10 +241,36 @@ def artifact_bytes(directory: Location) -> int:
     return sum(info.size for info in infos if info.type == pafs.FileType.File)
 
 
-def load_predictions(directory: Location) -> pd.DataFrame:
-    """The test period's actual and predicted values (and quantiles) saved with the model."""
-    frame: pd.DataFrame = (directory / PREDICTIONS_FILE).read_parquet().to_pandas()
-    return frame
+def predictions_page(
+    directory: Location, offset: int, limit: int, series: str | None = None
+) -> tuple[pd.DataFrame, int]:
+    """``limit`` rows from ``offset`` of the test period saved with the model (actual,
+    predicted, quantiles; of one series if given), and how many rows there are."""
+    table = _predictions(directory, series)
+    frame: pd.DataFrame = table.slice(offset, limit).to_pandas()
+    return frame, table.num_rows
+
+
+def predictions_csv(
+    directory: Location, series: str | None = None, batch_rows: int = 10_000
+) -> Iterator[str]:
+    """The test period saved with the model (of one series if given) as CSV: a header,
+    then the rows, a batch at a time."""
+    table = _predictions(directory, series)
+    batches = table.to_batches(max_chunksize=batch_rows) or [table.slice(0, 0)]
+    for index, batch in enumerate(batches):
+        text = io.StringIO()
+        batch.to_pandas().to_csv(text, header=index == 0, index=False)
+        yield text.getvalue()
+
+
+def _predictions(directory: Location, series: str | None) -> pa.Table:
+    table = (directory / PREDICTIONS_FILE).read_parquet()
+    if series is None:
+        return table
+    if "series" not in table.column_names:  # one series, unnamed: none matches
+        return table.slice(0, 0)
+    return table.filter(pc.equal(table["series"], series))
 
 
 def load_series_metrics(directory: Location) -> pd.DataFrame | None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
 
 from db.records import ForecastFilters, ForecastRecord, ModelRecord, NewForecast
 from domain.auth import Principal
@@ -19,6 +18,7 @@ from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.params import NameFilter, ResourceId
+from serve_app.responses import CSV_RESPONSE, csv_download, wants_csv
 from serve_app.routers.models import (
     QUANTILE_COLUMN,
     Alias,
@@ -36,11 +36,6 @@ from serve_app.schemas.forecasts import (
 )
 
 router = APIRouter(prefix="/ai/models", tags=["forecasts"])
-
-CSV = "text/csv"
-CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {CSV: {}}, "description": "The forecast, or all its rows as CSV."}
-}
 
 
 @router.post(
@@ -100,13 +95,8 @@ async def get_forecast(
     """Its status and progress, and a page of its rows by series then time; with
     ``Accept: text/csv``, every row as CSV (400 until it has completed)."""
     forecast = await services.forecasts.get(forecast_id, principal.scope)
-    if CSV in request.headers.get("accept", ""):
-        location = _rows_of(forecast)
-        return StreamingResponse(
-            forecast_csv(location),
-            media_type=CSV,
-            headers={"Content-Disposition": f'attachment; filename="forecast-{forecast_id}.csv"'},
-        )
+    if wants_csv(request):
+        return csv_download(forecast_csv(_rows_of(forecast)), f"forecast-{forecast_id}.csv")
     rows: list[ForecastRowPublic] = []
     total = 0
     if forecast.status is ForecastStatus.COMPLETED:

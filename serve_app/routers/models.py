@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from actors.client import translated_ray_errors
 from db.records import ModelFilters, ModelRecord
@@ -15,14 +15,16 @@ from domain.auth import Principal
 from domain.errors import AliasNotFound, InvalidRequest, ModelNotFound, SeriesMetricsNotFound
 from domain.jobs import ModelType
 from domain.names import NAME_PATTERN, model_id
-from pipeline.models.artifacts import load_predictions, load_series_metrics
+from pipeline.models.artifacts import load_series_metrics, predictions_csv, predictions_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.params import NameFilter, NamePath, ResourceId
+from serve_app.responses import CSV_RESPONSE, csv_download, wants_csv
 from serve_app.schemas.models import (
     ALIAS_PATTERN,
     AliasUpdate,
+    EvaluatedPredictionsPublic,
     ModelPublic,
     ModelsPublic,
     PredictionPublic,
@@ -66,14 +68,34 @@ async def get_model(
     return ModelPublic.model_validate(await visible_model(model_id, services, principal))
 
 
-@router.get("/{model_id}/test-predictions", response_model=PredictionsPublic)
-async def test_predictions(
-    model_id: ModelId, services: ServicesDep, principal: PrincipalDep
-) -> PredictionsPublic:
-    """The untouched test period as evaluated at registration: actual against predicted,
-    with the forecast quantiles."""
+@router.get(
+    "/{model_id}/test-predictions",
+    response_model=EvaluatedPredictionsPublic,
+    responses=CSV_RESPONSE,
+)
+async def get_test_predictions(
+    model_id: ModelId,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    series: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="One series' rows only.")
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EvaluatedPredictionsPublic | Response:
+    """The untouched test period as evaluated at registration, a page of rows by series
+    then time: actual against predicted, with the forecast quantiles; ``total`` counts
+    them all. With ``Accept: text/csv``, every row as CSV, streamed."""
     model = await visible_model(model_id, services, principal)
-    table = await asyncio.to_thread(load_predictions, Location(model.artifact_uri))
+    directory = Location(model.artifact_uri)
+    if wants_csv(request):
+        return csv_download(
+            predictions_csv(directory, series),
+            f"test-predictions-{model.model_id.replace(':', '-')}.csv",
+        )
+    offset = (page - 1) * page_size
+    table, total = await asyncio.to_thread(predictions_page, directory, offset, page_size, series)
     quantile_columns = {
         column: column.removeprefix("q")
         for column in table.columns
@@ -91,7 +113,9 @@ async def test_predictions(
         )
         for row in table.to_dict("records")
     ]
-    return PredictionsPublic(model_id=model.model_id, predictions=rows)
+    return EvaluatedPredictionsPublic(
+        model_id=model.model_id, predictions=rows, total=total, page=page, page_size=page_size
+    )
 
 
 @router.get("/{model_id}/series-metrics", response_model=SeriesMetricsPagePublic)

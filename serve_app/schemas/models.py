@@ -101,6 +101,13 @@ class PredictionsPublic(BaseModel):
     predictions: list[PredictionPublic]
 
 
+class EvaluatedPredictionsPublic(PagePublic):
+    """A page of the test period as evaluated at registration."""
+
+    model_id: str
+    predictions: list[PredictionPublic]
+
+
 class SeriesMetricsPublic(BaseModel):
     """One series' accuracy on the test part."""
 

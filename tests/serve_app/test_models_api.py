@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import uuid
@@ -20,6 +21,7 @@ from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
 from serve_app.deployment import APP_NAME
 from tests.serve_app.conftest import Deployed
+from tests.serve_app.test_feature_sets_api import two_meters_csv
 from tests.serve_app.test_forecasting import P10_P90
 
 #: Clearly worse than the defaults: a handful of shallow, slow-learning trees.
@@ -192,12 +194,28 @@ async def test_anomaly_model_predictions_flag_and_score(deployed: Deployed) -> N
         assert prediction["anomaly_score"] >= 0
 
 
+async def evaluated_rows(
+    deployed: Deployed, model_id: str, **params: str | int
+) -> list[dict[str, Any]]:
+    """Every row of a model's test predictions, page by page."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        response = await deployed.http.get(
+            f"/ai/models/{model_id}/test-predictions",
+            params={**params, "page": len(rows) // 1000 + 1, "page_size": 1000},
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        rows += page["predictions"]
+        if len(rows) >= page["total"]:
+            assert len(rows) == page["total"]
+            return rows
+
+
 async def test_test_predictions_are_the_evaluated_test_period(deployed: Deployed) -> None:
     job = await completed(deployed, f"testp-{uuid.uuid4().hex[:8]}", P10_P90)
     model_id = job["model_id"]
-    response = await deployed.http.get(f"/ai/models/{model_id}/test-predictions")
-    assert response.status_code == 200, response.text
-    served = response.json()["predictions"]
+    served = await evaluated_rows(deployed, model_id)
     model = (await deployed.http.get(f"/ai/models/{model_id}")).json()
     evaluated = pd.read_parquet(Path(model["artifact_uri"]) / PREDICTIONS_FILE)
     assert len(served) == len(evaluated) > 0
@@ -226,3 +244,49 @@ async def test_test_predictions_are_the_evaluated_test_period(deployed: Deployed
     assert set(model["feature_importance"]) == set(model["features"])
     missing = await deployed.http.get("/ai/models/tenant-a:none:1/test-predictions")
     assert missing.status_code == 404
+
+
+async def test_test_predictions_come_a_page_at_a_time_or_whole_as_csv(deployed: Deployed) -> None:
+    """A large test period (175k rows for 100 meters over two years) is never one response:
+    pages of at most 1000 rows with the total, one series' rows, or all of it as CSV."""
+    name = f"paged_{uuid.uuid4().hex[:8]}"
+    upload = await deployed.http.put(
+        f"/ai/training/feature-sets/{name}",
+        params={"timestamp_column": "ts", "target_column": "demand", "series_column": "meter"},
+        content=two_meters_csv(),
+    )
+    assert upload.status_code == 200, upload.text
+    job = await completed(deployed, name, {"feature_set": name, "target_variable": "demand"})
+    model = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
+    evaluated = pd.read_parquet(Path(model["artifact_uri"]) / PREDICTIONS_FILE)
+    url = f"/ai/models/{job['model_id']}/test-predictions"
+
+    first = (await deployed.http.get(url)).json()
+    assert (first["total"], first["page"], first["page_size"]) == (len(evaluated), 1, 100)
+    assert len(first["predictions"]) == 100 < len(evaluated)
+    pages = [
+        (await deployed.http.get(url, params={"page": page, "page_size": 250})).json()
+        for page in range(1, len(evaluated) // 250 + 3)
+    ]
+    assert pages[-1]["predictions"] == []  # past the end: empty, with the total
+    assert {p["total"] for p in pages} == {len(evaluated)}
+    rows = [row for p in pages for row in p["predictions"]]
+    assert [r["series"] for r in rows] == evaluated["series"].tolist()
+    np.testing.assert_allclose([r["predicted"] for r in rows], evaluated["predicted"])
+    for size in (0, 1001):
+        assert (await deployed.http.get(url, params={"page_size": size})).status_code == 422
+
+    north = await evaluated_rows(deployed, job["model_id"], series="north")
+    assert len(north) == int((evaluated["series"] == "north").sum()) > 0
+    assert {r["series"] for r in north} == {"north"}
+    nowhere = (await deployed.http.get(url, params={"series": "west"})).json()
+    assert (nowhere["total"], nowhere["predictions"]) == (0, [])
+
+    download = await deployed.http.get(url, headers={"Accept": "text/csv"})
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("text/csv")
+    table = pd.read_csv(io.StringIO(download.text))
+    assert list(table.columns) == list(evaluated.columns)
+    np.testing.assert_allclose(table["actual"], evaluated["actual"])
+    south = await deployed.http.get(url, params={"series": "south"}, headers={"Accept": "text/csv"})
+    assert set(pd.read_csv(io.StringIO(south.text))["series"]) == {"south"}

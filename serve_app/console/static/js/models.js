@@ -1,10 +1,14 @@
 // The registry: versions with aliases and metrics, lineage to the job, and one version's
 // forecast (with its outermost quantile band) against the actual load over its test
-// period, its features by importance, and for a multi-series model its worst series.
+// period (read page by page; a multi-series model's worst series), its features by
+// importance, and for a multi-series model its worst series.
 
 import { get, query } from "./api.js";
 import { lineChart } from "./charts.js";
 import { errorBox, h, number, when } from "./dom.js";
+
+/** The most test-period points one chart draws. */
+const CHART_ROWS = 20000;
 
 export function modelsPage(view, params) {
   const list = h("div");
@@ -32,9 +36,10 @@ export function modelPage(view, modelId) {
   const path = `/ai/models/${encodeURIComponent(modelId)}`;
   Promise.all([
     get(path),
-    get(`${path}/test-predictions`),
     get(`${path}/series-metrics${query({ page_size: 20 })}`).catch(() => null),
-  ]).then(([model, tested, series]) => {
+  ]).then(async ([model, series]) => {
+    const worst = series && series.series.length ? series.series[0].series : null;
+    const tested = await testPeriod(path, worst);
     const plot = h("div", { "data-testid": "forecast-vs-actual" });
     body.replaceChildren(
       h("p", {}, `Version ${model.version} of ${model.tenant_id}/${model.model_name}`
@@ -46,12 +51,27 @@ export function modelPage(view, modelId) {
             h("tr", {}, h("td", {}, name), h("td", { class: "num" }, number(value))))))),
         h("div", { class: "card" }, h("h3", {}, "Parameters"),
           h("pre", {}, JSON.stringify(model.params, null, 2)))),
-      h("h3", {}, "Forecast against actual, test period"), plot,
+      h("h3", {}, "Forecast against actual, test period"
+        + (worst ? ` (series ${worst})` : "")
+        + (tested.rows.length < tested.total
+          ? ` (the first ${tested.rows.length} of ${tested.total} rows)` : "")), plot,
       importanceCard(model.feature_importance),
       series ? seriesCard(series) : "");
-    forecastChart(plot, tested.predictions);
+    forecastChart(plot, tested.rows);
   }).catch((error) => body.replaceChildren(errorBox(error)));
   return () => {};
+}
+
+/** The test period's rows (of one series, if named), page by page, up to CHART_ROWS. */
+async function testPeriod(path, series) {
+  const rows = [];
+  for (let page = 1; ; page += 1) {
+    const got = await get(`${path}/test-predictions${query({ series, page, page_size: 1000 })}`);
+    rows.push(...got.predictions);
+    if (!got.predictions.length || rows.length >= Math.min(got.total, CHART_ROWS)) {
+      return { rows, total: got.total };
+    }
+  }
 }
 
 /** Actual and predicted, with the band between the outermost quantiles when there are. */
