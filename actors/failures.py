@@ -1,4 +1,5 @@
-"""What a job's failure says: its message and the log lines that explain it."""
+"""What a job's failure says: its message and the log lines that explain it (with any URL's
+password masked: an exception may quote a connection string)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from actors.recorder import service_log, to_new_log
 from db.records import NewLog
 from domain.errors import TrainingError
 from domain.jobs import LogLevel
+from domain.redaction import redact
 from pipeline.stages import StageFailed
 
 
@@ -27,9 +29,11 @@ def describe_failure(
         message = f"{type(cause).__name__}: {cause}"
     if isinstance(cause, NodeDiedError | WorkerCrashedError):
         message = f"a stage lost its worker node in each of {stage_attempts} attempt(s): {message}"
+    message = redact(message)
     lines = []
     if isinstance(cause, StageFailed):
         lines = [to_new_log(job_id, line) for line in cause.logs]
-        lines.append(service_log(job_id, cause.trace, now, LogLevel.ERROR, stage=cause.stage))
+        trace = redact(cause.trace)
+        lines.append(service_log(job_id, trace, now, LogLevel.ERROR, stage=cause.stage))
     lines.append(service_log(job_id, f"failed: {message}", now, LogLevel.ERROR))
     return message, lines

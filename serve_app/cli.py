@@ -16,7 +16,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from db.keys import parse_key
-from domain.errors import Conflict
+from domain.errors import Conflict, ServiceUnavailable
+from domain.redaction import redact, redact_url, secrets_of
 from serve_app.cli_forecasts import forecast, forecasts
 from serve_app.cli_http import console, request
 from serve_app.cli_keys import keys_app
@@ -58,6 +59,9 @@ def up(
     """Run the service in the foreground until Ctrl-C or SIGTERM: the application of the
     Serve config (deploy/serve_config.yaml), its args and these options over the
     environment's settings."""
+    from sqlalchemy.exc import DBAPIError
+
+    from db.database import UnusableDatabaseUrl
     from serve_app.serve_config import SERVE_CONFIG, load_application
     from serve_app.service import bootstrap, service_config, stop
 
@@ -82,13 +86,17 @@ def up(
     except Conflict as exc:  # the admin key's id is taken, or it was revoked
         console.print(f"[red]error[/red] admin key: {exc.message}")
         raise typer.Exit(code=2) from exc
+    except (ServiceUnavailable, UnusableDatabaseUrl, DBAPIError) as exc:
+        reason = redact(str(exc), secrets_of(config.database_url))
+        console.print(f"[red]error[/red] database {redact_url(config.database_url)}: {reason}")
+        raise typer.Exit(code=2) from None
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own
         signal.signal(signum, lambda *_: stopping.set())
     console.print(f"API        {service.api_url}")
     console.print(f"API docs   {service.api_url}/docs")
     console.print(f"Dashboard  {service.dashboard_url or 'not available'}")
-    console.print(f"Database   {_redacted(config.database_url)}")
+    console.print(f"Database   {redact_url(config.database_url)}")
     if config.admin_key is not None:
         key_id, _ = parse_key(config.admin_key.get_secret_value())
         console.print(f"Admin key  {key_id} (its secret is never printed)")
@@ -383,15 +391,6 @@ def features_list() -> None:
             ", ".join(fs["covariates"]),
         )
     console.print(table)
-
-
-def _redacted(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}"
-    return url
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ model server it sends predictions to."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,7 +30,7 @@ APP_NAME = "training"
 
 @dataclass(frozen=True)
 class ApiConfig:
-    database_url: str
+    database_url: str = field(repr=False)  # holds the password
     pipeline: PipelineSettings
     orchestrator_name: str
     uploads: UploadLimits

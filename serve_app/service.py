@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,7 @@ from actors.orchestrator import HEAD_NODE_RESOURCE, JobOrchestrator, start_orche
 from actors.settings import NAMESPACE, OrchestratorSettings
 from db.database import Database
 from db.keys import ApiKeyStore
-from db.migrate import upgrade
-from db.settings import DatabaseSettings
+from db.settings import DATABASE_SETTINGS, DatabaseSettings
 from domain.auth import Role
 from domain.clock import utcnow
 from pipeline.settings import PipelineSettings
@@ -48,7 +47,7 @@ ADMIN_KEY_NAME = "operator's admin key (TRAINING_ADMIN_KEY_FILE)"
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    database_url: str
+    database_url: str = field(repr=False)  # holds the password
     pipeline: PipelineSettings
     orchestrator: OrchestratorSettings
     api: ApiSettings
@@ -60,23 +59,26 @@ def service_config(settings: Mapping[str, Any]) -> ServiceConfig:
     the rest, and the operator's admin key, from the environment (``TRAINING_*``).
 
     Raises:
-        pydantic.ValidationError: a setting is invalid.
+        pydantic.ValidationError: a setting is invalid (never showing the database URL).
         ValueError: the admin key is set but unreadable or malformed.
     """
+    # Only the database's settings see its URL: another's error would quote its input.
+    others = {name: value for name, value in settings.items() if name not in DATABASE_SETTINGS}
     return ServiceConfig(
         database_url=DatabaseSettings(**settings).url,
-        pipeline=PipelineSettings(**settings),
-        orchestrator=OrchestratorSettings(**settings),
-        api=ApiSettings(**settings),
+        pipeline=PipelineSettings(**others),
+        orchestrator=OrchestratorSettings(**others),
+        api=ApiSettings(**others),
         admin_key=AdminKeySettings().key(),
     )
 
 
 def settings_of(config: ServiceConfig) -> dict[str, Any]:
-    """Every setting of ``config`` by name: ``service_config`` of them gives it back."""
+    """Every setting of ``config`` by name: ``service_config`` of them gives it back (the
+    database URL as resolved, whether it came from a variable or a file)."""
     parts = (config.pipeline, config.orchestrator, config.api)
     fields = {name: getattr(part, name) for part in parts for name in type(part).model_fields}
-    return {**fields, "database_url": config.database_url}
+    return {**fields, "database_url": config.database_url, "database_url_file": None}
 
 
 def api_config(config: ServiceConfig) -> ApiConfig:
@@ -113,11 +115,12 @@ async def prepare_storage(
     demo feature sets; returns the ones created.
 
     Raises:
+        ServiceUnavailable: the database cannot be reached.
         Conflict: the admin key's id exists with another secret or role, or was revoked.
     """
     database = Database.from_url(database_url)
     try:
-        await upgrade(database.engine)
+        await database.migrate()
         if admin_key is not None:
             await ApiKeyStore(database).ensure(
                 admin_key.get_secret_value(), ADMIN_KEY_TENANT, Role.ADMIN, utcnow(), ADMIN_KEY_NAME
