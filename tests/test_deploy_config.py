@@ -12,6 +12,7 @@ import pkgutil
 import re
 import tomllib
 from collections.abc import Iterator
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ HEAD_ONLY = {"TRAINING_ADMIN_KEY_FILE", "TRAINING_MAX_CLUSTER_CPUS"}
 def test_every_variable_the_rayservice_sets_is_a_setting_of_the_service() -> None:
     known = known_variables()
     assert {
-        "TRAINING_DATABASE_URL",
+        "TRAINING_DATABASE_URL_FILE",
         "TRAINING_AUTH_ENABLED",
         "TRAINING_MLFLOW_TRACKING_URI",
     } <= known
@@ -108,7 +109,6 @@ def test_every_variable_the_rayservice_sets_is_a_setting_of_the_service() -> Non
         unknown = sorted(set(env) - known)
         assert not unknown, f"{where} sets variables no setting reads: {unknown}"
         assert env["TRAINING_AUTH_ENABLED"]["value"] == "true", where
-        assert "secretKeyRef" in env["TRAINING_DATABASE_URL"]["valueFrom"], where
         seen[where] = env
     head, *workers = seen.values()
     assert workers, "a worker group"
@@ -118,6 +118,24 @@ def test_every_variable_the_rayservice_sets_is_a_setting_of_the_service() -> Non
     assert all(env == shared for env in workers), "the workers read the head's other settings"
 
 
+def test_the_database_url_is_a_mounted_secret_file_in_no_environment() -> None:
+    spec = manifest()["spec"]
+    cluster = spec["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        pod = group["template"]["spec"]
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        assert pod["securityContext"]["fsGroup"] == 100  # the image's user reads the secret
+        for container in pod["containers"]:
+            env = {variable["name"]: variable for variable in container["env"]}
+            assert "TRAINING_DATABASE_URL" not in env
+            path = Path(env["TRAINING_DATABASE_URL_FILE"]["value"])
+            [mount] = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+            secret = volumes[mount["name"]]["secret"]
+            assert secret["secretName"] == "training-database"
+            assert secret["items"] == [{"key": "url", "path": path.name}]
+
+
 def test_the_cluster_autoscales_its_workers_and_never_runs_beside_a_second() -> None:
     spec = manifest()["spec"]
     assert spec["upgradeStrategy"]["type"] == "None", "two clusters: two orchestrators"
@@ -125,6 +143,36 @@ def test_the_cluster_autoscales_its_workers_and_never_runs_beside_a_second() -> 
     assert cluster["enableInTreeAutoscaling"] is True
     for group in cluster["workerGroupSpecs"]:
         assert group["minReplicas"] < group["maxReplicas"]
+
+
+def test_no_task_lands_on_the_head_and_the_maximum_counts_the_workers() -> None:
+    cluster = manifest()["spec"]["rayClusterConfig"]
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    worker_cpus = sum(
+        group["maxReplicas"] * int(container["resources"]["limits"]["cpu"])
+        for group in cluster["workerGroupSpecs"]
+        for container in group["template"]["spec"]["containers"]
+    )
+    [head] = cluster["headGroupSpec"]["template"]["spec"]["containers"]
+    env = {variable["name"]: variable for variable in head["env"]}
+    assert int(env["TRAINING_MAX_CLUSTER_CPUS"]["value"]) == worker_cpus
+
+
+def test_the_kuberay_version_its_fields_need_is_stated_wherever_one_is() -> None:
+    """``upgradeStrategy`` exists from KubeRay 1.3: on 1.2 it is dropped, and a change to
+    the cluster starts a second orchestrator against the same database."""
+    text = MANIFEST.read_text()
+    assert "upgradeStrategy" in manifest()["spec"]
+    header = text.split("apiVersion:", 1)[0]
+    assert "KubeRay >= 1.3" in header
+    above = text.split("  upgradeStrategy:", 1)[0].splitlines()
+    comment = list(takewhile(lambda line: line.strip().startswith("#"), reversed(above)))
+    assert "KubeRay >= 1.3" in " ".join(line.strip("# ") for line in reversed(comment))
+    readme = (ROOT / "README.md").read_text()
+    kubernetes = readme.split("## On Kubernetes", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"\(1\.3\s+or\s+newer\b", kubernetes)
+    for where in (text, kubernetes):
+        assert not re.search(r"1\.2\s+or\s+newer|>=\s*1\.2\b", where)
 
 
 def test_the_image_is_rays_own_of_the_version_the_tests_run() -> None:
