@@ -180,11 +180,20 @@ class FeatureStore:
         series: Sequence[str] | None = None,
     ) -> Iterator[pd.DataFrame]:
         """A set's ``columns`` (of the listed ``series`` only), a batch of rows at a time:
-        for what must see every row but need not hold them all."""
+        for what must see every row but need not hold them all. The batches are read one
+        after another, without read-ahead: a scanner reading ahead holds many batches at
+        once, whatever its consumer keeps (bench/README.md)."""
         schema = self.schema(name, version)
         dataset = self._dataset(name, schema)
         wanted_rows = row_filter(schema, dataset, None, None, series, None)
-        for batch in dataset.scanner(columns=list(columns), filter=wanted_rows).to_batches():
+        scanner = dataset.scanner(
+            columns=list(columns),
+            filter=wanted_rows,
+            use_threads=False,
+            batch_readahead=0,
+            fragment_readahead=0,
+        )
+        for batch in scanner.to_batches():
             yield batch.to_pandas()
 
     def keys(
