@@ -52,6 +52,8 @@ CHUNK_SERIES = 200
 COLUMNS = ("series", "timestamp", "predicted")
 #: The series key of a set with a single series (its output's ``series`` is null).
 _ONE_SERIES = "_series"
+#: Batches' spans combined at a time while a plan reads the key columns.
+_SPANS_COMBINED = 64
 
 
 @dataclass(frozen=True)
@@ -130,16 +132,7 @@ def plan_forecast(
             ``series`` (see ``check_compatible`` and ``chosen_series``).
     """
     schema = _compatible_schema(store, metadata, feature_set, horizon)
-    keys = [schema.series_column, schema.timestamp_column, schema.target_column]
-    batches = store.batches(
-        feature_set, [c for c in keys if c], version=schema.pinned_version, series=series
-    )
-    parts = [_spans(batch, schema) for batch in batches]
-    spans = (
-        pd.concat(parts).groupby(level=0).agg({"first": "min", "last": "max"})
-        if parts
-        else pd.DataFrame(columns=["first", "last"])
-    )
+    spans = _set_spans(store, feature_set, schema, series)
     chosen = chosen_series(metadata, schema, spans, series)
     spec = feature_spec_of(metadata)
     reach = adaptation_reach(metadata) + history_needed(spec) * spec.step
@@ -328,6 +321,31 @@ def chosen_series(
             f"need (e.g. {short.index[0]!r}: {int(short.iloc[0])} steps)",
         )
     return chosen
+
+
+def _set_spans(
+    store: FeatureStore,
+    feature_set: str,
+    schema: FeatureSetSchema,
+    series: Sequence[str] | None,
+) -> pd.DataFrame:
+    """``_spans`` of the rows of the set's version (of ``series`` only), from its key and
+    target columns read a batch at a time; the batches' spans are combined as they come,
+    so what is held grows with the series, not with the rows."""
+    keys = [schema.series_column, schema.timestamp_column, schema.target_column]
+    batches = store.batches(
+        feature_set, [c for c in keys if c], version=schema.pinned_version, series=series
+    )
+    parts: list[pd.DataFrame] = []
+    for batch in batches:
+        parts.append(_spans(batch, schema))
+        if len(parts) == _SPANS_COMBINED:
+            parts = [_combined(parts)]
+    return _combined(parts) if parts else pd.DataFrame(columns=["first", "last"])
+
+
+def _combined(spans: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(spans).groupby(level=0).agg({"first": "min", "last": "max"})
 
 
 def _spans(data: pd.DataFrame, schema: FeatureSetSchema) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pipeline.forecasting.batch as batch
 from domain.errors import InvalidRequest
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
@@ -177,12 +178,13 @@ class RecordingStore(FeatureStore):
 
 
 def test_a_plan_reads_key_columns_and_a_chunk_its_window_alone(
-    setup: tuple[FeatureStore, ModelArtifact],
+    setup: tuple[FeatureStore, ModelArtifact], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The plan reads no history; each chunk reads from its earliest origin less what the
     model looks back (its features' history and its intervals' recent misses), and that
     window forecasts exactly as the series' whole history does."""
     store, artifact = setup
+    monkeypatch.setattr(batch, "_SPANS_COMBINED", 1)  # the key batches' spans, combined
     recording = RecordingStore(store)
     plan = plan_forecast(recording, artifact.metadata, "long", HORIZON, None, size=2)
     assert recording.loads == []
