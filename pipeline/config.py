@@ -130,6 +130,13 @@ class BacktestSpec(BaseModel):
     step: int | None = Field(
         None, ge=1, le=100_000, description="Steps between origins (default: the horizon)."
     )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Windows at once, a CPU each (default: the cluster's CPUs when the job "
+        "is submitted, at most the windows).",
+    )
 
 
 class DistributedSpec(BaseModel):
@@ -162,7 +169,9 @@ class TrainingConfig(BaseModel):
         None,
         ge=1,
         le=256,
-        description="CPUs of the training task; with HPO, trials at once (default: cluster CPUs).",
+        description="CPUs of the training task; with HPO, trials at once, and with "
+        "per_series, chunks of series at once, a CPU each (those two default to the "
+        "cluster's CPUs when the job is submitted).",
     )
     n_trials: int = Field(20, ge=1, le=1000, description="HPO: trials to run.")
     timeout_seconds: float | None = Field(None, gt=0, description="HPO: wall-clock budget.")
@@ -318,6 +327,23 @@ class TrainingConfig(BaseModel):
         if self.distributed or self.per_series or rows < min_rows or workers > cluster_cpus:
             return self
         return self.model_copy(update={"distributed": DistributedSpec(workers=AUTO_WORKERS)})
+
+    def resolved_for(self, cluster_cpus: int) -> TrainingConfig:
+        """This config with its fan-out widths fixed for a cluster of ``cluster_cpus``:
+        a search's trials at once (at most ``n_trials``), a per-series job's chunks at
+        once and a backtest's windows at once, where the job left them to the service.
+        Fixed when the job is submitted, so what it holds is known while it waits."""
+        cpus = max(1, cluster_cpus)
+        update: dict[str, Any] = {}
+        if self.n_workers is None and self.distributed is None:
+            if self.enable_hpo:
+                update["n_workers"] = min(cpus, self.n_trials)
+            elif self.per_series:
+                update["n_workers"] = cpus
+        if self.backtest is not None and self.backtest.workers is None:
+            windows = min(cpus, self.backtest.windows)
+            update["backtest"] = self.backtest.model_copy(update={"workers": windows})
+        return self.model_copy(update=update) if update else self
 
     @property
     def partitioned(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from pipeline.placement import Slot
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.storage import Location
 
@@ -32,4 +33,9 @@ class JobCallbacks(Protocol):
 
     def claim_version(self, parent: Location, now: datetime) -> str:
         """The version to register the job's model as, under ``parent``."""
+        ...
+
+    def trial_slots(self) -> list[Slot]:
+        """The trial slots the job's search holds now (besides its bundles): the
+        orchestrator takes them back for more urgent jobs and gives them back later."""
         ...

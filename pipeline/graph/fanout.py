@@ -1,0 +1,75 @@
+"""A coordinator's tasks, one per reserved CPU at a time: none waits in Ray's queue.
+
+A coordinator (a task holding no CPU) hands ``fan_out`` one starter per task; each starter
+submits its task with the Ray options of the slot it is given and returns the ref to wait
+on. A task starts when one before it ends, so the job's work never asks Ray for more than
+its reservation holds, and a failure or a cancel stops the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import ray
+from ray import ObjectRef
+
+from domain.errors import TrainingStopped
+from pipeline.job_callbacks import JobCallbacks
+from pipeline.placement import Slot, SlotPool
+
+T = TypeVar("T")
+
+#: How often a coordinator asks whether its job was cancelled.
+STOP_CHECK_SECONDS = 2.0
+
+#: Submits one task with the given Ray options (``Slot.options``) and returns its ref.
+Starter = Callable[[dict[str, Any]], ObjectRef[T]]
+
+
+def fan_out(
+    starters: Sequence[Starter[T]],
+    slots: Sequence[Slot],
+    what: str,
+    stop: Callable[[], bool] | None = None,
+    progress: Callable[[float], None] | None = None,
+    cpus: int = 1,
+) -> list[T]:
+    """The results of one task per starter, in order: each holds ``cpus`` of a slot, and
+    no more start than the slots hold. ``stop`` is asked every ``STOP_CHECK_SECONDS``
+    whether the job was cancelled; ``progress`` hears the share done as tasks end.
+
+    Raises:
+        What a task raised; TrainingStopped: the job was cancelled. Either way the tasks
+        still running are cancelled.
+    """
+    pool = SlotPool(slots, cpus)
+    if starters and pool.capacity == 0:
+        raise ValueError(f"{what}: no slot holds a task of {cpus} CPUs")
+    results: dict[int, T] = {}
+    running: dict[ObjectRef[T], tuple[int, Slot]] = {}
+    waiting = list(enumerate(starters))
+    try:
+        while waiting or running:
+            while waiting and (slot := pool.acquire()) is not None:
+                number, start = waiting.pop(0)
+                running[start(slot.options(cpus))] = (number, slot)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=STOP_CHECK_SECONDS)
+            for ref in ready:
+                number, slot = running.pop(ref)
+                pool.release(slot)
+                results[number] = ray.get(ref)
+                if progress is not None:
+                    progress(len(results) / len(starters))
+            if running and stop is not None and stop():
+                raise TrainingStopped(f"{what} stopped: the job was cancelled")
+    except BaseException:
+        for ref in running:
+            ray.cancel(ref)
+        raise
+    return [results[number] for number in range(len(starters))]
+
+
+def stop_of(callbacks: JobCallbacks | None) -> Callable[[], bool] | None:
+    """Whether the job was cancelled, if the coordinator can ask."""
+    return callbacks.is_cancelled if callbacks is not None else None

@@ -1,0 +1,84 @@
+"""A coordinator's tasks run in its job's reservation, one per reserved CPU at a time, on a
+real (local) Ray with real placement groups."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import ray
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+
+from domain.errors import TrainingStopped
+from pipeline.graph.fanout import Starter, fan_out
+from pipeline.placement import Placement, Slot, SlotPool
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+@ray.remote
+def _where(number: int, seconds: float) -> tuple[int, str | None, float, float]:
+    """The task's number, the placement group it ran in, and when it ran."""
+    start = time.monotonic()
+    time.sleep(seconds)
+    group = ray.get_runtime_context().get_placement_group_id()
+    return number, group, start, time.monotonic()
+
+
+@pytest.fixture
+def reserved() -> Iterator[PlacementGroup]:
+    group = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="PACK")
+    ray.get(group.ready(), timeout=30)
+    yield group
+    remove_placement_group(group)
+
+
+def starters(count: int, seconds: float) -> list[Starter[Any]]:
+    def starter(number: int) -> Starter[Any]:
+        return lambda options: _where.options(**options).remote(number, seconds)
+
+    return [starter(n) for n in range(count)]
+
+
+def test_tasks_run_in_the_reservation_one_per_cpu_at_a_time(reserved: PlacementGroup) -> None:
+    placement = Placement((Slot(reserved, 0, 1), Slot(reserved, 1, 1)))
+    done: list[float] = []
+
+    results = fan_out(starters(5, 0.3), placement.workers(), "test", progress=done.append)
+
+    assert [number for number, *_ in results] == [0, 1, 2, 3, 4]
+    assert {group for _, group, _, _ in results} == {reserved.id.hex()}
+    spans = [(start, end) for *_, start, end in results]
+    most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert most <= 2, "never more tasks at once than reserved CPUs"
+    assert done == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+def test_a_cancel_stops_the_rest_and_the_running_ones() -> None:
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return True
+
+    with pytest.raises(TrainingStopped, match="test stopped"):
+        fan_out(starters(4, 30), Placement.anywhere(1).workers(), "test", stop)
+    assert asked
+
+
+def test_a_slot_pool_packs_tasks_and_forgets_slots_taken_back() -> None:
+    a, b = Slot(None, 0, 2), Slot(None, 1, 1)
+    pool = SlotPool([a, b])
+    assert pool.capacity == 3
+    assert pool.acquire() == b, "the fullest slot first"
+    assert pool.acquire() == a
+    pool.update([a])  # b was taken back (its task with it)
+    assert pool.capacity == 2
+    assert not pool.granted(b)
+    assert pool.acquire() == a
+    assert pool.acquire() is None
+    pool.release(b)  # the task of a slot taken back frees nothing
+    pool.release(a)
+    assert pool.acquire() == a
