@@ -1,4 +1,4 @@
-"""The backtest stage: a coordinator and one task per window."""
+"""The backtest stage: a coordinator and one task per window, in the job's bundles."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from ray import ObjectRef
 from pipeline.context import JobContext
 from pipeline.evaluation.backtest import BacktestResult, Recipe, Window, all_rows, plan, run_window
 from pipeline.features.preprocess import PreparedData
-from pipeline.graph.gather import gather, stop_of
+from pipeline.graph.fanout import Starter, fan_out, stop_of
 from pipeline.job_callbacks import JobCallbacks
+from pipeline.placement import Placement
 from pipeline.stages import PIPELINE_LOGGER
 from pipeline.summaries import WindowResult
 from pipeline.training.train import TrainedModel
@@ -34,10 +35,12 @@ def backtest_stage(
     context: JobContext,
     data: list[ObjectRef[Any]],
     model: TrainedModel,
+    placement: Placement,
     callbacks: JobCallbacks | None,
 ) -> BacktestResult:
     """The backtest stage: a coordinator (no CPU) that runs each window as a one-CPU task
-    named ``backtest:<job_id>:<window>``; ``data`` comes boxed so the windows, not this
+    named ``backtest:<job_id>:<window>`` in the job's bundles beside the stage bundle (the
+    evaluate stage runs there meanwhile); ``data`` comes boxed so the windows, not this
     task, read it (the coordinator reads only its timestamps)."""
     config = context.config
     spec = config.backtest
@@ -54,13 +57,15 @@ def backtest_stage(
         config.backtest_step,
         " + ".join(f"{o} {r} rounds" for o, _, r, _ in recipe.members),
     )
-    refs = [
-        _remote_window.options(name=f"backtest:{context.job_id}:{w.number}").remote(
-            [data[0]], recipe, w
+
+    def starter(window: Window) -> Starter[WindowResult]:
+        name = f"backtest:{context.job_id}:{window.number}"
+        return lambda options: _remote_window.options(name=name, **options).remote(
+            [data[0]], recipe, window
         )
-        for w in windows
-    ]
-    results: list[WindowResult] = gather(refs, "backtest", stop_of(callbacks))
+
+    slots = placement.workers(beside_stages=True)
+    results = fan_out([starter(w) for w in windows], slots, "backtest", stop_of(callbacks))
     for result in results:
         logger.info(
             "window %d (%s .. %s, %d training rows): %s",

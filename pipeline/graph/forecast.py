@@ -1,16 +1,18 @@
-"""Batch forecasts: a coordinator task and one task per chunk of series.
+"""Batch forecasts: a coordinator task and one task per chunk of series, in the CPUs the
+orchestrator reserved for the forecast.
 
 The coordinator only plans (from the set's key columns) and gathers the chunks' forecast
 rows; each chunk task reads its own series' window from the feature store, so the
-coordinator (on the head node, usually) holds no history. At most ``in_flight`` chunk
-tasks are submitted at a time, the next as one ends: chunk tasks never wait in Ray's
-queue, and what places them sees only tasks that can run.
+coordinator holds no history (and runs in the reservation, off the head node). One chunk
+task runs per reserved CPU, the next as one ends (``fan_out``): chunk tasks never wait in
+Ray's queue.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -26,13 +28,12 @@ from pipeline.forecasting.batch import (
     plan_forecast,
     read_chunk,
 )
+from pipeline.graph.fanout import Starter, fan_out
 from pipeline.models.artifacts import ModelArtifact, load_artifact, load_metadata
+from pipeline.placement import Placement
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
-
-#: Chunk tasks of one forecast submitted at once.
-CHUNKS_IN_FLIGHT = 2
 
 
 @functools.lru_cache(maxsize=4)
@@ -50,15 +51,20 @@ def _forecast_part(
     return forecast_chunk(artifact, read_chunk(store, artifact.metadata, chunk), task.horizon)
 
 
-_remote_forecast_part = ray.remote(num_cpus=1)(_forecast_part)
+_remote_forecast_part = ray.remote(_forecast_part)
 
 
 def submit_chunk(
-    task: ForecastTask, settings: PipelineSettings, number: int, chunk: ForecastChunk
+    task: ForecastTask,
+    settings: PipelineSettings,
+    number: int,
+    chunk: ForecastChunk,
+    options: dict[str, Any],
 ) -> ObjectRef[pd.DataFrame]:
-    """Start chunk ``number``'s task, ``forecast:<id>:<number>`` (one CPU)."""
+    """Start chunk ``number``'s task, ``forecast:<id>:<number>``, with the Ray options
+    of the reserved CPU it runs in."""
     ref: ObjectRef[pd.DataFrame] = _remote_forecast_part.options(
-        name=f"forecast:{task.forecast_id}:{number}"
+        name=f"forecast:{task.forecast_id}:{number}", **options
     ).remote(task, settings, chunk)
     return ref
 
@@ -68,35 +74,24 @@ def forecast_chunks(
     settings: PipelineSettings,
     plan: list[ForecastChunk],
     progress: Callable[[float], None] | None,
-    in_flight: int = CHUNKS_IN_FLIGHT,
+    placement: Placement,
 ) -> list[pd.DataFrame]:
-    """The forecast rows of every chunk of ``plan``, in its order, from at most
-    ``in_flight`` tasks at a time, telling ``progress`` the share done as each ends; on a
-    failure (or the coordinator's cancel) the running ones are cancelled."""
-    waiting: Iterator[tuple[int, ForecastChunk]] = iter(enumerate(plan))
-    running: dict[ObjectRef[pd.DataFrame], int] = {}
-    parts: dict[int, pd.DataFrame] = {}
-    try:
-        while len(parts) < len(plan):
-            while len(running) < max(1, in_flight) and (item := next(waiting, None)):
-                number, chunk = item
-                running[submit_chunk(task, settings, number, chunk)] = number
-            [ready], _ = ray.wait(list(running), num_returns=1)
-            parts[running.pop(ready)] = ray.get(ready)
-            if progress is not None:
-                progress(len(parts) / len(plan))
-    except BaseException:
-        for ref in running:
-            ray.cancel(ref)
-        raise
-    return [parts[number] for number in range(len(plan))]
+    """The forecast rows of every chunk of ``plan``, in its order, one task per CPU of
+    ``placement`` at a time, telling ``progress`` the share done as each ends; on a
+    failure the running ones are cancelled."""
+
+    def starter(number: int, chunk: ForecastChunk) -> Starter[pd.DataFrame]:
+        return lambda options: submit_chunk(task, settings, number, chunk, options)
+
+    starters = [starter(number, chunk) for number, chunk in enumerate(plan)]
+    return fan_out(starters, placement.workers(), "forecast", progress=progress)
 
 
 def run_forecast(
     task: ForecastTask,
     settings: PipelineSettings,
     progress: Callable[[float], None] | None,
-    in_flight: int = CHUNKS_IN_FLIGHT,
+    placement: Placement,
 ) -> ForecastOutcome:
     """The coordinator of a batch forecast: plan it from the set's key columns, forecast
     its chunks as one-CPU tasks ``forecast:<id>:<n>`` (``forecast_chunks``), write one
@@ -108,7 +103,7 @@ def run_forecast(
     store = FeatureStore(settings.features_root, task.tenant_id)
     metadata = load_metadata(Location(task.model_uri))
     plan = plan_forecast(store, metadata, task.feature_set, task.horizon, task.series)
-    parts = forecast_chunks(task, settings, plan, progress, in_flight)
+    parts = forecast_chunks(task, settings, plan, progress, placement)
     table: pd.DataFrame = pd.concat(parts, ignore_index=True)
     table = table.sort_values(["series", "timestamp"], kind="stable", na_position="first")
     location = forecast_location(settings.artifacts_root, task.tenant_id, task.forecast_id)
@@ -116,14 +111,18 @@ def run_forecast(
     return ForecastOutcome(rows=len(table), artifact_uri=str(location))
 
 
-_remote_forecast = ray.remote(num_cpus=0, max_retries=0)(run_forecast)
+_remote_forecast = ray.remote(max_retries=0)(run_forecast)
 
 
 def launch_forecast(
-    task: ForecastTask, settings: PipelineSettings, progress: Callable[[float], None] | None
+    task: ForecastTask,
+    settings: PipelineSettings,
+    progress: Callable[[float], None] | None,
+    placement: Placement,
 ) -> ObjectRef[ForecastOutcome]:
-    """Start a batch forecast's coordinator (0 CPUs: it only waits on its parts)."""
+    """Start a batch forecast's coordinator in its reservation (0 CPUs: it only waits on
+    its parts)."""
     ref: ObjectRef[ForecastOutcome] = _remote_forecast.options(
-        name=f"forecast:{task.forecast_id}"
-    ).remote(task, settings, progress)
+        name=f"forecast:{task.forecast_id}", **placement.stage_options(0)
+    ).remote(task, settings, progress, placement)
     return ref

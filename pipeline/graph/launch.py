@@ -1,4 +1,4 @@
-"""A training job's stages as chained Ray tasks."""
+"""A training job's stages as chained Ray tasks, inside the job's reservation."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from pipeline.graph.per_series import per_series_stage
 from pipeline.graph.search import search_stage
 from pipeline.job_callbacks import JobCallbacks
 from pipeline.models.register import SavedModel, register
+from pipeline.placement import Placement
+from pipeline.resources import TASK_CPUS
 from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage, StageReport, run_stage
 from pipeline.storage import Location
@@ -58,7 +60,7 @@ class PipelineRun:
                 return
 
 
-_remote_stage = ray.remote(num_returns=2, num_cpus=1)(run_stage)
+_remote_stage = ray.remote(num_returns=2)(run_stage)
 
 
 # The load stages run as functions of this module, as they did when one graph.py held
@@ -77,9 +79,17 @@ def _plan(context: JobContext, features_root: Location) -> FeaturePlan:
 
 
 def launch(
-    context: JobContext, settings: PipelineSettings, callbacks: JobCallbacks | None = None
+    context: JobContext,
+    settings: PipelineSettings,
+    callbacks: JobCallbacks | None = None,
+    placement: Placement | None = None,
 ) -> PipelineRun:
     """Submit the job's stages as chained Ray tasks and return their refs at once.
+
+    Every task runs in ``placement``, the bundles the orchestrator reserved for the job
+    (``pipeline.resources``): the stages in the stage bundle, fan-out tasks one per CPU
+    of its bundles, Ray Train's workers in a placement group nested in it. Without one
+    (no service) tasks go wherever Ray puts them.
 
     With HPO a ``search`` stage runs between preprocess and train, and train refits the
     best trial; ``callbacks`` then hear of every trial. With ``distributed`` the train
@@ -89,12 +99,13 @@ def launch(
     A per-series job's train stage fans out over the series (``per_series_stage``).
     """
     config = context.config
+    placed = placement or Placement.anywhere()
 
     def submit(stage: Stage, fn: Callable[..., Any], *args: Any, cpus: int = 1) -> ObjectRef[Any]:
         output, report = _remote_stage.options(
             name=f"{stage}:{context.job_id}",
-            num_cpus=cpus,
             max_retries=settings.stage_max_retries,
+            **placed.stage_options(cpus),
         ).remote(stage, fn, *args)
         outputs.append(output)
         reports.append(report)
@@ -106,12 +117,20 @@ def launch(
     if config.partitioned:
         planned = submit(Stage.LOAD_FEATURES, _plan, context, features)
         data = submit(
-            Stage.PREPROCESS, partitioned_stage, context, planned, features, callbacks, cpus=0
+            Stage.PREPROCESS,
+            partitioned_stage,
+            context,
+            planned,
+            features,
+            placed,
+            callbacks,
+            cpus=0,
         )
     else:
         frame = submit(Stage.LOAD_FEATURES, _load, context, features)
         data = submit(Stage.PREPROCESS, preprocess, frame, config)
     cpus = config.train_cpus
+    nested = placed.nested_resource
     if config.enable_hpo:
         preprocessed = reports[-1]
         found = submit(
@@ -121,25 +140,32 @@ def launch(
             [data],
             preprocessed,
             settings.studies_root,
+            placed,
             callbacks,
             cpus=0,
         )
         if config.distributed is not None:  # Ray Train's workers hold the CPUs
-            model = submit(Stage.TRAIN, retrain_best_distributed, data, found, config, cpus=0)
-        else:
-            model = submit(Stage.TRAIN, retrain_best, data, found, config, cpus, cpus=cpus)
+            model = submit(
+                Stage.TRAIN, retrain_best_distributed, data, found, config, nested, cpus=0
+            )
+        else:  # in the stage bundle, which holds one trial's CPUs
+            model = submit(
+                Stage.TRAIN, retrain_best, data, found, config, TASK_CPUS, cpus=TASK_CPUS
+            )
     elif config.per_series:
-        model = submit(Stage.TRAIN, per_series_stage, context, [data], callbacks, cpus=0)
+        model = submit(Stage.TRAIN, per_series_stage, context, [data], placed, callbacks, cpus=0)
     else:
         stop = callbacks.is_cancelled if callbacks is not None else None
         live = callbacks.record_live_metrics if callbacks is not None else None
         if config.distributed is not None:
-            model = submit(Stage.TRAIN, train_distributed, data, config, stop, live, cpus=0)
+            model = submit(Stage.TRAIN, train_distributed, data, config, stop, live, nested, cpus=0)
         else:
             model = submit(Stage.TRAIN, train, data, config, cpus, stop, live, cpus=cpus)
     backtest = None
     if config.backtest is not None:
-        backtest = submit(Stage.BACKTEST, backtest_stage, context, [data], model, callbacks, cpus=0)
+        backtest = submit(
+            Stage.BACKTEST, backtest_stage, context, [data], model, placed, callbacks, cpus=0
+        )
     evaluation = submit(Stage.EVALUATE, evaluate, model, data, context.model_type, config)
     claim = callbacks.claim_version if callbacks is not None else None
     root = settings.artifacts_root

@@ -1,4 +1,5 @@
-"""The preprocess stage of a partitioned job: tasks build, measure and split each part."""
+"""The preprocess stage of a partitioned job: tasks build, measure and split each part,
+one per CPU of the job's bundles at a time."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.features.partitions import (
     FeaturePlan,
+    Moments,
     Part,
     PartitionedData,
     TrainBlocks,
+    TrainPart,
     build_part,
     joined,
     merged_scaler,
@@ -23,8 +26,9 @@ from pipeline.features.partitions import (
     train_moments,
 )
 from pipeline.features.preprocess import split_bounds
-from pipeline.graph.gather import gather, stop_of
+from pipeline.graph.fanout import Starter, fan_out, stop_of
 from pipeline.job_callbacks import JobCallbacks
+from pipeline.placement import Placement
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training.distributed import (
@@ -52,6 +56,7 @@ def partitioned_stage(
     context: JobContext,
     planned: FeaturePlan,
     features_root: Location,
+    placement: Placement,
     callbacks: JobCallbacks | None,
 ) -> PartitionedData:
     """The preprocess stage of a partitioned job: a coordinator (no CPU) whose tasks
@@ -59,32 +64,44 @@ def partitioned_stage(
     (``pipeline.features.partitions``); the training rows stay in the object store."""
     config, job = context.config, context.job_id
     names = [f"features:{job}:{number}" for number in range(len(planned.parts))]
-    built = [
-        _remote_build.options(name=name).remote(
-            features_root, context.tenant_id, planned, part, config
-        )
-        for name, part in zip(names, planned.parts, strict=True)
-    ]
-    tables = [table for table, _ in built]
-    stop = stop_of(callbacks)
-    counts = gather([count for _, count in built], "feature building", stop)
-    bounds = split_bounds(rows_per_timestamp(counts), config)
-    moments = gather(
-        [
-            _remote_moments.options(name=name).remote(table, bounds, planned)
-            for name, table in zip(names, tables, strict=True)
-        ],
-        "feature scaling",
-        stop,
+    slots, stop = placement.workers(), stop_of(callbacks)
+    tables: list[Any] = [None] * len(names)
+
+    def build(number: int, part: Part) -> Starter[pd.Series]:
+        def start(options: dict[str, Any]) -> Any:
+            tables[number], count = _remote_build.options(name=names[number], **options).remote(
+                features_root, context.tenant_id, planned, part, config
+            )
+            return count
+
+        return start
+
+    counts = fan_out(
+        [build(n, part) for n, part in enumerate(planned.parts)], slots, "feature building", stop
     )
+    bounds = split_bounds(rows_per_timestamp(counts), config)
+
+    def measure(number: int) -> Starter[Moments]:
+        return lambda options: _remote_moments.options(name=names[number], **options).remote(
+            tables[number], bounds, planned
+        )
+
+    moments = fan_out([measure(n) for n in range(len(names))], slots, "feature scaling", stop)
     scaler = merged_scaler(moments, planned.feature_names)
     fraction = sample_fraction(sum(m.rows for m in moments))
-    splits = [
-        _remote_split.options(name=name).remote(table, bounds, scaler, planned, fraction, seed)
-        for seed, (name, table) in enumerate(zip(names, tables, strict=True))
-    ]
-    del tables, built  # each part's matrix is freed once it is split
-    parts = gather([part for *_, part in splits], "feature splitting", stop)
+    splits: list[Any] = [None] * len(names)
+
+    def split(number: int) -> Starter[TrainPart]:
+        def start(options: dict[str, Any]) -> Any:
+            splits[number] = _remote_split.options(name=names[number], **options).remote(
+                tables[number], bounds, scaler, planned, fraction, number
+            )
+            tables[number] = None  # each part's matrix is freed once it is split
+            return splits[number][3]
+
+        return start
+
+    parts = fan_out([split(n) for n in range(len(names))], slots, "feature splitting", stop)
     validation = joined(ray.get([v for _, v, _, _ in splits]))
     test = joined(ray.get([t for _, _, t, _ in splits]))
     return PartitionedData(

@@ -1,4 +1,5 @@
-"""The train stage of a per-series job: chunks of series as one-CPU tasks."""
+"""The train stage of a per-series job: chunks of series as one-CPU tasks in the job's
+bundles."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from ray import ObjectRef
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.features.preprocess import PreparedData
-from pipeline.graph.gather import gather, stop_of
+from pipeline.graph.fanout import Starter, fan_out, stop_of
 from pipeline.job_callbacks import JobCallbacks
+from pipeline.placement import Placement
 from pipeline.stages import PIPELINE_LOGGER, chunks
 from pipeline.training.per_series import (
     SERIES_PER_TASK,
@@ -34,10 +36,14 @@ _remote_series = ray.remote(num_cpus=1)(_series_task)
 
 
 def per_series_stage(
-    context: JobContext, data: list[ObjectRef[Any]], callbacks: JobCallbacks | None
+    context: JobContext,
+    data: list[ObjectRef[Any]],
+    placement: Placement,
+    callbacks: JobCallbacks | None,
 ) -> SeriesBundle:
     """The train stage of a per-series job: a coordinator (no CPU) that trains chunks of
-    series as one-CPU tasks named ``train:<job_id>:<chunk>`` and bundles their models."""
+    series as one-CPU tasks named ``train:<job_id>:<chunk>``, one per CPU of the job's
+    bundles at a time, and bundles their models."""
     prepared: PreparedData = ray.get(data[0])
     names = series_names(prepared)
     parts = chunks(names, SERIES_PER_TASK)
@@ -48,13 +54,16 @@ def per_series_stage(
         len(parts),
         len(parts[0]),
     )
-    refs = [
-        _remote_series.options(name=f"train:{context.job_id}:{number}").remote(
+
+    def starter(number: int, part: tuple[str, ...]) -> Starter[list[TrainedModel]]:
+        name = f"train:{context.job_id}:{number}"
+        return lambda options: _remote_series.options(name=name, **options).remote(
             [data[0]], context.config, part
         )
-        for number, part in enumerate(parts)
-    ]
-    models = [model for chunk in gather(refs, "training", stop_of(callbacks)) for model in chunk]
+
+    starters = [starter(number, part) for number, part in enumerate(parts)]
+    done = fan_out(starters, placement.workers(), "training", stop_of(callbacks))
+    models = [model for chunk in done for model in chunk]
     trained = bundle(prepared, names, models)
     logger.info(
         "%d series models, median best iteration %d; validation l1=%.4f",

@@ -1,7 +1,9 @@
-"""The search stage: trials as one-CPU Ray tasks, the data binned once per worker."""
+"""The search stage: trials as one-CPU Ray tasks in the job's reservation, the data binned
+once per worker."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,9 @@ from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.features.preprocess import PreparedData
 from pipeline.job_callbacks import JobCallbacks
-from pipeline.search.hpo import search
+from pipeline.placement import Placement, Slot, SlotPool
+from pipeline.resources import TASK_CPUS
+from pipeline.search.hpo import TrialPreempted, search
 from pipeline.search.pruning import PruningHistory
 from pipeline.search.trials import run_trial
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
@@ -77,25 +81,32 @@ def _trial_task(
     return run_trial(prepared, config, number, params, completed, peers, binned)
 
 
-_remote_trial = ray.remote(num_cpus=1, max_retries=0)(_trial_task)
+_remote_trial = ray.remote(max_retries=0)(_trial_task)
 
 
 class _RayTrials:
-    """Trials as one-CPU Ray tasks sharing one copy of the prepared data; each learns of
-    the trials running beside it as they finish."""
+    """Trials as one-CPU Ray tasks, each in a CPU of the job's bundles or trial slots,
+    sharing one copy of the prepared data; each learns of the trials running beside it
+    as they finish. The slots are asked again (``slots_now``) whenever trials could
+    start: the orchestrator may take trial slots back for a more urgent job, and give
+    them back later."""
 
-    def __init__(self, context: JobContext, data: ObjectRef[Any]) -> None:
+    def __init__(
+        self,
+        context: JobContext,
+        data: ObjectRef[Any],
+        slots_now: Callable[[], list[Slot]],
+    ) -> None:
         self._context = context
         self._data = data
+        self._slots_now = slots_now
+        self._pool = SlotPool(slots_now())
+        self._slot_of: dict[ObjectRef[TrialReport], Slot] = {}
 
-    @staticmethod
-    def cluster_cpus() -> int:
-        """Trials at once by default: one per CPU of the cluster (asked again as trials
-        end, so a search widens when the autoscaler adds nodes). Ray starts each trial
-        as soon as a CPU is free. Ray's view of *free* CPUs lags tasks ending by up to
-        seconds: read just after preprocess it showed that stage's CPU still held, and
-        the search ran its trials one at a time."""
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+    def parallel(self) -> int:
+        """Trials that may run at once now: one per CPU the job holds."""
+        self._pool.update(self._slots_now())
+        return self._pool.capacity
 
     def submit(
         self,
@@ -104,10 +115,14 @@ class _RayTrials:
         completed: PruningHistory,
         running: list[Any],
     ) -> ObjectRef[TrialReport]:
+        slot = self._pool.acquire()
+        if slot is None:  # the search asks ``parallel`` first: never more than it allows
+            raise RuntimeError(f"trial {number}: no free CPU in the job's reservation")
         job_id = self._context.job_id
         trial: ObjectRef[TrialReport] = _remote_trial.options(
-            name=f"trial:{job_id}:{number}"
+            name=f"trial:{job_id}:{number}", **slot.options(TASK_CPUS)
         ).remote([self._data], self._context.config, number, params, completed, running)
+        self._slot_of[trial] = slot
         return trial
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
@@ -119,7 +134,15 @@ class _RayTrials:
         return list(ready)
 
     def result(self, handle: Any) -> TrialReport:
-        report: TrialReport = ray.get(handle)
+        slot = self._slot_of.pop(handle)
+        self._pool.release(slot)
+        try:
+            report: TrialReport = ray.get(handle)
+        except RayError:
+            self._pool.update(self._slots_now())
+            if not self._pool.granted(slot):
+                raise TrialPreempted("its CPU was taken back for a more urgent job") from None
+            raise
         return report
 
     def cancel(self, pending: list[Any]) -> None:
@@ -132,21 +155,25 @@ def search_stage(
     data: list[ObjectRef[Any]],
     preprocessed: StageReport,
     studies_root: Path,
+    placement: Placement,
     callbacks: JobCallbacks | None,
 ) -> SearchResult:
     """The search stage: ``data`` comes boxed in a list so the trials, not this
     coordinator, receive it from the object store; ``preprocessed`` (the preprocess
     stage's report) holds the search back until the data exists. Started earlier, its
-    trials would block on the data holding the CPUs preprocess needs."""
+    trials would block on the data holding the CPUs preprocess needs. Trials run one per
+    CPU of the job's bundles and of the trial slots it holds now."""
     config = context.config
 
     def report(trial: TrialReport, progress: SearchProgress) -> None:
         if callbacks is not None:
             callbacks.record_trial(trial, progress)
 
+    def slots_now() -> list[Slot]:
+        granted = callbacks.trial_slots() if callbacks is not None and placement.reserved else []
+        return [*placement.workers(), *granted]
+
     journal = studies_root / f"{context.job_id}.journal"
-    runner = _RayTrials(context, data[0])
-    workers = config.n_workers
-    parallel = (lambda: workers) if workers else runner.cluster_cpus
+    runner = _RayTrials(context, data[0], slots_now)
     stop = callbacks.is_cancelled if callbacks is not None else None
-    return search(config, journal, context.job_id, parallel, runner, report, stop)
+    return search(config, journal, context.job_id, runner.parallel, runner, report, stop)

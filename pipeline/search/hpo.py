@@ -67,6 +67,11 @@ def open_study(
     )
 
 
+class TrialPreempted(Exception):
+    """A trial stopped because its CPU was taken back for a more urgent job: not a
+    failure; the search runs it again."""
+
+
 class TrialRunner(Protocol):
     """Where trials run: Ray tasks in the service (``pipeline.graph``)."""
 
@@ -86,7 +91,7 @@ class TrialRunner(Protocol):
         ...
 
     def result(self, handle: Any) -> TrialReport:
-        """The trial's report; raises what the trial raised."""
+        """The trial's report; raises what the trial raised, or ``TrialPreempted``."""
         ...
 
     def cancel(self, pending: list[Any]) -> None: ...
@@ -104,7 +109,8 @@ def search(
     """Run (or resume) the job's study until ``n_trials`` have finished or time runs out.
 
     ``parallel`` says how many trials may run at once; it is asked whenever trials could
-    start, so a search can widen as CPUs free up.
+    start, so a search widens and narrows with the CPUs its job holds. A trial the runner
+    says was preempted runs again, with its number and parameters, when a CPU frees.
 
     ``should_stop`` is asked every ``STOP_CHECK_SECONDS``; when the job was cancelled the
     running trials are cancelled and the search ends.
@@ -134,47 +140,68 @@ def search(
     )
     widest = 0
     running: dict[Any, tuple[int, optuna.trial.Trial]] = {}
+    #: Trials whose slot was taken back: they run again, as they were, when one frees.
+    preempted: list[tuple[int, optuna.trial.Trial]] = []
     checked = time.monotonic()
     try:
-        while to_start > 0 or running:
+        while to_start > 0 or running or preempted:
             if should_stop is not None and time.monotonic() - checked > STOP_CHECK_SECONDS:
                 checked = time.monotonic()
                 if should_stop():
                     raise TrainingStopped("search stopped: the job was cancelled")
             out_of_time = deadline is not None and time.monotonic() > deadline
-            slots = parallel() if to_start > 0 and not out_of_time else 0
+            if out_of_time and (to_start > 0 or preempted):
+                logger.info("time budget spent; %d trials not started", to_start + len(preempted))
+                to_start, preempted = 0, []
+            slots = parallel() if to_start > 0 or preempted else 0
             if slots > widest:
                 widest = slots
                 logger.info("running up to %d trials at once", slots)
-            while to_start > 0 and len(running) < slots:
-                trial = live.ask(space)
-                objective = trial_objective(config, trial.params)
-                completed = [  # each objective is a member: its trials compete among themselves
-                    t
-                    for t in live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                    if trial_objective(config, t.params) == objective
-                ]
-                history = PruningHistory.of(
-                    [t.intermediate_values for t in completed], peers=len(running)
-                )
-                peers = list(running)
-                if trial.params in starts:  # the verdicts' baseline runs to its end
-                    history, peers = EMPTY, []
-                handle = runner.submit(next_number, trial.params, history, peers)
-                running[handle] = (next_number, trial)
-                next_number += 1
-                to_start -= 1
-            if out_of_time and to_start > 0:
-                logger.info("time budget spent; %d trials not started", to_start)
-                to_start = 0
+            while (to_start > 0 or preempted) and len(running) < slots:
+                if preempted:
+                    number, trial = preempted.pop(0)
+                else:
+                    number, trial = next_number, live.ask(space)
+                    next_number += 1
+                    to_start -= 1
+                history, peers = _pruning_basis(config, live, trial, starts, running)
+                handle = runner.submit(number, trial.params, history, peers)
+                running[handle] = (number, trial)
             for handle in runner.wait(list(running), timeout=0.5):
                 number, trial = running.pop(handle)
-                outcome = _finish(live, durable, trial, number, runner, handle)
+                try:
+                    outcome = _finish(live, durable, trial, number, runner, handle)
+                except TrialPreempted as exc:
+                    logger.info("trial %d stopped: %s; it runs again later", number, exc)
+                    preempted.append((number, trial))
+                    continue
                 report(outcome, _progress(durable, config.n_trials))
     except BaseException:
         runner.cancel(list(running))
         raise
     return _result(durable, journal, study_name, config)
+
+
+def _pruning_basis(
+    config: TrainingConfig,
+    live: optuna.Study,
+    trial: optuna.trial.Trial,
+    starts: list[dict[str, Any]],
+    running: dict[Any, tuple[int, optuna.trial.Trial]],
+) -> tuple[PruningHistory, list[Any]]:
+    """What a trial prunes against: the completed trials of its objective (each objective
+    is a member: its trials compete among themselves) and the trials running beside it;
+    nothing for a default trial, the verdicts' baseline, which runs to its end."""
+    if trial.params in starts:
+        return EMPTY, []
+    objective = trial_objective(config, trial.params)
+    completed = [
+        t
+        for t in live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if trial_objective(config, t.params) == objective
+    ]
+    history = PruningHistory.of([t.intermediate_values for t in completed], peers=len(running))
+    return history, list(running)
 
 
 def starting_points(config: TrainingConfig) -> list[dict[str, Any]]:
@@ -300,6 +327,8 @@ def _finish(
     trial.set_user_attr(NUMBER, number)
     try:
         outcome = runner.result(handle)
+    except TrialPreempted:
+        raise
     except Exception as exc:
         live.tell(trial, state=TrialState.FAIL)
         logger.warning("trial %d failed: %s", number, exc)

@@ -70,7 +70,10 @@ class WorkerReport:
 
 class RayTrainFitter:
     """Fits a model's boosters on ``workers`` Ray Train workers of ``cpus`` CPUs each;
-    ``reports`` holds what each worker held in the last run."""
+    ``reports`` holds what each worker held in the last run. ``resource`` names the
+    resource the workers' CPUs are counted in: a reservation's own CPUs
+    (``pipeline.placement.Placement.nested_resource``), so that Ray Train's placement
+    group sits inside the job's, or the cluster's ``CPU`` when None."""
 
     def __init__(
         self,
@@ -78,9 +81,11 @@ class RayTrainFitter:
         cpus: int,
         should_stop: Callable[[], bool] | None = None,
         live: LiveMetrics | None = None,
+        resource: str | None = None,
     ) -> None:
         self._workers = workers
         self._cpus = cpus
+        self._resource = resource
         #: The train task itself holds no CPU: no fit runs in it.
         self.local_threads: int | None = None
         self._should_stop = should_stop
@@ -107,7 +112,9 @@ class RayTrainFitter:
             cast(Callable[[dict[str, Any]], None], train_loop),  # returns rank 0's boosters
             train_loop_config=loop_config,
             scaling_config=ScalingConfig(
-                num_workers=self._workers, resources_per_worker={"CPU": self._cpus}
+                num_workers=self._workers,
+                resources_per_worker={self._resource or "CPU": self._cpus},
+                placement_strategy="PACK" if self._resource is None else "SPREAD",
             ),
             datasets={
                 "train": training_rows(data, self._workers * MIN_BLOCKS_PER_WORKER),
@@ -223,6 +230,7 @@ def train_distributed(
     config: TrainingConfig,
     should_stop: Callable[[], bool] | None = None,
     live: LiveMetrics | None = None,
+    resource: str | None = None,
 ) -> TrainedModel:
     """The train stage of a ``distributed`` job: the model ``pipeline.training.train.train`` makes,
     its boosters trained across Ray Train workers."""
@@ -237,11 +245,15 @@ def train_distributed(
         data.train_rows,
         len(data.feature_names),
     )
-    return trained_by(RayTrainFitter(workers, config.train_cpus, should_stop, live), data, config)
+    fitter = RayTrainFitter(workers, config.train_cpus, should_stop, live, resource)
+    return trained_by(fitter, data, config)
 
 
 def retrain_best_distributed(
-    data: PreparedData, search: SearchResult, config: TrainingConfig
+    data: PreparedData,
+    search: SearchResult,
+    config: TrainingConfig,
+    resource: str | None = None,
 ) -> TrainedModel:
     """The train stage of a ``distributed`` search: its best trials retrained across Ray
     Train workers (the trials themselves ran one per CPU, on the whole data)."""
@@ -251,5 +263,5 @@ def retrain_best_distributed(
         ", ".join(search.members),
         config.distributed.workers,
     )
-    fitter = RayTrainFitter(config.distributed.workers, config.train_cpus)
+    fitter = RayTrainFitter(config.distributed.workers, config.train_cpus, resource=resource)
     return retrained_by(fitter, data, search, config)

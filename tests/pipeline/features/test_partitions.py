@@ -33,6 +33,7 @@ from pipeline.features.partitions import (
 )
 from pipeline.features.preprocess import PreparedData, Split, preprocess, split_bounds
 from pipeline.graph.partitioned import partitioned_stage
+from pipeline.placement import Placement
 from pipeline.store.demo import load_series
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training.distributed import bin_samples, sample_fraction, train_distributed
@@ -212,7 +213,8 @@ def test_the_stage_builds_the_same_data_on_ray_and_trains_as_well_as_one_process
 ) -> None:
     cfg = config()
     context = JobContext("job-partitions", "tenant", ModelType.FORECAST, "meters", cfg)
-    partitioned = partitioned_stage(context, feature_plan(store, cfg), store.root, None)
+    plan = feature_plan(store, cfg)
+    partitioned = partitioned_stage(context, plan, store.root, Placement.anywhere(), None)
     assert_same_data(partitioned, whole)
     distributed = train_distributed(partitioned, cfg)
     single = train(whole, cfg, num_threads=1)

@@ -1,5 +1,5 @@
 """A batch forecast's coordinator on a local Ray: it plans from key columns and holds no
-history, its chunk tasks read their own windows, at most ``in_flight`` of them at a time,
+history, its chunk tasks read their own windows, one per CPU of its placement at a time,
 and the file it writes is the one-process forecast."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pipeline.forecasting.batch import (
 )
 from pipeline.graph.runner import run_in_process
 from pipeline.models.artifacts import load_artifact
+from pipeline.placement import Placement
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from pipeline.store.demo import load_series
@@ -108,7 +109,7 @@ def test_the_coordinator_reads_key_columns_and_its_chunks_at_most_two_at_a_time(
     progress: list[float] = []
 
     task = ForecastTask("fc-1", TENANT, model_uri, "meters", HORIZON, None)
-    outcome = graph.run_forecast(task, settings, progress.append, in_flight=2)
+    outcome = graph.run_forecast(task, settings, progress.append, Placement.anywhere(2))
 
     assert loads == []
     assert batch_columns == [["meter", "timestamp", "load_kw"]]
@@ -140,17 +141,21 @@ def test_a_failed_chunk_fails_the_forecast_and_cancels_the_running_one(
     sleeping: list[ObjectRef[None]] = []
 
     def broken_then_slow(
-        task: ForecastTask, settings: PipelineSettings, number: int, chunk: ForecastChunk
+        task: ForecastTask,
+        settings: PipelineSettings,
+        number: int,
+        chunk: ForecastChunk,
+        options: dict[str, Any],
     ) -> ObjectRef[Any]:
         if number == 0:  # a version that is gone
-            return submit(task, settings, number, replace(chunk, version="gone"))
+            return submit(task, settings, number, replace(chunk, version="gone"), options)
         sleeping.append(_sleep.remote())
         return sleeping[-1]
 
     monkeypatch.setattr(graph, "submit_chunk", broken_then_slow)
     task = ForecastTask("fc-2", TENANT, model_uri, "meters", HORIZON, None)
     with pytest.raises(ray.exceptions.RayTaskError, match="gone"):
-        graph.run_forecast(task, settings, None, in_flight=2)
+        graph.run_forecast(task, settings, None, Placement.anywhere(2))
     assert len(sleeping) == 1
     with pytest.raises(ray.exceptions.TaskCancelledError):
         ray.get(sleeping[0], timeout=30)

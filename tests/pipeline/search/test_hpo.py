@@ -12,7 +12,7 @@ from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
-from pipeline.search.hpo import NUMBER, default_member, journal_storage, search
+from pipeline.search.hpo import NUMBER, TrialPreempted, default_member, journal_storage, search
 from pipeline.search.pruning import EMPTY, PruningHistory
 from pipeline.search.trials import run_trial
 from pipeline.search_results import SearchProgress, TrialReport
@@ -306,3 +306,45 @@ def test_a_search_widens_when_more_trials_may_run_at_once(
     search(cfg, tmp_path / "w.journal", "w", lambda: next(allowed, 3), trials, lambda *_: None)
     assert waited_on[:3] == [1, 1, 3]
     assert max(waited_on) == 3
+
+
+class PreemptedOnce(InProcessTrials):
+    """Trial 1's first run loses its CPU to an urgent job; the slots shrink to one then."""
+
+    def __init__(self, data: PreparedData, config: TrainingConfig) -> None:
+        super().__init__(data, config)
+        self.slots = 2
+
+    def parallel(self) -> int:
+        return self.slots
+
+    def result(self, handle: Done) -> TrialReport:
+        report = super().result(handle)
+        if report.number == 1 and self.started.count(1) == 1:
+            self.slots = 1
+            raise TrialPreempted("its CPU was taken back for a more urgent job")
+        return report
+
+
+def test_a_preempted_trial_runs_again_as_it_was_and_is_reported_once(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    reported: list[int] = []
+    trials = PreemptedOnce(data, config(n_trials=4))
+
+    result = search(
+        config(n_trials=4),
+        tmp_path / "job.journal",
+        "job",
+        trials.parallel,
+        trials,
+        lambda trial, _: reported.append(trial.number),
+    )
+
+    assert trials.started.count(1) == 2
+    first, again = (i for i, n in enumerate(trials.started) if n == 1)
+    assert trials.params[first] == trials.params[again], "the same parameters run again"
+    assert sorted(reported) == [0, 1, 2, 3]
+    assert result.progress.finished == 4
+    study = optuna.load_study(study_name="job", storage=journal_storage(tmp_path / "job.journal"))
+    assert sorted(t.user_attrs[NUMBER] for t in study.trials) == [0, 1, 2, 3]
