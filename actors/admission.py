@@ -1,6 +1,7 @@
 """Admission control: per-tenant limits on running and queued jobs, and why a job waits.
 
-Pure: the orchestrator tells it the counts; it answers yes, no (429) or the reason.
+Pure: the orchestrator tells it the counts (and what the CPUs say, ``actors.dispatch``);
+it answers yes, no (429) or the reason.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.capacity import Capacity
 from domain.errors import TooManyRequests
 
 #: Retry-After for a full queue when no better estimate exists.
@@ -26,12 +26,9 @@ class TenantLimits(BaseModel):
 
 
 class Admission:
-    def __init__(
-        self, defaults: TenantLimits, overrides: Mapping[str, TenantLimits], capacity: Capacity
-    ) -> None:
+    def __init__(self, defaults: TenantLimits, overrides: Mapping[str, TenantLimits]) -> None:
         self._defaults = defaults
         self._overrides = dict(overrides)
-        self.capacity = capacity
 
     def limits(self, tenant_id: str) -> TenantLimits:
         """The tenant's override, field by field, over the defaults."""
@@ -56,9 +53,10 @@ class Admission:
         return limit is None or running < limit
 
     def waiting_reason(
-        self, tenant_id: str, running: int, ahead: int, higher: int, busy: int
+        self, tenant_id: str, running: int, ahead: int, higher: int, resources: str | None
     ) -> str:
-        """Why a queued job has not started, most binding reason first."""
+        """Why a queued job has not started, most binding reason first; ``resources`` is
+        why the CPUs keep it waiting, if they do."""
         if not self.may_start(tenant_id, running):
             limit = self.limits(tenant_id).max_running
             if limit == 0:
@@ -66,11 +64,8 @@ class Admission:
             return f"tenant limit of {limit} running jobs reached"
         if higher:
             return f"{higher} higher-priority job{'s' if higher > 1 else ''} ahead"
+        if resources is not None:
+            return resources
         if ahead:
             return f"{ahead} job{'s' if ahead > 1 else ''} ahead"
-        slots = self.capacity.slots
-        if busy >= slots:
-            if slots < self.capacity.max_slots:
-                return f"all {slots} slots busy; waiting for the cluster to grow"
-            return f"all {slots} slots busy"
         return "starting"

@@ -13,6 +13,7 @@ from ray.exceptions import RayError
 
 from actors.remote import remote
 from pipeline.context import JobContext
+from pipeline.placement import Slot
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.storage import Location
 
@@ -33,6 +34,8 @@ class CallbackTarget(Protocol):
     ) -> str: ...
 
     async def record_forecast_progress(self, forecast_id: str, progress: float) -> None: ...
+
+    async def trial_slots(self, job_id: str) -> list[Slot]: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,17 @@ class OrchestratorCallbacks:
             now,
         )
         return ray.get(claim)
+
+    def trial_slots(self) -> list[Slot]:
+        """Asked whenever trials could start; on no answer, none (the search goes on in
+        its job's bundles)."""
+        try:
+            return ray.get(
+                remote(self.orchestrator, CallbackTarget.trial_slots, self.context.job_id),
+                timeout=10,
+            )
+        except (RayError, TimeoutError):
+            return []
 
 
 @dataclass(frozen=True)

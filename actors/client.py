@@ -19,12 +19,12 @@ from ray import ObjectRef
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
-from actors.capacity import Stats
-from actors.lifecycle import QueueStatus
 from actors.orchestrator import JobOrchestrator
 from actors.remote import remote
 from actors.settings import NAMESPACE, ORCHESTRATOR_NAME
+from actors.stats import Stats
 from actors.submission import JobSubmission
+from actors.waiting import QueueStatus
 from db.records import (
     ForecastRecord,
     JobFilters,
@@ -112,6 +112,9 @@ class OrchestratorClient:
 
     async def queue_status(self, job_id: str) -> QueueStatus | None:
         return await self._call(JobOrchestrator.queue_status, job_id)
+
+    async def held_cpus(self, job_id: str) -> int | None:
+        return await self._call(JobOrchestrator.held_cpus, job_id)
 
     async def set_alias(
         self, tenant_id: str, model_name: str, alias: str, version: str

@@ -1,9 +1,11 @@
 """Batch forecasts on the orchestrator: accept, run, record, recover.
 
 A request is checked against the model and the feature set before its row is written
-(a refused one writes nothing), then a coordinator task runs it (started through the
-``launch`` it is given: the orchestrator gives ``pipeline.graph.forecast.launch_forecast``) while
-this class awaits the outcome and records it. The row is the truth: a forecast a
+(a refused one writes nothing); it waits for its CPUs (``reserve``: the orchestrator
+reserves them as the jobs' are, ahead of queued jobs), then a coordinator task runs it
+in them (started through the ``launch`` it is given: the orchestrator gives
+``pipeline.graph.forecast.launch_forecast``) while this class awaits the outcome and
+records it. The row is the truth: a forecast a
 previous orchestrator was running is run again at recovery, or failed once it has been
 interrupted ``max_attempts`` times.
 """
@@ -30,6 +32,8 @@ from pipeline.forecasting.batch import (
     forecast_directory,
 )
 from pipeline.models.artifacts import load_metadata
+from pipeline.placement import Placement
+from pipeline.resources import TASK_CPUS, Demand
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
@@ -38,8 +42,13 @@ logger = logging.getLogger(__name__)
 
 #: Makes the callback a forecast's coordinator reports its progress through.
 ProgressFor = Callable[[str], Callable[[float], None]]
-#: Starts a forecast's coordinator with its progress callback; its outcome is awaited.
-LaunchForecast = Callable[[ForecastTask, Callable[[float], None]], Awaitable[ForecastOutcome]]
+#: Starts a forecast's coordinator in its reservation with its progress callback; its
+#: outcome is awaited.
+LaunchForecast = Callable[
+    [ForecastTask, Callable[[float], None], Placement], Awaitable[ForecastOutcome]
+]
+#: Reserves CPUs for a holder, returning once they are placed (``Lifecycle.reserve``).
+Reserve = Callable[[str, Demand], Awaitable[Placement]]
 
 
 class ForecastRunner:
@@ -54,6 +63,9 @@ class ForecastRunner:
         clock: Callable[[], datetime],
         launch: LaunchForecast,
         progress_for: ProgressFor,
+        reserve: Reserve,
+        release: Callable[[str], None],
+        cpus: int,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -63,6 +75,10 @@ class ForecastRunner:
         self._clock = clock
         self._launch = launch
         self._progress_for = progress_for
+        self._reserve = reserve
+        self._release = release
+        #: What each forecast holds: one bundle per chunk it runs at once.
+        self._demand = Demand((TASK_CPUS,) * cpus)
         self._running: dict[str, asyncio.Task[None]] = {}
 
     async def submit(self, forecast: NewForecast) -> ForecastRecord:
@@ -115,6 +131,19 @@ class ForecastRunner:
         task.add_done_callback(lambda _: self._running.pop(forecast_id, None))
 
     async def _run(self, forecast_id: str) -> None:
+        holder = f"forecast:{forecast_id}"
+        try:
+            placement = await self._reserve(holder, self._demand)
+        except Exception as exc:
+            logger.exception("forecast %s got no CPUs", forecast_id)
+            await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())
+            return
+        try:
+            await self._run_in(forecast_id, placement)
+        finally:
+            self._release(holder)
+
+    async def _run_in(self, forecast_id: str, placement: Placement) -> None:
         try:
             if not await self._store.start(forecast_id, self._clock()):
                 return  # another run took it, or it has finished
@@ -128,7 +157,7 @@ class ForecastRunner:
                 horizon=forecast.horizon,
                 series=forecast.series,
             )
-            outcome = await self._launch(task, self._progress_for(forecast_id))
+            outcome = await self._launch(task, self._progress_for(forecast_id), placement)
         except Exception as exc:  # the forecast fails, the orchestrator goes on
             logger.exception("forecast %s failed", forecast_id)
             await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())

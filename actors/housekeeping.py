@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from actors.capacity import job_cpus
 from actors.forecasts import ForecastRunner
 from actors.queue import JobQueue
 from actors.recorder import service_log
@@ -21,6 +20,7 @@ from domain.errors import IllegalTransition
 from domain.events import JobEvent
 from domain.jobs import JobStatus, LogLevel
 from pipeline.config import TrainingConfig
+from pipeline.resources import demand_of
 from pipeline.store.feature_store import FeatureStore
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ class Housekeeping:
         return requeued
 
     def _requeue(self, job: JobRecord) -> None:
-        cpus = job_cpus(TrainingConfig.model_validate(job.config))
-        self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at, cpus)
+        demand = demand_of(TrainingConfig.model_validate(job.config))
+        self._queue.push(job.job_id, job.tenant_id, job.priority, job.created_at, demand)
 
     async def purge(self) -> PurgeReport:
         """Apply the retention policy now: to the database, then to the files of the

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from actors.admission import Admission
-from actors.capacity import job_cpus
 from actors.queue import JobQueue
 from actors.recorder import service_log
 from actors.scheduler import ScheduledFire
@@ -28,6 +27,7 @@ from db.records import IdempotencyClaim, JobRecord, NewJob
 from domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest
 from domain.events import can_retry
 from pipeline.config import TrainingConfig
+from pipeline.resources import demand_of
 
 
 class Intake:
@@ -140,7 +140,7 @@ class Intake:
                 idempotency=claim,
             )
             self._queue.push(
-                job.job_id, job.tenant_id, job.priority, job.created_at, job_cpus(sized)
+                job.job_id, job.tenant_id, job.priority, job.created_at, demand_of(sized)
             )
         self._on_queued()
         return job, True

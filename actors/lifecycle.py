@@ -1,104 +1,68 @@
-"""Running jobs: start, follow, complete, fail and cancel.
+"""Running jobs: reserve, start, follow, complete, fail and cancel.
 
-Each running job is one ``RunningJob``: its pipeline run, its recorders and whether it was
-cancelled (``VersionClaims`` holds its model version until it ends). It exists from the
-moment the job leaves the queue until its follower has written the outcome, so a cancel
-that arrives while the job is being started finds it, and nothing about the job is left
-behind when it ends. Jobs are launched through the ``launch`` it is given (the orchestrator
-gives ``pipeline.graph.launch``), so it runs without Ray in tests.
+Each running job is one ``RunningJob``: its demand, its pipeline run, its recorders and
+whether it was cancelled (``VersionClaims`` holds its model version until it ends). It
+exists from the moment the job leaves the queue until its follower has written the
+outcome, so a cancel that arrives while the job is being started finds it, and nothing
+about the job is left behind when it ends.
+
+A job leaves the queue when ``actors.dispatch`` says it fits; its placement groups are
+made then (``Reservations``), and it turns ``running`` only once Ray has placed every
+one of them: no job runs without its CPUs. Jobs are launched into their reservation
+through the ``launch`` it is given (the orchestrator gives ``pipeline.graph.launch``),
+so it runs without Ray in tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import ParamSpec, TypeVar
 
 from ray.exceptions import RayError
 
 from actors.admission import Admission
-from actors.capacity import Capacity, job_cpus
+from actors.dispatch import Candidate, Holder, Rules, Start, plan
 from actors.durable import durably
-from actors.failures import describe_failure
 from actors.metrics import ServiceMetrics
+from actors.outcomes import JobOutcomes
 from actors.queue import JobQueue
 from actors.recorder import RunStores, SearchRecorder, StageRecorder, service_log
+from actors.reservations import Reservations
+from actors.running import Launch, LaunchedRun, RunningJob
 from actors.versions import VersionClaims
+from actors.waiting import QueueStatus, cpus_text, resource_reason
 from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
-from db.records import JobRecord, NewModel
+from db.records import JobRecord
 from domain.clock import utcnow
 from domain.errors import IllegalTransition, TrainingError
 from domain.events import JobEvent
-from domain.jobs import JobStatus
+from domain.jobs import JobPriority, JobStatus, LogLevel
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.job_callbacks import JobCallbacks
-from pipeline.models.register import SavedModel
+from pipeline.placement import Placement, Slot
+from pipeline.resources import Demand
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
-from pipeline.stages import StageReport
-from pipeline.storage import Location
 
 logger = logging.getLogger(__name__)
 
 #: How long a cancelled job's running task may take to stop before its worker is killed.
 CANCEL_GRACE_SECONDS = 5.0
+#: How long a dispatch pass waits for the jobs it starts to be placed before it returns
+#: (they go on being placed after it).
+SETTLE_SECONDS = 2.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class LaunchedRun(Protocol):
-    """What the lifecycle follows of a launched job (``pipeline.graph.launch.PipelineRun``)."""
-
-    @property
-    def reports(self) -> Sequence[Awaitable[StageReport]]:
-        """Each stage's report, in running order; a failed stage's raises its error."""
-        ...
-
-    @property
-    def result(self) -> Awaitable[SavedModel]:
-        """The model the last stage registered."""
-        ...
-
-    def cancel(self, force: bool = False) -> None:
-        """Stop the stage that is running (``force``: kill its worker)."""
-        ...
-
-
-#: Starts a job's stages and returns at once (``pipeline.graph.launch``).
-Launch = Callable[[JobContext, JobCallbacks], LaunchedRun]
-
-
-@dataclass
-class RunningJob:
-    """One job between leaving the queue and its outcome being written."""
-
-    tenant_id: str
-    #: The CPUs its training holds (``capacity.job_cpus``), once known.
-    cpus: int = 1
-    cancelled: bool = False
-    #: Set once launched (a job cancelled while starting is never launched).
-    run: LaunchedRun | None = None
-    recorder: StageRecorder | None = None
-    search: SearchRecorder | None = None
-    #: Held here: the event loop keeps only weak references to tasks.
-    tasks: tuple[asyncio.Task[None], ...] = ()
-
-
-@dataclass(frozen=True)
-class QueueStatus:
-    position: int
-    waiting_reason: str
-
-
 class Lifecycle:
-    """Starts queued jobs within capacity and sees each one to its end."""
+    """Starts queued jobs in reservations of their CPUs and sees each one to its end."""
 
     def __init__(
         self,
@@ -109,13 +73,15 @@ class Lifecycle:
         admission: Admission,
         metrics: ServiceMetrics,
         *,
-        capacity: Capacity,
+        reservations: Reservations,
+        rules: Rules,
+        placement_timeout: float,
         outage_seconds: float,
         versions: VersionClaims,
         launch: Launch,
         callbacks_for: Callable[[JobContext], JobCallbacks],
         node_id: str,
-        on_finished: Callable[[], None],
+        wake: Callable[[], None],
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._clock = clock
@@ -125,23 +91,116 @@ class Lifecycle:
         self._queue = queue
         self._admission = admission
         self._metrics = metrics
-        self._capacity = capacity
+        self._reservations = reservations
+        self._ledger = reservations.ledger
+        self._rules = rules
+        self._placement_timeout = placement_timeout
         self._outage_seconds = outage_seconds
         self._launch_run = launch
         self._callbacks_for = callbacks_for
         self._node_id = node_id
-        self._on_finished = on_finished
+        #: Wakes the dispatch loop: CPUs were freed, or work waits for them.
+        self._wake = wake
         self._running: dict[str, RunningJob] = {}
         self._versions = versions
+        self._outcomes = JobOutcomes(
+            store,
+            stage_attempts=pipeline.stage_max_retries + 1,
+            outage_seconds=outage_seconds,
+            clock=clock,
+        )
+        #: The first queued job the last pass found waiting for CPUs.
+        self._blocked: str | None = None
+        #: Tasks nobody awaits (the loop keeps only weak references).
+        self._background: set[asyncio.Task[None]] = set()
+        #: Work that is not a queued job, waiting for CPUs: its demand and its placement.
+        self._waiting: dict[str, tuple[Demand, asyncio.Future[Placement]]] = {}
 
     # ------------------------------------------------------------------ the queue's end
 
     async def start_queued(self) -> None:
-        """Start queued jobs while capacity and the tenants' limits allow."""
-        while len(self._running) < self._capacity.slots and (
-            popped := self._queue.pop(self._at_limit)
-        ):
-            await self._start(popped.job_id, popped.tenant_id)
+        """Start the queued jobs that fit (``actors.dispatch``), taking trial slots back
+        for urgent ones and giving them back where they fit; wait a moment for the
+        started jobs to be placed, and pass again while some ended before they ran (a
+        failed launch, a cancel) and so freed their CPUs."""
+        while await self._start_pass():
+            pass
+
+    async def _start_pass(self) -> bool:
+        """One pass; returns whether a job it started has already ended."""
+        queue = self._queue
+        decided = plan(
+            [
+                *(
+                    Candidate(holder, "", JobPriority.URGENT, demand, counted=False)
+                    for holder, (demand, _) in self._waiting.items()
+                ),
+                *(
+                    Candidate(j, queue.tenant_of(j), queue.priority_of(j), queue.demand_of(j))
+                    for j in queue.ordered()
+                ),
+            ],
+            [
+                Holder(job_id, r.priority, r.demand.slots, r.preemptions, r.passed)
+                for job_id, r in self._running.items()
+            ],
+            self._ledger,
+            self._admission.may_start,
+            {tenant: self._running_of(tenant) for tenant in self._tenants()},
+            self._rules,
+        )
+        self._blocked = decided.blocked.job_id if decided.blocked is not None else None
+        for start in decided.starts:
+            if start.job_id in self._waiting:
+                self._reserve_waiting(start)
+        started = [self._admit(s) for s in decided.starts if s.job_id not in self._waiting]
+        for job_id, node in decided.regrown:
+            self._regrow(job_id, node)
+        if not started:
+            return False
+        await asyncio.wait(
+            [asyncio.ensure_future(running.settled.wait()) for running in started],
+            timeout=SETTLE_SECONDS,
+        )
+        return any(start.job_id not in self._running for start in decided.starts)
+
+    async def reserve(self, holder: str, demand: Demand) -> Placement:
+        """Reserve ``demand`` for work that is not a queued job (a batch forecast, named
+        ``holder``): it goes ahead of the queued jobs as soon as it fits. Returns once
+        Ray has placed it; ``release`` frees it."""
+        placed: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
+        self._waiting[holder] = (demand, placed)
+        self._wake()
+        try:
+            return await placed
+        except BaseException:
+            self.release(holder)
+            raise
+        finally:
+            self._waiting.pop(holder, None)
+
+    def release(self, holder: str) -> None:
+        """Free what ``reserve`` reserved for ``holder``."""
+        self._reservations.release(holder)
+        self._wake()
+
+    def _reserve_waiting(self, start: Start) -> None:
+        demand, placed = self._waiting[start.job_id]
+        self._reservations.book(start.job_id, demand, start.nodes)
+
+        async def place() -> None:
+            try:
+                await self._reservations.placed(start.job_id)
+            except Exception as exc:
+                if not placed.done():
+                    placed.set_exception(exc)
+                return
+            if not placed.done():
+                placed.set_result(self._reservations.placement(start.job_id))
+
+        task = asyncio.get_running_loop().create_task(place())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def tracks(self, job_id: str) -> bool:
         return job_id in self._running
@@ -150,20 +209,118 @@ class Lifecycle:
     def running(self) -> int:
         return len(self._running)
 
-    def demand(self) -> tuple[list[int], list[int]]:
-        """The CPUs of each running job, and of each queued job in queue order."""
-        return [r.cpus for r in self._running.values()], self._queue.cpus()
+    def demand(self) -> tuple[list[list[int]], list[list[int]]]:
+        """The bundles of each running job (trial slots it holds now included), and of
+        each queued job in queue order."""
+        held = [
+            [cpus for group in self._ledger.groups_of(job_id) for cpus in group.bundles]
+            for job_id in self._running
+        ]
+        return held, [demand.every_bundle() for demand in self._queue.demands()]
+
+    def held_cpus(self, job_id: str) -> int | None:
+        """The CPUs a running job holds now; None if it is not running here."""
+        return self._ledger.held(job_id) if job_id in self._running else None
+
+    def trial_slots(self, job_id: str) -> list[Slot]:
+        """The placed trial slots of a running job's search."""
+        return self._reservations.trial_slots(job_id) if job_id in self._running else []
 
     def queue_status(self, job_id: str) -> QueueStatus | None:
         """Where a queued job stands and why it waits; None if it is not queued."""
+        running = self._running.get(job_id)
+        if running is not None and not running.placed:
+            cpus = running.demand.cpus
+            return QueueStatus(0, f"starting: Ray is placing its {cpus_text(cpus)}")
         if job_id not in self._queue:
             return None
         tenant_id = self._queue.tenant_of(job_id)
         ahead, higher = self._queue.ahead_of(job_id)
+        resources = resource_reason(
+            job_id,
+            self._queue.demand_of(job_id),
+            self._ledger,
+            len(self._running),
+            self._rules.max_jobs,
+            self._blocked,
+        )
         reason = self._admission.waiting_reason(
-            tenant_id, self._running_of(tenant_id), ahead, higher, len(self._running)
+            tenant_id, self._running_of(tenant_id), ahead, higher, resources
         )
         return QueueStatus(position=ahead + 1, waiting_reason=reason)
+
+    # ------------------------------------------------------------------ reserving
+
+    def _admit(self, start: Start) -> RunningJob:
+        """Take a job off the queue and ask Ray for its reservation."""
+        demand = self._queue.demand_of(start.job_id)
+        priority = self._queue.priority_of(start.job_id)
+        self._queue.take(start.job_id)
+        if start.taken:
+            self._take_back(start, JobPriority(priority).label)
+        running = self._running[start.job_id] = RunningJob(
+            start.tenant_id, priority, demand, passed=start.passed
+        )
+        self._reservations.book(start.job_id, demand, start.nodes)
+        task = asyncio.get_running_loop().create_task(self._start(start.job_id, running))
+        running.tasks += (task,)
+        return running
+
+    def _take_back(self, start: Start, label: str) -> None:
+        """Remove the trial slots ``start`` takes, and say so on both sides."""
+        self._reservations.take_back(start.taken)
+        now, logs = self._clock(), []
+        for victim in {group.holder for group in start.taken}:
+            count = sum(1 for group in start.taken if group.holder == victim)
+            held = self._running.get(victim)
+            if held is not None:
+                held.preemptions += 1
+            logger.info("took %d trial slot(s) of job %s back for %s", count, victim, start.job_id)
+            logs += [
+                service_log(
+                    victim,
+                    f"{count} trial slot(s) taken back for {label} job {start.job_id}; "
+                    "their trials run again later",
+                    now,
+                ),
+                service_log(
+                    start.job_id, f"starting on {count} CPU(s) taken back from job {victim}", now
+                ),
+            ]
+        self._write_later(self._store.append_logs, logs)
+
+    def _regrow(self, job_id: str, node: str) -> None:
+        """Give a search a trial slot back; its trials use it once Ray placed it."""
+        running = self._running.get(job_id)
+        if running is None:
+            return
+        group = self._reservations.add_slot(job_id, node)
+        task = asyncio.get_running_loop().create_task(self._reservations.place(group))
+        running.tasks += (task,)
+
+    async def _placed(self, job_id: str, running: RunningJob) -> bool:
+        """Wait until Ray has placed the job's reservation; False if the job was
+        cancelled meanwhile or ``placement_timeout`` passed."""
+        placing = asyncio.ensure_future(self._reservations.placed(job_id))
+        stopping = asyncio.ensure_future(running.stopping.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {placing, stopping},
+                timeout=self._placement_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stopping.cancel()
+        if placing not in done:
+            placing.cancel()
+            return False
+        try:
+            placing.result()
+        except Exception:  # Ray refused or lost it: the job goes back to the queue
+            logger.exception("placing job %s failed", job_id)
+            return False
+        running.placed = True
+        return True
 
     # ------------------------------------------------------------------ cancelling
 
@@ -183,6 +340,7 @@ class Lifecycle:
         running = self._running.get(job_id)
         if running is not None and not running.cancelled:
             running.cancelled = True  # a job still starting sees this and is never launched
+            running.stopping.set()
             if running.run is not None:
                 running.run.cancel()
                 watchdog = asyncio.get_running_loop().create_task(self._force_cancel(job_id))
@@ -238,13 +396,34 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ one job
 
-    async def _start(self, job_id: str, tenant_id: str) -> None:
-        running = self._running[job_id] = RunningJob(tenant_id)
+    async def _start(self, job_id: str, running: RunningJob) -> None:
+        """Wait for the job's reservation, then mark it running and launch it there; a
+        reservation Ray does not place in time goes back, and the job to the queue."""
+        try:
+            if not await self._placed(job_id, running):
+                if running.cancelled:
+                    self._end(job_id, JobStatus.CANCELLED)
+                else:
+                    await self._requeue(job_id, running)
+                return
+            await self._launch_placed(job_id, running)
+        finally:
+            running.settled.set()
+
+    async def _launch_placed(self, job_id: str, running: RunningJob) -> None:
         try:
             job = await self._store.transition(
                 job_id,
                 JobEvent.START,
-                logs=[service_log(job_id, "started", self._clock(), node=self._node_id)],
+                logs=[
+                    service_log(
+                        job_id,
+                        "started",
+                        self._clock(),
+                        node=self._node_id,
+                        cpus=running.demand.cpus,
+                    )
+                ],
             )
         except IllegalTransition:  # cancelled while it waited to start
             self._end(job_id)
@@ -259,13 +438,29 @@ class Lifecycle:
             self._metrics.job_started((job.started_at - job.created_at).total_seconds())
         try:
             run, recorder = self._launch(job, running)
-        except Exception as exc:  # nothing runs for it: fail it and free its slot
+        except Exception as exc:  # nothing runs for it: fail it and free its CPUs
             logger.exception("launching job %s failed", job_id)
-            await self._fail(job, exc)
+            await self._outcomes.fail(job, exc)
             self._end(job_id, JobStatus.FAILED)
             return
         follower = asyncio.get_running_loop().create_task(self._follow(job, running, run, recorder))
         running.tasks += (follower,)
+
+    async def _requeue(self, job_id: str, running: RunningJob) -> None:
+        """Put back a job whose reservation Ray did not place within the timeout."""
+        self._end(job_id)
+        message = (
+            f"its {running.demand.cpus} CPUs were not placed within "
+            f"{self._placement_timeout:g}s; back in the queue"
+        )
+        logger.warning("job %s: %s", job_id, message)
+        job = await self._durably(self._store.get_job, job_id)
+        if job.status is JobStatus.QUEUED:
+            self._queue.push(job_id, job.tenant_id, job.priority, job.created_at, running.demand)
+            await self._durably(
+                self._store.append_logs,
+                [service_log(job_id, message, self._clock(), LogLevel.WARNING)],
+            )
 
     def _launch(self, job: JobRecord, running: RunningJob) -> tuple[LaunchedRun, StageRecorder]:
         context = JobContext(
@@ -275,11 +470,11 @@ class Lifecycle:
             model_name=job.model_name,
             config=TrainingConfig.model_validate(job.config),
         )
-        running.cpus = job_cpus(context.config)
         recorder = running.recorder = StageRecorder(self._run_stores, job)
         if context.config.enable_hpo:
             running.search = SearchRecorder(self._run_stores, job)
-        run = running.run = self._launch_run(context, self._callbacks_for(context))
+        placement = self._reservations.placement(job.job_id)
+        run = running.run = self._launch_run(context, self._callbacks_for(context), placement)
         return run, recorder
 
     async def _follow(
@@ -296,76 +491,47 @@ class Lifecycle:
                 self._metrics.stage_finished(report.stage, report.seconds)
                 await self._durably(recorder.record, report)
             saved = await run.result
-            await self._complete(job, saved, recorder.metrics)
+            await self._outcomes.complete(job, saved, recorder.metrics)
             outcome = JobStatus.COMPLETED
         except (RayError, TrainingError) as exc:
             if not running.cancelled:
-                await self._fail(job, exc)
+                await self._outcomes.fail(job, exc)
         except Exception as exc:
             logger.exception("following job %s failed", job.job_id)
-            await self._fail(job, exc)
+            await self._outcomes.fail(job, exc)
         finally:
             self._end(job.job_id, JobStatus.CANCELLED if running.cancelled else outcome)
 
     def _end(self, job_id: str, outcome: JobStatus | None = None) -> None:
-        """Forget a job that left the queue: its slot, its version claim, its tasks."""
+        """Forget a job that left the queue: its reservation, its version claim, its tasks."""
         del self._running[job_id]
+        self._reservations.release(job_id)
         self._versions.release(job_id)
         if outcome is not None:
             self._metrics.job_finished(outcome)
-            self._on_finished()
-
-    async def _complete(self, job: JobRecord, saved: SavedModel, metrics: dict[str, Any]) -> None:
-        model = NewModel(
-            tenant_id=job.tenant_id,
-            model_name=job.model_name,
-            model_type=job.model_type,
-            version=saved.version,
-            feature_set=job.feature_set,
-            artifact_uri=saved.artifact_uri,
-            metrics=saved.metrics,
-            params=saved.params,
-            features=saved.features,
-            promote=TrainingConfig.model_validate(job.config).promote_champion,
-            feature_importance=saved.feature_importance,
-            feature_set_version=saved.feature_set_version,
-        )
-        try:
-            await self._durably(
-                self._store.transition,
-                job.job_id,
-                JobEvent.COMPLETE,
-                metrics=metrics,
-                model=model,
-                logs=[
-                    service_log(
-                        job.job_id, f"completed; registered model {model.model_id}", self._clock()
-                    )
-                ],
-            )
-        except IllegalTransition:
-            current = await self._durably(self._store.get_job, job.job_id)
-            if current.model_id != model.model_id:  # not a retried commit: nobody owns it
-                # In a thread: on an object store, deleting is many calls; the loop goes on.
-                await asyncio.to_thread(Location(saved.artifact_uri).delete_dir)
-
-    async def _fail(self, job: JobRecord, exc: BaseException) -> None:
-        stage_attempts = self._pipeline.stage_max_retries + 1
-        message, lines = describe_failure(job.job_id, exc, stage_attempts, self._clock())
-        with contextlib.suppress(IllegalTransition):
-            await self._durably(
-                self._store.transition,
-                job.job_id,
-                JobEvent.FAIL,
-                error_message=message,
-                logs=lines,
-            )
+            self._wake()
 
     def _running_of(self, tenant_id: str) -> int:
         return sum(1 for r in self._running.values() if r.tenant_id == tenant_id)
 
-    def _at_limit(self, tenant_id: str) -> bool:
-        return not self._admission.may_start(tenant_id, self._running_of(tenant_id))
+    def _tenants(self) -> set[str]:
+        return {r.tenant_id for r in self._running.values()}
+
+    def _write_later(
+        self, write: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """A write nobody waits for (log lines), retried through an outage in the
+        background; given up on, it is logged."""
+
+        async def attempt() -> None:
+            try:
+                await self._durably(write, *args, **kwargs)
+            except TrainingError:
+                logger.exception("a background write failed")
+
+        task = asyncio.get_running_loop().create_task(attempt())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _durably(
         self, write: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs

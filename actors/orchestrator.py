@@ -22,27 +22,26 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
 from actors.admission import Admission
+from actors.autoscaler import AutoscalerRequests, send_to_autoscaler
 from actors.callbacks import ForecastProgress, OrchestratorCallbacks
-from actors.capacity import (
-    AutoscalerRequests,
-    Capacity,
-    ClusterSize,
-    Stats,
-    ray_cluster_size,
-    send_to_autoscaler,
-)
+from actors.cluster import ClusterShape, read_cluster
+from actors.dispatch import Rules
 from actors.forecasts import ForecastRunner
 from actors.housekeeping import Housekeeping
 from actors.intake import Intake
-from actors.lifecycle import Lifecycle, QueueStatus
+from actors.ledger import Ledger
+from actors.lifecycle import Lifecycle
 from actors.loops import every
 from actors.metrics import ServiceMetrics
 from actors.queue import JobQueue
+from actors.reservations import RayPlacementGroups, Reservations
 from actors.scheduler import ScheduledFire, Scheduler
 from actors.settings import NAMESPACE, OrchestratorSettings
+from actors.stats import Stats
 from actors.submission import JobSubmission
 from actors.validation import JobValidator
 from actors.versions import VersionClaims
+from actors.waiting import QueueStatus
 from db.database import Database
 from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastStore
@@ -66,6 +65,7 @@ from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.graph.forecast import launch_forecast
 from pipeline.graph.launch import launch
+from pipeline.placement import Slot
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.store.feature_store import FeatureStore
@@ -96,18 +96,21 @@ class JobOrchestrator:
         self._schedules = ScheduleStore(database)
         self._settings = settings
         self._clock = clock
-        size = await asyncio.to_thread(ray_cluster_size, settings.max_cluster_cpus)
+        shape = await asyncio.to_thread(self._read_cluster)
         features = FeatureStore(pipeline.features_root)
-        self._capacity = Capacity(size, settings.max_concurrent_jobs)
+        self._ledger = Ledger(shape)
+        self._reservations = Reservations(
+            self._ledger, RayPlacementGroups(), prefix=f"{settings.actor_name}:"
+        )
         self._autoscaler = AutoscalerRequests(send_to_autoscaler)
         queue = JobQueue()
-        admission = Admission(settings.tenant_defaults(), settings.tenant_limits, self._capacity)
+        admission = Admission(settings.tenant_defaults(), settings.tenant_limits)
         self._metrics = ServiceMetrics()
         self._queue = queue
         self._wakeup = asyncio.Event()
         self._intake = Intake(
             self._store,
-            JobValidator(features, self._capacity, pipeline.distributed_min_rows),
+            JobValidator(features, lambda: self._ledger.shape, pipeline.distributed_min_rows),
             admission,
             queue,
             idempotency_window=timedelta(hours=settings.retention.idempotency_keys_hours),
@@ -121,15 +124,19 @@ class JobOrchestrator:
             queue,
             admission,
             self._metrics,
-            capacity=self._capacity,
+            reservations=self._reservations,
+            rules=Rules(settings.max_concurrent_jobs, settings.max_preemptions),
+            placement_timeout=settings.placement_timeout_seconds,
             outage_seconds=settings.database_outage_seconds,
             versions=VersionClaims(self._registry),
-            launch=lambda context, callbacks: launch(context, pipeline, callbacks),
+            launch=lambda context, callbacks, placement: launch(
+                context, pipeline, callbacks, placement
+            ),
             callbacks_for=functools.partial(
                 OrchestratorCallbacks, ray.get_runtime_context().current_actor
             ),
             node_id=ray.get_runtime_context().get_node_id(),
-            on_finished=self._wakeup.set,
+            wake=self._wakeup.set,
             clock=clock,
         )
         handle = ray.get_runtime_context().current_actor
@@ -140,8 +147,13 @@ class JobOrchestrator:
             max_attempts=settings.max_attempts,
             outage_seconds=settings.database_outage_seconds,
             clock=clock,
-            launch=lambda task, progress: launch_forecast(task, pipeline, progress),
+            launch=lambda task, progress, placement: launch_forecast(
+                task, pipeline, progress, placement
+            ),
             progress_for=functools.partial(ForecastProgress, handle),
+            reserve=self._lifecycle.reserve,
+            release=self._lifecycle.release,
+            cpus=settings.forecast_cpus,
         )
         self._housekeeping = Housekeeping(
             self._store,
@@ -272,20 +284,26 @@ class JobOrchestrator:
         return await self._store.tail_logs(job_id, tail)
 
     async def stats(self, tenant_id: str | None = None) -> Stats:
-        """Running and queued jobs (of one tenant, if given) and the shared capacity."""
+        """Running and queued jobs (of one tenant, if given) and the shared CPUs."""
         counts = await self._store.count_by_status(tenant_id)
-        capacity = self._capacity
+        shape = self._ledger.shape
         return Stats(
             counts[JobStatus.RUNNING],
             counts[JobStatus.QUEUED],
-            capacity.slots,
-            capacity.max_slots,
-            capacity.size.cpus,
+            cluster_cpus=shape.cpus,
+            max_cpus=shape.max_cpus,
+            cpus_reserved=self._ledger.reserved,
+            max_concurrent_jobs=self._settings.max_concurrent_jobs,
         )
 
     async def queue_status(self, job_id: str) -> QueueStatus | None:
         """Where a queued job stands and why it waits; None if it is not queued."""
         return self._lifecycle.queue_status(job_id)
+
+    async def held_cpus(self, job_id: str) -> int | None:
+        """The CPUs a job this orchestrator runs holds now (its trial slots taken back
+        make it fewer than its demand); None if it runs no such job."""
+        return self._lifecycle.held_cpus(job_id)
 
     async def metrics_text(self) -> str:
         """Prometheus text exposition of the service's metrics."""
@@ -331,6 +349,11 @@ class JobOrchestrator:
         """Asked by a register stage for the version to save its model as."""
         return await self._lifecycle.claim_version(job_id, tenant_id, model_name, now)
 
+    async def trial_slots(self, job_id: str) -> list[Slot]:
+        """Asked by a search (whenever trials could start) for the trial slots its job
+        holds now besides its bundles."""
+        return self._lifecycle.trial_slots(job_id)
+
     async def record_forecast_progress(self, forecast_id: str, progress: float) -> None:
         """Called (fire and forget) by a forecast's coordinator as its parts finish."""
         await self._forecasts.record_progress(forecast_id, progress)
@@ -345,6 +368,7 @@ class JobOrchestrator:
         """Recover (once), then start queued jobs while capacity allows."""
         try:
             if not self._recovered.is_set():
+                await asyncio.to_thread(self._reservations.clear_stale)
                 await self._housekeeping.recover()
                 self._recovered.set()
             if self._reload_queue:
@@ -357,17 +381,22 @@ class JobOrchestrator:
             raise
 
     async def _follow_cluster(self) -> None:
-        """Re-read the cluster's size (nodes join and leave; more slots wake the dispatch
-        loop), then ask its autoscaler for the CPUs the queued jobs wait for."""
-        size: ClusterSize = await asyncio.to_thread(
-            ray_cluster_size, self._settings.max_cluster_cpus
-        )
-        if self._capacity.update(size):
+        """Re-read the cluster's nodes (they join and leave; a change wakes the dispatch
+        loop), then ask its autoscaler for the bundles the queued jobs wait for."""
+        shape = await asyncio.to_thread(self._read_cluster)
+        if self._ledger.update(shape):
             self._wakeup.set()
         running, queued = self._lifecycle.demand()
         await asyncio.to_thread(
-            self._autoscaler.update, running, queued, size.max_cpus, self._capacity.max_slots
+            self._autoscaler.update,
+            running,
+            queued,
+            shape.max_cpus,
+            self._settings.max_concurrent_jobs,
         )
+
+    def _read_cluster(self) -> ClusterShape:
+        return read_cluster(self._settings.max_cluster_cpus, self._settings.max_node_cpus)
 
     async def _reclaim_stuck(self) -> None:
         if await self._housekeeping.reclaim_stuck():

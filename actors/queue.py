@@ -1,10 +1,11 @@
 """A pure queue of job ids: higher priority first; within a priority, tenants take turns.
 
 Each tenant's jobs keep their order of creation (FIFO, also for a job re-queued after an
-interruption). Among jobs of equal priority the tenants are
-served in turn (the least recently served first), so one tenant's hundred jobs cannot
-starve another's one. ``pop`` can
-skip tenants that may not start another job right now (their running limit).
+interruption). Among jobs of equal priority the tenants are served in turn (the least
+recently served first), so one tenant's hundred jobs cannot starve another's one.
+``ordered`` gives that order; the orchestrator ``take``s from it the jobs that may start
+(their tenants' limits and the free CPUs decide), and each job keeps the ``Demand`` it
+will hold once it runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from pipeline.resources import Demand
+
+#: What a job holds unless the queue is told otherwise: one CPU.
+ONE_CPU = Demand((1,))
 #: (created_at, arrival number, job id): a tenant's line is kept sorted by it.
 _Place = tuple[datetime, int, str]
 
@@ -43,13 +48,15 @@ class _Level:
         if not ready:
             return None
         tenant_id = min(ready, key=lambda t: (self.served.get(t, -1), self.lines[t][0]))
-        line = self.lines[tenant_id]
-        _created, _arrival, job_id = line.pop(0)
-        if not line:
-            del self.lines[tenant_id]
+        job_id = self.lines[tenant_id][0][2]
+        self.take(tenant_id, job_id)
+        return job_id
+
+    def take(self, tenant_id: str, job_id: str) -> None:
+        """Remove a job that starts: its tenant was served now."""
+        self.remove(tenant_id, job_id)
         self.served[tenant_id] = self.clock
         self.clock += 1
-        return job_id
 
     def remove(self, tenant_id: str, job_id: str) -> None:
         line = [place for place in self.lines[tenant_id] if place[2] != job_id]
@@ -71,18 +78,23 @@ class JobQueue:
     def __init__(self) -> None:
         self._levels: dict[int, _Level] = {}
         self._where: dict[str, tuple[str, int]] = {}
-        #: The CPUs each queued job will hold once it runs.
-        self._cpus: dict[str, int] = {}
+        #: What each queued job will hold once it runs.
+        self._demands: dict[str, Demand] = {}
         self._arrivals = itertools.count()
 
     def push(
-        self, job_id: str, tenant_id: str, priority: int, created_at: datetime, cpus: int = 1
+        self,
+        job_id: str,
+        tenant_id: str,
+        priority: int,
+        created_at: datetime,
+        demand: Demand = ONE_CPU,
     ) -> None:
-        """Add a job (that will hold ``cpus``) among its tenant's jobs of that priority, by
-        creation time; pushing a queued job again does nothing."""
+        """Add a job (that will hold ``demand``) among its tenant's jobs of that priority,
+        by creation time; pushing a queued job again does nothing."""
         if job_id in self._where:
             return
-        self._cpus[job_id] = cpus
+        self._demands[job_id] = demand
         place = (created_at, next(self._arrivals), job_id)
         self._levels.setdefault(priority, _Level()).push(tenant_id, place)
         self._where[job_id] = (tenant_id, priority)
@@ -97,6 +109,14 @@ class JobQueue:
                 return Popped(job_id, tenant_id)
         return None
 
+    def take(self, job_id: str) -> Popped:
+        """Remove a queued job that starts now, out of turn if need be (a larger job ahead
+        of it waits for CPUs); its tenant counts as served."""
+        tenant_id, priority = self._where[job_id]
+        self._levels[priority].take(tenant_id, job_id)
+        self._forget(job_id)
+        return Popped(job_id, tenant_id)
+
     def remove(self, job_id: str) -> bool:
         """Forget a job; returns whether it was queued."""
         if job_id not in self._where:
@@ -108,7 +128,7 @@ class JobQueue:
 
     def _forget(self, job_id: str) -> None:
         _tenant_id, priority = self._where.pop(job_id)
-        del self._cpus[job_id]
+        del self._demands[job_id]
         if not self._levels[priority].lines:
             del self._levels[priority]
 
@@ -125,6 +145,12 @@ class JobQueue:
     def tenant_of(self, job_id: str) -> str:
         return self._where[job_id][0]
 
+    def priority_of(self, job_id: str) -> int:
+        return self._where[job_id][1]
+
+    def demand_of(self, job_id: str) -> Demand:
+        return self._demands[job_id]
+
     def queued_of(self, tenant_id: str) -> int:
         return sum(1 for tenant, _ in self._where.values() if tenant == tenant_id)
 
@@ -136,9 +162,9 @@ class JobQueue:
         higher = sum(1 for j in ahead if self._where[j][1] > priority)
         return len(ahead), higher
 
-    def cpus(self) -> list[int]:
-        """The CPUs each queued job will hold, in the order they would be popped."""
-        return [self._cpus[job_id] for job_id in self.ordered()]
+    def demands(self) -> list[Demand]:
+        """What each queued job will hold, in the order they would be popped."""
+        return [self._demands[job_id] for job_id in self.ordered()]
 
     def ordered(self) -> list[str]:
         """The queued job ids in the order they would be popped with nothing blocked."""

@@ -73,14 +73,36 @@ class OrchestratorSettings(BaseSettings):
     max_concurrent_jobs: int | None = Field(
         None,
         ge=1,
-        description="At most this many jobs run at once; default: one per CPU of the "
-        "cluster's alive nodes (followed as nodes join and leave).",
+        description="The operator's cap on jobs running at once; without it, the CPUs "
+        "the jobs hold are the only limit.",
     )
     max_cluster_cpus: int | None = Field(
         None,
         ge=1,
         description="The most CPUs the cluster can grow to, when its autoscaler's "
         "configured maximum cannot be read; jobs up to it are queued, not refused.",
+    )
+    max_node_cpus: int | None = Field(
+        None,
+        ge=1,
+        description="The CPUs of the largest node the autoscaler can add, when its "
+        "config cannot be read (KubeRay); a job with a larger task is refused.",
+    )
+    max_preemptions: int = Field(
+        3,
+        ge=0,
+        le=1000,
+        description="How often one search's trial slots may be taken back for an urgent "
+        "or high job (0: never).",
+    )
+    placement_timeout_seconds: float = Field(
+        300,
+        gt=0,
+        description="How long a started job's reservation may take to be placed before "
+        "it goes back to the queue.",
+    )
+    forecast_cpus: int = Field(
+        2, ge=1, le=256, description="CPUs a batch forecast holds: its chunks at once."
     )
     max_attempts: int = Field(
         3, ge=1, le=100, description="Starts a job gets before an interrupted one is failed."

@@ -1,13 +1,17 @@
 """Whether a job could ever run here (its feature set, target, backtest and CPUs, against
-the most the cluster can grow to), and how: a job on a large feature set trains
-data-parallel."""
+the largest node and the most CPUs the cluster can grow to), and how: a job on a large
+feature set trains data-parallel, and a job's fan-out widths left to the service are
+fixed from the cluster's CPUs."""
 
 from __future__ import annotations
 
-from actors.capacity import Capacity
+from collections.abc import Callable
+
+from actors.cluster import ClusterShape
 from domain.errors import InvalidRequest
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.backtest import check_fits as check_backtest_fits
+from pipeline.resources import Demand, demand_of
 from pipeline.store.feature_store import FeatureStore
 
 
@@ -23,21 +27,25 @@ def check_per_series(config: TrainingConfig, series_column: str | None) -> None:
 
 
 class JobValidator:
-    """Checks a job's config against the feature store and the cluster's size: a job
-    that fits the cluster's configured maximum is fine (it waits for the CPUs), one
-    beyond it could never run. It reads the feature store (a file system, or S3): call it
-    off the actor's event loop."""
+    """Checks a job's config against the feature store and the cluster's shape: a job
+    whose bundles fit the largest node it can have and whose CPUs fit the most it can
+    grow to is fine (it waits for them), one beyond either could never run. It reads the
+    feature store (a file system, or S3): call it off the actor's event loop."""
 
     def __init__(
-        self, features: FeatureStore, capacity: Capacity, distributed_min_rows: int
+        self,
+        features: FeatureStore,
+        cluster: Callable[[], ClusterShape],
+        distributed_min_rows: int,
     ) -> None:
         self._features = features
-        self._capacity = capacity
+        self._cluster = cluster
         self._distributed_min_rows = distributed_min_rows
 
     def check(self, tenant_id: str, config: TrainingConfig) -> TrainingConfig:
         """The config to queue: ``config``, data-parallel if its feature set is large
-        (``TrainingConfig.sized_for``).
+        (``TrainingConfig.sized_for``), its fan-out widths fixed
+        (``TrainingConfig.resolved_for``).
 
         Raises: InvalidRequest naming the ``config.*`` field at fault."""
         features = self._features.for_tenant(tenant_id)
@@ -57,19 +65,35 @@ class JobValidator:
             check_per_series(config, schema.series_column)
         if config.backtest is not None:
             check_backtest_fits(config, schema, features.step_seconds(config.feature_set))
-        size = self._capacity.size
-        most = f"the cluster's maximum of {size.max_cpus} CPUs ({size.cpus} now)"
-        if not config.enable_hpo and config.train_cpus > size.max_cpus:
-            raise InvalidRequest(
-                "config.n_workers",
-                f"n_workers={config.n_workers} exceeds {most}; the job could never run",
-            )
-        if config.distributed is not None:
-            cpus = config.distributed.workers * config.train_cpus
-            if cpus > size.max_cpus:
-                raise InvalidRequest(
-                    "config.distributed.workers",
-                    f"{config.distributed.workers} workers x {config.train_cpus} CPU(s) exceed "
-                    f"{most}; the job could never run",
-                )
-        return config.sized_for(schema.rows, self._distributed_min_rows, size.max_cpus)
+        shape = self._cluster()
+        sized = config.sized_for(schema.rows, self._distributed_min_rows, shape.max_cpus)
+        resolved = sized.resolved_for(max(shape.cpus, shape.largest_node))
+        check_fits(resolved, demand_of(resolved), shape)
+        return resolved
+
+
+def check_fits(config: TrainingConfig, demand: Demand, shape: ClusterShape) -> None:
+    """Raises: InvalidRequest when a bundle of ``demand`` fits no node the cluster has or
+    can get, or its CPUs exceed the most the cluster can grow to."""
+    if demand.largest > shape.largest_node:
+        raise InvalidRequest(
+            "config.n_workers",
+            f"n_workers={config.n_workers} asks for {demand.largest} CPUs in one task, "
+            f"more than any node holds: the largest node has {shape.largest_node} CPUs; "
+            "the job could never run",
+        )
+    if demand.cpus > shape.max_cpus:
+        raise InvalidRequest(
+            _widest_field(config),
+            f"the job holds {demand.cpus} CPUs at once, more than the cluster's ceiling of "
+            f"{shape.max_cpus} CPUs ({shape.cpus} now); the job could never run",
+        )
+
+
+def _widest_field(config: TrainingConfig) -> str:
+    """The field that sets how many CPUs a job holds at once."""
+    if config.distributed is not None:
+        return "config.distributed.workers"
+    if config.enable_hpo or config.per_series or config.backtest is None:
+        return "config.n_workers"
+    return "config.backtest.workers"

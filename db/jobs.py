@@ -251,6 +251,11 @@ class JobStore:
             await add_logs(session, logs)
             return bool(getattr(result, "rowcount", 0))
 
+    async def append_logs(self, logs: Sequence[NewLog]) -> None:
+        """Add log lines to their jobs, whatever their status, in one transaction."""
+        async with self._transaction() as session:
+            await add_logs(session, logs)
+
     async def tail_logs(self, job_id: str, tail: int) -> list[LogRecord]:
         """The job's last ``tail`` log lines, oldest first.
 

@@ -347,12 +347,12 @@ def logs(job_id: str, tail: Annotated[int, typer.Option()] = 100) -> None:
 
 @app.command()
 def stats() -> None:
-    """Show running and queued jobs against capacity."""
+    """Show running and queued jobs, and the CPUs they reserve."""
     result = request("GET", "/ai/training/stats")
     console.print(
-        f"active {result['active_jobs']} / capacity {result['total_capacity']} "
-        f"({result['utilization_percent']}%), queued {result['queued_jobs']}; "
-        f"{result['cluster_cpus']} CPUs, capacity up to {result['max_capacity']}"
+        f"active {result['active_jobs']}, queued {result['queued_jobs']}; "
+        f"CPUs reserved {result['cpus_reserved']} of {result['cluster_cpus']} "
+        f"({result['utilization_percent']}%), the cluster up to {result['max_capacity']}"
     )
 
 

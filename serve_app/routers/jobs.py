@@ -80,12 +80,15 @@ async def start_job(
 
 @router.get("/{job_id}", response_model=JobPublic)
 async def get_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep) -> JobPublic:
-    """The job; a queued one also says where it stands and why it waits."""
+    """The job and the resources it holds; a queued one also says where it stands and
+    why it waits, a running one how many CPUs it holds now."""
     job = JobPublic.model_validate(await visible_job(job_id, services, principal))
     if job.status is JobStatus.QUEUED:
         place = await services.orchestrator.queue_status(job_id)
         if place is not None:
             job.queue_position, job.waiting_reason = place.position, place.waiting_reason
+    elif job.status is JobStatus.RUNNING:
+        job.held_cpus = await services.orchestrator.held_cpus(job_id)
     return job
 
 

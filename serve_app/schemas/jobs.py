@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from actors.submission import JobSubmission
 from domain.jobs import JobStatus, LogLevel, ModelType
+from pipeline.config import TrainingConfig
+from pipeline.resources import demand_of
 from serve_app.schemas.paging import PagePublic
 
 EXAMPLE_JOB: dict[str, Any] = {
@@ -39,6 +41,17 @@ class JobCreated(BaseModel):
     created_at: datetime
     estimated_duration_seconds: int
     message: str
+
+
+class JobResources(BaseModel):
+    """The CPUs a job holds while it runs, reserved as Ray placement groups before it
+    starts: its bundles (placed together; the first runs its stages) and its search's
+    trial slots (placed one by one; an urgent or high job may take them back)."""
+
+    cpus: int = Field(description="Every CPU it holds at once.")
+    bundles: list[dict[str, int]] = Field(description="CPUs of each bundle: one node each.")
+    trial_slots: int = Field(description="One-CPU trial slots beside the bundles.")
+    strategy: str = Field(description="PACK, or SPREAD for data-parallel workers.")
 
 
 class JobPublic(BaseModel):
@@ -72,6 +85,19 @@ class JobPublic(BaseModel):
     fire_time: datetime | None = None
     queue_position: int | None = Field(None, description="Queued jobs: 1 starts next.")
     waiting_reason: str | None = Field(None, description="Queued jobs: why it has not started.")
+    held_cpus: int | None = Field(
+        None,
+        description="Running jobs: the CPUs its reservation holds now (fewer than "
+        "resources.cpus while trial slots are taken back for a more urgent job).",
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resources(self) -> JobResources:
+        """What the job holds while it runs, from its config."""
+        return JobResources.model_validate(
+            demand_of(TrainingConfig.model_validate(self.config)).public()
+        )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -118,9 +144,15 @@ class LogsPublic(BaseModel):
 class StatsPublic(BaseModel):
     active_jobs: int
     queued_jobs: int
-    total_capacity: int = Field(description="Jobs that may run at once now.")
-    utilization_percent: float
-    max_capacity: int = Field(
-        description="Jobs that may run at once once the cluster has grown to its maximum."
+    total_capacity: int = Field(
+        description="CPUs jobs may reserve now: the cluster's alive nodes' (capacity is CPUs)."
     )
+    utilization_percent: float = Field(description="CPUs reserved over total_capacity.")
+    max_capacity: int = Field(description="CPUs once the cluster has grown to its maximum.")
     cluster_cpus: int = Field(description="CPUs of the cluster's alive nodes.")
+    cpus_reserved: int = Field(
+        description="CPUs the running jobs and batch forecasts hold in their reservations."
+    )
+    max_concurrent_jobs: int | None = Field(
+        None, description="The operator's cap on jobs running at once, if set."
+    )

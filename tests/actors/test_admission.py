@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from actors.admission import Admission, TenantLimits
-from actors.capacity import Capacity, ClusterSize
 from domain.auth import Principal, Role
 from domain.errors import Forbidden, TooManyRequests
 
@@ -18,7 +17,6 @@ def admission() -> Admission:
             "tiny": TenantLimits(max_queued=0),
             "paused": TenantLimits(max_running=0),
         },
-        capacity=Capacity(ClusterSize(cpus=2, max_cpus=2)),
     )
 
 
@@ -42,15 +40,15 @@ def test_waiting_reasons_name_the_binding_limit() -> None:
     rules = admission()
     assert not rules.may_start("anyone", running=2)
     assert rules.may_start("big", running=2)
-    reason = rules.waiting_reason("anyone", running=2, ahead=0, higher=0, busy=2)
+    cpus = "waiting for 4 CPUs (1 of 6 free)"
+    reason = rules.waiting_reason("anyone", running=2, ahead=0, higher=0, resources=cpus)
     assert reason == "tenant limit of 2 running jobs reached"
-    assert (
-        rules.waiting_reason("big", 0, ahead=3, higher=2, busy=2) == "2 higher-priority jobs ahead"
-    )
-    assert rules.waiting_reason("big", 0, ahead=1, higher=0, busy=2) == "1 job ahead"
-    assert rules.waiting_reason("big", 0, ahead=0, higher=0, busy=2) == "all 2 slots busy"
+    assert rules.waiting_reason("big", 0, 3, 2, cpus) == "2 higher-priority jobs ahead"
+    assert rules.waiting_reason("big", 0, ahead=1, higher=0, resources=cpus) == cpus
+    assert rules.waiting_reason("big", 0, ahead=1, higher=0, resources=None) == "1 job ahead"
+    assert rules.waiting_reason("big", 0, ahead=0, higher=0, resources=None) == "starting"
     assert not rules.may_start("paused", running=0)
-    assert rules.waiting_reason("paused", 0, ahead=0, higher=0, busy=0).startswith("tenant paused")
+    assert rules.waiting_reason("paused", 0, 0, 0, None).startswith("tenant paused")
 
 
 def test_principal_rules() -> None:

@@ -23,6 +23,8 @@ from domain.errors import PipelineError
 from domain.events import JobEvent
 from domain.forecasts import ForecastStatus
 from pipeline.forecasting.batch import ForecastOutcome, ForecastTask
+from pipeline.placement import Placement, Slot
+from pipeline.resources import Demand
 from pipeline.settings import PipelineSettings
 from tests.databases import migrated_store
 from tests.db.factories import new_job, new_model
@@ -41,11 +43,13 @@ class Launcher:
         self.tasks: dict[str, ForecastTask] = {}
         self.outcomes: dict[str, asyncio.Future[ForecastOutcome]] = {}
         self.error: Exception | None = None
+        self.placements: dict[str, Placement] = {}
 
     def __call__(
-        self, task: ForecastTask, progress: Callable[[float], None]
+        self, task: ForecastTask, progress: Callable[[float], None], placement: Placement
     ) -> asyncio.Future[ForecastOutcome]:
         self.tasks[task.forecast_id] = task
+        self.placements[task.forecast_id] = placement
         if self.error is not None:
             raise self.error
         progress(0.5)
@@ -62,6 +66,24 @@ class Launcher:
         return self.outcomes[forecast_id]
 
 
+class Reserver:
+    """The fake ``reserve`` and ``release``: grants each demand at once, unless a test
+    closes the gate, and remembers what is held."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+        self.held: dict[str, Demand] = {}
+
+    async def reserve(self, holder: str, demand: Demand) -> Placement:
+        await self.open.wait()
+        self.held[holder] = demand
+        return Placement(tuple(Slot(None, i, cpus) for i, cpus in enumerate(demand.bundles)))
+
+    def release(self, holder: str) -> None:
+        del self.held[holder]
+
+
 @dataclass
 class Harness:
     forecasts: ForecastStore
@@ -70,6 +92,7 @@ class Harness:
     model: ModelRecord
     #: (forecast, progress) as the coordinators reported them.
     progress: list[tuple[str, float]]
+    reserver: Reserver
 
     async def create(self) -> str:
         forecast = NewForecast(self.model.tenant_id, self.model.model_id, "forecast_basic", 24)
@@ -102,6 +125,7 @@ async def harness(database: Database, tmp_path: Path) -> AsyncIterator[Harness]:
     model = await registry.get(new_model().model_id)
     forecasts = ForecastStore(database)
     launcher = Launcher()
+    reserver = Reserver()
     progress: list[tuple[str, float]] = []
     runner = ForecastRunner(
         forecasts,
@@ -112,8 +136,11 @@ async def harness(database: Database, tmp_path: Path) -> AsyncIterator[Harness]:
         clock=utcnow,
         launch=launcher,
         progress_for=lambda forecast_id: lambda share: progress.append((forecast_id, share)),
+        reserve=reserver.reserve,
+        release=reserver.release,
+        cpus=2,
     )
-    harness = Harness(forecasts, runner, launcher, model, progress)
+    harness = Harness(forecasts, runner, launcher, model, progress, reserver)
     yield harness
     for forecast_id, outcome in launcher.outcomes.items():
         if not outcome.done():
@@ -195,3 +222,25 @@ async def test_recovery_runs_an_interrupted_forecast_again_and_gives_up_at_max_a
     again, first = await harness.settled(interrupted), await harness.settled(queued)
     assert (again.status, again.attempts) == (ForecastStatus.COMPLETED, 2)
     assert (first.status, first.attempts) == (ForecastStatus.COMPLETED, 1)
+
+
+async def test_a_forecast_waits_queued_for_its_cpus_runs_in_them_and_frees_them(
+    harness: Harness,
+) -> None:
+    harness.reserver.open.clear()  # every CPU is reserved by jobs
+    forecast_id = await harness.create()
+    await harness.runner.recover()
+    await asyncio.sleep(0.05)
+    assert (await harness.forecasts.get(forecast_id)).status is ForecastStatus.QUEUED
+    assert forecast_id not in harness.launcher.tasks
+
+    harness.reserver.open.set()
+    deadline = time.monotonic() + 5
+    while forecast_id not in harness.launcher.outcomes:
+        assert time.monotonic() < deadline, "the forecast never started"
+        await asyncio.sleep(0.005)
+    assert harness.reserver.held == {f"forecast:{forecast_id}": Demand((1, 1))}
+    assert len(harness.launcher.placements[forecast_id].workers()) == 2
+    harness.launcher.outcomes[forecast_id].set_result(ForecastOutcome(24, "memory://fc"))
+    await harness.settled(forecast_id)
+    assert harness.reserver.held == {}

@@ -27,6 +27,8 @@ from pipeline.forecasting.batch import (
     forecast_directory,
     forecast_location,
 )
+from pipeline.placement import Placement
+from pipeline.resources import Demand
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from pipeline.store.demo import load_series
@@ -50,8 +52,12 @@ class Clock:
 
 
 def no_forecast(
-    task: ForecastTask, progress: Callable[[float], None]
+    task: ForecastTask, progress: Callable[[float], None], placement: Placement
 ) -> Awaitable[ForecastOutcome]:
+    raise AssertionError("no forecast runs here")
+
+
+async def no_reservation(holder: str, demand: Demand) -> Placement:
     raise AssertionError("no forecast runs here")
 
 
@@ -68,6 +74,9 @@ def housekeeping_of(
         clock=clock,
         launch=no_forecast,
         progress_for=lambda forecast_id: lambda progress: None,
+        reserve=no_reservation,
+        release=lambda holder: None,
+        cpus=1,
     )
     return Housekeeping(
         store,

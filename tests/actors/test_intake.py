@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.admission import Admission, TenantLimits
-from actors.capacity import Capacity, ClusterSize
+from actors.cluster import ClusterShape
 from actors.intake import Intake
 from actors.queue import JobQueue
 from actors.submission import JobSubmission
@@ -26,6 +26,7 @@ from domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest, TooMan
 from domain.events import JobEvent
 from domain.jobs import JobStatus, ModelType
 from pipeline.config import TrainingConfig
+from pipeline.resources import Demand
 from pipeline.storage import Location
 from pipeline.store.demo import ensure_demo_feature_sets
 from pipeline.store.feature_store import FeatureStore
@@ -33,7 +34,7 @@ from tests.databases import migrated_store
 from tests.db.factories import new_job, new_model
 
 CONFIG = TrainingConfig(feature_set="forecast_basic", horizon=24, target_variable="load_kw")
-TWO_CPUS = Capacity(ClusterSize(cpus=2, max_cpus=2))
+TWO_CPUS = ClusterShape.of(2)
 
 MakeIntake = Callable[..., Intake]
 
@@ -56,14 +57,14 @@ async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
 def intake_of(store: JobStore, features: FeatureStore) -> MakeIntake:
     def make(
         limits: Mapping[str, TenantLimits] | None = None,
-        capacity: Capacity = TWO_CPUS,
+        cluster: ClusterShape = TWO_CPUS,
         queue: JobQueue | None = None,
         features: FeatureStore = features,
     ) -> Intake:
         return Intake(
             store,
-            JobValidator(features, capacity, distributed_min_rows=5_000_000),
-            Admission(TenantLimits(), limits or {}, capacity),
+            JobValidator(features, lambda: cluster, distributed_min_rows=5_000_000),
+            Admission(TenantLimits(), limits or {}),
             JobQueue() if queue is None else queue,
             idempotency_window=timedelta(hours=24),
             clock=utcnow,
@@ -136,39 +137,77 @@ async def test_a_job_that_could_never_run_is_refused_and_writes_nothing(
     assert await rows(store) == []
 
 
-async def test_a_job_that_fits_the_clusters_maximum_is_queued_with_its_cpus(
+async def test_a_job_that_fits_the_clusters_maximum_is_queued_with_its_demand(
     intake_of: MakeIntake, store: JobStore
 ) -> None:
-    """2 CPUs now, 6 at most (an autoscaling cluster): 4 CPUs wait for the cluster to grow."""
+    """One 2-CPU node now, up to 6 CPUs on nodes of 2 (an autoscaling cluster): jobs that
+    need more CPUs than there are now wait for the cluster to grow."""
     queue = JobQueue()
-    intake = intake_of(capacity=Capacity(ClusterSize(cpus=2, max_cpus=6)), queue=queue)
+    intake = intake_of(cluster=ClusterShape.of(2, largest_node=2, max_cpus=6), queue=queue)
 
-    job, _ = await intake.submit(submission(n_workers=4))
-    data_parallel, _ = await intake.submit(submission(distributed={"workers": 3}))
+    search, _ = await intake.submit(submission(enable_hpo=True, n_workers=4))
+    data_parallel, _ = await intake.submit(submission(n_workers=2, distributed={"workers": 3}))
+    backtest, _ = await intake.submit(submission(backtest={"windows": 3}))
 
-    assert [r.status for r in await rows(store)] == [JobStatus.QUEUED] * 2
-    assert queue.ordered() == [job.job_id, data_parallel.job_id]
-    assert queue.cpus() == [4, 3]
+    assert [r.status for r in await rows(store)] == [JobStatus.QUEUED] * 3
+    assert queue.ordered() == [search.job_id, data_parallel.job_id, backtest.job_id]
+    assert queue.demands() == [
+        Demand((1,), slots=3),
+        Demand((2, 2, 2), spread=True),
+        Demand((1, 1, 1)),  # the stages' bundle and one per window at once: two CPUs now
+    ]
+
+
+async def test_fan_out_widths_left_to_the_service_are_fixed_from_the_cluster(
+    intake_of: MakeIntake, store: JobStore
+) -> None:
+    """A search's trials at once (at most its trials) and a backtest's windows at once:
+    the cluster's CPUs when the job is submitted, stored with it so that what it holds
+    is known while it waits."""
+    intake = intake_of(cluster=ClusterShape.of(2, 2, 2))
+
+    search, _ = await intake.submit(submission(enable_hpo=True, n_trials=4))
+    wide, _ = await intake.submit(submission(enable_hpo=True, n_trials=40))
+    backtest, _ = await intake.submit(submission(backtest={"windows": 3}))
+
+    assert search.config["n_workers"] == 4
+    assert wide.config["n_workers"] == 6
+    assert backtest.config["backtest"]["workers"] == 3
+    assert backtest.config["n_workers"] is None
 
 
 @pytest.mark.parametrize(
-    ("config", "field"),
+    ("config", "field", "message"),
     [
-        ({"n_workers": 7}, "config.n_workers"),
-        ({"n_workers": 2, "distributed": {"workers": 4}}, "config.distributed.workers"),
+        ({"n_workers": 4}, "config.n_workers", "the largest node has 2 CPUs"),
+        (
+            {"n_workers": 2, "distributed": {"workers": 4}},
+            "config.distributed.workers",
+            "the cluster's ceiling of 6 CPUs (2 now)",
+        ),
+        (
+            {"enable_hpo": True, "n_workers": 7},
+            "config.n_workers",
+            "the cluster's ceiling of 6 CPUs (2 now)",
+        ),
+        (
+            {"backtest": {"windows": 9, "workers": 9}},
+            "config.backtest.workers",
+            "the cluster's ceiling of 6 CPUs (2 now)",
+        ),
     ],
-    ids=["n-workers", "distributed"],
+    ids=["task-beyond-the-largest-node", "distributed", "search", "backtest"],
 )
-async def test_a_job_beyond_the_clusters_maximum_is_refused(
-    intake_of: MakeIntake, store: JobStore, config: dict[str, object], field: str
+async def test_a_job_no_node_or_cluster_could_ever_hold_is_refused(
+    intake_of: MakeIntake, store: JobStore, config: dict[str, object], field: str, message: str
 ) -> None:
-    intake = intake_of(capacity=Capacity(ClusterSize(cpus=2, max_cpus=6)))
+    intake = intake_of(cluster=ClusterShape.of(2, largest_node=2, max_cpus=6))
 
     with pytest.raises(InvalidRequest) as refused:
         await intake.submit(submission(**config))
 
     assert refused.value.field == field
-    assert "the cluster's maximum of 6 CPUs (2 now)" in str(refused.value)
+    assert message in str(refused.value)
     assert await rows(store) == []
 
 

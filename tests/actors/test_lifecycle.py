@@ -1,13 +1,15 @@
-"""The lifecycle's decisions without Ray: queued jobs start within the capacity and the
-tenants' running limits; a run's reports and model are written; a failed stage, a failed
-launch or a cancel (while the job starts, or while it runs) each end the job and free its
-slot. The store is a real SQLite database; only the launcher is fake."""
+"""The lifecycle's decisions without Ray: queued jobs start once their reservations are
+placed, within the free CPUs and the tenants' running limits; a run's reports and model
+are written; a failed stage, a failed launch or a cancel (while the job is placed or
+starts, or while it runs) each end the job and free its CPUs; an urgent job takes trial
+slots back. The store is a real SQLite database; the launcher and the placement groups
+are fakes."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +20,13 @@ from ray.exceptions import TaskCancelledError, WorkerCrashedError
 
 import actors.lifecycle
 from actors.admission import Admission, TenantLimits
-from actors.capacity import Capacity, ClusterSize
+from actors.cluster import ClusterShape
+from actors.dispatch import Rules
+from actors.ledger import Ledger, Nodes
 from actors.lifecycle import Lifecycle
 from actors.metrics import ServiceMetrics
-from actors.queue import JobQueue
+from actors.queue import ONE_CPU, JobQueue
+from actors.reservations import Reservations
 from actors.versions import VersionClaims
 from db.database import Database
 from db.experiments import ExperimentCatalog
@@ -30,10 +35,12 @@ from db.records import JobRecord
 from db.registry import ModelRegistry
 from domain.errors import PipelineError, TrainingError
 from domain.events import JobEvent
-from domain.jobs import JobStatus
+from domain.jobs import JobPriority, JobStatus
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.models.register import SavedModel
+from pipeline.placement import Placement, Slot
+from pipeline.resources import Demand
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage, StageReport
@@ -69,17 +76,63 @@ class FakeRun:
 
 
 class Launcher:
-    """The fake ``launch``: a ``FakeRun`` per job, or the error a test set for that job."""
+    """The fake ``launch``: a ``FakeRun`` per job, or the error a test set for that job;
+    it keeps the placement each job was launched into."""
 
     def __init__(self) -> None:
         self.runs: dict[str, FakeRun] = {}
         self.failing: dict[str, Exception] = {}
+        self.placements: dict[str, Placement] = {}
 
-    def __call__(self, context: JobContext, callbacks: object) -> FakeRun:
+    def __call__(self, context: JobContext, callbacks: object, placement: Placement) -> FakeRun:
         if context.job_id in self.failing:
             raise self.failing[context.job_id]
+        self.placements[context.job_id] = placement
         run = self.runs[context.job_id] = FakeRun(stages=2)
         return run
+
+
+@dataclass
+class FakeGroup:
+    name: str
+    bundles: tuple[int, ...]
+    placed: asyncio.Event = field(default_factory=asyncio.Event)
+    removed: bool = False
+
+
+class FakePlacementGroups:
+    """Placement groups placed at once where the ledger booked them, unless a test
+    holds them back (``hold``)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.made: list[FakeGroup] = []
+        self.held = False
+
+    def create(self, name: str, bundles: Sequence[int], spread: bool) -> FakeGroup:
+        group = FakeGroup(name, tuple(bundles))
+        if not self.held:
+            group.placed.set()
+        self.made.append(group)
+        return group
+
+    async def placed(self, handle: FakeGroup) -> Nodes:
+        await handle.placed.wait()
+        booked = self.ledger.group(handle.name)
+        assert booked is not None, f"{handle.name} was never booked"
+        return booked.nodes
+
+    def remove(self, handle: FakeGroup) -> None:
+        handle.removed = True
+
+    def slot(self, handle: FakeGroup, bundle: int, cpus: int) -> Slot:
+        return Slot(None, bundle, cpus)
+
+    def remove_named(self, prefix: str) -> int:
+        return 0
+
+    def live(self) -> list[str]:
+        return [g.name for g in self.made if not g.removed]
 
 
 @dataclass(frozen=True)
@@ -99,6 +152,9 @@ class Callbacks:
 
     def claim_version(self, parent: Location, now: datetime) -> str:
         raise AssertionError("a fake run registers no model itself")
+
+    def trial_slots(self) -> list[Slot]:
+        return []
 
 
 class StartGate(JobStore):
@@ -128,14 +184,20 @@ class Harness:
     store: JobStore
     queue: JobQueue
     lifecycle: Lifecycle
-    launcher: Launcher = field(default_factory=Launcher)
-    capacity: Capacity = field(default_factory=lambda: Capacity(ClusterSize(1, 1)))
+    launcher: Launcher
+    ledger: Ledger
+    groups: FakePlacementGroups
 
-    async def queue_job(self, tenant_id: str = "tenant-a") -> str:
+    async def queue_job(
+        self,
+        tenant_id: str = "tenant-a",
+        demand: Demand = ONE_CPU,
+        priority: JobPriority = JobPriority.NORMAL,
+    ) -> str:
         job = await self.store.create_job(
-            new_job(tenant_id=tenant_id, config=CONFIG.model_dump(mode="json"))
+            new_job(tenant_id=tenant_id, config=CONFIG.model_dump(mode="json"), priority=priority)
         )
-        self.queue.push(job.job_id, job.tenant_id, job.priority, job.created_at)
+        self.queue.push(job.job_id, job.tenant_id, job.priority, job.created_at, demand)
         return job.job_id
 
     async def status(self, job_id: str) -> JobStatus:
@@ -169,27 +231,32 @@ async def harness_of(database: Database, tmp_path: Path) -> AsyncIterator[MakeHa
         limits: Mapping[str, TenantLimits] | None = None,
         store: JobStore | None = None,
         max_cpus: int | None = None,
+        cluster: ClusterShape | None = None,
+        placement_timeout: float = 5.0,
     ) -> Harness:
         store = store or JobStore(database)
         queue = JobQueue()
         launcher = Launcher()
-        slots = Capacity(ClusterSize(cpus=capacity, max_cpus=max_cpus or capacity))
+        ledger = Ledger(cluster or ClusterShape.of(capacity, max_cpus=max_cpus or capacity))
+        groups = FakePlacementGroups(ledger)
         lifecycle = Lifecycle(
             store,
             ExperimentCatalog(store.database),
             PipelineSettings(data_dir=tmp_path, stage_max_retries=STAGE_MAX_RETRIES),
             queue,
-            Admission(TenantLimits(), limits or {}, slots),
+            Admission(TenantLimits(), limits or {}),
             ServiceMetrics(),
-            capacity=slots,
+            reservations=Reservations(ledger, groups, prefix="test:"),
+            rules=Rules(),
+            placement_timeout=placement_timeout,
             outage_seconds=1.0,
             versions=VersionClaims(ModelRegistry(database)),
             launch=launcher,
             callbacks_for=Callbacks,
             node_id=NODE_ID,
-            on_finished=lambda: None,
+            wake=lambda: None,
         )
-        made.append(harness := Harness(store, queue, lifecycle, launcher, slots))
+        made.append(harness := Harness(store, queue, lifecycle, launcher, ledger, groups))
         return harness
 
     yield make
@@ -236,7 +303,8 @@ async def test_a_job_runs_and_its_completion_registers_its_model(
     assert (model.version, model.artifact_uri) == ("20260101.000000", str(tmp_path / "model"))
     assert model.metrics == {"mae": 1.25}
     messages = {log.message: log.extra for log in await h.store.tail_logs(job_id, 20)}
-    assert messages["started"] == {"node": NODE_ID}
+    assert messages["started"] == {"node": NODE_ID, "cpus": 1}
+    assert h.groups.live() == [], "its reservation was released"
     assert "load_features finished in 0.250s" in messages
     assert f"completed; registered model {model.model_id}" in messages
     assert run.cancels == []
@@ -388,7 +456,7 @@ async def test_no_more_jobs_run_than_the_capacity(harness_of: MakeHarness) -> No
     assert [await h.status(j) for j in jobs] == [JobStatus.RUNNING] * 2 + [JobStatus.QUEUED]
     status = h.lifecycle.queue_status(jobs[2])
     assert status is not None
-    assert status.waiting_reason == "all 2 slots busy"
+    assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
     await h.lifecycle.start_queued()  # nothing changed: nothing more starts
     assert list(h.launcher.runs) == jobs[:2]
     h.launcher.runs[jobs[0]].fail(PipelineError("failed"))
@@ -408,15 +476,15 @@ async def test_more_jobs_start_as_the_cluster_grows_and_demand_counts_their_cpus
     assert list(h.launcher.runs) == jobs[:2]
     status = h.lifecycle.queue_status(jobs[2])
     assert status is not None
-    assert status.waiting_reason == "all 2 slots busy; waiting for the cluster to grow"
-    assert h.lifecycle.demand() == ([1, 1], [1, 1, 1, 1])
+    assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
+    assert h.lifecycle.demand() == ([[1], [1]], [[1]] * 4)
 
-    h.capacity.update(ClusterSize(cpus=6, max_cpus=6))  # two 2-CPU workers joined
+    h.ledger.update(ClusterShape({"node-0": 2, "w1": 2, "w2": 2}))  # two workers joined
     await h.lifecycle.start_queued()
-    assert list(h.launcher.runs) == jobs
-    assert h.lifecycle.demand() == ([1] * 6, [])
+    assert set(h.launcher.runs) == set(jobs)
+    assert h.lifecycle.demand() == ([[1]] * 6, [])
 
-    h.capacity.update(ClusterSize(cpus=2, max_cpus=6))  # and left: running jobs go on
+    h.ledger.update(ClusterShape.of(2, max_cpus=6))  # and left: running jobs go on
     assert h.lifecycle.running == 6
 
 
@@ -461,3 +529,130 @@ async def test_a_slow_delete_of_an_orphaned_model_leaves_the_loop_responsive(
     assert job.status is JobStatus.CANCELLED
     assert not (tmp_path / "model").exists()
     assert max(gaps) < 0.5, max(gaps)
+
+
+async def test_a_job_turns_running_only_once_its_reservation_is_placed(
+    harness_of: MakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actors.lifecycle, "SETTLE_SECONDS", 0.05)
+    h = await harness_of(capacity=2)
+    h.groups.held = True  # Ray has not placed it yet
+    job_id = await h.queue_job(demand=Demand((2,)))
+
+    await h.lifecycle.start_queued()
+
+    assert await h.status(job_id) is JobStatus.QUEUED
+    assert job_id not in h.launcher.runs
+    assert h.ledger.held(job_id) == 2, "its CPUs are booked while Ray places them"
+    status = h.lifecycle.queue_status(job_id)
+    assert status is not None
+    assert status.waiting_reason == "starting: Ray is placing its 2 CPUs"
+
+    [group] = h.groups.made
+    group.placed.set()
+    deadline = time.monotonic() + 5
+    while job_id not in h.launcher.runs:
+        assert time.monotonic() < deadline, "the placed job never launched"
+        await asyncio.sleep(0.01)
+    assert await h.status(job_id) is JobStatus.RUNNING
+    assert h.lifecycle.queue_status(job_id) is None
+
+
+async def test_a_job_cancelled_while_it_is_placed_never_runs_and_frees_its_cpus(
+    harness_of: MakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actors.lifecycle, "SETTLE_SECONDS", 0.05)
+    h = await harness_of(capacity=1)
+    h.groups.held = True
+    job_id = await h.queue_job()
+    await h.lifecycle.start_queued()
+
+    await h.lifecycle.cancel(job_id)
+    job = await h.ended(job_id)
+
+    assert job.status is JobStatus.CANCELLED
+    assert job_id not in h.launcher.runs
+    assert h.groups.live() == []
+    assert h.ledger.reserved == 0
+
+
+async def test_a_reservation_not_placed_in_time_goes_back_and_its_job_to_the_queue(
+    harness_of: MakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actors.lifecycle, "SETTLE_SECONDS", 0.05)
+    h = await harness_of(capacity=1, placement_timeout=0.1)
+    h.groups.held = True  # e.g. CPUs taken by work outside the service
+    job_id = await h.queue_job()
+    await h.lifecycle.start_queued()
+
+    job = await h.ended(job_id)
+
+    assert job.status is JobStatus.QUEUED
+    assert job_id in h.queue
+    assert h.groups.live() == []
+    assert h.ledger.reserved == 0
+    deadline = time.monotonic() + 5
+    while not any("back in the queue" in log.message for log in await h.store.tail_logs(job_id, 5)):
+        assert time.monotonic() < deadline, "no log line says why the job waits again"
+        await asyncio.sleep(0.01)
+    h.groups.held = False
+    await h.lifecycle.start_queued()
+    assert await h.status(job_id) is JobStatus.RUNNING
+
+
+async def test_an_urgent_job_takes_trial_slots_back_and_the_search_gets_them_again(
+    harness_of: MakeHarness,
+) -> None:
+    """A low-priority search holds the whole 4-CPU node (its stage bundle and three trial
+    slots); an urgent one-CPU job takes one slot back, both jobs' logs say so, and the
+    slot comes back once the urgent job has ended."""
+    h = await harness_of(capacity=4)
+    search = await h.queue_job(demand=Demand((1,), slots=3), priority=JobPriority.LOW)
+    await h.lifecycle.start_queued()
+    assert h.ledger.held(search) == 4
+    assert len(h.lifecycle.trial_slots(search)) == 3
+
+    urgent = await h.queue_job("tenant-b", priority=JobPriority.URGENT)
+    await h.lifecycle.start_queued()
+
+    assert await h.status(urgent) is JobStatus.RUNNING
+    assert (h.ledger.held(search), h.ledger.held(urgent)) == (3, 1)
+    assert len(h.lifecycle.trial_slots(search)) == 2
+    deadline = time.monotonic() + 5
+    while True:
+        said = [log.message for log in await h.store.tail_logs(search, 20)]
+        if any("taken back for urgent job" in m for m in said):
+            break
+        assert time.monotonic() < deadline, said
+        await asyncio.sleep(0.01)
+    urgent_said = [log.message for log in await h.store.tail_logs(urgent, 20)]
+    assert f"starting on 1 CPU(s) taken back from job {search}" in urgent_said
+
+    h.launcher.runs[urgent].fail(PipelineError("done with it"))
+    await h.ended(urgent)
+    await h.lifecycle.start_queued()
+    deadline = time.monotonic() + 5
+    while len(h.lifecycle.trial_slots(search)) < 3:
+        assert time.monotonic() < deadline, "the search never got its slot back"
+        await asyncio.sleep(0.01)
+    assert h.ledger.held(search) == 4
+
+
+async def test_a_batch_forecast_reserves_its_cpus_ahead_of_queued_jobs(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(capacity=2)
+    job_id = await h.queue_job(demand=Demand((2,)))
+    reserving = asyncio.create_task(h.lifecycle.reserve("forecast:f1", Demand((1, 1))))
+    await asyncio.sleep(0)
+
+    await h.lifecycle.start_queued()
+    placement = await asyncio.wait_for(reserving, 5)
+
+    assert len(placement.workers()) == 2
+    assert await h.status(job_id) is JobStatus.QUEUED
+    assert h.ledger.held("forecast:f1") == 2
+    h.lifecycle.release("forecast:f1")
+    assert h.ledger.reserved == 0
+    await h.lifecycle.start_queued()
+    assert await h.status(job_id) is JobStatus.RUNNING

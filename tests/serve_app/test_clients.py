@@ -134,7 +134,8 @@ async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: D
     page = await asyncio.to_thread(client.list_jobs, JobFilters(tenant_id="py-client"))
     assert [j.job_id for j in page.items] == [job.job_id]
     assert (await asyncio.to_thread(client.logs, job.job_id, 3))[-1].message.startswith("completed")
-    assert (await asyncio.to_thread(client.stats)).total_capacity == 1
+    stats = await asyncio.to_thread(client.stats)
+    assert (stats.cluster_cpus, stats.cpus_reserved) == (1, 0)
 
     with pytest.raises(IllegalTransition):
         await asyncio.to_thread(client.cancel, job.job_id)

@@ -281,11 +281,21 @@ async def test_stats_report_queue_and_capacity(deployed: Deployed) -> None:
     assert stats == {
         "active_jobs": 1,
         "queued_jobs": 1,
-        "total_capacity": 1,
-        "utilization_percent": 100.0,
-        "max_capacity": 1,
+        "total_capacity": 2,
+        "utilization_percent": 50.0,
+        "max_capacity": 2,
         "cluster_cpus": 2,
+        "cpus_reserved": 1,
+        "max_concurrent_jobs": 1,
     }
+    running = (await deployed.http.get(f"/ai/training/jobs/{blocker}")).json()
+    assert running["resources"] == {
+        "cpus": 1,
+        "bundles": [{"CPU": 1}],
+        "trial_slots": 0,
+        "strategy": "PACK",
+    }
+    assert running["held_cpus"] == 1
     await deployed.http.delete(f"/ai/training/jobs/{blocker}")
 
 

@@ -1,0 +1,180 @@
+"""Reservations: the placement groups that hold each running job's (and batch forecast's)
+CPUs, kept in step with the ledger admission reads.
+
+A holder's demand (``pipeline.resources.Demand``) becomes one placement group of its
+bundles, placed all or nothing, and one group per trial slot. Each group is booked in
+the ``Ledger`` when it is made (on the nodes first fit predicts) and moved to the nodes
+Ray chose once it is placed; a holder starts only when every group is placed. Groups
+are named ``<prefix><holder>:<n>`` so that an orchestrator can remove what an earlier
+incarnation left. ``PlacementGroups`` is the port to Ray: ``RayPlacementGroups`` in the
+service, a test's own in unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from actors.ledger import Group, Ledger, Nodes
+from pipeline.placement import Placement, Slot
+from pipeline.resources import TASK_CPUS, Demand
+
+logger = logging.getLogger(__name__)
+
+
+class PlacementGroups(Protocol):
+    """Makes, awaits and removes placement groups."""
+
+    def create(self, name: str, bundles: Sequence[int], spread: bool) -> Any:
+        """Ask for a group of ``bundles`` (CPUs each); returns its handle at once."""
+        ...
+
+    async def placed(self, handle: Any) -> Nodes:
+        """Wait until every bundle is placed; the node of each."""
+        ...
+
+    def remove(self, handle: Any) -> None:
+        """Release the group's CPUs; tasks still running in it are killed."""
+        ...
+
+    def slot(self, handle: Any, bundle: int, cpus: int) -> Slot:
+        """The pipeline's view of one bundle."""
+        ...
+
+    def remove_named(self, prefix: str) -> int:
+        """Remove every group whose name starts with ``prefix``; how many."""
+        ...
+
+
+class Reservations:
+    """The placement groups of every holder, booked in ``ledger``."""
+
+    def __init__(self, ledger: Ledger, groups: PlacementGroups, prefix: str) -> None:
+        self.ledger = ledger
+        self._groups = groups
+        self._prefix = prefix
+        self._handles: dict[str, Any] = {}
+        self._placed: set[str] = set()
+        self._numbers = itertools.count()
+
+    def clear_stale(self) -> int:
+        """Remove the groups an earlier orchestrator of this name left (at recovery)."""
+        removed = self._groups.remove_named(self._prefix)
+        if removed:
+            logger.warning("removed %d placement groups an earlier orchestrator left", removed)
+        return removed
+
+    def book(self, holder: str, demand: Demand, nodes: Nodes) -> None:
+        """Ask for ``demand``'s groups, booked on ``nodes`` (``Ledger.fit`` of
+        ``demand.every_bundle()``) until Ray places them."""
+        count = len(demand.bundles)
+        self._make(holder, demand.bundles, nodes[:count], demand.spread, slot=False)
+        for node in nodes[count:]:
+            self._make(holder, (TASK_CPUS,), (node,), False, slot=True)
+
+    def add_slot(self, holder: str, node: str) -> Group:
+        """Ask for one more trial slot for ``holder``, booked on ``node``."""
+        return self._make(holder, (TASK_CPUS,), (node,), False, slot=True)
+
+    async def placed(self, holder: str) -> None:
+        """Wait until every group of ``holder`` is placed, and book where."""
+        await asyncio.gather(*(self.place(g) for g in self.ledger.groups_of(holder)))
+
+    async def place(self, group: Group) -> None:
+        """Wait until ``group`` is placed, and book where."""
+        handle = self._handles.get(group.name)
+        if handle is None:  # released meanwhile
+            return
+        nodes = await self._groups.placed(handle)
+        if group.name in self._handles:
+            self.ledger.placed(group.name, nodes)
+            self._placed.add(group.name)
+
+    def placement(self, holder: str) -> Placement:
+        """The holder's bundles as its tasks see them."""
+        (gang,) = [g for g in self.ledger.groups_of(holder) if not g.slot]
+        handle = self._handles[gang.name]
+        return Placement(
+            tuple(self._groups.slot(handle, i, cpus) for i, cpus in enumerate(gang.bundles))
+        )
+
+    def trial_slots(self, holder: str) -> list[Slot]:
+        """The holder's placed trial slots."""
+        return [
+            self._groups.slot(self._handles[g.name], 0, g.cpus)
+            for g in self.ledger.slots_of(holder)
+            if g.name in self._placed
+        ]
+
+    def take_back(self, groups: Sequence[Group]) -> None:
+        """Remove trial slots (their trials are killed; the search runs them again)."""
+        for group in groups:
+            self._remove(group.name)
+
+    def release(self, holder: str) -> None:
+        """Remove every group of ``holder``."""
+        for group in self.ledger.groups_of(holder):
+            self._remove(group.name)
+
+    def _make(
+        self, holder: str, bundles: tuple[int, ...], nodes: Nodes, spread: bool, slot: bool
+    ) -> Group:
+        name = f"{self._prefix}{holder}:{next(self._numbers)}"
+        group = Group(name, holder, bundles, nodes, slot=slot)
+        self.ledger.book(group)
+        self._handles[name] = self._groups.create(name, bundles, spread)
+        return group
+
+    def _remove(self, name: str) -> None:
+        self.ledger.drop(name)
+        self._placed.discard(name)
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            self._groups.remove(handle)
+
+
+class RayPlacementGroups:
+    """``PlacementGroups`` over Ray's placement group API."""
+
+    def create(self, name: str, bundles: Sequence[int], spread: bool) -> Any:
+        from ray.util.placement_group import placement_group
+
+        return placement_group(
+            [{"CPU": float(cpus)} for cpus in bundles],
+            strategy="SPREAD" if spread else "PACK",
+            name=name,
+        )
+
+    async def placed(self, handle: Any) -> Nodes:
+        from ray.util.placement_group import placement_group_table
+
+        await handle.ready()
+        table = await asyncio.to_thread(placement_group_table, handle)
+        where: dict[int, str] = table["bundles_to_node_id"]
+        return tuple(where[index] for index in sorted(where))
+
+    def remove(self, handle: Any) -> None:
+        from ray.util.placement_group import remove_placement_group
+
+        remove_placement_group(handle)
+
+    def slot(self, handle: Any, bundle: int, cpus: int) -> Slot:
+        return Slot(handle, bundle, cpus)
+
+    def remove_named(self, prefix: str) -> int:
+        from ray.util.placement_group import (
+            get_placement_group,
+            placement_group_table,
+            remove_placement_group,
+        )
+
+        removed = 0
+        for entry in placement_group_table().values():
+            name = entry.get("name") or ""
+            if name.startswith(prefix) and entry.get("state") != "REMOVED":
+                remove_placement_group(get_placement_group(name))
+                removed += 1
+        return removed
