@@ -93,6 +93,7 @@ def find(directory: Location, version: str) -> FeatureSetSchema | None:
 
 
 def has_published(directory: Location) -> bool:
+    """Whether the set at ``directory`` has a published version (readers see it)."""
     return bool(_records(directory)) or (directory / SCHEMA_FILE).is_file()
 
 
