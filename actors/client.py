@@ -197,6 +197,10 @@ class TrainingClient:
     def stats(self) -> Stats:
         return self._get(JobOrchestrator.stats)
 
+    def held_cpus(self, job_id: str) -> int | None:
+        """The CPUs a running job's reservation holds now; None if it is not running."""
+        return self._get(JobOrchestrator.held_cpus, job_id)
+
     def wait(self, job_id: str, timeout: float = 600.0, poll_seconds: float = 0.25) -> JobRecord:
         """Block until the job has finished and return it.
 

@@ -316,6 +316,9 @@ class TrainBlocks:
 
     blocks: list[Any]  # ObjectRef[pa.Table]
     parts: list[TrainPart]
+    #: Each block's Ray Data metadata (``ray.data.block.BlockMetadataWithSchema``),
+    #: taken where the block was made (``pipeline.training.datasets``).
+    metadata: list[Any]
 
     @property
     def rows(self) -> int:

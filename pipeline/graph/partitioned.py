@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import ray
+from ray.data.block import BlockMetadataWithSchema
+from sklearn.preprocessing import StandardScaler
 
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
@@ -25,15 +27,14 @@ from pipeline.features.partitions import (
     split_part,
     train_moments,
 )
-from pipeline.features.preprocess import split_bounds
+from pipeline.features.preprocess import Split, SplitBounds, split_bounds
 from pipeline.graph.fanout import Starter, fan_out, stop_of
 from pipeline.job_callbacks import JobCallbacks
 from pipeline.placement import Placement
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
-from pipeline.training.distributed import (
-    sample_fraction,
-)
+from pipeline.training.datasets import metadata_of
+from pipeline.training.distributed import sample_fraction
 
 
 def _build_task(
@@ -46,10 +47,23 @@ def _build_task(
     return build_part(FeatureStore(features_root, tenant_id), planned, part, config)
 
 
+def _split_task(
+    table: pa.Table,
+    bounds: SplitBounds,
+    scaler: StandardScaler,
+    planned: FeaturePlan,
+    fraction: float,
+    seed: int,
+) -> tuple[pa.Table, Split, Split, TrainPart, BlockMetadataWithSchema]:
+    """``split_part``, and its training block's metadata for Ray Data."""
+    train, validation, test, part = split_part(table, bounds, scaler, planned, fraction, seed)
+    return train, validation, test, part, metadata_of(train)
+
+
 # Typed Any: each call returns a list of refs, one per returned value.
 _remote_build: Any = ray.remote(num_cpus=1, num_returns=2)(_build_task)
 _remote_moments = ray.remote(num_cpus=1)(train_moments)
-_remote_split: Any = ray.remote(num_cpus=1, num_returns=4)(split_part)
+_remote_split: Any = ray.remote(num_cpus=1, num_returns=5)(_split_task)
 
 
 def partitioned_stage(
@@ -102,10 +116,11 @@ def partitioned_stage(
         return start
 
     parts = fan_out([split(n) for n in range(len(names))], slots, "feature splitting", stop)
-    validation = joined(ray.get([v for _, v, _, _ in splits]))
-    test = joined(ray.get([t for _, _, t, _ in splits]))
+    validation = joined(ray.get([v for _, v, _, _, _ in splits]))
+    test = joined(ray.get([t for _, _, t, _, _ in splits]))
+    metadata = ray.get([m for *_, m in splits])
     return PartitionedData(
-        train=TrainBlocks([block for block, *_ in splits], parts),
+        train=TrainBlocks([block for block, *_ in splits], parts, metadata),
         validation=validation,
         test=test,
         feature_names=planned.feature_names,

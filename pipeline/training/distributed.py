@@ -18,14 +18,12 @@ CPU; the workers hold the job's CPUs.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
-import pyarrow as pa
 import ray
 import ray.train
 from ray.train import DataConfig
@@ -37,11 +35,12 @@ from ray.util.queue import Queue
 
 from domain.errors import TrainingStopped
 from pipeline.config import TrainingConfig
-from pipeline.features.partitions import PartitionedData, block
+from pipeline.features.partitions import PartitionedData
 from pipeline.features.preprocess import PreparedData, PreparedFeatures, Split
 from pipeline.search_results import SearchResult
 from pipeline.training.callbacks import LiveMetrics
 from pipeline.training.data_parallel_worker import train_loop
+from pipeline.training.datasets import to_dataset, training_rows
 from pipeline.training.fitting import (
     Fit,
     Fitted,
@@ -50,8 +49,6 @@ from pipeline.training.train import FitRequest, TrainedModel, retrained_by, trai
 
 logger = logging.getLogger("pipeline.training.train")
 
-#: Rows per Ray Data block: the unit a worker's shard is made of.
-BLOCK_ROWS = 50_000
 #: LightGBM's default ``bin_construct_sample_cnt``: the rows it finds bins on.
 BIN_SAMPLE_ROWS = 200_000
 #: Blocks per worker at least, so that small sets spread over every worker too.
@@ -157,15 +154,6 @@ def _is_stop(error: BaseException) -> bool:
     return "TrainingStopped" in str(error)
 
 
-def training_rows(data: PreparedFeatures, min_blocks: int) -> ray.data.Dataset:
-    """The training rows as a Ray Dataset: a partitioned job's blocks as they are (one
-    per bucket), else the training part in ``min_blocks`` blocks or more."""
-    if isinstance(data, PartitionedData):
-        return ray.data.from_arrow_refs(data.train.blocks)
-    assert isinstance(data, PreparedData)
-    return to_dataset(data.train, min_blocks)
-
-
 def bin_samples(data: PreparedFeatures) -> tuple[np.ndarray, np.ndarray]:
     """The rows LightGBM would bin on in one process: of the training part (the
     early-stopped fits), and of training + validation (the refits)."""
@@ -187,17 +175,6 @@ def sample_fraction(rows: int) -> float:
     return min(1.0, BIN_SAMPLE_ROWS / rows) if rows else 1.0
 
 
-def to_dataset(split: Split, min_blocks: int) -> ray.data.Dataset:
-    """A Ray Dataset of a split's features (one column each, by position), target and row
-    number, put in the object store block by block (so no second copy of the matrix is
-    ever whole in this process). Block ``b`` of ``n`` holds rows ``b, b + n, ...``: every
-    shard then spans the whole period, and LightGBM's bins, which each worker finds for
-    some features from its own rows, fit all of it."""
-    count = max(min_blocks, math.ceil(len(split.y) / BLOCK_ROWS))
-    refs: list[Any] = [ray.put(_interleaved(split, b, count)) for b in range(count)]
-    return ray.data.from_arrow_refs(refs)
-
-
 def bin_sample(splits: Sequence[Split]) -> np.ndarray:
     """The rows of ``splits`` LightGBM would bin them on in one process: all of them up to
     its ``bin_construct_sample_cnt``, else that many drawn at random."""
@@ -212,11 +189,6 @@ def bin_sample(splits: Sequence[Split]) -> np.ndarray:
             for split, start, end in zip(splits, offsets[:-1], offsets[1:], strict=True)
         ]
     )
-
-
-def _interleaved(split: Split, first: int, step: int) -> pa.Table:
-    rows = np.arange(first, len(split.y), step)
-    return block(split.X[rows], split.y[rows], rows)
 
 
 def _fitted(result: dict[str, Any]) -> Fitted:

@@ -36,6 +36,7 @@ from pipeline.graph.partitioned import partitioned_stage
 from pipeline.placement import Placement
 from pipeline.store.demo import load_series
 from pipeline.store.feature_store import FeatureStore
+from pipeline.training.datasets import metadata_of
 from pipeline.training.distributed import bin_samples, sample_fraction, train_distributed
 from pipeline.training.train import train
 from tests.pipeline.conftest import meters_store
@@ -90,7 +91,11 @@ def in_process(store: FeatureStore, planned: FeaturePlan, cfg: TrainingConfig) -
         for seed, (table, _) in enumerate(built)
     ]
     return PartitionedData(
-        train=TrainBlocks([block for block, *_ in splits], [part for *_, part in splits]),
+        train=TrainBlocks(
+            [block for block, *_ in splits],
+            [part for *_, part in splits],
+            [metadata_of(block) for block, *_ in splits],
+        ),
         validation=joined([validation for _, validation, _, _ in splits]),
         test=joined([test for _, _, test, _ in splits]),
         feature_names=planned.feature_names,
