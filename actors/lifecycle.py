@@ -24,7 +24,8 @@ from typing import ParamSpec, TypeVar
 from ray.exceptions import RayError
 
 from actors.admission import Admission
-from actors.dispatch import Candidate, Holder, Rules, Start, plan
+from actors.admitting import Admitted, Admitter
+from actors.dispatch import Rules
 from actors.durable import durably
 from actors.metrics import ServiceMetrics
 from actors.outcomes import JobOutcomes
@@ -33,14 +34,14 @@ from actors.recorder import RunStores, SearchRecorder, StageRecorder, service_lo
 from actors.reservations import Reservations
 from actors.running import Launch, LaunchedRun, RunningJob
 from actors.versions import VersionClaims
-from actors.waiting import QueueStatus, cpus_text, resource_reason
+from actors.waiting import QueueStatus
 from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.records import JobRecord
 from domain.clock import utcnow
 from domain.errors import IllegalTransition, TrainingError
 from domain.events import JobEvent
-from domain.jobs import JobPriority, JobStatus, LogLevel
+from domain.jobs import JobStatus, LogLevel
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.job_callbacks import JobCallbacks
@@ -91,9 +92,15 @@ class Lifecycle:
         self._queue = queue
         self._admission = admission
         self._metrics = metrics
-        self._reservations = reservations
-        self._ledger = reservations.ledger
-        self._rules = rules
+        self._admitter = Admitter(
+            queue,
+            admission,
+            reservations,
+            rules,
+            placement_timeout=placement_timeout,
+            wake=wake,
+            clock=clock,
+        )
         self._placement_timeout = placement_timeout
         self._outage_seconds = outage_seconds
         self._launch_run = launch
@@ -109,12 +116,8 @@ class Lifecycle:
             outage_seconds=outage_seconds,
             clock=clock,
         )
-        #: The first queued job the last pass found waiting for CPUs.
-        self._blocked: str | None = None
-        #: Tasks nobody awaits (the loop keeps only weak references).
+        #: Writes nobody awaits (the loop keeps only weak references).
         self._background: set[asyncio.Task[None]] = set()
-        #: Work that is not a queued job, waiting for CPUs: its demand and its placement.
-        self._waiting: dict[str, tuple[Demand, asyncio.Future[Placement]]] = {}
 
     # ------------------------------------------------------------------ the queue's end
 
@@ -128,79 +131,25 @@ class Lifecycle:
 
     async def _start_pass(self) -> bool:
         """One pass; returns whether a job it started has already ended."""
-        queue = self._queue
-        decided = plan(
-            [
-                *(
-                    Candidate(holder, "", JobPriority.URGENT, demand, counted=False)
-                    for holder, (demand, _) in self._waiting.items()
-                ),
-                *(
-                    Candidate(j, queue.tenant_of(j), queue.priority_of(j), queue.demand_of(j))
-                    for j in queue.ordered()
-                ),
-            ],
-            [
-                Holder(job_id, r.priority, r.demand.slots, r.preemptions, r.passed)
-                for job_id, r in self._running.items()
-            ],
-            self._ledger,
-            self._admission.may_start,
-            {tenant: self._running_of(tenant) for tenant in self._tenants()},
-            self._rules,
-        )
-        self._blocked = decided.blocked.job_id if decided.blocked is not None else None
-        for start in decided.starts:
-            if start.job_id in self._waiting:
-                self._reserve_waiting(start)
-        started = [self._admit(s) for s in decided.starts if s.job_id not in self._waiting]
-        for job_id, node in decided.regrown:
-            self._regrow(job_id, node)
+        admitted, logs = self._admitter.admit(self._running)
+        if logs:
+            self._write_later(self._store.append_logs, logs)
+        started = [self._admit(job) for job in admitted]
         if not started:
             return False
         await asyncio.wait(
             [asyncio.ensure_future(running.settled.wait()) for running in started],
             timeout=SETTLE_SECONDS,
         )
-        return any(start.job_id not in self._running for start in decided.starts)
+        return any(job.job_id not in self._running for job in admitted)
 
     async def reserve(self, holder: str, demand: Demand) -> Placement:
-        """Reserve ``demand`` for work that is not a queued job (a batch forecast, named
-        ``holder``): it goes ahead of the queued jobs as soon as it fits. Returns once
-        Ray has placed it; ``release`` frees it."""
-        placed: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
-        self._waiting[holder] = (demand, placed)
-        self._wake()
-        try:
-            return await placed
-        except BaseException:
-            self.release(holder)
-            raise
-        finally:
-            self._waiting.pop(holder, None)
+        """Reserve ``demand`` for work that is not a queued job (``Admitter.reserve``)."""
+        return await self._admitter.reserve(holder, demand)
 
     def release(self, holder: str) -> None:
         """Free what ``reserve`` reserved for ``holder``."""
-        self._reservations.release(holder)
-        self._wake()
-
-    def _reserve_waiting(self, start: Start) -> None:
-        demand, placed = self._waiting[start.job_id]
-        self._reservations.book(start.job_id, demand, start.nodes)
-
-        async def place() -> None:
-            try:
-                await self._reservations.placed(start.job_id)
-            except Exception as exc:
-                if not placed.done():
-                    placed.set_exception(exc)
-                return
-            if not placed.done():
-                placed.set_result(self._reservations.placement(start.job_id))
-
-        task = asyncio.get_running_loop().create_task(place())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._admitter.release(holder)
 
     def tracks(self, job_id: str) -> bool:
         return job_id in self._running
@@ -212,115 +161,28 @@ class Lifecycle:
     def demand(self) -> tuple[list[list[int]], list[list[int]]]:
         """The bundles of each running job (trial slots it holds now included), and of
         each queued job in queue order."""
-        held = [
-            [cpus for group in self._ledger.groups_of(job_id) for cpus in group.bundles]
-            for job_id in self._running
-        ]
-        return held, [demand.every_bundle() for demand in self._queue.demands()]
+        return self._admitter.demand(self._running)
 
     def held_cpus(self, job_id: str) -> int | None:
         """The CPUs a running job holds now; None if it is not running here."""
-        return self._ledger.held(job_id) if job_id in self._running else None
+        return self._admitter.held_cpus(job_id) if job_id in self._running else None
 
     def trial_slots(self, job_id: str) -> list[Slot]:
         """The placed trial slots of a running job's search."""
-        return self._reservations.trial_slots(job_id) if job_id in self._running else []
+        return self._admitter.trial_slots(job_id) if job_id in self._running else []
 
     def queue_status(self, job_id: str) -> QueueStatus | None:
         """Where a queued job stands and why it waits; None if it is not queued."""
-        running = self._running.get(job_id)
-        if running is not None and not running.placed:
-            cpus = running.demand.cpus
-            return QueueStatus(0, f"starting: Ray is placing its {cpus_text(cpus)}")
-        if job_id not in self._queue:
-            return None
-        tenant_id = self._queue.tenant_of(job_id)
-        ahead, higher = self._queue.ahead_of(job_id)
-        resources = resource_reason(
-            job_id,
-            self._queue.demand_of(job_id),
-            self._ledger,
-            len(self._running),
-            self._rules.max_jobs,
-            self._blocked,
-        )
-        reason = self._admission.waiting_reason(
-            tenant_id, self._running_of(tenant_id), ahead, higher, resources
-        )
-        return QueueStatus(position=ahead + 1, waiting_reason=reason)
+        return self._admitter.queue_status(job_id, self._running)
 
-    # ------------------------------------------------------------------ reserving
-
-    def _admit(self, start: Start) -> RunningJob:
-        """Take a job off the queue and ask Ray for its reservation."""
-        demand = self._queue.demand_of(start.job_id)
-        priority = self._queue.priority_of(start.job_id)
-        self._queue.take(start.job_id)
-        if start.taken:
-            self._take_back(start, JobPriority(priority).label)
-        running = self._running[start.job_id] = RunningJob(
-            start.tenant_id, priority, demand, passed=start.passed
+    def _admit(self, job: Admitted) -> RunningJob:
+        """Follow a job that left the queue, from its placement on."""
+        running = self._running[job.job_id] = RunningJob(
+            job.tenant_id, job.priority, job.demand, passed=job.passed
         )
-        self._reservations.book(start.job_id, demand, start.nodes)
-        task = asyncio.get_running_loop().create_task(self._start(start.job_id, running))
+        task = asyncio.get_running_loop().create_task(self._start(job.job_id, running))
         running.tasks += (task,)
         return running
-
-    def _take_back(self, start: Start, label: str) -> None:
-        """Remove the trial slots ``start`` takes, and say so on both sides."""
-        self._reservations.take_back(start.taken)
-        now, logs = self._clock(), []
-        for victim in {group.holder for group in start.taken}:
-            count = sum(1 for group in start.taken if group.holder == victim)
-            held = self._running.get(victim)
-            if held is not None:
-                held.preemptions += 1
-            logger.info("took %d trial slot(s) of job %s back for %s", count, victim, start.job_id)
-            logs += [
-                service_log(
-                    victim,
-                    f"{count} trial slot(s) taken back for {label} job {start.job_id}; "
-                    "their trials run again later",
-                    now,
-                ),
-                service_log(
-                    start.job_id, f"starting on {count} CPU(s) taken back from job {victim}", now
-                ),
-            ]
-        self._write_later(self._store.append_logs, logs)
-
-    def _regrow(self, job_id: str, node: str) -> None:
-        """Give a search a trial slot back; its trials use it once Ray placed it."""
-        running = self._running.get(job_id)
-        if running is None:
-            return
-        group = self._reservations.add_slot(job_id, node)
-        task = asyncio.get_running_loop().create_task(self._reservations.place(group))
-        running.tasks += (task,)
-
-    async def _placed(self, job_id: str, running: RunningJob) -> bool:
-        """Wait until Ray has placed the job's reservation; False if the job was
-        cancelled meanwhile or ``placement_timeout`` passed."""
-        placing = asyncio.ensure_future(self._reservations.placed(job_id))
-        stopping = asyncio.ensure_future(running.stopping.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {placing, stopping},
-                timeout=self._placement_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            stopping.cancel()
-        if placing not in done:
-            placing.cancel()
-            return False
-        try:
-            placing.result()
-        except Exception:  # Ray refused or lost it: the job goes back to the queue
-            logger.exception("placing job %s failed", job_id)
-            return False
-        running.placed = True
-        return True
 
     # ------------------------------------------------------------------ cancelling
 
@@ -400,7 +262,9 @@ class Lifecycle:
         """Wait for the job's reservation, then mark it running and launch it there; a
         reservation Ray does not place in time goes back, and the job to the queue."""
         try:
-            if not await self._placed(job_id, running):
+            placed = await self._admitter.placed(job_id, running.stopping)
+            running.placed = placed
+            if not placed:
                 if running.cancelled:
                     self._end(job_id, JobStatus.CANCELLED)
                 else:
@@ -473,7 +337,7 @@ class Lifecycle:
         recorder = running.recorder = StageRecorder(self._run_stores, job)
         if context.config.enable_hpo:
             running.search = SearchRecorder(self._run_stores, job)
-        placement = self._reservations.placement(job.job_id)
+        placement = self._admitter.placement(job.job_id)
         run = running.run = self._launch_run(context, self._callbacks_for(context), placement)
         return run, recorder
 
@@ -505,7 +369,7 @@ class Lifecycle:
     def _end(self, job_id: str, outcome: JobStatus | None = None) -> None:
         """Forget a job that left the queue: its reservation, its version claim, its tasks."""
         del self._running[job_id]
-        self._reservations.release(job_id)
+        self._admitter.release(job_id)
         self._versions.release(job_id)
         if outcome is not None:
             self._metrics.job_finished(outcome)
@@ -513,9 +377,6 @@ class Lifecycle:
 
     def _running_of(self, tenant_id: str) -> int:
         return sum(1 for r in self._running.values() if r.tenant_id == tenant_id)
-
-    def _tenants(self) -> set[str]:
-        return {r.tenant_id for r in self._running.values()}
 
     def _write_later(
         self, write: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs

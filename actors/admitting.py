@@ -1,0 +1,249 @@
+"""The queue's end: which work leaves the queue, and the reservation it leaves with.
+
+``Admitter`` runs ``actors.dispatch`` over the queue (and over the batch forecasts that
+wait for CPUs, which go first), books each start's placement groups (``Reservations``),
+takes trial slots back for urgent jobs and gives them back, and says why a queued job
+waits. ``Lifecycle`` turns what it admits into running jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from actors.admission import Admission
+from actors.dispatch import Candidate, Holder, Rules, Start, plan
+from actors.queue import JobQueue
+from actors.recorder import service_log
+from actors.reservations import Reservations
+from actors.running import RunningJob
+from actors.waiting import QueueStatus, cpus_text, resource_reason
+from db.records import NewLog
+from domain.jobs import JobPriority
+from pipeline.placement import Placement, Slot
+from pipeline.resources import Demand
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A job that left the queue: its reservation is booked, Ray places it next."""
+
+    job_id: str
+    tenant_id: str
+    priority: int
+    demand: Demand
+    passed: bool
+
+
+class Admitter:
+    def __init__(
+        self,
+        queue: JobQueue,
+        admission: Admission,
+        reservations: Reservations,
+        rules: Rules,
+        *,
+        placement_timeout: float,
+        wake: Callable[[], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._queue = queue
+        self._admission = admission
+        self._reservations = reservations
+        self._ledger = reservations.ledger
+        self._rules = rules
+        self._placement_timeout = placement_timeout
+        self._wake = wake
+        self._clock = clock
+        #: Work that is not a queued job, waiting for CPUs: its demand and its placement.
+        self._waiting: dict[str, tuple[Demand, asyncio.Future[Placement]]] = {}
+        #: The first queued job the last pass found waiting for CPUs.
+        self._blocked: str | None = None
+        #: Tasks nobody awaits (the loop keeps only weak references).
+        self._background: set[asyncio.Task[None]] = set()
+
+    def admit(self, running: Mapping[str, RunningJob]) -> tuple[list[Admitted], list[NewLog]]:
+        """One dispatch pass: the jobs that leave the queue, and the log lines that say
+        whose trial slots they took."""
+        queue = self._queue
+        tenants: dict[str, int] = {}
+        for job in running.values():
+            tenants[job.tenant_id] = tenants.get(job.tenant_id, 0) + 1
+        decided = plan(
+            [
+                *(
+                    Candidate(holder, "", JobPriority.URGENT, demand, counted=False)
+                    for holder, (demand, _) in self._waiting.items()
+                ),
+                *(
+                    Candidate(j, queue.tenant_of(j), queue.priority_of(j), queue.demand_of(j))
+                    for j in queue.ordered()
+                ),
+            ],
+            [
+                Holder(job_id, job.priority, job.demand.slots, job.preemptions, job.passed)
+                for job_id, job in running.items()
+            ],
+            self._ledger,
+            self._admission.may_start,
+            tenants,
+            self._rules,
+        )
+        self._blocked = decided.blocked.job_id if decided.blocked is not None else None
+        admitted: list[Admitted] = []
+        logs: list[NewLog] = []
+        for start in decided.starts:
+            if start.job_id in self._waiting:
+                self._book_waiting(start)
+                continue
+            demand = queue.demand_of(start.job_id)
+            priority = queue.priority_of(start.job_id)
+            queue.take(start.job_id)
+            if start.taken:
+                logs += self._take_back(start, JobPriority(priority).label, running)
+            self._reservations.book(start.job_id, demand, start.nodes)
+            admitted.append(Admitted(start.job_id, start.tenant_id, priority, demand, start.passed))
+        for job_id, node in decided.regrown:
+            self._in_background(self._reservations.place(self._reservations.add_slot(job_id, node)))
+        return admitted, logs
+
+    async def placed(self, job_id: str, stopping: asyncio.Event) -> bool:
+        """Wait until Ray has placed the job's reservation; False if ``stopping`` was set
+        meanwhile (a cancel), the placement timeout passed or Ray failed to place it."""
+        placing = asyncio.ensure_future(self._reservations.placed(job_id))
+        stopped = asyncio.ensure_future(stopping.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {placing, stopped},
+                timeout=self._placement_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stopped.cancel()
+        if placing not in done:
+            placing.cancel()
+            return False
+        try:
+            placing.result()
+        except Exception:  # Ray refused or lost it: the job goes back to the queue
+            logger.exception("placing job %s failed", job_id)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ other holders
+
+    async def reserve(self, holder: str, demand: Demand) -> Placement:
+        """Reserve ``demand`` for work that is not a queued job (a batch forecast, named
+        ``holder``): it goes ahead of the queued jobs as soon as it fits. Returns once
+        Ray has placed it; ``release`` frees it."""
+        placed: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
+        self._waiting[holder] = (demand, placed)
+        self._wake()
+        try:
+            return await placed
+        except BaseException:
+            self.release(holder)
+            raise
+        finally:
+            self._waiting.pop(holder, None)
+
+    def release(self, holder: str) -> None:
+        """Free every placement group of ``holder`` (a job's, or what ``reserve`` got)."""
+        self._reservations.release(holder)
+        self._wake()
+
+    def _book_waiting(self, start: Start) -> None:
+        demand, placed = self._waiting[start.job_id]
+        self._reservations.book(start.job_id, demand, start.nodes)
+
+        async def place() -> None:
+            try:
+                await self._reservations.placed(start.job_id)
+            except Exception as exc:
+                if not placed.done():
+                    placed.set_exception(exc)
+                return
+            if not placed.done():
+                placed.set_result(self._reservations.placement(start.job_id))
+
+        self._in_background(place())
+
+    # ------------------------------------------------------------------ preemption
+
+    def _take_back(
+        self, start: Start, label: str, running: Mapping[str, RunningJob]
+    ) -> list[NewLog]:
+        """Remove the trial slots ``start`` takes; the log lines that say so on both sides."""
+        self._reservations.take_back(start.taken)
+        now, logs = self._clock(), []
+        for victim in sorted({group.holder for group in start.taken}):
+            count = sum(1 for group in start.taken if group.holder == victim)
+            held = running.get(victim)
+            if held is not None:
+                held.preemptions += 1
+            logger.info("took %d trial slot(s) of job %s back for %s", count, victim, start.job_id)
+            logs += [
+                service_log(
+                    victim,
+                    f"{count} trial slot(s) taken back for {label} job {start.job_id}; "
+                    "their trials run again later",
+                    now,
+                ),
+                service_log(
+                    start.job_id, f"starting on {count} CPU(s) taken back from job {victim}", now
+                ),
+            ]
+        return logs
+
+    # ------------------------------------------------------------------ queries
+
+    def queue_status(self, job_id: str, running: Mapping[str, RunningJob]) -> QueueStatus | None:
+        """Where a queued job stands and why it waits; None if it is not queued."""
+        job = running.get(job_id)
+        if job is not None and not job.placed:
+            return QueueStatus(0, f"starting: Ray is placing its {cpus_text(job.demand.cpus)}")
+        if job_id not in self._queue:
+            return None
+        tenant_id = self._queue.tenant_of(job_id)
+        ahead, higher = self._queue.ahead_of(job_id)
+        resources = resource_reason(
+            job_id,
+            self._queue.demand_of(job_id),
+            self._ledger,
+            len(running),
+            self._rules.max_jobs,
+            self._blocked,
+        )
+        of_tenant = sum(1 for job in running.values() if job.tenant_id == tenant_id)
+        reason = self._admission.waiting_reason(tenant_id, of_tenant, ahead, higher, resources)
+        return QueueStatus(position=ahead + 1, waiting_reason=reason)
+
+    def demand(self, running: Mapping[str, RunningJob]) -> tuple[list[list[int]], list[list[int]]]:
+        """The bundles of each running job (trial slots it holds now included), and of
+        each queued job in queue order."""
+        held = [
+            [cpus for group in self._ledger.groups_of(job_id) for cpus in group.bundles]
+            for job_id in running
+        ]
+        return held, [demand.every_bundle() for demand in self._queue.demands()]
+
+    def placement(self, job_id: str) -> Placement:
+        """A placed job's reservation as its tasks see it."""
+        return self._reservations.placement(job_id)
+
+    def held_cpus(self, job_id: str) -> int:
+        return self._ledger.held(job_id)
+
+    def trial_slots(self, job_id: str) -> list[Slot]:
+        return self._reservations.trial_slots(job_id)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
