@@ -93,7 +93,7 @@ def test_the_rayservice_embeds_the_serve_config_the_tests_run() -> None:
 
 
 #: Read only where the orchestrator and the Supervisor run: the admin key, the cluster's size.
-HEAD_ONLY = {"TRAINING_ADMIN_KEY_FILE", "TRAINING_MAX_CLUSTER_CPUS"}
+HEAD_ONLY = {"TRAINING_ADMIN_KEY_FILE", "TRAINING_MAX_CLUSTER_CPUS", "TRAINING_MAX_NODE_CPUS"}
 
 
 def test_every_variable_the_rayservice_sets_is_a_setting_of_the_service() -> None:
@@ -146,16 +146,19 @@ def test_the_cluster_autoscales_its_workers_and_never_runs_beside_a_second() -> 
 
 
 def test_no_task_lands_on_the_head_and_the_maximum_counts_the_workers() -> None:
+    """The orchestrator cannot read KubeRay's autoscaler config: the settings say the
+    cluster's ceiling and its largest node, the workers' (the head holds no CPU)."""
     cluster = manifest()["spec"]["rayClusterConfig"]
     assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
-    worker_cpus = sum(
-        group["maxReplicas"] * int(container["resources"]["limits"]["cpu"])
+    workers = [
+        (group["maxReplicas"], int(container["resources"]["limits"]["cpu"]))
         for group in cluster["workerGroupSpecs"]
         for container in group["template"]["spec"]["containers"]
-    )
+    ]
     [head] = cluster["headGroupSpec"]["template"]["spec"]["containers"]
     env = {variable["name"]: variable for variable in head["env"]}
-    assert int(env["TRAINING_MAX_CLUSTER_CPUS"]["value"]) == worker_cpus
+    assert int(env["TRAINING_MAX_CLUSTER_CPUS"]["value"]) == sum(n * cpus for n, cpus in workers)
+    assert int(env["TRAINING_MAX_NODE_CPUS"]["value"]) == max(cpus for _, cpus in workers)
 
 
 def test_the_kuberay_version_its_fields_need_is_stated_wherever_one_is() -> None:
