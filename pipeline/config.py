@@ -331,8 +331,9 @@ class TrainingConfig(BaseModel):
     def resolved_for(self, cluster_cpus: int) -> TrainingConfig:
         """This config with its fan-out widths fixed for a cluster of ``cluster_cpus``:
         a search's trials at once (at most ``n_trials``), a per-series job's chunks at
-        once and a backtest's windows at once, where the job left them to the service.
-        Fixed when the job is submitted, so what it holds is known while it waits."""
+        once and a backtest's windows at once (beside the stage bundle, at most the
+        windows), where the job left them to the service. Fixed when the job is
+        submitted, so what it holds is known while it waits."""
         cpus = max(1, cluster_cpus)
         update: dict[str, Any] = {}
         if self.n_workers is None and self.distributed is None:
@@ -341,7 +342,8 @@ class TrainingConfig(BaseModel):
             elif self.per_series:
                 update["n_workers"] = cpus
         if self.backtest is not None and self.backtest.workers is None:
-            windows = min(cpus, self.backtest.windows)
+            stage = 1 if self.enable_hpo else self.train_cpus
+            windows = min(max(1, cpus - stage), self.backtest.windows)
             update["backtest"] = self.backtest.model_copy(update={"workers": windows})
         return self.model_copy(update=update) if update else self
 

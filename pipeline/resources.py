@@ -9,8 +9,9 @@ counts as taken are the CPUs the job's work uses. The layout:
 - what fans out (search trials, per-series chunks, backtest windows, feature parts) runs
   one task per CPU over the bundles;
 - a data-parallel job holds one bundle per Ray Train worker, spread over the nodes;
-- a search's trials beyond the stage bundle hold *trial slots*: one-CPU placement groups
-  of their own, which a more urgent job may take back (the trial runs again later).
+- a search's trials run one per CPU of its bundles, and beyond them hold *trial slots*:
+  one-CPU placement groups of their own, which a more urgent job may take back (the
+  trial runs again later).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def demand_of(config: TrainingConfig) -> Demand:
     if config.distributed is not None:
         return Demand((config.train_cpus,) * config.distributed.workers, spread=True)
     windows = (config.backtest.workers or 1) if config.backtest is not None else 0
-    if config.enable_hpo:
-        return Demand((TASK_CPUS,) * (1 + windows), slots=width - 1)
+    if config.enable_hpo:  # trials run in the window bundles too while the search runs
+        return Demand((TASK_CPUS,) * (1 + windows), slots=max(0, width - 1 - windows))
     if config.per_series:
         return Demand((TASK_CPUS,) * width)
     return Demand((config.train_cpus,) + (TASK_CPUS,) * windows)

@@ -154,7 +154,7 @@ async def test_a_job_that_fits_the_clusters_maximum_is_queued_with_its_demand(
     assert queue.demands() == [
         Demand((1,), slots=3),
         Demand((2, 2, 2), spread=True),
-        Demand((1, 1, 1)),  # the stages' bundle and one per window at once: two CPUs now
+        Demand((1, 1)),  # the stages' bundle and a window at once: the two CPUs there are
     ]
 
 
@@ -172,7 +172,7 @@ async def test_fan_out_widths_left_to_the_service_are_fixed_from_the_cluster(
 
     assert search.config["n_workers"] == 4
     assert wide.config["n_workers"] == 6
-    assert backtest.config["backtest"]["workers"] == 3
+    assert backtest.config["backtest"]["workers"] == 3  # beside the stage bundle's CPU
     assert backtest.config["n_workers"] is None
 
 

@@ -26,10 +26,24 @@ def config(**fields: Any) -> TrainingConfig:
         ({"n_workers": 2, "distributed": {"workers": 3}}, Demand((2, 2, 2), spread=True)),
         (
             {"enable_hpo": True, "n_workers": 2, "backtest": {"windows": 2, "workers": 1}},
-            Demand((1, 1), slots=1),
+            Demand((1, 1)),
+        ),
+        (
+            {"enable_hpo": True, "n_workers": 4, "backtest": {"windows": 2, "workers": 1}},
+            Demand((1, 1), slots=2),
         ),
     ],
-    ids=["plain", "threads", "search", "per-series", "backtest", "both", "data-parallel", "mix"],
+    ids=[
+        "plain",
+        "threads",
+        "search",
+        "per-series",
+        "backtest",
+        "both",
+        "data-parallel",
+        "search-and-backtest",
+        "wider-search-and-backtest",
+    ],
 )
 def test_a_configs_demand(fields: dict[str, Any], demand: Demand) -> None:
     assert demand_of(config(**fields)) == demand
@@ -53,9 +67,16 @@ def test_widths_left_to_the_service_are_fixed_from_the_clusters_cpus() -> None:
     assert config(enable_hpo=True, n_trials=20).resolved_for(6).n_workers == 6
     assert config(enable_hpo=True, n_trials=4).resolved_for(6).n_workers == 4
     assert config(per_series=True).resolved_for(3).n_workers == 3
-    backtest = config(backtest={"windows": 4}).resolved_for(8).backtest
-    assert backtest is not None
-    assert backtest.workers == 4
+    for fields, cpus, windows in [
+        ({"backtest": {"windows": 4}}, 8, 4),
+        ({"backtest": {"windows": 4}}, 2, 1),  # beside the stage bundle: the job fits 2
+        ({"n_workers": 2, "backtest": {"windows": 4}}, 4, 2),
+        ({"enable_hpo": True, "backtest": {"windows": 4}}, 3, 2),
+    ]:
+        resolved = config(**fields).resolved_for(cpus)
+        assert resolved.backtest is not None
+        assert resolved.backtest.workers == windows
+        assert demand_of(resolved).cpus <= cpus
     assert config().resolved_for(0).n_workers is None, "a plain job's CPUs stay the user's"
     assert config(enable_hpo=True).resolved_for(0).n_workers == 1, "no CPUs up yet: one"
     chosen = config(enable_hpo=True, n_workers=2)
