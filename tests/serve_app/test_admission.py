@@ -41,7 +41,7 @@ async def test_queue_limit_gives_429_and_queued_jobs_say_why_they_wait(
         other = await deployed.submit(tenant_id="tenant-unlimited", priority="high")
         waiting = await deployed.job(other)
         assert waiting["queue_position"] == 1, "the limited tenant's jobs do not hold it up"
-        assert waiting["waiting_reason"] == "all 1 slots busy"
+        assert waiting["waiting_reason"] == "the operator's cap of 1 running jobs reached"
         queued.append(other)
         assert (await deployed.job(running))["queue_position"] is None
     finally:

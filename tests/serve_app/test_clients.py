@@ -64,7 +64,7 @@ def test_trainctl_submit_wait_status_jobs_logs_stats(cli: CliRunner) -> None:
     assert len(logs.output.strip().splitlines()) == 5
 
     stats = cli.invoke(app, ["stats"])
-    assert "capacity 1" in stats.output
+    assert "CPUs reserved 0 of 2" in stats.output
 
     again = cli.invoke(app, ["cancel", job_id])
     assert again.exit_code == 1
@@ -135,7 +135,7 @@ async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: D
     assert [j.job_id for j in page.items] == [job.job_id]
     assert (await asyncio.to_thread(client.logs, job.job_id, 3))[-1].message.startswith("completed")
     stats = await asyncio.to_thread(client.stats)
-    assert (stats.cluster_cpus, stats.cpus_reserved) == (1, 0)
+    assert (stats.cluster_cpus, stats.cpus_reserved) == (2, 0)
 
     with pytest.raises(IllegalTransition):
         await asyncio.to_thread(client.cancel, job.job_id)

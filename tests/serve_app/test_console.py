@@ -233,12 +233,21 @@ async def test_an_hpo_job_shows_its_search(deployed: Deployed, page: Page) -> No
     await expect(page.locator(f'tr[data-job-id="{job_id}"] progress')).to_have_attribute(
         "value", "100"
     )
+    # Two trials at once on the test cluster's 2 CPUs: the stage bundle and a trial slot.
+    cpus = page.locator(f'tr[data-job-id="{job_id}"] td[title]')
+    await expect(cpus).to_have_text("2")
+    await expect(cpus).to_have_attribute("title", "2 CPUs (1 + 1 trial slot, PACK)")
+    await expect(page.get_by_test_id("cluster-cpus")).to_contain_text("CPUs reserved")
+    await expect(page.get_by_test_id("cluster-cpus")).to_contain_text("of 2 (")
     if SCREENSHOTS:
         await page.goto("/ui/#/jobs")
         await expect(page.get_by_test_id("jobs-table")).to_be_visible()
         await page.screenshot(path=Path(SCREENSHOTS) / "console-jobs.png", full_page=True)
 
     await page.goto(f"/ui/#/jobs/{job_id}")
+    await expect(page.get_by_test_id("job-resources")).to_have_text(
+        "Holds 2 CPUs (1 + 1 trial slot, PACK) while it runs"
+    )
     assert await points_drawn(page, '[data-testid="best-value-curve"]') >= 1
     trials = page.get_by_test_id("trials-table").locator("tbody tr")
     await expect(trials).to_have_count(6)

@@ -61,3 +61,15 @@ export function headline(metrics) {
 export function errorBox(error) {
   return h("p", { class: "error", role: "alert" }, error.message || String(error));
 }
+
+/** What a job holds while it runs: its CPUs, bundles and trial slots. */
+export function resources(job) {
+  const held = job.resources;
+  if (!held) return "";
+  const bundles = held.bundles.map((b) => b.CPU).join(" + ");
+  const slots = held.trial_slots ? ` + ${held.trial_slots} trial slot${held.trial_slots > 1 ? "s" : ""}` : "";
+  const now = job.held_cpus !== null && job.held_cpus !== undefined && job.held_cpus !== held.cpus
+    ? `; holds ${job.held_cpus} now` : "";
+  return `${held.cpus} CPU${held.cpus > 1 ? "s" : ""} (${bundles}${slots}, ${held.strategy})${now}`;
+}
+

@@ -4,7 +4,7 @@
 import { get, query } from "./api.js";
 import { lineChart, scatterChart } from "./charts.js";
 import {
-  PRIORITIES, errorBox, h, number, progressBar, seconds, statusBadge, when,
+  PRIORITIES, errorBox, h, number, progressBar, resources, seconds, statusBadge, when,
 } from "./dom.js";
 
 const POLL_MS = 2000;
@@ -80,6 +80,7 @@ function renderSummary(job, lines) {
       job.model_id ? h("span", {}, " · registered ",
         h("a", { href: `#/models/${encodeURIComponent(job.model_id)}` }, job.model_id)) : null),
     job.error_message ? h("p", { class: "error" }, job.error_message) : null,
+    h("p", { "data-testid": "job-resources" }, `Holds ${resources(job)} while it runs`),
     job.status === "queued"
       ? h("p", {}, `Queue position ${job.queue_position ?? "?"}: ${job.waiting_reason || ""}`)
       : null,

@@ -2,8 +2,18 @@
 
 import { api, get, newestOnly, query } from "./api.js";
 import {
-  PRIORITIES, STATUSES, errorBox, h, headline, progressBar, seconds, shortId, statusBadge,
+  PRIORITIES, STATUSES, errorBox, h, headline, progressBar, resources, seconds, shortId,
+  statusBadge,
 } from "./dom.js";
+
+/** The cluster's CPUs: reserved by running work, alive now, and the most it can grow to. */
+function renderStats(stats) {
+  return h("p", { class: "muted", "data-testid": "cluster-cpus" },
+    `CPUs reserved ${stats.cpus_reserved} of ${stats.cluster_cpus} (${stats.utilization_percent}%)`
+    + `, up to ${stats.max_capacity} as the cluster grows · ${stats.active_jobs} running`
+    + ` · ${stats.queued_jobs} queued`
+    + (stats.max_concurrent_jobs ? ` · at most ${stats.max_concurrent_jobs} jobs at once` : ""));
+}
 
 const PAGE_SIZE = 20;
 const POLL_MS = 2000;
@@ -17,6 +27,7 @@ export function jobsPage(view, params) {
   };
   const table = h("div", { "aria-live": "polite" });
   const pager = h("div", { class: "pager" });
+  const cluster = h("div", {});
 
   const filters = h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() },
     h("div", {}, h("label", { for: "filter-status" }, "Status"),
@@ -30,7 +41,7 @@ export function jobsPage(view, params) {
       h("input", { id: "filter-model", value: state.model_name,
                    onchange: (e) => update({ model_name: e.target.value.trim() }) })));
 
-  view.replaceChildren(h("h2", {}, "Jobs"), filters, table, pager);
+  view.replaceChildren(h("h2", {}, "Jobs"), cluster, filters, table, pager);
 
   function update(changes) {
     Object.assign(state, changes, { page: changes.page || 1 });
@@ -57,11 +68,15 @@ export function jobsPage(view, params) {
     const current = nextRefresh();
     loading += 1;
     let page;
+    let stats;
     try {
-      page = await get(`/ai/training/jobs${query({
-        status: state.status, tenant_id: state.tenant_id, model_name: state.model_name,
-        page: state.page, page_size: PAGE_SIZE,
-      })}`);
+      [page, stats] = await Promise.all([
+        get(`/ai/training/jobs${query({
+          status: state.status, tenant_id: state.tenant_id, model_name: state.model_name,
+          page: state.page, page_size: PAGE_SIZE,
+        })}`),
+        get("/ai/training/stats"),
+      ]);
     } catch (error) {
       if (current()) table.replaceChildren(errorBox(error));
       return;
@@ -69,6 +84,7 @@ export function jobsPage(view, params) {
       loading -= 1;
     }
     if (!current()) return;
+    cluster.replaceChildren(renderStats(stats));
     table.replaceChildren(renderTable(page.jobs, act));
     const pages = Math.max(1, Math.ceil(page.total / PAGE_SIZE));
     pager.replaceChildren(
@@ -89,8 +105,8 @@ function renderTable(jobs, act) {
   return h("table", { "data-testid": "jobs-table" },
     h("caption", {}, "Newest first; updates every 2 seconds."),
     h("thead", {}, h("tr", {},
-      ["Job", "Status", "Priority", "Tenant", "Model", "Feature set", "Progress", "Queue",
-       "Duration", "Metric", "Actions"].map((name) => h("th", { scope: "col" }, name)))),
+      ["Job", "Status", "Priority", "Tenant", "Model", "Feature set", "CPUs", "Progress",
+       "Queue", "Duration", "Metric", "Actions"].map((name) => h("th", { scope: "col" }, name)))),
     h("tbody", {}, jobs.map((job) => h("tr", { "data-job-id": job.job_id },
       h("td", {}, h("a", { href: `#/jobs/${job.job_id}` }, shortId(job.job_id))),
       h("td", {}, statusBadge(job.status)),
@@ -98,6 +114,7 @@ function renderTable(jobs, act) {
       h("td", {}, job.tenant_id),
       h("td", {}, job.model_name),
       h("td", {}, job.feature_set),
+      h("td", { class: "num", title: resources(job) }, job.resources ? job.resources.cpus : ""),
       h("td", {}, progressBar(job.progress, `progress of ${job.job_id}`)),
       h("td", {}, job.status === "queued"
         ? `#${job.queue_position ?? "?"} ${job.waiting_reason || ""}` : ""),
