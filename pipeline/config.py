@@ -135,7 +135,7 @@ class BacktestSpec(BaseModel):
         ge=1,
         le=100,
         description="Windows at once, a CPU each (default: the cluster's CPUs when the job "
-        "is submitted, at most the windows).",
+        "is submitted less what its training holds, at most the windows).",
     )
 
 
@@ -342,7 +342,8 @@ class TrainingConfig(BaseModel):
             elif self.per_series:
                 update["n_workers"] = cpus
         if self.backtest is not None and self.backtest.workers is None:
-            stage = 1 if self.enable_hpo else self.train_cpus
+            workers = self.distributed.workers if self.distributed is not None else 1
+            stage = 1 if self.enable_hpo and not self.distributed else self.train_cpus * workers
             windows = min(max(1, cpus - stage), self.backtest.windows)
             update["backtest"] = self.backtest.model_copy(update={"workers": windows})
         return self.model_copy(update=update) if update else self

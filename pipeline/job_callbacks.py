@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from pipeline.placement import Slot
+from pipeline.placement import Bundle
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.storage import Location
 
@@ -35,7 +35,8 @@ class JobCallbacks(Protocol):
         """The version to register the job's model as, under ``parent``."""
         ...
 
-    def trial_slots(self) -> list[Slot]:
-        """The trial slots the job's search holds now (besides its bundles): the
-        orchestrator takes them back for more urgent jobs and gives them back later."""
+    def trial_slots(self) -> list[Bundle] | None:
+        """The trial slots the job's search holds now (besides its bundles), None when
+        that cannot be told: the orchestrator takes them back for more urgent jobs and
+        gives them back later."""
         ...

@@ -2,7 +2,7 @@
 
 A ``Placement`` is a job's reservation as its tasks see it (``pipeline.resources`` has
 the layout): the stages run in its first bundle, fan-out tasks take a CPU of any bundle
-through a ``SlotPool``, and Ray Train's workers place their own placement group on the
+through a ``BundlePool``, and Ray Train's workers place their own placement group on the
 job's CPUs through ``nested_resource``. A run with no service (tests, benchmarks) gets
 ``Placement.anywhere()``: tasks then go wherever Ray puts them.
 """
@@ -19,12 +19,12 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 
 @dataclass(frozen=True)
-class Slot:
-    """One reserved bundle: its placement group, its index there and its CPUs; a slot
+class Bundle:
+    """One reserved bundle: its placement group, its index there and its CPUs; a bundle
     of no group stands for CPUs anywhere in the cluster."""
 
     group: PlacementGroup | None
-    bundle: int
+    index: int
     cpus: int
 
     def options(self, cpus: float) -> dict[str, Any]:
@@ -33,42 +33,42 @@ class Slot:
             return {"num_cpus": cpus}
         strategy = PlacementGroupSchedulingStrategy(
             self.group,
-            placement_group_bundle_index=self.bundle,
+            placement_group_bundle_index=self.index,
             placement_group_capture_child_tasks=False,
         )
         return {"num_cpus": cpus, "scheduling_strategy": strategy}
 
     @property
     def key(self) -> tuple[str, int]:
-        """What tells two slots apart (the group's id and the bundle)."""
-        return ("" if self.group is None else self.group.id.hex(), self.bundle)
+        """What tells two bundles apart (the group's id and the index)."""
+        return ("" if self.group is None else self.group.id.hex(), self.index)
 
 
 @dataclass(frozen=True)
 class Placement:
     """A job's gang bundles, the first one its stages' (``stage``)."""
 
-    bundles: tuple[Slot, ...]
+    bundles: tuple[Bundle, ...]
 
     @classmethod
     def anywhere(cls, cpus: int | None = None) -> Placement:
-        """No reservation: one slot of ``cpus`` (default: the cluster's) with no group."""
+        """No reservation: one bundle of ``cpus`` (default: the cluster's) in no group."""
         total = cpus or int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-        return cls((Slot(None, 0, max(1, total)),))
+        return cls((Bundle(None, 0, max(1, total)),))
 
     @property
     def reserved(self) -> bool:
         return self.bundles[0].group is not None
 
     @property
-    def stage(self) -> Slot:
+    def stage(self) -> Bundle:
         return self.bundles[0]
 
     def stage_options(self, cpus: float) -> dict[str, Any]:
         """Options of a stage task holding ``cpus`` (0 for a coordinator)."""
         return self.stage.options(cpus)
 
-    def workers(self, *, beside_stages: bool = False) -> list[Slot]:
+    def workers(self, *, beside_stages: bool = False) -> list[Bundle]:
         """The bundles fan-out tasks run in; ``beside_stages``: leave the stage bundle out
         (where a stage runs beside them), unless it is the only one."""
         if beside_stages and len(self.bundles) > 1:
@@ -84,40 +84,43 @@ class Placement:
         return None if group is None else f"CPU_group_{group.id.hex()}"
 
 
-class SlotPool:
-    """The free CPUs of some slots: one task per CPU, each in a bundle with one free."""
+class BundlePool:
+    """The CPUs of some bundles as tasks take them: one task per CPU, in a bundle with a
+    CPU free. The bundles granted may change (a search's trial slots come and go); a
+    task's CPU stays counted until it is released, whatever was granted meanwhile."""
 
-    def __init__(self, slots: Sequence[Slot], cpus_per_task: int = 1) -> None:
+    def __init__(self, bundles: Sequence[Bundle], cpus_per_task: int = 1) -> None:
         self._cpus_per_task = cpus_per_task
-        self._free: dict[tuple[str, int], int] = {}
-        self._slots: dict[tuple[str, int], Slot] = {}
-        self.update(slots)
+        self._granted: dict[tuple[str, int], Bundle] = {}
+        self._busy: dict[tuple[str, int], int] = {}
+        self.update(bundles)
 
-    def update(self, slots: Sequence[Slot]) -> None:
-        """Take the slots granted now: new ones join with every CPU free; ones no longer
-        granted leave (their tasks were taken back with them)."""
-        busy = {key: self._slots[key].cpus - free for key, free in self._free.items()}
-        self._slots = {slot.key: slot for slot in slots}
-        self._free = {key: slot.cpus - busy.get(key, 0) for key, slot in self._slots.items()}
+    def update(self, bundles: Sequence[Bundle]) -> None:
+        """Take the bundles granted now (a bundle taken back goes, its tasks with it)."""
+        self._granted = {bundle.key: bundle for bundle in bundles}
 
     @property
     def capacity(self) -> int:
-        """Tasks that may run at once in the slots."""
-        return sum(slot.cpus // self._cpus_per_task for slot in self._slots.values())
+        """Tasks that may run at once in the granted bundles."""
+        return sum(b.cpus // self._cpus_per_task for b in self._granted.values())
 
-    def granted(self, slot: Slot) -> bool:
-        return slot.key in self._slots
+    def granted(self, bundle: Bundle) -> bool:
+        return bundle.key in self._granted
 
-    def acquire(self) -> Slot | None:
-        """A slot with a CPU free for one more task (the fullest first, so tasks pack),
-        or None."""
-        open_ = [k for k, free in self._free.items() if free >= self._cpus_per_task]
+    def acquire(self) -> Bundle | None:
+        """A granted bundle with a CPU free for one more task (the fullest first, so tasks
+        pack), or None."""
+        free = {key: bundle.cpus - self._busy.get(key, 0) for key, bundle in self._granted.items()}
+        open_ = [key for key, cpus in free.items() if cpus >= self._cpus_per_task]
         if not open_:
             return None
-        key = min(open_, key=lambda k: (self._free[k], k))
-        self._free[key] -= self._cpus_per_task
-        return self._slots[key]
+        key = min(open_, key=lambda k: (free[k], k))
+        self._busy[key] = self._busy.get(key, 0) + self._cpus_per_task
+        return self._granted[key]
 
-    def release(self, slot: Slot) -> None:
-        if slot.key in self._free:
-            self._free[slot.key] += self._cpus_per_task
+    def release(self, bundle: Bundle) -> None:
+        busy = self._busy.get(bundle.key, 0) - self._cpus_per_task
+        if busy > 0:
+            self._busy[bundle.key] = busy
+        else:
+            self._busy.pop(bundle.key, None)

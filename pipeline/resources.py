@@ -1,11 +1,11 @@
 """What a job holds while it runs: the CPU bundles its config asks for.
 
 The orchestrator reserves a job's bundles as Ray placement groups before the job starts,
-and every task of the job runs inside them (``pipeline.graph.placement``), so the CPUs it
+and every task of the job runs inside them (``pipeline.placement``), so the CPUs it
 counts as taken are the CPUs the job's work uses. The layout:
 
 - the first bundle is the *stage bundle*: the stages run there one after another, and a
-  plain job's training uses all of its CPUs;
+  plain job's training uses all of its CPUs (a data-parallel job's first worker's);
 - what fans out (search trials, per-series chunks, backtest windows, feature parts) runs
   one task per CPU over the bundles;
 - a data-parallel job holds one bundle per Ray Train worker, spread over the nodes;
@@ -67,9 +67,10 @@ def demand_of(config: TrainingConfig) -> Demand:
     """The bundles ``config`` holds at once; its defaults must be resolved
     (``TrainingConfig.resolved_for``): a config's demand never depends on the cluster."""
     width = config.n_workers or 1
-    if config.distributed is not None:
-        return Demand((config.train_cpus,) * config.distributed.workers, spread=True)
     windows = (config.backtest.workers or 1) if config.backtest is not None else 0
+    if config.distributed is not None:
+        workers = (config.train_cpus,) * config.distributed.workers
+        return Demand(workers + (TASK_CPUS,) * windows, spread=True)
     if config.enable_hpo:  # trials run in the window bundles too while the search runs
         return Demand((TASK_CPUS,) * (1 + windows), slots=max(0, width - 1 - windows))
     if config.per_series:

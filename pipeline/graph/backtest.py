@@ -64,8 +64,8 @@ def backtest_stage(
             [data[0]], recipe, window
         )
 
-    slots = placement.workers(beside_stages=True)
-    results = fan_out([starter(w) for w in windows], slots, "backtest", stop_of(callbacks))
+    bundles = placement.workers(beside_stages=True)
+    results = fan_out([starter(w) for w in windows], bundles, "backtest", stop_of(callbacks))
     for result in results:
         logger.info(
             "window %d (%s .. %s, %d training rows): %s",

@@ -1,8 +1,8 @@
 """A coordinator's tasks, one per reserved CPU at a time: none waits in Ray's queue.
 
 A coordinator (a task holding no CPU) hands ``fan_out`` one starter per task; each starter
-submits its task with the Ray options of the slot it is given and returns the ref to wait
-on. A task starts when one before it ends, so the job's work never asks Ray for more than
+submits its task with the Ray options of the bundle it is given and returns the ref to
+wait on. A task starts when one before it ends, so the job's work never asks Ray for more than
 its reservation holds, and a failure or a cancel stops the rest.
 """
 
@@ -16,48 +16,48 @@ from ray import ObjectRef
 
 from domain.errors import TrainingStopped
 from pipeline.job_callbacks import JobCallbacks
-from pipeline.placement import Slot, SlotPool
+from pipeline.placement import Bundle, BundlePool
 
 T = TypeVar("T")
 
 #: How often a coordinator asks whether its job was cancelled.
 STOP_CHECK_SECONDS = 2.0
 
-#: Submits one task with the given Ray options (``Slot.options``) and returns its ref.
+#: Submits one task with the given Ray options (``Bundle.options``) and returns its ref.
 Starter = Callable[[dict[str, Any]], ObjectRef[T]]
 
 
 def fan_out(
     starters: Sequence[Starter[T]],
-    slots: Sequence[Slot],
+    bundles: Sequence[Bundle],
     what: str,
     stop: Callable[[], bool] | None = None,
     progress: Callable[[float], None] | None = None,
     cpus: int = 1,
 ) -> list[T]:
-    """The results of one task per starter, in order: each holds ``cpus`` of a slot, and
-    no more start than the slots hold. ``stop`` is asked every ``STOP_CHECK_SECONDS``
+    """The results of one task per starter, in order: each holds ``cpus`` of a bundle, and
+    no more start than the bundles hold. ``stop`` is asked every ``STOP_CHECK_SECONDS``
     whether the job was cancelled; ``progress`` hears the share done as tasks end.
 
     Raises:
         What a task raised; TrainingStopped: the job was cancelled. Either way the tasks
         still running are cancelled.
     """
-    pool = SlotPool(slots, cpus)
+    pool = BundlePool(bundles, cpus)
     if starters and pool.capacity == 0:
-        raise ValueError(f"{what}: no slot holds a task of {cpus} CPUs")
+        raise ValueError(f"{what}: no bundle holds a task of {cpus} CPUs")
     results: dict[int, T] = {}
-    running: dict[ObjectRef[T], tuple[int, Slot]] = {}
+    running: dict[ObjectRef[T], tuple[int, Bundle]] = {}
     waiting = list(enumerate(starters))
     try:
         while waiting or running:
-            while waiting and (slot := pool.acquire()) is not None:
+            while waiting and (bundle := pool.acquire()) is not None:
                 number, start = waiting.pop(0)
-                running[start(slot.options(cpus))] = (number, slot)
+                running[start(bundle.options(cpus))] = (number, bundle)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=STOP_CHECK_SECONDS)
             for ref in ready:
-                number, slot = running.pop(ref)
-                pool.release(slot)
+                number, bundle = running.pop(ref)
+                pool.release(bundle)
                 results[number] = ray.get(ref)
                 if progress is not None:
                     progress(len(results) / len(starters))

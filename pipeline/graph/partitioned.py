@@ -78,7 +78,7 @@ def partitioned_stage(
     (``pipeline.features.partitions``); the training rows stay in the object store."""
     config, job = context.config, context.job_id
     names = [f"features:{job}:{number}" for number in range(len(planned.parts))]
-    slots, stop = placement.workers(), stop_of(callbacks)
+    bundles, stop = placement.workers(), stop_of(callbacks)
     tables: list[Any] = [None] * len(names)
 
     def build(number: int, part: Part) -> Starter[pd.Series]:
@@ -91,7 +91,7 @@ def partitioned_stage(
         return start
 
     counts = fan_out(
-        [build(n, part) for n, part in enumerate(planned.parts)], slots, "feature building", stop
+        [build(n, part) for n, part in enumerate(planned.parts)], bundles, "feature building", stop
     )
     bounds = split_bounds(rows_per_timestamp(counts), config)
 
@@ -100,7 +100,7 @@ def partitioned_stage(
             tables[number], bounds, planned
         )
 
-    moments = fan_out([measure(n) for n in range(len(names))], slots, "feature scaling", stop)
+    moments = fan_out([measure(n) for n in range(len(names))], bundles, "feature scaling", stop)
     scaler = merged_scaler(moments, planned.feature_names)
     fraction = sample_fraction(sum(m.rows for m in moments))
     splits: list[Any] = [None] * len(names)
@@ -115,7 +115,7 @@ def partitioned_stage(
 
         return start
 
-    parts = fan_out([split(n) for n in range(len(names))], slots, "feature splitting", stop)
+    parts = fan_out([split(n) for n in range(len(names))], bundles, "feature splitting", stop)
     validation = joined(ray.get([v for _, v, _, _, _ in splits]))
     test = joined(ray.get([t for _, _, t, _, _ in splits]))
     metadata = ray.get([m for *_, m in splits])

@@ -3,6 +3,7 @@ once per worker."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.features.preprocess import PreparedData
 from pipeline.job_callbacks import JobCallbacks
-from pipeline.placement import Placement, Slot, SlotPool
+from pipeline.placement import Bundle, BundlePool, Placement
 from pipeline.resources import TASK_CPUS
-from pipeline.search.hpo import TrialPreempted, search
+from pipeline.search.hpo import search
 from pipeline.search.pruning import PruningHistory
+from pipeline.search.runner import TrialPreempted
 from pipeline.search.trials import run_trial
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 from pipeline.stages import StageReport
@@ -83,30 +85,43 @@ def _trial_task(
 
 _remote_trial = ray.remote(max_retries=0)(_trial_task)
 
+#: How often a search asks which trial slots its job holds (besides when a trial fails).
+SLOTS_POLL_SECONDS = 2.0
+
 
 class _RayTrials:
     """Trials as one-CPU Ray tasks, each in a CPU of the job's bundles or trial slots,
     sharing one copy of the prepared data; each learns of the trials running beside it
-    as they finish. The slots are asked again (``slots_now``) whenever trials could
-    start: the orchestrator may take trial slots back for a more urgent job, and give
-    them back later."""
+    as they finish. The trial slots are asked again (``slots_now``, None when nobody can
+    say) every ``SLOTS_POLL_SECONDS`` and whenever a trial fails: the orchestrator may
+    take slots back for a more urgent job, and give them back later."""
 
     def __init__(
         self,
         context: JobContext,
         data: ObjectRef[Any],
-        slots_now: Callable[[], list[Slot]],
+        bundles: list[Bundle],
+        slots_now: Callable[[], list[Bundle] | None],
     ) -> None:
         self._context = context
         self._data = data
+        self._bundles = bundles
         self._slots_now = slots_now
-        self._pool = SlotPool(slots_now())
-        self._slot_of: dict[ObjectRef[TrialReport], Slot] = {}
+        self._pool = BundlePool(bundles)
+        self._asked = -SLOTS_POLL_SECONDS
+        self._bundle_of: dict[ObjectRef[TrialReport], Bundle] = {}
 
     def parallel(self) -> int:
         """Trials that may run at once now: one per CPU the job holds."""
-        self._pool.update(self._slots_now())
+        if time.monotonic() - self._asked >= SLOTS_POLL_SECONDS:
+            self._refresh()
         return self._pool.capacity
+
+    def _refresh(self) -> None:
+        self._asked = time.monotonic()
+        slots = self._slots_now()
+        if slots is not None:  # unknown: keep what was granted
+            self._pool.update([*self._bundles, *slots])
 
     def submit(
         self,
@@ -115,14 +130,14 @@ class _RayTrials:
         completed: PruningHistory,
         running: list[Any],
     ) -> ObjectRef[TrialReport]:
-        slot = self._pool.acquire()
-        if slot is None:  # the search asks ``parallel`` first: never more than it allows
+        bundle = self._pool.acquire()
+        if bundle is None:  # the search asks ``parallel`` first: never more than it allows
             raise RuntimeError(f"trial {number}: no free CPU in the job's reservation")
         job_id = self._context.job_id
         trial: ObjectRef[TrialReport] = _remote_trial.options(
-            name=f"trial:{job_id}:{number}", **slot.options(TASK_CPUS)
+            name=f"trial:{job_id}:{number}", **bundle.options(TASK_CPUS)
         ).remote([self._data], self._context.config, number, params, completed, running)
-        self._slot_of[trial] = slot
+        self._bundle_of[trial] = bundle
         return trial
 
     def wait(self, pending: list[Any], timeout: float) -> list[Any]:
@@ -134,13 +149,13 @@ class _RayTrials:
         return list(ready)
 
     def result(self, handle: Any) -> TrialReport:
-        slot = self._slot_of.pop(handle)
-        self._pool.release(slot)
+        bundle = self._bundle_of.pop(handle)
+        self._pool.release(bundle)
         try:
             report: TrialReport = ray.get(handle)
         except RayError:
-            self._pool.update(self._slots_now())
-            if not self._pool.granted(slot):
+            self._refresh()
+            if not self._pool.granted(bundle):
                 raise TrialPreempted("its CPU was taken back for a more urgent job") from None
             raise
         return report
@@ -169,11 +184,12 @@ def search_stage(
         if callbacks is not None:
             callbacks.record_trial(trial, progress)
 
-    def slots_now() -> list[Slot]:
-        granted = callbacks.trial_slots() if callbacks is not None and placement.reserved else []
-        return [*placement.workers(), *granted]
+    def slots_now() -> list[Bundle] | None:
+        if callbacks is None or not placement.reserved:
+            return []
+        return callbacks.trial_slots()
 
     journal = studies_root / f"{context.job_id}.journal"
-    runner = _RayTrials(context, data[0], slots_now)
+    runner = _RayTrials(context, data[0], placement.workers(), slots_now)
     stop = callbacks.is_cancelled if callbacks is not None else None
     return search(config, journal, context.job_id, runner.parallel, runner, report, stop)

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage
@@ -31,6 +31,7 @@ from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import DEFAULT_HYPERPARAMETERS, TrainingConfig
 from pipeline.search.pruning import EMPTY, PruningHistory
+from pipeline.search.runner import TrialPreempted, TrialRunner
 from pipeline.search.trials import distribution, pruner
 from pipeline.search_results import SearchProgress, SearchResult, TrialReport
 
@@ -65,36 +66,6 @@ def open_study(
         direction="minimize",
         load_if_exists=True,
     )
-
-
-class TrialPreempted(Exception):
-    """A trial stopped because its CPU was taken back for a more urgent job: not a
-    failure; the search runs it again."""
-
-
-class TrialRunner(Protocol):
-    """Where trials run: Ray tasks in the service (``pipeline.graph``)."""
-
-    def submit(
-        self,
-        number: int,
-        params: dict[str, Any],
-        completed: PruningHistory,
-        running: list[Any],
-    ) -> Any:
-        """Start a trial; ``completed`` is what it prunes against, ``running`` holds the
-        handles of the trials running beside it."""
-        ...
-
-    def wait(self, pending: list[Any], timeout: float) -> list[Any]:
-        """The handles of ``pending`` that have finished (waits up to ``timeout``)."""
-        ...
-
-    def result(self, handle: Any) -> TrialReport:
-        """The trial's report; raises what the trial raised, or ``TrialPreempted``."""
-        ...
-
-    def cancel(self, pending: list[Any]) -> None: ...
 
 
 def search(

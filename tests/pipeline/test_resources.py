@@ -25,6 +25,10 @@ def config(**fields: Any) -> TrainingConfig:
         ({"n_workers": 2, "backtest": {"windows": 5, "workers": 2}}, Demand((2, 1, 1))),
         ({"n_workers": 2, "distributed": {"workers": 3}}, Demand((2, 2, 2), spread=True)),
         (
+            {"distributed": {"workers": 2}, "backtest": {"windows": 3, "workers": 2}},
+            Demand((1, 1, 1, 1), spread=True),
+        ),
+        (
             {"enable_hpo": True, "n_workers": 2, "backtest": {"windows": 2, "workers": 1}},
             Demand((1, 1)),
         ),
@@ -41,6 +45,7 @@ def config(**fields: Any) -> TrainingConfig:
         "backtest",
         "both",
         "data-parallel",
+        "data-parallel-and-backtest",
         "search-and-backtest",
         "wider-search-and-backtest",
     ],
@@ -67,12 +72,14 @@ def test_widths_left_to_the_service_are_fixed_from_the_clusters_cpus() -> None:
     assert config(enable_hpo=True, n_trials=20).resolved_for(6).n_workers == 6
     assert config(enable_hpo=True, n_trials=4).resolved_for(6).n_workers == 4
     assert config(per_series=True).resolved_for(3).n_workers == 3
-    for fields, cpus, windows in [
+    cases: list[tuple[dict[str, Any], int, int]] = [
         ({"backtest": {"windows": 4}}, 8, 4),
         ({"backtest": {"windows": 4}}, 2, 1),  # beside the stage bundle: the job fits 2
         ({"n_workers": 2, "backtest": {"windows": 4}}, 4, 2),
         ({"enable_hpo": True, "backtest": {"windows": 4}}, 3, 2),
-    ]:
+        ({"distributed": {"workers": 2}, "backtest": {"windows": 4}}, 4, 2),
+    ]
+    for fields, cpus, windows in cases:
         resolved = config(**fields).resolved_for(cpus)
         assert resolved.backtest is not None
         assert resolved.backtest.workers == windows

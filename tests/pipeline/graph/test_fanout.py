@@ -13,7 +13,7 @@ from ray.util.placement_group import PlacementGroup, placement_group, remove_pla
 
 from domain.errors import TrainingStopped
 from pipeline.graph.fanout import Starter, fan_out
-from pipeline.placement import Placement, Slot, SlotPool
+from pipeline.placement import Bundle, BundlePool, Placement
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -43,7 +43,7 @@ def starters(count: int, seconds: float) -> list[Starter[Any]]:
 
 
 def test_tasks_run_in_the_reservation_one_per_cpu_at_a_time(reserved: PlacementGroup) -> None:
-    placement = Placement((Slot(reserved, 0, 1), Slot(reserved, 1, 1)))
+    placement = Placement((Bundle(reserved, 0, 1), Bundle(reserved, 1, 1)))
     done: list[float] = []
 
     results = fan_out(starters(5, 0.3), placement.workers(), "test", progress=done.append)
@@ -68,17 +68,18 @@ def test_a_cancel_stops_the_rest_and_the_running_ones() -> None:
     assert asked
 
 
-def test_a_slot_pool_packs_tasks_and_forgets_slots_taken_back() -> None:
-    a, b = Slot(None, 0, 2), Slot(None, 1, 1)
-    pool = SlotPool([a, b])
+def test_a_bundle_pool_packs_tasks_and_counts_them_while_bundles_come_and_go() -> None:
+    a, b = Bundle(None, 0, 2), Bundle(None, 1, 1)
+    pool = BundlePool([a, b])
     assert pool.capacity == 3
-    assert pool.acquire() == b, "the fullest slot first"
+    assert pool.acquire() == b, "the fullest bundle first"
     assert pool.acquire() == a
-    pool.update([a])  # b was taken back (its task with it)
+    pool.update([a])  # b was taken back
     assert pool.capacity == 2
     assert not pool.granted(b)
     assert pool.acquire() == a
     assert pool.acquire() is None
-    pool.release(b)  # the task of a slot taken back frees nothing
-    pool.release(a)
-    assert pool.acquire() == a
+    pool.update([a, b])  # b is back (an answer was missing, say) with its task still on it
+    assert pool.acquire() is None, "b's CPU is still its task's"
+    pool.release(b)
+    assert pool.acquire() == b
