@@ -17,6 +17,7 @@ from typing import Any
 
 from actors.admission import Admission
 from actors.dispatch import Candidate, Holder, Rules, Start, plan
+from actors.ledger import Group
 from actors.queue import JobQueue
 from actors.recorder import service_log
 from actors.reservations import Reservations
@@ -24,7 +25,7 @@ from actors.running import RunningJob
 from actors.waiting import QueueStatus, cpus_text, resource_reason
 from db.records import NewLog
 from domain.jobs import JobPriority
-from pipeline.placement import Placement, Slot
+from pipeline.placement import Bundle, Placement
 from pipeline.resources import Demand
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,9 @@ class Admitter:
                 ),
             ],
             [
-                Holder(job_id, job.priority, job.demand.slots, job.preemptions, job.passed)
+                Holder(
+                    job_id, job.priority, job.demand.slots, job.preemptions, job.passed, job.placed
+                )
                 for job_id, job in running.items()
             ],
             self._ledger,
@@ -103,15 +106,37 @@ class Admitter:
                 self._book_waiting(start)
                 continue
             demand = queue.demand_of(start.job_id)
+            if not self._book(start.job_id, demand, start):
+                continue
             priority = queue.priority_of(start.job_id)
             queue.take(start.job_id)
             if start.taken:
                 logs += self._take_back(start, JobPriority(priority).label, running)
-            self._reservations.book(start.job_id, demand, start.nodes)
+            for slot in self._reservations.slots_to_place(start.job_id):
+                self._in_background(self._place_slot(slot))
             admitted.append(Admitted(start.job_id, start.tenant_id, priority, demand, start.passed))
         for job_id, node in decided.regrown:
-            self._in_background(self._reservations.place(self._reservations.add_slot(job_id, node)))
+            self._in_background(self._place_slot(self._reservations.add_slot(job_id, node)))
         return admitted, logs
+
+    def _book(self, holder: str, demand: Demand, start: Start) -> bool:
+        """Ask Ray for ``holder``'s placement groups; False (nothing booked) if it refused."""
+        try:
+            self._reservations.book(holder, demand, start.nodes)
+        except Exception:  # e.g. the GCS unreachable: the work stays where it was
+            logger.exception("could not ask Ray for the placement groups of %s", holder)
+            self._reservations.release(holder)
+            return False
+        return True
+
+    async def _place_slot(self, slot: Group) -> None:
+        """Book where Ray put a trial slot; one not placed in time is given up."""
+        try:
+            await asyncio.wait_for(self._reservations.place(slot), self._placement_timeout)
+        except Exception:
+            logger.warning("trial slot %s was not placed; giving it up", slot.name, exc_info=True)
+            self._reservations.take_back([slot])
+            self._wake()
 
     async def placed(self, job_id: str, stopping: asyncio.Event) -> bool:
         """Wait until Ray has placed the job's reservation; False if ``stopping`` was set
@@ -159,12 +184,18 @@ class Admitter:
         self._wake()
 
     def _book_waiting(self, start: Start) -> None:
-        demand, placed = self._waiting[start.job_id]
-        self._reservations.book(start.job_id, demand, start.nodes)
+        """Book what a ``reserve`` waits for and hand it its placement once Ray placed it
+        (or the error: it then releases what was booked)."""
+        demand, placed = self._waiting.pop(start.job_id)
+        if not self._book(start.job_id, demand, start):
+            placed.set_exception(RuntimeError("Ray refused the placement groups"))
+            return
 
         async def place() -> None:
             try:
-                await self._reservations.placed(start.job_id)
+                await asyncio.wait_for(
+                    self._reservations.placed(start.job_id), self._placement_timeout
+                )
             except Exception as exc:
                 if not placed.done():
                     placed.set_exception(exc)
@@ -226,12 +257,14 @@ class Admitter:
 
     def demand(self, running: Mapping[str, RunningJob]) -> tuple[list[list[int]], list[list[int]]]:
         """The bundles of each running job (trial slots it holds now included), and of
-        each queued job in queue order."""
+        the batch forecasts waiting for CPUs and each queued job, in the order they
+        start."""
         held = [
             [cpus for group in self._ledger.groups_of(job_id) for cpus in group.bundles]
             for job_id in running
         ]
-        return held, [demand.every_bundle() for demand in self._queue.demands()]
+        waiting = [demand.every_bundle() for demand, _ in self._waiting.values()]
+        return held, [*waiting, *(demand.every_bundle() for demand in self._queue.demands())]
 
     def placement(self, job_id: str) -> Placement:
         """A placed job's reservation as its tasks see it."""
@@ -240,7 +273,7 @@ class Admitter:
     def held_cpus(self, job_id: str) -> int:
         return self._ledger.held(job_id)
 
-    def trial_slots(self, job_id: str) -> list[Slot]:
+    def trial_slots(self, job_id: str) -> list[Bundle]:
         return self._reservations.trial_slots(job_id)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:

@@ -13,7 +13,7 @@ from ray.exceptions import RayError
 
 from actors.remote import remote
 from pipeline.context import JobContext
-from pipeline.placement import Slot
+from pipeline.placement import Bundle
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.storage import Location
 
@@ -35,7 +35,7 @@ class CallbackTarget(Protocol):
 
     async def record_forecast_progress(self, forecast_id: str, progress: float) -> None: ...
 
-    async def trial_slots(self, job_id: str) -> list[Slot]: ...
+    async def trial_slots(self, job_id: str) -> list[Bundle]: ...
 
 
 @dataclass(frozen=True)
@@ -75,16 +75,16 @@ class OrchestratorCallbacks:
         )
         return ray.get(claim)
 
-    def trial_slots(self) -> list[Slot]:
-        """Asked whenever trials could start; on no answer, none (the search goes on in
-        its job's bundles)."""
+    def trial_slots(self) -> list[Bundle] | None:
+        """Asked by a search every few seconds; None without an answer (the search keeps
+        the slots it knew)."""
         try:
             return ray.get(
                 remote(self.orchestrator, CallbackTarget.trial_slots, self.context.job_id),
                 timeout=10,
             )
         except (RayError, TimeoutError):
-            return []
+            return None
 
 
 @dataclass(frozen=True)

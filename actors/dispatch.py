@@ -8,12 +8,12 @@ forecasts waiting for CPUs (short, and a user waits on them):
 - the first job that cannot start for want of CPUs is *blocked*; a job behind it starts
   only where that cannot delay it (EASY backfill, without run-time estimates): the
   blocked job must still fit the nodes once every running job has ended except those
-  that passed a blocked job, this one included. A blocked job that no alive node can
-  hold waits for a node the autoscaler adds for it, so passing it delays nothing here;
-- a blocked urgent or high job takes back trial slots of lower-priority searches (the
-  lowest priority first; each search at most ``max_preemptions`` times), if that is what
-  it takes to fit; the trials stopped run again later;
-- then searches short of their trial slots get them back where the same rule allows.
+  that passed a blocked job, this one included. A job that no alive node can hold waits
+  for a node the autoscaler adds for it and blocks nobody;
+- a blocked urgent or high job takes back trial slots of lower-priority searches that
+  are placed (the lowest priority first; each search at most ``max_preemptions`` times),
+  if that is what it takes to fit; the trials stopped run again later;
+- searches short of their trial slots get them back, while no job is blocked.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from actors.ledger import Group, Ledger, Nodes, first_fit
+from actors.ledger import Group, Ledger, Nodes, best_fit
 from domain.jobs import JobPriority
 from pipeline.resources import TASK_CPUS, Demand
 
@@ -49,6 +49,8 @@ class Holder:
     preemptions: int = 0
     #: Whether it started ahead of a blocked job.
     passed: bool = False
+    #: Whether Ray has placed its reservation (a job still being placed is no victim).
+    placed: bool = True
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,11 @@ def plan(
         if job.counted and not may_start(job.tenant_id, tenants.get(job.tenant_id, 0)):
             continue
         bundles = job.demand.every_bundle()
-        nodes = first_fit(bundles, free, job.demand.spread)
+        nodes = best_fit(bundles, free, job.demand.spread)
         start = None
-        if nodes is not None and _may_pass(result.blocked, bundles, nodes, if_ended, ledger):
+        if nodes is not None and _may_pass(result.blocked, bundles, nodes, if_ended):
             start = Start(job.job_id, job.tenant_id, nodes, passed=result.blocked is not None)
-        elif result.blocked is None:
+        elif result.blocked is None and ledger.fits_empty(bundles, job.demand.spread):
             result.blocked = job
             start = _preempting(job, running, free, ledger, rules)
         if start is None:
@@ -120,7 +122,8 @@ def plan(
         if job.counted:
             tenants[job.tenant_id] = tenants.get(job.tenant_id, 0) + 1
             jobs += 1
-    result.regrown = _regrown(running, ledger, free, if_ended, result.blocked)
+    if result.blocked is None:
+        result.regrown = _regrown(running, ledger, free)
     return result
 
 
@@ -129,19 +132,15 @@ def _may_pass(
     bundles: Sequence[int],
     nodes: Nodes,
     if_ended: Mapping[str, int],
-    ledger: Ledger,
 ) -> bool:
     """Whether a job booked on ``nodes`` leaves room for ``blocked`` once the jobs that
-    did not pass it end (always, with nothing blocked, or with a blocked job no alive
-    node can hold)."""
+    did not pass it end (always, with nothing blocked)."""
     if blocked is None:
         return True
     wanted = blocked.demand.every_bundle()
-    if not ledger.fits_empty(wanted, blocked.demand.spread):
-        return True
     room = dict(if_ended)
     _take(room, bundles, nodes)
-    return first_fit(wanted, room, blocked.demand.spread) is not None
+    return best_fit(wanted, room, blocked.demand.spread) is not None
 
 
 def _preempting(
@@ -151,15 +150,16 @@ def _preempting(
     ledger: Ledger,
     rules: Rules,
 ) -> Start | None:
-    """A start for an urgent or high ``job`` on trial slots taken back from lower
-    priorities, if that makes it fit."""
-    if job.priority < JobPriority.HIGH or rules.max_preemptions == 0:
+    """A start for an urgent or high ``job`` on trial slots taken back from placed,
+    lower-priority searches, if that makes it fit (a batch forecast takes none)."""
+    if not job.counted or job.priority < JobPriority.HIGH or rules.max_preemptions == 0:
         return None
     victims = sorted(
         (
             h
             for h in running
             if h.priority < job.priority
+            and h.placed
             and h.preemptions < rules.max_preemptions
             and ledger.slots_of(h.job_id)
         ),
@@ -170,34 +170,29 @@ def _preempting(
     taken: list[Group] = []
     for victim in victims:
         for group in reversed(ledger.slots_of(victim.job_id)):
-            if first_fit(bundles, room, job.demand.spread) is not None:
+            if best_fit(bundles, room, job.demand.spread) is not None:
                 break
             _add(room, [group])
             taken.append(group)
-    nodes = first_fit(bundles, room, job.demand.spread)
+    nodes = best_fit(bundles, room, job.demand.spread)
     if nodes is None or not taken:
         return None
     return Start(job.job_id, job.tenant_id, nodes, taken=tuple(taken))
 
 
 def _regrown(
-    running: Sequence[Holder],
-    ledger: Ledger,
-    free: dict[str, int],
-    if_ended: dict[str, int],
-    blocked: Candidate | None,
+    running: Sequence[Holder], ledger: Ledger, free: dict[str, int]
 ) -> list[tuple[str, str]]:
-    """Trial slots given back to searches short of them, the highest priority first,
-    where they cannot delay ``blocked``."""
+    """Trial slots given back to searches short of them, the highest priority first, on
+    CPUs that nothing waits for."""
     regrown: list[tuple[str, str]] = []
     for holder in sorted(running, key=lambda h: -h.priority):
         missing = holder.wanted_slots - len(ledger.slots_of(holder.job_id))
         for _ in range(max(0, missing)):
-            node = first_fit([TASK_CPUS], free)
-            if node is None or not _may_pass(blocked, [TASK_CPUS], node, if_ended, ledger):
+            node = best_fit([TASK_CPUS], free)
+            if node is None:
                 return regrown
             _take(free, [TASK_CPUS], node)
-            _take(if_ended, [TASK_CPUS], node)
             regrown.append((holder.job_id, node[0]))
     return regrown
 

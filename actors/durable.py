@@ -9,6 +9,7 @@ as done; a progress write may then repeat its log lines.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
@@ -21,7 +22,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from domain.errors import ServiceUnavailable
+from domain.errors import ServiceUnavailable, TrainingError
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -51,3 +52,26 @@ async def durably(
 def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
     logger.warning("database unavailable (attempt %d); retrying: %s", state.attempt_number, error)
+
+
+class BackgroundWrites:
+    """Writes nobody waits for (log lines), each retried through an outage as ``durably``
+    does; one given up on is logged. It holds their tasks: the event loop keeps only weak
+    references."""
+
+    def __init__(self, outage_seconds: float) -> None:
+        self._outage_seconds = outage_seconds
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def write(
+        self, write: Callable[P, Awaitable[object]], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        async def attempt() -> None:
+            try:
+                await durably(self._outage_seconds, write, *args, **kwargs)
+            except TrainingError:
+                logger.exception("a background write failed")
+
+        task = asyncio.get_running_loop().create_task(attempt())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -36,9 +36,7 @@ class Group:
         return sum(self.bundles)
 
 
-def first_fit(
-    bundles: Sequence[int], free: Mapping[str, int], spread: bool = False
-) -> Nodes | None:
+def best_fit(bundles: Sequence[int], free: Mapping[str, int], spread: bool = False) -> Nodes | None:
     """Nodes for ``bundles`` within the ``free`` CPUs of each node, or None: each bundle,
     the largest first, on the node with the least room that holds it, so large bundles
     keep finding whole nodes (``spread``: the most room, so bundles land apart)."""
@@ -89,11 +87,11 @@ class Ledger:
         self, bundles: Sequence[int], spread: bool = False, free: Mapping[str, int] | None = None
     ) -> Nodes | None:
         """Where ``bundles`` fit in what is free now (or in ``free``), or None."""
-        return first_fit(bundles, self.free() if free is None else free, spread)
+        return best_fit(bundles, self.free() if free is None else free, spread)
 
     def fits_empty(self, bundles: Sequence[int], spread: bool = False) -> bool:
         """Whether ``bundles`` would fit the alive nodes with nothing held."""
-        return first_fit(bundles, self._shape.nodes, spread) is not None
+        return best_fit(bundles, self._shape.nodes, spread) is not None
 
     @property
     def reserved(self) -> int:
@@ -113,9 +111,6 @@ class Ledger:
         """A holder's trial slots, the newest last."""
         return [group for group in self.groups_of(holder) if group.slot]
 
-    def holders(self) -> set[str]:
-        return {group.holder for group in self._groups.values()}
-
     # ------------------------------------------------------------------ writing
 
     def book(self, group: Group) -> None:
@@ -129,10 +124,3 @@ class Ledger:
 
     def drop(self, name: str) -> Group | None:
         return self._groups.pop(name, None)
-
-    def release(self, holder: str) -> list[Group]:
-        """Forget every group of ``holder``; returns them."""
-        groups = self.groups_of(holder)
-        for group in groups:
-            del self._groups[group.name]
-        return groups

@@ -26,7 +26,7 @@ from ray.exceptions import RayError
 from actors.admission import Admission
 from actors.admitting import Admitted, Admitter
 from actors.dispatch import Rules
-from actors.durable import durably
+from actors.durable import BackgroundWrites, durably
 from actors.metrics import ServiceMetrics
 from actors.outcomes import JobOutcomes
 from actors.queue import JobQueue
@@ -45,7 +45,7 @@ from domain.jobs import JobStatus, LogLevel
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.job_callbacks import JobCallbacks
-from pipeline.placement import Placement, Slot
+from pipeline.placement import Bundle, Placement
 from pipeline.resources import Demand
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
@@ -116,8 +116,9 @@ class Lifecycle:
             outage_seconds=outage_seconds,
             clock=clock,
         )
-        #: Writes nobody awaits (the loop keeps only weak references).
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundWrites(outage_seconds)
+        #: A job was lost between the queue and its start (``take_lost``).
+        self._lost = False
 
     # ------------------------------------------------------------------ the queue's end
 
@@ -133,7 +134,7 @@ class Lifecycle:
         """One pass; returns whether a job it started has already ended."""
         admitted, logs = self._admitter.admit(self._running)
         if logs:
-            self._write_later(self._store.append_logs, logs)
+            self._background.write(self._store.append_logs, logs)
         started = [self._admit(job) for job in admitted]
         if not started:
             return False
@@ -167,7 +168,7 @@ class Lifecycle:
         """The CPUs a running job holds now; None if it is not running here."""
         return self._admitter.held_cpus(job_id) if job_id in self._running else None
 
-    def trial_slots(self, job_id: str) -> list[Slot]:
+    def trial_slots(self, job_id: str) -> list[Bundle]:
         """The placed trial slots of a running job's search."""
         return self._admitter.trial_slots(job_id) if job_id in self._running else []
 
@@ -218,11 +219,15 @@ class Lifecycle:
         for job in jobs:
             if self._queue.remove(job.job_id):
                 self._metrics.job_finished(JobStatus.CANCELLED)
+            placing = self._running.get(job.job_id)
+            if placing is not None:  # left the queue, not yet placed: it never runs
+                placing.cancelled = True
+                placing.stopping.set()
         return [job.job_id for job in jobs]
 
     async def _force_cancel(self, job_id: str) -> None:
         """Kill the worker of a cancelled job whose task ignored the request (a cancel can
-        be lost when it races with the task's start), so its slot and CPU come back."""
+        be lost when it races with the task's start), so its CPUs come back."""
         await asyncio.sleep(CANCEL_GRACE_SECONDS)
         running = self._running.get(job_id)
         if running is not None and running.run is not None:
@@ -260,41 +265,38 @@ class Lifecycle:
 
     async def _start(self, job_id: str, running: RunningJob) -> None:
         """Wait for the job's reservation, then mark it running and launch it there; a
-        reservation Ray does not place in time goes back, and the job to the queue."""
+        reservation Ray does not place in time goes back, and the job to the queue. A
+        job lost on the way (the database gone for longer than the outage allowance)
+        stays queued in the database; ``take_lost`` tells the dispatch loop to reload."""
         try:
-            placed = await self._admitter.placed(job_id, running.stopping)
-            running.placed = placed
-            if not placed:
-                if running.cancelled:
-                    self._end(job_id, JobStatus.CANCELLED)
-                else:
-                    await self._requeue(job_id, running)
-                return
-            await self._launch_placed(job_id, running)
+            running.placed = await self._admitter.placed(job_id, running.stopping)
+            if running.placed:
+                await self._launch_placed(job_id, running)
+            elif running.cancelled:
+                self._end(job_id, JobStatus.CANCELLED)
+            else:
+                await self._requeue(job_id, running)
+        except TrainingError:
+            logger.exception("starting job %s failed; the queue is reloaded", job_id)
+            self._lost = True
         finally:
+            if job_id in self._running and not running.launched:
+                self._end(job_id)
             running.settled.set()
 
     async def _launch_placed(self, job_id: str, running: RunningJob) -> None:
+        started = service_log(
+            job_id, "started", self._clock(), node=self._node_id, cpus=running.demand.cpus
+        )
         try:
-            job = await self._store.transition(
-                job_id,
-                JobEvent.START,
-                logs=[
-                    service_log(
-                        job_id,
-                        "started",
-                        self._clock(),
-                        node=self._node_id,
-                        cpus=running.demand.cpus,
-                    )
-                ],
+            job = await self._durably(
+                self._store.transition, job_id, JobEvent.START, logs=[started]
             )
-        except IllegalTransition:  # cancelled while it waited to start
-            self._end(job_id)
-            return
-        except BaseException:
-            self._end(job_id)
-            raise
+        except IllegalTransition:  # cancelled while it waited, or a retried commit
+            job = await self._durably(self._store.get_job, job_id)
+            if job.status is not JobStatus.RUNNING:
+                self._end(job_id, JobStatus.CANCELLED)
+                return
         if running.cancelled:  # cancelled while it was being started: never launch it
             self._end(job_id, JobStatus.CANCELLED)
             return
@@ -304,9 +306,12 @@ class Lifecycle:
             run, recorder = self._launch(job, running)
         except Exception as exc:  # nothing runs for it: fail it and free its CPUs
             logger.exception("launching job %s failed", job_id)
-            await self._outcomes.fail(job, exc)
-            self._end(job_id, JobStatus.FAILED)
+            try:
+                await self._outcomes.fail(job, exc)
+            finally:
+                self._end(job_id, JobStatus.FAILED)
             return
+        running.launched = True
         follower = asyncio.get_running_loop().create_task(self._follow(job, running, run, recorder))
         running.tasks += (follower,)
 
@@ -325,6 +330,12 @@ class Lifecycle:
                 self._store.append_logs,
                 [service_log(job_id, message, self._clock(), LogLevel.WARNING)],
             )
+
+    def take_lost(self) -> bool:
+        """Whether a job was lost between the queue and its start since last asked (the
+        database says it is queued; the queue must be reloaded to find it)."""
+        lost, self._lost = self._lost, False
+        return lost
 
     def _launch(self, job: JobRecord, running: RunningJob) -> tuple[LaunchedRun, StageRecorder]:
         context = JobContext(
@@ -374,25 +385,6 @@ class Lifecycle:
         if outcome is not None:
             self._metrics.job_finished(outcome)
             self._wake()
-
-    def _running_of(self, tenant_id: str) -> int:
-        return sum(1 for r in self._running.values() if r.tenant_id == tenant_id)
-
-    def _write_later(
-        self, write: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
-    ) -> None:
-        """A write nobody waits for (log lines), retried through an outage in the
-        background; given up on, it is logged."""
-
-        async def attempt() -> None:
-            try:
-                await self._durably(write, *args, **kwargs)
-            except TrainingError:
-                logger.exception("a background write failed")
-
-        task = asyncio.get_running_loop().create_task(attempt())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def _durably(
         self, write: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs

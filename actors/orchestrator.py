@@ -15,10 +15,9 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import ray
-from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
 from actors.admission import Admission
@@ -65,7 +64,7 @@ from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.graph.forecast import launch_forecast
 from pipeline.graph.launch import launch
-from pipeline.placement import Slot
+from pipeline.placement import Bundle
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.store.feature_store import FeatureStore
@@ -76,12 +75,10 @@ logger = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
 #: How often the orchestrator re-reads the cluster's size and updates its autoscaler request.
 CLUSTER_POLL_SECONDS = 2.0
-#: A resource only Ray's head node has.
-HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 
 class JobOrchestrator:
-    """Queue, capacity, state transitions and recovery for training jobs."""
+    """Queue, admission by resources, state transitions and recovery for training jobs."""
 
     async def __init__(  # type: ignore[misc]  # Ray awaits an async actor's constructor
         self,
@@ -349,7 +346,7 @@ class JobOrchestrator:
         """Asked by a register stage for the version to save its model as."""
         return await self._lifecycle.claim_version(job_id, tenant_id, model_name, now)
 
-    async def trial_slots(self, job_id: str) -> list[Slot]:
+    async def trial_slots(self, job_id: str) -> list[Bundle]:
         """Asked by a search (whenever trials could start) for the trial slots its job
         holds now besides its bundles."""
         return self._lifecycle.trial_slots(job_id)
@@ -365,13 +362,13 @@ class JobOrchestrator:
     # ------------------------------------------------------------------ loops
 
     async def _dispatch(self) -> None:
-        """Recover (once), then start queued jobs while capacity allows."""
+        """Recover (once), then start the queued jobs that fit."""
         try:
             if not self._recovered.is_set():
                 await asyncio.to_thread(self._reservations.clear_stale)
                 await self._housekeeping.recover()
                 self._recovered.set()
-            if self._reload_queue:
+            if self._reload_queue or self._lifecycle.take_lost():
                 await self._housekeeping.load_queue()
                 self._reload_queue = False
             await self._lifecycle.start_queued()
@@ -385,6 +382,7 @@ class JobOrchestrator:
         loop), then ask its autoscaler for the bundles the queued jobs wait for."""
         shape = await asyncio.to_thread(self._read_cluster)
         if self._ledger.update(shape):
+            await asyncio.to_thread(self._reservations.relocate)
             self._wakeup.set()
         running, queued = self._lifecycle.demand()
         await asyncio.to_thread(
@@ -401,25 +399,3 @@ class JobOrchestrator:
     async def _reclaim_stuck(self) -> None:
         if await self._housekeeping.reclaim_stuck():
             self._wakeup.set()
-
-
-def orchestrator_options(settings: OrchestratorSettings) -> dict[str, Any]:
-    """Detached, named, restarted forever, holding no CPU (it only coordinates), and on the
-    head node, so losing a worker node never takes the queue's keeper with it."""
-    return {
-        "name": settings.actor_name,
-        "namespace": NAMESPACE,
-        "lifetime": "detached",
-        "max_restarts": -1,
-        "num_cpus": 0,
-        "resources": {HEAD_NODE_RESOURCE: 0.001},
-        "get_if_exists": True,
-    }
-
-
-def start_orchestrator(
-    database_url: str, pipeline: PipelineSettings, settings: OrchestratorSettings
-) -> ActorHandle[JobOrchestrator]:
-    """Create the orchestrator, or return the running one with that name."""
-    actor = ray.remote(JobOrchestrator).options(**orchestrator_options(settings))
-    return cast(ActorHandle[JobOrchestrator], actor.remote(database_url, pipeline, settings))

@@ -15,7 +15,6 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
 
 from pipeline.resources import Demand
 
@@ -23,11 +22,6 @@ from pipeline.resources import Demand
 ONE_CPU = Demand((1,))
 #: (created_at, arrival number, job id): a tenant's line is kept sorted by it.
 _Place = tuple[datetime, int, str]
-
-
-class Popped(NamedTuple):
-    job_id: str
-    tenant_id: str
 
 
 @dataclass
@@ -99,23 +93,12 @@ class JobQueue:
         self._levels.setdefault(priority, _Level()).push(tenant_id, place)
         self._where[job_id] = (tenant_id, priority)
 
-    def pop(self, blocked: Callable[[str], bool] = _never) -> Popped | None:
-        """Remove and return the next job whose tenant is not ``blocked``, or None."""
-        for priority in sorted(self._levels, reverse=True):
-            job_id = self._levels[priority].pop(blocked)
-            if job_id is not None:
-                tenant_id = self._where[job_id][0]
-                self._forget(job_id)
-                return Popped(job_id, tenant_id)
-        return None
-
-    def take(self, job_id: str) -> Popped:
+    def take(self, job_id: str) -> None:
         """Remove a queued job that starts now, out of turn if need be (a larger job ahead
         of it waits for CPUs); its tenant counts as served."""
         tenant_id, priority = self._where[job_id]
         self._levels[priority].take(tenant_id, job_id)
         self._forget(job_id)
-        return Popped(job_id, tenant_id)
 
     def remove(self, job_id: str) -> bool:
         """Forget a job; returns whether it was queued."""

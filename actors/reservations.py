@@ -2,9 +2,10 @@
 CPUs, kept in step with the ledger admission reads.
 
 A holder's demand (``pipeline.resources.Demand``) becomes one placement group of its
-bundles, placed all or nothing, and one group per trial slot. Each group is booked in
-the ``Ledger`` when it is made (on the nodes first fit predicts) and moved to the nodes
-Ray chose once it is placed; a holder starts only when every group is placed. Groups
+bundles, placed all or nothing (the *gang*), and one group per trial slot. Each group is
+booked in the ``Ledger`` when it is made (on the nodes best fit predicts) and moved to
+the nodes Ray chose once it is placed; a holder starts once its gang is placed, and its
+trial slots join as Ray places them. Groups
 are named ``<prefix><holder>:<n>`` so that an orchestrator can remove what an earlier
 incarnation left. ``PlacementGroups`` is the port to Ray: ``RayPlacementGroups`` in the
 service, a test's own in unit tests.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from actors.ledger import Group, Ledger, Nodes
-from pipeline.placement import Placement, Slot
+from pipeline.placement import Bundle, Placement
 from pipeline.resources import TASK_CPUS, Demand
 
 logger = logging.getLogger(__name__)
@@ -36,11 +37,15 @@ class PlacementGroups(Protocol):
         """Wait until every bundle is placed; the node of each."""
         ...
 
+    def where(self, handle: Any, bundles: int) -> Nodes:
+        """The node each bundle is on now ("" for one Ray has yet to place again)."""
+        ...
+
     def remove(self, handle: Any) -> None:
         """Release the group's CPUs; tasks still running in it are killed."""
         ...
 
-    def slot(self, handle: Any, bundle: int, cpus: int) -> Slot:
+    def slot(self, handle: Any, bundle: int, cpus: int) -> Bundle:
         """The pipeline's view of one bundle."""
         ...
 
@@ -80,11 +85,12 @@ class Reservations:
         return self._make(holder, (TASK_CPUS,), (node,), False, slot=True)
 
     async def placed(self, holder: str) -> None:
-        """Wait until every group of ``holder`` is placed, and book where."""
-        await asyncio.gather(*(self.place(g) for g in self.ledger.groups_of(holder)))
+        """Wait until the gang of ``holder`` is placed, and book where."""
+        await asyncio.gather(*(self.place(g) for g in self.ledger.groups_of(holder) if not g.slot))
 
     async def place(self, group: Group) -> None:
-        """Wait until ``group`` is placed, and book where."""
+        """Wait until ``group`` is placed, and book where (a group removed meanwhile is
+        left alone)."""
         handle = self._handles.get(group.name)
         if handle is None:  # released meanwhile
             return
@@ -92,6 +98,21 @@ class Reservations:
         if group.name in self._handles:
             self.ledger.placed(group.name, nodes)
             self._placed.add(group.name)
+
+    def slots_to_place(self, holder: str) -> list[Group]:
+        """The holder's trial slots Ray has yet to place."""
+        return [g for g in self.ledger.slots_of(holder) if g.name not in self._placed]
+
+    def relocate(self) -> None:
+        """Book again where Ray put the bundles of groups booked on nodes that left (Ray
+        places them anew on alive nodes)."""
+        alive = self.ledger.shape.nodes
+        for name in list(self._placed):
+            group = self.ledger.group(name)
+            if group is None or all(node in alive for node in group.nodes):
+                continue
+            nodes = self._groups.where(self._handles[name], len(group.bundles))
+            self.ledger.placed(name, nodes)
 
     def placement(self, holder: str) -> Placement:
         """The holder's bundles as its tasks see them."""
@@ -101,7 +122,7 @@ class Reservations:
             tuple(self._groups.slot(handle, i, cpus) for i, cpus in enumerate(gang.bundles))
         )
 
-    def trial_slots(self, holder: str) -> list[Slot]:
+    def trial_slots(self, holder: str) -> list[Bundle]:
         """The holder's placed trial slots."""
         return [
             self._groups.slot(self._handles[g.name], 0, g.cpus)
@@ -124,8 +145,8 @@ class Reservations:
     ) -> Group:
         name = f"{self._prefix}{holder}:{next(self._numbers)}"
         group = Group(name, holder, bundles, nodes, slot=slot)
-        self.ledger.book(group)
         self._handles[name] = self._groups.create(name, bundles, spread)
+        self.ledger.book(group)
         return group
 
     def _remove(self, name: str) -> None:
@@ -161,8 +182,14 @@ class RayPlacementGroups:
 
         remove_placement_group(handle)
 
-    def slot(self, handle: Any, bundle: int, cpus: int) -> Slot:
-        return Slot(handle, bundle, cpus)
+    def slot(self, handle: Any, bundle: int, cpus: int) -> Bundle:
+        return Bundle(handle, bundle, cpus)
+
+    def where(self, handle: Any, bundles: int) -> Nodes:
+        from ray.util.placement_group import placement_group_table
+
+        where: dict[int, str] = placement_group_table(handle).get("bundles_to_node_id") or {}
+        return tuple(where.get(index, "") for index in range(bundles))
 
     def remove_named(self, prefix: str) -> int:
         from ray.util.placement_group import (

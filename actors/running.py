@@ -59,6 +59,8 @@ class RunningJob:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: Set once launched (a job cancelled while starting is never launched).
     run: LaunchedRun | None = None
+    #: Whether its follower took it over (it then ends the job).
+    launched: bool = False
     recorder: StageRecorder | None = None
     search: SearchRecorder | None = None
     #: Held here: the event loop keeps only weak references to tasks.

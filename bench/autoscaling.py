@@ -7,7 +7,7 @@ would, SQLite):
   fixed-2      the 2-CPU head alone
   fixed-6      the head and both workers from the start
 
-All nodes share this machine's cores, so the "6 CPUs" are six slots on however many
+All nodes share this machine's cores, so the "6 CPUs" are six logical CPUs on however many
 cores there are: on 2 cores the ratio shows what the service's scaling costs (workers
 started on demand, then joined) rather than what real extra machines would give.
 

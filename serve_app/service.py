@@ -24,8 +24,9 @@ from ray.actor import ActorHandle
 from ray.serve.deployment import Application
 
 from actors.client import OrchestratorClient
-from actors.orchestrator import HEAD_NODE_RESOURCE, JobOrchestrator, start_orchestrator
+from actors.orchestrator import JobOrchestrator
 from actors.settings import NAMESPACE, OrchestratorSettings
+from actors.start import HEAD_NODE_RESOURCE, start_orchestrator
 from db.database import Database
 from db.keys import ApiKeyStore
 from db.settings import DATABASE_SETTINGS, DatabaseSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from actors.submission import JobSubmission
 from domain.jobs import JobStatus, LogLevel, ModelType
@@ -93,11 +93,14 @@ class JobPublic(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def resources(self) -> JobResources:
-        """What the job holds while it runs, from its config."""
-        return JobResources.model_validate(
-            demand_of(TrainingConfig.model_validate(self.config)).public()
-        )
+    def resources(self) -> JobResources | None:
+        """What the job holds while it runs, from its config (None for a config this
+        version cannot read)."""
+        try:
+            config = TrainingConfig.model_validate(self.config)
+        except ValidationError:
+            return None
+        return JobResources.model_validate(demand_of(config).public())
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -97,11 +97,12 @@ def test_a_job_that_passed_counts_against_the_waiting_one_until_it_ends() -> Non
 
 def test_a_job_no_alive_node_holds_waits_for_its_node_without_holding_others_back() -> None:
     ledger = Ledger(ClusterShape.of(2, 2, largest_node=8, max_cpus=12))
-    decided = run([job("wide", 8), job("small", 1)], ledger)
+    decided = run([job("wide", 8), job("big", 2, 2), job("small", 1)], ledger)
 
+    assert started(decided) == ["big"]
+    assert not decided.starts[0].passed, "a job waiting for a node of its own blocks nobody"
     assert decided.blocked is not None
-    assert decided.blocked.job_id == "wide"
-    assert started(decided) == ["small"]
+    assert decided.blocked.job_id == "small", "the first job the alive nodes could hold"
 
 
 def test_tenant_limits_and_the_operators_cap_hold_jobs_that_fit() -> None:
@@ -140,6 +141,10 @@ def test_preemption_takes_nothing_it_cannot_use_and_only_for_urgent_or_high_jobs
     assert [g.name for g in one.starts[0].taken] == ["low:slot0"]
     assert run([job("normal", 1, priority=NORMAL)], ledger, running).starts == []
     assert run([job("low2", 1, priority=LOW)], ledger, running).starts == []
+    placing = [Holder("low", LOW, wanted_slots=1, placed=False)]
+    assert run([job("urgent", 1, priority=URGENT)], ledger, placing).starts == []
+    forecast = Candidate("forecast:f", "", URGENT, Demand((1,)), counted=False)
+    assert run([forecast], ledger, running).starts == [], "a batch forecast takes no slot"
     worn = [Holder("low", LOW, wanted_slots=1, preemptions=3)]
     assert run([job("urgent", 1, priority=URGENT)], ledger, worn).starts == []
     never = Rules(max_preemptions=0)

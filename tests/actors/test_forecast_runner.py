@@ -23,7 +23,7 @@ from domain.errors import PipelineError
 from domain.events import JobEvent
 from domain.forecasts import ForecastStatus
 from pipeline.forecasting.batch import ForecastOutcome, ForecastTask
-from pipeline.placement import Placement, Slot
+from pipeline.placement import Bundle, Placement
 from pipeline.resources import Demand
 from pipeline.settings import PipelineSettings
 from tests.databases import migrated_store
@@ -78,7 +78,7 @@ class Reserver:
     async def reserve(self, holder: str, demand: Demand) -> Placement:
         await self.open.wait()
         self.held[holder] = demand
-        return Placement(tuple(Slot(None, i, cpus) for i, cpus in enumerate(demand.bundles)))
+        return Placement(tuple(Bundle(None, i, cpus) for i, cpus in enumerate(demand.bundles)))
 
     def release(self, holder: str) -> None:
         del self.held[holder]

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from actors.cluster import ClusterShape
-from actors.ledger import Group, Ledger, first_fit
+from actors.ledger import Group, Ledger, best_fit
 
 
 def test_first_fit_places_the_largest_bundles_first_on_the_tightest_node() -> None:
     free = {"a": 1, "b": 4, "c": 2}
-    assert first_fit([1, 2, 4], free) == ("a", "c", "b")
-    assert first_fit([2, 2], free) == ("c", "b")
-    assert first_fit([2, 2], free, spread=True) == ("b", "c"), "the most room: apart"
-    assert first_fit([5], free) is None
-    assert first_fit([], free) == ()
+    assert best_fit([1, 2, 4], free) == ("a", "c", "b")
+    assert best_fit([2, 2], free) == ("c", "b")
+    assert best_fit([2, 2], free, spread=True) == ("b", "c"), "the most room: apart"
+    assert best_fit([5], free) is None
+    assert best_fit([], free) == ()
 
 
-def test_free_cpus_follow_the_groups_booked_placed_and_released() -> None:
+def test_free_cpus_follow_the_groups_booked_placed_and_dropped() -> None:
     ledger = Ledger(ClusterShape.of(2, 2))
     ledger.book(Group("job-a:0", "job-a", (2,), ("node-0",)))
     ledger.book(Group("job-a:1", "job-a", (1,), ("node-1",), slot=True))
@@ -30,9 +30,11 @@ def test_free_cpus_follow_the_groups_booked_placed_and_released() -> None:
     assert ledger.fits_empty([2, 2])
     assert not ledger.fits_empty([3])
 
-    assert [g.name for g in ledger.release("job-a")] == ["job-a:0", "job-a:1"]
+    assert [g.name for g in ledger.groups_of("job-a")] == ["job-a:0", "job-a:1"]
+    for group in ledger.groups_of("job-a"):
+        ledger.drop(group.name)
     assert ledger.free() == {"node-0": 2, "node-1": 2}
-    ledger.placed("job-a:0", ("node-0",))  # placed after its release: stays released
+    ledger.placed("job-a:0", ("node-0",))  # placed after it was dropped: stays dropped
     assert ledger.reserved == 0
 
 

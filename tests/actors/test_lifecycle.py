@@ -39,7 +39,7 @@ from domain.jobs import JobPriority, JobStatus
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.models.register import SavedModel
-from pipeline.placement import Placement, Slot
+from pipeline.placement import Bundle, Placement
 from pipeline.resources import Demand
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
@@ -108,6 +108,8 @@ class FakePlacementGroups:
         self.ledger = ledger
         self.made: list[FakeGroup] = []
         self.held = False
+        #: Where a test says Ray put a group again (after its node left).
+        self.moved: dict[str, Nodes] = {}
 
     def create(self, name: str, bundles: Sequence[int], spread: bool) -> FakeGroup:
         group = FakeGroup(name, tuple(bundles))
@@ -122,11 +124,14 @@ class FakePlacementGroups:
         assert booked is not None, f"{handle.name} was never booked"
         return booked.nodes
 
+    def where(self, handle: FakeGroup, bundles: int) -> Nodes:
+        return self.moved[handle.name]
+
     def remove(self, handle: FakeGroup) -> None:
         handle.removed = True
 
-    def slot(self, handle: FakeGroup, bundle: int, cpus: int) -> Slot:
-        return Slot(None, bundle, cpus)
+    def slot(self, handle: FakeGroup, bundle: int, cpus: int) -> Bundle:
+        return Bundle(None, bundle, cpus)
 
     def remove_named(self, prefix: str) -> int:
         return 0
@@ -153,7 +158,7 @@ class Callbacks:
     def claim_version(self, parent: Location, now: datetime) -> str:
         raise AssertionError("a fake run registers no model itself")
 
-    def trial_slots(self) -> list[Slot]:
+    def trial_slots(self) -> list[Bundle]:
         return []
 
 
@@ -187,6 +192,7 @@ class Harness:
     launcher: Launcher
     ledger: Ledger
     groups: FakePlacementGroups
+    reservations: Reservations
 
     async def queue_job(
         self,
@@ -239,6 +245,7 @@ async def harness_of(database: Database, tmp_path: Path) -> AsyncIterator[MakeHa
         launcher = Launcher()
         ledger = Ledger(cluster or ClusterShape.of(capacity, max_cpus=max_cpus or capacity))
         groups = FakePlacementGroups(ledger)
+        reservations = Reservations(ledger, groups, prefix="test:")
         lifecycle = Lifecycle(
             store,
             ExperimentCatalog(store.database),
@@ -246,7 +253,7 @@ async def harness_of(database: Database, tmp_path: Path) -> AsyncIterator[MakeHa
             queue,
             Admission(TenantLimits(), limits or {}),
             ServiceMetrics(),
-            reservations=Reservations(ledger, groups, prefix="test:"),
+            reservations=reservations,
             rules=Rules(),
             placement_timeout=placement_timeout,
             outage_seconds=1.0,
@@ -256,7 +263,8 @@ async def harness_of(database: Database, tmp_path: Path) -> AsyncIterator[MakeHa
             node_id=NODE_ID,
             wake=lambda: None,
         )
-        made.append(harness := Harness(store, queue, lifecycle, launcher, ledger, groups))
+        harness = Harness(store, queue, lifecycle, launcher, ledger, groups, reservations)
+        made.append(harness)
         return harness
 
     yield make
@@ -656,3 +664,54 @@ async def test_a_batch_forecast_reserves_its_cpus_ahead_of_queued_jobs(
     assert h.ledger.reserved == 0
     await h.lifecycle.start_queued()
     assert await h.status(job_id) is JobStatus.RUNNING
+
+
+async def test_a_group_on_a_node_that_left_is_booked_where_ray_placed_it_again(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(cluster=ClusterShape({"n0": 2, "n1": 2}))
+    job_id = await h.queue_job(demand=Demand((2,)))
+    await h.lifecycle.start_queued()
+    [group] = h.ledger.groups_of(job_id)
+    [gone] = group.nodes
+    [kept] = {"n0", "n1"} - {gone}
+
+    h.groups.moved[group.name] = (kept,)
+    h.ledger.update(ClusterShape({kept: 2}))
+    h.reservations.relocate()
+
+    assert h.ledger.free() == {kept: 0}, "its CPUs are held where it is now"
+
+
+async def test_a_tenants_queued_jobs_cancelled_at_once_include_one_being_placed(
+    harness_of: MakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actors.lifecycle, "SETTLE_SECONDS", 0.05)
+    h = await harness_of(capacity=1)
+    h.groups.held = True
+    placing, queued = await h.queue_job(), await h.queue_job()
+    await h.lifecycle.start_queued()
+
+    assert sorted(await h.lifecycle.cancel_queued("tenant-a")) == sorted([placing, queued])
+    job = await h.ended(placing)
+
+    assert job.status is JobStatus.CANCELLED
+    assert placing not in h.launcher.runs
+    assert h.groups.live() == []
+
+
+async def test_a_forecast_waiting_for_ray_is_booked_once_however_many_passes_run(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(capacity=2)
+    h.groups.held = True
+    reserving = asyncio.create_task(h.lifecycle.reserve("forecast:f2", Demand((1,))))
+    await asyncio.sleep(0)
+    for _ in range(3):
+        await h.lifecycle.start_queued()
+    assert h.ledger.held("forecast:f2") == 1
+    assert len(h.groups.made) == 1
+
+    h.groups.made[0].placed.set()
+    placement = await asyncio.wait_for(reserving, 5)
+    assert len(placement.workers()) == 1

@@ -14,9 +14,12 @@ def at(seconds: int) -> datetime:
 
 
 def drain(queue: JobQueue, blocked: frozenset[str] = frozenset()) -> list[str]:
+    """Take jobs as a dispatch pass does, one at a time: the first in queue order whose
+    tenant is not ``blocked``."""
     out = []
-    while (popped := queue.pop(lambda tenant: tenant in blocked)) is not None:
-        out.append(popped.job_id)
+    while ready := [j for j in queue.ordered() if queue.tenant_of(j) not in blocked]:
+        queue.take(ready[0])
+        out.append(ready[0])
     return out
 
 
@@ -55,7 +58,7 @@ def test_turns_continue_after_new_arrivals() -> None:
     queue = JobQueue()
     for n in range(1, 4):
         queue.push(f"a{n}", "a", 0, at(n))
-    assert queue.pop() == ("a1", "a")
+    queue.take("a1")
     queue.push("b1", "b", 0, at(10))
     assert drain(queue) == ["b1", "a2", "a3"]
 
@@ -80,7 +83,7 @@ def test_remove_and_duplicates() -> None:
     assert not queue.remove("a")
     assert "a" not in queue
     assert drain(queue) == ["b"]
-    assert queue.pop() is None
+    assert queue.ordered() == []
 
 
 def test_a_requeued_job_goes_back_to_its_place_by_creation_time() -> None:
@@ -97,3 +100,14 @@ def test_removed_job_can_be_queued_again() -> None:
     queue.push("a", "t", 1, at(2))
     queue.push("b", "t", 0, at(1))
     assert drain(queue) == ["a", "b"]
+
+
+def test_a_job_taken_out_of_turn_serves_its_tenant() -> None:
+    """A job that passes a waiting one (it fits, the other waits for CPUs) is taken out
+    of turn; its tenant then waits its turn as if it had been served in order."""
+    queue = JobQueue()
+    queue.push("a1", "a", 0, at(1))
+    queue.push("b1", "b", 0, at(2))
+    queue.push("b2", "b", 0, at(3))
+    queue.take("b1")
+    assert queue.ordered() == ["a1", "b2"]

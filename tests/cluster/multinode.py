@@ -29,8 +29,9 @@ from moto.server import ThreadedMotoServer
 from ray.cluster_utils import Cluster
 
 from actors.client import OrchestratorClient, TrainingClient
-from actors.orchestrator import JobOrchestrator, start_orchestrator
+from actors.orchestrator import JobOrchestrator
 from actors.settings import NAMESPACE, OrchestratorSettings
+from actors.start import start_orchestrator
 from actors.submission import JobSubmission
 from db.settings import DatabaseSettings
 from pipeline.models.artifacts import MODEL_FILE, load_artifact
