@@ -82,7 +82,9 @@ bench: setup
 	$(BIN)/python -m bench.burst
 	$(BIN)/python -m bench.batch_forecast
 	$(BIN)/python -m bench.batch_intervals
+	$(BIN)/python -m bench.forecast_memory
 	$(BIN)/python -m bench.autoscaling
+	$(BIN)/python -m bench.scheduling
 	$(MAKE) bench-forecast
 	$(MAKE) bench-cost
 	$(MAKE) bench-intervals
