@@ -33,12 +33,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
+from bench.scale_data import meters_block
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
@@ -67,33 +67,6 @@ MB = 1 << 20
 JEMALLOC = {"env_vars": {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}}
 
 
-def meters_block(first: int, count: int, days: int) -> pd.DataFrame:
-    """Hourly load of meters ``first`` .. ``first + count - 1``: a level each, daily, weekly
-    and yearly shapes, a temperature response and noise (each meter its own seed)."""
-    stamps = pd.date_range("2024-01-01", periods=days * 24, freq="h", tz="UTC")
-    hour, weekday = stamps.hour.to_numpy(), stamps.day_of_week.to_numpy()
-    day = stamps.day_of_year.to_numpy()
-    frames = []
-    for meter in range(first, first + count):
-        rng = np.random.default_rng(meter)
-        temperature = 12 + 10 * np.sin(2 * np.pi * (day - 110) / 365) + rng.normal(0, 2, len(day))
-        daily = np.sin(2 * np.pi * (hour - 7 - rng.integers(0, 3)) / 24)
-        load = rng.uniform(20, 200) * (
-            1 + 0.3 * daily + 0.15 * (weekday < 5) + 0.02 * np.abs(temperature - 16)
-        ) + rng.normal(0, 3, len(day))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "meter": f"m{meter:05d}",
-                    "timestamp": stamps,
-                    "load_kw": load.round(3),
-                    "temperature_c": temperature.round(2),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
 def build(settings: PipelineSettings, series: int, days: int, train_days: int) -> str:
     """Import the set and train the model (unless ``settings``' directories hold them);
     the model's URI."""
@@ -108,7 +81,7 @@ def build(settings: PipelineSettings, series: int, days: int, train_days: int) -
     started = time.perf_counter()
     try:
         for first in range(0, series, BLOCK):
-            block = meters_block(first, min(BLOCK, series - first), days)
+            block = meters_block(range(first, min(first + BLOCK, series)), days * 24)
             cut = block["timestamp"].max() - pd.Timedelta(days=train_days)
             recent.append(block[block["timestamp"] > cut])
             table = pa.Table.from_pandas(block, preserve_index=False)

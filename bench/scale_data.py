@@ -31,7 +31,7 @@ def meters_file(rows: int, directory: Path) -> Path:
     try:
         for first in range(0, meters, BLOCK):
             table = pa.Table.from_pandas(
-                _block(range(first, min(first + BLOCK, meters))), preserve_index=False
+                meters_block(range(first, min(first + BLOCK, meters))), preserve_index=False
             )
             if writer is None:
                 writer = pq.ParquetWriter(staging, table.schema)
@@ -43,19 +43,21 @@ def meters_file(rows: int, directory: Path) -> Path:
     return path
 
 
-def _block(meters: range) -> pd.DataFrame:
-    stamps = pd.date_range("2024-01-01", periods=HOURS, freq="h", tz="UTC")
+def meters_block(meters: range, hours: int = HOURS) -> pd.DataFrame:
+    """Hourly load of ``meters`` over ``hours`` from 2024-01-01: a level each, daily and
+    weekly shapes, a temperature response and noise (each meter its own seed)."""
+    stamps = pd.date_range("2024-01-01", periods=hours, freq="h", tz="UTC")
     hour = stamps.hour.to_numpy()
     weekday = stamps.dayofweek.to_numpy()
     day = stamps.dayofyear.to_numpy()
     frames = []
     for meter in meters:
         rng = np.random.default_rng(meter)
-        temperature = 12 + 10 * np.sin(2 * np.pi * (day - 110) / 365) + rng.normal(0, 2, HOURS)
+        temperature = 12 + 10 * np.sin(2 * np.pi * (day - 110) / 365) + rng.normal(0, 2, hours)
         daily = np.sin(2 * np.pi * (hour - 7 - rng.integers(0, 3)) / 24)
         load = rng.uniform(20, 200) * (
             1 + 0.3 * daily + 0.15 * (weekday < 5) + 0.02 * np.abs(temperature - 16)
-        ) + rng.normal(0, 3, HOURS)
+        ) + rng.normal(0, 3, hours)
         frames.append(
             pd.DataFrame(
                 {
