@@ -1,6 +1,6 @@
 """The tables: the seed's five, the model registry (``ai_models``, ``ai_model_aliases``),
-API keys, idempotency keys, cron schedules, what the MLflow mirror has written and batch
-forecasts."""
+API keys, idempotency keys, cron schedules, what the MLflow mirror has written, batch
+forecasts (and logged predictions), their evaluations against actuals, and promotions."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from domain.clock import utcnow
-from domain.forecasts import ForecastStatus
+from domain.forecasts import ForecastSource, ForecastStatus
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
@@ -334,6 +334,8 @@ class BatchForecast(Base):
     #: The series asked for (None: every series of the set).
     series: Mapped[list[str] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
+    #: ``batch``: a background forecast; ``predict``: a request's forecasts, kept (log).
+    source: Mapped[str] = mapped_column(String(8), default=ForecastSource.BATCH.value)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     rows: Mapped[int | None] = mapped_column(Integer)
@@ -347,6 +349,71 @@ class BatchForecast(Base):
         CheckConstraint(_one_of("status", ForecastStatus), name="ck_forecasts_status"),
         CheckConstraint("horizon > 0", name="ck_forecasts_horizon"),
         CheckConstraint("progress >= 0 AND progress <= 1", name="ck_forecasts_progress"),
+        CheckConstraint(_one_of("source", ForecastSource), name="ck_forecasts_source"),
         Index("ix_forecasts_tenant_created", "tenant_id", "created_at"),
         Index("ix_forecasts_status", "status"),
+        Index("ix_forecasts_model_status", "model_id", "status", "created_at"),
+    )
+
+
+class MonitorEvaluation(Base):
+    """A stored forecast scored against the actuals a feature-set version brought: over
+    all its rows that have actuals, per lead time and per series (scored again when a
+    later version brings more of them)."""
+
+    __tablename__ = "ai_monitor_evaluations"
+
+    forecast_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("ai_batch_forecasts.forecast_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    model_id: Mapped[str] = mapped_column(
+        String(300), ForeignKey("ai_models.model_id", ondelete="CASCADE")
+    )
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    feature_set: Mapped[str] = mapped_column(String(128))
+    #: The version whose actuals were used.
+    feature_set_version: Mapped[str] = mapped_column(String(128))
+    #: The forecast's first timestamp: the forecast date it is charted at.
+    origin: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: The forecast's rows, and how many of them had actuals.
+    forecast_rows: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    by_lead: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    by_series: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evaluated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("rows >= 0", name="ck_evaluations_rows"),
+        Index("ix_evaluations_model_origin", "model_id", "origin"),
+    )
+
+
+class Promotion(Base):
+    """A decision on a model's ``champion`` alias and the evidence it was taken on: a
+    challenger promoted or not, or a rollback."""
+
+    __tablename__ = "ai_promotions"
+
+    promotion_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    #: The version the decision was about (for a rollback: the champion rolled back).
+    challenger_id: Mapped[str] = mapped_column(String(300))
+    #: The champion it was compared with (for a rollback: the version restored).
+    champion_id: Mapped[str | None] = mapped_column(String(300))
+    decision: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    #: Both models' scores, the window, the metric, the margin and the paired test.
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(
+            "decision IN ('promoted', 'kept', 'rolled_back')", name="ck_promotions_decision"
+        ),
+        Index("ix_promotions_model", "tenant_id", "model_name", "decided_at"),
     )

@@ -1,4 +1,4 @@
-"""The status of a batch forecast."""
+"""The status of a stored forecast, and where it came from."""
 
 from __future__ import annotations
 
@@ -13,3 +13,8 @@ class ForecastStatus(StrEnum):
 
     def is_finished(self) -> bool:
         return self in (ForecastStatus.COMPLETED, ForecastStatus.FAILED)
+
+
+class ForecastSource(StrEnum):
+    BATCH = "batch"  # a background forecast over a feature set's series
+    PREDICT = "predict"  # a request's forecasts, kept because it asked (``log``)
