@@ -383,6 +383,9 @@ class MonitorEvaluation(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     by_lead: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     by_series: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The model's drift checks as of this evaluation (accuracy, covariate and target
+    #: shift: each a status and the numbers behind it).
+    health: Mapped[dict[str, Any]] = mapped_column(JSON)
     evaluated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("by_lead", sa.JSON(), nullable=False),
         sa.Column("by_series", sa.JSON(), nullable=False),
+        sa.Column("health", sa.JSON(), nullable=False),
         sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("rows >= 0", name="ck_evaluations_rows"),
         sa.ForeignKeyConstraint(
