@@ -363,11 +363,9 @@ class MonitorEvaluation(Base):
 
     __tablename__ = "ai_monitor_evaluations"
 
-    forecast_id: Mapped[str] = mapped_column(
-        String(36),
-        ForeignKey("ai_batch_forecasts.forecast_id", ondelete="CASCADE"),
-        primary_key=True,
-    )
+    #: The forecast scored (no foreign key: the scores outlive the forecast's rows and
+    #: file, which retention deletes after a month; they are the model's history).
+    forecast_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     model_id: Mapped[str] = mapped_column(
         String(300), ForeignKey("ai_models.model_id", ondelete="CASCADE")
     )

@@ -41,9 +41,6 @@ def upgrade() -> None:
         sa.Column("health", sa.JSON(), nullable=False),
         sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("rows >= 0", name="ck_evaluations_rows"),
-        sa.ForeignKeyConstraint(
-            ["forecast_id"], ["ai_batch_forecasts.forecast_id"], ondelete="CASCADE"
-        ),
         sa.ForeignKeyConstraint(["model_id"], ["ai_models.model_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("forecast_id"),
     )
