@@ -1,0 +1,1 @@
+"""Served forecasts scored against the actuals that arrive, and drift as stated rules."""
