@@ -16,6 +16,12 @@ from domain.jobs import ExperimentStatus, JobPriority
 
 WAIT_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
+#: A model's monitored figures, as of its latest scored forecast.
+MODEL_HEALTH = {
+    "live_mae": "MAE of the model's recent served forecasts against their actuals.",
+    "live_coverage_80": "Share of actuals inside the P10-P90 interval of the latest forecast.",
+    "drift_ratio": "Recent live MAE over the model's test MAE.",
+}
 
 
 class ServiceMetrics:
@@ -48,6 +54,10 @@ class ServiceMetrics:
         self._db_errors = Counter(
             "training_database_errors", "Database operations that failed.", registry=r
         )
+        self._model_health = {
+            name: Gauge(f"training_model_{name}", help_text, ("model_id",), registry=r)
+            for name, help_text in MODEL_HEALTH.items()
+        }
         self._ray = _RayMirror()
         self._known_queues: set[tuple[str, str]] = set()
 
@@ -86,6 +96,13 @@ class ServiceMetrics:
         self._db_errors.inc()
         self._ray.db_errors.inc()
 
+    def model_health(self, model_id: str, values: dict[str, float]) -> None:
+        """A model's latest monitored figures (``MODEL_HEALTH``'s names; a figure it has
+        not got is left out)."""
+        for name, value in values.items():
+            self._model_health[name].labels(model_id).set(value)
+            self._ray.model_health[name].set(value, {"model_id": model_id})
+
     def text(self) -> str:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry).decode()
@@ -117,6 +134,10 @@ class _RayMirror:
         self.db_errors = ray_metrics.Counter(
             "training_database_errors", "Database operations that failed."
         )
+        self.model_health = {
+            name: ray_metrics.Gauge(f"training_model_{name}", help_text, ("model_id",))
+            for name, help_text in MODEL_HEALTH.items()
+        }
 
 
 def _bounds(buckets: Sequence[float]) -> list[float]:

@@ -32,6 +32,7 @@ from actors.ledger import Ledger
 from actors.lifecycle import Lifecycle
 from actors.loops import every
 from actors.metrics import ServiceMetrics
+from actors.monitoring import Monitor
 from actors.queue import JobQueue
 from actors.reservations import RayPlacementGroups, Reservations
 from actors.scheduler import ScheduledFire, Scheduler
@@ -45,6 +46,7 @@ from db.database import Database
 from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastStore
 from db.jobs import JobStore
+from db.monitoring import MonitorStore
 from db.records import (
     ForecastRecord,
     JobFilters,
@@ -64,6 +66,7 @@ from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.graph.forecast import launch_forecast
 from pipeline.graph.launch import launch
+from pipeline.graph.monitor import launch_monitor
 from pipeline.placement import Bundle
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
@@ -162,6 +165,15 @@ class JobOrchestrator:
             forecasts=self._forecasts,
         )
         self._scheduler = Scheduler(self._schedules, self._intake.submit)
+        self._monitor = Monitor(
+            MonitorStore(database),
+            self._registry,
+            pipeline,
+            launch=lambda task: launch_monitor(task, pipeline),
+            report=self._metrics.model_health,
+            clock=clock,
+            max_age=timedelta(days=settings.retention.forecasts_days),
+        )
         self._recovered = asyncio.Event()
         #: Set when a database outage may have dropped a job popped from the queue.
         self._reload_queue = False
@@ -181,6 +193,7 @@ class JobOrchestrator:
                 "firing schedules",
                 after=self._recovered,
             ),
+            every(settings.monitor_seconds, self.monitor, "monitoring", after=self._recovered),
             every(
                 settings.stuck_job_seconds,
                 self._reclaim_stuck,
@@ -264,6 +277,11 @@ class JobOrchestrator:
         """Start the jobs of every schedule due at ``now`` (default: the clock); the loop
         calls it every ``schedule_poll_seconds``, tests call it with their own time."""
         return await self._scheduler.fire_due(now or self._clock())
+
+    async def monitor(self) -> int:
+        """Score the stored forecasts whose actuals arrived (the loop calls it every
+        ``monitor_seconds``); how many were scored."""
+        return await self._monitor.step()
 
     async def cleanup(self) -> PurgeReport:
         """Apply the retention policy now."""

@@ -117,6 +117,12 @@ class OrchestratorSettings(BaseSettings):
     schedule_poll_seconds: float = Field(
         15, gt=0, le=3600, description="How often due cron schedules are fired."
     )
+    monitor_seconds: float = Field(
+        60,
+        gt=0,
+        le=24 * 3600,
+        description="How often stored forecasts are scored against the actuals that arrived.",
+    )
     database_outage_seconds: float = Field(
         600,
         gt=0,

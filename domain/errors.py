@@ -122,6 +122,15 @@ class ForecastNotFound(NotFound):
         return (type(self), (self.forecast_id,))
 
 
+class EvaluationNotFound(NotFound):
+    def __init__(self, forecast_id: str) -> None:
+        super().__init__(f"no scored forecast {forecast_id!r} for this model")
+        self.forecast_id = forecast_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.forecast_id,))
+
+
 class KeyNotFound(NotFound):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"API key {key_id!r} not found")

@@ -17,6 +17,7 @@ from serve_app.routers import (
     maintenance,
     metrics,
     models,
+    monitoring,
     schedules,
     stats,
 )
@@ -38,6 +39,7 @@ def create_app(services: Services) -> FastAPI:
         experiments,
         forecasts,
         models,
+        monitoring,
         feature_sets,
         stats,
         maintenance,

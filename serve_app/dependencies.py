@@ -14,6 +14,7 @@ from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastStore
 from db.jobs import JobStore
 from db.keys import ApiKeyStore
+from db.monitoring import MonitorStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
 from pipeline.store.feature_store import FeatureStore
@@ -32,6 +33,7 @@ class Services:
     keys: ApiKeyStore
     schedules: ScheduleStore
     forecasts: ForecastStore
+    monitoring: MonitorStore
     auth_enabled: bool
     orchestrator_name: str
     uploads: Uploads

@@ -16,6 +16,7 @@ from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastStore
 from db.jobs import JobStore
 from db.keys import ApiKeyStore
+from db.monitoring import MonitorStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
 from pipeline.settings import PipelineSettings
@@ -73,6 +74,7 @@ def connect(config: ApiConfig, model_server: DeploymentHandle[Any]) -> Services:
         keys=ApiKeyStore(database),
         schedules=ScheduleStore(database),
         forecasts=ForecastStore(database),
+        monitoring=MonitorStore(database),
         auth_enabled=config.auth_enabled,
         orchestrator_name=config.orchestrator_name,
         uploads=Uploads(config.uploads),

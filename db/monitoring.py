@@ -1,0 +1,182 @@
+"""Monitoring's rows: stored forecasts scored against their actuals, one row per forecast
+(replaced when a later feature-set version brings more of its actuals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from db.database import Database
+from db.models import BatchForecast, MonitorEvaluation
+from db.paging import paginate
+from db.records import Page
+from domain.errors import EvaluationNotFound
+from domain.forecasts import ForecastSource, ForecastStatus
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """A completed forecast whose actuals have not all been scored."""
+
+    forecast_id: str
+    model_id: str
+    tenant_id: str
+    feature_set: str
+    source: ForecastSource
+    artifact_uri: str
+    created_at: datetime
+    #: The set version its last evaluation used (None: never evaluated).
+    evaluated_version: str | None
+
+
+@dataclass(frozen=True)
+class NewEvaluation:
+    forecast_id: str
+    model_id: str
+    tenant_id: str
+    feature_set: str
+    feature_set_version: str
+    origin: datetime
+    forecast_rows: int
+    rows: int
+    metrics: dict[str, float]
+    by_lead: list[dict[str, Any]]
+    by_series: dict[str, Any]
+    health: dict[str, Any]
+    evaluated_at: datetime
+
+
+EvaluationRecord = NewEvaluation
+
+
+class MonitorStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def unscored(self, created_after: datetime, limit: int) -> list[Unscored]:
+        """Completed forecasts created after ``created_after`` that have rows without a
+        score (never evaluated, or evaluated before all their actuals arrived), oldest
+        first."""
+        query = (
+            select(BatchForecast, MonitorEvaluation.feature_set_version)
+            .outerjoin(
+                MonitorEvaluation, MonitorEvaluation.forecast_id == BatchForecast.forecast_id
+            )
+            .where(
+                BatchForecast.status == ForecastStatus.COMPLETED.value,
+                BatchForecast.artifact_uri.is_not(None),
+                BatchForecast.created_at > created_after,
+                or_(
+                    MonitorEvaluation.forecast_id.is_(None),
+                    MonitorEvaluation.rows < MonitorEvaluation.forecast_rows,
+                ),
+            )
+            .order_by(BatchForecast.created_at)
+            .limit(limit)
+        )
+        async with self._database.transaction() as session:
+            rows = (await session.execute(query)).all()
+        return [
+            Unscored(
+                forecast_id=forecast.forecast_id,
+                model_id=forecast.model_id,
+                tenant_id=forecast.tenant_id,
+                feature_set=forecast.feature_set,
+                source=ForecastSource(forecast.source),
+                artifact_uri=forecast.artifact_uri or "",
+                created_at=forecast.created_at,
+                evaluated_version=version,
+            )
+            for forecast, version in rows
+        ]
+
+    async def recent_maes(
+        self, model_id: str, before: datetime, count: int
+    ) -> list[tuple[str, datetime, float]]:
+        """The (forecast id, origin, MAE) of the model's ``count`` latest scored forecasts
+        before ``before``, oldest first."""
+        query = (
+            select(
+                MonitorEvaluation.forecast_id, MonitorEvaluation.origin, MonitorEvaluation.metrics
+            )
+            .where(
+                MonitorEvaluation.model_id == model_id,
+                MonitorEvaluation.origin < before,
+                MonitorEvaluation.rows > 0,
+            )
+            .order_by(MonitorEvaluation.origin.desc())
+            .limit(count)
+        )
+        async with self._database.transaction() as session:
+            rows = (await session.execute(query)).all()
+        found = [(key, origin, float(metrics["mae"])) for key, origin, metrics in rows]
+        return sorted(found, key=lambda row: row[1])
+
+    async def save(self, evaluations: list[NewEvaluation]) -> None:
+        """Insert each evaluation, or replace the one its forecast had."""
+        async with self._database.transaction() as session:
+            for evaluation in evaluations:
+                row = await session.get(MonitorEvaluation, evaluation.forecast_id)
+                if row is None:
+                    session.add(MonitorEvaluation(**evaluation.__dict__))
+                else:
+                    for name, value in evaluation.__dict__.items():
+                        setattr(row, name, value)
+
+    async def search(
+        self,
+        model_id: str,
+        since: datetime | None,
+        until: datetime | None,
+        page: int,
+        page_size: int,
+    ) -> Page[EvaluationRecord]:
+        """One page of the model's scored forecasts (with actuals) by forecast date, the
+        latest first, from ``since`` (inclusive) to ``until`` (exclusive)."""
+        conditions = [MonitorEvaluation.model_id == model_id, MonitorEvaluation.rows > 0]
+        if since is not None:
+            conditions.append(MonitorEvaluation.origin >= since)
+        if until is not None:
+            conditions.append(MonitorEvaluation.origin < until)
+        query = (
+            select(MonitorEvaluation)
+            .where(and_(*conditions))
+            .order_by(MonitorEvaluation.origin.desc(), MonitorEvaluation.forecast_id)
+        )
+        async with self._database.transaction() as session:
+            found = await paginate(session, query, page, page_size)
+        return found.with_items([_record(row) for row in found.items])
+
+    async def get(self, model_id: str, forecast_id: str) -> EvaluationRecord:
+        """Raises: EvaluationNotFound: the model has no scored forecast of that id."""
+        async with self._database.transaction() as session:
+            row = await session.get(MonitorEvaluation, forecast_id)
+        if row is None or row.model_id != model_id or not row.rows:
+            raise EvaluationNotFound(forecast_id)
+        return _record(row)
+
+    async def latest(self, model_id: str) -> EvaluationRecord | None:
+        """The model's scored forecast of the latest forecast date (None: none yet)."""
+        page = await self.search(model_id, None, None, 1, 1)
+        return page.items[0] if page.items else None
+
+
+def _record(row: MonitorEvaluation) -> EvaluationRecord:
+    return EvaluationRecord(
+        forecast_id=row.forecast_id,
+        model_id=row.model_id,
+        tenant_id=row.tenant_id,
+        feature_set=row.feature_set,
+        feature_set_version=row.feature_set_version,
+        origin=row.origin,
+        forecast_rows=row.forecast_rows,
+        rows=row.rows,
+        metrics=row.metrics,
+        by_lead=row.by_lead,
+        by_series=row.by_series,
+        health=row.health,
+        evaluated_at=row.evaluated_at,
+    )

@@ -1,0 +1,68 @@
+"""Monitoring responses: a model's served forecasts scored against their actuals, and its
+drift checks (``pipeline.monitoring.drift`` states the rules)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from serve_app.schemas.paging import PagePublic
+
+Status = Literal["ok", "watch", "drifted"]
+
+
+class AccuracyPublic(BaseModel):
+    status: Status
+    live_mae: float = Field(description="Mean MAE of the most recent scored forecasts.")
+    test_mae: float = Field(description="Mean MAE of the test part's forecast windows.")
+    ratio: float | None = Field(description="live_mae / test_mae.")
+    z: float | None = Field(
+        description="Standard errors (from the test windows' spread) the live MAE lies "
+        "above the test MAE."
+    )
+    band: tuple[float, float] = Field(description="The live MAE's band if nothing changed.")
+    windows: int = Field(description="Scored forecasts the live MAE is taken over.")
+    test_windows: int
+
+
+class ShiftPublic(BaseModel):
+    status: Status
+    psi: float = Field(description="Population stability index against the training rows.")
+    rows: int = Field(description="Recent values compared.")
+
+
+class HealthPublic(BaseModel):
+    status: Status = Field(description="The model's status: its accuracy's.")
+    accuracy: AccuracyPublic | None
+    target: ShiftPublic | None
+    covariates: dict[str, ShiftPublic]
+
+
+class EvaluationPublic(BaseModel):
+    """One stored forecast scored against the actuals that arrived."""
+
+    forecast_id: str
+    origin: datetime = Field(description="The forecast's first timestamp.")
+    feature_set: str
+    feature_set_version: str = Field(description="The version whose actuals were used.")
+    forecast_rows: int
+    rows: int = Field(description="Forecast rows with an actual.")
+    metrics: dict[str, float] = Field(description="MAE, RMSE, bias, WQL, coverage_80.")
+    health: HealthPublic
+    evaluated_at: datetime
+
+
+class EvaluationDetailPublic(EvaluationPublic):
+    by_lead: list[dict[str, float]] = Field(description="The metrics per lead time (1: first).")
+    by_series: dict[str, dict[str, float]] = Field(
+        description="The metrics per series (the 200 worst by MAE for larger sets)."
+    )
+
+
+class MonitoringPublic(PagePublic):
+    model_id: str
+    test: dict[str, float] = Field(description="The model's test metrics at registration.")
+    status: HealthPublic | None = Field(description="As of the latest scored forecast.")
+    evaluations: list[EvaluationPublic] = Field(description="Latest forecast date first.")

@@ -1,0 +1,108 @@
+"""Monitoring's rows on both backends: which forecasts still have rows to score, one
+evaluation per forecast (replaced when more actuals arrive), pages by forecast date."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from db.forecasts import ForecastStore
+from db.jobs import JobStore
+from db.monitoring import MonitorStore, NewEvaluation
+from db.records import NewForecast
+from domain.clock import utcnow
+from domain.errors import EvaluationNotFound
+from domain.forecasts import ForecastSource
+from tests.db.factories import new_model
+from tests.db.test_registry import register
+
+DAY = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+async def completed_forecast(forecasts: ForecastStore, model_id: str) -> str:
+    created = await forecasts.create(NewForecast("tenant-a", model_id, "fs", 24), utcnow())
+    await forecasts.start(created.forecast_id, utcnow())
+    await forecasts.complete(created.forecast_id, 48, f"/f/{created.forecast_id}", utcnow())
+    return created.forecast_id
+
+
+def evaluation(
+    forecast_id: str, model_id: str, day: int, rows: int, mae: float, version: str = "v2"
+) -> NewEvaluation:
+    return NewEvaluation(
+        forecast_id=forecast_id,
+        model_id=model_id,
+        tenant_id="tenant-a",
+        feature_set="fs",
+        feature_set_version=version,
+        origin=DAY + timedelta(days=day),
+        forecast_rows=48,
+        rows=rows,
+        metrics={"mae": mae} if rows else {},
+        by_lead=[{"lead": 1, "mae": mae}] if rows else [],
+        by_series={"a": {"mae": mae}} if rows else {},
+        health={"status": "ok"} if rows else {},
+        evaluated_at=utcnow(),
+    )
+
+
+@pytest.fixture
+async def stores(store: JobStore) -> tuple[MonitorStore, ForecastStore, str]:
+    model = new_model()
+    await register(store, model)
+    return MonitorStore(store.database), ForecastStore(store.database), model.model_id
+
+
+async def test_a_forecast_is_unscored_until_all_its_rows_have_actuals(
+    stores: tuple[MonitorStore, ForecastStore, str],
+) -> None:
+    monitor, forecasts, model_id = stores
+    forecast_id = await completed_forecast(forecasts, model_id)
+    queued = await forecasts.create(NewForecast("tenant-a", model_id, "fs", 24), utcnow())
+    week_ago = utcnow() - timedelta(days=7)
+
+    [unscored] = await monitor.unscored(week_ago, 10)
+    assert (unscored.forecast_id, unscored.evaluated_version) == (forecast_id, None)
+    assert (unscored.source, unscored.artifact_uri) == (ForecastSource.BATCH, f"/f/{forecast_id}")
+    assert queued.forecast_id not in {u.forecast_id for u in await monitor.unscored(week_ago, 10)}
+    assert await monitor.unscored(utcnow(), 10) == []  # created before the cut-off
+
+    await monitor.save([evaluation(forecast_id, model_id, 0, 24, 2.0)])
+    [partly] = await monitor.unscored(week_ago, 10)
+    assert partly.evaluated_version == "v2"
+
+    await monitor.save([evaluation(forecast_id, model_id, 0, 48, 3.0, version="v3")])
+    assert await monitor.unscored(week_ago, 10) == []
+    scored = await monitor.get(model_id, forecast_id)
+    assert (scored.rows, scored.metrics, scored.feature_set_version) == (48, {"mae": 3.0}, "v3")
+
+
+async def test_evaluations_page_by_forecast_date_and_skip_those_without_actuals(
+    stores: tuple[MonitorStore, ForecastStore, str],
+) -> None:
+    monitor, forecasts, model_id = stores
+    ids = [await completed_forecast(forecasts, model_id) for _ in range(4)]
+    await monitor.save(
+        [
+            evaluation(ids[0], model_id, 2, 48, 1.0),
+            evaluation(ids[1], model_id, 0, 48, 2.0),
+            evaluation(ids[2], model_id, 1, 48, 4.0),
+            evaluation(ids[3], model_id, 3, 0, 0.0),  # no actual yet
+        ]
+    )
+    page = await monitor.search(model_id, None, None, 1, 2)
+    assert page.total == 3
+    assert [e.forecast_id for e in page.items] == [ids[0], ids[2]]
+    window = await monitor.search(model_id, DAY, DAY + timedelta(days=2), 1, 10)
+    assert [e.forecast_id for e in window.items] == [ids[2], ids[1]]
+    latest = await monitor.latest(model_id)
+    assert latest is not None and latest.forecast_id == ids[0]
+
+    recent = await monitor.recent_maes(model_id, DAY + timedelta(days=2), 5)
+    assert recent == [(ids[1], DAY, 2.0), (ids[2], DAY + timedelta(days=1), 4.0)]
+
+    with pytest.raises(EvaluationNotFound):
+        await monitor.get(model_id, ids[3])  # nothing scored yet
+    with pytest.raises(EvaluationNotFound):
+        await monitor.get("tenant-a:other:1", ids[0])
