@@ -205,6 +205,7 @@ async def service(
                 actor_name=f"orchestrator-test-{backend}",
                 tenant_limits={LIMITED_TENANT: TenantLimits(max_running=1, max_queued=2)},
                 schedule_poll_seconds=3600,  # tests fire schedules with their own clock
+                monitor_seconds=3600,  # and score forecasts when they say
                 stuck_job_seconds=3,
                 mlflow=MlflowSettings(
                     tracking_uri=mlflow_server.uri,
