@@ -1,7 +1,8 @@
-"""Monitoring on the deployed service, on both databases: a batch forecast is scored once
-a new version of its feature set brings its actuals, with the same figures as computed
-by hand from the stored forecast and the actuals, per lead and per series, with the
-model's drift status and gauges; other tenants and unknown ids get 404."""
+"""Monitoring on the deployed service (its rows on both databases in
+tests/db/test_monitoring.py): a batch forecast is scored once a new version of its
+feature set brings its actuals, with the figures computed by hand from the stored
+forecast and the actuals, per lead and per series, the model's drift status and gauges;
+other tenants and unknown ids get 404."""
 
 from __future__ import annotations
 
