@@ -127,6 +127,11 @@ class OrchestratorClient:
     async def start_forecast(self, forecast: NewForecast) -> ForecastRecord:
         return await self._call(JobOrchestrator.start_forecast, forecast)
 
+    async def log_predictions(
+        self, model_id: str, predictions: list[dict[str, Any]]
+    ) -> ForecastRecord:
+        return await self._call(JobOrchestrator.log_predictions, model_id, predictions)
+
     async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
         return await self._call(JobOrchestrator.create_schedule, schedule)
 

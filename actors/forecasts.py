@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from ray.exceptions import RayError, RayTaskError
 
@@ -30,7 +31,9 @@ from pipeline.forecasting.batch import (
     ForecastTask,
     check_request,
     forecast_directory,
+    forecast_location,
 )
+from pipeline.forecasting.output import logged_forecast
 from pipeline.models.artifacts import load_metadata
 from pipeline.placement import Placement
 from pipeline.resources import TASK_CPUS, Demand
@@ -101,6 +104,31 @@ class ForecastRunner:
         record = await self._store.create(forecast, self._clock())
         self._start(record.forecast_id)
         return record
+
+    async def log_predictions(
+        self, model_id: str, predictions: Sequence[Mapping[str, Any]]
+    ) -> ForecastRecord:
+        """Keep a request's forecasts (its rows without an actual) as a completed forecast
+        of the model's feature set, so that monitoring scores them when their actuals
+        arrive.
+
+        Raises:
+            ModelNotFound.
+        """
+        model = await self._registry.get(model_id)
+        metadata = await asyncio.to_thread(load_metadata, Location(model.artifact_uri))
+        forecast = NewForecast(
+            tenant_id=model.tenant_id,
+            model_id=model.model_id,
+            feature_set=model.feature_set,
+            horizon=int(metadata["feature_spec"]["horizon"]),
+        )
+        table = logged_forecast(predictions)
+        location = forecast_location(
+            self._pipeline.artifacts_root, model.tenant_id, forecast.forecast_id
+        )
+        await asyncio.to_thread(location.write_parquet, table)
+        return await self._store.add_logged(forecast, table.num_rows, str(location), self._clock())
 
     async def record_progress(self, forecast_id: str, progress: float) -> None:
         await self._store.set_progress(forecast_id, progress)

@@ -369,6 +369,12 @@ class JobOrchestrator:
         holds now besides its bundles."""
         return self._lifecycle.trial_slots(job_id)
 
+    async def log_predictions(
+        self, model_id: str, predictions: list[dict[str, Any]]
+    ) -> ForecastRecord:
+        """Keep a request's forecasts for monitoring (``ForecastRunner.log_predictions``)."""
+        return await self._forecasts.log_predictions(model_id, predictions)
+
     async def record_forecast_progress(self, forecast_id: str, progress: float) -> None:
         """Called (fire and forget) by a forecast's coordinator as its parts finish."""
         await self._forecasts.record_progress(forecast_id, progress)

@@ -17,7 +17,7 @@ from db.models import BatchForecast
 from db.paging import paginate
 from db.records import ForecastFilters, ForecastRecord, NewForecast, Page
 from domain.errors import ForecastNotFound
-from domain.forecasts import ForecastStatus
+from domain.forecasts import ForecastSource, ForecastStatus
 
 
 class ForecastStore:
@@ -54,9 +54,36 @@ class ForecastStore:
             horizon=forecast.horizon,
             series=list(forecast.series) if forecast.series is not None else None,
             status=ForecastStatus.QUEUED.value,
+            source=ForecastSource.BATCH.value,
             progress=0.0,
             attempts=0,
             created_at=now,
+        )
+        async with self._database.transaction() as session:
+            session.add(row)
+        return _record(row)
+
+    async def add_logged(
+        self, forecast: NewForecast, rows: int, artifact_uri: str, now: datetime
+    ) -> ForecastRecord:
+        """Insert a request's forecasts, kept because it asked (``log``), as ``completed``:
+        its rows are already written at ``artifact_uri``."""
+        row = BatchForecast(
+            forecast_id=forecast.forecast_id,
+            tenant_id=forecast.tenant_id,
+            model_id=forecast.model_id,
+            feature_set=forecast.feature_set,
+            horizon=forecast.horizon,
+            series=None,
+            status=ForecastStatus.COMPLETED.value,
+            source=ForecastSource.PREDICT.value,
+            progress=1.0,
+            attempts=1,
+            rows=rows,
+            artifact_uri=artifact_uri,
+            created_at=now,
+            started_at=now,
+            finished_at=now,
         )
         async with self._database.transaction() as session:
             session.add(row)
@@ -155,4 +182,5 @@ def _record(row: BatchForecast) -> ForecastRecord:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        source=ForecastSource(row.source),
     )

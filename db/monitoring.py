@@ -144,7 +144,7 @@ class MonitorStore:
         query = (
             select(MonitorEvaluation)
             .where(and_(*conditions))
-            .order_by(MonitorEvaluation.origin.desc(), MonitorEvaluation.forecast_id)
+            .order_by(MonitorEvaluation.origin.desc(), MonitorEvaluation.forecast_id.desc())
         )
         async with self._database.transaction() as session:
             found = await paginate(session, query, page, page_size)

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from domain.auth import Role
-from domain.forecasts import ForecastStatus
+from domain.forecasts import ForecastSource, ForecastStatus
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 from domain.names import model_id
 
@@ -273,6 +273,7 @@ class ForecastRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    source: ForecastSource = ForecastSource.BATCH
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,11 @@ class AccuracyCheck:
     status: Status
     live_mae: float
     test_mae: float
-    #: live / test MAE.
-    ratio: float
-    #: How many standard errors the live MAE lies above the test MAE.
-    z: float
+    #: live / test MAE (None: a test MAE of 0).
+    ratio: float | None
+    #: How many standard errors the live MAE lies above the test MAE (None: the test
+    #: windows do not vary).
+    z: float | None
     #: The live MAE's band under "nothing changed" (``WATCH_Z`` standard errors).
     band: tuple[float, float]
     windows: int
@@ -138,11 +139,13 @@ def accuracy_check(live: Sequence[float], test: Sequence[float]) -> AccuracyChec
     test_mae = float(np.mean(windows))
     live_mae = float(np.mean(recent))
     error = float(np.std(windows, ddof=1)) / math.sqrt(len(recent))
-    z = (live_mae - test_mae) / error if error > 0 else (math.inf if live_mae > test_mae else 0.0)
-    ratio = live_mae / test_mae if test_mae > 0 else math.inf
-    if z > DRIFT_Z and ratio >= DRIFT_RATIO:
+    z = (live_mae - test_mae) / error if error > 0 else None
+    ratio = live_mae / test_mae if test_mae > 0 else None
+    above = math.inf if z is None and live_mae > test_mae else (z or 0.0)
+    times = math.inf if ratio is None and live_mae > 0 else (ratio or 0.0)
+    if above > DRIFT_Z and times >= DRIFT_RATIO:
         status = Status.DRIFTED
-    elif z > WATCH_Z and ratio >= WATCH_RATIO:
+    elif above > WATCH_Z and times >= WATCH_RATIO:
         status = Status.WATCH
     else:
         status = Status.OK

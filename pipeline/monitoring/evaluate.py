@@ -87,6 +87,7 @@ def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
     scored = sorted(
         (_origin(rows), key, score_forecast(rows, actuals)) for key, rows in forecasts.items()
     )
+    ends = [(_origin(rows), key, rows) for key, rows in forecasts.items()]
     timeline = [(p.origin, p.mae) for p in task.history]
     evaluated = []
     for origin, forecast_id, scores in scored:
@@ -94,7 +95,7 @@ def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
         if scores.rows:
             timeline.append((origin, scores.metrics["mae"]))
             recent = sorted(t for t in timeline if t[0] <= origin)[-RECENT_WINDOWS:]
-            last = forecasts[forecast_id]["timestamp"].max()
+            last = max(rows["timestamp"].max() for o, _, rows in ends if o <= origin)
             window = (actuals["timestamp"] >= recent[0][0]) & (actuals["timestamp"] <= last)
             health = _health([mae for _, mae in recent], reference, actuals[window])
         evaluated.append(

@@ -233,13 +233,24 @@ async def predict_alias(
 async def _predict(
     model: ModelRecord, body: PredictRequest, services: ServicesDep
 ) -> PredictionsPublic:
+    if body.log and model.model_type is not ModelType.FORECAST:
+        raise InvalidRequest("body.log", "only a forecasting model's predictions are kept")
     with translated_ray_errors("the model server"):
         predictions = await services.model_server.predict.remote(
             model.artifact_uri, body.rows, body.explain
         )
+    public = [PredictionPublic.model_validate(p) for p in predictions]
+    logged = None
+    if body.log:
+        kept = [
+            p.model_dump(include={"timestamp", "series", "predicted", "actual", "quantiles"})
+            for p in public
+        ]
+        logged = await services.orchestrator.log_predictions(model.model_id, kept)
     return PredictionsPublic(
         model_id=model.model_id,
-        predictions=[PredictionPublic.model_validate(p) for p in predictions],
+        predictions=public,
+        forecast_id=logged.forecast_id if logged is not None else None,
     )
 
 

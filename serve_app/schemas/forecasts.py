@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from domain.forecasts import ForecastStatus
+from domain.forecasts import ForecastSource, ForecastStatus
 from domain.names import NAME_PATTERN
 from serve_app.schemas.paging import PagePublic
 
@@ -54,6 +54,9 @@ class ForecastPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    source: ForecastSource = Field(
+        description="'batch': a background forecast; 'predict': a request's, kept (log)."
+    )
 
 
 class ForecastRowPublic(BaseModel):

@@ -68,6 +68,11 @@ class PredictRequest(BaseModel):
         description="Return each feature's contribution to each forecast (LightGBM "
         "pred_contrib); with expected_value they sum to the forecast.",
     )
+    log: bool = Field(
+        False,
+        description="Keep the forecasts (forecasting models): they are stored as a forecast "
+        "of the model's feature set, and scored in its monitoring once their actuals arrive.",
+    )
 
 
 class ExplanationPublic(BaseModel):
@@ -99,6 +104,9 @@ class PredictionPublic(BaseModel):
 class PredictionsPublic(BaseModel):
     model_id: str
     predictions: list[PredictionPublic]
+    forecast_id: str | None = Field(
+        None, description="With log: true, the stored forecast (GET /ai/models/forecasts/{id})."
+    )
 
 
 class EvaluatedPredictionsPublic(PagePublic):

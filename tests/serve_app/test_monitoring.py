@@ -50,12 +50,19 @@ async def test_a_forecast_is_scored_when_its_actuals_arrive(deployed: Deployed) 
     assert (nothing["total"], nothing["evaluations"], nothing["status"]) == (0, [], None)
     assert set(nothing["test"]) >= {"mae", "rmse", "coverage_80"}
 
+    logged_id = await predict_logged(deployed, model_id, full, history)
+    logged = (await deployed.http.get(f"/ai/models/forecasts/{logged_id}")).json()["forecast"]
+    assert (logged["source"], logged["status"], logged["rows"]) == ("predict", "completed", 6)
+
     await upload(deployed, name, full)  # a new version: the last day's actuals
-    assert await monitor(deployed) == 1
+    assert await monitor(deployed) == 2
     assert await monitor(deployed) == 0  # every row scored: not again
 
     page = (await deployed.http.get(url)).json()
-    [evaluation] = page["evaluations"]
+    assert page["total"] == 2
+    by_id = {e["forecast_id"]: e for e in page["evaluations"]}
+    evaluation = by_id[forecast_id]
+    assert (by_id[logged_id]["rows"], by_id[logged_id]["forecast_rows"]) == (6, 6)
     stored = await deployed.http.get(
         f"/ai/models/forecasts/{forecast_id}", headers={"Accept": "text/csv"}
     )
@@ -80,11 +87,12 @@ async def test_a_forecast_is_scored_when_its_actuals_arrive(deployed: Deployed) 
     status = page["status"]
     assert status["status"] in ("ok", "watch", "drifted")
     accuracy = status["accuracy"]
-    assert accuracy["windows"] == 1
+    assert accuracy["windows"] == 2  # the batch forecast and the logged prediction
     assert accuracy["test_windows"] >= 2
-    assert accuracy["live_mae"] == pytest.approx(evaluation["metrics"]["mae"])
+    maes = [e["metrics"]["mae"] for e in page["evaluations"]]
+    assert accuracy["live_mae"] == pytest.approx(np.mean(maes))
     assert accuracy["ratio"] == pytest.approx(accuracy["live_mae"] / accuracy["test_mae"])
-    assert status["target"]["rows"] == 4 * HORIZON
+    assert status["target"]["rows"] == 4 * HORIZON  # the rows the two forecasts span
     assert set(status["covariates"]) == {"temperature_c"}
 
     detail = (await deployed.http.get(f"{url}/{forecast_id}")).json()
@@ -108,3 +116,22 @@ async def test_a_forecast_is_scored_when_its_actuals_arrive(deployed: Deployed) 
     assert (await deployed.http.get(f"{url}/{uuid.uuid4()}")).status_code == 404
     assert (await deployed.http.get("/ai/models/tenant-a:nope:1/monitoring")).status_code == 404
     assert (await deployed.http.get(url, params={"page_size": 501})).status_code == 422
+
+
+async def predict_logged(
+    deployed: Deployed, model_id: str, full: pd.DataFrame, history: pd.DataFrame
+) -> str:
+    """Predict meter m1's next six hours with ``log``; the stored forecast's id."""
+    m1 = full[full["meter"] == "m1"]
+    rows = m1[m1["timestamp"] <= history["timestamp"].max() + pd.Timedelta(hours=6)].tail(24 * 8)
+    body = [{**row, "timestamp": row["timestamp"].isoformat()} for row in rows.to_dict("records")]
+    for row in body[-6:]:
+        row["load_kw"] = None
+    response = await deployed.http.post(
+        f"/ai/models/{model_id}/predict", json={"rows": body, "log": True}
+    )
+    assert response.status_code == 200, response.text
+    forecast_id: str = response.json()["forecast_id"]
+    plain = await deployed.http.post(f"/ai/models/{model_id}/predict", json={"rows": body})
+    assert plain.json()["forecast_id"] is None
+    return forecast_id

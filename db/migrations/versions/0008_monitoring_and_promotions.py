@@ -44,9 +44,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["model_id"], ["ai_models.model_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("forecast_id"),
     )
-    op.create_index(
-        "ix_evaluations_model_origin", "ai_monitor_evaluations", ["model_id", "origin"]
-    )
+    op.create_index("ix_evaluations_model_origin", "ai_monitor_evaluations", ["model_id", "origin"])
     op.create_table(
         "ai_promotions",
         sa.Column("promotion_id", sa.String(length=36), nullable=False),
