@@ -23,6 +23,7 @@ from db.idempotency import add_claim, find_claim
 from db.logs import add_logs, tail_logs
 from db.models import TrainingJob
 from db.paging import paginate
+from db.promotions import decide
 from db.records import (
     IdempotencyClaim,
     IdempotencyRecord,
@@ -34,7 +35,7 @@ from db.records import (
     NewModel,
     Page,
 )
-from db.registry import add_model, promote_if_better
+from db.registry import add_model
 from domain.clock import utcnow
 from domain.errors import JobNotFound
 from domain.events import JobEvent, apply_event
@@ -275,8 +276,9 @@ async def _apply(
     model: NewModel | None,
 ) -> None:
     """What ``event`` does to a locked job row (see ``JobStore.transition``): the state
-    change, then its running experiments closed and its model registered (and maybe
-    promoted, with a log line saying so)."""
+    change, then its running experiments closed and its model registered (and, if the
+    job asks, promoted or not on its comparison with the champion: the decision is
+    stored, with a log line saying so)."""
     apply_event(row, event, utcnow())
     if error_message is not None:
         row.error_message = error_message
@@ -290,7 +292,7 @@ async def _apply(
     await add_model(session, row, model, closed[-1] if closed else None)
     if model.promote:
         await session.flush()
-        message = await promote_if_better(session, model)
+        message = await decide(session, row, model)
         await add_logs(
             session, [NewLog(row.job_id, LogLevel.INFO, message, row.updated_at, "register")]
         )

@@ -13,6 +13,7 @@ from domain.auth import Role
 from domain.forecasts import ForecastSource, ForecastStatus
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 from domain.names import model_id
+from domain.promotions import Comparison, Decision
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -192,6 +193,8 @@ class NewModel:
     promote: bool = False
     feature_importance: Mapping[str, float] | None = None
     feature_set_version: str | None = None
+    #: How it did against the champion on the same rows (None: not compared).
+    comparison: Comparison | None = None
 
     @property
     def model_id(self) -> str:
@@ -216,6 +219,23 @@ class ModelRecord:
     aliases: Sequence[str] = ()
     feature_importance: Mapping[str, float] | None = None
     feature_set_version: str | None = None
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """A decision on a model's ``champion`` alias (``db.promotions``): for a rollback,
+    ``challenger_id`` is the version rolled back and ``champion_id`` the one restored."""
+
+    promotion_id: str
+    tenant_id: str
+    model_name: str
+    challenger_id: str
+    champion_id: str | None
+    decision: Decision
+    job_id: str | None
+    evidence: Mapping[str, Any]
+    reason: str
+    decided_at: datetime
 
 
 @dataclass(frozen=True)

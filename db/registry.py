@@ -1,10 +1,10 @@
-"""The model registry: registered versions, their aliases, and the champion promotion rule.
+"""The model registry: registered versions and their aliases.
 
 A model is inserted by its job's completion (``add_model``, in that transaction).
 
 An alias (``champion``, ``staging``, ...) names one version of a tenant's model, as in
-MLflow 2.9+. A job registered with ``promote`` moves ``champion`` to its model only if the
-model's test MAE beats the current champion's (or there is no champion yet).
+MLflow 2.9+. A job registered with ``promote`` moves ``champion`` to its model only if it
+beat the champion on the same rows (``db.promotions``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from domain.jobs import ModelType
 from domain.names import model_id
 
 CHAMPION = "champion"
-#: The metric the promotion rule compares; lower is better.
-PROMOTION_METRIC = "mae"
 
 
 class ModelRegistry:
@@ -96,7 +94,7 @@ class ModelRegistry:
         async with self._database.transaction() as session:
             if await session.get(RegisteredModel, key) is None:
                 raise ModelNotFound(key)
-            await _point(session, tenant_id, model_name, alias, key)
+            await point_alias(session, tenant_id, model_name, alias, key)
         return await self.get(key)
 
     async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
@@ -145,43 +143,10 @@ async def add_model(
             experiment.model_id = model.model_id
 
 
-def should_promote(candidate: float | None, champion: float | None) -> bool:
-    """The promotion rule: a candidate with a metric replaces a champion it beats."""
-    if candidate is None:
-        return False
-    return champion is None or candidate < champion
-
-
-async def promote_if_better(session: AsyncSession, model: NewModel) -> str:
-    """Apply the promotion rule to a model registered in ``session``; says what it did."""
-    current = await session.scalar(
-        select(ModelAlias)
-        .where(
-            ModelAlias.tenant_id == model.tenant_id,
-            ModelAlias.model_name == model.model_name,
-            ModelAlias.alias == CHAMPION,
-        )
-        .with_for_update()
-    )
-    champion = await session.get(RegisteredModel, current.model_id) if current else None
-    candidate_value = model.metrics.get(PROMOTION_METRIC)
-    champion_value = champion.metrics.get(PROMOTION_METRIC) if champion else None
-    if not should_promote(candidate_value, champion_value):
-        return (
-            f"{CHAMPION} stays {champion.model_id if champion else 'unset'}: test "
-            f"{PROMOTION_METRIC} {candidate_value} does not beat {champion_value}"
-        )
-    await _point(session, model.tenant_id, model.model_name, CHAMPION, model.model_id)
-    before = f"{champion.model_id} ({PROMOTION_METRIC} {champion_value})" if champion else "none"
-    return (
-        f"promoted to {CHAMPION}: test {PROMOTION_METRIC} {candidate_value} "
-        f"(previous champion: {before})"
-    )
-
-
-async def _point(
+async def point_alias(
     session: AsyncSession, tenant_id: str, model_name: str, alias: str, model_id: str
 ) -> None:
+    """Point ``alias`` at ``model_id`` in ``session``'s transaction (its row locked)."""
     key = (tenant_id, model_name, alias)
     row = await session.get(ModelAlias, key, with_for_update=True)
     if row is None:

@@ -1,4 +1,4 @@
-"""The model registry on both backends: lists, aliases and the champion promotion rule."""
+"""The model registry on both backends: lists and aliases (promotions: test_promotions)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from db.jobs import JobStore
 from db.records import ModelFilters, NewModel
-from db.registry import CHAMPION, ModelRegistry, should_promote
+from db.registry import ModelRegistry
 from domain.errors import AliasNotFound, ModelNotFound
 from domain.events import JobEvent
 from tests.db.factories import new_job, new_model
@@ -22,14 +22,6 @@ async def register(store: JobStore, model: NewModel) -> str:
 @pytest.fixture
 def registry(store: JobStore) -> ModelRegistry:
     return ModelRegistry(store.database)
-
-
-def test_promotion_rule() -> None:
-    assert should_promote(1.0, None)
-    assert should_promote(1.0, 2.0)
-    assert not should_promote(2.0, 2.0)
-    assert not should_promote(3.0, 2.0)
-    assert not should_promote(None, 2.0)
 
 
 async def test_search_filters_and_paginates(store: JobStore, registry: ModelRegistry) -> None:
@@ -63,27 +55,3 @@ async def test_aliases_point_move_resolve_and_delete(
         await registry.delete_alias("tenant-a", "load_forecast", "staging")
     with pytest.raises(ModelNotFound):
         await registry.set_alias("tenant-a", "load_forecast", "staging", "19990101.000000")
-
-
-async def test_champion_moves_only_to_a_better_model(
-    store: JobStore, registry: ModelRegistry
-) -> None:
-    await register(store, new_model("20260101.000001", metrics={"mae": 2.0}, promote=True))
-    champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)
-    assert champion.version == "20260101.000001"
-
-    worse_job = await register(
-        store, new_model("20260101.000002", metrics={"mae": 2.5}, promote=True)
-    )
-    champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)
-    assert champion.version == "20260101.000001"
-    [line] = [log for log in await store.tail_logs(worse_job, 10) if log.stage == "register"]
-    assert "does not beat" in line.message
-
-    await register(store, new_model("20260101.000003", metrics={"mae": 1.0}))
-    champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)
-    assert champion.version == "20260101.000001", "a job without the flag never promotes"
-
-    await register(store, new_model("20260101.000004", metrics={"mae": 1.5}, promote=True))
-    champion = await registry.resolve("tenant-a", "load_forecast", CHAMPION)
-    assert champion.version == "20260101.000004"
