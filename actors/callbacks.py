@@ -14,6 +14,7 @@ from ray.exceptions import RayError
 from actors.remote import remote
 from pipeline.context import JobContext
 from pipeline.placement import Bundle
+from pipeline.promotion import ChampionRef
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.storage import Location
 
@@ -34,6 +35,8 @@ class CallbackTarget(Protocol):
     ) -> str: ...
 
     async def record_forecast_progress(self, forecast_id: str, progress: float) -> None: ...
+
+    async def champion(self, tenant_id: str, model_name: str) -> ChampionRef | None: ...
 
     async def trial_slots(self, job_id: str) -> list[Bundle]: ...
 
@@ -74,6 +77,13 @@ class OrchestratorCallbacks:
             now,
         )
         return ray.get(claim)
+
+    def champion(self) -> ChampionRef | None:
+        """Asked by a compare stage; no timeout, as ``claim_version``."""
+        c = self.context
+        return ray.get(
+            remote(self.orchestrator, CallbackTarget.champion, c.tenant_id, c.model_name)
+        )
 
     def trial_slots(self) -> list[Bundle] | None:
         """Asked by a search every few seconds; None without an answer (the search keeps

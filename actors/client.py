@@ -34,6 +34,7 @@ from db.records import (
     NewForecast,
     NewSchedule,
     Page,
+    PromotionRecord,
     PurgeReport,
     ScheduleRecord,
 )
@@ -123,6 +124,9 @@ class OrchestratorClient:
 
     async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
         return await self._call(JobOrchestrator.delete_alias, tenant_id, model_name, alias)
+
+    async def rollback(self, tenant_id: str, model_name: str, reason: str) -> PromotionRecord:
+        return await self._call(JobOrchestrator.rollback, tenant_id, model_name, reason)
 
     async def start_forecast(self, forecast: NewForecast) -> ForecastRecord:
         return await self._call(JobOrchestrator.start_forecast, forecast)

@@ -47,6 +47,7 @@ from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastStore
 from db.jobs import JobStore
 from db.monitoring import MonitorStore
+from db.promotions import PromotionStore
 from db.records import (
     ForecastRecord,
     JobFilters,
@@ -56,18 +57,20 @@ from db.records import (
     NewForecast,
     NewSchedule,
     Page,
+    PromotionRecord,
     PurgeReport,
     ScheduleRecord,
 )
-from db.registry import ModelRegistry
+from db.registry import CHAMPION, ModelRegistry
 from db.schedules import ScheduleStore
 from domain.clock import utcnow
-from domain.errors import ServiceUnavailable, TrainingError
+from domain.errors import AliasNotFound, ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.graph.forecast import launch_forecast
 from pipeline.graph.launch import launch
 from pipeline.graph.monitor import launch_monitor
 from pipeline.placement import Bundle
+from pipeline.promotion import ChampionRef
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.store.feature_store import FeatureStore
@@ -93,6 +96,7 @@ class JobOrchestrator:
         database = Database.from_url(database_url)
         self._store = JobStore(database)
         self._registry = ModelRegistry(database)
+        self._promotions = PromotionStore(database)
         self._schedules = ScheduleStore(database)
         self._settings = settings
         self._clock = clock
@@ -250,6 +254,11 @@ class JobOrchestrator:
         """Raises: AliasNotFound."""
         await self._registry.delete_alias(tenant_id, model_name, alias)
 
+    async def rollback(self, tenant_id: str, model_name: str, reason: str) -> PromotionRecord:
+        """Point ``champion`` back at the version the latest promotion replaced (by hand,
+        or when live accuracy falls). Raises: ModelNotFound, NothingToRollBack."""
+        return await self._promotions.rollback(tenant_id, model_name, reason)
+
     async def start_forecast(self, forecast: NewForecast) -> ForecastRecord:
         """Check and persist a batch forecast as ``queued``, then run it.
 
@@ -363,6 +372,14 @@ class JobOrchestrator:
     ) -> str:
         """Asked by a register stage for the version to save its model as."""
         return await self._lifecycle.claim_version(job_id, tenant_id, model_name, now)
+
+    async def champion(self, tenant_id: str, model_name: str) -> ChampionRef | None:
+        """Asked by a compare stage for the champion to score (None: there is none)."""
+        try:
+            model = await self._registry.resolve(tenant_id, model_name, CHAMPION)
+        except AliasNotFound:
+            return None
+        return ChampionRef(model.model_id, model.artifact_uri)
 
     async def trial_slots(self, job_id: str) -> list[Bundle]:
         """Asked by a search (whenever trials could start) for the trial slots its job

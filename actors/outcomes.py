@@ -54,6 +54,7 @@ class JobOutcomes:
             promote=TrainingConfig.model_validate(job.config).promote_champion,
             feature_importance=saved.feature_importance,
             feature_set_version=saved.feature_set_version,
+            comparison=saved.comparison,
         )
         try:
             await self._durably(

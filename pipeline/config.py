@@ -17,6 +17,7 @@ from pydantic import (
 
 from domain.names import NAME_PATTERN
 from pipeline.calendars import check_holiday_code
+from pipeline.promotion import PromotionPolicy
 
 #: LightGBM values a job gets unless it sets its own. ``n_estimators`` is a ceiling: early
 #: stopping on the validation part picks the rounds. On the real load sets the rate 0.1
@@ -220,8 +221,12 @@ class TrainingConfig(BaseModel):
     )
     promote_champion: bool = Field(
         False,
-        description="Move the model's 'champion' alias to this version if its test MAE beats "
-        "the current champion's.",
+        description="Move the model's 'champion' alias to this version if it beats the "
+        "current champion on the same rows (its test part after the champion's), as "
+        "'promotion' says (or at all, without a champion).",
+    )
+    promotion: PromotionPolicy | None = Field(
+        None, description="How promote_champion judges (default: MAE, no margin)."
     )
     time_budget_s: float | None = Field(
         None,
@@ -297,7 +302,20 @@ class TrainingConfig(BaseModel):
         specs = [k for k, v in self.hyperparameters.items() if isinstance(v, HyperparameterSpec)]
         if specs and not self.enable_hpo:
             raise ValueError(f"search specs for {specs} need enable_hpo: true")
+        if self.promotion is not None and not self.promote_champion:
+            raise ValueError("promotion needs promote_champion: true")
+        metric, qs = self.promotion_policy.metric, self.quantiles
+        if metric == "wql" and not qs:
+            raise ValueError("promotion.metric 'wql' needs quantiles")
+        central = any(abs(a + b - 1) < 1e-9 for a in qs for b in qs if a < b)
+        if metric == "coverage_error" and not central:
+            raise ValueError("promotion.metric 'coverage_error' needs quantiles q and 1 - q")
         return self
+
+    @property
+    def promotion_policy(self) -> PromotionPolicy:
+        """The job's promotion policy, or the default one."""
+        return self.promotion or PromotionPolicy()
 
     def lightgbm_params(self) -> dict[str, Any]:
         """The service's defaults overridden by the job's fixed hyperparameters."""

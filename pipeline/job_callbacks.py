@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from pipeline.placement import Bundle
+from pipeline.promotion import ChampionRef
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.storage import Location
 
@@ -33,6 +34,10 @@ class JobCallbacks(Protocol):
 
     def claim_version(self, parent: Location, now: datetime) -> str:
         """The version to register the job's model as, under ``parent``."""
+        ...
+
+    def champion(self) -> ChampionRef | None:
+        """The version the job's model's ``champion`` alias points at now (None: none)."""
         ...
 
     def trial_slots(self) -> list[Bundle] | None:

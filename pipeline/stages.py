@@ -34,6 +34,7 @@ class Stage(StrEnum):
     TRAIN = "train"
     BACKTEST = "backtest"
     EVALUATE = "evaluate"
+    COMPARE = "compare"  # with the champion, when the job promotes its model
     REGISTER = "register"
 
     @property
@@ -49,6 +50,7 @@ _MILESTONES = {
     Stage.TRAIN: 0.7,
     Stage.BACKTEST: 0.8,
     Stage.EVALUATE: 0.85,
+    Stage.COMPARE: 0.9,
     Stage.REGISTER: 1.0,
 }
 

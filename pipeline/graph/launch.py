@@ -14,6 +14,7 @@ from pipeline.evaluation.evaluate import evaluate
 from pipeline.features.load import load_features, plan_features
 from pipeline.features.partitions import FeaturePlan
 from pipeline.features.preprocess import preprocess
+from pipeline.forecasting.champion import compare_with_champion
 from pipeline.graph.backtest import backtest_stage
 from pipeline.graph.partitioned import partitioned_stage
 from pipeline.graph.per_series import per_series_stage
@@ -97,6 +98,8 @@ def launch(
     and unless a search or a backtest needs every row in one place, the features are built
     per series bucket (``partitioned_stage``).
     A per-series job's train stage fans out over the series (``per_series_stage``).
+    A job that promotes its model scores the champion on its test rows (``compare``)
+    before registering.
     """
     config = context.config
     placed = placement or Placement.anywhere()
@@ -167,7 +170,13 @@ def launch(
             Stage.BACKTEST, backtest_stage, context, [data], model, placed, callbacks, cpus=0
         )
     evaluation = submit(Stage.EVALUATE, evaluate, model, data, context.model_type, config)
+    comparison = None
+    if config.promote_champion:
+        champion = callbacks.champion if callbacks is not None else None
+        comparison = submit(
+            Stage.COMPARE, compare_with_champion, context, data, evaluation, features, champion
+        )
     claim = callbacks.claim_version if callbacks is not None else None
-    root = settings.artifacts_root
-    submit(Stage.REGISTER, register, context, model, data, evaluation, backtest, root, claim)
+    saving = (context, model, data, evaluation, backtest, settings.artifacts_root, claim)
+    submit(Stage.REGISTER, register, *saving, comparison)
     return PipelineRun(outputs, reports)

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from domain.names import model_id
+from domain.promotions import Comparison
 from pipeline.context import JobContext
 from pipeline.evaluation.backtest import BacktestResult
 from pipeline.evaluation.evaluate import Evaluation
@@ -59,6 +60,8 @@ class SavedModel:
     feature_importance: dict[str, float]
     #: The feature-set version it was trained on (its lineage).
     feature_set_version: str
+    #: How it did against the champion, when its job promotes (``compare_with_champion``).
+    comparison: Comparison | None = None
 
     def summary(self) -> RegisterSummary:
         return RegisterSummary(version=self.version, artifact_uri=self.artifact_uri)
@@ -72,11 +75,13 @@ def register(
     backtest: BacktestResult | None,
     artifacts_root: Location,
     claim_version: ClaimVersion | None = None,
+    comparison: Comparison | None = None,
     now: datetime | None = None,
 ) -> SavedModel:
     """Write the artifact directory and return what the registry row needs; with a
     backtest, the stage waits for it (a failed backtest registers nothing) and keeps its
-    windows in the metadata.
+    windows in the metadata; a ``comparison`` with the champion is passed on for the
+    promotion decision at the job's completion.
 
     Every file is written whole, so a stage retried under the same version overwrites
     what an interrupted attempt left.
@@ -139,6 +144,7 @@ def register(
         features=data.feature_names,
         feature_importance=importance,
         feature_set_version=data.feature_schema.pinned_version,
+        comparison=comparison,
     )
 
 

@@ -40,6 +40,7 @@ from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.models.register import SavedModel
 from pipeline.placement import Bundle, Placement
+from pipeline.promotion import ChampionRef
 from pipeline.resources import Demand
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
@@ -157,6 +158,9 @@ class Callbacks:
 
     def claim_version(self, parent: Location, now: datetime) -> str:
         raise AssertionError("a fake run registers no model itself")
+
+    def champion(self) -> ChampionRef | None:
+        raise AssertionError("a fake run compares no model itself")
 
     def trial_slots(self) -> list[Bundle]:
         return []
