@@ -21,6 +21,7 @@ from domain.redaction import redact, redact_url, secrets_of
 from serve_app.cli_forecasts import forecast, forecasts
 from serve_app.cli_http import console, request
 from serve_app.cli_keys import keys_app
+from serve_app.cli_promotions import promotions, rollback
 from serve_app.cli_schedules import schedules_app
 from serve_app.cli_studies import studies_app
 from serve_app.cli_tracking import experiments_app, models_app
@@ -35,6 +36,8 @@ app.add_typer(schedules_app, name="schedules")
 app.add_typer(studies_app, name="studies")
 app.command()(forecast)
 app.command()(forecasts)
+models_app.command()(promotions)
+models_app.command()(rollback)
 
 FINISHED = {"completed", "failed", "cancelled"}
 

@@ -28,6 +28,7 @@ from domain.errors import (
     TrainingError,
     Unauthorized,
 )
+from domain.promotions import NothingToRollBack
 
 RETRY_AFTER_SECONDS = "5"
 
@@ -46,7 +47,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "No API key, or a wrong, expired or revoked one."),
         (403, "The key's role or tenant does not allow the request."),
         (404, "No such resource (or another tenant's)."),
-        (409, "A name already taken, or an Idempotency-Key reused with another body."),
+        (
+            409,
+            "A name already taken, an Idempotency-Key reused with another body, or a "
+            "rollback with no earlier champion to restore.",
+        ),
         (413, "The request body, or an upload once decompressed, is too large."),
         (429, "The tenant's queue is full; retry after Retry-After seconds."),
         (
@@ -61,6 +66,7 @@ _STATUS: tuple[tuple[type[TrainingError], int], ...] = (
     (NotFound, 404),
     (InvalidRequest, 422),
     (TooLarge, 413),
+    (NothingToRollBack, 409),
     (Conflict, 400),
     (IdempotencyKeyReused, 409),
     (AlreadyExists, 409),

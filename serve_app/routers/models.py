@@ -10,6 +10,7 @@ import pandas as pd
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from actors.client import translated_ray_errors
+from db.promotions import BY_HAND, PromotionStore
 from db.records import ModelFilters, ModelRecord
 from domain.auth import Principal
 from domain.errors import AliasNotFound, InvalidRequest, ModelNotFound, SeriesMetricsNotFound
@@ -33,6 +34,7 @@ from serve_app.schemas.models import (
     SeriesMetricsPagePublic,
     SeriesMetricsPublic,
 )
+from serve_app.schemas.promotions import PromotionPublic, PromotionsPublic, RollbackRequest
 
 router = APIRouter(prefix="/ai/models", tags=["models"])
 
@@ -206,6 +208,49 @@ async def delete_alias(
     principal.require_write(tenant_id)
     await services.orchestrator.delete_alias(tenant_id, model_name, alias)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{tenant_id}/{model_name}/promotions", response_model=PromotionsPublic)
+async def list_promotions(
+    tenant_id: Tenant,
+    model_name: ModelName,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> PromotionsPublic:
+    """The decisions on the model's ``champion`` alias, newest first: each job's model
+    promoted or kept on its comparison with the champion over the same rows, and
+    rollbacks, with their evidence."""
+    if not principal.sees(tenant_id):
+        raise ModelNotFound(f"{tenant_id}:{model_name}")
+    found = await PromotionStore(services.store.database).list(
+        tenant_id, model_name, page, page_size
+    )
+    return PromotionsPublic(
+        promotions=[PromotionPublic.of(record) for record in found.items],
+        total=found.total,
+        page=found.page,
+        page_size=found.page_size,
+    )
+
+
+@router.post("/{tenant_id}/{model_name}/rollback", response_model=PromotionPublic)
+async def rollback(
+    tenant_id: Tenant,
+    model_name: ModelName,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    body: RollbackRequest | None = None,
+) -> PromotionPublic:
+    """Point ``champion`` back at the version the latest promotion replaced; the rollback
+    is stored as a decision. 409 when there is none to go back to."""
+    if not principal.sees(tenant_id):
+        raise ModelNotFound(f"{tenant_id}:{model_name}")
+    principal.require_write(tenant_id)
+    reason = body.reason if body is not None and body.reason else BY_HAND
+    record = await services.orchestrator.rollback(tenant_id, model_name, reason)
+    return PromotionPublic.of(record)
 
 
 @router.post("/{model_id}/predict", response_model=PredictionsPublic)

@@ -154,6 +154,29 @@ BAD_BODIES = [
         id="backtest-past-the-date-range",
     ),
     pytest.param(_without("model_name"), ["body", "model_name"], id="missing-model-name"),
+    pytest.param(
+        _with({"promote_champion": True, "promotion": {"margin": 0.6}}),
+        ["body", "config", "promotion", "margin"],
+        id="promotion-margin-above-half",
+    ),
+    pytest.param(
+        _with({"promote_champion": True, "promotion": {"metric": "rmse"}}),
+        ["body", "config", "promotion", "metric"],
+        id="promotion-unknown-metric",
+    ),
+    pytest.param(
+        _with({"promote_champion": True, "promotion": {"min_confidence": 1.5}}),
+        ["body", "config", "promotion", "min_confidence"],
+        id="promotion-confidence-above-one",
+    ),
+    pytest.param(
+        _with({"promotion": {"metric": "mae"}}), ["body", "config"], id="promotion-unasked"
+    ),
+    pytest.param(
+        _with({"promote_champion": True, "promotion": {"metric": "wql"}, "quantiles": []}),
+        ["body", "config"],
+        id="promotion-wql-without-quantiles",
+    ),
 ]
 
 
