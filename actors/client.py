@@ -25,6 +25,7 @@ from actors.settings import NAMESPACE, ORCHESTRATOR_NAME
 from actors.stats import Stats
 from actors.submission import JobSubmission
 from actors.waiting import QueueStatus
+from db.policies import NewPolicy, PolicyRecord
 from db.records import (
     ForecastRecord,
     JobFilters,
@@ -144,6 +145,15 @@ class OrchestratorClient:
 
     async def delete_schedule(self, schedule_id: str) -> None:
         return await self._call(JobOrchestrator.delete_schedule, schedule_id)
+
+    async def create_policy(self, policy: NewPolicy) -> PolicyRecord:
+        return await self._call(JobOrchestrator.create_policy, policy)
+
+    async def update_policy(self, policy_id: str, changes: dict[str, Any]) -> PolicyRecord:
+        return await self._call(JobOrchestrator.update_policy, policy_id, changes)
+
+    async def delete_policy(self, policy_id: str) -> None:
+        return await self._call(JobOrchestrator.delete_policy, policy_id)
 
     async def cleanup(self) -> PurgeReport:
         return await self._call(JobOrchestrator.cleanup)

@@ -21,6 +21,7 @@ import ray
 from ray.exceptions import RayError
 
 from actors.admission import Admission
+from actors.aftercare import Aftercare
 from actors.autoscaler import AutoscalerRequests, send_to_autoscaler
 from actors.callbacks import ForecastProgress, OrchestratorCallbacks
 from actors.cluster import ClusterShape, read_cluster
@@ -32,7 +33,6 @@ from actors.ledger import Ledger
 from actors.lifecycle import Lifecycle
 from actors.loops import every
 from actors.metrics import ServiceMetrics
-from actors.monitoring import Monitor
 from actors.queue import JobQueue
 from actors.reservations import RayPlacementGroups, Reservations
 from actors.scheduler import ScheduledFire, Scheduler
@@ -46,7 +46,7 @@ from db.database import Database
 from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastStore
 from db.jobs import JobStore
-from db.monitoring import MonitorStore
+from db.policies import NewPolicy, PolicyRecord
 from db.promotions import PromotionStore
 from db.records import (
     ForecastRecord,
@@ -68,7 +68,6 @@ from domain.errors import AliasNotFound, ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.graph.forecast import launch_forecast
 from pipeline.graph.launch import launch
-from pipeline.graph.monitor import launch_monitor
 from pipeline.placement import Bundle
 from pipeline.promotion import ChampionRef
 from pipeline.search_results import SearchProgress, TrialReport
@@ -169,14 +168,16 @@ class JobOrchestrator:
             forecasts=self._forecasts,
         )
         self._scheduler = Scheduler(self._schedules, self._intake.submit)
-        self._monitor = Monitor(
-            MonitorStore(database),
+        self._aftercare = Aftercare(
+            database,
             self._registry,
             pipeline,
-            launch=lambda task: launch_monitor(task, pipeline),
-            report=self._metrics.model_health,
+            self._metrics,
+            submit=self._intake.submit,
+            check_job=self._intake.check_scheduled,
+            write_logs=self._store.append_logs,
             clock=clock,
-            max_age=timedelta(days=settings.retention.forecasts_days),
+            forecasts_kept=timedelta(days=settings.retention.forecasts_days),
         )
         self._recovered = asyncio.Event()
         #: Set when a database outage may have dropped a job popped from the queue.
@@ -197,7 +198,9 @@ class JobOrchestrator:
                 "firing schedules",
                 after=self._recovered,
             ),
-            every(settings.monitor_seconds, self.monitor, "monitoring", after=self._recovered),
+            every(
+                settings.monitor_seconds, self._aftercare.step, "aftercare", after=self._recovered
+            ),
             every(
                 settings.stuck_job_seconds,
                 self._reclaim_stuck,
@@ -288,9 +291,25 @@ class JobOrchestrator:
         return await self._scheduler.fire_due(now or self._clock())
 
     async def monitor(self) -> int:
-        """Score the stored forecasts whose actuals arrived (the loop calls it every
-        ``monitor_seconds``); how many were scored."""
-        return await self._monitor.step()
+        """Score the stored forecasts whose actuals arrived (the loop calls it, then
+        ``check_policies``, every ``monitor_seconds``); how many were scored."""
+        return await self._aftercare.monitor.step()
+
+    async def check_policies(self, now: datetime | None = None) -> list[str]:
+        """Start the retrains the policies call for at ``now`` (default: the clock)."""
+        return await self._aftercare.retrains.check(now or self._clock())
+
+    async def create_policy(self, policy: NewPolicy) -> PolicyRecord:
+        """Raises: InvalidRequest (its job could never run), AlreadyExists."""
+        return await self._aftercare.create_policy(policy)
+
+    async def update_policy(self, policy_id: str, changes: dict[str, Any]) -> PolicyRecord:
+        """Raises: PolicyNotFound, InvalidRequest."""
+        return await self._aftercare.update_policy(policy_id, changes)
+
+    async def delete_policy(self, policy_id: str) -> None:
+        """Raises: PolicyNotFound."""
+        await self._aftercare.delete_policy(policy_id)
 
     async def cleanup(self) -> PurgeReport:
         """Apply the retention policy now."""

@@ -418,3 +418,56 @@ class Promotion(Base):
         ),
         Index("ix_promotions_model", "tenant_id", "model_name", "decided_at"),
     )
+
+
+class RetrainPolicy(Base):
+    """When a tenant's model is retrained: its rules (a cron schedule, new data, drift),
+    the job it submits, and the limits on how often."""
+
+    __tablename__ = "ai_retrain_policies"
+
+    policy_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    #: The start-job body it submits (its dates set at each trigger).
+    job: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The rules and their thresholds (``domain.policies.Rules``).
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cooldown_seconds: Mapped[float] = mapped_column(Float)
+    max_per_day: Mapped[int] = mapped_column(Integer)
+    #: Each retrain trains on the last this long of the set (None: all of it).
+    window_seconds: Mapped[float | None] = mapped_column(Float)
+    warm_start: Mapped[bool] = mapped_column(Boolean)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    #: Until when its schedule was looked at (its next fire is after).
+    checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint("cooldown_seconds >= 0", name="ck_policies_cooldown"),
+        CheckConstraint("max_per_day > 0", name="ck_policies_rate"),
+        UniqueConstraint("tenant_id", "model_name", name="uq_policies_model"),
+    )
+
+
+class RetrainTrigger(Base):
+    """A retrain a policy started: which rule fired, on what evidence, and the job."""
+
+    __tablename__ = "ai_retrain_triggers"
+
+    trigger_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    policy_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ai_retrain_policies.policy_id", ondelete="CASCADE")
+    )
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ai_training_jobs.job_id", ondelete="CASCADE")
+    )
+    rule: Mapped[str] = mapped_column(String(16))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fired_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("rule IN ('schedule', 'new_data', 'drift')", name="ck_triggers_rule"),
+        Index("ix_triggers_policy", "policy_id", "fired_at"),
+    )

@@ -11,9 +11,12 @@ Business code raises these; ``serve_app.errors`` maps them to HTTP in one place:
     │   ├── AliasNotFound
     │   ├── ForecastNotFound
     │   ├── KeyNotFound
-    │   └── ScheduleNotFound
+    │   ├── ScheduleNotFound
+    │   ├── EvaluationNotFound
+    │   └── PolicyNotFound
     ├── InvalidRequest            422 (names the offending field)
     │   └── InvalidFeatureSet
+    │       └── InvalidColumns    (one entry per column at fault)
     ├── TooLarge                  413 (an upload beyond a size limit; names the limit)
     ├── Conflict                  400 (the request is well formed but the state forbids it)
     │   └── IllegalTransition
@@ -140,6 +143,15 @@ class KeyNotFound(NotFound):
         return (type(self), (self.key_id,))
 
 
+class PolicyNotFound(NotFound):
+    def __init__(self, policy_id: str) -> None:
+        super().__init__(f"retrain policy {policy_id!r} not found")
+        self.policy_id = policy_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.policy_id,))
+
+
 class ScheduleNotFound(NotFound):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"schedule {schedule_id!r} not found")
@@ -162,6 +174,18 @@ class InvalidRequest(TrainingError):
 
 class InvalidFeatureSet(InvalidRequest):
     """An uploaded feature set cannot be stored (bad file, column or type)."""
+
+
+class InvalidColumns(InvalidFeatureSet):
+    """Rows that do not fit a set's columns: ``problems`` says, per column at fault, what
+    is wrong (missing, not the set's, of another type)."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("body", "; ".join(f"{c!r}: {m}" for c, m in problems.items()))
+        self.problems = problems
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.problems,))
 
 
 class TooLarge(TrainingError):

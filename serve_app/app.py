@@ -18,6 +18,7 @@ from serve_app.routers import (
     metrics,
     models,
     monitoring,
+    policies,
     schedules,
     stats,
 )
@@ -36,6 +37,7 @@ def create_app(services: Services) -> FastAPI:
     for module in (
         jobs,
         schedules,
+        policies,
         experiments,
         forecasts,
         models,

@@ -15,6 +15,7 @@ from db.forecasts import ForecastStore
 from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.monitoring import MonitorStore
+from db.policies import PolicyStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
 from pipeline.store.feature_store import FeatureStore
@@ -34,6 +35,7 @@ class Services:
     schedules: ScheduleStore
     forecasts: ForecastStore
     monitoring: MonitorStore
+    policies: PolicyStore
     auth_enabled: bool
     orchestrator_name: str
     uploads: Uploads

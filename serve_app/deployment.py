@@ -17,6 +17,7 @@ from db.forecasts import ForecastStore
 from db.jobs import JobStore
 from db.keys import ApiKeyStore
 from db.monitoring import MonitorStore
+from db.policies import PolicyStore
 from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
 from pipeline.settings import PipelineSettings
@@ -75,6 +76,7 @@ def connect(config: ApiConfig, model_server: DeploymentHandle[Any]) -> Services:
         schedules=ScheduleStore(database),
         forecasts=ForecastStore(database),
         monitoring=MonitorStore(database),
+        policies=PolicyStore(database),
         auth_enabled=config.auth_enabled,
         orchestrator_name=config.orchestrator_name,
         uploads=Uploads(config.uploads),

@@ -16,13 +16,13 @@ ConcurrencyPolicy = Literal["forbid", "allow"]
 MIN_WINDOW, MAX_WINDOW = timedelta(hours=1), timedelta(days=3660)
 
 
-def _cron(expression: str | None) -> str | None:
+def checked_cron(expression: str | None) -> str | None:
     if expression is not None and not valid_cron(expression):
         raise ValueError(f"{expression!r} is not a cron expression (e.g. '0 2 * * *')")
     return expression
 
 
-def _timezone(name: str | None) -> str | None:
+def checked_timezone(name: str | None) -> str | None:
     if name is not None and not valid_timezone(name):
         raise ValueError(f"unknown time zone {name!r} (use an IANA name, e.g. 'Europe/Berlin')")
     return name
@@ -50,8 +50,8 @@ class ScheduleCreate(BaseModel):
         "forbid", description="forbid: skip a fire while the last run is queued or running."
     )
 
-    _check_cron = field_validator("cron")(_cron)
-    _check_timezone = field_validator("timezone")(_timezone)
+    _check_cron = field_validator("cron")(checked_cron)
+    _check_timezone = field_validator("timezone")(checked_timezone)
     _check_window = field_validator("window")(_window)
 
 
@@ -68,8 +68,8 @@ class SchedulePatch(BaseModel):
     enabled: bool | None = None
     concurrency_policy: ConcurrencyPolicy | None = None
 
-    _check_cron = field_validator("cron")(_cron)
-    _check_timezone = field_validator("timezone")(_timezone)
+    _check_cron = field_validator("cron")(checked_cron)
+    _check_timezone = field_validator("timezone")(checked_timezone)
     _check_window = field_validator("window")(_window)
 
     @model_validator(mode="after")

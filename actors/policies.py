@@ -1,0 +1,186 @@
+"""Retrain policies on the orchestrator: gather what is known about each model, ask the
+rules (``domain.policies``), and start the retrain they call for.
+
+A retrain is the policy's job with the set's newest rows (no end date; the last
+``window`` only, if the policy has one), promoted only on the same evidence as any job
+(``promotion``). It starts warm from the champion: the champion's hyperparameters,
+without a search (a search's retrain reuses what its search found instead of searching
+again). It is submitted with the idempotency key ``policy:<id>:<time>``, and the rule and
+its evidence are recorded with the job (``GET /retrain-policies/{id}/triggers``) and in
+its log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from actors.submission import JobSubmission
+from db.monitoring import MonitorStore
+from db.policies import PolicyRecord, PolicyStore
+from db.records import JobRecord, ModelRecord, NewLog
+from db.registry import CHAMPION, ModelRegistry
+from domain.cron import latest_fire
+from domain.errors import AliasNotFound, FeatureSetNotFound, TrainingError
+from domain.jobs import LogLevel
+from domain.policies import Decision, Facts, Limits, Rules, decide
+from pipeline.config import KNOWN_HYPERPARAMETERS
+from pipeline.models.artifacts import load_metadata
+from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
+from pipeline.store.feature_store import FeatureStore
+
+logger = logging.getLogger(__name__)
+
+#: Queues a job once per idempotency key: ``Intake.submit``.
+Submit = Callable[[JobSubmission, str], Awaitable[tuple[JobRecord, bool]]]
+#: Writes a job's log lines.
+WriteLogs = Callable[[list[NewLog]], Awaitable[None]]
+_DAY = timedelta(days=1)
+
+
+class RetrainPolicies:
+    def __init__(
+        self,
+        policies: PolicyStore,
+        monitoring: MonitorStore,
+        registry: ModelRegistry,
+        pipeline: PipelineSettings,
+        *,
+        submit: Submit,
+        write_logs: WriteLogs,
+    ) -> None:
+        self._policies = policies
+        self._monitoring = monitoring
+        self._registry = registry
+        self._pipeline = pipeline
+        self._submit = submit
+        self._write_logs = write_logs
+
+    async def check(self, now: datetime) -> list[str]:
+        """Start the retrains every enabled policy calls for at ``now``; their job ids."""
+        started = []
+        for policy in await self._policies.search():
+            if not policy.enabled:
+                continue
+            try:
+                job_id = await self._check(policy, now)
+            except Exception:
+                logger.exception("retrain policy %s could not be checked", policy.policy_id)
+                continue
+            if job_id is not None:
+                started.append(job_id)
+        return started
+
+    async def _check(self, policy: PolicyRecord, now: datetime) -> str | None:
+        rules = Rules(**policy.rules)
+        champion = await self._champion(policy)
+        facts = await self._facts(policy, rules, champion, now)
+        decision = decide(rules, _limits(policy), facts)
+        if facts.due_fire is not None:
+            await self._policies.checked(policy.policy_id, now)
+        if decision.rule is None:
+            return None
+        return await self._start(policy, decision, champion, now)
+
+    async def _champion(self, policy: PolicyRecord) -> ModelRecord | None:
+        try:
+            return await self._registry.resolve(policy.tenant_id, policy.model_name, CHAMPION)
+        except AliasNotFound:
+            return None
+
+    async def _facts(
+        self, policy: PolicyRecord, rules: Rules, champion: ModelRecord | None, now: datetime
+    ) -> Facts:
+        cooldown = timedelta(seconds=policy.cooldown_seconds)
+        fired = await self._policies.fired_since(policy.policy_id, now - max(cooldown, _DAY))
+        statuses: list[str] = []
+        new_rows = new_days = None
+        if champion is not None:
+            if rules.drift_evaluations:
+                page = await self._monitoring.search(
+                    champion.model_id, None, None, 1, rules.drift_evaluations
+                )
+                statuses = [str(e.health.get("status")) for e in page.items]
+            if rules.new_rows is not None or rules.new_days is not None:
+                new_rows, new_days = await asyncio.to_thread(self._new_data, champion)
+        after = policy.checked_at or policy.created_at
+        due = latest_fire(rules.cron, rules.timezone, after, now) if rules.cron else None
+        return Facts(
+            now=now,
+            running=await self._policies.running(policy.policy_id),
+            fired=fired,
+            statuses=statuses,
+            new_rows=new_rows,
+            new_days=new_days,
+            due_fire=due,
+        )
+
+    def _new_data(self, champion: ModelRecord) -> tuple[int | None, float | None]:
+        """Rows and days the champion's set holds past what it was trained on."""
+        store = FeatureStore(self._pipeline.features_root, champion.tenant_id)
+        try:
+            current = store.schema(champion.feature_set)
+        except FeatureSetNotFound:
+            return None, None
+        lineage = load_metadata(Location(champion.artifact_uri))["lineage"]
+        trained_end = pd.Timestamp(lineage["test_end"])
+        days = (pd.Timestamp(current.end) - trained_end).total_seconds() / _DAY.total_seconds()
+        try:
+            trained = store.schema(champion.feature_set, champion.feature_set_version)
+        except FeatureSetNotFound:  # retention removed it: its days still tell
+            return None, max(days, 0.0)
+        return max(current.rows - trained.rows, 0), max(days, 0.0)
+
+    async def _start(
+        self, policy: PolicyRecord, decision: Decision, champion: ModelRecord | None, now: datetime
+    ) -> str | None:
+        assert decision.rule is not None
+        evidence = {**decision.evidence, "champion": champion.model_id if champion else None}
+        try:
+            submission = await asyncio.to_thread(self._submission, policy, champion)
+            job, _ = await self._submit(submission, f"policy:{policy.policy_id}:{now.isoformat()}")
+        except (TrainingError, ValueError) as exc:
+            logger.warning("retrain policy %s could not start a job: %s", policy.policy_id, exc)
+            return None
+        if champion is not None and policy.warm_start:
+            evidence["warm_start_from"] = champion.model_id
+        await self._policies.record_trigger(
+            policy.policy_id, job.job_id, decision.rule.value, evidence, now
+        )
+        message = f"started by retrain policy {policy.policy_id}: rule {decision.rule} ({evidence})"
+        await self._write_logs([NewLog(job.job_id, LogLevel.INFO, message, now, "policy")])
+        logger.info("%s %s", job.job_id, message)
+        return job.job_id
+
+    def _submission(self, policy: PolicyRecord, champion: ModelRecord | None) -> JobSubmission:
+        """The policy's job on the newest rows, warm from the champion if asked."""
+        body = dict(policy.job)
+        config: dict[str, Any] = {**body["config"], "end_date": None, "promote_champion": True}
+        if policy.window_seconds is not None:
+            store = FeatureStore(self._pipeline.features_root, policy.tenant_id)
+            end = pd.Timestamp(store.schema(config["feature_set"]).end).to_pydatetime()
+            start = end.astimezone(UTC) - timedelta(seconds=policy.window_seconds)
+            config["start_date"] = start.isoformat()
+        if champion is not None and policy.warm_start:
+            config["hyperparameters"] = warm_hyperparameters(champion)
+            config["enable_hpo"] = False
+        return JobSubmission.model_validate({**body, "config": config})
+
+
+def warm_hyperparameters(champion: ModelRecord) -> dict[str, Any]:
+    """The champion's hyperparameters, as a job takes them (the ones a job may set)."""
+    return {
+        name: value
+        for name, value in champion.params.items()
+        if name in KNOWN_HYPERPARAMETERS and isinstance(value, (int, float, str, bool))
+    }
+
+
+def _limits(policy: PolicyRecord) -> Limits:
+    return Limits(timedelta(seconds=policy.cooldown_seconds), policy.max_per_day)

@@ -1,0 +1,125 @@
+"""Retrain policies' rules, as pure decisions: given what is known about a model now,
+does its policy start a retrain, and on which rule?
+
+The rules, in the order they are asked (the first that holds fires):
+
+- ``drift``: the champion's last ``drift_evaluations`` scored forecasts all had the status
+  ``drifted`` (``pipeline.monitoring.drift``): it has been wrong for a while, not once;
+- ``new_data``: the feature set has at least ``new_rows`` rows, or ``new_days`` days, the
+  champion was not trained on;
+- ``schedule``: a fire time of its cron expression passed since it was last looked at.
+
+None fires while a retrain it started is still queued or running, within ``cooldown`` of
+the last one, or once it started ``max_per_day`` in the past 24 hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class Rule(StrEnum):
+    DRIFT = "drift"
+    NEW_DATA = "new_data"
+    SCHEDULE = "schedule"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A policy's rules (a rule left None is off)."""
+
+    drift_evaluations: int | None = None
+    new_rows: int | None = None
+    new_days: float | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+
+    def any(self) -> bool:
+        return any(
+            v is not None for v in (self.drift_evaluations, self.new_rows, self.new_days, self.cron)
+        )
+
+
+@dataclass(frozen=True)
+class Limits:
+    cooldown: timedelta
+    max_per_day: int
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is known about the model now."""
+
+    now: datetime
+    #: A retrain this policy started is queued or running.
+    running: bool
+    #: When this policy's retrains fired, the latest last.
+    fired: Sequence[datetime]
+    #: The champion's latest scored forecasts' statuses, the latest first (empty: none,
+    #: or no champion).
+    statuses: Sequence[str] = ()
+    #: Rows and days the set holds past the champion's training data (None: no champion).
+    new_rows: int | None = None
+    new_days: float | None = None
+    #: The latest fire time of the cron expression not yet acted on (None: none due).
+    due_fire: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A retrain to start (``rule`` set) or why not (``rule`` None)."""
+
+    rule: Rule | None
+    evidence: dict[str, Any]
+
+
+def decide(rules: Rules, limits: Limits, facts: Facts) -> Decision:
+    """The policy's decision now (see the module's rules and limits)."""
+    if facts.running:
+        return Decision(None, {"waiting": "a retrain it started is queued or running"})
+    if facts.fired and facts.now - facts.fired[-1] < limits.cooldown:
+        return Decision(None, {"cooldown_until": (facts.fired[-1] + limits.cooldown).isoformat()})
+    today = [t for t in facts.fired if facts.now - t < timedelta(days=1)]
+    if len(today) >= limits.max_per_day:
+        return Decision(None, {"rate_limited": f"{len(today)} retrains in the past 24 hours"})
+    drifted = _drifted(rules, facts)
+    if drifted is not None:
+        return drifted
+    new_data = _new_data(rules, facts)
+    if new_data is not None:
+        return new_data
+    if rules.cron is not None and facts.due_fire is not None:
+        return Decision(
+            Rule.SCHEDULE, {"cron": rules.cron, "fire_time": facts.due_fire.isoformat()}
+        )
+    return Decision(None, {})
+
+
+def _drifted(rules: Rules, facts: Facts) -> Decision | None:
+    wanted = rules.drift_evaluations
+    if wanted is None or len(facts.statuses) < wanted:
+        return None
+    recent = list(facts.statuses[:wanted])
+    if all(status == "drifted" for status in recent):
+        return Decision(Rule.DRIFT, {"drifted_evaluations": wanted})
+    return None
+
+
+def _new_data(rules: Rules, facts: Facts) -> Decision | None:
+    rows_due = (
+        rules.new_rows is not None
+        and facts.new_rows is not None
+        and facts.new_rows >= rules.new_rows
+    )
+    days_due = (
+        rules.new_days is not None
+        and facts.new_days is not None
+        and facts.new_days >= rules.new_days
+    )
+    if rows_due or days_due:
+        return Decision(Rule.NEW_DATA, {"new_rows": facts.new_rows, "new_days": facts.new_days})
+    return None

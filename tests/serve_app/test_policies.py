@@ -1,0 +1,119 @@
+"""Retrain policies on the deployed service: a champion whose served forecasts drift is
+retrained by its policy, warm from its hyperparameters, on the newest rows, and the rule
+and its evidence are kept with the job; the limits hold further retrains back; bad
+policies get 422, a second one for the model 409, other tenants 404."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pandas as pd
+
+from tests.serve_app.conftest import QUICK, Deployed, job_body
+from tests.serve_app.test_batch_forecasts import finished, upload
+from tests.serve_app.test_forecasting import meters
+
+HORIZON = 12
+URL = "/ai/training/retrain-policies"
+
+
+async def test_a_drifting_champion_is_retrained_by_its_policy(deployed: Deployed) -> None:
+    full = meters(days=36)
+    full["timestamp"] = pd.to_datetime(full["timestamp"], utc=True)
+    cut = full["timestamp"].max() - pd.Timedelta(days=1)
+    history = full[full["timestamp"] <= cut]
+    name = f"polmeters{uuid.uuid4().hex[:6]}"
+    model_name = f"pol_{name}"
+    await upload(deployed, name, history)
+    config = {**QUICK, "feature_set": name, "horizon": HORIZON, "promote_champion": True}
+    job = await deployed.wait_finished(
+        await deployed.submit(config, model_name=model_name), timeout=180
+    )
+    assert job["status"] == "completed", job
+    champion = (await deployed.http.get(f"/ai/models/{job['model_id']}")).json()
+
+    body = {
+        "job": job_body(config, model_name=model_name),
+        "rules": {"drift_evaluations": 1},
+        "cooldown": "PT1H",
+    }
+    created = await deployed.http.post(URL, json=body)
+    assert created.status_code == 201, created.text
+    policy = created.json()
+    assert (policy["model_name"], policy["rules"]["drift_evaluations"]) == (model_name, 1)
+    assert (await deployed.http.post(URL, json=body)).status_code == 409
+    assert await checked(deployed) == []  # nothing scored: nothing drifted
+
+    started = await deployed.http.post(
+        f"/ai/models/{job['model_id']}/forecasts", json={"feature_set": name, "horizon": HORIZON}
+    )
+    assert (await finished(deployed, started.json()["forecast_id"]))["forecast"]["status"] == (
+        "completed"
+    )
+    shifted = full.copy()
+    last_day = shifted["timestamp"] > cut
+    shifted.loc[last_day, "load_kw"] *= 1.5  # a level shift the day after the forecast
+    await upload(deployed, name, shifted)
+    assert await deployed.running.orchestrator.monitor.remote() == 1
+    status = (await deployed.http.get(f"/ai/models/{job['model_id']}/monitoring")).json()
+    assert status["status"]["status"] == "drifted", status["status"]
+
+    [retrain_id] = await checked(deployed)
+    retrain = await deployed.job(retrain_id)
+    assert retrain["model_name"] == model_name
+    assert retrain["config"]["promote_champion"] is True
+    assert retrain["config"]["end_date"] is None
+    assert retrain["config"]["enable_hpo"] is False
+    for name_, value in retrain["config"]["hyperparameters"].items():
+        assert champion["params"][name_] == value
+    assert retrain["config"]["hyperparameters"]  # warm: the champion's, not the defaults
+
+    triggers = (await deployed.http.get(f"{URL}/{policy['policy_id']}/triggers")).json()
+    [trigger] = triggers["triggers"]
+    assert (trigger["job_id"], trigger["rule"]) == (retrain_id, "drift")
+    assert trigger["evidence"]["champion"] == job["model_id"]
+    assert trigger["evidence"]["warm_start_from"] == job["model_id"]
+    logs = (await deployed.http.get(f"/ai/training/jobs/{retrain_id}/logs")).json()
+    assert any("retrain policy" in line["message"] for line in logs["logs"])
+
+    assert await checked(deployed) == []  # its retrain is queued or running
+    done = await deployed.wait_finished(retrain_id, timeout=180)
+    assert done["status"] == "completed", done
+    assert await checked(deployed) == []  # within the cooldown
+
+    paused = await deployed.http.patch(
+        f"{URL}/{policy['policy_id']}", json={"enabled": False, "cooldown": "PT0S"}
+    )
+    assert paused.status_code == 200, paused.text
+    assert (paused.json()["enabled"], paused.json()["cooldown_seconds"]) == (False, 0)
+    other = deployed.client_for(await deployed.key("tenant-b"))
+    async with other:
+        assert (await other.get(f"{URL}/{policy['policy_id']}")).status_code == 404
+        assert (await other.get(URL)).json()["policies"] == []
+    assert (await deployed.http.delete(f"{URL}/{policy['policy_id']}")).status_code == 204
+    assert (await deployed.http.get(f"{URL}/{policy['policy_id']}")).status_code == 404
+
+
+async def test_a_bad_policy_is_refused_with_the_field_at_fault(deployed: Deployed) -> None:
+    job = job_body({**QUICK, "feature_set": "forecast_basic"}, model_name="policy_bad")
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        ({"job": job, "rules": {}}, ["body", "rules"]),
+        ({"job": job, "rules": {"cron": "every night"}}, ["body", "rules", "cron"]),
+        ({"job": job, "rules": {"new_rows": 0}}, ["body", "rules", "new_rows"]),
+        ({"job": job, "rules": {"new_rows": 5}, "cooldown": "-PT1H"}, ["body", "cooldown"]),
+    ]
+    for body, loc in cases:
+        response = await deployed.http.post(URL, json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"][: len(loc)] == loc, response.json()
+    unknown_set = {**job, "config": {**job["config"], "feature_set": "no_such_set"}}
+    refused = await deployed.http.post(URL, json={"job": unknown_set, "rules": {"new_rows": 5}})
+    assert refused.status_code == 422, refused.text
+    kept = (await deployed.http.get(URL)).json()["policies"]
+    assert all(p["model_name"] != "policy_bad" for p in kept)  # a refused one left no row
+
+
+async def checked(deployed: Deployed) -> list[str]:
+    started: list[str] = await deployed.running.orchestrator.check_policies.remote()
+    return started
