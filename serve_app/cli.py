@@ -21,6 +21,7 @@ from domain.redaction import redact, redact_url, secrets_of
 from serve_app.cli_forecasts import forecast, forecasts
 from serve_app.cli_http import console, request
 from serve_app.cli_keys import keys_app
+from serve_app.cli_policies import monitoring, policies_app
 from serve_app.cli_promotions import promotions, rollback
 from serve_app.cli_schedules import schedules_app
 from serve_app.cli_studies import studies_app
@@ -33,11 +34,13 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(policies_app, name="policies")
 app.add_typer(studies_app, name="studies")
 app.command()(forecast)
 app.command()(forecasts)
 models_app.command()(promotions)
 models_app.command()(rollback)
+models_app.command()(monitoring)
 
 FINISHED = {"completed", "failed", "cancelled"}
 

@@ -9,7 +9,10 @@ import uuid
 from typing import Any
 
 import pandas as pd
+import pytest
+from typer.testing import CliRunner
 
+from serve_app.cli import app
 from tests.serve_app.conftest import QUICK, Deployed, job_body
 from tests.serve_app.test_batch_forecasts import finished, upload
 from tests.serve_app.test_forecasting import meters
@@ -18,7 +21,9 @@ HORIZON = 12
 URL = "/ai/training/retrain-policies"
 
 
-async def test_a_drifting_champion_is_retrained_by_its_policy(deployed: Deployed) -> None:
+async def test_a_drifting_champion_is_retrained_by_its_policy(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
     full = meters(days=36)
     full["timestamp"] = pd.to_datetime(full["timestamp"], utc=True)
     cut = full["timestamp"].max() - pd.Timedelta(days=1)
@@ -81,6 +86,20 @@ async def test_a_drifting_champion_is_retrained_by_its_policy(deployed: Deployed
     done = await deployed.wait_finished(retrain_id, timeout=180)
     assert done["status"] == "completed", done
     assert await checked(deployed) == []  # within the cooldown
+
+    monkeypatch.setenv("TRAINING_API_URL", deployed.running.api_url)
+    monkeypatch.setenv("TRAINING_API_KEY", deployed.admin_key)
+    monkeypatch.setenv("COLUMNS", "200")
+    cli = CliRunner()
+    listed = cli.invoke(app, ["policies", "list", "--tenant", "tenant-a"])
+    assert policy["policy_id"] in listed.output
+    assert "drift_evaluations=1" in listed.output
+    fired = cli.invoke(app, ["policies", "triggers", policy["policy_id"]])
+    assert retrain_id in fired.output
+    assert "drift" in fired.output
+    watched = cli.invoke(app, ["models", "monitoring", job["model_id"]])
+    assert watched.exit_code == 0, watched.output
+    assert "drifted: live MAE" in watched.output
 
     paused = await deployed.http.patch(
         f"{URL}/{policy['policy_id']}", json={"enabled": False, "cooldown": "PT0S"}
