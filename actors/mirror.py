@@ -1,5 +1,6 @@
 """The MLflow mirror: a detached actor beside the orchestrator that copies finished jobs,
-registered models and aliases into an MLflow tracking server.
+registered models, aliases and promotion decisions (as tags of the version decided
+about) into an MLflow tracking server.
 
 It reads only what the service has committed, and writes only to MLflow and to its ledger
 (``db.mirror``), so a tracking server that is down or slow never fails or slows a job: the
@@ -27,7 +28,7 @@ from db.database import Database
 from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
 from db.mirror import MirrorLedger
-from db.records import AliasChange, MirrorKind
+from db.records import AliasChange, MirrorKind, PromotionRecord
 from db.registry import ModelRegistry
 from domain.errors import ServiceUnavailable
 
@@ -39,6 +40,7 @@ BATCH = 20
 #: The longest wait before an item that failed is tried again.
 MAX_RETRY_SECONDS = 3600
 JOB, MODEL, ALIAS = (MirrorKind.JOB.value, MirrorKind.MODEL.value, MirrorKind.ALIAS.value)
+DECISION = MirrorKind.DECISION.value
 #: How much lower than the training workers the mirror's process is scheduled.
 MIRROR_NICENESS = 19
 
@@ -62,7 +64,7 @@ class MlflowMirror:
         self._metrics = CollectorRegistry()
         self._backlog = Gauge(
             "training_mlflow_mirror_backlog",
-            "Finished jobs, models and alias changes not yet mirrored to MLflow.",
+            "Finished jobs, models, alias changes and decisions not yet mirrored to MLflow.",
             registry=self._metrics,
         )
         self._failing = Gauge(
@@ -91,6 +93,7 @@ class MlflowMirror:
                 await self._mirror_jobs()
                 await self._mirror_models()
                 await self._mirror_aliases()
+                await self._mirror_decisions()
                 self._reached()
             except (MlflowException, OSError) as error:
                 self._unreachable(error)
@@ -157,6 +160,23 @@ class MlflowMirror:
         if version:  # (else MLflow refused the version: the alias has nothing to name)
             await self._write(f"alias {change.key}", self._set_alias, change, version)
         await self._ledger.record(MirrorKind.ALIAS, change.key, change.model_id)
+        return True
+
+    async def _mirror_decisions(self) -> None:
+        for decision in await self._ledger.pending_decisions(
+            BATCH, self._retries.waiting(DECISION)
+        ):
+            key = decision.promotion_id
+            await self._attempt(MirrorKind.DECISION, key, self._mirror_decision(decision))
+
+    async def _mirror_decision(self, decision: PromotionRecord) -> bool:
+        version = await self._ledger.ref(MirrorKind.MODEL, decision.challenger_id)
+        if version is None:  # the version is not mirrored yet
+            return False
+        if version:  # (else MLflow refused the version: nothing to tag)
+            what = f"decision {decision.promotion_id}"
+            await self._write(what, self._writer.tag_decision, version, decision)
+        await self._ledger.record(MirrorKind.DECISION, decision.promotion_id, version)
         return True
 
     async def _attempt(self, kind: MirrorKind, key: str, work: Awaitable[bool | None]) -> None:

@@ -28,7 +28,7 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 
-from db.records import ExperimentRecord, JobRecord, MetricPoint, ModelRecord
+from db.records import ExperimentRecord, JobRecord, MetricPoint, ModelRecord, PromotionRecord
 from domain.jobs import ExperimentStatus, JobStatus
 from pipeline.forecasting.mlflow_model import save_service_model
 from pipeline.storage import Location
@@ -38,6 +38,10 @@ JOB_TAG = "service.job_id"
 EXPERIMENT_TAG = "service.experiment_id"
 COMPLETE_TAG = "service.mirror_complete"
 MODEL_TAG = "service.model_id"
+#: The prefix of a promotion decision's tags on a model version.
+PROMOTION_TAG = "service.promotion"
+#: MLflow keeps tag values of up to 5,000 characters.
+PROMOTION_REASON_CHARS = 5000
 PARENT_TAG = "mlflow.parentRunId"
 #: MLflow's limits per ``log_batch`` call, and on a parameter's value.
 BATCH_METRICS = 1000
@@ -200,6 +204,14 @@ class MlflowWriter:
                 raise Unmirrorable(f"MLflow refuses alias {alias!r}: {error.message}") from error
             raise
 
+    def tag_decision(self, version: str, decision: PromotionRecord) -> None:
+        """A promotion decision as tags (``service.promotion.*``) of the version it was
+        about: the challenger, or for a rollback the version rolled back (the latest
+        decision on a version is the one its tags tell)."""
+        name = self.registered_model_name(decision.tenant_id, decision.model_name)
+        for key, value in decision_tags(decision).items():
+            self._client.set_model_version_tag(name, version, key, value)
+
     def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
         name = self.registered_model_name(tenant_id, model_name)
         try:
@@ -272,6 +284,33 @@ class MlflowWriter:
         for child in self._client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{run_id}'"):
             self._client.delete_run(child.info.run_id)
         self._client.delete_run(run_id)
+
+
+def decision_tags(decision: PromotionRecord) -> dict[str, str]:
+    """A decision's tags: what was decided and why, both scores, the period and the test."""
+    evidence = decision.evidence
+    window = evidence.get("window") or {}
+    test = evidence.get("paired_test") or {}
+    values = {
+        "decision": decision.decision.value,
+        "promotion_id": decision.promotion_id,
+        "decided_at": decision.decided_at.isoformat(),
+        "champion": decision.champion_id,
+        "job_id": decision.job_id,
+        "reason": decision.reason[:PROMOTION_REASON_CHARS],
+        "metric": evidence.get("metric"),
+        "margin": evidence.get("margin"),
+        "challenger_score": evidence.get("challenger_score"),
+        "champion_score": evidence.get("champion_score"),
+        "confidence": test.get("confidence"),
+        "p_value": test.get("p_value"),
+        "window_start": window.get("start"),
+        "window_end": window.get("end"),
+        "windows": test.get("windows"),
+    }
+    return {
+        f"{PROMOTION_TAG}.{key}": str(value) for key, value in values.items() if value is not None
+    }
 
 
 def _main(job: JobRecord, experiments: Sequence[ExperimentRecord]) -> ExperimentRecord | None:

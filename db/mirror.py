@@ -3,7 +3,8 @@
 The service's tables stay the truth; the ledger (``ai_mlflow_mirror``) only remembers
 what the mirror has written, so a restart resumes where it stopped and nothing is written
 twice. What waits is whatever the tables hold that the ledger does not: finished jobs,
-registered models, and aliases that point elsewhere than the ledger says.
+registered models, aliases that point elsewhere than the ledger says, and promotion
+decisions.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import Select
 
 from db.database import Database
-from db.models import MirroredItem, ModelAlias, RegisteredModel, TrainingJob
-from db.records import AliasChange, MirrorKind, alias_key
+from db.models import MirroredItem, ModelAlias, Promotion, RegisteredModel, TrainingJob
+from db.promotions import promotion_record
+from db.records import AliasChange, MirrorKind, PromotionRecord, alias_key
 from domain.clock import utcnow
 from domain.jobs import JobStatus
 
@@ -36,6 +38,12 @@ def _pending_jobs() -> Select[str]:
 def _pending_models() -> Select[str]:
     return select(RegisteredModel.model_id).where(
         _unmirrored(MirrorKind.MODEL, RegisteredModel.model_id)
+    )
+
+
+def _pending_decisions() -> Select[str]:
+    return select(Promotion.promotion_id).where(
+        _unmirrored(MirrorKind.DECISION, Promotion.promotion_id)
     )
 
 
@@ -64,6 +72,20 @@ class MirrorLedger:
         )
         async with self._database.transaction() as session:
             return list((await session.scalars(query)).all())
+
+    async def pending_decisions(
+        self, limit: int, skip: Collection[str] = ()
+    ) -> list[PromotionRecord]:
+        """Promotion decisions not mirrored yet, the oldest first, but those in ``skip``."""
+        query = (
+            select(Promotion)
+            .where(_unmirrored(MirrorKind.DECISION, Promotion.promotion_id))
+            .where(Promotion.promotion_id.not_in(skip))
+            .order_by(Promotion.decided_at, Promotion.promotion_id)
+            .limit(limit)
+        )
+        async with self._database.transaction() as session:
+            return [promotion_record(row) for row in (await session.scalars(query)).all()]
 
     async def alias_changes(self) -> list[AliasChange]:
         """Aliases whose mirror is missing or points at another version, and mirrored
@@ -107,14 +129,11 @@ class MirrorLedger:
             )
 
     async def backlog(self) -> int:
-        """How many items wait: finished jobs, models and alias changes not mirrored."""
+        """How many items wait: finished jobs, models, alias changes and decisions not
+        mirrored."""
+        waiting = 0
         async with self._database.transaction() as session:
-            jobs = (
-                await session.execute(select(func.count()).select_from(_pending_jobs().subquery()))
-            ).scalar_one()
-            models = (
-                await session.execute(
-                    select(func.count()).select_from(_pending_models().subquery())
-                )
-            ).scalar_one()
-        return int(jobs) + int(models) + len(await self.alias_changes())
+            for pending in (_pending_jobs(), _pending_models(), _pending_decisions()):
+                count = select(func.count()).select_from(pending.subquery())
+                waiting += int((await session.execute(count)).scalar_one())
+        return waiting + len(await self.alias_changes())

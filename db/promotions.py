@@ -50,7 +50,7 @@ class PromotionStore:
         async with self._database.transaction() as session:
             await _known(session, tenant_id, model_name)
             found = await paginate(session, query, page, page_size)
-        return found.with_items([_record(row) for row in found.items])
+        return found.with_items([promotion_record(row) for row in found.items])
 
     async def rollback(
         self, tenant_id: str, model_name: str, reason: str = BY_HAND
@@ -97,7 +97,7 @@ class PromotionStore:
                 decided_at=utcnow(),
             )
             session.add(row)
-            record = _record(row)
+            record = promotion_record(row)
         logger.info("%s: champion rolled back to %s (%s)", name, undone.champion_id, reason)
         return record
 
@@ -195,7 +195,7 @@ async def _known(session: AsyncSession, tenant_id: str, model_name: str) -> None
         raise ModelNotFound(f"{tenant_id}:{model_name}")
 
 
-def _record(row: Promotion) -> PromotionRecord:
+def promotion_record(row: Promotion) -> PromotionRecord:
     return PromotionRecord(
         promotion_id=row.promotion_id,
         tenant_id=row.tenant_id,

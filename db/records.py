@@ -331,6 +331,7 @@ class MirrorKind(StrEnum):
     JOB = "job"
     MODEL = "model"
     ALIAS = "alias"
+    DECISION = "decision"  # a promotion decision, as tags of its challenger's version
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from mlflow.entities import Run
 from playwright.async_api import async_playwright, expect
 from ray.exceptions import ActorUnavailableError, RayActorError
 
-from actors.mlflow_writer import COMPLETE_TAG, JOB_TAG, MODEL_TAG, PARENT_TAG
+from actors.mlflow_writer import COMPLETE_TAG, JOB_TAG, MODEL_TAG, PARENT_TAG, PROMOTION_TAG
 from actors.settings import NAMESPACE
 from domain.jobs import ExperimentStatus
 from pipeline.models.artifacts import MODEL_FILE, series_directory
@@ -112,6 +112,19 @@ async def mirrored_aliases(deployed: Deployed, model_name: str, expected: dict[s
         if aliases == expected:
             return
         assert time.monotonic() < deadline, aliases
+        await asyncio.sleep(0.5)
+
+
+async def mirrored_tags(deployed: Deployed, model_name: str, version: str) -> dict[str, str]:
+    """A version's tags once its promotion decision is among them."""
+    _, registered = names(deployed, model_name)
+    deadline = time.monotonic() + 60
+    while True:
+        await catch_up(deployed)
+        tags = dict(tracking(deployed).get_model_version(registered, version).tags)
+        if f"{PROMOTION_TAG}.decision" in tags:
+            return tags
+        assert time.monotonic() < deadline, tags
         await asyncio.sleep(0.5)
 
 
@@ -360,6 +373,20 @@ async def test_aliases_follow_moves_and_deletes(deployed: Deployed) -> None:
     await mirrored_aliases(deployed, name, {"champion": same, "staging": same})
     assert (await deployed.http.delete(f"{aliases}/staging")).status_code == 204
     await mirrored_aliases(deployed, name, {"champion": same})
+
+    # Each decision is tagged on the version it was about, with its evidence.
+    first_tags = await mirrored_tags(deployed, name, same)
+    assert first_tags[f"{PROMOTION_TAG}.decision"] == "promoted"
+    assert first_tags[f"{PROMOTION_TAG}.reason"] == "no champion"
+    kept = await mirrored_tags(deployed, name, moved_to)
+    assert kept[f"{PROMOTION_TAG}.decision"] == "kept"  # the same model again: no better
+    assert kept[f"{PROMOTION_TAG}.champion"] == champion["model_id"]
+    assert kept[f"{PROMOTION_TAG}.metric"] == "mae"
+    assert float(kept[f"{PROMOTION_TAG}.challenger_score"]) == pytest.approx(
+        second["metrics"]["mae"]
+    )
+    assert float(kept[f"{PROMOTION_TAG}.champion_score"]) > 0
+    assert kept[f"{PROMOTION_TAG}.window_start"] < kept[f"{PROMOTION_TAG}.window_end"]
 
 
 @pytest.mark.slow
