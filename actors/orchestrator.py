@@ -15,7 +15,6 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import ray
 from ray.exceptions import RayError
@@ -25,6 +24,7 @@ from actors.aftercare import Aftercare
 from actors.autoscaler import AutoscalerRequests, send_to_autoscaler
 from actors.callbacks import ForecastProgress, OrchestratorCallbacks
 from actors.cluster import ClusterShape, read_cluster
+from actors.commands import ModelCommands
 from actors.dispatch import Rules
 from actors.forecasts import ForecastRunner
 from actors.housekeeping import Housekeeping
@@ -46,30 +46,22 @@ from db.database import Database
 from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastStore
 from db.jobs import JobStore
-from db.policies import NewPolicy, PolicyRecord
 from db.promotions import PromotionStore
 from db.records import (
-    ForecastRecord,
     JobFilters,
     JobRecord,
     LogRecord,
-    ModelRecord,
-    NewForecast,
-    NewSchedule,
     Page,
-    PromotionRecord,
     PurgeReport,
-    ScheduleRecord,
 )
-from db.registry import CHAMPION, ModelRegistry
+from db.registry import ModelRegistry
 from db.schedules import ScheduleStore
 from domain.clock import utcnow
-from domain.errors import AliasNotFound, ServiceUnavailable, TrainingError
+from domain.errors import ServiceUnavailable, TrainingError
 from domain.jobs import JobStatus
 from pipeline.graph.forecast import launch_forecast
 from pipeline.graph.launch import launch
 from pipeline.placement import Bundle
-from pipeline.promotion import ChampionRef
 from pipeline.search_results import SearchProgress, TrialReport
 from pipeline.settings import PipelineSettings
 from pipeline.store.feature_store import FeatureStore
@@ -82,8 +74,9 @@ IDLE_POLL_SECONDS = 1.0
 CLUSTER_POLL_SECONDS = 2.0
 
 
-class JobOrchestrator:
-    """Queue, admission by resources, state transitions and recovery for training jobs."""
+class JobOrchestrator(ModelCommands):
+    """Queue, admission by resources, state transitions and recovery for training jobs
+    (and, through ``ModelCommands``, what the jobs leave behind)."""
 
     async def __init__(  # type: ignore[misc]  # Ray awaits an async actor's constructor
         self,
@@ -247,70 +240,6 @@ class JobOrchestrator:
         """Cancel every queued job of a tenant at once (one transaction); their ids."""
         return await self._lifecycle.cancel_queued(tenant_id)
 
-    async def set_alias(
-        self, tenant_id: str, model_name: str, alias: str, version: str
-    ) -> ModelRecord:
-        """Point a model alias at a version. Raises: ModelNotFound."""
-        return await self._registry.set_alias(tenant_id, model_name, alias, version)
-
-    async def delete_alias(self, tenant_id: str, model_name: str, alias: str) -> None:
-        """Raises: AliasNotFound."""
-        await self._registry.delete_alias(tenant_id, model_name, alias)
-
-    async def rollback(self, tenant_id: str, model_name: str, reason: str) -> PromotionRecord:
-        """Point ``champion`` back at the version the latest promotion replaced (by hand,
-        or when live accuracy falls). Raises: ModelNotFound, NothingToRollBack."""
-        return await self._promotions.rollback(tenant_id, model_name, reason)
-
-    async def start_forecast(self, forecast: NewForecast) -> ForecastRecord:
-        """Check and persist a batch forecast as ``queued``, then run it.
-
-        Raises:
-            ModelNotFound, InvalidRequest (on ``feature_set``, ``horizon`` or ``series``).
-        """
-        return await self._forecasts.submit(forecast)
-
-    async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:
-        """Raises: InvalidRequest (its job could never run), AlreadyExists."""
-        await self._intake.check_scheduled(schedule.job)
-        return await self._schedules.create(schedule, self._clock())
-
-    async def update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> ScheduleRecord:
-        """Raises: ScheduleNotFound, InvalidRequest, AlreadyExists."""
-        if "job" in changes:
-            await self._intake.check_scheduled(changes["job"])
-        return await self._schedules.update(schedule_id, changes, self._clock())
-
-    async def delete_schedule(self, schedule_id: str) -> None:
-        """Raises: ScheduleNotFound."""
-        await self._schedules.delete(schedule_id)
-
-    async def fire_schedules(self, now: datetime | None = None) -> list[str]:
-        """Start the jobs of every schedule due at ``now`` (default: the clock); the loop
-        calls it every ``schedule_poll_seconds``, tests call it with their own time."""
-        return await self._scheduler.fire_due(now or self._clock())
-
-    async def monitor(self) -> int:
-        """Score the stored forecasts whose actuals arrived (the loop calls it, then
-        ``check_policies``, every ``monitor_seconds``); how many were scored."""
-        return await self._aftercare.monitor.step()
-
-    async def check_policies(self, now: datetime | None = None) -> list[str]:
-        """Start the retrains the policies call for at ``now`` (default: the clock)."""
-        return await self._aftercare.retrains.check(now or self._clock())
-
-    async def create_policy(self, policy: NewPolicy) -> PolicyRecord:
-        """Raises: InvalidRequest (its job could never run), AlreadyExists."""
-        return await self._aftercare.create_policy(policy)
-
-    async def update_policy(self, policy_id: str, changes: dict[str, Any]) -> PolicyRecord:
-        """Raises: PolicyNotFound, InvalidRequest."""
-        return await self._aftercare.update_policy(policy_id, changes)
-
-    async def delete_policy(self, policy_id: str) -> None:
-        """Raises: PolicyNotFound."""
-        await self._aftercare.delete_policy(policy_id)
-
     async def cleanup(self) -> PurgeReport:
         """Apply the retention policy now."""
         return await self._housekeeping.purge()
@@ -392,28 +321,10 @@ class JobOrchestrator:
         """Asked by a register stage for the version to save its model as."""
         return await self._lifecycle.claim_version(job_id, tenant_id, model_name, now)
 
-    async def champion(self, tenant_id: str, model_name: str) -> ChampionRef | None:
-        """Asked by a compare stage for the champion to score (None: there is none)."""
-        try:
-            model = await self._registry.resolve(tenant_id, model_name, CHAMPION)
-        except AliasNotFound:
-            return None
-        return ChampionRef(model.model_id, model.artifact_uri)
-
     async def trial_slots(self, job_id: str) -> list[Bundle]:
         """Asked by a search (whenever trials could start) for the trial slots its job
         holds now besides its bundles."""
         return self._lifecycle.trial_slots(job_id)
-
-    async def log_predictions(
-        self, model_id: str, predictions: list[dict[str, Any]]
-    ) -> ForecastRecord:
-        """Keep a request's forecasts for monitoring (``ForecastRunner.log_predictions``)."""
-        return await self._forecasts.log_predictions(model_id, predictions)
-
-    async def record_forecast_progress(self, forecast_id: str, progress: float) -> None:
-        """Called (fire and forget) by a forecast's coordinator as its parts finish."""
-        await self._forecasts.record_progress(forecast_id, progress)
 
     async def count_database_error(self) -> None:
         """Called (fire and forget) by API replicas when the database fails them."""
