@@ -1,12 +1,13 @@
 // The registry: versions with aliases and metrics, lineage to the job, and one version's
 // forecast (with its outermost quantile band) against the actual load over its test
-// period (read page by page; a multi-series model's worst series), the decisions on its
-// name's champion (promotions.js), its features by importance, and for a multi-series
-// model its worst series.
+// period (read page by page; a multi-series model's worst series), its accuracy once
+// served (monitoring.js), the decisions on its name's champion (promotions.js), its
+// features by importance, and for a multi-series model its worst series.
 
 import { get, query } from "./api.js";
 import { lineChart } from "./charts.js";
 import { errorBox, h, number, when } from "./dom.js";
+import { showMonitoring } from "./monitoring.js";
 import { showPromotions } from "./promotions.js";
 
 /** The most test-period points one chart draws. */
@@ -43,6 +44,7 @@ export function modelPage(view, modelId) {
     const worst = series && series.series.length ? series.series[0].series : null;
     const tested = await testPeriod(path, worst);
     const plot = h("div", { "data-testid": "forecast-vs-actual" });
+    const monitoring = h("section", { "aria-label": "Monitoring", "data-testid": "monitoring" });
     const decisions = h("section", { "aria-label": "Promotions" });
     body.replaceChildren(
       h("p", {}, `Version ${model.version} of ${model.tenant_id}/${model.model_name}`
@@ -58,10 +60,13 @@ export function modelPage(view, modelId) {
         + (worst ? ` (series ${worst})` : "")
         + (tested.rows.length < tested.total
           ? ` (the first ${tested.rows.length} of ${tested.total} rows)` : "")), plot,
+      monitoring,
       decisions,
       importanceCard(model.feature_importance),
       series ? seriesCard(series) : "");
     forecastChart(plot, tested.rows);
+    showMonitoring(monitoring, path, model)
+      .catch((error) => monitoring.replaceChildren(errorBox(error)));
     showPromotions(decisions, model).catch((error) => decisions.replaceChildren(errorBox(error)));
   }).catch((error) => body.replaceChildren(errorBox(error)));
   return () => {};
