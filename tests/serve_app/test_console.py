@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import uuid
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import uvicorn
 from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
@@ -27,7 +29,10 @@ from serve_app.app import create_app
 from serve_app.deployment import APP_NAME, connect
 from serve_app.service import api_config
 from tests.network import free_port
-from tests.serve_app.conftest import SLOW, TEN_WEEKS, Deployed, count_jobs
+from tests.serve_app.conftest import QUICK, SLOW, TEN_WEEKS, Deployed, count_jobs
+from tests.serve_app.test_batch_forecasts import finished, upload
+from tests.serve_app.test_forecasting import P10_P90, meters
+from tests.serve_app.test_monitoring import HORIZON, monitor
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOT_DIR")
@@ -283,3 +288,86 @@ async def test_experiments_compare_side_by_side(deployed: Deployed, page: Page) 
     learning_rate = page.get_by_role("row", name="learning_rate (differs)")
     await expect(learning_rate).to_have_class("differs")
     assert await points_drawn(page, '[data-testid="compare-curve"]') > 10
+
+
+async def test_a_model_page_charts_its_live_accuracy(deployed: Deployed, page: Page) -> None:
+    """Two batch forecasts a day apart, scored once a version brings their actuals: one
+    point each against the test MAE and its band, the model's training job marked, and
+    the status with the ratio beside it. The meters end now, so the job falls in the
+    charted period."""
+    full = meters(days=36)
+    full["timestamp"] = pd.to_datetime(full["timestamp"], utc=True)
+    last = full["timestamp"].max()
+    full["timestamp"] += pd.Timestamp.now(tz="UTC").floor("h") - (last - pd.Timedelta(days=1))
+    name = f"conmon{uuid.uuid4().hex[:6]}"
+    model_name = f"mon_{name}"
+
+    def until(days: int) -> pd.DataFrame:
+        kept: pd.DataFrame = full[
+            full["timestamp"] <= full["timestamp"].max() - pd.Timedelta(days=days)
+        ]
+        return kept
+
+    async def forecast() -> None:
+        body = {"feature_set": name, "horizon": HORIZON}
+        started = await deployed.http.post(f"/ai/models/{model_id}/forecasts", json=body)
+        assert started.status_code == 201, started.text
+        done = await finished(deployed, started.json()["forecast_id"])
+        assert done["forecast"]["status"] == "completed"
+
+    await upload(deployed, name, until(2))
+    config = {**QUICK, **P10_P90, "feature_set": name, "horizon": HORIZON}
+    job = await deployed.wait_finished(
+        await deployed.submit(config, model_name=model_name), timeout=180
+    )
+    assert job["status"] == "completed", job
+    model_id = job["model_id"]
+    await forecast()
+    await upload(deployed, name, until(1))  # a day on: the next forecast
+    await forecast()
+
+    await page.goto(f"/ui/#/models/{model_id}")
+    monitoring = page.get_by_test_id("monitoring")
+    await expect(monitoring.get_by_test_id("monitoring-empty")).to_contain_text(
+        "No forecast of this model has actuals yet"
+    )
+
+    await upload(deployed, name, full)  # the actuals of both
+    assert await monitor(deployed) == 2
+    scored = (await deployed.http.get(f"/ai/models/{model_id}/monitoring")).json()
+    accuracy = scored["status"]["accuracy"]
+    await page.reload()
+    chart = monitoring.get_by_test_id("monitoring-chart")
+    canvas = chart.locator("canvas[data-series-points]")
+    await expect(canvas).to_be_visible()
+    drawn = json.loads(await canvas.get_attribute("data-series-points") or "{}")
+    # One point per scored forecast; the line and the band's edges span the period.
+    assert drawn == {
+        "live MAE": 2,
+        "test MAE": 4,
+        "band high": 4,
+        "band low": 4,
+    }, drawn
+    line = float(await chart.locator("figure").get_attribute("data-test-mae") or "nan")
+    assert line == pytest.approx(accuracy["test_mae"])
+    await expect(chart.locator(".u-legend")).to_contain_text("test MAE")
+
+    status = monitoring.get_by_test_id("monitoring-status")
+    await expect(status.locator("[data-status]").first).to_have_text(scored["status"]["status"])
+    ratio = f"{accuracy['ratio']:.2f}"
+    await expect(status.locator("p").first).to_contain_text(f"live MAE {ratio}")
+    await expect(status.locator("tr", has_text="ratio (live / test)")).to_contain_text(ratio)
+    await expect(status.get_by_test_id("accuracy-check")).to_contain_text(
+        f"{accuracy['windows']} / {accuracy['test_windows']}"
+    )
+    await expect(status.locator('tr[data-column="temperature_c"]')).to_be_visible()
+
+    decided = await deployed.http.get(f"/ai/models/tenant-a/{model_name}/promotions")
+    decisions = decided.json()["promotions"] if decided.status_code == 200 else []
+    markers = chart.locator(".marker")
+    await expect(markers).to_have_count(1 + len(decisions))
+    trained = chart.locator('.marker[data-marker="job"]')
+    described = re.compile(f"job {job['job_id'][:8]} .* trained this version")
+    await expect(trained).to_have_attribute("title", described)
+    if SCREENSHOTS:
+        await monitoring.screenshot(path=Path(SCREENSHOTS) / "console-model-monitoring.png")
