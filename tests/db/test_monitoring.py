@@ -97,7 +97,8 @@ async def test_evaluations_page_by_forecast_date_and_skip_those_without_actuals(
     window = await monitor.search(model_id, DAY, DAY + timedelta(days=2), 1, 10)
     assert [e.forecast_id for e in window.items] == [ids[2], ids[1]]
     latest = await monitor.latest(model_id)
-    assert latest is not None and latest.forecast_id == ids[0]
+    assert latest is not None
+    assert latest.forecast_id == ids[0]
 
     recent = await monitor.recent_maes(model_id, DAY + timedelta(days=2), 5)
     assert recent == [(ids[1], DAY, 2.0), (ids[2], DAY + timedelta(days=1), 4.0)]
