@@ -108,7 +108,9 @@ class RetrainPolicies:
                 )
                 statuses = [str(e.health.get("status")) for e in page.items]
             if rules.new_rows is not None or rules.new_days is not None:
-                new_rows, new_days = await asyncio.to_thread(self._new_data, champion)
+                last = (await self._policies.triggers(policy.policy_id, 1, 1)).items
+                since = last[0].evidence if last else {}
+                new_rows, new_days = await asyncio.to_thread(self._new_data, champion, since)
         after = policy.checked_at or policy.created_at
         due = latest_fire(rules.cron, rules.timezone, after, now) if rules.cron else None
         return Facts(
@@ -121,27 +123,38 @@ class RetrainPolicies:
             due_fire=due,
         )
 
-    def _new_data(self, champion: ModelRecord) -> tuple[int | None, float | None]:
-        """Rows and days the champion's set holds past what it was trained on."""
+    def _new_data(
+        self, champion: ModelRecord, last: dict[str, Any]
+    ) -> tuple[int | None, float | None]:
+        """Rows and days the champion's set holds past what the champion was trained on
+        and past what the policy's last retrain saw (``last``: its evidence), so that a
+        retrain the champion beat is not tried again on the same data."""
         store = FeatureStore(self._pipeline.features_root, champion.tenant_id)
         try:
             current = store.schema(champion.feature_set)
         except FeatureSetNotFound:
             return None, None
         lineage = load_metadata(Location(champion.artifact_uri))["lineage"]
-        trained_end = pd.Timestamp(lineage["test_end"])
-        days = (pd.Timestamp(current.end) - trained_end).total_seconds() / _DAY.total_seconds()
+        seen_end = max(
+            pd.Timestamp(lineage["test_end"]), pd.Timestamp(last.get("data_end", 0), tz="UTC")
+        )
+        days = (pd.Timestamp(current.end) - seen_end).total_seconds() / _DAY.total_seconds()
         try:
-            trained = store.schema(champion.feature_set, champion.feature_set_version)
+            trained = store.schema(champion.feature_set, champion.feature_set_version).rows
         except FeatureSetNotFound:  # retention removed it: its days still tell
             return None, max(days, 0.0)
-        return max(current.rows - trained.rows, 0), max(days, 0.0)
+        seen_rows = max(trained, int(last.get("data_rows", 0)))
+        return max(current.rows - seen_rows, 0), max(days, 0.0)
 
     async def _start(
         self, policy: PolicyRecord, decision: Decision, champion: ModelRecord | None, now: datetime
     ) -> str | None:
         assert decision.rule is not None
-        evidence = {**decision.evidence, "champion": champion.model_id if champion else None}
+        evidence = {
+            **decision.evidence,
+            "champion": champion.model_id if champion else None,
+            **await asyncio.to_thread(self._data_seen, policy),
+        }
         try:
             submission = await asyncio.to_thread(self._submission, policy, champion)
             job, _ = await self._submit(submission, f"policy:{policy.policy_id}:{now.isoformat()}")
@@ -157,6 +170,15 @@ class RetrainPolicies:
         await self._write_logs([NewLog(job.job_id, LogLevel.INFO, message, now, "policy")])
         logger.info("%s %s", job.job_id, message)
         return job.job_id
+
+    def _data_seen(self, policy: PolicyRecord) -> dict[str, Any]:
+        """The rows and last timestamp of the set a retrain starts on."""
+        store = FeatureStore(self._pipeline.features_root, policy.tenant_id)
+        try:
+            schema = store.schema(policy.job["config"]["feature_set"])
+        except FeatureSetNotFound:
+            return {}
+        return {"data_rows": schema.rows, "data_end": schema.end}
 
     def _submission(self, policy: PolicyRecord, champion: ModelRecord | None) -> JobSubmission:
         """The policy's job on the newest rows, warm from the champion if asked."""

@@ -13,8 +13,9 @@ strategy on its own copy of the set:
 
    - ``never``: keeps the first champion;
    - ``nightly``: trains a default job on everything so far and makes it champion;
-   - ``policy``: the service's retrain policy (drift for 2 scored forecasts, or 28 new
-     days; a 3-day cooldown), warm from the champion, promoted only on the same evidence.
+   - ``policy``: the service's retrain policy (drift for 2 scored forecasts, or 7 days the
+     champion and its last retrain never saw; a 3-day cooldown), warm from the champion,
+     promoted only on the same evidence.
 
 It prints each strategy's served day-ahead MAE (every forecast scored by the service's
 monitoring) and its training seconds (the jobs' run times), and checks the goals: the
@@ -59,7 +60,7 @@ API_PORT = 8793
 TENANT = "replay"
 HORIZON = 24
 POLICY = {
-    "rules": {"drift_evaluations": 2, "new_days": 28},
+    "rules": {"drift_evaluations": 2, "new_days": 7},
     "cooldown": "P3D",
     "max_per_day": 1,
     "warm_start": True,
@@ -96,8 +97,13 @@ class Service:
         params = {"timestamp_column": "timestamp", "target_column": "load"}
         await self.ok("PUT", f"/ai/training/feature-sets/{name}", params=params, content=_csv(rows))
 
-    async def append(self, name: str, rows: pd.DataFrame) -> None:
-        await self.ok("POST", f"/ai/training/feature-sets/{name}/rows", content=_csv(rows))
+    async def append(self, name: str, rows: pd.DataFrame, everything: pd.DataFrame) -> None:
+        """Add a day's rows as a new version: appended, or with ``--reupload`` the set
+        uploaded whole again (``everything``: every row so far)."""
+        if REUPLOAD:
+            await self.upload(name, everything)
+        else:
+            await self.ok("POST", f"/ai/training/feature-sets/{name}/rows", content=_csv(rows))
 
     async def train(self, replay: Replay, **config: Any) -> dict[str, Any]:
         body = {
@@ -139,6 +145,7 @@ async def replay_strategy(
     service: Service, replay: Replay, series: pd.DataFrame, start: datetime, days: int, shift: float
 ) -> None:
     history = series[series["timestamp"] < start]
+    known = history
     await service.upload(replay.feature_set, history)
     first = await service.train(replay, promote_champion=True)
     replay.jobs.append(first["job_id"])
@@ -160,7 +167,8 @@ async def replay_strategy(
         ]
         if shift and day >= days // 2:
             actuals = actuals.assign(load=actuals["load"] * (1 + shift))
-        await service.append(replay.feature_set, actuals)
+        known = pd.concat([known, actuals], ignore_index=True)
+        await service.append(replay.feature_set, actuals, known)
         await service.running.orchestrator.monitor.remote()
         status = await service.ok("GET", f"/ai/models/{replay.champion}/monitoring")
         replay.statuses.append((status["status"] or {}).get("status", "none"))
@@ -301,6 +309,8 @@ def _csv(rows: pd.DataFrame) -> bytes:
 
 
 RUNNING: list[RunningService] = []
+#: Days arrive as whole re-uploads instead of appends (``--reupload``).
+REUPLOAD = False
 
 
 def main() -> None:
@@ -310,7 +320,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--shift", type=float, default=0.0)
     parser.add_argument("--strategies", default="never,nightly,policy")
+    parser.add_argument("--reupload", action="store_true", help="upload the set whole each day")
     args = parser.parse_args()
+    global REUPLOAD
+    REUPLOAD = args.reupload
     data_dir = Path(tempfile.mkdtemp(prefix="continuous-"))
     url = f"sqlite+aiosqlite:///{data_dir / 'training.db'}"
     try:

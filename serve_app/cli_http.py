@@ -58,3 +58,22 @@ def fail(exc: ApiError) -> typer.Exit:
     else:
         console.print(f"[red]error[/red] {exc}")
     return typer.Exit(code=1)
+
+
+def add_switches(app: typer.Typer, api: str) -> None:
+    """``enable ID``, ``disable ID`` and ``delete ID`` on the resources at ``api``."""
+
+    def enable(resource_id: str) -> None:
+        request("PATCH", f"{api}/{resource_id}", json={"enabled": True})
+        console.print(f"enabled {resource_id}")
+
+    def disable(resource_id: str) -> None:
+        request("PATCH", f"{api}/{resource_id}", json={"enabled": False})
+        console.print(f"disabled {resource_id}")
+
+    def delete(resource_id: str) -> None:
+        request("DELETE", f"{api}/{resource_id}")
+        console.print(f"deleted {resource_id}")
+
+    for command in (enable, disable, delete):
+        app.command(command.__name__)(command)

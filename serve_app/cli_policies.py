@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from serve_app.cli_http import console, request
+from serve_app.cli_http import add_switches, console, request
 
 policies_app = typer.Typer(help="Retrain policies: on drift, on new data, on a schedule.")
 
@@ -87,22 +87,7 @@ def policies_triggers(policy_id: str) -> None:
     console.print(table)
 
 
-@policies_app.command("enable")
-def policies_enable(policy_id: str) -> None:
-    request("PATCH", f"{API}/{policy_id}", json={"enabled": True})
-    console.print(f"enabled {policy_id}")
-
-
-@policies_app.command("disable")
-def policies_disable(policy_id: str) -> None:
-    request("PATCH", f"{API}/{policy_id}", json={"enabled": False})
-    console.print(f"disabled {policy_id}")
-
-
-@policies_app.command("delete")
-def policies_delete(policy_id: str) -> None:
-    request("DELETE", f"{API}/{policy_id}")
-    console.print(f"deleted {policy_id}")
+add_switches(policies_app, API)
 
 
 def monitoring(model_id: str) -> None:

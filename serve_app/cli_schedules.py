@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from serve_app.cli_http import console, request
+from serve_app.cli_http import add_switches, console, request
 
 schedules_app = typer.Typer(help="Cron schedules that retrain on their own.")
 
@@ -90,19 +90,4 @@ def schedules_show(schedule_id: str) -> None:
     console.print("last runs: " + (", ".join(s["recent_job_ids"]) or "none"))
 
 
-@schedules_app.command("enable")
-def schedules_enable(schedule_id: str) -> None:
-    request("PATCH", f"{API}/{schedule_id}", json={"enabled": True})
-    console.print(f"enabled {schedule_id}")
-
-
-@schedules_app.command("disable")
-def schedules_disable(schedule_id: str) -> None:
-    request("PATCH", f"{API}/{schedule_id}", json={"enabled": False})
-    console.print(f"disabled {schedule_id}")
-
-
-@schedules_app.command("delete")
-def schedules_delete(schedule_id: str) -> None:
-    request("DELETE", f"{API}/{schedule_id}")
-    console.print(f"deleted {schedule_id}")
+add_switches(schedules_app, API)

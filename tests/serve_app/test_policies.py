@@ -87,16 +87,30 @@ async def test_a_drifting_champion_is_retrained_by_its_policy(
     assert done["status"] == "completed", done
     assert await checked(deployed) == []  # within the cooldown
 
+    # New data is counted from what the last retrain saw, not from the champion's data
+    # alone: a retrain the champion beat is not tried again on the same rows.
+    on_rows = {"rules": {"new_rows": 24}, "cooldown": "PT0S"}
+    assert (await deployed.http.patch(f"{URL}/{policy['policy_id']}", json=on_rows)).is_success
+    assert await checked(deployed) == []
+    later = meters(days=37)
+    later["timestamp"] = pd.to_datetime(later["timestamp"], utc=True)
+    await upload(deployed, name, later)  # one more day of four meters: 96 rows
+    [on_data] = await checked(deployed)
+    assert (await deployed.wait_finished(on_data, timeout=180))["status"] == "completed"
+    fired = (await deployed.http.get(f"{URL}/{policy['policy_id']}/triggers")).json()["triggers"]
+    assert (fired[0]["rule"], fired[0]["evidence"]["new_rows"]) == ("new_data", 96)
+    assert fired[0]["evidence"]["data_rows"] == len(later)
+
     monkeypatch.setenv("TRAINING_API_URL", deployed.running.api_url)
     monkeypatch.setenv("TRAINING_API_KEY", deployed.admin_key)
     monkeypatch.setenv("COLUMNS", "200")
     cli = CliRunner()
     listed = cli.invoke(app, ["policies", "list", "--tenant", "tenant-a"])
     assert policy["policy_id"] in listed.output
-    assert "drift_evaluations=1" in listed.output
-    fired = cli.invoke(app, ["policies", "triggers", policy["policy_id"]])
-    assert retrain_id in fired.output
-    assert "drift" in fired.output
+    assert "new_rows=24" in listed.output
+    shown = cli.invoke(app, ["policies", "triggers", policy["policy_id"]])
+    assert retrain_id in shown.output
+    assert "new_data" in shown.output
     watched = cli.invoke(app, ["models", "monitoring", job["model_id"]])
     assert watched.exit_code == 0, watched.output
     assert "drifted: live MAE" in watched.output
