@@ -25,11 +25,12 @@ from pipeline.context import JobContext
 from pipeline.evaluation.evaluate import Evaluation
 from pipeline.features.build import build_features
 from pipeline.features.preprocess import PreparedFeatures, Split
-from pipeline.forecasting.batch import adaptation_reach
+from pipeline.forecasting.batch import CHUNK_SERIES, adaptation_reach
 from pipeline.forecasting.predict import history_needed
 from pipeline.models.artifacts import ModelArtifact, load_artifact
 from pipeline.promotion import ChampionRef
 from pipeline.scoring.same_rows import WINDOW_LENGTH, Forecasts, missing_for, same_rows_scores
+from pipeline.stages import chunks
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
 
@@ -131,18 +132,58 @@ def champion_forecasts(
 ) -> tuple[Forecasts, np.ndarray]:
     """The champion's forecasts of the job's test rows ``rows`` (a mask) it can forecast,
     and which those are (a mask over ``rows``' true entries): a series it does not know,
-    or a row whose features it cannot build, is left out."""
+    or a row whose features it cannot build, is left out. Series are read and forecast
+    ``CHUNK_SERIES`` at a time, so no more than a chunk's history is held at once."""
+    test = data.test
+    compared = np.flatnonzero(rows)
+    point = np.full(len(compared), np.nan)
+    bounds: np.ndarray | None = None
+    found = np.zeros(len(compared), dtype=bool)
+    for part in _series_chunks(artifact, test, compared):
+        mine = np.arange(len(compared))
+        if part is not None and test.series is not None:
+            mine = np.flatnonzero(np.isin(test.series[compared], part))
+        forecast = _forecast_rows(artifact, store, data, compared[mine], part, needs_bounds)
+        ours, their_bounds, hit = forecast
+        point[mine[hit]] = ours
+        found[mine[hit]] = True
+        if their_bounds is not None:
+            if bounds is None:
+                bounds = np.full((len(compared), their_bounds.shape[1]), np.nan)
+            bounds[mine[hit]] = their_bounds
+    calibration = artifact.calibration
+    quantiles = calibration.quantiles if calibration is not None and bounds is not None else ()
+    return Forecasts(point[found], None if bounds is None else bounds[found], quantiles), found
+
+
+def _series_chunks(
+    artifact: ModelArtifact, test: Split, compared: np.ndarray
+) -> list[tuple[str, ...] | None]:
+    """The compared rows' series the champion knows, in chunks (``[None]``: one series)."""
+    if test.series is None:
+        return [None]
+    series = set(test.series[compared])
+    known = artifact.series or artifact.feature_spec.series
+    if known is not None:
+        series &= set(known)
+    return list(chunks(sorted(series), CHUNK_SERIES))
+
+
+def _forecast_rows(
+    artifact: ModelArtifact,
+    store: FeatureStore,
+    data: PreparedFeatures,
+    indices: np.ndarray,
+    series: tuple[str, ...] | None,
+    needs_bounds: bool,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The champion's forecasts (point, quantiles as served) of the test rows at
+    ``indices`` (of ``series``, None: a set of one) it can make, and which those are."""
     test, schema, spec = data.test, data.feature_schema, artifact.feature_spec
-    wanted = _keys(test, rows)
-    first = pd.Timestamp(test.timestamps[rows][0], tz="UTC")
-    last = pd.Timestamp(test.timestamps[rows][-1], tz="UTC")
+    stamps_wanted = test.timestamps[indices]
+    first = pd.Timestamp(stamps_wanted.min(), tz="UTC")
+    last = pd.Timestamp(stamps_wanted.max(), tz="UTC")
     recent = adaptation_reach(artifact.metadata) if needs_bounds else pd.Timedelta(0)
-    known = artifact.series or spec.series
-    series = None if test.series is None else sorted(set(test.series[rows]))
-    if series is not None and known is not None:
-        series = sorted(set(series) & set(known))
-        if not series:
-            return Forecasts(np.empty(0)), np.zeros(len(wanted), dtype=bool)
     frame = store.load(
         schema.name,
         last + spec.step,
@@ -153,33 +194,35 @@ def champion_forecasts(
     matrix = build_features(frame, spec, columns=artifact.metadata["features"])
     stamps = matrix.timestamps.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
     names = None if matrix.series is None else matrix.series.to_numpy(dtype=str)
-    at = pd.MultiIndex.from_arrays([names if names is not None else np.zeros(len(stamps)), stamps])
-    position = at.get_indexer(wanted)
-    found = position >= 0
+    at = pd.MultiIndex.from_arrays([_names(names, len(stamps)), stamps])
+    wanted_names = None if test.series is None else test.series[indices]
+    position = at.get_indexer(
+        pd.MultiIndex.from_arrays([_names(wanted_names, len(indices)), stamps_wanted])
+    )
+    hit = position >= 0
     # Rows before the first compared one only lend their misses to the intervals.
     used = stamps >= (first - recent).tz_convert(None).to_datetime64()
     features = matrix.features.to_numpy()[used]
     point = artifact.predict(features) if len(features) else np.empty(0)
-    bounds = artifact.predict_quantiles(features, point) if needs_bounds else None
-    index = np.cumsum(used) - 1  # a used row's position among the used rows
-    picked = index[position[found]]
-    if bounds is not None and len(point):
-        compared = np.zeros(len(point), dtype=bool)
-        compared[picked] = True
-        series_used = None if names is None else names[used]
-        actual = matrix.target[used]
+    bounds = artifact.predict_quantiles(features, point) if needs_bounds and len(point) else None
+    picked = (np.cumsum(used) - 1)[position[hit]]  # their positions among the used rows
+    if bounds is not None:
+        wanted = np.zeros(len(point), dtype=bool)
+        wanted[picked] = True
         bounds = artifact.served_quantiles(
-            point, bounds, actual, stamps[used], series_used, wanted=compared
+            point,
+            bounds,
+            matrix.target[used],
+            stamps[used],
+            None if names is None else names[used],
+            wanted=wanted,
         )
-    calibration = artifact.calibration
-    quantiles = calibration.quantiles if calibration is not None and bounds is not None else ()
-    return Forecasts(point[picked], None if bounds is None else bounds[picked], quantiles), found
+    return point[picked], None if bounds is None else bounds[picked], hit
 
 
-def _keys(test: Split, rows: np.ndarray) -> pd.MultiIndex:
-    stamps = test.timestamps[rows]
-    names = np.zeros(len(stamps)) if test.series is None else test.series[rows]
-    return pd.MultiIndex.from_arrays([names, stamps])
+def _names(series: np.ndarray | None, rows: int) -> np.ndarray:
+    """Rows' series keys (a constant for a set of one)."""
+    return np.zeros(rows) if series is None else series
 
 
 def _iso(value: np.datetime64) -> str:

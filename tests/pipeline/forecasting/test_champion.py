@@ -133,11 +133,13 @@ def test_a_challenger_worse_on_the_same_rows_is_kept_though_its_own_test_mae_is_
 
 
 def test_the_champion_scored_on_its_own_test_rows_is_its_evaluation(
-    store: FeatureStore, tmp_path: Path
+    store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A challenger with the champion's data scores it on the champion's own test part:
     the champion's forecasts there, its quantiles rescaled as served, are those its
-    evaluation made (a multi-series set: rows matched by series and time)."""
+    evaluation made (a multi-series set: rows matched by series and time, its three
+    series read and forecast two at a time)."""
+    monkeypatch.setattr("pipeline.forecasting.champion.CHUNK_SERIES", 2)
     config = {"hyperparameters": SMALL, "quantiles": [0.1, 0.5, 0.9]}
     champion = registered(store, tmp_path, "meters", **config)
     job = fit(store, "meters", promote_champion=True, promotion={"metric": "wql"}, **config)
