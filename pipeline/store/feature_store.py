@@ -6,13 +6,18 @@ series bucket and year (``pipeline.store.importing``, in bounded memory). Only t
 ``publication.publish``, one atomic write of the version's record, make it visible and
 current: readers see the old version or the new, never a mix; a rejected table leaves
 nothing behind, and an import killed mid-write leaves files that no reader sees.
+An append (``append``) is a version too: the previous version's files and one part more
+(``pipeline.store.appending``); ``compact`` merges parts so reads stay fast
+(``pipeline.store.compaction``). Readers see a version's parts as one dataset
+(``pipeline.store.parts``).
 
 Nothing an import replaces is deleted: a job pins the version it read (and its model keeps
 it in its lineage), so ``load(name, version=...)`` reads it again. Versions that are not
 current, that nothing references and that were superseded (their successor published)
 longer ago than a grace period are removed by ``remove_unreferenced`` (the retention
-policy), with the files of interrupted imports. Sets written before versions (one
-``data-*.parquet`` file beside ``schema.json``) read as a version named after their file.
+policy), with the files of interrupted imports; files a kept version still reads stay
+(``pipeline.store.retention``). Sets written before versions (one ``data-*.parquet`` file
+beside ``schema.json``) read as a version named after their file.
 
 Shared sets (the demo sets, an admin's uploads) live at ``<root>/<name>``; a tenant's own
 at ``<root>/_tenants/<tenant>/<name>`` (``_`` cannot start a name, so the two never meet).
@@ -26,7 +31,6 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -35,17 +39,19 @@ import pyarrow.dataset as ds
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from domain.names import is_valid_name
 from pipeline.storage import Location
-from pipeline.store import publication
+from pipeline.store import publication, retention
+from pipeline.store.appending import REFUSE, append_rows
+from pipeline.store.compaction import compact
 from pipeline.store.importing import (
     BUCKET_COLUMN,
     LABEL_COLUMN,
-    PARTITIONING,
     Columns,
     ImportLimits,
     Source,
     typical_step,
     write_partitioned,
 )
+from pipeline.store.parts import version_dataset
 from pipeline.store.scan import count_rows, row_filter, utc
 from pipeline.store.schema import (
     TENANTS_DIR,
@@ -239,15 +245,7 @@ class FeatureStore:
         )
 
     def _dataset(self, name: str, schema: FeatureSetSchema) -> ds.Dataset:
-        location = self._location(name) / schema.data_path()
-        if schema.version is None:  # one file, before versions
-            return ds.dataset(location.path, filesystem=location.filesystem, format="parquet")
-        return ds.dataset(
-            location.path,
-            filesystem=location.filesystem,
-            format="parquet",
-            partitioning=PARTITIONING,
-        )
+        return version_dataset(self._location(name), schema)
 
     def put(
         self,
@@ -284,6 +282,35 @@ class FeatureStore:
         """
         columns = Columns(timestamp_column, target_column, series_column)
         return self._import(name, source, columns, limits or ImportLimits())
+
+    def append(
+        self,
+        name: str,
+        source: Source,
+        *,
+        on_conflict: str = REFUSE,
+        limits: ImportLimits | None = None,
+    ) -> FeatureSetSchema:
+        """Add a CSV or Parquet file's rows (or a DataFrame's) to set ``name`` as its new
+        current version, sharing the current version's files (``pipeline.store.appending``).
+        Rows whose (series, timestamp) the set has are refused, or with ``on_conflict=
+        "replace"`` replace the set's; the version records how many it added and replaced.
+
+        Raises:
+            FeatureSetNotFound: no such set of this store's own.
+            InvalidFeatureSet: as for ``import_file``; the first row the set has already.
+            InvalidColumns: columns missing, not the set's, or of other types.
+            Conflict: a set stored before versions.
+            Nothing is kept then.
+        """
+        target = self._write_location(name)
+        return append_rows(target, name, source, on_conflict, limits or ImportLimits())
+
+    def compact(self, name: str, *, full: bool = False) -> FeatureSetSchema | None:
+        """Merge the current version's data parts (all of them with ``full``, else as the
+        size tiers of ``pipeline.store.compaction`` say) into a new version of the same
+        rows; None when there was nothing to merge."""
+        return compact(self._write_location(name), name, full)
 
     def _import(
         self, name: str, source: Source, columns: Columns, limits: ImportLimits
@@ -334,7 +361,7 @@ class FeatureStore:
         """
         removed = []
         for directory in self._all_set_directories():
-            stale = _remove_stale(directory, in_use, now - grace, now - abandoned)
+            stale = retention.remove_stale(directory, in_use, now - grace, now - abandoned)
             removed += [f"{directory}@{version}" for version in stale]
         return removed
 
@@ -349,27 +376,3 @@ class FeatureStore:
                     publication.has_published(directory) or (directory / VERSIONS_DIR).is_dir()
                 ):
                     yield directory
-
-
-def _remove_stale(
-    directory: Location, in_use: set[str], superseded_before: datetime, started_before: datetime
-) -> list[str]:
-    """The versions of one set that ``remove_unreferenced`` deletes, deleted."""
-    publication.adopt_legacy(directory)
-    kept = publication.published(directory)
-    removed = []
-    for schema, successor in pairwise(kept):
-        superseded = datetime.fromisoformat(successor.published_at or successor.created_at)
-        if schema.pinned_version in in_use or superseded >= superseded_before:
-            continue
-        publication.withdraw(directory, schema)
-        removed.append(schema.pinned_version)
-    for version in publication.unpublished(directory):
-        started = publication.started_at(version)
-        if version in in_use or started is None or started >= started_before:
-            continue
-        (directory / VERSIONS_DIR / version).delete_dir()
-        removed.append(version)
-    if not kept and not (directory / VERSIONS_DIR).children():
-        directory.delete_dir()  # only an interrupted first import was there
-    return removed

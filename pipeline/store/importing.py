@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from domain.errors import InvalidFeatureSet, TooLarge
+from domain.errors import InvalidColumns, InvalidFeatureSet, TooLarge
 from pipeline.storage import Location
 
 #: Rows read, validated and written at a time.
@@ -95,46 +95,78 @@ class ImportStats:
 
 
 def write_partitioned(
-    source: Source, columns: Columns, target: Location, limits: ImportLimits | None = None
+    source: Source,
+    columns: Columns,
+    target: Location,
+    limits: ImportLimits | None = None,
+    expected: pa.Schema | None = None,
 ) -> ImportStats:
     """Validate ``source`` batch by batch into a partitioned dataset at ``target``, then
-    check it partition by partition.
+    check it partition by partition (``validated``, ``write_tables``).
+
+    Raises:
+        As ``validated``, and InvalidFeatureSet: a timestamp repeats within a series.
+        ``target`` may then hold part of the data: the caller deletes it.
+    """
+    return write_tables(validated(source, columns, limits, expected), columns, target)
+
+
+def validated(
+    source: Source,
+    columns: Columns,
+    limits: ImportLimits | None = None,
+    expected: pa.Schema | None = None,
+) -> Iterator[pa.Table]:
+    """``source``'s rows, a batch at a time, checked and normalised (``_validated``), all of
+    the first batch's types or, with ``expected``, of the set the rows are added to (an
+    append: its columns, numbers cast to its types). Yields at least one batch.
 
     Raises:
         InvalidFeatureSet: the file is not a table, a column is missing or of the wrong
-            type, a timestamp repeats within a series, there are no rows, or more
-            columns than ``limits`` allow.
+            type, there are no rows, or more columns than ``limits`` allow.
+        InvalidColumns: the columns or their types are not ``expected``'s.
         TooLarge: the file, decompressed, exceeds ``limits``.
-        ``target`` may then hold part of the data: the caller deletes it.
     """
-    # Generators all the way: write_dataset pulls one batch at a time.
+    # Generators all the way: the consumer pulls one batch at a time.
     frames = _frames(source, limits or ImportLimits())
+    if expected is not None:
+        frames = (_with_columns_of(frame, expected) for frame in frames)
     batches = (_validated(frame, columns) for frame in frames)
     first = next(batches, None)
     if first is None:
         raise InvalidFeatureSet("body", "the file has no rows")
-    schema = first.schema
+    for table in chain([first], batches):
+        if expected is not None:
+            yield _conformed(table, expected)
+            continue
+        try:
+            yield table.cast(first.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidFeatureSet(
+                "body", f"a column changes type part-way through the file: {exc}"
+            ) from exc
 
-    def conformed() -> Iterator[pa.RecordBatch]:
-        for table in chain([first], batches):
-            try:
-                yield from table.cast(schema).to_batches()
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise InvalidFeatureSet(
-                    "body", f"a column changes type part-way through the file: {exc}"
-                ) from exc
 
+def write_tables(tables: Iterator[pa.Table], columns: Columns, target: Location) -> ImportStats:
+    """Stream ``validated`` tables into a partitioned dataset at ``target``, then check it
+    partition by partition: no repeated (series, timestamp), and the statistics.
+
+    Raises:
+        InvalidFeatureSet: a timestamp repeats within a series, or there are no rows.
+    """
+    first = next(tables)
     ds.write_dataset(
-        conformed(),
+        (batch for table in chain([first], tables) for batch in table.to_batches()),
         target.path,
-        schema=schema,
+        schema=first.schema,
         format="parquet",
         filesystem=target.filesystem,
         partitioning=PARTITIONING,
         basename_template="part-{i}.parquet",
         existing_data_behavior="overwrite_or_ignore",
     )
-    return _checked(target, columns, [c for c in schema.names if c not in PARTITION_COLUMNS])
+    names = [c for c in first.schema.names if c not in PARTITION_COLUMNS]
+    return _checked(target, columns, names)
 
 
 def _frames(source: Source, limits: ImportLimits) -> Iterator[pd.DataFrame]:
@@ -249,6 +281,49 @@ def _validated(frame: pd.DataFrame, columns: Columns) -> pa.Table:
         data[BUCKET_COLUMN] = np.int32(0)
     data[YEAR_COLUMN] = stamps.dt.year.astype("int32")
     return pa.Table.from_pandas(data, preserve_index=False)
+
+
+def _with_columns_of(frame: pd.DataFrame, expected: pa.Schema) -> pd.DataFrame:
+    """Raises: InvalidColumns: ``frame`` lacks some of the set's columns or has others."""
+    wanted = [name for name in expected.names if name not in PARTITION_COLUMNS]
+    problems = {c: "missing: the set has this column" for c in wanted if c not in frame.columns}
+    problems |= {str(c): "not a column of the set" for c in frame.columns if c not in wanted}
+    if problems:
+        raise InvalidColumns(problems)
+    return frame
+
+
+def _conformed(table: pa.Table, expected: pa.Schema) -> pa.Table:
+    """A validated batch in the set's column order and types (numbers cast safely).
+
+    Raises:
+        InvalidColumns: a column holds another kind of value, or numbers the set's type
+            cannot hold (decimals in an integer column).
+    """
+    table = table.select(expected.names)
+    problems, arrays = {}, []
+    for field in expected:
+        column = table[field.name]
+        kinds = (_kind(column.type), _kind(field.type))
+        if column.type != field.type and (kinds[0] != kinds[1] or kinds[0] is None):
+            problems[field.name] = f"holds {column.type}, the set's column {field.type}"
+            continue
+        try:
+            arrays.append(column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            problems[field.name] = f"does not fit the set's {field.type}: {exc}"
+    if problems:
+        raise InvalidColumns(problems)
+    return pa.Table.from_arrays(arrays, schema=expected)
+
+
+def _kind(data_type: pa.DataType) -> str | None:
+    """The types a column may be cast between: numbers, and text."""
+    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type):
+        return "number"
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return "text"
+    return None
 
 
 def _buckets(series: pd.Series) -> np.ndarray:

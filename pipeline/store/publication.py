@@ -13,15 +13,29 @@ Sets stored before records read as published, each version at its creation time:
 kept (those created before the current one; a newer one was never made current).
 ``adopt_legacy`` gives them records, the current one first, so that readers see the same
 versions at every step.
+
+Records are written one at a time per set, under a lock (``<set>/.publishing``, created
+exclusively): a writer that made its version on top of another (an append, a compaction)
+publishes it only if that one is still current, else ``Moved`` tells it to redo its work on
+the new current version, so concurrent appends never lose rows. The lock is exclusive on a
+local disk and within a process; object stores have no create-if-absent, so writers in
+different processes there can, in the same instant, both take it.
+A version's files may be read by later versions (appends share their predecessor's
+parts): ``withdraw`` keeps them while a kept version reads them.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from domain.errors import ServiceUnavailable
 from pipeline.storage import Location
 from pipeline.store.schema import (
     SCHEMA_FILE,
@@ -36,8 +50,24 @@ PUBLISHED_DIR = "published"
 #: progress (an upload's size is bounded; the largest imports in minutes).
 ABANDONED_AFTER = timedelta(hours=24)
 
+#: The lock a record is written under, and how long a holder may keep it before it is
+#: taken for one that died (holders only list the records and write one).
+LOCK_DIR = ".publishing"
+LOCK_STALE = timedelta(seconds=60)
+LOCK_WAIT_SECONDS = 120.0
+
 _STAMP = "%Y%m%dT%H%M%S%fZ"
 _RECORD = re.compile(r"(?P<stamp>\d{8}T\d{12}Z)_(?P<version>[^/]+)\.json")
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+class Moved(Exception):
+    """The set's current version is no longer the one a new version was made on."""
+
+    def __init__(self, current: FeatureSetSchema | None) -> None:
+        super().__init__(f"the current version is now {current and current.pinned_version}")
+        self.current = current
 
 
 def new_version(started: datetime) -> str:
@@ -53,16 +83,32 @@ def started_at(version: str) -> datetime | None:
         return None
 
 
-def publish(directory: Location, schema: FeatureSetSchema) -> FeatureSetSchema:
+def publish(
+    directory: Location, schema: FeatureSetSchema, on_top_of: str | None = None
+) -> FeatureSetSchema:
     """Make a version whose files are all written visible, and the set's current version.
 
     Call it only once every file under ``schema.data_path()`` is written: the record it
-    writes (atomically) is what readers look for. Returns the schema as published, with
+    writes (atomically) is what readers look for. ``on_top_of``: the version it was made
+    from, which must still be current. Returns the schema as published, with
     ``published_at``.
+
+    Raises:
+        Moved: ``on_top_of`` is no longer current (nothing is written).
+        ServiceUnavailable: another writer held the set's lock too long.
     """
-    now = datetime.now(UTC)
-    published = replace(schema, published_at=now.isoformat())
-    _write_record(directory, published, now)
+    with _publishing(directory):
+        if on_top_of is not None:
+            now_current = current(directory)
+            if now_current is None or now_current.pinned_version != on_top_of:
+                raise Moved(now_current)
+        now = datetime.now(UTC)
+        records = _records(directory)
+        if records:  # a record's name orders it: never before the last, whatever the clock
+            last = datetime.strptime(records[-1][1].name.split("_", 1)[0], _STAMP)
+            now = max(now, last.replace(tzinfo=UTC) + timedelta(microseconds=1))
+        published = replace(schema, published_at=now.isoformat())
+        _write_record(directory, published, now)
     return published
 
 
@@ -103,15 +149,29 @@ def unpublished(directory: Location) -> list[str]:
     return [v for v in (directory / VERSIONS_DIR).children() if v not in shown]
 
 
-def withdraw(directory: Location, schema: FeatureSetSchema) -> None:
-    """Delete a published version: its record first (readers stop seeing it), then its
-    files; a crash in between leaves an unpublished directory that retention removes."""
+def withdraw(directory: Location, schema: FeatureSetSchema, still_read: Collection[str]) -> None:
+    """Delete a published version: its record first (readers stop seeing it), then the
+    files it wrote, unless its name is in ``still_read`` (the versions whose files the
+    kept versions read: ``read_versions``); a crash in between leaves an unpublished
+    directory that retention removes once nothing reads it."""
     for version, record in _records(directory):
         if version == schema.pinned_version:
             record.delete_file()
     if schema.version is None:  # stored before versions: one file beside schema.json
         (directory / schema.data_file).delete_file()
-    (directory / VERSIONS_DIR / schema.pinned_version).delete_dir()
+    if schema.pinned_version not in still_read:
+        (directory / VERSIONS_DIR / schema.pinned_version).delete_dir()
+
+
+def read_versions(schemas: Iterable[FeatureSetSchema]) -> set[str]:
+    """The versions whose files ``schemas`` read (their own, and those of the parts they
+    share)."""
+    return {
+        version
+        for schema in schemas
+        for version in (part.written_by for part in schema.data_parts())
+        if version is not None
+    }
 
 
 def adopt_legacy(directory: Location) -> None:
@@ -125,6 +185,38 @@ def adopt_legacy(directory: Location) -> None:
         if schema.pinned_version not in recorded:
             _write_record(directory, schema, _published_at(schema))
     (directory / SCHEMA_FILE).delete_file()
+
+
+@contextmanager
+def _publishing(directory: Location) -> Iterator[None]:
+    """Hold the set's publication lock: one thread of the process, then one process."""
+    with _process_locks_guard:
+        local = _process_locks.setdefault(str(directory), threading.Lock())
+    with local:
+        lock = directory / LOCK_DIR
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while not lock.create_dir_exclusive():
+            if _stale(lock):
+                lock.delete_dir()
+            elif time.monotonic() > deadline:
+                raise ServiceUnavailable(f"feature set {directory.name!r} is locked; retry")
+            else:
+                time.sleep(0.005)
+        try:
+            yield
+        finally:
+            lock.delete_dir()
+
+
+def _stale(lock: Location) -> bool:
+    """Whether a lock was taken longer ago than ``LOCK_STALE`` (its holder died)."""
+    infos = lock.filesystem.get_file_info([lock.path, (lock / ".created").path])
+    times = [_aware(info.mtime) for info in infos if info.mtime is not None]
+    return bool(times) and datetime.now(UTC) - max(times) > LOCK_STALE
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _write_record(directory: Location, schema: FeatureSetSchema, at: datetime) -> None:

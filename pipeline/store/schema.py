@@ -1,10 +1,17 @@
 """What the feature store keeps of a set: a version's schema (the record that publishes it,
-``pipeline.store.publication``), the rows a job reads, and what its key columns hold."""
+``pipeline.store.publication``), the rows a job reads, and what its key columns hold.
+
+A version's rows are one or more data parts, each a partitioned Parquet dataset under some
+version's directory: an import writes one part, an append adds one to those of the version
+it appends to (sharing their files), and a compaction merges parts into one
+(``pipeline.store.appending``, ``pipeline.store.compaction``).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +24,39 @@ SCHEMA_FILE = "schema.json"
 VERSIONS_DIR = "versions"
 #: Holds one directory of feature sets per tenant.
 TENANTS_DIR = "_tenants"
+
+
+#: How a version was made (``FeatureSetSchema.operation``).
+IMPORT, APPEND, COMPACTION = "import", "append", "compaction"
+
+
+@dataclass(frozen=True)
+class DataPart:
+    """One partitioned Parquet dataset of a version's rows, shared by every version that
+    lists it."""
+
+    #: Relative to the set's directory: ``versions/<the version that wrote it>/data``, a
+    #: dataset partitioned by bucket and year, or ``.../<name>.parquet``, one file that
+    #: holds the partition columns (a small part: ``pipeline.store.parts``).
+    path: str
+    #: The rows written there (a version may exclude some files: ``excluded``).
+    rows: int
+
+    @property
+    def flat(self) -> bool:
+        """Whether the part is one file rather than a partitioned dataset."""
+        return self.path.endswith(".parquet")
+
+    def holds(self, file: str) -> bool:
+        """Whether ``file`` (relative to the set's directory) is one of the part's."""
+        return file == self.path or file.startswith(f"{self.path}/")
+
+    @property
+    def written_by(self) -> str | None:
+        """The version whose directory holds it (None: the one file of a set stored before
+        versions)."""
+        steps = self.path.split("/")
+        return steps[1] if len(steps) == 3 and steps[0] == VERSIONS_DIR else None
 
 
 @dataclass(frozen=True)
@@ -39,6 +79,25 @@ class FeatureSetSchema:
     version: str | None = None
     #: When it became the current version (its predecessor was superseded then).
     published_at: str | None = None
+    #: IMPORT, APPEND or COMPACTION.
+    operation: str = IMPORT
+    #: The version an append or a compaction was made on.
+    previous_version: str | None = None
+    #: The rows an append added, and those of ``previous_version`` it replaced.
+    appended_rows: int | None = None
+    replaced_rows: int | None = None
+    #: The data parts, oldest first (empty: the one part at ``data_path()``).
+    parts: list[DataPart] = field(default_factory=list)
+    #: Files of those parts this version does not read (replaced rows' copied-from files),
+    #: relative to the set's directory.
+    excluded: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Records and model metadata hold parts as plain dicts (``asdict``).
+        parts: list[Any] = self.parts
+        object.__setattr__(
+            self, "parts", [p if isinstance(p, DataPart) else DataPart(**p) for p in parts]
+        )
 
     @property
     def columns(self) -> list[str]:
@@ -51,10 +110,15 @@ class FeatureSetSchema:
         return self.version or self.data_file
 
     def data_path(self) -> str:
-        """Where the rows are, relative to the set's directory."""
+        """Where the files this version wrote are, relative to the set's directory (all its
+        rows, for an import)."""
         if self.version is None:
             return self.data_file
         return f"{VERSIONS_DIR}/{self.version}/data"
+
+    def data_parts(self) -> list[DataPart]:
+        """The parts a version's rows are read from, oldest first."""
+        return self.parts or [DataPart(self.data_path(), self.rows)]
 
 
 @dataclass(frozen=True)
