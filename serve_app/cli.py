@@ -28,7 +28,7 @@ from serve_app.cli_studies import studies_app
 from serve_app.cli_tracking import experiments_app, models_app
 
 app = typer.Typer(help="Train, track and register LightGBM models on a Ray cluster.")
-features_app = typer.Typer(help="Feature sets: import and list.")
+features_app = typer.Typer(help="Feature sets: import, append rows and list.")
 app.add_typer(features_app, name="features")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
@@ -379,6 +379,26 @@ def features_import(
     )
     console.print(
         f"stored {result['name']}: {result['rows']} rows, {result['start']} .. {result['end']}"
+    )
+
+
+@features_app.command("append")
+def features_append(
+    name: str,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    replace: Annotated[
+        bool, typer.Option(help="Replace the rows the set has already (else: refused).")
+    ] = False,
+) -> None:
+    """Append a CSV or Parquet file's rows to a feature set, as a new version."""
+    params = {"on_conflict": "replace" if replace else "refuse"}
+    result = request(
+        "POST", f"/ai/training/feature-sets/{name}/rows", params=params, content=file.read_bytes()
+    )
+    console.print(
+        f"appended {result['appended_rows']} rows to {result['name']} (replaced "
+        f"{result['replaced_rows']}): version {result['version']}, {result['rows']} rows, "
+        f"{result['start']} .. {result['end']}"
     )
 
 

@@ -19,6 +19,7 @@ from domain.errors import (
     Conflict,
     Forbidden,
     IdempotencyKeyReused,
+    InvalidColumns,
     InvalidRequest,
     NotFound,
     PipelineError,
@@ -90,6 +91,11 @@ def error_response(error: TrainingError) -> JSONResponse:
         parts = error.field.split(".")
         loc = parts if parts[0] in ("query", "path") else ["body", *parts]
         detail = [{"loc": loc, "msg": error.message, "type": "value_error"}]
+        if isinstance(error, InvalidColumns):  # one entry per column, named as it is
+            detail = [
+                {"loc": ["body", column], "msg": problem, "type": "value_error"}
+                for column, problem in error.problems.items()
+            ]
         return JSONResponse({"detail": detail}, status_code=status)
     headers = None
     if isinstance(error, TooManyRequests):

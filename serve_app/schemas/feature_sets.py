@@ -29,6 +29,18 @@ class FeatureSetPublic(BaseModel):
         validation_alias="pinned_version",
         description="The immutable version; a job pins it and its model's lineage keeps it.",
     )
+    operation: str = Field(
+        "import",
+        description="How the version was made: `import` (an upload), `append` (rows added to "
+        "the previous version) or `compaction` (the previous version's rows in fewer files).",
+    )
+    previous_version: str | None = Field(
+        None, description="The version an append or a compaction was made on."
+    )
+    appended_rows: int | None = Field(None, description="The rows an append added.")
+    replaced_rows: int | None = Field(
+        None, description="The previous version's rows an append replaced (on_conflict=replace)."
+    )
 
 
 class FeatureSetsPublic(BaseModel):
