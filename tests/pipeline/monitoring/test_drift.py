@@ -29,12 +29,12 @@ def test_the_test_part_is_cut_into_windows_of_one_forecast() -> None:
 
 
 def test_live_errors_within_chance_are_ok() -> None:
-    check = accuracy_check([11.0, 11.5, 12.0], TEST)
+    check = accuracy_check([40.0, 11.0, 12.0], TEST)  # the oldest is out of the window
     assert check is not None
     assert check.status is Status.OK
     assert check.test_mae == pytest.approx(10.0)
     assert check.live_mae == pytest.approx(11.5)
-    standard_error = np.std(TEST, ddof=1) / np.sqrt(3)
+    standard_error = np.std(TEST, ddof=1) / np.sqrt(2)
     assert check.z == pytest.approx(1.5 / standard_error)
     assert check.band == pytest.approx((10 - 2 * standard_error, 10 + 2 * standard_error))
 
@@ -46,16 +46,19 @@ def test_only_the_most_recent_windows_count() -> None:
 
 
 def test_a_level_shift_drifts_within_two_windows() -> None:
-    check = accuracy_check([10.0, 30.0, 30.0], TEST)
-    assert check is not None
-    assert check.status is Status.DRIFTED
-    assert check.ratio == pytest.approx(70 / 30)
+    first_day = accuracy_check([10.0, 10.0, 30.0], TEST)
+    assert first_day is not None
+    assert first_day.status is Status.DRIFTED  # z (20 - 10) / (2 / sqrt 2) = 7.1
+    assert first_day.ratio == pytest.approx(2.0)
+    blip = accuracy_check([10.0, 10.0, 15.0], TEST)  # a holiday's 1.5x day
+    assert blip is not None
+    assert blip.status is Status.OK
 
 
 def test_between_the_bands_is_watch_and_a_tiny_sure_difference_is_not_drift() -> None:
-    watch = accuracy_check([13.0, 13.0, 13.0], TEST)
+    watch = accuracy_check([13.0, 13.0], TEST)
     assert watch is not None
-    assert watch.status is Status.WATCH  # z 2.6
+    assert watch.status is Status.WATCH  # z 3 / (2 / sqrt 2) = 2.1
     steady = [10.0, 10.01] * 50  # windows that hardly vary
     tiny = accuracy_check([10.3, 10.3, 10.3], steady)
     assert tiny is not None
