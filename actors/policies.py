@@ -42,6 +42,8 @@ Submit = Callable[[JobSubmission, str], Awaitable[tuple[JobRecord, bool]]]
 #: Writes a job's log lines.
 WriteLogs = Callable[[list[NewLog]], Awaitable[None]]
 _DAY = timedelta(days=1)
+#: Scored forecasts read for the drift rule, at most.
+STATUSES_READ = 100
 
 
 class RetrainPolicies:
@@ -101,16 +103,13 @@ class RetrainPolicies:
         fired = await self._policies.fired_since(policy.policy_id, now - max(cooldown, _DAY))
         statuses: list[str] = []
         new_rows = new_days = None
+        last = (await self._policies.triggers(policy.policy_id, 1, 1)).items
+        seen = last[0].evidence if last else {}
         if champion is not None:
             if rules.drift_evaluations:
-                page = await self._monitoring.search(
-                    champion.model_id, None, None, 1, rules.drift_evaluations
-                )
-                statuses = [str(e.health.get("status")) for e in page.items]
+                statuses = await self._statuses_since(champion, seen.get("data_end"))
             if rules.new_rows is not None or rules.new_days is not None:
-                last = (await self._policies.triggers(policy.policy_id, 1, 1)).items
-                since = last[0].evidence if last else {}
-                new_rows, new_days = await asyncio.to_thread(self._new_data, champion, since)
+                new_rows, new_days = await asyncio.to_thread(self._new_data, champion, seen)
         after = policy.checked_at or policy.created_at
         due = latest_fire(rules.cron, rules.timezone, after, now) if rules.cron else None
         return Facts(
@@ -122,6 +121,13 @@ class RetrainPolicies:
             new_days=new_days,
             due_fire=due,
         )
+
+    async def _statuses_since(self, champion: ModelRecord, data_end: str | None) -> list[str]:
+        """The statuses of the champion's scored forecasts of dates after ``data_end``
+        (the last retrain's data), the latest first."""
+        since = datetime.fromisoformat(data_end) if data_end else None
+        page = await self._monitoring.search(champion.model_id, since, None, 1, STATUSES_READ)
+        return [str(e.health.get("status")) for e in page.items]
 
     def _new_data(
         self, champion: ModelRecord, last: dict[str, Any]

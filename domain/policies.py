@@ -3,8 +3,10 @@ does its policy start a retrain, and on which rule?
 
 The rules, in the order they are asked (the first that holds fires):
 
-- ``drift``: the champion's last ``drift_evaluations`` scored forecasts all had the status
-  ``drifted`` (``pipeline.monitoring.drift``): it has been wrong for a while, not once;
+- ``drift``: ``drift_evaluations`` scored forecasts of the champion in a row had the
+  status ``drifted`` (``pipeline.monitoring.drift``) since the policy's last retrain: it
+  has been wrong for a while, not once (a run the limits held back still counts once
+  they allow a retrain: the retrain is owed);
 - ``new_data``: the feature set has at least ``new_rows`` rows, or ``new_days`` days, the
   champion was not trained on;
 - ``schedule``: a fire time of its cron expression passed since it was last looked at.
@@ -59,8 +61,8 @@ class Facts:
     running: bool
     #: When this policy's retrains fired, the latest last.
     fired: Sequence[datetime]
-    #: The champion's latest scored forecasts' statuses, the latest first (empty: none,
-    #: or no champion).
+    #: The statuses of the champion's scored forecasts since the policy's last retrain,
+    #: the latest first (empty: none, or no champion).
     statuses: Sequence[str] = ()
     #: Rows and days the set holds past the champion's training data (None: no champion).
     new_rows: int | None = None
@@ -103,9 +105,11 @@ def _drifted(rules: Rules, facts: Facts) -> Decision | None:
     wanted = rules.drift_evaluations
     if wanted is None or len(facts.statuses) < wanted:
         return None
-    recent = list(facts.statuses[:wanted])
-    if all(status == "drifted" for status in recent):
-        return Decision(Rule.DRIFT, {"drifted_evaluations": wanted})
+    run = 0
+    for position, status in enumerate(facts.statuses):
+        run = run + 1 if status == "drifted" else 0
+        if run == wanted:
+            return Decision(Rule.DRIFT, {"drifted_evaluations": wanted, "latest_first": position})
     return None
 
 

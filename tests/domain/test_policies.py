@@ -16,11 +16,16 @@ def facts(**changes: object) -> Facts:
     return Facts(**{**base, **changes})  # type: ignore[arg-type]
 
 
-def test_drift_fires_only_when_every_recent_evaluation_drifted() -> None:
+def test_drift_fires_on_a_run_of_drifted_evaluations() -> None:
     drifted = decide(EVERY_RULE, LIMITS, facts(statuses=["drifted", "drifted", "ok"]))
-    assert (drifted.rule, drifted.evidence) == (Rule.DRIFT, {"drifted_evaluations": 2})
-    once = decide(EVERY_RULE, LIMITS, facts(statuses=["drifted", "watch"]))
-    assert once.rule is None
+    assert (drifted.rule, drifted.evidence) == (
+        Rule.DRIFT,
+        {"drifted_evaluations": 2, "latest_first": 1},
+    )
+    owed = decide(EVERY_RULE, LIMITS, facts(statuses=["ok", "watch", "drifted", "drifted"]))
+    assert owed.rule is Rule.DRIFT  # seen while the limits held it back: still owed
+    apart = decide(EVERY_RULE, LIMITS, facts(statuses=["drifted", "watch", "drifted"]))
+    assert apart.rule is None
     too_few = decide(EVERY_RULE, LIMITS, facts(statuses=["drifted"]))
     assert too_few.rule is None
 
