@@ -13,7 +13,7 @@ strategy on its own copy of the set:
 
    - ``never``: keeps the first champion;
    - ``nightly``: trains a default job on everything so far and makes it champion;
-   - ``policy``: the service's retrain policy (drift for 2 scored forecasts, or 7 days the
+   - ``policy``: the service's retrain policy (a drifted scored forecast, or 7 days the
      champion and its last retrain never saw; a 3-day cooldown), warm from the champion,
      promoted only on the same evidence.
 
@@ -60,7 +60,7 @@ API_PORT = 8793
 TENANT = "replay"
 HORIZON = 24
 POLICY = {
-    "rules": {"drift_evaluations": 2, "new_days": 7},
+    "rules": {"drift_evaluations": 1, "new_days": 7},
     "cooldown": "P3D",
     "max_per_day": 1,
     "warm_start": True,
