@@ -18,6 +18,7 @@ from rich.table import Table
 from db.keys import parse_key
 from domain.errors import Conflict, ServiceUnavailable
 from domain.redaction import redact, redact_url, secrets_of
+from serve_app.cli_features import features_app
 from serve_app.cli_forecasts import forecast, forecasts
 from serve_app.cli_http import console, request
 from serve_app.cli_keys import keys_app
@@ -28,7 +29,6 @@ from serve_app.cli_studies import studies_app
 from serve_app.cli_tracking import experiments_app, models_app
 
 app = typer.Typer(help="Train, track and register LightGBM models on a Ray cluster.")
-features_app = typer.Typer(help="Feature sets: import, append rows and list.")
 app.add_typer(features_app, name="features")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
@@ -360,63 +360,6 @@ def stats() -> None:
         f"CPUs reserved {result['cpus_reserved']} of {result['cluster_cpus']} "
         f"({result['utilization_percent']}%), the cluster up to {result['max_capacity']}"
     )
-
-
-@features_app.command("import")
-def features_import(
-    name: str,
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    timestamp_column: Annotated[str, typer.Option()],
-    target_column: Annotated[str, typer.Option()],
-    series_column: Annotated[str | None, typer.Option()] = None,
-) -> None:
-    """Upload a CSV or Parquet file as a feature set."""
-    params = {"timestamp_column": timestamp_column, "target_column": target_column}
-    if series_column:
-        params["series_column"] = series_column
-    result = request(
-        "PUT", f"/ai/training/feature-sets/{name}", params=params, content=file.read_bytes()
-    )
-    console.print(
-        f"stored {result['name']}: {result['rows']} rows, {result['start']} .. {result['end']}"
-    )
-
-
-@features_app.command("append")
-def features_append(
-    name: str,
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    replace: Annotated[
-        bool, typer.Option(help="Replace the rows the set has already (else: refused).")
-    ] = False,
-) -> None:
-    """Append a CSV or Parquet file's rows to a feature set, as a new version."""
-    params = {"on_conflict": "replace" if replace else "refuse"}
-    result = request(
-        "POST", f"/ai/training/feature-sets/{name}/rows", params=params, content=file.read_bytes()
-    )
-    console.print(
-        f"appended {result['appended_rows']} rows to {result['name']} (replaced "
-        f"{result['replaced_rows']}): version {result['version']}, {result['rows']} rows, "
-        f"{result['start']} .. {result['end']}"
-    )
-
-
-@features_app.command("list")
-def features_list() -> None:
-    """List the stored feature sets."""
-    result = request("GET", "/ai/training/feature-sets")
-    table = Table("name", "target", "rows", "start", "end", "covariates")
-    for fs in result["feature_sets"]:
-        table.add_row(
-            fs["name"],
-            fs["target_column"],
-            str(fs["rows"]),
-            fs["start"][:19],
-            fs["end"][:19],
-            ", ".join(fs["covariates"]),
-        )
-    console.print(table)
 
 
 def main() -> None:
