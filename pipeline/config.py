@@ -206,6 +206,14 @@ class TrainingConfig(BaseModel):
         "'none' serves the early-stopped booster (about half the training time, less "
         "accurate: it never sees the most recent rows).",
     )
+    refit_on_all_rows: bool = Field(
+        False,
+        description="Once the test part scored the model (and the champion was compared "
+        "with it), refit every booster on all rows, test part included, so the registered "
+        "model has seen the most recent data (as Amazon Forecast trains its final predictor "
+        "on the whole dataset after backtesting). Its test metrics stay those of the model "
+        "before this refit; about one more fit's time. Not with distributed or per_series.",
+    )
     backtest: BacktestSpec | None = Field(
         None, description="Rolling-origin backtest over the most recent data."
     )
@@ -302,6 +310,10 @@ class TrainingConfig(BaseModel):
         specs = [k for k, v in self.hyperparameters.items() if isinstance(v, HyperparameterSpec)]
         if specs and not self.enable_hpo:
             raise ValueError(f"search specs for {specs} need enable_hpo: true")
+        if self.refit_on_all_rows and (self.per_series or self.distributed is not None):
+            raise ValueError(
+                "refit_on_all_rows is not supported with per_series or distributed; drop one"
+            )
         if self.promotion is not None and not self.promote_champion:
             raise ValueError("promotion needs promote_champion: true")
         metric, qs = self.promotion_policy.metric, self.quantiles
@@ -339,10 +351,12 @@ class TrainingConfig(BaseModel):
 
     def sized_for(self, rows: int, min_rows: int, cluster_cpus: int) -> TrainingConfig:
         """This config, data-parallel on ``AUTO_WORKERS`` workers when its feature set has
-        ``min_rows`` rows or more, the job chose nothing itself (neither ``distributed`` nor
-        ``per_series``) and the cluster holds them."""
+        ``min_rows`` rows or more, the job chose nothing itself (neither ``distributed``,
+        ``per_series`` nor ``refit_on_all_rows``, which refits in one process) and the
+        cluster holds them."""
         workers = AUTO_WORKERS * self.train_cpus
-        if self.distributed or self.per_series or rows < min_rows or workers > cluster_cpus:
+        chose = self.distributed or self.per_series or self.refit_on_all_rows
+        if chose or rows < min_rows or workers > cluster_cpus:
             return self
         return self.model_copy(update={"distributed": DistributedSpec(workers=AUTO_WORKERS)})
 

@@ -35,6 +35,7 @@ class Stage(StrEnum):
     BACKTEST = "backtest"
     EVALUATE = "evaluate"
     COMPARE = "compare"  # with the champion, when the job promotes its model
+    FINAL_REFIT = "final_refit"  # on every row, when the job asks (refit_on_all_rows)
     REGISTER = "register"
 
     @property
@@ -51,6 +52,7 @@ _MILESTONES = {
     Stage.BACKTEST: 0.8,
     Stage.EVALUATE: 0.85,
     Stage.COMPARE: 0.9,
+    Stage.FINAL_REFIT: 0.95,
     Stage.REGISTER: 1.0,
 }
 

@@ -36,7 +36,12 @@ import pandas as pd
 from domain.errors import InvalidRequest
 from pipeline.features.build import FeatureMatrix, FeatureSpec, build_features, warm_up
 from pipeline.forecasting.predict import history_needed
-from pipeline.models.artifacts import ModelArtifact, feature_spec_of, quantile_column
+from pipeline.models.artifacts import (
+    ModelArtifact,
+    feature_spec_of,
+    out_of_sample_from,
+    quantile_column,
+)
 from pipeline.scoring.adaptation import RecentMisses
 from pipeline.stages import chunks
 from pipeline.storage import Location
@@ -401,7 +406,7 @@ def forecast_chunk(artifact: ModelArtifact, history: SeriesHistory, horizon: int
     at = pd.MultiIndex.from_arrays([matrix.series.astype(str), matrix.timestamps])
     rows = np.flatnonzero(at.isin(wanted))
     if artifact.calibration is not None:
-        since = pd.Timestamp(artifact.metadata["lineage"]["test_start"])
+        since = out_of_sample_from(artifact.metadata)
         rows = np.union1d(rows, _recent_rows(matrix, adaptation_reach(artifact.metadata), since))
     features = matrix.features.iloc[rows].to_numpy()
     predicted = artifact.predict(features) if len(rows) else np.empty(0)

@@ -1,14 +1,14 @@
 """The compare stage: the champion scored on the challenger's test rows, as it serves.
 
 A promotion compares the two models on the same evidence: the rows of the job's test part
-(neither model was fitted on them) from the champion's own test start on (before it, the
-champion was fitted on them). The champion forecasts them with its own artifact and
-feature spec, its features built from the pinned feature-set version the job read by the
-training feature code, its quantiles rescaled by their recent misses as when it serves
-(``pipeline.forecasting.predict``). Both are then scored per UTC day and over the period
-(``pipeline.scoring.same_rows``) and judged by the job's policy (``domain.promotions``).
-The database decides at the job's completion, on this evidence, if the champion is still
-the one compared with.
+(neither model was fitted on them) from the first time the champion was not fitted on
+(its test start, or the end of its data if it was refitted on every row) on. The champion
+forecasts them with its own artifact and feature spec, its features built from the pinned
+feature-set version the job read by the training feature code, its quantiles rescaled by
+their recent misses as when it serves (``pipeline.forecasting.predict``). Both are then
+scored per UTC day and over the period (``pipeline.scoring.same_rows``) and judged by the
+job's policy (``domain.promotions``). The database decides at the job's completion, on
+this evidence, if the champion is still the one compared with.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pipeline.features.build import build_features
 from pipeline.features.preprocess import PreparedFeatures, Split
 from pipeline.forecasting.batch import CHUNK_SERIES, adaptation_reach
 from pipeline.forecasting.predict import history_needed
-from pipeline.models.artifacts import ModelArtifact, load_artifact
+from pipeline.models.artifacts import ModelArtifact, load_artifact, out_of_sample_from
 from pipeline.promotion import ChampionRef
 from pipeline.scoring.same_rows import WINDOW_LENGTH, Forecasts, missing_for, same_rows_scores
 from pipeline.stages import chunks
@@ -61,7 +61,7 @@ def compare_with_champion(
         logger.info("the champion %s stays: %s", champion.model_id, problem)
         return kept(champion.model_id, problem)
     test = data.test
-    since = pd.Timestamp(artifact.metadata["lineage"]["test_start"]).tz_convert(None)
+    since = out_of_sample_from(artifact.metadata).tz_convert(None)
     common = test.timestamps >= since.to_datetime64()
     if not common.any():
         reason = (

@@ -31,6 +31,7 @@ from pipeline.training.distributed import (
     retrain_best_distributed,
     train_distributed,
 )
+from pipeline.training.final_refit import refit_on_all_rows
 from pipeline.training.train import retrain_best, train
 
 
@@ -99,7 +100,8 @@ def launch(
     per series bucket (``partitioned_stage``).
     A per-series job's train stage fans out over the series (``per_series_stage``).
     A job that promotes its model scores the champion on its test rows (``compare``)
-    before registering.
+    before registering; one with ``refit_on_all_rows`` then refits its model on every row
+    (``final_refit``), in the train stage's bundle.
     """
     config = context.config
     placed = placement or Placement.anywhere()
@@ -132,7 +134,7 @@ def launch(
     else:
         frame = submit(Stage.LOAD_FEATURES, _load, context, features)
         data = submit(Stage.PREPROCESS, preprocess, frame, config)
-    cpus = config.train_cpus
+    cpus = TASK_CPUS if config.enable_hpo else config.train_cpus  # the stage bundle's
     nested = placed.nested_resource
     if config.enable_hpo:
         preprocessed = reports[-1]
@@ -152,9 +154,7 @@ def launch(
                 Stage.TRAIN, retrain_best_distributed, data, found, config, nested, cpus=0
             )
         else:  # in the stage bundle, which holds one trial's CPUs
-            model = submit(
-                Stage.TRAIN, retrain_best, data, found, config, TASK_CPUS, cpus=TASK_CPUS
-            )
+            model = submit(Stage.TRAIN, retrain_best, data, found, config, cpus, cpus=cpus)
     elif config.per_series:
         model = submit(Stage.TRAIN, per_series_stage, context, [data], placed, callbacks, cpus=0)
     else:
@@ -176,6 +176,8 @@ def launch(
         comparison = submit(
             Stage.COMPARE, compare_with_champion, context, data, evaluation, features, champion
         )
+    if config.refit_on_all_rows:
+        model = submit(Stage.FINAL_REFIT, refit_on_all_rows, model, data, config, cpus, cpus=cpus)
     claim = callbacks.claim_version if callbacks is not None else None
     saving = (context, model, data, evaluation, backtest, settings.artifacts_root, claim)
     submit(Stage.REGISTER, register, *saving, comparison)

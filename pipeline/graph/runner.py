@@ -12,6 +12,7 @@ from pipeline.features.preprocess import preprocess
 from pipeline.models.register import SavedModel, register
 from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage, StageReport, run_stage
+from pipeline.training.final_refit import refit_on_all_rows
 from pipeline.training.per_series import (
     train_per_series,
 )
@@ -37,6 +38,8 @@ def run_in_process(
     fit = train_per_series if config.per_series else train
     model = step(Stage.TRAIN, fit, data, config, num_threads)
     evaluation = step(Stage.EVALUATE, evaluate, model, data, context.model_type, config)
+    if config.refit_on_all_rows:
+        model = step(Stage.FINAL_REFIT, refit_on_all_rows, model, data, config, num_threads)
     root = settings.artifacts_root
     saved = step(Stage.REGISTER, register, context, model, data, evaluation, None, root)
     return saved, reports

@@ -125,7 +125,7 @@ class ModelArtifact:
             series=series,
             lead=spec.horizon * spec.step,
             step=spec.step,
-            out_of_sample_from=pd.Timestamp(self.metadata["lineage"]["test_start"]),
+            out_of_sample_from=out_of_sample_from(self.metadata),
             wanted=wanted,
         )
         return adaptation.adapt(rows, calibration.quantiles)
@@ -179,6 +179,14 @@ def feature_spec_of(metadata: dict[str, Any]) -> FeatureSpec:
     if stored:
         return FeatureSpec.from_dict(stored)
     return FeatureSpec(int(metadata["config"]["horizon"]), int(metadata["season"]))
+
+
+def out_of_sample_from(metadata: dict[str, Any]) -> pd.Timestamp:
+    """The first time a model was not fitted on (UTC): its test part's start, or the step
+    after its data with a final refit on every row (models saved before the field: the
+    test part's start, as they were fitted)."""
+    lineage = metadata["lineage"]
+    return pd.Timestamp(lineage.get("out_of_sample_from", lineage["test_start"]))
 
 
 def load_metadata(directory: Location) -> dict[str, Any]:

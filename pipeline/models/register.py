@@ -132,6 +132,7 @@ def register(
             "train_end": _iso(train_end),
             "test_start": _iso(data.test.timestamps[0]),
             "test_end": _iso(data.test.timestamps[-1]),
+            "out_of_sample_from": _out_of_sample_from(data, context.config.refit_on_all_rows),
         },
     }
     (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
@@ -225,6 +226,15 @@ def _threshold(threshold: ResidualThreshold | None) -> dict[str, float] | None:
     if threshold is None:
         return None
     return {"center": threshold.center, "scale": threshold.scale, "z": threshold.z}
+
+
+def _out_of_sample_from(data: PreparedFeatures, refit_on_all_rows: bool) -> str:
+    """The first time the model was not fitted on: its test part's start, or with a final
+    refit on every row (``pipeline.training.final_refit``), the step after its last row."""
+    if not refit_on_all_rows:
+        return _iso(data.test.timestamps[0])
+    after = pd.Timestamp(data.test.timestamps.max()) + data.spec.step
+    return _iso(after.to_datetime64())
 
 
 def _iso(value: np.datetime64) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.models.artifacts import PREDICTIONS_FILE, feature_spec_of
+from pipeline.models.artifacts import PREDICTIONS_FILE, feature_spec_of, out_of_sample_from
 from pipeline.monitoring.drift import Reference, window_errors
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
@@ -86,7 +86,7 @@ def take_reference(
     schema = store.schema(lineage["feature_set"], lineage.get("feature_set_version"))
     training = store.load(
         schema.name,
-        pd.Timestamp(lineage["test_start"]).to_pydatetime(),
+        out_of_sample_from(metadata).to_pydatetime(),
         version=schema.pinned_version,
         start=pd.Timestamp(lineage["train_start"]).to_pydatetime(),
         columns=[schema.target_column, *schema.covariates],

@@ -10,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.auth import Role
+from pipeline.models.artifacts import load_artifact
+from pipeline.storage import Location
 from serve_app.cli import app
 from tests.serve_app.conftest import Deployed
 from tests.serve_app.test_models_api import WEAK, completed
@@ -146,3 +148,24 @@ async def test_promotions_refuse_unknown_models_bad_input_and_viewers(
         assert (await viewer.post(f"{base}/rollback")).status_code == 403
         assert (await other.get(f"{base}/promotions")).status_code == 404
         assert (await other.post(f"{base}/rollback")).status_code == 404
+
+
+async def test_a_champion_refitted_on_every_row_is_not_judged_on_rows_it_saw(
+    deployed: Deployed,
+) -> None:
+    """Refitted on every row of the set, the champion was fitted on a later job's whole
+    test part: no same evidence is left, so the later job is kept, however it scores."""
+    name = f"promo-{uuid.uuid4().hex[:8]}"
+    refitted = {**WEAK, "promote_champion": True, "refit_on_all_rows": True}
+    champion = await completed(deployed, name, refitted)
+    refit = await logged(deployed, champion["job_id"], "final_refit")
+    assert any(m.startswith("refitted on every row") for m in refit), refit
+    model = (await deployed.http.get(f"/ai/models/{champion['model_id']}")).json()
+    lineage = load_artifact(Location(model["artifact_uri"])).metadata["lineage"]
+    assert lineage["out_of_sample_from"] > lineage["test_end"]
+    later = await completed(deployed, name, {"promote_champion": True})
+    assert later["metrics"]["mae"] < champion["metrics"]["mae"]  # better on its own test part
+    compared = await logged(deployed, later["job_id"], "compare")
+    assert any("no common period" in m for m in compared), compared
+    alias = (await deployed.http.get(f"/ai/models/tenant-a/{name}@champion")).json()
+    assert alias["model_id"] == champion["model_id"]

@@ -1,0 +1,63 @@
+"""The final refit: a model's boosters fitted once more on every row, its test part
+included, after the test part has scored it and the champion was compared with it.
+
+A job's model is refitted on training + validation rows, and its test part (the most
+recent rows) is what it is scored on, so it never sees them. A model that serves the days
+after its data ends forecasts best from the newest rows: Amazon Forecast trains its final
+predictor on the whole dataset once backtesting has scored it, and mlforecast fits on
+everything before its forecasts. Asked for by ``refit_on_all_rows``. The registered
+model's test metrics stay those of the model before this refit (the only honest ones
+there are); its quantiles keep their calibration on the validation part, and the served
+intervals still follow their misses from the first row it was not fitted on
+(``lineage.out_of_sample_from``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from pipeline.config import TrainingConfig
+from pipeline.features.preprocess import PreparedData
+from pipeline.training.blend import Member
+from pipeline.training.boosters import booster_on, grown_rounds
+from pipeline.training.fitting import ROUND_ALIASES, booster_params
+from pipeline.training.train import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+
+def refit_on_all_rows(
+    model: TrainedModel, data: PreparedData, config: TrainingConfig, num_threads: int
+) -> TrainedModel:
+    """``model`` with every booster (point and quantile members) refitted on training,
+    validation and test rows with the same parameters, its rounds grown with the test
+    part's rows as a refit's grow with the validation part's (``grown_rounds``)."""
+    X = np.vstack([data.train.X, data.validation.X, data.test.X])
+    y = np.concatenate([data.train.y, data.validation.y, data.test.y])
+    fitted_rows = data.train_rows + len(data.validation.y)
+    ceiling = booster_params(config.lightgbm_params(), 1)[1]
+
+    def refitted(members: Sequence[Member]) -> tuple[Member, ...]:
+        out = []
+        for member in members:
+            rounds = grown_rounds(member.rounds, fitted_rows, len(data.test.y), ceiling)
+            params = {k: v for k, v in member.booster.params.items() if k not in ROUND_ALIASES}
+            params["num_threads"] = num_threads
+            out.append(
+                replace(member, booster=booster_on(data, X, y, params, rounds), rounds=rounds)
+            )
+        return tuple(out)
+
+    members = refitted(model.members)
+    logger.info(
+        "refitted on every row (%d: training + validation + test, %d more than the scored "
+        "model saw): %s",
+        len(y),
+        len(data.test.y),
+        ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
+    )
+    return replace(model, members=members, quantile_members=refitted(model.quantile_members))
