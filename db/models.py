@@ -385,10 +385,15 @@ class MonitorEvaluation(Base):
     #: shift: each a status and the numbers behind it).
     health: Mapped[dict[str, Any]] = mapped_column(JSON)
     evaluated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    #: The promotion whose rollback rule had the previous champion forecast these rows,
+    #: and both models' scores on them (``pipeline.monitoring.shadow``).
+    shadow_promotion_id: Mapped[str | None] = mapped_column(String(36))
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint("rows >= 0", name="ck_evaluations_rows"),
         Index("ix_evaluations_model_origin", "model_id", "origin"),
+        Index("ix_evaluations_shadow", "shadow_promotion_id", "origin"),
     )
 
 
@@ -439,6 +444,8 @@ class RetrainPolicy(Base):
     window_seconds: Mapped[float | None] = mapped_column(Float)
     warm_start: Mapped[bool] = mapped_column(Boolean)
     enabled: Mapped[bool] = mapped_column(Boolean)
+    #: When a new champion is rolled back (``domain.rollbacks.RollbackRule``; None: never).
+    rollback: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     #: Until when its schedule was looked at (its next fire is after).

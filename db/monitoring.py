@@ -16,6 +16,9 @@ from db.records import Page
 from domain.errors import EvaluationNotFound
 from domain.forecasts import ForecastSource, ForecastStatus
 
+#: Kept on a replaced evaluation when the new one has none.
+SHADOW_COLUMNS = frozenset({"shadow_promotion_id", "shadow"})
+
 
 @dataclass(frozen=True)
 class Unscored:
@@ -47,6 +50,10 @@ class NewEvaluation:
     by_series: dict[str, Any]
     health: dict[str, Any]
     evaluated_at: datetime
+    #: The promotion whose rollback rule had the previous champion forecast these rows,
+    #: and both models' scores (``pipeline.monitoring.shadow``; None: not shadowed).
+    shadow_promotion_id: str | None = None
+    shadow: dict[str, Any] | None = None
 
 
 EvaluationRecord = NewEvaluation
@@ -116,15 +123,34 @@ class MonitorStore:
         return sorted(found, key=lambda row: row[1])
 
     async def save(self, evaluations: list[NewEvaluation]) -> None:
-        """Insert each evaluation, or replace the one its forecast had."""
+        """Insert each evaluation, or replace the one its forecast had (keeping its shadow
+        scores when the new one brings none: a rule's evidence is not lost once its check
+        has ended)."""
         async with self._database.transaction() as session:
             for evaluation in evaluations:
                 row = await session.get(MonitorEvaluation, evaluation.forecast_id)
                 if row is None:
                     session.add(MonitorEvaluation(**evaluation.__dict__))
-                else:
-                    for name, value in evaluation.__dict__.items():
+                    continue
+                for name, value in evaluation.__dict__.items():
+                    if value is not None or name not in SHADOW_COLUMNS:
                         setattr(row, name, value)
+
+    async def shadowed(self, promotion_id: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """The (forecast id, shadow scores) of the first ``limit`` scored forecasts shadowed
+        for ``promotion_id``'s rollback rule, by forecast date."""
+        query = (
+            select(MonitorEvaluation.forecast_id, MonitorEvaluation.shadow)
+            .where(
+                MonitorEvaluation.shadow_promotion_id == promotion_id,
+                MonitorEvaluation.rows > 0,
+            )
+            .order_by(MonitorEvaluation.origin, MonitorEvaluation.forecast_id)
+            .limit(limit)
+        )
+        async with self._database.transaction() as session:
+            rows = (await session.execute(query)).all()
+        return [(forecast_id, shadow) for forecast_id, shadow in rows if shadow]
 
     async def search(
         self,
@@ -179,4 +205,6 @@ def _record(row: MonitorEvaluation) -> EvaluationRecord:
         by_series=row.by_series,
         health=row.health,
         evaluated_at=row.evaluated_at,
+        shadow_promotion_id=row.shadow_promotion_id,
+        shadow=row.shadow,
     )

@@ -29,6 +29,8 @@ class NewPolicy:
     window_seconds: float | None
     warm_start: bool
     enabled: bool
+    #: The rollback rule (``domain.rollbacks.RollbackRule``'s fields; None: off).
+    rollback: dict[str, Any] | None = None
     policy_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -51,7 +53,16 @@ class TriggerRecord:
 
 #: What a PATCH may change.
 EDITABLE = frozenset(
-    {"job", "rules", "cooldown_seconds", "max_per_day", "window_seconds", "warm_start", "enabled"}
+    {
+        "job",
+        "rules",
+        "cooldown_seconds",
+        "max_per_day",
+        "window_seconds",
+        "warm_start",
+        "enabled",
+        "rollback",
+    }
 )
 
 
@@ -84,6 +95,15 @@ class PolicyStore:
         if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
             raise PolicyNotFound(policy_id)
         return _record(row)
+
+    async def of_model(self, tenant_id: str, model_name: str) -> PolicyRecord | None:
+        """The model's policy (None: it has none)."""
+        query = select(RetrainPolicy).where(
+            RetrainPolicy.tenant_id == tenant_id, RetrainPolicy.model_name == model_name
+        )
+        async with self._database.transaction() as session:
+            row = await session.scalar(query)
+        return _record(row) if row is not None else None
 
     async def search(self, tenant_id: str | None = None) -> list[PolicyRecord]:
         query = select(RetrainPolicy).order_by(RetrainPolicy.tenant_id, RetrainPolicy.model_name)
@@ -182,6 +202,7 @@ def _record(row: RetrainPolicy) -> PolicyRecord:
         window_seconds=row.window_seconds,
         warm_start=row.warm_start,
         enabled=row.enabled,
+        rollback=row.rollback,
         policy_id=row.policy_id,
         created_at=row.created_at,
         updated_at=row.updated_at,

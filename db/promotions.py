@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,15 +55,22 @@ class PromotionStore:
         return found.with_items([promotion_record(row) for row in found.items])
 
     async def rollback(
-        self, tenant_id: str, model_name: str, reason: str = BY_HAND
+        self,
+        tenant_id: str,
+        model_name: str,
+        reason: str = BY_HAND,
+        *,
+        undoing: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
     ) -> PromotionRecord:
         """Point ``champion`` back at the version the latest promotion (not rolled back
-        already) replaced, and store that as a ``rolled_back`` decision.
+        already) replaced, and store that as a ``rolled_back`` decision with ``evidence``
+        (a rollback rule's) beside what it undoes.
 
         Raises:
             ModelNotFound: the tenant has no model of that name.
-            NothingToRollBack: no promotion replaced an earlier champion, or the alias was
-                moved by hand since the latest one.
+            NothingToRollBack: no promotion replaced an earlier champion, the alias was
+                moved by hand since the latest one, or that is not ``undoing`` (given).
         """
         name = f"{tenant_id}/{model_name}"
         async with self._database.transaction() as session:
@@ -70,6 +79,8 @@ class PromotionStore:
             undone = await _latest_promotion(session, tenant_id, model_name)
             if undone is None:
                 raise NothingToRollBack(f"{name} has no promotion to roll back")
+            if undoing is not None and undone.promotion_id != undoing:
+                raise NothingToRollBack(f"{name}'s promotion {undoing} is no longer the latest")
             if undone.champion_id is None:
                 raise NothingToRollBack(
                     f"the latest promotion of {name} ({undone.challenger_id}) had no champion "
@@ -92,7 +103,11 @@ class PromotionStore:
                 champion_id=undone.champion_id,
                 decision=Decision.ROLLED_BACK.value,
                 job_id=None,
-                evidence={"undoes": undone.promotion_id, "undone_evidence": undone.evidence},
+                evidence={
+                    "undoes": undone.promotion_id,
+                    "undone_evidence": undone.evidence,
+                    **(evidence or {}),
+                },
                 reason=reason,
                 decided_at=utcnow(),
             )
@@ -100,6 +115,33 @@ class PromotionStore:
             record = promotion_record(row)
         logger.info("%s: champion rolled back to %s (%s)", name, undone.champion_id, reason)
         return record
+
+    async def latest_change(self, tenant_id: str, model_name: str) -> PromotionRecord | None:
+        """The latest decision that moved the model's ``champion``: a promotion or a
+        rollback (None: none did)."""
+        query = (
+            select(Promotion)
+            .where(
+                Promotion.tenant_id == tenant_id,
+                Promotion.model_name == model_name,
+                Promotion.decision.in_([Decision.PROMOTED.value, Decision.ROLLED_BACK.value]),
+            )
+            .order_by(Promotion.decided_at.desc(), Promotion.promotion_id.desc())
+            .limit(1)
+        )
+        async with self._database.transaction() as session:
+            row = await session.scalar(query)
+        return promotion_record(row) if row is not None else None
+
+    async def rolled_back_from(self, tenant_id: str, model_name: str) -> set[str]:
+        """The versions of the model a rollback took ``champion`` away from."""
+        query = select(Promotion.challenger_id).where(
+            Promotion.tenant_id == tenant_id,
+            Promotion.model_name == model_name,
+            Promotion.decision == Decision.ROLLED_BACK.value,
+        )
+        async with self._database.transaction() as session:
+            return set((await session.scalars(query)).all())
 
 
 async def decide(session: AsyncSession, job: TrainingJob, model: NewModel) -> str:

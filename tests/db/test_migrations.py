@@ -10,6 +10,7 @@ from sqlalchemy import text
 from db.database import Database
 from db.experiments import ExperimentCatalog
 from db.migrate import upgrade
+from db.policies import PolicyStore
 from tests.databases import BACKENDS, fresh_database
 
 ROWS_AT_0001 = [
@@ -43,4 +44,25 @@ async def test_0002_keeps_experiments_metrics_and_params(backend: str, tmp_path:
         assert experiment.metrics == {"validation_l1": 2.0}
         history = await catalog.metric_history("exp-1", "validation_l1")
         assert [p.value for p in history] == [2.5, 2.0]
+        await database.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_0010_keeps_policies_without_a_rollback_rule(backend: str, tmp_path: Path) -> None:
+    async with fresh_database(backend, tmp_path) as url:
+        database = Database.from_url(url)
+        await upgrade(database.engine, "0009")
+        async with database.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO ai_retrain_policies (policy_id, tenant_id, model_name, job, "
+                    "rules, cooldown_seconds, max_per_day, warm_start, enabled, created_at, "
+                    "updated_at) VALUES ('p-1', 'tenant-a', 'load', '{}', "
+                    "'{\"new_rows\": 5}', 0, 1, true, true, '2026-01-01 00:00:00', "
+                    "'2026-01-01 00:00:00')"
+                )
+            )
+        await upgrade(database.engine)
+        policy = await PolicyStore(database).get("p-1")
+        assert (policy.rules, policy.rollback) == ({"new_rows": 5}, None)
         await database.close()

@@ -3,6 +3,7 @@ evaluation per forecast (replaced when more actuals arrive), pages by forecast d
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -107,3 +108,36 @@ async def test_evaluations_page_by_forecast_date_and_skip_those_without_actuals(
         await monitor.get(model_id, ids[3])  # nothing scored yet
     with pytest.raises(EvaluationNotFound):
         await monitor.get("tenant-a:other:1", ids[0])
+
+
+async def test_shadow_scores_are_kept_by_promotion_in_forecast_date_order(
+    stores: tuple[MonitorStore, ForecastStore, str],
+) -> None:
+    monitor, forecasts, model_id = stores
+    ids = [await completed_forecast(forecasts, model_id) for _ in range(4)]
+
+    def shadowed(at: int, day: int, rows: int, promotion: str = "p1") -> NewEvaluation:
+        shadow = {"promotion_id": promotion, "model_id": "old", "rows": rows}
+        return replace(
+            evaluation(ids[at], model_id, day, rows, 1.0),
+            shadow_promotion_id=promotion,
+            shadow=shadow,
+        )
+
+    await monitor.save(
+        [
+            shadowed(0, 2, 24),
+            shadowed(1, 0, 24),
+            shadowed(2, 1, 24, promotion="p2"),
+            shadowed(3, 3, 0),  # no actual yet: not paired
+        ]
+    )
+    found = await monitor.shadowed("p1", 10)
+    assert [key for key, _ in found] == [ids[1], ids[0]]
+    assert found[0][1] == {"promotion_id": "p1", "model_id": "old", "rows": 24}
+    assert [key for key, _ in await monitor.shadowed("p1", 1)] == [ids[1]]
+    # Scored again without a shadow (its rule's check has ended): the shadow stays.
+    await monitor.save([evaluation(ids[1], model_id, 0, 48, 2.0)])
+    again = await monitor.get(model_id, ids[1])
+    assert (again.rows, again.shadow_promotion_id) == (48, "p1")
+    assert again.shadow is not None

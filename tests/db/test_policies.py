@@ -48,6 +48,15 @@ async def test_one_policy_per_model_edited_and_deleted(store: JobStore) -> None:
     with pytest.raises(PolicyNotFound):
         await policies.get(created.policy_id, tenant_id="tenant-b")
 
+    assert (created.rollback, other.rollback) == (None, None)  # off unless asked for
+    rule = {"after_forecasts": 7, "metric": "mae", "margin": 0.0, "min_confidence": 0.9}
+    watched = await policies.update(other.policy_id, {"rollback": rule}, utcnow())
+    assert watched.rollback == rule
+    found = await policies.of_model("tenant-a", "peak")
+    assert found is not None
+    assert found.rollback == rule
+    assert await policies.of_model("tenant-b", "peak") is None
+
     await policies.delete(other.policy_id)
     with pytest.raises(PolicyNotFound):
         await policies.delete(other.policy_id)

@@ -118,3 +118,33 @@ async def test_rollbacks_undo_promotions_newest_first(
     assert [r.decision for r in listed[:2]] == [Decision.ROLLED_BACK] * 2
     with pytest.raises(ModelNotFound):
         await promotions.list("tenant-b", "load_forecast", 1, 10)
+
+
+async def test_the_latest_change_and_the_versions_rolled_back_from(
+    store: JobStore, promotions: PromotionStore
+) -> None:
+    assert await promotions.latest_change("tenant-a", "load_forecast") is None
+    await register(store, model(V1, Comparison(None, True, NO_CHAMPION)))
+    await register(store, model(V2, beats(V1)))
+    await register(store, model(V3, beats(V2, better=False)))  # kept: no change
+    latest = await promotions.latest_change("tenant-a", "load_forecast")
+    assert latest is not None
+    assert (latest.decision, latest.challenger_id) == (
+        Decision.PROMOTED,
+        f"tenant-a:load_forecast:{V2}",
+    )
+    assert await promotions.rolled_back_from("tenant-a", "load_forecast") == set()
+
+    with pytest.raises(NothingToRollBack, match="no longer the latest"):
+        await promotions.rollback("tenant-a", "load_forecast", "x", undoing="another")
+    back = await promotions.rollback(
+        "tenant-a", "load_forecast", "worse live", undoing=latest.promotion_id, evidence={"a": 1}
+    )
+    assert back.evidence["undoes"] == latest.promotion_id
+    assert back.evidence["a"] == 1
+    changed = await promotions.latest_change("tenant-a", "load_forecast")
+    assert changed is not None
+    assert changed.decision is Decision.ROLLED_BACK
+    assert await promotions.rolled_back_from("tenant-a", "load_forecast") == {
+        f"tenant-a:load_forecast:{V2}"
+    }
