@@ -1,8 +1,11 @@
 """The compare stage: the champion scored on the challenger's test rows, as it serves.
 
 A promotion compares the two models on the same evidence: the rows of the job's test part
-(neither model was fitted on them) from the first time the champion was not fitted on
-(its test start, or the end of its data if it was refitted on every row) on. The champion
+(neither model was fitted on them) from the champion's own test start on (before it, the
+champion was fitted on them). Both are the models their test parts scored: a champion
+refitted on every row (``pipeline.training.final_refit``) has seen all of a later job's
+test part, so its scored boosters stand for it, as the job's scored ones stand for the
+job's (recipe against recipe, each refitted alike when it serves). The champion
 forecasts them with its own artifact and feature spec, its features built from the pinned
 feature-set version the job read by the training feature code, its quantiles rescaled by
 their recent misses as when it serves (``pipeline.forecasting.predict``). Both are then
@@ -55,7 +58,7 @@ def compare_with_champion(
         logger.info("no champion to compare with: the model is promoted if the job completes")
         return Comparison(None, True, NO_CHAMPION)
     policy = context.config.promotion_policy
-    artifact = load_artifact(Location(champion.artifact_uri))
+    artifact = load_artifact(Location(champion.artifact_uri), scored=True)
     problem = incomparable(artifact, data)
     if problem is not None:
         logger.info("the champion %s stays: %s", champion.model_id, problem)

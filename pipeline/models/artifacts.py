@@ -8,9 +8,10 @@ scaler), ``metadata.json`` (features and how to build them, params, metrics, qua
 calibration, feature importance, lineage), ``test_predictions.parquet`` and, for a
 multi-series set, ``series_metrics.parquet``. A model trained per series keeps each
 series' boosters in a subdirectory ``series-00000/``... laid out as above, listed (series
--> subdirectory, members, calibration) under ``per_series`` in ``metadata.json``. A
-version is the second it was claimed (``domain.versions``). The root is a local path or a
-``pyarrow.fs`` URI.
+-> subdirectory, members, calibration) under ``per_series`` in ``metadata.json``. A model
+refitted on every row keeps the boosters its test part scored in ``scored/``, listed under
+``scored``. A version is the second it was claimed (``domain.versions``). The root is a
+local path or a ``pyarrow.fs`` URI.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ PREPROCESSING_FILE = "preprocessing.joblib"
 METADATA_FILE = "metadata.json"
 PREDICTIONS_FILE = "test_predictions.parquet"
 SERIES_METRICS_FILE = "series_metrics.parquet"
+#: The boosters the test part scored, when a final refit on every row replaced them.
+SCORED_DIRECTORY = "scored"
 
 #: Picks the version to register: (the model's directory, the clock) -> version.
 ClaimVersion = Callable[[Location, datetime], str]
@@ -195,9 +198,18 @@ def load_metadata(directory: Location) -> dict[str, Any]:
     return metadata
 
 
-def load_artifact(directory: Location) -> ModelArtifact:
+def load_artifact(directory: Location, scored: bool = False) -> ModelArtifact:
+    """The model a directory holds; with ``scored``, the model its test part scored: the
+    same one, unless a final refit on every row replaced its boosters, whose scored ones
+    it then serves instead, out of sample from its test part's start on."""
     metadata = load_metadata(directory)
     scaler = joblib.load(io.BytesIO((directory / PREPROCESSING_FILE).read_bytes()))
+    before_refit = metadata.get("scored") if scored else None
+    if before_refit is not None:
+        lineage = {**metadata["lineage"], "out_of_sample_from": metadata["lineage"]["test_start"]}
+        blend = _blend(directory / before_refit["directory"], before_refit)
+        metadata = {**metadata, **before_refit, "lineage": lineage}
+        return ModelArtifact(blend.members, scaler, metadata, blend.quantile_members)
     if metadata.get("per_series"):
         return ModelArtifact((), scaler, metadata, per_series=_series_router(directory, metadata))
     stored = metadata.get("members") or [

@@ -31,6 +31,7 @@ from pipeline.models.artifacts import (
     METADATA_FILE,
     PREDICTIONS_FILE,
     PREPROCESSING_FILE,
+    SCORED_DIRECTORY,
     SERIES_METRICS_FILE,
     ClaimVersion,
     claim_directory,
@@ -43,7 +44,7 @@ from pipeline.models.artifacts import (
 from pipeline.scoring.anomalies import ResidualThreshold
 from pipeline.storage import Location
 from pipeline.summaries import RegisterSummary
-from pipeline.training.blend import blend_importance
+from pipeline.training.blend import Blend, blend_importance
 from pipeline.training.per_series import SeriesBundle
 from pipeline.training.train import TrainedModel
 
@@ -176,12 +177,15 @@ def _write_model(
                 "feature_importance": importance,
             }
         case TrainedModel():
-            return _write_boosters(directory, model, features)
+            entry = _write_boosters(directory, model, features)
+            if model.scored is not None:
+                scored = _write_boosters(directory / SCORED_DIRECTORY, model.scored, features)
+                del scored["feature_importance"]
+                entry["scored"] = {"directory": SCORED_DIRECTORY, **scored}
+            return entry
 
 
-def _write_boosters(
-    directory: Location, model: TrainedModel, features: list[str]
-) -> dict[str, Any]:
+def _write_boosters(directory: Location, model: Blend, features: list[str]) -> dict[str, Any]:
     members = []
     for index, member in enumerate(model.members):
         name = member_file(index)

@@ -7,9 +7,11 @@ after its data ends forecasts best from the newest rows: Amazon Forecast trains 
 predictor on the whole dataset once backtesting has scored it, and mlforecast fits on
 everything before its forecasts. Asked for by ``refit_on_all_rows``. The registered
 model's test metrics stay those of the model before this refit (the only honest ones
-there are); its quantiles keep their calibration on the validation part, and the served
-intervals still follow their misses from the first row it was not fitted on
-(``lineage.out_of_sample_from``).
+there are), whose boosters are kept beside it (``scored``): a later job is compared with
+those on the rows neither was fitted on, recipe against recipe, as the refitted one saw
+every row such a job could be judged on. Its quantiles keep their calibration on the
+validation part, and the served intervals follow their misses from the first row it was
+not fitted on (``lineage.out_of_sample_from``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData
-from pipeline.training.blend import Member
+from pipeline.training.blend import Blend, Member
 from pipeline.training.boosters import booster_on, grown_rounds
 from pipeline.training.fitting import ROUND_ALIASES, booster_params
 from pipeline.training.train import TrainedModel
@@ -60,4 +62,6 @@ def refit_on_all_rows(
         len(data.test.y),
         ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
     )
-    return replace(model, members=members, quantile_members=refitted(model.quantile_members))
+    scored = Blend(model.members, model.quantile_members, model.calibration)
+    quantile_members = refitted(model.quantile_members)
+    return replace(model, members=members, quantile_members=quantile_members, scored=scored)

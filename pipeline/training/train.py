@@ -61,6 +61,9 @@ class TrainedModel(Blend):
     validation_scores: dict[str, float] = field(default_factory=dict)
     #: Coverage and width of each central interval per calibration window, in time order.
     calibration_windows: dict[str, list[float]] = field(default_factory=dict)
+    #: The boosters the test part scored, when a final refit on every row replaced them
+    #: (``pipeline.training.final_refit``); a later job is compared with these.
+    scored: Blend | None = None
 
     def summary(self) -> TrainSummary:
         return TrainSummary.of(self)

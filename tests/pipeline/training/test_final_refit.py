@@ -35,7 +35,7 @@ def config(**extra: object) -> TrainingConfig:
     )
 
 
-def trained(store: FeatureStore, root: Path, refit: bool) -> tuple[ModelArtifact, list[Stage]]:
+def trained(store: FeatureStore, root: Path, refit: bool) -> tuple[Location, list[Stage]]:
     context = JobContext(
         job_id=f"job-{refit}",
         tenant_id="tenant-a",
@@ -45,41 +45,46 @@ def trained(store: FeatureStore, root: Path, refit: bool) -> tuple[ModelArtifact
     )
     settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(root))
     saved, reports = run_in_process(context, settings)
-    return load_artifact(Location(saved.artifact_uri)), [r.stage for r in reports]
+    return Location(saved.artifact_uri), [r.stage for r in reports]
 
 
 @pytest.fixture(scope="module")
 def models(
     demo_store: FeatureStore, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[ModelArtifact, ModelArtifact]:
+) -> tuple[ModelArtifact, ModelArtifact, ModelArtifact]:
+    """A plain model, the same job refitted on every row, and the latter's scored model."""
     root = tmp_path_factory.mktemp("artifacts")
     plain, stages = trained(demo_store, root, refit=False)
     assert Stage.FINAL_REFIT not in stages
     refitted, stages = trained(demo_store, root, refit=True)
     assert stages[-2:] == [Stage.FINAL_REFIT, Stage.REGISTER]
-    return plain, refitted
+    scored = load_artifact(refitted, scored=True)
+    return load_artifact(plain), load_artifact(refitted), scored
 
 
 def test_the_test_metrics_are_the_scored_models_and_the_boosters_saw_the_test_part(
-    demo_store: FeatureStore, models: tuple[ModelArtifact, ModelArtifact]
+    demo_store: FeatureStore, models: tuple[ModelArtifact, ModelArtifact, ModelArtifact]
 ) -> None:
-    plain, refitted = models
+    plain, refitted, scored = models
     assert refitted.metadata["metrics"] == pytest.approx(plain.metadata["metrics"])
     data = preprocess(demo_store.load("forecast_basic"), config())
     test = data.test
     rows = data.scaler.inverse_transform(test.X)  # an artifact scales its rows itself
-    scored = np.abs(plain.predict(rows) - test.y).mean()
+    unseen = np.abs(plain.predict(rows) - test.y).mean()
     seen = np.abs(refitted.predict(rows) - test.y).mean()
-    assert scored == pytest.approx(plain.metadata["metrics"]["mae"], rel=1e-6)
-    assert seen < 0.9 * scored  # fitted on those rows now
+    assert unseen == pytest.approx(plain.metadata["metrics"]["mae"], rel=1e-6)
+    assert seen < 0.9 * unseen  # fitted on those rows now
+    assert np.allclose(scored.predict(rows), plain.predict(rows))  # kept beside it
+    assert out_of_sample_from(scored.metadata) == out_of_sample_from(plain.metadata)
+    assert scored.metadata["quantile_calibration"] == plain.metadata["quantile_calibration"]
     grown = [m["rounds"] for m in refitted.metadata["members"]]
     assert all(g >= p["rounds"] for g, p in zip(grown, plain.metadata["members"], strict=True))
 
 
 def test_out_of_sample_rows_start_after_the_data_it_was_refitted_on(
-    models: tuple[ModelArtifact, ModelArtifact],
+    models: tuple[ModelArtifact, ModelArtifact, ModelArtifact],
 ) -> None:
-    plain, refitted = models
+    plain, refitted, _ = models
     lineage = refitted.metadata["lineage"]
     assert out_of_sample_from(plain.metadata) == pd.Timestamp(lineage["test_start"])
     step = refitted.feature_spec.step
@@ -89,14 +94,14 @@ def test_out_of_sample_rows_start_after_the_data_it_was_refitted_on(
 
 
 def test_its_served_intervals_count_no_misses_of_rows_it_was_fitted_on(
-    demo_store: FeatureStore, models: tuple[ModelArtifact, ModelArtifact]
+    demo_store: FeatureStore, models: tuple[ModelArtifact, ModelArtifact, ModelArtifact]
 ) -> None:
-    """On its test rows the plain model's intervals follow their misses; the refitted
-    model's stay as calibrated, since it was fitted on every one of them."""
+    """On its test rows the plain model's intervals follow their misses, as the scored
+    model's do; the refitted model's stay as calibrated: it was fitted on every one."""
     data = preprocess(demo_store.load("forecast_basic"), config())
     test = data.test
     rows = data.scaler.inverse_transform(test.X)
-    for artifact, adapts in zip(models, (True, False), strict=True):
+    for artifact, adapts in zip(models, (True, False, True), strict=True):
         point = artifact.predict(rows)
         static = artifact.predict_quantiles(rows, point)
         assert static is not None
