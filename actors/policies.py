@@ -5,14 +5,17 @@ A retrain is the policy's job with the set's newest rows (no end date; the last
 ``window`` only, if the policy has one), promoted only on the same evidence as any job
 (``promotion``). It starts warm from the champion: the champion's hyperparameters,
 without a search (a search's retrain reuses what its search found instead of searching
-again). It is submitted with the idempotency key ``policy:<id>:<time>``, and the rule and
-its evidence are recorded with the job (``GET /retrain-policies/{id}/triggers``) and in
-its log.
+again). It is submitted with an idempotency key made of what it is a retrain of
+(``retrain_key``), so that an orchestrator that dies between the submit and the trigger's
+record starts no second one on the next check: the same submit returns the first job,
+whose trigger is then recorded. The rule and its evidence are recorded with the job
+(``GET /retrain-policies/{id}/triggers``) and in its log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -163,7 +166,7 @@ class RetrainPolicies:
         }
         try:
             submission = await asyncio.to_thread(self._submission, policy, champion)
-            job, _ = await self._submit(submission, f"policy:{policy.policy_id}:{now.isoformat()}")
+            job, _ = await self._submit(submission, retrain_key(policy.policy_id, evidence))
         except (TrainingError, ValueError) as exc:
             logger.warning("retrain policy %s could not start a job: %s", policy.policy_id, exc)
             return None
@@ -199,6 +202,20 @@ class RetrainPolicies:
             config["hyperparameters"] = warm_hyperparameters(champion)
             config["enable_hpo"] = False
         return JobSubmission.model_validate({**body, "config": config})
+
+
+def retrain_key(policy_id: str, evidence: dict[str, Any]) -> str:
+    """A retrain's idempotency key: the policy, its champion, the data it starts on and,
+    for a schedule, the fire time; the same retrain asked for twice is one job."""
+    parts = [
+        policy_id,
+        evidence.get("champion") or "-",
+        evidence.get("data_rows", "-"),
+        evidence.get("data_end", "-"),
+        evidence.get("fire_time", "-"),
+    ]
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
+    return f"policy:{policy_id}:{digest}"
 
 
 def warm_hyperparameters(champion: ModelRecord) -> dict[str, Any]:

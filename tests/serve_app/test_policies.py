@@ -10,8 +10,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
+from db.models import RetrainTrigger
 from serve_app.cli import app
 from tests.serve_app.conftest import QUICK, Deployed, job_body
 from tests.serve_app.test_batch_forecasts import finished, upload
@@ -81,6 +83,14 @@ async def test_a_drifting_champion_is_retrained_by_its_policy(
     assert trigger["evidence"]["warm_start_from"] == job["model_id"]
     logs = (await deployed.http.get(f"/ai/training/jobs/{retrain_id}/logs")).json()
     assert any("retrain policy" in line["message"] for line in logs["logs"])
+
+    # An orchestrator that died between the submit and the trigger's record: the next
+    # check asks for the same retrain, gets the same job back, and records its trigger.
+    async with deployed.store.database.transaction() as session:
+        await session.execute(delete(RetrainTrigger).where(RetrainTrigger.job_id == retrain_id))
+    assert await checked(deployed) == [retrain_id]
+    again = (await deployed.http.get(f"{URL}/{policy['policy_id']}/triggers")).json()
+    assert [t["job_id"] for t in again["triggers"]] == [retrain_id]
 
     assert await checked(deployed) == []  # its retrain is queued or running
     done = await deployed.wait_finished(retrain_id, timeout=180)
