@@ -8,14 +8,16 @@ orchestrator.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.models.artifacts import load_metadata
+from pipeline.models.artifacts import feature_spec_of, load_artifact, load_metadata
 from pipeline.monitoring.drift import (
     RECENT_WINDOWS,
     Health,
@@ -26,9 +28,12 @@ from pipeline.monitoring.drift import (
 )
 from pipeline.monitoring.reference import ModelReference, model_reference
 from pipeline.monitoring.scores import ForecastScores, score_forecast
+from pipeline.monitoring.shadow import ShadowModel, shadow_scores
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureSetSchema, FeatureStore
 from pipeline.store.schema import FeatureFrame
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class PendingForecast:
 
     forecast_id: str
     uri: str
+    #: Also forecast by the previous champion (``MonitorTask.shadow``).
+    shadowed: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class MonitorTask:
     forecasts: tuple[PendingForecast, ...]
     #: The model's stored evaluations of other forecasts, the most recent ones.
     history: tuple[PastEvaluation, ...] = ()
+    #: The champion the model's promotion replaced, while a rollback rule watches it.
+    shadow: ShadowModel | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class Evaluated:
     scores: ForecastScores
     #: The drift checks as of this forecast (None without actuals).
     health: Health | None
+    #: The previous champion's scores beside the model's (``pipeline.monitoring.shadow``).
+    shadow: dict[str, Any] | None = None
 
 
 def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
@@ -77,7 +88,8 @@ def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
     forecast-date order) and take the model's drift checks as of each that has some (an
     empty forecast file is left out)."""
     model_dir = Location(task.model_uri)
-    reference = model_reference(model_dir, load_metadata(model_dir), store)
+    metadata = load_metadata(model_dir)
+    reference = model_reference(model_dir, metadata, store)
     forecasts = {f.forecast_id: _read_forecast(f.uri) for f in task.forecasts}
     forecasts = {key: rows for key, rows in forecasts.items() if len(rows)}
     if not forecasts:
@@ -89,6 +101,7 @@ def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
     )
     ends = [(_origin(rows), key, rows) for key, rows in forecasts.items()]
     timeline = [(p.origin, p.mae) for p in task.history]
+    shadows = _shadows(task, metadata, store, schema, forecasts, actuals)
     evaluated = []
     for origin, forecast_id, scores in scored:
         health = None
@@ -106,9 +119,40 @@ def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
                 schema.pinned_version,
                 scores,
                 health,
+                shadows.get(forecast_id),
             )
         )
     return evaluated
+
+
+def _shadows(
+    task: MonitorTask,
+    metadata: dict[str, Any],
+    store: FeatureStore,
+    schema: FeatureSetSchema,
+    forecasts: dict[str, pd.DataFrame],
+    actuals: pd.DataFrame,
+) -> dict[str, dict[str, Any]]:
+    """The previous champion's scores beside the model's, per shadowed forecast. A
+    failure is kept as the reason it was not compared: it never stops the monitoring."""
+    wanted = [f.forecast_id for f in task.forecasts if f.shadowed and f.forecast_id in forecasts]
+    if task.shadow is None or not wanted:
+        return {}
+    shadows = {}
+    try:
+        previous = load_artifact(Location(task.shadow.model_uri))
+        spec = feature_spec_of(metadata)
+        for forecast_id in wanted:
+            found = shadow_scores(
+                task.shadow, previous, spec, store, schema, forecasts[forecast_id], actuals
+            )
+            if found is not None:
+                shadows[forecast_id] = found
+    except Exception as exc:  # the model's own scores are kept whatever happens here
+        logger.exception("the previous champion %s could not forecast", task.shadow.model_id)
+        failed = {"promotion_id": task.shadow.promotion_id, "model_id": task.shadow.model_id}
+        return {key: {**failed, "rows": 0, "not_compared": f"failed: {exc}"} for key in wanted}
+    return shadows
 
 
 def _origin(rows: pd.DataFrame) -> datetime:

@@ -41,12 +41,10 @@ class ForecastScores:
 def score_forecast(forecast: pd.DataFrame, actuals: pd.DataFrame) -> ForecastScores:
     """Score ``forecast`` against ``actuals`` (``series``, ``timestamp``, ``actual``; a
     null series for a set without one). Timestamps are compared in UTC."""
-    rows = _with_leads(forecast)
-    known = _keyed(actuals).dropna(subset=["actual"])
-    joined = rows.merge(known, on=["series", "timestamp"], how="inner")
+    joined = with_actuals(forecast, actuals)
     if joined.empty:
         return ForecastScores(forecast_rows=len(forecast), rows=0)
-    quantiles = _quantile_columns(joined)
+    quantiles = quantile_columns(joined)
     return ForecastScores(
         forecast_rows=len(forecast),
         rows=len(joined),
@@ -57,6 +55,13 @@ def score_forecast(forecast: pd.DataFrame, actuals: pd.DataFrame) -> ForecastSco
         ],
         by_series=_by_series(joined, quantiles),
     )
+
+
+def with_actuals(forecast: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
+    """The forecast's rows that have an actual, each with its ``actual`` and ``lead``
+    (series keyed as strings, ``ONE_SERIES`` for a set without one)."""
+    known = _keyed(actuals).dropna(subset=["actual"])
+    return _with_leads(forecast).merge(known, on=["series", "timestamp"], how="inner")
 
 
 def _with_leads(forecast: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +80,8 @@ def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
     return keyed
 
 
-def _quantile_columns(frame: pd.DataFrame) -> dict[float, str]:
+def quantile_columns(frame: pd.DataFrame) -> dict[float, str]:
+    """A forecast's quantile columns (``q0.1``) by quantile, ascending."""
     columns = {}
     for column in frame.columns:
         if column.startswith("q"):
