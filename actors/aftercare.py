@@ -1,6 +1,7 @@
 """A model's life after registration, on the orchestrator: its served forecasts scored
-against their actuals (``Monitor``), and the retrains its policy calls for
-(``RetrainPolicies``), one after the other so that a policy acts on fresh scores."""
+against their actuals (``Monitor``), the rollbacks its policy's rule calls for
+(``Rollbacks``), and the retrains its policy calls for (``RetrainPolicies``), one after
+the other so that a policy acts on fresh scores."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 from actors.metrics import ServiceMetrics
 from actors.monitoring import Monitor
 from actors.policies import RetrainPolicies, Submit, WriteLogs
+from actors.rollbacks import Rollbacks
 from db.database import Database
 from db.monitoring import MonitorStore
 from db.policies import NewPolicy, PolicyRecord, PolicyStore
+from db.promotions import PromotionStore
 from db.registry import ModelRegistry
 from pipeline.graph.monitor import launch_monitor
 from pipeline.settings import PipelineSettings
@@ -40,6 +43,13 @@ class Aftercare:
         self._policies = PolicyStore(database)
         self._check_job = check_job
         self._clock = clock
+        self.rollbacks = Rollbacks(
+            self._policies,
+            monitoring,
+            PromotionStore(database),
+            registry,
+            write_logs=write_logs,
+        )
         self.monitor = Monitor(
             monitoring,
             registry,
@@ -48,6 +58,7 @@ class Aftercare:
             report=metrics.model_health,
             clock=clock,
             max_age=forecasts_kept,
+            shadow_for=self.rollbacks.shadow_for,
         )
         self.retrains = RetrainPolicies(
             self._policies,
@@ -59,9 +70,15 @@ class Aftercare:
         )
 
     async def step(self) -> None:
-        """Score what has actuals, then start the retrains the policies call for."""
+        """Score what has actuals, then act on the policies."""
         await self.monitor.step()
-        await self.retrains.check(self._clock())
+        await self.check_policies(self._clock())
+
+    async def check_policies(self, now: datetime) -> list[str]:
+        """Roll back the champions the policies' rules find worse than the ones they
+        replaced, then start the retrains the policies call for; their job ids."""
+        await self.rollbacks.check(now)
+        return await self.retrains.check(now)
 
     async def create_policy(self, policy: NewPolicy) -> PolicyRecord:
         """Raises: InvalidRequest (its job could never run), AlreadyExists."""

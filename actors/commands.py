@@ -93,8 +93,9 @@ class ModelCommands:
         return await self._aftercare.monitor.step()
 
     async def check_policies(self, now: datetime | None = None) -> list[str]:
-        """Start the retrains the policies call for at ``now`` (default: the clock)."""
-        return await self._aftercare.retrains.check(now or self._clock())
+        """Roll back the champions the policies' rollback rules find worse, then start the
+        retrains the policies call for at ``now`` (default: the clock); the jobs' ids."""
+        return await self._aftercare.check_policies(now or self._clock())
 
     async def create_policy(self, policy: NewPolicy) -> PolicyRecord:
         """Raises: InvalidRequest (its job could never run), AlreadyExists."""

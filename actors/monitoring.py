@@ -6,6 +6,8 @@ scored, only once a version was published after it: before, no actual can be the
 model, a Ray task (``pipeline.graph.monitor``) reads the forecasts and their actuals,
 scores them and takes the drift checks; their rows are written here, and the model's
 gauges set from the latest. A forecast older than ``max_age`` is no longer looked at.
+While a rollback rule watches the model's promotion (``shadow_for``), its forecasts made
+since the promotion are also forecast by the champion it replaced, and both scores kept.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from domain.errors import FeatureSetNotFound, ModelNotFound
 from domain.forecasts import ForecastSource
 from pipeline.monitoring.drift import RECENT_WINDOWS
 from pipeline.monitoring.evaluate import Evaluated, MonitorTask, PastEvaluation, PendingForecast
+from pipeline.monitoring.shadow import ShadowModel
 from pipeline.settings import PipelineSettings
 from pipeline.store.feature_store import FeatureSetSchema, FeatureStore
 
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 LaunchMonitor = Callable[[MonitorTask], Awaitable[list[Evaluated]]]
 #: Told a model's latest figures (``ServiceMetrics.model_health``).
 ReportHealth = Callable[[str, dict[str, float]], None]
+#: The previous champion to shadow a model's forecasts with (``Rollbacks.shadow_for``).
+ShadowFor = Callable[[ModelRecord], Awaitable[ShadowModel | None]]
 #: Forecasts looked at per pass.
 BATCH = 500
 
@@ -47,6 +52,7 @@ class Monitor:
         report: ReportHealth,
         clock: Callable[[], datetime],
         max_age: timedelta,
+        shadow_for: ShadowFor | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -55,6 +61,7 @@ class Monitor:
         self._report = report
         self._clock = clock
         self._max_age = max_age
+        self._shadow_for = shadow_for
 
     async def step(self) -> int:
         """Score what can be scored now; how many forecasts were scored."""
@@ -104,17 +111,26 @@ class Monitor:
             model_id, self._clock(), RECENT_WINDOWS + len(forecasts)
         )
         pending = {f.forecast_id for f in forecasts}
+        shadow = await self._shadow_for(model) if self._shadow_for is not None else None
         task = MonitorTask(
             model_id=model_id,
             model_uri=model.artifact_uri,
             tenant_id=model.tenant_id,
             feature_set=forecasts[0].feature_set,
-            forecasts=tuple(PendingForecast(f.forecast_id, f.artifact_uri) for f in forecasts),
+            forecasts=tuple(
+                PendingForecast(
+                    f.forecast_id,
+                    f.artifact_uri,
+                    shadowed=shadow is not None and f.created_at >= shadow.promoted_at,
+                )
+                for f in forecasts
+            ),
             history=tuple(
                 PastEvaluation(origin, mae)
                 for forecast_id, origin, mae in history
                 if forecast_id not in pending
             ),
+            shadow=shadow,
         )
         evaluated = await self._launch(task)
         now = self._clock()
@@ -150,6 +166,8 @@ def _row(
         by_series=evaluated.scores.by_series,
         health=evaluated.health.as_dict() if evaluated.health is not None else {},
         evaluated_at=now,
+        shadow_promotion_id=evaluated.shadow["promotion_id"] if evaluated.shadow else None,
+        shadow=evaluated.shadow,
     )
 
 

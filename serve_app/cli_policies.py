@@ -15,6 +15,31 @@ policies_app = typer.Typer(help="Retrain policies: on drift, on new data, on a s
 
 API = "/ai/training/retrain-policies"
 
+RollbackAfter = Annotated[
+    int | None,
+    typer.Option(
+        help="Roll a new champion back once N of its scored forecasts show the previous one "
+        "better on the same rows (the rule's other options below)."
+    ),
+]
+RollbackMetric = Annotated[str, typer.Option(help="mae, wql or coverage_error.")]
+RollbackMargin = Annotated[float, typer.Option(help="How much better the previous one must be.")]
+RollbackConfidence = Annotated[
+    float, typer.Option(help="How sure the paired daily test must be (0-1).")
+]
+
+
+def rollback_rule(after: int | None, metric: str, margin: float, confidence: float) -> Any:
+    """The policy's ``rollback`` body (None: off)."""
+    if after is None:
+        return None
+    return {
+        "after_forecasts": after,
+        "metric": metric,
+        "margin": margin,
+        "min_confidence": confidence,
+    }
+
 
 @policies_app.command("create")
 def policies_create(
@@ -36,6 +61,10 @@ def policies_create(
     cold: Annotated[
         bool, typer.Option(help="Do not start from the champion's parameters.")
     ] = False,
+    rollback_after: RollbackAfter = None,
+    rollback_metric: RollbackMetric = "mae",
+    rollback_margin: RollbackMargin = 0.0,
+    rollback_confidence: RollbackConfidence = 0.9,
 ) -> None:
     """Create a model's retrain policy (one per tenant and model name)."""
     job: dict[str, Any]
@@ -55,9 +84,30 @@ def policies_create(
         "cooldown": cooldown,
         "max_per_day": max_per_day,
         "warm_start": not cold,
+        "rollback": rollback_rule(
+            rollback_after, rollback_metric, rollback_margin, rollback_confidence
+        ),
     }
     policy = request("POST", API, json=body)
     console.print(f"policy {policy['policy_id']} created for {policy['model_name']}")
+
+
+@policies_app.command("update")
+def policies_update(
+    policy_id: str,
+    rollback_after: RollbackAfter = None,
+    rollback_metric: RollbackMetric = "mae",
+    rollback_margin: RollbackMargin = 0.0,
+    rollback_confidence: RollbackConfidence = 0.9,
+    no_rollback: Annotated[bool, typer.Option(help="Turn automatic rollback off.")] = False,
+) -> None:
+    """Change a policy's rollback rule (other fields: PATCH the API)."""
+    if no_rollback == (rollback_after is not None):
+        console.print("give either --rollback-after or --no-rollback")
+        raise typer.Exit(2)
+    rule = rollback_rule(rollback_after, rollback_metric, rollback_margin, rollback_confidence)
+    policy = request("PATCH", f"{API}/{policy_id}", json={"rollback": rule})
+    console.print(f"policy {policy['policy_id']}: rollback {policy['rollback'] or 'off'}")
 
 
 @policies_app.command("list")
@@ -66,6 +116,8 @@ def policies_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     table = Table("policy", "tenant", "model", "rules", "cooldown (h)", "per day", "on")
     for p in request("GET", API, params=params)["policies"]:
         rules = ", ".join(f"{k}={v}" for k, v in p["rules"].items() if v is not None)
+        if p.get("rollback"):
+            rules += f", rollback after {p['rollback']['after_forecasts']}"
         table.add_row(
             p["policy_id"],
             p["tenant_id"],
@@ -105,7 +157,9 @@ def monitoring(model_id: str) -> None:
         f"{accuracy.get('windows')} forecast(s), test MAE {tested:.4g}, "
         f"ratio {accuracy.get('ratio')}"
     )
-    table = Table("forecast date", "rows", "MAE", "bias", "coverage 80", "status")
+    table = Table(
+        "forecast date", "rows", "MAE", "bias", "coverage 80", "status", "previous champion's MAE"
+    )
     for e in found["evaluations"]:
         m = e["metrics"]
         table.add_row(
@@ -115,5 +169,14 @@ def monitoring(model_id: str) -> None:
             f"{m['bias']:.4g}",
             f"{m['coverage_80']:.2f}" if "coverage_80" in m else "-",
             e["health"]["status"],
+            _previous_mae(e.get("shadow")),
         )
     console.print(table)
+
+
+def _previous_mae(shadow: dict[str, Any] | None) -> str:
+    """The previous champion's MAE beside the model's on the same rows, if computed."""
+    pair = (shadow or {}).get("metrics", {}).get("mae")
+    if not pair or pair["previous"] is None or pair["model"] is None:
+        return "-"
+    return f"{pair['previous']:.4g} (model {pair['model']:.4g})"

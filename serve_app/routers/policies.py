@@ -42,6 +42,7 @@ async def create_policy(
         window_seconds=body.window.total_seconds() if body.window is not None else None,
         warm_start=body.warm_start,
         enabled=body.enabled,
+        rollback=body.rollback.model_dump() if body.rollback is not None else None,
     )
     record = await services.orchestrator.create_policy(policy)
     return PolicyPublic.model_validate(record)

@@ -40,6 +40,31 @@ class HealthPublic(BaseModel):
     covariates: dict[str, ShiftPublic]
 
 
+class PairPublic(BaseModel):
+    model: float | None = Field(description="The model's score on the rows both forecast.")
+    previous: float | None = Field(description="The previous champion's on the same rows.")
+
+
+class ShadowDayPublic(BaseModel):
+    day: str = Field(description="The UTC day of the rows.")
+    rows: int
+    metrics: dict[str, PairPublic]
+
+
+class ShadowPublic(BaseModel):
+    """The champion the model's promotion replaced, forecasting the same rows (while the
+    policy's rollback rule watches the promotion)."""
+
+    promotion_id: str
+    model_id: str = Field(description="The previous champion.")
+    rows: int = Field(description="Rows both forecast (0: not compared).")
+    metrics: dict[str, PairPublic] = Field(
+        default_factory=dict, description="MAE, and WQL and coverage_error where both have them."
+    )
+    days: list[ShadowDayPublic] = Field(default_factory=list)
+    not_compared: str | None = Field(None, description="Why not, when rows is 0.")
+
+
 class EvaluationPublic(BaseModel):
     """One stored forecast scored against the actuals that arrived."""
 
@@ -52,6 +77,9 @@ class EvaluationPublic(BaseModel):
     metrics: dict[str, float] = Field(description="MAE, RMSE, bias, WQL, coverage_80.")
     health: HealthPublic
     evaluated_at: datetime
+    shadow: ShadowPublic | None = Field(
+        None, description="The previous champion's scores beside the model's (null: none)."
+    )
 
 
 class EvaluationDetailPublic(EvaluationPublic):

@@ -9,6 +9,8 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.policies import Rules
+from domain.promotions import PromotionMetric
+from domain.rollbacks import LOOKS
 from serve_app.schemas.jobs import JobCreate
 from serve_app.schemas.paging import PagePublic
 from serve_app.schemas.schedules import checked_cron, checked_timezone
@@ -44,6 +46,38 @@ class RulesBody(BaseModel):
         return self
 
 
+class RollbackBody(BaseModel):
+    """Roll a new champion back to the one its promotion replaced when, on the same rows
+    of its served forecasts, the previous one scores better (``domain.rollbacks``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after_forecasts: int = Field(
+        7,
+        ge=1,
+        le=100,
+        description="Decide once this many of the new champion's scored forecasts were "
+        f"also forecast by the previous one; the promotion stands after {LOOKS}x as many.",
+    )
+    metric: PromotionMetric = Field(
+        "mae", description="'mae', 'wql' or 'coverage_error' (these two need quantiles)."
+    )
+    margin: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="Rolled back only if the previous champion's score < (1 - margin) x "
+        "the new one's.",
+    )
+    min_confidence: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="How sure a one-sided Wilcoxon signed-rank test over the paired daily "
+        "scores (1 - p) must be that the previous champion is better by the margin.",
+    )
+
+
 class PolicyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +97,9 @@ class PolicyCreate(BaseModel):
         True, description="Start from the champion's hyperparameters, without a search."
     )
     enabled: bool = True
+    rollback: RollbackBody | None = Field(
+        None, description="When to roll a new champion back automatically (null: never)."
+    )
 
     @field_validator("cooldown", "window")
     @classmethod
@@ -70,6 +107,13 @@ class PolicyCreate(BaseModel):
         if value is not None and value < timedelta(0):
             raise ValueError("must not be negative")
         return value
+
+    @model_validator(mode="after")
+    def _rollback_metric(self) -> Self:
+        rule = self.rollback
+        if rule is not None and rule.metric != "mae" and not self.job.config.quantiles:
+            raise ValueError(f"rollback.metric {rule.metric!r} needs quantiles")
+        return self
 
 
 class PolicyPatch(BaseModel):
@@ -84,13 +128,14 @@ class PolicyPatch(BaseModel):
     window: timedelta | None = None
     warm_start: bool | None = None
     enabled: bool | None = None
+    rollback: RollbackBody | None = Field(None, description="null turns it off.")
 
     @model_validator(mode="after")
     def _not_null(self) -> Self:
         nulls = [
             name
             for name in self.model_fields_set
-            if getattr(self, name) is None and name != "window"
+            if getattr(self, name) is None and name not in ("window", "rollback")
         ]
         if nulls:
             raise ValueError(f"{nulls} cannot be null; leave a field out to keep it")
@@ -123,6 +168,7 @@ class PolicyPublic(BaseModel):
     window_seconds: float | None
     warm_start: bool
     enabled: bool
+    rollback: dict[str, Any] | None = Field(description="The rollback rule (null: off).")
     created_at: datetime
     updated_at: datetime
 

@@ -145,6 +145,24 @@ async def test_a_bad_policy_is_refused_with_the_field_at_fault(deployed: Deploye
         ({"job": job, "rules": {"cron": "every night"}}, ["body", "rules", "cron"]),
         ({"job": job, "rules": {"new_rows": 0}}, ["body", "rules", "new_rows"]),
         ({"job": job, "rules": {"new_rows": 5}, "cooldown": "-PT1H"}, ["body", "cooldown"]),
+        (
+            {"job": job, "rules": {"new_rows": 5}, "rollback": {"after_forecasts": 0}},
+            ["body", "rollback", "after_forecasts"],
+        ),
+        (
+            {"job": job, "rules": {"new_rows": 5}, "rollback": {"metric": "rmse"}},
+            ["body", "rollback", "metric"],
+        ),
+        (
+            {"job": job, "rules": {"new_rows": 5}, "rollback": {"min_confidence": 1.5}},
+            ["body", "rollback", "min_confidence"],
+        ),
+        (
+            {"job": job, "rules": {"new_rows": 5}, "rollback": {"margin": -0.1}},
+            ["body", "rollback", "margin"],
+        ),
+        # WQL needs quantiles, which the job (QUICK) has none of.
+        ({"job": job, "rules": {"new_rows": 5}, "rollback": {"metric": "wql"}}, ["body"]),
     ]
     for body, loc in cases:
         response = await deployed.http.post(URL, json=body)
