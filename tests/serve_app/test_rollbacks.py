@@ -92,6 +92,27 @@ async def serve_days(
     return scored
 
 
+async def predicted_mae(
+    deployed: Deployed, model_id: str, full: pd.DataFrame, origin: pd.Timestamp
+) -> float:
+    """``model_id``'s MAE over the day from ``origin`` asked by a predict request."""
+    window = full[
+        (full["timestamp"] >= origin - 8 * DAY) & (full["timestamp"] < origin + DAY)
+    ].copy()
+    actual = window.loc[window["timestamp"] >= origin, "load_kw"].to_numpy()
+    window["timestamp"] = window["timestamp"].map(pd.Timestamp.isoformat)
+    window["load_kw"] = window["load_kw"].astype(object)
+    window.loc[window["timestamp"] >= origin.isoformat(), "load_kw"] = None
+    response = await deployed.http.post(
+        f"/ai/models/{model_id}/predict", json={"rows": window.to_dict("records")}
+    )
+    assert response.status_code == 200, response.text
+    forecast = [p for p in response.json()["predictions"] if p["actual"] is None]
+    predicted = [p["predicted"] for p in forecast]
+    assert len(predicted) == len(actual) == HORIZON
+    return float(abs(pd.Series(predicted) - actual).mean())
+
+
 async def test_a_champion_worse_live_than_its_predecessor_is_rolled_back(
     deployed: Deployed,
 ) -> None:
@@ -129,6 +150,13 @@ async def test_a_champion_worse_live_than_its_predecessor_is_rolled_back(
         assert mae["previous"] < mae["model"]
         [day] = shadow["days"]
         assert day["day"] == evaluation["origin"][:10]
+    # The previous champion's shadow is its forecast from the same origin: as a predict
+    # request with the history up to it and the day's target left out forecasts it.
+    latest = page["evaluations"][0]
+    origin = pd.Timestamp(latest["origin"])
+    assert latest["shadow"]["metrics"]["mae"]["previous"] == pytest.approx(
+        await predicted_mae(deployed, good, full, origin)
+    )
     assert await champion(deployed, model_name) == good  # rolled back on the fourth
 
     promotions = (await deployed.http.get(f"{base}/promotions")).json()["promotions"]
