@@ -25,8 +25,12 @@ multiplies every actual from halfway by 1 + shift (a level shift) and reports, f
 policy, the days until the champion's status was ``drifted``, the day its retrain fired,
 and the live MAE after it over the new champion's test MAE.
 
-    .venv/bin/python -m bench.continuous [--days 60] [--shift 0.2]
+    .venv/bin/python -m bench.continuous [--days 60] [--shift 0.2] [--final-refit]
         [--strategies never,nightly,policy]
+
+``--final-refit`` makes every job of every strategy (the first champion's too) a
+``refit_on_all_rows`` job: the served models have seen every row before their training
+ended.
 """
 
 from __future__ import annotations
@@ -106,13 +110,7 @@ class Service:
             await self.ok("POST", f"/ai/training/feature-sets/{name}/rows", content=_csv(rows))
 
     async def train(self, replay: Replay, **config: Any) -> dict[str, Any]:
-        body = {
-            "tenant_id": TENANT,
-            "model_type": "forecast",
-            "model_name": replay.model_name,
-            "config": {"feature_set": replay.feature_set, "target_variable": "load", **config},
-        }
-        job = await self.ok("POST", "/ai/training/jobs/start", json=body)
+        job = await self.ok("POST", "/ai/training/jobs/start", json=job_body(replay, **config))
         return await self.finished(job["job_id"])
 
     async def finished(self, job_id: str) -> dict[str, Any]:
@@ -141,6 +139,22 @@ class Service:
         return str(alias["model_id"])
 
 
+def job_body(replay: Replay, **config: Any) -> dict[str, Any]:
+    """A default job on the replay's set (with ``--final-refit``, refitted on every row)."""
+    refit = {"refit_on_all_rows": True} if FINAL_REFIT else {}
+    return {
+        "tenant_id": TENANT,
+        "model_type": "forecast",
+        "model_name": replay.model_name,
+        "config": {
+            "feature_set": replay.feature_set,
+            "target_variable": "load",
+            **refit,
+            **config,
+        },
+    }
+
+
 async def replay_strategy(
     service: Service, replay: Replay, series: pd.DataFrame, start: datetime, days: int, shift: float
 ) -> None:
@@ -151,12 +165,7 @@ async def replay_strategy(
     replay.jobs.append(first["job_id"])
     replay.champion = first["model_id"]
     if replay.strategy == "policy":
-        job = {
-            "tenant_id": TENANT,
-            "model_type": "forecast",
-            "model_name": replay.model_name,
-            "config": {"feature_set": replay.feature_set, "target_variable": "load"},
-        }
+        job = job_body(replay)
         await service.ok("POST", "/ai/training/retrain-policies", json={"job": job, **POLICY})
     for day in range(days):
         begins = start + timedelta(days=day)
@@ -311,6 +320,8 @@ def _csv(rows: pd.DataFrame) -> bytes:
 RUNNING: list[RunningService] = []
 #: Days arrive as whole re-uploads instead of appends (``--reupload``).
 REUPLOAD = False
+#: Every job, the first champion's included, ends with a refit on every row.
+FINAL_REFIT = False
 
 
 def main() -> None:
@@ -321,9 +332,12 @@ def main() -> None:
     parser.add_argument("--shift", type=float, default=0.0)
     parser.add_argument("--strategies", default="never,nightly,policy")
     parser.add_argument("--reupload", action="store_true", help="upload the set whole each day")
+    parser.add_argument(
+        "--final-refit", action="store_true", help="every job refits on all rows (every strategy)"
+    )
     args = parser.parse_args()
-    global REUPLOAD
-    REUPLOAD = args.reupload
+    global REUPLOAD, FINAL_REFIT
+    REUPLOAD, FINAL_REFIT = args.reupload, args.final_refit
     data_dir = Path(tempfile.mkdtemp(prefix="continuous-"))
     url = f"sqlite+aiosqlite:///{data_dir / 'training.db'}"
     try:
