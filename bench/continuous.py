@@ -25,12 +25,13 @@ multiplies every actual from halfway by 1 + shift (a level shift) and reports, f
 policy, the days until the champion's status was ``drifted``, the day its retrain fired,
 and the live MAE after it over the new champion's test MAE.
 
-    .venv/bin/python -m bench.continuous [--days 60] [--shift 0.2] [--final-refit]
+    .venv/bin/python -m bench.continuous [--days 60] [--shift 0.2] [--final-refit] [--search N]
         [--strategies never,nightly,policy]
 
 ``--final-refit`` makes every job of every strategy (the first champion's too) a
 ``refit_on_all_rows`` job: the served models have seen every row before their training
-ended.
+ended. ``--search N`` makes every job a search of N trials (a policy's warm retrain skips
+it); each strategy's line then says what its later jobs cost beside its first.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import argparse
 import asyncio
 import io
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -142,6 +144,7 @@ class Service:
 def job_body(replay: Replay, **config: Any) -> dict[str, Any]:
     """A default job on the replay's set (with ``--final-refit``, refitted on every row)."""
     refit = {"refit_on_all_rows": True} if FINAL_REFIT else {}
+    search = {"enable_hpo": True, "n_trials": SEARCH_TRIALS} if SEARCH_TRIALS else {}
     return {
         "tenant_id": TENANT,
         "model_type": "forecast",
@@ -150,6 +153,7 @@ def job_body(replay: Replay, **config: Any) -> dict[str, Any]:
             "feature_set": replay.feature_set,
             "target_variable": "load",
             **refit,
+            **search,
             **config,
         },
     }
@@ -211,14 +215,14 @@ async def served_mae(service: Service, replay: Replay) -> tuple[float, list[floa
     return sum(maes) / len(maes), maes
 
 
-async def training_seconds(service: Service, replay: Replay) -> float:
-    total = 0.0
+async def training_seconds(service: Service, replay: Replay) -> list[float]:
+    """Each job's run time, the first champion's first."""
+    seconds = []
     for job_id in replay.jobs:
         job = await service.ok("GET", f"/ai/training/jobs/{job_id}")
-        total += (
-            datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(job["started_at"])
-        ).total_seconds()
-    return total
+        started, ended = (datetime.fromisoformat(job[k]) for k in ("started_at", "completed_at"))
+        seconds.append((ended - started).total_seconds())
+    return seconds
 
 
 async def worse_promotions(service: Service, replay: Replay) -> int:
@@ -251,13 +255,20 @@ async def run(args: argparse.Namespace, url: str, data_dir: Path) -> None:
             began = time.perf_counter()
             await replay_strategy(service, replay, series, start, args.days, args.shift)
             mae, daily = await served_mae(service, replay)
-            seconds = await training_seconds(service, replay)
+            each = await training_seconds(service, replay)
+            seconds = sum(each)
             worse = await worse_promotions(service, replay) if strategy == "policy" else 0
             results[strategy] = (mae, seconds, replay, daily, worse)
             print(
                 f"{strategy:<8} served day-ahead MAE {mae:8.2f}  training {seconds:7.1f} s "
                 f"({len(replay.jobs)} jobs)  replay {time.perf_counter() - began:6.0f} s"
             )
+            if len(each) > 1:
+                later = statistics.median(each[1:])
+                print(
+                    f"         first job {each[0]:.1f} s, later jobs' median {later:.1f} s "
+                    f"({later / each[0]:.2f}x)"
+                )
             if strategy == "policy":
                 print(
                     f"         retrains fired on days {replay.fired}, promoted on {replay.promoted}"
@@ -322,6 +333,8 @@ RUNNING: list[RunningService] = []
 REUPLOAD = False
 #: Every job, the first champion's included, ends with a refit on every row.
 FINAL_REFIT = False
+#: Every job searches with this many trials (0: none); a policy's warm retrain does not.
+SEARCH_TRIALS = 0
 
 
 def main() -> None:
@@ -335,9 +348,12 @@ def main() -> None:
     parser.add_argument(
         "--final-refit", action="store_true", help="every job refits on all rows (every strategy)"
     )
+    parser.add_argument(
+        "--search", type=int, default=0, help="every job an HPO job of this many trials"
+    )
     args = parser.parse_args()
-    global REUPLOAD, FINAL_REFIT
-    REUPLOAD, FINAL_REFIT = args.reupload, args.final_refit
+    global REUPLOAD, FINAL_REFIT, SEARCH_TRIALS
+    REUPLOAD, FINAL_REFIT, SEARCH_TRIALS = args.reupload, args.final_refit, args.search
     data_dir = Path(tempfile.mkdtemp(prefix="continuous-"))
     url = f"sqlite+aiosqlite:///{data_dir / 'training.db'}"
     try:
