@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
@@ -119,18 +119,8 @@ class PromotionStore:
     async def latest_change(self, tenant_id: str, model_name: str) -> PromotionRecord | None:
         """The latest decision that moved the model's ``champion``: a promotion or a
         rollback (None: none did)."""
-        query = (
-            select(Promotion)
-            .where(
-                Promotion.tenant_id == tenant_id,
-                Promotion.model_name == model_name,
-                Promotion.decision.in_([Decision.PROMOTED.value, Decision.ROLLED_BACK.value]),
-            )
-            .order_by(Promotion.decided_at.desc(), Promotion.promotion_id.desc())
-            .limit(1)
-        )
         async with self._database.transaction() as session:
-            row = await session.scalar(query)
+            row = await session.scalar(_champion_moves(tenant_id, model_name).limit(1))
         return promotion_record(row) if row is not None else None
 
     async def rolled_back_from(self, tenant_id: str, model_name: str) -> set[str]:
@@ -203,12 +193,10 @@ async def _champion(session: AsyncSession, tenant_id: str, model_name: str) -> M
     )
 
 
-async def _latest_promotion(
-    session: AsyncSession, tenant_id: str, model_name: str
-) -> Promotion | None:
-    """The latest promotion no rollback undid: each rollback, newest first, undoes the
-    latest promotion before it not undone yet."""
-    query = (
+def _champion_moves(tenant_id: str, model_name: str) -> Select[Promotion]:
+    """The decisions that moved the model's ``champion`` (promotions and rollbacks),
+    newest first."""
+    return (
         select(Promotion)
         .where(
             Promotion.tenant_id == tenant_id,
@@ -217,8 +205,15 @@ async def _latest_promotion(
         )
         .order_by(Promotion.decided_at.desc(), Promotion.promotion_id.desc())
     )
+
+
+async def _latest_promotion(
+    session: AsyncSession, tenant_id: str, model_name: str
+) -> Promotion | None:
+    """The latest promotion no rollback undid: each rollback, newest first, undoes the
+    latest promotion before it not undone yet."""
     rollbacks = 0
-    for row in (await session.scalars(query)).all():
+    for row in (await session.scalars(_champion_moves(tenant_id, model_name))).all():
         if row.decision == Decision.ROLLED_BACK.value:
             rollbacks += 1
         elif rollbacks:
