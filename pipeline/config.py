@@ -208,11 +208,9 @@ class TrainingConfig(BaseModel):
     )
     refit_on_all_rows: bool = Field(
         False,
-        description="Once the test part scored the model (and the champion was compared "
-        "with it), refit every booster on all rows, test part included, so the registered "
-        "model has seen the most recent data (as Amazon Forecast trains its final predictor "
-        "on the whole dataset after backtesting). Its test metrics stay those of the model "
-        "before this refit; about one more fit's time. Not with distributed or per_series.",
+        description="Once the test part scored the model, refit every booster on all rows, "
+        "test part included, so the registered model has seen the newest data (its test "
+        "metrics stay the scored model's); one more fit. Not with distributed or per_series.",
     )
     backtest: BacktestSpec | None = Field(
         None, description="Rolling-origin backtest over the most recent data."

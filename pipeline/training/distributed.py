@@ -41,11 +41,12 @@ from pipeline.search_results import SearchResult
 from pipeline.training.callbacks import LiveMetrics
 from pipeline.training.data_parallel_worker import train_loop
 from pipeline.training.datasets import to_dataset, training_rows
+from pipeline.training.fitters import FitRequest
 from pipeline.training.fitting import (
     Fit,
     Fitted,
 )
-from pipeline.training.train import FitRequest, TrainedModel, retrained_by, trained_by
+from pipeline.training.train import TrainedModel, retrained_by, trained_by
 
 logger = logging.getLogger("pipeline.training.train")
 

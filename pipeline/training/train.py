@@ -11,10 +11,9 @@ refits at later origins (``pipeline.training.calibration``), calibrate the quant
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,22 +25,18 @@ from pipeline.search_results import SearchResult
 from pipeline.summaries import SearchSummary, TrainSummary
 from pipeline.training.blend import Blend, Member
 from pipeline.training.calibration import calibration_forecasts, rolls
-from pipeline.training.callbacks import Callback, LiveMetrics, LiveScores, StopAt, stop_when
+from pipeline.training.callbacks import Callback, LiveMetrics, LiveScores, stop_when
+from pipeline.training.fitters import FitRequest, Fitter, InProcessFitter, budget_plan
 from pipeline.training.fitting import (
     ROUND_ALIASES,
-    BinnedData,
-    Binning,
     Fit,
-    Fitted,
     booster_params,
-    fit_and_refit,
 )
 from pipeline.training.quantiles import calibrated_quantiles, quantile_params
 
 logger = logging.getLogger(__name__)
 
 Data = TypeVar("Data", bound=PreparedFeatures)
-Data_contra = TypeVar("Data_contra", bound=PreparedFeatures, contravariant=True)
 
 #: How a member's curves are named in the job's experiment; the first member's are not
 #: prefixed (``validation_l1``), later ones are (``validation_median_l1``).
@@ -168,68 +163,6 @@ def search_plans(search: SearchResult) -> list[MemberPlan]:
     return plans + defaults
 
 
-@dataclass(frozen=True)
-class FitRequest:
-    """One booster to train: ``params`` early-stopped after ``early_stopping_rounds``
-    (0: all its rounds), then refitted on training + validation rows."""
-
-    params: dict[str, Any]
-    early_stopping_rounds: int
-    #: Seconds the early-stopped fit may take (its share of a time budget), if limited.
-    seconds: float | None = None
-    #: How the fit takes in the validation rows, and the most rounds its refit may grow to
-    #: (``pipeline.training.fitting.refitted``).
-    refit: RefitMethod = "full"
-    max_rounds: int | None = None
-
-
-class Fitter(Protocol[Data_contra]):
-    """Trains boosters: in this process (``InProcessFitter``) or across Ray Train
-    workers (``pipeline.training.distributed``)."""
-
-    def __call__(self, data: Data_contra, requests: Sequence[FitRequest]) -> list[Fitted]: ...
-
-    @property
-    def local_threads(self) -> int | None:
-        """Threads this process holds for more fits (None: the boosters train elsewhere)."""
-        ...
-
-
-@dataclass(frozen=True)
-class InProcessFitter:
-    """Each request fitted, then refitted, in this process on ``num_threads`` threads."""
-
-    num_threads: int
-    callbacks: Sequence[Callback] = ()
-
-    @property
-    def local_threads(self) -> int | None:
-        return self.num_threads
-
-    def __call__(self, data: PreparedData, requests: Sequence[FitRequest]) -> list[Fitted]:
-        """The requests in turn, on the data binned once for them all (per binning)."""
-        binned: dict[Binning, BinnedData] = {}
-        fitted = []
-        for request in requests:
-            callbacks = list(self.callbacks)
-            if request.seconds is not None:
-                callbacks.append(StopAt(time.monotonic() + request.seconds))
-            params, stopping = request.params, request.early_stopping_rounds
-            fitted.append(
-                fit_and_refit(
-                    data,
-                    params,
-                    stopping,
-                    self.num_threads,
-                    callbacks,
-                    binned,
-                    request.refit,
-                    request.max_rounds,
-                )
-            )
-        return fitted
-
-
 def assemble(
     data: Data,
     plans: Sequence[MemberPlan],
@@ -308,43 +241,6 @@ def assemble(
         validation_scores=scores,
         calibration_windows=calibrated.windows,
     )
-
-
-#: How long a member's refit on training + validation rows takes, and its refits at the
-#: calibration's later origins, per second of its early-stopped fit (the most measured on
-#: the hourly, household and traffic sets: 0.89-1.00 and 2.5-2.9).
-REFIT_COST = 1.0
-ROLLING_REFITS_COST = 2.9
-
-
-def budget_plan(
-    requests: Sequence[FitRequest],
-    budget: float,
-    refit: RefitMethod,
-    rolling: bool,
-    fitter: Fitter[Any],
-) -> list[FitRequest]:
-    """The requests with each early-stopped fit's share of ``budget`` seconds: the fits,
-    their refits (unless ``refit`` is ``none``) and refits at the calibration's rolling
-    origins split it evenly."""
-    if fitter.local_threads is None:
-        logger.info("time budget %.0f s: not applied to data-parallel training", budget)
-        return list(requests)
-    refits = REFIT_COST if refit == "full" else 0.0
-    per_fit = 1 + refits + (ROLLING_REFITS_COST if rolling else 0.0)
-    seconds = budget / (per_fit * len(requests))
-    after = [
-        *(["their refits"] if refits else []),
-        *(["refits at the calibration's rolling origins"] if rolling else []),
-    ]
-    logger.info(
-        "time budget %.1f s: %d early-stopped fit(s) of up to %.1f s each%s",
-        budget,
-        len(requests),
-        seconds,
-        f", then {' and '.join(after)}" if after else "",
-    )
-    return [replace(r, seconds=seconds) if r.early_stopping_rounds else r for r in requests]
 
 
 def _distinct(requests: Sequence[FitRequest]) -> list[FitRequest]:

@@ -14,17 +14,15 @@ from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training.blend import blend_predict
 from pipeline.training.boosters import grown_rounds
-from pipeline.training.fitting import Fitted, fit_and_refit
-from pipeline.training.train import (
+from pipeline.training.fitters import (
     REFIT_COST,
     ROLLING_REFITS_COST,
     FitRequest,
     InProcessFitter,
-    MemberPlan,
-    assemble,
     budget_plan,
-    train,
 )
+from pipeline.training.fitting import Fitted, fit_and_refit
+from pipeline.training.train import MemberPlan, assemble, train
 
 ROUNDS = 300
 BASE = {"n_estimators": ROUNDS, "learning_rate": 0.5, "num_leaves": 15, "objective": "regression"}
