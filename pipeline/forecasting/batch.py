@@ -24,7 +24,6 @@ each chunk as a task of its own.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,9 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from domain.errors import InvalidRequest
-from pipeline.features.build import FeatureMatrix, FeatureSpec, build_features, warm_up
+from pipeline.features.build import FeatureMatrix, FeatureSpec, build_features
 from pipeline.forecasting.predict import history_needed
+from pipeline.forecasting.request_checks import (
+    ONE_SERIES,
+    chosen_series,
+    compatible_schema,
+    set_spans,
+)
 from pipeline.models.artifacts import (
     ModelArtifact,
     feature_spec_of,
@@ -55,10 +59,6 @@ FORECAST_FILE = "forecast.parquet"
 CHUNK_SERIES = 200
 #: The output's columns before the quantiles.
 COLUMNS = ("series", "timestamp", "predicted")
-#: The series key of a set with a single series (its output's ``series`` is null).
-_ONE_SERIES = "_series"
-#: Batches' spans combined at a time while a plan reads the key columns.
-_SPANS_COMBINED = 64
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class SeriesHistory:
 
 @dataclass(frozen=True)
 class ForecastChunk:
-    """One chunk's share of a forecast: its series (``_ONE_SERIES`` alone for a set of
+    """One chunk's share of a forecast: its series (``ONE_SERIES`` alone for a set of
     one) and the rows of the pinned version their forecasts read, from ``start``
     (inclusive) to ``end`` (exclusive)."""
 
@@ -134,10 +134,10 @@ def plan_forecast(
 
     Raises:
         InvalidRequest: on ``feature_set`` (unknown or unfit for the model), ``horizon`` or
-            ``series`` (see ``check_compatible`` and ``chosen_series``).
+            ``series`` (``pipeline.forecasting.request_checks``).
     """
-    schema = _compatible_schema(store, metadata, feature_set, horizon)
-    spans = _set_spans(store, feature_set, schema, series)
+    schema = compatible_schema(store, metadata, feature_set, horizon)
+    spans = set_spans(store, feature_set, schema, series)
     chosen = chosen_series(metadata, schema, spans, series)
     spec = feature_spec_of(metadata)
     reach = adaptation_reach(metadata) + history_needed(spec) * spec.step
@@ -191,16 +191,6 @@ def load_history(
     return read_chunk(store, metadata, whole)
 
 
-def _compatible_schema(
-    store: FeatureStore, metadata: dict[str, Any], feature_set: str, horizon: int
-) -> FeatureSetSchema:
-    if not store.exists(feature_set):
-        raise InvalidRequest("feature_set", f"no feature set {feature_set!r}")
-    schema = store.schema(feature_set)
-    check_compatible(metadata, schema, store.step_seconds(feature_set), horizon)
-    return schema
-
-
 def forecast_directory(artifacts_root: Location, tenant_id: str, forecast_id: str) -> Location:
     """Where one forecast's files are (only ``FORECAST_FILE`` so far)."""
     return artifacts_root / tenant_id / FORECASTS_DIR / forecast_id
@@ -210,60 +200,18 @@ def forecast_location(artifacts_root: Location, tenant_id: str, forecast_id: str
     return forecast_directory(artifacts_root, tenant_id, forecast_id) / FORECAST_FILE
 
 
-def check_compatible(
-    metadata: dict[str, Any], schema: FeatureSetSchema, step_seconds: float, horizon: int
-) -> None:
-    """Whether the model can forecast ``horizon`` steps of this set at all.
-
-    Raises:
-        InvalidRequest: on ``horizon`` (beyond the model's), or ``feature_set`` (without
-            the model's target, covariates or series, or at another time step).
-    """
-    spec = feature_spec_of(metadata)
-    if horizon > spec.horizon:
-        raise InvalidRequest(
-            "horizon",
-            f"the model was trained for a horizon of {spec.horizon} steps: its lags reach "
-            f"no further, so it cannot forecast {horizon} steps ahead",
-        )
-    trained = metadata["feature_schema"]
-    if schema.target_column != trained["target_column"]:
-        raise InvalidRequest(
-            "feature_set",
-            f"{schema.name!r} has target {schema.target_column!r}; the model forecasts "
-            f"{trained['target_column']!r}",
-        )
-    missing = [c for c in trained["covariates"] if c not in schema.covariates]
-    if missing:
-        raise InvalidRequest(
-            "feature_set", f"{schema.name!r} lacks the model's covariates {missing}"
-        )
-    if spec.series is not None and schema.series_column is None:
-        raise InvalidRequest(
-            "feature_set",
-            f"{schema.name!r} has no series column; the model was trained on "
-            f"{len(spec.series)} series",
-        )
-    if spec.step_seconds is not None and not math.isclose(step_seconds, spec.step_seconds):
-        raise InvalidRequest(
-            "feature_set",
-            f"{schema.name!r} steps by {step_seconds:g} s; the model was trained on steps "
-            f"of {spec.step_seconds:g} s",
-        )
-
-
 def _history(metadata: dict[str, Any], frame: FeatureFrame, chunk: ForecastChunk) -> SeriesHistory:
     """A chunk's rows under the model's column names, trimmed to what its forecasts read."""
     spec = feature_spec_of(metadata)
     trained = metadata["feature_schema"]
     schema = frame.schema
     data = frame.data
-    key = schema.series_column or _ONE_SERIES
+    key = schema.series_column or ONE_SERIES
     if chunk.single:
-        data = data.assign(**{_ONE_SERIES: _ONE_SERIES})
+        data = data.assign(**{ONE_SERIES: ONE_SERIES})
     history = pd.DataFrame(
         {
-            _ONE_SERIES: data[key].astype(str),
+            ONE_SERIES: data[key].astype(str),
             trained["timestamp_column"]: data[schema.timestamp_column],
             trained["target_column"]: data[schema.target_column].astype("float64"),
             **{c: data[c].astype("float64") for c in trained["covariates"]},
@@ -271,95 +219,11 @@ def _history(metadata: dict[str, Any], frame: FeatureFrame, chunk: ForecastChunk
     )
     model_schema = replace(
         FeatureSetSchema(**trained),
-        series_column=_ONE_SERIES,
+        series_column=ONE_SERIES,
         label_column=None,
     )
     trimmed = _trimmed(history, model_schema, spec, adaptation_reach(metadata))
     return SeriesHistory(model_schema, trimmed, chunk.series, chunk.single)
-
-
-def chosen_series(
-    metadata: dict[str, Any],
-    schema: FeatureSetSchema,
-    spans: pd.DataFrame,
-    series: Sequence[str] | None,
-) -> tuple[str, ...]:
-    """The series a request forecasts, given each series' ``first`` and ``last`` timestamp
-    with a known target (``_spans``).
-
-    Raises:
-        InvalidRequest: on ``series`` (not in the set, unknown to the model, or with too
-            little history), or ``feature_set`` (a series of it is unknown to the model
-            or too short, when no series were named).
-    """
-    spec = feature_spec_of(metadata)
-    field = "series" if series is not None else "feature_set"
-    if schema.series_column is None and series is not None:
-        raise InvalidRequest("series", f"{schema.name!r} has a single series: omit series")
-    present = spans.index
-    chosen = tuple(dict.fromkeys(series)) if series is not None else tuple(sorted(present))
-    unknown = [s for s in chosen if s not in present]
-    if unknown:
-        raise InvalidRequest(
-            "series", f"{len(unknown)} series not in {schema.name!r}: {unknown[:5]}"
-        )
-    if spec.series is not None:
-        strangers = sorted(set(chosen) - set(spec.series))
-        if strangers:
-            raise InvalidRequest(
-                field,
-                f"the model was not trained on {len(strangers)} of these series "
-                f"({strangers[:5]}); name the series to forecast with 'series'",
-            )
-    selected = spans.loc[list(chosen)]
-    empty = sorted(selected.index[selected["last"].isna()])
-    if empty:
-        raise InvalidRequest(field, f"series without a known {schema.target_column}: {empty[:5]}")
-    seconds = (selected["last"] - selected["first"]).dt.total_seconds()
-    steps = (seconds / spec.step.total_seconds()).round() + 1
-    need = warm_up(spec.horizon, spec.season)
-    short = steps[steps < need]
-    if len(short):
-        raise InvalidRequest(
-            field,
-            f"{len(short)} series have less history than the {need} steps the model's lags "
-            f"need (e.g. {short.index[0]!r}: {int(short.iloc[0])} steps)",
-        )
-    return chosen
-
-
-def _set_spans(
-    store: FeatureStore,
-    feature_set: str,
-    schema: FeatureSetSchema,
-    series: Sequence[str] | None,
-) -> pd.DataFrame:
-    """``_spans`` of the rows of the set's version (of ``series`` only), from its key and
-    target columns read a batch at a time; the batches' spans are combined as they come,
-    so what is held grows with the series, not with the rows."""
-    keys = [schema.series_column, schema.timestamp_column, schema.target_column]
-    batches = store.batches(
-        feature_set, [c for c in keys if c], version=schema.pinned_version, series=series
-    )
-    parts: list[pd.DataFrame] = []
-    for batch in batches:
-        parts.append(_spans(batch, schema))
-        if len(parts) == _SPANS_COMBINED:
-            parts = [_combined(parts)]
-    return _combined(parts) if parts else pd.DataFrame(columns=["first", "last"])
-
-
-def _combined(spans: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(spans).groupby(level=0).agg({"first": "min", "last": "max"})
-
-
-def _spans(data: pd.DataFrame, schema: FeatureSetSchema) -> pd.DataFrame:
-    """Per series (the index; ``_ONE_SERIES`` for a set of one): its ``first`` and
-    ``last`` timestamps with a known target (NaT where it has none)."""
-    keys = data[schema.series_column].astype(str) if schema.series_column else _ONE_SERIES
-    known = data[schema.timestamp_column].where(data[schema.target_column].notna())
-    spans = known.groupby(pd.Series(keys, index=data.index)).agg(["min", "max"])
-    return spans.set_axis(["first", "last"], axis=1)
 
 
 def adaptation_reach(metadata: dict[str, Any]) -> pd.Timedelta:
@@ -380,8 +244,8 @@ def _trimmed(
     steps before those (what their features read), and the set's own rows of its
     future."""
     ts, target = schema.timestamp_column, schema.target_column
-    origins = history[history[target].notna()].groupby(_ONE_SERIES)[ts].max()
-    origin = history[_ONE_SERIES].map(origins)
+    origins = history[history[target].notna()].groupby(ONE_SERIES)[ts].max()
+    origin = history[ONE_SERIES].map(origins)
     reach = recent + history_needed(spec) * spec.step
     keep = (history[ts] > origin - reach) & (history[ts] <= origin + spec.horizon * spec.step)
     return history[keep].reset_index(drop=True)
@@ -401,7 +265,7 @@ def forecast_chunk(artifact: ModelArtifact, history: SeriesHistory, horizon: int
         columns=artifact.metadata["features"],
     )
     assert matrix.series is not None  # the history always has a series key
-    future = frame.loc[frame["_future"], [_ONE_SERIES, schema.timestamp_column]]
+    future = frame.loc[frame["_future"], [ONE_SERIES, schema.timestamp_column]]
     wanted = pd.MultiIndex.from_frame(future)
     at = pd.MultiIndex.from_arrays([matrix.series.astype(str), matrix.timestamps])
     rows = np.flatnonzero(at.isin(wanted))
@@ -462,12 +326,12 @@ def _with_future(
     set's covariates where it has them, else the seasonal-naive ones."""
     ts, target = schema.timestamp_column, schema.target_column
     known = history[history[target].notna()]
-    origins = known.groupby(_ONE_SERIES)[ts].max()
-    past = history[history[ts] <= history[_ONE_SERIES].map(origins)].assign(_future=False)
+    origins = known.groupby(ONE_SERIES)[ts].max()
+    past = history[history[ts] <= history[ONE_SERIES].map(origins)].assign(_future=False)
     steps = np.arange(1, horizon + 1)
     future = pd.DataFrame(
         {
-            _ONE_SERIES: np.repeat(origins.index.to_numpy(), horizon),
+            ONE_SERIES: np.repeat(origins.index.to_numpy(), horizon),
             ts: pd.DatetimeIndex(origins).repeat(horizon)
             + _steps(np.tile(steps, len(origins)), spec),
             target: np.nan,
@@ -476,17 +340,17 @@ def _with_future(
     )
     covariates = schema.covariates
     if covariates:
-        given = history.set_index([_ONE_SERIES, ts])[covariates]
-        values = given.reindex(pd.MultiIndex.from_frame(future[[_ONE_SERIES, ts]]))
+        given = history.set_index([ONE_SERIES, ts])[covariates]
+        values = given.reindex(pd.MultiIndex.from_frame(future[[ONE_SERIES, ts]]))
         days = np.ceil(np.tile(steps, len(origins)) / spec.season)
         lookback = future[ts] - _steps(days * spec.season, spec)
-        carried = given.reindex(pd.MultiIndex.from_arrays([future[_ONE_SERIES], lookback]))
+        carried = given.reindex(pd.MultiIndex.from_arrays([future[ONE_SERIES], lookback]))
         filled = values.to_numpy(dtype="float64", copy=True)
         gaps = np.isnan(filled)
         filled[gaps] = carried.to_numpy(dtype="float64")[gaps]
         future[covariates] = filled
     frame = pd.concat([past, future], ignore_index=True)
-    return frame.sort_values([_ONE_SERIES, ts], kind="stable").reset_index(drop=True)
+    return frame.sort_values([ONE_SERIES, ts], kind="stable").reset_index(drop=True)
 
 
 def _steps(counts: np.ndarray, spec: FeatureSpec) -> pd.TimedeltaIndex:

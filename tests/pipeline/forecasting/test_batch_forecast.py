@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pipeline.forecasting.batch as batch
+import pipeline.forecasting.request_checks as request_checks
 from domain.errors import InvalidRequest
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
@@ -184,7 +184,7 @@ def test_a_plan_reads_key_columns_and_a_chunk_its_window_alone(
     model looks back (its features' history and its intervals' recent misses), and that
     window forecasts exactly as the series' whole history does."""
     store, artifact = setup
-    monkeypatch.setattr(batch, "_SPANS_COMBINED", 1)  # the key batches' spans, combined
+    monkeypatch.setattr(request_checks, "SPANS_COMBINED", 1)  # the key batches' spans, combined
     recording = RecordingStore(store)
     plan = plan_forecast(recording, artifact.metadata, "long", HORIZON, None, size=2)
     assert recording.loads == []
