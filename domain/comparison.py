@@ -17,12 +17,27 @@ from scipy.stats import t as student_t
 Goal = Literal["min", "max"]
 
 #: Metrics where higher is better; error metrics (mae, rmse, l1, ...) are lower-is-better.
-HIGHER_IS_BETTER = frozenset({"r2", "precision", "recall", "f1", "auc", "accuracy"})
+HIGHER_IS_BETTER = frozenset(
+    {
+        "r2",
+        "precision",
+        "recall",
+        "f1",
+        "auc",
+        "accuracy",
+        *(
+            f"{kind}_{score}"
+            for kind in ("event", "point")
+            for score in ("precision", "recall", "f1")
+        ),
+        "nab_score",
+    }
+)
 #: A trial's mean absolute error on each window of the validation part (step: the window).
 WINDOW_METRIC = "window_mae"
 #: Metrics that describe a run rather than rank it (a window's error alone ranks nothing:
 #: ``compare_windows`` judges them together).
-NOT_RANKED = frozenset({"anomaly_rate", "best_iteration", WINDOW_METRIC})
+NOT_RANKED = frozenset({"anomaly_rate", "events_per_week", "best_iteration", WINDOW_METRIC})
 #: How sure a gain over the windows must be to count as a win (a one-sided paired t test).
 CONFIDENCE = 0.95
 

@@ -177,8 +177,32 @@ class TrainingConfig(BaseModel):
     n_trials: int = Field(20, ge=1, le=1000, description="HPO: trials to run.")
     timeout_seconds: float | None = Field(None, gt=0, description="HPO: wall-clock budget.")
     pruning: bool = Field(True, description="HPO: stop poor trials early (median pruner).")
-    anomaly_threshold: float = Field(
-        4.0, gt=0, le=100, description="Robust z-score beyond which a residual is an anomaly."
+    alarms_per_week: float = Field(
+        0.5,
+        gt=0,
+        le=10_000,
+        description="Anomaly models: the alarms a week the threshold allows on normal data "
+        "(the share of rows whose calibrated score passes it, at the set's cadence).",
+    )
+    anomaly_threshold: float | None = Field(
+        None,
+        gt=0,
+        le=30,
+        description="Anomaly models: the calibrated score (standard-normal units) past which "
+        "a residual raises an alarm, instead of the one alarms_per_week sets.",
+    )
+    event_gap: int = Field(
+        3,
+        ge=0,
+        le=10_000,
+        description="Anomaly models: alarms at most this many steps apart are one event.",
+    )
+    alarm_suppression: int | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        description="Anomaly models: steps after an event in which alarms are dropped as "
+        "its echoes (default: a day of steps).",
     )
     holidays: str | None = Field(
         None,

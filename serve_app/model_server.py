@@ -13,7 +13,7 @@ from typing import Any
 
 from ray import serve
 
-from pipeline.forecasting.predict import Prediction, predict_rows
+from pipeline.forecasting.predict import Predictions, predict_rows
 from pipeline.models.artifacts import ModelArtifact, artifact_bytes, load_artifact
 from pipeline.storage import Location
 from serve_app.model_cache import ModelCache
@@ -28,7 +28,7 @@ class ModelServer:
 
     def predict(
         self, artifact_uri: str, rows: Sequence[Mapping[str, Any]], explain: bool = False
-    ) -> list[Prediction]:
+    ) -> Predictions:
         """Raises: InvalidRequest (bad rows)."""
         return predict_rows(self._cache.get(artifact_uri), rows, explain)
 

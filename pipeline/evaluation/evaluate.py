@@ -9,29 +9,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    f1_score,
-    mean_absolute_error,
-    mean_squared_error,
-    precision_score,
-    r2_score,
-    recall_score,
-)
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.forecaster import Forecaster
 from pipeline.features.preprocess import PreparedFeatures
 from pipeline.scoring.adaptation import ForecastRows, RecentMisses
-from pipeline.scoring.anomalies import ResidualThreshold
+from pipeline.scoring.anomalies import WEEK, calibrate
+from pipeline.scoring.detector import AnomalyDetector, Detection
 from pipeline.scoring.intervals import QuantileCalibration, quantile_metrics
+from pipeline.scoring.labelled import label_scores
 from pipeline.scoring.series import naive_mae, per_series, worst
 from pipeline.summaries import EvaluateSummary
 
 logger = logging.getLogger(__name__)
 
-#: Scales a median absolute deviation to a normal distribution's standard deviation.
-MAD_TO_SIGMA = 1.4826
 #: Series named in the job's log as the worst served.
 WORST_SERIES_LOGGED = 5
 
@@ -40,8 +33,8 @@ WORST_SERIES_LOGGED = 5
 class Evaluation:
     metrics: dict[str, float]
     predictions: np.ndarray
-    threshold: ResidualThreshold | None
-    anomaly_flags: np.ndarray | None
+    detector: AnomalyDetector | None
+    detection: Detection | None  # of the test rows
     calibration: QuantileCalibration | None = None
     bounds: np.ndarray | None = None  # one column per quantile, for the test rows
     series_metrics: pd.DataFrame | None = None
@@ -76,13 +69,13 @@ def evaluate(
     """Point metrics on the untouched test part; with quantiles, their coverage, widths,
     pinball losses and WQL, as served (following their recent misses,
     ``pipeline.scoring.adaptation``; ``static_`` scores: as calibrated); per series when
-    the set has several; for anomaly models, flags beyond ``config.anomaly_threshold``
-    robust z-scores."""
+    the set has several; for anomaly models, the detector calibrated on the validation
+    part (``pipeline.scoring.detector``), its alarms a week on the test part and, where the
+    set has labels, its scores against them (``pipeline.scoring.labelled``)."""
     test = data.test
     predictions = model.predict(test.X)
     scale = data.naive_scale()
     metrics = point_metrics(test.y, predictions, test.seasonal_naive, scale)
-    residuals = data.validation.y - model.validation_predictions
     bounds = model.predict_quantiles(test.X, predictions)
     adaptation = None
     if bounds is not None:
@@ -98,24 +91,23 @@ def evaluate(
             test.series, test.y, predictions, scales, bounds, config.quantiles
         )
         _log_worst(series_table)
-    threshold = flags = None
+    detector = detection = None
     if model_type is ModelType.ANOMALY:
-        center = float(np.median(residuals))
-        scale = MAD_TO_SIGMA * float(np.median(np.abs(residuals - center)))
-        threshold = ResidualThreshold(center, scale, config.anomaly_threshold)
-        flags = threshold.flags(test.y, predictions)
-        metrics["anomaly_rate"] = float(flags.mean())
-        if test.labels is not None:
-            labels = test.labels
-            metrics["precision"] = float(precision_score(labels, flags, zero_division=0))
-            metrics["recall"] = float(recall_score(labels, flags, zero_division=0))
-            metrics["f1"] = float(f1_score(labels, flags, zero_division=0))
+        detector, detection = _detect(data, predictions, config, model)
+        metrics.update(_anomaly_metrics(data, detection))
     logger.info(
         "test metrics: %s",
         ", ".join(f"{name}={value:.4f}" for name, value in metrics.items()),
     )
     return Evaluation(
-        metrics, predictions, threshold, flags, model.calibration, bounds, series_table, adaptation
+        metrics,
+        predictions,
+        detector,
+        detection,
+        model.calibration,
+        bounds,
+        series_table,
+        adaptation,
     )
 
 
@@ -145,3 +137,61 @@ def _log_worst(table: pd.DataFrame) -> None:
         f"{row.series} (MASE {row.mase:.3f}, MAE {row.mae:.4g})" for row in rows.itertuples()
     )
     logger.info("worst series of %d on the test part: %s", len(table), listed)
+
+
+def anomaly_detector(
+    data: PreparedFeatures, validation_predictions: np.ndarray, config: TrainingConfig
+) -> AnomalyDetector:
+    """The detector calibrated on the validation part's out-of-sample residuals."""
+    validation = data.validation
+    calibration = calibrate(
+        validation.y - validation_predictions,
+        validation.series,
+        data.spec.step,
+        data.spec.season,
+        config.alarms_per_week,
+    )
+    suppress = config.alarm_suppression
+    return AnomalyDetector(
+        calibration=calibration,
+        threshold=config.anomaly_threshold or calibration.threshold,
+        gap=config.event_gap,
+        suppress=data.spec.season if suppress is None else suppress,
+    )
+
+
+def _detect(
+    data: PreparedFeatures, predictions: np.ndarray, config: TrainingConfig, model: Forecaster
+) -> tuple[AnomalyDetector, Detection]:
+    """The detector, and its detection on the test rows, their trailing scale reading the
+    validation residuals before them."""
+    detector = anomaly_detector(data, model.validation_predictions, config)
+    validation, test = data.validation, data.test
+    series = (
+        None
+        if test.series is None or validation.series is None
+        else np.concatenate([validation.series, test.series])
+    )
+    detection = detector.detect(
+        np.concatenate([validation.y, test.y]),
+        np.concatenate([model.validation_predictions, predictions]),
+        np.concatenate([validation.timestamps, test.timestamps]),
+        series,
+        first=len(validation.y),
+    )
+    return detector, detection
+
+
+def _anomaly_metrics(data: PreparedFeatures, detection: Detection) -> dict[str, float]:
+    """The share of test rows in an event, events a week and, with labels, the scores
+    against them."""
+    test = data.test
+    flags = detection.events.flags
+    weeks = len(test.y) * data.spec.step / WEEK
+    metrics = {
+        "anomaly_rate": float(flags.mean()),
+        "events_per_week": len(detection.events.events) / weeks,
+    }
+    if test.labels is not None:
+        metrics.update(label_scores(flags, test.labels, data.spec.step, test.series))
+    return metrics

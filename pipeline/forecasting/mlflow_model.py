@@ -41,7 +41,7 @@ class ServiceModel(PythonModel):
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         rows = [{str(k): v for k, v in row.items()} for row in model_input.to_dict("records")]
-        return predictions_frame(predict_rows(self._artifact, rows))
+        return predictions_frame(predict_rows(self._artifact, rows).rows)
 
 
 def predictions_frame(predictions: list[Prediction]) -> pd.DataFrame:

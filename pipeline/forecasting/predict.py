@@ -34,8 +34,9 @@ from pipeline.features.build import (
     rolling_windows,
     warm_up,
 )
-from pipeline.models.artifacts import ModelArtifact
-from pipeline.scoring.anomalies import ResidualThreshold
+from pipeline.models.artifacts import ModelArtifact, out_of_sample_from
+from pipeline.scoring.detector import detector_of
+from pipeline.scoring.events import AnomalyEvent
 from pipeline.scoring.intervals import quantile_key
 from pipeline.store.feature_store import FeatureFrame, FeatureSetSchema
 
@@ -63,6 +64,12 @@ class Prediction:
     explanation: Explanation | None = None
 
 
+@dataclass(frozen=True)
+class Predictions:
+    rows: list[Prediction]
+    events: list[AnomalyEvent] | None  # anomaly models only
+
+
 def history_needed(spec: FeatureSpec) -> int:
     """Consecutive earlier steps a row needs for every feature to be what training saw:
     the longest lag, the horizon plus the longest rolling window, or (for models reading
@@ -78,9 +85,11 @@ def history_needed(spec: FeatureSpec) -> int:
 
 def predict_rows(
     artifact: ModelArtifact, rows: Sequence[Mapping[str, Any]], explain: bool = False
-) -> list[Prediction]:
+) -> Predictions:
     """Predictions for every row past its warm-up and at most a horizon after its series'
-    last known target, in time (then series) order.
+    last known target, in time (then series) order; for an anomaly model, with the events
+    its alarms make (``pipeline.scoring.detector``), each row's score read against the
+    misses of the request's earlier rows.
 
     Raises:
         InvalidRequest: wrong or missing columns, nulls/NaNs where values are needed,
@@ -122,14 +131,16 @@ def predict_rows(
             None if matrix.series is None else matrix.series.to_numpy(dtype=str),
         )
     explanations = _explanations(artifact, features) if explain else None
-    flags = scores = None
-    threshold = metadata.get("anomaly_threshold")
-    if threshold is not None:
-        rule = ResidualThreshold(**threshold)
-        flags = rule.flags(actual, predicted)
-        scores = np.abs(actual - predicted - rule.center) / rule.scale if rule.scale else None
     series = matrix.series.to_numpy(dtype=str) if matrix.series is not None else None
-    return [
+    detector = detector_of(metadata)
+    detection = None
+    if detector is not None:
+        fitted = (matrix.timestamps < out_of_sample_from(metadata)).to_numpy()
+        stamps = matrix.timestamps.to_numpy()
+        detection = detector.detect(actual, predicted, stamps, series, in_sample=fitted)
+    flags = None if detection is None else detection.events.flags
+    scores = None if detection is None else detection.scores
+    predictions = [
         Prediction(
             timestamp=pd.Timestamp(matrix.timestamps.iloc[i]),
             series=None if series is None else str(series[i]),
@@ -147,6 +158,7 @@ def predict_rows(
         )
         for i in range(len(actual))
     ]
+    return Predictions(predictions, None if detection is None else detection.events.events)
 
 
 def within_reach(

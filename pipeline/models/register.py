@@ -41,7 +41,7 @@ from pipeline.models.artifacts import (
     quantile_file,
     series_directory,
 )
-from pipeline.scoring.anomalies import ResidualThreshold
+from pipeline.scoring.detector import METADATA_KEY as DETECTOR_KEY
 from pipeline.storage import Location
 from pipeline.summaries import RegisterSummary
 from pipeline.training.blend import Blend, blend_importance
@@ -117,7 +117,7 @@ def register(
         "params": model.params,
         "metrics": evaluation.metrics,
         "feature_importance": importance,
-        "anomaly_threshold": _threshold(evaluation.threshold),
+        DETECTOR_KEY: evaluation.detector.to_dict() if evaluation.detector else None,
         "interval_adaptation": (
             evaluation.adaptation.as_dict() if evaluation.adaptation is not None else None
         ),
@@ -221,15 +221,10 @@ def _predictions_table(
     if evaluation.bounds is not None:
         for i, q in enumerate(quantiles):
             table[quantile_column(q)] = evaluation.bounds[:, i]
-    if evaluation.anomaly_flags is not None:
-        table["anomaly"] = evaluation.anomaly_flags
+    if evaluation.detection is not None:
+        table["anomaly"] = evaluation.detection.events.flags
+        table["anomaly_score"] = evaluation.detection.scores
     return table
-
-
-def _threshold(threshold: ResidualThreshold | None) -> dict[str, float] | None:
-    if threshold is None:
-        return None
-    return {"center": threshold.center, "scale": threshold.scale, "z": threshold.z}
 
 
 def _out_of_sample_from(data: PreparedFeatures, refit_on_all_rows: bool) -> str:

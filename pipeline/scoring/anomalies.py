@@ -1,24 +1,201 @@
-"""Anomalies: residuals farther from their center than a robust z-score allows."""
+"""Anomaly scores that mean the same out of sample, and the threshold a false-alarm rate
+sets.
+
+A residual is first measured against its own series' recent residuals: its distance from
+the validation residuals' median, over the robust scale (MAD) of the series' residuals in
+the trailing ``window`` steps before it. The scale follows the series as the served
+intervals follow their misses (``pipeline.scoring.adaptation``): a noisier week raises it,
+so wider residuals out of sample do not turn into a flood of flags.
+
+That ratio is then calibrated on the validation part, out of sample: its empirical tail
+probability in the bulk, and beyond the 95th percentile a generalized Pareto tail fitted to
+the exceedances (peaks over threshold, as SPOT does: Siffer et al., KDD 2017), since an
+alarm a week of 5-minute rows is a 1-in-2016 event that no validation part holds often
+enough to count. The score is the standard-normal deviate of that probability, two-sided
+(Merlion's calibrated scores): 3 means as rare as a 3-sigma residual of a normal series.
+
+The threshold is the score whose tail probability gives ``alarms_per_week`` flags a week
+at the series' cadence, so a user states how many alarms a week they can read, not a z.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from scipy import stats
+
+MAD_TO_SIGMA = 1.4826
+WEEK = pd.Timedelta(days=7)
+#: The bulk's upper quantile, above which the tail is a generalized Pareto fit.
+TAIL_FROM = 0.95
+#: Below this many exceedances the tail is exponential (shape 0), the fit too loose.
+MIN_EXCEEDANCES = 20
+#: The stored bulk: the ratio's quantiles at these probabilities.
+BULK_PROBABILITIES = np.linspace(0.0, TAIL_FROM, 96)
+#: Bounds of the fitted shape: beyond them one outlier in validation decides the tail.
+SHAPE_BOUNDS = (-0.5, 0.5)
+#: Scores are capped here: past it a tail probability underflows.
+MAX_SCORE = 30.0
+
+
+def scale_window(steps_per_day: int) -> int:
+    """Trailing steps of residuals a score's scale reads: a week of steps, at least 28."""
+    return max(7 * steps_per_day, 28)
 
 
 @dataclass(frozen=True)
-class ResidualThreshold:
-    """A point is anomalous when |residual - center| > limit (robust z-score)."""
+class AnomalyCalibration:
+    """How a residual becomes a calibrated score, and the score that raises an alarm."""
 
     center: float
     scale: float
-    z: float
+    window: int
+    bulk: tuple[float, ...]
+    tail_from: float
+    tail_scale: float
+    tail_shape: float
+    threshold: float
+    alarms_per_week: float
 
-    @property
-    def limit(self) -> float:
-        return self.z * self.scale
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bulk": list(self.bulk)}
 
-    def flags(self, actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        flags: np.ndarray = np.abs(actual - predicted - self.center) > self.limit
-        return flags
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnomalyCalibration:
+        return cls(**{**data, "bulk": tuple(data["bulk"])})
+
+    def ratios(
+        self,
+        residuals: np.ndarray,
+        series: np.ndarray | None = None,
+        in_sample: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """|residual - center| over its series' trailing robust scale (NaN residuals, the
+        future, are NaN; they and ``in_sample`` ones are left out of the scale)."""
+        scale = trailing_scale(residuals, self.center, self.scale, self.window, series, in_sample)
+        ratios: np.ndarray = np.abs(residuals - self.center) / scale
+        return ratios
+
+    def scores(
+        self,
+        residuals: np.ndarray,
+        series: np.ndarray | None = None,
+        in_sample: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Calibrated scores, standard-normal deviates of each residual's tail probability
+        (0 for a typical residual); rows must be in time order within each series, and
+        ``in_sample`` marks residuals of rows the model was fitted on (too small to read a
+        scale from)."""
+        return self.score_ratios(self.ratios(residuals, series, in_sample))
+
+    def score_ratios(self, ratios: np.ndarray) -> np.ndarray:
+        probability = self.tail_probability(ratios)
+        with np.errstate(divide="ignore"):
+            scores = stats.norm.isf(probability / 2)
+        scores = np.clip(scores, 0.0, MAX_SCORE)
+        scores[np.isnan(ratios)] = np.nan
+        return np.asarray(scores, dtype=float)
+
+    def tail_probability(self, ratios: np.ndarray) -> np.ndarray:
+        """P(ratio >= r) as the validation part saw it: the bulk's quantiles interpolated,
+        the fitted tail past them."""
+        bulk = np.interp(ratios, self.bulk, 1 - BULK_PROBABILITIES)
+        excess = np.maximum(ratios - self.bulk[-1], 0.0)
+        tail = (1 - TAIL_FROM) * _survival(excess, self.tail_scale, self.tail_shape)
+        return np.where(ratios > self.bulk[-1], tail, bulk)
+
+    def alarms(self, scores: np.ndarray) -> np.ndarray:
+        alarms: np.ndarray = np.nan_to_num(scores, nan=0.0) > self.threshold
+        return alarms
+
+
+def calibrate(
+    residuals: np.ndarray,
+    series: np.ndarray | None,
+    step: pd.Timedelta,
+    steps_per_day: int,
+    alarms_per_week: float,
+) -> AnomalyCalibration:
+    """The calibration of out-of-sample (validation) residuals, in time order within each
+    series, for ``alarms_per_week`` alarms a week at a cadence of ``step``."""
+    residuals = np.asarray(residuals, dtype=float)
+    center = float(np.nanmedian(residuals))
+    deviations = np.abs(residuals - center)
+    scale = MAD_TO_SIGMA * float(np.nanmedian(deviations)) or float(np.nanstd(residuals)) or 1.0
+    window = scale_window(steps_per_day)
+    ratios = deviations / trailing_scale(residuals, center, scale, window, series)
+    ratios = ratios[np.isfinite(ratios)]
+    bulk = np.quantile(ratios, BULK_PROBABILITIES)
+    bulk = np.maximum.accumulate(bulk)
+    excess = ratios[ratios > bulk[-1]] - bulk[-1]
+    tail_scale, tail_shape = _fit_tail(excess)
+    rate = min(alarms_per_week * (step / WEEK), 1.0)
+    return AnomalyCalibration(
+        center=center,
+        scale=scale,
+        window=window,
+        bulk=tuple(float(value) for value in bulk),
+        tail_from=TAIL_FROM,
+        tail_scale=tail_scale,
+        tail_shape=tail_shape,
+        threshold=float(min(stats.norm.isf(rate / 2), MAX_SCORE)),
+        alarms_per_week=alarms_per_week,
+    )
+
+
+def trailing_scale(
+    residuals: np.ndarray,
+    center: float,
+    scale: float,
+    window: int,
+    series: np.ndarray | None = None,
+    in_sample: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each row's robust scale of its series' residuals in the ``window`` steps before it
+    (MAD about ``center``, as a standard deviation). Until a quarter of a window is known
+    it is ``scale``, the validation part's; it never falls below half of that, so a quiet
+    stretch does not make every small residual an alarm. ``in_sample`` residuals are left
+    out."""
+    deviations = pd.Series(np.abs(np.asarray(residuals, dtype=float) - center))
+    if in_sample is not None:
+        deviations[in_sample] = np.nan
+    keys = pd.Series(np.zeros(len(deviations)) if series is None else np.asarray(series))
+    trailing = (
+        deviations.groupby(keys.to_numpy(), sort=False)
+        .transform(lambda part: part.shift(1).rolling(window, min_periods=window // 4).median())
+        .to_numpy(dtype=float)
+        * MAD_TO_SIGMA
+    )
+    trailing = np.where(np.isnan(trailing), scale, trailing)
+    return np.maximum(trailing, scale / 2)
+
+
+def _fit_tail(excess: np.ndarray) -> tuple[float, float]:
+    """Scale and shape of a generalized Pareto fit to the exceedances (exponential when
+    they are too few)."""
+    if len(excess) == 0:
+        return 1.0, 0.0
+    mean = float(np.mean(excess)) or 1.0
+    if len(excess) < MIN_EXCEEDANCES:
+        return mean, 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shape, _, fitted_scale = stats.genpareto.fit(excess, floc=0)
+    if not (math.isfinite(shape) and math.isfinite(fitted_scale) and fitted_scale > 0):
+        return mean, 0.0
+    shape = float(np.clip(shape, *SHAPE_BOUNDS))
+    return float(fitted_scale), shape
+
+
+def _survival(excess: np.ndarray, scale: float, shape: float) -> np.ndarray:
+    if abs(shape) < 1e-9:
+        return np.exp(-excess / scale)
+    base = np.maximum(1 + shape * excess / scale, 0.0)
+    with np.errstate(divide="ignore"):
+        survival: np.ndarray = np.power(base, -1 / shape)
+    return survival

@@ -25,6 +25,7 @@ from serve_app.responses import CSV_RESPONSE, csv_download, wants_csv
 from serve_app.schemas.models import (
     ALIAS_PATTERN,
     AliasUpdate,
+    AnomalyEventPublic,
     EvaluatedPredictionsPublic,
     ModelPublic,
     ModelsPublic,
@@ -110,7 +111,7 @@ async def get_test_predictions(
             predicted=row["predicted"],
             actual=row["actual"],
             anomaly=row.get("anomaly"),
-            anomaly_score=None,
+            anomaly_score=row.get("anomaly_score"),
             quantiles={key: row[column] for column, key in quantile_columns.items()} or None,
         )
         for row in table.to_dict("records")
@@ -284,7 +285,7 @@ async def _predict(
         predictions = await services.model_server.predict.remote(
             model.artifact_uri, body.rows, body.explain
         )
-    public = [PredictionPublic.model_validate(p) for p in predictions]
+    public = [PredictionPublic.model_validate(p) for p in predictions.rows]
     logged = None
     if body.log:
         kept = [
@@ -295,6 +296,9 @@ async def _predict(
     return PredictionsPublic(
         model_id=model.model_id,
         predictions=public,
+        events=None
+        if predictions.events is None
+        else [AnomalyEventPublic.model_validate(e) for e in predictions.events],
         forecast_id=logged.forecast_id if logged is not None else None,
     )
 

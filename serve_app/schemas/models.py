@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,8 +89,14 @@ class PredictionPublic(BaseModel):
     series: str | None
     predicted: float
     actual: float | None
-    anomaly: bool | None = Field(description="Anomaly models only, for rows with a target.")
-    anomaly_score: float | None = Field(description="|robust z| of the residual.")
+    anomaly: bool | None = Field(
+        description="Anomaly models only, for rows with a target: the row is in an event."
+    )
+    anomaly_score: float | None = Field(
+        description="Anomaly models: the residual's calibrated score, a standard-normal "
+        "deviate of how rare it is against the series' recent residuals (3: as rare as a "
+        "3-sigma normal residual)."
+    )
     quantiles: dict[str, float] | None = Field(
         None,
         description="Forecast quantiles by probability ('0.1', '0.5', '0.9'): conformal "
@@ -101,9 +107,29 @@ class PredictionPublic(BaseModel):
     explanation: ExplanationPublic | None = Field(None, description="With explain: true.")
 
 
+class AnomalyEventPublic(BaseModel):
+    """Alarms of one series close together, from the first to the last."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    series: str | None
+    start: datetime
+    end: datetime
+    peak_at: datetime
+    peak_score: float = Field(description="The highest calibrated score in the event.")
+    severity: Literal["low", "medium", "high"] = Field(
+        description="medium: the peak is a standard deviation past the threshold (about ten "
+        "times rarer), high: two."
+    )
+    rows: int
+
+
 class PredictionsPublic(BaseModel):
     model_id: str
     predictions: list[PredictionPublic]
+    events: list[AnomalyEventPublic] | None = Field(
+        None, description="Anomaly models: the events among the rows, in order of start."
+    )
     forecast_id: str | None = Field(
         None, description="With log: true, the stored forecast (GET /ai/models/forecasts/{id})."
     )

@@ -89,12 +89,17 @@ def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineS
 def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
     saved, _ = run_in_process(context("anomaly_basic", ModelType.ANOMALY, **SMALL), settings)
     metrics = saved.metrics
-    assert metrics["recall"] > 0.6
-    assert metrics["precision"] > 0.4
-    assert 0 < metrics["f1"] <= 1
+    # The demo set hides an anomaly every ~4 days: events a day apart are one incident to
+    # the suppression, so some are missed; those found are real ones.
+    assert metrics["event_precision"] > 0.8
+    assert metrics["event_recall"] > 0.4
+    assert metrics["false_alarms_per_week"] <= 1
+    assert 0 < metrics["nab_score"] <= 100
     table = pd.read_parquet(Path(saved.artifact_uri) / PREDICTIONS_FILE)
     assert table["anomaly"].any()
-    assert load_artifact(Location(saved.artifact_uri)).metadata["anomaly_threshold"]["z"] == 4.0
+    detector = load_artifact(Location(saved.artifact_uri)).metadata["anomaly_detector"]
+    assert detector["calibration"]["alarms_per_week"] == 0.5
+    assert table.loc[table["anomaly_score"] > detector["threshold"], "anomaly"].all()
 
 
 def test_early_stopping_and_hyperparameters_take_effect(demo_store: FeatureStore) -> None:

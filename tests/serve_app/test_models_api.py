@@ -192,6 +192,15 @@ async def test_anomaly_model_predictions_flag_and_score(deployed: Deployed) -> N
         stamp = pd.Timestamp(timestamp).isoformat()
         assert prediction["anomaly"] == bool(flagged[stamp])
         assert prediction["anomaly_score"] >= 0
+    # The events cover exactly the flagged rows, each peaking past the threshold.
+    events = response.json()["events"]
+    assert events, "the demo set's test part has anomalies"
+    spans = [(pd.Timestamp(e["start"]), pd.Timestamp(e["end"])) for e in events]
+    for row in response.json()["predictions"]:
+        at = pd.Timestamp(row["timestamp"])
+        assert row["anomaly"] == any(start <= at <= end for start, end in spans)
+    threshold = artifact.metadata["anomaly_detector"]["threshold"]
+    assert all(e["peak_score"] > threshold and e["severity"] for e in events)
 
 
 async def evaluated_rows(

@@ -65,7 +65,7 @@ async def test_a_per_series_job_trains_registers_and_routes_each_series(
 
     # Series m2's forecasts are m2's own model's, served as a model of its own.
     artifact = load_artifact(Location(model["artifact_uri"]))
-    own = predict_rows(alone(artifact, 2), as_json_rows(rows[rows["meter"] == "m2"]))
+    own = predict_rows(alone(artifact, 2), as_json_rows(rows[rows["meter"] == "m2"])).rows
     mine = served[served["series"] == "m2"]["predicted"].to_numpy()
     np.testing.assert_allclose(mine, [p.predicted for p in own])
 

@@ -114,7 +114,7 @@ def test_equals_served_predictions_when_the_set_holds_the_future_covariates(
     spec = artifact.feature_spec
     recent = round(adaptation_reach(artifact.metadata) / spec.step)
     rows = data.tail(history_needed(spec) + recent + 6)
-    served = predict_rows(artifact, _json(rows))[-6:]
+    served = predict_rows(artifact, _json(rows)).rows[-6:]
     assert [p.timestamp for p in served] == list(table["timestamp"])
     np.testing.assert_allclose([p.predicted for p in served], table["predicted"])
     # The intervals followed the same recent misses, which moved them.
@@ -249,6 +249,6 @@ def test_a_single_series_carries_its_covariates_forward_a_day(tmp_path: Path) ->
     last_day = data.tail(24).head(6)
     future = last_day.assign(timestamp=last_day["timestamp"] + pd.Timedelta(days=1), load_kw=np.nan)
     rows = pd.concat([data.tail(history_needed(artifact.feature_spec)), future])
-    served = predict_rows(artifact, _json(rows))[-6:]
+    served = predict_rows(artifact, _json(rows)).rows[-6:]
     assert [p.timestamp for p in served] == list(table["timestamp"])
     np.testing.assert_allclose([p.predicted for p in served], table["predicted"])

@@ -68,7 +68,7 @@ def test_a_global_model_with_quantiles_forecasts_as_the_service(
     artifact = load_artifact(Location(str(directory)))
     rows = raw_rows(demo_store, "forecast_basic", artifact)
     rows.loc[rows.index[-24:], "load_kw"] = np.nan  # the day to forecast
-    service = predictions_frame(predict_rows(artifact, as_json_rows(rows)))
+    service = predictions_frame(predict_rows(artifact, as_json_rows(rows)).rows)
     assert {"q0.1", "q0.9"} <= set(service.columns)
     assert_same(served_by_mlflow(directory, rows, tmp_path), service)
 
@@ -81,7 +81,7 @@ def test_a_per_series_model_forecasts_each_series_as_the_service(
     for row in rows.index[rows.groupby("meter").cumcount(ascending=False) < 6]:
         rows.loc[row, "load_kw"] = np.nan
     service = predictions_frame(
-        predict_rows(load_artifact(Location(str(directory))), as_json_rows(rows))
+        predict_rows(load_artifact(Location(str(directory))), as_json_rows(rows)).rows
     )
     assert set(service["series"]) == {"m0", "m1", "m2"}
     mlflow_frame = served_by_mlflow(directory, rows, tmp_path)

@@ -80,7 +80,7 @@ def test_predictions_equal_the_evaluated_test_predictions(
 ) -> None:
     artifact = load_artifact(Location(str(forecast_model)))
     rows = raw_rows(demo_store, "forecast_basic", artifact)
-    predictions = predict_rows(artifact, as_json_rows(rows))
+    predictions = predict_rows(artifact, as_json_rows(rows)).rows
     # Every row past the warm-up (a week) is predicted; the last SERVED have all their
     # history, last year's values included.
     assert len(predictions) == len(rows) - 7 * 24
@@ -96,10 +96,10 @@ def test_future_rows_are_forecast_from_history_alone(
 ) -> None:
     artifact = load_artifact(Location(str(forecast_model)))
     rows = raw_rows(demo_store, "forecast_basic", artifact)
-    known = predict_rows(artifact, as_json_rows(rows))
+    known = predict_rows(artifact, as_json_rows(rows)).rows
     future = rows.copy()
     future.loc[future.index[-12:], "load_kw"] = np.nan
-    forecast = predict_rows(artifact, as_json_rows(future))
+    forecast = predict_rows(artifact, as_json_rows(future)).rows
     assert [p.timestamp for p in forecast] == [p.timestamp for p in known]
     assert all(p.actual is None for p in forecast[-12:])
     np.testing.assert_allclose([p.predicted for p in forecast], [p.predicted for p in known])
@@ -110,12 +110,16 @@ def test_anomaly_flags_equal_the_evaluated_ones(demo_store: FeatureStore, tmp_pa
     artifact = load_artifact(Location(str(directory)))
     predictions = predict_rows(
         artifact, as_json_rows(raw_rows(demo_store, "anomaly_basic", artifact))
-    )[-SERVED:]
+    ).rows[-SERVED:]
     evaluated = pd.read_parquet(directory / PREDICTIONS_FILE).set_index("timestamp")
     expected = evaluated.loc[[p.timestamp for p in predictions]]
     assert [p.anomaly for p in predictions] == expected["anomaly"].tolist()
-    limit = artifact.metadata["anomaly_threshold"]["z"]
-    assert all((p.anomaly_score or 0) > limit for p in predictions if p.anomaly)
+    # Evaluated, the trailing scale of the test part's first week read the validation
+    # part's out-of-sample residuals; served, the model was refitted on them, so they are
+    # left out and the calibration's own scale stands in: the scores differ by a few %.
+    np.testing.assert_allclose(
+        [p.anomaly_score or 0.0 for p in predictions], expected["anomaly_score"], rtol=0.05
+    )
 
 
 @pytest.mark.parametrize(
@@ -153,7 +157,7 @@ def test_served_quantiles_equal_the_evaluated_ones_and_explanations_add_up(
 ) -> None:
     artifact = load_artifact(Location(str(forecast_model)))
     rows = raw_rows(demo_store, "forecast_basic", artifact, recent=True)
-    predictions = predict_rows(artifact, as_json_rows(rows), explain=True)[-SERVED:]
+    predictions = predict_rows(artifact, as_json_rows(rows), explain=True).rows[-SERVED:]
     evaluated = pd.read_parquet(forecast_model / PREDICTIONS_FILE).set_index("timestamp")
     expected = evaluated.loc[[p.timestamp for p in predictions]]
     for key in ("0.1", "0.5", "0.9"):
@@ -174,7 +178,7 @@ def test_served_quantiles_equal_the_evaluated_ones_and_explanations_add_up(
         p.explanation is None
         for p in predict_rows(
             artifact, as_json_rows(raw_rows(demo_store, "forecast_basic", artifact))
-        )
+        ).rows
     )
 
 
@@ -183,10 +187,10 @@ def test_intervals_follow_the_misses_of_the_requests_own_history(
 ) -> None:
     artifact = load_artifact(Location(str(forecast_model)))
     rows = as_json_rows(raw_rows(demo_store, "forecast_basic", artifact, recent=True))
-    adapted = predict_rows(artifact, rows)[-SERVED:]
+    adapted = predict_rows(artifact, rows).rows[-SERVED:]
     # A model registered before intervals adapted serves them as calibrated.
     metadata = {k: v for k, v in artifact.metadata.items() if k != "interval_adaptation"}
-    static = predict_rows(replace(artifact, metadata=metadata), rows)[-SERVED:]
+    static = predict_rows(replace(artifact, metadata=metadata), rows).rows[-SERVED:]
     assert [p.predicted for p in adapted] == [p.predicted for p in static]
 
     def widths(predictions: list[Prediction]) -> np.ndarray:
@@ -200,7 +204,7 @@ def test_intervals_follow_the_misses_of_the_requests_own_history(
     # One factor per day-ahead origin's window: rows an hour apart share almost all of it.
     assert np.abs(np.diff(np.log(ratio))).max() < 0.05
     # A request whose history reaches fewer of the recent forecasts rescales by fewer.
-    short = predict_rows(artifact, rows[-(history_needed(artifact.feature_spec) + SERVED) :])
+    short = predict_rows(artifact, rows[-(history_needed(artifact.feature_spec) + SERVED) :]).rows
     assert not np.allclose(widths(short[-SERVED:]), widths(adapted))
 
 
@@ -212,7 +216,7 @@ def test_rows_beyond_the_horizon_are_not_forecast(
     rows = raw_rows(demo_store, "forecast_basic", artifact)
     future = rows.copy()
     future.loc[future.index[-40:], "load_kw"] = np.nan
-    forecast = predict_rows(artifact, as_json_rows(future))
+    forecast = predict_rows(artifact, as_json_rows(future)).rows
     last_known = future["timestamp"].iloc[-41]
     assert forecast[-1].timestamp == last_known + pd.Timedelta(hours=24)
     assert sum(p.actual is None for p in forecast) == 24

@@ -141,7 +141,7 @@ def test_the_registered_bundle_serves_each_series_from_its_subdirectory(
     artifact = load_artifact(Location(str(registered)))
     raw = store.load("meters").data
     rows = raw.groupby("meter").tail(24 * 10).reset_index(drop=True)
-    predictions = predict_rows(artifact, as_json_rows(rows), explain=True)
+    predictions = predict_rows(artifact, as_json_rows(rows), explain=True).rows
     evaluated = pd.read_parquet(registered / PREDICTIONS_FILE).set_index(["timestamp", "series"])
     last = [p for p in predictions if p.timestamp >= evaluated.index[-1][0] - pd.Timedelta("23h")]
     assert {p.series for p in last} == {"m0", "m1", "m2"}
@@ -157,7 +157,7 @@ def test_the_registered_bundle_serves_each_series_from_its_subdirectory(
     # The bundle's forecasts for m1 are m1's own model's, served as a model of its own.
     own = {
         (p.timestamp, p.series): p.predicted
-        for p in predict_rows(alone(artifact, 1), as_json_rows(rows[rows["meter"] == "m1"]))
+        for p in predict_rows(alone(artifact, 1), as_json_rows(rows[rows["meter"] == "m1"])).rows
     }
     served = {(p.timestamp, p.series): p.predicted for p in predictions if p.series == "m1"}
     assert own

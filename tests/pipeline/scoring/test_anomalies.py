@@ -1,0 +1,78 @@
+"""Calibrated anomaly scores: the false-alarm rate a user states is the rate out of sample,
+also when the residuals' scale moves after calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from pipeline.scoring.anomalies import calibrate, trailing_scale
+
+FIVE_MINUTES = pd.Timedelta(minutes=5)
+STEPS_PER_DAY = 288
+WEEK_ROWS = 7 * STEPS_PER_DAY
+
+
+def heavy_tailed(rng: np.random.Generator, rows: int, scale: float = 1.0) -> np.ndarray:
+    return scale * rng.standard_t(df=4, size=rows)
+
+
+def test_the_alarm_rate_out_of_sample_is_the_stated_one() -> None:
+    rng = np.random.default_rng(0)
+    validation = heavy_tailed(rng, 4 * WEEK_ROWS)
+    calibration = calibrate(validation, None, FIVE_MINUTES, STEPS_PER_DAY, alarms_per_week=2)
+    weeks = 100
+    later = heavy_tailed(rng, weeks * WEEK_ROWS)
+    alarms = calibration.alarms(calibration.scores(later)).sum()
+    # 2 a week; a plain z of 4 on the same residuals raises about 25 a week.
+    assert 1.0 <= alarms / weeks <= 3.5
+    plain_z = np.abs(later) / (1.4826 * np.median(np.abs(validation)))
+    assert (plain_z > 4).sum() / weeks > 10
+
+
+def test_scores_follow_a_wider_residual_scale() -> None:
+    rng = np.random.default_rng(1)
+    validation = heavy_tailed(rng, 2 * WEEK_ROWS)
+    calibration = calibrate(validation, None, FIVE_MINUTES, STEPS_PER_DAY, alarms_per_week=1)
+    weeks = 20
+    wider = heavy_tailed(rng, weeks * WEEK_ROWS, scale=3.0)
+    alarms = calibration.alarms(calibration.scores(wider))
+    # After the first week the trailing scale has followed the residuals up.
+    assert alarms[WEEK_ROWS:].sum() / (weeks - 1) <= 3
+    # A spike twenty times the new scale still raises an alarm.
+    wider[-1] = 60.0
+    assert calibration.alarms(calibration.scores(wider))[-1]
+
+
+def test_the_threshold_is_the_normal_deviate_of_the_alarm_rate() -> None:
+    rng = np.random.default_rng(2)
+    calibration = calibrate(
+        rng.normal(size=3000), None, pd.Timedelta(hours=1), 24, alarms_per_week=0.5
+    )
+    assert calibration.threshold == pytest.approx(stats.norm.isf(0.5 / 168 / 2))
+    # A typical residual scores near 0; scores grow with the residual.
+    scores = calibration.scores(np.array([0.0, 1.0, 3.0, 6.0]))
+    assert scores[0] < 0.2
+    assert np.all(np.diff(scores) > 0)
+
+
+def test_each_series_has_its_own_trailing_scale_and_future_rows_score_nan() -> None:
+    residuals = np.array([1.0, 10.0] * 40 + [np.nan, np.nan])
+    series = np.array(["quiet", "loud"] * 41)
+    scale = trailing_scale(residuals, 0.0, 5.0, window=28, series=series)
+    assert scale[-2] == pytest.approx(2.5)  # the floor: half the calibration's scale
+    assert scale[-1] == pytest.approx(10 * 1.4826)
+    rng = np.random.default_rng(3)
+    calibration = calibrate(rng.normal(size=500), None, pd.Timedelta(hours=1), 24, 1.0)
+    assert np.isnan(calibration.scores(residuals, series)[-2:]).all()
+
+
+def test_in_sample_residuals_are_left_out_of_the_scale() -> None:
+    residuals = np.concatenate([np.full(50, 0.01), np.full(50, 1.0)])
+    in_sample = np.arange(100) < 50
+    ignoring = trailing_scale(residuals, 0.0, 1.0, window=28, in_sample=in_sample)
+    reading = trailing_scale(residuals, 0.0, 1.0, window=28)
+    assert ignoring[50] == pytest.approx(1.0)  # no out-of-sample history: the calibration's
+    assert reading[50] == pytest.approx(0.5)  # the in-sample ones would pull it to the floor

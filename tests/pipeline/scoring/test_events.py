@@ -1,0 +1,43 @@
+"""Alarms grouped into events: near alarms merge, echoes after an event are dropped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.scoring.events import group_events, severity
+
+STAMPS = pd.date_range("2024-01-01", periods=60, freq="h", tz="UTC").to_numpy()
+
+
+def alarms_at(*rows: int, length: int = 60) -> np.ndarray:
+    alarms = np.zeros(length, dtype=bool)
+    alarms[list(rows)] = True
+    return alarms
+
+
+def test_near_alarms_are_one_event_and_echoes_are_suppressed() -> None:
+    scores = np.zeros(60)
+    scores[[5, 7, 9, 20, 40]] = [4.0, 6.5, 4.0, 5.0, 4.5]
+    found = group_events(STAMPS, None, scores, alarms_at(5, 7, 9, 20, 40), 3.5, gap=2, suppress=12)
+    assert [(e.start, e.end) for e in found.events] == [
+        (pd.Timestamp(STAMPS[5]), pd.Timestamp(STAMPS[9])),
+        (pd.Timestamp(STAMPS[40]), pd.Timestamp(STAMPS[40])),
+    ]
+    first = found.events[0]
+    assert (first.peak_at, first.peak_score, first.rows) == (pd.Timestamp(STAMPS[7]), 6.5, 5)
+    assert first.severity == "high"
+    assert np.flatnonzero(found.flags).tolist() == [5, 6, 7, 8, 9, 40]
+
+
+def test_series_are_grouped_apart() -> None:
+    series = np.array(["a", "b"] * 30)
+    alarms = alarms_at(10, 11, 13)
+    scores = np.where(alarms, 5.0, 0.0)
+    found = group_events(STAMPS, series, scores, alarms, 4.0, gap=1, suppress=0)
+    # Rows 10 and 11 are a's 6th and b's 6th: one event each; 13 is b's 7th, next to it.
+    assert [(e.series, e.rows) for e in found.events] == [("a", 1), ("b", 2)]
+
+
+def test_severity_steps_a_standard_deviation_past_the_threshold() -> None:
+    assert [severity(s, 3.0) for s in (3.1, 4.0, 5.2)] == ["low", "medium", "high"]
