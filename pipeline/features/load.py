@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 
+from domain.jobs import ModelType
 from pipeline.context import JobContext
 from pipeline.features.partitions import FeaturePlan, feature_plan
 from pipeline.stages import PIPELINE_LOGGER
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureFrame, FeatureStore
+from pipeline.store.windows import with_window_labels
 
 
 def load_features(context: JobContext, features_root: Location) -> FeatureFrame:
+    """The job's rows; an anomaly job's labelled from the set's uploaded windows where it
+    has no label column."""
     store = FeatureStore(features_root, context.tenant_id)
-    frame = store.load(context.config.feature_set, context.config.end_date)
+    name = context.config.feature_set
+    frame = store.load(name, context.config.end_date)
+    if context.model_type is ModelType.ANOMALY:
+        frame = with_window_labels(frame, store.windows(name))
     logging.getLogger(f"{PIPELINE_LOGGER}.features").info(
         "loaded %d rows of %s (%s .. %s)",
         len(frame.data),

@@ -60,6 +60,7 @@ from pipeline.store.schema import (
     FeatureSetSchema,
     SetKeys,
 )
+from pipeline.store.windows import LabelledWindow, checked_windows, read_windows, write_windows
 
 __all__ = [
     "LABEL_COLUMN",
@@ -243,6 +244,25 @@ class FeatureStore:
             series=tuple(sorted(n for n in names if n is not None)) if series_column else None,
             rows_by_bucket=counts,
         )
+
+    def put_windows(
+        self, name: str, windows: Sequence[LabelledWindow]
+    ) -> builtins.list[LabelledWindow]:
+        """Replace the labelled anomaly windows of a set of the tenant's own.
+
+        Raises: FeatureSetNotFound, InvalidRequest (``checked_windows``)."""
+        schema, directory = self.schema(name), self._write_location(name)
+        if not publication.has_published(directory):
+            raise FeatureSetNotFound(name)
+        known = self.keys(name).series
+        checked = checked_windows(windows, schema, None if known is None else set(known))
+        write_windows(directory, checked)
+        return checked
+
+    def windows(self, name: str) -> builtins.list[LabelledWindow]:
+        """The set's labelled anomaly windows, in order of start ([] when none)."""
+        self.schema(name)
+        return read_windows(self._location(name))
 
     def _dataset(self, name: str, schema: FeatureSetSchema) -> ds.Dataset:
         return version_dataset(self._location(name), schema)

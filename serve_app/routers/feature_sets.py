@@ -1,4 +1,5 @@
-"""Feature sets: upload a CSV or Parquet file, append rows to one, list and describe them."""
+"""Feature sets: upload a CSV or Parquet file, append rows to one, label its anomaly
+windows, list and describe them."""
 
 from __future__ import annotations
 
@@ -9,15 +10,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import IO, Annotated, Literal
 
+import pandas as pd
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 
 from domain.auth import Principal
 from domain.errors import InvalidFeatureSet
 from domain.names import NAME_PATTERN
 from pipeline.store.feature_store import FeatureStore
+from pipeline.store.windows import LabelledWindow
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import Services, ServicesDep
-from serve_app.schemas.feature_sets import FeatureSetPublic, FeatureSetsPublic
+from serve_app.schemas.feature_sets import (
+    FeatureSetPublic,
+    FeatureSetsPublic,
+    LabelledWindowPublic,
+    LabelledWindows,
+)
 
 router = APIRouter(prefix="/ai/training/feature-sets", tags=["feature sets"])
 
@@ -95,6 +103,46 @@ async def append_rows(
         )
     background.add_task(_compact, features, name)
     return FeatureSetPublic.model_validate(schema)
+
+
+@router.put("/{name}/anomaly-windows", response_model=LabelledWindows)
+async def put_anomaly_windows(
+    name: FeatureSetName,
+    body: LabelledWindows,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    tenant_id: TenantParam = None,
+) -> LabelledWindows:
+    """Replace the set's labelled anomaly windows (its incidents, as time ranges). An
+    anomaly job on a set without an ``is_anomaly`` column is scored against them: event-
+    and point-wise precision, recall and F1, NAB's score and false alarms a week. A window
+    ending before it starts or naming an unknown series is 422 and stores nothing."""
+    features = services.features.for_tenant(_owner(principal, tenant_id))
+    windows = [
+        LabelledWindow(pd.Timestamp(w.start), pd.Timestamp(w.end), w.series) for w in body.windows
+    ]
+    stored = await asyncio.to_thread(features.put_windows, name, windows)
+    return _windows_public(stored)
+
+
+@router.get("/{name}/anomaly-windows", response_model=LabelledWindows)
+async def get_anomaly_windows(
+    name: FeatureSetName, services: ServicesDep, principal: PrincipalDep
+) -> LabelledWindows:
+    """The set's labelled anomaly windows, in order of start."""
+    features = services.features.for_tenant(principal.tenant_id)
+    return _windows_public(await asyncio.to_thread(features.windows, name))
+
+
+def _windows_public(windows: list[LabelledWindow]) -> LabelledWindows:
+    return LabelledWindows(
+        windows=[
+            LabelledWindowPublic(
+                start=w.start.to_pydatetime(), end=w.end.to_pydatetime(), series=w.series
+            )
+            for w in windows
+        ]
+    )
 
 
 def _owner(principal: Principal, tenant_id: str | None) -> str | None:

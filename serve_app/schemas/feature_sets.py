@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class FeatureSetPublic(BaseModel):
@@ -45,3 +45,22 @@ class FeatureSetPublic(BaseModel):
 
 class FeatureSetsPublic(BaseModel):
     feature_sets: list[FeatureSetPublic]
+
+
+class LabelledWindowPublic(BaseModel):
+    """An incident: rows from ``start`` to ``end`` (inclusive) are anomalous."""
+
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+    start: AwareDatetime
+    end: AwareDatetime
+    series: str | None = Field(None, description="Its series; none: every series.")
+
+
+class LabelledWindows(BaseModel):
+    """A set's labelled anomaly windows; an anomaly job on a set without an ``is_anomaly``
+    column is scored against them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    windows: list[LabelledWindowPublic] = Field(max_length=100_000)
