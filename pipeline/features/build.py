@@ -39,6 +39,10 @@ YEARLY_FEATURES = ("last_year", "last_year_ratio")
 YEARLY_MIN_TRAINING = pd.Timedelta(weeks=8)
 #: How far back last year's values reach (a calendar year is at most this long).
 YEARLY_HISTORY_DAYS = 366
+#: Last week's values (a weekly lag and rolling window) become features when the training
+#: part spans at least this long: shorter, the week's warm-up would take most of its rows
+#: (a sensor's 12 days of 5-minute readings kept 15 % of their training rows).
+WEEKLY_MIN_TRAINING = pd.Timedelta(weeks=3)
 _DAY_SECONDS = 86_400
 
 
@@ -55,6 +59,8 @@ class FeatureSpec:
     series: tuple[str, ...] | None = None
     #: The series' typical spacing (None for models registered before it was kept).
     step_seconds: float | None = None
+    #: Whether the lags and rolling windows reach a week back (``WEEKLY_MIN_TRAINING``).
+    weekly: bool = True
 
     @property
     def step(self) -> pd.Timedelta:
@@ -101,9 +107,10 @@ def series_step(frame: FeatureFrame) -> float:
     return seconds
 
 
-def lag_steps(horizon: int, season: int) -> list[int]:
-    """Target lags usable at this horizon: recent ones and daily/weekly echoes."""
-    candidates = {horizon, horizon + 1, horizon + 2, season, 2 * season, 7 * season}
+def lag_steps(horizon: int, season: int, weekly: bool = True) -> list[int]:
+    """Target lags usable at this horizon: recent ones and daily (and weekly) echoes."""
+    candidates = {horizon, horizon + 1, horizon + 2, season, 2 * season}
+    candidates |= {7 * season} if weekly else set()
     return sorted(k for k in candidates if k >= horizon)
 
 
@@ -112,13 +119,13 @@ def naive_lag(horizon: int, season: int) -> int:
     return season * math.ceil(horizon / season)
 
 
-def rolling_windows(season: int) -> list[int]:
-    return [season, 7 * season]
+def rolling_windows(season: int, weekly: bool = True) -> list[int]:
+    return [season, 7 * season] if weekly else [season]
 
 
-def warm_up(horizon: int, season: int) -> int:
+def warm_up(horizon: int, season: int, weekly: bool = True) -> int:
     """Steps of a series before its first row: the longest lag has its place by then."""
-    return max(lag_steps(horizon, season))
+    return max(lag_steps(horizon, season, weekly))
 
 
 def default_spec(frame: FeatureFrame, config: TrainingConfig) -> FeatureSpec:
@@ -146,8 +153,8 @@ def spec_for(
 ) -> FeatureSpec:
     """The features of a model trained on rows ``first`` .. ``last`` (of the selected
     range) of ``series``: last year's values when the training part holds
-    ``YEARLY_MIN_TRAINING`` of rows a year into the data, and the series as a category
-    when the set has several."""
+    ``YEARLY_MIN_TRAINING`` of rows a year into the data, last week's when it spans
+    ``WEEKLY_MIN_TRAINING``, and the series as a category when the set has several."""
     span = last - first if first is not None and last is not None else pd.Timedelta(0)
     training = span * (1 - config.validation_split - config.test_split)
     yearly = bool(training - pd.Timedelta(days=YEARLY_HISTORY_DAYS) >= YEARLY_MIN_TRAINING)
@@ -158,6 +165,7 @@ def spec_for(
         yearly=yearly,
         series=series,
         step_seconds=step_seconds,
+        weekly=bool(training >= WEEKLY_MIN_TRAINING),
     )
 
 
@@ -168,8 +176,8 @@ def feature_names(spec: FeatureSpec, covariates: list[str]) -> list[str]:
     if spec.series is not None:
         names.append(SERIES_FEATURE)
     names += covariates
-    names += [f"lag_{k}" for k in lag_steps(spec.horizon, spec.season)]
-    for window in rolling_windows(spec.season):
+    names += [f"lag_{k}" for k in lag_steps(spec.horizon, spec.season, spec.weekly)]
+    for window in rolling_windows(spec.season, spec.weekly):
         names += [f"roll_mean_{window}", f"roll_std_{window}"]
     if spec.yearly:
         names += YEARLY_FEATURES
@@ -204,7 +212,9 @@ def build_features(
     if spec.series is not None and series_col:
         positions = {name: float(i) for i, name in enumerate(spec.series)}
         table[SERIES_FEATURE] = table[series_col].map(positions).astype("float64")
-    keep = table["_observed"] & table["_position"].ge(warm_up(spec.horizon, spec.season))
+    keep = table["_observed"] & table["_position"].ge(
+        warm_up(spec.horizon, spec.season, spec.weekly)
+    )
     if require_target:
         keep &= table[target_col].notna()
     if start is not None:
@@ -260,10 +270,10 @@ def _series_features(
     if spec.holidays:
         columns[HOLIDAY_FEATURE] = holiday_flags(out[ts_col], spec.holidays)
     target = out[target_col]
-    for k in lag_steps(horizon, season):
+    for k in lag_steps(horizon, season, spec.weekly):
         columns[f"lag_{k}"] = target.shift(k)
     visible = target.shift(horizon)
-    for window in rolling_windows(season):
+    for window in rolling_windows(season, spec.weekly):
         rolled = visible.rolling(window, min_periods=window // 2)
         columns[f"roll_mean_{window}"] = rolled.mean()
         columns[f"roll_std_{window}"] = rolled.std()

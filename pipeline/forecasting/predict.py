@@ -75,7 +75,8 @@ def history_needed(spec: FeatureSpec) -> int:
     the longest lag, the horizon plus the longest rolling window, or (for models reading
     last year's values) a year and a week."""
     steps = max(
-        warm_up(spec.horizon, spec.season), spec.horizon + max(rolling_windows(spec.season)) - 1
+        warm_up(spec.horizon, spec.season, spec.weekly),
+        spec.horizon + max(rolling_windows(spec.season, spec.weekly)) - 1,
     )
     if spec.yearly:
         year = pd.Timedelta(days=YEARLY_HISTORY_DAYS + 7)
@@ -110,7 +111,7 @@ def predict_rows(
         spec,
     )
     if len(matrix.target) == 0:
-        need = warm_up(spec.horizon, spec.season)
+        need = warm_up(spec.horizon, spec.season, spec.weekly)
         raise InvalidRequest(
             FIELD,
             f"missing history for the lags: a row to predict needs the {need} steps before it "

@@ -118,7 +118,7 @@ def chosen_series(
         raise InvalidRequest(field, f"series without a known {schema.target_column}: {empty[:5]}")
     seconds = (selected["last"] - selected["first"]).dt.total_seconds()
     steps = (seconds / spec.step.total_seconds()).round() + 1
-    need = warm_up(spec.horizon, spec.season)
+    need = warm_up(spec.horizon, spec.season, spec.weekly)
     short = steps[steps < need]
     if len(short):
         raise InvalidRequest(

@@ -11,11 +11,13 @@ from pipeline.features.build import (
     FeatureSpec,
     build_features,
     default_spec,
+    feature_names,
     lag_steps,
     naive_lag,
     series_step,
     steps_per_day,
 )
+from pipeline.features.build import spec_for as spec_of_span
 from pipeline.store.demo import load_series
 from pipeline.store.feature_store import FeatureFrame, FeatureStore
 
@@ -226,3 +228,20 @@ def test_the_scaler_leaves_series_codes_as_they_are(store: FeatureStore) -> None
     assert data.categorical == ["series_id"]
     assert set(np.unique(data.train.X[:, column])) == {0.0, 1.0, 2.0}
     assert set(np.unique(data.test.X[:, column])) == {0.0, 1.0, 2.0}
+
+
+def test_a_short_training_part_reads_no_week_old_values() -> None:
+    config = TrainingConfig(feature_set="s", target_variable="y", horizon=1)
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    five_minutes = 300.0
+    short = spec_of_span(five_minutes, start, start + pd.Timedelta(days=12), None, config)
+    long = spec_of_span(five_minutes, start, start + pd.Timedelta(days=60), None, config)
+    assert (short.weekly, long.weekly) == (False, True)
+    assert max(lag_steps(1, 288, short.weekly)) == 2 * 288
+    assert feature_names(short, []) == [
+        n
+        for n in feature_names(long, [])
+        if n not in {"lag_2016", "roll_mean_2016", "roll_std_2016"}
+    ]
+    # Models registered before the choice read last week's values, as they were trained.
+    assert FeatureSpec.from_dict({"horizon": 1, "season": 24}).weekly
