@@ -1,4 +1,4 @@
-"""Batch forecasts on the orchestrator: accept, run, record, recover.
+"""Batch forecasts and detections on the orchestrator: accept, run, record, recover.
 
 A request is checked against the model and the feature set before its row is written
 (a refused one writes nothing); it waits for its CPUs (``reserve``: the orchestrator
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from db.forecasts import ForecastStore
 from db.records import ExpiredForecast, ForecastRecord, NewForecast
 from db.registry import ModelRegistry
 from domain.errors import TrainingError
-from domain.forecasts import ForecastStatus
+from domain.forecasts import ForecastKind, ForecastStatus
 from pipeline.forecasting.batch import (
     ForecastOutcome,
     ForecastTask,
@@ -33,8 +34,9 @@ from pipeline.forecasting.batch import (
     forecast_directory,
     forecast_location,
 )
+from pipeline.forecasting.detection import check_detection
 from pipeline.forecasting.output import logged_forecast
-from pipeline.models.artifacts import load_metadata
+from pipeline.models.artifacts import feature_spec_of, load_metadata
 from pipeline.placement import Placement
 from pipeline.resources import TASK_CPUS, Demand
 from pipeline.settings import PipelineSettings
@@ -85,22 +87,41 @@ class ForecastRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
 
     async def submit(self, forecast: NewForecast) -> ForecastRecord:
-        """Check the request, write its row (``queued``) and start it.
+        """Check the request, write its row (``queued``) and start it. A detection is kept
+        with its resolved window and its model's horizon.
 
         Raises:
-            ModelNotFound, InvalidRequest (on ``feature_set``, ``horizon`` or ``series``).
+            ModelNotFound, InvalidRequest (on ``feature_set``, ``horizon`` or ``series``;
+            a detection's on ``model_type``, ``start`` or ``end``).
         """
         model = await self._registry.get(forecast.model_id)
         features = FeatureStore(self._pipeline.features_root, model.tenant_id)
         metadata = await asyncio.to_thread(load_metadata, Location(model.artifact_uri))
-        await asyncio.to_thread(
-            check_request,
-            features,
-            metadata,
-            forecast.feature_set,
-            forecast.horizon,
-            forecast.series,
-        )
+        if forecast.kind is ForecastKind.DETECTION:
+            window = await asyncio.to_thread(
+                check_detection,
+                features,
+                metadata,
+                forecast.feature_set,
+                forecast.series,
+                forecast.window_start,
+                forecast.window_end,
+            )
+            forecast = replace(
+                forecast,
+                horizon=feature_spec_of(metadata).horizon,
+                window_start=window.start.to_pydatetime(),
+                window_end=window.end.to_pydatetime(),
+            )
+        else:
+            await asyncio.to_thread(
+                check_request,
+                features,
+                metadata,
+                forecast.feature_set,
+                forecast.horizon,
+                forecast.series,
+            )
         record = await self._store.create(forecast, self._clock())
         self._start(record.forecast_id)
         return record
@@ -184,6 +205,9 @@ class ForecastRunner:
                 feature_set=forecast.feature_set,
                 horizon=forecast.horizon,
                 series=forecast.series,
+                kind=forecast.kind,
+                window_start=forecast.window_start,
+                window_end=forecast.window_end,
             )
             outcome = await self._launch(task, self._progress_for(forecast_id), placement)
         except Exception as exc:  # the forecast fails, the orchestrator goes on
@@ -191,7 +215,12 @@ class ForecastRunner:
             await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())
             return
         await self._record(
-            self._store.complete, forecast_id, outcome.rows, outcome.artifact_uri, self._clock()
+            self._store.complete,
+            forecast_id,
+            outcome.rows,
+            outcome.artifact_uri,
+            self._clock(),
+            outcome.events,
         )
 
     def remove_outputs(self, expired: Iterable[ExpiredForecast]) -> None:

@@ -1,4 +1,5 @@
-"""Batch forecasts: their rows, their listing and every change of their status.
+"""Batch forecasts and detections: their rows, their listing and every change of their
+status (a detection is a row of kind ``detection``, with its window and its events).
 
 Each change is a compare-and-set on the status (``UPDATE ... WHERE status IN (...)``), so
 a late report from a run that recovery has already given up on changes nothing.
@@ -17,7 +18,7 @@ from db.models import BatchForecast
 from db.paging import paginate
 from db.records import ForecastFilters, ForecastRecord, NewForecast, Page
 from domain.errors import ForecastNotFound
-from domain.forecasts import ForecastSource, ForecastStatus
+from domain.forecasts import ForecastKind, ForecastSource, ForecastStatus
 
 
 class ForecastStore:
@@ -27,8 +28,9 @@ class ForecastStore:
     async def search(
         self, filters: ForecastFilters, page: int, page_size: int
     ) -> Page[ForecastRecord]:
-        """One page (1-based) of matching forecasts, newest first, and the match count."""
-        conditions = []
+        """One page (1-based) of matching forecasts (of ``filters.kind``), newest first, and
+        the match count."""
+        conditions = [BatchForecast.kind == filters.kind.value]
         if filters.tenant_id is not None:
             conditions.append(BatchForecast.tenant_id == filters.tenant_id)
         if filters.model_id is not None:
@@ -55,6 +57,9 @@ class ForecastStore:
             series=list(forecast.series) if forecast.series is not None else None,
             status=ForecastStatus.QUEUED.value,
             source=ForecastSource.BATCH.value,
+            kind=forecast.kind.value,
+            window_start=forecast.window_start,
+            window_end=forecast.window_end,
             progress=0.0,
             attempts=0,
             created_at=now,
@@ -89,11 +94,18 @@ class ForecastStore:
             session.add(row)
         return _record(row)
 
-    async def get(self, forecast_id: str, tenant_id: str | None = None) -> ForecastRecord:
-        """Raises: ForecastNotFound (unknown, or another tenant's when ``tenant_id`` is given)."""
+    async def get(
+        self, forecast_id: str, tenant_id: str | None = None, kind: ForecastKind | None = None
+    ) -> ForecastRecord:
+        """Raises: ForecastNotFound (unknown, another tenant's when ``tenant_id`` is given,
+        or of another kind when ``kind`` is)."""
         async with self._database.transaction() as session:
             row = await session.get(BatchForecast, forecast_id)
-        if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+        if (
+            row is None
+            or (tenant_id is not None and row.tenant_id != tenant_id)
+            or (kind is not None and row.kind != kind.value)
+        ):
             raise ForecastNotFound(forecast_id)
         return _record(row)
 
@@ -123,8 +135,16 @@ class ForecastStore:
         value = min(max(progress, 0.0), 1.0)
         return await self._move(forecast_id, (ForecastStatus.RUNNING,), progress=value)
 
-    async def complete(self, forecast_id: str, rows: int, artifact_uri: str, now: datetime) -> bool:
-        """running → completed with its rows written at ``artifact_uri``."""
+    async def complete(
+        self,
+        forecast_id: str,
+        rows: int,
+        artifact_uri: str,
+        now: datetime,
+        events: int | None = None,
+    ) -> bool:
+        """running → completed with its rows written at ``artifact_uri`` (and a
+        detection's ``events`` next to them)."""
         return await self._move(
             forecast_id,
             (ForecastStatus.RUNNING,),
@@ -132,6 +152,7 @@ class ForecastStore:
             progress=1.0,
             rows=rows,
             artifact_uri=artifact_uri,
+            events=events,
             finished_at=now,
         )
 
@@ -183,4 +204,8 @@ def _record(row: BatchForecast) -> ForecastRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         source=ForecastSource(row.source),
+        kind=ForecastKind(row.kind),
+        window_start=row.window_start,
+        window_end=row.window_end,
+        events=row.events,
     )

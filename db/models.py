@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from domain.clock import utcnow
-from domain.forecasts import ForecastSource, ForecastStatus
+from domain.forecasts import ForecastKind, ForecastSource, ForecastStatus
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
@@ -336,6 +336,12 @@ class BatchForecast(Base):
     status: Mapped[str] = mapped_column(String(16))
     #: ``batch``: a background forecast; ``predict``: a request's forecasts, kept (log).
     source: Mapped[str] = mapped_column(String(8), default=ForecastSource.BATCH.value)
+    #: ``forecast``, or ``detection``: an anomaly model's scores over the window
+    #: ``window_start`` (inclusive) to ``window_end`` (exclusive), with ``events`` events.
+    kind: Mapped[str] = mapped_column(String(16), default=ForecastKind.FORECAST.value)
+    window_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    events: Mapped[int | None] = mapped_column(Integer)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     rows: Mapped[int | None] = mapped_column(Integer)
@@ -350,9 +356,11 @@ class BatchForecast(Base):
         CheckConstraint("horizon > 0", name="ck_forecasts_horizon"),
         CheckConstraint("progress >= 0 AND progress <= 1", name="ck_forecasts_progress"),
         CheckConstraint(_one_of("source", ForecastSource), name="ck_forecasts_source"),
+        CheckConstraint(_one_of("kind", ForecastKind), name="ck_forecasts_kind"),
         Index("ix_forecasts_tenant_created", "tenant_id", "created_at"),
         Index("ix_forecasts_status", "status"),
         Index("ix_forecasts_model_status", "model_id", "status", "created_at"),
+        Index("ix_forecasts_kind_tenant_created", "kind", "tenant_id", "created_at"),
     )
 
 

@@ -14,7 +14,7 @@ from db.models import BatchForecast, MonitorEvaluation
 from db.paging import paginate
 from db.records import Page
 from domain.errors import EvaluationNotFound
-from domain.forecasts import ForecastSource, ForecastStatus
+from domain.forecasts import ForecastKind, ForecastSource, ForecastStatus
 
 #: Kept on a replaced evaluation when the new one has none.
 SHADOW_COLUMNS = frozenset({"shadow_promotion_id", "shadow"})
@@ -74,6 +74,7 @@ class MonitorStore:
             )
             .where(
                 BatchForecast.status == ForecastStatus.COMPLETED.value,
+                BatchForecast.kind == ForecastKind.FORECAST.value,
                 BatchForecast.artifact_uri.is_not(None),
                 BatchForecast.created_at > created_after,
                 or_(

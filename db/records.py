@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from domain.auth import Role
-from domain.forecasts import ForecastSource, ForecastStatus
+from domain.forecasts import ForecastKind, ForecastSource, ForecastStatus
 from domain.jobs import ExperimentStatus, JobStatus, LogLevel, ModelType
 from domain.names import model_id
 from domain.promotions import Comparison, Decision
@@ -274,6 +274,11 @@ class NewForecast:
     horizon: int
     series: tuple[str, ...] | None = None
     forecast_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    kind: ForecastKind = ForecastKind.FORECAST
+    #: A detection's window, start inclusive, end exclusive (None: from the set's first
+    #: row, to past its last).
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,11 @@ class ForecastRecord:
     started_at: datetime | None
     finished_at: datetime | None
     source: ForecastSource = ForecastSource.BATCH
+    kind: ForecastKind = ForecastKind.FORECAST
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    #: A completed detection's events.
+    events: int | None = None
 
 
 @dataclass(frozen=True)
@@ -301,6 +311,7 @@ class ForecastFilters:
     tenant_id: str | None = None
     model_id: str | None = None
     status: ForecastStatus | None = None
+    kind: ForecastKind = ForecastKind.FORECAST
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The status of a stored forecast, and where it came from."""
+"""The status of a stored forecast, where it came from and what it holds."""
 
 from __future__ import annotations
 
@@ -18,3 +18,10 @@ class ForecastStatus(StrEnum):
 class ForecastSource(StrEnum):
     BATCH = "batch"  # a background forecast over a feature set's series
     PREDICT = "predict"  # a request's forecasts, kept because it asked (``log``)
+
+
+class ForecastKind(StrEnum):
+    """What a stored run computes; both share the rows, statuses and runner of forecasts."""
+
+    FORECAST = "forecast"  # the next steps of a set's series
+    DETECTION = "detection"  # an anomaly model's scores and events over a window of a set

@@ -27,11 +27,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from domain.forecasts import ForecastKind
 from pipeline.features.build import FeatureMatrix, FeatureSpec, build_features
 from pipeline.forecasting.predict import history_needed
 from pipeline.forecasting.request_checks import (
@@ -71,12 +73,18 @@ class ForecastTask:
     feature_set: str
     horizon: int
     series: tuple[str, ...] | None
+    kind: ForecastKind = ForecastKind.FORECAST
+    #: A detection's window (``pipeline.forecasting.detection``), resolved at its request.
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
 
 @dataclass(frozen=True)
 class ForecastOutcome:
     rows: int
     artifact_uri: str
+    #: A detection's events.
+    events: int | None = None
 
 
 @dataclass(frozen=True)
@@ -202,28 +210,39 @@ def forecast_location(artifacts_root: Location, tenant_id: str, forecast_id: str
 
 def _history(metadata: dict[str, Any], frame: FeatureFrame, chunk: ForecastChunk) -> SeriesHistory:
     """A chunk's rows under the model's column names, trimmed to what its forecasts read."""
+    history = model_columns(metadata, frame, chunk)
     spec = feature_spec_of(metadata)
+    trimmed = _trimmed(history.data, history.schema, spec, adaptation_reach(metadata))
+    return replace(history, data=trimmed)
+
+
+def model_columns(
+    metadata: dict[str, Any], frame: FeatureFrame, chunk: ForecastChunk, label: bool = False
+) -> SeriesHistory:
+    """A chunk's rows under the model's column names (series key, timestamp, target,
+    covariates), and the set's label column with ``label`` when it has one."""
     trained = metadata["feature_schema"]
     schema = frame.schema
     data = frame.data
     key = schema.series_column or ONE_SERIES
     if chunk.single:
         data = data.assign(**{ONE_SERIES: ONE_SERIES})
+    labelled = schema.label_column if label else None
     history = pd.DataFrame(
         {
             ONE_SERIES: data[key].astype(str),
             trained["timestamp_column"]: data[schema.timestamp_column],
             trained["target_column"]: data[schema.target_column].astype("float64"),
             **{c: data[c].astype("float64") for c in trained["covariates"]},
+            **({labelled: data[labelled].fillna(False).astype(bool)} if labelled else {}),
         }
     )
     model_schema = replace(
         FeatureSetSchema(**trained),
         series_column=ONE_SERIES,
-        label_column=None,
+        label_column=labelled,
     )
-    trimmed = _trimmed(history, model_schema, spec, adaptation_reach(metadata))
-    return SeriesHistory(model_schema, trimmed, chunk.series, chunk.single)
+    return SeriesHistory(model_schema, history, chunk.series, chunk.single)
 
 
 def adaptation_reach(metadata: dict[str, Any]) -> pd.Timedelta:

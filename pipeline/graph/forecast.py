@@ -1,17 +1,19 @@
-"""Batch forecasts: a coordinator task and one task per chunk of series, in the CPUs the
-orchestrator reserved for the forecast.
+"""Batch forecasts and detections: a coordinator task and one task per chunk of series, in
+the CPUs the orchestrator reserved for the forecast.
 
 The coordinator only plans (from the set's key columns) and gathers the chunks' forecast
 rows; each chunk task reads its own series' window from the feature store, so the
 coordinator holds no history (and runs in the reservation, off the head node). One chunk
 task runs per reserved CPU, the next as one ends (``fan_out``): chunk tasks never wait in
-Ray's queue.
+Ray's queue. A detection (``ForecastTask.kind``) runs the same way, each chunk scoring
+its window (``pipeline.forecasting.detection``); its events are written next to its rows.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -19,14 +21,25 @@ import pyarrow as pa
 import ray
 from ray import ObjectRef
 
+from domain.forecasts import ForecastKind
 from pipeline.forecasting.batch import (
+    FORECAST_FILE,
     ForecastChunk,
     ForecastOutcome,
     ForecastTask,
     forecast_chunk,
-    forecast_location,
+    forecast_directory,
     plan_forecast,
     read_chunk,
+)
+from pipeline.forecasting.detection import (
+    DETECTION_FILE,
+    EVENTS_FILE,
+    Window,
+    detect_chunk,
+    gathered_events,
+    plan_detection,
+    read_window,
 )
 from pipeline.graph.fanout import Starter, fan_out
 from pipeline.models.artifacts import ModelArtifact, load_artifact, load_metadata
@@ -42,13 +55,25 @@ def _artifact(model_uri: str) -> ModelArtifact:
     return load_artifact(Location(model_uri))
 
 
-def _forecast_part(
-    task: ForecastTask, settings: PipelineSettings, chunk: ForecastChunk
-) -> pd.DataFrame:
-    """One chunk's forecast rows, from the window of the set it reads itself."""
+@dataclass(frozen=True)
+class Part:
+    """One chunk's rows, and a detection's events."""
+
+    rows: pd.DataFrame
+    events: pd.DataFrame | None = None
+
+
+def _forecast_part(task: ForecastTask, settings: PipelineSettings, chunk: ForecastChunk) -> Part:
+    """One chunk's forecast (or detection) rows, from the window of the set it reads itself."""
     artifact = _artifact(task.model_uri)
     store = FeatureStore(settings.features_root, task.tenant_id)
-    return forecast_chunk(artifact, read_chunk(store, artifact.metadata, chunk), task.horizon)
+    if task.kind is ForecastKind.DETECTION:
+        detected = detect_chunk(
+            artifact, read_window(store, artifact.metadata, chunk), _window(task)
+        )
+        return Part(detected.rows, detected.events)
+    history = read_chunk(store, artifact.metadata, chunk)
+    return Part(forecast_chunk(artifact, history, task.horizon))
 
 
 _remote_forecast_part = ray.remote(_forecast_part)
@@ -60,10 +85,10 @@ def submit_chunk(
     number: int,
     chunk: ForecastChunk,
     options: dict[str, Any],
-) -> ObjectRef[pd.DataFrame]:
+) -> ObjectRef[Part]:
     """Start chunk ``number``'s task, ``forecast:<id>:<number>``, with the Ray options
     of the reserved CPU it runs in."""
-    ref: ObjectRef[pd.DataFrame] = _remote_forecast_part.options(
+    ref: ObjectRef[Part] = _remote_forecast_part.options(
         name=f"forecast:{task.forecast_id}:{number}", **options
     ).remote(task, settings, chunk)
     return ref
@@ -75,12 +100,12 @@ def forecast_chunks(
     plan: list[ForecastChunk],
     progress: Callable[[float], None] | None,
     placement: Placement,
-) -> list[pd.DataFrame]:
+) -> list[Part]:
     """The forecast rows of every chunk of ``plan``, in its order, one task per CPU of
     ``placement`` at a time, telling ``progress`` the share done as each ends; on a
     failure the running ones are cancelled."""
 
-    def starter(number: int, chunk: ForecastChunk) -> Starter[pd.DataFrame]:
+    def starter(number: int, chunk: ForecastChunk) -> Starter[Part]:
         return lambda options: submit_chunk(task, settings, number, chunk, options)
 
     starters = [starter(number, chunk) for number, chunk in enumerate(plan)]
@@ -93,22 +118,40 @@ def run_forecast(
     progress: Callable[[float], None] | None,
     placement: Placement,
 ) -> ForecastOutcome:
-    """The coordinator of a batch forecast: plan it from the set's key columns, forecast
-    its chunks as one-CPU tasks ``forecast:<id>:<n>`` (``forecast_chunks``), write one
-    Parquet file of their rows.
+    """The coordinator of a batch forecast or a detection: plan it from the set's key
+    columns, run its chunks as one-CPU tasks ``forecast:<id>:<n>`` (``forecast_chunks``),
+    write one Parquet file of their rows (and one of a detection's events).
 
     Raises:
         InvalidRequest: the model or the set changed since the request was accepted.
     """
     store = FeatureStore(settings.features_root, task.tenant_id)
     metadata = load_metadata(Location(task.model_uri))
-    plan = plan_forecast(store, metadata, task.feature_set, task.horizon, task.series)
+    detection = task.kind is ForecastKind.DETECTION
+    if detection:
+        window = _window(task)
+        _, plan = plan_detection(
+            store, metadata, task.feature_set, task.series, window.start, window.end
+        )
+    else:
+        plan = plan_forecast(store, metadata, task.feature_set, task.horizon, task.series)
     parts = forecast_chunks(task, settings, plan, progress, placement)
-    table: pd.DataFrame = pd.concat(parts, ignore_index=True)
+    table: pd.DataFrame = pd.concat([part.rows for part in parts], ignore_index=True)
     table = table.sort_values(["series", "timestamp"], kind="stable", na_position="first")
-    location = forecast_location(settings.artifacts_root, task.tenant_id, task.forecast_id)
+    directory = forecast_directory(settings.artifacts_root, task.tenant_id, task.forecast_id)
+    location = directory / (DETECTION_FILE if detection else FORECAST_FILE)
     location.write_parquet(pa.Table.from_pandas(table, preserve_index=False))
-    return ForecastOutcome(rows=len(table), artifact_uri=str(location))
+    if not detection:
+        return ForecastOutcome(rows=len(table), artifact_uri=str(location))
+    events = gathered_events([part.events for part in parts if part.events is not None])
+    (directory / EVENTS_FILE).write_parquet(pa.Table.from_pandas(events, preserve_index=False))
+    return ForecastOutcome(rows=len(table), artifact_uri=str(location), events=len(events))
+
+
+def _window(task: ForecastTask) -> Window:
+    assert task.window_start is not None
+    assert task.window_end is not None
+    return Window.of(task.window_start, task.window_end)
 
 
 _remote_forecast = ray.remote(max_retries=0)(run_forecast)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from db.records import ForecastFilters, ForecastRecord, ModelRecord, NewForecast
 from domain.auth import Principal
 from domain.errors import Conflict
-from domain.forecasts import ForecastStatus
+from domain.forecasts import ForecastKind, ForecastStatus
 from pipeline.forecasting.output import forecast_csv, forecast_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
@@ -94,7 +94,7 @@ async def get_forecast(
 ) -> ForecastPagePublic | Response:
     """Its status and progress, and a page of its rows by series then time; with
     ``Accept: text/csv``, every row as CSV (400 until it has completed)."""
-    forecast = await services.forecasts.get(forecast_id, principal.scope)
+    forecast = await services.forecasts.get(forecast_id, principal.scope, ForecastKind.FORECAST)
     if wants_csv(request):
         return csv_download(forecast_csv(_rows_of(forecast)), f"forecast-{forecast_id}.csv")
     rows: list[ForecastRowPublic] = []

@@ -13,7 +13,7 @@ from db.jobs import JobStore
 from db.records import ForecastFilters, ForecastRecord, NewForecast, Page
 from domain.clock import utcnow
 from domain.errors import ForecastNotFound
-from domain.forecasts import ForecastStatus
+from domain.forecasts import ForecastKind, ForecastStatus
 from tests.db.factories import new_model
 from tests.db.test_registry import register
 
@@ -125,3 +125,42 @@ async def test_forecasts_list_newest_first_by_tenant_model_and_status(
         made[2].forecast_id,
         made[0].forecast_id,
     ]
+
+
+async def test_a_detection_keeps_its_window_and_events_and_lists_apart(
+    forecasts: tuple[ForecastStore, str],
+) -> None:
+    store, model_id = forecasts
+    start = utcnow().replace(microsecond=0) - timedelta(days=7)
+    detection = NewForecast(
+        "tenant-a",
+        model_id,
+        "fs",
+        1,
+        kind=ForecastKind.DETECTION,
+        window_start=start,
+        window_end=start + timedelta(days=1),
+    )
+    created = await store.create(detection, utcnow())
+    forecast = await store.create(NewForecast("tenant-a", model_id, "fs", 24), utcnow())
+    assert (created.kind, created.window_start, created.events) == (
+        ForecastKind.DETECTION,
+        start,
+        None,
+    )
+    assert await store.start(created.forecast_id, utcnow())
+    assert await store.complete(created.forecast_id, 24, "/x/detection.parquet", utcnow(), 3)
+    done = await store.get(created.forecast_id, "tenant-a", ForecastKind.DETECTION)
+    assert (done.rows, done.events, done.window_end) == (24, 3, start + timedelta(days=1))
+    with pytest.raises(ForecastNotFound):
+        await store.get(created.forecast_id, kind=ForecastKind.FORECAST)
+    with pytest.raises(ForecastNotFound):
+        await store.get(forecast.forecast_id, kind=ForecastKind.DETECTION)
+    detections = await store.search(ForecastFilters(kind=ForecastKind.DETECTION), 1, 10)
+    assert [d.forecast_id for d in detections.items] == [created.forecast_id]
+    listed = await store.search(ForecastFilters(), 1, 10)
+    assert [f.forecast_id for f in listed.items] == [forecast.forecast_id]
+    # Recovery sees both kinds.
+    assert forecast.forecast_id in {
+        f.forecast_id for f in await store.in_status(ForecastStatus.QUEUED)
+    }

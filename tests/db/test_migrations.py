@@ -1,4 +1,5 @@
-"""Migrations keep existing rows: 0002 rebuilds ai_experiments without losing a metric."""
+"""Migrations keep existing rows: 0002 rebuilds ai_experiments without losing a metric,
+0011 keeps the batch forecasts as forecasts."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from sqlalchemy import text
 
 from db.database import Database
 from db.experiments import ExperimentCatalog
+from db.forecasts import ForecastStore
 from db.migrate import upgrade
 from db.policies import PolicyStore
+from db.records import ForecastFilters
+from domain.forecasts import ForecastKind
 from tests.databases import BACKENDS, fresh_database
 
 ROWS_AT_0001 = [
@@ -65,4 +69,41 @@ async def test_0010_keeps_policies_without_a_rollback_rule(backend: str, tmp_pat
         await upgrade(database.engine)
         policy = await PolicyStore(database).get("p-1")
         assert (policy.rules, policy.rollback) == ({"new_rows": 5}, None)
+        await database.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_0011_keeps_forecasts_as_forecasts(backend: str, tmp_path: Path) -> None:
+    async with fresh_database(backend, tmp_path) as url:
+        database = Database.from_url(url)
+        await upgrade(database.engine, "0010")
+        async with database.engine.begin() as conn:
+            for statement in ROWS_AT_0001[:1]:
+                await conn.execute(text(statement))
+            await conn.execute(
+                text(
+                    "INSERT INTO ai_models (model_id, tenant_id, model_name, version, job_id, "
+                    "model_type, feature_set, artifact_uri, metrics, params, features, "
+                    "created_at) VALUES ('tenant-a:load:1', 'tenant-a', 'load', '1', 'job-1', "
+                    "'forecast', 'fs', '/m', '{}', '{}', '[]', '2026-01-01 00:00:00')"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO ai_batch_forecasts (forecast_id, tenant_id, model_id, "
+                    "feature_set, horizon, status, source, progress, attempts, created_at) "
+                    "VALUES ('f-1', 'tenant-a', 'tenant-a:load:1', 'fs', 24, 'queued', "
+                    "'batch', 0, 0, '2026-01-01 00:00:00')"
+                )
+            )
+        await upgrade(database.engine)
+        store = ForecastStore(database)
+        forecast = await store.get("f-1")
+        assert (forecast.kind, forecast.window_start, forecast.events) == (
+            ForecastKind.FORECAST,
+            None,
+            None,
+        )
+        detections = await store.search(ForecastFilters(kind=ForecastKind.DETECTION), 1, 10)
+        assert detections.total == 0
         await database.close()
