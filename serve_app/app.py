@@ -9,6 +9,7 @@ from serve_app.dependencies import Services
 from serve_app.errors import ERROR_RESPONSES, install_error_handlers
 from serve_app.limits import BodyLimit
 from serve_app.routers import (
+    detections,
     experiments,
     feature_sets,
     forecasts,
@@ -40,6 +41,7 @@ def create_app(services: Services) -> FastAPI:
         policies,
         experiments,
         forecasts,
+        detections,
         models,
         monitoring,
         feature_sets,

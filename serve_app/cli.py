@@ -18,6 +18,7 @@ from rich.table import Table
 from db.keys import parse_key
 from domain.errors import Conflict, ServiceUnavailable
 from domain.redaction import redact, redact_url, secrets_of
+from serve_app.cli_detections import detect, detections_app
 from serve_app.cli_features import features_app
 from serve_app.cli_forecasts import forecast, forecasts
 from serve_app.cli_http import console, request
@@ -36,8 +37,10 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(policies_app, name="policies")
 app.add_typer(studies_app, name="studies")
+app.add_typer(detections_app, name="detections")
 app.command()(forecast)
 app.command()(forecasts)
+app.command()(detect)
 models_app.command()(promotions)
 models_app.command()(rollback)
 models_app.command()(monitoring)

@@ -36,14 +36,14 @@ def forecast(
         body["series"] = [s.strip() for s in series.split(",") if s.strip()]
     started = request("POST", f"/ai/models/{model_id}/forecasts", json=body)
     forecast_id = started["forecast_id"]
-    page = _follow(forecast_id, interval)
+    page = follow(f"/ai/models/forecasts/{forecast_id}", "forecast", forecast_id, interval)
     result = page["forecast"]
     if result["status"] != "completed":
         console.print(f"[red]failed[/red]: {result.get('error') or ''}")
         raise typer.Exit(code=1)
     console.print(f"completed: forecast {forecast_id}, {result['rows']} rows")
     if out is not None:
-        _download(forecast_id, out)
+        download(f"/ai/models/forecasts/{forecast_id}", out)
         console.print(f"wrote {out}")
         return
     table = Table("series", "timestamp", "predicted", "quantiles")
@@ -86,30 +86,30 @@ def forecasts(
     console.print(f"{len(found['forecasts'])} of {found['total']} (page {found['page']})")
 
 
-def _follow(forecast_id: str, interval: float) -> dict[str, Any]:
+def follow(path: str, key: str, label: str, interval: float) -> dict[str, Any]:
+    """GET ``path`` every ``interval`` seconds, a progress bar of its ``key`` (a forecast or
+    a detection), until that has finished; its last page."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
     )
-    path = f"/ai/models/forecasts/{forecast_id}"
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(forecast_id[:8], total=1.0)
+        bar = progress.add_task(label[:8], total=1.0)
         while True:
             page: dict[str, Any] = request("GET", path, params={"page_size": SHOWN_ROWS})
-            state = page["forecast"]
+            state = page[key]
             progress.update(
-                bar, completed=state["progress"], description=f"{forecast_id[:8]} {state['status']}"
+                bar, completed=state["progress"], description=f"{label[:8]} {state['status']}"
             )
             if state["status"] in ("completed", "failed"):
                 return page
             time.sleep(interval)
 
 
-def _download(forecast_id: str, out: Path) -> None:
-    """Stream the forecast's CSV into ``out``."""
-    path = f"/ai/models/forecasts/{forecast_id}"
+def download(path: str, out: Path) -> None:
+    """Stream the CSV of the rows at ``path`` into ``out``."""
     with http_client() as client:
         try:
             with client.stream("GET", path, headers={"Accept": "text/csv"}) as response:

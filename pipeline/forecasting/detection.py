@@ -41,6 +41,7 @@ from pipeline.models.artifacts import ModelArtifact, feature_spec_of, out_of_sam
 from pipeline.scoring.detector import AnomalyDetector, detector_of
 from pipeline.scoring.events import AnomalyEvent
 from pipeline.stages import chunks
+from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureFrame, FeatureStore
 
 #: A detection's files, in its forecast directory (``batch.forecast_directory``).
@@ -228,6 +229,12 @@ def gathered_events(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
     ordered = events.assign(_key=events["series"].fillna(ONE_SERIES))
     ordered = ordered.sort_values(["start", "_key"], kind="stable")
     return ordered.drop(columns="_key").reset_index(drop=True)
+
+
+def events_location(rows_uri: str) -> Location:
+    """The events file next to a detection's rows at ``rows_uri`` (a path or a URI)."""
+    base, sep, query = rows_uri.partition("?")
+    return Location(base.rsplit("/", 1)[0] + sep + query) / EVENTS_FILE
 
 
 def _overlaps(event: AnomalyEvent, window: Window) -> bool:
