@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.async_api import Page, expect
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -24,6 +25,7 @@ from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
 from serve_app.cli import app
 from tests.serve_app.conftest import TEN_WEEKS, Deployed
+from tests.serve_app.test_console_promotions import browser, page  # noqa: F401 (fixtures)
 
 SMALL = {"hyperparameters": {"n_estimators": 60, "learning_rate": 0.2}, "quantiles": []}
 SET = "anomaly_basic"
@@ -64,10 +66,10 @@ async def finished(deployed: Deployed, detection_id: str, timeout: float = 90) -
     while True:
         response = await deployed.http.get(f"/ai/models/detections/{detection_id}")
         assert response.status_code == 200, response.text
-        page: dict[str, Any] = response.json()
-        if page["detection"]["status"] in ("completed", "failed"):
-            return page
-        assert time.monotonic() < deadline, page["detection"]
+        state: dict[str, Any] = response.json()
+        if state["detection"]["status"] in ("completed", "failed"):
+            return state
+        assert time.monotonic() < deadline, state["detection"]
         await asyncio.sleep(0.1)
 
 
@@ -85,8 +87,7 @@ async def test_a_window_scores_as_predict_rows_with_its_events_and_csv(
     assert started.status_code == 201, started.text
     detection_id = started.json()["detection_id"]
     assert started.json()["feature_set"] == SET
-    page = await finished(deployed, detection_id)
-    detection = page["detection"]
+    detection = (await finished(deployed, detection_id))["detection"]
     assert detection["status"] == "completed", detection
     assert detection["rows"] == 14 * 24
     assert pd.Timestamp(detection["start"]) == start
@@ -148,6 +149,24 @@ async def test_a_window_scores_as_predict_rows_with_its_events_and_csv(
     forecasts = (await deployed.http.get("/ai/models/forecasts", params={"page_size": 100})).json()
     assert detection_id not in [f["forecast_id"] for f in forecasts["forecasts"]]
     assert (await deployed.http.get(f"/ai/models/forecasts/{detection_id}")).status_code == 404
+
+
+async def test_the_console_shades_the_events_and_the_labels(
+    deployed: Deployed,
+    models: Models,
+    page: Page,  # noqa: F811 (the fixture)
+) -> None:
+    start, end = last_days(deployed, 14)
+    body = {"start": start.isoformat(), "end": end.isoformat()}
+    started = await deployed.http.post(f"/ai/models/{models.anomaly_id}/detections", json=body)
+    assert (await finished(deployed, started.json()["detection_id"]))["detection"]["events"]
+    await page.goto(f"/ui/#/models/{models.anomaly_id}")
+    section = page.get_by_test_id("detections")
+    canvas = section.get_by_test_id("detection-chart").locator("canvas")
+    await expect(canvas).to_have_attribute("data-points", str(2 * 14 * 24))
+    await expect(section.locator("[data-span=event]").first).to_be_attached()
+    await expect(section.locator("[data-span=label]").first).to_be_attached()
+    assert await section.get_by_test_id("detection-events").locator("tbody tr").count() > 0
 
 
 async def test_an_alias_detects_with_the_default_set_to_its_end(

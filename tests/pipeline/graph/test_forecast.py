@@ -95,11 +95,11 @@ def test_the_coordinator_reads_key_columns_and_its_chunks_at_most_two_at_a_time(
     monkeypatch.setattr(FeatureStore, "batches", recorded_batches)
     # A chunk per series, and how many earlier chunk tasks were unfinished at each submit.
     monkeypatch.setattr(graph, "plan_forecast", functools.partial(plan_forecast, size=1))
-    submitted: list[ObjectRef[pd.DataFrame]] = []
+    submitted: list[ObjectRef[graph.Part]] = []
     unfinished: list[int] = []
     submit = graph.submit_chunk
 
-    def counted_submit(*args: Any) -> ObjectRef[pd.DataFrame]:
+    def counted_submit(*args: Any) -> ObjectRef[graph.Part]:
         _, running = ray.wait(submitted, num_returns=len(submitted), timeout=0)
         unfinished.append(len(running))
         submitted.append(submit(*args))

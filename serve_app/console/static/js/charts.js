@@ -58,6 +58,37 @@ function markersPlugin(markers) {
   };
 }
 
+/** Shaded spans of x (span.from to span.to), as elements under the plot's overlay, each
+ * with its label as tooltip and data-span = its kind: placed again whenever it is drawn. */
+function spansPlugin(spans) {
+  return {
+    hooks: {
+      draw: (plot) => {
+        let layer = plot.over.querySelector(".spans");
+        if (!layer) {
+          layer = document.createElement("div");
+          layer.className = "spans";
+          plot.over.prepend(layer);
+        }
+        const { min, max } = plot.scales.x;
+        const shown = spans.filter((span) => span.to >= min && span.from <= max);
+        layer.replaceChildren(...shown.map((span) => {
+          const box = document.createElement("div");
+          const left = plot.valToPos(Math.max(span.from, min), "x");
+          const right = plot.valToPos(Math.min(span.to, max), "x");
+          box.className = "span";
+          box.style.left = `${left}px`;
+          box.style.width = `${Math.max(right - left, 2)}px`;
+          box.style.setProperty("--span", span.colour || "rgba(185, 28, 28, 0.2)");
+          box.title = span.label;
+          box.dataset.span = span.kind || "";
+          return box;
+        }));
+      },
+    },
+  };
+}
+
 function width(container) {
   return Math.max(320, Math.min(900, container.clientWidth - 24 || 640));
 }
@@ -66,7 +97,8 @@ function width(container) {
  * values aligned to xs (points: dots without a line; dots: false, a line without dots);
  * options.band = [upper index, lower index] (into series) shades between two lines;
  * options.xRange = [min, max] fixes the x axis; options.markers = [{x, label, colour?,
- * kind?, glyph?}] draws vertical markers whose label is their tooltip. */
+ * kind?, glyph?}] draws vertical markers whose label is their tooltip; options.spans =
+ * [{from, to, label, colour?, kind?}] shades spans of x. */
 export function lineChart(container, title, xLabel, xs, series, options = {}) {
   const box = figure(container, title);
   const plotted = series.map((line, index) => ({
@@ -90,7 +122,10 @@ export function lineChart(container, title, xLabel, xs, series, options = {}) {
       axes: [{ label: xLabel }, { label: options.yLabel || "" }],
       series: [{ label: xLabel }, ...plotted],
       bands,
-      plugins: options.markers ? [markersPlugin(options.markers)] : [],
+      plugins: [
+        ...(options.markers ? [markersPlugin(options.markers)] : []),
+        ...(options.spans ? [spansPlugin(options.spans)] : []),
+      ],
     },
     [xs, ...series.map((line) => line.values)],
     box,

@@ -2,10 +2,12 @@
 // forecast (with its outermost quantile band) against the actual load over its test
 // period (read page by page; a multi-series model's worst series), its accuracy once
 // served (monitoring.js), the decisions on its name's champion (promotions.js), its
-// features by importance, and for a multi-series model its worst series.
+// features by importance, and for a multi-series model its worst series; an anomaly
+// model's newest detection with its events (detections.js).
 
 import { get, query } from "./api.js";
 import { lineChart } from "./charts.js";
+import { showDetections } from "./detections.js";
 import { errorBox, h, number, when } from "./dom.js";
 import { showMonitoring } from "./monitoring.js";
 import { showPromotions } from "./promotions.js";
@@ -46,6 +48,8 @@ export function modelPage(view, modelId) {
     const plot = h("div", { "data-testid": "forecast-vs-actual" });
     const monitoring = h("section", { "aria-label": "Monitoring", "data-testid": "monitoring" });
     const decisions = h("section", { "aria-label": "Promotions" });
+    const anomaly = model.model_type === "anomaly";
+    const detections = h("section", { "aria-label": "Detections", "data-testid": "detections" });
     body.replaceChildren(
       h("p", {}, `Version ${model.version} of ${model.tenant_id}/${model.model_name}`
         + (model.aliases.length ? ` (aliases: ${model.aliases.join(", ")})` : "")
@@ -60,11 +64,13 @@ export function modelPage(view, modelId) {
         + (worst ? ` (series ${worst})` : "")
         + (tested.rows.length < tested.total
           ? ` (the first ${tested.rows.length} of ${tested.total} rows)` : "")), plot,
+      anomaly ? detections : "",
       monitoring,
       decisions,
       importanceCard(model.feature_importance),
       series ? seriesCard(series) : "");
     forecastChart(plot, tested.rows);
+    if (anomaly) showDetections(detections, model);
     showMonitoring(monitoring, path, model)
       .catch((error) => monitoring.replaceChildren(errorBox(error)));
     showPromotions(decisions, model).catch((error) => decisions.replaceChildren(errorBox(error)));
