@@ -35,24 +35,29 @@ FEATURE_SET = "bench_meters"
 GOAL_SECONDS = 30.0
 
 
-def meters(series: int, days: int, seed: int = 7) -> pd.DataFrame:
-    """Hourly load of ``series`` meters: a level each, a daily and weekly shape, a
-    temperature effect and noise."""
+def meters(series: int, days: int, seed: int = 7, freq: str = "h") -> pd.DataFrame:
+    """Load of ``series`` meters every ``freq`` (hourly): a level each, a daily and weekly
+    shape, a temperature effect and noise."""
     rng = np.random.default_rng(seed)
-    hours = days * 24
-    stamps = pd.date_range("2026-01-01", periods=hours, freq="h", tz="UTC")
-    hour = np.asarray(stamps.hour)
+    stamps = pd.date_range(
+        "2026-01-01",
+        periods=days * (pd.Timedelta(days=1) // pd.Timedelta(freq)),
+        freq=freq,
+        tz="UTC",
+    )
+    steps = len(stamps)
+    hour = np.asarray(stamps.hour + stamps.minute / 60)
     weekday = np.asarray(stamps.dayofweek)
     level = rng.uniform(50, 500, series)[:, None]
     daily = 1 + 0.3 * np.sin(2 * np.pi * (hour - 7) / 24)[None, :]
     weekly = np.where(weekday >= 5, 0.8, 1.0)[None, :]
     temperature = (
-        8 + 5 * np.sin(2 * np.pi * (hour - 14) / 24)[None, :] + rng.normal(0, 1.5, (series, hours))
+        8 + 5 * np.sin(2 * np.pi * (hour - 14) / 24)[None, :] + rng.normal(0, 1.5, (series, steps))
     )
-    load = level * daily * weekly + 2 * (18 - temperature) + rng.normal(0, 5, (series, hours))
+    load = level * daily * weekly + 2 * (18 - temperature) + rng.normal(0, 5, (series, steps))
     return pd.DataFrame(
         {
-            "meter": np.repeat([f"m{i:05d}" for i in range(series)], hours),
+            "meter": np.repeat([f"m{i:05d}" for i in range(series)], steps),
             "timestamp": np.tile(stamps, series),
             "load_kw": load.ravel().round(3),
             "temperature_c": temperature.ravel().round(2),

@@ -49,6 +49,9 @@ DETECTION_FILE = "detection.parquet"
 EVENTS_FILE = "events.parquet"
 #: The output's columns (and ``label`` when the set has a label column).
 COLUMNS = ("series", "timestamp", "actual", "predicted", "anomaly_score", "anomaly")
+#: Rows a chunk task scores at most (by default): bounds a task's memory, and spreads a
+#: long window of few series over the cluster's CPUs.
+CHUNK_ROWS = 1_000_000
 EVENT_COLUMNS = ("series", "start", "end", "peak_at", "peak_score", "severity", "rows")
 
 
@@ -90,11 +93,12 @@ def plan_detection(
     series: Sequence[str] | None,
     start: datetime | None,
     end: datetime | None,
-    size: int = CHUNK_SERIES,
+    size: int | None = None,
 ) -> tuple[Window, list[ForecastChunk]]:
     """Check a detection against the model and the set, resolve its window (by default
-    the set's whole span) and split it into chunks of at most ``size`` series, each with
-    the rows its scores read. Only the key and target columns are read.
+    the set's whole span) and split it into chunks of at most ``size`` series (by default
+    as many as make ``CHUNK_ROWS`` rows, since every row of the window is scored), each
+    with the rows its scores read. Only the key and target columns are read.
 
     Raises:
         InvalidRequest: on ``model_type``, ``feature_set`` or ``series`` (as a batch
@@ -110,6 +114,8 @@ def plan_detection(
     window = _window(first, last, spec.step, start, end)
     scale_steps = detector.calibration.window if detector.calibration is not None else 0
     reach = (history_needed(spec) + scale_steps) * spec.step
+    if size is None:
+        size = series_per_chunk(round((window.end - window.start + reach) / spec.step))
     plan = [
         ForecastChunk(
             feature_set=feature_set,
@@ -122,6 +128,11 @@ def plan_detection(
         for part in chunks(chosen, size)
     ]
     return window, plan
+
+
+def series_per_chunk(steps: int) -> int:
+    """Series of ``steps`` rows each that make ``CHUNK_ROWS`` rows (1 to ``CHUNK_SERIES``)."""
+    return max(1, min(CHUNK_SERIES, CHUNK_ROWS // max(steps, 1)))
 
 
 def check_detection(

@@ -14,12 +14,15 @@ from domain.errors import InvalidRequest
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
+from pipeline.forecasting.batch import CHUNK_SERIES
 from pipeline.forecasting.detection import (
+    CHUNK_ROWS,
     check_detection,
     detect_chunk,
     gathered_events,
     plan_detection,
     read_window,
+    series_per_chunk,
 )
 from pipeline.forecasting.predict import history_needed, predict_rows
 from pipeline.graph.runner import run_in_process
@@ -151,3 +154,10 @@ def test_refuses_what_it_cannot_score(
             pd.Timestamp(change["end"]).to_pydatetime() if "end" in change else None,
         )
     assert refused.value.field == field
+
+
+def test_a_chunk_scores_about_a_million_rows() -> None:
+    a_year_of_5_minutes = 365 * 288
+    assert series_per_chunk(a_year_of_5_minutes) == 9  # 100 series: 12 tasks, not 1
+    assert series_per_chunk(24 * 14) == CHUNK_SERIES
+    assert series_per_chunk(CHUNK_ROWS * 2) == 1
