@@ -137,7 +137,7 @@ def predict_rows(
     detection = None
     if detector is not None:
         fitted = (matrix.timestamps < out_of_sample_from(metadata)).to_numpy()
-        stamps = matrix.timestamps.to_numpy()
+        stamps = pd.DatetimeIndex(matrix.timestamps)
         detection = detector.detect(actual, predicted, stamps, series, in_sample=fitted)
     flags = None if detection is None else detection.events.flags
     scores = None if detection is None else detection.scores
@@ -170,12 +170,14 @@ def within_reach(
     known = frame[frame[schema.target_column].notna()]
     stamps = known[schema.timestamp_column]
     reach = spec.horizon * spec.step
-    if schema.series_column and matrix.series is not None:
+    if not len(stamps):
+        keep = np.zeros(len(matrix.target), dtype=bool)
+    elif schema.series_column and matrix.series is not None:
         last = stamps.groupby(known[schema.series_column]).max()
-        limit = matrix.series.map(last + reach).to_numpy()
+        limit = matrix.series.map(last + reach)
+        keep = (matrix.timestamps <= limit).to_numpy()
     else:
-        limit = np.full(len(matrix.target), stamps.max() + reach if len(stamps) else pd.NaT)
-    keep = (matrix.timestamps.to_numpy() <= limit) if len(stamps) else np.zeros(len(limit), bool)
+        keep = (matrix.timestamps <= stamps.max() + reach).to_numpy()
     return FeatureMatrix(
         features=matrix.features[keep].reset_index(drop=True),
         target=matrix.target[keep],

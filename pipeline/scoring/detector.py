@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pipeline.scoring.anomalies import AnomalyCalibration
 from pipeline.scoring.events import Events, group_events
@@ -40,7 +41,7 @@ class AnomalyDetector:
         self,
         actual: np.ndarray,
         predicted: np.ndarray,
-        timestamps: np.ndarray,
+        timestamps: np.ndarray | pd.DatetimeIndex,
         series: np.ndarray | None = None,
         first: int = 0,
         in_sample: np.ndarray | None = None,
@@ -48,13 +49,15 @@ class AnomalyDetector:
         """Scores, alarms and events of the rows from ``first`` on; the rows before it are
         history the trailing scale reads, except ``in_sample`` ones. Rows are in time order
         within each series, a step apart; rows without an actual (the future) score NaN and
-        raise no alarm."""
+        raise no alarm. Timestamps without a zone are UTC."""
         residuals = np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float)
         if self.calibration is None:
             scores = np.abs(residuals - self.legacy_center) / self.legacy_scale
         else:
             scores = self.calibration.scores(residuals, series, in_sample)
-        scores, stamps = scores[first:], timestamps[first:]
+        stamps = pd.DatetimeIndex(timestamps)
+        stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
+        scores, stamps = scores[first:], stamps[first:]
         names = None if series is None else series[first:]
         alarms = np.nan_to_num(scores, nan=0.0) > self.threshold
         events = group_events(

@@ -50,7 +50,7 @@ class Events:
 
 
 def group_events(
-    timestamps: np.ndarray,
+    timestamps: pd.DatetimeIndex,
     series: np.ndarray | None,
     scores: np.ndarray,
     alarms: np.ndarray,
@@ -72,9 +72,9 @@ def group_events(
             events.append(
                 AnomalyEvent(
                     series=None if series is None else str(name),
-                    start=pd.Timestamp(timestamps[covered[0]]),
-                    end=pd.Timestamp(timestamps[covered[-1]]),
-                    peak_at=pd.Timestamp(timestamps[peak]),
+                    start=timestamps[covered[0]],
+                    end=timestamps[covered[-1]],
+                    peak_at=timestamps[peak],
                     peak_score=float(scores[peak]),
                     severity=severity(float(scores[peak]), threshold),
                     rows=len(covered),

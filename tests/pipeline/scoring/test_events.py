@@ -7,7 +7,7 @@ import pandas as pd
 
 from pipeline.scoring.events import group_events, severity
 
-STAMPS = pd.date_range("2024-01-01", periods=60, freq="h", tz="UTC").to_numpy()
+STAMPS = pd.date_range("2024-01-01", periods=60, freq="h", tz="UTC")
 
 
 def alarms_at(*rows: int, length: int = 60) -> np.ndarray:
