@@ -32,7 +32,7 @@ from domain.cron import latest_fire
 from domain.errors import AliasNotFound, FeatureSetNotFound, TrainingError
 from domain.jobs import LogLevel
 from domain.policies import Decision, Facts, Limits, Rules, decide
-from pipeline.config import KNOWN_HYPERPARAMETERS
+from pipeline.hyperparameters import KNOWN_HYPERPARAMETERS
 from pipeline.models.artifacts import load_metadata
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location

@@ -157,11 +157,11 @@ class Service:
             response = await self.client.post(f"/ai/models/{model_id}/predict", json={"rows": rows})
             if response.status_code != 200:
                 raise RuntimeError(f"predict: {response.status_code} {response.text[:500]}")
+            new = set(stamps.iloc[first:last])  # earlier rows are history, flagged already
             for p in response.json()["predictions"]:
-                if p["anomaly"] is not None:
-                    flagged[pd.Timestamp(p["timestamp"]).strftime("%Y-%m-%dT%H:%M:%S")] = bool(
-                        p["anomaly"]
-                    )
+                stamp = pd.Timestamp(p["timestamp"]).strftime("%Y-%m-%dT%H:%M:%S")
+                if p["anomaly"] is not None and stamp in new:
+                    flagged[stamp] = bool(p["anomaly"])
         scored = stamps.iloc[labelled.cut :]
         missing = int((~scored.isin(flagged.keys())).sum())
         return np.array([flagged.get(s, False) for s in scored], dtype=bool), missing

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from bench.scale_data import meters_file
-from pipeline.config import DEFAULT_HYPERPARAMETERS
+from pipeline.hyperparameters import DEFAULT_HYPERPARAMETERS
 
 #: The job the service runs: one L2 booster of a fixed number of rounds (no early stopping,
 #: no quantile boosters), so both tools do the same amount of boosting.

@@ -16,10 +16,10 @@ from pipeline.config import TrainingConfig
 from pipeline.evaluation.forecaster import Forecaster
 from pipeline.features.preprocess import PreparedFeatures
 from pipeline.scoring.adaptation import ForecastRows, RecentMisses
-from pipeline.scoring.anomalies import WEEK, calibrate
+from pipeline.scoring.anomalies import calibrate
 from pipeline.scoring.detector import AnomalyDetector, Detection
 from pipeline.scoring.intervals import QuantileCalibration, quantile_metrics
-from pipeline.scoring.labelled import label_scores
+from pipeline.scoring.labelled import WEEK, label_scores
 from pipeline.scoring.series import naive_mae, per_series, worst
 from pipeline.summaries import EvaluateSummary
 
@@ -154,7 +154,7 @@ def anomaly_detector(
     suppress = config.alarm_suppression
     return AnomalyDetector(
         calibration=calibration,
-        threshold=config.anomaly_threshold or calibration.threshold,
+        threshold=config.alarm_score or calibration.threshold,
         gap=config.event_gap,
         suppress=data.spec.season if suppress is None else suppress,
     )
@@ -187,7 +187,7 @@ def _anomaly_metrics(data: PreparedFeatures, detection: Detection) -> dict[str, 
     against them."""
     test = data.test
     flags = detection.events.flags
-    weeks = len(test.y) * data.spec.step / WEEK
+    weeks = max(len(test.y), 1) * data.spec.step / WEEK
     metrics = {
         "anomaly_rate": float(flags.mean()),
         "events_per_week": len(detection.events.events) / weeks,

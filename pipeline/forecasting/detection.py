@@ -43,6 +43,7 @@ from pipeline.scoring.events import AnomalyEvent
 from pipeline.stages import chunks
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureFrame, FeatureStore
+from pipeline.store.windows import with_window_labels
 
 #: A detection's files, in its forecast directory (``batch.forecast_directory``).
 DETECTION_FILE = "detection.parquet"
@@ -113,7 +114,7 @@ def plan_detection(
     first, last = _utc(selected["first"].min()), _utc(selected["last"].max())
     window = _window(first, last, spec.step, start, end)
     scale_steps = detector.calibration.window if detector.calibration is not None else 0
-    reach = (history_needed(spec) + scale_steps) * spec.step
+    reach = (history_needed(spec) + scale_steps + detector.suppress) * spec.step
     if size is None:
         size = series_per_chunk(round((window.end - window.start + reach) / spec.step))
     plan = [
@@ -155,7 +156,8 @@ def check_detection(
 def read_window(
     store: FeatureStore, metadata: dict[str, Any], chunk: ForecastChunk
 ) -> SeriesHistory:
-    """A chunk's rows under the model's columns, with the set's labels if it has them."""
+    """A chunk's rows under the model's columns, with the set's labels if it has them (a
+    column of its own, or its uploaded windows: ``pipeline.store.windows``)."""
     trained = metadata["feature_schema"]
     label = store.schema(chunk.feature_set, chunk.version).label_column
     frame = store.load(
@@ -166,6 +168,7 @@ def read_window(
         series=None if chunk.single else chunk.series,
         columns=[trained["target_column"], *trained["covariates"], *([label] if label else [])],
     )
+    frame = with_window_labels(frame, store.windows(chunk.feature_set))
     return model_columns(metadata, frame, chunk, label=True)
 
 

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.scoring.labelled import WEEK
+
 MAD_TO_SIGMA = 1.4826
-WEEK = pd.Timedelta(days=7)
 #: The bulk's upper quantile, above which the tail is a generalized Pareto fit.
 TAIL_FROM = 0.95
 #: Below this many exceedances the tail is exponential (shape 0), the fit too loose.
@@ -108,10 +109,6 @@ class AnomalyCalibration:
         excess = np.maximum(ratios - self.bulk[-1], 0.0)
         tail = (1 - TAIL_FROM) * _survival(excess, self.tail_scale, self.tail_shape)
         return np.where(ratios > self.bulk[-1], tail, bulk)
-
-    def alarms(self, scores: np.ndarray) -> np.ndarray:
-        alarms: np.ndarray = np.nan_to_num(scores, nan=0.0) > self.threshold
-        return alarms
 
 
 def calibrate(

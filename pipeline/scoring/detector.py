@@ -92,7 +92,7 @@ def detector_of(metadata: dict[str, Any]) -> AnomalyDetector | None:
     return AnomalyDetector(
         calibration=None,
         threshold=float(legacy["z"]),
-        gap=0,
+        gap=1,
         suppress=0,
         legacy_center=float(legacy["center"]),
         legacy_scale=float(legacy["scale"]) or 1.0,

@@ -18,7 +18,8 @@ import pandas as pd
 
 Severity = Literal["low", "medium", "high"]
 #: How far above the threshold (in calibrated standard-normal units) a peak must be for a
-#: medium or a high severity: each unit is about ten times rarer.
+#: medium or a high severity: past a threshold of 3 to 4, one unit is 40 to 80 times
+#: rarer.
 SEVERITY_STEPS = {"medium": 1.0, "high": 2.0}
 
 

@@ -8,11 +8,13 @@ one long alarm over one incident is one right answer, not hundreds. Point-wise s
 count rows, as scikit-learn does.
 
 NAB's score follows its sweeper (Lavin and Ahmad, 2015): in each window only the first
-flag counts, worth ``A_TP`` times a sigmoid of how early in the window it fell (about 1 at
-the start, 0 at the end); a missed window costs ``A_FN``; each flag outside every window
-costs ``A_FP``, less when it falls just after a window. The raw sum is normalized so that
+flag counts, worth ``A_TP`` times a sigmoid of how early in the window it fell (1 at the
+start, 0 at the end); a missed window costs ``A_FN``; each flag outside every window costs
+``A_FP``, less when it falls just after a window. The raw sum is normalized so that
 flagging nothing scores 0 and flagging every window's first row scores 100. Every flagged
 row counts, as in NAB, so a long run of flags outside a window costs for each of its rows.
+NAB's probation (its first 15 % of rows unscored) is the caller's: score the rows after
+the detector's training data.
 
 Series are scored one by one and their counts pooled; rows must be in time order within
 each series, one row a step.
@@ -73,7 +75,7 @@ class _Counts:
         self.found_windows += sum(bool(flags[a : b + 1].any()) for a, b in windows)
         self.quiet_rows += int((~labels).sum())
         self.nab_raw += nab_raw_score(flags, windows, profile)
-        self.nab_perfect += profile.true_positive * scaled_sigmoid(-1.0) * len(windows)
+        self.nab_perfect += profile.true_positive * len(windows)
         self.nab_null -= profile.false_negative * len(windows)
 
 
@@ -142,6 +144,10 @@ def scaled_sigmoid(position: float) -> float:
     return 2 / (1 + math.exp(5 * position)) - 1
 
 
+#: A flag at a window's first row: NAB divides by it, so that one is worth ``A_TP``.
+MAX_TRUE_POSITIVE = scaled_sigmoid(-1.0)
+
+
 def nab_raw_score(
     flags: np.ndarray, windows: list[tuple[int, int]], profile: NabProfile = NAB_STANDARD
 ) -> float:
@@ -160,11 +166,11 @@ def nab_raw_score(
             if not detected[number]:
                 start, end = windows[number]
                 position = -(end - row + 1) / (end - start + 1)
-                score += profile.true_positive * scaled_sigmoid(position)
+                score += profile.true_positive * scaled_sigmoid(position) / MAX_TRUE_POSITIVE
                 detected[number] = True
         elif previous >= 0:
             start, end = windows[previous]
-            position = (row - end) / (end - start + 1)
+            position = (row - end) / max(end - start, 1)
             score += profile.false_positive * scaled_sigmoid(position)
         else:
             score -= profile.false_positive

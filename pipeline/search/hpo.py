@@ -29,7 +29,8 @@ from optuna.trial import TrialState
 from domain.comparison import verdict
 from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
-from pipeline.config import DEFAULT_HYPERPARAMETERS, TrainingConfig
+from pipeline.config import TrainingConfig
+from pipeline.hyperparameters import DEFAULT_HYPERPARAMETERS
 from pipeline.search.pruning import EMPTY, PruningHistory
 from pipeline.search.runner import TrialPreempted, TrialRunner
 from pipeline.search.trials import distribution, pruner

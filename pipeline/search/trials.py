@@ -19,8 +19,9 @@ from optuna.distributions import (
 )
 
 from domain.jobs import ExperimentStatus
-from pipeline.config import HyperparameterSpec, TrainingConfig
+from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData
+from pipeline.hyperparameters import HyperparameterSpec
 from pipeline.search.pruning import EMPTY, MedianRule, PruningHistory, should_prune
 from pipeline.search.window_errors import window_errors
 from pipeline.search_results import TrialReport

@@ -27,9 +27,9 @@ from serve_app.schemas.detections import (
     DetectionPublic,
     DetectionRowPublic,
     DetectionsPublic,
-    EventPublic,
     EventsPublic,
 )
+from serve_app.schemas.models import AnomalyEventPublic
 
 router = APIRouter(prefix="/ai/models", tags=["detections"])
 
@@ -124,7 +124,7 @@ async def get_detection_events(
     found, total = await _page(detection, True, page, page_size)
     return EventsPublic(
         detection=DetectionPublic.model_validate(detection),
-        events=[EventPublic.model_validate(row) for row in found],
+        events=[AnomalyEventPublic.model_validate(row) for row in found],
         total=total,
         page=page,
         page_size=page_size,

@@ -4,13 +4,13 @@ takes and shows them."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from domain.forecasts import ForecastStatus
 from domain.names import NAME_PATTERN
 from serve_app.schemas.forecasts import MAX_SERIES, SeriesName
+from serve_app.schemas.models import AnomalyEventPublic
 from serve_app.schemas.paging import PagePublic
 
 
@@ -60,16 +60,6 @@ class DetectionRowPublic(BaseModel):
     label: bool | None = Field(None, description="The set's own label, where it has one.")
 
 
-class EventPublic(BaseModel):
-    series: str | None
-    start: datetime
-    end: datetime
-    peak_at: datetime
-    peak_score: float
-    severity: Literal["low", "medium", "high"]
-    rows: int
-
-
 class DetectionPagePublic(PagePublic):
     """The detection and one page of its rows (by series, then time; none until completed)."""
 
@@ -81,7 +71,7 @@ class EventsPublic(PagePublic):
     """One page of a detection's events, by start (none until completed)."""
 
     detection: DetectionPublic
-    events: list[EventPublic]
+    events: list[AnomalyEventPublic]
 
 
 class DetectionsPublic(PagePublic):

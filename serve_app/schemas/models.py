@@ -118,7 +118,7 @@ class AnomalyEventPublic(BaseModel):
     peak_at: datetime
     peak_score: float = Field(description="The highest calibrated score in the event.")
     severity: Literal["low", "medium", "high"] = Field(
-        description="medium: the peak is a standard deviation past the threshold (about ten "
+        description="medium: the peak is a standard-normal unit past the threshold (tens of "
         "times rarer), high: two."
     )
     rows: int

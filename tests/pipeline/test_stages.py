@@ -221,3 +221,18 @@ def test_training_stops_when_its_job_is_cancelled(
     with pytest.raises(TrainingStopped, match="round 2:"):
         train(data, config, 1, should_stop=cancelled_after_two_checks)
     assert len(asked) == 2
+
+
+def test_an_alarm_score_overrides_the_rate_and_the_old_robust_z_is_ignored(
+    settings: PipelineSettings,
+) -> None:
+    # Jobs and policies stored before the calibration hold the old robust z: they load.
+    stored = context("anomaly_basic", ModelType.ANOMALY, anomaly_threshold=4.0, **SMALL)
+    saved, _ = run_in_process(stored, settings)
+    rate_set = load_artifact(Location(saved.artifact_uri)).metadata["anomaly_detector"]
+    assert rate_set["threshold"] == rate_set["calibration"]["threshold"] != 4.0
+    chosen = context("anomaly_basic", ModelType.ANOMALY, alarm_score=5.0, **SMALL)
+    saved, _ = run_in_process(chosen, settings)
+    assert (
+        load_artifact(Location(saved.artifact_uri)).metadata["anomaly_detector"]["threshold"] == 5.0
+    )

@@ -100,8 +100,9 @@ async def test_a_window_scores_as_predict_rows_with_its_events_and_csv(
     # The same rows and history, served by predict_rows.
     artifact = load_artifact(Location(models.artifact_uri))
     spec = artifact.feature_spec
-    scale = artifact.metadata["anomaly_detector"]["calibration"]["window"]
-    read_from = start - (history_needed(spec) + scale) * spec.step
+    stored = artifact.metadata["anomaly_detector"]
+    reach = history_needed(spec) + stored["calibration"]["window"] + stored["suppress"]
+    read_from = start - reach * spec.step
     raw = FeatureStore(deployed.config.pipeline.features_root).load(SET, end, start=read_from)
     frame = raw.data.drop(columns=["is_anomaly"])
     frame["timestamp"] = frame["timestamp"].map(pd.Timestamp.isoformat)

@@ -72,9 +72,11 @@ def test_a_window_scores_as_predict_rows_with_the_same_history(
     window, [chunk] = plan_detection(
         demo_store, detector.metadata, "anomaly_basic", None, start, end
     )
-    calibration = detector.metadata["anomaly_detector"]["calibration"]
+    stored = detector.metadata["anomaly_detector"]
     spec = detector.feature_spec
-    assert window.start - chunk.start == (history_needed(spec) + calibration["window"]) * spec.step
+    # Back far enough for the features, the trailing scale and an event's suppression.
+    reach = history_needed(spec) + stored["calibration"]["window"] + stored["suppress"]
+    assert window.start - chunk.start == reach * spec.step
     detected = detect_chunk(detector, read_window(demo_store, detector.metadata, chunk), window)
     rows = detected.rows
     assert list(rows.columns) == [

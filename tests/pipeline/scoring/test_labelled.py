@@ -47,12 +47,14 @@ def test_series_are_scored_apart_and_pooled() -> None:
 def test_nab_rewards_early_detection_and_charges_false_positives() -> None:
     windows = [(100, 119)]
     early, late = mask(300, (100, 100)), mask(300, (118, 118))
-    assert nab_raw_score(early, windows) == pytest.approx(scaled_sigmoid(-1.0))
+    assert nab_raw_score(early, windows) == pytest.approx(1.0)
     assert nab_raw_score(early, windows) > nab_raw_score(late, windows) > 0
     # Only the first flag in a window counts; one before any window costs A_FP.
-    assert nab_raw_score(mask(300, (50, 50), (100, 119)), windows) == pytest.approx(
-        scaled_sigmoid(-1.0) - 0.11
-    )
+    assert nab_raw_score(mask(300, (50, 50), (100, 119)), windows) == pytest.approx(1 - 0.11)
+    # One after a window costs less the nearer it is: its distance over the width less 1.
+    after = mask(300, (100, 100), (125, 125))
+    assert nab_raw_score(after, windows) == pytest.approx(1 + 0.11 * scaled_sigmoid(6 / 19))
+    assert -0.11 < 0.11 * scaled_sigmoid(6 / 19) < 0
     assert nab_raw_score(np.zeros(300, dtype=bool), windows) == -1.0
     labels = mask(300, *windows)
     assert label_scores(early, labels, HOUR)["nab_score"] == pytest.approx(100)
