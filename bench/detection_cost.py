@@ -75,7 +75,12 @@ def main() -> None:
         try:
             with httpx.Client(base_url=running.api_url, timeout=300) as client:
                 model = train(client)
-                forecast = timed(client, model["model_id"], "forecasts", {"horizon": 1})
+                forecast = timed(
+                    client,
+                    model["model_id"],
+                    "forecasts",
+                    {"feature_set": FEATURE_SET, "horizon": 1},
+                )
                 detection = timed(client, model["model_id"], "detections", {})
         finally:
             stop(running)
