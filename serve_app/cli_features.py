@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,9 @@ from rich.table import Table
 
 from serve_app.cli_http import console, request
 
-features_app = typer.Typer(help="Feature sets: import, append rows and list.")
+features_app = typer.Typer(
+    help="Feature sets: import, append rows, label anomaly windows and list."
+)
 
 
 @features_app.command("import")
@@ -67,4 +70,33 @@ def features_list() -> None:
             fs["end"][:19],
             ", ".join(fs["covariates"]),
         )
+    console.print(table)
+
+
+@features_app.command("windows")
+def features_windows(
+    name: str,
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="A CSV of start,end[,series]: replace the set's labelled windows with it.",
+        ),
+    ] = None,
+) -> None:
+    """Show a feature set's labelled anomaly windows, or replace them from a CSV."""
+    path = f"/ai/training/feature-sets/{name}/anomaly-windows"
+    if file is None:
+        result = request("GET", path)
+    else:
+        with file.open(newline="") as rows:
+            windows = [
+                {key: value for key, value in row.items() if value} for row in csv.DictReader(rows)
+            ]
+        result = request("PUT", path, json={"windows": windows})
+    table = Table("start", "end", "series")
+    for window in result["windows"]:
+        table.add_row(window["start"], window["end"], window["series"] or "")
     console.print(table)

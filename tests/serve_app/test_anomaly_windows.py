@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from pipeline.models.artifacts import PREDICTIONS_FILE
 from pipeline.scoring.labelled import label_scores, runs
 from pipeline.store.demo import load_series, with_anomalies
 from pipeline.store.importing import LABEL_COLUMN
+from serve_app.cli import app
 from tests.serve_app.conftest import Deployed
 
 URL = "/ai/training/feature-sets/incidents"
@@ -75,3 +77,27 @@ async def test_uploaded_windows_label_an_anomaly_job(deployed: Deployed) -> None
     for name, value in expected.items():
         assert job["metrics"][name] == pytest.approx(value, rel=1e-12), name
     assert job["metrics"]["event_recall"] > 0
+
+
+def test_trainctl_features_windows(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TRAINING_API_URL", deployed.running.api_url)
+    monkeypatch.setenv("TRAINING_API_KEY", deployed.admin_key)
+    monkeypatch.setenv("COLUMNS", "200")
+    cli = CliRunner()
+    data = tmp_path / "rows.csv"
+    load_series(seed=7, hours=24 * 30).to_csv(data, index=False)
+    columns = ["--timestamp-column=timestamp", "--target-column=load_kw"]
+    assert cli.invoke(app, ["features", "import", "tickets", str(data), *columns]).exit_code == 0
+    windows = tmp_path / "windows.csv"
+    windows.write_text("start,end\n2024-01-03T10:00:00Z,2024-01-03T12:00:00Z\n")
+    stored = cli.invoke(app, ["features", "windows", "tickets", str(windows)])
+    assert stored.exit_code == 0, stored.output
+    shown = cli.invoke(app, ["features", "windows", "tickets"])
+    assert "2024-01-03T10:00:00Z" in shown.output
+    assert "2024-01-03T12:00:00Z" in shown.output
+    windows.write_text("start,end\n2024-01-03T12:00:00Z,2024-01-03T10:00:00Z\n")
+    refused = cli.invoke(app, ["features", "windows", "tickets", str(windows)])
+    assert refused.exit_code == 1
+    assert "end is before start" in refused.output
