@@ -33,15 +33,14 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
 
 from actors.settings import OrchestratorSettings
+from bench.forecast import Service as ForecastService
 from db.settings import DatabaseSettings
 from pipeline.scoring.labelled import label_scores, runs
 from pipeline.settings import PipelineSettings
@@ -102,13 +101,10 @@ def set_names() -> list[str]:
 # ----------------------------------------------------------------------------- service
 
 
-class Service:
+class Service(ForecastService):
     """The service over HTTP: the upload, the anomaly job and its predictions."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def upload(self, labelled: LabelledSet) -> str:
+    async def upload_labelled(self, labelled: LabelledSet) -> str:
         name = f"anomaly_{labelled.name}"
         train = labelled.data.iloc[: labelled.cut]
         response = await self.client.put(
@@ -119,27 +115,6 @@ class Service:
         if response.status_code >= 300:
             raise RuntimeError(f"upload: {response.status_code} {response.text[:1000]}")
         return name
-
-    async def run(self, config: dict[str, Any], name: str) -> tuple[dict[str, Any], float]:
-        body = {"tenant_id": TENANT, "model_type": "anomaly", "model_name": name, "config": config}
-        response = await self.client.post("/ai/training/jobs/start", json=body)
-        if response.status_code >= 300:
-            raise RuntimeError(f"job start: {response.status_code} {response.text[:1000]}")
-        job_id = response.json()["job_id"]
-        deadline = time.monotonic() + JOB_TIMEOUT
-        while True:
-            job: dict[str, Any] = (await self.client.get(f"/ai/training/jobs/{job_id}")).json()
-            if job["status"] in ("completed", "failed", "cancelled"):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']}")
-            await asyncio.sleep(POLL_SECONDS)
-        if job["status"] != "completed":
-            raise RuntimeError(f"job {job_id} ended {job['status']}: {job['error_message']}")
-        seconds = (
-            datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(job["created_at"])
-        ).total_seconds()
-        return job, seconds
 
     async def flags(self, model_id: str, labelled: LabelledSet) -> tuple[np.ndarray, int]:
         """Each scored row's ``anomaly`` flag, and how many scored rows got no answer
@@ -168,9 +143,9 @@ class Service:
 
 
 async def service_detection(service: Service, labelled: LabelledSet) -> Detection:
-    feature_set = await service.upload(labelled)
+    feature_set = await service.upload_labelled(labelled)
     config = {"feature_set": feature_set, "target_variable": "value", "horizon": 1}
-    job, seconds = await service.run(config, f"{labelled.name}-anomaly")
+    job, seconds = await service.run(config, f"{labelled.name}-anomaly", "anomaly")
     started = time.perf_counter()
     flags, missing = await service.flags(job["model_id"], labelled)
     predict_seconds = time.perf_counter() - started

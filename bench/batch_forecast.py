@@ -76,6 +76,19 @@ def wait(client: httpx.Client, path: str, done: Any, timeout: float = 1800) -> d
         time.sleep(0.1)
 
 
+def completed_job(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
+    """Submit a training job and wait for it; exits unless it completed."""
+    job_id = client.post("/ai/training/jobs/start", json=job).raise_for_status().json()["job_id"]
+    finished = wait(
+        client,
+        f"/ai/training/jobs/{job_id}",
+        lambda j: j["status"] in ("completed", "failed", "cancelled"),
+    )
+    if finished["status"] != "completed":
+        raise SystemExit(f"training failed: {finished.get('error_message')}")
+    return finished
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=2_000)
@@ -135,14 +148,7 @@ def run(client: httpx.Client, horizon: int) -> tuple[float, float, int, float]:
             "n_workers": 2,
         },
     }
-    job_id = client.post("/ai/training/jobs/start", json=job).raise_for_status().json()["job_id"]
-    finished = wait(
-        client,
-        f"/ai/training/jobs/{job_id}",
-        lambda j: j["status"] in ("completed", "failed", "cancelled"),
-    )
-    if finished["status"] != "completed":
-        raise SystemExit(f"training failed: {finished.get('error_message')}")
+    finished = completed_job(client, job)
 
     started = time.perf_counter()
     body = {"feature_set": FEATURE_SET, "horizon": horizon}

@@ -26,7 +26,7 @@ import httpx
 import pandas as pd
 
 from actors.settings import OrchestratorSettings
-from bench.batch_forecast import meters, wait
+from bench.batch_forecast import completed_job, meters, wait
 from db.settings import DatabaseSettings
 from pipeline.features.build import build_features
 from pipeline.models.artifacts import load_artifact
@@ -116,14 +116,7 @@ def train(client: httpx.Client) -> dict[str, str]:
             "n_workers": 2,
         },
     }
-    job_id = client.post("/ai/training/jobs/start", json=job).raise_for_status().json()["job_id"]
-    finished = wait(
-        client,
-        f"/ai/training/jobs/{job_id}",
-        lambda j: j["status"] in ("completed", "failed", "cancelled"),
-    )
-    if finished["status"] != "completed":
-        raise SystemExit(f"training failed: {finished.get('error_message')}")
+    finished = completed_job(client, job)
     model: dict[str, str] = client.get(f"/ai/models/{finished['model_id']}").json()
     return model
 
