@@ -1,11 +1,11 @@
 """Alarms grouped into events a team can act on.
 
-Alarms of one series at most ``gap`` steps apart are one event, from its first alarm to
+Alarms of one series at most ``gap`` rows apart are one event, from its first alarm to
 its last, with the peak score and a severity. After an event, alarms in the next
-``suppress`` steps are dropped: a horizon-1 model reads the anomalous values in its lags
+``suppress`` rows are dropped: a horizon-1 model reads the anomalous values in its lags
 for a while after them, and its echoes are the same incident, not new ones (Merlion's
 alarm suppression). A flag marks every row of an event, so the rows' flags and the events
-say the same thing.
+say the same thing. Rows, not steps, are counted: an event may span a hole in the data.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ SEVERITY_STEPS = {"medium": 1.0, "high": 2.0}
 
 @dataclass(frozen=True)
 class AnomalyEvent:
+    """One incident: a series' rows from ``start`` to ``end``, peaking at ``peak_at``."""
+
     series: str | None
     start: pd.Timestamp
     end: pd.Timestamp
