@@ -78,7 +78,9 @@ class TrainingConfig(BaseModel):
     target_variable: str = Field(min_length=1, max_length=128)
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
-    horizon: int = Field(24, ge=1, le=24 * 14, description="Steps ahead to forecast.")
+    horizon: int = Field(
+        24, ge=1, le=24 * 14, description="Steps ahead to forecast (anomaly jobs: 1 unless set)."
+    )
     enable_hpo: bool = Field(False, description="Search hyperparameters with Optuna.")
     validation_split: float = Field(0.2, gt=0, lt=0.9)
     test_split: float = Field(0.1, gt=0, lt=0.9)
