@@ -123,7 +123,9 @@ def submit(
     tenant: Annotated[str, typer.Option()] = "default",
     model_name: Annotated[str, typer.Option()] = "load_forecast",
     model_type: Annotated[str, typer.Option(help="forecast or anomaly")] = "forecast",
-    horizon: Annotated[int, typer.Option()] = 24,
+    horizon: Annotated[
+        int | None, typer.Option(help="Steps ahead (default: 24; an anomaly job's: 1).")
+    ] = None,
     start_date: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     end_date: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     validation_split: Annotated[float, typer.Option()] = 0.2,
@@ -166,13 +168,12 @@ def submit(
     config: dict[str, Any] = {
         "feature_set": feature_set,
         "target_variable": target,
-        "horizon": horizon,
         "validation_split": validation_split,
         "test_split": test_split,
         "hyperparameters": dict(_parse_param(p) for p in param or []),
         "enable_hpo": hpo,
     }
-    for key, option in (("n_trials", trials), ("n_workers", workers)):
+    for key, option in (("horizon", horizon), ("n_trials", trials), ("n_workers", workers)):
         if option is not None:
             config[key] = option
     for key, value in (("start_date", start_date), ("end_date", end_date)):

@@ -29,7 +29,7 @@ export function submitPage(view) {
     field("priority", "Priority", select(["urgent", "high", "normal", "low"], "normal")),
     field("config.feature_set", "Feature set", featureSets),
     field("config.target_variable", "Target", input({ value: "load_kw" })),
-    field("config.horizon", "Horizon (hours)", input({ value: "24", inputmode: "numeric" })),
+    field("config.horizon", "Horizon (steps)", input({ placeholder: "24; anomaly: 1", inputmode: "numeric" })),
     field("config.start_date", "Start date", input({ placeholder: "2024-01-01T00:00:00Z" }),
       "ISO 8601; empty: the whole set"),
     field("config.end_date", "End date", input({ placeholder: "2025-01-01T00:00:00Z" })),
