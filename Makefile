@@ -24,6 +24,19 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_VENV)/bin/pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
+## AutoGluon-TimeSeries, the forecasting benchmark's higher anchor, in a virtualenv of its own:
+## it pins mlforecast < 0.15 against .venv-bench's >= 1.0. Torch comes with it (2.5 GB and
+## ~2 min with a CPU torch; more with PyPI's CUDA one). bench/forecast_autogluon.py runs
+## bench/autogluon_worker.py in it, with the data passed through files.
+AUTOGLUON_VENV := .venv-autogluon
+AUTOGLUON_STAMP := $(AUTOGLUON_VENV)/.installed
+
+$(AUTOGLUON_STAMP): bench/requirements-autogluon.txt
+	$(PYTHON) -m venv $(AUTOGLUON_VENV)
+	$(AUTOGLUON_VENV)/bin/pip install --quiet --upgrade pip
+	$(AUTOGLUON_VENV)/bin/pip install --quiet -r bench/requirements-autogluon.txt
+	touch $(AUTOGLUON_STAMP)
+
 ## Run the service on the embedded default: local Ray, SQLite and demo data under ./data.
 run: setup
 	$(BIN)/trainctl up
@@ -95,7 +108,7 @@ bench-scale: $(BENCH_STAMP)
 
 ## Forecast quality against mlforecast on eight real and demo sets, and the backtest's speed
 ## (~8 min); `--held-back` scores the held-back set alone.
-bench-forecast: $(BENCH_STAMP)
+bench-forecast: $(BENCH_STAMP) $(AUTOGLUON_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.forecast
 
 ## The default job's seconds against mlforecast with conformal intervals, 350k and 1.75M rows (~8 min).
@@ -113,4 +126,4 @@ bench-anomaly: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench.anomaly
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) data .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) $(BENCH_VENV) $(AUTOGLUON_VENV) data .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
