@@ -25,8 +25,8 @@ import pandas as pd
 from domain.errors import InvalidRequest, PipelineError
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.evaluate import point_metrics
-from pipeline.features.build import warm_up
 from pipeline.features.preprocess import PreparedData
+from pipeline.features.seasons import seasons_of
 from pipeline.scoring.intervals import QuantileCalibration, quantile_metrics
 from pipeline.scoring.series import naive_mae
 from pipeline.store.feature_store import FeatureSetSchema
@@ -105,10 +105,10 @@ class BacktestResult:
         return BacktestSummary(windows=list(self.windows), metrics=self.metrics())
 
 
-def required_steps(horizon: int, season: int, windows: int, step: int) -> int:
+def required_steps(warm_up: int, horizon: int, windows: int, step: int) -> int:
     """Steps of history one series needs for the backtest: the warm-up, the first window's
     training rows, and the windows themselves."""
-    return warm_up(horizon, season) + MIN_TRAIN_STEPS + (windows - 1) * step + horizon
+    return warm_up + MIN_TRAIN_STEPS + (windows - 1) * step + horizon
 
 
 def check_fits(config: TrainingConfig, schema: FeatureSetSchema, step_seconds: float) -> None:
@@ -125,15 +125,15 @@ def check_fits(config: TrainingConfig, schema: FeatureSetSchema, step_seconds: f
         first = max(first, pd.Timestamp(config.start_date))
     if config.end_date is not None:
         last = min(last, pd.Timestamp(config.end_date) - step_length)
-    season = max(1, round(timedelta(days=1) / step_length))
+    lags = seasons_of(step_seconds, config.horizon, weekly=True, yearly=False).lags
     windows, step = config.backtest.windows, config.backtest_step
-    needed = required_steps(config.horizon, season, windows, step)
+    needed = required_steps(max(lags), config.horizon, windows, step)
     available = max(0, math.floor((last - first).total_seconds() / step_seconds) + 1)
     if needed > available:
         raise InvalidRequest(
             "config.backtest",
             f"{windows} windows {step} steps apart, each forecasting {config.horizon} steps, "
-            f"need {needed} steps of data (a {warm_up(config.horizon, season)}-step warm-up "
+            f"need {needed} steps of data (a {max(lags)}-step warm-up "
             f"and {MIN_TRAIN_STEPS} training steps before the first origin); the selected "
             f"range of {schema.name!r} has {available}",
         )

@@ -23,11 +23,13 @@ import pandas as pd
 from domain.errors import PipelineError
 from pipeline.calendars import holiday_flags
 from pipeline.config import TrainingConfig
+from pipeline.features.seasons import DAY_SECONDS, SUB_DAILY_CALENDAR, WEEK_SECONDS, seasons_of
 from pipeline.store.feature_store import FeatureFrame, typical_step
 
-#: Calendar inputs of every model; ``time_of_day`` counts the data's own steps in a day
-#: (48 slots for half-hourly data), where models registered before it read ``hour``.
-CALENDAR_FEATURES = ("time_of_day", "day_of_week", "month", "day_of_year", "is_weekend")
+#: Calendar inputs of models registered before ``FeatureSpec.calendar`` (new ones get
+#: their cadence's); ``time_of_day`` counts the data's own steps in a day (48 slots for
+#: half-hourly data), where models registered before it read ``hour``.
+CALENDAR_FEATURES = SUB_DAILY_CALENDAR
 HOLIDAY_FEATURE = "is_holiday"
 #: A multi-series set's series, as a categorical feature (its index in ``FeatureSpec.series``):
 #: one model then learns each meter's own level and shape; on synthetic multi-meter sets
@@ -43,7 +45,6 @@ YEARLY_HISTORY_DAYS = 366
 #: part spans at least this long: shorter, the week's warm-up would take most of its rows
 #: (a sensor's 12 days of 5-minute readings kept 15 % of their training rows).
 WEEKLY_MIN_TRAINING = pd.Timedelta(weeks=3)
-_DAY_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,50 @@ class FeatureSpec:
     step_seconds: float | None = None
     #: Whether the lags and rolling windows reach a week back (``WEEKLY_MIN_TRAINING``).
     weekly: bool = True
+    #: The seasonal features the data's cadence gives (``pipeline.features.seasons``);
+    #: None for models registered before them, which echo a day of steps and a week.
+    lags: tuple[int, ...] | None = None
+    windows: tuple[int, ...] | None = None
+    year_lag: int | None = None
+    calendar: tuple[str, ...] | None = None
 
     @property
     def step(self) -> pd.Timedelta:
         """One step of the grid the series are laid on: the data's own spacing (a week for
         weekly data, whose season is 1)."""
-        return pd.Timedelta(seconds=self.step_seconds or _DAY_SECONDS / self.season)
+        return pd.Timedelta(seconds=self.step_seconds or DAY_SECONDS / self.season)
+
+    @property
+    def target_lags(self) -> list[int]:
+        """The lags within the warm-up (the year-old one is apart: ``year_lag``)."""
+        if self.lags is None:
+            return lag_steps(self.horizon, self.season, self.weekly)
+        return list(self.lags)
+
+    @property
+    def window_lengths(self) -> list[int]:
+        if self.windows is None:
+            return rolling_windows(self.season, self.weekly)
+        return list(self.windows)
+
+    @property
+    def calendar_features(self) -> tuple[str, ...]:
+        return CALENDAR_FEATURES if self.calendar is None else self.calendar
+
+    @property
+    def warm_up(self) -> int:
+        """Steps of a series before its first row: the longest lag has its place by then."""
+        return max(self.target_lags)
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> FeatureSpec:
-        series = stored.get("series")
-        return cls(**{**stored, "series": tuple(series) if series is not None else None})
+        tuples = ("series", "lags", "windows", "calendar")
+        return cls(
+            **{
+                **stored,
+                **{k: tuple(stored[k]) for k in tuples if stored.get(k) is not None},
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +123,7 @@ class FeatureMatrix:
 
 def steps_per_day(step_seconds: float) -> int:
     """The number of steps in one day (1 for daily or coarser data)."""
-    return max(1, round(_DAY_SECONDS / step_seconds))
+    return max(1, round(DAY_SECONDS / step_seconds))
 
 
 def series_step(frame: FeatureFrame) -> float:
@@ -108,7 +142,8 @@ def series_step(frame: FeatureFrame) -> float:
 
 
 def lag_steps(horizon: int, season: int, weekly: bool = True) -> list[int]:
-    """Target lags usable at this horizon: recent ones and daily (and weekly) echoes."""
+    """Target lags of a model registered before ``pipeline.features.seasons``: recent ones
+    and echoes of ``season`` steps (a day) and a week."""
     candidates = {horizon, horizon + 1, horizon + 2, season, 2 * season}
     candidates |= {7 * season} if weekly else set()
     return sorted(k for k in candidates if k >= horizon)
@@ -121,11 +156,6 @@ def naive_lag(horizon: int, season: int) -> int:
 
 def rolling_windows(season: int, weekly: bool = True) -> list[int]:
     return [season, 7 * season] if weekly else [season]
-
-
-def warm_up(horizon: int, season: int, weekly: bool = True) -> int:
-    """Steps of a series before its first row: the longest lag has its place by then."""
-    return max(lag_steps(horizon, season, weekly))
 
 
 def default_spec(frame: FeatureFrame, config: TrainingConfig) -> FeatureSpec:
@@ -158,27 +188,36 @@ def spec_for(
     span = last - first if first is not None and last is not None else pd.Timedelta(0)
     training = span * (1 - config.validation_split - config.test_split)
     yearly = bool(training - pd.Timedelta(days=YEARLY_HISTORY_DAYS) >= YEARLY_MIN_TRAINING)
+    weekly = bool(training >= WEEKLY_MIN_TRAINING)
+    seasons = seasons_of(step_seconds, config.horizon, weekly=weekly, yearly=yearly)
     return FeatureSpec(
         config.horizon,
         steps_per_day(step_seconds),
         config.holidays,
-        yearly=yearly,
+        # last year's date is rarely on a weekly grid: coarse data reads ``year_lag``
+        yearly=yearly and step_seconds < WEEK_SECONDS,
         series=series,
         step_seconds=step_seconds,
-        weekly=bool(training >= WEEKLY_MIN_TRAINING),
+        weekly=weekly,
+        lags=seasons.lags,
+        windows=seasons.windows,
+        year_lag=seasons.year_lag,
+        calendar=seasons.calendar,
     )
 
 
 def feature_names(spec: FeatureSpec, covariates: list[str]) -> list[str]:
-    names = [*CALENDAR_FEATURES]
+    names = [*spec.calendar_features]
     if spec.holidays:
         names.append(HOLIDAY_FEATURE)
     if spec.series is not None:
         names.append(SERIES_FEATURE)
     names += covariates
-    names += [f"lag_{k}" for k in lag_steps(spec.horizon, spec.season, spec.weekly)]
-    for window in rolling_windows(spec.season, spec.weekly):
+    names += [f"lag_{k}" for k in spec.target_lags]
+    for window in spec.window_lengths:
         names += [f"roll_mean_{window}", f"roll_std_{window}"]
+    if spec.year_lag is not None:
+        names.append(f"lag_{spec.year_lag}")
     if spec.yearly:
         names += YEARLY_FEATURES
     return names
@@ -212,9 +251,7 @@ def build_features(
     if spec.series is not None and series_col:
         positions = {name: float(i) for i, name in enumerate(spec.series)}
         table[SERIES_FEATURE] = table[series_col].map(positions).astype("float64")
-    keep = table["_observed"] & table["_position"].ge(
-        warm_up(spec.horizon, spec.season, spec.weekly)
-    )
+    keep = table["_observed"] & table["_position"].ge(spec.warm_up)
     if require_target:
         keep &= table[target_col].notna()
     if start is not None:
@@ -260,7 +297,7 @@ def _series_features(
     seconds = stamps.hour * 3600 + stamps.minute * 60 + stamps.second
     columns: dict[str, pd.Series | np.ndarray] = {
         "_position": pd.Series(np.arange(len(out)), index=out.index),
-        "time_of_day": seconds * season // _DAY_SECONDS,
+        "time_of_day": seconds * season // DAY_SECONDS,
         "hour": stamps.hour,
         "day_of_week": stamps.dayofweek,
         "month": stamps.month,
@@ -270,10 +307,10 @@ def _series_features(
     if spec.holidays:
         columns[HOLIDAY_FEATURE] = holiday_flags(out[ts_col], spec.holidays)
     target = out[target_col]
-    for k in lag_steps(horizon, season, spec.weekly):
+    for k in [*spec.target_lags, *([spec.year_lag] if spec.year_lag else [])]:
         columns[f"lag_{k}"] = target.shift(k)
     visible = target.shift(horizon)
-    for window in rolling_windows(season, spec.weekly):
+    for window in spec.window_lengths:
         rolled = visible.rolling(window, min_periods=window // 2)
         columns[f"roll_mean_{window}"] = rolled.mean()
         columns[f"roll_std_{window}"] = rolled.std()

@@ -31,8 +31,6 @@ from pipeline.features.build import (
     FeatureMatrix,
     FeatureSpec,
     build_features,
-    rolling_windows,
-    warm_up,
 )
 from pipeline.models.artifacts import ModelArtifact, out_of_sample_from
 from pipeline.scoring.detector import detector_of
@@ -74,10 +72,7 @@ def history_needed(spec: FeatureSpec) -> int:
     """Consecutive earlier steps a row needs for every feature to be what training saw:
     the longest lag, the horizon plus the longest rolling window, or (for models reading
     last year's values) a year and a week."""
-    steps = max(
-        warm_up(spec.horizon, spec.season, spec.weekly),
-        spec.horizon + max(rolling_windows(spec.season, spec.weekly)) - 1,
-    )
+    steps = max(spec.warm_up, spec.horizon + max(spec.window_lengths) - 1, spec.year_lag or 0)
     if spec.yearly:
         year = pd.Timedelta(days=YEARLY_HISTORY_DAYS + 7)
         steps = max(steps, math.ceil(year / spec.step))
@@ -111,7 +106,7 @@ def predict_rows(
         spec,
     )
     if len(matrix.target) == 0:
-        need = warm_up(spec.horizon, spec.season, spec.weekly)
+        need = spec.warm_up
         raise InvalidRequest(
             FIELD,
             f"missing history for the lags: a row to predict needs the {need} steps before it "

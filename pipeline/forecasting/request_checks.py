@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 
 from domain.errors import InvalidRequest
-from pipeline.features.build import warm_up
 from pipeline.models.artifacts import feature_spec_of
 from pipeline.store.feature_store import FeatureSetSchema, FeatureStore
 
@@ -118,7 +117,7 @@ def chosen_series(
         raise InvalidRequest(field, f"series without a known {schema.target_column}: {empty[:5]}")
     seconds = (selected["last"] - selected["first"]).dt.total_seconds()
     steps = (seconds / spec.step.total_seconds()).round() + 1
-    need = warm_up(spec.horizon, spec.season, spec.weekly)
+    need = spec.warm_up
     short = steps[steps < need]
     if len(short):
         raise InvalidRequest(
