@@ -16,7 +16,8 @@ from optuna.trial import TrialState
 
 from domain.jobs import ExperimentStatus
 from pipeline.models.artifacts import METADATA_FILE
-from pipeline.search.hpo import NUMBER, journal_storage
+from pipeline.search.hpo import journal_storage
+from pipeline.search.members import NUMBER
 from tests import ray_state
 from tests.ray_state import idle_cpus, task_names
 from tests.serve_app.conftest import TEN_WEEKS, Deployed

@@ -12,7 +12,8 @@ from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
-from pipeline.search.hpo import NUMBER, default_member, journal_storage, search
+from pipeline.search.hpo import journal_storage, search
+from pipeline.search.members import NUMBER, default_member
 from pipeline.search.pruning import EMPTY, PruningHistory
 from pipeline.search.runner import TrialPreempted
 from pipeline.search.trials import run_trial

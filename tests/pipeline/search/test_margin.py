@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
-from pipeline.search.hpo import (
+from pipeline.search.members import (
     NUMBER,
     WINDOW_ERRORS,
     default_member,
