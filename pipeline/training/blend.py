@@ -2,8 +2,8 @@
 each feature's contribution and importance.
 
 A model forecasts the mean of its point boosters (by default a mean (L2) and a median (L1)
-booster: an even blend that forecast 3-5 % better than either alone on the real load
-sets, bench/README.md); its calibration (and quantile boosters, when a job asks for them)
+booster: on the real load sets of bench/forecast.py an even blend forecast better than
+either alone); its calibration (and quantile boosters, when a job asks for them)
 give its quantiles.
 """
 

@@ -6,8 +6,9 @@ the validation part is cut by time into ``WINDOWS`` windows (rolling origins, as
 backtest's), and each window is forecast by the members refitted on every row before it,
 their rounds grown with the rows as the served ones' are. The first window's forecasts are
 the early-stopped members' own (every window's, when the served members are the
-early-stopped ones: ``refit`` ``none``). On the real load sets this brought the P10-P90
-coverage of a series whose level drifted from 0.30 to 0.79 (bench/README.md).
+early-stopped ones: ``refit`` ``none``). Residuals from one origin miss a level that
+drifts through the validation part, and their intervals then cover far too little; the
+rolling origins follow it (as on the held-back real set of bench/forecast.py).
 
 A job with more than ``MAX_ROWS`` training + validation rows (or rows held elsewhere, as a
 data-parallel job's) keeps the early-stopped members' forecasts over the whole part: its

@@ -83,8 +83,9 @@ class InProcessFitter:
 
 
 #: How long a member's refit on training + validation rows takes, and its refits at the
-#: calibration's later origins, per second of its early-stopped fit (the most measured on
-#: the hourly, household and traffic sets: 0.89-1.00 and 2.5-2.9).
+#: calibration's later origins, per second of its early-stopped fit: the largest ratios
+#: seen on the real hourly, household and traffic sets, so that a plan does not overrun
+#: its budget.
 REFIT_COST = 1.0
 ROLLING_REFITS_COST = 2.9
 

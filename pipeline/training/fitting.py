@@ -66,8 +66,8 @@ class Datasets(Protocol):
 
 class BinnedData:
     """A prepared set's rows binned by LightGBM, reusable by every fit with the same
-    binning parameters (as Optuna's LightGBMTuner reuses its dataset): binning costs about
-    a tenth of a 100-round fit on the demo data. Pre-filtering stays off so later fits may
+    binning parameters (as Optuna's LightGBMTuner reuses its dataset): binning is a
+    noticeable share of a short fit. Pre-filtering stays off so later fits may
     use another ``min_data_in_leaf``; the parts' arrays are kept (they are the set's own).
     The refit rows are binned when first asked for."""
 

@@ -2,8 +2,8 @@
 on training + validation rows with the rounds they found.
 
 A model is one booster per objective, and forecasts their mean: by default a mean (L2)
-and a median (L1) booster, an even blend that forecast 3-5 % better than either alone on
-the real load sets (bench/README.md). The early-stopped fits also give the validation
+and a median (L1) booster, an even blend that forecast better than either alone on the
+real load sets of bench/forecast.py. The early-stopped fits also give the validation
 part's out-of-sample forecasts: they set the anomaly threshold and, with the members'
 refits at later origins (``pipeline.training.calibration``), calibrate the quantiles.
 """
@@ -137,9 +137,9 @@ def search_plans(search: SearchResult) -> list[MemberPlan]:
     then a plain job's member per objective whose default-parameter trial completed: the
     model is the average of the search's model and a plain job's (a default kept counts
     twice, and ``assemble`` fits it once). On one validation split a search's choice did
-    not carry to the test part: on the real sets its model alone lost up to 2.2 % to the
+    not carry to the test part: on the real sets its model alone could lose to the
     default's; averaged with it, and kept only when it wins over the validation windows,
-    it lost nothing (bench/README.md)."""
+    it does not (bench/forecast.py measures HPO against the default job)."""
     plans = [
         MemberPlan(objective, params, rounds)
         for objective, (params, rounds) in search.members.items()
