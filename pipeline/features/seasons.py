@@ -30,8 +30,8 @@ SUB_DAILY_CALENDAR: tuple[str, ...] = (
 )
 DAILY_CALENDAR: tuple[str, ...] = ("day_of_week", "month", "day_of_year", "is_weekend")
 COARSE_CALENDAR: tuple[str, ...] = ("month", "day_of_year")
-#: Weeks back the same weekday of daily data is read (the issue's set C: a daily model
-#: forecasting a week ahead had only lags 7, 8 and 9 before).
+#: Weeks back the same weekday of daily data is read, so that a daily model forecasting a
+#: week ahead sees its weekday several times, not only in the lags just past its horizon.
 DAILY_WEEK_ECHOES = 4
 #: A year, in days, as a whole number of weeks: the same weekday a year back.
 YEAR_OF_WEEKS_DAYS = 364

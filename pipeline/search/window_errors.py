@@ -4,7 +4,8 @@ calibration cuts it). The best trial replaces the default only when its mean err
 the windows is lower by more than chance (``domain.comparison.verdict``).
 
 On one validation split a search's best trial beat the default by less than the change
-from one window to the next, and did not carry to the test part (bench/README.md).
+from one window to the next, and did not carry to the test part (bench/forecast.py
+measures HPO against the default job).
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ class FeatureStore:
         """A set's ``columns`` (of the listed ``series`` only), a batch of rows at a time:
         for what must see every row but need not hold them all. The batches are read one
         after another, without read-ahead: a scanner reading ahead holds many batches at
-        once, whatever its consumer keeps (bench/README.md)."""
+        once, whatever its consumer keeps (measured by bench/forecast_memory.py)."""
         schema = self.schema(name, version)
         dataset = self._dataset(name, schema)
         wanted_rows = row_filter(schema, dataset, None, None, series, None)
