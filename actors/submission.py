@@ -14,9 +14,9 @@ from pipeline.config import TrainingConfig
 
 PriorityLabel = Literal["low", "normal", "high", "urgent"]
 #: An anomaly job's horizon unless it names one: each row is scored against the forecast
-#: made a step before it. At the forecasting default (a day) the residual is a day-ahead
-#: forecast's, and the UCR series of bench/anomaly.py lost its one window (event F1 0
-#: against 1.0), for the same cost (as many lags).
+#: made a step before it. At the forecasting default (a day) the residual would be a
+#: day-ahead forecast's, and bench/anomaly.py's UCR series then missed its labelled
+#: window; a horizon of 1 costs no more (as many lags).
 ANOMALY_HORIZON = 1
 
 

@@ -32,9 +32,8 @@ DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 
 #: What each booster does with the validation part's rows once early stopping found its
 #: rounds: ``full`` refits it on training + validation rows, its rounds grown with them up
-#: to ``n_estimators``; ``none`` serves the early-stopped booster (its train stage about
-#: half as long, for 3 % more error on the geometric mean of the real sets and 24 % more
-#: on one: bench/README.md).
+#: to ``n_estimators``; ``none`` serves the early-stopped booster (a shorter train stage,
+#: for a larger error: on some of the real load sets of bench/forecast.py much larger).
 RefitMethod = Literal["full", "none"]
 
 #: Ray Train workers of a job that trains data-parallel because its feature set is large.

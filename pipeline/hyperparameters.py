@@ -9,12 +9,11 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 #: LightGBM values a job gets unless it sets its own. ``n_estimators`` is a ceiling: early
 #: stopping on the validation part picks the rounds. On the real load sets the rate 0.1
-#: stops well inside 300 rounds and forecasts within 1 % of 0.05 with 1,000 (as well on
-#: the geometric mean) in half the time; the ceiling bounds a large set's cost, refits
-#: included (about 1.3x mlforecast's fit with conformal intervals at 350k and 1.75M rows,
-#: where 1,000 rounds at 0.05 cost 9x; bench/README.md). No row bagging (``subsample``
-#: 1.0): at 0.8 each round took 18 % longer for the same MAE over nine real sets;
-#: ``subsample_freq`` stays 1 so that a search's ``subsample`` takes effect.
+#: stops well inside 300 rounds and forecasts about as well as 0.05 with 1,000, in far
+#: less time; the ceiling bounds a large set's cost, refits included (measured against
+#: mlforecast by bench/default_cost.py). No row bagging (``subsample`` 1.0): at 0.8 each
+#: round took longer for the same MAE on the real sets; ``subsample_freq`` stays 1 so
+#: that a search's ``subsample`` takes effect.
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "n_estimators": 300,
     "learning_rate": 0.1,

@@ -57,7 +57,7 @@ class _Shard:
 
     Every worker bins them alike, with the bins one process would find (from the sample
     the coordinator shares): left to itself, data-parallel LightGBM bins each feature on
-    one worker's rows, and its models forecast 10-12 % worse on the demo set.
+    one worker's rows, and its models forecast worse than one process's.
     """
 
     def __init__(self, config: dict[str, Any], rank: int, size: int) -> None:
