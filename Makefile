@@ -106,8 +106,10 @@ bench: setup
 bench-scale: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.scale
 
-## Forecast quality against mlforecast on eight real and demo sets, and the backtest's speed
-## (~8 min); `--held-back` scores the held-back set alone.
+## Forecast quality against mlforecast and AutoGluon-TimeSeries (in .venv-autogluon; each
+## set's fit takes its default job's seconds, `--no-autogluon` skips it) on eight real and
+## demo sets, and the backtest's speed (~8 min without AutoGluon); `--held-back` scores the
+## held-back set alone.
 bench-forecast: $(BENCH_STAMP) $(AUTOGLUON_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.forecast
 

@@ -13,12 +13,18 @@ and the demo set ``forecast_basic``), day-ahead (one day of steps):
   quantiles from its conformal ``PredictionIntervals(n_windows, h)`` fitted once on the
   same history and walked forward with ``update`` (its fit-time conformity scores are
   out-of-sample; ``cross_validation`` recomputes them on windows it trained on);
+- AutoGluon-TimeSeries, the higher anchor (``bench.forecast_autogluon``): no pretrained
+  weights, its DirectTabular, RecursiveTabular, ETS and Theta models and their weighted
+  ensemble, fitted once within the default job's seconds on the history before the test
+  part, then forecasting it from origins every horizon steps as mlforecast's windows;
 - all scored on exactly the service's test timestamps. mlforecast refuses missing
   targets, so it gets them interpolated; the scores use only real observations.
 
 Then the backtest: one job with 5 windows against 5 plain jobs one after another.
 
-Run: ``make bench-forecast`` (mlforecast pins pandas < 3, so it runs in .venv-bench).
+Run: ``make bench-forecast`` (mlforecast pins pandas < 3, so it runs in .venv-bench;
+AutoGluon pins mlforecast < 0.15, so it runs in .venv-autogluon; ``--no-autogluon``
+skips it).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import httpx
 import pandas as pd
 
 from actors.settings import OrchestratorSettings
+from bench.forecast_autogluon import autogluon_scores
 from bench.forecast_data import (
     QUANTILES,
     SHARED_DATA,
@@ -72,6 +79,7 @@ class SetResult:
     hpo: Scores | None
     mlforecast: Scores
     notes: list[str] = field(default_factory=list)
+    autogluon: Scores | None = None
 
 
 class Service:
@@ -159,10 +167,15 @@ def service_scores(table: pd.DataFrame, seconds: float) -> Scores:
 
 
 async def compare(
-    service: Service, bench_set: BenchSet, trials: int, extra: dict[str, Any]
+    service: Service,
+    bench_set: BenchSet,
+    trials: int,
+    extra: dict[str, Any],
+    autogluon: bool = True,
 ) -> SetResult:
-    """``bench_set`` scored by the default job, an HPO job of ``trials`` (if any) and
-    mlforecast; ``extra`` is added to both jobs' configs."""
+    """``bench_set`` scored by the default job, an HPO job of ``trials`` (if any),
+    mlforecast and (``autogluon``) AutoGluon within the default job's seconds; ``extra`` is
+    added to both jobs' configs."""
     if bench_set.upload:
         await service.upload(bench_set)
     config = job_config(bench_set, **extra)
@@ -183,7 +196,13 @@ async def compare(
         for line in await service.log_lines(hpo_job["job_id"], "over the validation windows"):
             print(f"  {bench_set.name} HPO: {line}", flush=True)
     reference, notes = await asyncio.to_thread(mlforecast_scores, bench_set, test)
-    return SetResult(bench_set, len(test), default, hpo, reference, notes)
+    anchor = None
+    if autogluon:
+        anchor, anchor_notes = await asyncio.to_thread(
+            autogluon_scores, bench_set, test, default.seconds
+        )
+        notes += anchor_notes
+    return SetResult(bench_set, len(test), default, hpo, reference, notes, anchor)
 
 
 async def backtest_timing(service: Service, bench_set: BenchSet, windows: int) -> dict[str, float]:
@@ -215,7 +234,8 @@ async def run_all(api_url: str, sets: list[BenchSet], args: argparse.Namespace) 
         await service.run(warm_up, "warm-up")  # warm the workers, as a running service is
         results = []
         for bench_set in sets:
-            result = await compare(service, bench_set, args.trials, json.loads(args.config))
+            extra = json.loads(args.config)
+            result = await compare(service, bench_set, args.trials, extra, args.autogluon)
             results.append(result)
             report_one(result)
         timing = None
@@ -237,7 +257,10 @@ def report_one(result: SetResult) -> None:
     )
     if result.hpo:
         line += f", HPO {result.hpo.mae:.4g} ({ratio(result.hpo.mae, result.mlforecast.mae)}x)"
-    print(line + f", mlforecast {result.mlforecast.mae:.4g}", flush=True)
+    line += f", mlforecast {result.mlforecast.mae:.4g}"
+    if result.autogluon:
+        line += f", AutoGluon {result.autogluon.mae:.4g}"
+    print(line, flush=True)
 
 
 def report(results: list[SetResult], timing: dict[str, float] | None, args: Any) -> None:
@@ -272,6 +295,23 @@ def report(results: list[SetResult], timing: dict[str, float] | None, args: Any)
             f"{r.bench_set.name:<15} {d.coverage_80:>8.3f} {static:>8.3f} {d.width_80:>10.4g} "
             f"{d.wql:>8.5f}   {m.coverage_80:>8.3f} {m.width_80:>10.4g} {m.wql:>8.5f}"
         )
+    anchored = [r for r in results if r.autogluon]
+    if anchored:
+        print()
+        print("Against AutoGluon-TimeSeries, the higher anchor (tabular, ETS and Theta models and")
+        print("their ensemble, no pretrained weights, fitted within the default job's seconds):")
+        print("its MAE, the default job's MAE over it, its P10-P90 coverage and its WQL")
+        print(
+            f"{'set':<15} {'AutoGluon MAE':>13} {'default / AutoGluon MAE':>23} "
+            f"{'AutoGluon cov':>13} {'AutoGluon WQL':>13}"
+        )
+        for r in anchored:
+            a = r.autogluon
+            assert a is not None
+            print(
+                f"{r.bench_set.name:<15} {a.mae:>13.4g} {ratio(r.default.mae, a.mae):>23} "
+                f"{a.coverage_80:>13.3f} {a.wql:>13.5f}"
+            )
     print()
     print("Seconds: default job / HPO job (created to completed, over HTTP) / mlforecast CV")
     for r in results:
@@ -300,6 +340,12 @@ def report(results: list[SetResult], timing: dict[str, float] | None, args: Any)
             f"HPO/mlforecast: max {max(hpos):.3f}, geometric mean "
             f"{math.exp(statistics.mean(math.log(x) for x in hpos)):.3f}"
         )
+    anchors = [r.default.mae / r.autogluon.mae for r in results if r.autogluon]
+    if anchors:
+        print(
+            f"default/AutoGluon: max {max(anchors):.3f}, geometric mean "
+            f"{math.exp(statistics.mean(math.log(x) for x in anchors)):.3f}"
+        )
 
 
 def main() -> None:
@@ -317,6 +363,12 @@ def main() -> None:
         help="score only the held-back set (taylor), which no choice was tuned on",
     )
     parser.add_argument("--trials", type=int, default=20, help="HPO trials; 0 skips HPO")
+    parser.add_argument(
+        "--no-autogluon",
+        dest="autogluon",
+        action="store_false",
+        help="skip AutoGluon-TimeSeries (each set's fit takes its default job's seconds)",
+    )
     parser.add_argument("--backtest-windows", type=int, default=5, help="0 skips the timing")
     parser.add_argument("--backtest-set", default="forecast_basic")
     parser.add_argument(
