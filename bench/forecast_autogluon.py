@@ -1,7 +1,7 @@
 """AutoGluon-TimeSeries on a benchmark set: the higher anchor beside mlforecast.
 
-No pretrained weights: its tabular models (LightGBM on lags, one model per horizon step
-and one recursive), ETS and Theta, and the weighted ensemble of them, fitted within the
+No pretrained weights: its tabular models (LightGBM on lags, one for the whole horizon
+at once and one recursive), ETS and Theta, and the weighted ensemble of them, fitted within the
 service default job's seconds. AutoGluon pins mlforecast < 0.15, so it runs in a
 virtualenv of its own (.venv-autogluon, ``make bench-forecast`` builds it) through
 bench/autogluon_worker.py, with the data passed through files.
@@ -28,8 +28,8 @@ PYTHON = ROOT / ".venv-autogluon" / "bin" / "python"
 WORKER = ROOT / "bench" / "autogluon_worker.py"
 #: The models AutoGluon fits (names as its ``hyperparameters`` takes them), each with its
 #: defaults: DirectTabular and RecursiveTabular (LightGBM on lags and date features, one
-#: model per horizon step and one recursive), ETS and Theta (statsforecast's); no pretrained
-#: model (Chronos and the like) is fitted or downloaded.
+#: model for the whole horizon at once and one recursive), ETS and Theta (statsforecast's);
+#: no pretrained model (Chronos and the like) is fitted or downloaded.
 HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "DirectTabular": {},
     "RecursiveTabular": {},
