@@ -11,8 +11,8 @@ rows gives each worker its training shard and its slice of the validation rows. 
 Train splits the training rows evenly, dropping fewer rows than there are workers.
 
 Every worker bins its rows with the bins one process would find, from a sample of the
-rows the coordinator shares (``data_parallel_worker``). The coordinator (the train stage) holds no
-CPU; the workers hold the job's CPUs.
+rows the coordinator shares (``pipeline.distributed.worker``). The coordinator (the train
+stage) holds no CPU; the workers hold the job's CPUs.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from ray.util.queue import Queue
 
 from domain.errors import TrainingStopped
 from pipeline.config import TrainingConfig
+from pipeline.distributed.datasets import to_dataset, training_rows
+from pipeline.distributed.worker import train_loop
 from pipeline.features.partitions import PartitionedData
 from pipeline.features.preprocess import PreparedData, PreparedFeatures, Split
 from pipeline.search_results import SearchResult
 from pipeline.training.callbacks import LiveMetrics
-from pipeline.training.data_parallel_worker import train_loop
-from pipeline.training.datasets import to_dataset, training_rows
 from pipeline.training.fitters import FitRequest
 from pipeline.training.fitting import (
     Fit,

@@ -1,6 +1,6 @@
-"""What runs on each Ray Train worker of a data-parallel fit (``distributed``): its shard
-of the rows binned as one process would bin them, LightGBM's network between the
-workers, and each requested booster fitted and refitted (``fitting``)."""
+"""What runs on each Ray Train worker of a data-parallel fit (``ray_train``): its shard of
+the rows binned as one process would bin them, LightGBM's network between the workers,
+and each requested booster fitted and refitted (``pipeline.training.fitting``)."""
 
 from __future__ import annotations
 

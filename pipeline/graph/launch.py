@@ -10,6 +10,10 @@ import ray
 from ray import ObjectRef
 
 from pipeline.context import JobContext
+from pipeline.distributed.ray_train import (
+    retrain_best_distributed,
+    train_distributed,
+)
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.features.load import load_features, plan_features
 from pipeline.features.partitions import FeaturePlan
@@ -27,10 +31,6 @@ from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage, StageReport, run_stage
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureFrame
-from pipeline.training.distributed import (
-    retrain_best_distributed,
-    train_distributed,
-)
 from pipeline.training.final_refit import refit_on_all_rows
 from pipeline.training.train import retrain_best, train
 
@@ -95,7 +95,7 @@ def launch(
 
     With HPO a ``search`` stage runs between preprocess and train, and train refits the
     best trial; ``callbacks`` then hear of every trial. With ``distributed`` the train
-    stage only coordinates (no CPU): Ray Train's workers train (``pipeline.training.distributed``),
+    stage only coordinates (no CPU): Ray Train's workers train (``pipeline.distributed.ray_train``),
     and unless a search or a backtest needs every row in one place, the features are built
     per series bucket (``partitioned_stage``).
     A per-series job's train stage fans out over the series (``per_series_stage``).

@@ -13,6 +13,8 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
+from pipeline.distributed.datasets import metadata_of
+from pipeline.distributed.ray_train import sample_fraction
 from pipeline.features.partitions import (
     FeaturePlan,
     Moments,
@@ -33,8 +35,6 @@ from pipeline.job_callbacks import JobCallbacks
 from pipeline.placement import Placement
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
-from pipeline.training.datasets import metadata_of
-from pipeline.training.distributed import sample_fraction
 
 
 def _build_task(

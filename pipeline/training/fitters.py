@@ -1,5 +1,5 @@
 """Who trains a model's boosters: the requests (one booster each), the fitters that run
-them (in this process, or across Ray Train workers: ``pipeline.training.distributed``),
+them (in this process, or across Ray Train workers: ``pipeline.distributed.ray_train``),
 and how a time budget is shared between their fits."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class FitRequest:
 
 class Fitter(Protocol[Data_contra]):
     """Trains boosters: in this process (``InProcessFitter``) or across Ray Train
-    workers (``pipeline.training.distributed``)."""
+    workers (``pipeline.distributed.ray_train``)."""
 
     def __call__(self, data: Data_contra, requests: Sequence[FitRequest]) -> list[Fitted]: ...
 

@@ -2,7 +2,7 @@
 early-stopped on the validation part, and its refit on training + validation rows.
 
 In-process training (``train``), the search's trials (``pipeline.search.trials``) and
-data-parallel training on Ray Train workers (``distributed``) all fit here; they differ
+data-parallel training on Ray Train workers (``pipeline.distributed``) all fit here; they differ
 only in where their rows are (``Datasets``).
 """
 

@@ -26,11 +26,11 @@ from ray.cluster_utils import Cluster
 from actors.settings import NAMESPACE
 from actors.submission import JobSubmission
 from pipeline.config import TrainingConfig
+from pipeline.distributed.ray_train import RayTrainFitter
 from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.settings import PipelineSettings
 from pipeline.store.demo import load_series
 from pipeline.store.feature_store import FeatureStore
-from pipeline.training.distributed import RayTrainFitter
 from pipeline.training.train import assemble, member_plans, train
 from tests.cluster.multinode import client_for
 from tests.network import free_port

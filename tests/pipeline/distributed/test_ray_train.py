@@ -10,10 +10,10 @@ import pytest
 
 from domain.jobs import ModelType
 from pipeline.config import DistributedSpec, TrainingConfig
+from pipeline.distributed.ray_train import RayTrainFitter, train_distributed
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.store.feature_store import FeatureStore
-from pipeline.training.distributed import RayTrainFitter, train_distributed
 from pipeline.training.train import TrainedModel, assemble, member_plans, train
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

@@ -16,6 +16,8 @@ from domain.errors import PipelineError
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
+from pipeline.distributed.datasets import metadata_of
+from pipeline.distributed.ray_train import bin_samples, sample_fraction, train_distributed
 from pipeline.evaluation.evaluate import evaluate
 from pipeline.features.build import default_spec
 from pipeline.features.partitions import (
@@ -36,8 +38,6 @@ from pipeline.graph.partitioned import partitioned_stage
 from pipeline.placement import Placement
 from pipeline.store.demo import load_series
 from pipeline.store.feature_store import FeatureStore
-from pipeline.training.datasets import metadata_of
-from pipeline.training.distributed import bin_samples, sample_fraction, train_distributed
 from pipeline.training.train import train
 from tests.pipeline.conftest import meters_store
 
