@@ -52,6 +52,7 @@ def test_the_code_keeps_every_contract(tree: Path) -> None:
         ("pipeline/features/build.py", "import pipeline.graph.launch", "pipeline's rooms"),
         ("pipeline/search/trials.py", "import pipeline.evaluation.evaluate", "pipeline's rooms"),
         ("pipeline/training/train.py", "import pipeline.distributed.ray_train", "pipeline's rooms"),
+        ("pipeline/versions/schema.py", "import pipeline.store.feature_store", "pipeline's rooms"),
         ("pipeline/config.py", "import pipeline.features.build", "shared contracts"),
         ("pipeline/graph/runner.py", "import ray", "runner needs no Ray"),
         ("pipeline/training/train.py", "import actors.orchestrator", "Layers: domain"),

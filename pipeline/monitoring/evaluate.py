@@ -31,7 +31,7 @@ from pipeline.monitoring.scores import ForecastScores, score_forecast
 from pipeline.monitoring.shadow import ShadowModel, shadow_scores
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureSetSchema, FeatureStore
-from pipeline.store.schema import FeatureFrame
+from pipeline.versions.schema import FeatureFrame
 
 logger = logging.getLogger(__name__)
 

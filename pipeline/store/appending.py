@@ -1,10 +1,11 @@
 """Appending rows to a feature set: a new immutable version that shares the previous one's
 data parts and adds one of its own (``FeatureStore.append``).
 
-The rows are validated and written as an import's are (``importing.write_partitioned``),
-held to the set's columns and types, into the new version's directory: one part,
-partitioned by series bucket and year. Nothing of the set is rewritten, so the cost grows
-with the rows appended, not with the set.
+The rows are validated and written as an import's are
+(``pipeline.versions.importing.write_partitioned``), held to the set's columns and types,
+into the new version's directory: one part, partitioned by series bucket and year.
+Nothing of the set is rewritten, so the cost grows with the rows appended, not with the
+set.
 
 Rows whose (series, timestamp) the set has already are refused, the first named; with
 ``on_conflict="replace"`` they replace the set's (corrections): each file holding a
@@ -37,8 +38,8 @@ from domain.errors import (
     ServiceUnavailable,
 )
 from pipeline.storage import Location
-from pipeline.store import publication
-from pipeline.store.importing import (
+from pipeline.versions import publication
+from pipeline.versions.importing import (
     BUCKET_COLUMN,
     YEAR_COLUMN,
     Columns,
@@ -48,7 +49,7 @@ from pipeline.store.importing import (
     validated,
     write_tables,
 )
-from pipeline.store.parts import (
+from pipeline.versions.parts import (
     FLAT_MAX_ROWS,
     checked,
     part_dataset,
@@ -56,7 +57,7 @@ from pipeline.store.parts import (
     version_dataset,
     write_flat,
 )
-from pipeline.store.schema import APPEND, VERSIONS_DIR, DataPart, FeatureSetSchema
+from pipeline.versions.schema import APPEND, VERSIONS_DIR, DataPart, FeatureSetSchema
 
 REFUSE, REPLACE = "refuse", "replace"
 #: Publications lost to other writers before an append gives up (each redoes the check).

@@ -27,10 +27,10 @@ import pyarrow.dataset as ds
 
 from domain.errors import FeatureSetNotFound
 from pipeline.storage import Location
-from pipeline.store import publication
-from pipeline.store.importing import PARTITIONING
-from pipeline.store.parts import FLAT_MAX_ROWS, parts_dataset, write_flat
-from pipeline.store.schema import COMPACTION, VERSIONS_DIR, DataPart, FeatureSetSchema
+from pipeline.versions import publication
+from pipeline.versions.importing import PARTITIONING
+from pipeline.versions.parts import FLAT_MAX_ROWS, parts_dataset, write_flat
+from pipeline.versions.schema import COMPACTION, VERSIONS_DIR, DataPart, FeatureSetSchema
 
 _running: set[str] = set()
 _running_guard = threading.Lock()

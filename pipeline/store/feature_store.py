@@ -2,21 +2,22 @@
 
 An import (``FeatureStore.put`` for a DataFrame, ``import_file`` for an uploaded file) writes
 a new version's files, ``<set>/versions/<version>/data/``: a Parquet dataset partitioned by
-series bucket and year (``pipeline.store.importing``, in bounded memory). Only then does
-``publication.publish``, one atomic write of the version's record, make it visible and
-current: readers see the old version or the new, never a mix; a rejected table leaves
-nothing behind, and an import killed mid-write leaves files that no reader sees.
+series bucket and year (``pipeline.versions.importing``, in bounded memory). Only then
+does ``pipeline.versions.publication.publish``, one atomic write of the version's record,
+make it visible and current: readers see the old version or the new, never a mix; a
+rejected table leaves nothing behind, and an import killed mid-write leaves files that no
+reader sees.
 An append (``append``) is a version too: the previous version's files and one part more
 (``pipeline.store.appending``); ``compact`` merges parts so reads stay fast
 (``pipeline.store.compaction``). Readers see a version's parts as one dataset
-(``pipeline.store.parts``).
+(``pipeline.versions.parts``).
 
 Nothing an import replaces is deleted: a job pins the version it read (and its model keeps
 it in its lineage), so ``load(name, version=...)`` reads it again. Versions that are not
 current, that nothing references and that were superseded (their successor published)
 longer ago than a grace period are removed by ``remove_unreferenced`` (the retention
 policy), with the files of interrupted imports; files a kept version still reads stay
-(``pipeline.store.retention``). Sets written before versions (one ``data-*.parquet`` file
+(``pipeline.versions.retention``). Sets written before versions (one ``data-*.parquet`` file
 beside ``schema.json``) read as a version named after their file.
 
 Shared sets (the demo sets, an admin's uploads) live at ``<root>/<name>``; a tenant's own
@@ -39,10 +40,11 @@ import pyarrow.dataset as ds
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from domain.names import is_valid_name
 from pipeline.storage import Location
-from pipeline.store import publication, retention
 from pipeline.store.appending import REFUSE, append_rows
 from pipeline.store.compaction import compact
-from pipeline.store.importing import (
+from pipeline.store.windows import LabelledWindow, checked_windows, read_windows, write_windows
+from pipeline.versions import publication, retention
+from pipeline.versions.importing import (
     BUCKET_COLUMN,
     LABEL_COLUMN,
     Columns,
@@ -51,16 +53,15 @@ from pipeline.store.importing import (
     typical_step,
     write_partitioned,
 )
-from pipeline.store.parts import version_dataset
-from pipeline.store.scan import count_rows, row_filter, utc
-from pipeline.store.schema import (
+from pipeline.versions.parts import version_dataset
+from pipeline.versions.scan import count_rows, row_filter, utc
+from pipeline.versions.schema import (
     TENANTS_DIR,
     VERSIONS_DIR,
     FeatureFrame,
     FeatureSetSchema,
     SetKeys,
 )
-from pipeline.store.windows import LabelledWindow, checked_windows, read_windows, write_windows
 
 __all__ = [
     "LABEL_COLUMN",

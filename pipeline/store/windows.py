@@ -18,8 +18,8 @@ import pandas as pd
 
 from domain.errors import InvalidRequest
 from pipeline.storage import Location
-from pipeline.store.importing import LABEL_COLUMN
-from pipeline.store.schema import FeatureFrame, FeatureSetSchema
+from pipeline.versions.importing import LABEL_COLUMN
+from pipeline.versions.schema import FeatureFrame, FeatureSetSchema
 
 WINDOWS_FILE = "anomaly_windows.json"
 FIELD = "windows"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from pipeline.models.artifacts import PREDICTIONS_FILE
 from pipeline.scoring.labelled import label_scores, runs
 from pipeline.store.demo import load_series, with_anomalies
-from pipeline.store.importing import LABEL_COLUMN
+from pipeline.versions.importing import LABEL_COLUMN
 from serve_app.cli import app
 from tests.serve_app.conftest import Deployed
 

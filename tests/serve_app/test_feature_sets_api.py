@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.storage import Location
 from pipeline.store.demo import load_series
-from pipeline.store.importing import Columns, write_partitioned
+from pipeline.versions.importing import Columns, write_partitioned
 from tests.serve_app.conftest import Deployed
 
 
@@ -144,7 +144,7 @@ async def test_an_upload_killed_mid_write_leaves_the_set_as_it_was(deployed: Dep
     """An API replica killed mid-upload leaves the new version's files without the record
     that publishes it: the set lists, reads, trains and is replaced at its previous version,
     and retention runs past the files (it removes them a day later:
-    tests/pipeline/store/test_publication.py)."""
+    tests/pipeline/versions/test_publication.py)."""
     name = f"killed_{uuid.uuid4().hex[:8]}"
     params = {"timestamp_column": "ts", "target_column": "demand", "series_column": "meter"}
     first = await deployed.http.put(

@@ -25,10 +25,11 @@ from domain.errors import (
     InvalidRequest,
 )
 from pipeline.storage import Location
-from pipeline.store import appending, compaction, publication
+from pipeline.store import appending, compaction
 from pipeline.store.compaction import merge_from
 from pipeline.store.feature_store import FeatureSetSchema, FeatureStore
-from pipeline.store.schema import DataPart
+from pipeline.versions import publication
+from pipeline.versions.schema import DataPart
 
 KEYS = ["meter", "timestamp"]
 COLUMNS = {"timestamp_column": "timestamp", "target_column": "load_kw", "series_column": "meter"}

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pytest
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
-from pipeline.store import importing as feature_import
 from pipeline.store.demo import load_series, with_anomalies
 from pipeline.store.feature_store import FeatureStore
+from pipeline.versions import importing as feature_import
 
 
 def test_round_trip_keeps_schema_and_rows(store: FeatureStore) -> None:

@@ -1,5 +1,5 @@
 """What the feature store keeps of a set: a version's schema (the record that publishes it,
-``pipeline.store.publication``), the rows a job reads, and what its key columns hold.
+``pipeline.versions.publication``), the rows a job reads, and what its key columns hold.
 
 A version's rows are one or more data parts, each a partitioned Parquet dataset under some
 version's directory: an import writes one part, an append adds one to those of the version
@@ -37,7 +37,7 @@ class DataPart:
 
     #: Relative to the set's directory: ``versions/<the version that wrote it>/data``, a
     #: dataset partitioned by bucket and year, or ``.../<name>.parquet``, one file that
-    #: holds the partition columns (a small part: ``pipeline.store.parts``).
+    #: holds the partition columns (a small part: ``pipeline.versions.parts``).
     path: str
     #: The rows written there (a version may exclude some files: ``excluded``).
     rows: int

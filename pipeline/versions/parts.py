@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 
 from domain.errors import InvalidFeatureSet
 from pipeline.storage import Location
-from pipeline.store.importing import BUCKET_COLUMN, PARTITIONING, Columns, ImportStats
-from pipeline.store.schema import DataPart, FeatureSetSchema
+from pipeline.versions.importing import BUCKET_COLUMN, PARTITIONING, Columns, ImportStats
+from pipeline.versions.schema import DataPart, FeatureSetSchema
 
 FLAT_MAX_ROWS = 1_000_000
 ROW_GROUP_ROWS = 1 << 16

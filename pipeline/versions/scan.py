@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from pipeline.store.importing import BUCKET_COLUMN, YEAR_COLUMN
-from pipeline.store.schema import FeatureSetSchema
+from pipeline.versions.importing import BUCKET_COLUMN, YEAR_COLUMN
+from pipeline.versions.schema import FeatureSetSchema
 
 
 def row_filter(

@@ -15,7 +15,7 @@ from domain.errors import FeatureSetNotFound
 from pipeline.storage import Location
 from pipeline.store.demo import load_series
 from pipeline.store.feature_store import FeatureStore
-from pipeline.store.importing import Columns, write_partitioned
+from pipeline.versions.importing import Columns, write_partitioned
 
 COLUMNS = Columns("timestamp", "load_kw", None)
 

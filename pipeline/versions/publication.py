@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.errors import ServiceUnavailable
 from pipeline.storage import Location
-from pipeline.store.schema import (
+from pipeline.versions.schema import (
     SCHEMA_FILE,
     VERSIONS_DIR,
     FeatureSetSchema,

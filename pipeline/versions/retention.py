@@ -13,8 +13,8 @@ from datetime import datetime
 from itertools import pairwise
 
 from pipeline.storage import Location
-from pipeline.store import publication
-from pipeline.store.schema import VERSIONS_DIR
+from pipeline.versions import publication
+from pipeline.versions.schema import VERSIONS_DIR
 
 
 def remove_stale(
