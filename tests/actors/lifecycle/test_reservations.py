@@ -1,0 +1,122 @@
+"""Reservations as Ray places them: a job runs only once its CPUs are placed and goes back
+to the queue when they are not placed in time; a batch forecast reserves CPUs ahead of
+queued jobs, booked once while it waits; a group whose node left is booked where Ray
+placed it again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import actors.lifecycle
+from actors.cluster import ClusterShape
+from domain.jobs import JobStatus
+from pipeline.resources import Demand
+from tests.actors.lifecycle.harness import MakeHarness
+
+
+async def test_a_job_turns_running_only_once_its_reservation_is_placed(
+    harness_of: MakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actors.lifecycle, "SETTLE_SECONDS", 0.05)
+    h = await harness_of(capacity=2)
+    h.groups.held = True  # Ray has not placed it yet
+    job_id = await h.queue_job(demand=Demand((2,)))
+
+    await h.lifecycle.start_queued()
+
+    assert await h.status(job_id) is JobStatus.QUEUED
+    assert job_id not in h.launcher.runs
+    assert h.ledger.held(job_id) == 2, "its CPUs are booked while Ray places them"
+    status = h.lifecycle.queue_status(job_id)
+    assert status is not None
+    assert status.waiting_reason == "starting: Ray is placing its 2 CPUs"
+
+    [group] = h.groups.made
+    group.placed.set()
+    deadline = time.monotonic() + 5
+    while job_id not in h.launcher.runs:
+        assert time.monotonic() < deadline, "the placed job never launched"
+        await asyncio.sleep(0.01)
+    assert await h.status(job_id) is JobStatus.RUNNING
+    assert h.lifecycle.queue_status(job_id) is None
+
+
+async def test_a_reservation_not_placed_in_time_goes_back_and_its_job_to_the_queue(
+    harness_of: MakeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actors.lifecycle, "SETTLE_SECONDS", 0.05)
+    h = await harness_of(capacity=1, placement_timeout=0.1)
+    h.groups.held = True  # e.g. CPUs taken by work outside the service
+    job_id = await h.queue_job()
+    await h.lifecycle.start_queued()
+
+    job = await h.ended(job_id)
+
+    assert job.status is JobStatus.QUEUED
+    assert job_id in h.queue
+    assert h.groups.live() == []
+    assert h.ledger.reserved == 0
+    deadline = time.monotonic() + 5
+    while not any("back in the queue" in log.message for log in await h.store.tail_logs(job_id, 5)):
+        assert time.monotonic() < deadline, "no log line says why the job waits again"
+        await asyncio.sleep(0.01)
+    h.groups.held = False
+    await h.lifecycle.start_queued()
+    assert await h.status(job_id) is JobStatus.RUNNING
+
+
+async def test_a_batch_forecast_reserves_its_cpus_ahead_of_queued_jobs(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(capacity=2)
+    job_id = await h.queue_job(demand=Demand((2,)))
+    reserving = asyncio.create_task(h.lifecycle.reserve("forecast:f1", Demand((1, 1))))
+    await asyncio.sleep(0)
+
+    await h.lifecycle.start_queued()
+    placement = await asyncio.wait_for(reserving, 5)
+
+    assert len(placement.workers()) == 2
+    assert await h.status(job_id) is JobStatus.QUEUED
+    assert h.ledger.held("forecast:f1") == 2
+    h.lifecycle.release("forecast:f1")
+    assert h.ledger.reserved == 0
+    await h.lifecycle.start_queued()
+    assert await h.status(job_id) is JobStatus.RUNNING
+
+
+async def test_a_forecast_waiting_for_ray_is_booked_once_however_many_passes_run(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(capacity=2)
+    h.groups.held = True
+    reserving = asyncio.create_task(h.lifecycle.reserve("forecast:f2", Demand((1,))))
+    await asyncio.sleep(0)
+    for _ in range(3):
+        await h.lifecycle.start_queued()
+    assert h.ledger.held("forecast:f2") == 1
+    assert len(h.groups.made) == 1
+
+    h.groups.made[0].placed.set()
+    placement = await asyncio.wait_for(reserving, 5)
+    assert len(placement.workers()) == 1
+
+
+async def test_a_group_on_a_node_that_left_is_booked_where_ray_placed_it_again(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(cluster=ClusterShape({"n0": 2, "n1": 2}))
+    job_id = await h.queue_job(demand=Demand((2,)))
+    await h.lifecycle.start_queued()
+    [group] = h.ledger.groups_of(job_id)
+    [gone] = group.nodes
+    [kept] = {"n0", "n1"} - {gone}
+
+    h.groups.moved[group.name] = (kept,)
+    h.ledger.update(ClusterShape({kept: 2}))
+    h.reservations.relocate()
+
+    assert h.ledger.free() == {kept: 0}, "its CPUs are held where it is now"

@@ -1,0 +1,115 @@
+"""Which queued jobs start: within the free CPUs, which grow with the cluster, and the
+tenants' running limits, each waiting job saying why; an urgent job takes a search's trial
+slots back until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from actors.admission import TenantLimits
+from actors.cluster import ClusterShape
+from domain.errors import PipelineError
+from domain.jobs import JobPriority, JobStatus
+from pipeline.resources import Demand
+from tests.actors.lifecycle.harness import MakeHarness
+
+
+async def test_a_tenant_at_its_running_limit_waits_while_others_start(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(capacity=3, limits={"tenant-a": TenantLimits(max_running=1)})
+    a1, a2 = await h.queue_job("tenant-a"), await h.queue_job("tenant-a")
+    b1 = await h.queue_job("tenant-b")
+
+    await h.lifecycle.start_queued()
+
+    assert set(h.launcher.runs) == {a1, b1}
+    assert await h.status(a2) is JobStatus.QUEUED
+    status = h.lifecycle.queue_status(a2)
+    assert status is not None
+    assert status.waiting_reason == "tenant limit of 1 running jobs reached"
+    h.launcher.runs[a1].fail(PipelineError("failed"))
+    await h.ended(a1)
+    await h.lifecycle.start_queued()
+    assert await h.status(a2) is JobStatus.RUNNING
+
+
+async def test_no_more_jobs_run_than_the_capacity(harness_of: MakeHarness) -> None:
+    h = await harness_of(capacity=2)
+    jobs = [await h.queue_job(tenant) for tenant in ("tenant-a", "tenant-b", "tenant-c")]
+
+    await h.lifecycle.start_queued()
+
+    assert list(h.launcher.runs) == jobs[:2]
+    assert [await h.status(j) for j in jobs] == [JobStatus.RUNNING] * 2 + [JobStatus.QUEUED]
+    status = h.lifecycle.queue_status(jobs[2])
+    assert status is not None
+    assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
+    await h.lifecycle.start_queued()  # nothing changed: nothing more starts
+    assert list(h.launcher.runs) == jobs[:2]
+    h.launcher.runs[jobs[0]].fail(PipelineError("failed"))
+    await h.ended(jobs[0])
+    await h.lifecycle.start_queued()
+    assert list(h.launcher.runs) == jobs
+    assert await h.status(jobs[2]) is JobStatus.RUNNING
+
+
+async def test_more_jobs_start_as_the_cluster_grows_and_demand_counts_their_cpus(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(capacity=2, max_cpus=6)
+    jobs = [await h.queue_job(f"tenant-{n}") for n in range(6)]
+
+    await h.lifecycle.start_queued()
+    assert list(h.launcher.runs) == jobs[:2]
+    status = h.lifecycle.queue_status(jobs[2])
+    assert status is not None
+    assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
+    assert h.lifecycle.demand() == ([[1], [1]], [[1]] * 4)
+
+    h.ledger.update(ClusterShape({"node-0": 2, "w1": 2, "w2": 2}))  # two workers joined
+    await h.lifecycle.start_queued()
+    assert set(h.launcher.runs) == set(jobs)
+    assert h.lifecycle.demand() == ([[1]] * 6, [])
+
+    h.ledger.update(ClusterShape.of(2, max_cpus=6))  # and left: running jobs go on
+    assert h.lifecycle.running == 6
+
+
+async def test_an_urgent_job_takes_trial_slots_back_and_the_search_gets_them_again(
+    harness_of: MakeHarness,
+) -> None:
+    """A low-priority search holds the whole 4-CPU node (its stage bundle and three trial
+    slots); an urgent one-CPU job takes one slot back, both jobs' logs say so, and the
+    slot comes back once the urgent job has ended."""
+    h = await harness_of(capacity=4)
+    search = await h.queue_job(demand=Demand((1,), slots=3), priority=JobPriority.LOW)
+    await h.lifecycle.start_queued()
+    assert h.ledger.held(search) == 4
+    assert len(h.lifecycle.trial_slots(search)) == 3
+
+    urgent = await h.queue_job("tenant-b", priority=JobPriority.URGENT)
+    await h.lifecycle.start_queued()
+
+    assert await h.status(urgent) is JobStatus.RUNNING
+    assert (h.ledger.held(search), h.ledger.held(urgent)) == (3, 1)
+    assert len(h.lifecycle.trial_slots(search)) == 2
+    deadline = time.monotonic() + 5
+    while True:
+        said = [log.message for log in await h.store.tail_logs(search, 20)]
+        if any("taken back for urgent job" in m for m in said):
+            break
+        assert time.monotonic() < deadline, said
+        await asyncio.sleep(0.01)
+    urgent_said = [log.message for log in await h.store.tail_logs(urgent, 20)]
+    assert f"starting on 1 CPU(s) taken back from job {search}" in urgent_said
+
+    h.launcher.runs[urgent].fail(PipelineError("done with it"))
+    await h.ended(urgent)
+    await h.lifecycle.start_queued()
+    deadline = time.monotonic() + 5
+    while len(h.lifecycle.trial_slots(search)) < 3:
+        assert time.monotonic() < deadline, "the search never got its slot back"
+        await asyncio.sleep(0.01)
+    assert h.ledger.held(search) == 4
