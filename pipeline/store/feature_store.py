@@ -34,7 +34,6 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
@@ -45,7 +44,6 @@ from pipeline.store.compaction import compact
 from pipeline.store.windows import LabelledWindow, checked_windows, read_windows, write_windows
 from pipeline.versions import publication, retention
 from pipeline.versions.importing import (
-    BUCKET_COLUMN,
     LABEL_COLUMN,
     Columns,
     ImportLimits,
@@ -54,7 +52,7 @@ from pipeline.versions.importing import (
     write_partitioned,
 )
 from pipeline.versions.parts import version_dataset
-from pipeline.versions.scan import count_rows, row_filter, utc
+from pipeline.versions.scan import row_filter, scan_keys
 from pipeline.versions.schema import (
     TENANTS_DIR,
     VERSIONS_DIR,
@@ -215,36 +213,7 @@ class FeatureStore:
         """The rows, series, buckets and time span of a set's rows before ``end``, read
         batch by batch from the key columns alone (the span counts from ``start``)."""
         schema = self.schema(name, version)
-        dataset = self._dataset(name, schema)
-        partitioned = BUCKET_COLUMN in dataset.schema.names
-        series_column, stamp_column = schema.series_column, schema.timestamp_column
-        columns = [c for c in (stamp_column, series_column) if c]
-        columns += [BUCKET_COLUMN] if partitioned else []
-        rows = 0
-        counts: dict[int | None, dict[str | None, int]] = {}
-        first: pd.Timestamp | None = None
-        last: pd.Timestamp | None = None
-        scanner = dataset.scanner(
-            columns=columns, filter=row_filter(schema, dataset, None, end, None, None)
-        )
-        for batch in scanner.to_batches():
-            rows += batch.num_rows
-            count_rows(batch, series_column, partitioned, counts)
-            stamps = batch[stamp_column]
-            if start is not None:
-                stamps = stamps.filter(pc.greater_equal(stamps, utc(start)))
-            if len(stamps):
-                low, high = (pd.Timestamp(v.as_py()) for v in pc.min_max(stamps).values())
-                first = low if first is None else min(first, low)
-                last = high if last is None else max(last, high)
-        names = {name for per_series in counts.values() for name in per_series}
-        return SetKeys(
-            rows=rows,
-            first=first,
-            last=last,
-            series=tuple(sorted(n for n in names if n is not None)) if series_column else None,
-            rows_by_bucket=counts,
-        )
+        return scan_keys(schema, self._dataset(name, schema), start, end)
 
     def put_windows(
         self, name: str, windows: Sequence[LabelledWindow]

@@ -1,5 +1,6 @@
 """Reading a set's Parquet dataset: the filter for the rows a load wants (skipping whole
-year partitions), and counting rows per bucket and series from the key columns alone."""
+year partitions), and a set's keys (rows per bucket and series, time span) from the key
+columns alone."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from pipeline.versions.importing import BUCKET_COLUMN, YEAR_COLUMN
-from pipeline.versions.schema import FeatureSetSchema
+from pipeline.versions.schema import FeatureSetSchema, SetKeys
 
 
 def row_filter(
@@ -44,6 +46,46 @@ def row_filter(
     for more in conditions[1:]:
         condition = condition & more
     return condition
+
+
+def scan_keys(
+    schema: FeatureSetSchema,
+    dataset: ds.Dataset,
+    start: datetime | None,
+    end: datetime | None,
+) -> SetKeys:
+    """The rows, series, buckets and time span of version ``schema``'s rows (``dataset``)
+    before ``end``, read batch by batch from the key columns alone (the span counts from
+    ``start``)."""
+    partitioned = BUCKET_COLUMN in dataset.schema.names
+    series_column, stamp_column = schema.series_column, schema.timestamp_column
+    columns = [c for c in (stamp_column, series_column) if c]
+    columns += [BUCKET_COLUMN] if partitioned else []
+    rows = 0
+    counts: dict[int | None, dict[str | None, int]] = {}
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    scanner = dataset.scanner(
+        columns=columns, filter=row_filter(schema, dataset, None, end, None, None)
+    )
+    for batch in scanner.to_batches():
+        rows += batch.num_rows
+        count_rows(batch, series_column, partitioned, counts)
+        stamps = batch[stamp_column]
+        if start is not None:
+            stamps = stamps.filter(pc.greater_equal(stamps, utc(start)))
+        if len(stamps):
+            low, high = (pd.Timestamp(v.as_py()) for v in pc.min_max(stamps).values())
+            first = low if first is None else min(first, low)
+            last = high if last is None else max(last, high)
+    names = {name for per_series in counts.values() for name in per_series}
+    return SetKeys(
+        rows=rows,
+        first=first,
+        last=last,
+        series=tuple(sorted(n for n in names if n is not None)) if series_column else None,
+        rows_by_bucket=counts,
+    )
 
 
 def count_rows(
