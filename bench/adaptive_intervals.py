@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.forecast_data import QUANTILES, SHARED_DATA, BenchSet, bench_sets, held_back_set
+from bench.forecast_data import QUANTILES, SHARED_DATA, BenchSet, bench_sets, held_back_sets
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.evaluate import test_rows
 from pipeline.features.preprocess import preprocess
@@ -80,11 +80,12 @@ def score_set(store: FeatureStore, bench_set: BenchSet) -> list[tuple[float, flo
             bench_set.data,
             timestamp_column="timestamp",
             target_column=bench_set.target,
+            series_column=bench_set.series,
         )
     config = TrainingConfig(
         feature_set=bench_set.name,
         target_variable=bench_set.target,
-        horizon=bench_set.steps_per_day,
+        horizon=bench_set.horizon,
     )
     data = preprocess(store.load(bench_set.name), config)
     model = train(data, config, THREADS)
@@ -128,16 +129,16 @@ def report(rows: Sequence[tuple[str, list[tuple[float, float]]]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
-    parser.add_argument("--held-back", action="store_true", help="score only taylor")
+    parser.add_argument("--held-back", action="store_true", help="score only the held-back sets")
     args = parser.parse_args()
     store = FeatureStore(PipelineSettings(data_dir=Path(tempfile.mkdtemp())).features_root)
     ensure_demo_feature_sets(store)
     if args.held_back:
-        sets = [held_back_set()]
+        sets = held_back_sets(args.data_dir)
     else:
         demo = store.load("forecast_basic").data
         sets = bench_sets(None, args.data_dir)
-        sets.append(BenchSet("forecast_basic", demo, "load_kw", 24, upload=False))
+        sets.append(BenchSet("forecast_basic", demo, "load_kw", 24, 24, upload=False))
     rows = []
     for bench_set in sets:
         rows.append((bench_set.name, score_set(store, bench_set)))
