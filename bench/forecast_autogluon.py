@@ -43,25 +43,15 @@ CHUNK_ROWS = 2_000_000
 WORKER_TIMEOUT = 3600
 
 
-def _horizon(bench_set: BenchSet) -> int:
-    return int(getattr(bench_set, "horizon", bench_set.steps_per_day))
-
-
-def _step(bench_set: BenchSet) -> pd.Timedelta:
-    step = getattr(bench_set, "step", None)
-    return pd.Timedelta(days=1) / bench_set.steps_per_day if step is None else step
-
-
 def autogluon_scores(
     bench_set: BenchSet, test: pd.DataFrame, time_limit: float
 ) -> tuple[Scores, list[str]]:
     """Fitted once, within ``time_limit`` seconds, on the history before the test part;
     then forecasts of the test part from origins every horizon steps ending with the set,
     each seeing the actuals up to itself, as mlforecast's windows. Scored on exactly the
-    service's test timestamps; ``Scores.seconds`` is the fit's."""
-    h = _horizon(bench_set)
+    service's test (series, timestamp) pairs; ``Scores.seconds`` is the fit's."""
+    h, step = bench_set.horizon, bench_set.step
     frame = _long_format(bench_set)
-    step = _step(bench_set)
     last = frame["ds"].max()
     windows = math.ceil((round((last - test["ds"].min()) / step) + 1) / h)
     first_cutoff = last - step * (windows * h)
@@ -86,10 +76,10 @@ def autogluon_scores(
         (directory / "job.json").write_text(json.dumps(job))
         result, forecasts = _run_worker(directory, bench_set.name)
     forecasts = forecasts.rename(columns={"item_id": "unique_id", "timestamp": "ds"})
-    keys = ["unique_id", "ds"] if "unique_id" in test else ["ds"]
+    keys = ["unique_id", "ds"]
     scored = test.merge(forecasts[[*keys, "mean", *(str(q) for q in QUANTILES)]], on=keys)
     if len(scored) != len(test) or scored["mean"].isna().any():
-        raise RuntimeError(f"AutoGluon missed test timestamps of {bench_set.name}")
+        raise RuntimeError(f"AutoGluon missed test rows of {bench_set.name}")
     bounds = scored[[str(q) for q in QUANTILES]].to_numpy()
     outcome = scores(scored["actual"].to_numpy(), scored["mean"].to_numpy(), bounds)
     outcome.seconds = result["fit_seconds"]
