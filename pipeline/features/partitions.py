@@ -317,7 +317,7 @@ class TrainBlocks:
     blocks: list[Any]  # ObjectRef[pa.Table]
     parts: list[TrainPart]
     #: Each block's Ray Data metadata (``ray.data.block.BlockMetadataWithSchema``),
-    #: taken where the block was made (``pipeline.training.datasets``).
+    #: taken where the block was made (``pipeline.distributed.datasets``).
     metadata: list[Any]
 
     @property
