@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from actors.settings import OrchestratorSettings
-from bench.forecast import Service as ForecastService
+from bench.service_client import Service as ForecastService
 from db.settings import DatabaseSettings
 from pipeline.scoring.labelled import label_scores, runs
 from pipeline.settings import PipelineSettings

@@ -70,7 +70,7 @@ def role_service(data_dir: Path, jobs: int) -> dict[str, Any]:
     import httpx
 
     from actors.settings import OrchestratorSettings
-    from bench.forecast import Service
+    from bench.service_client import Service
     from db.settings import DatabaseSettings
     from pipeline.settings import PipelineSettings
     from serve_app.service import ServiceConfig, connect, prepare_storage, start, stop
