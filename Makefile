@@ -113,7 +113,8 @@ bench-scale: $(BENCH_STAMP)
 bench-forecast: $(BENCH_STAMP) $(AUTOGLUON_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.forecast
 
-## The default job's seconds against mlforecast with conformal intervals, 350k and 1.75M rows (~8 min).
+## The default job's seconds, through the service and in process, against mlforecast with
+## conformal intervals at 350k and 1.75M rows (~40 min).
 bench-cost: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.default_cost
 
