@@ -107,9 +107,9 @@ bench-scale: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.scale
 
 ## Forecast quality against mlforecast and AutoGluon-TimeSeries (in .venv-autogluon; each
-## set's fit takes its default job's seconds, `--no-autogluon` skips it) on eight real and
-## demo sets, and the backtest's speed (~8 min without AutoGluon); `--held-back` scores the
-## held-back set alone.
+## set's fit takes the HPO job's seconds or 60, `--no-autogluon` skips it) on seventeen
+## real and demo sets, and the backtest's speed (~25 min); `--held-back` scores the
+## held-back sets alone.
 bench-forecast: $(BENCH_STAMP) $(AUTOGLUON_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.forecast
 
