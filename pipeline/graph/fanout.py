@@ -8,7 +8,8 @@ its reservation holds, and a failure or a cancel stops the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import ray
@@ -22,6 +23,11 @@ T = TypeVar("T")
 
 #: How often a coordinator asks whether its job was cancelled.
 STOP_CHECK_SECONDS = 2.0
+#: How long tasks being cancelled get to stop, asked again every ``CANCEL_RETRY_SECONDS``,
+#: before their workers are killed: Ray can lose a cancel that reaches a task in its first
+#: moments, and that task would then hold its CPU to its end.
+CANCEL_WAIT_SECONDS = 5.0
+CANCEL_RETRY_SECONDS = 0.5
 
 #: Submits one task with the given Ray options (``Bundle.options``) and returns its ref.
 Starter = Callable[[dict[str, Any]], ObjectRef[T]]
@@ -64,10 +70,23 @@ def fan_out(
             if running and stop is not None and stop():
                 raise TrainingStopped(f"{what} stopped: the job was cancelled")
     except BaseException:
-        for ref in running:
-            ray.cancel(ref)
+        cancel(running)
         raise
     return [results[number] for number in range(len(starters))]
+
+
+def cancel(refs: Iterable[ObjectRef[Any]]) -> None:
+    """Stop these tasks: cancelled, asked again until they end, and after
+    ``CANCEL_WAIT_SECONDS`` their workers killed (``ray.get`` then raises
+    ``TaskCancelledError``, or ``WorkerCrashedError`` for a killed one)."""
+    pending = list(refs)
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    while pending and time.monotonic() < deadline:
+        for ref in pending:
+            ray.cancel(ref)
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=CANCEL_RETRY_SECONDS)
+    for ref in pending:
+        ray.cancel(ref, force=True)
 
 
 def stop_of(callbacks: JobCallbacks | None) -> Callable[[], bool] | None:

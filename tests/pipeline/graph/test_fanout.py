@@ -3,6 +3,7 @@ real (local) Ray with real placement groups."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,7 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 
 from domain.errors import TrainingStopped
-from pipeline.graph.fanout import Starter, fan_out
+from pipeline.graph.fanout import CANCEL_WAIT_SECONDS, Starter, cancel, fan_out
 from pipeline.placement import Bundle, BundlePool, Placement
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -66,6 +67,34 @@ def test_a_cancel_stops_the_rest_and_the_running_ones() -> None:
     with pytest.raises(TrainingStopped, match="test stopped"):
         fan_out(starters(4, 30), Placement.anywhere(1).workers(), "test", stop)
     assert asked
+
+
+@ray.remote(max_retries=0)
+def _deaf(seconds: float) -> None:
+    """A task no cancel interrupts (as one whose cancel Ray lost)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KeyboardInterrupt):
+            time.sleep(0.1)
+
+
+@ray.remote
+def _wait(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def test_cancel_stops_a_task_and_kills_one_that_does_not_listen() -> None:
+    polite, deaf = _wait.remote(60), _deaf.remote(60)
+    time.sleep(1)  # both running
+    started = time.monotonic()
+    cancel([polite, deaf])
+    assert time.monotonic() - started < CANCEL_WAIT_SECONDS + 2
+    # Both are over (the deaf one would otherwise run for a minute), neither with a result.
+    over, _ = ray.wait([polite, deaf], num_returns=2, timeout=10)
+    assert over == [polite, deaf]
+    for ref in over:
+        with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)):
+            ray.get(ref)
 
 
 def test_a_bundle_pool_packs_tasks_and_counts_them_while_bundles_come_and_go() -> None:

@@ -135,8 +135,9 @@ def _sleep(started: str) -> None:
 
 
 #: How long the slow chunk runs before the other fails. A cancel that reaches a task in
-#: its first moments can be lost (Ray: seen every time within milliseconds of the task's
-#: start, and now and then in the full suite when the broken chunk failed first).
+#: its first moments can be lost (seen every time within milliseconds of the task's start,
+#: and now and then in the full suite even 2 s in): the coordinator then asks again and
+#: at last kills the worker (``pipeline.graph.fanout.cancel``).
 RUNNING_FOR = 2.0
 
 
@@ -171,5 +172,6 @@ def test_a_failed_chunk_fails_the_forecast_and_cancels_the_running_one(
     with pytest.raises(ray.exceptions.RayTaskError, match="gone"):
         graph.run_forecast(task, settings, None, Placement.anywhere(2))
     assert len(sleeping) == 1
-    with pytest.raises(ray.exceptions.TaskCancelledError):
+    # Cancelled, or its worker killed when the cancel did not take.
+    with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)):
         ray.get(sleeping[0], timeout=30)
