@@ -41,17 +41,18 @@ async def test_no_more_jobs_run_than_the_capacity(harness_of: MakeHarness) -> No
 
     await h.lifecycle.start_queued()
 
-    assert list(h.launcher.runs) == jobs[:2]
+    # the two start together, so their launches come in either order
+    assert set(h.launcher.runs) == set(jobs[:2])
     assert [await h.status(j) for j in jobs] == [JobStatus.RUNNING] * 2 + [JobStatus.QUEUED]
     status = h.lifecycle.queue_status(jobs[2])
     assert status is not None
     assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
     await h.lifecycle.start_queued()  # nothing changed: nothing more starts
-    assert list(h.launcher.runs) == jobs[:2]
+    assert set(h.launcher.runs) == set(jobs[:2])
     h.launcher.runs[jobs[0]].fail(PipelineError("failed"))
     await h.ended(jobs[0])
     await h.lifecycle.start_queued()
-    assert list(h.launcher.runs) == jobs
+    assert list(h.launcher.runs)[2] == jobs[2]
     assert await h.status(jobs[2]) is JobStatus.RUNNING
 
 
@@ -62,7 +63,7 @@ async def test_more_jobs_start_as_the_cluster_grows_and_demand_counts_their_cpus
     jobs = [await h.queue_job(f"tenant-{n}") for n in range(6)]
 
     await h.lifecycle.start_queued()
-    assert list(h.launcher.runs) == jobs[:2]
+    assert set(h.launcher.runs) == set(jobs[:2])
     status = h.lifecycle.queue_status(jobs[2])
     assert status is not None
     assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
