@@ -15,6 +15,7 @@ from ray.exceptions import RayError
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
 from pipeline.features.preprocess import PreparedData
+from pipeline.graph.fanout import cancel
 from pipeline.job_callbacks import JobCallbacks
 from pipeline.placement import Bundle, BundlePool, Placement
 from pipeline.resources import TASK_CPUS
@@ -161,8 +162,7 @@ class _RayTrials:
         return report
 
     def cancel(self, pending: list[Any]) -> None:
-        for ref in pending:
-            ray.cancel(ref)
+        cancel(pending)  # asked again, and killed if a cancel was lost
 
 
 def search_stage(
