@@ -34,6 +34,7 @@ from pipeline.summaries import BacktestSummary, WindowResult
 from pipeline.training.blend import Member, blend_predict, quantile_forecasts
 from pipeline.training.boosters import booster_on
 from pipeline.training.fitting import ROUND_ALIASES
+from pipeline.training.level import Level
 from pipeline.training.train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -52,15 +53,22 @@ class Window:
 @dataclass(frozen=True)
 class Recipe:
     """What each window trains: the model's boosters (point and quantile) with their
-    parameters and fixed rounds, and the model's quantile calibration."""
+    parameters and fixed rounds, the model's quantile calibration, and the level its
+    boosters forecast relative to (``pipeline.training.level``)."""
 
     members: tuple[BoosterRecipe, ...]
     quantile_members: tuple[BoosterRecipe, ...]
     calibration: QuantileCalibration | None
+    level: Level | None = None
 
     @classmethod
     def of(cls, model: TrainedModel) -> Recipe:
-        return cls(_recipes(model.members), _recipes(model.quantile_members), model.calibration)
+        return cls(
+            _recipes(model.members),
+            _recipes(model.quantile_members),
+            model.calibration,
+            model.level,
+        )
 
 
 #: One booster to train: objective, LightGBM parameters, rounds, and quantile (or None).
@@ -180,13 +188,17 @@ def run_window(data: PreparedData, recipe: Recipe, window: Window) -> WindowResu
     inside = (stamps >= window.origin) & (stamps < window.end)
     metrics: dict[str, float] = {}
     if inside.any():
-        members = _train(recipe.members, data, X[before], y[before])
+        level = recipe.level
+        fitted_y = y[before] - level.of(X[before]) if level is not None else y[before]
+        members = _train(recipe.members, data, X[before], fitted_y)
         predicted = blend_predict(members, X[inside])
+        if level is not None:
+            predicted = predicted + level.of(X[inside])
         scale = naive_mae(y[before], naive[before])
         metrics = point_metrics(y[inside], predicted, naive[inside], scale)
         if recipe.calibration is not None:
-            boosters = _train(recipe.quantile_members, data, X[before], y[before])
-            bounds = quantile_forecasts(recipe.calibration, boosters, X[inside], predicted)
+            boosters = _train(recipe.quantile_members, data, X[before], fitted_y)
+            bounds = quantile_forecasts(recipe.calibration, boosters, X[inside], predicted, level)
             assert bounds is not None
             metrics.update(quantile_metrics(y[inside], bounds, recipe.calibration.quantiles))
     return WindowResult(

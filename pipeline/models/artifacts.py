@@ -38,6 +38,7 @@ from pipeline.scoring.adaptation import ForecastRows, RecentMisses
 from pipeline.scoring.intervals import QuantileCalibration
 from pipeline.storage import Location
 from pipeline.training.blend import Blend, Member
+from pipeline.training.level import Level
 from pipeline.training.per_series import SeriesRouter
 
 MODEL_FILE = "model.txt"
@@ -93,6 +94,8 @@ class ModelArtifact:
     quantile_members: tuple[Member, ...] = ()
     #: A per-series model's series and their boosters (None for one global model).
     per_series: SeriesRouter[Blend] | None = None
+    #: The level the boosters forecast relative to (``pipeline.training.level``).
+    level: Level | None = None
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Predict from unscaled feature rows, columns in ``metadata['features']`` order."""
@@ -138,7 +141,7 @@ class ModelArtifact:
         each row sums to ``predict``'s forecast."""
         scaled = self.scaler.transform(features)
         if self.per_series is None:
-            return Blend(self.members).contributions(scaled)
+            return Blend(self.members, level=self.level).contributions(scaled)
         table = self.per_series.apply(scaled, lambda blend, rows, _: blend.contributions(rows))
         assert table is not None
         return table
@@ -147,7 +150,7 @@ class ModelArtifact:
     def _model(self) -> Blend | SeriesRouter[Blend]:
         if self.per_series is not None:
             return self.per_series
-        return Blend(self.members, self.quantile_members, self.calibration)
+        return Blend(self.members, self.quantile_members, self.calibration, self.level)
 
     @property
     def calibration(self) -> QuantileCalibration | None:
@@ -209,14 +212,16 @@ def load_artifact(directory: Location, scored: bool = False) -> ModelArtifact:
         lineage = {**metadata["lineage"], "out_of_sample_from": metadata["lineage"]["test_start"]}
         blend = _blend(directory / before_refit["directory"], before_refit)
         metadata = {**metadata, **before_refit, "lineage": lineage}
-        return ModelArtifact(blend.members, scaler, metadata, blend.quantile_members)
+        return ModelArtifact(
+            blend.members, scaler, metadata, blend.quantile_members, level=blend.level
+        )
     if metadata.get("per_series"):
         return ModelArtifact((), scaler, metadata, per_series=_series_router(directory, metadata))
     stored = metadata.get("members") or [
         {"file": MODEL_FILE, "objective": "regression", "rounds": metadata["best_iteration"]}
     ]
     blend = _blend(directory, {**metadata, "members": stored})
-    return ModelArtifact(blend.members, scaler, metadata, blend.quantile_members)
+    return ModelArtifact(blend.members, scaler, metadata, blend.quantile_members, level=blend.level)
 
 
 def _blend(directory: Location, entry: dict[str, Any]) -> Blend:
@@ -240,7 +245,8 @@ def _blend(directory: Location, entry: dict[str, Any]) -> Blend:
     )
     stored = entry.get("quantile_calibration")
     calibration = QuantileCalibration.from_dict(stored) if stored else None
-    return Blend(members, quantile_members, calibration)
+    level = Level.from_dict(entry["level"]) if entry.get("level") else None
+    return Blend(members, quantile_members, calibration, level)
 
 
 def _series_router(directory: Location, metadata: dict[str, Any]) -> SeriesRouter[Blend]:

@@ -202,6 +202,7 @@ def _write_boosters(directory: Location, model: Blend, features: list[str]) -> d
         "members": members,
         "quantile_members": quantile_members,
         "quantile_calibration": calibration.as_dict() if calibration else None,
+        "level": model.level.as_dict() if model.level else None,
         "feature_importance": blend_importance(model.members, features),
     }
 

@@ -1,5 +1,6 @@
 """A model's boosters and what they say together: the blend's forecast, its quantiles,
-each feature's contribution and importance.
+each feature's contribution and importance; of a model whose boosters forecast the
+target relative to a level (``pipeline.training.level``), with that level added back.
 
 A model forecasts the mean of its point boosters (by default a mean (L2) and a median (L1)
 booster: on the real load sets of bench/forecast.py an even blend forecast better than
@@ -16,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 
 from pipeline.scoring.intervals import QuantileCalibration
+from pipeline.training.level import Level
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,15 @@ def quantile_forecasts(
     members: Sequence[Member],
     X: np.ndarray,
     point: np.ndarray,
+    level: Level | None = None,
 ) -> np.ndarray | None:
-    """The calibrated quantile forecasts for rows ``X`` whose point forecasts are ``point``."""
+    """The calibrated quantile forecasts for rows ``X`` whose point forecasts are ``point``
+    (quantile boosters of a model relative to ``level`` forecast the target minus it)."""
     if calibration is None:
         return None
+    shift = level.of(X) if level is not None else 0.0
     boosted = {
-        m.alpha: np.asarray(m.booster.predict(X, num_iteration=m.rounds))
+        m.alpha: np.asarray(m.booster.predict(X, num_iteration=m.rounds)) + shift
         for m in members
         if m.alpha is not None
     }
@@ -79,12 +84,20 @@ class Blend:
     members: tuple[Member, ...]
     quantile_members: tuple[Member, ...] = ()
     calibration: QuantileCalibration | None = None
+    #: The level the boosters forecast the target relative to (None: the target itself).
+    level: Level | None = None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return blend_predict(self.members, X)
+        point = blend_predict(self.members, X)
+        return point + self.level.of(X) if self.level is not None else point
 
     def predict_quantiles(self, X: np.ndarray, point: np.ndarray) -> np.ndarray | None:
-        return quantile_forecasts(self.calibration, self.quantile_members, X, point)
+        return quantile_forecasts(self.calibration, self.quantile_members, X, point, self.level)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        return blend_contributions(self.members, X)
+        """Per-row feature contributions; a model relative to a level credits the level
+        to its feature, so each row still sums to the forecast."""
+        contributions = blend_contributions(self.members, X)
+        if self.level is not None:
+            contributions[:, self.level.column] += self.level.of(X)
+        return contributions

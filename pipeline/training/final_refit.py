@@ -40,6 +40,8 @@ def refit_on_all_rows(
     part's rows as a refit's grow with the validation part's (``grown_rounds``)."""
     X = np.vstack([data.train.X, data.validation.X, data.test.X])
     y = np.concatenate([data.train.y, data.validation.y, data.test.y])
+    if model.level is not None:  # its boosters forecast the target relative to a level
+        y = y - model.level.of(X)
     fitted_rows = data.train_rows + len(data.validation.y)
     ceiling = booster_params(config.lightgbm_params(), 1)[1]
 
@@ -62,6 +64,6 @@ def refit_on_all_rows(
         len(data.test.y),
         ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
     )
-    scored = Blend(model.members, model.quantile_members, model.calibration)
+    scored = Blend(model.members, model.quantile_members, model.calibration, model.level)
     quantile_members = refitted(model.quantile_members)
     return replace(model, members=members, quantile_members=quantile_members, scored=scored)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,7 +24,7 @@ from pipeline.scoring.points import validation_scores
 from pipeline.search_results import SearchResult
 from pipeline.summaries import SearchSummary, TrainSummary
 from pipeline.training.blend import Blend, Member
-from pipeline.training.calibration import calibration_forecasts, rolls
+from pipeline.training.calibration import calibration_forecasts, rolls, window_numbers
 from pipeline.training.callbacks import Callback, LiveMetrics, LiveScores, stop_when
 from pipeline.training.fitters import FitRequest, Fitter, InProcessFitter, budget_plan
 from pipeline.training.fitting import (
@@ -32,6 +32,7 @@ from pipeline.training.fitting import (
     Fit,
     booster_params,
 )
+from pipeline.training.level import better_relative, level_of, relative_to
 from pipeline.training.quantiles import calibrated_quantiles, quantile_params
 
 logger = logging.getLogger(__name__)
@@ -90,16 +91,69 @@ def train(
 
 
 def trained_by(fitter: Fitter[Data], data: Data, config: TrainingConfig) -> TrainedModel:
-    """The job's model, its boosters trained by ``fitter`` (here or on Ray Train)."""
-    return assemble(
-        data,
-        member_plans(config),
-        config.quantiles,
-        config.early_stopping_rounds,
-        fitter,
-        quantile_boosters=config.quantile_boosters,
-        time_budget_s=config.time_budget_s,
-        refit=config.refit,
+    """The job's model, its boosters trained by ``fitter`` (here or on Ray Train), on the
+    target that validates better (``on_better_target``)."""
+    fit = _fitting(member_plans(config), config, fitter, config.early_stopping_rounds)
+    return on_better_target(fit, data, fitter)
+
+
+def _fitting(
+    plans: Sequence[MemberPlan],
+    config: TrainingConfig,
+    fitter: Fitter[Data],
+    early_stopping_rounds: int,
+    search: SearchSummary | None = None,
+) -> Callable[..., TrainedModel]:
+    """``assemble`` with these plans: ``fit(data)``, or with ``probe=True`` the members'
+    early-stopped fits alone (no refit, no quantiles)."""
+
+    def fit(prepared: Data, probe: bool = False) -> TrainedModel:
+        return assemble(
+            prepared,
+            plans,
+            [] if probe else config.quantiles,
+            early_stopping_rounds,
+            fitter,
+            search=search,
+            quantile_boosters=config.quantile_boosters and not probe,
+            time_budget_s=None if probe or search else config.time_budget_s,
+            refit="none" if probe else config.refit,
+        )
+
+    return fit
+
+
+def on_better_target(
+    fit: Callable[..., TrainedModel], data: Data, fitter: Fitter[Data]
+) -> TrainedModel:
+    """``fit(data)``, or ``fit`` on the target relative to the series' level when its
+    members' early-stopped fits (``fit(relative, probe=True)``: no refit, no quantiles)
+    validate better by the margin (``pipeline.training.level``). Only where the fits run
+    in this process on at most ``level.MAX_ROWS`` rows."""
+    model: TrainedModel = fit(data)
+    level = level_of(data) if isinstance(data, PreparedData) and fitter.local_threads else None
+    if level is None:
+        return model
+    assert isinstance(data, PreparedData)
+    relative = relative_to(data, level)
+    absolute = _window_maes(data, model.validation_predictions)
+    probe = fit(relative, probe=True)
+    against = _window_maes(relative, probe.validation_predictions)
+    kept = better_relative(absolute, against)
+    logger.info(
+        "the target relative to its level (%s): validation windows' MAE %s against %s absolute; %s",
+        level.feature,
+        ", ".join(f"{e:.4g}" for e in against),
+        ", ".join(f"{e:.4g}" for e in absolute),
+        "the model forecasts relative to it" if kept else "the absolute target stays",
+    )
+    if not kept:
+        return model
+    chosen: TrainedModel = fit(relative)
+    return replace(
+        chosen,
+        level=level,
+        validation_predictions=chosen.validation_predictions + level.of(data.validation.X),
     )
 
 
@@ -243,6 +297,14 @@ def assemble(
     )
 
 
+def _window_maes(data: PreparedData, predicted: np.ndarray) -> list[float]:
+    """The mean absolute error of ``predicted`` on each calibration window of the
+    validation part, in time order."""
+    errors = np.abs(predicted - data.validation.y)
+    window = window_numbers(data.validation.timestamps)
+    return [float(errors[window == w].mean()) for w in np.unique(window)]
+
+
 def _distinct(requests: Sequence[FitRequest]) -> list[FitRequest]:
     return [r for i, r in enumerate(requests) if r not in requests[:i]]
 
@@ -282,17 +344,11 @@ def retrain_best(
 def retrained_by(
     fitter: Fitter[Data], data: Data, search: SearchResult, config: TrainingConfig
 ) -> TrainedModel:
-    """The model after a search, its boosters trained by ``fitter`` (``search_plans``)."""
-    return assemble(
-        data,
-        search_plans(search),
-        config.quantiles,
-        search.early_stopping_rounds,
-        fitter,
-        search=search.summary(),
-        quantile_boosters=config.quantile_boosters,
-        refit=config.refit,
-    )
+    """The model after a search, its boosters trained by ``fitter`` (``search_plans``),
+    on the target that validates better (``on_better_target``)."""
+    plans = search_plans(search)
+    fit = _fitting(plans, config, fitter, search.early_stopping_rounds, search.summary())
+    return on_better_target(fit, data, fitter)
 
 
 def _model_params(fits: Sequence[Fit]) -> dict[str, Any]:
