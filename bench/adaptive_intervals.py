@@ -22,7 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.forecast_data import QUANTILES, SHARED_DATA, BenchSet, bench_sets, held_back_sets
+from bench.forecast_data import (
+    QUANTILES,
+    SHARED_DATA,
+    BenchSet,
+    bench_sets,
+    held_back_sets,
+    store_set,
+)
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.evaluate import test_rows
 from pipeline.features.preprocess import preprocess
@@ -75,13 +82,7 @@ def rules() -> list[str]:
 def score_set(store: FeatureStore, bench_set: BenchSet) -> list[tuple[float, float]]:
     """(coverage, WQL) of the default model's test part under each of ``rules()``."""
     if bench_set.upload:
-        store.put(
-            bench_set.name,
-            bench_set.data,
-            timestamp_column="timestamp",
-            target_column=bench_set.target,
-            series_column=bench_set.series,
-        )
+        store_set(store, bench_set)
     config = TrainingConfig(
         feature_set=bench_set.name,
         target_variable=bench_set.target,

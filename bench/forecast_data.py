@@ -116,6 +116,17 @@ def bench_sets(names: Sequence[str] | None, data_dir: Path) -> list[BenchSet]:
     return [s for s in sets if not names or s.name in names]
 
 
+def store_set(store: FeatureStore, bench_set: BenchSet) -> None:
+    """Import ``bench_set`` into ``store`` under its name, as the service's upload does."""
+    store.put(
+        bench_set.name,
+        bench_set.data,
+        timestamp_column="timestamp",
+        target_column=bench_set.target,
+        series_column=bench_set.series,
+    )
+
+
 def short_history(bench_set: BenchSet) -> tuple[str, pd.Timedelta]:
     """The cut-short variant's name suffix and the history it keeps."""
     if bench_set.steps_per_day > 1:

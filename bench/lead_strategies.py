@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.forecast_data import SHARED_DATA, BenchSet, bench_sets
+from bench.forecast_data import SHARED_DATA, BenchSet, bench_sets, store_set
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.evaluate import evaluate
@@ -109,13 +109,7 @@ def bucketed(
 
 
 def measure(store: FeatureStore, bench_set: BenchSet) -> dict[str, object]:
-    store.put(
-        bench_set.name,
-        bench_set.data,
-        timestamp_column="timestamp",
-        target_column=bench_set.target,
-        series_column=bench_set.series,
-    )
+    store_set(store, bench_set)
     models = [forecast_at(store, bench_set, lead) for lead in trained_leads(bench_set)]
     rows = models[-1].predicted.index
     for model in models:
