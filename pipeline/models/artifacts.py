@@ -5,7 +5,8 @@ An artifact directory ``<root>/<tenant>/<model_name>/<version>/`` holds:
 ``model.txt`` (the first LightGBM booster; ``model-1.txt``... for the others of a blend,
 ``quantile-0.1.txt``... for the quantile boosters), ``preprocessing.joblib`` (the fitted
 scaler), ``metadata.json`` (features and how to build them, params, metrics, quantile
-calibration, feature importance, lineage), ``test_predictions.parquet`` and, for a
+calibration, the level the boosters forecast relative to (``level``, null for the target
+itself), feature importance, lineage), ``test_predictions.parquet`` and, for a
 multi-series set, ``series_metrics.parquet``. A model trained per series keeps each
 series' boosters in a subdirectory ``series-00000/``... laid out as above, listed (series
 -> subdirectory, members, calibration) under ``per_series`` in ``metadata.json``. A model

@@ -6,6 +6,8 @@ and a median (L1) booster, an even blend that forecast better than either alone 
 real load sets of bench/forecast.py. The early-stopped fits also give the validation
 part's out-of-sample forecasts: they set the anomaly threshold and, with the members'
 refits at later origins (``pipeline.training.calibration``), calibrate the quantiles.
+The target is the series' own or, where that validates better, relative to its level
+(``pipeline.training.level``).
 """
 
 from __future__ import annotations
