@@ -1,30 +1,26 @@
 """A target taken relative to the series' recent level, where that forecasts better.
 
 A regression tree forecasts no value outside those it trained on, so a model of a series
-that trends (weekly fuel sales, a population's deaths) trails it: every test value is
-above what it learned. Its boosters can instead learn the target minus the series' level
-known at the forecast's origin (the shortest rolling mean among the features: a day of
-sub-daily steps, a week of days), and the model adds that level back. The forecast then
-moves with the level; on seasonal series with a steady level the absolute target does
-better (the level averages away the season the trees would read from the lags).
+that trends (weekly fuel sales, a population's deaths) trails it. Its boosters can instead
+learn the target minus the series' level known at the forecast's origin (the shortest
+rolling mean among the features: a week of days, a month of weeks), and the model adds
+that level back; on series with a steady level the absolute target does better.
 
-So a job on daily or coarser data tries both: its members' early-stopped fits on the
-relative target are set against the absolute model's on the validation part, and the
-relative target is kept when its mean error over the validation windows is lower by
-``MARGIN`` (bench/forecast.py measures the choice on the real sets). Sub-daily data keeps
-the absolute target: its shortest level is a day's mean, which carries a holiday's dip
-into the day after it (on the real hourly set cut to 12 weeks, the relative target won
-the validation windows and lost the test part's Christmas week by 39 %), and the level
-of sub-daily series moves little within the weeks a forecast leans on. The errors, and
-so the calibrated quantiles and anomaly scores, are those of the same forecasts either
-way. Jobs with more than ``MAX_ROWS`` training and validation rows, and data-parallel
-ones, keep the absolute target too: the trial would cost them more than their other fits.
+So a job on daily or coarser data tries both on the validation part, and keeps the
+relative target when its mean error over the validation windows is lower by ``MARGIN``
+(bench/forecast.py measures the choice on the real sets). Sub-daily data keeps the
+absolute target: its shortest level is a day's mean, which carries a holiday's dip into
+the day after (on the real hourly set cut to 12 weeks, the relative target won the
+validation windows and lost the test part's Christmas week by 39 %). So do jobs with
+fewer than ``MIN_VALIDATION_ROWS`` to choose on, more than ``MAX_ROWS`` to fit, or
+data-parallel ones. The errors, and so the calibrated quantiles and anomaly scores, are
+those of the same forecasts either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -63,23 +59,11 @@ class Level:
         return np.where(np.isnan(level), self.fallback, level)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "feature": self.feature,
-            "column": self.column,
-            "mean": self.mean,
-            "scale": self.scale,
-            "fallback": self.fallback,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> Level:
-        return cls(
-            str(stored["feature"]),
-            int(stored["column"]),
-            float(stored["mean"]),
-            float(stored["scale"]),
-            float(stored["fallback"]),
-        )
+        return cls(**stored)
 
 
 def level_of(data: PreparedData) -> Level | None:

@@ -107,12 +107,13 @@ def _fitting(
     search: SearchSummary | None = None,
 ) -> Callable[..., TrainedModel]:
     """``assemble`` with these plans: ``fit(data)``, or with ``probe=True`` the members'
-    early-stopped fits alone (no refit, no quantiles)."""
+    early-stopped fits alone (no refit, no quantiles); with ``relative=True`` each plan's
+    rounds are found again by early stopping (a search found them on the target itself)."""
 
-    def fit(prepared: Data, probe: bool = False) -> TrainedModel:
+    def fit(prepared: Data, probe: bool = False, relative: bool = False) -> TrainedModel:
         return assemble(
             prepared,
-            plans,
+            [replace(plan, rounds=None) for plan in plans] if relative else plans,
             [] if probe else config.quantiles,
             early_stopping_rounds,
             fitter,
@@ -126,20 +127,27 @@ def _fitting(
 
 
 def on_better_target(
-    fit: Callable[..., TrainedModel], data: Data, fitter: Fitter[Data]
+    fit: Callable[..., TrainedModel],
+    data: Data,
+    fitter: Fitter[Data],
+    judge: Callable[..., TrainedModel] | None = None,
 ) -> TrainedModel:
-    """``fit(data)``, or ``fit`` on the target relative to the series' level when its
-    members' early-stopped fits (``fit(relative, probe=True)``: no refit, no quantiles)
-    validate better by the margin (``pipeline.training.level``). Only where the fits run
-    in this process on at most ``level.MAX_ROWS`` rows."""
-    model: TrainedModel = fit(data)
+    """``fit(data)``, or ``fit`` on the target relative to the series' level when the
+    early-stopped fits of ``judge``'s members (``probe=True``; default: ``fit``'s) validate
+    better on it by the margin (``pipeline.training.level``); only where the fits run in
+    this process. A search's model is judged by a plain job's members, as a plain job on
+    the same data is: its own members were tuned on the target itself."""
     level = level_of(data) if isinstance(data, PreparedData) and fitter.local_threads else None
+    model: TrainedModel | None = fit(data) if judge is None or level is None else None
     if level is None:
+        assert model is not None
         return model
     assert isinstance(data, PreparedData)
+    judge = judge or fit
     relative = relative_to(data, level)
-    absolute = _window_maes(data, model.validation_predictions)
-    probe = fit(relative, probe=True)
+    baseline = model or judge(data, probe=True)
+    absolute = _window_maes(data, baseline.validation_predictions)
+    probe = judge(relative, probe=True, relative=True)
     against = _window_maes(relative, probe.validation_predictions)
     kept = better_relative(absolute, against)
     logger.info(
@@ -150,8 +158,8 @@ def on_better_target(
         "the model forecasts relative to it" if kept else "the absolute target stays",
     )
     if not kept:
-        return model
-    chosen: TrainedModel = fit(relative)
+        return model or fit(data)
+    chosen: TrainedModel = fit(relative, relative=True)
     return replace(
         chosen,
         level=level,
@@ -350,7 +358,8 @@ def retrained_by(
     on the target that validates better (``on_better_target``)."""
     plans = search_plans(search)
     fit = _fitting(plans, config, fitter, search.early_stopping_rounds, search.summary())
-    return on_better_target(fit, data, fitter)
+    judge = _fitting(member_plans(config), config, fitter, config.early_stopping_rounds)
+    return on_better_target(fit, data, fitter, judge)
 
 
 def _model_params(fits: Sequence[Fit]) -> dict[str, Any]:
