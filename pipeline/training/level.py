@@ -12,8 +12,8 @@ relative target when its mean error over the validation windows is lower by ``MA
 absolute target: its shortest level is a day's mean, which carries a holiday's dip into
 the day after (on the real hourly set cut to 12 weeks, the relative target won the
 validation windows and lost the test part's Christmas week by 39 %). So do jobs with
-fewer than ``MIN_VALIDATION_ROWS`` to choose on, more than ``MAX_ROWS`` to fit, or
-data-parallel ones. The errors, and so the calibrated quantiles and anomaly scores, are
+fewer than ``MIN_VALIDATION_ROWS`` to choose on, more than ``MAX_ROWS`` to fit, a time
+budget, or data-parallel ones. The errors, and so the calibrated quantiles and anomaly scores, are
 those of the same forecasts either way.
 """
 

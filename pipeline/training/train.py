@@ -96,6 +96,8 @@ def trained_by(fitter: Fitter[Data], data: Data, config: TrainingConfig) -> Trai
     """The job's model, its boosters trained by ``fitter`` (here or on Ray Train), on the
     target that validates better (``on_better_target``)."""
     fit = _fitting(member_plans(config), config, fitter, config.early_stopping_rounds)
+    if config.time_budget_s is not None:  # the trial would spend time the budget did not plan
+        return fit(data)
     return on_better_target(fit, data, fitter)
 
 

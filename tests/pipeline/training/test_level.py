@@ -94,6 +94,13 @@ def test_a_trending_series_is_forecast_relative_to_its_level(
     assert covered > 0.6
 
 
+def test_a_job_with_a_time_budget_keeps_the_absolute_target(data: PreparedData) -> None:
+    """The trial's fits are not in the budget's plan."""
+    budgeted = CONFIG.model_copy(update={"time_budget_s": 60.0})
+    assert level_of(data) is not None
+    assert train(data, budgeted, 1).level is None
+
+
 def test_sub_daily_data_keeps_the_absolute_target(demo_store: FeatureStore) -> None:
     """A day's mean would carry a holiday's dip into the next day: not tried."""
     config = TrainingConfig(
