@@ -44,6 +44,9 @@ Data = TypeVar("Data", bound=PreparedFeatures)
 #: How a member's curves are named in the job's experiment; the first member's are not
 #: prefixed (``validation_l1``), later ones are (``validation_median_l1``).
 MEMBER_NAMES = {"regression": "mean", "regression_l1": "median"}
+#: The entry of a model's ``params`` (shown by the registry and the experiment's run) that
+#: names the feature its boosters' target is relative to; absent: the target itself.
+TARGET_LEVEL_PARAM = "target_relative_to"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +168,7 @@ def on_better_target(
     return replace(
         chosen,
         level=level,
+        params={**chosen.params, TARGET_LEVEL_PARAM: level.feature},
         validation_predictions=chosen.validation_predictions + level.of(data.validation.X),
     )
 

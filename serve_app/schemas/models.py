@@ -37,7 +37,11 @@ class ModelPublic(BaseModel):
     )
     artifact_uri: str
     metrics: dict[str, float]
-    params: dict[str, Any]
+    params: dict[str, Any] = Field(
+        description="Its LightGBM parameters (a blend's first booster's; 'objective' lists "
+        "each booster's), and 'target_relative_to' where its boosters forecast the target "
+        "minus the series' level, that feature (the level is added back to every forecast)."
+    )
     features: list[str]
     feature_importance: dict[str, float] | None = Field(
         description="Total gain of the splits on each feature (LightGBM importance_type="

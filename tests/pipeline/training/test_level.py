@@ -88,6 +88,7 @@ def test_a_trending_series_is_forecast_relative_to_its_level(
     monkeypatch.setattr(level_module, "MAX_ROWS", 0)  # no trial: the absolute target
     absolute = train(data, CONFIG, 1)
     assert absolute.level is None
+    assert "target_relative_to" not in absolute.params
     flat = absolute.predict(data.test.X)
     assert mae(point, data.test.y) < 0.3 * mae(flat, data.test.y)
     assert flat.max() < data.test.y.mean()  # trees stay below the values they never saw
@@ -122,6 +123,7 @@ def test_the_registered_model_adds_its_level_back_before_and_after_a_final_refit
     served = load_artifact(Location(saved.artifact_uri))
     scored = load_artifact(Location(saved.artifact_uri), scored=True)
     assert served.metadata["level"]["feature"] == "roll_mean_7"
+    assert saved.params["target_relative_to"] == "roll_mean_7"  # the registry row shows it
 
     rows = data.scaler.inverse_transform(data.test.X)  # an artifact scales its rows itself
     unseen = mae(scored.predict(rows), data.test.y)
