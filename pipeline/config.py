@@ -123,8 +123,8 @@ class TrainingConfig(BaseModel):
         3,
         ge=1,
         le=10_000,
-        description="Anomaly models: alarms at most this many rows apart are one event "
-        "(1: consecutive ones).",
+        description="Anomaly models: alarms at most this many steps apart are one event "
+        "(1: consecutive ones; a hole in the data counts the steps it lasts).",
     )
     alarm_suppression: int | None = Field(
         None,

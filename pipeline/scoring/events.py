@@ -1,11 +1,12 @@
 """Alarms grouped into events a team can act on.
 
-Alarms of one series at most ``gap`` rows apart are one event, from its first alarm to
+Alarms of one series at most ``gap`` steps apart are one event, from its first alarm to
 its last, with the peak score and a severity. After an event, alarms in the next
-``suppress`` rows are dropped: a horizon-1 model reads the anomalous values in its lags
+``suppress`` steps are dropped: a horizon-1 model reads the anomalous values in its lags
 for a while after them, and its echoes are the same incident, not new ones (Merlion's
 alarm suppression). A flag marks every row of an event, so the rows' flags and the events
-say the same thing. Rows, not steps, are counted: an event may span a hole in the data.
+say the same thing. Steps of the series' cadence are counted, not rows: alarms either side
+of a day missing from the data are a day apart, as the lags that echo them are.
 """
 
 from __future__ import annotations
@@ -61,15 +62,16 @@ def group_events(
     gap: int,
     suppress: int,
 ) -> Events:
-    """Events from per-row alarms; rows are in time order within each series, a step
-    apart. Returned in order of start (then series)."""
+    """Events from per-row alarms; rows are in time order within each series. Returned
+    in order of start (then series)."""
     flags = np.zeros(len(alarms), dtype=bool)
     events: list[AnomalyEvent] = []
     keys = np.zeros(len(alarms)) if series is None else np.asarray(series)
     for name in pd.unique(keys):
         rows = np.flatnonzero(keys == name)
-        for first, last in _spans(np.flatnonzero(alarms[rows]), gap, suppress):
-            covered = rows[first : last + 1]
+        steps = step_positions(timestamps[rows])
+        for first, last in _spans(steps[alarms[rows]], gap, suppress):
+            covered = rows[(steps >= first) & (steps <= last)]
             flags[covered] = True
             peak = covered[int(np.nanargmax(scores[covered]))]
             events.append(
@@ -87,15 +89,28 @@ def group_events(
     return Events(events, flags)
 
 
-def _spans(alarm_rows: np.ndarray, gap: int, suppress: int) -> list[tuple[int, int]]:
-    """First and last position of each event among a series' alarm positions: an alarm
-    within ``gap`` of the open event's last one extends it, one within ``suppress`` of it
+def step_positions(stamps: pd.DatetimeIndex) -> np.ndarray:
+    """Each of a series' time-ordered ``stamps`` as a count of steps from its first, the
+    step being the shortest time between two of them; a longer interval counts as the
+    nearest whole number of steps (one at least), so months of 28 to 31 days are a step
+    each."""
+    if len(stamps) < 2:
+        return np.zeros(len(stamps), dtype=np.int64)
+    between = np.diff(stamps.asi8)
+    step = between[between > 0].min(initial=np.iinfo(np.int64).max)
+    counts = np.maximum(np.rint(between / step), 1).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(counts)])
+
+
+def _spans(alarm_steps: np.ndarray, gap: int, suppress: int) -> list[tuple[int, int]]:
+    """First and last step of each event among a series' alarm steps: an alarm within
+    ``gap`` steps of the open event's last one extends it, one within ``suppress`` of it
     is dropped, a later one starts the next event."""
     spans: list[tuple[int, int]] = []
-    for row in alarm_rows.tolist():
-        since = row - spans[-1][1] if spans else None
+    for step in alarm_steps.tolist():
+        since = step - spans[-1][1] if spans else None
         if since is not None and since <= gap:
-            spans[-1] = (spans[-1][0], row)
+            spans[-1] = (spans[-1][0], step)
         elif since is None or since > suppress:
-            spans.append((row, row))
+            spans.append((step, step))
     return spans

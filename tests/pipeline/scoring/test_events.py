@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.scoring.events import group_events, severity
+from pipeline.scoring.events import group_events, severity, step_positions
 
 STAMPS = pd.date_range("2024-01-01", periods=60, freq="h", tz="UTC")
 
@@ -37,6 +37,26 @@ def test_series_are_grouped_apart() -> None:
     found = group_events(STAMPS, series, scores, alarms, 4.0, gap=1, suppress=0)
     # Rows 10 and 11 are a's 6th and b's 6th: one event each; 13 is b's 7th, next to it.
     assert [(e.series, e.rows) for e in found.events] == [("a", 1), ("b", 2)]
+
+
+def test_a_hole_in_the_data_counts_as_the_time_it_lasts() -> None:
+    """Rows 0-9 then a day missing: alarms either side of it are a day apart, so they
+    are two events, and the second is past the first's suppression."""
+    stamps = STAMPS[:10].append(STAMPS[10:40] + pd.Timedelta(days=1))
+    alarms = alarms_at(8, 10, 12, length=40)
+    scores = np.where(alarms, 5.0, 0.0)
+    found = group_events(stamps, None, scores, alarms, 4.0, gap=3, suppress=12)
+    assert [(e.start, e.end, e.rows) for e in found.events] == [
+        (stamps[8], stamps[8], 1),
+        (stamps[10], stamps[12], 3),
+    ]
+    # counted in rows, 8 and 10 would have been one event over rows 8-12
+
+
+def test_steps_are_the_cadence_and_months_are_a_step_each() -> None:
+    monthly = pd.date_range("2024-01-01", periods=6, freq="MS", tz="UTC").delete(3)
+    assert step_positions(monthly).tolist() == [0, 1, 2, 4, 5]
+    assert step_positions(STAMPS[:1]).tolist() == [0]
 
 
 def test_severity_steps_a_standard_deviation_past_the_threshold() -> None:
