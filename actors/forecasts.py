@@ -35,7 +35,7 @@ from pipeline.forecasting.batch import (
     forecast_location,
 )
 from pipeline.forecasting.detection import check_detection
-from pipeline.forecasting.output import logged_forecast
+from pipeline.forecasting.output import logged_forecast, write_forecast
 from pipeline.models.artifacts import feature_spec_of, load_metadata
 from pipeline.placement import Placement
 from pipeline.resources import TASK_CPUS, Demand
@@ -148,7 +148,7 @@ class ForecastRunner:
         location = forecast_location(
             self._pipeline.artifacts_root, model.tenant_id, forecast.forecast_id
         )
-        await asyncio.to_thread(location.write_parquet, table)
+        await asyncio.to_thread(write_forecast, location, table)
         return await self._store.add_logged(forecast, table.num_rows, str(location), self._clock())
 
     async def record_progress(self, forecast_id: str, progress: float) -> None:

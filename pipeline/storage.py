@@ -108,9 +108,9 @@ class Location:
     def read_parquet(self, filters: Sequence[tuple[str, str, Any]] | None = None) -> pa.Table:
         return pq.read_table(self.path, filesystem=self.filesystem, filters=filters)
 
-    def write_parquet(self, table: pa.Table) -> None:
+    def write_parquet(self, table: pa.Table, row_group_size: int | None = None) -> None:
         buffer = io.BytesIO()
-        pq.write_table(table, buffer)
+        pq.write_table(table, buffer, row_group_size=row_group_size)
         self.write_bytes(buffer.getvalue())
 
     def create_dir_exclusive(self) -> bool:

@@ -23,5 +23,9 @@ IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
 NameFilter = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 NameQuery = Annotated[str, Query(pattern=NAME_PATTERN)]
 MetricFilter = Annotated[str | None, Query(pattern=METRIC_PATTERN)]
+#: One series of a stored forecast or detection (its rows alone).
+SeriesFilter = Annotated[
+    str | None, Query(min_length=1, max_length=256, description="One series' rows alone.")
+]
 IdItem = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 MetricName = Annotated[str, StringConstraints(pattern=METRIC_PATTERN)]

@@ -9,22 +9,67 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.storage import Location
 
 #: Rows per CSV chunk streamed.
 CSV_BATCH_ROWS = 10_000
+#: Rows per row group of a stored forecast: a page reads the groups it falls in, not the file.
+ROW_GROUP_ROWS = 65_536
 
 
-def forecast_page(location: Location, offset: int, limit: int) -> tuple[pd.DataFrame, int]:
-    """``limit`` rows from ``offset`` and the forecast's row count."""
+def write_forecast(location: Location, table: pa.Table) -> None:
+    """A forecast's (or a detection's) rows, in row groups a page can be read from."""
+    location.write_parquet(table, row_group_size=ROW_GROUP_ROWS)
+
+
+def forecast_page(
+    location: Location, offset: int, limit: int, series: str | None = None
+) -> tuple[pd.DataFrame, int]:
+    """``limit`` rows from ``offset`` and the row count, of the forecast or of one of its
+    ``series`` (its rows are sorted by series). Only the row groups the page falls in are
+    read (with ``series``, those whose statistics may hold it)."""
     with location.filesystem.open_input_file(location.path) as file:
         parquet = pq.ParquetFile(file)
-        total = parquet.metadata.num_rows
-        table = parquet.read().slice(offset, limit)
+        if series is None:
+            groups, first_row = _covering(parquet.metadata, offset, limit)
+            table = parquet.read_row_groups(groups).slice(offset - first_row, limit)
+            total = parquet.metadata.num_rows
+        else:
+            held = parquet.read_row_groups(_holding(parquet.metadata, series))
+            held = held.filter(pc.equal(held["series"], series))
+            table, total = held.slice(offset, limit), held.num_rows
     frame: pd.DataFrame = table.to_pandas()
     return frame, total
+
+
+def _covering(metadata: pq.FileMetaData, offset: int, limit: int) -> tuple[list[int], int]:
+    """The row groups holding rows ``offset`` to ``offset + limit``, and the first row of
+    the first of them."""
+    groups: list[int] = []
+    start = first_row = 0
+    for index in range(metadata.num_row_groups):
+        rows = metadata.row_group(index).num_rows
+        if start + rows > offset and start < offset + limit:
+            if not groups:
+                first_row = start
+            groups.append(index)
+        start += rows
+    return groups, first_row
+
+
+def _holding(metadata: pq.FileMetaData, series: str) -> list[int]:
+    """The row groups whose ``series`` statistics may hold ``series`` (every one without
+    statistics)."""
+    column = metadata.schema.names.index("series")
+    groups = []
+    for index in range(metadata.num_row_groups):
+        stats = metadata.row_group(index).column(column).statistics
+        if stats is None or not stats.has_min_max or stats.min <= series <= stats.max:
+            groups.append(index)
+    return groups
 
 
 def forecast_csv(location: Location, batch_rows: int = CSV_BATCH_ROWS) -> Iterator[str]:

@@ -41,6 +41,7 @@ from pipeline.forecasting.detection import (
     plan_detection,
     read_window,
 )
+from pipeline.forecasting.output import write_forecast
 from pipeline.graph.fanout import Starter, fan_out
 from pipeline.models.artifacts import ModelArtifact, load_artifact, load_metadata
 from pipeline.placement import Placement
@@ -140,7 +141,7 @@ def run_forecast(
     table = table.sort_values(["series", "timestamp"], kind="stable", na_position="first")
     directory = forecast_directory(settings.artifacts_root, task.tenant_id, task.forecast_id)
     location = directory / (DETECTION_FILE if detection else FORECAST_FILE)
-    location.write_parquet(pa.Table.from_pandas(table, preserve_index=False))
+    write_forecast(location, pa.Table.from_pandas(table, preserve_index=False))
     if not detection:
         return ForecastOutcome(rows=len(table), artifact_uri=str(location))
     events = gathered_events([part.events for part in parts if part.events is not None])

@@ -18,7 +18,7 @@ from pipeline.forecasting.output import forecast_csv, forecast_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
-from serve_app.params import NameFilter, ResourceId
+from serve_app.params import NameFilter, ResourceId, SeriesFilter
 from serve_app.responses import CSV_RESPONSE, csv_download, wants_csv
 from serve_app.routers.models import Alias, ModelName, Tenant, resolved, visible_model
 from serve_app.schemas.detections import (
@@ -94,14 +94,16 @@ async def get_detection(
     principal: PrincipalDep,
     page: Page = 1,
     page_size: PageSize = 100,
+    series: SeriesFilter = None,
 ) -> DetectionPagePublic | Response:
-    """Its status and progress, and a page of its rows by series then time; with
-    ``Accept: text/csv``, every row as CSV (400 until it has completed)."""
+    """Its status and progress, and a page of its rows (or of one ``series``' rows) by
+    series then time; with ``Accept: text/csv``, every row as CSV (400 until it has
+    completed)."""
     detection = await _detection(detection_id, services, principal)
     if wants_csv(request):
         rows = _completed(detection)
         return csv_download(forecast_csv(rows), f"detection-{detection_id}.csv")
-    found, total = await _page(detection, False, page, page_size)
+    found, total = await _page(detection, False, page, page_size, series)
     return DetectionPagePublic(
         detection=DetectionPublic.model_validate(detection),
         rows=[DetectionRowPublic.model_validate(row) for row in found],
@@ -118,10 +120,12 @@ async def get_detection_events(
     principal: PrincipalDep,
     page: Page = 1,
     page_size: PageSize = 100,
+    series: SeriesFilter = None,
 ) -> EventsPublic:
-    """A page of its events, by start (none until it has completed)."""
+    """A page of its events (or of one ``series``' events), by start (none until it has
+    completed)."""
     detection = await _detection(detection_id, services, principal)
-    found, total = await _page(detection, True, page, page_size)
+    found, total = await _page(detection, True, page, page_size, series)
     return EventsPublic(
         detection=DetectionPublic.model_validate(detection),
         events=[AnomalyEventPublic.model_validate(row) for row in found],
@@ -156,16 +160,16 @@ async def _detection(
 
 
 async def _page(
-    detection: ForecastRecord, events: bool, page: int, page_size: int
+    detection: ForecastRecord, events: bool, page: int, page_size: int, series: str | None
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of the detection's rows (or of its ``events``); none until it has
-    completed."""
+    """A page of the detection's rows (or of its ``events``), of every series or of one;
+    none until it has completed."""
     if detection.status is not ForecastStatus.COMPLETED:
         return [], 0
     rows = _completed(detection)
     location = events_location(str(rows)) if events else rows
     frame, total = await asyncio.to_thread(
-        forecast_page, location, (page - 1) * page_size, page_size
+        forecast_page, location, (page - 1) * page_size, page_size, series
     )
     records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     return [{str(k): v for k, v in row.items()} for row in records], total

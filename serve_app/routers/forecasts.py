@@ -17,7 +17,7 @@ from pipeline.forecasting.output import forecast_csv, forecast_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
-from serve_app.params import NameFilter, ResourceId
+from serve_app.params import NameFilter, ResourceId, SeriesFilter
 from serve_app.responses import CSV_RESPONSE, csv_download, wants_csv
 from serve_app.routers.models import (
     QUANTILE_COLUMN,
@@ -91,9 +91,11 @@ async def get_forecast(
     principal: PrincipalDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    series: SeriesFilter = None,
 ) -> ForecastPagePublic | Response:
-    """Its status and progress, and a page of its rows by series then time; with
-    ``Accept: text/csv``, every row as CSV (400 until it has completed)."""
+    """Its status and progress, and a page of its rows (or of one ``series``' rows) by
+    series then time; with ``Accept: text/csv``, every row as CSV (400 until it has
+    completed)."""
     forecast = await services.forecasts.get(forecast_id, principal.scope, ForecastKind.FORECAST)
     if wants_csv(request):
         return csv_download(forecast_csv(_rows_of(forecast)), f"forecast-{forecast_id}.csv")
@@ -101,7 +103,9 @@ async def get_forecast(
     total = 0
     if forecast.status is ForecastStatus.COMPLETED:
         offset = (page - 1) * page_size
-        frame, total = await asyncio.to_thread(forecast_page, _rows_of(forecast), offset, page_size)
+        frame, total = await asyncio.to_thread(
+            forecast_page, _rows_of(forecast), offset, page_size, series
+        )
         quantiles = {
             c: c.removeprefix("q") for c in frame.columns if re.fullmatch(QUANTILE_COLUMN, c)
         }

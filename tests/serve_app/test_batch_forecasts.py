@@ -116,6 +116,11 @@ async def test_forecasts_every_series_pages_and_answers_csv(
     assert (last["total"], last["page"], len(last["predictions"])) == (48, 5, 8)
     assert last["predictions"] == first[40:]
     assert (await deployed.http.get(url, params={"page_size": 1001})).status_code == 422
+    one = (await deployed.http.get(url, params={"series": SERIES[1], "page_size": 5})).json()
+    assert (one["total"], one["predictions"]) == (HORIZON, first[HORIZON : HORIZON + 5])
+    missing = (await deployed.http.get(url, params={"series": "m9"})).json()
+    assert (missing["total"], missing["predictions"]) == (0, [])
+    assert (await deployed.http.get(url, params={"series": ""})).status_code == 422
 
     csv = await deployed.http.get(url, headers={"Accept": "text/csv"})
     assert csv.status_code == 200

@@ -129,6 +129,8 @@ async def test_a_window_scores_as_predict_rows_with_its_events_and_csv(
         f"/ai/models/detections/{detection_id}/events", params={"page": 2, "page_size": 1}
     )
     assert second.json()["events"] == listed[1:2]
+    other = await deployed.http.get(f"/ai/models/detections/{detection_id}", params={"series": "x"})
+    assert (other.json()["total"], other.json()["rows"]) == (0, [])  # the set has one, unnamed
 
     csv = await deployed.http.get(
         f"/ai/models/detections/{detection_id}", headers={"Accept": "text/csv"}

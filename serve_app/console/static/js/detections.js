@@ -1,8 +1,9 @@
 // An anomaly model's newest completed detection (POST /ai/models/{id}/detections): the
 // window's actual and predicted load with its events shaded red (a tooltip each: severity,
 // peak score) and, where the set has a label column, its labelled anomalies shaded amber,
-// then the events as a table. A multi-series detection charts the series of its first
-// event.
+// then the events as a table. A multi-series detection charts one series at a time (its
+// rows read alone, `?series=`): the first event's, or another with events picked above the
+// chart.
 
 import { get, query } from "./api.js";
 import { lineChart } from "./charts.js";
@@ -28,26 +29,31 @@ export async function showDetections(section, model) {
     }
     const path = `/ai/models/detections/${detection.detection_id}`;
     const events = (await pages(`${path}/events`, "events")).items;
-    const series = events.length ? events[0].series : null;
-    const rows = (await pages(path, "rows")).items
-      .filter((row) => series === null || row.series === series);
+    const named = [...new Set(events.map((event) => event.series).filter((s) => s !== null))];
     const plot = h("div", { "data-testid": "detection-chart" });
+    const show = async (series) => {
+      const rows = (await pages(path, "rows", series)).items;
+      chart(plot, rows, events.filter((event) => event.series === series));
+    };
+    const picker = named.length > 1 && h("label", {}, "Series ",
+      h("select", { "data-testid": "detection-series", onchange: (e) => show(e.target.value) },
+        named.map((name) => h("option", { value: name }, name))));
     section.replaceChildren(heading,
       h("p", {}, `Detection ${shortId(detection.detection_id)} of ${detection.feature_set}, `
         + `${when(detection.start)} to ${when(detection.end)}: ${detection.rows} rows, `
-        + `${detection.events} events` + (series ? ` (series ${series})` : "")),
-      plot, eventsTable(events));
-    chart(plot, rows, events.filter((event) => event.series === series));
+        + `${detection.events} events` + (named.length === 1 ? ` (series ${named[0]})` : "")),
+      picker, plot, eventsTable(events));
+    await show(named.length ? named[0] : null);
   } catch (error) {
     section.replaceChildren(heading, errorBox(error));
   }
 }
 
-/** Every item of a paged list (up to CHART_ROWS), 1000 a page. */
-async function pages(path, key) {
+/** Every item of a paged list (up to CHART_ROWS), 1000 a page; of one ``series`` if named. */
+async function pages(path, key, series = null) {
   const items = [];
   for (let page = 1; ; page += 1) {
-    const got = await get(`${path}${query({ page, page_size: 1000 })}`);
+    const got = await get(`${path}${query({ page, page_size: 1000, series })}`);
     items.push(...got[key]);
     if (!got[key].length || items.length >= Math.min(got.total, CHART_ROWS)) {
       return { items, total: got.total };

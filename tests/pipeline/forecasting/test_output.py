@@ -1,0 +1,58 @@
+"""A stored forecast's pages: read from the row groups they fall in, of every series or of
+one, with the same rows as a whole read gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.forecasting import output
+from pipeline.forecasting.output import forecast_page, write_forecast
+from pipeline.storage import Location
+
+
+@pytest.fixture
+def stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Location, pd.DataFrame]:
+    """Three series of 250 rows each, by series then time, in row groups of 100 rows."""
+    monkeypatch.setattr(output, "ROW_GROUP_ROWS", 100)
+    stamps = pd.date_range("2024-01-01", periods=250, freq="h", tz="UTC")
+    table = pd.concat(
+        [
+            pd.DataFrame({"series": name, "timestamp": stamps, "predicted": np.arange(250) + k})
+            for k, name in enumerate(["m1", "m2", "m3"])
+        ],
+        ignore_index=True,
+    )
+    location = Location(str(tmp_path / "forecast.parquet"))
+    write_forecast(location, pa.Table.from_pandas(table, preserve_index=False))
+    return location, table
+
+
+def test_a_page_reads_the_row_groups_it_falls_in(stored: tuple[Location, pd.DataFrame]) -> None:
+    location, table = stored
+    metadata = pq.ParquetFile(location.path).metadata
+    assert metadata.num_row_groups == 8
+    assert output._covering(metadata, 95, 10) == ([0, 1], 0)
+    assert output._covering(metadata, 690, 100) == ([6, 7], 600)
+    assert output._holding(metadata, "m2") == [2, 3, 4]  # rows 250-499
+    for offset, limit in [(0, 10), (95, 10), (100, 100), (690, 100), (745, 1000), (750, 10)]:
+        page, total = forecast_page(location, offset, limit)
+        expected = table.iloc[offset : offset + limit].reset_index(drop=True)
+        pd.testing.assert_frame_equal(page, expected)
+        assert total == 750
+
+
+def test_a_series_page_holds_that_series_alone(stored: tuple[Location, pd.DataFrame]) -> None:
+    location, table = stored
+    page, total = forecast_page(location, 240, 100, series="m2")
+    mine = table[table["series"] == "m2"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(page, mine.iloc[240:].reset_index(drop=True))
+    assert total == 250
+    unknown, none = forecast_page(location, 0, 10, series="m9")
+    assert unknown.empty
+    assert none == 0
