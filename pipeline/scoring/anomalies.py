@@ -11,8 +11,11 @@ That ratio is then calibrated on the validation part, out of sample: its empiric
 probability in the bulk, and beyond the 95th percentile a generalized Pareto tail fitted to
 the exceedances (peaks over threshold, as SPOT does: Siffer et al., KDD 2017), since an
 alarm a week of 5-minute rows is a 1-in-2016 event that no validation part holds often
-enough to count. The score is the standard-normal deviate of that probability, two-sided
-(Merlion's calibrated scores): 3 means as rare as a 3-sigma residual of a normal series.
+enough to count. With fewer than ``MIN_EXCEEDANCES`` exceedances (a short validation
+part) the tail is exponential, its scale read from their median: the validation part may
+hold an anomaly of its own, and its few rows would set a mean, muting every later alarm.
+The score is the standard-normal deviate of that probability, two-sided (Merlion's
+calibrated scores): 3 means as rare as a 3-sigma residual of a normal series.
 
 The threshold is the score whose tail probability gives ``alarms_per_week`` flags a week
 at the series' cadence, so a user states how many alarms a week they can read, not a z.
@@ -173,13 +176,14 @@ def trailing_scale(
 
 
 def _fit_tail(excess: np.ndarray) -> tuple[float, float]:
-    """Scale and shape of a generalized Pareto fit to the exceedances (exponential when
-    they are too few)."""
+    """Scale and shape of a generalized Pareto fit to the exceedances; when they are too
+    few, an exponential's scale from their median (an exponential's median is its scale
+    times ln 2), which one outlier among them does not move."""
     if len(excess) == 0:
         return 1.0, 0.0
     mean = float(np.mean(excess)) or 1.0
     if len(excess) < MIN_EXCEEDANCES:
-        return mean, 0.0
+        return float(np.median(excess)) / math.log(2) or mean, 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         shape, _, fitted_scale = stats.genpareto.fit(excess, floc=0)

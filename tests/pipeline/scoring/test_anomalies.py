@@ -84,3 +84,18 @@ def test_in_sample_residuals_are_left_out_of_the_scale() -> None:
     reading = trailing_scale(residuals, 0.0, 1.0, window=28)
     assert ignoring[50] == pytest.approx(1.0)  # no out-of-sample history: the calibration's
     assert reading[50] == pytest.approx(0.5)  # the in-sample ones would pull it to the floor
+
+
+def test_an_anomaly_in_a_short_validation_part_does_not_set_the_tail() -> None:
+    """A week of hourly residuals (8 exceedances of the bulk) with a three-hour incident
+    in it: the exponential tail's scale is read from their median, so the incident does not
+    mute a spike later (their mean reads a scale over 100 times the clean part's)."""
+    rng = np.random.default_rng(5)
+    validation = rng.normal(size=24 * 7)
+    validation[100:103] = 40.0
+    calibration = calibrate(validation, None, pd.Timedelta(hours=1), 24, alarms_per_week=0.5)
+    clean = calibrate(validation[:100], None, pd.Timedelta(hours=1), 24, alarms_per_week=0.5)
+    assert calibration.tail_scale < 2 * clean.tail_scale
+    later = rng.normal(size=24 * 14)
+    later[-1] = 12.0
+    assert alarms(calibration, later)[-1]
