@@ -35,6 +35,8 @@ from pipeline.storage import Location
 
 PAGE = 1_000
 STEPS_PER_DAY = 288
+#: One page read: its rows and the row count.
+Read = Callable[[], tuple[pd.DataFrame, int]]
 
 
 def detection_rows(series: int, days: int) -> pa.Table:
@@ -66,7 +68,7 @@ def whole_file(location: Location, offset: int, limit: int) -> tuple[pd.DataFram
         return table.to_pandas(), parquet.metadata.num_rows
 
 
-def timed(read: Callable[[], tuple[pd.DataFrame, int]], repeats: int) -> float:
+def timed(read: Read, repeats: int) -> float:
     seconds = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -100,16 +102,9 @@ def main() -> None:
         }
         print(f"{'page of 1,000 rows':<34} {'whole file':>11} {'row groups':>11} {'now':>9}")
         for name, (offset, series) in pages.items():
-            if series is None:
-                old = timed(lambda o=offset: whole_file(before, o, PAGE), args.repeats)
-            else:
-                old = timed(
-                    lambda o=offset, s=series: _one_series_whole(before, s, o), args.repeats
-                )
-            grouped = timed(
-                lambda o=offset, s=series: forecast_page(before, o, PAGE, s), args.repeats
-            )
-            current = timed(lambda o=offset, s=series: forecast_page(now, o, PAGE, s), args.repeats)
+            old = timed(_whole_file_page(before, offset, series), args.repeats)
+            grouped = timed(_page(before, offset, series), args.repeats)
+            current = timed(_page(now, offset, series), args.repeats)
             print(
                 f"{name:<34} {old:10.3f}s {grouped:10.3f}s {current:8.3f}s  "
                 f"(now / whole file {current / old:.3f})",
@@ -117,12 +112,22 @@ def main() -> None:
             )
 
 
-def _one_series_whole(location: Location, series: str, offset: int) -> tuple[pd.DataFrame, int]:
-    """One series' page as the whole-file reader would give it: everything read, then
-    filtered."""
-    frame, _ = whole_file(location, 0, 1 << 62)
-    mine = frame[frame["series"] == series]
-    return mine.iloc[offset : offset + PAGE], len(mine)
+def _page(location: Location, offset: int, series: str | None) -> Read:
+    return lambda: forecast_page(location, offset, PAGE, series)
+
+
+def _whole_file_page(location: Location, offset: int, series: str | None) -> Read:
+    """A page as the whole-file reader gave it: everything read, then sliced (or
+    filtered to one series, then sliced)."""
+
+    def read() -> tuple[pd.DataFrame, int]:
+        if series is None:
+            return whole_file(location, offset, PAGE)
+        frame, _ = whole_file(location, 0, 1 << 62)
+        mine = frame[frame["series"] == series]
+        return mine.iloc[offset : offset + PAGE], len(mine)
+
+    return read
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
 from serve_app.cli import app
 from tests.serve_app.conftest import TEN_WEEKS, Deployed
+from tests.serve_app.test_batch_forecasts import upload
 from tests.serve_app.test_console_promotions import browser, page  # noqa: F401 (fixtures)
+from tests.serve_app.test_forecasting import meters
 
 SMALL = {"hyperparameters": {"n_estimators": 60, "learning_rate": 0.2}, "quantiles": []}
 SET = "anomaly_basic"
@@ -170,6 +172,52 @@ async def test_the_console_shades_the_events_and_the_labels(
     await expect(section.locator("[data-span=event]").first).to_be_attached()
     await expect(section.locator("[data-span=label]").first).to_be_attached()
     assert await section.get_by_test_id("detection-events").locator("tbody tr").count() > 0
+
+
+async def test_the_console_charts_a_multi_series_detection_a_series_at_a_time(
+    deployed: Deployed,
+    page: Page,  # noqa: F811 (the fixture)
+) -> None:
+    """Two meters, each with a spike in its last days: the chart shows one meter's rows
+    and events, and the picker switches to the other's."""
+    frame = meters(count=3, days=35)
+    frame = frame[frame["meter"] != "m2"].copy()  # m2's load doubles: a week-long anomaly
+    end = frame["timestamp"].max()
+    for meter, days_back in (("m0", 4), ("m1", 2)):
+        start = end - pd.Timedelta(days=days_back)
+        spike = (frame["meter"] == meter) & frame["timestamp"].between(
+            start, start + pd.Timedelta(hours=2)
+        )
+        frame.loc[spike, "load_kw"] *= 4
+    name = f"spikes{uuid.uuid4().hex[:6]}"
+    await upload(deployed, name, frame)
+    config = {**SMALL, "feature_set": name, "horizon": 1}
+    job = await deployed.wait_finished(await deployed.submit(config, model_type="anomaly"))
+    assert job["status"] == "completed", job
+    window = {"start": (end - pd.Timedelta(days=6)).isoformat(), "end": end.isoformat()}
+    started = await deployed.http.post(f"/ai/models/{job['model_id']}/detections", json=window)
+    detection_id = started.json()["detection_id"]
+    assert (await finished(deployed, detection_id))["detection"]["status"] == "completed"
+    listed = await deployed.http.get(f"/ai/models/detections/{detection_id}/events")
+    events = listed.json()["events"]
+    named = list(dict.fromkeys(event["series"] for event in events))
+    assert set(named) == {"m0", "m1"}, events
+    m1_rows = await deployed.http.get(
+        f"/ai/models/detections/{detection_id}", params={"series": "m1", "page_size": 1000}
+    )
+    assert {row["series"] for row in m1_rows.json()["rows"]} == {"m1"}
+    assert m1_rows.json()["total"] == 6 * 24
+
+    await page.goto(f"/ui/#/models/{job['model_id']}")
+    section = page.get_by_test_id("detections")
+    picker = section.get_by_test_id("detection-series")
+    await expect(picker.locator("option")).to_have_count(2)
+    canvas = section.get_by_test_id("detection-chart").locator("canvas")
+    for series in (named[0], named[1]):
+        await picker.select_option(series)
+        peak = next(e["peak_at"] for e in events if e["series"] == series)
+        await expect(canvas).to_have_attribute("data-points", str(2 * 6 * 24))
+        await expect(section.locator(f"[data-span=event][title$='{peak}']").first).to_be_attached()
 
 
 async def test_an_alias_detects_with_the_default_set_to_its_end(

@@ -42,7 +42,7 @@ def test_series_are_grouped_apart() -> None:
 def test_a_hole_in_the_data_counts_as_the_time_it_lasts() -> None:
     """Rows 0-9 then a day missing: alarms either side of it are a day apart, so they
     are two events, and the second is past the first's suppression."""
-    stamps = STAMPS[:10].append(STAMPS[10:40] + pd.Timedelta(days=1))
+    stamps = pd.DatetimeIndex(STAMPS[:10].append(STAMPS[10:40] + pd.Timedelta(days=1)))
     alarms = alarms_at(8, 10, 12, length=40)
     scores = np.where(alarms, 5.0, 0.0)
     found = group_events(stamps, None, scores, alarms, 4.0, gap=3, suppress=12)

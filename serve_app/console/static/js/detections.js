@@ -62,6 +62,7 @@ async function pages(path, key, series = null) {
 }
 
 function chart(container, rows, events) {
+  container.replaceChildren();
   const xs = rows.map((r) => Date.parse(r.timestamp) / 1000);
   const spans = events.map((e) => ({
     from: Date.parse(e.start) / 1000, to: Date.parse(e.end) / 1000, colour: EVENT,
