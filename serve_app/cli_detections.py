@@ -98,9 +98,11 @@ def list_detections(
 def show(
     detection_id: str,
     out: Annotated[Path | None, typer.Option(help="Write every row to this CSV file.")] = None,
+    series: Annotated[str | None, typer.Option(help="Show this series' first rows.")] = None,
 ) -> None:
     """A detection's status and its first rows (or every row into a CSV file)."""
-    page = request("GET", f"{PATH}/{detection_id}", params={"page_size": SHOWN_ROWS})
+    params = {"page_size": SHOWN_ROWS, "series": series}
+    page = request("GET", f"{PATH}/{detection_id}", params=_given(params))
     state = page["detection"]
     console.print(
         f"{state['status']}: detection {detection_id} of {state['model_id']} on "
@@ -132,10 +134,15 @@ def events(
     detection_id: str,
     page: Annotated[int, typer.Option(min=1)] = 1,
     page_size: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    series: Annotated[str | None, typer.Option(help="Only this series' events.")] = None,
 ) -> None:
     """A detection's events, by start."""
-    params = {"page": page, "page_size": page_size}
-    _print_events(request("GET", f"{PATH}/{detection_id}/events", params=params))
+    params = {"page": page, "page_size": page_size, "series": series}
+    _print_events(request("GET", f"{PATH}/{detection_id}/events", params=_given(params)))
+
+
+def _given(params: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in params.items() if value is not None}
 
 
 def _print_events(found: dict[str, Any]) -> None:

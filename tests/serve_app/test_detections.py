@@ -294,6 +294,9 @@ def test_trainctl_detects_waits_and_shows_events(
     events = runner.invoke(app, ["detections", "events", detection_id])
     assert events.exit_code == 0, events.output
     assert "peak_score" in events.output
+    elsewhere = runner.invoke(app, ["detections", "events", detection_id, "--series", "m9"])
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert "0 of 0 events" in elsewhere.output  # the set's one series has no name
 
     refused = runner.invoke(app, ["detect", models.forecast_id])
     assert refused.exit_code == 1
