@@ -179,7 +179,7 @@ async def test_the_console_charts_a_multi_series_detection_a_series_at_a_time(
     page: Page,  # noqa: F811 (the fixture)
 ) -> None:
     """Two meters, each with a spike in its last days: the chart shows one meter's rows
-    and events, and the picker switches to the other's."""
+    and events, and the picker switches to the other's; without events, the first meter's."""
     frame = meters(count=3, days=35)
     frame = frame[frame["meter"] != "m2"].copy()  # m2's load doubles: a week-long anomaly
     end = frame["timestamp"].max()
@@ -218,6 +218,17 @@ async def test_the_console_charts_a_multi_series_detection_a_series_at_a_time(
         peak = next(e["peak_at"] for e in events if e["series"] == series)
         await expect(canvas).to_have_attribute("data-points", str(2 * 6 * 24))
         await expect(section.locator(f"[data-span=event][title$='{peak}']").first).to_be_attached()
+
+    # A model that raises no alarm (scores stop at 30): its chart is the first series' alone.
+    quiet = await deployed.wait_finished(
+        await deployed.submit({**config, "alarm_score": 30}, model_type="anomaly")
+    )
+    started = await deployed.http.post(f"/ai/models/{quiet['model_id']}/detections", json=window)
+    done = await finished(deployed, started.json()["detection_id"])
+    assert done["detection"]["events"] == 0
+    await page.goto(f"/ui/#/models/{quiet['model_id']}")
+    canvas = page.get_by_test_id("detections").get_by_test_id("detection-chart").locator("canvas")
+    await expect(canvas).to_have_attribute("data-points", str(2 * 6 * 24))
 
 
 async def test_an_alias_detects_with_the_default_set_to_its_end(

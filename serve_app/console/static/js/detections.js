@@ -2,8 +2,8 @@
 // window's actual and predicted load with its events shaded red (a tooltip each: severity,
 // peak score) and, where the set has a label column, its labelled anomalies shaded amber,
 // then the events as a table. A multi-series detection charts one series at a time (its
-// rows read alone, `?series=`): the first event's, or another with events picked above the
-// chart.
+// rows read alone, `?series=`): the first event's (the first row's when there is none), or
+// another with events picked above the chart.
 
 import { get, query } from "./api.js";
 import { lineChart } from "./charts.js";
@@ -43,7 +43,10 @@ export async function showDetections(section, model) {
         + `${when(detection.start)} to ${when(detection.end)}: ${detection.rows} rows, `
         + `${detection.events} events` + (named.length === 1 ? ` (series ${named[0]})` : "")),
       picker, plot, eventsTable(events));
-    await show(named.length ? named[0] : null);
+    // Without events, the first row's series (null: a set of a single series).
+    const first = named.length ? named[0]
+      : ((await get(`${path}${query({ page_size: 1 })}`)).rows[0] || {}).series ?? null;
+    await show(first);
   } catch (error) {
     section.replaceChildren(heading, errorBox(error));
   }
