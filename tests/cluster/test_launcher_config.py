@@ -65,6 +65,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 CONFIG = Path(__file__).parents[2] / "ray_cluster.yaml"
 START_TIMEOUT = 240
 JOB_TIMEOUT = 240
+#: Seconds ``ray stop`` waits after its SIGTERM before it kills (its ``--grace-period``).
+RAY_STOP_GRACE = 16
 
 
 @dataclass
@@ -184,10 +186,12 @@ class Machine:
 
     def stop(self) -> None:
         """The service first (``trainctl up`` stops Serve and its orchestrator on
-        SIGTERM), then the worker's Ray and the head's: only what these commands started."""
+        SIGTERM), then the worker's Ray and the head's: only what these commands started.
+        A head's GCS server and autoscaler monitor outlive a SIGTERM by over a minute, so
+        the Rays get ``ray stop``'s grace (16 s) before SIGKILL, not the service's."""
         self.service.stop()
-        self.worker.stop()
-        self.head.stop()
+        self.worker.stop(grace=RAY_STOP_GRACE)
+        self.head.stop(grace=RAY_STOP_GRACE)
         shutil.rmtree(self.ray_tmpdir, ignore_errors=True)
         shutil.rmtree(self.worker_temp_dir, ignore_errors=True)
 
