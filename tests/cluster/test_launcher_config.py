@@ -237,7 +237,8 @@ def test_the_launcher_config_starts_an_authenticated_service_that_runs_a_job(
     assert len(alive) == 2, alive
 
     assert httpx.get(f"{api}/ai/training/jobs", timeout=30).status_code == 401
-    wrong = {"Authorization": f"Bearer {admin_key[:-1]}0"}
+    wrong_key = admin_key[:-1] + ("1" if admin_key.endswith("0") else "0")
+    wrong = {"Authorization": f"Bearer {wrong_key}"}
     assert httpx.get(f"{api}/ai/training/jobs", headers=wrong, timeout=30).status_code == 401
     headers = {"Authorization": f"Bearer {admin_key}"}
     body = {
