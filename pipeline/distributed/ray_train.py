@@ -97,7 +97,7 @@ class RayTrainFitter:
                 (r.params, r.early_stopping_rounds, r.refit, r.max_rounds) for r in requests
             ],
             "train_rows": data.train_rows,
-            "validation_rows": len(data.validation.y),
+            "validation_rows": len(data.validation.unlabelled().y),
             "feature_names": data.feature_names,
             "categorical": data.categorical,
             "num_threads": self._cpus,
@@ -116,7 +116,7 @@ class RayTrainFitter:
             ),
             datasets={
                 "train": training_rows(data, self._workers * MIN_BLOCKS_PER_WORKER),
-                "validation": to_dataset(data.validation, 1),
+                "validation": to_dataset(data.validation.unlabelled(), 1),
             },
             dataset_config=DataConfig(datasets_to_split=["train"]),
         )

@@ -180,11 +180,17 @@ def all_rows(data: PreparedData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     )
 
 
+def labelled(data: PreparedData) -> np.ndarray:
+    """Which rows of ``all_rows`` are labelled as anomalies: a window's model is not fitted
+    on them, as the job's was not, but they are scored."""
+    return ~np.concatenate([p.normal for p in (data.train, data.validation, data.test)])
+
+
 def run_window(data: PreparedData, recipe: Recipe, window: Window) -> WindowResult:
     """Train the recipe on the rows before the window's origin; score its horizon."""
     started = time.perf_counter()
     X, y, stamps, naive = all_rows(data)
-    before = stamps < window.origin
+    before = (stamps < window.origin) & ~labelled(data)
     inside = (stamps >= window.origin) & (stamps < window.end)
     metrics: dict[str, float] = {}
     if inside.any():

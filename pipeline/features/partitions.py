@@ -220,7 +220,7 @@ class Moments:
 def train_moments(table: pa.Table, bounds: SplitBounds, plan: FeaturePlan) -> Moments:
     """The moments of one part's training rows."""
     matrix = _matrix(table, plan)
-    train = bounds.masks(matrix.timestamps)["train"]
+    train = bounds.masks(matrix.timestamps, matrix.labels)["train"]
     return Moments.of(matrix.features[train].to_numpy(dtype="float64"))
 
 
@@ -258,7 +258,7 @@ def split_part(
     """One part's scaled training block, validation part, test part, and what its
     training rows say of themselves (``sample_fraction`` of them drawn, by ``seed``)."""
     matrix = _matrix(table, plan)
-    masks = bounds.masks(matrix.timestamps)
+    masks = bounds.masks(matrix.timestamps, matrix.labels)
     train = split_rows(matrix, masks["train"], scaler)
     errors = np.abs(train.y - train.seasonal_naive)
     known = np.isfinite(errors)

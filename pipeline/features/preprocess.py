@@ -41,6 +41,26 @@ class Split:
     labels: np.ndarray | None
     seasonal_naive: np.ndarray
 
+    @property
+    def normal(self) -> np.ndarray:
+        """Which rows are not labelled as anomalies: those a model is fitted and
+        calibrated on (the training part holds no others, ``SplitBounds.masks``)."""
+        return ~self.labels if self.labels is not None else np.ones(len(self.y), dtype=bool)
+
+    def unlabelled(self) -> Split:
+        """The rows not labelled as anomalies, as a part of their own."""
+        if self.labels is None or not self.labels.any():
+            return self
+        keep = self.normal
+        return Split(
+            X=self.X[keep],
+            y=self.y[keep],
+            timestamps=self.timestamps[keep],
+            series=self.series[keep] if self.series is not None else None,
+            labels=self.labels[keep],
+            seasonal_naive=self.seasonal_naive[keep],
+        )
+
 
 @dataclass(frozen=True)
 class PreparedFeatures(ABC):
@@ -117,10 +137,18 @@ class SplitBounds:
     validation_start: pd.Timestamp
     test_start: pd.Timestamp
 
-    def masks(self, timestamps: pd.Series) -> dict[str, np.ndarray]:
-        """Each part's rows among ``timestamps``."""
+    def masks(
+        self, timestamps: pd.Series, labels: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each part's rows among ``timestamps``. Rows ``labels`` marks as anomalies are
+        left out of the training part: a model learns what normal looks like, and an
+        incident's values would teach it to expect the next one (they still feed the lags
+        of the rows after them, as they do when the model is served)."""
+        train = (timestamps < self.validation_start).to_numpy()
+        if labels is not None:
+            train = train & ~labels
         return {
-            "train": (timestamps < self.validation_start).to_numpy(),
+            "train": train,
             "validation": (
                 (timestamps >= self.validation_start) & (timestamps < self.test_start)
             ).to_numpy(),
@@ -178,7 +206,7 @@ def preprocess(
     spec = spec or default_spec(frame, config)
     matrix = build_features(frame, spec, config.start_date, config.end_date)
     bounds = split_bounds(matrix.timestamps.value_counts(), config)
-    masks = bounds.masks(matrix.timestamps)
+    masks = bounds.masks(matrix.timestamps, matrix.labels)
     scaler = StandardScaler().fit(matrix.features[masks["train"]].to_numpy())
     keep_categories(scaler, list(matrix.features.columns))
     splits = {part: split_rows(matrix, mask, scaler) for part, mask in masks.items()}

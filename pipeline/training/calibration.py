@@ -53,9 +53,10 @@ def calibration_forecasts(
     assert isinstance(data, PreparedData)
     stamps = data.validation.timestamps
     origins = window_origins(stamps, WINDOWS)
-    X = np.vstack([data.train.X, data.validation.X])
-    y = np.concatenate([data.train.y, data.validation.y])
-    times = np.concatenate([data.train.timestamps, stamps])
+    fitted = data.validation.unlabelled()
+    X = np.vstack([data.train.X, fitted.X])
+    y = np.concatenate([data.train.y, fitted.y])
+    times = np.concatenate([data.train.timestamps, fitted.timestamps])
     forecasts = np.array(early, dtype=float, copy=True)
     for origin, end in zip(origins, [*origins[1:], None], strict=True):
         before = times < origin

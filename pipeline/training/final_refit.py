@@ -38,17 +38,18 @@ def refit_on_all_rows(
     """``model`` with every booster (point and quantile members) refitted on training,
     validation and test rows with the same parameters, its rounds grown with the test
     part's rows as a refit's grow with the validation part's (``grown_rounds``)."""
-    X = np.vstack([data.train.X, data.validation.X, data.test.X])
-    y = np.concatenate([data.train.y, data.validation.y, data.test.y])
+    validation, test = data.validation.unlabelled(), data.test.unlabelled()
+    X = np.vstack([data.train.X, validation.X, test.X])
+    y = np.concatenate([data.train.y, validation.y, test.y])
     if model.level is not None:  # its boosters forecast the target relative to a level
         y = y - model.level.of(X)
-    fitted_rows = data.train_rows + len(data.validation.y)
+    fitted_rows = data.train_rows + len(validation.y)
     ceiling = booster_params(config.lightgbm_params(), 1)[1]
 
     def refitted(members: Sequence[Member]) -> tuple[Member, ...]:
         out = []
         for member in members:
-            rounds = grown_rounds(member.rounds, fitted_rows, len(data.test.y), ceiling)
+            rounds = grown_rounds(member.rounds, fitted_rows, len(test.y), ceiling)
             params = {k: v for k, v in member.booster.params.items() if k not in ROUND_ALIASES}
             params["num_threads"] = num_threads
             out.append(

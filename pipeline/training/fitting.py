@@ -75,16 +75,18 @@ class BinnedData:
         self.binning = binning_of(booster_params(params, 1)[0])
         self._data = data
         self.train = self._dataset(data.train.X, data.train.y).construct()
+        validation = data.validation.unlabelled()
         self.validation = self._dataset(
-            data.validation.X, data.validation.y, reference=self.train
+            validation.X, validation.y, reference=self.train
         ).construct()
         self._refit: lgb.Dataset | None = None
 
     @property
     def refit(self) -> lgb.Dataset:
         if self._refit is None:
-            X = np.vstack([self._data.train.X, self._data.validation.X])
-            y = np.concatenate([self._data.train.y, self._data.validation.y])
+            validation = self._data.validation.unlabelled()
+            X = np.vstack([self._data.train.X, validation.X])
+            y = np.concatenate([self._data.train.y, validation.y])
             self._refit = self._dataset(X, y).construct()
         return self._refit
 
@@ -216,5 +218,5 @@ def fit_and_refit(
     datasets = binned[binning]
     callbacks = [log_progress, *extra_callbacks]
     early = early_stopped(params, rounds, early_stopping_rounds, datasets, callbacks)
-    rows = len(data.train.y), len(data.validation.y)
+    rows = len(data.train.y), len(data.validation.unlabelled().y)
     return refitted(early, datasets, *rows, how, max_rounds)

@@ -67,8 +67,15 @@ def calibrated_quantiles(
     spread_features = [
         data.feature_names.index(name) for name in SPREAD_FEATURES if name in data.feature_names
     ]
+    # Rows labelled as anomalies are left out: an incident would widen every interval.
+    normal, keep = data.validation.unlabelled(), data.validation.normal
     calibration = calibrate(
-        data.validation.y, validation, boosted, quantiles, data.validation.X, spread_features
+        normal.y,
+        validation[keep],
+        {q: forecasts[keep] for q, forecasts in boosted.items()},
+        quantiles,
+        normal.X,
+        spread_features,
     )
     members = tuple(Member("quantile", f.refitted, f.rounds, q) for q, f in fitted.items())
     if members:

@@ -89,17 +89,25 @@ def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineS
 def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
     saved, _ = run_in_process(context("anomaly_basic", ModelType.ANOMALY, **SMALL), settings)
     metrics = saved.metrics
-    # The demo set hides an anomaly every ~4 days: events a day apart are one incident to
-    # the suppression, so some are missed; those found are real ones.
+    # The demo set hides an anomaly every ~4 days, labelled. The model is fitted and its
+    # tail calibrated without the labelled rows (with them, a fifth of its validation
+    # residuals' tail was incidents, and recall was 0.61): nearly all are found.
     assert metrics["event_precision"] > 0.8
-    assert metrics["event_recall"] > 0.4
+    assert metrics["event_recall"] > 0.8
     assert metrics["false_alarms_per_week"] <= 1
     assert 0 < metrics["nab_score"] <= 100
     table = pd.read_parquet(Path(saved.artifact_uri) / PREDICTIONS_FILE)
     assert table["anomaly"].any()
     detector = load_artifact(Location(saved.artifact_uri)).metadata["anomaly_detector"]
     assert detector["calibration"]["alarms_per_week"] == 0.5
-    assert table.loc[table["anomaly_score"] > detector["threshold"], "anomaly"].all()
+    # A row over the threshold is flagged, unless it is an echo: within the suppression
+    # (in steps, an hour each here) after a flagged row.
+    over = table["anomaly_score"] > detector["threshold"]
+    flagged = table.loc[table["anomaly"], "timestamp"]
+    assert flagged.isin(table.loc[over, "timestamp"]).any()
+    for stamp in table.loc[over & ~table["anomaly"], "timestamp"]:
+        since = (stamp - flagged[flagged < stamp].max()) / pd.Timedelta(hours=1)
+        assert 0 < since <= detector["suppress"], stamp
 
 
 def test_early_stopping_and_hyperparameters_take_effect(demo_store: FeatureStore) -> None:

@@ -10,7 +10,7 @@ from domain.errors import PipelineError
 from pipeline.config import TrainingConfig
 from pipeline.features.build import build_features
 from pipeline.features.preprocess import preprocess
-from pipeline.store.feature_store import FeatureStore
+from pipeline.store.feature_store import FeatureFrame, FeatureStore
 
 
 def config(**overrides: object) -> TrainingConfig:
@@ -52,3 +52,27 @@ def test_empty_range_is_a_pipeline_error(demo_store: FeatureStore) -> None:
     cfg = config(start_date="2030-01-01T00:00:00Z", end_date="2030-02-01T00:00:00Z")
     with pytest.raises(PipelineError, match="no rows"):
         preprocess(demo_store.load("forecast_basic"), cfg)
+
+
+def test_rows_labelled_as_anomalies_are_not_fitted_on_but_scored(demo_store: FeatureStore) -> None:
+    frame = demo_store.load("anomaly_basic")
+    cfg = config(feature_set="anomaly_basic", horizon=1)
+    data = preprocess(frame, cfg)
+    plain = preprocess(FeatureFrame(frame.schema, frame.data.assign(is_anomaly=False)), cfg)
+    stamps = frame.data["timestamp"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+    labelled = stamps[frame.data["is_anomaly"].to_numpy()]
+    # The training part lost exactly its labelled rows ...
+    trained = plain.train.timestamps
+    assert np.isin(trained, labelled).sum() > 50
+    np.testing.assert_array_equal(data.train.timestamps, trained[~np.isin(trained, labelled)])
+    assert data.train.normal.all()
+    # ... the validation and test parts keep theirs, to be scored on ...
+    for part, same in ((data.validation, plain.validation), (data.test, plain.test)):
+        np.testing.assert_array_equal(part.timestamps, same.timestamps)
+        assert not part.normal.all()
+    # ... and a fit on validation rows (early stopping, refits) reads the unlabelled ones.
+    kept = data.validation.normal
+    fitted = data.validation.unlabelled()
+    np.testing.assert_array_equal(fitted.timestamps, data.validation.timestamps[kept])
+    np.testing.assert_array_equal(fitted.X, data.validation.X[kept])
+    assert plain.validation.unlabelled() is plain.validation
