@@ -75,10 +75,8 @@ class BinnedData:
         self.binning = binning_of(booster_params(params, 1)[0])
         self._data = data
         self.train = self._dataset(data.train.X, data.train.y).construct()
-        validation = data.validation.unlabelled()
-        self.validation = self._dataset(
-            validation.X, validation.y, reference=self.train
-        ).construct()
+        fitted = data.validation.unlabelled()  # rows labelled as anomalies are not fitted on
+        self.validation = self._dataset(fitted.X, fitted.y, reference=self.train).construct()
         self._refit: lgb.Dataset | None = None
 
     @property

@@ -67,16 +67,10 @@ def calibrated_quantiles(
     spread_features = [
         data.feature_names.index(name) for name in SPREAD_FEATURES if name in data.feature_names
     ]
-    # Rows labelled as anomalies are left out: an incident would widen every interval.
-    normal, keep = data.validation.unlabelled(), data.validation.normal
-    calibration = calibrate(
-        normal.y,
-        validation[keep],
-        {q: forecasts[keep] for q, forecasts in boosted.items()},
-        quantiles,
-        normal.X,
-        spread_features,
-    )
+    keep = data.validation.normal  # a labelled incident would widen every interval
+    kept = {q: forecasts[keep] for q, forecasts in boosted.items()}
+    normal = data.validation.unlabelled()
+    calibration = calibrate(normal.y, validation[keep], kept, quantiles, normal.X, spread_features)
     members = tuple(Member("quantile", f.refitted, f.rounds, q) for q, f in fitted.items())
     if members:
         logger.info(

@@ -29,11 +29,7 @@ from pipeline.training.blend import Blend, Member
 from pipeline.training.calibration import calibration_forecasts, rolls, window_numbers
 from pipeline.training.callbacks import Callback, LiveMetrics, LiveScores, stop_when
 from pipeline.training.fitters import FitRequest, Fitter, InProcessFitter, budget_plan
-from pipeline.training.fitting import (
-    ROUND_ALIASES,
-    Fit,
-    booster_params,
-)
+from pipeline.training.fitting import ROUND_ALIASES, Fit, booster_params
 from pipeline.training.level import better_relative, level_of, relative_to
 from pipeline.training.quantiles import calibrated_quantiles, quantile_params
 
