@@ -207,6 +207,8 @@ def preprocess(
     matrix = build_features(frame, spec, config.start_date, config.end_date)
     bounds = split_bounds(matrix.timestamps.value_counts(), config)
     masks = bounds.masks(matrix.timestamps, matrix.labels)
+    if matrix.labels is not None:
+        logger.info("%d rows labelled as anomalies: scored, not fitted on", matrix.labels.sum())
     scaler = StandardScaler().fit(matrix.features[masks["train"]].to_numpy())
     keep_categories(scaler, list(matrix.features.columns))
     splits = {part: split_rows(matrix, mask, scaler) for part, mask in masks.items()}

@@ -87,7 +87,9 @@ def test_forecast_pipeline_beats_the_seasonal_naive_baseline(settings: PipelineS
 
 
 def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSettings) -> None:
-    saved, _ = run_in_process(context("anomaly_basic", ModelType.ANOMALY, **SMALL), settings)
+    saved, reports = run_in_process(context("anomaly_basic", ModelType.ANOMALY, **SMALL), settings)
+    preprocessed = [line.message for line in reports[1].logs]
+    assert any("labelled as anomalies: scored, not fitted on" in m for m in preprocessed)
     metrics = saved.metrics
     # The demo set hides an anomaly every ~4 days, labelled. The model is fitted and its
     # tail calibrated without the labelled rows (with them, a fifth of its validation
