@@ -153,6 +153,7 @@ def anomaly_detector(
         data.spec.step,
         data.spec.season,
         config.alarms_per_week,
+        config.event_gap,
     )
     suppress = config.alarm_suppression
     return AnomalyDetector(

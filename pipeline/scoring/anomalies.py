@@ -11,9 +11,13 @@ That ratio is then calibrated on the validation part, out of sample: its empiric
 probability in the bulk, and beyond the 95th percentile a generalized Pareto tail fitted to
 the exceedances (peaks over threshold, as SPOT does: Siffer et al., KDD 2017), since an
 alarm a week of 5-minute rows is a 1-in-2016 event that no validation part holds often
-enough to count. With fewer than ``MIN_EXCEEDANCES`` exceedances (a short validation
-part) the tail is exponential, its scale read from their median: the validation part may
-hold an anomaly of its own, and its few rows would set a mean, muting every later alarm.
+enough to count. The exceedances are declustered first (Coles, *An Introduction to
+Statistical Modeling of Extreme Values*, 2001, 5.3.2): a run of them is one cluster, as
+its alarms are one event, and the tail is fitted to the clusters' peaks, at the clusters'
+share of rows. An incident in the validation part is then one peak of the fit, not the
+hundreds of rows that would make the tail and mute every later alarm. With fewer than
+``MIN_EXCEEDANCES`` peaks (a short validation part) the tail is exponential, its scale
+read from their median, which one incident among them does not move.
 The score is the standard-normal deviate of that probability, two-sided (Merlion's
 calibrated scores): 3 means as rare as a 3-sigma residual of a normal series.
 
@@ -37,7 +41,7 @@ from pipeline.scoring.labelled import WEEK
 MAD_TO_SIGMA = 1.4826
 #: The bulk's upper quantile, above which the tail is a generalized Pareto fit.
 TAIL_FROM = 0.95
-#: Below this many exceedances the tail is exponential (shape 0), the fit too loose.
+#: Below this many clusters' peaks the tail is exponential (shape 0), the fit too loose.
 MIN_EXCEEDANCES = 20
 #: The stored bulk: the ratio's quantiles at these probabilities.
 BULK_PROBABILITIES = np.linspace(0.0, TAIL_FROM, 96)
@@ -65,6 +69,9 @@ class AnomalyCalibration:
     tail_shape: float
     threshold: float
     alarms_per_week: float
+    #: The share of rows past the bulk where a cluster of exceedances peaks (models stored
+    #: before clusters were counted: every exceedance, the bulk's upper share).
+    tail_mass: float = 1 - TAIL_FROM
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "bulk": list(self.bulk)}
@@ -110,7 +117,7 @@ class AnomalyCalibration:
         the fitted tail past them."""
         bulk = np.interp(ratios, self.bulk, 1 - BULK_PROBABILITIES)
         excess = np.maximum(ratios - self.bulk[-1], 0.0)
-        tail = (1 - TAIL_FROM) * _survival(excess, self.tail_scale, self.tail_shape)
+        tail = self.tail_mass * _survival(excess, self.tail_scale, self.tail_shape)
         return np.where(ratios > self.bulk[-1], tail, bulk)
 
 
@@ -120,20 +127,23 @@ def calibrate(
     step: pd.Timedelta,
     steps_per_day: int,
     alarms_per_week: float,
+    gap: int = 3,
 ) -> AnomalyCalibration:
     """The calibration of out-of-sample (validation) residuals, in time order within each
-    series, for ``alarms_per_week`` alarms a week at a cadence of ``step``."""
+    series, for ``alarms_per_week`` alarms a week at a cadence of ``step``; exceedances
+    ``gap`` steps apart or closer are one cluster (the detector's ``event_gap``)."""
     residuals = np.asarray(residuals, dtype=float)
     center = float(np.nanmedian(residuals))
     deviations = np.abs(residuals - center)
     scale = MAD_TO_SIGMA * float(np.nanmedian(deviations)) or float(np.nanstd(residuals)) or 1.0
     window = scale_window(steps_per_day)
     ratios = deviations / trailing_scale(residuals, center, scale, window, series)
-    ratios = ratios[np.isfinite(ratios)]
-    bulk = np.quantile(ratios, BULK_PROBABILITIES)
-    bulk = np.maximum.accumulate(bulk)
-    excess = ratios[ratios > bulk[-1]] - bulk[-1]
-    tail_scale, tail_shape = _fit_tail(excess)
+    known = ratios[np.isfinite(ratios)]
+    bulk = np.maximum.accumulate(np.quantile(known, BULK_PROBABILITIES))
+    peaks = cluster_peaks(ratios, bulk[-1], series, gap)
+    tail_scale, tail_shape = _fit_tail(peaks - bulk[-1])
+    exceedances = int(np.sum(known > bulk[-1]))
+    tail_mass = (1 - TAIL_FROM) * (len(peaks) / exceedances if exceedances else 1.0)
     rate = min(alarms_per_week * (step / WEEK), 1.0)
     return AnomalyCalibration(
         center=center,
@@ -145,7 +155,27 @@ def calibrate(
         tail_shape=tail_shape,
         threshold=float(min(stats.norm.isf(rate / 2), MAX_SCORE)),
         alarms_per_week=alarms_per_week,
+        tail_mass=tail_mass,
     )
+
+
+def cluster_peaks(
+    ratios: np.ndarray, threshold: float, series: np.ndarray | None, gap: int
+) -> np.ndarray:
+    """The largest ratio of each cluster of exceedances of ``threshold``: exceedances of a
+    series at most ``gap`` rows apart are one cluster (rows in time order per series)."""
+    keys = pd.Series(np.zeros(len(ratios)) if series is None else np.asarray(series))
+    frame = pd.DataFrame(
+        {"key": keys.to_numpy(), "step": keys.groupby(keys).cumcount().to_numpy(), "r": ratios}
+    )
+    over = frame[frame["r"] > threshold].sort_values(["key", "step"], kind="stable")
+    if over.empty:
+        return np.empty(0)
+    key, step = over["key"].to_numpy(), over["step"].to_numpy()
+    starts = np.ones(len(over), dtype=bool)
+    starts[1:] = (np.diff(step) > gap) | (key[1:] != key[:-1])
+    peaks: np.ndarray = np.maximum.reduceat(over["r"].to_numpy(), np.flatnonzero(starts))
+    return peaks
 
 
 def trailing_scale(
@@ -176,7 +206,7 @@ def trailing_scale(
 
 
 def _fit_tail(excess: np.ndarray) -> tuple[float, float]:
-    """Scale and shape of a generalized Pareto fit to the exceedances; when they are too
+    """Scale and shape of a generalized Pareto fit to the excesses; when they are too
     few, an exponential's scale from their median (an exponential's median is its scale
     times ln 2), which one outlier among them does not move."""
     if len(excess) == 0:
