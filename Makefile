@@ -124,9 +124,11 @@ bench-intervals: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench.adaptive_intervals
 
 ## Anomaly flags on real labelled series against ADTK and PyOD, which run in .venv-bench
-## (~3 min); `--held-back` scores the held-back set alone.
+## (~3 min; `--held-back` scores the held-back set alone), then whether an unlabelled
+## incident in the validation part mutes later alarms on the real sets (~4 min).
 bench-anomaly: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench.anomaly
+	$(BIN)/python -m bench.anomaly_contamination
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(AUTOGLUON_VENV) data .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
