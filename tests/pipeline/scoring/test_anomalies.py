@@ -136,3 +136,18 @@ def test_clusters_of_exceedances_peak_once_per_series() -> None:
     series = np.array(["a", "b"] * 6)
     assert sorted(cluster_peaks(ratios, 1.0, series, gap=1)) == [5.0, 6.0, 7.0, 9.0]
     assert len(cluster_peaks(np.zeros(5), 1.0, None, gap=3)) == 0
+
+
+def test_a_calibration_stored_before_clusters_were_counted_loads_as_it_scored() -> None:
+    rng = np.random.default_rng(7)
+    calibration = calibrate(heavy_tailed(rng, WEEK_ROWS), None, FIVE_MINUTES, STEPS_PER_DAY, 1.0)
+    assert AnomalyCalibration.from_dict(calibration.to_dict()) == calibration
+    stored = calibration.to_dict()
+    del stored["tail_mass"]  # models registered before it: every exceedance, 5 % of rows
+    old = AnomalyCalibration.from_dict(stored)
+    assert old.tail_mass == pytest.approx(0.05)
+    assert calibration.tail_mass < 0.05  # some exceedances of these rows cluster
+    # Past the bulk, only the tail's mass differs.
+    far = np.array([calibration.bulk[-1] + 1.0])
+    ratio = old.tail_probability(far) / calibration.tail_probability(far)
+    assert ratio[0] == pytest.approx(0.05 / calibration.tail_mass)
