@@ -97,7 +97,7 @@ class RayTrainFitter:
                 (r.params, r.early_stopping_rounds, r.refit, r.max_rounds) for r in requests
             ],
             "train_rows": data.train_rows,
-            "validation_rows": len(data.validation.unlabelled().y),
+            "validation_rows": int(data.validation.normal.sum()),
             "feature_names": data.feature_names,
             "categorical": data.categorical,
             "num_threads": self._cpus,

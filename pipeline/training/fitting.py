@@ -216,5 +216,5 @@ def fit_and_refit(
     datasets = binned[binning]
     callbacks = [log_progress, *extra_callbacks]
     early = early_stopped(params, rounds, early_stopping_rounds, datasets, callbacks)
-    rows = len(data.train.y), len(data.validation.unlabelled().y)
+    rows = len(data.train.y), int(data.validation.normal.sum())
     return refitted(early, datasets, *rows, how, max_rounds)
