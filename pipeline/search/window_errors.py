@@ -19,9 +19,11 @@ from pipeline.training.calibration import window_numbers
 
 def window_errors(data: PreparedData, booster: lgb.Booster, best_iteration: int) -> list[float]:
     """The booster's mean absolute error on each calibration window of the validation part
-    (``pipeline.training.calibration.WINDOWS``), in time order."""
+    (``pipeline.training.calibration.WINDOWS``), in time order, over the rows not labelled
+    as anomalies (a trial is not judged by how it forecasts an incident)."""
     errors = np.abs(
         booster.predict(data.validation.X, num_iteration=best_iteration) - data.validation.y
     )
     window = window_numbers(data.validation.timestamps)
-    return [float(errors[window == w].mean()) for w in np.unique(window)]
+    normal = data.validation.normal
+    return [float(errors[(window == w) & normal].mean()) for w in np.unique(window[normal])]

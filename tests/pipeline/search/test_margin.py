@@ -42,6 +42,21 @@ def test_window_errors_are_the_mean_absolute_errors_of_the_validation_windows(
     assert errors[-1] == pytest.approx(np.mean(np.abs(predicted - data.validation.y[last])))
 
 
+def test_a_trial_is_not_judged_by_the_rows_labelled_as_anomalies(
+    demo_store: FeatureStore,
+) -> None:
+    config = CONFIG.model_copy(update={"feature_set": "anomaly_basic", "horizon": 1})
+    data: PreparedData = preprocess(demo_store.load("anomaly_basic"), config)
+    model = fit(data, {"n_estimators": 30}, 0, 1)
+    errors = window_errors(data, model.booster, model.best_iteration)
+    stamps, normal = data.validation.timestamps, data.validation.normal
+    last = stamps >= window_origins(stamps, WINDOWS)[-1]
+    assert (last & ~normal).any()  # the demo's anomalies are labelled in every window
+    kept = last & normal
+    predicted = model.booster.predict(data.validation.X[kept], num_iteration=model.best_iteration)
+    assert errors[-1] == pytest.approx(np.mean(np.abs(predicted - data.validation.y[kept])))
+
+
 def trial(number: int, params: dict[str, Any], errors: list[float]) -> optuna.trial.FrozenTrial:
     space = CONFIG.search_space()
     return optuna.trial.create_trial(
