@@ -98,13 +98,15 @@ class TrainingConfig(BaseModel):
     n_trials: int = Field(20, ge=1, le=1000, description="HPO: trials to run.")
     timeout_seconds: float | None = Field(None, gt=0, description="HPO: wall-clock budget.")
     pruning: bool = Field(True, description="HPO: stop poor trials early (median pruner).")
-    alarms_per_week: float = Field(
-        0.5,
+    alarms_per_week: float | None = Field(
+        None,
         gt=0,
         le=10_000,
         description="Anomaly models: the alarms a week the threshold allows on normal data, "
         "per series (the share of rows whose calibrated score passes it, at the set's "
-        "cadence: a model of 20 series at 0.5 raises about 10 a week).",
+        "cadence: a model of 20 series at 0.5 raises about 10 a week). Unset: 0.5, or one "
+        "alarm in 100 rows where that is rarer (daily and coarser cadences, where 0.5 a "
+        "week would flag one day in 14 and every other week).",
     )
     alarm_score: float | None = Field(
         None,

@@ -23,6 +23,9 @@ calibrated scores): 3 means as rare as a 3-sigma residual of a normal series.
 
 The threshold is the score whose tail probability gives ``alarms_per_week`` flags a week
 at the series' cadence, so a user states how many alarms a week they can read, not a z.
+Unstated, it is half an alarm a week, but never more than one in ``MIN_ROWS_PER_ALARM``
+rows: at a daily cadence half a week's alarm is one day in 14, a threshold inside the
+residuals' bulk (1.8 sigma) whose flags run into each other for days.
 """
 
 from __future__ import annotations
@@ -49,6 +52,16 @@ BULK_PROBABILITIES = np.linspace(0.0, TAIL_FROM, 96)
 SHAPE_BOUNDS = (-0.5, 0.5)
 #: Scores are capped here: past it a tail probability underflows.
 MAX_SCORE = 30.0
+#: The alarms a week per series a job gets unless it states its own ...
+DEFAULT_ALARMS_PER_WEEK = 0.5
+#: ... at most one alarm in this many rows (2.6 sigma): the bound at daily and coarser
+#: cadences.
+MIN_ROWS_PER_ALARM = 100
+
+
+def default_alarms_per_week(step: pd.Timedelta) -> float:
+    """The alarms a week of a job that states none, at a cadence of ``step``."""
+    return min(DEFAULT_ALARMS_PER_WEEK, WEEK / step / MIN_ROWS_PER_ALARM)
 
 
 def scale_window(steps_per_day: int) -> int:
@@ -126,12 +139,15 @@ def calibrate(
     series: np.ndarray | None,
     step: pd.Timedelta,
     steps_per_day: int,
-    alarms_per_week: float,
+    alarms_per_week: float | None,
     gap: int = 3,
 ) -> AnomalyCalibration:
     """The calibration of out-of-sample (validation) residuals, in time order within each
-    series, for ``alarms_per_week`` alarms a week at a cadence of ``step``; exceedances
-    ``gap`` steps apart or closer are one cluster (the detector's ``event_gap``)."""
+    series, for ``alarms_per_week`` alarms a week at a cadence of ``step`` (None: the
+    default for that cadence); exceedances ``gap`` steps apart or closer are one cluster
+    (the detector's ``event_gap``)."""
+    if alarms_per_week is None:
+        alarms_per_week = default_alarms_per_week(step)
     residuals = np.asarray(residuals, dtype=float)
     center = float(np.nanmedian(residuals))
     deviations = np.abs(residuals - center)

@@ -12,6 +12,7 @@ from pipeline.scoring.anomalies import (
     AnomalyCalibration,
     calibrate,
     cluster_peaks,
+    default_alarms_per_week,
     trailing_scale,
 )
 from pipeline.scoring.detector import AnomalyDetector
@@ -43,6 +44,27 @@ def test_the_alarm_rate_out_of_sample_is_the_stated_one() -> None:
     assert 1.0 <= raised / weeks <= 3.5
     plain_z = np.abs(later) / (1.4826 * np.median(np.abs(validation)))
     assert (plain_z > 4).sum() / weeks > 10
+
+
+@pytest.mark.parametrize(
+    ("step", "stated", "rows_flagged"),
+    [
+        (pd.Timedelta(hours=1), 0.5, 0.5 / 168),  # half a week's alarm is the rarer
+        (pd.Timedelta(days=1), 0.07, 0.01),  # 0.5 a week would be a day in 14
+        (pd.Timedelta(weeks=1), 0.01, 0.01),  # ... and every other week
+    ],
+)
+def test_an_unstated_alarm_rate_flags_at_most_one_row_in_a_hundred(
+    step: pd.Timedelta, stated: float, rows_flagged: float
+) -> None:
+    assert default_alarms_per_week(step) == pytest.approx(stated)
+    rng = np.random.default_rng(3)
+    calibration = calibrate(rng.normal(size=3000), None, step, 1, alarms_per_week=None)
+    assert calibration.alarms_per_week == pytest.approx(stated)
+    assert calibration.threshold == pytest.approx(stats.norm.isf(rows_flagged / 2))
+    # A stated rate is the one used, however coarse the cadence.
+    daily = calibrate(rng.normal(size=3000), None, pd.Timedelta(days=1), 1, alarms_per_week=0.5)
+    assert daily.threshold == pytest.approx(stats.norm.isf(0.5 / 7 / 2))
 
 
 def test_scores_follow_a_wider_residual_scale() -> None:
