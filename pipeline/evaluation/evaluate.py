@@ -156,12 +156,21 @@ def anomaly_detector(
         config.event_gap,
     )
     suppress = config.alarm_suppression
-    return AnomalyDetector(
+    detector = AnomalyDetector(
         calibration=calibration,
         threshold=config.alarm_score or calibration.threshold,
         gap=config.event_gap,
         suppress=data.spec.season if suppress is None else suppress,
     )
+    stated = "as stated" if config.alarms_per_week is not None else "this cadence's default"
+    logger.info(
+        "anomaly threshold: a calibrated score of %.2f (%s)",
+        detector.threshold,
+        "the job's alarm_score"
+        if config.alarm_score
+        else f"{calibration.alarms_per_week:.3g} alarms a week per series, {stated}",
+    )
+    return detector
 
 
 def _detect(

@@ -90,6 +90,8 @@ def test_anomaly_pipeline_finds_the_injected_anomalies(settings: PipelineSetting
     saved, reports = run_in_process(context("anomaly_basic", ModelType.ANOMALY, **SMALL), settings)
     preprocessed = [line.message for line in reports[1].logs]
     assert any("labelled as anomalies: scored, not fitted on" in m for m in preprocessed)
+    evaluated = [line.message for line in reports[3].logs]
+    assert any("0.5 alarms a week per series, this cadence's default" in m for m in evaluated)
     metrics = saved.metrics
     # The demo set hides an anomaly every ~4 days, labelled. The model is fitted and its
     # tail calibrated without the labelled rows (with them, a fifth of its validation
