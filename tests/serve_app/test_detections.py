@@ -172,6 +172,9 @@ async def test_the_console_shades_the_events_and_the_labels(
     await expect(section.locator("[data-span=event]").first).to_be_attached()
     await expect(section.locator("[data-span=label]").first).to_be_attached()
     assert await section.get_by_test_id("detection-events").locator("tbody tr").count() > 0
+    # One series: no picker, and nothing in its place (a bare `false` was once drawn).
+    assert await section.get_by_test_id("detection-series").count() == 0
+    assert "false" not in (await section.inner_text()).split()
 
 
 async def test_the_console_charts_a_multi_series_detection_a_series_at_a_time(

@@ -5,7 +5,7 @@
 // rows read alone, `?series=`): the first event's (the first row's when there is none), or
 // another with events picked above the chart.
 
-import { get, query } from "./api.js";
+import { get, newestOnly, query } from "./api.js";
 import { lineChart } from "./charts.js";
 import { errorBox, h, number, shortId, when } from "./dom.js";
 
@@ -31,18 +31,21 @@ export async function showDetections(section, model) {
     const events = (await pages(`${path}/events`, "events")).items;
     const named = [...new Set(events.map((event) => event.series).filter((s) => s !== null))];
     const plot = h("div", { "data-testid": "detection-chart" });
+    const load = newestOnly();  // a series picked while another's rows load wins
     const show = async (series) => {
+      const current = load();
       const rows = (await pages(path, "rows", series)).items;
-      chart(plot, rows, events.filter((event) => event.series === series));
+      if (current()) chart(plot, rows, events.filter((event) => event.series === series));
     };
-    const picker = named.length > 1 && h("label", {}, "Series ",
-      h("select", { "data-testid": "detection-series", onchange: (e) => show(e.target.value) },
-        named.map((name) => h("option", { value: name }, name))));
+    const pick = (series) => show(series).catch((error) => plot.replaceChildren(errorBox(error)));
+    const picker = named.length > 1 ? [h("label", {}, "Series ",
+      h("select", { "data-testid": "detection-series", onchange: (e) => pick(e.target.value) },
+        named.map((name) => h("option", { value: name }, name))))] : [];
     section.replaceChildren(heading,
       h("p", {}, `Detection ${shortId(detection.detection_id)} of ${detection.feature_set}, `
         + `${when(detection.start)} to ${when(detection.end)}: ${detection.rows} rows, `
         + `${detection.events} events` + (named.length === 1 ? ` (series ${named[0]})` : "")),
-      picker, plot, eventsTable(events));
+      ...picker, plot, eventsTable(events));
     // Without events, the first row's series (null: a set of a single series).
     const first = named.length ? named[0]
       : ((await get(`${path}${query({ page_size: 1 })}`)).rows[0] || {}).series ?? null;
