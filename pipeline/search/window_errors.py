@@ -14,16 +14,13 @@ import lightgbm as lgb
 import numpy as np
 
 from pipeline.features.preprocess import PreparedData
-from pipeline.training.calibration import window_numbers
+from pipeline.scoring.windows import window_maes
 
 
 def window_errors(data: PreparedData, booster: lgb.Booster, best_iteration: int) -> list[float]:
     """The booster's mean absolute error on each calibration window of the validation part
-    (``pipeline.training.calibration.WINDOWS``), in time order, over the rows not labelled
+    (``pipeline.scoring.windows``), in time order, over the rows not labelled
     as anomalies (a trial is not judged by how it forecasts an incident)."""
-    errors = np.abs(
-        booster.predict(data.validation.X, num_iteration=best_iteration) - data.validation.y
-    )
-    window = window_numbers(data.validation.timestamps)
-    normal = data.validation.normal
-    return [float(errors[(window == w) & normal].mean()) for w in np.unique(window[normal])]
+    validation = data.validation
+    predicted = np.asarray(booster.predict(validation.X, num_iteration=best_iteration))
+    return window_maes(predicted, validation.y, validation.timestamps, validation.normal)

@@ -24,14 +24,13 @@ import numpy as np
 
 from pipeline.config import RefitMethod
 from pipeline.features.preprocess import PreparedData, PreparedFeatures
+from pipeline.scoring.windows import WINDOWS, window_origins
 from pipeline.training.blend import Member, blend_predict
 from pipeline.training.boosters import booster_on, grown_rounds
 from pipeline.training.fitting import Fit
 
 logger = logging.getLogger(__name__)
 
-#: Rolling origins over the validation part (the first is the early-stopped fits').
-WINDOWS = 4
 #: Training + validation rows up to which the members are refitted at each origin.
 MAX_ROWS = 200_000
 
@@ -80,22 +79,6 @@ def rolls(data: PreparedFeatures, how: RefitMethod) -> bool:
     the served members are the early-stopped ones: ``how`` is ``none``)."""
     rows = data.train_rows + len(data.validation.y)
     return isinstance(data, PreparedData) and rows <= MAX_ROWS and how != "none"
-
-
-def window_origins(stamps: np.ndarray, windows: int) -> list[np.datetime64]:
-    """The first timestamp of each window after the first, cutting ``stamps``' distinct
-    times into ``windows`` runs of about equal length (fewer when there are few times)."""
-    distinct = np.unique(stamps)
-    cuts = sorted({round(i * len(distinct) / windows) for i in range(1, windows)} - {0})
-    return [distinct[c] for c in cuts if c < len(distinct)]
-
-
-def window_numbers(stamps: np.ndarray) -> np.ndarray:
-    """The calibration window (0 to ``WINDOWS`` - 1, in time order) of each timestamp of
-    the validation part ``stamps``."""
-    origins = np.asarray(window_origins(stamps, WINDOWS))
-    numbers: np.ndarray = np.searchsorted(origins, stamps, side="right")
-    return numbers
 
 
 def _refitted(

@@ -14,8 +14,8 @@ import numpy as np
 from pipeline.features.build import SERIES_FEATURE
 from pipeline.features.preprocess import PreparedFeatures, Split
 from pipeline.scoring.intervals import QuantileCalibration, calibrate, quantile_metrics
+from pipeline.scoring.windows import window_numbers
 from pipeline.training.blend import Member
-from pipeline.training.calibration import window_numbers
 from pipeline.training.fitting import Fitted
 
 logger = logging.getLogger(__name__)

@@ -23,10 +23,11 @@ from pipeline.config import RefitMethod, TrainingConfig
 from pipeline.features.preprocess import PreparedData, PreparedFeatures
 from pipeline.scoring.intervals import paired_quantiles
 from pipeline.scoring.points import validation_scores
+from pipeline.scoring.windows import window_maes
 from pipeline.search_results import SearchResult
 from pipeline.summaries import SearchSummary, TrainSummary
 from pipeline.training.blend import Blend, Member
-from pipeline.training.calibration import calibration_forecasts, rolls, window_numbers
+from pipeline.training.calibration import calibration_forecasts, rolls
 from pipeline.training.callbacks import Callback, LiveMetrics, LiveScores, stop_when
 from pipeline.training.fitters import FitRequest, Fitter, InProcessFitter, budget_plan
 from pipeline.training.fitting import ROUND_ALIASES, Fit, booster_params
@@ -310,11 +311,8 @@ def assemble(
 
 
 def _window_maes(data: PreparedData, predicted: np.ndarray) -> list[float]:
-    """The mean absolute error of ``predicted`` on each calibration window of the
-    validation part, in time order."""
-    errors = np.abs(predicted - data.validation.y)
-    window = window_numbers(data.validation.timestamps)
-    return [float(errors[window == w].mean()) for w in np.unique(window)]
+    validation = data.validation
+    return window_maes(predicted, validation.y, validation.timestamps, validation.normal)
 
 
 def _distinct(requests: Sequence[FitRequest]) -> list[FitRequest]:

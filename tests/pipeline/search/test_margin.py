@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
+from pipeline.scoring.windows import WINDOWS, window_origins
 from pipeline.search.members import (
     NUMBER,
     WINDOW_ERRORS,
@@ -21,7 +22,6 @@ from pipeline.search.members import (
 from pipeline.search.trials import distribution
 from pipeline.search.window_errors import window_errors
 from pipeline.store.feature_store import FeatureStore
-from pipeline.training.calibration import WINDOWS, window_origins
 from pipeline.training.fitting import fit
 
 CONFIG = TrainingConfig.model_validate(

@@ -7,11 +7,12 @@ import pytest
 
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, Split, preprocess
+from pipeline.scoring.windows import WINDOWS, window_origins
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training import calibration
 from pipeline.training.blend import Member, blend_predict
 from pipeline.training.boosters import booster_on, grown_rounds
-from pipeline.training.calibration import calibration_forecasts, window_origins
+from pipeline.training.calibration import calibration_forecasts
 from pipeline.training.fitting import Fit, fit
 from pipeline.training.quantiles import window_scores
 from pipeline.training.train import TrainedModel, train
@@ -50,7 +51,7 @@ def test_each_window_is_forecast_by_the_members_refitted_before_it(
 ) -> None:
     early = np.asarray(fits[0].booster.predict(data.validation.X))  # stands in for the first
     forecasts = calibration_forecasts(data, fits, early, num_threads=1)
-    origins = window_origins(data.validation.timestamps, calibration.WINDOWS)
+    origins = window_origins(data.validation.timestamps, WINDOWS)
     first = data.validation.timestamps < origins[0]
     assert np.array_equal(forecasts[first], early[first])
     # The last window, recomputed by hand: the member on every row before its origin,
@@ -103,7 +104,7 @@ def test_the_calibrations_coverage_is_reported_on_each_window(
 ) -> None:
     windows = model.calibration_windows
     assert set(windows) == {"coverage_80", "interval_width_80"}
-    assert len(windows["coverage_80"]) == calibration.WINDOWS
+    assert len(windows["coverage_80"]) == WINDOWS
     # The windows' residuals made the quantiles: together they cover about 80 %.
     assert np.mean(windows["coverage_80"]) == pytest.approx(0.8, abs=0.03)
     assert all(width > 0 for width in windows["interval_width_80"])
