@@ -157,17 +157,19 @@ def _is_stop(error: BaseException) -> bool:
 
 def bin_samples(data: PreparedFeatures) -> tuple[np.ndarray, np.ndarray]:
     """The rows LightGBM would bin on in one process: of the training part (the
-    early-stopped fits), and of training + validation (the refits)."""
+    early-stopped fits), and of training + the validation rows a refit is fitted on (not
+    those labelled as anomalies)."""
+    fitted = data.validation.unlabelled()
     if isinstance(data, PreparedData):
-        return bin_sample([data.train]), bin_sample([data.train, data.validation])
+        return bin_sample([data.train]), bin_sample([data.train, fitted])
     assert isinstance(data, PartitionedData)
     # The blocks' sample holds each training row with probability ``sample_fraction``.
     sample, train_rows = data.train.sample, data.train.rows
     drawn = sample_fraction(train_rows)
-    wanted = sample_fraction(train_rows + len(data.validation.y))
+    wanted = sample_fraction(train_rows + len(fitted.y))
     rng = np.random.default_rng(0)
     kept = sample[rng.random(len(sample)) < wanted / drawn]
-    validation = data.validation.X[rng.random(len(data.validation.y)) < wanted]
+    validation = fitted.X[rng.random(len(fitted.y)) < wanted]
     return sample, np.vstack([kept, validation])
 
 

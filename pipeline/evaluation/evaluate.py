@@ -177,7 +177,9 @@ def _detect(
     data: PreparedFeatures, predictions: np.ndarray, config: TrainingConfig, model: Forecaster
 ) -> tuple[AnomalyDetector, Detection]:
     """The detector, and its detection on the test rows, their trailing scale reading the
-    validation residuals before them."""
+    validation residuals before them (not those of rows labelled as anomalies, which the
+    calibration left out too: an incident at the validation part's end would widen the
+    scale and mute the test part's first alarms)."""
     detector = anomaly_detector(data, model.validation_predictions, config)
     validation, test = data.validation, data.test
     series = (
@@ -191,6 +193,7 @@ def _detect(
         np.concatenate([validation.timestamps, test.timestamps]),
         series,
         first=len(validation.y),
+        in_sample=np.concatenate([~validation.normal, np.zeros(len(test.y), dtype=bool)]),
     )
     return detector, detection
 

@@ -187,6 +187,19 @@ def split_bounds(rows_per_timestamp: pd.Series, config: TrainingConfig) -> Split
     return bounds
 
 
+def check_unlabelled_rows(masks: dict[str, np.ndarray], labels: np.ndarray) -> None:
+    """Raise ``PipelineError`` when the training or validation part holds fewer than
+    ``MIN_ROWS`` rows not labelled as anomalies: those are the rows a model is fitted and
+    calibrated on."""
+    for part in ("train", "validation"):
+        rows = int(np.count_nonzero(masks[part] & ~labels))
+        if rows < MIN_ROWS[part]:
+            raise PipelineError(
+                f"only {rows} {part} rows not labelled as anomalies; a model is fitted on "
+                f"those and needs at least {MIN_ROWS[part]}"
+            )
+
+
 def time_split_bounds(
     timestamps: pd.Series, validation_split: float, test_split: float
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -208,6 +221,7 @@ def preprocess(
     bounds = split_bounds(matrix.timestamps.value_counts(), config)
     masks = bounds.masks(matrix.timestamps, matrix.labels)
     if matrix.labels is not None:
+        check_unlabelled_rows(masks, matrix.labels)
         logger.info("%d rows labelled as anomalies: scored, not fitted on", matrix.labels.sum())
     scaler = StandardScaler().fit(matrix.features[masks["train"]].to_numpy())
     keep_categories(scaler, list(matrix.features.columns))

@@ -159,13 +159,14 @@ def series_names(data: PreparedData) -> list[str]:
         name
         for name in names
         if np.count_nonzero(data.train.series == name) < MIN_ROWS["train"]
-        or np.count_nonzero(data.validation.series == name) < MIN_ROWS["validation"]
+        or np.count_nonzero((data.validation.series == name) & data.validation.normal)
+        < MIN_ROWS["validation"]
     ]
     if short:
         raise PipelineError(
             f"{len(short)} series have too few rows for a model of their own (need "
             f"{MIN_ROWS['train']} training and {MIN_ROWS['validation']} validation rows "
-            f"each), e.g. {short[:3]}; train one global model instead"
+            f"each, not labelled as anomalies), e.g. {short[:3]}; train one global model instead"
         )
     return list(names)
 

@@ -76,3 +76,17 @@ def test_rows_labelled_as_anomalies_are_not_fitted_on_but_scored(demo_store: Fea
     np.testing.assert_array_equal(fitted.timestamps, data.validation.timestamps[kept])
     np.testing.assert_array_equal(fitted.X, data.validation.X[kept])
     assert plain.validation.unlabelled() is plain.validation
+
+
+def test_a_validation_part_labelled_throughout_is_a_pipeline_error(
+    demo_store: FeatureStore,
+) -> None:
+    frame = demo_store.load("anomaly_basic")
+    cfg = config(feature_set="anomaly_basic", horizon=1)
+    validation = preprocess(frame, cfg).validation.timestamps
+    stamps = frame.data["timestamp"].dt.tz_convert(None)
+    inside = stamps.between(validation.min(), validation.max()).to_numpy()
+    labelled = FeatureFrame(frame.schema, frame.data.assign(is_anomaly=inside))
+    # Not LightGBM's "num_data > 0" from the train stage: the rows it would fit on.
+    with pytest.raises(PipelineError, match="only 0 validation rows not labelled as anomalies"):
+        preprocess(labelled, cfg)
