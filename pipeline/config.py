@@ -103,10 +103,10 @@ class TrainingConfig(BaseModel):
         gt=0,
         le=10_000,
         description="Anomaly models: the alarms a week the threshold allows on normal data, "
-        "per series (the share of rows whose calibrated score passes it, at the set's "
-        "cadence: a model of 20 series at 0.5 raises about 10 a week). Unset: 0.5, or one "
-        "alarm in 100 rows where that is rarer (daily and coarser cadences, where 0.5 a "
-        "week would flag one day in 14 and every other week).",
+        "per series, at the set's cadence (a run of exceedances counts once, as its alarms "
+        "make one event; a model of 20 series at 0.5 raises about 10 a week). Unset: 0.5, "
+        "or one alarm in 100 rows where that is rarer (steps longer than about 3.4 hours: "
+        "daily data gets 0.07, where 0.5 a week would flag one day in 14).",
     )
     alarm_score: float | None = Field(
         None,

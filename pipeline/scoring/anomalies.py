@@ -23,9 +23,10 @@ calibrated scores): 3 means as rare as a 3-sigma residual of a normal series.
 
 The threshold is the score whose tail probability gives ``alarms_per_week`` flags a week
 at the series' cadence, so a user states how many alarms a week they can read, not a z.
-Unstated, it is half an alarm a week, but never more than one in ``MIN_ROWS_PER_ALARM``
-rows: at a daily cadence half a week's alarm is one day in 14, a threshold inside the
-residuals' bulk (1.8 sigma) whose flags run into each other for days.
+Past the bulk that rate counts clusters of exceedances, each one event. Unstated, it is
+half an alarm a week, but never more than one in ``MIN_ROWS_PER_ALARM`` rows: at a daily
+cadence half a week's alarm is one day in 14, a threshold inside the residuals' bulk
+(1.8 sigma) whose flags run into each other for days.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ SHAPE_BOUNDS = (-0.5, 0.5)
 MAX_SCORE = 30.0
 #: The alarms a week per series a job gets unless it states its own ...
 DEFAULT_ALARMS_PER_WEEK = 0.5
-#: ... at most one alarm in this many rows (2.6 sigma): the bound at daily and coarser
-#: cadences.
+#: ... at most one alarm in this many rows (2.6 sigma): the bound at steps longer than
+#: about 3.4 hours.
 MIN_ROWS_PER_ALARM = 100
 
 
