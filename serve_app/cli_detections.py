@@ -98,7 +98,9 @@ def list_detections(
 def show(
     detection_id: str,
     out: Annotated[Path | None, typer.Option(help="Write every row to this CSV file.")] = None,
-    series: Annotated[str | None, typer.Option(help="Show this series' first rows.")] = None,
+    series: Annotated[
+        str | None, typer.Option(help="Show this series' first rows (or write its rows).")
+    ] = None,
 ) -> None:
     """A detection's status and its first rows (or every row into a CSV file)."""
     params = {"page_size": SHOWN_ROWS, "series": series}
@@ -112,7 +114,7 @@ def show(
     if state["error"]:
         console.print(f"[red]error[/red]: {state['error']}")
     if out is not None:
-        download(f"{PATH}/{detection_id}", out)
+        download(f"{PATH}/{detection_id}", out, series)
         console.print(f"wrote {out}")
         return
     table = Table("series", "timestamp", "actual", "predicted", "score", "anomaly")

@@ -108,11 +108,13 @@ def follow(path: str, key: str, label: str, interval: float) -> dict[str, Any]:
             time.sleep(interval)
 
 
-def download(path: str, out: Path) -> None:
-    """Stream the CSV of the rows at ``path`` into ``out``."""
+def download(path: str, out: Path, series: str | None = None) -> None:
+    """Stream the CSV of the rows at ``path`` (of one ``series``, if named) into ``out``."""
+    params = {"series": series} if series is not None else None
+    headers = {"Accept": "text/csv"}
     with http_client() as client:
         try:
-            with client.stream("GET", path, headers={"Accept": "text/csv"}) as response:
+            with client.stream("GET", path, params=params, headers=headers) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise fail(ApiError(response.status_code, response.text))

@@ -72,13 +72,25 @@ def _holding(metadata: pq.FileMetaData, series: str) -> list[int]:
     return groups
 
 
-def forecast_csv(location: Location, batch_rows: int = CSV_BATCH_ROWS) -> Iterator[str]:
-    """The whole forecast as CSV (a header, then the rows), a batch of rows at a time."""
+def forecast_csv(
+    location: Location, batch_rows: int = CSV_BATCH_ROWS, series: str | None = None
+) -> Iterator[str]:
+    """The whole forecast (or one of its ``series``) as CSV: a header, then the rows, a
+    batch of rows at a time (with ``series``, of the row groups that may hold it)."""
     with location.filesystem.open_input_file(location.path) as file:
-        for index, batch in enumerate(pq.ParquetFile(file).iter_batches(batch_size=batch_rows)):
-            text = io.StringIO()
-            batch.to_pandas().to_csv(text, header=index == 0, index=False)
-            yield text.getvalue()
+        parquet = pq.ParquetFile(file)
+        groups = None if series is None else _holding(parquet.metadata, series)
+        header = True
+        for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=groups):
+            if series is not None:
+                batch = batch.filter(pc.equal(batch["series"], series))
+            if header or batch.num_rows:
+                text = io.StringIO()
+                batch.to_pandas().to_csv(text, header=header, index=False)
+                header = False
+                yield text.getvalue()
+        if header:  # no row group may hold the series: the header alone
+            yield parquet.schema_arrow.empty_table().to_pandas().to_csv(index=False)
 
 
 def logged_forecast(predictions: Sequence[Mapping[str, Any]]) -> pa.Table:

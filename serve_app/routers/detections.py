@@ -97,12 +97,12 @@ async def get_detection(
     series: SeriesFilter = None,
 ) -> DetectionPagePublic | Response:
     """Its status and progress, and a page of its rows (or of one ``series``' rows) by
-    series then time; with ``Accept: text/csv``, every row as CSV (400 until it has
-    completed)."""
+    series then time; with ``Accept: text/csv``, every row (of the ``series``) as CSV
+    (400 until it has completed)."""
     detection = await _detection(detection_id, services, principal)
     if wants_csv(request):
         rows = _completed(detection)
-        return csv_download(forecast_csv(rows), f"detection-{detection_id}.csv")
+        return csv_download(forecast_csv(rows, series=series), f"detection-{detection_id}.csv")
     found, total = await _page(detection, False, page, page_size, series)
     return DetectionPagePublic(
         detection=DetectionPublic.model_validate(detection),

@@ -94,11 +94,12 @@ async def get_forecast(
     series: SeriesFilter = None,
 ) -> ForecastPagePublic | Response:
     """Its status and progress, and a page of its rows (or of one ``series``' rows) by
-    series then time; with ``Accept: text/csv``, every row as CSV (400 until it has
-    completed)."""
+    series then time; with ``Accept: text/csv``, every row (of the ``series``) as CSV
+    (400 until it has completed)."""
     forecast = await services.forecasts.get(forecast_id, principal.scope, ForecastKind.FORECAST)
     if wants_csv(request):
-        return csv_download(forecast_csv(_rows_of(forecast)), f"forecast-{forecast_id}.csv")
+        csv = forecast_csv(_rows_of(forecast), series=series)
+        return csv_download(csv, f"forecast-{forecast_id}.csv")
     rows: list[ForecastRowPublic] = []
     total = 0
     if forecast.status is ForecastStatus.COMPLETED:

@@ -129,6 +129,8 @@ async def test_forecasts_every_series_pages_and_answers_csv(
     assert list(table.columns) == ["series", "timestamp", "predicted", "q0.1", "q0.5", "q0.9"]
     assert len(table) == 48
     assert table["predicted"].tolist() == pytest.approx([row["predicted"] for row in first])
+    csv = await deployed.http.get(url, params={"series": SERIES[1]}, headers={"Accept": "text/csv"})
+    assert pd.read_csv(io.StringIO(csv.text))["series"].tolist() == [SERIES[1]] * HORIZON
 
 
 async def test_an_alias_forecasts_the_series_asked_for(

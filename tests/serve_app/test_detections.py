@@ -9,6 +9,7 @@ import io
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,6 +211,13 @@ async def test_the_console_charts_a_multi_series_detection_a_series_at_a_time(
     )
     assert {row["series"] for row in m1_rows.json()["rows"]} == {"m1"}
     assert m1_rows.json()["total"] == 6 * 24
+    m1_csv = await deployed.http.get(
+        f"/ai/models/detections/{detection_id}",
+        params={"series": "m1"},
+        headers={"Accept": "text/csv"},
+    )
+    assert set(pd.read_csv(io.StringIO(m1_csv.text))["series"]) == {"m1"}
+    assert len(m1_csv.text.splitlines()) == 1 + 6 * 24
 
     await page.goto(f"/ui/#/models/{job['model_id']}")
     section = page.get_by_test_id("detections")
@@ -280,7 +288,7 @@ async def test_bad_requests_name_the_field_and_write_nothing(
 
 
 def test_trainctl_detects_waits_and_shows_events(
-    deployed: Deployed, models: Models, monkeypatch: pytest.MonkeyPatch
+    deployed: Deployed, models: Models, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("TRAINING_API_URL", deployed.running.api_url)
     monkeypatch.setenv("TRAINING_API_KEY", deployed.admin_key)
@@ -311,6 +319,12 @@ def test_trainctl_detects_waits_and_shows_events(
     elsewhere = runner.invoke(app, ["detections", "events", detection_id, "--series", "m9"])
     assert elsewhere.exit_code == 0, elsewhere.output
     assert "0 of 0 events" in elsewhere.output  # the set's one series has no name
+    for series, rows in ((None, 7 * 24), ("m9", 0)):
+        out = tmp_path / f"detection-{series}.csv"
+        chosen = ["--series", series] if series else []
+        wrote = runner.invoke(app, ["detections", "show", detection_id, *chosen, "--out", str(out)])
+        assert wrote.exit_code == 0, wrote.output
+        assert len(out.read_text().splitlines()) == 1 + rows
 
     refused = runner.invoke(app, ["detect", models.forecast_id])
     assert refused.exit_code == 1

@@ -3,6 +3,7 @@ one, with the same rows as a whole read gives."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,16 @@ def test_a_series_page_holds_that_series_alone(stored: tuple[Location, pd.DataFr
     unknown, none = forecast_page(location, 0, 10, series="m9")
     assert unknown.empty
     assert none == 0
+
+
+@pytest.mark.parametrize("series", [None, "m2", "m9"])
+def test_the_csv_holds_every_row_or_one_series_rows(
+    stored: tuple[Location, pd.DataFrame], series: str | None
+) -> None:
+    location, table = stored
+    text = "".join(output.forecast_csv(location, batch_rows=64, series=series))
+    read = pd.read_csv(io.StringIO(text), parse_dates=["timestamp"])
+    expected = table if series is None else table[table["series"] == series]
+    assert list(read.columns) == ["series", "timestamp", "predicted"]  # one header
+    assert read["series"].tolist() == expected["series"].tolist()
+    assert read["predicted"].tolist() == expected["predicted"].tolist()
