@@ -194,6 +194,7 @@ def _detect(
         series,
         first=len(validation.y),
         in_sample=np.concatenate([~validation.normal, np.zeros(len(test.y), dtype=bool)]),
+        step=data.spec.step,
     )
     return detector, detection
 

@@ -197,7 +197,7 @@ def detect_chunk(artifact: ModelArtifact, history: SeriesHistory, window: Window
     predicted = artifact.predict(matrix.features.to_numpy()) if len(stamps) else np.empty(0)
     fitted = (stamps < _utc(out_of_sample_from(artifact.metadata))).to_numpy()
     detection = detector.detect(
-        matrix.target, predicted, pd.DatetimeIndex(stamps), series, in_sample=fitted
+        matrix.target, predicted, pd.DatetimeIndex(stamps), series, in_sample=fitted, step=spec.step
     )
     rows = pd.DataFrame(
         {

@@ -133,7 +133,9 @@ def predict_rows(
     if detector is not None:
         fitted = (matrix.timestamps < out_of_sample_from(metadata)).to_numpy()
         stamps = pd.DatetimeIndex(matrix.timestamps)
-        detection = detector.detect(actual, predicted, stamps, series, in_sample=fitted)
+        detection = detector.detect(
+            actual, predicted, stamps, series, in_sample=fitted, step=spec.step
+        )
     flags = None if detection is None else detection.events.flags
     scores = None if detection is None else detection.scores
     predictions = [

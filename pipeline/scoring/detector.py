@@ -45,11 +45,13 @@ class AnomalyDetector:
         series: np.ndarray | None = None,
         first: int = 0,
         in_sample: np.ndarray | None = None,
+        step: pd.Timedelta | None = None,
     ) -> Detection:
         """Scores, alarms and events of the rows from ``first`` on; the rows before it are
         history the trailing scale reads, except ``in_sample`` ones. Rows are in time order
-        within each series, a step apart; rows without an actual (the future) score NaN and
-        raise no alarm. Timestamps without a zone are UTC."""
+        within each series, ``step`` apart (the model's cadence; None: read from the rows),
+        which ``gap`` and ``suppress`` count; rows without an actual (the future) score NaN
+        and raise no alarm. Timestamps without a zone are UTC."""
         residuals = np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float)
         if self.calibration is None:
             scores = np.abs(residuals - self.legacy_center) / self.legacy_scale
@@ -61,7 +63,7 @@ class AnomalyDetector:
         names = None if series is None else series[first:]
         alarms = np.nan_to_num(scores, nan=0.0) > self.threshold
         events = group_events(
-            stamps, names, scores, alarms, self.threshold, self.gap, self.suppress
+            stamps, names, scores, alarms, self.threshold, self.gap, self.suppress, step
         )
         return Detection(scores, alarms, events)
 

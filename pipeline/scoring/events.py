@@ -61,15 +61,17 @@ def group_events(
     threshold: float,
     gap: int,
     suppress: int,
+    step: pd.Timedelta | None = None,
 ) -> Events:
-    """Events from per-row alarms; rows are in time order within each series. Returned
-    in order of start (then series)."""
+    """Events from per-row alarms; rows are in time order within each series, ``step``
+    apart (None: each series' shortest interval). Returned in order of start (then
+    series)."""
     flags = np.zeros(len(alarms), dtype=bool)
     events: list[AnomalyEvent] = []
     keys = np.zeros(len(alarms)) if series is None else np.asarray(series)
     for name in pd.unique(keys):
         rows = np.flatnonzero(keys == name)
-        steps = step_positions(timestamps[rows])
+        steps = step_positions(timestamps[rows], step)
         for first, last in _spans(steps[alarms[rows]], gap, suppress):
             covered = rows[(steps >= first) & (steps <= last)]
             flags[covered] = True
@@ -89,16 +91,16 @@ def group_events(
     return Events(events, flags)
 
 
-def step_positions(stamps: pd.DatetimeIndex) -> np.ndarray:
-    """Each of a series' time-ordered ``stamps`` as a count of steps from its first, the
-    step being the shortest time between two of them; a longer interval counts as the
-    nearest whole number of steps (one at least), so months of 28 to 31 days are a step
-    each."""
+def step_positions(stamps: pd.DatetimeIndex, step: pd.Timedelta | None = None) -> np.ndarray:
+    """Each of a series' time-ordered ``stamps`` as a count of ``step``s from its first
+    (the model's cadence; None: the shortest time between two of them). An interval
+    counts as the nearest whole number of steps, one at least: months of 28 to 31 days
+    are a step each, and a stray row between two steps does not shrink the step."""
     if len(stamps) < 2:
         return np.zeros(len(stamps), dtype=np.int64)
     between = np.diff(stamps.asi8)
-    step = between[between > 0].min(initial=np.iinfo(np.int64).max)
-    counts = np.maximum(np.rint(between / step), 1).astype(np.int64)
+    unit = between[between > 0].min(initial=np.iinfo(np.int64).max) if step is None else step.value
+    counts = np.maximum(np.rint(between / unit), 1).astype(np.int64)
     return np.concatenate([[0], np.cumsum(counts)])
 
 

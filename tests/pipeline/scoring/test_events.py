@@ -59,5 +59,21 @@ def test_steps_are_the_cadence_and_months_are_a_step_each() -> None:
     assert step_positions(STAMPS[:1]).tolist() == [0]
 
 
+def test_a_stray_row_does_not_shrink_the_models_step() -> None:
+    """Hourly rows and one at 00:01: read from the rows, the step would be a minute and
+    the hours 60 steps apart; at the model's hour every row is a step on, and three
+    alarms in a row are one event."""
+    stray = pd.DatetimeIndex([STAMPS[0] + pd.Timedelta(minutes=1)])
+    stamps = pd.DatetimeIndex(STAMPS[:10].append(stray).sort_values())
+    assert step_positions(stamps, pd.Timedelta(hours=1)).tolist() == list(range(11))
+    assert step_positions(stamps)[2:4].tolist() == [60, 120]
+    alarms = alarms_at(4, 5, 6, length=11)
+    scores = np.where(alarms, 5.0, 0.0)
+    found = group_events(stamps, None, scores, alarms, 4.0, 3, 24, pd.Timedelta(hours=1))
+    assert [(e.start, e.end, e.rows) for e in found.events] == [(stamps[4], stamps[6], 3)]
+    guessed = group_events(stamps, None, scores, alarms, 4.0, 3, 24)
+    assert [e.rows for e in guessed.events] == [1, 1, 1]  # 60 "steps" apart: three events
+
+
 def test_severity_steps_a_standard_deviation_past_the_threshold() -> None:
     assert [severity(s, 3.0) for s in (3.1, 4.0, 5.2)] == ["low", "medium", "high"]
