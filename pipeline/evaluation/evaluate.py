@@ -154,6 +154,7 @@ def anomaly_detector(
         data.spec.season,
         config.alarms_per_week,
         config.event_gap,
+        validation.timestamps,
     )
     suppress = config.alarm_suppression
     detector = AnomalyDetector(

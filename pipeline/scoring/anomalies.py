@@ -142,11 +142,12 @@ def calibrate(
     steps_per_day: int,
     alarms_per_week: float | None,
     gap: int = 3,
+    timestamps: np.ndarray | None = None,
 ) -> AnomalyCalibration:
     """The calibration of out-of-sample (validation) residuals, in time order within each
     series, for ``alarms_per_week`` alarms a week at a cadence of ``step`` (None: the
     default for that cadence); exceedances ``gap`` steps apart or closer are one cluster
-    (the detector's ``event_gap``)."""
+    (the detector's ``event_gap``), steps counted on the ``timestamps`` (None: rows)."""
     if alarms_per_week is None:
         alarms_per_week = default_alarms_per_week(step)
     residuals = np.asarray(residuals, dtype=float)
@@ -157,7 +158,8 @@ def calibrate(
     ratios = deviations / trailing_scale(residuals, center, scale, window, series)
     known = ratios[np.isfinite(ratios)]
     bulk = np.maximum.accumulate(np.quantile(known, BULK_PROBABILITIES))
-    peaks = cluster_peaks(ratios, bulk[-1], series, gap)
+    positions = None if timestamps is None else step_counts(timestamps, step, series)
+    peaks = cluster_peaks(ratios, bulk[-1], series, gap, positions)
     tail_scale, tail_shape = _fit_tail(peaks - bulk[-1])
     exceedances = int(np.sum(known > bulk[-1]))
     tail_mass = (1 - TAIL_FROM) * (len(peaks) / exceedances if exceedances else 1.0)
@@ -176,15 +178,31 @@ def calibrate(
     )
 
 
+def step_counts(
+    timestamps: np.ndarray, step: pd.Timedelta, series: np.ndarray | None
+) -> np.ndarray:
+    """Each row's steps since its series' first row (a hole counts the time it lasts)."""
+    keys = np.zeros(len(timestamps)) if series is None else np.asarray(series)
+    elapsed = pd.Series(pd.DatetimeIndex(timestamps).as_unit("ns").asi8)
+    since = elapsed - elapsed.groupby(keys).transform("min")
+    counts: np.ndarray = np.rint(since.to_numpy() / step.value).astype(np.int64)
+    return counts
+
+
 def cluster_peaks(
-    ratios: np.ndarray, threshold: float, series: np.ndarray | None, gap: int
+    ratios: np.ndarray,
+    threshold: float,
+    series: np.ndarray | None,
+    gap: int,
+    positions: np.ndarray | None = None,
 ) -> np.ndarray:
     """The largest ratio of each cluster of exceedances of ``threshold``: exceedances of a
-    series at most ``gap`` rows apart are one cluster (rows in time order per series)."""
+    series at most ``gap`` steps apart are one cluster, steps being the rows'
+    ``positions`` in their series (None: rows, in time order per series)."""
     keys = pd.Series(np.zeros(len(ratios)) if series is None else np.asarray(series))
-    frame = pd.DataFrame(
-        {"key": keys.to_numpy(), "step": keys.groupby(keys).cumcount().to_numpy(), "r": ratios}
-    )
+    if positions is None:
+        positions = keys.groupby(keys).cumcount().to_numpy()
+    frame = pd.DataFrame({"key": keys.to_numpy(), "step": positions, "r": ratios})
     over = frame[frame["r"] > threshold].sort_values(["key", "step"], kind="stable")
     if over.empty:
         return np.empty(0)

@@ -98,7 +98,7 @@ def step_positions(stamps: pd.DatetimeIndex, step: pd.Timedelta | None = None) -
     are a step each, and a stray row between two steps does not shrink the step."""
     if len(stamps) < 2:
         return np.zeros(len(stamps), dtype=np.int64)
-    between = np.diff(stamps.asi8)
+    between = np.diff(stamps.as_unit("ns").asi8)
     unit = between[between > 0].min(initial=np.iinfo(np.int64).max) if step is None else step.value
     counts = np.maximum(np.rint(between / unit), 1).astype(np.int64)
     return np.concatenate([[0], np.cumsum(counts)])

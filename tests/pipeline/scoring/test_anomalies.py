@@ -13,6 +13,7 @@ from pipeline.scoring.anomalies import (
     calibrate,
     cluster_peaks,
     default_alarms_per_week,
+    step_counts,
     trailing_scale,
 )
 from pipeline.scoring.detector import AnomalyDetector
@@ -158,6 +159,13 @@ def test_clusters_of_exceedances_peak_once_per_series() -> None:
     series = np.array(["a", "b"] * 6)
     assert sorted(cluster_peaks(ratios, 1.0, series, gap=1)) == [5.0, 6.0, 7.0, 9.0]
     assert len(cluster_peaks(np.zeros(5), 1.0, None, gap=3)) == 0
+    # A day missing after row 2 (hourly rows): rows 2 and 5 are 27 steps apart, and the
+    # peak of 7 is a cluster of its own.
+    stamps = pd.date_range("2024-01-01", periods=12, freq="h").to_numpy().copy()
+    stamps[3:] += np.timedelta64(1, "D")
+    positions = step_counts(stamps, pd.Timedelta(hours=1), None)
+    assert positions[1:6].tolist() == [1, 2, 27, 28, 29]
+    assert list(cluster_peaks(ratios, 1.0, None, 3, positions)) == [6.0, 7.0, 9.0]
 
 
 def test_a_calibration_stored_before_clusters_were_counted_loads_as_it_scored() -> None:

@@ -66,6 +66,8 @@ def test_a_stray_row_does_not_shrink_the_models_step() -> None:
     stray = pd.DatetimeIndex([STAMPS[0] + pd.Timedelta(minutes=1)])
     stamps = pd.DatetimeIndex(STAMPS[:10].append(stray).sort_values())
     assert step_positions(stamps, pd.Timedelta(hours=1)).tolist() == list(range(11))
+    with_hole = pd.DatetimeIndex(STAMPS[:3].append(STAMPS[5:7]))  # two hours missing
+    assert step_positions(with_hole, pd.Timedelta(hours=1)).tolist() == [0, 1, 2, 5, 6]
     assert step_positions(stamps)[2:4].tolist() == [60, 120]
     alarms = alarms_at(4, 5, 6, length=11)
     scores = np.where(alarms, 5.0, 0.0)
