@@ -187,12 +187,11 @@ def split_bounds(rows_per_timestamp: pd.Series, config: TrainingConfig) -> Split
     return bounds
 
 
-def check_unlabelled_rows(masks: dict[str, np.ndarray], labels: np.ndarray) -> None:
+def check_fitted_rows(train: int, validation: int) -> None:
     """Raise ``PipelineError`` when the training or validation part holds fewer than
-    ``MIN_ROWS`` rows not labelled as anomalies: those are the rows a model is fitted and
-    calibrated on."""
-    for part in ("train", "validation"):
-        rows = int(np.count_nonzero(masks[part] & ~labels))
+    ``MIN_ROWS`` rows not labelled as anomalies (``train`` and ``validation`` of them):
+    those are the rows a model is fitted and calibrated on."""
+    for part, rows in (("train", train), ("validation", validation)):
         if rows < MIN_ROWS[part]:
             raise PipelineError(
                 f"only {rows} {part} rows not labelled as anomalies; a model is fitted on "
@@ -221,7 +220,8 @@ def preprocess(
     bounds = split_bounds(matrix.timestamps.value_counts(), config)
     masks = bounds.masks(matrix.timestamps, matrix.labels)
     if matrix.labels is not None:
-        check_unlabelled_rows(masks, matrix.labels)
+        unlabelled = int(np.count_nonzero(masks["validation"] & ~matrix.labels))
+        check_fitted_rows(int(np.count_nonzero(masks["train"])), unlabelled)
         logger.info("%d rows labelled as anomalies: scored, not fitted on", matrix.labels.sum())
     scaler = StandardScaler().fit(matrix.features[masks["train"]].to_numpy())
     keep_categories(scaler, list(matrix.features.columns))

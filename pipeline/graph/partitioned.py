@@ -29,7 +29,7 @@ from pipeline.features.partitions import (
     split_part,
     train_moments,
 )
-from pipeline.features.preprocess import Split, SplitBounds, split_bounds
+from pipeline.features.preprocess import Split, SplitBounds, check_fitted_rows, split_bounds
 from pipeline.graph.fanout import Starter, fan_out, stop_of
 from pipeline.job_callbacks import JobCallbacks
 from pipeline.placement import Placement
@@ -117,6 +117,7 @@ def partitioned_stage(
 
     parts = fan_out([split(n) for n in range(len(names))], bundles, "feature splitting", stop)
     validation = joined(ray.get([v for _, v, _, _, _ in splits]))
+    check_fitted_rows(sum(part.rows for part in parts), int(validation.normal.sum()))
     test = joined(ray.get([t for _, _, t, _, _ in splits]))
     metadata = ray.get([m for *_, m in splits])
     return PartitionedData(

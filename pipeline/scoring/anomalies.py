@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.scoring.events import step_positions
 from pipeline.scoring.labelled import WEEK
 
 MAD_TO_SIGMA = 1.4826
@@ -181,11 +182,14 @@ def calibrate(
 def step_counts(
     timestamps: np.ndarray, step: pd.Timedelta, series: np.ndarray | None
 ) -> np.ndarray:
-    """Each row's steps since its series' first row (a hole counts the time it lasts)."""
+    """Each row's steps since its series' first row, counted as the detector counts them
+    (``step_positions``: a hole counts the time it lasts); rows in time order per series."""
     keys = np.zeros(len(timestamps)) if series is None else np.asarray(series)
-    elapsed = pd.Series(pd.DatetimeIndex(timestamps).as_unit("ns").asi8)
-    since = elapsed - elapsed.groupby(keys).transform("min")
-    counts: np.ndarray = np.rint(since.to_numpy() / step.value).astype(np.int64)
+    stamps = pd.DatetimeIndex(timestamps)
+    counts = np.zeros(len(stamps), dtype=np.int64)
+    for key in pd.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        counts[rows] = step_positions(stamps[rows], step)
     return counts
 
 
