@@ -34,12 +34,15 @@ export async function showDetections(section, model) {
     const load = newestOnly();  // a series picked while another's rows load wins
     const show = async (series) => {
       const current = load();
-      const rows = (await pages(path, "rows", series)).items;
-      if (current()) chart(plot, rows, events.filter((event) => event.series === series));
+      try {
+        const rows = (await pages(path, "rows", series)).items;
+        if (current()) chart(plot, rows, events.filter((event) => event.series === series));
+      } catch (error) {
+        if (current()) plot.replaceChildren(errorBox(error));
+      }
     };
-    const pick = (series) => show(series).catch((error) => plot.replaceChildren(errorBox(error)));
     const picker = named.length > 1 ? [h("label", {}, "Series ",
-      h("select", { "data-testid": "detection-series", onchange: (e) => pick(e.target.value) },
+      h("select", { "data-testid": "detection-series", onchange: (e) => show(e.target.value) },
         named.map((name) => h("option", { value: name }, name))))] : [];
     section.replaceChildren(heading,
       h("p", {}, `Detection ${shortId(detection.detection_id)} of ${detection.feature_set}, `
