@@ -24,6 +24,8 @@ from pipeline.hyperparameters import (
     KNOWN_HYPERPARAMETERS,
     HyperparameterSpec,
     HyperparameterValue,
+    value_problem,
+    values_to_check,
 )
 from pipeline.promotion import PromotionPolicy
 
@@ -209,6 +211,14 @@ class TrainingConfig(BaseModel):
             raise ValueError(
                 f"unknown LightGBM parameter(s) {unknown}; known: {sorted(KNOWN_HYPERPARAMETERS)}"
             )
+        problems = [
+            problem
+            for name, value in values.items()
+            for candidate in values_to_check(value)
+            if (problem := value_problem(name, candidate))
+        ]
+        if problems:
+            raise ValueError("; ".join(dict.fromkeys(problems)))
         return values
 
     @field_validator("holidays")

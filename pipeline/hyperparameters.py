@@ -3,6 +3,7 @@ search ranges of an HPO job."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -56,6 +57,68 @@ KNOWN_HYPERPARAMETERS = frozenset(
 
 HyperparameterValue = int | float | str | bool
 
+#: The regression objectives a job may set (LightGBM's names and aliases).
+OBJECTIVES = frozenset(
+    {
+        "regression",
+        "regression_l2",
+        "l2",
+        "mse",
+        "regression_l1",
+        "l1",
+        "mae",
+        "huber",
+        "fair",
+        "poisson",
+        "quantile",
+        "mape",
+        "gamma",
+        "tweedie",
+    }
+)
+#: Each numeric parameter's kind and the values LightGBM accepts: (whole numbers only,
+#: lowest, whether the lowest is allowed, highest). Checked when a job is submitted, so a
+#: value LightGBM would refuse is a 422 and never a job that fails in its train stage.
+_RANGES: dict[str, tuple[bool, float, bool, float]] = {
+    **dict.fromkeys(("n_estimators", "num_iterations"), (True, 1, True, 1_000_000)),
+    "learning_rate": (False, 0, False, 1),
+    "max_depth": (True, -1, True, 1_000),
+    "num_leaves": (True, 2, True, 131_072),
+    **dict.fromkeys(
+        ("subsample", "bagging_fraction", "colsample_bytree", "feature_fraction"),
+        (False, 0, False, 1),
+    ),
+    **dict.fromkeys(("subsample_freq", "bagging_freq"), (True, 0, True, 1_000_000)),
+    **dict.fromkeys(("min_child_samples", "min_data_in_leaf"), (True, 0, True, 1_000_000_000)),
+    **dict.fromkeys(
+        ("min_child_weight", "min_split_gain", "reg_alpha", "lambda_l1", "reg_lambda", "lambda_l2"),
+        (False, 0, True, math.inf),
+    ),
+    "max_bin": (True, 2, True, 65_535),
+    "seed": (True, -(2**31), True, 2**31 - 1),
+}
+
+
+def value_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be LightGBM's ``name`` (None: it can)."""
+    if name == "objective":
+        if value in OBJECTIVES:
+            return None
+        return f"objective must be one of {sorted(OBJECTIVES)}, not {value!r}"
+    whole, low, low_allowed, high = _RANGES[name]
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} must be {kind}, not {value!r}"
+    if not math.isfinite(value) or (whole and not float(value).is_integer()):
+        return f"{name} must be {kind}, not {value!r}"
+    above = value >= low if low_allowed else value > low
+    if not above or value > high:
+        bound = "at least" if low_allowed else "above"
+        top = "" if math.isinf(high) else f" and at most {high:g}"
+        return f"{name} must be {bound} {low:g}{top}, not {value!r}"
+    return None
+
+
 #: Searched when an HPO job gives no search spec of its own.
 DEFAULT_SEARCH_SPACE: dict[str, dict[str, Any]] = {
     "learning_rate": {"type": "loguniform", "low": 0.01, "high": 0.3},
@@ -93,3 +156,14 @@ class HyperparameterSpec(BaseModel):
         if self.type == "int" and not (self.low.is_integer() and self.high.is_integer()):
             raise ValueError("an int spec needs whole-number bounds")
         return self
+
+
+def values_to_check(value: HyperparameterValue | HyperparameterSpec) -> list[Any]:
+    """The values a fixed parameter or a search range can give LightGBM: its value, a
+    range's bounds or a categorical spec's choices."""
+    if not isinstance(value, HyperparameterSpec):
+        return [value]
+    if value.type == "categorical":
+        return list(value.choices or [])
+    whole = value.type == "int"
+    return [int(b) if whole and b is not None else b for b in (value.low, value.high)]

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from serve_app.cli_forecasts import SHOWN_ROWS, download, follow
-from serve_app.cli_http import console, request
+from serve_app.cli_http import console, request, writable_file
 
 detections_app = typer.Typer(help="Detections: anomaly models' scores over a window of a set.")
 PATH = "/ai/models/detections"
@@ -97,7 +97,10 @@ def list_detections(
 @detections_app.command()
 def show(
     detection_id: str,
-    out: Annotated[Path | None, typer.Option(help="Write every row to this CSV file.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write every row to this CSV file.", callback=writable_file),
+    ] = None,
     series: Annotated[
         str | None, typer.Option(help="Show this series' first rows (or write its rows).")
     ] = None,

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from serve_app.cli_http import ApiError, console, fail, http_client, request
+from serve_app.cli_http import ApiError, console, fail, http_client, request, writable_file
 
 #: Rows printed when no --out file is given.
 SHOWN_ROWS = 20
@@ -27,7 +27,10 @@ def forecast(
     series: Annotated[
         str | None, typer.Option(help="Comma-separated series (default: every series).")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write every row to this CSV file.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write every row to this CSV file.", callback=writable_file),
+    ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between status checks.")] = 0.5,
 ) -> None:
     """Forecast the next steps of a feature set's series; a progress bar until it ends."""
@@ -123,3 +126,6 @@ def download(path: str, out: Path, series: str | None = None) -> None:
                         file.write(chunk)
         except httpx.TransportError as exc:
             raise fail(ApiError(0, f"cannot reach {client.base_url}: {exc}")) from exc
+        except OSError as exc:
+            console.print(f"[red]error[/red] cannot write {out}: {exc.strerror or exc}")
+            raise typer.Exit(code=1) from exc

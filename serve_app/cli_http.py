@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +50,21 @@ def request(method: str, path: str, **kwargs: Any) -> Any:
         return call(method, path, **kwargs)
     except ApiError as exc:
         raise fail(exc) from exc
+
+
+def writable_file(out: Path | None) -> Path | None:
+    """An output file the command can write, checked before it sends anything: a forecast
+    is not run to be lost at the end for a mistyped directory."""
+    if out is None:
+        return None
+    if out.is_dir():
+        raise typer.BadParameter(f"{out} is a directory; name a file")
+    folder = out.parent
+    if not folder.is_dir():
+        raise typer.BadParameter(f"there is no directory {folder}")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise typer.BadParameter(f"{out} cannot be written")
+    return out
 
 
 def fail(exc: ApiError) -> typer.Exit:

@@ -87,8 +87,9 @@ def error_response(error: TrainingError) -> JSONResponse:
     status = status_of(error)
     if isinstance(error, InvalidRequest):
         # The shape FastAPI uses for its own validation errors, so clients parse one format;
-        # a field is in the body unless it names the query or the path.
-        parts = error.field.split(".")
+        # a field is in the body unless it names the query or the path, and a row's index
+        # is a number, as in FastAPI's own.
+        parts: list[str | int] = [int(p) if p.isdigit() else p for p in error.field.split(".")]
         loc = parts if parts[0] in ("query", "path") else ["body", *parts]
         detail = [{"loc": loc, "msg": error.message, "type": "value_error"}]
         if isinstance(error, InvalidColumns):  # one entry per column, named as it is

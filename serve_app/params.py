@@ -6,10 +6,11 @@ cannot store (a NUL byte, say) is a 422 at the door and never a 500 from the dri
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 from domain.names import NAME_PATTERN
 
@@ -27,5 +28,16 @@ MetricFilter = Annotated[str | None, Query(pattern=METRIC_PATTERN)]
 SeriesFilter = Annotated[
     str | None, Query(min_length=1, max_length=256, description="One series' rows alone.")
 ]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is UTC, as everywhere in the service."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+#: A time in the query (``2025-01-01``, ``2025-01-01T06:00+02:00``); without a zone, UTC.
+UtcQuery = Annotated[datetime | None, AfterValidator(_utc)]
 IdItem = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 MetricName = Annotated[str, StringConstraints(pattern=METRIC_PATTERN)]

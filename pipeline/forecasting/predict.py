@@ -114,6 +114,7 @@ def predict_rows(
             f"{history_needed(spec)} for every feature; got {len(frame)} rows",
         )
     features = matrix.features.to_numpy()
+    _finite_features(features, matrix)
     predicted = artifact.predict(features)
     calibration = artifact.calibration
     bounds = artifact.predict_quantiles(features, predicted)
@@ -215,6 +216,20 @@ def _explanations(artifact: ModelArtifact, features: np.ndarray) -> list[Explana
     ]
 
 
+def _finite_features(features: np.ndarray, matrix: FeatureMatrix) -> None:
+    """Values too large for the features built from them (a rolling standard deviation
+    squares them) are refused: the model reads finite numbers or none."""
+    overflowed = np.flatnonzero(np.isinf(features).any(axis=1))
+    if overflowed.size:
+        at = int(overflowed[0])
+        where = pd.Timestamp(matrix.timestamps.iloc[at]).isoformat()
+        if matrix.series is not None:
+            where += f" of series {matrix.series.iloc[at]!r}"
+        raise InvalidRequest(
+            FIELD, f"values too large: the features of the row at {where} overflow"
+        )
+
+
 def _frame(
     schema: FeatureSetSchema, rows: Sequence[Mapping[str, Any]], step: pd.Timedelta
 ) -> pd.DataFrame:
@@ -243,6 +258,9 @@ def _frame(
             frame[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(f"{FIELD}.{name}", f"{name} must be numeric: {exc}") from exc
+        infinite = np.flatnonzero(np.isinf(frame[name].to_numpy()))
+        if infinite.size:
+            raise InvalidRequest(f"{FIELD}.{int(infinite[0])}.{name}", f"{name} is infinite")
     keys = [c for c in (schema.series_column, schema.timestamp_column) if c]
     if frame.duplicated(keys).any():
         raise InvalidRequest(FIELD, f"duplicate rows for the same {' and '.join(keys)}")

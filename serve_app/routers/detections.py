@@ -18,7 +18,7 @@ from pipeline.forecasting.output import forecast_csv, forecast_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
-from serve_app.params import NameFilter, ResourceId, SeriesFilter
+from serve_app.params import IdFilter, NameFilter, ResourceId, SeriesFilter
 from serve_app.responses import CSV_RESPONSE, csv_download, wants_csv
 from serve_app.routers.models import Alias, ModelName, Tenant, resolved, visible_model
 from serve_app.schemas.detections import (
@@ -72,7 +72,7 @@ async def list_detections(
     services: ServicesDep,
     principal: PrincipalDep,
     tenant_id: NameFilter = None,
-    model_id: Annotated[str | None, Query(min_length=1, max_length=300)] = None,
+    model_id: IdFilter = None,
     status: ForecastStatus | None = None,
     page: Page = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -17,7 +17,7 @@ from pipeline.forecasting.output import forecast_csv, forecast_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
-from serve_app.params import NameFilter, ResourceId, SeriesFilter
+from serve_app.params import IdFilter, NameFilter, ResourceId, SeriesFilter
 from serve_app.responses import CSV_RESPONSE, csv_download, wants_csv
 from serve_app.routers.models import (
     QUANTILE_COLUMN,
@@ -73,7 +73,7 @@ async def list_forecasts(
     services: ServicesDep,
     principal: PrincipalDep,
     tenant_id: NameFilter = None,
-    model_id: Annotated[str | None, Query(min_length=1, max_length=300)] = None,
+    model_id: IdFilter = None,
     status: ForecastStatus | None = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,

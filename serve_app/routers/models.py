@@ -280,7 +280,7 @@ async def _predict(
     model: ModelRecord, body: PredictRequest, services: ServicesDep
 ) -> PredictionsPublic:
     if body.log and model.model_type is not ModelType.FORECAST:
-        raise InvalidRequest("body.log", "only a forecasting model's predictions are kept")
+        raise InvalidRequest("log", "only a forecasting model's predictions are kept")
     with translated_ray_errors("the model server"):
         predictions = await services.model_server.predict.remote(
             model.artifact_uri, body.rows, body.explain

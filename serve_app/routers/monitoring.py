@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
-from serve_app.params import ResourceId
+from serve_app.params import ResourceId, UtcQuery
 from serve_app.routers.models import visible_model
 from serve_app.schemas.monitoring import (
     EvaluationDetailPublic,
@@ -29,8 +28,8 @@ async def get_monitoring(
     model_id: ResourceId,
     services: ServicesDep,
     principal: PrincipalDep,
-    since: Annotated[datetime | None, Query(description="Forecast dates from (inclusive).")] = None,
-    until: Annotated[datetime | None, Query(description="Forecast dates to (exclusive).")] = None,
+    since: Annotated[UtcQuery, Query(description="Forecast dates from (inclusive).")] = None,
+    until: Annotated[UtcQuery, Query(description="Forecast dates to (exclusive).")] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MonitoringPublic:

@@ -75,7 +75,7 @@ async def update_policy(
         policy.model_name,
     ):
         raise InvalidRequest(
-            "body.job", "a policy's job keeps its tenant_id and model_name; make a new policy"
+            "job", "a policy's job keeps its tenant_id and model_name; make a new policy"
         )
     record = await services.orchestrator.update_policy(policy_id, body.changes())
     return PolicyPublic.model_validate(record)

@@ -52,6 +52,26 @@ BAD_BODIES = [
         ["body", "config", "hyperparameters"],
         id="unknown-hyperparameter",
     ),
+    pytest.param(
+        _with({"hyperparameters": {"num_leaves": -5}}),
+        ["body", "config", "hyperparameters"],
+        id="hyperparameter-out-of-range",
+    ),
+    pytest.param(
+        _with({"hyperparameters": {"objective": "bogus"}}),
+        ["body", "config", "hyperparameters"],
+        id="unknown-objective",
+    ),
+    pytest.param(
+        _with(
+            {
+                "enable_hpo": True,
+                "hyperparameters": {"subsample": {"type": "float", "low": 0.5, "high": 2.0}},
+            }
+        ),
+        ["body", "config", "hyperparameters"],
+        id="search-range-out-of-range",
+    ),
     pytest.param(_with({"n_workers": 64}), ["body", "config", "n_workers"], id="too-many-workers"),
     pytest.param(
         _with({"distributed": {"workers": 64}}),
@@ -218,6 +238,15 @@ async def test_bad_list_query_is_422(deployed: Deployed, query: str, field: str)
     response = await deployed.http.get(f"/ai/training/jobs?{query}")
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", field]
+
+
+@pytest.mark.parametrize("listing", ["/ai/models/forecasts", "/ai/models/detections"])
+async def test_an_id_filter_the_database_cannot_hold_is_422(
+    deployed: Deployed, listing: str
+) -> None:
+    response = await deployed.http.get(listing, params={"model_id": "a\x00b"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "model_id"]
 
 
 @pytest.mark.parametrize("tail", [0, 1001])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 import ray
@@ -238,6 +239,24 @@ def test_trainctl_forecast_follows_it_and_writes_csv(
     refused = runner.invoke(app, [*args[:-1], "99"])
     assert refused.exit_code == 1
     assert "horizon" in refused.output
+
+    def forecast_count() -> int:
+        listed = httpx.get(
+            f"{deployed.running.api_url}/ai/models/forecasts",
+            params={"model_id": trained.model_id},
+            headers={"Authorization": f"Bearer {deployed.admin_key}"},
+        )
+        total: int = listed.json()["total"]
+        return total
+
+    before = forecast_count()
+    nowhere = runner.invoke(app, [*args, "--out", str(tmp_path / "no" / "such.csv")])
+    assert nowhere.exit_code == 2, nowhere.output  # refused before anything is sent
+    assert "there is no directory" in nowhere.output
+    into_folder = runner.invoke(app, [*args, "--out", str(tmp_path)])
+    assert into_folder.exit_code == 2, into_folder.output
+    assert "is a directory" in into_folder.output
+    assert forecast_count() == before
 
     forecast_id = result.output.split("completed: forecast ")[1].split(",")[0]
     listed = runner.invoke(app, ["forecasts", "--model-id", trained.model_id, "--page-size", "100"])

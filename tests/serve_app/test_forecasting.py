@@ -175,7 +175,7 @@ async def test_per_series_metrics_are_stored_paged_and_sorted(deployed: Deployed
     ]
     refused = await deployed.http.post(f"/ai/models/{job['model_id']}/predict", json={"rows": rows})
     assert refused.status_code == 422
-    assert refused.json()["detail"][0]["loc"] == ["body", "rows", "0", "meter"]
+    assert refused.json()["detail"][0]["loc"] == ["body", "rows", 0, "meter"]
 
     single = await completed(deployed, QUICK)
     missing = await deployed.http.get(f"/ai/models/{single['model_id']}/series-metrics")

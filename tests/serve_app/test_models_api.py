@@ -163,7 +163,19 @@ async def test_bad_rows_and_ids_are_refused(deployed: Deployed) -> None:
         url, content=json.dumps({"rows": holed}), headers={"content-type": "application/json"}
     )
     assert nan.status_code == 422, nan.text
-    assert nan.json()["detail"][0]["loc"] == ["body", "rows", "3", "temperature_c"]
+    assert nan.json()["detail"][0]["loc"] == ["body", "rows", 3, "temperature_c"]
+    infinite = [dict(r) for r in rows]
+    infinite[5]["temperature_c"] = math.inf
+    refused = await deployed.http.post(
+        url, content=json.dumps({"rows": infinite}), headers={"content-type": "application/json"}
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "rows", 5, "temperature_c"]
+    huge = [dict(r) for r in rows]
+    huge[-30]["load_kw"] = 1e200  # finite, but its rolling windows' squares overflow
+    overflowed = await deployed.http.post(url, json={"rows": huge})
+    assert overflowed.status_code == 422, overflowed.text
+    assert "values too large" in overflowed.json()["detail"][0]["msg"]
     assert (await deployed.http.post(url, json={"rows": []})).status_code == 422
     missing = await deployed.http.post("/ai/models/tenant-a:none:1/predict", json={"rows": rows})
     assert missing.status_code == 404
@@ -201,6 +213,11 @@ async def test_anomaly_model_predictions_flag_and_score(deployed: Deployed) -> N
         assert row["anomaly"] == any(start <= at <= end for start, end in spans)
     threshold = artifact.metadata["anomaly_detector"]["threshold"]
     assert all(e["peak_score"] > threshold and e["severity"] for e in events)
+    logged = await deployed.http.post(
+        f"/ai/models/{job['model_id']}/predict", json={"rows": rows, "log": True}
+    )
+    assert logged.status_code == 422, logged.text
+    assert logged.json()["detail"][0]["loc"] == ["body", "log"]
 
 
 async def evaluated_rows(

@@ -116,6 +116,15 @@ async def test_a_forecast_is_scored_when_its_actuals_arrive(deployed: Deployed) 
     assert (await deployed.http.get(f"{url}/{uuid.uuid4()}")).status_code == 404
     assert (await deployed.http.get("/ai/models/tenant-a:nope:1/monitoring")).status_code == 404
     assert (await deployed.http.get(url, params={"page_size": 501})).status_code == 422
+    origin = pd.Timestamp(evaluation["origin"]).tz_convert("UTC").tz_localize(None)
+    naive = {"since": origin.isoformat(), "until": (origin + pd.Timedelta(hours=1)).isoformat()}
+    in_utc = await deployed.http.get(url, params=naive)  # without a zone: UTC
+    assert in_utc.status_code == 200, in_utc.text
+    found = in_utc.json()["evaluations"]
+    assert forecast_id in [e["forecast_id"] for e in found]
+    assert all(pd.Timestamp(e["origin"]) == pd.Timestamp(evaluation["origin"]) for e in found)
+    later = await deployed.http.get(url, params={"since": "2999-01-01"})
+    assert (later.status_code, later.json()["total"]) == (200, 0)
 
 
 async def predict_logged(

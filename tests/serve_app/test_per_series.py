@@ -74,7 +74,7 @@ async def test_a_per_series_job_trains_registers_and_routes_each_series(
         f"/ai/models/{job['model_id']}/predict", json={"rows": as_json_rows(unknown)}
     )
     assert refused.status_code == 422
-    assert refused.json()["detail"][0]["loc"] == ["body", "rows", "0", "meter"]
+    assert refused.json()["detail"][0]["loc"] == ["body", "rows", 0, "meter"]
 
 
 async def test_per_series_jobs_that_could_not_run_are_refused_and_nothing_is_written(

@@ -99,6 +99,10 @@ async def test_a_drifting_champion_is_retrained_by_its_policy(
 
     # New data is counted from what the last retrain saw, not from the champion's data
     # alone: a retrain the champion beat is not tried again on the same rows.
+    moved = {"job": job_body(config, model_name="elsewhere")}
+    refused = await deployed.http.patch(f"{URL}/{policy['policy_id']}", json=moved)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "job"]
     on_rows = {"rules": {"new_rows": 24}, "cooldown": "PT0S"}
     assert (await deployed.http.patch(f"{URL}/{policy['policy_id']}", json=on_rows)).is_success
     assert await checked(deployed) == []
