@@ -9,7 +9,9 @@ chunk is then scored as ``predict_rows`` scores a request of the same rows
 with the same history gets; the rows before the window are only history.
 
 The window runs from ``start`` (inclusive) to ``end`` (exclusive); its events are those
-that overlap it (one that began before it keeps its true start).
+that overlap it. An event that began before the window keeps its start when that lies
+within the rows the chunk reads before it (the suppression after an event, say); an
+event older than that, or one the reach cuts, starts where the rows read do.
 """
 
 from __future__ import annotations

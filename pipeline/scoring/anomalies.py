@@ -5,7 +5,10 @@ A residual is first measured against its own series' recent residuals: its dista
 the validation residuals' median, over the robust scale (MAD) of the series' residuals in
 the trailing ``window`` steps before it. The scale follows the series as the served
 intervals follow their misses (``pipeline.scoring.adaptation``): a noisier week raises it,
-so wider residuals out of sample do not turn into a flood of flags.
+so wider residuals out of sample do not turn into a flood of flags. Until a series has
+residuals enough to read (its first rows, or rows the model was fitted on), the scale is
+that series' own over the validation part: a large meter's rows are not measured against
+the small meters' errors.
 
 That ratio is then calibrated on the validation part, out of sample: its empirical tail
 probability in the bulk, and beyond the 95th percentile a generalized Pareto tail fitted to
@@ -87,6 +90,9 @@ class AnomalyCalibration:
     #: The share of rows past the bulk where a cluster of exceedances peaks (models stored
     #: before clusters were counted: every exceedance, the bulk's upper share).
     tail_mass: float = 1 - TAIL_FROM
+    #: Each series' scale over the validation part, read where its trailing residuals are
+    #: too few (None, or a series not in it: ``scale``, all series' together).
+    series_scales: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "bulk": list(self.bulk)}
@@ -103,7 +109,8 @@ class AnomalyCalibration:
     ) -> np.ndarray:
         """|residual - center| over its series' trailing robust scale (NaN residuals, the
         future, are NaN; they and ``in_sample`` ones are left out of the scale)."""
-        scale = trailing_scale(residuals, self.center, self.scale, self.window, series, in_sample)
+        own = fallback_scales(self.scale, self.series_scales, series, len(residuals))
+        scale = trailing_scale(residuals, self.center, own, self.window, series, in_sample)
         ratios: np.ndarray = np.abs(residuals - self.center) / scale
         return ratios
 
@@ -156,14 +163,18 @@ def calibrate(
     deviations = np.abs(residuals - center)
     scale = MAD_TO_SIGMA * float(np.nanmedian(deviations)) or float(np.nanstd(residuals)) or 1.0
     window = scale_window(steps_per_day)
-    ratios = deviations / trailing_scale(residuals, center, scale, window, series)
+    series_scales = None if series is None else _series_scales(deviations, series)
+    own = fallback_scales(scale, series_scales, series, len(residuals))
+    ratios = deviations / trailing_scale(residuals, center, own, window, series)
     known = ratios[np.isfinite(ratios)]
     bulk = np.maximum.accumulate(np.quantile(known, BULK_PROBABILITIES))
     positions = None if timestamps is None else step_counts(timestamps, step, series)
     peaks = cluster_peaks(ratios, bulk[-1], series, gap, positions)
     tail_scale, tail_shape = _fit_tail(peaks - bulk[-1])
     exceedances = int(np.sum(known > bulk[-1]))
-    tail_mass = (1 - TAIL_FROM) * (len(peaks) / exceedances if exceedances else 1.0)
+    # Tied ratios (a target in whole units) can leave well under the bulk's upper share
+    # strictly past it: the clusters' peaks are counted among all rows.
+    tail_mass = len(peaks) / len(known) if exceedances else 1 - TAIL_FROM
     rate = min(alarms_per_week * (step / WEEK), 1.0)
     return AnomalyCalibration(
         center=center,
@@ -176,7 +187,31 @@ def calibrate(
         threshold=float(min(stats.norm.isf(rate / 2), MAX_SCORE)),
         alarms_per_week=alarms_per_week,
         tail_mass=tail_mass,
+        series_scales=series_scales,
     )
+
+
+def _series_scales(deviations: np.ndarray, series: np.ndarray) -> dict[str, float]:
+    """Each series' robust scale of its deviations (MAD, as a standard deviation); a
+    series whose MAD is 0 is left to the pooled scale."""
+    names = pd.Series(np.asarray(series)).astype(str).to_numpy()
+    medians = pd.Series(deviations).groupby(names, sort=False).median()
+    return {
+        str(name): MAD_TO_SIGMA * float(value)
+        for name, value in medians.items()
+        if np.isfinite(value) and value > 0
+    }
+
+
+def fallback_scales(
+    scale: float, series_scales: dict[str, float] | None, series: np.ndarray | None, rows: int
+) -> np.ndarray:
+    """Each row's scale where its trailing residuals are too few: its series' own, or
+    ``scale`` (all series' together) for a series without one."""
+    if series is None or not series_scales:
+        return np.full(rows, scale)
+    names = pd.Series(np.asarray(series)).astype(str)
+    return names.map(series_scales).fillna(scale).to_numpy(dtype=float)
 
 
 def step_counts(
@@ -220,16 +255,16 @@ def cluster_peaks(
 def trailing_scale(
     residuals: np.ndarray,
     center: float,
-    scale: float,
+    scale: float | np.ndarray,
     window: int,
     series: np.ndarray | None = None,
     in_sample: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each row's robust scale of its series' residuals in the ``window`` steps before it
     (MAD about ``center``, as a standard deviation). Until a quarter of a window is known
-    it is ``scale``, the validation part's; it never falls below half of that, so a quiet
-    stretch does not make every small residual an alarm. ``in_sample`` residuals are left
-    out."""
+    it is ``scale`` (the validation part's, per row: ``fallback_scales``); it never falls
+    below half of that, so a quiet stretch does not make every small residual an alarm.
+    ``in_sample`` residuals are left out."""
     deviations = pd.Series(np.abs(np.asarray(residuals, dtype=float) - center))
     if in_sample is not None:
         deviations[in_sample] = np.nan

@@ -114,6 +114,51 @@ def test_in_sample_residuals_are_left_out_of_the_scale() -> None:
     assert reading[50] == pytest.approx(0.5)  # the in-sample ones would pull it to the floor
 
 
+def test_a_series_without_trailing_residuals_is_read_at_its_own_scale() -> None:
+    """A large meter beside a small one: its first rows, and rows the model was fitted on,
+    are measured against its own validation scale, not both meters' together."""
+    rng = np.random.default_rng(0)
+    hours = 24 * 30
+    stamps = pd.date_range("2024-01-01", periods=hours, freq="h", tz="UTC").repeat(2)
+    series = np.tile(["small", "large"], hours)
+    residuals = rng.normal(size=2 * hours) * np.where(series == "large", 50.0, 1.0)
+    step = pd.Timedelta(hours=1)
+    calibration = calibrate(residuals, series, step, 24, None, gap=3, timestamps=stamps.to_numpy())
+    assert calibration.series_scales is not None
+    assert calibration.series_scales["large"] == pytest.approx(50, rel=0.1)
+    assert calibration.series_scales["small"] == pytest.approx(1, rel=0.1)
+    detector = AnomalyDetector(calibration, calibration.threshold, gap=3, suppress=24)
+    first_day = np.repeat(np.arange(hours) < 24, 2)
+    fresh = rng.normal(size=2 * hours) * np.where(series == "large", 50.0, 1.0)
+    served = detector.detect(fresh, np.zeros(2 * hours), stamps, series, step=step)
+    assert not served.alarms[first_day].any()  # before any trailing scale exists
+    fitted = np.repeat(np.arange(hours) < 24 * 20, 2)
+    in_sample = detector.detect(
+        0.6 * fresh, np.zeros(2 * hours), stamps, series, in_sample=fitted, step=step
+    )
+    assert in_sample.alarms[fitted].mean() < 0.01
+    stored = AnomalyCalibration.from_dict(calibration.to_dict())
+    assert stored == calibration
+    legacy = calibration.to_dict()
+    del legacy["series_scales"]  # models registered before: the pooled scale
+    assert AnomalyCalibration.from_dict(legacy).series_scales is None
+
+
+def test_tied_residuals_alarm_at_the_stated_rate() -> None:
+    """A target in whole units ties its residuals: well under the bulk's upper 5 % of rows
+    lie strictly past it, and the tail's share must count the rows that do."""
+    rng = np.random.default_rng(1)
+    step = pd.Timedelta(hours=1)
+    validation = np.round(rng.standard_t(5, 24 * 90))
+    calibration = calibrate(validation, None, step, 24, alarms_per_week=2.0)
+    weeks = 200
+    fresh = np.round(rng.standard_t(5, 24 * 7 * weeks))
+    stamps = pd.date_range("2024-01-01", periods=len(fresh), freq="h", tz="UTC")
+    detector = AnomalyDetector(calibration, calibration.threshold, gap=3, suppress=24)
+    events = detector.detect(fresh, np.zeros(len(fresh)), stamps, step=step).events.events
+    assert 1.0 <= len(events) / weeks <= 4.0  # 0.42 a week when the tail assumed 5 %
+
+
 def test_an_anomaly_in_a_short_validation_part_does_not_set_the_tail() -> None:
     """A week of hourly residuals (8 exceedances of the bulk) with a three-hour incident
     in it: the exponential tail's scale is read from their median, so the incident does not
