@@ -172,9 +172,12 @@ def calibrate(
     peaks = cluster_peaks(ratios, bulk[-1], series, gap, positions)
     tail_scale, tail_shape = _fit_tail(peaks - bulk[-1])
     exceedances = int(np.sum(known > bulk[-1]))
-    # Tied ratios (a target in whole units) can leave well under the bulk's upper share
-    # strictly past it: the clusters' peaks are counted among all rows.
-    tail_mass = len(peaks) / len(known) if exceedances else 1 - TAIL_FROM
+    # The bulk's upper share of rows lies past it, and clusters peak in a share of those;
+    # tied ratios (a target in whole units) can leave well under that share strictly past
+    # it, and then the share measured is the one that holds. (A few rows more than the
+    # share past the quantile are its granularity on a short validation part.)
+    past = min(1 - TAIL_FROM, exceedances / len(known)) if exceedances else 1 - TAIL_FROM
+    tail_mass = past * (len(peaks) / exceedances if exceedances else 1.0)
     rate = min(alarms_per_week * (step / WEEK), 1.0)
     return AnomalyCalibration(
         center=center,
