@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
+
 from actors.cluster import ClusterShape
 from domain.errors import InvalidRequest
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.backtest import check_fits as check_backtest_fits
 from pipeline.resources import Demand, demand_of
 from pipeline.store.feature_store import FeatureStore
+from pipeline.versions.schema import FeatureSetSchema
 
 
 def check_per_series(config: TrainingConfig, series_column: str | None) -> None:
@@ -61,6 +64,7 @@ class JobValidator:
                 f"feature set {schema.name!r} has target {schema.target_column!r}, "
                 f"not {config.target_variable!r}",
             )
+        check_window(config, schema)
         if config.per_series:
             check_per_series(config, schema.series_column)
         if config.backtest is not None:
@@ -70,6 +74,26 @@ class JobValidator:
         resolved = sized.resolved_for(max(shape.cpus, shape.largest_node))
         check_fits(resolved, demand_of(resolved), shape)
         return resolved
+
+
+def check_window(config: TrainingConfig, schema: FeatureSetSchema) -> None:
+    """Raises: InvalidRequest when the job's ``start_date``/``end_date`` window lies wholly
+    outside the set's rows (it would load nothing and fail in its first stage)."""
+    first, last = (_utc(pd.Timestamp(moment)) for moment in (schema.start, schema.end))
+    if config.start_date is not None and _utc(pd.Timestamp(config.start_date)) > last:
+        raise InvalidRequest(
+            "config.start_date",
+            f"after the last row of feature set {schema.name!r} ({last.isoformat()})",
+        )
+    if config.end_date is not None and _utc(pd.Timestamp(config.end_date)) <= first:
+        raise InvalidRequest(
+            "config.end_date",
+            f"at or before the first row of feature set {schema.name!r} ({first.isoformat()})",
+        )
+
+
+def _utc(moment: pd.Timestamp) -> pd.Timestamp:
+    return moment.tz_localize("UTC") if moment.tz is None else moment.tz_convert("UTC")
 
 
 def check_fits(config: TrainingConfig, demand: Demand, shape: ClusterShape) -> None:

@@ -30,6 +30,16 @@ BAD_BODIES = [
     pytest.param(
         _with({"validation_split": 0.5, "test_split": 0.4}), ["body", "config"], id="splits-too-big"
     ),
+    pytest.param(
+        _with({"start_date": "2999-01-01T00:00:00Z"}),
+        ["body", "config", "start_date"],
+        id="window-after-the-data",
+    ),
+    pytest.param(
+        _with({"end_date": "1990-01-01T00:00:00Z"}),
+        ["body", "config", "end_date"],
+        id="window-before-the-data",
+    ),
     pytest.param(_with({"horizon": 0}), ["body", "config", "horizon"], id="horizon-zero"),
     pytest.param(
         _with({"time_budget_s": 0}), ["body", "config", "time_budget_s"], id="budget-zero"
