@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from domain.errors import InvalidColumns, InvalidFeatureSet, TooLarge
 from pipeline.storage import Location
+from pipeline.versions.column_types import anomaly_labels, conformed, is_number
 
 #: Rows read, validated and written at a time.
 BATCH_ROWS = 500_000
@@ -128,7 +129,7 @@ def validated(
         TooLarge: the file, decompressed, exceeds ``limits``.
     """
     # Generators all the way: the consumer pulls one batch at a time.
-    frames = _frames(source, limits or ImportLimits())
+    frames = _frames(source, limits or ImportLimits(), columns.series)
     if expected is not None:
         frames = (_with_columns_of(frame, expected) for frame in frames)
     batches = (_validated(frame, columns) for frame in frames)
@@ -137,7 +138,7 @@ def validated(
         raise InvalidFeatureSet("body", "the file has no rows")
     for table in chain([first], batches):
         if expected is not None:
-            yield _conformed(table, expected)
+            yield conformed(table, expected)
             continue
         try:
             yield table.cast(first.schema)
@@ -169,8 +170,11 @@ def write_tables(tables: Iterator[pa.Table], columns: Columns, target: Location)
     return _checked(target, columns, names)
 
 
-def _frames(source: Source, limits: ImportLimits) -> Iterator[pd.DataFrame]:
-    """The source as DataFrames of at most ``BATCH_ROWS`` rows, within ``limits``."""
+def _frames(
+    source: Source, limits: ImportLimits, text: str | None = None
+) -> Iterator[pd.DataFrame]:
+    """The source as DataFrames of at most ``BATCH_ROWS`` rows, within ``limits``; a CSV's
+    column ``text`` (the series ids) read as written."""
     if isinstance(source, pd.DataFrame):
         limits.check_columns(len(source.columns))
         for start in range(0, len(source), BATCH_ROWS):
@@ -178,7 +182,9 @@ def _frames(source: Source, limits: ImportLimits) -> Iterator[pd.DataFrame]:
         return
     size = 0
     try:
-        batches = _parquet_batches(source, limits) if _is_parquet(source) else _csv_batches(source)
+        batches = (
+            _parquet_batches(source, limits) if _is_parquet(source) else _csv_batches(source, text)
+        )
         for batch in batches:
             limits.check_columns(batch.num_columns)
             size += batch.nbytes
@@ -210,15 +216,18 @@ def _is_parquet(source: Path | IO[bytes]) -> bool:
     return magic == b"PAR1"
 
 
-def _csv_batches(source: Path | IO[bytes]) -> Iterator[pa.RecordBatch]:
-    """CSV record batches, with every integer column read as float: a column whose first
-    block holds whole numbers may hold decimals further down."""
+def _csv_batches(source: Path | IO[bytes], text: str | None = None) -> Iterator[pa.RecordBatch]:
+    """CSV record batches, with every integer column read as float (a column whose first
+    block holds whole numbers may hold decimals further down) but column ``text``, read as
+    written: series ids ``101`` or ``007`` are not numbers."""
     options = pacsv.ReadOptions(block_size=16 * 2**20)
     with pacsv.open_csv(_reopened(source), read_options=options) as reader:
-        floats = {
+        types: dict[str, pa.DataType] = {
             field.name: pa.float64() for field in reader.schema if pa.types.is_integer(field.type)
         }
-    convert = pacsv.ConvertOptions(column_types=floats)
+    if text is not None:
+        types[text] = pa.string()
+    convert = pacsv.ConvertOptions(column_types=types)
     with pacsv.open_csv(_reopened(source), read_options=options, convert_options=convert) as reader:
         yield from reader
 
@@ -249,7 +258,16 @@ def _validated(frame: pd.DataFrame, columns: Columns) -> pa.Table:
     reserved = sorted(PARTITION_COLUMNS & set(frame.columns))
     if reserved:
         raise InvalidFeatureSet("body", f"column names {reserved} are reserved by the store")
+    roles = [c for c in (columns.timestamp, columns.target, columns.series) if c is not None]
+    if len(set(roles)) < len(roles):
+        raise InvalidFeatureSet(
+            "series_column" if columns.series in roles[:2] else "target_column",
+            "the timestamp, target and series columns must be different columns",
+        )
     data = frame.copy()
+    for column in data.columns:  # a batch with no value in a column types it as null
+        if column not in (columns.timestamp, columns.series) and data[column].isna().all():
+            data[column] = data[column].astype("float64")
     try:
         data[columns.timestamp] = pd.to_datetime(data[columns.timestamp], utc=True)
     except (ValueError, TypeError) as exc:
@@ -260,22 +278,37 @@ def _validated(frame: pd.DataFrame, columns: Columns) -> pa.Table:
         raise InvalidFeatureSet(
             "timestamp_column", f"column {columns.timestamp!r} has empty values"
         )
-    if not _is_number(data[columns.target]):
+    if not is_number(data[columns.target]):
         raise InvalidFeatureSet("target_column", f"target column {columns.target!r} is not numeric")
     special = {columns.timestamp, columns.target, columns.series}
     for column in data.columns:
         if column in special:
             continue
-        if not _is_number(data[column]) and not pd.api.types.is_bool_dtype(data[column]):
+        if not is_number(data[column]) and not pd.api.types.is_bool_dtype(data[column]):
             raise InvalidFeatureSet(
                 "body", f"covariate column {column!r} is not numeric; only numeric covariates"
             )
+    for column in data.columns:
+        if is_number(data[column]) and np.isinf(data[column].to_numpy(dtype=float)).any():
+            field = "target_column" if column == columns.target else "body"
+            raise InvalidFeatureSet(field, f"column {column!r} holds infinite values")
     if LABEL_COLUMN in data.columns:
-        data[LABEL_COLUMN] = data[LABEL_COLUMN].astype(bool)
-    stamps = data[columns.timestamp].astype("datetime64[ns, UTC]")
+        data[LABEL_COLUMN] = anomaly_labels(data[LABEL_COLUMN])
+    try:
+        stamps = data[columns.timestamp].astype("datetime64[ns, UTC]")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError) as exc:
+        raise InvalidFeatureSet(
+            "timestamp_column",
+            f"column {columns.timestamp!r} holds a time outside 1677-2262: {exc}",
+        ) from exc
     data[columns.timestamp] = stamps
     if columns.series is not None:
-        data[columns.series] = data[columns.series].astype(str)
+        ids = data[columns.series]
+        if ids.isna().any() or (ids.astype(str).str.strip() == "").any():
+            raise InvalidFeatureSet(
+                "series_column", f"series column {columns.series!r} has empty values"
+            )
+        data[columns.series] = ids.astype(str)
         data[BUCKET_COLUMN] = _buckets(data[columns.series])
     else:
         data[BUCKET_COLUMN] = np.int32(0)
@@ -291,39 +324,6 @@ def _with_columns_of(frame: pd.DataFrame, expected: pa.Schema) -> pd.DataFrame:
     if problems:
         raise InvalidColumns(problems)
     return frame
-
-
-def _conformed(table: pa.Table, expected: pa.Schema) -> pa.Table:
-    """A validated batch in the set's column order and types (numbers cast safely).
-
-    Raises:
-        InvalidColumns: a column holds another kind of value, or numbers the set's type
-            cannot hold (decimals in an integer column).
-    """
-    table = table.select(expected.names)
-    problems, arrays = {}, []
-    for field in expected:
-        column = table[field.name]
-        kinds = (_kind(column.type), _kind(field.type))
-        if column.type != field.type and (kinds[0] != kinds[1] or kinds[0] is None):
-            problems[field.name] = f"holds {column.type}, the set's column {field.type}"
-            continue
-        try:
-            arrays.append(column.cast(field.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            problems[field.name] = f"does not fit the set's {field.type}: {exc}"
-    if problems:
-        raise InvalidColumns(problems)
-    return pa.Table.from_arrays(arrays, schema=expected)
-
-
-def _kind(data_type: pa.DataType) -> str | None:
-    """The types a column may be cast between: numbers, and text."""
-    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type):
-        return "number"
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
-        return "text"
-    return None
 
 
 def _buckets(series: pd.Series) -> np.ndarray:
@@ -383,7 +383,3 @@ def typical_step(
     spacing = stamps.groupby(ordered[series_column]).diff() if series_column else stamps.diff()
     seconds = spacing.dropna().dt.total_seconds()
     return float(seconds.median()) if len(seconds) else None
-
-
-def _is_number(column: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)

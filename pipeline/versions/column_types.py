@@ -1,0 +1,69 @@
+"""What an uploaded column may hold: numbers (covariates, the target), anomaly labels, and
+the types an appended column may be cast to from its set's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from domain.errors import InvalidColumns, InvalidFeatureSet
+
+
+def conformed(table: pa.Table, expected: pa.Schema) -> pa.Table:
+    """A validated batch in the set's column order and types (numbers cast safely).
+
+    Raises:
+        InvalidColumns: a column holds another kind of value, or numbers the set's type
+            cannot hold (decimals in an integer column).
+    """
+    table = table.select(expected.names)
+    problems, arrays = {}, []
+    for field in expected:
+        column = table[field.name]
+        kinds = (kind(column.type), kind(field.type))
+        if column.type != field.type and (kinds[0] != kinds[1] or kinds[0] is None):
+            problems[field.name] = f"holds {column.type}, the set's column {field.type}"
+            continue
+        try:
+            arrays.append(column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            problems[field.name] = f"does not fit the set's {field.type}: {exc}"
+    if problems:
+        raise InvalidColumns(problems)
+    return pa.Table.from_arrays(arrays, schema=expected)
+
+
+def kind(data_type: pa.DataType) -> str | None:
+    """The types a column may be cast between: numbers, and text."""
+    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type):
+        return "number"
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return "text"
+    return None
+
+
+def anomaly_labels(column: pd.Series) -> pd.Series:
+    """A column of anomaly labels as booleans: 0/1 or false/true, none missing.
+
+    Raises:
+        InvalidFeatureSet: a label is missing or another value."""
+    if pd.api.types.is_bool_dtype(column) and not column.isna().any():
+        return column.astype(bool)
+    numeric = pd.api.types.is_numeric_dtype(column)
+    values = column.to_numpy(dtype=float if numeric else object)
+    valid = (
+        np.isin(values, (0, 1))
+        if numeric
+        else np.array([v is True or v is False for v in values], dtype=bool)
+    )
+    if not valid.all():
+        bad = values[~valid][0]
+        raise InvalidFeatureSet(
+            "body", f"column {column.name!r} holds {bad}: labels are 0/1 or true/false"
+        )
+    return column.astype(bool)
+
+
+def is_number(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
