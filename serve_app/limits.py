@@ -1,6 +1,8 @@
 """A ceiling on request bodies, so an oversized one is refused before it is read (413).
 
-Feature-set uploads have their own, larger limit and are left to their route.
+Feature-set uploads (a set's file, rows appended to it) have their own, larger limit and
+are left to their routes; every other body under the feature sets, their labelled
+windows, say, has this one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UPLOAD_PREFIX):
+        if scope["type"] != "http" or is_upload(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -43,6 +45,16 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"request body over {self.max_bytes // 2**20} MiB"
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+def is_upload(method: str, path: str) -> bool:
+    """``PUT /ai/training/feature-sets/{name}`` or ``POST .../{name}/rows``."""
+    if not path.startswith(UPLOAD_PREFIX):
+        return False
+    parts = path[len(UPLOAD_PREFIX) :].strip("/").split("/")
+    return (method == "PUT" and len(parts) == 1) or (
+        method == "POST" and len(parts) == 2 and parts[1] == "rows"
+    )
 
 
 class BodyTooLarge(Exception):

@@ -246,6 +246,12 @@ async def test_oversized_bodies_and_pages_are_refused(
     huge["config"]["hyperparameters"] = {"objective": "x" * (9 * 2**20)}
     response = await deployed.http.post("/ai/training/jobs/start", json=huge)
     assert response.status_code == 413
+    windows = {"windows": [{"start": "2025-01-01T00:00:00Z", "end": "2025-01-02T00:00:00Z"}]}
+    windows["windows"] *= 150_000  # 9.4 MiB: only the set's file and appended rows go past 8
+    labelled = await deployed.http.put(
+        "/ai/training/feature-sets/forecast_basic/anomaly-windows", json=windows
+    )
+    assert labelled.status_code == 413, labelled.text[:200]
     many_rows = {"rows": [{"load_kw": 1.0}] * 20_001}
     predicted = await deployed.http.post(f"/ai/models/{world.model_id}/predict", json=many_rows)
     assert predicted.status_code == 422
