@@ -16,7 +16,7 @@ from actors.submission import JobSubmission
 from db.records import JobRecord, ScheduleRecord
 from db.schedules import ScheduleStore
 from domain.cron import latest_fire
-from domain.errors import TrainingError
+from domain.errors import ServiceUnavailable, TooManyRequests, TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,15 @@ class Scheduler:
             fire_time = latest_fire(schedule.cron, schedule.timezone, after, now)
             if fire_time is None:
                 continue
-            job_id = await self._fire(schedule, fire_time)
+            try:
+                job_id = await self._fire(schedule, fire_time)
+            except (ServiceUnavailable, TooManyRequests) as exc:
+                # Not recorded: the next poll tries the same fire again (its idempotency
+                # key makes one job of it), unless a newer fire is due by then.
+                logger.warning(
+                    "schedule %s at %s waits: %s", schedule.schedule_id, fire_time.isoformat(), exc
+                )
+                continue
             await self._schedules.record_fire(schedule.schedule_id, fire_time)
             if job_id is not None:
                 started.append(job_id)
@@ -79,6 +87,8 @@ class Scheduler:
             job, _created = await self._submit(
                 submission, key, ScheduledFire(schedule.schedule_id, fire_time)
             )
+        except (ServiceUnavailable, TooManyRequests):
+            raise
         except (TrainingError, ValueError) as exc:
             logger.warning("%s could not start a job: %s", name, exc)
             return None

@@ -26,10 +26,19 @@ def valid_timezone(name: str) -> bool:
 
 def latest_fire(expression: str, timezone: str, after: datetime, now: datetime) -> datetime | None:
     """The most recent fire time in (after, now], or None: after downtime only the latest
-    missed fire is returned, never a backlog."""
-    local = now.astimezone(ZoneInfo(timezone)) + timedelta(seconds=1)  # a fire at ``now`` counts
+    missed fire is returned, never a backlog. The hour a clock goes back repeats its local
+    times; a fire at a time ``after`` already had is the same fire, and not made again."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone) + timedelta(seconds=1)  # a fire at ``now`` counts
     fire: datetime = croniter(expression, local).get_prev(datetime).astimezone(UTC)
-    return fire if after < fire <= now else None
+    if not after < fire <= now:
+        return None
+    repeated = _wall_clock(fire, zone) == _wall_clock(after, zone)
+    return None if repeated else fire
+
+
+def _wall_clock(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(tzinfo=None, fold=0)
 
 
 def next_fires(expression: str, timezone: str, now: datetime, count: int) -> list[datetime]:

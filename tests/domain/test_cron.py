@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from domain.cron import latest_fire, next_fires, valid_cron, valid_timezone
 
 NOW = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
+NIGHT = datetime(2025, 10, 25, 20, 0, tzinfo=UTC)
 
 
 def test_only_the_most_recent_missed_fire_is_due() -> None:
@@ -29,6 +30,21 @@ def test_fire_times_follow_the_schedule_time_zone() -> None:
     summer = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
     assert next_fires("0 2 * * *", "Europe/Berlin", summer, 1) == [
         datetime(2026, 7, 2, 0, 0, tzinfo=UTC)
+    ]
+
+
+def test_a_daily_fire_in_the_hour_the_clock_goes_back_is_made_once() -> None:
+    # 02:30 in Berlin on 2025-10-26 is 00:30 UTC (summer time), then again 01:30 UTC.
+    after, now, fires = datetime(2025, 10, 25, 0, 30, tzinfo=UTC), NIGHT, []
+    while now < NIGHT + timedelta(hours=30):  # a scheduler polling every 10 minutes
+        fire = latest_fire("30 2 * * *", "Europe/Berlin", after, now)
+        if fire is not None:
+            fires.append(fire)
+            after = fire
+        now += timedelta(minutes=10)
+    assert fires == [
+        datetime(2025, 10, 26, 0, 30, tzinfo=UTC),
+        datetime(2025, 10, 27, 1, 30, tzinfo=UTC),  # winter time
     ]
 
 
