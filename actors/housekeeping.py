@@ -58,9 +58,13 @@ class Housekeeping:
         await self._forecasts.recover()
 
     async def load_queue(self) -> None:
-        """Queue every job the database says is queued (pushing a queued one is a no-op)."""
+        """Queue every job the database says is queued (pushing a queued one is a no-op),
+        but one this orchestrator is already starting: after a long database outage the
+        row of a job being placed still says queued, and queued twice it would be started
+        twice."""
         for job in await self._store.jobs_in_status(JobStatus.QUEUED):
-            self._requeue(job)
+            if not self._tracked(job.job_id):
+                self._requeue(job)
 
     async def reclaim_stuck(self) -> int:
         """The stuck-job watchdog: a job the database says is running, that this

@@ -62,7 +62,12 @@ async def no_reservation(holder: str, demand: Demand) -> Placement:
 
 
 def housekeeping_of(
-    store: JobStore, features: FeatureStore, tmp_path: Path, clock: Clock
+    store: JobStore,
+    features: FeatureStore,
+    tmp_path: Path,
+    clock: Clock,
+    queue: JobQueue | None = None,
+    tracked: Callable[[str], bool] = lambda _: False,
 ) -> Housekeeping:
     settings = OrchestratorSettings()
     forecasts = ForecastRunner(
@@ -80,13 +85,32 @@ def housekeeping_of(
     )
     return Housekeeping(
         store,
-        JobQueue(),
+        JobQueue() if queue is None else queue,
         settings,
         features,
         clock=clock,
-        tracked=lambda _: False,
+        tracked=tracked,
         forecasts=forecasts,
     )
+
+
+async def test_reloading_the_queue_skips_a_job_being_started(
+    store: JobStore, tmp_path: Path
+) -> None:
+    """After a long database outage the queue is reloaded from the rows that say queued;
+    a job the orchestrator is already placing says so too, and must not be queued again."""
+    config = {"feature_set": "forecast_basic", "target_variable": "load_kw"}
+    waiting = await store.create_job(new_job(config=config))
+    starting = await store.create_job(new_job(config=config))
+    queue = JobQueue()
+    features = FeatureStore(Location(str(tmp_path / "features")))
+    housekeeping = housekeeping_of(
+        store, features, tmp_path, Clock(datetime.now(UTC)), queue, {starting.job_id}.__contains__
+    )
+    await housekeeping.load_queue()
+    assert waiting.job_id in queue
+    assert starting.job_id not in queue
+    assert len(queue) == 1
 
 
 async def test_retention_keeps_the_versions_models_and_running_jobs_read(
