@@ -18,6 +18,7 @@ from domain.jobs import ExperimentStatus
 from pipeline.models.artifacts import METADATA_FILE
 from pipeline.search.hpo import journal_storage
 from pipeline.search.members import NUMBER
+from pipeline.store.feature_store import FeatureStore
 from tests import ray_state
 from tests.ray_state import idle_cpus, task_names
 from tests.serve_app.conftest import TEN_WEEKS, Deployed
@@ -186,10 +187,29 @@ async def test_a_killed_orchestrator_resumes_the_study(deployed: Deployed) -> No
     assert job["metrics"]["trials_completed"] == 10
 
 
-async def test_failed_trials_are_recorded_and_the_search_goes_on(deployed: Deployed) -> None:
-    objective = {"type": "categorical", "choices": ["regression", "no_such_objective"]}
+@pytest.fixture(scope="module")
+async def centred(service: Deployed) -> str:
+    """The demo load less its mean: a target with negative values, which LightGBM's
+    count objectives (poisson, gamma) refuse when a trial fits, as no check before it can
+    know (the values are in the data, not the request)."""
+    data = FeatureStore(service.config.pipeline.features_root).load("forecast_basic").data
+    data = data.assign(load_kw=data["load_kw"] - data["load_kw"].mean())
+    response = await service.http.put(
+        "/ai/training/feature-sets/centred",
+        params={"timestamp_column": "timestamp", "target_column": "load_kw"},
+        content=data.to_csv(index=False).encode(),
+    )
+    assert response.status_code == 200, response.text
+    return "centred"
+
+
+async def test_failed_trials_are_recorded_and_the_search_goes_on(
+    deployed: Deployed, centred: str
+) -> None:
+    objective = {"type": "categorical", "choices": ["regression", "poisson"]}
     job_id = await deployed.submit(
         hpo(
+            feature_set=centred,
             n_trials=10,
             pruning=False,
             hyperparameters={"objective": objective, "n_estimators": 60},
@@ -207,13 +227,19 @@ async def test_failed_trials_are_recorded_and_the_search_goes_on(deployed: Deplo
     ]
     assert len(failed) == job["metrics"]["trials_failed"]
     logs = (await deployed.http.get(f"/ai/training/jobs/{job_id}/logs?tail=1000")).json()["logs"]
-    assert any("failed" in line["message"] and "objective" in line["message"] for line in logs)
+    assert any("failed" in line["message"] and "negative" in line["message"] for line in logs)
 
 
-async def test_a_search_whose_every_trial_fails_fails_the_job(deployed: Deployed) -> None:
-    objective = {"type": "categorical", "choices": ["no_such_objective", "nor_this_one"]}
+async def test_a_search_whose_every_trial_fails_fails_the_job(
+    deployed: Deployed, centred: str
+) -> None:
+    objective = {"type": "categorical", "choices": ["poisson", "gamma"]}
     job_id = await deployed.submit(
-        hpo(n_trials=3, hyperparameters={"objective": objective, "n_estimators": 60})
+        hpo(
+            feature_set=centred,
+            n_trials=3,
+            hyperparameters={"objective": objective, "n_estimators": 60},
+        )
     )
     job = await deployed.wait_finished(job_id)
     assert job["status"] == "failed"

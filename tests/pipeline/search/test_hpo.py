@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +199,9 @@ def test_the_default_trials_are_never_pruned(data: PreparedData, tmp_path: Path)
 def test_failing_trials_are_told_and_a_search_without_success_raises(
     data: PreparedData, tmp_path: Path
 ) -> None:
-    broken = config(
-        n_trials=2,
-        hyperparameters={"objective": {"type": "categorical", "choices": ["no_such_objective"]}},
-    )
+    count_objectives = {"type": "categorical", "choices": ["poisson", "gamma"]}
+    broken = config(n_trials=2, hyperparameters={"objective": count_objectives})
+    data = replace(data, train=replace(data.train, y=data.train.y - data.train.y.mean() - 1e3))
     progress: list[SearchProgress] = []
     with pytest.raises(PipelineError, match="every trial failed"):
         search(
