@@ -53,6 +53,7 @@ class Monitor:
         clock: Callable[[], datetime],
         max_age: timedelta,
         shadow_for: ShadowFor | None = None,
+        batch: int = BATCH,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -62,11 +63,11 @@ class Monitor:
         self._clock = clock
         self._max_age = max_age
         self._shadow_for = shadow_for
+        self._batch = batch
 
     async def step(self) -> int:
         """Score what can be scored now; how many forecasts were scored."""
-        unscored = await self._store.unscored(self._clock() - self._max_age, BATCH)
-        due = await asyncio.to_thread(self._due, unscored)
+        due = await self.due_forecasts()
         scored = 0
         for (model_id, _), group in groupby(sorted(due, key=_model), key=_model):
             forecasts = list(group)
@@ -77,6 +78,21 @@ class Monitor:
             except Exception:
                 logger.exception("monitoring model %s failed; trying again later", model_id)
         return scored
+
+    async def due_forecasts(self) -> list[Unscored]:
+        """Up to a batch of forecasts that can be scored now, oldest first. The unscored
+        ones are read a page at a time past those that cannot be (actuals that never came,
+        a set without a new version): however many of those there are, they do not hide
+        the newer forecasts behind them."""
+        due: list[Unscored] = []
+        after = self._clock() - self._max_age
+        while len(due) < self._batch:
+            page = await self._store.unscored(after, self._batch)
+            due += await asyncio.to_thread(self._due, page)
+            if len(page) < self._batch:
+                break
+            after = page[-1].created_at
+        return due[: self._batch]
 
     def _due(self, unscored: list[Unscored]) -> list[Unscored]:
         """The forecasts whose set has a version they were not scored against (and, for a

@@ -1,0 +1,83 @@
+"""Which stored forecasts monitoring scores: forecasts that cannot be scored yet (their
+actuals never came) do not hide the newer ones behind them, however many there are."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from actors.monitoring import Monitor
+from db.database import Database
+from db.monitoring import Unscored
+from db.registry import ModelRegistry
+from domain.forecasts import ForecastSource
+from pipeline.settings import PipelineSettings
+from pipeline.store.demo import load_series
+from pipeline.store.feature_store import FeatureStore
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+class Unscoreds:
+    """``MonitorStore.unscored`` over a list: the forecasts created after a time, oldest
+    first, a page at a time."""
+
+    def __init__(self, forecasts: list[Unscored]) -> None:
+        self.forecasts = sorted(forecasts, key=lambda f: f.created_at)
+        self.pages = 0
+
+    async def unscored(self, created_after: datetime, limit: int) -> list[Unscored]:
+        self.pages += 1
+        return [f for f in self.forecasts if f.created_at > created_after][:limit]
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}")
+    yield database
+    await database.close()
+
+
+def forecast(number: int, evaluated_version: str | None) -> Unscored:
+    return Unscored(
+        forecast_id=f"f{number}",
+        model_id="tenant-a:m:1",
+        tenant_id="tenant-a",
+        feature_set="s",
+        source=ForecastSource.PREDICT,
+        artifact_uri=f"/forecasts/f{number}",
+        created_at=NOW - timedelta(days=10) + timedelta(minutes=number),
+        evaluated_version=evaluated_version,
+    )
+
+
+async def test_forecasts_waiting_for_actuals_do_not_hide_newer_ones(
+    tmp_path: Path, database: Database
+) -> None:
+    settings = PipelineSettings(data_dir=tmp_path)
+    current = FeatureStore(settings.features_root, "tenant-a").put(
+        "s", load_series(seed=1, hours=48), timestamp_column="timestamp", target_column="load_kw"
+    )
+    stuck = [forecast(n, current.pinned_version) for n in range(5)]  # scored on this version
+    fresh = [forecast(n, None) for n in range(5, 8)]
+    store = Unscoreds([*stuck, *fresh])
+
+    async def no_launch(task: object) -> list[object]:
+        raise AssertionError("nothing is scored here")
+
+    monitor = Monitor(
+        store,  # type: ignore[arg-type]
+        ModelRegistry(database),
+        settings,
+        launch=no_launch,  # type: ignore[arg-type]
+        report=lambda model_id, figures: None,
+        clock=lambda: NOW,
+        max_age=timedelta(days=30),
+        batch=2,
+    )
+    due = await monitor.due_forecasts()
+    assert [f.forecast_id for f in due] == ["f5", "f6"]  # a batch, past the five stuck
+    assert store.pages == 4
