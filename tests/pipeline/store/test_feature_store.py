@@ -281,22 +281,17 @@ def test_a_file_that_is_not_a_table_is_refused(store: FeatureStore, tmp_path: Pa
     assert not store.exists("s")
 
 
-def _csv(tmp_path: Path, text: str) -> Path:
+def _import_meters(store: FeatureStore, tmp_path: Path, rows: str) -> None:
+    """``rows`` (CSV text with columns ts, meter, load, ...) imported as set ``s``."""
     path = tmp_path / "rows.csv"
-    path.write_text(text)
-    return path
+    path.write_text(rows)
+    store.import_file("s", path, timestamp_column="ts", target_column="load", series_column="meter")
 
 
 def test_series_ids_are_kept_as_written(store: FeatureStore, tmp_path: Path) -> None:
     rows = "ts,meter,load\n2024-01-01T00:00Z,101,1\n2024-01-01T01:00Z,101,2\n"
     rows += "2024-01-01T00:00Z,007,3\n2024-01-01T00:00Z,7,4\n"
-    store.import_file(
-        "s",
-        _csv(tmp_path, rows),
-        timestamp_column="ts",
-        target_column="load",
-        series_column="meter",
-    )
+    _import_meters(store, tmp_path, rows)
     assert sorted(set(store.load("s").data["meter"])) == ["007", "101", "7"]
 
 
@@ -315,22 +310,17 @@ def test_values_no_job_could_read_are_refused(
     store: FeatureStore, tmp_path: Path, rows: str, field: str, message: str
 ) -> None:
     with pytest.raises(InvalidFeatureSet, match=message) as refused:
-        store.import_file(
-            "s",
-            _csv(tmp_path, rows),
-            timestamp_column="ts",
-            target_column="load",
-            series_column="meter",
-        )
+        _import_meters(store, tmp_path, rows)
     assert refused.value.field == field
     assert not store.exists("s")
 
 
 def test_a_column_cannot_have_two_roles(store: FeatureStore, tmp_path: Path) -> None:
-    rows = _csv(tmp_path, "ts,load\n2024-01-01T00:00Z,1\n")
+    path = tmp_path / "rows.csv"
+    path.write_text("ts,load\n2024-01-01T00:00Z,1\n")
     with pytest.raises(InvalidFeatureSet, match="different columns") as refused:
         store.import_file(
-            "s", rows, timestamp_column="ts", target_column="load", series_column="load"
+            "s", path, timestamp_column="ts", target_column="load", series_column="load"
         )
     assert refused.value.field == "series_column"
     assert not store.exists("s")
@@ -340,13 +330,7 @@ def test_a_batch_without_a_value_in_a_column_keeps_it_missing(
     store: FeatureStore, tmp_path: Path
 ) -> None:
     rows = "ts,meter,load,temp\n2024-01-01T00:00Z,a,,\n2024-01-01T01:00Z,a,2,\n"
-    store.import_file(
-        "s",
-        _csv(tmp_path, rows),
-        timestamp_column="ts",
-        target_column="load",
-        series_column="meter",
-    )
+    _import_meters(store, tmp_path, rows)
     stored = store.load("s").data
     assert stored["load"].isna().tolist() == [True, False]
     assert stored["temp"].isna().all()
