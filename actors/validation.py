@@ -1,7 +1,9 @@
-"""Whether a job could ever run here (its feature set, target, backtest and CPUs, against
-the largest node and the most CPUs the cluster can grow to), and how: a job on a large
-feature set trains data-parallel, and a job's fan-out widths left to the service are
-fixed from the cluster's CPUs."""
+"""Whether a job could ever run here (its LightGBM values, feature set, target, window,
+backtest and CPUs, against the largest node and the most CPUs the cluster can grow to),
+and how: a job on a large feature set trains data-parallel, and a job's fan-out widths
+left to the service are fixed from the cluster's CPUs. Checked when a job is submitted
+(or retried, or fired by a schedule or a policy), not when a stored config is read back:
+a config queued before a check existed still loads."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from actors.cluster import ClusterShape
 from domain.errors import InvalidRequest
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.backtest import check_fits as check_backtest_fits
+from pipeline.hyperparameters import hyperparameter_problems
 from pipeline.resources import Demand, demand_of
 from pipeline.store.feature_store import FeatureStore
 from pipeline.versions.schema import FeatureSetSchema
@@ -51,6 +54,9 @@ class JobValidator:
         (``TrainingConfig.resolved_for``).
 
         Raises: InvalidRequest naming the ``config.*`` field at fault."""
+        problems = hyperparameter_problems(config.hyperparameters)
+        if problems:
+            raise InvalidRequest("config.hyperparameters", "; ".join(problems))
         features = self._features.for_tenant(tenant_id)
         if not features.exists(config.feature_set):
             known = [s.name for s in features.list()]

@@ -24,8 +24,7 @@ from pipeline.hyperparameters import (
     KNOWN_HYPERPARAMETERS,
     HyperparameterSpec,
     HyperparameterValue,
-    value_problem,
-    values_to_check,
+    whole_if_integral,
 )
 from pipeline.promotion import PromotionPolicy
 
@@ -211,15 +210,7 @@ class TrainingConfig(BaseModel):
             raise ValueError(
                 f"unknown LightGBM parameter(s) {unknown}; known: {sorted(KNOWN_HYPERPARAMETERS)}"
             )
-        problems = [
-            problem
-            for name, value in values.items()
-            for candidate in values_to_check(value)
-            if (problem := value_problem(name, candidate))
-        ]
-        if problems:
-            raise ValueError("; ".join(dict.fromkeys(problems)))
-        return values
+        return {name: whole_if_integral(name, value) for name, value in values.items()}
 
     @field_validator("holidays")
     @classmethod

@@ -57,46 +57,67 @@ KNOWN_HYPERPARAMETERS = frozenset(
 
 HyperparameterValue = int | float | str | bool
 
-#: The regression objectives a job may set (LightGBM's names and aliases).
+#: The regression objectives a job may set (LightGBM's names and their aliases).
 OBJECTIVES = frozenset(
     {
-        "regression",
-        "regression_l2",
-        "l2",
-        "mse",
-        "regression_l1",
-        "l1",
-        "mae",
-        "huber",
-        "fair",
-        "poisson",
-        "quantile",
-        "mape",
-        "gamma",
-        "tweedie",
+        *("regression", "regression_l2", "l2", "mse", "mean_squared_error"),
+        *("rmse", "l2_root", "root_mean_squared_error"),
+        *("regression_l1", "l1", "mae", "mean_absolute_error"),
+        *("mape", "mean_absolute_percentage_error"),
+        *("huber", "fair", "poisson", "quantile", "gamma", "tweedie"),
     }
 )
-#: Each numeric parameter's kind and the values LightGBM accepts: (whole numbers only,
-#: lowest, whether the lowest is allowed, highest). Checked when a job is submitted, so a
-#: value LightGBM would refuse is a 422 and never a job that fails in its train stage.
+#: Each numeric parameter's kind and the values LightGBM accepts (with the service's own
+#: ceiling on rounds): (whole numbers only, lowest, whether the lowest is allowed,
+#: highest). Checked when a job is submitted, so a value LightGBM would refuse is a 422
+#: and never a job that fails in its train stage.
 _RANGES: dict[str, tuple[bool, float, bool, float]] = {
     **dict.fromkeys(("n_estimators", "num_iterations"), (True, 1, True, 1_000_000)),
-    "learning_rate": (False, 0, False, 1),
-    "max_depth": (True, -1, True, 1_000),
+    "learning_rate": (False, 0, False, math.inf),
+    "max_depth": (True, -math.inf, True, math.inf),
     "num_leaves": (True, 2, True, 131_072),
     **dict.fromkeys(
         ("subsample", "bagging_fraction", "colsample_bytree", "feature_fraction"),
         (False, 0, False, 1),
     ),
-    **dict.fromkeys(("subsample_freq", "bagging_freq"), (True, 0, True, 1_000_000)),
-    **dict.fromkeys(("min_child_samples", "min_data_in_leaf"), (True, 0, True, 1_000_000_000)),
+    **dict.fromkeys(("subsample_freq", "bagging_freq"), (True, 0, True, math.inf)),
+    **dict.fromkeys(("min_child_samples", "min_data_in_leaf"), (True, 0, True, math.inf)),
     **dict.fromkeys(
         ("min_child_weight", "min_split_gain", "reg_alpha", "lambda_l1", "reg_lambda", "lambda_l2"),
         (False, 0, True, math.inf),
     ),
-    "max_bin": (True, 2, True, 65_535),
+    "max_bin": (True, 2, True, math.inf),
     "seed": (True, -(2**31), True, 2**31 - 1),
 }
+#: Whole-number parameters.
+WHOLE = frozenset(name for name, (whole, *_) in _RANGES.items() if whole)
+
+
+def whole_if_integral(name: str, value: Any) -> Any:
+    """``31.0`` as ``31`` for a whole-number parameter (LightGBM refuses a float there);
+    any other value as it is."""
+    if name in WHOLE and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def hyperparameter_problems(values: dict[str, Any]) -> list[str]:
+    """Why LightGBM would refuse each of a job's values (fixed or a search range's bounds
+    and choices); empty when it would take them all."""
+    problems = [
+        problem
+        for name, value in values.items()
+        for candidate in values_to_check(value)
+        if (problem := value_problem(name, candidate))
+    ]
+    searched_as_floats = [
+        f"{name} is a whole number: search it as int or categorical, not {value.type}"
+        for name, value in values.items()
+        if name in WHOLE
+        and isinstance(value, HyperparameterSpec)
+        and value.type in ("float", "loguniform")
+    ]
+    return list(dict.fromkeys([*problems, *searched_as_floats]))
 
 
 def value_problem(name: str, value: Any) -> str | None:
