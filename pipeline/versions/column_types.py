@@ -53,9 +53,7 @@ def anomaly_labels(column: pd.Series) -> pd.Series:
     numeric = pd.api.types.is_numeric_dtype(column)
     values = column.to_numpy(dtype=float if numeric else object)
     valid = (
-        np.isin(values, (0, 1))
-        if numeric
-        else np.array([v is True or v is False for v in values], dtype=bool)
+        np.isin(values, (0, 1)) if numeric else np.array([_is_label(v) for v in values], dtype=bool)
     )
     if not valid.all():
         bad = values[~valid][0]
@@ -63,6 +61,12 @@ def anomaly_labels(column: pd.Series) -> pd.Series:
             "body", f"column {column.name!r} holds {bad}: labels are 0/1 or true/false"
         )
     return column.astype(bool)
+
+
+def _is_label(value: object) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return True
+    return isinstance(value, int | float | np.number) and value in (0, 1)
 
 
 def is_number(column: pd.Series) -> bool:
