@@ -37,8 +37,10 @@ LaunchMonitor = Callable[[MonitorTask], Awaitable[list[Evaluated]]]
 ReportHealth = Callable[[str, dict[str, float]], None]
 #: The previous champion to shadow a model's forecasts with (``Rollbacks.shadow_for``).
 ShadowFor = Callable[[ModelRecord], Awaitable[ShadowModel | None]]
-#: Forecasts looked at per pass.
+#: Forecasts scored per pass, and looked at per page ...
 BATCH = 500
+#: ... of at most this many pages a pass.
+MAX_PAGES = 20
 
 
 class Monitor:
@@ -85,13 +87,13 @@ class Monitor:
         a set without a new version): however many of those there are, they do not hide
         the newer forecasts behind them."""
         due: list[Unscored] = []
-        after = self._clock() - self._max_age
-        while len(due) < self._batch:
-            page = await self._store.unscored(after, self._batch)
+        after, after_id = self._clock() - self._max_age, None
+        for _ in range(MAX_PAGES):
+            page = await self._store.unscored(after, self._batch, after_id)
             due += await asyncio.to_thread(self._due, page)
-            if len(page) < self._batch:
+            if len(due) >= self._batch or len(page) < self._batch:
                 break
-            after = page[-1].created_at
+            after, after_id = page[-1].created_at, page[-1].forecast_id
         return due[: self._batch]
 
     def _due(self, unscored: list[Unscored]) -> list[Unscored]:

@@ -63,10 +63,21 @@ class MonitorStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def unscored(self, created_after: datetime, limit: int) -> list[Unscored]:
-        """Completed forecasts created after ``created_after`` that have rows without a
-        score (never evaluated, or evaluated before all their actuals arrived), oldest
-        first."""
+    async def unscored(
+        self, created_after: datetime, limit: int, after_id: str | None = None
+    ) -> list[Unscored]:
+        """Completed forecasts created after ``created_after`` (or at it, with an id after
+        ``after_id``: the next page) that have rows without a score (never evaluated, or
+        evaluated before all their actuals arrived), oldest first."""
+        later = BatchForecast.created_at > created_after
+        if after_id is not None:
+            later = or_(
+                later,
+                and_(
+                    BatchForecast.created_at == created_after,
+                    BatchForecast.forecast_id > after_id,
+                ),
+            )
         query = (
             select(BatchForecast, MonitorEvaluation.feature_set_version)
             .outerjoin(
@@ -76,13 +87,13 @@ class MonitorStore:
                 BatchForecast.status == ForecastStatus.COMPLETED.value,
                 BatchForecast.kind == ForecastKind.FORECAST.value,
                 BatchForecast.artifact_uri.is_not(None),
-                BatchForecast.created_at > created_after,
+                later,
                 or_(
                     MonitorEvaluation.forecast_id.is_(None),
                     MonitorEvaluation.rows < MonitorEvaluation.forecast_rows,
                 ),
             )
-            .order_by(BatchForecast.created_at)
+            .order_by(BatchForecast.created_at, BatchForecast.forecast_id)
             .limit(limit)
         )
         async with self._database.transaction() as session:

@@ -1,5 +1,6 @@
 """Which stored forecasts monitoring scores: forecasts that cannot be scored yet (their
-actuals never came) do not hide the newer ones behind them, however many there are."""
+actuals never came) do not hide the newer ones behind them, however many there are, nor
+do forecasts made at the same instant fall between two pages."""
 
 from __future__ import annotations
 
@@ -29,9 +30,14 @@ class Unscoreds:
         self.forecasts = sorted(forecasts, key=lambda f: f.created_at)
         self.pages = 0
 
-    async def unscored(self, created_after: datetime, limit: int) -> list[Unscored]:
+    async def unscored(
+        self, created_after: datetime, limit: int, after_id: str | None = None
+    ) -> list[Unscored]:
         self.pages += 1
-        return [f for f in self.forecasts if f.created_at > created_after][:limit]
+        if after_id is None:
+            return [f for f in self.forecasts if f.created_at > created_after][:limit]
+        cursor = (created_after, after_id)
+        return [f for f in self.forecasts if (f.created_at, f.forecast_id) > cursor][:limit]
 
 
 @pytest.fixture
@@ -49,7 +55,7 @@ def forecast(number: int, evaluated_version: str | None) -> Unscored:
         feature_set="s",
         source=ForecastSource.PREDICT,
         artifact_uri=f"/forecasts/f{number}",
-        created_at=NOW - timedelta(days=10) + timedelta(minutes=number),
+        created_at=NOW - timedelta(days=10) + timedelta(minutes=number // 3),  # in threes
         evaluated_version=evaluated_version,
     )
 

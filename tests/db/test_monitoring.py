@@ -79,6 +79,24 @@ async def test_a_forecast_is_unscored_until_all_its_rows_have_actuals(
     assert (scored.rows, scored.metrics, scored.feature_set_version) == (48, {"mae": 3.0}, "v3")
 
 
+async def test_unscored_forecasts_made_at_one_instant_page_by_their_ids(
+    stores: tuple[MonitorStore, ForecastStore, str],
+) -> None:
+    monitor, forecasts, model_id = stores
+    instant = utcnow()
+    for _ in range(3):
+        created = await forecasts.create(NewForecast("tenant-a", model_id, "fs", 24), instant)
+        await forecasts.start(created.forecast_id, instant)
+        await forecasts.complete(created.forecast_id, 48, "/f", instant)
+    week_ago = instant - timedelta(days=7)
+    every = [u.forecast_id for u in await monitor.unscored(week_ago, 10)]
+    assert every == sorted(every)
+    assert len(every) == 3
+    first = await monitor.unscored(week_ago, 2)
+    rest = await monitor.unscored(first[-1].created_at, 2, first[-1].forecast_id)
+    assert [u.forecast_id for u in [*first, *rest]] == every
+
+
 async def test_evaluations_page_by_forecast_date_and_skip_those_without_actuals(
     stores: tuple[MonitorStore, ForecastStore, str],
 ) -> None:
