@@ -44,14 +44,22 @@ def checked_windows(
     """The windows in UTC, in order of start.
 
     Raises:
-        InvalidRequest: a window ending before it starts, or naming a series the set does
-            not have (or any series, for a set of one).
+        InvalidRequest: a window ending before it starts, lying wholly before the set's
+            first row or after its last one (it would label nothing), or naming a series
+            the set does not have (or any series, for a set of one).
     """
+    first, last = _utc(pd.Timestamp(schema.start)), _utc(pd.Timestamp(schema.end))
     checked = []
     for number, window in enumerate(windows):
         start, end = _utc(window.start), _utc(window.end)
         if end < start:
             raise InvalidRequest(f"{FIELD}.{number}.end", "end is before start")
+        if end < first or start > last:
+            raise InvalidRequest(
+                f"{FIELD}.{number}.start",
+                f"the window holds none of the set's rows ({first.isoformat()} to "
+                f"{last.isoformat()})",
+            )
         if window.series is not None:
             if schema.series_column is None or known_series is None:
                 raise InvalidRequest(

@@ -268,6 +268,12 @@ def _validated(frame: pd.DataFrame, columns: Columns) -> pa.Table:
     for column in data.columns:  # a batch with no value in a column types it as null
         if column not in (columns.timestamp, columns.series) and data[column].isna().all():
             data[column] = data[column].astype("float64")
+    if is_number(data[columns.timestamp]):
+        raise InvalidFeatureSet(
+            "timestamp_column",
+            f"column {columns.timestamp!r} holds numbers, not times: epoch numbers are "
+            "ambiguous (seconds? milliseconds?); give times as ISO 8601",
+        )
     try:
         data[columns.timestamp] = pd.to_datetime(data[columns.timestamp], utc=True)
     except (ValueError, TypeError) as exc:

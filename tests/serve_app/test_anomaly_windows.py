@@ -33,11 +33,13 @@ async def test_uploaded_windows_label_an_anomaly_job(deployed: Deployed) -> None
         for a, b in runs(labelled[LABEL_COLUMN].to_numpy())
     ]
 
-    # A window ending before it starts, or naming a series of a one-series set: 422,
-    # nothing stored.
+    # A window ending before it starts, holding none of the set's rows, or naming a series
+    # of a one-series set: 422, nothing stored.
     backwards = [{"start": windows[0]["end"], "end": "2000-01-01T00:00:00Z"}]
+    long_before = [{"start": "1990-01-01T00:00:00Z", "end": "1990-01-02T00:00:00Z"}]
     for bad, field in (
         (backwards, "end"),
+        (long_before, "start"),
         ([{**windows[0], "series": "north"}], "series"),
     ):
         refused = await deployed.http.put(f"{URL}/anomaly-windows", json={"windows": bad})

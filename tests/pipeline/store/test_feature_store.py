@@ -304,6 +304,7 @@ def test_series_ids_are_kept_as_written(store: FeatureStore, tmp_path: Path) -> 
         ("ts,meter,load,is_anomaly\n2024-01-01T00:00Z,a,1,2\n", "body", "labels are 0/1"),
         ("ts,meter,load\n2024-01-01T00:00Z,,1\n", "series_column", "empty values"),
         ("ts,meter,load\n3000-01-01T00:00Z,a,1\n", "timestamp_column", "outside 1677-2262"),
+        ("ts,meter,load\n1704067200,a,1\n", "timestamp_column", "numbers, not times"),
     ],
 )
 def test_values_no_job_could_read_are_refused(
