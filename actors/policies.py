@@ -8,8 +8,10 @@ without a search (a search's retrain reuses what its search found instead of sea
 again). It is submitted with an idempotency key made of what it is a retrain of
 (``retrain_key``), so that an orchestrator that dies between the submit and the trigger's
 record starts no second one on the next check: the same submit returns the first job,
-whose trigger is then recorded. The rule and its evidence are recorded with the job
-(``GET /retrain-policies/{id}/triggers``) and in its log.
+whose trigger is then recorded. A scheduled retrain the service cannot take yet (database
+unavailable, queue full) leaves its fire unchecked, to be tried again. The rule and its
+evidence are recorded with the job (``GET /retrain-policies/{id}/triggers``) and in its
+log.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from db.policies import PolicyRecord, PolicyStore
 from db.records import JobRecord, ModelRecord, NewLog
 from db.registry import CHAMPION, ModelRegistry
 from domain.cron import latest_fire
-from domain.errors import AliasNotFound, FeatureSetNotFound, TrainingError
+from domain.errors import (
+    AliasNotFound,
+    FeatureSetNotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    TrainingError,
+)
 from domain.jobs import LogLevel
 from domain.policies import Decision, Facts, Limits, Rules, decide
 from pipeline.hyperparameters import KNOWN_HYPERPARAMETERS
@@ -87,11 +95,18 @@ class RetrainPolicies:
         champion = await self._champion(policy)
         facts = await self._facts(policy, rules, champion, now)
         decision = decide(rules, _limits(policy), facts)
+        job_id = None
+        if decision.rule is not None:
+            try:
+                job_id = await self._start(policy, decision, champion, now)
+            except (ServiceUnavailable, TooManyRequests) as exc:
+                # The fire is not marked checked: the next check tries it again, under
+                # the same idempotency key.
+                logger.warning("retrain policy %s waits: %s", policy.policy_id, exc)
+                return None
         if facts.due_fire is not None:
             await self._policies.checked(policy.policy_id, now)
-        if decision.rule is None:
-            return None
-        return await self._start(policy, decision, champion, now)
+        return job_id
 
     async def _champion(self, policy: PolicyRecord) -> ModelRecord | None:
         try:
@@ -167,6 +182,8 @@ class RetrainPolicies:
         try:
             submission = await asyncio.to_thread(self._submission, policy, champion)
             job, _ = await self._submit(submission, retrain_key(policy.policy_id, evidence))
+        except (ServiceUnavailable, TooManyRequests):
+            raise
         except (TrainingError, ValueError) as exc:
             logger.warning("retrain policy %s could not start a job: %s", policy.policy_id, exc)
             return None

@@ -1,0 +1,112 @@
+"""A retrain policy's scheduled fire is checked off once its retrain exists, or could never
+be made: a fire the service could not take yet (database unavailable, the tenant's queue
+full) is tried again at the next check, with the same idempotency key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from actors.policies import RetrainPolicies
+from actors.submission import JobSubmission
+from db.jobs import JobStore
+from db.monitoring import MonitorStore
+from db.policies import NewPolicy, PolicyStore
+from db.records import JobRecord, NewLog
+from db.registry import ModelRegistry
+from domain.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, TrainingError
+from pipeline.settings import PipelineSettings
+from tests.databases import BACKENDS, migrated_store
+from tests.db.factories import new_job
+
+CREATED = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+FIRST_FIRE = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
+    async with migrated_store(request.param, tmp_path) as store:
+        yield store
+
+
+class Intake:
+    """Submits as ``Intake.submit`` does, once per key, or fails as told."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.failure: TrainingError | None = None
+        self.jobs: dict[str, JobRecord] = {}
+
+    async def submit(self, submission: JobSubmission, key: str) -> tuple[JobRecord, bool]:
+        if self.failure is not None:
+            raise self.failure
+        if key in self.jobs:
+            return self.jobs[key], False
+        self.jobs[key] = await self.store.create_job(new_job())
+        return self.jobs[key], True
+
+
+async def nightly_retrain(
+    store: JobStore, tmp_path: Path
+) -> tuple[RetrainPolicies, PolicyStore, Intake, str]:
+    policies = PolicyStore(store.database)
+    job = {
+        "tenant_id": "tenant-a",
+        "model_type": "forecast",
+        "model_name": "nightly",
+        "config": {"feature_set": "forecast_basic", "target_variable": "load_kw"},
+    }
+    rules = {"cron": "0 2 * * *", "timezone": "UTC"}
+    created = await policies.create(
+        NewPolicy("tenant-a", "nightly", job, rules, 0.0, 10, None, False, True), CREATED
+    )
+    intake = Intake(store)
+
+    async def write_logs(logs: list[NewLog]) -> None:
+        pass
+
+    retrains = RetrainPolicies(
+        policies,
+        MonitorStore(store.database),
+        ModelRegistry(store.database),
+        PipelineSettings(data_dir=tmp_path),
+        submit=intake.submit,
+        write_logs=write_logs,
+    )
+    return retrains, policies, intake, created.policy_id
+
+
+@pytest.mark.parametrize(
+    "transient", [ServiceUnavailable("the database"), TooManyRequests("queue full", 30)]
+)
+async def test_a_fire_the_service_could_not_take_yet_is_tried_again(
+    store: JobStore, tmp_path: Path, transient: TrainingError
+) -> None:
+    retrains, policies, intake, policy_id = await nightly_retrain(store, tmp_path)
+    intake.failure = transient
+    assert await retrains.check(FIRST_FIRE + timedelta(seconds=5)) == []
+    assert (await policies.get(policy_id)).checked_at == CREATED  # the fire still due
+
+    intake.failure = None
+    retried = FIRST_FIRE + timedelta(minutes=1)
+    [started] = await retrains.check(retried)
+    assert [job.job_id for job in intake.jobs.values()] == [started]
+    [trigger] = (await policies.triggers(policy_id, 1, 10)).items
+    assert trigger.evidence["fire_time"] == FIRST_FIRE.isoformat()
+    assert (await policies.get(policy_id)).checked_at == retried
+
+
+async def test_a_fire_that_could_never_make_a_job_is_checked_off(
+    store: JobStore, tmp_path: Path
+) -> None:
+    retrains, policies, intake, policy_id = await nightly_retrain(store, tmp_path)
+    intake.failure = InvalidRequest("config.start_date", "after the last row")
+    checked = FIRST_FIRE + timedelta(seconds=5)
+    assert await retrains.check(checked) == []
+    assert (await policies.get(policy_id)).checked_at == checked
+    intake.failure = None
+    assert await retrains.check(FIRST_FIRE + timedelta(minutes=1)) == []
+    assert intake.jobs == {}
