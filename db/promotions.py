@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
@@ -140,6 +141,9 @@ async def decide(session: AsyncSession, job: TrainingJob, model: NewModel) -> st
     the job's log says of it. Without a champion it is promoted; with one that is not
     the one it was compared with (it moved meanwhile), it is not."""
     current = await _champion(session, model.tenant_id, model.model_name)
+    claimed = current is None and await _claim_champion(session, model)
+    if current is None and not claimed:  # another job's model claimed it first
+        current = await _champion(session, model.tenant_id, model.model_name)
     champion_id = current.model_id if current is not None else None  # before it moves
     comparison = model.comparison
     evidence = dict(comparison.evidence) if comparison is not None else {}
@@ -158,7 +162,7 @@ async def decide(session: AsyncSession, job: TrainingJob, model: NewModel) -> st
         decision, reason = Decision.PROMOTED, comparison.reason
     else:
         decision, reason = Decision.KEPT, comparison.reason
-    if decision is Decision.PROMOTED:
+    if decision is Decision.PROMOTED and not claimed:
         await point_alias(session, model.tenant_id, model.model_name, CHAMPION, model.model_id)
     session.add(
         Promotion(
@@ -191,6 +195,27 @@ async def _champion(session: AsyncSession, tenant_id: str, model_name: str) -> M
         )
         .with_for_update()
     )
+
+
+async def _claim_champion(session: AsyncSession, model: NewModel) -> bool:
+    """Point the model's absent ``champion`` alias at ``model``; False if another
+    transaction inserted it meanwhile (its row is committed and visible by then: on
+    PostgreSQL the insert waits for it). A missing row cannot be locked, so two first
+    champions are told apart by the alias's key, inside a savepoint."""
+    try:
+        async with session.begin_nested():
+            session.add(
+                ModelAlias(
+                    tenant_id=model.tenant_id,
+                    model_name=model.model_name,
+                    alias=CHAMPION,
+                    model_id=model.model_id,
+                    updated_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def _champion_moves(tenant_id: str, model_name: str) -> Select[Promotion]:

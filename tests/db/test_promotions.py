@@ -3,6 +3,8 @@ the job made, stored with their evidence, listed, and rolled back."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from db.jobs import JobStore
@@ -10,8 +12,10 @@ from db.promotions import PromotionStore
 from db.records import NewModel
 from db.registry import CHAMPION, ModelRegistry
 from domain.errors import ModelNotFound
+from domain.events import JobEvent
+from domain.jobs import JobStatus
 from domain.promotions import NO_CHAMPION, Comparison, Decision, NothingToRollBack
-from tests.db.factories import new_model
+from tests.db.factories import new_job, new_model
 from tests.db.test_registry import register
 
 V1, V2, V3, V4 = (f"20260101.00000{i}" for i in range(1, 5))
@@ -148,3 +152,32 @@ async def test_the_latest_change_and_the_versions_rolled_back_from(
     assert await promotions.rolled_back_from("tenant-a", "load_forecast") == {
         f"tenant-a:load_forecast:{V2}"
     }
+
+
+async def test_two_first_champions_completing_together_promote_one(
+    store: JobStore, promotions: PromotionStore
+) -> None:
+    """Neither sees a champion; the second to insert one keeps the first's, and its job
+    completes."""
+    for attempt in range(5):
+        name = f"load_{attempt}"
+        jobs = [await store.create_job(new_job(model_name=name)) for _ in range(2)]
+        for job in jobs:
+            await store.transition(job.job_id, JobEvent.START)
+        first = Comparison(None, True, NO_CHAMPION)
+        models = [model(v, first, model_name=name) for v in (V1, V2)]
+        await asyncio.gather(
+            *(
+                store.transition(job.job_id, JobEvent.COMPLETE, model=m)
+                for job, m in zip(jobs, models, strict=True)
+            )
+        )
+        statuses = {(await store.get_job(job.job_id)).status for job in jobs}
+        assert statuses == {JobStatus.COMPLETED}
+        decisions = (await promotions.list("tenant-a", name, 1, 10)).items
+        assert sorted(d.decision for d in decisions) == [Decision.KEPT, Decision.PROMOTED]
+        [promoted] = [d for d in decisions if d.decision is Decision.PROMOTED]
+        champion = await ModelRegistry(store.database).resolve("tenant-a", name, CHAMPION)
+        assert champion.model_id == promoted.challenger_id
+        [kept] = [d for d in decisions if d.decision is Decision.KEPT]
+        assert kept.champion_id == promoted.challenger_id
