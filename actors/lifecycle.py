@@ -316,20 +316,25 @@ class Lifecycle:
         running.tasks += (follower,)
 
     async def _requeue(self, job_id: str, running: RunningJob) -> None:
-        """Put back a job whose reservation Ray did not place within the timeout."""
+        """Put back a job whose reservation Ray did not place within the timeout. It is
+        followed here until it is back in the queue, so that a cancel arriving meanwhile
+        finds it in one place or the other."""
+        job = await self._durably(self._store.get_job, job_id)
+        if running.cancelled or job.status is not JobStatus.QUEUED:
+            cancelled = running.cancelled or job.status is JobStatus.CANCELLED
+            self._end(job_id, JobStatus.CANCELLED if cancelled else None)
+            return
         self._end(job_id)
+        self._queue.push(job_id, job.tenant_id, job.priority, job.created_at, running.demand)
         message = (
             f"its {running.demand.cpus} CPUs were not placed within "
             f"{self._placement_timeout:g}s; back in the queue"
         )
         logger.warning("job %s: %s", job_id, message)
-        job = await self._durably(self._store.get_job, job_id)
-        if job.status is JobStatus.QUEUED:
-            self._queue.push(job_id, job.tenant_id, job.priority, job.created_at, running.demand)
-            await self._durably(
-                self._store.append_logs,
-                [service_log(job_id, message, self._clock(), LogLevel.WARNING)],
-            )
+        await self._durably(
+            self._store.append_logs,
+            [service_log(job_id, message, self._clock(), LogLevel.WARNING)],
+        )
 
     def take_lost(self) -> bool:
         """Whether a job was lost between the queue and its start since last asked (the

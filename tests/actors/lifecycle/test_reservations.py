@@ -12,6 +12,9 @@ import pytest
 
 import actors.lifecycle
 from actors.cluster import ClusterShape
+from db.database import Database
+from db.jobs import JobStore
+from db.records import JobRecord
 from domain.jobs import JobStatus
 from pipeline.resources import Demand
 from tests.actors.lifecycle.harness import MakeHarness
@@ -120,3 +123,39 @@ async def test_a_group_on_a_node_that_left_is_booked_where_ray_placed_it_again(
     h.reservations.relocate()
 
     assert h.ledger.free() == {kept: 0}, "its CPUs are held where it is now"
+
+
+class ReadGate(JobStore):
+    """A job store whose job reads wait, once read, for the test to open the gate."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.reached = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        job = await super().get_job(job_id)
+        self.reached.set()
+        await self.opened.wait()
+        return job
+
+
+async def test_a_job_cancelled_while_it_goes_back_to_the_queue_stays_out_of_it(
+    harness_of: MakeHarness, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(actors.lifecycle, "SETTLE_SECONDS", 0.05)
+    gate = ReadGate(database)
+    h = await harness_of(capacity=1, placement_timeout=0.1, store=gate)
+    h.groups.held = True
+    job_id = await h.queue_job()
+    await h.lifecycle.start_queued()
+    await asyncio.wait_for(gate.reached.wait(), 5)  # the requeue has read it queued
+
+    await h.lifecycle.cancel(job_id)
+    gate.opened.set()
+    job = await h.ended(job_id)
+
+    assert job.status is JobStatus.CANCELLED
+    assert job_id not in h.queue
+    assert h.lifecycle.queue_status(job_id) is None
+    assert h.ledger.reserved == 0
