@@ -35,6 +35,13 @@ TenantParam = Annotated[
     str | None,
     Query(pattern=NAME_PATTERN, description="Admin only; default: the key's tenant."),
 ]
+ReadTenantParam = Annotated[
+    str | None,
+    Query(
+        pattern=NAME_PATTERN,
+        description="Another tenant's sets (admin only); default: the key's tenant's.",
+    ),
+]
 logger = logging.getLogger(__name__)
 
 
@@ -127,10 +134,13 @@ async def put_anomaly_windows(
 
 @router.get("/{name}/anomaly-windows", response_model=LabelledWindows)
 async def get_anomaly_windows(
-    name: FeatureSetName, services: ServicesDep, principal: PrincipalDep
+    name: FeatureSetName,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    tenant_id: ReadTenantParam = None,
 ) -> LabelledWindows:
     """The set's labelled anomaly windows, in order of start."""
-    features = services.features.for_tenant(principal.tenant_id)
+    features = services.features.for_tenant(_reader(principal, tenant_id))
     return _windows_public(await asyncio.to_thread(features.windows, name))
 
 
@@ -143,6 +153,16 @@ def _windows_public(windows: list[LabelledWindow]) -> LabelledWindows:
             for w in windows
         ]
     )
+
+
+def _reader(principal: Principal, tenant_id: str | None) -> str | None:
+    """Whose sets a read sees (beside the shared ones): the key's tenant's, or the one an
+    admin names.
+
+    Raises:
+        Forbidden: a key that is not an admin's named another tenant.
+    """
+    return principal.tenant_id if tenant_id is None else principal.tenant_filter(tenant_id)
 
 
 def _owner(principal: Principal, tenant_id: str | None) -> str | None:
@@ -193,24 +213,34 @@ def _compact(features: FeatureStore, name: str) -> None:
 
 @router.get("/{name}/versions", response_model=FeatureSetsPublic)
 async def list_feature_set_versions(
-    name: FeatureSetName, services: ServicesDep, principal: PrincipalDep
+    name: FeatureSetName,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    tenant_id: ReadTenantParam = None,
 ) -> FeatureSetsPublic:
     """Every kept version of a set, oldest first; the last is the current one."""
-    features = services.features.for_tenant(principal.tenant_id)
+    features = services.features.for_tenant(_reader(principal, tenant_id))
     schemas = await asyncio.to_thread(features.versions, name)
     return FeatureSetsPublic(feature_sets=[FeatureSetPublic.model_validate(s) for s in schemas])
 
 
 @router.get("", response_model=FeatureSetsPublic)
-async def list_feature_sets(services: ServicesDep, principal: PrincipalDep) -> FeatureSetsPublic:
-    """The shared feature sets and the caller's tenant's own."""
-    schemas = await asyncio.to_thread(services.features.for_tenant(principal.tenant_id).list)
+async def list_feature_sets(
+    services: ServicesDep, principal: PrincipalDep, tenant_id: ReadTenantParam = None
+) -> FeatureSetsPublic:
+    """The shared feature sets and the caller's tenant's own (or, for an admin, the named
+    tenant's)."""
+    features = services.features.for_tenant(_reader(principal, tenant_id))
+    schemas = await asyncio.to_thread(features.list)
     return FeatureSetsPublic(feature_sets=[FeatureSetPublic.model_validate(s) for s in schemas])
 
 
 @router.get("/{name}", response_model=FeatureSetPublic)
 async def get_feature_set(
-    name: FeatureSetName, services: ServicesDep, principal: PrincipalDep
+    name: FeatureSetName,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    tenant_id: ReadTenantParam = None,
 ) -> FeatureSetPublic:
-    features = services.features.for_tenant(principal.tenant_id)
+    features = services.features.for_tenant(_reader(principal, tenant_id))
     return FeatureSetPublic.model_validate(await asyncio.to_thread(features.schema, name))

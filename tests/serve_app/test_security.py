@@ -159,6 +159,33 @@ async def test_other_tenants_resources_do_not_exist(deployed: Deployed, world: V
     assert await state_of(deployed, world) == before
 
 
+async def test_an_admin_reads_a_named_tenants_sets_and_no_one_else_may(
+    deployed: Deployed, world: VictimWorld
+) -> None:
+    windows = {"windows": [{"start": "2024-01-10T00:00:00Z", "end": "2024-01-11T00:00:00Z"}]}
+    base = f"/ai/training/feature-sets/{world.feature_set}"
+    victim = {"tenant_id": VICTIM}
+    stored = await deployed.http.put(f"{base}/anomaly-windows", params=victim, json=windows)
+    assert stored.status_code == 200, stored.text
+    reads = {
+        base: lambda body: body["name"] == world.feature_set,
+        f"{base}/versions": lambda body: len(body["feature_sets"]) == 1,
+        f"{base}/anomaly-windows": lambda body: len(body["windows"]) == 1,
+        "/ai/training/feature-sets": lambda body: (
+            world.feature_set in [s["name"] for s in body["feature_sets"]]
+        ),
+    }
+    for path, holds in reads.items():
+        read = await deployed.http.get(path, params=victim)
+        assert read.status_code == 200, (path, read.text)
+        assert holds(read.json()), (path, read.text)
+    async with deployed.client_for(await deployed.key(ATTACKER, Role.MEMBER)) as attacker:
+        for path in reads:
+            assert (await attacker.get(path, params=victim)).status_code == 403, path
+    stored = await deployed.http.put(f"{base}/anomaly-windows", params=victim, json={"windows": []})
+    assert stored.status_code == 200, stored.text
+
+
 async def test_viewers_read_but_change_nothing(deployed: Deployed, world: VictimWorld) -> None:
     before = await state_of(deployed, world)
     async with deployed.client_for(await deployed.key(VICTIM, Role.VIEWER)) as viewer:
