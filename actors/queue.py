@@ -70,6 +70,7 @@ def _never(_tenant_id: str) -> bool:
 
 class JobQueue:
     def __init__(self) -> None:
+        #: Per priority; a level that empties is kept, with whose turn it is.
         self._levels: dict[int, _Level] = {}
         self._where: dict[str, tuple[str, int]] = {}
         #: What each queued job will hold once it runs.
@@ -110,10 +111,9 @@ class JobQueue:
         return True
 
     def _forget(self, job_id: str) -> None:
-        _tenant_id, priority = self._where.pop(job_id)
+        """Drop a job's bookkeeping; its level stays, empty or not, to keep the turns."""
+        self._where.pop(job_id)
         del self._demands[job_id]
-        if not self._levels[priority].lines:
-            del self._levels[priority]
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._where

@@ -111,3 +111,16 @@ def test_a_job_taken_out_of_turn_serves_its_tenant() -> None:
     queue.push("b2", "b", 0, at(3))
     queue.take("b1")
     assert queue.ordered() == ["a1", "b2"]
+
+
+def test_turns_outlive_a_priority_that_empties() -> None:
+    """A tenant just served waits behind one not served since, though the queue held none
+    of that priority in between."""
+    queue = JobQueue()
+    queue.push("a1", "a", 0, at(1))
+    queue.push("b1", "b", 0, at(2))
+    assert drain(queue) == ["a1", "b1"]
+    queue.push("b2", "b", 0, at(3))
+    queue.push("a2", "a", 0, at(4))
+    assert queue.ordered() == ["a2", "b2"], "b was served last"
+    assert drain(queue) == ["a2", "b2"]
