@@ -63,9 +63,9 @@ class PairedTest:
             "name": PAIRED_TEST,
             "alternative": "challenger < (1 - margin) * champion",
             "windows": self.windows,
-            "statistic": self.statistic,
-            "p_value": self.p_value,
-            "confidence": self.confidence,
+            "statistic": None if self.statistic is None else _finite(self.statistic),
+            "p_value": _finite(self.p_value),
+            "confidence": _finite(self.confidence),
         }
 
 
@@ -145,9 +145,9 @@ def judge(
         "metric": scores.metric,
         "margin": margin,
         "min_confidence": min_confidence,
-        "challenger_score": scores.challenger,
-        "champion_score": scores.champion,
-        "gain": scores.gain if math.isfinite(scores.gain) else None,
+        "challenger_score": _finite(scores.challenger),
+        "champion_score": _finite(scores.champion),
+        "gain": _finite(scores.gain),
         "window": dict(period),
         "paired_test": test.as_dict(),
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from domain.promotions import MAX_STORED_WINDOWS, Scores, judge, paired_test
@@ -81,3 +83,12 @@ def test_long_periods_keep_their_totals_not_every_window() -> None:
     assert "windows" not in judged.evidence
     assert judged.evidence["paired_test"]["windows"] == days
     assert judged.reason.startswith("beats the champion: WQL 0.1")
+
+
+def test_scores_that_are_not_numbers_are_stored_as_none() -> None:
+    """A WQL over rows whose actuals are all 0 is NaN: the evidence stays valid JSON."""
+    nan = float("nan")
+    decided = judge(scores([nan] * 3, [nan] * 3, metric="wql"), 0.0, 0.0, "c", PERIOD)
+    assert not decided.better
+    text = json.dumps(decided.evidence, allow_nan=False)
+    assert json.loads(text)["challenger_score"] is None
