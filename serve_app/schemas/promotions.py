@@ -77,5 +77,9 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(
-        None, min_length=1, max_length=500, description="Why (stored with the decision)."
+        None,
+        min_length=1,
+        max_length=500,
+        pattern=r"^[^\x00]*$",
+        description="Why (stored with the decision); any text but a NUL.",
     )
