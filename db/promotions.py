@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,7 +95,11 @@ class PromotionStore:
                 )
             if await session.get(RegisteredModel, undone.champion_id) is None:
                 raise NothingToRollBack(f"the earlier champion {undone.champion_id} is gone")
-            await point_alias(session, tenant_id, model_name, CHAMPION, undone.champion_id)
+            if not await _move_champion(session, undone):
+                raise NothingToRollBack(
+                    f"{name}'s champion moved while the rollback was decided (another "
+                    "rollback, a promotion or a hand): ask again"
+                )
             row = Promotion(
                 promotion_id=str(uuid.uuid4()),
                 tenant_id=tenant_id,
@@ -195,6 +199,23 @@ async def _champion(session: AsyncSession, tenant_id: str, model_name: str) -> M
         )
         .with_for_update()
     )
+
+
+async def _move_champion(session: AsyncSession, undone: Promotion) -> bool:
+    """Point ``champion`` from what ``undone`` promoted back at what it replaced, if it
+    still points there; whether it did. The condition is the lock where a read takes none
+    (SQLite's reads run before its write transaction begins)."""
+    moved = await session.execute(
+        update(ModelAlias)
+        .where(
+            ModelAlias.tenant_id == undone.tenant_id,
+            ModelAlias.model_name == undone.model_name,
+            ModelAlias.alias == CHAMPION,
+            ModelAlias.model_id == undone.challenger_id,
+        )
+        .values(model_id=undone.champion_id, updated_at=utcnow())
+    )
+    return bool(getattr(moved, "rowcount", 0))
 
 
 async def _claim_champion(session: AsyncSession, model: NewModel) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.database import Database
@@ -146,22 +148,26 @@ async def add_model(
 async def point_alias(
     session: AsyncSession, tenant_id: str, model_name: str, alias: str, model_id: str
 ) -> None:
-    """Point ``alias`` at ``model_id`` in ``session``'s transaction (its row locked)."""
-    key = (tenant_id, model_name, alias)
-    row = await session.get(ModelAlias, key, with_for_update=True)
-    if row is None:
-        session.add(
-            ModelAlias(
-                tenant_id=tenant_id,
-                model_name=model_name,
-                alias=alias,
-                model_id=model_id,
-                updated_at=utcnow(),
-            )
+    """Point ``alias`` at ``model_id`` in ``session``'s transaction: one upsert, so two
+    requests creating the same alias at once make one alias (the later one's)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(ModelAlias).values(
+        tenant_id=tenant_id,
+        model_name=model_name,
+        alias=alias,
+        model_id=model_id,
+        updated_at=utcnow(),
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ModelAlias.tenant_id, ModelAlias.model_name, ModelAlias.alias],
+            set_={
+                "model_id": statement.excluded.model_id,
+                "updated_at": statement.excluded.updated_at,
+            },
         )
-    else:
-        row.model_id = model_id
-        row.updated_at = utcnow()
+    )
 
 
 def _conditions(filters: ModelFilters) -> list[ColumnElement[bool]]:

@@ -181,3 +181,35 @@ async def test_two_first_champions_completing_together_promote_one(
         assert champion.model_id == promoted.challenger_id
         [kept] = [d for d in decisions if d.decision is Decision.KEPT]
         assert kept.champion_id == promoted.challenger_id
+
+
+async def test_rollbacks_asked_for_together_each_undo_a_promotion_of_their_own(
+    store: JobStore, promotions: PromotionStore
+) -> None:
+    """Two at once (a double click, a rule and a person) never both undo the same one:
+    the second undoes the next promotion, or is refused."""
+    await register(store, model(V1, Comparison(None, True, NO_CHAMPION)))
+    await register(store, model(V2, beats(V1)))
+    await register(store, model(V3, beats(V2)))
+    outcomes = await asyncio.gather(
+        promotions.rollback("tenant-a", "load_forecast"),
+        promotions.rollback("tenant-a", "load_forecast"),
+        return_exceptions=True,
+    )
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(isinstance(o, NothingToRollBack) for o in refused), refused
+    undone = [r.evidence["undoes"] for r in done]
+    assert len(set(undone)) == len(undone) >= 1
+    assert await champion_version(store) == (V2 if len(done) == 1 else V1)
+
+
+async def test_aliases_created_together_are_one_alias(store: JobStore) -> None:
+    await register(store, new_model(V1))
+    await register(store, new_model(V2))
+    registry = ModelRegistry(store.database)
+    await asyncio.gather(
+        *(registry.set_alias("tenant-a", "load_forecast", "staging", v) for v in (V1, V2, V1))
+    )
+    staged = await registry.resolve("tenant-a", "load_forecast", "staging")
+    assert staged.version in (V1, V2)
