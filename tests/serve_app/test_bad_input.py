@@ -259,6 +259,14 @@ async def test_an_id_filter_the_database_cannot_hold_is_422(
     assert response.json()["detail"][0]["loc"] == ["query", "model_id"]
 
 
+async def test_a_rollback_reason_the_database_cannot_hold_is_422(deployed: Deployed) -> None:
+    response = await deployed.http.post(
+        "/ai/models/tenant-a/load_forecast/rollback", json={"reason": "oops\x00"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "reason"]
+
+
 @pytest.mark.parametrize("tail", [0, 1001])
 async def test_log_tail_out_of_range_is_422(deployed: Deployed, tail: int) -> None:
     job_id = await deployed.submit()
