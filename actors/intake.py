@@ -24,6 +24,7 @@ from actors.submission import JobSubmission
 from actors.validation import JobValidator
 from db.jobs import JobStore
 from db.records import IdempotencyClaim, JobRecord, NewJob
+from db.registry import ModelRegistry
 from domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest
 from domain.events import can_retry
 from pipeline.config import TrainingConfig
@@ -45,6 +46,7 @@ class Intake:
         on_queued: Callable[[], None],
     ) -> None:
         self._store = store
+        self._registry = ModelRegistry(store.database)
         self._validator = validator
         self._admission = admission
         self._queue = queue
@@ -65,7 +67,8 @@ class Intake:
 
         Raises:
             IdempotencyKeyReused: the key came with a different submission.
-            InvalidRequest: the job could never run (unknown feature set, target, CPUs).
+            InvalidRequest: the job could never run (unknown feature set, target, CPUs), or
+                its model name is registered with another model type.
             TooManyRequests: the tenant's queue is full.
         """
         claim = None
@@ -125,6 +128,13 @@ class Intake:
         earlier = await self._earlier(new_job, claim)
         if earlier is not None:
             return earlier, False
+        registered = await self._registry.model_type(new_job.tenant_id, new_job.model_name)
+        if registered is not None and registered is not new_job.model_type:
+            raise InvalidRequest(
+                "model_type",
+                f"model {new_job.model_name!r} is a {registered} model: its versions, aliases "
+                f"and champion are one model's; name a {new_job.model_type} model otherwise",
+            )
         # Read the feature store outside the lock: a slow read (S3) delays this submit only.
         sized = await asyncio.to_thread(self._validator.check, new_job.tenant_id, config)
         if sized is not config:  # a large feature set: the job trains data-parallel

@@ -67,6 +67,15 @@ class ModelRegistry:
         async with self._database.transaction() as session:
             return set((await session.scalars(query)).all())
 
+    async def model_type(self, tenant_id: str, model_name: str) -> ModelType | None:
+        """The type of the model's registered versions (None: it has none yet)."""
+        query = select(RegisteredModel.model_type).where(
+            RegisteredModel.tenant_id == tenant_id, RegisteredModel.model_name == model_name
+        )
+        async with self._database.transaction() as session:
+            found = await session.scalar(query.limit(1))
+        return None if found is None else ModelType(found)
+
     async def resolve(self, tenant_id: str, model_name: str, alias: str) -> ModelRecord:
         """The version an alias points at.
 

@@ -137,6 +137,20 @@ async def test_a_job_that_could_never_run_is_refused_and_writes_nothing(
     assert await rows(store) == []
 
 
+async def test_a_model_name_keeps_the_type_it_was_registered_with(
+    intake_of: MakeIntake, store: JobStore
+) -> None:
+    registered = await finished_job(store, JobEvent.COMPLETE)  # a forecast model
+    anomaly = submission().model_copy(update={"model_type": ModelType.ANOMALY})
+    with pytest.raises(InvalidRequest) as refused:
+        await intake_of().submit(anomaly, "key-1")
+    assert refused.value.field == "model_type"
+    assert [job.job_id for job in await rows(store)] == [registered.job_id]
+    other_name = anomaly.model_copy(update={"model_name": "load_anomalies"})
+    queued, _ = await intake_of().submit(other_name, "key-2")
+    assert queued.model_type is ModelType.ANOMALY
+
+
 async def test_a_job_that_fits_the_clusters_maximum_is_queued_with_its_demand(
     intake_of: MakeIntake, store: JobStore
 ) -> None:
