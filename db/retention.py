@@ -10,6 +10,7 @@ forecasts go after 30 days (their files with them: ``PurgeReport.forecasts``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from pydantic import Field
@@ -21,6 +22,9 @@ from db.models import BatchForecast, IdempotencyKey, RegisteredModel, TrainingJo
 from db.records import ExpiredForecast, PurgeReport
 from domain.forecasts import ForecastStatus
 from domain.jobs import JobStatus
+
+#: Ids per ``DELETE ... IN``: a bound parameter each, well under PostgreSQL's 32,767.
+IDS_PER_STATEMENT = 5_000
 
 
 class RetentionPolicy(BaseSettings):
@@ -64,12 +68,14 @@ async def purge(database: Database, policy: RetentionPolicy, now: datetime) -> P
     log_cutoff = now - timedelta(days=policy.logs_days)
     async with database.transaction() as session:
         job_ids = list((await session.scalars(doomed)).all())
-        logs = await session.execute(
-            delete(TrainingLog).where(
-                (TrainingLog.timestamp < log_cutoff) | TrainingLog.job_id.in_(job_ids)
-            )
+        old_logs = await session.execute(
+            delete(TrainingLog).where(TrainingLog.timestamp < log_cutoff)
         )
-        await session.execute(delete(TrainingJob).where(TrainingJob.job_id.in_(job_ids)))
+        logs = int(getattr(old_logs, "rowcount", 0))
+        for some in _chunks(job_ids):
+            of_jobs = await session.execute(delete(TrainingLog).where(TrainingLog.job_id.in_(some)))
+            logs += int(getattr(of_jobs, "rowcount", 0))
+            await session.execute(delete(TrainingJob).where(TrainingJob.job_id.in_(some)))
         key_cutoff = now - timedelta(hours=policy.idempotency_keys_hours)
         await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < key_cutoff))
         finished = [ForecastStatus.COMPLETED.value, ForecastStatus.FAILED.value]
@@ -80,11 +86,14 @@ async def purge(database: Database, policy: RetentionPolicy, now: datetime) -> P
             .where(BatchForecast.finished_at < forecast_cutoff)
         )
         forecasts = tuple(ExpiredForecast(*row) for row in await session.execute(old_forecasts))
-        ids = [forecast.forecast_id for forecast in forecasts]
-        await session.execute(delete(BatchForecast).where(BatchForecast.forecast_id.in_(ids)))
-    return PurgeReport(
-        jobs=len(job_ids), logs=int(getattr(logs, "rowcount", 0)), forecasts=forecasts
-    )
+        for some in _chunks([forecast.forecast_id for forecast in forecasts]):
+            await session.execute(delete(BatchForecast).where(BatchForecast.forecast_id.in_(some)))
+    return PurgeReport(jobs=len(job_ids), logs=logs, forecasts=forecasts)
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        yield ids[start : start + IDS_PER_STATEMENT]
 
 
 async def feature_versions_in_use(database: Database) -> set[str]:

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from db.experiments import ExperimentCatalog
 from db.forecasts import ForecastStore
 from db.jobs import JobStore
-from db.models import TrainingJob
-from db.records import JobFilters, MetricPoint, NewForecast, NewLog
+from db.models import BatchForecast, TrainingJob
+from db.records import ForecastFilters, JobFilters, MetricPoint, NewForecast, NewLog
 from db.retention import RetentionPolicy, purge
 from domain.errors import ForecastNotFound, JobNotFound
 from domain.events import JobEvent
@@ -128,3 +128,33 @@ async def test_finished_forecasts_go_after_their_period(store: JobStore) -> None
         with pytest.raises(ForecastNotFound):
             await forecasts.get(gone)
     assert (await purge(store.database, RetentionPolicy(), NOW)).forecasts == ()
+
+
+async def test_more_expired_forecasts_than_a_statement_can_name_are_purged(
+    store: JobStore,
+) -> None:
+    """Over PostgreSQL's 32,767 bound parameters: a purge naming them all in one
+    statement failed, and every purge after it."""
+    model = new_model()
+    await register(store, model)
+    old = NOW - timedelta(days=31)
+    rows = [
+        {
+            "forecast_id": f"{n:08d}-0000-0000-0000-000000000000",
+            "tenant_id": "tenant-a",
+            "model_id": model.model_id,
+            "feature_set": "fs",
+            "horizon": 24,
+            "status": "completed",
+            "created_at": old,
+            "finished_at": old,
+        }
+        for n in range(33_000)
+    ]
+    async with store.database.transaction() as session:
+        await session.execute(insert(BatchForecast), rows)
+
+    report = await purge(store.database, RetentionPolicy(), NOW)
+
+    assert len(report.forecasts) == 33_000
+    assert (await ForecastStore(store.database).search(ForecastFilters(), 1, 1)).total == 0
