@@ -10,6 +10,7 @@ from domain.auth import Principal
 from domain.clock import utcnow
 from domain.errors import Unauthorized
 from serve_app.dependencies import ServicesDep
+from serve_app.settings import is_loopback
 
 
 def api_key_of(request: Request) -> str | None:
@@ -21,8 +22,17 @@ def api_key_of(request: Request) -> str | None:
 
 
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
-    """Raises: Unauthorized (no key, or a wrong, expired or revoked one)."""
+    """Raises: Unauthorized (no key, or a wrong, expired or revoked one; with keys off, a
+    caller from another machine)."""
     if not services.auth_enabled:
+        # The settings refuse a non-loopback TRAINING_HOST with keys off, but Serve binds
+        # where its own config says (deploy/serve_config.yaml: 0.0.0.0): hold the rule here.
+        client = request.client.host if request.client is not None else ""
+        if not is_loopback(client):
+            raise Unauthorized(
+                "authentication is off, so this service answers its own machine only; "
+                "the operator must set TRAINING_AUTH_ENABLED=true to serve others"
+            )
         return Principal.unauthenticated_admin()
     token = api_key_of(request)
     if token is None:

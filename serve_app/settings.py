@@ -109,9 +109,12 @@ class AdminKeySettings(BaseSettings):
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv4-mapped ones too) is this machine's."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
