@@ -259,7 +259,8 @@ async def predict(
     model_id: ModelId, body: PredictRequest, services: ServicesDep, principal: PrincipalDep
 ) -> PredictionsPublic:
     """Forecasts (and, for anomaly models, flags and scores) from raw feature-set rows."""
-    return await _predict(await visible_model(model_id, services, principal), body, services)
+    model = await visible_model(model_id, services, principal)
+    return await _predict(model, body, services, principal)
 
 
 @router.post("/{tenant_id}/{model_name}@{alias}/predict", response_model=PredictionsPublic)
@@ -273,12 +274,15 @@ async def predict_alias(
 ) -> PredictionsPublic:
     """Predict with the version an alias points at."""
     model = await resolved(tenant_id, model_name, alias, services, principal)
-    return await _predict(model, body, services)
+    return await _predict(model, body, services, principal)
 
 
 async def _predict(
-    model: ModelRecord, body: PredictRequest, services: ServicesDep
+    model: ModelRecord, body: PredictRequest, services: ServicesDep, principal: Principal
 ) -> PredictionsPublic:
+    """Raises: Forbidden: ``log`` (a forecast kept, and scored later) from a viewer key."""
+    if body.log:
+        principal.require_write(model.tenant_id)
     if body.log and model.model_type is not ModelType.FORECAST:
         raise InvalidRequest("log", "only a forecasting model's predictions are kept")
     with translated_ray_errors("the model server"):

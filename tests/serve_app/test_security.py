@@ -97,6 +97,7 @@ async def state_of(deployed: Deployed, world: VictimWorld) -> dict[str, Any]:
         "model": (await http.get(f"/ai/models/{world.model_id}")).json()["aliases"],
         "schedule": (await http.get(f"/ai/training/schedules/{world.schedule_id}")).json(),
         "experiments": (await http.get("/ai/training/experiments")).json()["total"],
+        "forecasts": (await http.get("/ai/models/forecasts")).json()["total"],
     }
 
 
@@ -200,6 +201,13 @@ async def test_viewers_read_but_change_nothing(deployed: Deployed, world: Victim
             assert response.status_code in (403, 404), (method, path, response.text)
         submitted = await viewer.post("/ai/training/jobs/start", json=job_body(tenant_id=VICTIM))
         assert submitted.status_code == 403
+        # Predicting reads; keeping the forecast (scored by monitoring later) writes.
+        recent = load_series(seed=3, hours=24 * 60).tail(24 * 8)
+        rows = [{**r, "timestamp": r["timestamp"].isoformat()} for r in recent.to_dict("records")]
+        predict = f"/ai/models/{world.model_id}/predict"
+        assert (await viewer.post(predict, json={"rows": rows})).status_code == 200
+        logged = await viewer.post(predict, json={"rows": rows, "log": True})
+        assert logged.status_code == 403, logged.text
     assert await state_of(deployed, world) == before
 
 
