@@ -8,6 +8,7 @@ from db.records import NewSchedule, ScheduleRecord
 from domain.auth import Principal
 from domain.clock import utcnow
 from domain.cron import next_fires
+from domain.errors import InvalidRequest
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.params import NameFilter, ResourceId
@@ -66,10 +67,14 @@ async def get_schedule(
 async def update_schedule(
     schedule_id: ScheduleId, body: SchedulePatch, services: ServicesDep, principal: PrincipalDep
 ) -> SchedulePublic:
-    """Enable, disable or edit; only the fields given change."""
-    await _writable(schedule_id, services, principal)
-    if body.job is not None:
-        principal.require_write(body.job.tenant_id)
+    """Enable, disable or edit; only the fields given change (a schedule's job keeps its
+    tenant: 422)."""
+    schedule = await _writable(schedule_id, services, principal)
+    if body.job is not None and body.job.tenant_id != schedule.tenant_id:
+        raise InvalidRequest(
+            "job.tenant_id",
+            f"a schedule's job keeps its tenant ({schedule.tenant_id!r}); make a new schedule",
+        )
     record = await services.orchestrator.update_schedule(schedule_id, body.changes())
     return await _public(record, services)
 
@@ -83,10 +88,13 @@ async def delete_schedule(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _writable(schedule_id: str, services: ServicesDep, principal: Principal) -> None:
+async def _writable(
+    schedule_id: str, services: ServicesDep, principal: Principal
+) -> ScheduleRecord:
     """Raises: ScheduleNotFound (unknown or another tenant's), Forbidden (read-only key)."""
     schedule = await services.schedules.get(schedule_id, principal.scope)
     principal.require_write(schedule.tenant_id)
+    return schedule
 
 
 async def _public(record: ScheduleRecord, services: ServicesDep) -> SchedulePublic:

@@ -83,6 +83,10 @@ async def test_bad_schedules_are_422_and_store_nothing(deployed: Deployed) -> No
     assert (await deployed.http.patch(url, json={"cron": None})).status_code == 422
     assert (await deployed.http.patch(url, json={"colour": "red"})).status_code == 422
     assert (await deployed.http.patch(f"{API}/nope", json={"enabled": False})).status_code == 404
+    moved = await deployed.http.patch(url, json={"job": job_body(tenant_id="tenant-other")})
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["detail"][0]["loc"] == ["body", "job", "tenant_id"]
+    assert (await deployed.http.get(url)).json()["job"]["tenant_id"] == "tenant-cron"
     await deployed.http.delete(url)
 
 
