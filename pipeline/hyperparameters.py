@@ -67,6 +67,9 @@ OBJECTIVES = frozenset(
         *("huber", "fair", "poisson", "quantile", "gamma", "tweedie"),
     }
 )
+#: Objectives of targets that are never negative (counts, amounts): LightGBM refuses a
+#: negative label with them, so no target relative to a level is tried for them.
+NONNEGATIVE_OBJECTIVES = frozenset({"poisson", "gamma", "tweedie"})
 #: Each numeric parameter's kind and the values LightGBM accepts (with the service's own
 #: ceiling on rounds): (whole numbers only, lowest, whether the lowest is allowed,
 #: highest). Checked when a job is submitted, so a value LightGBM would refuse is a 422

@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline.config import RefitMethod, TrainingConfig
 from pipeline.features.preprocess import PreparedData, PreparedFeatures
+from pipeline.hyperparameters import NONNEGATIVE_OBJECTIVES
 from pipeline.scoring.intervals import paired_quantiles
 from pipeline.scoring.points import validation_scores
 from pipeline.scoring.windows import window_maes
@@ -98,7 +99,7 @@ def trained_by(fitter: Fitter[Data], data: Data, config: TrainingConfig) -> Trai
     fit = _fitting(member_plans(config), config, fitter, config.early_stopping_rounds)
     if config.time_budget_s is not None:  # the trial would spend time the budget did not plan
         return fit(data)
-    return on_better_target(fit, data, fitter)
+    return on_better_target(fit, data, fitter, signed=_signed(member_plans(config)))
 
 
 def _fitting(
@@ -133,13 +134,18 @@ def on_better_target(
     data: Data,
     fitter: Fitter[Data],
     judge: Callable[..., TrainedModel] | None = None,
+    *,
+    signed: bool = True,
 ) -> TrainedModel:
     """``fit(data)``, or ``fit`` on the target relative to the series' level when the
     early-stopped fits of ``judge``'s members (``probe=True``; default: ``fit``'s) validate
     better on it by the margin (``pipeline.training.level``); only where the fits run in
-    this process. A search's model is judged by a plain job's members, as a plain job on
-    the same data is: its own members were tuned on the target itself."""
-    level = level_of(data) if isinstance(data, PreparedData) and fitter.local_threads else None
+    this process, and only if every member's objective takes a ``signed`` target (a
+    relative one is negative where the series is below its level). A search's model is
+    judged by a plain job's members, as a plain job on the same data is: its own members
+    were tuned on the target itself."""
+    local = isinstance(data, PreparedData) and fitter.local_threads
+    level = level_of(data) if signed and local and isinstance(data, PreparedData) else None
     model: TrainedModel | None = fit(data) if judge is None or level is None else None
     if level is None:
         assert model is not None
@@ -188,6 +194,12 @@ class MemberPlan:
     rounds: int | None = None
     #: Prefix of its curves' names after the first member's (default: by objective).
     label: str | None = None
+
+
+def _signed(plans: list[MemberPlan]) -> bool:
+    """Whether every plan's objective takes a target of either sign."""
+    objectives = {plan.params.get("objective", plan.objective) for plan in plans}
+    return not objectives & NONNEGATIVE_OBJECTIVES
 
 
 def member_plans(config: TrainingConfig) -> list[MemberPlan]:
@@ -358,8 +370,9 @@ def retrained_by(
     on the target that validates better (``on_better_target``)."""
     plans = search_plans(search)
     fit = _fitting(plans, config, fitter, search.early_stopping_rounds, search.summary())
-    judge = _fitting(member_plans(config), config, fitter, config.early_stopping_rounds)
-    return on_better_target(fit, data, fitter, judge)
+    members = member_plans(config)
+    judge = _fitting(members, config, fitter, config.early_stopping_rounds)
+    return on_better_target(fit, data, fitter, judge, signed=_signed(plans + members))
 
 
 def _model_params(fits: Sequence[Fit]) -> dict[str, Any]:

@@ -71,6 +71,18 @@ def test_the_level_is_the_shortest_rolling_mean_and_the_target_moves_by_it(
     assert level.of(missing)[0] == level.fallback == pytest.approx(np.mean(data.train.y))
 
 
+@pytest.mark.parametrize("objective", ["poisson", "gamma", "tweedie"])
+def test_objectives_of_nonnegative_targets_keep_the_target_itself(
+    data: PreparedData, objective: str
+) -> None:
+    """Relative to its level a target is negative where the series is below it, and
+    LightGBM refuses a negative label with these objectives."""
+    config = CONFIG.model_copy(update={"hyperparameters": {**SMALL, "objective": objective}})
+    model = train(data, config, 1)
+    assert model.level is None
+    assert np.all(np.isfinite(model.predict(data.test.X)))
+
+
 def test_a_trending_series_is_forecast_relative_to_its_level(
     data: PreparedData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
