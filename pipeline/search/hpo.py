@@ -164,8 +164,8 @@ def _pruning_basis(
     starts: list[dict[str, Any]],
     running: dict[Any, tuple[int, optuna.trial.Trial]],
 ) -> tuple[PruningHistory, list[Any]]:
-    """What a trial prunes against: the completed trials of its objective (each objective
-    is a member: its trials compete among themselves) and the trials running beside it;
+    """What a trial prunes against: the completed and running trials of its objective
+    (each objective is a member: its trials compete among themselves);
     nothing for a default trial, the verdicts' baseline, which runs to its end."""
     if trial.params in starts:
         return EMPTY, []
@@ -175,8 +175,13 @@ def _pruning_basis(
         for t in live.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if trial_objective(config, t.params) == objective
     ]
-    history = PruningHistory.of([t.intermediate_values for t in completed], peers=len(running))
-    return history, list(running)
+    peers = [
+        handle
+        for handle, (_, peer) in running.items()
+        if trial_objective(config, peer.params) == objective
+    ]
+    history = PruningHistory.of([t.intermediate_values for t in completed], peers=len(peers))
+    return history, peers
 
 
 def _finish(

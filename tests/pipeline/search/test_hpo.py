@@ -14,7 +14,7 @@ from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.search.hpo import journal_storage, search
-from pipeline.search.members import NUMBER, default_member
+from pipeline.search.members import NUMBER, default_member, trial_objective
 from pipeline.search.pruning import EMPTY, PruningHistory
 from pipeline.search.runner import TrialPreempted
 from pipeline.search.trials import run_trial
@@ -350,3 +350,40 @@ def test_a_preempted_trial_runs_again_as_it_was_and_is_reported_once(
     assert result.progress.finished == 4
     study = optuna.load_study(study_name="job", storage=journal_storage(tmp_path / "job.journal"))
     assert sorted(t.user_attrs[NUMBER] for t in study.trials) == [0, 1, 2, 3]
+
+
+def test_a_trial_prunes_against_running_trials_of_its_own_objective_only(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    """Each objective is a member of the model: an L2 trial judged against L1 trials'
+    validation L1 curves would be pruned for being another kind of model."""
+    searched = config(
+        n_trials=10,
+        hyperparameters={
+            "num_leaves": {"type": "int", "low": 8, "high": 64},
+            "objective": {"type": "categorical", "choices": ["regression", "regression_l1"]},
+            "n_estimators": 30,
+        },
+    )
+    objective_of: dict[int, str] = {}
+    asked: list[tuple[str, list[str]]] = []
+
+    class OneAtATime(InProcessTrials):
+        """Hands back one finished trial per wait, so the others keep running."""
+
+        def submit(
+            self, number: int, params: dict[str, Any], completed: PruningHistory, running: list[Any]
+        ) -> Any:
+            own = trial_objective(searched, params)
+            asked.append((own, [objective_of[id(peer)] for peer in running]))
+            handle = super().submit(number, params, completed, running)
+            objective_of[id(handle)] = own
+            return handle
+
+        def wait(self, pending: list[Any], timeout: float) -> list[Any]:
+            return list(pending[:1])
+
+    search(searched, tmp_path / "j", "j", lambda: 3, OneAtATime(data, searched), lambda *_: None)
+    assert {own for own, _ in asked} == {"regression", "regression_l1"}
+    assert any(peers for _, peers in asked), "no trial ran beside another"
+    assert all(peer == own for own, peers in asked for peer in peers), asked
