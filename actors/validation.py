@@ -7,6 +7,7 @@ a config queued before a check existed still loads."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pandas as pd
@@ -15,6 +16,8 @@ from actors.cluster import ClusterShape
 from domain.errors import InvalidRequest
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.backtest import check_fits as check_backtest_fits
+from pipeline.features.preprocess import MIN_ROWS
+from pipeline.features.seasons import seasons_of
 from pipeline.hyperparameters import hyperparameter_problems
 from pipeline.resources import Demand, demand_of
 from pipeline.store.feature_store import FeatureStore
@@ -71,6 +74,7 @@ class JobValidator:
                 f"not {config.target_variable!r}",
             )
         check_window(config, schema)
+        check_enough_rows(config, schema, features.step_seconds(config.feature_set))
         if config.per_series:
             check_per_series(config, schema.series_column)
         if config.backtest is not None:
@@ -95,6 +99,37 @@ def check_window(config: TrainingConfig, schema: FeatureSetSchema) -> None:
         raise InvalidRequest(
             "config.end_date",
             f"at or before the first row of feature set {schema.name!r} ({first.isoformat()})",
+        )
+
+
+def check_enough_rows(
+    config: TrainingConfig, schema: FeatureSetSchema, step_seconds: float
+) -> None:
+    """Raises: InvalidRequest on ``config.horizon`` when the job's window of a set of one
+    series cannot hold the horizon's warm-up (its longest lag) and the rows each part
+    needs (``MIN_ROWS``): the job would fail in its preprocess stage. Sets of several
+    series are checked only for a warm-up longer than the window (their rows add up)."""
+    first, last = (_utc(pd.Timestamp(moment)) for moment in (schema.start, schema.end))
+    if config.start_date is not None:
+        first = max(first, _utc(pd.Timestamp(config.start_date)))
+    if config.end_date is not None:
+        last = min(last, _utc(pd.Timestamp(config.end_date)) - pd.Timedelta(seconds=step_seconds))
+    steps = max(0, math.floor((last - first).total_seconds() / step_seconds) + 1)
+    warm_up = max(seasons_of(step_seconds, config.horizon, weekly=False, yearly=False).lags)
+    usable = steps - warm_up
+    held_out = max(2, round(usable * (config.test_split + config.validation_split)))
+    test = max(1, round(usable * config.test_split))
+    parts = {"train": usable - held_out, "validation": held_out - test, "test": test}
+    short = usable < 3 or (
+        schema.series_column is None and any(parts[p] < MIN_ROWS[p] for p in MIN_ROWS)
+    )
+    if short:
+        needed = warm_up + sum(MIN_ROWS.values()) if schema.series_column is None else warm_up + 3
+        raise InvalidRequest(
+            "config.horizon",
+            f"a horizon of {config.horizon} steps needs a {warm_up}-step warm-up before the "
+            f"first row, then rows to train, validate and test on: about {needed} steps; "
+            f"the selected range of {schema.name!r} has {steps}",
         )
 
 

@@ -183,6 +183,11 @@ BAD_BODIES = [
         ["body", "config", "backtest"],
         id="backtest-past-the-date-range",
     ),
+    pytest.param(
+        _with({"horizon": 336, "start_date": "2025-12-12T00:00:00Z"}),
+        ["body", "config", "horizon"],
+        id="horizon-past-the-date-range",
+    ),
     pytest.param(_without("model_name"), ["body", "model_name"], id="missing-model-name"),
     pytest.param(
         _with({"promote_champion": True, "promotion": {"margin": 0.6}}),
