@@ -56,23 +56,29 @@ class Scheduler:
         for schedule in await self._schedules.search():
             if not schedule.enabled:
                 continue
-            after = schedule.last_fire_at or schedule.created_at
-            fire_time = latest_fire(schedule.cron, schedule.timezone, after, now)
-            if fire_time is None:
-                continue
             try:
-                job_id = await self._fire(schedule, fire_time)
+                job_id = await self._fire_if_due(schedule, now)
             except (ServiceUnavailable, TooManyRequests) as exc:
                 # Not recorded: the next poll tries the same fire again (its idempotency
                 # key makes one job of it), unless a newer fire is due by then.
-                logger.warning(
-                    "schedule %s at %s waits: %s", schedule.schedule_id, fire_time.isoformat(), exc
-                )
+                logger.warning("schedule %s waits: %s", schedule.schedule_id, exc)
                 continue
-            await self._schedules.record_fire(schedule.schedule_id, fire_time)
+            except Exception:  # one broken schedule must not stop the ones after it
+                logger.exception("schedule %s could not be fired", schedule.schedule_id)
+                continue
             if job_id is not None:
                 started.append(job_id)
         return started
+
+    async def _fire_if_due(self, schedule: ScheduleRecord, now: datetime) -> str | None:
+        """Fire the schedule's latest fire time in (its last fire, ``now``] and record it."""
+        after = schedule.last_fire_at or schedule.created_at
+        fire_time = latest_fire(schedule.cron, schedule.timezone, after, now)
+        if fire_time is None:
+            return None
+        job_id = await self._fire(schedule, fire_time)
+        await self._schedules.record_fire(schedule.schedule_id, fire_time)
+        return job_id
 
     async def _fire(self, schedule: ScheduleRecord, fire_time: datetime) -> str | None:
         name = f"schedule {schedule.name!r} ({schedule.schedule_id}) at {fire_time.isoformat()}"

@@ -9,11 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 
 def valid_cron(expression: str) -> bool:
-    return bool(croniter.is_valid(expression))
+    """Whether ``expression`` is a cron expression that ever fires (``0 0 30 2 *`` parses,
+    but no February has a 30th)."""
+    if not croniter.is_valid(expression):
+        return False
+    try:
+        croniter(expression, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        return False
+    return True
 
 
 def valid_timezone(name: str) -> bool:

@@ -89,3 +89,20 @@ async def test_a_fire_that_could_never_make_a_job_is_recorded(store: JobStore) -
     intake.failure = None
     assert await scheduler.fire_due(FIRST_FIRE + timedelta(minutes=1)) == []
     assert intake.jobs == {}
+
+
+async def test_a_schedule_that_cannot_fire_stops_none_of_the_others(store: JobStore) -> None:
+    """Stored before crons were held to ever firing (``0 0 30 2 *`` parses): the schedules
+    after it still fire."""
+    schedule_id = await nightly(store)
+    job = {**(await ScheduleStore(store.database).get(schedule_id)).job}
+    await ScheduleStore(store.database).create(
+        NewSchedule(
+            "tenant-a", "a-february-30th", "0 0 30 2 *", "UTC", job, 86_400.0, True, "allow"
+        ),
+        CREATED,
+    )
+    intake = Intake(store)
+    scheduler = Scheduler(ScheduleStore(store.database), intake.submit)
+    [started] = await scheduler.fire_due(FIRST_FIRE + timedelta(seconds=5))
+    assert intake.jobs[fire_key(schedule_id, FIRST_FIRE)].job_id == started

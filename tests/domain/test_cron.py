@@ -52,6 +52,9 @@ def test_validation() -> None:
     assert valid_cron("*/5 * * * *")
     assert not valid_cron("61 * * * *")
     assert not valid_cron("every day")
+    assert not valid_cron("0 0 30 2 *"), "parses, but no February has a 30th"
+    assert not valid_cron("0 0 31 4 *")
+    assert valid_cron("0 0 29 2 *"), "every leap year"
     assert valid_timezone("Europe/Berlin")
     assert not valid_timezone("Mars/Olympus")
     assert not valid_timezone("../../etc/passwd")

@@ -65,6 +65,7 @@ async def test_bad_schedules_are_422_and_store_nothing(deployed: Deployed) -> No
     cases = [
         (schedule_body(cron="61 * * * *"), ["body", "cron"]),
         (schedule_body(cron="every night"), ["body", "cron"]),
+        (schedule_body(cron="0 0 30 2 *"), ["body", "cron"]),
         (schedule_body(timezone="Mars/Olympus"), ["body", "timezone"]),
         (schedule_body(window="PT5M"), ["body", "window"]),
         (schedule_body(concurrency_policy="queue"), ["body", "concurrency_policy"]),
