@@ -80,6 +80,10 @@ def is_refusal(error: MlflowException) -> bool:
     return bool(error.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE))
 
 
+def _dots_doubled(name: str) -> str:
+    return name.replace(".", "..")
+
+
 class MlflowWriter:
     def __init__(self, tracking_uri: str, prefix: str = "") -> None:
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -89,7 +93,10 @@ class MlflowWriter:
         return f"{self._prefix}{tenant_id}/{model_name}"
 
     def registered_model_name(self, tenant_id: str, model_name: str) -> str:
-        return f"{self._prefix}{tenant_id}.{model_name}"
+        """``<tenant>.<model>``, a dot within either doubled: tenant ``acme.eu``'s model
+        ``load`` and tenant ``acme``'s ``eu.load`` are two models (MLflow refuses ``/`` in
+        these names; ours begin with a letter or digit, so the split is never ambiguous)."""
+        return f"{self._prefix}{_dots_doubled(tenant_id)}.{_dots_doubled(model_name)}"
 
     def write_job(
         self,

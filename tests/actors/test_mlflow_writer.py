@@ -79,3 +79,11 @@ def test_an_interrupted_write_is_redone_once(mlflow_server: MlflowServer) -> Non
     assert (child.info.run_name, child.info.status) == ("trial 0", "KILLED")
     history = client.get_metric_history(child.info.run_id, "validation_l1")
     assert [(p.step, p.value) for p in history] == [(1, 2.0), (2, 1.8)]
+
+
+def test_registered_model_names_of_two_tenants_never_meet(mlflow_server: MlflowServer) -> None:
+    writer = MlflowWriter(mlflow_server.uri, prefix="svc.")
+    assert writer.registered_model_name("tenant-a", "load") == "svc.tenant-a.load"
+    assert writer.registered_model_name("acme.eu", "load") != writer.registered_model_name(
+        "acme", "eu.load"
+    )
