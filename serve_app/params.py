@@ -31,10 +31,19 @@ SeriesFilter = Annotated[
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """A time without a zone is UTC, as everywhere in the service."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    """The time in UTC; one without a zone is UTC, as everywhere in the service.
+
+    Raises:
+        ValueError: it is not a time in UTC's years 1 to 9999 (0001-01-01T00:00+05:00).
+    """
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time falls outside the years 1 to 9999 in UTC") from None
 
 
 #: A time in the query (``2025-01-01``, ``2025-01-01T06:00+02:00``); without a zone, UTC.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from db.records import ExperimentFilters, ExperimentOrder
 from domain.comparison import (
@@ -19,7 +18,7 @@ from domain.errors import InvalidRequest, JobNotFound
 from domain.jobs import ExperimentStatus
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
-from serve_app.params import IdFilter, MetricFilter, NameFilter, ResourceId
+from serve_app.params import IdFilter, MetricFilter, NameFilter, ResourceId, UtcQuery
 from serve_app.schemas.experiments import (
     AlignedCurvePublic,
     CompareRequest,
@@ -49,8 +48,8 @@ async def list_experiments(
     job_id: IdFilter = None,
     model_name: NameFilter = None,
     status: ExperimentStatus | None = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    created_after: UtcQuery = None,
+    created_before: UtcQuery = None,
     order_by: Annotated[
         str, Query(pattern=METRIC_ORDER, description="created_at, or metric.<name>")
     ] = "created_at",

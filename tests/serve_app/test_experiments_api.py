@@ -164,9 +164,12 @@ async def test_bad_requests_are_refused(deployed: Deployed) -> None:
         {"status": "finished"},
         {"page_size": 0},
         {"created_after": "yesterday"},
+        {"created_after": "0001-01-01T00:00:00+05:00"},  # before year 1 in UTC
+        {"created_before": "9999-12-31T23:59:59-05:00"},  # after 9999
     ):
         response = await deployed.http.get(API, params=params)
         assert response.status_code == 422, params
+        assert response.json()["detail"][0]["loc"][0] == "query", response.text
     some = (await experiments_of(deployed, page_size=1))[0]  # earlier tests left experiments
     steps = await deployed.http.get(
         f"{API}/{some['experiment_id']}/metrics", params={"min_step": 5, "max_step": 2}

@@ -123,6 +123,8 @@ async def test_a_forecast_is_scored_when_its_actuals_arrive(deployed: Deployed) 
     found = in_utc.json()["evaluations"]
     assert forecast_id in [e["forecast_id"] for e in found]
     assert all(pd.Timestamp(e["origin"]) == pd.Timestamp(evaluation["origin"]) for e in found)
+    out_of_range = await deployed.http.get(url, params={"since": "0001-01-01T00:00:00+05:00"})
+    assert out_of_range.status_code == 422, out_of_range.text
     later = await deployed.http.get(url, params={"since": "2999-01-01"})
     assert (later.status_code, later.json()["total"]) == (200, 0)
 
