@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from db.policies import NewPolicy, PolicyRecord
 from domain.auth import Principal
 from domain.errors import InvalidRequest
+from pipeline.config import TrainingConfig
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.params import NameFilter, ResourceId
@@ -17,7 +18,9 @@ from serve_app.schemas.policies import (
     PolicyCreate,
     PolicyPatch,
     PolicyPublic,
+    RollbackBody,
     TriggersPublic,
+    needs_quantiles,
 )
 
 router = APIRouter(prefix="/ai/training/retrain-policies", tags=["retrain policies"])
@@ -77,7 +80,17 @@ async def update_policy(
         raise InvalidRequest(
             "job", "a policy's job keeps its tenant_id and model_name; make a new policy"
         )
-    record = await services.orchestrator.update_policy(policy_id, body.changes())
+    changes = body.changes()
+    rollback = changes.get("rollback", policy.rollback)
+    job = changes.get("job", policy.job)
+    try:
+        needs_quantiles(
+            RollbackBody.model_validate(rollback) if rollback is not None else None,
+            TrainingConfig.model_validate(job["config"]).quantiles,
+        )
+    except ValueError as exc:
+        raise InvalidRequest("rollback.metric", str(exc)) from None
+    record = await services.orchestrator.update_policy(policy_id, changes)
     return PolicyPublic.model_validate(record)
 
 

@@ -78,6 +78,25 @@ class RollbackBody(BaseModel):
     )
 
 
+def _not_negative(value: timedelta | None) -> timedelta | None:
+    if value is not None and value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive(value: timedelta | None) -> timedelta | None:
+    """A window is a length of time (null, not 0, for all of the set)."""
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be longer than 0 (null trains on all of the set)")
+    return value
+
+
+def needs_quantiles(rule: RollbackBody | None, quantiles: list[float] | None) -> None:
+    """Raises: ValueError: the rollback rule's metric scores quantiles the job has none of."""
+    if rule is not None and rule.metric != "mae" and not quantiles:
+        raise ValueError(f"rollback.metric {rule.metric!r} needs quantiles")
+
+
 class PolicyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,18 +120,12 @@ class PolicyCreate(BaseModel):
         None, description="When to roll a new champion back automatically (null: never)."
     )
 
-    @field_validator("cooldown", "window")
-    @classmethod
-    def _not_negative(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(0):
-            raise ValueError("must not be negative")
-        return value
+    _check_cooldown = field_validator("cooldown")(_not_negative)
+    _check_window = field_validator("window")(_positive)
 
     @model_validator(mode="after")
     def _rollback_metric(self) -> Self:
-        rule = self.rollback
-        if rule is not None and rule.metric != "mae" and not self.job.config.quantiles:
-            raise ValueError(f"rollback.metric {rule.metric!r} needs quantiles")
+        needs_quantiles(self.rollback, self.job.config.quantiles)
         return self
 
 
@@ -129,6 +142,9 @@ class PolicyPatch(BaseModel):
     warm_start: bool | None = None
     enabled: bool | None = None
     rollback: RollbackBody | None = Field(None, description="null turns it off.")
+
+    _check_cooldown = field_validator("cooldown")(_not_negative)
+    _check_window = field_validator("window")(_positive)
 
     @model_validator(mode="after")
     def _not_null(self) -> Self:
@@ -147,9 +163,11 @@ class PolicyPatch(BaseModel):
         changes: dict[str, Any] = {}
         for name, value in given.items():
             if name == "cooldown":
-                changes["cooldown_seconds"] = self.cooldown.total_seconds() if self.cooldown else 0
+                assert self.cooldown is not None  # not null (``_not_null``)
+                changes["cooldown_seconds"] = self.cooldown.total_seconds()
             elif name == "window":
-                changes["window_seconds"] = self.window.total_seconds() if self.window else None
+                window = self.window
+                changes["window_seconds"] = window.total_seconds() if window is not None else None
             else:
                 changes[name] = value
         return changes

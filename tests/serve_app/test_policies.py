@@ -178,6 +178,25 @@ async def test_a_bad_policy_is_refused_with_the_field_at_fault(deployed: Deploye
     kept = (await deployed.http.get(URL)).json()["policies"]
     assert all(p["model_name"] != "policy_bad" for p in kept)  # a refused one left no row
 
+    # An edit is held to the same rules, against what the policy has.
+    created = await deployed.http.post(URL, json={"job": job, "rules": {"new_rows": 5}})
+    assert created.status_code == 201, created.text
+    url = f"{URL}/{created.json()['policy_id']}"
+    edits: list[tuple[dict[str, Any], list[str]]] = [
+        ({"cooldown": "-PT1H"}, ["body", "cooldown"]),
+        ({"window": "-P30D"}, ["body", "window"]),
+        ({"window": "PT0S"}, ["body", "window"]),
+        ({"rollback": {"metric": "wql"}}, ["body", "rollback", "metric"]),
+    ]
+    for body, loc in edits:
+        response = await deployed.http.patch(url, json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["detail"][0]["loc"][: len(loc)] == loc, response.json()
+    unchanged = (await deployed.http.get(url)).json()
+    assert (unchanged["cooldown_seconds"], unchanged["window_seconds"]) == (86_400, None)
+    assert unchanged["rollback"] is None
+    assert (await deployed.http.delete(url)).status_code == 204
+
 
 async def checked(deployed: Deployed) -> list[str]:
     started: list[str] = await deployed.running.orchestrator.check_policies.remote()
