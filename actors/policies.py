@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from actors.submission import JobSubmission
+from db.idempotency import POLICY_KEY_PREFIX
 from db.monitoring import MonitorStore
 from db.policies import PolicyRecord, PolicyStore
 from db.records import JobRecord, ModelRecord, NewLog
@@ -232,7 +233,7 @@ def retrain_key(policy_id: str, evidence: dict[str, Any]) -> str:
         evidence.get("fire_time", "-"),
     ]
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
-    return f"policy:{policy_id}:{digest}"
+    return f"{POLICY_KEY_PREFIX}{policy_id}:{digest}"
 
 
 def warm_hyperparameters(champion: ModelRecord) -> dict[str, Any]:

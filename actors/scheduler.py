@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from actors.submission import JobSubmission
+from db.idempotency import SCHEDULE_KEY_PREFIX
 from db.records import JobRecord, ScheduleRecord
 from db.schedules import ScheduleStore
 from domain.cron import latest_fire
@@ -34,7 +35,7 @@ Submit = Callable[[JobSubmission, str, ScheduledFire], Awaitable[tuple[JobRecord
 
 
 def fire_key(schedule_id: str, fire_time: datetime) -> str:
-    return f"schedule:{schedule_id}:{fire_time.isoformat()}"
+    return f"{SCHEDULE_KEY_PREFIX}{schedule_id}:{fire_time.isoformat()}"
 
 
 def submission_for(schedule: ScheduleRecord, fire_time: datetime) -> JobSubmission:

@@ -10,6 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import IdempotencyKey
 from db.records import IdempotencyClaim, IdempotencyRecord
 
+#: The service's own keys begin so (a schedule's fire, a policy's retrain); a client's
+#: may not, or a request could take a fire's key and the fire then make no job.
+SCHEDULE_KEY_PREFIX = "schedule:"
+POLICY_KEY_PREFIX = "policy:"
+SERVICE_KEY_PREFIXES = (SCHEDULE_KEY_PREFIX, POLICY_KEY_PREFIX)
+
 
 async def find_claim(
     session: AsyncSession, tenant_id: str, key: str, since: datetime

@@ -87,14 +87,14 @@ def error_response(error: TrainingError) -> JSONResponse:
     status = status_of(error)
     if isinstance(error, InvalidRequest):
         # The shape FastAPI uses for its own validation errors, so clients parse one format;
-        # a field is in the body unless it names the query or the path, and a request row's
-        # index is a number, as in FastAPI's own.
+        # a field is in the body unless it names the query, the path or a header, and a
+        # request row's index is a number, as in FastAPI's own.
         names = error.field.split(".")
         parts: list[str | int] = [
             int(p) if i > 0 and names[i - 1] == "rows" and p.isascii() and p.isdigit() else p
             for i, p in enumerate(names)
         ]
-        loc = parts if parts[0] in ("query", "path") else ["body", *parts]
+        loc = parts if parts[0] in ("query", "path", "header") else ["body", *parts]
         detail = [{"loc": loc, "msg": error.message, "type": "value_error"}]
         if isinstance(error, InvalidColumns):  # one entry per column, named as it is
             detail = [

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from db.idempotency import SERVICE_KEY_PREFIXES
 from db.records import JobFilters, JobRecord
 from domain.auth import Principal
-from domain.errors import JobNotFound, TenantNotFound
+from domain.errors import InvalidRequest, JobNotFound, TenantNotFound
 from domain.jobs import JobStatus, ModelType
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
@@ -59,6 +60,11 @@ async def start_job(
 ) -> JobCreated:
     """Queue a training job; it is stored before this answers."""
     principal.require_write(body.tenant_id)
+    if idempotency_key is not None and idempotency_key.startswith(SERVICE_KEY_PREFIXES):
+        raise InvalidRequest(
+            "header.idempotency-key",
+            f"keys beginning {' or '.join(map(repr, SERVICE_KEY_PREFIXES))} are the service's own",
+        )
     job, created = await services.orchestrator.submit_once(body, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -86,6 +86,12 @@ async def test_idempotent_retries_make_one_job(deployed: Deployed) -> None:
         job_ids.add(fresh.json()["job_id"])
         empty = await deployed.http.post(START, json=body, headers={"Idempotency-Key": ""})
         assert empty.status_code == 422
+        for services in ("schedule:s-1:2026-01-01T02:00:00+00:00", "policy:p-1:abc"):
+            taken = await deployed.http.post(
+                START, json=body, headers={"Idempotency-Key": services}
+            )
+            assert taken.status_code == 422, taken.text
+            assert taken.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
     finally:
         await cancel_all(deployed, sorted(job_ids))
     assert len(job_ids) == 2
