@@ -7,7 +7,10 @@ in them (started through the ``launch`` it is given: the orchestrator gives
 ``pipeline.graph.forecast.launch_forecast``) while this class awaits the outcome and
 records it. The row is the truth: a forecast a
 previous orchestrator was running is run again at recovery, or failed once it has been
-interrupted ``max_attempts`` times.
+interrupted ``max_attempts`` times. Recovery runs again on the stuck-job watchdog's
+beat, so a forecast whose start or outcome could not be written through a database
+outage (its row still queued or running, no run of it here) is run again too, not left
+so for good.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ray.exceptions import RayError, RayTaskError
 
@@ -25,7 +28,7 @@ from actors.durable import durably
 from db.forecasts import ForecastStore
 from db.records import ExpiredForecast, ForecastRecord, NewForecast
 from db.registry import ModelRegistry
-from domain.errors import TrainingError
+from domain.errors import ServiceUnavailable, TrainingError
 from domain.forecasts import ForecastKind, ForecastStatus
 from pipeline.forecasting.batch import (
     ForecastOutcome,
@@ -44,6 +47,7 @@ from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Makes the callback a forecast's coordinator reports its progress through.
 ProgressFor = Callable[[str], Callable[[float], None]]
@@ -154,11 +158,15 @@ class ForecastRunner:
     async def record_progress(self, forecast_id: str, progress: float) -> None:
         await self._store.set_progress(forecast_id, progress)
 
+    def runs(self, forecast_id: str) -> bool:
+        """Whether a run of the forecast goes on here (waiting for CPUs, or recording)."""
+        return forecast_id in self._running
+
     async def recover(self) -> None:
         """Run again (or fail) the forecasts a previous orchestrator was running, and start
         the queued ones."""
         for forecast in await self._store.in_status(ForecastStatus.RUNNING):
-            if forecast.forecast_id in self._running:
+            if self.runs(forecast.forecast_id):
                 continue
             if forecast.attempts >= self._max_attempts:
                 message = (
@@ -194,10 +202,10 @@ class ForecastRunner:
 
     async def _run_in(self, forecast_id: str, placement: Placement) -> None:
         try:
-            if not await self._store.start(forecast_id, self._clock()):
+            if not await self._durably(self._store.start, forecast_id, self._clock()):
                 return  # another run took it, or it has finished
-            forecast = await self._store.get(forecast_id)
-            model = await self._registry.get(forecast.model_id)
+            forecast = await self._durably(self._store.get, forecast_id)
+            model = await self._durably(self._registry.get, forecast.model_id)
             task = ForecastTask(
                 forecast_id=forecast_id,
                 tenant_id=forecast.tenant_id,
@@ -210,6 +218,9 @@ class ForecastRunner:
                 window_end=forecast.window_end,
             )
             outcome = await self._launch(task, self._progress_for(forecast_id), placement)
+        except ServiceUnavailable:  # not the forecast's fault: the watchdog runs it again
+            logger.exception("forecast %s waits for the database", forecast_id)
+            return
         except Exception as exc:  # the forecast fails, the orchestrator goes on
             logger.exception("forecast %s failed", forecast_id)
             await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())
@@ -234,11 +245,14 @@ class ForecastRunner:
 
     async def _record(self, write: Callable[..., Awaitable[bool]], *args: object) -> None:
         """A final write, retried through a database outage; given up on, the forecast is
-        left running for the next recovery."""
+        left running for the next recovery (the watchdog's beat, or a restart)."""
         try:
-            await durably(self._outage_seconds, write, *args)
+            await self._durably(write, *args)
         except TrainingError:
             logger.exception("could not record the outcome of forecast %s", args[0])
+
+    async def _durably(self, call: Callable[..., Awaitable[T]], *args: object) -> T:
+        return await durably(self._outage_seconds, call, *args)
 
 
 def _reason(error: BaseException) -> str:

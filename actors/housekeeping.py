@@ -70,7 +70,9 @@ class Housekeeping:
         """The stuck-job watchdog: a job the database says is running, that this
         orchestrator does not track and that has not moved for ``stuck_job_seconds`` (e.g.
         a second orchestrator died with it), is re-queued or failed like an interrupted
-        one. Returns how many were re-queued."""
+        one; batch forecasts are recovered as at a start. Returns how many jobs were
+        re-queued."""
+        await self._forecasts.recover()
         stale = self._clock() - timedelta(seconds=self._settings.stuck_job_seconds)
         requeued = 0
         for job in await self._store.jobs_in_status(JobStatus.RUNNING):

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ray.exceptions import RayTaskError
@@ -19,7 +20,7 @@ from db.forecasts import ForecastStore
 from db.records import ForecastRecord, ModelRecord, NewForecast
 from db.registry import ModelRegistry
 from domain.clock import utcnow
-from domain.errors import PipelineError
+from domain.errors import PipelineError, ServiceUnavailable
 from domain.events import JobEvent
 from domain.forecasts import ForecastStatus
 from pipeline.forecasting.batch import ForecastOutcome, ForecastTask
@@ -244,3 +245,48 @@ async def test_a_forecast_waits_queued_for_its_cpus_runs_in_them_and_frees_them(
     harness.launcher.outcomes[forecast_id].set_result(ForecastOutcome(24, "memory://fc"))
     await harness.settled(forecast_id)
     assert harness.reserver.held == {}
+
+
+async def test_a_database_blip_as_a_forecast_starts_does_not_fail_it(harness: Harness) -> None:
+    forecast_id = await harness.create()
+    start = harness.forecasts.start
+    blips = [ServiceUnavailable("connection reset")]
+
+    async def blipping(*args: Any) -> bool:
+        if blips:
+            raise blips.pop()
+        return await start(*args)
+
+    harness.forecasts.start = blipping  # type: ignore[method-assign, assignment]
+    await harness.runner.recover()
+    (await harness.launcher.launched(forecast_id)).set_result(ForecastOutcome(24, "memory://f"))
+    forecast = await harness.settled(forecast_id)
+    assert forecast.status is ForecastStatus.COMPLETED, forecast.error
+
+
+async def test_an_outcome_the_outage_kept_from_its_row_is_run_again_by_the_watchdog(
+    harness: Harness,
+) -> None:
+    """Its row says running with no run of it here: the next recovery (the stuck-job
+    watchdog's beat) runs it again, instead of leaving it running for good."""
+    forecast_id = await harness.create()
+    complete = harness.forecasts.complete
+
+    async def down(*args: Any) -> bool:
+        raise ServiceUnavailable("the database is down")
+
+    harness.forecasts.complete = down  # type: ignore[method-assign, assignment]
+    await harness.runner.recover()
+    (await harness.launcher.launched(forecast_id)).set_result(ForecastOutcome(24, "memory://f"))
+    deadline = time.monotonic() + 10
+    while harness.runner.runs(forecast_id):  # outage_seconds of retries, then given up
+        assert time.monotonic() < deadline, "the outcome's write was never given up"
+        await asyncio.sleep(0.05)
+    assert (await harness.forecasts.get(forecast_id)).status is ForecastStatus.RUNNING
+
+    harness.forecasts.complete = complete  # type: ignore[method-assign]
+    del harness.launcher.outcomes[forecast_id]
+    await harness.runner.recover()
+    (await harness.launcher.launched(forecast_id)).set_result(ForecastOutcome(24, "memory://f"))
+    forecast = await harness.settled(forecast_id)
+    assert (forecast.status, forecast.attempts) == (ForecastStatus.COMPLETED, 2)
