@@ -219,18 +219,27 @@ class Admitter:
             if held is not None:
                 held.preemptions += 1
             logger.info("took %d trial slot(s) of job %s back for %s", count, victim, start.job_id)
+            own = held is not None and held.tenant_id == start.tenant_id  # ids stay in-tenant
+            taker = f"{label} job {start.job_id}" if own else f"another tenant's {label} job"
+            taken_from = f"job {victim}" if own else "another tenant's job"
             logs += [
                 service_log(
                     victim,
-                    f"{count} trial slot(s) taken back for {label} job {start.job_id}; "
-                    "their trials run again later",
+                    f"{count} trial slot(s) taken back for {taker}; their trials run again later",
                     now,
                 ),
                 service_log(
-                    start.job_id, f"starting on {count} CPU(s) taken back from job {victim}", now
+                    start.job_id, f"starting on {count} CPU(s) taken back from {taken_from}", now
                 ),
             ]
         return logs
+
+    def _tenant_of(self, job_id: str, running: Mapping[str, RunningJob]) -> str | None:
+        """The tenant of a queued or running job (None: neither, any more)."""
+        if job_id in self._queue:
+            return self._queue.tenant_of(job_id)
+        held = running.get(job_id)
+        return held.tenant_id if held is not None else None
 
     # ------------------------------------------------------------------ queries
 
@@ -243,13 +252,15 @@ class Admitter:
             return None
         tenant_id = self._queue.tenant_of(job_id)
         ahead, higher = self._queue.ahead_of(job_id)
+        blocked = self._blocked
         resources = resource_reason(
             job_id,
             self._queue.demand_of(job_id),
             self._ledger,
             len(running),
             self._rules.max_jobs,
-            self._blocked,
+            blocked,
+            blocked is None or self._tenant_of(blocked, running) == tenant_id,
         )
         of_tenant = sum(1 for job in running.values() if job.tenant_id == tenant_id)
         reason = self._admission.waiting_reason(tenant_id, of_tenant, ahead, higher, resources)

@@ -21,9 +21,11 @@ def resource_reason(
     running: int,
     max_jobs: int | None,
     blocked: str | None,
+    blocked_is_own: bool = True,
 ) -> str | None:
     """Why the CPUs keep a queued job waiting (or the operator's cap), or None if they do
-    not; ``blocked`` is the job the last dispatch pass found waiting for CPUs."""
+    not; ``blocked`` is the job the last dispatch pass found waiting for CPUs, named only
+    if it is of the same tenant (``blocked_is_own``): ids do not cross tenants."""
     shape = ledger.shape
     bundles = demand.every_bundle()
     if max_jobs is not None and running >= max_jobs:
@@ -36,7 +38,8 @@ def resource_reason(
         free = sum(ledger.free().values())
         return f"waiting for {cpus_text(demand.cpus)} ({free} of {shape.cpus} free)"
     if blocked is not None and blocked != job_id:
-        return f"its {cpus_text(demand.cpus)} would delay job {blocked}, which waits for more"
+        other = f"job {blocked}" if blocked_is_own else "another tenant's job"
+        return f"its {cpus_text(demand.cpus)} would delay {other}, which waits for more"
     return None
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from actors.admission import TenantLimits
 from actors.cluster import ClusterShape
 from domain.errors import PipelineError
@@ -78,19 +80,22 @@ async def test_more_jobs_start_as_the_cluster_grows_and_demand_counts_their_cpus
     assert h.lifecycle.running == 6
 
 
+@pytest.mark.parametrize("urgent_tenant", ["tenant-a", "tenant-b"])
 async def test_an_urgent_job_takes_trial_slots_back_and_the_search_gets_them_again(
-    harness_of: MakeHarness,
+    harness_of: MakeHarness, urgent_tenant: str
 ) -> None:
     """A low-priority search holds the whole 4-CPU node (its stage bundle and three trial
-    slots); an urgent one-CPU job takes one slot back, both jobs' logs say so, and the
-    slot comes back once the urgent job has ended."""
+    slots); an urgent one-CPU job takes one slot back, both jobs' logs say so (naming the
+    other job only within a tenant), and the slot comes back once the urgent job has
+    ended."""
     h = await harness_of(capacity=4)
     search = await h.queue_job(demand=Demand((1,), slots=3), priority=JobPriority.LOW)
     await h.lifecycle.start_queued()
     assert h.ledger.held(search) == 4
     assert len(h.lifecycle.trial_slots(search)) == 3
 
-    urgent = await h.queue_job("tenant-b", priority=JobPriority.URGENT)
+    urgent = await h.queue_job(urgent_tenant, priority=JobPriority.URGENT)
+    own = urgent_tenant == "tenant-a"  # the search's
     await h.lifecycle.start_queued()
 
     assert await h.status(urgent) is JobStatus.RUNNING
@@ -99,12 +104,19 @@ async def test_an_urgent_job_takes_trial_slots_back_and_the_search_gets_them_aga
     deadline = time.monotonic() + 5
     while True:
         said = [log.message for log in await h.store.tail_logs(search, 20)]
-        if any("taken back for urgent job" in m for m in said):
+        if any("trial slot(s) taken back for" in m for m in said):
             break
         assert time.monotonic() < deadline, said
         await asyncio.sleep(0.01)
     urgent_said = [log.message for log in await h.store.tail_logs(urgent, 20)]
-    assert f"starting on 1 CPU(s) taken back from job {search}" in urgent_said
+    if own:
+        assert any(f"taken back for urgent job {urgent}" in m for m in said), said
+        assert f"starting on 1 CPU(s) taken back from job {search}" in urgent_said
+    else:
+        assert any("taken back for another tenant's urgent job" in m for m in said), said
+        assert "starting on 1 CPU(s) taken back from another tenant's job" in urgent_said
+        assert not any(urgent in m for m in said)
+        assert not any(search in m for m in urgent_said)
 
     h.launcher.runs[urgent].fail(PipelineError("done with it"))
     await h.ended(urgent)
@@ -114,3 +126,25 @@ async def test_an_urgent_job_takes_trial_slots_back_and_the_search_gets_them_aga
         assert time.monotonic() < deadline, "the search never got its slot back"
         await asyncio.sleep(0.01)
     assert h.ledger.held(search) == 4
+
+
+@pytest.mark.parametrize("small_tenant", ["tenant-b", "tenant-c"])
+async def test_a_job_held_back_for_a_larger_one_is_told_which_only_within_its_tenant(
+    harness_of: MakeHarness, small_tenant: str
+) -> None:
+    h = await harness_of(capacity=2)
+    running = await h.queue_job("tenant-a")
+    await h.lifecycle.start_queued()
+    assert await h.status(running) is JobStatus.RUNNING
+    large = await h.queue_job("tenant-b", demand=Demand((2,)))
+    small = await h.queue_job(small_tenant)
+    await h.lifecycle.start_queued()
+
+    status = h.lifecycle.queue_status(small)
+    assert status is not None
+    if small_tenant == "tenant-b":
+        assert status.waiting_reason == f"its 1 CPU would delay job {large}, which waits for more"
+    else:
+        assert status.waiting_reason == (
+            "its 1 CPU would delay another tenant's job, which waits for more"
+        )
