@@ -10,6 +10,7 @@ metric logged once is itself.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
@@ -32,6 +33,16 @@ from domain.jobs import ExperimentStatus
 
 #: Points one series request returns at most.
 MAX_SERIES_POINTS = 100_000
+
+
+@dataclass(frozen=True)
+class SeriesRead:
+    """Metric points per experiment, and the experiments that had more than were read."""
+
+    points: dict[str, list[MetricPoint]]
+    truncated: tuple[str, ...] = ()
+
+
 #: Points one page of ``series_pages`` holds.
 SERIES_PAGE_POINTS = 10_000
 
@@ -168,7 +179,7 @@ class ExperimentCatalog:
 
     async def metric_history(self, experiment_id: str, name: str) -> list[MetricPoint]:
         """One metric's points of one experiment, ordered by step."""
-        return (await self.series([experiment_id], name))[experiment_id]
+        return (await self.series([experiment_id], name)).points[experiment_id]
 
     async def series(
         self,
@@ -176,27 +187,34 @@ class ExperimentCatalog:
         name: str | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
-    ) -> dict[str, list[MetricPoint]]:
+    ) -> SeriesRead:
         """Metric points per experiment, ordered by name then step (optionally one metric
-        and a step range); at most ``MAX_SERIES_POINTS`` points in all."""
-        query = select(ExperimentMetric).where(ExperimentMetric.experiment_id.in_(experiment_ids))
-        if name is not None:
-            query = query.where(ExperimentMetric.name == name)
-        if min_step is not None:
-            query = query.where(ExperimentMetric.step >= min_step)
-        if max_step is not None:
-            query = query.where(ExperimentMetric.step <= max_step)
-        query = query.order_by(
-            ExperimentMetric.experiment_id,
-            ExperimentMetric.name,
-            ExperimentMetric.step,
-            ExperimentMetric.id,
-        ).limit(MAX_SERIES_POINTS)
-        series: dict[str, list[MetricPoint]] = {i: [] for i in experiment_ids}
+        and a step range): at most an equal share of ``MAX_SERIES_POINTS`` each, the
+        experiments cut short named in ``truncated``."""
+        share = MAX_SERIES_POINTS // max(1, len(experiment_ids))
+        points: dict[str, list[MetricPoint]] = {}
+        truncated = []
         async with self._database.transaction() as session:
-            for row in (await session.scalars(query)).all():
-                series[row.experiment_id].append(MetricPoint(row.name, row.value, row.step))
-        return series
+            for experiment_id in experiment_ids:
+                query = select(ExperimentMetric).where(
+                    ExperimentMetric.experiment_id == experiment_id
+                )
+                if name is not None:
+                    query = query.where(ExperimentMetric.name == name)
+                if min_step is not None:
+                    query = query.where(ExperimentMetric.step >= min_step)
+                if max_step is not None:
+                    query = query.where(ExperimentMetric.step <= max_step)
+                query = query.order_by(
+                    ExperimentMetric.name, ExperimentMetric.step, ExperimentMetric.id
+                ).limit(share + 1)
+                rows = (await session.scalars(query)).all()
+                if len(rows) > share:
+                    truncated.append(experiment_id)
+                points[experiment_id] = [
+                    MetricPoint(row.name, row.value, row.step) for row in rows[:share]
+                ]
+        return SeriesRead(points, tuple(truncated))
 
     async def series_pages(
         self, experiment_ids: Sequence[str], page_points: int = SERIES_PAGE_POINTS

@@ -104,8 +104,10 @@ async def experiment_metrics(
         raise InvalidRequest("query.min_step", "min_step must not exceed max_step")
     await services.experiments.get(experiment_id, principal.scope)
     series = await services.experiments.series([experiment_id], name, min_step, max_step)
-    points = [MetricPointPublic.model_validate(p) for p in series[experiment_id]]
-    return MetricSeries(experiment_id=experiment_id, points=points)
+    points = [MetricPointPublic.model_validate(p) for p in series.points[experiment_id]]
+    return MetricSeries(
+        experiment_id=experiment_id, points=points, truncated=bool(series.truncated)
+    )
 
 
 @router.post("/compare", response_model=ExperimentComparison)
@@ -117,9 +119,10 @@ async def compare_experiments(
     records = await services.experiments.get_many(body.experiment_ids, principal.scope)
     series = await services.experiments.series(body.experiment_ids, body.metric)
     curve = align_curves(
-        body.metric, {eid: [(p.step, p.value) for p in points] for eid, points in series.items()}
+        body.metric,
+        {eid: [(p.step, p.value) for p in points] for eid, points in series.points.items()},
     )
-    windows = await services.experiments.series(body.experiment_ids, WINDOW_METRIC)
+    windows = (await services.experiments.series(body.experiment_ids, WINDOW_METRIC)).points
     judged = compare_windows({eid: [p.value for p in points] for eid, points in windows.items()})
     return ExperimentComparison(
         experiments=[ExperimentPublic.model_validate(r) for r in records],
@@ -132,5 +135,6 @@ async def compare_experiments(
             for row in compare_metrics({r.experiment_id: r.metrics for r in records})
         ],
         curve=AlignedCurvePublic.model_validate(curve),
+        truncated=list(series.truncated),
         windows=None if judged is None else WindowComparisonPublic.model_validate(judged),
     )

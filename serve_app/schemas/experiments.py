@@ -68,6 +68,11 @@ class MetricPointPublic(BaseModel):
 class MetricSeries(BaseModel):
     experiment_id: str
     points: list[MetricPointPublic]
+    truncated: bool = Field(
+        False,
+        description="The experiment has more points than a response holds (the first ones "
+        "by name and step are here): narrow name, min_step or max_step for the rest.",
+    )
 
 
 class CompareRequest(BaseModel):
@@ -141,4 +146,9 @@ class ExperimentComparison(BaseModel):
     curve: AlignedCurvePublic
     windows: WindowComparisonPublic | None = Field(
         description="None unless two experiments have window errors (HPO trials do)"
+    )
+    truncated: list[str] = Field(
+        default_factory=list,
+        description="Experiments whose curve holds more steps than their equal share of a "
+        "response: their curve is cut short (GET /experiments/{id}/metrics pages the rest).",
     )

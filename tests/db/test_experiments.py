@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import db.experiments
 from db.experiments import MAX_SERIES_POINTS, ExperimentCatalog
 from db.jobs import JobStore
 from db.records import ExperimentFilters, ExperimentOrder, MetricPoint
@@ -71,7 +72,7 @@ async def test_get_decodes_params_and_reads_series(
     record = await catalog.get(experiment_id)
     assert record.params == {"lr": 0.1, "num_leaves": 31, "objective": "l1"}
     assert record.metrics == {"mae": 1.25, "validation_l1": 6.0}
-    series = await catalog.series([experiment_id], "validation_l1", min_step=2)
+    series = (await catalog.series([experiment_id], "validation_l1", min_step=2)).points
     assert [(p.step, p.value) for p in series[experiment_id]] == [(2, 7.0), (3, 6.0)]
 
 
@@ -124,7 +125,7 @@ async def test_series_pages_read_every_point_in_order_page_by_page(
     pages = [page async for page in catalog.series_pages(ids, page_points=5)]
     assert [len(p) for p in pages] == [5] * 14 + [2]
     read = [point for page in pages for point in page]
-    expected = await catalog.series(ids)
+    expected = (await catalog.series(ids)).points
     assert read == [(i, p) for i in sorted(ids) for p in expected[i]]
     assert [p async for p in catalog.series_pages(["no-such-experiment"])] == []
 
@@ -143,6 +144,28 @@ async def test_series_pages_have_no_cap(store: JobStore, catalog: ExperimentCata
         await ExperimentCatalog(store.database).log_metrics(
             experiment_id, [MetricPoint("best_value", 1.0, s) for s in steps]
         )
-    assert len((await catalog.series([experiment_id]))[experiment_id]) == MAX_SERIES_POINTS
+    capped = await catalog.series([experiment_id])
+    assert len(capped.points[experiment_id]) == MAX_SERIES_POINTS
+    assert capped.truncated == (experiment_id,)
     read = [p.step async for page in catalog.series_pages([experiment_id]) for _, p in page]
     assert read == list(range(total))
+
+
+async def test_each_experiment_gets_its_share_of_a_series_read(
+    store: JobStore, catalog: ExperimentCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long curve beside a short one: the cap was one for all of them, in id order, and
+    the experiment whose id sorted last could come back empty without a word."""
+    monkeypatch.setattr(db.experiments, "MAX_SERIES_POINTS", 10)
+    job = await store.create_job(new_job())
+    long, short = [
+        await catalog.create_experiment(
+            job.job_id, name, {}, [MetricPoint("validation_l1", 1.0, s) for s in range(steps)]
+        )
+        for name, steps in (("long", 20), ("short", 3))
+    ]
+    for ids in ([long, short], [short, long]):
+        read = await catalog.series(ids, "validation_l1")
+        assert [p.step for p in read.points[long]] == [0, 1, 2, 3, 4]
+        assert [p.step for p in read.points[short]] == [0, 1, 2]
+        assert read.truncated == (long,)
