@@ -7,6 +7,7 @@ windows, say, has this one.
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,7 +35,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         try:
@@ -43,7 +44,7 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"request body over {self.max_bytes // 2**20} MiB"
+        detail = BodyTooLarge(self.max_bytes).detail
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
@@ -57,5 +58,10 @@ def is_upload(method: str, path: str) -> bool:
     )
 
 
-class BodyTooLarge(Exception):
-    """Raised inside the app when a body without Content-Length grows past the limit."""
+class BodyTooLarge(HTTPException):
+    """Raised inside the app when a body without Content-Length (sent chunked) grows past
+    the limit: an HTTPException, which FastAPI's body reader lets through as the 413 it is
+    (any other error there becomes its 400 "error parsing the body")."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body over {max_bytes // 2**20} MiB")

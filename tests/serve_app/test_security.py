@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -168,7 +168,7 @@ async def test_an_admin_reads_a_named_tenants_sets_and_no_one_else_may(
     victim = {"tenant_id": VICTIM}
     stored = await deployed.http.put(f"{base}/anomaly-windows", params=victim, json=windows)
     assert stored.status_code == 200, stored.text
-    reads = {
+    reads: dict[str, Callable[[Any], bool]] = {
         base: lambda body: body["name"] == world.feature_set,
         f"{base}/versions": lambda body: len(body["feature_sets"]) == 1,
         f"{base}/anomaly-windows": lambda body: len(body["windows"]) == 1,
@@ -287,6 +287,15 @@ async def test_oversized_bodies_and_pages_are_refused(
         "/ai/training/feature-sets/forecast_basic/anomaly-windows", json=windows
     )
     assert labelled.status_code == 413, labelled.text[:200]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        yield b'{"experiment_ids": ["'
+        for _ in range(9):
+            yield b"x" * 2**20
+        yield b'"]}'
+
+    chunked = await deployed.http.post("/ai/training/experiments/compare", content=chunks())
+    assert chunked.status_code == 413, chunked.text[:200]
     many_rows = {"rows": [{"load_kw": 1.0}] * 20_001}
     predicted = await deployed.http.post(f"/ai/models/{world.model_id}/predict", json=many_rows)
     assert predicted.status_code == 422
