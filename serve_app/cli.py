@@ -21,7 +21,7 @@ from domain.redaction import redact, redact_url, secrets_of
 from serve_app.cli_detections import detect, detections_app
 from serve_app.cli_features import features_app
 from serve_app.cli_forecasts import forecast, forecasts
-from serve_app.cli_http import console, request
+from serve_app.cli_http import console, poll, request
 from serve_app.cli_keys import keys_app
 from serve_app.cli_policies import monitoring, policies_app
 from serve_app.cli_promotions import promotions, rollback
@@ -302,7 +302,7 @@ def watch(job_id: str, interval: Annotated[float, typer.Option()] = 0.5) -> None
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(job_id[:8], total=1.0)
         while True:
-            job = request("GET", f"/ai/training/jobs/{job_id}")
+            job = poll(f"/ai/training/jobs/{job_id}")
             progress.update(
                 bar,
                 completed=job["progress"],

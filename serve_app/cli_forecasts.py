@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from serve_app.cli_http import ApiError, console, fail, http_client, request, writable_file
+from serve_app.cli_http import ApiError, console, fail, http_client, poll, request, writable_file
 
 #: Rows printed when no --out file is given.
 SHOWN_ROWS = 20
@@ -101,7 +101,7 @@ def follow(path: str, key: str, label: str, interval: float) -> dict[str, Any]:
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(label[:8], total=1.0)
         while True:
-            page: dict[str, Any] = request("GET", path, params={"page_size": SHOWN_ROWS})
+            page: dict[str, Any] = poll(path, params={"page_size": SHOWN_ROWS})
             state = page[key]
             progress.update(
                 bar, completed=state["progress"], description=f"{label[:8]} {state['status']}"

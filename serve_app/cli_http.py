@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,12 @@ from rich.console import Console
 from serve_app.settings import ApiSettings
 
 console = Console()
+#: Seconds a call waits for an answer.
+TIMEOUT_SECONDS = 60.0
+#: How long a following loop waits out a service that is restarting, and how often it asks.
+POLL_PATIENCE_SECONDS = 600.0
+POLL_RETRY_SECONDS = 5.0
+_NOT_JSON = object()
 
 
 class ApiError(Exception):
@@ -26,22 +33,40 @@ def http_client() -> httpx.Client:
     """A client for ``TRAINING_API_URL`` sending ``TRAINING_API_KEY`` when it is set."""
     settings = ApiSettings()
     headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    return httpx.Client(base_url=settings.api_url, headers=headers, timeout=60.0)
+    return httpx.Client(base_url=settings.api_url, headers=headers, timeout=TIMEOUT_SECONDS)
 
 
 def call(method: str, path: str, **kwargs: Any) -> Any:
+    """The answer's JSON (None if empty).
+
+    Raises:
+        ApiError: no answer (status 0, or 503 for an answer that never came), an HTTP
+            error, or an answer that is not the service's JSON.
+    """
     with http_client() as client:
         try:
             response = client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ApiError(
+                0,
+                f"no answer from {client.base_url} within {TIMEOUT_SECONDS:g}s; the request "
+                "may still have been carried out: check before repeating it",
+            ) from exc
         except httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach {client.base_url}: {exc}") from exc
+    try:
+        body = response.json() if response.content else None
+    except ValueError:
+        body = _NOT_JSON
     if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text
-        raise ApiError(response.status_code, detail)
-    return response.json() if response.content else None
+        detail = body.get("detail", body) if isinstance(body, dict) else body
+        raise ApiError(response.status_code, response.text if detail is _NOT_JSON else detail)
+    if body is _NOT_JSON:
+        raise ApiError(
+            response.status_code,
+            f"the answer from {response.url} is not JSON: is TRAINING_API_URL the service?",
+        )
+    return body
 
 
 def request(method: str, path: str, **kwargs: Any) -> Any:
@@ -50,6 +75,22 @@ def request(method: str, path: str, **kwargs: Any) -> Any:
         return call(method, path, **kwargs)
     except ApiError as exc:
         raise fail(exc) from exc
+
+
+def poll(path: str, *, patience: float = POLL_PATIENCE_SECONDS, **kwargs: Any) -> Any:
+    """``GET path`` for a loop that follows a job or a forecast: a 503 (the database or
+    the orchestrator is restarting) or no answer is waited out, as the service's
+    ``Retry-After`` says, for up to ``patience`` seconds; then, or on any other error,
+    as ``request``."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return call("GET", path, **kwargs)
+        except ApiError as exc:
+            if exc.status not in (0, 503) or time.monotonic() > deadline:
+                raise fail(exc) from exc
+            console.print(f"[yellow]waiting[/yellow] {exc}")
+            time.sleep(POLL_RETRY_SECONDS)
 
 
 def writable_file(out: Path | None) -> Path | None:
@@ -68,7 +109,7 @@ def writable_file(out: Path | None) -> Path | None:
 
 
 def fail(exc: ApiError) -> typer.Exit:
-    if isinstance(exc.detail, list):
+    if isinstance(exc.detail, list) and all(isinstance(item, dict) for item in exc.detail):
         for item in exc.detail:
             where = ".".join(str(part) for part in item.get("loc", [])[1:])
             console.print(f"[red]error[/red] {where}: {item.get('msg')}")
