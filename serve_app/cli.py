@@ -68,6 +68,7 @@ def up(
     """Run the service in the foreground until Ctrl-C or SIGTERM: the application of the
     Serve config (deploy/serve_config.yaml), its args and these options over the
     environment's settings."""
+    import yaml
     from sqlalchemy.exc import DBAPIError
 
     from db.database import UnusableDatabaseUrl
@@ -78,10 +79,12 @@ def up(
     given = {"data_dir": data_dir, "database_url": database_url, "host": host, "port": port}
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     try:
-        config = service_config({**load_application(serve_config).args, **options})
-    except OSError as exc:
-        console.print(f"[red]error[/red] serve config: {exc}")
+        application = load_application(serve_config)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: Serve's schema too
+        console.print(f"[red]error[/red] serve config {serve_config}: {exc}")
         raise typer.Exit(code=2) from exc
+    try:
+        config = service_config({**application.args, **options})
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"]) or "settings"

@@ -13,21 +13,25 @@ from datetime import datetime, timedelta
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
-from db.database import Database
+from db.database import Database, UnusableDatabaseUrl
 from db.keys import ApiKeyStore
-from db.migrate import upgrade
 from db.settings import DatabaseSettings
 from domain.auth import Role
 from domain.clock import utcnow
-from domain.errors import KeyNotFound
+from domain.errors import KeyNotFound, ServiceUnavailable
 from domain.names import is_valid_name
+from domain.redaction import redact, redact_url, secrets_of
 from serve_app.cli_http import console
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.")
 
 T = TypeVar("T")
+#: A key's name, as its column holds it.
+MAX_NAME_CHARS = 128
 DURATION = re.compile(r"^(\d+)([dhm])$")
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
@@ -41,15 +45,29 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _with_keys(action: Callable[[ApiKeyStore], Awaitable[T]]) -> T:
+    """``action`` on the keys of ``TRAINING_DATABASE_URL``'s database (migrated first);
+    a database that cannot be used is an error that says why, never a traceback."""
+    try:
+        url = DatabaseSettings().url
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]error[/red] TRAINING_DATABASE_URL: {error['msg']}")
+        raise typer.Exit(code=2) from None
+
     async def run() -> T:
-        database = Database.from_url(DatabaseSettings().url)
+        database = Database.from_url(url)
         try:
-            await upgrade(database.engine)
+            await database.migrate()
             return await action(ApiKeyStore(database))
         finally:
             await database.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except (ServiceUnavailable, UnusableDatabaseUrl, DBAPIError) as exc:
+        reason = redact(str(exc), secrets_of(url))
+        console.print(f"[red]error[/red] database {redact_url(url)}: {reason}")
+        raise typer.Exit(code=2) from None
 
 
 def _when(moment: datetime | None) -> str:
@@ -61,11 +79,15 @@ def keys_create(
     tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
     role: Annotated[Role, typer.Option(help="viewer, member or admin.")] = Role.MEMBER,
     expires_in: Annotated[str | None, typer.Option(help="e.g. 30d, 12h, 90m.")] = None,
-    name: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A note to recognise the key by (128 characters).")
+    ] = None,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     if not is_valid_name(tenant):
         raise typer.BadParameter(f"invalid tenant id {tenant!r}")
+    if name is not None and len(name) > MAX_NAME_CHARS:
+        raise typer.BadParameter(f"a key's name holds at most {MAX_NAME_CHARS} characters")
     now = utcnow()
     expires_at = now + parse_duration(expires_in) if expires_in else None
     issued = _with_keys(lambda keys: keys.create(tenant, role, now, expires_at, name))

@@ -1,0 +1,58 @@
+"""trainctl's errors before anything runs: a database the key commands cannot use, a key
+name its column cannot hold, a Serve config that is not one: each a message and exit
+code 2, never a traceback (and never the database's password)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from serve_app.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql+asyncpg://u:secret@127.0.0.1:1/db", "database postgresql+asyncpg://u:***"),
+        ("mysql://u:secret@127.0.0.1/db", "TRAINING_DATABASE_URL"),
+    ],
+    ids=["unreachable", "unsupported"],
+)
+def test_keys_on_a_database_they_cannot_use(
+    monkeypatch: pytest.MonkeyPatch, url: str, said: str
+) -> None:
+    monkeypatch.setenv("TRAINING_DATABASE_URL", url)
+    result = runner.invoke(app, ["keys", "list"])
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert "secret" not in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_key_name_longer_than_its_column_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TRAINING_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/keys.db")
+    result = runner.invoke(app, ["keys", "create", "--tenant", "t1", "--name", "n" * 129])
+    assert result.exit_code == 2, result.output
+    assert "at most 128 characters" in result.output
+    assert not (tmp_path / "keys.db").exists(), "nothing was written"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["applications: [{name: a, import_path: x:y}, {name: b, import_path: x:z}]", "a: [b"],
+    ids=["two-applications", "not-yaml"],
+)
+def test_up_with_a_serve_config_that_is_not_one(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(text)
+    result = runner.invoke(app, ["up", "--serve-config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert f"serve config {config}" in result.output.replace("\n", "")
+    assert "admin key" not in result.output
