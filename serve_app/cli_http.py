@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -106,6 +107,21 @@ def writable_file(out: Path | None) -> Path | None:
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise typer.BadParameter(f"{out} cannot be written")
     return out
+
+
+def json_file(path: Path, option: str) -> dict[str, Any]:
+    """The JSON object in ``path``.
+
+    Raises:
+        typer.BadParameter: it is not one (naming ``option``).
+    """
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(f"{path} is not a JSON file: {exc}", param_hint=option) from None
+    if not isinstance(found, dict):
+        raise typer.BadParameter(f"{path} holds no JSON object", param_hint=option)
+    return found
 
 
 def fail(exc: ApiError) -> typer.Exit:

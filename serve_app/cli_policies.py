@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from serve_app.cli_http import add_switches, console, request
+from serve_app.cli_http import add_switches, console, json_file, request
 
 policies_app = typer.Typer(help="Retrain policies: on drift, on new data, on a schedule.")
 
@@ -48,7 +48,13 @@ def policies_create(
     feature_set: Annotated[str, typer.Option()] = "forecast_basic",
     target: Annotated[str, typer.Option(help="Target column.")] = "load_kw",
     job_file: Annotated[
-        Path | None, typer.Option(help="A start-job body (JSON) instead of the options above.")
+        Path | None,
+        typer.Option(
+            help="A start-job body (JSON) instead of the options above.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
     ] = None,
     drift: Annotated[
         int | None, typer.Option(help="Retrain after N scored forecasts in a row drifted.")
@@ -69,7 +75,7 @@ def policies_create(
     """Create a model's retrain policy (one per tenant and model name)."""
     job: dict[str, Any]
     if job_file is not None:
-        job = json.loads(job_file.read_text())
+        job = json_file(job_file, "--job-file")
     else:
         job = {
             "tenant_id": tenant,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from serve_app.cli_http import add_switches, console, request
+from serve_app.cli_http import add_switches, console, json_file, request
 
 schedules_app = typer.Typer(help="Cron schedules that retrain on their own.")
 
@@ -29,7 +28,13 @@ def schedules_create(
     feature_set: Annotated[str, typer.Option()] = "forecast_basic",
     target: Annotated[str, typer.Option(help="Target column.")] = "load_kw",
     job_file: Annotated[
-        Path | None, typer.Option(help="A start-job body (JSON) instead of the options above.")
+        Path | None,
+        typer.Option(
+            help="A start-job body (JSON) instead of the options above.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
     ] = None,
     allow_overlap: Annotated[
         bool, typer.Option(help="Fire even while the previous run is still going.")
@@ -39,7 +44,7 @@ def schedules_create(
     """Create a schedule; each fire trains on [fire time - window, fire time)."""
     job: dict[str, Any]
     if job_file is not None:
-        job = json.loads(job_file.read_text())
+        job = json_file(job_file, "--job-file")
     else:
         job = {
             "tenant_id": tenant,

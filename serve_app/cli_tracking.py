@@ -11,7 +11,7 @@ import typer
 from matplotlib.figure import Figure
 from rich.table import Table
 
-from serve_app.cli_http import console, request
+from serve_app.cli_http import console, request, writable_file
 
 experiments_app = typer.Typer(help="Experiments: list, show and compare runs.")
 models_app = typer.Typer(
@@ -83,7 +83,8 @@ def experiments_compare(
     experiment_ids: Annotated[list[str], typer.Argument(help="2 to 20 experiment ids.")],
     metric: Annotated[str, typer.Option(help="The curve to align.")] = "validation_l1",
     plot: Annotated[
-        Path | None, typer.Option(help="Draw the aligned curves into this PNG.")
+        Path | None,
+        typer.Option(help="Draw the aligned curves into this PNG.", callback=writable_file),
     ] = None,
 ) -> None:
     """Parameters side by side (differences in yellow), final metrics (best in green), and
@@ -228,7 +229,15 @@ def models_series_metrics(
 @models_app.command("predict")
 def models_predict(
     model_id: str,
-    rows: Annotated[Path, typer.Argument(help="CSV of raw feature-set rows (history + future).")],
+    rows: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV of raw feature-set rows (history + future).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
     explain: Annotated[bool, typer.Option(help="Each feature's contribution.")] = False,
     last: Annotated[int, typer.Option(help="Show the last N predictions.")] = 24,
 ) -> None:

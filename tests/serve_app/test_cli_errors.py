@@ -56,3 +56,28 @@ def test_up_with_a_serve_config_that_is_not_one(tmp_path: Path, text: str) -> No
     assert result.exit_code == 2, result.output
     assert f"serve config {config}" in result.output.replace("\n", "")
     assert "admin key" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["models", "predict", "m", "{missing}"], "does not exist"),
+        (["schedules", "create", "s", "--cron", "0 2 * * *", "--job-file", "{missing}"], "exist"),
+        (["schedules", "create", "s", "--cron", "0 2 * * *", "--job-file", "{bad}"], "not a JSON"),
+        (["policies", "create", "--drift", "3", "--job-file", "{bad}"], "not a JSON"),
+        (["experiments", "compare", "a", "b", "--plot", "{missing}/c.png"], "no directory"),
+    ],
+    ids=["predict-rows", "schedule-job-file", "schedule-not-json", "policy-not-json", "plot"],
+)
+def test_files_that_cannot_be_read_or_written_are_refused_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], said: str
+) -> None:
+    monkeypatch.setenv("TRAINING_API_URL", "http://127.0.0.1:1")  # nothing is asked of it
+    monkeypatch.setenv("COLUMNS", "200")
+    bad = tmp_path / "job.json"
+    bad.write_text("{not json")
+    paths = {"missing": str(tmp_path / "missing"), "bad": str(bad)}
+    result = runner.invoke(app, [part.format(**paths) for part in command])
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
+    assert "cannot reach" not in result.output
