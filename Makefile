@@ -41,11 +41,17 @@ $(AUTOGLUON_STAMP): bench/requirements-autogluon.txt
 run: setup
 	$(BIN)/trainctl up
 
-## PostgreSQL must be up for the tests; start the local cluster if it is not.
+## PostgreSQL must be up for the tests; start the local cluster if it is not (a server
+## named by TEST_POSTGRES_DSN is the operator's: it is only waited for).
 services:
+ifdef TEST_POSTGRES_DSN
+	@for i in $$(seq 30); do pg_isready -q -d "$(TEST_POSTGRES_DSN)" && exit 0; sleep 1; done; \
+		echo "PostgreSQL at TEST_POSTGRES_DSN does not answer" >&2; exit 1
+else
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 		echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
+endif
 
 ## Debian's Chromium, which the console's browser tests drive through Playwright.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
