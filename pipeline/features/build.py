@@ -12,6 +12,7 @@ a gap in the meter's readings costs the rows it touches a feature, not the row.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,8 @@ from pipeline.calendars import holiday_flags
 from pipeline.config import TrainingConfig
 from pipeline.features.seasons import DAY_SECONDS, SUB_DAILY_CALENDAR, WEEK_SECONDS, seasons_of
 from pipeline.store.feature_store import FeatureFrame, typical_step
+
+logger = logging.getLogger(__name__)
 
 #: Calendar inputs of models registered before ``FeatureSpec.calendar`` (new ones get
 #: their cadence's); ``time_of_day`` counts the data's own steps in a day (48 slots for
@@ -274,18 +277,33 @@ def build_features(
 
 def _on_grid(group: pd.DataFrame, ts_col: str, step: pd.Timedelta) -> pd.DataFrame:
     """The series with a row at every step from its first timestamp to its last (added
-    rows are marked unobserved), or as it is if its timestamps are off that grid."""
+    rows are marked unobserved), so that a shift by k rows is a shift by k steps.
+
+    A row off that grid (a reading a second late, a day of 23 hours) takes the grid step
+    nearest to it, keeping its own timestamp; where several take one step (a series finer
+    than the set's step) the nearest is kept and the others are left out: counted by
+    rows instead, their lags would read values newer than the horizon."""
     stamps = group[ts_col]
     offsets = ((stamps - stamps.iloc[0]) / step).to_numpy()
-    if np.abs(offsets - np.round(offsets)).max(initial=0.0) > 1e-6:
+    places = np.round(offsets).astype(np.int64)
+    on_grid = np.abs(offsets - places).max(initial=0.0) <= 1e-6
+    if on_grid and len(group) == places[-1] + 1:
         return group.assign(_observed=True)
-    grid = pd.date_range(stamps.iloc[0], stamps.iloc[-1], freq=step)
-    if len(grid) == len(group):
-        return group.assign(_observed=True)
-    full = group.assign(_observed=True).set_index(ts_col).reindex(grid)
-    full.index.name = ts_col
+    if not on_grid:
+        nearest = np.lexsort((np.abs(offsets - places), places))
+        first = np.unique(places[nearest], return_index=True)[1]
+        if len(first) < len(group):
+            logger.warning(
+                "%d rows of a series share a %s step with another row and are left out",
+                len(group) - len(first),
+                step,
+            )
+        group, places = group.iloc[nearest[first]], places[nearest[first]]
+    grid = stamps.iloc[0] + step * np.arange(places[-1] + 1)
+    full = group.assign(_observed=True).set_index(pd.Index(places)).reindex(range(len(grid)))
+    full[ts_col] = full[ts_col].where(full["_observed"].eq(True), pd.Series(grid))
     full["_observed"] = full["_observed"].eq(True)
-    return full.reset_index()
+    return full.reset_index(drop=True)
 
 
 def _series_features(

@@ -183,6 +183,49 @@ def test_a_missing_timestamp_never_shifts_a_lag(store: FeatureStore) -> None:
     np.testing.assert_array_equal(got[~gap], lagged[~gap])
 
 
+def test_lags_are_counted_in_time_for_series_off_the_grid(store: FeatureStore) -> None:
+    """A reading a second late, then twelve hours not reported: every lag is the value a
+    whole number of days before its row, as its name says (counted by rows, a series off
+    the grid had read values 36 hours old for lag_48)."""
+    table = half_hourly(days=20)
+    late = 48 * 10 + 40  # 20:00 on day 10
+    stamps = table["timestamp"].copy()
+    stamps.iloc[late] += pd.Timedelta(seconds=1)
+    table["timestamp"] = stamps
+    table = table.drop(index=range(late + 1, late + 25))
+    matrix = build_features(frame_of(store, table), FeatureSpec(48, 48))
+    by_time = table.set_index("timestamp")["load_kw"]
+    lagged = matrix.timestamps.dt.floor("30min") - pd.Timedelta(days=1)
+    expected = by_time.rename(lambda t: t.floor("30min")).reindex(lagged).to_numpy()
+    got = matrix.features["lag_48"].to_numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(got[~np.isnan(got)], expected[~np.isnan(expected)])
+    assert matrix.timestamps.isin([table.loc[late, "timestamp"]]).any(), "kept, as it was"
+
+
+def test_a_series_finer_than_the_set_reads_nothing_newer_than_the_horizon(
+    store: FeatureStore,
+) -> None:
+    """An hourly set with one quarter-hourly meter: its rows take the hourly grid (one per
+    hour), so its day-old lag is a day old, not six hours."""
+    hourly = [load_series(seed=n, hours=24 * 20).assign(meter=f"m{n}") for n in range(3)]
+    fine = load_series(seed=9, hours=24 * 20).assign(meter="fine")
+    fine["timestamp"] = pd.date_range(fine["timestamp"].iloc[0], periods=len(fine), freq="15min")
+    frame = frame_of(store, pd.concat([*hourly, fine]), "meter")
+    matrix = build_features(frame, spec_for(frame, horizon=24))
+    assert matrix.series is not None
+    of_fine = (matrix.series == "fine").to_numpy()
+    stamps = matrix.timestamps[of_fine].reset_index(drop=True)
+    assert len(stamps) < len(fine) / 3, "about one row an hour"
+    read_at = pd.Series(fine["timestamp"].to_numpy(), index=fine["load_kw"].to_numpy())
+    got = matrix.features.loc[of_fine, "lag_24"].reset_index(drop=True)
+    known = got.notna()
+    assert known.sum() > 24
+    ages = stamps[known].to_numpy() - read_at.loc[got[known].to_numpy()].to_numpy()
+    off_a_day = abs(pd.to_timedelta(ages) - pd.Timedelta(hours=24))
+    assert (off_a_day <= pd.Timedelta(minutes=15)).all(), ages
+
+
 def test_holidays_and_last_year(store: FeatureStore) -> None:
     frame = frame_of(store, load_series(seed=6, hours=24 * 700))
     spec = spec_for(frame, 24, "FR")
