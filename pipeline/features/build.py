@@ -28,6 +28,8 @@ from pipeline.features.seasons import DAY_SECONDS, SUB_DAILY_CALENDAR, WEEK_SECO
 from pipeline.store.feature_store import FeatureFrame, typical_step
 
 logger = logging.getLogger(__name__)
+#: Steps this long or longer are calendar months (or quarters, years) of uneven length.
+CALENDAR_STEP = pd.Timedelta(days=28)
 
 #: Calendar inputs of models registered before ``FeatureSpec.calendar`` (new ones get
 #: their cadence's); ``time_of_day`` counts the data's own steps in a day (48 slots for
@@ -282,12 +284,15 @@ def _on_grid(group: pd.DataFrame, ts_col: str, step: pd.Timedelta) -> pd.DataFra
     A row off that grid (a reading a second late, a day of 23 hours) takes the grid step
     nearest to it, keeping its own timestamp; where several take one step (a series finer
     than the set's step) the nearest is kept and the others are left out: counted by
-    rows instead, their lags would read values newer than the horizon."""
+    rows instead, their lags would read values newer than the horizon. Monthly and
+    coarser series, whose steps are calendar months of 28 to 31 days, count rows."""
     stamps = group[ts_col]
     offsets = ((stamps - stamps.iloc[0]) / step).to_numpy()
     places = np.round(offsets).astype(np.int64)
     on_grid = np.abs(offsets - places).max(initial=0.0) <= 1e-6
     if on_grid and len(group) == places[-1] + 1:
+        return group.assign(_observed=True)
+    if not on_grid and step >= CALENDAR_STEP:  # months differ in length: a row is a step
         return group.assign(_observed=True)
     if not on_grid:
         nearest = np.lexsort((np.abs(offsets - places), places))

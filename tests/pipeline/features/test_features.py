@@ -226,6 +226,18 @@ def test_a_series_finer_than_the_set_reads_nothing_newer_than_the_horizon(
     assert (off_a_day <= pd.Timedelta(minutes=15)).all(), ages
 
 
+def test_monthly_series_keep_every_month(store: FeatureStore) -> None:
+    """Months are 28 to 31 days: on a grid of the median 31, twelve years of month starts
+    drift a step off it, and placed by time some months would have shared a step."""
+    months = pd.date_range("2012-01-01", periods=150, freq="MS", tz="UTC")
+    table = pd.DataFrame({"timestamp": months, "load_kw": np.arange(150.0)})
+    frame = frame_of(store, table)
+    spec = spec_for(frame, horizon=3)
+    matrix = build_features(frame, spec)
+    assert len(matrix.target) == 150 - spec.warm_up
+    np.testing.assert_array_equal(matrix.features["lag_3"], matrix.target - 3)
+
+
 def test_holidays_and_last_year(store: FeatureStore) -> None:
     frame = frame_of(store, load_series(seed=6, hours=24 * 700))
     spec = spec_for(frame, 24, "FR")
