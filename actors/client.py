@@ -134,7 +134,7 @@ class OrchestratorClient:
 
     async def log_predictions(
         self, model_id: str, predictions: list[dict[str, Any]]
-    ) -> ForecastRecord:
+    ) -> ForecastRecord | None:
         return await self._call(JobOrchestrator.log_predictions, model_id, predictions)
 
     async def create_schedule(self, schedule: NewSchedule) -> ScheduleRecord:

@@ -119,7 +119,7 @@ class ModelCommands:
 
     async def log_predictions(
         self, model_id: str, predictions: list[dict[str, Any]]
-    ) -> ForecastRecord:
+    ) -> ForecastRecord | None:
         """Keep a request's forecasts for monitoring (``ForecastRunner.log_predictions``)."""
         return await self._forecasts.log_predictions(model_id, predictions)
 

@@ -132,14 +132,17 @@ class ForecastRunner:
 
     async def log_predictions(
         self, model_id: str, predictions: Sequence[Mapping[str, Any]]
-    ) -> ForecastRecord:
+    ) -> ForecastRecord | None:
         """Keep a request's forecasts (its rows without an actual) as a completed forecast
         of the model's feature set, so that monitoring scores them when their actuals
-        arrive.
+        arrive; None, and nothing kept, when every row had its actual.
 
         Raises:
             ModelNotFound.
         """
+        table = logged_forecast(predictions)
+        if not table.num_rows:
+            return None
         model = await self._registry.get(model_id)
         metadata = await asyncio.to_thread(load_metadata, Location(model.artifact_uri))
         forecast = NewForecast(
@@ -148,7 +151,6 @@ class ForecastRunner:
             feature_set=model.feature_set,
             horizon=int(metadata["feature_spec"]["horizon"]),
         )
-        table = logged_forecast(predictions)
         location = forecast_location(
             self._pipeline.artifacts_root, model.tenant_id, forecast.forecast_id
         )

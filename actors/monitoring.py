@@ -140,6 +140,7 @@ class Monitor:
                     f.forecast_id,
                     f.artifact_uri,
                     shadowed=shadow is not None and f.created_at >= shadow.promoted_at,
+                    created_at=f.created_at,
                 )
                 for f in forecasts
             ),

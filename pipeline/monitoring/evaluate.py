@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,8 @@ class PendingForecast:
     uri: str
     #: Also forecast by the previous champion (``MonitorTask.shadow``).
     shadowed: bool = False
+    #: When it was made: the origin of a forecast without rows.
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,16 +87,20 @@ class Evaluated:
 
 def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
     """Score each of the task's forecasts against the actuals the set has now (in
-    forecast-date order) and take the model's drift checks as of each that has some (an
-    empty forecast file is left out)."""
+    forecast-date order) and take the model's drift checks as of each that has some. An
+    empty forecast file is scored as complete with no rows, so that it is never due again
+    (due for ever, the oldest, it had held monitoring's batch from newer forecasts)."""
+    schema = store.schema(task.feature_set)
+    read = {f.forecast_id: (f, _read_forecast(f.uri)) for f in task.forecasts}
+    empty = [
+        _nothing_to_score(f, schema.pinned_version) for f, rows in read.values() if not len(rows)
+    ]
+    forecasts = {key: rows for key, (_, rows) in read.items() if len(rows)}
+    if not forecasts:
+        return empty
     model_dir = Location(task.model_uri)
     metadata = load_metadata(model_dir)
     reference = model_reference(model_dir, metadata, store)
-    forecasts = {f.forecast_id: _read_forecast(f.uri) for f in task.forecasts}
-    forecasts = {key: rows for key, rows in forecasts.items() if len(rows)}
-    if not forecasts:
-        return []
-    schema = store.schema(task.feature_set)
     actuals = _actuals(store, schema, list(forecasts.values()), task.history)
     scored = sorted(
         (_origin(rows), key, score_forecast(rows, actuals)) for key, rows in forecasts.items()
@@ -122,7 +128,12 @@ def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
                 shadows.get(forecast_id),
             )
         )
-    return evaluated
+    return evaluated + empty
+
+
+def _nothing_to_score(forecast: PendingForecast, version: str) -> Evaluated:
+    origin = forecast.created_at or datetime.fromtimestamp(0, UTC)
+    return Evaluated(forecast.forecast_id, origin, 0, version, ForecastScores(0, 0), None)
 
 
 def _shadows(

@@ -290,3 +290,9 @@ async def test_an_outcome_the_outage_kept_from_its_row_is_run_again_by_the_watch
     (await harness.launcher.launched(forecast_id)).set_result(ForecastOutcome(24, "memory://f"))
     forecast = await harness.settled(forecast_id)
     assert (forecast.status, forecast.attempts) == (ForecastStatus.COMPLETED, 2)
+
+
+async def test_predictions_that_all_had_their_actuals_are_not_kept(harness: Harness) -> None:
+    rows = [{"timestamp": "2024-01-01T00:00:00Z", "series": None, "predicted": 1.0, "actual": 2.0}]
+    assert await harness.runner.log_predictions(harness.model.model_id, rows) is None
+    assert await harness.forecasts.in_status(ForecastStatus.COMPLETED) == []

@@ -12,12 +12,20 @@ import pytest
 
 from actors.monitoring import Monitor
 from db.database import Database
-from db.monitoring import Unscored
+from db.forecasts import ForecastStore
+from db.monitoring import MonitorStore, Unscored
+from db.records import NewForecast
 from db.registry import ModelRegistry
+from domain.events import JobEvent
 from domain.forecasts import ForecastSource
+from pipeline.forecasting.output import logged_forecast, write_forecast
+from pipeline.monitoring.evaluate import Evaluated, MonitorTask, monitor_model
 from pipeline.settings import PipelineSettings
+from pipeline.storage import Location
 from pipeline.store.demo import load_series
 from pipeline.store.feature_store import FeatureStore
+from tests.databases import migrated_store
+from tests.db.factories import new_job, new_model
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
@@ -87,3 +95,45 @@ async def test_forecasts_waiting_for_actuals_do_not_hide_newer_ones(
     due = await monitor.due_forecasts()
     assert [f.forecast_id for f in due] == ["f5", "f6"]  # a batch, past the five stuck
     assert store.pages == 4
+
+
+async def test_a_forecast_without_rows_is_scored_once_and_not_due_again(
+    tmp_path: Path,
+) -> None:
+    """Stored before empty predictions stopped being logged: due for ever, the oldest
+    held monitoring's batch from every newer forecast, of every model."""
+    async with migrated_store("sqlite", tmp_path) as jobs:
+        model = new_model(feature_set="s")
+        job = await jobs.create_job(new_job())
+        await jobs.transition(job.job_id, JobEvent.START)
+        await jobs.transition(job.job_id, JobEvent.COMPLETE, model=model)
+        settings = PipelineSettings(data_dir=tmp_path)
+        store = FeatureStore(settings.features_root, "tenant-a")
+        store.put(
+            "s",
+            load_series(seed=1, hours=48),
+            timestamp_column="timestamp",
+            target_column="load_kw",
+        )
+        empty = NewForecast("tenant-a", model.model_id, "s", 24)
+        location = Location(str(tmp_path / "empty.parquet"))
+        write_forecast(location, logged_forecast([]))
+        await ForecastStore(jobs.database).add_logged(empty, 0, str(location), NOW)
+        launched: list[list[str]] = []
+
+        async def launch(task: MonitorTask) -> list[Evaluated]:
+            launched.append([f.forecast_id for f in task.forecasts])
+            return monitor_model(task, FeatureStore(settings.features_root, task.tenant_id))
+
+        monitor = Monitor(
+            MonitorStore(jobs.database),
+            ModelRegistry(jobs.database),
+            settings,
+            launch=launch,
+            report=lambda model_id, figures: None,
+            clock=lambda: NOW,
+            max_age=timedelta(days=30),
+        )
+        await monitor.step()
+        await monitor.step()
+        assert launched == [[empty.forecast_id]]
