@@ -59,8 +59,9 @@ def score_forecast(forecast: pd.DataFrame, actuals: pd.DataFrame) -> ForecastSco
 
 def with_actuals(forecast: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
     """The forecast's rows that have an actual, each with its ``actual`` and ``lead``
-    (series keyed as strings, ``ONE_SERIES`` for a set without one)."""
-    known = _keyed(actuals).dropna(subset=["actual"])
+    (series keyed as strings, ``ONE_SERIES`` for a set without one). Only the actual is
+    taken from ``actuals``: a covariate named ``q1`` or ``lead`` is not the forecast's."""
+    known = _keyed(actuals)[["series", "timestamp", "actual"]].dropna(subset=["actual"])
     return _with_leads(forecast).merge(known, on=["series", "timestamp"], how="inner")
 
 

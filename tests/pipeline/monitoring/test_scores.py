@@ -57,6 +57,14 @@ def test_only_rows_with_actuals_are_scored_as_by_hand() -> None:
     )
 
 
+@pytest.mark.parametrize("covariate", ["q1", "lead", "predicted"])
+def test_covariates_named_like_a_forecasts_columns_change_nothing(covariate: str) -> None:
+    """The set's covariates come with its actuals; one named ``q1`` had been read as a
+    quantile, and ``lead`` or ``predicted`` had failed every scoring of the model."""
+    with_covariate = actuals().assign(**{covariate: 1.0})
+    assert score_forecast(forecast(), with_covariate) == score_forecast(forecast(), actuals())
+
+
 def test_leads_count_from_each_series_first_step() -> None:
     scores = score_forecast(forecast(), actuals())
     by_lead = {row["lead"]: row for row in scores.by_lead}
