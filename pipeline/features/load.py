@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from domain.jobs import ModelType
 from pipeline.context import JobContext
@@ -34,7 +35,10 @@ def load_features(context: JobContext, features_root: Location) -> FeatureFrame:
 def plan_features(context: JobContext, features_root: Location) -> FeaturePlan:
     """The load stage of a partitioned job: its features, parts and pinned version,
     from the set's key columns alone."""
-    planned = feature_plan(FeatureStore(features_root, context.tenant_id), context.config)
+    store = FeatureStore(features_root, context.tenant_id)
+    planned = feature_plan(store, context.config)
+    if context.model_type is ModelType.ANOMALY:  # labelled as ``load_features`` labels
+        planned = replace(planned, windows=tuple(store.windows(context.config.feature_set)))
     logging.getLogger(f"{PIPELINE_LOGGER}.features").info(
         "%d rows of %s version %s in %d part(s), built in parallel",
         planned.rows,

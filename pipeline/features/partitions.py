@@ -49,6 +49,7 @@ from pipeline.features.preprocess import (
 )
 from pipeline.scoring.series import naive_scales
 from pipeline.store.feature_store import FeatureSetSchema, FeatureStore
+from pipeline.store.windows import LabelledWindow, with_window_labels
 from pipeline.summaries import LoadSummary
 
 #: A part holds one bucket, or this many rows or fewer of its series (a series is never
@@ -85,6 +86,8 @@ class FeaturePlan:
     spec: FeatureSpec
     parts: tuple[Part, ...]
     rows: int
+    #: The set's labelled anomaly windows, for an anomaly job (each part labels its rows).
+    windows: tuple[LabelledWindow, ...] = ()
 
     @property
     def feature_names(self) -> list[str]:
@@ -154,6 +157,7 @@ def build_part(
         bucket=part.bucket,
         series=part.series,
     )
+    frame = with_window_labels(frame, plan.windows)
     matrix = build_features(frame, plan.spec, config.start_date, config.end_date)
     columns: dict[str, Any] = {
         name: matrix.features[name].to_numpy() for name in plan.feature_names

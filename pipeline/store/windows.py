@@ -99,7 +99,7 @@ def with_window_labels(frame: FeatureFrame, windows: Sequence[LabelledWindow]) -
     for window in windows:
         inside = ((stamps >= window.start) & (stamps <= window.end)).to_numpy()
         if window.series is not None and names is not None:
-            inside &= (names == window.series).to_numpy()
+            inside = inside & (names == window.series).to_numpy()  # to_numpy: read-only
         labels |= inside
     data = frame.data.assign(**{LABEL_COLUMN: labels})
     return FeatureFrame(replace(schema, label_column=LABEL_COLUMN), data)

@@ -19,7 +19,8 @@ from pipeline.context import JobContext
 from pipeline.distributed.datasets import metadata_of
 from pipeline.distributed.ray_train import bin_samples, sample_fraction, train_distributed
 from pipeline.evaluation.evaluate import evaluate
-from pipeline.features.build import default_spec
+from pipeline.features.build import build_features, default_spec
+from pipeline.features.load import load_features, plan_features
 from pipeline.features.partitions import (
     FeaturePlan,
     Moments,
@@ -38,6 +39,7 @@ from pipeline.graph.partitioned import partitioned_stage
 from pipeline.placement import Placement
 from pipeline.store.demo import load_series
 from pipeline.store.feature_store import FeatureStore
+from pipeline.store.windows import LabelledWindow
 from pipeline.training.train import train
 from tests.pipeline.conftest import meters_store
 
@@ -226,3 +228,25 @@ def test_the_stage_builds_the_same_data_on_ray_and_trains_as_well_as_one_process
     ours = evaluate(distributed, partitioned, ModelType.FORECAST, cfg).metrics["mae"]
     theirs = evaluate(single, whole, ModelType.FORECAST, cfg).metrics["mae"]
     assert ours <= theirs * 1.02, (ours, theirs)
+
+
+def test_an_anomaly_jobs_parts_are_labelled_by_the_sets_windows(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """As one process labels them (``load_features``): a distributed anomaly job had
+    trained and been scored as if no window had been uploaded."""
+    labelled = meters_store(tmp_path_factory, meters())
+    start = pd.Timestamp("2024-01-20T00:00:00Z")
+    windows = [
+        LabelledWindow(start, start + pd.Timedelta(hours=5), "meter-3"),
+        LabelledWindow(start + pd.Timedelta(days=3), start + pd.Timedelta(days=3, hours=2), None),
+    ]
+    labelled.put_windows("meters", windows)
+    cfg = config(horizon=1)
+    context = JobContext("job-anomaly", "tenant", ModelType.ANOMALY, "meters", cfg)
+    planned = plan_features(context, labelled.root)
+    tables = [build_part(labelled, planned, part, cfg)[0] for part in planned.parts]
+    flagged = sum(int(pa.compute.sum(table["_labels"]).as_py()) for table in tables)
+    one_process = build_features(load_features(context, labelled.root), planned.spec)
+    assert one_process.labels is not None
+    assert flagged == int(one_process.labels.sum()) > 0
