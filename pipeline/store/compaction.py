@@ -28,7 +28,7 @@ import pyarrow.dataset as ds
 from domain.errors import FeatureSetNotFound
 from pipeline.storage import Location
 from pipeline.versions import publication
-from pipeline.versions.importing import PARTITIONING
+from pipeline.versions.importing import MAX_PARTITIONS, PARTITIONING
 from pipeline.versions.parts import FLAT_MAX_ROWS, parts_dataset, write_flat
 from pipeline.versions.schema import COMPACTION, VERSIONS_DIR, DataPart, FeatureSetSchema
 
@@ -129,6 +129,7 @@ def _merge(
         partitioning=PARTITIONING,
         basename_template="part-{i}.parquet",
         file_visitor=count,
+        max_partitions=MAX_PARTITIONS,
     )
     return DataPart(path, written)
 

@@ -10,6 +10,20 @@ import pyarrow as pa
 from domain.errors import InvalidColumns, InvalidFeatureSet
 
 
+def named_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A batch's columns as the file names them: pandas' unnamed index column left out
+    (a named one, written by ``to_parquet`` of an indexed frame, is read as a column).
+
+    Raises:
+        InvalidFeatureSet: a name is repeated.
+    """
+    frame = frame.drop(columns=[c for c in frame.columns if str(c).startswith("__index_level_")])
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise InvalidFeatureSet("body", f"column names {repeated} are repeated")
+    return frame
+
+
 def conformed(table: pa.Table, expected: pa.Schema) -> pa.Table:
     """A validated batch in the set's column order and types (numbers cast safely).
 

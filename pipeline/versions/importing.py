@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from domain.errors import InvalidColumns, InvalidFeatureSet, TooLarge
 from pipeline.storage import Location
-from pipeline.versions.column_types import anomaly_labels, conformed, is_number
+from pipeline.versions.column_types import anomaly_labels, conformed, is_number, named_columns
 
 #: Rows read, validated and written at a time.
 BATCH_ROWS = 500_000
@@ -40,6 +40,9 @@ PARTITION_COLUMNS = frozenset({BUCKET_COLUMN, YEAR_COLUMN})
 PARTITIONING = ds.partitioning(
     pa.schema([(BUCKET_COLUMN, pa.int32()), (YEAR_COLUMN, pa.int32())]), flavor="hive"
 )
+#: The partitions a write may make: every bucket in every year a timestamp can have
+#: (1677-2262); pyarrow's default of 1,024 refused a set of 64 years and 16 buckets.
+MAX_PARTITIONS = BUCKETS * 600
 #: A column with this name holds anomaly labels (0/1), never a covariate.
 LABEL_COLUMN = "is_anomaly"
 
@@ -165,6 +168,7 @@ def write_tables(tables: Iterator[pa.Table], columns: Columns, target: Location)
         partitioning=PARTITIONING,
         basename_template="part-{i}.parquet",
         existing_data_behavior="overwrite_or_ignore",
+        max_partitions=MAX_PARTITIONS,
     )
     names = [c for c in first.schema.names if c not in PARTITION_COLUMNS]
     return _checked(target, columns, names)
@@ -178,7 +182,7 @@ def _frames(
     if isinstance(source, pd.DataFrame):
         limits.check_columns(len(source.columns))
         for start in range(0, len(source), BATCH_ROWS):
-            yield source.iloc[start : start + BATCH_ROWS]
+            yield named_columns(source.iloc[start : start + BATCH_ROWS])
         return
     size = 0
     try:
@@ -189,7 +193,7 @@ def _frames(
             limits.check_columns(batch.num_columns)
             size += batch.nbytes
             limits.check_size(size)
-            yield batch.to_pandas()
+            yield named_columns(batch.to_pandas(ignore_metadata=True))
     except (pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
         raise InvalidFeatureSet("body", f"cannot read the file as CSV or Parquet: {exc}") from exc
 

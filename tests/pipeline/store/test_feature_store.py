@@ -305,6 +305,7 @@ def test_series_ids_are_kept_as_written(store: FeatureStore, tmp_path: Path) -> 
         ("ts,meter,load\n2024-01-01T00:00Z,,1\n", "series_column", "empty values"),
         ("ts,meter,load\n3000-01-01T00:00Z,a,1\n", "timestamp_column", "outside 1677-2262"),
         ("ts,meter,load\n1704067200,a,1\n", "timestamp_column", "numbers, not times"),
+        ("ts,meter,load,x,x\n2024-01-01T00:00Z,a,1,2,3\n", "body", "repeated"),
     ],
 )
 def test_values_no_job_could_read_are_refused(
@@ -335,3 +336,31 @@ def test_a_batch_without_a_value_in_a_column_keeps_it_missing(
     stored = store.load("s").data
     assert stored["load"].isna().tolist() == [True, False]
     assert stored["temp"].isna().all()
+
+
+def test_a_parquet_file_of_an_indexed_frame_imports(store: FeatureStore, tmp_path: Path) -> None:
+    """``frame.set_index("ts").to_parquet()``: the index is a column of the file."""
+    frame = pd.DataFrame(
+        {"ts": pd.date_range("2024-01-01", periods=48, freq="h", tz="UTC"), "load": 1.0}
+    )
+    path = tmp_path / "indexed.parquet"
+    frame.set_index("ts").to_parquet(path)
+    frame.to_parquet(tmp_path / "plain.parquet")  # an unnamed RangeIndex: no column
+    for name in ("indexed", "plain"):
+        stored = store.import_file(
+            name, tmp_path / f"{name}.parquet", timestamp_column="ts", target_column="load"
+        )
+        assert (stored.rows, stored.covariates) == (48, [])
+
+
+def test_a_set_of_many_years_and_series_imports(store: FeatureStore) -> None:
+    """75 years of monthly rows for 60 series: more than pyarrow's 1,024 partitions by
+    default (16 buckets by year), which had failed the import with a 500."""
+    months = pd.date_range("1950-01-01", "2024-12-01", freq="MS", tz="UTC")
+    frame = pd.concat(
+        [pd.DataFrame({"ts": months, "meter": f"m{n}", "load": float(n)}) for n in range(60)]
+    )
+    stored = store.put(
+        "s", frame, timestamp_column="ts", target_column="load", series_column="meter"
+    )
+    assert stored.rows == len(frame)
