@@ -42,6 +42,7 @@ from pipeline.forecasting.request_checks import (
     compatible_schema,
     set_spans,
 )
+from pipeline.forecasting.steps import calendar_frequency, is_calendar, shifted
 from pipeline.models.artifacts import (
     ModelArtifact,
     feature_spec_of,
@@ -348,11 +349,16 @@ def _with_future(
     origins = known.groupby(ONE_SERIES)[ts].max()
     past = history[history[ts] <= history[ONE_SERIES].map(origins)].assign(_future=False)
     steps = np.arange(1, horizon + 1)
+    frequency = calendar_frequency(known[ts]) if is_calendar(spec.step) else None
     future = pd.DataFrame(
         {
             ONE_SERIES: np.repeat(origins.index.to_numpy(), horizon),
-            ts: pd.DatetimeIndex(origins).repeat(horizon)
-            + _steps(np.tile(steps, len(origins)), spec),
+            ts: shifted(
+                pd.DatetimeIndex(origins).repeat(horizon),
+                np.tile(steps, len(origins)),
+                spec.step,
+                frequency,
+            ),
             target: np.nan,
             "_future": True,
         }
@@ -362,7 +368,7 @@ def _with_future(
         given = history.set_index([ONE_SERIES, ts])[covariates]
         values = given.reindex(pd.MultiIndex.from_frame(future[[ONE_SERIES, ts]]))
         days = np.ceil(np.tile(steps, len(origins)) / spec.season)
-        lookback = future[ts] - _steps(days * spec.season, spec)
+        lookback = shifted(pd.DatetimeIndex(future[ts]), -days * spec.season, spec.step, frequency)
         carried = given.reindex(pd.MultiIndex.from_arrays([future[ONE_SERIES], lookback]))
         filled = values.to_numpy(dtype="float64", copy=True)
         gaps = np.isnan(filled)
@@ -370,7 +376,3 @@ def _with_future(
         future[covariates] = filled
     frame = pd.concat([past, future], ignore_index=True)
     return frame.sort_values([ONE_SERIES, ts], kind="stable").reset_index(drop=True)
-
-
-def _steps(counts: np.ndarray, spec: FeatureSpec) -> pd.TimedeltaIndex:
-    return pd.to_timedelta(counts * spec.step.total_seconds(), unit="s")

@@ -32,6 +32,7 @@ from pipeline.features.build import (
     FeatureSpec,
     build_features,
 )
+from pipeline.forecasting.steps import regular
 from pipeline.models.artifacts import ModelArtifact, out_of_sample_from
 from pipeline.scoring.detector import detector_of
 from pipeline.scoring.events import AnomalyEvent
@@ -274,7 +275,7 @@ def _no_gaps(frame: pd.DataFrame, schema: FeatureSetSchema, step: pd.Timedelta) 
     with a hole would be forecast from less history than it seems to give."""
     groups = frame.groupby(schema.series_column) if schema.series_column else [(None, frame)]
     for _, group in groups:
-        uneven = np.flatnonzero(group[schema.timestamp_column].diff().iloc[1:].to_numpy() != step)
+        uneven = np.flatnonzero(~regular(group[schema.timestamp_column].diff().iloc[1:], step))
         if uneven.size:
             row = int(group.index[uneven[0] + 1])
             raise InvalidRequest(

@@ -1,0 +1,51 @@
+"""A model's step on the clock: a fixed length for cadences of a week or less, calendar
+months (or quarters, years) for coarser ones, whose steps are 28 to 31 days long."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from pipeline.features.build import CALENDAR_STEP
+
+#: How far a calendar step may stray from the model's (a median: 31 days for months).
+CALENDAR_SLACK = 0.1
+_MONTH_DAYS = 30.44
+
+
+def is_calendar(step: pd.Timedelta) -> bool:
+    return step >= CALENDAR_STEP
+
+
+def calendar_frequency(stamps: pd.Series) -> str | None:
+    """The calendar frequency a series' last timestamps follow (``MS``, ``ME``, ``QS-JAN``);
+    None if they follow none pandas names."""
+    recent = pd.DatetimeIndex(stamps.dropna().sort_values().iloc[-12:])
+    return pd.infer_freq(recent) if len(recent) >= 3 else None
+
+
+def shifted(
+    stamps: pd.DatetimeIndex, counts: np.ndarray, step: pd.Timedelta, frequency: str | None
+) -> pd.DatetimeIndex:
+    """Each stamp moved by its count of steps (negative: back): a fixed length each, or
+    calendar periods of ``frequency`` (or whole months) for a calendar step."""
+    if not is_calendar(step):
+        return stamps + pd.to_timedelta(counts * step.total_seconds(), unit="s")
+    if frequency is not None:
+        offset = to_offset(frequency)
+    else:
+        offset = pd.DateOffset(months=max(1, round(step.days / _MONTH_DAYS)))
+    return pd.DatetimeIndex(
+        [stamp + int(count) * offset for stamp, count in zip(stamps, counts, strict=True)]
+    )
+
+
+def regular(gaps: pd.Series, step: pd.Timedelta) -> np.ndarray:
+    """Whether each gap between consecutive timestamps is one step: exactly, or within
+    ``CALENDAR_SLACK`` of a calendar step."""
+    if not is_calendar(step):
+        return (gaps == step).to_numpy()
+    ratios = gaps.dt.total_seconds().to_numpy(dtype="float64") / step.total_seconds()
+    within: np.ndarray = np.abs(ratios - 1) <= CALENDAR_SLACK
+    return within
