@@ -244,30 +244,43 @@ def _frame(
     if unknown:
         raise InvalidRequest(FIELD, f"unknown columns {unknown}; the model reads {required}")
     needed = [c for c in (schema.timestamp_column, schema.series_column) if c]
-    for name in [*needed, *schema.covariates]:
-        nulls = np.flatnonzero(frame[name].isna().to_numpy())
-        if nulls.size:
-            raise InvalidRequest(f"{FIELD}.{int(nulls[0])}.{name}", f"{name} is null or NaN")
+    for name in needed:
+        _no_nulls(frame, name)
+    stamps = schema.timestamp_column
     try:
-        frame[schema.timestamp_column] = pd.to_datetime(frame[schema.timestamp_column], utc=True)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest(f"{FIELD}.{schema.timestamp_column}", f"bad timestamp: {exc}") from exc
+        frame[stamps] = pd.to_datetime(frame[stamps], utc=True).dt.as_unit("ns")
+    except (ValueError, TypeError, OverflowError) as exc:  # OutOfBoundsDatetime: a ValueError
+        raise InvalidRequest(
+            f"{FIELD}.{stamps}", f"bad timestamp (times run from 1677 to 2262): {exc}"
+        ) from exc
     if schema.series_column:
         frame[schema.series_column] = frame[schema.series_column].astype(str)
+    flags = np.flatnonzero(frame[schema.target_column].map(lambda v: isinstance(v, bool)))
+    if flags.size:
+        at = f"{FIELD}.{int(flags[0])}.{schema.target_column}"
+        raise InvalidRequest(at, f"{schema.target_column} is a number, not true or false")
     for name in [schema.target_column, *schema.covariates]:
         try:
             frame[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise InvalidRequest(f"{FIELD}.{name}", f"{name} must be numeric: {exc}") from exc
         infinite = np.flatnonzero(np.isinf(frame[name].to_numpy()))
         if infinite.size:
             raise InvalidRequest(f"{FIELD}.{int(infinite[0])}.{name}", f"{name} is infinite")
+    for name in schema.covariates:  # after conversion: "" is no value either
+        _no_nulls(frame, name)
     keys = [c for c in (schema.series_column, schema.timestamp_column) if c]
     if frame.duplicated(keys).any():
         raise InvalidRequest(FIELD, f"duplicate rows for the same {' and '.join(keys)}")
     frame = frame.sort_values(keys, kind="stable")
     _no_gaps(frame, schema, step)
     return frame
+
+
+def _no_nulls(frame: pd.DataFrame, name: str) -> None:
+    nulls = np.flatnonzero(frame[name].isna().to_numpy())
+    if nulls.size:
+        raise InvalidRequest(f"{FIELD}.{int(nulls[0])}.{name}", f"{name} is null or NaN")
 
 
 def _no_gaps(frame: pd.DataFrame, schema: FeatureSetSchema, step: pd.Timedelta) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,17 @@ def test_anomaly_flags_equal_the_evaluated_ones(demo_store: FeatureStore, tmp_pa
     )
 
 
+def _at(row: int, column: str, value: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A damage: ``value`` written into one row's ``column``."""
+
+    def damage(rows: pd.DataFrame) -> pd.DataFrame:
+        damaged = rows.astype({column: object})
+        damaged.loc[damaged.index[row], column] = value
+        return damaged
+
+    return damage
+
+
 @pytest.mark.parametrize(
     ("damage", "field", "reason"),
     [
@@ -140,6 +152,18 @@ def test_anomaly_flags_equal_the_evaluated_ones(demo_store: FeatureStore, tmp_pa
         (lambda r: r.drop(index=9), "rows.9.timestamp", "step evenly"),
         (lambda r: r.tail(7 * 24), "rows", "missing history for the lags"),
         (lambda r: r.assign(timestamp="yesterday"), "rows.timestamp", "bad timestamp"),
+        # Values JSON can carry that had been 500s or silently read as something else:
+        (_at(4, "load_kw", 10**400), "rows.load_kw", "must be numeric"),
+        (_at(4, "temperature_c", 10**400), "rows.temperature_c", "must be numeric"),
+        (
+            lambda r: r.assign(  # the same times three centuries on, as JSON writes them
+                timestamp=r["timestamp"].map(lambda t: f"{t.year + 300}{t.isoformat()[4:]}")
+            ),
+            "rows.timestamp",
+            "from 1677 to 2262",
+        ),
+        (_at(5, "temperature_c", ""), "rows.5.temperature_c", "null or NaN"),
+        (_at(6, "load_kw", True), "rows.6.load_kw", "not true or false"),
     ],
 )
 def test_bad_rows_are_refused_with_the_reason(
