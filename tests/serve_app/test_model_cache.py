@@ -4,7 +4,12 @@ is its files' (its series' subdirectories too)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from pipeline.models.artifacts import artifact_bytes
 from pipeline.storage import Location
@@ -38,3 +43,41 @@ def test_a_models_size_counts_every_file_of_its_directory(tmp_path: Path) -> Non
     (tmp_path / "model.txt").write_bytes(b"x" * 1000)
     (tmp_path / "series-00000" / "model.txt").write_bytes(b"y" * 2500)
     assert artifact_bytes(Location(str(tmp_path))) == 3500
+
+
+def test_requests_missing_one_model_together_wait_for_one_load() -> None:
+    """Each had loaded its own copy: several copies of a large model at once, past the
+    bound, and every replica thread busy loading."""
+    started, release = threading.Event(), threading.Event()
+    loads: list[str] = []
+
+    def load(key: str) -> tuple[str, int]:
+        loads.append(key)
+        started.set()
+        release.wait(5)
+        return f"model {key}", 10
+
+    cache = ModelCache(load, max_bytes=100)
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(cache.get, "a")
+        assert started.wait(5)
+        others = [pool.submit(cache.get, "a") for _ in range(7)]
+        time.sleep(0.05)  # the others reach the cache while the first loads
+        release.set()
+        assert {f.result(5) for f in [first, *others]} == {"model a"}
+    assert loads == ["a"]
+
+
+def test_a_failed_load_fails_its_waiters_and_is_tried_again() -> None:
+    attempts: list[int] = []
+
+    def load(key: str) -> tuple[str, int]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("the artifact store is down")
+        return "model", 1
+
+    cache = ModelCache(load, max_bytes=100)
+    with pytest.raises(OSError, match="down"):
+        cache.get("a")
+    assert cache.get("a") == "model"
