@@ -87,9 +87,10 @@ async def get_test_predictions(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EvaluatedPredictionsPublic | Response:
-    """The untouched test period as evaluated at registration, a page of rows by series
-    then time: actual against predicted, with the forecast quantiles; ``total`` counts
-    them all. With ``Accept: text/csv``, every row as CSV, streamed."""
+    """The untouched test period as evaluated at registration, a page of rows by time
+    (each time's series together; ``series`` for one series' rows alone): actual against
+    predicted, with the forecast quantiles; ``total`` counts them all. With ``Accept:
+    text/csv``, every row as CSV, streamed."""
     model = await visible_model(model_id, services, principal)
     directory = Location(model.artifact_uri)
     if wants_csv(request):
