@@ -23,7 +23,7 @@ from db.records import ModelRecord
 from db.registry import ModelRegistry
 from domain.errors import FeatureSetNotFound, ModelNotFound
 from domain.forecasts import ForecastSource
-from pipeline.monitoring.drift import RECENT_WINDOWS
+from pipeline.monitoring.drift import RECENT_WINDOWS, SCORED_SHARE
 from pipeline.monitoring.evaluate import Evaluated, MonitorTask, PastEvaluation, PendingForecast
 from pipeline.monitoring.shadow import ShadowModel
 from pipeline.settings import PipelineSettings
@@ -126,7 +126,7 @@ class Monitor:
     async def _score(self, model_id: str, forecasts: list[Unscored]) -> int:
         model = await self._registry.get(model_id)
         history = await self._store.recent_maes(
-            model_id, self._clock(), RECENT_WINDOWS + len(forecasts)
+            model_id, self._clock(), RECENT_WINDOWS + len(forecasts), SCORED_SHARE
         )
         pending = {f.forecast_id for f in forecasts}
         shadow = await self._shadow_for(model) if self._shadow_for is not None else None
@@ -155,7 +155,9 @@ class Monitor:
         now = self._clock()
         await self._store.save([_row(model, task, e, now) for e in evaluated])
         latest = max((e for e in evaluated if e.health is not None), key=_origin, default=None)
-        if latest is not None:
+        newest = await self._store.latest(model_id) if latest is not None else None
+        if latest is not None and (newest is None or newest.origin <= latest.origin):
+            # not an old forecast re-scored: the gauges show the model's newest figures
             self._report(model_id, _figures(latest))
         return sum(1 for e in evaluated if e.scores.rows)
 

@@ -113,10 +113,11 @@ class MonitorStore:
         ]
 
     async def recent_maes(
-        self, model_id: str, before: datetime, count: int
+        self, model_id: str, before: datetime, count: int, scored_share: float = 0.0
     ) -> list[tuple[str, datetime, float]]:
         """The (forecast id, origin, MAE) of the model's ``count`` latest scored forecasts
-        before ``before``, oldest first."""
+        before ``before`` (with at least ``scored_share`` of their rows scored), oldest
+        first."""
         query = (
             select(
                 MonitorEvaluation.forecast_id, MonitorEvaluation.origin, MonitorEvaluation.metrics
@@ -125,6 +126,7 @@ class MonitorStore:
                 MonitorEvaluation.model_id == model_id,
                 MonitorEvaluation.origin < before,
                 MonitorEvaluation.rows > 0,
+                MonitorEvaluation.rows >= MonitorEvaluation.forecast_rows * scored_share,
             )
             .order_by(MonitorEvaluation.origin.desc())
             .limit(count)

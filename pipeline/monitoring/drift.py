@@ -41,6 +41,10 @@ import numpy as np
 
 #: Evaluated forecasts the live MAE is taken over.
 RECENT_WINDOWS = 2
+#: A forecast's MAE is a live window once this share of its rows has its actual: the
+#: test windows it is held to span a horizon of every series, and a window of the first
+#: row or two alone had drifted by chance on one pass in five.
+SCORED_SHARE = 0.9
 WATCH_Z, WATCH_RATIO = 2.0, 1.05
 DRIFT_Z, DRIFT_RATIO = 3.0, 1.10
 PSI_WATCH, PSI_DRIFTED = 0.1, 0.25

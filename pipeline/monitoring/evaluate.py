@@ -20,6 +20,7 @@ import pandas as pd
 from pipeline.models.artifacts import feature_spec_of, load_artifact, load_metadata
 from pipeline.monitoring.drift import (
     RECENT_WINDOWS,
+    SCORED_SHARE,
     Health,
     ShiftCheck,
     Status,
@@ -111,7 +112,7 @@ def monitor_model(task: MonitorTask, store: FeatureStore) -> list[Evaluated]:
     evaluated = []
     for origin, forecast_id, scores in scored:
         health = None
-        if scores.rows:
+        if scores.rows and scores.rows >= SCORED_SHARE * scores.forecast_rows:
             timeline.append((origin, scores.metrics["mae"]))
             recent = sorted(t for t in timeline if t[0] <= origin)[-RECENT_WINDOWS:]
             last = max(rows["timestamp"].max() for o, _, rows in ends if o <= origin)

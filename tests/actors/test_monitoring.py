@@ -19,7 +19,9 @@ from db.registry import ModelRegistry
 from domain.events import JobEvent
 from domain.forecasts import ForecastSource
 from pipeline.forecasting.output import logged_forecast, write_forecast
+from pipeline.monitoring.drift import Health, Status
 from pipeline.monitoring.evaluate import Evaluated, MonitorTask, monitor_model
+from pipeline.monitoring.scores import ForecastScores
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from pipeline.store.demo import load_series
@@ -137,3 +139,57 @@ async def test_a_forecast_without_rows_is_scored_once_and_not_due_again(
         await monitor.step()
         await monitor.step()
         assert launched == [[empty.forecast_id]]
+
+
+async def test_the_gauges_show_the_newest_forecast_not_an_old_one_scored_again(
+    tmp_path: Path,
+) -> None:
+    """An old forecast still waiting for an actual is scored again on each new version
+    of its set; its figures had replaced the newest forecast's on the gauges."""
+    async with migrated_store("sqlite", tmp_path) as jobs:
+        model = new_model(feature_set="s")
+        job = await jobs.create_job(new_job())
+        await jobs.transition(job.job_id, JobEvent.START)
+        await jobs.transition(job.job_id, JobEvent.COMPLETE, model=model)
+        settings = PipelineSettings(data_dir=tmp_path)
+        store = FeatureStore(settings.features_root, "tenant-a")
+        put = {"timestamp_column": "timestamp", "target_column": "load_kw"}
+        store.put("s", load_series(seed=1, hours=48), **put)
+        old, new = (NewForecast("tenant-a", model.model_id, "s", 24) for _ in range(2))
+        for forecast, age in ((old, 20), (new, 1)):
+            location = Location(str(tmp_path / f"{forecast.forecast_id}.parquet"))
+            write_forecast(location, logged_forecast([]))
+            created = NOW - timedelta(days=age)
+            await ForecastStore(jobs.database).add_logged(forecast, 24, location.path, created)
+        rows_scored = {old.forecast_id: 12, new.forecast_id: 24}  # the old one: partly
+        mae = {old.forecast_id: 50.0, new.forecast_id: 10.0}
+
+        async def launch(task: MonitorTask) -> list[Evaluated]:
+            return [
+                Evaluated(
+                    f.forecast_id,
+                    f.created_at or NOW,
+                    24,
+                    store.schema("s").pinned_version,
+                    ForecastScores(
+                        24, rows_scored[f.forecast_id], {"coverage_80": mae[f.forecast_id]}
+                    ),
+                    Health(Status.OK, None),
+                )
+                for f in task.forecasts
+            ]
+
+        reported: list[float] = []
+        monitor = Monitor(
+            MonitorStore(jobs.database),
+            ModelRegistry(jobs.database),
+            settings,
+            launch=launch,
+            report=lambda model_id, figures: reported.append(figures["live_coverage_80"]),
+            clock=lambda: NOW,
+            max_age=timedelta(days=30),
+        )
+        await monitor.step()
+        store.put("s", load_series(seed=1, hours=49), **put)  # a new version: old is due
+        await monitor.step()
+        assert reported == [10.0]

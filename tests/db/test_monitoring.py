@@ -121,6 +121,11 @@ async def test_evaluations_page_by_forecast_date_and_skip_those_without_actuals(
 
     recent = await monitor.recent_maes(model_id, DAY + timedelta(days=2), 5)
     assert recent == [(ids[1], DAY, 2.0), (ids[2], DAY + timedelta(days=1), 4.0)]
+    # A forecast with 5 of its 48 rows scored is no live window yet, where it must be one.
+    partial = await completed_forecast(forecasts, model_id)
+    await monitor.save([evaluation(partial, model_id, 1, 5, 9.0)])
+    assert len(await monitor.recent_maes(model_id, DAY + timedelta(days=2), 5)) == 3
+    assert await monitor.recent_maes(model_id, DAY + timedelta(days=2), 5, 0.9) == recent
 
     with pytest.raises(EvaluationNotFound):
         await monitor.get(model_id, ids[3])  # nothing scored yet
