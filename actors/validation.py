@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from actors.cluster import ClusterShape
-from domain.errors import InvalidRequest
+from domain.errors import InvalidFeatureSet, InvalidRequest
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.backtest import check_fits as check_backtest_fits
 from pipeline.features.preprocess import MIN_ROWS
@@ -74,11 +74,15 @@ class JobValidator:
                 f"not {config.target_variable!r}",
             )
         check_window(config, schema)
-        check_enough_rows(config, schema, features.step_seconds(config.feature_set))
+        try:
+            step_seconds = features.step_seconds(config.feature_set)
+        except InvalidFeatureSet as exc:  # a set of a single timestamp
+            raise InvalidRequest("config.feature_set", exc.message) from None
+        check_enough_rows(config, schema, step_seconds)
         if config.per_series:
             check_per_series(config, schema.series_column)
         if config.backtest is not None:
-            check_backtest_fits(config, schema, features.step_seconds(config.feature_set))
+            check_backtest_fits(config, schema, step_seconds)
         shape = self._cluster()
         sized = config.sized_for(schema.rows, self._distributed_min_rows, shape.max_cpus)
         resolved = sized.resolved_for(max(shape.cpus, shape.largest_node))
@@ -106,17 +110,20 @@ def check_enough_rows(
     config: TrainingConfig, schema: FeatureSetSchema, step_seconds: float
 ) -> None:
     """Raises: InvalidRequest on ``config.horizon`` when the job's window of a set of one
-    series cannot hold the horizon's warm-up (its longest lag) and the rows each part
-    needs (``MIN_ROWS``): the job would fail in its preprocess stage. Sets of several
-    series are checked only for a warm-up longer than the window (their rows add up)."""
-    first, last = (_utc(pd.Timestamp(moment)) for moment in (schema.start, schema.end))
+    series cannot hold the rows each part needs (``MIN_ROWS``) past the horizon's warm-up
+    (its longest lag; the rows before the window count towards it): the job would fail in
+    its preprocess stage. Sets of several series are checked only for a warm-up longer
+    than the window (their rows add up)."""
+    earliest, last = (_utc(pd.Timestamp(moment)) for moment in (schema.start, schema.end))
+    first = earliest
     if config.start_date is not None:
         first = max(first, _utc(pd.Timestamp(config.start_date)))
     if config.end_date is not None:
         last = min(last, _utc(pd.Timestamp(config.end_date)) - pd.Timedelta(seconds=step_seconds))
     steps = max(0, math.floor((last - first).total_seconds() / step_seconds) + 1)
     warm_up = max(seasons_of(step_seconds, config.horizon, weekly=False, yearly=False).lags)
-    usable = steps - warm_up
+    history = math.floor((first - earliest).total_seconds() / step_seconds)  # feeds lags
+    usable = steps - max(0, warm_up - history)
     held_out = max(2, round(usable * (config.test_split + config.validation_split)))
     test = max(1, round(usable * config.test_split))
     parts = {"train": usable - held_out, "validation": held_out - test, "test": test}

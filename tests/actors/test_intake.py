@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from actors.admission import Admission, TenantLimits
@@ -149,6 +150,22 @@ async def test_a_model_name_keeps_the_type_it_was_registered_with(
     other_name = anomaly.model_copy(update={"model_name": "load_anomalies"})
     queued, _ = await intake_of().submit(other_name, "key-2")
     assert queued.model_type is ModelType.ANOMALY
+
+
+async def test_a_set_of_one_timestamp_is_refused_on_config_feature_set(
+    intake_of: MakeIntake, store: JobStore, tmp_path: Path
+) -> None:
+    one = FeatureStore(Location(str(tmp_path / "one")))
+    one.put(
+        "forecast_basic",
+        pd.DataFrame({"timestamp": [pd.Timestamp("2025-01-01", tz="UTC")], "load_kw": [1.0]}),
+        timestamp_column="timestamp",
+        target_column="load_kw",
+    )
+    with pytest.raises(InvalidRequest) as refused:
+        await intake_of(features=one).submit(submission(), "key-1")
+    assert refused.value.field == "config.feature_set"
+    assert await rows(store) == []
 
 
 async def test_a_job_that_fits_the_clusters_maximum_is_queued_with_its_demand(

@@ -196,7 +196,8 @@ async def test_the_console_charts_a_multi_series_detection_a_series_at_a_time(
     name = f"spikes{uuid.uuid4().hex[:6]}"
     await upload(deployed, name, frame)
     config = {**SMALL, "feature_set": name, "horizon": 1}
-    job = await deployed.wait_finished(await deployed.submit(config, model_type="anomaly"))
+    submitted = await deployed.submit(config, model_type="anomaly", model_name=name)
+    job = await deployed.wait_finished(submitted)
     assert job["status"] == "completed", job
     window = {"start": (end - pd.Timedelta(days=6)).isoformat(), "end": end.isoformat()}
     started = await deployed.http.post(f"/ai/models/{job['model_id']}/detections", json=window)
@@ -232,7 +233,7 @@ async def test_the_console_charts_a_multi_series_detection_a_series_at_a_time(
 
     # A model that raises no alarm (scores stop at 30): its chart is the first series' alone.
     quiet = await deployed.wait_finished(
-        await deployed.submit({**config, "alarm_score": 30}, model_type="anomaly")
+        await deployed.submit({**config, "alarm_score": 30}, model_type="anomaly", model_name=name)
     )
     started = await deployed.http.post(f"/ai/models/{quiet['model_id']}/detections", json=window)
     done = await finished(deployed, started.json()["detection_id"])

@@ -16,6 +16,7 @@ import ray
 from domain.auth import Role
 from pipeline.models.artifacts import PREDICTIONS_FILE, load_artifact
 from pipeline.storage import Location
+from pipeline.store.demo import load_series
 from tests.ray_state import task_names, task_states
 from tests.serve_app.conftest import SLOW, Deployed
 
@@ -115,6 +116,7 @@ async def test_artifact_reproduces_the_evaluation_predictions(
     script = f"""
 import sys, numpy as np, pandas as pd
 from pipeline.storage import Location
+from pipeline.store.demo import load_series
 from pipeline.config import TrainingConfig
 from pipeline.store.feature_store import FeatureStore
 from pipeline.features.build import build_features
@@ -236,9 +238,22 @@ async def test_retry_of_a_cancelled_job_runs_the_same_config(deployed: Deployed)
 
 
 async def test_failing_pipeline_marks_the_job_failed_with_its_error(deployed: Deployed) -> None:
-    job_id = await deployed.submit(
-        {"start_date": "2025-06-01T00:00:00Z", "end_date": "2025-06-03T00:00:00Z"},
+    # Two meters of three days: past a day's warm-up too few rows for a test part, which
+    # the submission's estimate (it checks a set of several series for warm-up alone)
+    # lets through to the preprocess stage.
+    name = f"short_{uuid.uuid4().hex[:6]}"
+    meters = pd.concat([load_series(seed=n, hours=72).assign(meter=f"m{n}") for n in (1, 2)])
+    uploaded = await deployed.http.put(
+        f"/ai/training/feature-sets/{name}",
+        params={
+            "timestamp_column": "timestamp",
+            "target_column": "load_kw",
+            "series_column": "meter",
+        },
+        content=meters.to_csv(index=False).encode(),
     )
+    assert uploaded.status_code == 200, uploaded.text
+    job_id = await deployed.submit({"feature_set": name})
     job = await deployed.wait_finished(job_id)
     assert job["status"] == "failed"
     assert "preprocess failed: only" in job["error_message"]
