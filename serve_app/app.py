@@ -35,6 +35,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.add_middleware(BodyLimit, max_bytes=services.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(models.alias_router)
     for module in (
         jobs,
         schedules,

@@ -38,6 +38,10 @@ from serve_app.schemas.models import (
 from serve_app.schemas.promotions import PromotionPublic, PromotionsPublic, RollbackRequest
 
 router = APIRouter(prefix="/ai/models", tags=["models"])
+#: Routes matched before the forecasts' and detections' (``create_app``): a tenant may be
+#: named ``forecasts``, and ``/ai/models/forecasts/m@champion`` is then an alias, not a
+#: forecast id (ids never hold an ``@``).
+alias_router = APIRouter(prefix="/ai/models", tags=["models"])
 
 ModelId = ResourceId
 Tenant = NamePath
@@ -167,7 +171,7 @@ async def series_metrics(
     )
 
 
-@router.get("/{tenant_id}/{model_name}@{alias}", response_model=ModelPublic)
+@alias_router.get("/{tenant_id}/{model_name}@{alias}", response_model=ModelPublic)
 async def resolve_alias(
     tenant_id: Tenant,
     model_name: ModelName,

@@ -184,7 +184,7 @@ BAD_BODIES = [
         id="backtest-past-the-date-range",
     ),
     pytest.param(
-        _with({"horizon": 336, "start_date": "2025-12-12T00:00:00Z"}),
+        _with({"horizon": 336, "end_date": "2024-01-21T00:00:00Z"}),  # the set's first days
         ["body", "config", "horizon"],
         id="horizon-past-the-date-range",
     ),
@@ -327,3 +327,14 @@ async def test_health_and_docs(deployed: Deployed) -> None:
     assert (await deployed.http.get("/docs")).status_code == 200
     spec = (await deployed.http.get("/openapi.json")).json()
     assert "/ai/training/jobs/start" in spec["paths"]
+
+
+@pytest.mark.parametrize("tenant", ["forecasts", "detections"])
+async def test_a_tenant_named_like_a_listing_resolves_its_aliases(
+    deployed: Deployed, tenant: str
+) -> None:
+    """``/ai/models/forecasts/m@champion`` is tenant ``forecasts``'s alias: no such model
+    here (404), where it had been read as a forecast id (422)."""
+    response = await deployed.http.get(f"/ai/models/{tenant}/load@champion")
+    assert response.status_code == 404, response.text
+    assert "champion" in response.json()["detail"]
