@@ -35,6 +35,7 @@ import pandas as pd
 
 from domain.forecasts import ForecastKind
 from pipeline.features.build import FeatureMatrix, FeatureSpec, build_features
+from pipeline.features.steps import calendar_frequency, is_calendar, shifted
 from pipeline.forecasting.predict import history_needed
 from pipeline.forecasting.request_checks import (
     ONE_SERIES,
@@ -42,7 +43,6 @@ from pipeline.forecasting.request_checks import (
     compatible_schema,
     set_spans,
 )
-from pipeline.forecasting.steps import calendar_frequency, is_calendar, shifted
 from pipeline.models.artifacts import (
     ModelArtifact,
     feature_spec_of,

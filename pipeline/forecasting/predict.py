@@ -32,7 +32,7 @@ from pipeline.features.build import (
     FeatureSpec,
     build_features,
 )
-from pipeline.forecasting.steps import regular
+from pipeline.features.steps import regular
 from pipeline.models.artifacts import ModelArtifact, out_of_sample_from
 from pipeline.scoring.detector import detector_of
 from pipeline.scoring.events import AnomalyEvent
