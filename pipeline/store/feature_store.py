@@ -34,7 +34,6 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import pyarrow.dataset as ds
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from domain.names import is_valid_name
@@ -111,16 +110,25 @@ class FeatureStore:
         Raises:
             FeatureSetNotFound: no such set, or no such version of it.
         """
+        return self._versioned(name, version)[0]
+
+    def _versioned(self, name: str, version: str | None) -> tuple[FeatureSetSchema, Location]:
+        """A version's schema and the set's directory it lives in, resolved once: the
+        tenant's own set, or the shared one for a version pinned from it before the
+        tenant stored a set of that name (its jobs and models still read it)."""
         directory = self._location(name)
         current = publication.current(directory)
         if current is None:
             raise FeatureSetNotFound(name)
         if version is None or version == current.pinned_version:
-            return current
+            return current, directory
         kept = publication.find(directory, version)
+        shared = self.root / name
+        if kept is None and directory != shared and publication.has_published(shared):
+            kept, directory = publication.find(shared, version), shared
         if kept is None:
             raise FeatureSetNotFound(f"{name}@{version}")
-        return kept
+        return kept, directory
 
     def versions(self, name: str) -> builtins.list[FeatureSetSchema]:
         """Every kept version of a set, in the order they were published (the current one
@@ -166,8 +174,8 @@ class FeatureStore:
         and ``columns`` only (the key columns always come). The range, the series and the
         bucket are pushed down to the files: partitions outside them are not read.
         """
-        schema = self.schema(name, version)
-        dataset = self._dataset(name, schema)
+        schema, directory = self._versioned(name, version)
+        dataset = version_dataset(directory, schema)
         keys = [c for c in (schema.series_column, schema.timestamp_column) if c]
         wanted = (
             schema.columns if columns is None else [*keys, *(c for c in columns if c not in keys)]
@@ -189,8 +197,8 @@ class FeatureStore:
         for what must see every row but need not hold them all. The batches are read one
         after another, without read-ahead: a scanner reading ahead holds many batches at
         once, whatever its consumer keeps (measured by bench/forecast_memory.py)."""
-        schema = self.schema(name, version)
-        dataset = self._dataset(name, schema)
+        schema, directory = self._versioned(name, version)
+        dataset = version_dataset(directory, schema)
         wanted_rows = row_filter(schema, dataset, None, None, series, None)
         scanner = dataset.scanner(
             columns=list(columns),
@@ -212,8 +220,8 @@ class FeatureStore:
     ) -> SetKeys:
         """The rows, series, buckets and time span of a set's rows before ``end``, read
         batch by batch from the key columns alone (the span counts from ``start``)."""
-        schema = self.schema(name, version)
-        return scan_keys(schema, self._dataset(name, schema), start, end)
+        schema, directory = self._versioned(name, version)
+        return scan_keys(schema, version_dataset(directory, schema), start, end)
 
     def put_windows(
         self, name: str, windows: Sequence[LabelledWindow]
@@ -233,9 +241,6 @@ class FeatureStore:
         """The set's labelled anomaly windows, in order of start ([] when none)."""
         self.schema(name)
         return read_windows(self._location(name))
-
-    def _dataset(self, name: str, schema: FeatureSetSchema) -> ds.Dataset:
-        return version_dataset(self._location(name), schema)
 
     def put(
         self,

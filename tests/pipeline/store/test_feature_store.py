@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
+from pipeline.storage import Location
 from pipeline.store.demo import load_series, with_anomalies
 from pipeline.store.feature_store import FeatureStore
 from pipeline.versions import importing as feature_import
@@ -364,3 +365,20 @@ def test_a_set_of_many_years_and_series_imports(store: FeatureStore) -> None:
         "s", frame, timestamp_column="ts", target_column="load", series_column="meter"
     )
     assert stored.rows == len(frame)
+
+
+def test_a_version_pinned_from_the_shared_set_stays_readable_to_its_tenant(
+    tmp_path: Path,
+) -> None:
+    """A tenant's job or model pinned the shared set's version; the tenant then stored a
+    set of the same name, and the pinned version had become 'not found' to it."""
+    root = Location(str(tmp_path))
+    put = {"timestamp_column": "timestamp", "target_column": "load_kw"}
+    pinned = FeatureStore(root).put("demo", load_series(seed=1, hours=48), **put).pinned_version
+    acme = FeatureStore(root, "acme")
+    acme.put("demo", load_series(seed=2, hours=24), **put)
+    assert acme.schema("demo").rows == 24  # its own set is the current one
+    assert acme.schema("demo", pinned).rows == 48
+    assert len(acme.load("demo", version=pinned).data) == 48
+    with pytest.raises(FeatureSetNotFound):
+        acme.schema("demo", "no-such-version")
