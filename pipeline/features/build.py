@@ -288,7 +288,7 @@ def _on_grid(group: pd.DataFrame, ts_col: str, step: pd.Timedelta) -> pd.DataFra
     coarser series, whose steps are calendar months of 28 to 31 days, count rows."""
     stamps = group[ts_col]
     offsets = ((stamps - stamps.iloc[0]) / step).to_numpy()
-    places = np.round(offsets).astype(np.int64)
+    places = np.floor(offsets + 0.5).astype(np.int64)  # half up: halves never collide
     on_grid = np.abs(offsets - places).max(initial=0.0) <= 1e-6
     if on_grid and len(group) == places[-1] + 1:
         return group.assign(_observed=True)

@@ -226,6 +226,18 @@ def test_a_series_finer_than_the_set_reads_nothing_newer_than_the_horizon(
     assert (off_a_day <= pd.Timedelta(minutes=15)).all(), ages
 
 
+def test_rows_half_a_step_off_the_first_keep_their_places(store: FeatureStore) -> None:
+    """The first reading at 10:30, the rest on the hour: rounded half to even, every other
+    row had shared a step with the next and been left out."""
+    table = load_series(seed=3, hours=24 * 20)
+    stamps = table["timestamp"].copy()
+    stamps.iloc[0] -= pd.Timedelta(minutes=30)
+    table["timestamp"] = stamps
+    frame = frame_of(store, table)
+    spec = spec_for(frame, horizon=24)
+    assert len(build_features(frame, spec, require_target=False).target) >= len(table) - 200
+
+
 def test_monthly_series_keep_every_month(store: FeatureStore) -> None:
     """Months are 28 to 31 days: on a grid of the median 31, twelve years of month starts
     drift a step off it, and placed by time some months would have shared a step."""
