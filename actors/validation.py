@@ -16,8 +16,10 @@ from actors.cluster import ClusterShape
 from domain.errors import InvalidFeatureSet, InvalidRequest
 from pipeline.config import TrainingConfig
 from pipeline.evaluation.backtest import check_fits as check_backtest_fits
+from pipeline.features.build import CALENDAR_STEP
 from pipeline.features.preprocess import MIN_ROWS
 from pipeline.features.seasons import seasons_of
+from pipeline.features.steps import CALENDAR_SLACK
 from pipeline.hyperparameters import hyperparameter_problems
 from pipeline.resources import Demand, demand_of
 from pipeline.store.feature_store import FeatureStore
@@ -106,6 +108,10 @@ def check_window(config: TrainingConfig, schema: FeatureSetSchema) -> None:
         )
 
 
+#: A step this long or longer is a calendar month (or quarter, year).
+CALENDAR_SECONDS = CALENDAR_STEP.total_seconds()
+
+
 def check_enough_rows(
     config: TrainingConfig, schema: FeatureSetSchema, step_seconds: float
 ) -> None:
@@ -119,10 +125,13 @@ def check_enough_rows(
     if config.start_date is not None:
         first = max(first, _utc(pd.Timestamp(config.start_date)))
     if config.end_date is not None:
-        last = min(last, _utc(pd.Timestamp(config.end_date)) - pd.Timedelta(seconds=step_seconds))
-    steps = max(0, math.floor((last - first).total_seconds() / step_seconds) + 1)
+        last = min(last, _utc(pd.Timestamp(config.end_date)))
+    # Counted generously, so that no job preprocess would take is refused: a window's ends
+    # may fall between rows, and calendar steps (a 31-day median) may be a tenth shorter.
+    unit = step_seconds * (1 - CALENDAR_SLACK if step_seconds >= CALENDAR_SECONDS else 1)
+    steps = max(0, math.ceil((last - first).total_seconds() / unit) + 1)
     warm_up = max(seasons_of(step_seconds, config.horizon, weekly=False, yearly=False).lags)
-    history = math.floor((first - earliest).total_seconds() / step_seconds)  # feeds lags
+    history = math.ceil((first - earliest).total_seconds() / unit)  # these feed the lags
     usable = steps - max(0, warm_up - history)
     held_out = max(2, round(usable * (config.test_split + config.validation_split)))
     test = max(1, round(usable * config.test_split))

@@ -19,18 +19,19 @@ def is_calendar(step: pd.Timedelta) -> bool:
 
 
 def calendar_frequency(stamps: pd.Series) -> str | None:
-    """The calendar frequency a series' last timestamps follow (``MS``, ``ME``, ``QS-JAN``);
-    None if they follow none pandas names."""
-    recent = pd.DatetimeIndex(stamps.dropna().sort_values().iloc[-12:])
+    """The frequency a set's last distinct timestamps follow (``MS``, ``ME``, ``QS-JAN``,
+    or a fixed ``28D``); None if they follow none pandas names."""
+    recent = pd.DatetimeIndex(stamps.dropna().drop_duplicates().sort_values().iloc[-12:])
     return pd.infer_freq(recent) if len(recent) >= 3 else None
 
 
 def shifted(
     stamps: pd.DatetimeIndex, counts: np.ndarray, step: pd.Timedelta, frequency: str | None
 ) -> pd.DatetimeIndex:
-    """Each stamp moved by its count of steps (negative: back): a fixed length each, or
-    calendar periods of ``frequency`` (or whole months) for a calendar step."""
-    if not is_calendar(step):
+    """Each stamp moved by its count of steps (negative: back): periods of ``frequency``
+    where the set's timestamps follow one (calendar months, or a fixed 28 days), else a
+    fixed length for a step under four weeks and whole months for a longer one."""
+    if frequency is None and not is_calendar(step):
         return stamps + pd.to_timedelta(counts * step.total_seconds(), unit="s")
     if frequency is not None:
         offset = to_offset(frequency)

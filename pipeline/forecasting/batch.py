@@ -349,7 +349,7 @@ def _with_future(
     origins = known.groupby(ONE_SERIES)[ts].max()
     past = history[history[ts] <= history[ONE_SERIES].map(origins)].assign(_future=False)
     steps = np.arange(1, horizon + 1)
-    frequency = calendar_frequency(known[ts]) if is_calendar(spec.step) else None
+    frequency = calendar_frequency(known[ts]) if is_calendar(spec.step) else None  # or 28D
     future = pd.DataFrame(
         {
             ONE_SERIES: np.repeat(origins.index.to_numpy(), horizon),

@@ -32,7 +32,7 @@ from pipeline.features.build import (
     FeatureSpec,
     build_features,
 )
-from pipeline.features.steps import regular
+from pipeline.features.steps import CALENDAR_SLACK, is_calendar, regular
 from pipeline.models.artifacts import ModelArtifact, out_of_sample_from
 from pipeline.scoring.detector import detector_of
 from pipeline.scoring.events import AnomalyEvent
@@ -168,7 +168,8 @@ def within_reach(
     the horizon's own lag is the unknown future."""
     known = frame[frame[schema.target_column].notna()]
     stamps = known[schema.timestamp_column]
-    reach = spec.horizon * spec.step
+    slack = 1 + CALENDAR_SLACK if is_calendar(spec.step) else 1  # a quarter of 92 days
+    reach = spec.horizon * spec.step * slack
     if not len(stamps):
         keep = np.zeros(len(matrix.target), dtype=bool)
     elif schema.series_column and matrix.series is not None:

@@ -84,3 +84,42 @@ def test_a_batch_forecast_falls_on_month_starts(
     for _, forecast in table.groupby("series"):
         assert list(forecast["timestamp"]) == expected
     assert table["predicted"].notna().all()
+
+
+def test_a_quarterly_request_is_forecast_a_quarter_of_92_days_ahead(tmp_path: Path) -> None:
+    """Quarters are 90 to 92 days and the model's step their median, 91: the next quarter
+    had fallen outside a horizon of one step, and out of the answer."""
+    quarters = pd.date_range("2000-01-01", periods=100, freq="QS", tz="UTC")
+    data = pd.concat(
+        [
+            pd.DataFrame({"timestamp": quarters, "meter": m, "load_kw": level + 0.0}).assign(
+                load_kw=lambda t: t["load_kw"] + np.sin(np.arange(len(t)))
+            )
+            for m, level in (("a", 10), ("b", 20))
+        ],
+        ignore_index=True,
+    )
+    store = FeatureStore(Location(str(tmp_path / "features")))
+    store.put(
+        "quarterly", data, timestamp_column="timestamp", target_column="load_kw",
+        series_column="meter",
+    )  # fmt: skip
+    config = TrainingConfig(
+        feature_set="quarterly",
+        target_variable="load_kw",
+        horizon=1,
+        hyperparameters={"n_estimators": 20, "min_child_samples": 5},
+    )
+    context = JobContext("job-q", "tenant-a", ModelType.FORECAST, "quarterly", config)
+    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(tmp_path / "a"))
+    saved, _ = run_in_process(context, settings)
+    artifact = load_artifact(Location(saved.artifact_uri))
+    rows = data.query("meter == 'a'").tail(40).reset_index(drop=True)
+    assert rows["timestamp"].iloc[-1] - rows["timestamp"].iloc[-2] == pd.Timedelta(days=92)
+    rows.loc[rows.index[-1], "load_kw"] = np.nan
+    body = [
+        {str(k): v for k, v in r.items()} | {"timestamp": r["timestamp"].isoformat()}
+        for r in rows.to_dict("records")
+    ]
+    served = predict_rows(artifact, body).rows
+    assert [p.timestamp for p in served if p.actual is None] == [rows["timestamp"].iloc[-1]]

@@ -1,0 +1,46 @@
+"""How a model's step moves a timestamp: calendar months for month-long steps, the set's
+own frequency where its timestamps follow one (a fixed 28 days is no month), a fixed
+length for shorter steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.features.steps import calendar_frequency, regular, shifted
+
+DAYS_31 = pd.Timedelta(days=31)
+
+
+def two_series(stamps: pd.DatetimeIndex) -> pd.Series:
+    """Two series' timestamps, as a set's rows hold them: each time twice."""
+    return pd.Series(np.repeat(stamps, 2))
+
+
+def test_month_ends_and_starts_of_several_series_step_by_months() -> None:
+    ends = pd.date_range("2024-01-31", periods=4, freq="ME", tz="UTC")
+    frequency = calendar_frequency(two_series(ends))
+    assert frequency == "ME"
+    moved = shifted(pd.DatetimeIndex([ends[-1]] * 3), np.array([1, 2, -2]), DAYS_31, frequency)
+    assert [d.strftime("%m-%d") for d in moved] == ["05-31", "06-30", "02-29"]
+    starts = pd.date_range("2024-01-01", periods=4, freq="MS", tz="UTC")
+    assert calendar_frequency(two_series(starts)) == "MS"
+
+
+def test_a_fixed_four_weeks_is_no_month() -> None:
+    four_weekly = pd.date_range("2024-01-01", periods=6, freq="28D", tz="UTC")
+    frequency = calendar_frequency(two_series(four_weekly))
+    moved = shifted(
+        pd.DatetimeIndex([four_weekly[-1]]), np.array([1]), pd.Timedelta(days=28), frequency
+    )
+    assert moved[0] == four_weekly[-1] + pd.Timedelta(days=28)
+
+
+def test_shorter_steps_are_fixed_and_months_may_differ_in_length() -> None:
+    hour = pd.Timedelta(hours=1)
+    hours = pd.Series(pd.to_timedelta(["1h", "1h", "2h"]))
+    assert regular(hours, hour).tolist() == [True, True, False]
+    months = pd.Series(pd.to_timedelta(["28D", "31D", "30D", "62D"]))
+    assert regular(months, DAYS_31).tolist() == [True, True, True, False]
+    moved = shifted(pd.DatetimeIndex(["2024-01-01T00:00Z"]), np.array([3]), hour, None)
+    assert moved[0] == pd.Timestamp("2024-01-01T03:00Z")
