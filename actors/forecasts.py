@@ -208,6 +208,14 @@ class ForecastRunner:
                 return  # another run took it, or it has finished
             forecast = await self._durably(self._store.get, forecast_id)
             model = await self._durably(self._registry.get, forecast.model_id)
+        except ServiceUnavailable:  # not the forecast's fault: the watchdog runs it again
+            logger.exception("forecast %s waits for the database", forecast_id)
+            return
+        except Exception as exc:
+            logger.exception("forecast %s failed", forecast_id)
+            await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())
+            return
+        try:
             task = ForecastTask(
                 forecast_id=forecast_id,
                 tenant_id=forecast.tenant_id,
@@ -220,9 +228,6 @@ class ForecastRunner:
                 window_end=forecast.window_end,
             )
             outcome = await self._launch(task, self._progress_for(forecast_id), placement)
-        except ServiceUnavailable:  # not the forecast's fault: the watchdog runs it again
-            logger.exception("forecast %s waits for the database", forecast_id)
-            return
         except Exception as exc:  # the forecast fails, the orchestrator goes on
             logger.exception("forecast %s failed", forecast_id)
             await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())

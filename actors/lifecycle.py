@@ -280,8 +280,8 @@ class Lifecycle:
             logger.exception("starting job %s failed; the queue is reloaded", job_id)
             self._lost = True
         finally:
-            if job_id in self._running and not running.launched:
-                self._end(job_id)
+            if self._running.get(job_id) is running and not running.launched:
+                self._end(job_id)  # not a later start of the job, once requeued
             running.settled.set()
 
     async def _launch_placed(self, job_id: str, running: RunningJob) -> None:

@@ -296,3 +296,16 @@ async def test_predictions_that_all_had_their_actuals_are_not_kept(harness: Harn
     rows = [{"timestamp": "2024-01-01T00:00:00Z", "series": None, "predicted": 1.0, "actual": 2.0}]
     assert await harness.runner.log_predictions(harness.model.model_id, rows) is None
     assert await harness.forecasts.in_status(ForecastStatus.COMPLETED) == []
+
+
+async def test_an_outage_inside_a_forecasts_own_tasks_fails_it_with_its_reason(
+    harness: Harness,
+) -> None:
+    """Only the runner's own database calls wait for the watchdog: a forecast whose task
+    met a locked set fails at once with that reason, not as 'interrupted N times'."""
+    forecast_id = await harness.create()
+    await harness.runner.recover()
+    locked = ServiceUnavailable("feature set 'meters' is locked; retry")
+    (await harness.launcher.launched(forecast_id)).set_exception(locked)
+    forecast = await harness.settled(forecast_id)
+    assert (forecast.status, forecast.error) == (ForecastStatus.FAILED, locked.message)
