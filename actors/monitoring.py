@@ -155,7 +155,7 @@ class Monitor:
         now = self._clock()
         await self._store.save([_row(model, task, e, now) for e in evaluated])
         latest = max((e for e in evaluated if e.health is not None), key=_origin, default=None)
-        newest = await self._store.latest(model_id) if latest is not None else None
+        newest = await self._store.latest(model_id, SCORED_SHARE) if latest is not None else None
         if latest is not None and (newest is None or newest.origin <= latest.origin):
             # not an old forecast re-scored: the gauges show the model's newest figures
             self._report(model_id, _figures(latest))

@@ -198,10 +198,25 @@ class MonitorStore:
             raise EvaluationNotFound(forecast_id)
         return _record(row)
 
-    async def latest(self, model_id: str) -> EvaluationRecord | None:
-        """The model's scored forecast of the latest forecast date (None: none yet)."""
-        page = await self.search(model_id, None, None, 1, 1)
-        return page.items[0] if page.items else None
+    async def latest(self, model_id: str, scored_share: float = 0.0) -> EvaluationRecord | None:
+        """The model's scored forecast of the latest forecast date, of those with at least
+        ``scored_share`` of their rows scored (None: none yet)."""
+        if not scored_share:
+            page = await self.search(model_id, None, None, 1, 1)
+            return page.items[0] if page.items else None
+        query = (
+            select(MonitorEvaluation)
+            .where(
+                MonitorEvaluation.model_id == model_id,
+                MonitorEvaluation.rows > 0,
+                MonitorEvaluation.rows >= MonitorEvaluation.forecast_rows * scored_share,
+            )
+            .order_by(MonitorEvaluation.origin.desc(), MonitorEvaluation.forecast_id)
+            .limit(1)
+        )
+        async with self._database.transaction() as session:
+            row = await session.scalar(query)
+        return _record(row) if row is not None else None
 
 
 def _record(row: MonitorEvaluation) -> EvaluationRecord:

@@ -13,8 +13,9 @@ import pytest
 from actors.monitoring import Monitor
 from db.database import Database
 from db.forecasts import ForecastStore
+from db.jobs import JobStore
 from db.monitoring import MonitorStore, Unscored
-from db.records import NewForecast
+from db.records import NewForecast, NewModel
 from db.registry import ModelRegistry
 from domain.events import JobEvent
 from domain.forecasts import ForecastSource
@@ -99,24 +100,32 @@ async def test_forecasts_waiting_for_actuals_do_not_hide_newer_ones(
     assert store.pages == 4
 
 
+async def registered(jobs: JobStore) -> NewModel:
+    """A forecast model of set ``s``, registered by a completed job."""
+    model = new_model(feature_set="s")
+    job = await jobs.create_job(new_job())
+    await jobs.transition(job.job_id, JobEvent.START)
+    await jobs.transition(job.job_id, JobEvent.COMPLETE, model=model)
+    return model
+
+
+def set_of(settings: PipelineSettings, hours: int) -> FeatureStore:
+    """Tenant-a's store with set ``s`` of ``hours`` rows as its new current version."""
+    store = FeatureStore(settings.features_root, "tenant-a")
+    put = {"timestamp_column": "timestamp", "target_column": "load_kw"}
+    store.put("s", load_series(seed=1, hours=hours), **put)
+    return store
+
+
 async def test_a_forecast_without_rows_is_scored_once_and_not_due_again(
     tmp_path: Path,
 ) -> None:
     """Stored before empty predictions stopped being logged: due for ever, the oldest
     held monitoring's batch from every newer forecast, of every model."""
     async with migrated_store("sqlite", tmp_path) as jobs:
-        model = new_model(feature_set="s")
-        job = await jobs.create_job(new_job())
-        await jobs.transition(job.job_id, JobEvent.START)
-        await jobs.transition(job.job_id, JobEvent.COMPLETE, model=model)
+        model = await registered(jobs)
         settings = PipelineSettings(data_dir=tmp_path)
-        store = FeatureStore(settings.features_root, "tenant-a")
-        store.put(
-            "s",
-            load_series(seed=1, hours=48),
-            timestamp_column="timestamp",
-            target_column="load_kw",
-        )
+        set_of(settings, hours=48)
         empty = NewForecast("tenant-a", model.model_id, "s", 24)
         location = Location(str(tmp_path / "empty.parquet"))
         write_forecast(location, logged_forecast([]))
@@ -141,27 +150,29 @@ async def test_a_forecast_without_rows_is_scored_once_and_not_due_again(
         assert launched == [[empty.forecast_id]]
 
 
-async def test_the_gauges_show_the_newest_forecast_not_an_old_one_scored_again(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("old_rows", "new_rows", "shown"),
+    [(23, 24, [10.0]), (24, 10, [50.0])],
+    ids=["old-scored-again", "new-scored-partly"],
+)
+async def test_the_gauges_show_the_newest_forecast_with_drift_checks(
+    tmp_path: Path, old_rows: int, new_rows: int, shown: list[float]
 ) -> None:
-    """An old forecast still waiting for an actual is scored again on each new version
-    of its set; its figures had replaced the newest forecast's on the gauges."""
+    """The gauges show the newest forecast that has its drift checks (90 % of its rows
+    scored): an old forecast still waiting for an actual, scored again on each new version
+    of its set, had replaced the newest one's figures; and a newer forecast only partly
+    scored had kept every figure off the gauges."""
     async with migrated_store("sqlite", tmp_path) as jobs:
-        model = new_model(feature_set="s")
-        job = await jobs.create_job(new_job())
-        await jobs.transition(job.job_id, JobEvent.START)
-        await jobs.transition(job.job_id, JobEvent.COMPLETE, model=model)
+        model = await registered(jobs)
         settings = PipelineSettings(data_dir=tmp_path)
-        store = FeatureStore(settings.features_root, "tenant-a")
-        put = {"timestamp_column": "timestamp", "target_column": "load_kw"}
-        store.put("s", load_series(seed=1, hours=48), **put)
+        store = set_of(settings, hours=48)
         old, new = (NewForecast("tenant-a", model.model_id, "s", 24) for _ in range(2))
         for forecast, age in ((old, 20), (new, 1)):
             location = Location(str(tmp_path / f"{forecast.forecast_id}.parquet"))
             write_forecast(location, logged_forecast([]))
             created = NOW - timedelta(days=age)
             await ForecastStore(jobs.database).add_logged(forecast, 24, location.path, created)
-        rows_scored = {old.forecast_id: 12, new.forecast_id: 24}  # the old one: partly
+        rows_scored = {old.forecast_id: old_rows, new.forecast_id: new_rows}
         mae = {old.forecast_id: 50.0, new.forecast_id: 10.0}
 
         async def launch(task: MonitorTask) -> list[Evaluated]:
@@ -174,7 +185,7 @@ async def test_the_gauges_show_the_newest_forecast_not_an_old_one_scored_again(
                     ForecastScores(
                         24, rows_scored[f.forecast_id], {"coverage_80": mae[f.forecast_id]}
                     ),
-                    Health(Status.OK, None),
+                    Health(Status.OK, None) if rows_scored[f.forecast_id] >= 22 else None,
                 )
                 for f in task.forecasts
             ]
@@ -190,6 +201,6 @@ async def test_the_gauges_show_the_newest_forecast_not_an_old_one_scored_again(
             max_age=timedelta(days=30),
         )
         await monitor.step()
-        store.put("s", load_series(seed=1, hours=49), **put)  # a new version: old is due
+        set_of(settings, hours=49)  # a new version: the unfinished forecast is due again
         await monitor.step()
-        assert reported == [10.0]
+        assert reported[-1:] == shown
