@@ -43,6 +43,17 @@ class SeriesRead:
     truncated: tuple[str, ...] = ()
 
 
+def fair_shares(counts: Mapping[str, int], total: int) -> dict[str, int]:
+    """How many of each experiment's ``counts`` points a read of ``total`` takes: all of
+    the smaller ones, and an equal share of what is left for the rest."""
+    shares, left = {}, total
+    ordered = sorted(counts.items(), key=lambda item: item[1])
+    for index, (key, count) in enumerate(ordered):
+        shares[key] = min(count, left // (len(ordered) - index))
+        left -= shares[key]
+    return shares
+
+
 #: Points one page of ``series_pages`` holds.
 SERIES_PAGE_POINTS = 10_000
 
@@ -189,32 +200,38 @@ class ExperimentCatalog:
         max_step: int | None = None,
     ) -> SeriesRead:
         """Metric points per experiment, ordered by name then step (optionally one metric
-        and a step range): at most an equal share of ``MAX_SERIES_POINTS`` each, the
-        experiments cut short named in ``truncated``."""
-        share = MAX_SERIES_POINTS // max(1, len(experiment_ids))
-        points: dict[str, list[MetricPoint]] = {}
-        truncated = []
+        and a step range), ``MAX_SERIES_POINTS`` in all: shared out so that no experiment
+        is cut short while another gets more than its equal share; those cut short are
+        named in ``truncated``."""
+        conditions: list[ColumnElement[bool]] = [ExperimentMetric.experiment_id.in_(experiment_ids)]
+        if name is not None:
+            conditions.append(ExperimentMetric.name == name)
+        if min_step is not None:
+            conditions.append(ExperimentMetric.step >= min_step)
+        if max_step is not None:
+            conditions.append(ExperimentMetric.step <= max_step)
+        counting = (
+            select(ExperimentMetric.experiment_id, func.count())
+            .where(*conditions)
+            .group_by(ExperimentMetric.experiment_id)
+        )
+        points: dict[str, list[MetricPoint]] = {i: [] for i in experiment_ids}
         async with self._database.transaction() as session:
-            for experiment_id in experiment_ids:
-                query = select(ExperimentMetric).where(
-                    ExperimentMetric.experiment_id == experiment_id
+            counts = {key: int(n) for key, n in (await session.execute(counting)).all()}
+            shares = fair_shares(counts, MAX_SERIES_POINTS)
+            for experiment_id, share in shares.items():
+                query = (
+                    select(ExperimentMetric)
+                    .where(*conditions, ExperimentMetric.experiment_id == experiment_id)
+                    .order_by(ExperimentMetric.name, ExperimentMetric.step, ExperimentMetric.id)
+                    .limit(share)
                 )
-                if name is not None:
-                    query = query.where(ExperimentMetric.name == name)
-                if min_step is not None:
-                    query = query.where(ExperimentMetric.step >= min_step)
-                if max_step is not None:
-                    query = query.where(ExperimentMetric.step <= max_step)
-                query = query.order_by(
-                    ExperimentMetric.name, ExperimentMetric.step, ExperimentMetric.id
-                ).limit(share + 1)
-                rows = (await session.scalars(query)).all()
-                if len(rows) > share:
-                    truncated.append(experiment_id)
                 points[experiment_id] = [
-                    MetricPoint(row.name, row.value, row.step) for row in rows[:share]
+                    MetricPoint(row.name, row.value, row.step)
+                    for row in (await session.scalars(query)).all()
                 ]
-        return SeriesRead(points, tuple(truncated))
+        truncated = tuple(key for key in experiment_ids if shares.get(key, 0) < counts.get(key, 0))
+        return SeriesRead(points, truncated)
 
     async def series_pages(
         self, experiment_ids: Sequence[str], page_points: int = SERIES_PAGE_POINTS

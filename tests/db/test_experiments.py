@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import db.experiments
-from db.experiments import MAX_SERIES_POINTS, ExperimentCatalog
+from db.experiments import MAX_SERIES_POINTS, ExperimentCatalog, fair_shares
 from db.jobs import JobStore
 from db.records import ExperimentFilters, ExperimentOrder, MetricPoint
 from domain.errors import ExperimentNotFound
@@ -166,6 +166,17 @@ async def test_each_experiment_gets_its_share_of_a_series_read(
     ]
     for ids in ([long, short], [short, long]):
         read = await catalog.series(ids, "validation_l1")
-        assert [p.step for p in read.points[long]] == [0, 1, 2, 3, 4]
+        assert [p.step for p in read.points[long]] == list(range(7))  # what short leaves
         assert [p.step for p in read.points[short]] == [0, 1, 2]
         assert read.truncated == (long,)
+    whole = await catalog.series([long, short], "validation_l1", max_step=5)
+    assert (len(whole.points[long]), whole.truncated) == (6, ())
+
+
+def test_fair_shares_cut_only_what_does_not_fit() -> None:
+    assert fair_shares({"a": 60_000, "b": 10}, 100_000) == {"a": 60_000, "b": 10}
+    assert fair_shares({"a": 90_000, "b": 80_000, "c": 5}, 100_000) == {
+        "a": 49_998,
+        "b": 49_997,
+        "c": 5,
+    }
