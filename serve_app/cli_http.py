@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -80,8 +80,8 @@ def request(method: str, path: str, **kwargs: Any) -> Any:
 
 def poll(path: str, *, patience: float = POLL_PATIENCE_SECONDS, **kwargs: Any) -> Any:
     """``GET path`` for a loop that follows a job or a forecast: a 503 (the database or
-    the orchestrator is restarting) or no answer is waited out, as the service's
-    ``Retry-After`` says, for up to ``patience`` seconds; then, or on any other error,
+    the orchestrator is restarting) or no answer is waited out, asking again every
+    ``POLL_RETRY_SECONDS``, for up to ``patience`` seconds; then, or on any other error,
     as ``request``."""
     deadline = time.monotonic() + patience
     while True:
@@ -107,6 +107,18 @@ def writable_file(out: Path | None) -> Path | None:
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise typer.BadParameter(f"{out} cannot be written")
     return out
+
+
+#: ``--job-file``: a start-job body, read with ``json_file``.
+JobFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="A start-job body (JSON) instead of the options above.",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+    ),
+]
 
 
 def json_file(path: Path, option: str) -> dict[str, Any]:

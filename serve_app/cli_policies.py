@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from serve_app.cli_http import add_switches, console, json_file, request
+from serve_app.cli_http import JobFile, add_switches, console, json_file, request
 
 policies_app = typer.Typer(help="Retrain policies: on drift, on new data, on a schedule.")
 
@@ -47,15 +46,7 @@ def policies_create(
     tenant: Annotated[str, typer.Option()] = "default",
     feature_set: Annotated[str, typer.Option()] = "forecast_basic",
     target: Annotated[str, typer.Option(help="Target column.")] = "load_kw",
-    job_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="A start-job body (JSON) instead of the options above.",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-        ),
-    ] = None,
+    job_file: JobFile = None,
     drift: Annotated[
         int | None, typer.Option(help="Retrain after N scored forecasts in a row drifted.")
     ] = None,

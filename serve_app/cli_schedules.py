@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from serve_app.cli_http import add_switches, console, json_file, request
+from serve_app.cli_http import JobFile, add_switches, console, json_file, request
 
 schedules_app = typer.Typer(help="Cron schedules that retrain on their own.")
 
@@ -27,15 +26,7 @@ def schedules_create(
     model_name: Annotated[str, typer.Option()] = "load_forecast",
     feature_set: Annotated[str, typer.Option()] = "forecast_basic",
     target: Annotated[str, typer.Option(help="Target column.")] = "load_kw",
-    job_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="A start-job body (JSON) instead of the options above.",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-        ),
-    ] = None,
+    job_file: JobFile = None,
     allow_overlap: Annotated[
         bool, typer.Option(help="Fire even while the previous run is still going.")
     ] = False,

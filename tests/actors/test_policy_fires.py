@@ -5,48 +5,27 @@ full) is tried again at the next check, with the same idempotency key."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from actors.policies import RetrainPolicies
-from actors.submission import JobSubmission
 from db.jobs import JobStore
 from db.monitoring import MonitorStore
 from db.policies import NewPolicy, PolicyStore
-from db.records import JobRecord, NewLog
+from db.records import NewLog
 from db.registry import ModelRegistry
 from domain.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, TrainingError
 from pipeline.settings import PipelineSettings
+from tests.actors.intakes import CREATED, FIRST_FIRE, Intake
 from tests.databases import BACKENDS, migrated_store
-from tests.db.factories import new_job
-
-CREATED = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
-FIRST_FIRE = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     async with migrated_store(request.param, tmp_path) as store:
         yield store
-
-
-class Intake:
-    """Submits as ``Intake.submit`` does, once per key, or fails as told."""
-
-    def __init__(self, store: JobStore) -> None:
-        self.store = store
-        self.failure: TrainingError | None = None
-        self.jobs: dict[str, JobRecord] = {}
-
-    async def submit(self, submission: JobSubmission, key: str) -> tuple[JobRecord, bool]:
-        if self.failure is not None:
-            raise self.failure
-        if key in self.jobs:
-            return self.jobs[key], False
-        self.jobs[key] = await self.store.create_job(new_job())
-        return self.jobs[key], True
 
 
 async def nightly_retrain(

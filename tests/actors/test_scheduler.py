@@ -5,47 +5,24 @@ tried again at the next poll, with the same idempotency key."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from actors.scheduler import ScheduledFire, Scheduler, fire_key
-from actors.submission import JobSubmission
+from actors.scheduler import Scheduler, fire_key
 from db.jobs import JobStore
-from db.records import JobRecord, NewSchedule
+from db.records import NewSchedule
 from db.schedules import ScheduleStore
 from domain.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, TrainingError
+from tests.actors.intakes import CREATED, FIRST_FIRE, Intake
 from tests.databases import BACKENDS, migrated_store
-from tests.db.factories import new_job
-
-CREATED = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
-FIRST_FIRE = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     async with migrated_store(request.param, tmp_path) as store:
         yield store
-
-
-class Intake:
-    """Submits as ``Intake.submit`` does, once per key, or fails as told."""
-
-    def __init__(self, store: JobStore) -> None:
-        self.store = store
-        self.failure: TrainingError | None = None
-        self.jobs: dict[str, JobRecord] = {}
-
-    async def submit(
-        self, submission: JobSubmission, key: str, fire: ScheduledFire
-    ) -> tuple[JobRecord, bool]:
-        if self.failure is not None:
-            raise self.failure
-        if key in self.jobs:
-            return self.jobs[key], False
-        self.jobs[key] = await self.store.create_job(new_job())
-        return self.jobs[key], True
 
 
 async def nightly(store: JobStore) -> str:

@@ -69,15 +69,26 @@ def test_requests_missing_one_model_together_wait_for_one_load() -> None:
 
 
 def test_a_failed_load_fails_its_waiters_and_is_tried_again() -> None:
+    started, release = threading.Event(), threading.Event()
     attempts: list[int] = []
 
     def load(key: str) -> tuple[str, int]:
         attempts.append(1)
         if len(attempts) == 1:
+            started.set()
+            release.wait(5)
             raise OSError("the artifact store is down")
         return "model", 1
 
     cache = ModelCache(load, max_bytes=100)
-    with pytest.raises(OSError, match="down"):
-        cache.get("a")
+    with ThreadPoolExecutor(2) as pool:
+        loading = pool.submit(cache.get, "a")
+        assert started.wait(5)
+        waiting = pool.submit(cache.get, "a")
+        time.sleep(0.05)  # the waiter reaches the cache while the load runs
+        release.set()
+        for call in (loading, waiting):
+            with pytest.raises(OSError, match="down"):
+                call.result(5)
+    assert len(attempts) == 1, "the waiter shared the failed load"
     assert cache.get("a") == "model"
