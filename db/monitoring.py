@@ -137,17 +137,18 @@ class MonitorStore:
         return sorted(found, key=lambda row: row[1])
 
     async def save(self, evaluations: list[NewEvaluation]) -> None:
-        """Insert each evaluation, or replace the one its forecast had (keeping its shadow
-        scores when the new one brings none: a rule's evidence is not lost once its check
-        has ended)."""
+        """Insert each evaluation, or replace the one its forecast had. Its shadow scores
+        are kept when the new one brings none (a rule's evidence is not lost once its
+        check has ended) or compared no row (the previous champion failed this time)."""
         async with self._database.transaction() as session:
             for evaluation in evaluations:
                 row = await session.get(MonitorEvaluation, evaluation.forecast_id)
                 if row is None:
                     session.add(MonitorEvaluation(**evaluation.__dict__))
                     continue
+                keep_shadow = not _compared(evaluation.shadow) and _compared(row.shadow)
                 for name, value in evaluation.__dict__.items():
-                    if value is not None or name not in SHADOW_COLUMNS:
+                    if name not in SHADOW_COLUMNS or (value is not None and not keep_shadow):
                         setattr(row, name, value)
 
     async def shadowed(self, promotion_id: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
@@ -237,3 +238,8 @@ def _record(row: MonitorEvaluation) -> EvaluationRecord:
         shadow_promotion_id=row.shadow_promotion_id,
         shadow=row.shadow,
     )
+
+
+def _compared(shadow: dict[str, Any] | None) -> bool:
+    """Whether shadow scores paired any row (``pipeline.monitoring.shadow``)."""
+    return shadow is not None and int(shadow.get("rows") or 0) > 0

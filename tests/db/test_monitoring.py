@@ -164,3 +164,17 @@ async def test_shadow_scores_are_kept_by_promotion_in_forecast_date_order(
     again = await monitor.get(model_id, ids[1])
     assert (again.rows, again.shadow_promotion_id) == (48, "p1")
     assert again.shadow is not None
+    # Scored again with a shadow that compared nothing (the previous champion failed this
+    # time): the paired scores stay.
+    failed = {"promotion_id": "p1", "model_id": "old", "rows": 0, "not_compared": "failed: x"}
+    await monitor.save(
+        [replace(evaluation(ids[1], model_id, 0, 48, 3.0), shadow_promotion_id="p1", shadow=failed)]
+    )
+    kept = await monitor.get(model_id, ids[1])
+    assert kept.metrics == {"mae": 3.0}
+    assert kept.shadow == {"promotion_id": "p1", "model_id": "old", "rows": 24}
+    # A shadow that had compared nothing either is replaced by the failure.
+    await monitor.save(
+        [replace(evaluation(ids[3], model_id, 3, 48, 1.0), shadow_promotion_id="p1", shadow=failed)]
+    )
+    assert (await monitor.get(model_id, ids[3])).shadow == failed
