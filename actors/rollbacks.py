@@ -7,7 +7,9 @@ A promotion is watched while all of these hold: the model's policy is enabled an
 any rollback, by hand or not, nothing is watched until the next promotion: a rollback is
 never undone automatically, so rollbacks cannot loop); it replaced a champion, which is
 still registered and was never itself rolled back from; ``champion`` is still its model;
-and fewer than the rule's last look of its forecasts are paired. Meanwhile the monitoring
+and it has not been found to stand: a ``stood`` decision, stored with its evidence when
+the rule's last look finds nothing against it, ends its watch for good (an edit of the
+rule later does not reopen it). Meanwhile the monitoring
 has the previous champion forecast the new one's scored forecasts (``shadow_for``), and
 ``check`` asks the rule and rolls back through ``PromotionStore.rollback``: the decision,
 its reason (both scores, the days, the confidence) and evidence are stored as a
@@ -29,13 +31,22 @@ from db.registry import CHAMPION, ModelRegistry
 from domain.errors import AliasNotFound, ModelNotFound
 from domain.jobs import LogLevel
 from domain.promotions import Decision, NothingToRollBack
-from domain.rollbacks import PairedForecast, RollbackRule, Verdict, decide, paired_forecast
+from domain.rollbacks import (
+    Outcome,
+    PairedForecast,
+    RollbackRule,
+    Verdict,
+    decide,
+    paired_forecast,
+)
 from pipeline.monitoring.shadow import ShadowModel
 
 logger = logging.getLogger(__name__)
 
-#: Shadowed evaluations read per check, at most (a rule looks at 400 at most).
-SHADOWS_READ = 1000
+#: Shadowed evaluations read per check, at most: a rule's last look comes by then (4 x
+#: 100 forecasts over 4 x 10 days at most), or, for forecasts made every few minutes,
+#: this is its last look.
+SHADOWS_READ = 5000
 #: The log stage of the line a rollback writes in the promoting job's log.
 STAGE = "rollback"
 
@@ -49,11 +60,18 @@ class Watch:
     promotion: PromotionRecord
     previous: ModelRecord
     paired: list[PairedForecast]
+    #: Shadowed forecasts the previous champion could not be paired on.
+    unpaired: int
+    #: Whether the check read as many shadowed forecasts as it reads.
+    read_all: bool
+
+    def outcome(self) -> Outcome:
+        return decide(self.rule, self.paired, self.unpaired, last_read=self.read_all)
 
     @property
     def open(self) -> bool:
         """Whether forecasts are still paired for it (before the rule's last look)."""
-        return len(self.paired) < self.rule.last_forecast
+        return self.outcome().verdict is Verdict.WAIT
 
 
 class Rollbacks:
@@ -71,8 +89,6 @@ class Rollbacks:
         self._promotions = promotions
         self._registry = registry
         self._write_logs = write_logs
-        #: Promotions already said to stand (a log line once per actor start).
-        self._stood: set[str] = set()
 
     async def shadow_for(self, model: ModelRecord) -> ShadowModel | None:
         """The champion to forecast ``model``'s scored forecasts beside it (None: its
@@ -122,22 +138,26 @@ class Rollbacks:
             return None  # the alias was moved by hand since
         if previous.model_id in await self._promotions.rolled_back_from(tenant_id, model_name):
             return None
+        if await self._promotions.stood(promotion):
+            return None
         rule = RollbackRule(**policy.rollback)
         shadows = await self._monitoring.shadowed(promotion.promotion_id, SHADOWS_READ)
         paired = [paired_forecast(key, shadow, rule.metric) for key, shadow in shadows]
         found = [p for p in paired if p is not None]
-        return Watch(policy, rule, promotion, previous, found)
+        read_all = len(shadows) >= SHADOWS_READ
+        return Watch(policy, rule, promotion, previous, found, len(paired) - len(found), read_all)
 
     async def _judge(self, watch: Watch, now: datetime) -> PromotionRecord | None:
-        outcome = decide(watch.rule, watch.paired)
+        outcome = watch.outcome()
         promotion = watch.promotion
         name = f"{promotion.tenant_id}/{promotion.model_name}"
-        if outcome.verdict is Verdict.STANDS and promotion.promotion_id not in self._stood:
-            self._stood.add(promotion.promotion_id)
+        evidence = {**outcome.evidence, "policy_id": watch.policy.policy_id}
+        if outcome.verdict is Verdict.STANDS:
+            await self._promotions.stand(promotion, outcome.reason, evidence={"live": evidence})
             logger.info("%s: %s", name, outcome.reason)
+            return None
         if outcome.verdict is not Verdict.ROLL_BACK:
             return None
-        evidence = {**outcome.evidence, "policy_id": watch.policy.policy_id}
         try:
             record = await self._promotions.rollback(
                 promotion.tenant_id,

@@ -4,7 +4,8 @@ A job that promotes its model has it compared with the champion on the same rows
 (``pipeline.forecasting.champion``); at the job's completion ``decide`` moves the alias or
 not, in that transaction, on that evidence, and only if the champion is still the one
 compared with. ``PromotionStore.rollback`` moves the alias back to the version the latest
-promotion replaced (by hand, or called by the monitoring when live accuracy falls).
+promotion replaced (by hand, or called by the monitoring when live accuracy falls);
+``PromotionStore.stand`` records that a rollback rule's watch found nothing against one.
 """
 
 from __future__ import annotations
@@ -120,6 +121,34 @@ class PromotionStore:
             record = promotion_record(row)
         logger.info("%s: champion rolled back to %s (%s)", name, undone.champion_id, reason)
         return record
+
+    async def stand(
+        self, promotion: PromotionRecord, reason: str, *, evidence: Mapping[str, Any]
+    ) -> PromotionRecord | None:
+        """Store that ``promotion`` stands (a ``stood`` decision with ``evidence``), unless
+        that is stored already; the decision stored (None: it was)."""
+        row = Promotion(
+            promotion_id=str(uuid.uuid4()),
+            tenant_id=promotion.tenant_id,
+            model_name=promotion.model_name,
+            challenger_id=promotion.challenger_id,
+            champion_id=promotion.champion_id,
+            decision=Decision.STOOD.value,
+            job_id=promotion.job_id,
+            evidence={"stands": promotion.promotion_id, **evidence},
+            reason=reason,
+            decided_at=max(utcnow(), promotion.decided_at),
+        )
+        async with self._database.transaction() as session:
+            if await session.scalar(_stood(promotion).limit(1)) is not None:
+                return None
+            session.add(row)
+            return promotion_record(row)
+
+    async def stood(self, promotion: PromotionRecord) -> bool:
+        """Whether ``promotion`` was found to stand (``stand``)."""
+        async with self._database.transaction() as session:
+            return await session.scalar(_stood(promotion).limit(1)) is not None
 
     async def latest_change(self, tenant_id: str, model_name: str) -> PromotionRecord | None:
         """The latest decision that moved the model's ``champion``: a promotion or a
@@ -250,6 +279,18 @@ def _champion_moves(tenant_id: str, model_name: str) -> Select[Promotion]:
             Promotion.decision.in_([Decision.PROMOTED.value, Decision.ROLLED_BACK.value]),
         )
         .order_by(Promotion.decided_at.desc(), Promotion.promotion_id.desc())
+    )
+
+
+def _stood(promotion: PromotionRecord) -> Select[str]:
+    """The ``stood`` decisions on ``promotion``: those on its challenger since it (no
+    decision moved the alias in between, else it would not be watched)."""
+    return select(Promotion.promotion_id).where(
+        Promotion.tenant_id == promotion.tenant_id,
+        Promotion.model_name == promotion.model_name,
+        Promotion.decision == Decision.STOOD.value,
+        Promotion.challenger_id == promotion.challenger_id,
+        Promotion.decided_at >= promotion.decided_at,
     )
 
 

@@ -43,6 +43,8 @@ class Decision(StrEnum):
     PROMOTED = "promoted"
     KEPT = "kept"
     ROLLED_BACK = "rolled_back"
+    #: A rollback rule's watch over a promotion ended without rolling it back.
+    STOOD = "stood"
 
 
 @dataclass(frozen=True)

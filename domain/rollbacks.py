@@ -4,16 +4,23 @@ than the champion it replaced on the same rows?
 While its policy asks for it (``RollbackRule``), each scored forecast of the new champion
 is also forecast by the previous one, row for row, and both are scored per UTC day
 (``pipeline.monitoring.shadow``): a ``PairedForecast``. The rule over the paired
-forecasts since the promotion, the first ``LOOKS x after_forecasts`` of them by forecast
-date:
+forecasts since the promotion, by forecast date, up to its last look (below):
 
 - fewer than ``after_forecasts``: wait;
 - the previous champion's score beats the new one's by the margin (``previous < (1 -
   margin) x model``, the promotion rule with the roles swapped) and a one-sided Wilcoxon
   signed-rank test over the paired daily scores is at least ``min_confidence`` sure of
   it: roll back;
-- otherwise wait for more, until ``LOOKS x after_forecasts`` paired forecasts: then the
-  promotion stands and is not looked at again.
+- otherwise wait for more, until the last look: then the promotion stands and is not
+  looked at again.
+
+The last look is the first paired forecast by which there are ``LOOKS x after_forecasts``
+forecasts over at least ``LOOKS x`` the UTC days on which the test could first be that
+sure (4 days for 0.9: ``days_to_be_sure``), so that forecasts made more often than daily
+are judged over days, not hours. A watch whose forecasts the previous champion could not
+be paired on (it forecasts none of their rows, a metric it has no quantiles for) stands,
+not compared, once ``LOOKS x after_forecasts`` of them were tried before
+``after_forecasts`` were paired.
 
 Scores over several forecasts are their row-weighted means (exact for MAE; for WQL and
 the coverage error an average of each forecast's own), and a day forecast by several
@@ -46,8 +53,13 @@ class RollbackRule:
 
     @property
     def last_forecast(self) -> int:
-        """Paired forecasts after which the promotion stands."""
+        """Paired forecasts after which the promotion stands (given the days)."""
         return LOOKS * self.after_forecasts
+
+    @property
+    def last_day(self) -> int:
+        """Paired UTC days after which the promotion stands (given the forecasts)."""
+        return LOOKS * days_to_be_sure(self.min_confidence)
 
 
 @dataclass(frozen=True)
@@ -98,10 +110,46 @@ def paired_forecast(
     return PairedForecast(forecast_id, int(shadow["rows"]), *_values(overall), days=days)
 
 
-def decide(rule: RollbackRule, paired: Sequence[PairedForecast]) -> Outcome:
-    """The verdict on the paired forecasts since the promotion, in forecast-date order."""
-    looked = list(paired[: rule.last_forecast])
+def days_to_be_sure(min_confidence: float) -> int:
+    """The fewest paired days on which the one-sided test can reach ``min_confidence``:
+    with every day on one side its p-value is 2 ** -days (0: it never can, at 1)."""
+    if min_confidence >= 1.0:
+        return 0
+    return max(0, math.ceil(math.log2(1.0 / (1.0 - min_confidence)) - 1e-9))
+
+
+def looked_at(
+    rule: RollbackRule, paired: Sequence[PairedForecast], last_read: bool = False
+) -> tuple[int, bool]:
+    """How many of ``paired`` (in forecast-date order) the rule looks at, and whether that
+    is its last look (``last_read``: no more will be read)."""
+    days: set[str] = set()
+    for count, forecast in enumerate(paired, 1):
+        days.update(day.day for day in forecast.days)
+        if count >= rule.last_forecast and len(days) >= rule.last_day:
+            return count, True
+    return len(paired), last_read
+
+
+def decide(
+    rule: RollbackRule,
+    paired: Sequence[PairedForecast],
+    unpaired: int = 0,
+    *,
+    last_read: bool = False,
+) -> Outcome:
+    """The verdict on the paired forecasts since the promotion, in forecast-date order.
+    ``unpaired``: the shadowed forecasts the previous champion could not be paired on;
+    ``last_read``: no more forecasts will be read (the check's limit)."""
+    count, last = looked_at(rule, paired, last_read)
+    looked = list(paired[:count])
     if len(looked) < rule.after_forecasts:
+        if unpaired >= rule.last_forecast:
+            reason = (
+                f"the promotion stands, not compared: the previous champion could not be "
+                f"paired on {rule.metric} for {unpaired} of its forecasts"
+            )
+            return Outcome(Verdict.STANDS, reason, {"metric": rule.metric, "unpaired": unpaired})
         return Outcome(Verdict.WAIT, f"{len(looked)} of {rule.after_forecasts} forecasts", {})
     model = _weighted([(p.rows, p.model) for p in looked])
     previous = _weighted([(p.rows, p.previous) for p in looked])
@@ -134,7 +182,7 @@ def decide(rule: RollbackRule, paired: Sequence[PairedForecast]) -> Outcome:
         ]
     if worse and sure:
         return Outcome(Verdict.ROLL_BACK, f"rolled back automatically: {summary}", evidence)
-    if len(looked) >= rule.last_forecast:
+    if last:
         return Outcome(Verdict.STANDS, f"the promotion stands: {summary}", evidence)
     why = "not worse by the margin" if not worse else "not sure enough"
     return Outcome(Verdict.WAIT, f"{why}: {summary}", evidence)

@@ -74,7 +74,8 @@ class ModelAlias(Base):
 
 class Promotion(Base):
     """A decision on a model's ``champion`` alias and the evidence it was taken on: a
-    challenger promoted or not, or a rollback."""
+    challenger promoted or not, a rollback, or a promotion found to stand by its
+    rollback rule."""
 
     __tablename__ = "ai_promotions"
 
@@ -94,7 +95,8 @@ class Promotion(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "decision IN ('promoted', 'kept', 'rolled_back')", name="ck_promotions_decision"
+            "decision IN ('promoted', 'kept', 'rolled_back', 'stood')",
+            name="ck_promotions_decision",
         ),
         Index("ix_promotions_model", "tenant_id", "model_name", "decided_at"),
     )

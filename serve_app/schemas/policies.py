@@ -57,7 +57,8 @@ class RollbackBody(BaseModel):
         ge=1,
         le=100,
         description="Decide once this many of the new champion's scored forecasts were "
-        f"also forecast by the previous one; the promotion stands after {LOOKS}x as many.",
+        f"also forecast by the previous one; the promotion stands after {LOOKS}x as many "
+        f"over {LOOKS}x the days the paired test needs to be min_confidence sure.",
     )
     metric: PromotionMetric = Field(
         "mae", description="'mae', 'wql' or 'coverage_error' (these two need quantiles)."

@@ -13,19 +13,24 @@ from serve_app.schemas.paging import PagePublic
 
 
 class PromotionPublic(BaseModel):
-    """One decision: a job's model promoted or kept, or a rollback, with its evidence."""
+    """One decision: a job's model promoted or kept, a rollback, or a promotion that
+    stood through its rollback rule's watch (``stood``), with its evidence."""
 
     promotion_id: str
     tenant_id: str
     model_name: str
     decision: Decision
     challenger_id: str = Field(
-        description="The version decided about (for a rollback: the one rolled back)."
+        description="The version decided about (for a rollback: the one rolled back; for "
+        "'stood': the one whose promotion stands)."
     )
     champion_id: str | None = Field(
         description="The champion it was compared with (for a rollback: the one restored)."
     )
-    job_id: str | None = Field(description="The job whose completion decided (None: a rollback).")
+    job_id: str | None = Field(
+        description="The job whose completion decided (None: a rollback; for 'stood': the "
+        "promoting job)."
+    )
     reason: str
     decided_at: datetime
     metric: str | None = Field(None, description="What was compared: mae, wql or coverage_error.")
@@ -41,7 +46,7 @@ class PromotionPublic(BaseModel):
     evidence: dict[str, Any] = Field(
         description="Everything the decision was taken on: the policy (metric, margin, "
         "min_confidence), both scores, the period, the paired test and the daily scores "
-        "(up to 100 days)."
+        "(up to 100 days); a rollback rule's live scores under 'live'."
     )
 
     @classmethod

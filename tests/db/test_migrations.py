@@ -1,5 +1,5 @@
 """Migrations keep existing rows: 0002 rebuilds ai_experiments without losing a metric,
-0011 keeps the batch forecasts as forecasts."""
+0011 keeps the batch forecasts as forecasts, 0012 the promotions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from db.database import Database
 from db.experiments import ExperimentCatalog
@@ -106,4 +107,33 @@ async def test_0011_keeps_forecasts_as_forecasts(backend: str, tmp_path: Path) -
         )
         detections = await store.search(ForecastFilters(kind=ForecastKind.DETECTION), 1, 10)
         assert detections.total == 0
+        await database.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_0012_keeps_promotions_and_takes_stood_decisions(
+    backend: str, tmp_path: Path
+) -> None:
+    insert = (
+        "INSERT INTO ai_promotions (promotion_id, tenant_id, model_name, challenger_id, "
+        "champion_id, decision, job_id, evidence, reason, decided_at) VALUES "
+        "('{id}', 'tenant-a', 'load', 'tenant-a:load:2', 'tenant-a:load:1', '{decision}', "
+        "NULL, '{{}}', 'r', '2026-01-01 00:00:00')"
+    )
+    async with fresh_database(backend, tmp_path) as url:
+        database = Database.from_url(url)
+        await upgrade(database.engine, "0011")
+        async with database.engine.begin() as conn:
+            await conn.execute(text(insert.format(id="p-1", decision="promoted")))
+        with pytest.raises(IntegrityError):
+            async with database.engine.begin() as conn:
+                await conn.execute(text(insert.format(id="p-2", decision="stood")))
+        await upgrade(database.engine)
+        async with database.engine.begin() as conn:
+            await conn.execute(text(insert.format(id="p-2", decision="stood")))
+            rows = await conn.execute(text("SELECT promotion_id, decision FROM ai_promotions"))
+            assert sorted(rows.all()) == [("p-1", "promoted"), ("p-2", "stood")]
+        with pytest.raises(IntegrityError):
+            async with database.engine.begin() as conn:
+                await conn.execute(text(insert.format(id="p-3", decision="unheard of")))
         await database.close()

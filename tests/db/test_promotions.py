@@ -154,6 +154,39 @@ async def test_the_latest_change_and_the_versions_rolled_back_from(
     }
 
 
+async def test_a_promotion_found_to_stand_is_stored_once_and_moves_nothing(
+    store: JobStore, promotions: PromotionStore
+) -> None:
+    await register(store, model(V1, Comparison(None, True, NO_CHAMPION)))
+    await register(store, model(V2, beats(V1)))
+    promoted = await promotions.latest_change("tenant-a", "load_forecast")
+    assert promoted is not None
+    assert not await promotions.stood(promoted)
+
+    stood = await promotions.stand(promoted, "the promotion stands: x", evidence={"live": {}})
+    assert stood is not None
+    assert (stood.decision, stood.challenger_id, stood.champion_id, stood.job_id) == (
+        Decision.STOOD,
+        promoted.challenger_id,
+        promoted.champion_id,
+        promoted.job_id,
+    )
+    assert stood.evidence == {"stands": promoted.promotion_id, "live": {}}
+    assert await promotions.stood(promoted)
+    assert await promotions.stand(promoted, "again", evidence={}) is None
+    # It moved nothing: the promotion is still the latest change, and can be undone.
+    assert await promotions.latest_change("tenant-a", "load_forecast") == promoted
+    listed = (await promotions.list("tenant-a", "load_forecast", 1, 10)).items
+    assert [r.decision for r in listed] == [Decision.STOOD, Decision.PROMOTED, Decision.PROMOTED]
+    back = await promotions.rollback("tenant-a", "load_forecast", undoing=promoted.promotion_id)
+    assert back.champion_id == f"tenant-a:load_forecast:{V1}"
+    # A later promotion of another version has not stood.
+    await register(store, model(V3, beats(V1)))
+    later = await promotions.latest_change("tenant-a", "load_forecast")
+    assert later is not None
+    assert not await promotions.stood(later)
+
+
 async def test_two_first_champions_completing_together_promote_one(
     store: JobStore, promotions: PromotionStore
 ) -> None:

@@ -13,6 +13,7 @@ from domain.rollbacks import (
     PairedForecast,
     RollbackRule,
     Verdict,
+    days_to_be_sure,
     decide,
     paired_forecast,
 )
@@ -104,3 +105,51 @@ def test_the_stored_shadow_is_read_for_the_rules_metric() -> None:
     assert paired_forecast("f", shadow, "coverage_error") is None
     nan = {**shadow, "metrics": {"mae": {"model": math.nan, "previous": 1.0}}}
     assert paired_forecast("f", nan, "mae") is None
+
+
+def hourly(day: int, hour: int, model: float, previous: float) -> PairedForecast:
+    """A forecast made at ``hour`` of ``day`` whose 24 rows span it and the next day."""
+    rows = [(f"2025-05-{day:02d}", 24 - hour), (f"2025-05-{day + 1:02d}", hour)]
+    days = [DayScores(label, count, model, previous) for label, count in rows if count]
+    return PairedForecast(f"f{day}-{hour}", 24, model, previous, days)
+
+
+def test_forecasts_made_hourly_are_judged_over_days_not_hours() -> None:
+    """28 hourly forecasts span two days, on which the test can never be 0.9 sure: the
+    promotion does not stand on them; it stands after 4 x 4 days."""
+    rule = RollbackRule(after_forecasts=7, min_confidence=0.9)
+    assert (days_to_be_sure(0.9), rule.last_day) == (4, 16)
+    better = [hourly(day, hour, 0.9, 1.0) for day in range(1, 25) for hour in range(24)]
+    assert decide(rule, better[: rule.last_forecast]).verdict is Verdict.WAIT
+    # Up to the one made at midnight on day 15, fifteen days are forecast; the next one
+    # reaches into the 16th.
+    assert decide(rule, better[: 14 * 24 + 1]).verdict is Verdict.WAIT
+    stands = decide(rule, better)
+    assert stands.verdict is Verdict.STANDS
+    assert len(stands.evidence["forecasts"]) == 14 * 24 + 2
+    assert len(stands.evidence["days"]) == 16
+    # Worse on each of four days: rolled back (it could not have been on two).
+    worse = [hourly(day, hour, 1.5, 1.0) for day in range(1, 5) for hour in range(24)]
+    assert decide(rule, worse[:48]).verdict is Verdict.WAIT
+    assert decide(rule, worse[:72]).verdict is Verdict.ROLL_BACK
+
+
+def test_the_days_the_test_needs_to_be_sure() -> None:
+    assert [days_to_be_sure(c) for c in (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)] == [0, 1, 3, 4, 5, 7]
+    assert days_to_be_sure(1.0) == 0  # never sure: the forecasts alone end the watch
+    # Daily forecasts at the defaults: 28 forecasts over 28 days, as before.
+    daily = [forecast(day, 0.9, 1.0) for day in range(1, 31)]
+    assert len(decide(RollbackRule(), daily).evidence["forecasts"]) == 28
+
+
+def test_a_watch_it_cannot_pair_stands_not_compared_and_the_read_limit_ends_it() -> None:
+    rule = RollbackRule(after_forecasts=2, metric="wql")
+    assert decide(rule, [], unpaired=LOOKS * 2 - 1).verdict is Verdict.WAIT
+    stands = decide(rule, [], unpaired=LOOKS * 2)
+    assert stands.verdict is Verdict.STANDS
+    assert stands.reason.startswith("the promotion stands, not compared")
+    assert stands.evidence == {"metric": "wql", "unpaired": 8}
+    # Paired ones count once there are enough of them to judge.
+    three = [forecast(day, 0.9, 1.0) for day in range(1, 4)]
+    assert decide(rule, three, unpaired=100).verdict is Verdict.WAIT
+    assert decide(rule, three, unpaired=100, last_read=True).verdict is Verdict.STANDS

@@ -20,6 +20,7 @@ const DECISIONS = {
   promoted: { colour: "#15803d", glyph: "P" },
   kept: { colour: "#4b5563", glyph: "K" },
   rolled_back: { colour: "#b91c1c", glyph: "R" },
+  stood: { colour: "#1d4ed8", glyph: "S" },
 };
 const JOB = { colour: "#7c3aed", glyph: "J" };
 
@@ -133,6 +134,7 @@ function decisionText(d) {
   if (d.decision === "promoted") return `promoted ${challenger}${champion ? ` over ${champion}` : ""}`;
   if (d.decision === "kept") return `kept ${champion || "as it was"} over ${challenger}`;
   if (d.decision === "rolled_back") return `rolled back ${challenger}${champion ? ` to ${champion}` : ""}`;
+  if (d.decision === "stood") return `${challenger}'s promotion stood${champion ? ` over ${champion}` : ""}`;
   return `${d.decision} ${challenger}`;
 }
 
@@ -164,7 +166,7 @@ function eventList(markers, period) {
   }
   return h("div", {},
     h("p", { class: "muted" }, `Marked: training jobs (J) and champion decisions (P promoted, `
-      + `K kept, R rolled back) between ${span}.`),
+      + `K kept, R rolled back, S stood) between ${span}.`),
     h("ul", { class: "events", "data-testid": "monitoring-events" },
       markers.map((m) => h("li", { style: `--marker: ${m.colour}`, "data-marker": m.kind },
         m.label))));

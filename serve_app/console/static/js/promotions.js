@@ -1,7 +1,8 @@
 // A model name's decisions on its champion (issue 37): each job's model promoted or kept
-// on its comparison with the champion over the same rows, and rollbacks, newest first,
-// with both scores, how sure the paired test over the days is, the period and the
-// reason; and the latest comparison's daily scores, challenger against champion.
+// on its comparison with the champion over the same rows, rollbacks, and promotions that
+// stood through their rollback rule's watch, newest first, with both scores, how sure
+// the paired test over the days is, the period and the reason; and the latest
+// comparison's daily scores, challenger against champion.
 
 import { get, query } from "./api.js";
 import { lineChart } from "./charts.js";
@@ -9,7 +10,9 @@ import { errorBox, h, number, when } from "./dom.js";
 
 /** Decisions listed (the newest). */
 const SHOWN = 20;
-const COLOURS = { promoted: "#15803d", kept: "#4b5563", rolled_back: "#b91c1c" };
+const COLOURS = {
+  promoted: "#15803d", kept: "#4b5563", rolled_back: "#b91c1c", stood: "#1d4ed8",
+};
 
 /** Fill ``section`` with the decisions on ``model``'s name; this version's in bold. */
 export async function showPromotions(section, model) {
