@@ -90,7 +90,10 @@ def take_reference(
         version=schema.pinned_version,
         start=pd.Timestamp(lineage["train_start"]).to_pydatetime(),
         columns=[schema.target_column, *schema.covariates],
-    ).data.tail(MAX_REFERENCE_ROWS)
+    ).data
+    if len(training) > MAX_REFERENCE_ROWS:  # by series: the most recent of all, not the last
+        latest = training[schema.timestamp_column].rank(method="first", ascending=False)
+        training = training[latest <= MAX_REFERENCE_ROWS]
     covariates = {
         name: reference
         for name in schema.covariates
