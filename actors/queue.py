@@ -11,8 +11,8 @@ will hold once it runs.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,16 +35,20 @@ class _Level:
     def push(self, tenant_id: str, place: _Place) -> None:
         bisect.insort(self.lines.setdefault(tenant_id, []), place)
 
-    def pop(self, blocked: Callable[[str], bool]) -> str | None:
-        """The head job of the least recently served tenant that is not blocked (a tenant
-        never served goes first; ties go to the older job)."""
-        ready = [t for t in self.lines if not blocked(t)]
-        if not ready:
-            return None
-        tenant_id = min(ready, key=lambda t: (self.served.get(t, -1), self.lines[t][0]))
-        job_id = self.lines[tenant_id][0][2]
-        self.take(tenant_id, job_id)
-        return job_id
+    def ordered(self) -> list[str]:
+        """Its job ids in turn: the least recently served tenant's head first (a tenant
+        never served goes first; ties go to the older job), that tenant then last."""
+        heads = [(self.served.get(t, -1), line[0], t, 0) for t, line in self.lines.items()]
+        heapq.heapify(heads)
+        order, clock = [], self.clock
+        while heads:
+            _, place, tenant_id, index = heapq.heappop(heads)
+            order.append(place[2])
+            line = self.lines[tenant_id]
+            if index + 1 < len(line):
+                heapq.heappush(heads, (clock, line[index + 1], tenant_id, index + 1))
+            clock += 1
+        return order
 
     def take(self, tenant_id: str, job_id: str) -> None:
         """Remove a job that starts: its tenant was served now."""
@@ -58,14 +62,6 @@ class _Level:
             self.lines[tenant_id] = line
         else:
             del self.lines[tenant_id]
-
-    def copy(self) -> _Level:
-        lines = {t: list(line) for t, line in self.lines.items()}
-        return _Level(lines, dict(self.served), self.clock)
-
-
-def _never(_tenant_id: str) -> bool:
-    return False
 
 
 class JobQueue:
@@ -151,9 +147,8 @@ class JobQueue:
 
     def ordered(self) -> list[str]:
         """The queued job ids in the order they would be popped with nothing blocked."""
-        order: list[str] = []
-        for priority in sorted(self._levels, reverse=True):
-            level = self._levels[priority].copy()
-            while (job_id := level.pop(_never)) is not None:
-                order.append(job_id)
-        return order
+        return [
+            job_id
+            for priority in sorted(self._levels, reverse=True)
+            for job_id in self._levels[priority].ordered()
+        ]

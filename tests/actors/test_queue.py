@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from actors.queue import JobQueue
@@ -124,3 +125,18 @@ def test_turns_outlive_a_priority_that_empties() -> None:
     queue.push("a2", "a", 0, at(4))
     assert queue.ordered() == ["a2", "b2"], "b was served last"
     assert drain(queue) == ["a2", "b2"]
+
+
+def test_the_order_is_the_order_jobs_are_taken_in() -> None:
+    """``ordered`` (one pass over the tenants' heads) agrees with taking its head again
+    and again, turns carried over, on random queues of several tenants and priorities."""
+    rng = random.Random(7)
+    for _ in range(50):
+        queue = JobQueue()
+        for number in range(rng.randint(1, 40)):
+            tenant, priority = rng.choice("abcd"), rng.choice((0, 0, 1, -1))
+            queue.push(f"j{number}", tenant, priority, at(rng.randint(0, 5)))
+            if rng.random() < 0.2:
+                queue.take(queue.ordered()[rng.randrange(len(queue))])
+        expected = queue.ordered()
+        assert drain(queue) == expected
