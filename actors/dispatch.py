@@ -12,13 +12,15 @@ forecasts waiting for CPUs (short, and a user waits on them):
   for a node the autoscaler adds for it and blocks nobody;
 - a blocked urgent or high job takes back trial slots of lower-priority searches that
   are placed (the lowest priority first; each search at most ``max_preemptions`` times),
-  if that is what it takes to fit; the trials stopped run again later;
+  if that is what it takes to fit: only slots on the nodes it is booked on, none another
+  start of the pass took; the trials stopped run again later;
 - searches short of their trial slots get them back, while no job is blocked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from actors.ledger import Group, Ledger, Nodes, best_fit
@@ -97,6 +99,9 @@ def plan(
     if_ended = ledger.free(counting=lambda g: g.holder in passers)
     tenants = dict(running_of)
     jobs = len(running)
+    # Trial slots taken back in this pass, and how often each search was.
+    gone: set[str] = set()
+    preempted: Counter[str] = Counter()
     for job in queue:
         if job.counted and rules.max_jobs is not None and jobs >= rules.max_jobs:
             continue
@@ -109,13 +114,15 @@ def plan(
             start = Start(job.job_id, job.tenant_id, nodes, passed=result.blocked is not None)
         elif result.blocked is None and ledger.fits_empty(bundles, job.demand.spread):
             result.blocked = job
-            start = _preempting(job, running, free, ledger, rules)
+            start = _preempting(job, running, free, ledger, rules, gone, preempted)
         if start is None:
             continue
         result.starts.append(start)
         if start.taken:
             result.blocked = None
             _add(free, start.taken)
+            gone.update(group.name for group in start.taken)
+            preempted.update({group.holder for group in start.taken})
         _take(free, bundles, start.nodes)
         if start.passed:
             _take(if_ended, bundles, start.nodes)
@@ -149,34 +156,49 @@ def _preempting(
     free: dict[str, int],
     ledger: Ledger,
     rules: Rules,
+    gone: Set[str] = frozenset(),
+    preempted: Mapping[str, int] | None = None,
 ) -> Start | None:
     """A start for an urgent or high ``job`` on trial slots taken back from placed,
-    lower-priority searches, if that makes it fit (a batch forecast takes none)."""
+    lower-priority searches, if that makes it fit (a batch forecast takes none): the
+    fewest, the lowest priority's first, none in ``gone`` (taken by a start of this pass;
+    ``preempted``: how often each search was in it)."""
     if not job.counted or job.priority < JobPriority.HIGH or rules.max_preemptions == 0:
         return None
+    preempted = preempted or {}
+
+    def slots(holder: Holder) -> list[Group]:
+        return [g for g in ledger.slots_of(holder.job_id) if g.name not in gone]
+
     victims = sorted(
         (
             h
             for h in running
             if h.priority < job.priority
             and h.placed
-            and h.preemptions < rules.max_preemptions
-            and ledger.slots_of(h.job_id)
+            and h.preemptions + preempted.get(h.job_id, 0) < rules.max_preemptions
+            and slots(h)
         ),
-        key=lambda h: (h.priority, -len(ledger.slots_of(h.job_id))),
+        key=lambda h: (h.priority, -len(slots(h))),
     )
     bundles = job.demand.every_bundle()
     room = dict(free)
     taken: list[Group] = []
     for victim in victims:
-        for group in reversed(ledger.slots_of(victim.job_id)):
+        for group in reversed(slots(victim)):
             if best_fit(bundles, room, job.demand.spread) is not None:
                 break
             _add(room, [group])
             taken.append(group)
     nodes = best_fit(bundles, room, job.demand.spread)
-    if nodes is None or not taken:
+    if not taken or nodes is None:
         return None
+    for group in reversed(list(taken)):  # slots on nodes the fit did not need stay
+        without = dict(room)
+        _take(without, group.bundles, group.nodes)
+        if (fit := best_fit(bundles, without, job.demand.spread)) is not None:
+            room, nodes = without, fit
+            taken.remove(group)
     return Start(job.job_id, job.tenant_id, nodes, taken=tuple(taken))
 
 

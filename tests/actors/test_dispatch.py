@@ -131,6 +131,42 @@ def test_an_urgent_job_takes_back_the_fewest_trial_slots_of_the_lowest_priority(
     assert decided.blocked is None
 
 
+def test_urgent_jobs_in_one_pass_take_back_different_slots() -> None:
+    """A low search fills three nodes; two urgent jobs queued together each take two slots
+    of their own (both had taken the same two and been booked on one 2-CPU node)."""
+    ledger = Ledger(THREE_NODES)
+    hold(ledger, "low", ("node-0", 1), slots=["node-0", "node-1", "node-1", "node-2", "node-2"])
+    running = [Holder("low", LOW, wanted_slots=5)]
+    urgent = [job("u1", 2, priority=URGENT), job("u2", 2, priority=URGENT)]
+
+    decided = run(urgent, ledger, running)
+
+    assert [(s.job_id, s.nodes) for s in decided.starts] == [
+        ("u1", ("node-2",)),
+        ("u2", ("node-1",)),
+    ]
+    assert [[g.name for g in s.taken] for s in decided.starts] == [
+        ["low:slot4", "low:slot3"],
+        ["low:slot2", "low:slot1"],
+    ]
+    # One more preemption is all the search has left: the second job waits.
+    worn = [Holder("low", LOW, wanted_slots=5, preemptions=2)]
+    assert [s.job_id for s in run(urgent, ledger, worn).starts] == ["u1"]
+
+
+def test_preemption_leaves_the_slots_on_nodes_the_job_does_not_use() -> None:
+    """The search's newest slots lie on node-1, node-0, node-1: a 2-CPU job fits node-1
+    with two of them, and the one on node-0 keeps its trial."""
+    ledger = Ledger(ClusterShape.of(2, 2))
+    hold(ledger, "low", ("node-0", 1), slots=["node-1", "node-0", "node-1"])
+    running = [Holder("low", LOW, wanted_slots=3)]
+
+    [start] = run([job("urgent", 2, priority=URGENT)], ledger, running).starts
+
+    assert start.nodes == ("node-1",)
+    assert [g.name for g in start.taken] == ["low:slot2", "low:slot0"]
+
+
 def test_preemption_takes_nothing_it_cannot_use_and_only_for_urgent_or_high_jobs() -> None:
     ledger = Ledger(THREE_NODES)
     hold(ledger, "low", ("node-0", 2), ("node-1", 2), ("node-2", 1), slots=["node-2"])
