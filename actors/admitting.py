@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from actors.admission import Admission
+from actors.autoscaler import Wanted
 from actors.dispatch import Candidate, Holder, Rules, Start, plan
 from actors.ledger import Group
 from actors.queue import JobQueue
@@ -266,16 +268,25 @@ class Admitter:
         reason = self._admission.waiting_reason(tenant_id, of_tenant, ahead, higher, resources)
         return QueueStatus(position=ahead + 1, waiting_reason=reason)
 
-    def demand(self, running: Mapping[str, RunningJob]) -> tuple[list[list[int]], list[list[int]]]:
-        """The bundles of each running job (trial slots it holds now included), and of
-        the batch forecasts waiting for CPUs and each queued job, in the order they
-        start."""
+    def demand(self, running: Mapping[str, RunningJob]) -> tuple[list[Wanted], list[Wanted]]:
+        """The bundles of what holds CPUs (running jobs, their trial slots now included,
+        and batch forecasts), and of what may start once it has them: the batch
+        forecasts waiting for CPUs, then the queued jobs in the order they start whose
+        tenants may start them (a paused tenant's jobs would only keep nodes idle)."""
         held = [
-            [cpus for group in self._ledger.groups_of(job_id) for cpus in group.bundles]
-            for job_id in running
+            Wanted(tuple(cpus for group in groups for cpus in group.bundles), holder in running)
+            for holder, groups in self._ledger.holders().items()
         ]
-        waiting = [demand.every_bundle() for demand, _ in self._waiting.values()]
-        return held, [*waiting, *(demand.every_bundle() for demand in self._queue.demands())]
+        waiting = [
+            Wanted(tuple(demand.every_bundle()), False) for demand, _ in self._waiting.values()
+        ]
+        tenants = Counter(job.tenant_id for job in running.values())
+        for job_id in self._queue.ordered():
+            tenant_id = self._queue.tenant_of(job_id)
+            if self._admission.may_start(tenant_id, tenants[tenant_id]):
+                tenants[tenant_id] += 1
+                waiting.append(Wanted(tuple(self._queue.demand_of(job_id).every_bundle())))
+        return held, waiting
 
     def placement(self, job_id: str) -> Placement:
         """A placed job's reservation as its tasks see it."""

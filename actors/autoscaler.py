@@ -1,5 +1,7 @@
 """What to ask the cluster's autoscaler for while work waits: exactly the bundles of what
-runs and of what is queued, in queue order, within the cluster's most CPUs.
+holds CPUs and of what may start once it has them (batch forecasts waiting for CPUs,
+then queued jobs in queue order, none of a tenant at its limit), within the cluster's
+most CPUs.
 
 ``requested_bundles`` is pure; ``AutoscalerRequests`` sends a request through Ray's
 ``request_resources`` only when it changes.
@@ -8,34 +10,42 @@ runs and of what is queued, in queue order, within the cluster's most CPUs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 #: A request to the autoscaler (``request_resources(bundles=...)``).
 Bundles = list[dict[str, float]]
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """Bundles the cluster should fit: a job's (the operator's cap counts it) or a batch
+    forecast's (it does not)."""
+
+    bundles: tuple[int, ...]
+    counted: bool = True
+
+
 def requested_bundles(
-    running: Sequence[Sequence[int]],
-    queued: Sequence[Sequence[int]],
-    max_cpus: int,
-    max_jobs: int | None,
+    held: Sequence[Wanted], waiting: Sequence[Wanted], max_cpus: int, max_jobs: int | None
 ) -> Bundles:
-    """What the cluster should fit while jobs wait: the bundles of each running job and
-    of each queued job (in queue order) while their CPUs stay within ``max_cpus`` and the
-    jobs within ``max_jobs`` (the operator's cap); nothing once no job waits. The
-    autoscaler sizes the cluster to fit the whole request at once (``request_resources``
-    counts the CPUs in use), hence the running jobs in it."""
-    if not queued:
+    """What the cluster should fit while work waits: the bundles of what holds CPUs now
+    and of what waits for them (in the order it starts) while their CPUs stay within
+    ``max_cpus`` and the jobs within ``max_jobs`` (the operator's cap, which batch
+    forecasts are not held to); nothing once nothing waits. The autoscaler sizes the
+    cluster to fit the whole request at once (``request_resources`` counts the CPUs in
+    use), hence what holds CPUs in it."""
+    if not waiting:
         return []
     bundles: Bundles = []
     total = jobs = 0
-    for demand in [*running, *queued]:
-        if max_jobs is not None and jobs == max_jobs:
-            break
-        if total + sum(demand) > max_cpus:
-            continue  # a smaller job further back may still fit
-        bundles.extend({"CPU": float(cpus)} for cpus in demand)
-        total += sum(demand)
-        jobs += 1
+    for wanted in [*held, *waiting]:
+        if wanted.counted and max_jobs is not None and jobs == max_jobs:
+            continue
+        if total + sum(wanted.bundles) > max_cpus:
+            continue  # a smaller one further back may still fit
+        bundles.extend({"CPU": float(cpus)} for cpus in wanted.bundles)
+        total += sum(wanted.bundles)
+        jobs += wanted.counted
     return bundles
 
 
@@ -55,13 +65,13 @@ class AutoscalerRequests:
 
     def update(
         self,
-        running: Sequence[Sequence[int]],
-        queued: Sequence[Sequence[int]],
+        held: Sequence[Wanted],
+        waiting: Sequence[Wanted],
         max_cpus: int,
         max_jobs: int | None,
     ) -> bool:
         """Send the request if it changed; returns whether it was sent."""
-        bundles = requested_bundles(running, queued, max_cpus, max_jobs)
+        bundles = requested_bundles(held, waiting, max_cpus, max_jobs)
         if bundles == self._last:
             return False
         self._send(bundles)

@@ -107,6 +107,13 @@ class Ledger:
     def groups_of(self, holder: str) -> list[Group]:
         return [group for group in self._groups.values() if group.holder == holder]
 
+    def holders(self) -> dict[str, list[Group]]:
+        """Each holder's groups."""
+        held: dict[str, list[Group]] = {}
+        for group in self._groups.values():
+            held.setdefault(group.holder, []).append(group)
+        return held
+
     def slots_of(self, holder: str) -> list[Group]:
         """A holder's trial slots, the newest last."""
         return [group for group in self.groups_of(holder) if group.slot]

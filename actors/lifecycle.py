@@ -25,6 +25,7 @@ from ray.exceptions import RayError
 
 from actors.admission import Admission
 from actors.admitting import Admitted, Admitter
+from actors.autoscaler import Wanted
 from actors.dispatch import Rules
 from actors.durable import BackgroundWrites, durably
 from actors.metrics import ServiceMetrics
@@ -159,9 +160,9 @@ class Lifecycle:
     def running(self) -> int:
         return len(self._running)
 
-    def demand(self) -> tuple[list[list[int]], list[list[int]]]:
-        """The bundles of each running job (trial slots it holds now included), and of
-        each queued job in queue order."""
+    def demand(self) -> tuple[list[Wanted], list[Wanted]]:
+        """The bundles of what holds CPUs, and of what may start once it has them
+        (``Admitter.demand``)."""
         return self._admitter.demand(self._running)
 
     def held_cpus(self, job_id: str) -> int | None:

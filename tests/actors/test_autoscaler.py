@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from actors.autoscaler import AutoscalerRequests, Bundles, requested_bundles
+from actors.autoscaler import AutoscalerRequests, Bundles, Wanted, requested_bundles
 
 
 def cpus(bundles: Bundles) -> list[float]:
     return [b["CPU"] for b in bundles]
+
+
+def jobs(*bundles: list[int]) -> list[Wanted]:
+    return [Wanted(tuple(b)) for b in bundles]
 
 
 @pytest.mark.parametrize(
@@ -32,7 +36,17 @@ def test_the_request_is_the_bundles_of_running_and_queued_jobs_within_the_maximu
     max_jobs: int | None,
     expected: list[int],
 ) -> None:
-    assert cpus(requested_bundles(running, queued, max_cpus, max_jobs)) == expected
+    requested = requested_bundles(jobs(*running), jobs(*queued), max_cpus, max_jobs)
+    assert cpus(requested) == expected
+
+
+def test_batch_forecasts_are_asked_for_beyond_the_operators_cap() -> None:
+    """The cap counts jobs only: a forecast waiting (or holding CPUs) beside two running
+    jobs under a cap of two is still asked for."""
+    forecast = Wanted((1, 1), counted=False)
+    requested = requested_bundles([*jobs([2], [2]), forecast], [forecast], 8, 2)
+    assert cpus(requested) == [2, 2, 1, 1, 1, 1]
+    assert cpus(requested_bundles(jobs([2], [2]), jobs([2]), 8, 2)) == [2, 2]
 
 
 def test_requests_are_sent_when_they_change_and_cleared_when_the_queue_drains() -> None:
@@ -40,7 +54,7 @@ def test_requests_are_sent_when_they_change_and_cleared_when_the_queue_drains() 
     requests = AutoscalerRequests(sent.append)
     assert requests.last is None
 
-    one = [1]
+    one = Wanted((1,))
     assert requests.update([], [], 6, 6) is True  # the first always: clears an old request
     assert requests.update([one, one], [one] * 4, 6, 6) is True
     assert requests.update([one, one], [one] * 4, 6, 6) is False
@@ -61,6 +75,6 @@ def test_a_failed_request_is_sent_again() -> None:
 
     requests = AutoscalerRequests(flaky)
     with pytest.raises(ConnectionError):
-        requests.update([[1]], [[1]], 4, 4)
-    assert requests.update([[1]], [[1]], 4, 4) is True
+        requests.update(jobs([1]), jobs([1]), 4, 4)
+    assert requests.update(jobs([1]), jobs([1]), 4, 4) is True
     assert len(attempts) == 2

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from actors.admission import TenantLimits
+from actors.autoscaler import Wanted
 from actors.cluster import ClusterShape
 from domain.errors import PipelineError
 from domain.jobs import JobPriority, JobStatus
@@ -58,6 +59,27 @@ async def test_no_more_jobs_run_than_the_capacity(harness_of: MakeHarness) -> No
     assert await h.status(jobs[2]) is JobStatus.RUNNING
 
 
+def bundles(demand: tuple[list[Wanted], list[Wanted]]) -> tuple[list[list[int]], ...]:
+    return tuple([list(wanted.bundles) for wanted in side] for side in demand)
+
+
+async def test_the_demand_leaves_out_jobs_their_tenants_may_not_start(
+    harness_of: MakeHarness,
+) -> None:
+    """A paused tenant's queued jobs, and a tenant's beyond its limit, ask the autoscaler
+    for nothing: they would only keep nodes idle."""
+    limits = {"paused": TenantLimits(max_running=0), "one": TenantLimits(max_running=1)}
+    h = await harness_of(capacity=1, max_cpus=8, limits=limits)
+    await h.queue_job("one")
+    await h.lifecycle.start_queued()
+    for tenant in ("paused", "paused", "one", "free", "free"):
+        await h.queue_job(tenant)
+
+    held, waiting = h.lifecycle.demand()
+    assert [(w.bundles, w.counted) for w in held] == [((1,), True)]
+    assert [(w.bundles, w.counted) for w in waiting] == [((1,), True)] * 2  # tenant "free"
+
+
 async def test_more_jobs_start_as_the_cluster_grows_and_demand_counts_their_cpus(
     harness_of: MakeHarness,
 ) -> None:
@@ -69,12 +91,12 @@ async def test_more_jobs_start_as_the_cluster_grows_and_demand_counts_their_cpus
     status = h.lifecycle.queue_status(jobs[2])
     assert status is not None
     assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
-    assert h.lifecycle.demand() == ([[1], [1]], [[1]] * 4)
+    assert bundles(h.lifecycle.demand()) == ([[1], [1]], [[1]] * 4)
 
     h.ledger.update(ClusterShape({"node-0": 2, "w1": 2, "w2": 2}))  # two workers joined
     await h.lifecycle.start_queued()
     assert set(h.launcher.runs) == set(jobs)
-    assert h.lifecycle.demand() == ([[1]] * 6, [])
+    assert bundles(h.lifecycle.demand()) == ([[1]] * 6, [])
 
     h.ledger.update(ClusterShape.of(2, max_cpus=6))  # and left: running jobs go on
     assert h.lifecycle.running == 6
