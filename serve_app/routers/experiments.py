@@ -38,6 +38,8 @@ router = APIRouter(prefix="/ai/training/experiments", tags=["experiments"])
 
 ExperimentId = ResourceId
 METRIC_ORDER = r"^(created_at|metric\.[A-Za-z0-9_.-]{1,64})$"
+#: A metric's step, as the database holds it (a 32-bit integer).
+Step = Annotated[int | None, Query(ge=0, le=2**31 - 1)]
 
 
 @router.get("", response_model=ExperimentsPublic)
@@ -96,8 +98,8 @@ async def experiment_metrics(
     services: ServicesDep,
     principal: PrincipalDep,
     name: MetricFilter = None,
-    min_step: Annotated[int | None, Query(ge=0)] = None,
-    max_step: Annotated[int | None, Query(ge=0)] = None,
+    min_step: Step = None,
+    max_step: Step = None,
 ) -> MetricSeries:
     """Metric points ordered by name, then step."""
     if min_step is not None and max_step is not None and min_step > max_step:

@@ -272,6 +272,16 @@ async def test_a_rollback_reason_the_database_cannot_hold_is_422(deployed: Deplo
     assert response.json()["detail"][0]["loc"] == ["body", "reason"]
 
 
+@pytest.mark.parametrize("field", ["min_step", "max_step"])
+async def test_a_step_the_database_cannot_hold_is_422(deployed: Deployed, field: str) -> None:
+    """Steps are 32-bit integers: PostgreSQL had refused a larger one with a 500."""
+    path = "/ai/training/experiments/00000000-0000-0000-0000-000000000000/metrics"
+    response = await deployed.http.get(path, params={field: 2**31})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", field]
+    assert (await deployed.http.get(path, params={field: 2**31 - 1})).status_code == 404
+
+
 @pytest.mark.parametrize("tail", [0, 1001])
 async def test_log_tail_out_of_range_is_422(deployed: Deployed, tail: int) -> None:
     job_id = await deployed.submit()
