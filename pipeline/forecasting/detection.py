@@ -264,7 +264,7 @@ def _window(
     start: datetime | None,
     end: datetime | None,
 ) -> Window:
-    """The window asked for, defaulting to the set's span ``first`` .. ``last``.
+    """The window asked for, within the set's span ``first`` .. ``last`` (its default).
 
     Raises:
         InvalidRequest: on ``end`` (not after ``start``, or before the set) or ``start``
@@ -282,7 +282,7 @@ def _window(
         )
     if until <= begin:
         raise InvalidRequest("end", f"the window must end after it starts ({begin.isoformat()})")
-    return Window(begin, until)
+    return Window(max(begin, first), min(until, last + step))
 
 
 def _utc(stamp: datetime | pd.Timestamp) -> pd.Timestamp:

@@ -3,7 +3,7 @@ the same history, chunk by chunk, and refuses a window or a model it cannot scor
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -127,6 +127,24 @@ def test_the_default_window_is_the_whole_set(
         keys.first.tz_convert("UTC"),
         keys.last.tz_convert("UTC") + step,
     )
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(datetime(1, 1, 1, tzinfo=UTC), None), (None, datetime(9999, 12, 31, tzinfo=UTC))],
+)
+def test_a_window_beyond_the_times_pandas_holds_is_the_sets_span(
+    demo_store: FeatureStore,
+    detector: ModelArtifact,
+    start: datetime | None,
+    end: datetime | None,
+) -> None:
+    """Years 1 and 9999 pass the API's checks; the window's arithmetic had overflowed
+    (a 500)."""
+    whole = check_detection(demo_store, detector.metadata, "anomaly_basic", None, None, None)
+    window, plan = plan_detection(demo_store, detector.metadata, "anomaly_basic", None, start, end)
+    assert window == whole
+    assert plan
 
 
 @pytest.mark.parametrize(
