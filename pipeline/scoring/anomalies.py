@@ -45,6 +45,7 @@ from scipy import stats
 
 from pipeline.scoring.events import step_positions
 from pipeline.scoring.labelled import WEEK
+from pipeline.scoring.series import rows_by_series
 
 MAD_TO_SIGMA = 1.4826
 #: The bulk's upper quantile, above which the tail is a generalized Pareto fit.
@@ -225,8 +226,7 @@ def step_counts(
     keys = np.zeros(len(timestamps)) if series is None else np.asarray(series)
     stamps = pd.DatetimeIndex(timestamps)
     counts = np.zeros(len(stamps), dtype=np.int64)
-    for key in pd.unique(keys):
-        rows = np.flatnonzero(keys == key)
+    for rows in rows_by_series(keys).values():
         counts[rows] = step_positions(stamps[rows], step)
     return counts
 

@@ -17,6 +17,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from pipeline.scoring.series import rows_by_series
+
 Severity = Literal["low", "medium", "high"]
 #: How far above the threshold (in calibrated standard-normal units) a peak must be for a
 #: medium or a high severity: past a threshold of 3 to 4, one unit is 40 to 80 times
@@ -69,8 +71,7 @@ def group_events(
     flags = np.zeros(len(alarms), dtype=bool)
     events: list[AnomalyEvent] = []
     keys = np.zeros(len(alarms)) if series is None else np.asarray(series)
-    for name in pd.unique(keys):
-        rows = np.flatnonzero(keys == name)
+    for name, rows in rows_by_series(keys).items():
         steps = step_positions(timestamps[rows], step)
         for first, last in _spans(steps[alarms[rows]], gap, suppress):
             covered = rows[(steps >= first) & (steps <= last)]

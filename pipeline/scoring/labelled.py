@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.scoring.series import rows_by_series
+
 WEEK = pd.Timedelta(days=7)
 
 
@@ -96,8 +98,7 @@ def label_scores(
     if series is None:
         counts.add(flags, labels, profile)
     else:
-        for name in pd.unique(series):
-            rows = series == name
+        for rows in rows_by_series(series).values():
             counts.add(flags[rows], labels[rows], profile)
     scores: dict[str, float] = {}
     _precision_recall(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,16 @@ from pipeline.scoring.intervals import central_intervals
 
 #: Columns a series-metrics table may be sorted by (besides ``series``).
 SORTABLE = ("rows", "mae", "rmse", "mase")
+
+
+def rows_by_series(keys: np.ndarray) -> dict[Any, np.ndarray]:
+    """Each series' row positions, in order; series in order of first appearance. One
+    pass over the rows (a mask per series had cost series x rows)."""
+    keys = np.asarray(keys)
+    codes, _ = pd.factorize(keys, use_na_sentinel=False)  # numbered by first appearance
+    order = np.argsort(codes, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if len(keys) else []
+    return {keys[rows[0]]: rows for rows in groups}
 
 
 def per_series(
