@@ -177,10 +177,10 @@ def anomaly_detector(
 def _detect(
     data: PreparedFeatures, predictions: np.ndarray, config: TrainingConfig, model: Forecaster
 ) -> tuple[AnomalyDetector, Detection]:
-    """The detector, and its detection on the test rows, their trailing scale reading the
-    validation residuals before them (not those of rows labelled as anomalies, which the
-    calibration left out too: an incident at the validation part's end would widen the
-    scale and mute the test part's first alarms)."""
+    """The detector, and its detection on the test rows as a detection or ``predict``
+    serves them (the registered metrics describe what users get): the validation rows
+    count as fitted, as every row before the test part does when served, so their
+    residuals are not in the test rows' trailing scale."""
     detector = anomaly_detector(data, model.validation_predictions, config)
     validation, test = data.validation, data.test
     series = (
@@ -194,7 +194,7 @@ def _detect(
         np.concatenate([validation.timestamps, test.timestamps]),
         series,
         first=len(validation.y),
-        in_sample=np.concatenate([~validation.normal, np.zeros(len(test.y), dtype=bool)]),
+        in_sample=np.arange(len(validation.y) + len(test.y)) < len(validation.y),
         step=data.spec.step,
     )
     return detector, detection

@@ -1,5 +1,7 @@
-"""An anomaly job's test part is scored against the trailing scale of the residuals
-before it, as the calibration read them: without the rows labelled as anomalies."""
+"""An anomaly job's test part is scored as served: the validation rows count as fitted,
+so an incident labelled at the validation part's end (whose residuals the calibration
+leaves out) does not widen the test part's trailing scale either. That the scores are
+the served ones is tested in tests/pipeline/forecasting/test_detection.py."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from pipeline.forecasting.detection import (
 )
 from pipeline.forecasting.predict import history_needed, predict_rows
 from pipeline.graph.runner import run_in_process
-from pipeline.models.artifacts import ModelArtifact, load_artifact
+from pipeline.models.artifacts import PREDICTIONS_FILE, ModelArtifact, load_artifact
 from pipeline.settings import PipelineSettings
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
@@ -36,8 +36,8 @@ SMALL = {"n_estimators": 60, "learning_rate": 0.2}
 
 
 @pytest.fixture(scope="module")
-def detector(demo_store: FeatureStore, tmp_path_factory: pytest.TempPathFactory) -> ModelArtifact:
-    """A small anomaly model of the demo set with labelled anomalies."""
+def detector_dir(demo_store: FeatureStore, tmp_path_factory: pytest.TempPathFactory) -> Location:
+    """The directory of a small anomaly model of the demo set with labelled anomalies."""
     context = JobContext(
         job_id="job-1",
         tenant_id="tenant-a",
@@ -54,7 +54,12 @@ def detector(demo_store: FeatureStore, tmp_path_factory: pytest.TempPathFactory)
     root = tmp_path_factory.mktemp("detections")
     settings = PipelineSettings(features_dir=str(demo_store.root), artifacts_dir=str(root))
     saved, _ = run_in_process(context, settings)
-    return load_artifact(Location(saved.artifact_uri))
+    return Location(saved.artifact_uri)
+
+
+@pytest.fixture(scope="module")
+def detector(detector_dir: Location) -> ModelArtifact:
+    return load_artifact(detector_dir)
 
 
 def last_weeks(store: FeatureStore, weeks: int) -> tuple[datetime, datetime]:
@@ -113,6 +118,25 @@ def test_a_window_scores_as_predict_rows_with_the_same_history(
     for at in rows.loc[rows["anomaly"], "timestamp"]:
         assert ((events["start"] <= at) & (at <= events["end"])).any()
     assert gathered_events([events, events.iloc[:0]]).equals(events)
+
+
+def test_the_test_parts_scores_are_those_a_detection_serves(
+    demo_store: FeatureStore, detector: ModelArtifact, detector_dir: Location
+) -> None:
+    """The registered metrics describe what users get: the test part's stored scores
+    and flags are those a detection over the whole set gives its rows."""
+    stored = (detector_dir / PREDICTIONS_FILE).read_parquet().to_pandas()
+    window, plan = plan_detection(demo_store, detector.metadata, "anomaly_basic", None, None, None)
+    served = pd.concat(
+        detect_chunk(detector, read_window(demo_store, detector.metadata, chunk), window).rows
+        for chunk in plan
+    )
+    both = stored.merge(served, on="timestamp", suffixes=("_test", "_served"))
+    assert len(both) == len(stored) > 0
+    np.testing.assert_allclose(both["predicted_test"], both["predicted_served"], rtol=1e-9)
+    np.testing.assert_allclose(both["anomaly_score_test"], both["anomaly_score_served"], rtol=1e-9)
+    assert both["anomaly_test"].tolist() == both["anomaly_served"].tolist()
+    assert both["anomaly_test"].any()
 
 
 def test_the_default_window_is_the_whole_set(
