@@ -5,6 +5,7 @@ closes its running experiments."""
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -88,8 +89,8 @@ async def add_metrics(
     session: AsyncSession, experiment_id: str, points: Sequence[MetricPoint]
 ) -> None:
     """Append metric points to an experiment in one batch."""
-    if points:
-        await session.execute(insert(ExperimentMetric), _metric_rows(experiment_id, points))
+    if rows := _metric_rows(experiment_id, points):
+        await session.execute(insert(ExperimentMetric), rows)
 
 
 async def close_running(
@@ -116,6 +117,9 @@ def _param_row(experiment_id: str, name: str, value: Any) -> dict[str, Any]:
 
 
 def _metric_rows(experiment_id: str, points: Sequence[MetricPoint]) -> list[dict[str, Any]]:
+    """The rows of the points with a finite value: SQLite stores a NaN as NULL, which the
+    column refuses (the whole batch with it), PostgreSQL sorts it above every number, and
+    MLflow's mirror leaves such points out too."""
     now = utcnow()
     return [
         {
@@ -126,4 +130,5 @@ def _metric_rows(experiment_id: str, points: Sequence[MetricPoint]) -> list[dict
             "recorded_at": now,
         }
         for p in points
+        if math.isfinite(p.value)
     ]

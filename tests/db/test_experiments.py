@@ -3,6 +3,7 @@ metric sorting, final values and series."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -94,6 +95,22 @@ async def test_metric_history_is_ordered_by_step(
     await ExperimentCatalog(store.database).log_metrics(experiment_id, [MetricPoint("mae", 1.0, 0)])
     history = await catalog.metric_history(experiment_id, "l1")
     assert [(p.step, p.value) for p in history] == [(0, 5.0), (1, 4.0), (2, 3.0)]
+
+
+async def test_points_without_a_finite_value_are_left_out_on_both_backends(
+    store: JobStore, catalog: ExperimentCatalog
+) -> None:
+    """SQLite had refused a NaN (stored as NULL) and with it the whole batch."""
+    job = await store.create_job(new_job())
+    experiment_id = await catalog.create_experiment(
+        job.job_id, "search", {}, [MetricPoint("l1", math.nan, 0), MetricPoint("l1", 2.0, 1)]
+    )
+    await catalog.log_metrics(
+        experiment_id, [MetricPoint("l1", math.inf, 2), MetricPoint("l1", 1.0, 3)]
+    )
+    await catalog.log_metrics(experiment_id, [MetricPoint("l1", -math.inf, 4)])
+    history = await catalog.metric_history(experiment_id, "l1")
+    assert [(p.step, p.value) for p in history] == [(1, 2.0), (3, 1.0)]
 
 
 async def test_experiment_created_with_its_first_metrics(
