@@ -109,6 +109,7 @@ class MirroredItem(Base):
     __tablename__ = "ai_mlflow_mirror"
 
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    #: Up to 322 characters: tenant (128) : model (128) @ alias (64).
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
     ref: Mapped[str] = mapped_column(String(300))
     mirrored_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
