@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Experiment, ExperimentMetric, ExperimentParam, TrainingJob
 from db.records import MetricPoint, NewExperiment
 from domain.clock import utcnow
-from domain.jobs import ExperimentStatus
+from domain.jobs import ExperimentStatus, JobStatus
 
 
 def encode_param(value: Any) -> tuple[str, str]:
@@ -45,15 +45,30 @@ def decode_param(text: str, value_type: str) -> Any:
     return text
 
 
+#: The status a running experiment of a finished job ends with.
+_ENDED_AS = {
+    JobStatus.COMPLETED: ExperimentStatus.COMPLETED,
+    JobStatus.FAILED: ExperimentStatus.FAILED,
+    JobStatus.CANCELLED: ExperimentStatus.CANCELLED,
+}
+
+
 async def add_experiments(
     session: AsyncSession, job: TrainingJob, experiments: Sequence[NewExperiment]
 ) -> list[str]:
     """Open experiments for ``job`` with their parameters and first metric points, in
-    ``session``'s transaction; their ids, in order."""
+    ``session``'s transaction; their ids, in order. A job that has finished (a trial
+    reported after its cancel) gets them closed with its outcome: no later transition
+    would close them."""
     ids = [str(uuid.uuid4()) for _ in experiments]
     if not experiments:
         return ids
     now = utcnow()
+    ended = _ENDED_AS.get(JobStatus(job.status))
+    statuses = [
+        ended if new.status is ExperimentStatus.RUNNING and ended else new.status
+        for new in experiments
+    ]
     rows = [
         {
             "experiment_id": experiment_id,
@@ -61,11 +76,11 @@ async def add_experiments(
             "tenant_id": job.tenant_id,
             "model_name": job.model_name,
             "name": new.name,
-            "status": new.status.value,
+            "status": status.value,
             "created_at": now,
-            "completed_at": None if new.status is ExperimentStatus.RUNNING else now,
+            "completed_at": None if status is ExperimentStatus.RUNNING else now,
         }
-        for experiment_id, new in zip(ids, experiments, strict=True)
+        for experiment_id, new, status in zip(ids, experiments, statuses, strict=True)
     ]
     await session.execute(insert(Experiment), rows)
     params = [

@@ -104,7 +104,8 @@ class ExperimentCatalog:
             JobNotFound: no job has that id.
         """
         async with self._database.transaction() as session:
-            job = await session.get(TrainingJob, job_id)
+            # Locked: a transition committing meanwhile (a cancel) is seen, or sees these.
+            job = await session.get(TrainingJob, job_id, with_for_update=True)
             if job is None:
                 raise JobNotFound(job_id)
             return await add_experiments(session, job, experiments)

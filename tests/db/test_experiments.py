@@ -11,7 +11,7 @@ import pytest
 import db.experiments
 from db.experiments import MAX_SERIES_POINTS, ExperimentCatalog, fair_shares
 from db.jobs import JobStore
-from db.records import ExperimentFilters, ExperimentOrder, MetricPoint
+from db.records import ExperimentFilters, ExperimentOrder, MetricPoint, NewExperiment
 from domain.errors import ExperimentNotFound
 from domain.events import JobEvent
 from domain.jobs import ExperimentStatus
@@ -111,6 +111,27 @@ async def test_points_without_a_finite_value_are_left_out_on_both_backends(
     await catalog.log_metrics(experiment_id, [MetricPoint("l1", -math.inf, 4)])
     history = await catalog.metric_history(experiment_id, "l1")
     assert [(p.step, p.value) for p in history] == [(1, 2.0), (3, 1.0)]
+
+
+async def test_experiments_opened_after_the_job_finished_are_closed_with_it(
+    store: JobStore, catalog: ExperimentCatalog
+) -> None:
+    """A trial reported during a cancel's grace period had opened the search's experiment
+    after the cancel closed the job's: it stayed running for ever."""
+    job = await store.create_job(new_job())
+    await store.transition(job.job_id, JobEvent.START)
+    await store.transition(job.job_id, JobEvent.CANCEL)
+    search, trial = await catalog.create_experiments(
+        job.job_id,
+        [
+            NewExperiment("search", {}, [], ExperimentStatus.RUNNING),
+            NewExperiment("trial 0", {}, [], ExperimentStatus.PRUNED),
+        ],
+    )
+    found = {e.experiment_id: e for e in await catalog.of_job(job.job_id)}
+    assert found[search].status is ExperimentStatus.CANCELLED
+    assert found[search].completed_at is not None
+    assert found[trial].status is ExperimentStatus.PRUNED
 
 
 async def test_experiment_created_with_its_first_metrics(
