@@ -208,7 +208,9 @@ async def decide(session: AsyncSession, job: TrainingJob, model: NewModel) -> st
             job_id=job.job_id,
             evidence=evidence,
             reason=reason,
-            decided_at=job.updated_at,
+            # Taken with the alias locked: decisions are ordered as they moved it (a
+            # rollback that held the lock meanwhile comes first, as it did).
+            decided_at=max(utcnow(), job.updated_at),
         )
     )
     logger.info("%s: %s (%s)", model.model_id, decision.value, reason)
