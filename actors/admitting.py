@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,10 @@ from pipeline.placement import Bundle, Placement
 from pipeline.resources import Demand
 
 logger = logging.getLogger(__name__)
+
+#: Times Ray may fail to place a reservation that is not a queued job (a batch forecast's)
+#: in time before it is given up for good; each time it waits for CPUs again.
+PLACEMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Admitter:
         self._clock = clock
         #: Work that is not a queued job, waiting for CPUs: its demand and its placement.
         self._waiting: dict[str, tuple[Demand, asyncio.Future[Placement]]] = {}
+        #: How often Ray did not place each reservation in ``_waiting`` in time.
+        self._placements: dict[str, int] = {}
         #: The first queued job the last pass found waiting for CPUs.
         self._blocked: str | None = None
         #: Tasks nobody awaits (the loop keeps only weak references).
@@ -167,8 +173,17 @@ class Admitter:
 
     async def reserve(self, holder: str, demand: Demand) -> Placement:
         """Reserve ``demand`` for work that is not a queued job (a batch forecast, named
-        ``holder``): it goes ahead of the queued jobs as soon as it fits. Returns once
-        Ray has placed it; ``release`` frees it."""
+        ``holder``, of one-CPU bundles): it goes ahead of the queued jobs as soon as it
+        fits, with no more bundles than the cluster can ever hold CPUs. Returns once Ray
+        has placed it; ``release`` frees it. A reservation Ray does not place in time is
+        given up and waits again, ``PLACEMENTS`` times at most.
+
+        Raises:
+            TimeoutError: Ray did not place it in time, ``PLACEMENTS`` times.
+        """
+        most = max(1, self._ledger.shape.max_cpus)
+        if len(demand.bundles) > most:
+            demand = replace(demand, bundles=demand.bundles[:most])
         placed: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
         self._waiting[holder] = (demand, placed)
         self._wake()
@@ -179,6 +194,7 @@ class Admitter:
             raise
         finally:
             self._waiting.pop(holder, None)
+            self._placements.pop(holder, None)
 
     def release(self, holder: str) -> None:
         """Free every placement group of ``holder`` (a job's, or what ``reserve`` got)."""
@@ -199,8 +215,21 @@ class Admitter:
                     self._reservations.placed(start.job_id), self._placement_timeout
                 )
             except Exception as exc:
-                if not placed.done():
-                    placed.set_exception(exc)
+                if placed.done():
+                    return
+                tries = self._placements[start.job_id] = self._placements.get(start.job_id, 0) + 1
+                if tries >= PLACEMENTS:
+                    placed.set_exception(
+                        TimeoutError(
+                            f"Ray did not place its {len(demand.bundles)} CPU(s) within "
+                            f"{self._placement_timeout:g} s, {tries} times ({exc!r})"
+                        )
+                    )
+                    return
+                logger.warning("%s was not placed (%r); it waits for CPUs again", start.job_id, exc)
+                self._reservations.release(start.job_id)
+                self._waiting[start.job_id] = (demand, placed)
+                self._wake()
                 return
             if not placed.done():
                 placed.set_result(self._reservations.placement(start.job_id))

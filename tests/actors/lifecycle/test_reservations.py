@@ -11,6 +11,7 @@ import time
 import pytest
 
 import actors.lifecycle
+from actors.admitting import PLACEMENTS
 from actors.cluster import ClusterShape
 from db.database import Database
 from db.jobs import JobStore
@@ -106,6 +107,57 @@ async def test_a_forecast_waiting_for_ray_is_booked_once_however_many_passes_run
     h.groups.made[0].placed.set()
     placement = await asyncio.wait_for(reserving, 5)
     assert len(placement.workers()) == 1
+
+
+async def test_a_forecast_ray_does_not_place_in_time_waits_again_then_fails(
+    harness_of: MakeHarness,
+) -> None:
+    """A slow placement (a node coming up) had failed the forecast at once with
+    ``TimeoutError: ``; it now waits for CPUs again, and fails saying why after
+    ``PLACEMENTS`` tries."""
+    h = await harness_of(capacity=2, placement_timeout=0.05)
+    h.groups.held = True
+    reserving = asyncio.create_task(h.lifecycle.reserve("forecast:f3", Demand((1,))))
+    await asyncio.sleep(0)
+    await h.lifecycle.start_queued()
+    await asyncio.sleep(0.2)  # the first placement timed out: released, waiting again
+    assert not reserving.done()
+    assert h.ledger.held("forecast:f3") == 0
+    assert h.groups.live() == []
+    h.groups.held = False
+    await h.lifecycle.start_queued()
+    placement = await asyncio.wait_for(reserving, 5)
+    assert len(placement.workers()) == 1
+    h.lifecycle.release("forecast:f3")
+
+    h.groups.held = True
+    failing = asyncio.create_task(h.lifecycle.reserve("forecast:f4", Demand((1,))))
+    for _ in range(PLACEMENTS):
+        await asyncio.sleep(0)
+        await h.lifecycle.start_queued()
+        await asyncio.sleep(0.2)
+    with pytest.raises(
+        TimeoutError, match=f"did not place its 1 CPU.s. within 0.05 s, {PLACEMENTS}"
+    ):
+        await asyncio.wait_for(failing, 5)
+    assert h.ledger.reserved == 0
+    assert h.groups.live() == []
+
+
+async def test_a_forecast_asks_for_no_more_cpus_than_the_cluster_can_have(
+    harness_of: MakeHarness,
+) -> None:
+    """Eight CPUs configured for forecasts on a cluster of at most three: it had waited
+    for ever."""
+    h = await harness_of(capacity=2, max_cpus=3)
+    reserving = asyncio.create_task(h.lifecycle.reserve("forecast:f5", Demand((1,) * 8)))
+    await asyncio.sleep(0)
+    await h.lifecycle.start_queued()
+    assert not reserving.done()  # three CPUs, of which two are alive
+    h.ledger.update(ClusterShape({"node-0": 2, "w1": 1}, max_cpus=3))
+    await h.lifecycle.start_queued()
+    placement = await asyncio.wait_for(reserving, 5)
+    assert len(placement.workers()) == 3
 
 
 async def test_a_group_on_a_node_that_left_is_booked_where_ray_placed_it_again(
