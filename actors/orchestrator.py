@@ -352,8 +352,10 @@ class JobOrchestrator(ModelCommands):
         """Re-read the cluster's nodes (they join and leave; a change wakes the dispatch
         loop), then ask its autoscaler for the bundles the queued jobs wait for."""
         shape = await asyncio.to_thread(self._read_cluster)
-        if self._ledger.update(shape):
+        changed = self._ledger.update(shape)
+        if changed or self._reservations.displaced():
             await asyncio.to_thread(self._reservations.relocate)
+        if changed:
             self._wakeup.set()
         running, queued = self._lifecycle.demand()
         await asyncio.to_thread(

@@ -103,16 +103,28 @@ class Reservations:
         """The holder's trial slots Ray has yet to place."""
         return [g for g in self.ledger.slots_of(holder) if g.name not in self._placed]
 
+    def displaced(self) -> bool:
+        """Whether a placed group is booked on a node that left, or that Ray has yet to
+        place again ("")."""
+        return bool(self._displaced())
+
     def relocate(self) -> None:
         """Book again where Ray put the bundles of groups booked on nodes that left (Ray
-        places them anew on alive nodes)."""
-        alive = self.ledger.shape.nodes
-        for name in list(self._placed):
+        places them anew on alive nodes, some only later: asked again while any is)."""
+        for name in self._displaced():
             group = self.ledger.group(name)
-            if group is None or all(node in alive for node in group.nodes):
-                continue
+            assert group is not None
             nodes = self._groups.where(self._handles[name], len(group.bundles))
             self.ledger.placed(name, nodes)
+
+    def _displaced(self) -> list[str]:
+        alive = self.ledger.shape.nodes
+        return [
+            name
+            for name in self._placed
+            if (group := self.ledger.group(name)) is not None
+            and not all(node in alive for node in group.nodes)
+        ]
 
     def placement(self, holder: str) -> Placement:
         """The holder's bundles as its tasks see them."""

@@ -170,11 +170,16 @@ async def test_a_group_on_a_node_that_left_is_booked_where_ray_placed_it_again(
     [gone] = group.nodes
     [kept] = {"n0", "n1"} - {gone}
 
-    h.groups.moved[group.name] = (kept,)
+    assert not h.reservations.displaced()
+    h.groups.moved[group.name] = ("",)  # Ray has yet to place it again
     h.ledger.update(ClusterShape({kept: 2}))
     h.reservations.relocate()
+    assert h.reservations.displaced(), "asked again until Ray places it"
 
+    h.groups.moved[group.name] = (kept,)
+    h.reservations.relocate()
     assert h.ledger.free() == {kept: 0}, "its CPUs are held where it is now"
+    assert not h.reservations.displaced()
 
 
 class ReadGate(JobStore):
