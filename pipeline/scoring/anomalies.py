@@ -2,10 +2,12 @@
 sets.
 
 A residual is first measured against its own series' recent residuals: its distance from
-the validation residuals' median, over the robust scale (MAD) of the series' residuals in
-the trailing ``window`` steps before it. The scale follows the series as the served
-intervals follow their misses (``pipeline.scoring.adaptation``): a noisier week raises it,
-so wider residuals out of sample do not turn into a flood of flags. Until a series has
+its series' median residual over the validation part (a global model's bias on one
+series of many is that series' normal, not an anomaly), over the robust scale (MAD) of
+the series' residuals in the trailing ``window`` steps before it. The scale follows the
+series as the served intervals follow their misses (``pipeline.scoring.adaptation``): a
+noisier week raises it, so wider residuals out of sample do not turn into a flood of
+flags. Until a series has
 residuals enough to read (its first rows, or rows the model was fitted on), the scale is
 that series' own over the validation part: a large meter's rows are not measured against
 the small meters' errors.
@@ -94,6 +96,9 @@ class AnomalyCalibration:
     #: Each series' scale over the validation part, read where its trailing residuals are
     #: too few (None, or a series not in it: ``scale``, all series' together).
     series_scales: dict[str, float] | None = None
+    #: Each series' median residual over the validation part (None, or a series not in
+    #: it: ``center``, all series' together; models stored before it: ``center``).
+    series_centers: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "bulk": list(self.bulk)}
@@ -108,11 +113,14 @@ class AnomalyCalibration:
         series: np.ndarray | None = None,
         in_sample: np.ndarray | None = None,
     ) -> np.ndarray:
-        """|residual - center| over its series' trailing robust scale (NaN residuals, the
-        future, are NaN; they and ``in_sample`` ones are left out of the scale)."""
-        own = fallback_scales(self.scale, self.series_scales, series, len(residuals))
-        scale = trailing_scale(residuals, self.center, own, self.window, series, in_sample)
-        ratios: np.ndarray = np.abs(residuals - self.center) / scale
+        """|residual - its series' center| over its series' trailing robust scale (NaN
+        residuals, the future, are NaN; they and ``in_sample`` ones are left out of the
+        scale)."""
+        rows = len(residuals)
+        center = per_series(self.center, self.series_centers, series, rows)
+        own = per_series(self.scale, self.series_scales, series, rows)
+        scale = trailing_scale(residuals, center, own, self.window, series, in_sample)
+        ratios: np.ndarray = np.abs(residuals - center) / scale
         return ratios
 
     def scores(
@@ -161,12 +169,17 @@ def calibrate(
         alarms_per_week = default_alarms_per_week(step)
     residuals = np.asarray(residuals, dtype=float)
     center = float(np.nanmedian(residuals))
-    deviations = np.abs(residuals - center)
+    series_centers = None if series is None else _series_medians(residuals, series)
+    centers = per_series(center, series_centers, series, len(residuals))
+    deviations = np.abs(residuals - centers)
     scale = MAD_TO_SIGMA * float(np.nanmedian(deviations)) or float(np.nanstd(residuals)) or 1.0
     window = scale_window(steps_per_day)
-    series_scales = None if series is None else _series_scales(deviations, series)
-    own = fallback_scales(scale, series_scales, series, len(residuals))
-    ratios = deviations / trailing_scale(residuals, center, own, window, series)
+    series_scales = None
+    if series is not None:
+        medians = _series_medians(deviations, series)
+        series_scales = {name: MAD_TO_SIGMA * value for name, value in medians.items() if value}
+    own = per_series(scale, series_scales, series, len(residuals))
+    ratios = deviations / trailing_scale(residuals, centers, own, window, series)
     known = ratios[np.isfinite(ratios)]
     bulk = np.maximum.accumulate(np.quantile(known, BULK_PROBABILITIES))
     positions = None if timestamps is None else step_counts(timestamps, step, series)
@@ -192,30 +205,27 @@ def calibrate(
         alarms_per_week=alarms_per_week,
         tail_mass=tail_mass,
         series_scales=series_scales,
+        series_centers=series_centers,
     )
 
 
-def _series_scales(deviations: np.ndarray, series: np.ndarray) -> dict[str, float]:
-    """Each series' robust scale of its deviations (MAD, as a standard deviation); a
-    series whose MAD is 0 is left to the pooled scale."""
+def _series_medians(values: np.ndarray, series: np.ndarray) -> dict[str, float]:
+    """Each series' median of ``values`` (a series with none finite is left out)."""
     names = pd.Series(np.asarray(series)).astype(str).to_numpy()
-    medians = pd.Series(deviations).groupby(names, sort=False).median()
-    return {
-        str(name): MAD_TO_SIGMA * float(value)
-        for name, value in medians.items()
-        if np.isfinite(value) and value > 0
-    }
+    medians = pd.Series(values).groupby(names, sort=False).median()
+    return {str(name): float(value) for name, value in medians.items() if np.isfinite(value)}
 
 
-def fallback_scales(
-    scale: float, series_scales: dict[str, float] | None, series: np.ndarray | None, rows: int
+def per_series(
+    pooled: float, by_series: dict[str, float] | None, series: np.ndarray | None, rows: int
 ) -> np.ndarray:
-    """Each row's scale where its trailing residuals are too few: its series' own, or
-    ``scale`` (all series' together) for a series without one."""
-    if series is None or not series_scales:
-        return np.full(rows, scale)
+    """Each row's value of its series (a center, or the scale read where its trailing
+    residuals are too few), or ``pooled`` (all series' together) for a series without
+    one."""
+    if series is None or not by_series:
+        return np.full(rows, pooled)
     names = pd.Series(np.asarray(series)).astype(str)
-    return names.map(series_scales).fillna(scale).to_numpy(dtype=float)
+    return names.map(by_series).fillna(pooled).to_numpy(dtype=float)
 
 
 def step_counts(
@@ -257,17 +267,17 @@ def cluster_peaks(
 
 def trailing_scale(
     residuals: np.ndarray,
-    center: float,
+    center: float | np.ndarray,
     scale: float | np.ndarray,
     window: int,
     series: np.ndarray | None = None,
     in_sample: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each row's robust scale of its series' residuals in the ``window`` steps before it
-    (MAD about ``center``, as a standard deviation). Until a quarter of a window is known
-    it is ``scale`` (the validation part's, per row: ``fallback_scales``); it never falls
-    below half of that, so a quiet stretch does not make every small residual an alarm.
-    ``in_sample`` residuals are left out."""
+    (MAD about ``center``, its series', as a standard deviation). Until a quarter of a
+    window is known it is ``scale`` (the validation part's, per row: ``per_series``); it
+    never falls below half of that, so a quiet stretch does not make every small
+    residual an alarm. ``in_sample`` residuals are left out."""
     deviations = pd.Series(np.abs(np.asarray(residuals, dtype=float) - center))
     if in_sample is not None:
         deviations[in_sample] = np.nan

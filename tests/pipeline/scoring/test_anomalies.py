@@ -144,6 +144,36 @@ def test_a_series_without_trailing_residuals_is_read_at_its_own_scale() -> None:
     assert AnomalyCalibration.from_dict(legacy).series_scales is None
 
 
+def test_a_small_series_beside_biased_large_ones_is_measured_from_its_own_center() -> None:
+    """Five large series whose residuals sit 1 above 0, one small one at 0 with a tenth
+    of their noise: a spike of 1 on the small one (20 of its sigmas) had scored about 0.2
+    against the pooled center, under any threshold; measured from its own it alarms."""
+    rng = np.random.default_rng(4)
+    hours = 24 * 28
+    names = [f"large{i}" for i in range(5)] + ["small"]
+    stamps = pd.date_range("2024-01-01", periods=hours, freq="h", tz="UTC").repeat(len(names))
+    series = np.tile(names, hours)
+    small = series == "small"
+    residuals = np.where(small, 0.05, 1.0) * rng.normal(size=len(series)) + np.where(small, 0, 1)
+    step = pd.Timedelta(hours=1)
+    calibration = calibrate(residuals, series, step, 24, None, gap=3, timestamps=stamps.to_numpy())
+    assert calibration.series_centers is not None
+    assert calibration.series_centers["small"] == pytest.approx(0, abs=0.01)
+    assert calibration.series_centers["large0"] == pytest.approx(1, abs=0.2)
+    assert calibration.series_scales is not None
+    assert calibration.series_scales["small"] == pytest.approx(0.05, rel=0.15)
+
+    fresh = np.where(small, 0.05, 1.0) * rng.normal(size=len(series)) + np.where(small, 0, 1)
+    spike = np.flatnonzero(small)[-24]
+    fresh[spike] += 1.0
+    scores = calibration.scores(fresh, series)
+    assert scores[spike] > calibration.threshold
+    assert (scores[~small] > calibration.threshold).mean() < 0.01
+    legacy = calibration.to_dict()
+    del legacy["series_centers"]  # models registered before: the pooled center
+    assert AnomalyCalibration.from_dict(legacy).series_centers is None
+
+
 def test_tied_residuals_alarm_at_the_stated_rate() -> None:
     """A target in whole units ties its residuals: well under the bulk's upper 5 % of rows
     lie strictly past it, and the tail's share must count the rows that do."""
