@@ -122,19 +122,24 @@ class Intake:
         except InvalidRequest as exc:
             raise InvalidRequest(f"job.{exc.field}", exc.message) from exc
 
+    async def _one_model_type(self, new_job: NewJob) -> None:
+        """Raises: InvalidRequest: the name is another type's (registered, or of a job
+        queued or running): its versions, aliases and champion are one model's."""
+        types = await self._registry.model_types(new_job.tenant_id, new_job.model_name)
+        others = sorted(types - {new_job.model_type})
+        if others:
+            raise InvalidRequest(
+                "model_type",
+                f"model {new_job.model_name!r} is a {others[0]} model: its versions, aliases "
+                f"and champion are one model's; name a {new_job.model_type} model otherwise",
+            )
+
     async def _admit(
         self, new_job: NewJob, config: TrainingConfig, claim: IdempotencyClaim | None = None
     ) -> tuple[JobRecord, bool]:
         earlier = await self._earlier(new_job, claim)
         if earlier is not None:
             return earlier, False
-        registered = await self._registry.model_type(new_job.tenant_id, new_job.model_name)
-        if registered is not None and registered is not new_job.model_type:
-            raise InvalidRequest(
-                "model_type",
-                f"model {new_job.model_name!r} is a {registered} model: its versions, aliases "
-                f"and champion are one model's; name a {new_job.model_type} model otherwise",
-            )
         # Read the feature store outside the lock: a slow read (S3) delays this submit only.
         sized = await asyncio.to_thread(self._validator.check, new_job.tenant_id, config)
         if sized is not config:  # a large feature set: the job trains data-parallel
@@ -143,6 +148,7 @@ class Intake:
             earlier = await self._earlier(new_job, claim)  # a twin got in meanwhile
             if earlier is not None:
                 return earlier, False
+            await self._one_model_type(new_job)  # in the lock: two new names queued together
             self._admission.admit(new_job.tenant_id, self._queue.queued_of(new_job.tenant_id))
             job = await self._store.create_job(
                 new_job,

@@ -22,7 +22,7 @@ from db.paging import paginate
 from db.records import ModelFilters, ModelRecord, NewModel, Page
 from domain.clock import utcnow
 from domain.errors import AliasNotFound, ModelNotFound
-from domain.jobs import ModelType
+from domain.jobs import JobStatus, ModelType
 from domain.names import model_id
 
 CHAMPION = "champion"
@@ -67,14 +67,20 @@ class ModelRegistry:
         async with self._database.transaction() as session:
             return set((await session.scalars(query)).all())
 
-    async def model_type(self, tenant_id: str, model_name: str) -> ModelType | None:
-        """The type of the model's registered versions (None: it has none yet)."""
-        query = select(RegisteredModel.model_type).where(
+    async def model_types(self, tenant_id: str, model_name: str) -> set[ModelType]:
+        """The types a model name has: its registered versions' and those of its jobs
+        queued or running, which will register versions of it."""
+        registered = select(RegisteredModel.model_type).where(
             RegisteredModel.tenant_id == tenant_id, RegisteredModel.model_name == model_name
         )
+        coming = select(TrainingJob.model_type).where(
+            TrainingJob.tenant_id == tenant_id,
+            TrainingJob.model_name == model_name,
+            TrainingJob.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+        )
         async with self._database.transaction() as session:
-            found = await session.scalar(query.limit(1))
-        return None if found is None else ModelType(found)
+            found = await session.scalars(registered.distinct().union(coming.distinct()))
+            return {ModelType(value) for value in found.all()}
 
     async def resolve(self, tenant_id: str, model_name: str, alias: str) -> ModelRecord:
         """The version an alias points at.

@@ -152,6 +152,25 @@ async def test_a_model_name_keeps_the_type_it_was_registered_with(
     assert queued.model_type is ModelType.ANOMALY
 
 
+async def test_a_new_name_takes_the_type_of_its_first_job_queued(
+    intake_of: MakeIntake, store: JobStore
+) -> None:
+    """Two jobs of different types under a name nothing is registered as, queued together:
+    both had been queued, and each registered its own type under the one name."""
+    intake = intake_of()
+    first, _ = await intake.submit(submission(), "key-1")  # a forecast model, queued
+    anomaly = submission().model_copy(update={"model_type": ModelType.ANOMALY})
+    with pytest.raises(InvalidRequest) as refused:
+        await intake.submit(anomaly, "key-2")
+    assert refused.value.field == "model_type"
+    assert "is a forecast model" in refused.value.message
+    assert [job.job_id for job in await rows(store)] == [first.job_id]
+    await store.transition(first.job_id, JobEvent.START)
+    await store.transition(first.job_id, JobEvent.CANCEL)  # it never registered one
+    queued, _ = await intake.submit(anomaly, "key-3")
+    assert queued.model_type is ModelType.ANOMALY
+
+
 async def test_a_set_of_one_timestamp_is_refused_on_config_feature_set(
     intake_of: MakeIntake, store: JobStore, tmp_path: Path
 ) -> None:

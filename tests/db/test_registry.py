@@ -9,6 +9,7 @@ from db.records import ModelFilters, NewModel
 from db.registry import ModelRegistry
 from domain.errors import AliasNotFound, ModelNotFound
 from domain.events import JobEvent
+from domain.jobs import ModelType
 from tests.db.factories import new_job, new_model
 
 
@@ -55,3 +56,21 @@ async def test_aliases_point_move_resolve_and_delete(
         await registry.delete_alias("tenant-a", "load_forecast", "staging")
     with pytest.raises(ModelNotFound):
         await registry.set_alias("tenant-a", "load_forecast", "staging", "19990101.000000")
+
+
+async def test_a_names_types_are_its_versions_and_its_jobs_queued_or_running(
+    store: JobStore, registry: ModelRegistry
+) -> None:
+    assert await registry.model_types("tenant-a", "load_forecast") == set()
+    await register(store, new_model("20260101.000001"))
+    anomaly = new_job(
+        tenant_id="tenant-a", model_name="load_forecast", model_type=ModelType.ANOMALY
+    )
+    queued = await store.create_job(anomaly)
+    both = {ModelType.FORECAST, ModelType.ANOMALY}
+    assert await registry.model_types("tenant-a", "load_forecast") == both
+    await store.transition(queued.job_id, JobEvent.START)
+    assert await registry.model_types("tenant-a", "load_forecast") == both
+    await store.transition(queued.job_id, JobEvent.FAIL)
+    assert await registry.model_types("tenant-a", "load_forecast") == {ModelType.FORECAST}
+    assert await registry.model_types("tenant-b", "load_forecast") == set()
