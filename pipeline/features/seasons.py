@@ -71,4 +71,6 @@ def seasons_of(step_seconds: float, horizon: int, *, weekly: bool, yearly: bool)
         year_lag, calendar = (year_steps if yearly else None), COARSE_CALENDAR
     lags = tuple(sorted(k for k in recent | echoes if k >= horizon))
     reach = math.ceil(horizon / year_lag) * year_lag if year_lag else None
+    if reach in lags:  # a year ahead: the year-old value is one of the recent ones
+        reach = None
     return Seasons(lags, windows, reach, calendar)

@@ -58,6 +58,20 @@ def test_weekly_data_reads_the_same_week_a_year_back() -> None:
     assert spec.window_lengths == [4, 13]
 
 
+@pytest.mark.parametrize(
+    ("step_seconds", "horizons"),
+    [(30 * DAY, range(1, 40)), (91 * DAY, range(1, 14)), (7 * DAY, range(48, 106))],
+)
+def test_a_year_ahead_reads_the_year_old_value_once(step_seconds: float, horizons: range) -> None:
+    """A monthly model forecasting a year ahead had read lag_12 twice (a recent lag and
+    the year-old one), and LightGBM refused to train it."""
+    for horizon in horizons:
+        spec = spec_of(step_seconds, pd.Timedelta(days=20 * 365), horizon)
+        names = feature_names(spec, [])
+        assert len(names) == len(set(names)), (horizon, names)
+        assert spec.year_lag is None or spec.year_lag not in spec.target_lags
+
+
 def test_sub_daily_models_keep_the_lags_they_had() -> None:
     for horizon in (1, 24, 30):
         spec = spec_of(3600.0, pd.Timedelta(days=365), horizon=horizon)
