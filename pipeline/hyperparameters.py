@@ -97,10 +97,15 @@ WHOLE = frozenset(name for name, (whole, *_) in _RANGES.items() if whole)
 
 
 def whole_if_integral(name: str, value: Any) -> Any:
-    """``31.0`` as ``31`` for a whole-number parameter (LightGBM refuses a float there);
-    any other value as it is."""
-    if name in WHOLE and isinstance(value, float) and value.is_integer():
+    """``31.0`` as ``31`` for a whole-number parameter (LightGBM refuses a float there),
+    a categorical spec's choices too; any other value as it is."""
+    if name not in WHOLE:
+        return value
+    if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, HyperparameterSpec) and value.type == "categorical" and value.choices:
+        choices = [whole_if_integral(name, choice) for choice in value.choices]
+        return value.model_copy(update={"choices": list(dict.fromkeys(choices))})
     return value
 
 

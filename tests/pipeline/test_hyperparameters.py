@@ -61,6 +61,18 @@ def test_whole_numbers_written_as_floats_are_whole_numbers() -> None:
     assert config.hyperparameters == {"num_leaves": 31, "learning_rate": 1.0}
     assert isinstance(config.hyperparameters["num_leaves"], int)
     assert hyperparameter_problems(config.hyperparameters) == []
+    # A search's choices too (json.dumps writes Python floats so): every trial had failed.
+    spec = {"type": "categorical", "choices": [15.0, 63.0, 63]}
+    searched = _config(
+        {"num_leaves": spec, "learning_rate": {**spec, "choices": [0.1, 1.0]}}, enable_hpo=True
+    )
+    leaves = searched.hyperparameters["num_leaves"].choices
+    assert leaves == [15, 63]
+    assert all(type(choice) is int for choice in leaves)
+    assert searched.hyperparameters["learning_rate"].choices == [0.1, 1.0]
+    lgb.train(
+        {"num_leaves": leaves[0], "verbose": -1}, lgb.Dataset(np.ones((30, 1)), np.arange(30.0)), 1
+    )
 
 
 def test_lightgbm_agrees_with_the_bounds() -> None:
