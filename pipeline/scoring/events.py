@@ -4,13 +4,17 @@ Alarms of one series at most ``gap`` steps apart are one event, from its first a
 its last, with the peak score and a severity. After an event, alarms in the next
 ``suppress`` steps are dropped: a horizon-1 model reads the anomalous values in its lags
 for a while after them, and its echoes are the same incident, not new ones (Merlion's
-alarm suppression). A flag marks every row of an event, so the rows' flags and the events
-say the same thing. Steps of the series' cadence are counted, not rows: alarms either side
-of a day missing from the data are a day apart, as the lags that echo them are.
+alarm suppression). An alarm a severity step (``SEVERITY_STEPS["medium"]``) above the
+event's peak is no echo of it, and starts an event of its own: a marginal event would
+otherwise hide a larger incident hours after it. A flag marks every row of an event, so
+the rows' flags and the events say the same thing. Steps of the series' cadence are
+counted, not rows: alarms either side of a day missing from the data are a day apart, as
+the lags that echo them are.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,7 +77,8 @@ def group_events(
     keys = np.zeros(len(alarms)) if series is None else np.asarray(series)
     for name, rows in rows_by_series(keys).items():
         steps = step_positions(timestamps[rows], step)
-        for first, last in _spans(steps[alarms[rows]], gap, suppress):
+        alarmed = alarms[rows]
+        for first, last in _spans(steps[alarmed], scores[rows][alarmed], gap, suppress):
             covered = rows[(steps >= first) & (steps <= last)]
             flags[covered] = True
             peak = covered[int(np.nanargmax(scores[covered]))]
@@ -105,15 +110,21 @@ def step_positions(stamps: pd.DatetimeIndex, step: pd.Timedelta | None = None) -
     return np.concatenate([[0], np.cumsum(counts)])
 
 
-def _spans(alarm_steps: np.ndarray, gap: int, suppress: int) -> list[tuple[int, int]]:
-    """First and last step of each event among a series' alarm steps: an alarm within
-    ``gap`` steps of the open event's last one extends it, one within ``suppress`` of it
-    is dropped, a later one starts the next event."""
+def _spans(
+    alarm_steps: np.ndarray, alarm_scores: np.ndarray, gap: int, suppress: int
+) -> list[tuple[int, int]]:
+    """First and last step of each event among a series' alarm steps (and their scores):
+    an alarm within ``gap`` steps of the open event's last one extends it, one within
+    ``suppress`` of it is dropped unless a severity step above the event's peak, a later
+    one starts the next event."""
     spans: list[tuple[int, int]] = []
-    for step in alarm_steps.tolist():
+    peak = -math.inf
+    for step, score in zip(alarm_steps.tolist(), alarm_scores.tolist(), strict=True):
         since = step - spans[-1][1] if spans else None
         if since is not None and since <= gap:
             spans[-1] = (spans[-1][0], step)
-        elif since is None or since > suppress:
+            peak = max(peak, score)
+        elif since is None or since > suppress or score >= peak + SEVERITY_STEPS["medium"]:
             spans.append((step, step))
+            peak = score
     return spans

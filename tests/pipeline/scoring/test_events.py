@@ -30,6 +30,24 @@ def test_near_alarms_are_one_event_and_echoes_are_suppressed() -> None:
     assert np.flatnonzero(found.flags).tolist() == [5, 6, 7, 8, 9, 40]
 
 
+def test_an_alarm_a_severity_step_above_the_events_peak_is_no_echo() -> None:
+    """A marginal event (peak 3.6) six hours before an incident peaking at 5.0: the
+    incident had been dropped as its echo, and a weaker echo after it still is."""
+    scores = np.zeros(60)
+    scores[[10, 16, 17, 22]] = [3.6, 5.0, 4.8, 4.5]
+    alarms = alarms_at(10, 16, 17, 22)
+    found = group_events(STAMPS, None, scores, alarms, 3.5, gap=2, suppress=24)
+    assert [(e.start, e.end, e.peak_score) for e in found.events] == [
+        (pd.Timestamp(STAMPS[10]), pd.Timestamp(STAMPS[10]), 3.6),
+        (pd.Timestamp(STAMPS[16]), pd.Timestamp(STAMPS[17]), 5.0),
+    ]
+    assert np.flatnonzero(found.flags).tolist() == [10, 16, 17]
+    weaker = scores.copy()
+    weaker[[16, 17]] = [4.5, 4.4]  # less than a step above 3.6: echoes
+    echo = group_events(STAMPS, None, weaker, alarms, 3.5, gap=2, suppress=24)
+    assert [e.start for e in echo.events] == [pd.Timestamp(STAMPS[10])]
+
+
 def test_series_are_grouped_apart() -> None:
     series = np.array(["a", "b"] * 30)
     alarms = alarms_at(10, 11, 13)
