@@ -3,11 +3,30 @@ the types an appended column may be cast to from its set's."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from domain.errors import InvalidColumns, InvalidFeatureSet
+
+#: The columns the feature builder adds to a set's own (``pipeline.features.build``): its
+#: calendar features, the series' id, last year's value, and below its target lags and
+#: rolling windows. A covariate so named would be a second column of that name.
+FEATURE_COLUMNS = frozenset(
+    {
+        *("time_of_day", "day_of_week", "month", "day_of_year", "is_weekend", "is_holiday"),
+        *("series_id", "last_year", "last_year_ratio"),
+    }
+)
+_FEATURE_PATTERN = re.compile(r"(lag|roll_mean|roll_std)_\d+")
+
+
+def is_feature_column(name: str) -> bool:
+    """Whether the feature builder names a column of its own ``name`` (its working
+    columns start with ``_``)."""
+    return name.startswith("_") or name in FEATURE_COLUMNS or bool(_FEATURE_PATTERN.fullmatch(name))
 
 
 def named_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -27,7 +27,13 @@ import pyarrow.parquet as pq
 
 from domain.errors import InvalidColumns, InvalidFeatureSet, TooLarge
 from pipeline.storage import Location
-from pipeline.versions.column_types import anomaly_labels, conformed, is_number, named_columns
+from pipeline.versions.column_types import (
+    anomaly_labels,
+    conformed,
+    is_feature_column,
+    is_number,
+    named_columns,
+)
 
 #: Rows read, validated and written at a time.
 BATCH_ROWS = 500_000
@@ -268,6 +274,16 @@ def _validated(frame: pd.DataFrame, columns: Columns) -> pa.Table:
             "series_column" if columns.series in roles[:2] else "target_column",
             "the timestamp, target and series columns must be different columns",
         )
+    clashing = sorted(
+        str(c) for c in frame.columns if str(c) not in roles and is_feature_column(str(c))
+    )
+    if clashing:
+        raise InvalidFeatureSet(
+            "body",
+            f"covariate column names {clashing} are the service's own feature names (calendar "
+            "features, lag_N, roll_mean_N, roll_std_N, series_id, last_year, or starting "
+            "with '_'): rename them",
+        )
     data = frame.copy()
     for column in data.columns:  # a batch with no value in a column types it as null
         if column not in (columns.timestamp, columns.series) and data[column].isna().all():
@@ -278,11 +294,19 @@ def _validated(frame: pd.DataFrame, columns: Columns) -> pa.Table:
             f"column {columns.timestamp!r} holds numbers, not times: epoch numbers are "
             "ambiguous (seconds? milliseconds?); give times as ISO 8601",
         )
+    times = data[columns.timestamp]
+    # Text is read as ISO 8601 only: pandas would guess a format per batch from its first
+    # value, and read 01/03/2024 as January 3rd in one file and March 1st in another.
+    text = not pd.api.types.is_datetime64_any_dtype(times)
     try:
-        data[columns.timestamp] = pd.to_datetime(data[columns.timestamp], utc=True)
+        data[columns.timestamp] = pd.to_datetime(
+            times, utc=True, format="ISO8601" if text else None
+        )
     except (ValueError, TypeError) as exc:
         raise InvalidFeatureSet(
-            "timestamp_column", f"column {columns.timestamp!r} does not hold timestamps: {exc}"
+            "timestamp_column",
+            f"column {columns.timestamp!r} does not hold ISO 8601 timestamps "
+            f"(2024-03-01T13:00:00Z, 2024-03-01 13:00): {exc}",
         ) from exc
     if data[columns.timestamp].isna().any():
         raise InvalidFeatureSet(

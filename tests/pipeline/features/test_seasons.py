@@ -19,6 +19,7 @@ from pipeline.features.build import (
 )
 from pipeline.features.seasons import DAILY_CALENDAR
 from pipeline.store.feature_store import FeatureFrame, FeatureStore
+from pipeline.versions.column_types import is_feature_column
 
 START = pd.Timestamp("2020-01-06", tz="UTC")
 DAY = 86_400.0
@@ -128,3 +129,17 @@ def test_the_year_old_lag_costs_no_warm_up(store: FeatureStore) -> None:
     np.testing.assert_allclose(
         matrix.features["lag_14"].to_numpy(), table["y"].to_numpy()[spec.warm_up - 14 : -14]
     )
+
+
+def test_every_name_the_feature_builder_gives_is_refused_as_a_covariate() -> None:
+    """Uploads refuse covariates of these names (``is_feature_column``): a second column
+    of one name in every job."""
+    for step, horizon, span in ((3600.0, 24, 800), (86_400.0, 7, 900), (7 * 86_400.0, 4, 2000)):
+        config = TrainingConfig(
+            feature_set="s", target_variable="y", horizon=horizon, holidays="US"
+        )
+        spec = spec_for(step, START, START + pd.Timedelta(days=span), ("a", "b"), config)
+        for name in feature_names(spec, []):
+            assert is_feature_column(name), name
+    assert not is_feature_column("roll_mean")
+    assert not is_feature_column("temperature")

@@ -307,6 +307,16 @@ def test_series_ids_are_kept_as_written(store: FeatureStore, tmp_path: Path) -> 
         ("ts,meter,load\n3000-01-01T00:00Z,a,1\n", "timestamp_column", "outside 1677-2262"),
         ("ts,meter,load\n1704067200,a,1\n", "timestamp_column", "numbers, not times"),
         ("ts,meter,load,x,x\n2024-01-01T00:00Z,a,1,2,3\n", "body", "repeated"),
+        # Day first: pandas had guessed per batch, and read 12/03 as December 3rd.
+        (
+            "ts,meter,load\n01/03/2024 00:00,a,1\n12/03/2024 00:00,a,2\n",
+            "timestamp_column",
+            "ISO 8601",
+        ),
+        # The service's own feature names: two columns of one name in every job.
+        ("ts,meter,load,month\n2024-01-01T00:00Z,a,1,2\n", "body", "own feature names"),
+        ("ts,meter,load,lag_24\n2024-01-01T00:00Z,a,1,2\n", "body", r"\['lag_24'\]"),
+        ("ts,meter,load,_observed\n2024-01-01T00:00Z,a,1,2\n", "body", "own feature names"),
     ],
 )
 def test_values_no_job_could_read_are_refused(
@@ -316,6 +326,20 @@ def test_values_no_job_could_read_are_refused(
         _import_meters(store, tmp_path, rows)
     assert refused.value.field == field
     assert not store.exists("s")
+
+
+def test_iso_times_with_offsets_fractions_or_dates_alone_are_read(
+    store: FeatureStore, tmp_path: Path
+) -> None:
+    rows = "ts,meter,load,roll_mean\n2024-03-01,a,1,0\n2024-03-01T01:00:00+01:00,b,2,0\n"
+    rows += "2024-03-01 01:00:00.250,c,3,0\n"
+    _import_meters(store, tmp_path, rows)
+    stamps = store.load("s").data.set_index("meter")["ts"]
+    assert stamps.dt.strftime("%Y-%m-%d %H:%M:%S.%f").to_dict() == {
+        "a": "2024-03-01 00:00:00.000000",
+        "b": "2024-03-01 00:00:00.000000",
+        "c": "2024-03-01 01:00:00.250000",
+    }
 
 
 def test_a_column_cannot_have_two_roles(store: FeatureStore, tmp_path: Path) -> None:
