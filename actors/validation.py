@@ -23,6 +23,7 @@ from pipeline.features.steps import CALENDAR_SLACK
 from pipeline.hyperparameters import hyperparameter_problems
 from pipeline.resources import Demand, demand_of
 from pipeline.store.feature_store import FeatureStore
+from pipeline.versions.column_types import is_feature_column
 from pipeline.versions.schema import FeatureSetSchema
 
 
@@ -74,6 +75,13 @@ class JobValidator:
                 "config.target_variable",
                 f"feature set {schema.name!r} has target {schema.target_column!r}, "
                 f"not {config.target_variable!r}",
+            )
+        clashing = [name for name in schema.covariates if is_feature_column(name)]
+        if clashing:  # a set imported before such names were refused
+            raise InvalidRequest(
+                "config.feature_set",
+                f"feature set {schema.name!r} has covariates {clashing} named like the "
+                "service's own features: import it again with them renamed",
             )
         check_window(config, schema)
         try:

@@ -29,8 +29,9 @@ from domain.jobs import JobStatus, ModelType
 from pipeline.config import TrainingConfig
 from pipeline.resources import Demand
 from pipeline.storage import Location
-from pipeline.store.demo import ensure_demo_feature_sets
+from pipeline.store.demo import ensure_demo_feature_sets, load_series
 from pipeline.store.feature_store import FeatureStore
+from pipeline.versions import importing as feature_import
 from tests.databases import migrated_store
 from tests.db.factories import new_job, new_model
 
@@ -183,6 +184,21 @@ async def test_a_set_of_one_timestamp_is_refused_on_config_feature_set(
     )
     with pytest.raises(InvalidRequest) as refused:
         await intake_of(features=one).submit(submission(), "key-1")
+    assert refused.value.field == "config.feature_set"
+    assert await rows(store) == []
+
+
+async def test_a_set_imported_with_a_covariate_named_like_a_feature_is_refused(
+    intake_of: MakeIntake, store: JobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imports refuse such names now; a set imported before them fails every job."""
+    old = FeatureStore(Location(str(tmp_path / "old")))
+    frame = load_series(seed=1, hours=24 * 60).assign(month=1.0)
+    with monkeypatch.context() as before:
+        before.setattr(feature_import, "is_feature_column", lambda name: False)
+        old.put("forecast_basic", frame, timestamp_column="timestamp", target_column="load_kw")
+    with pytest.raises(InvalidRequest, match=r"covariates \['month'\]") as refused:
+        await intake_of(features=old).submit(submission(), "key-1")
     assert refused.value.field == "config.feature_set"
     assert await rows(store) == []
 
