@@ -199,9 +199,21 @@ def _frames(
             limits.check_columns(batch.num_columns)
             size += batch.nbytes
             limits.check_size(size)
-            yield named_columns(batch.to_pandas(ignore_metadata=True))
+            yield named_columns(_decimals_as_floats(batch).to_pandas(ignore_metadata=True))
     except (pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
         raise InvalidFeatureSet("body", f"cannot read the file as CSV or Parquet: {exc}") from exc
+
+
+def _decimals_as_floats(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Decimal columns (a database's NUMERIC, as Spark and database exports write them) as
+    floats: pandas would read them as objects, not numbers."""
+    if not any(pa.types.is_decimal(field.type) for field in batch.schema):
+        return batch
+    arrays = [
+        column.cast(pa.float64()) if pa.types.is_decimal(column.type) else column
+        for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _parquet_batches(source: Path | IO[bytes], limits: ImportLimits) -> Iterator[pa.RecordBatch]:
@@ -265,6 +277,8 @@ def _validated(frame: pd.DataFrame, columns: Columns) -> pa.Table:
             raise InvalidFeatureSet(
                 field, f"column {column!r} not in the file (columns: {list(frame.columns)})"
             )
+        if column == LABEL_COLUMN:
+            raise InvalidFeatureSet(field, f"{LABEL_COLUMN!r} names the anomaly labels (0/1)")
     reserved = sorted(PARTITION_COLUMNS & set(frame.columns))
     if reserved:
         raise InvalidFeatureSet("body", f"column names {reserved} are reserved by the store")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from domain.errors import FeatureSetNotFound, InvalidFeatureSet
@@ -340,6 +342,34 @@ def test_iso_times_with_offsets_fractions_or_dates_alone_are_read(
         "b": "2024-03-01 00:00:00.000000",
         "c": "2024-03-01 01:00:00.250000",
     }
+
+
+def test_decimal_columns_are_numbers(store: FeatureStore, tmp_path: Path) -> None:
+    """A database's NUMERIC(10,2), as exports write it, had been refused as not numeric."""
+    path = tmp_path / "rows.parquet"
+    table = pa.table(
+        {
+            "ts": pa.array([datetime(2024, 1, 1, h, tzinfo=UTC) for h in range(3)]),
+            "load": pa.array([Decimal("1.25"), Decimal("2.50"), None], pa.decimal128(10, 2)),
+            "temp": pa.array([Decimal("-3.5"), Decimal("0"), Decimal("4.75")], pa.decimal128(5, 2)),
+        }
+    )
+    pq.write_table(table, path)
+    store.import_file("s", path, timestamp_column="ts", target_column="load")
+    stored = store.load("s").data
+    assert stored["load"].tolist()[:2] == [1.25, 2.5]
+    assert stored["temp"].tolist() == [-3.5, 0.0, 4.75]
+
+
+@pytest.mark.parametrize("role", ["target_column", "series_column"])
+def test_the_labels_name_is_no_role(store: FeatureStore, tmp_path: Path, role: str) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("ts,load,is_anomaly\n2024-01-01T00:00Z,1,0\n")
+    roles = {"timestamp_column": "ts", "target_column": "load", role: "is_anomaly"}
+    with pytest.raises(InvalidFeatureSet, match="names the anomaly labels") as refused:
+        store.import_file("s", path, **roles)
+    assert refused.value.field == role
+    assert not store.exists("s")
 
 
 def test_a_column_cannot_have_two_roles(store: FeatureStore, tmp_path: Path) -> None:
