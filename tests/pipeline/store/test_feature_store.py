@@ -365,9 +365,15 @@ def test_decimal_columns_are_numbers(store: FeatureStore, tmp_path: Path) -> Non
 def test_the_labels_name_is_no_role(store: FeatureStore, tmp_path: Path, role: str) -> None:
     path = tmp_path / "rows.csv"
     path.write_text("ts,load,is_anomaly\n2024-01-01T00:00Z,1,0\n")
-    roles = {"timestamp_column": "ts", "target_column": "load", role: "is_anomaly"}
+    roles = {"target_column": "load", "series_column": None, role: "is_anomaly"}
     with pytest.raises(InvalidFeatureSet, match="names the anomaly labels") as refused:
-        store.import_file("s", path, **roles)
+        store.import_file(
+            "s",
+            path,
+            timestamp_column="ts",
+            target_column=roles["target_column"] or "",
+            series_column=roles["series_column"],
+        )
     assert refused.value.field == role
     assert not store.exists("s")
 
