@@ -32,7 +32,7 @@ from pipeline.features.build import (
     FeatureSpec,
     build_features,
 )
-from pipeline.features.steps import CALENDAR_SLACK, is_calendar, regular
+from pipeline.features.steps import is_calendar, regular
 from pipeline.models.artifacts import ModelArtifact, out_of_sample_from
 from pipeline.scoring.detector import detector_of
 from pipeline.scoring.events import AnomalyEvent
@@ -165,13 +165,25 @@ def within_reach(
     matrix: FeatureMatrix, frame: pd.DataFrame, schema: FeatureSetSchema, spec: FeatureSpec
 ) -> FeatureMatrix:
     """The rows no more than a horizon after their series' last known target: further out,
-    the horizon's own lag is the unknown future."""
-    known = frame[frame[schema.target_column].notna()]
-    stamps = known[schema.timestamp_column]
-    slack = 1 + CALENDAR_SLACK if is_calendar(spec.step) else 1  # a quarter of 92 days
-    reach = spec.horizon * spec.step * slack
+    the horizon's own lag is the unknown future. Calendar steps (28 to 31 days) are
+    counted in rows, which step evenly (``_no_gaps``): nine months of 31 days with slack
+    had reached a tenth month."""
+    ts, target = schema.timestamp_column, schema.target_column
+    known = frame[frame[target].notna()]
+    stamps = known[ts]
+    reach = spec.horizon * spec.step
     if not len(stamps):
         keep = np.zeros(len(matrix.target), dtype=bool)
+    elif is_calendar(spec.step):
+        column = schema.series_column
+        keys = frame[column].astype(str) if column else pd.Series("", index=frame.index)
+        limits = {
+            key: _rows_after_last_known(group.sort_values(ts), ts, target, spec.horizon)
+            for key, group in frame.groupby(keys, sort=False)
+        }
+        series = matrix.series if column and matrix.series is not None else None
+        limit = series.astype(str).map(limits) if series is not None else limits[""]
+        keep = (matrix.timestamps <= limit).to_numpy()
     elif schema.series_column and matrix.series is not None:
         last = stamps.groupby(known[schema.series_column]).max()
         limit = matrix.series.map(last + reach)
@@ -276,6 +288,18 @@ def _frame(
     frame = frame.sort_values(keys, kind="stable")
     _no_gaps(frame, schema, step)
     return frame
+
+
+def _rows_after_last_known(
+    group: pd.DataFrame, ts: str, target: str, horizon: int
+) -> pd.Timestamp:
+    """The time of a series' row ``horizon`` rows after its last known target (its last
+    row if it ends sooner; before its first, with no target known)."""
+    known = np.flatnonzero(group[target].notna().to_numpy())
+    stamps = pd.DatetimeIndex(group[ts])
+    if not known.size:
+        return stamps[0] - pd.Timedelta(days=1)
+    return stamps[min(int(known[-1]) + horizon, len(stamps) - 1)]
 
 
 def _no_nulls(frame: pd.DataFrame, name: str) -> None:

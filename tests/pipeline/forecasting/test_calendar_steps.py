@@ -75,6 +75,37 @@ def test_a_request_stepping_by_months_is_served(
     assert [p.timestamp for p in served if p.actual is None] == list(MONTHS[-3:])
 
 
+def test_a_request_is_served_a_horizon_of_months_and_no_more(tmp_path: Path) -> None:
+    """Nine months of 31 days with slack had reached a tenth month, whose horizon-old lag
+    is the unknown future."""
+    store = FeatureStore(Location(str(tmp_path / "features")))
+    store.put(
+        "monthly", monthly(), timestamp_column="timestamp", target_column="load_kw",
+        series_column="meter",
+    )  # fmt: skip
+    config = TrainingConfig(
+        feature_set="monthly",
+        target_variable="load_kw",
+        horizon=9,
+        quantiles=[],
+        hyperparameters={"n_estimators": 20, "min_child_samples": 5},
+    )
+    context = JobContext("job-9", "tenant-a", ModelType.FORECAST, "monthly", config)
+    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(tmp_path / "a"))
+    saved, _ = run_in_process(context, settings)
+    artifact = load_artifact(Location(saved.artifact_uri))
+    rows = monthly().query("meter == 'a'").reset_index(drop=True)
+    future = pd.date_range(MONTHS[-1], periods=15, freq="MS", tz="UTC")[1:]
+    rows = pd.concat([rows, pd.DataFrame({"timestamp": future, "meter": "a"})], ignore_index=True)
+    body = [
+        {str(k): v for k, v in r.items() if not pd.isna(v) or k == "load_kw"}
+        | {"timestamp": r["timestamp"].isoformat()}
+        for r in rows.to_dict("records")
+    ]
+    served = predict_rows(artifact, body).rows
+    assert [p.timestamp for p in served if p.actual is None] == list(future[:9])
+
+
 def test_a_batch_forecast_falls_on_month_starts(
     setup: tuple[FeatureStore, ModelArtifact],
 ) -> None:
