@@ -12,6 +12,9 @@ from pipeline.features.build import CALENDAR_STEP
 #: How far a calendar step may stray from the model's (a median: 31 days for months).
 CALENDAR_SLACK = 0.1
 _MONTH_DAYS = 30.44
+DAY = pd.Timedelta(days=1)
+#: How far a daylight-saving change moves a local time in UTC.
+DST_SHIFT = pd.Timedelta(hours=1)
 
 
 def is_calendar(step: pd.Timedelta) -> bool:
@@ -43,8 +46,14 @@ def shifted(
 
 
 def regular(gaps: pd.Series, step: pd.Timedelta) -> np.ndarray:
-    """Whether each gap between consecutive timestamps is one step: exactly, or within
+    """Whether each gap between consecutive timestamps is one step: exactly, within an hour
+    of a step of a day or more (local midnights are 23 or 25 hours apart in UTC across a
+    daylight-saving change, and training places them on its grid), or within
     ``CALENDAR_SLACK`` of a calendar step."""
+    if step >= DAY and not is_calendar(step):
+        seconds = gaps.dt.total_seconds().to_numpy(dtype="float64") - step.total_seconds()
+        near: np.ndarray = np.abs(seconds) <= DST_SHIFT.total_seconds()
+        return near
     if not is_calendar(step):
         return (gaps == step).to_numpy()
     ratios = gaps.dt.total_seconds().to_numpy(dtype="float64") / step.total_seconds()

@@ -44,3 +44,14 @@ def test_shorter_steps_are_fixed_and_months_may_differ_in_length() -> None:
     assert regular(months, DAYS_31).tolist() == [True, True, True, False]
     moved = shifted(pd.DatetimeIndex(["2024-01-01T00:00Z"]), np.array([3]), hour, None)
     assert moved[0] == pd.Timestamp("2024-01-01T03:00Z")
+
+
+def test_local_midnights_across_a_daylight_saving_change_are_a_day_apart() -> None:
+    """Daily rows at Berlin midnights are 25 hours apart in UTC on October 27th: served
+    requests over it had been refused as uneven."""
+    midnights = pd.date_range("2024-10-25", periods=5, freq="D", tz="Europe/Berlin")
+    gaps = pd.Series(midnights.tz_convert("UTC")).diff().iloc[1:]
+    assert gaps.dt.total_seconds().div(3600).tolist() == [24, 24, 25, 24]
+    assert regular(gaps, pd.Timedelta(days=1)).all()
+    two_days = pd.Series(pd.to_timedelta(["2D", "1D 22h"]))
+    assert regular(two_days, pd.Timedelta(days=1)).tolist() == [False, False]
