@@ -199,8 +199,11 @@ def spec_for(
         config.horizon,
         steps_per_day(step_seconds),
         config.holidays,
-        # last year's date is rarely on a weekly grid: coarse data reads ``year_lag``
-        yearly=yearly and step_seconds < WEEK_SECONDS,
+        # last year's date is rarely on a weekly grid: coarse data reads ``year_lag``; and
+        # a year back is no older than the horizon for steps of days and long horizons
+        yearly=yearly
+        and step_seconds < WEEK_SECONDS
+        and config.horizon * step_seconds <= 365 * DAY_SECONDS,
         series=series,
         step_seconds=step_seconds,
         weekly=weekly,

@@ -89,25 +89,30 @@ def test_a_stored_spec_reads_back_and_an_old_one_keeps_its_features() -> None:
     assert "lag_364" not in feature_names(old, [])
 
 
-def daily_frame(store: FeatureStore, days: int) -> tuple[pd.DataFrame, FeatureFrame]:
-    stamps = pd.date_range(START, periods=days, freq="D")
+def daily_frame(
+    store: FeatureStore, days: int, step_days: int = 1, start: pd.Timestamp = START
+) -> tuple[pd.DataFrame, FeatureFrame]:
+    stamps = pd.date_range(start, periods=days, freq=f"{step_days}D")
     rng = np.random.default_rng(7)
     table = pd.DataFrame({"timestamp": stamps, "y": rng.normal(100, 10, days)})
     store.put("s", table, timestamp_column="timestamp", target_column="y")
     return table, store.load("s")
 
 
-@pytest.mark.parametrize("horizon", [1, 7])
+@pytest.mark.parametrize(("step_days", "horizon"), [(1, 1), (1, 7), (2, 200), (3, 150)])
 def test_no_daily_feature_sees_a_target_newer_than_the_horizon(
-    store: FeatureStore, horizon: int
+    store: FeatureStore, step_days: int, horizon: int
 ) -> None:
-    days = 3 * 365
-    table, frame = daily_frame(store, days)
-    spec = spec_of(DAY, pd.Timedelta(days=days - 1), horizon)
+    """Steps of days far ahead (2-day steps 200 ahead: 400 days): last year's value, a
+    calendar year back, had been newer than the horizon. It lies on a 2-day grid when a
+    leap day is in the year before: the rows before the cut (2024-11) have one."""
+    rows = 3 * 365 // step_days
+    table, frame = daily_frame(store, rows, step_days, pd.Timestamp("2022-01-06", tz="UTC"))
+    spec = spec_of(DAY * step_days, pd.Timedelta(days=(rows - 1) * step_days), horizon)
     original = build_features(frame, spec)
-    cut = table["timestamp"].iloc[days - 60]
+    cut = table["timestamp"].iloc[rows - 60 // step_days]
     tampered = table.copy()
-    later = tampered["timestamp"] > cut - pd.Timedelta(days=horizon)
+    later = tampered["timestamp"] > cut - pd.Timedelta(days=horizon * step_days)
     tampered.loc[later, "y"] = -1e6
     store.put("s", tampered, timestamp_column="timestamp", target_column="y")
     changed = build_features(store.load("s"), spec)
