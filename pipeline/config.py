@@ -24,6 +24,7 @@ from pipeline.hyperparameters import (
     KNOWN_HYPERPARAMETERS,
     HyperparameterSpec,
     HyperparameterValue,
+    canonical,
     whole_if_integral,
 )
 from pipeline.promotion import PromotionPolicy
@@ -197,7 +198,8 @@ class TrainingConfig(BaseModel):
         le=7 * 24 * 3600,
         description="Seconds the train stage may take (as AutoGluon's time_limit): each "
         "early-stopped fit stops at its share, keeping its best round so far. Applies to "
-        "training in one process (not data-parallel, not per series).",
+        "training in one process (not data-parallel; not per series or with enable_hpo, "
+        "which refuse it).",
     )
 
     @field_validator("hyperparameters")
@@ -236,6 +238,11 @@ class TrainingConfig(BaseModel):
             raise ValueError(
                 "time_budget_s with per_series is not supported (each series trains in its "
                 "own task); drop one of them"
+            )
+        if budget is not None and info.data.get("enable_hpo"):
+            raise ValueError(
+                "time_budget_s with enable_hpo is not supported (it bounds one fit, not a "
+                "search: bound the search with n_trials); drop one of them"
             )
         return budget
 
@@ -285,9 +292,12 @@ class TrainingConfig(BaseModel):
         return self.promotion or PromotionPolicy()
 
     def lightgbm_params(self) -> dict[str, Any]:
-        """The service's defaults overridden by the job's fixed hyperparameters."""
+        """The service's defaults overridden by the job's fixed hyperparameters (under
+        the service's names: ``num_iterations`` replaces the default ``n_estimators``)."""
         fixed = {
-            k: v for k, v in self.hyperparameters.items() if not isinstance(v, HyperparameterSpec)
+            canonical(k): v
+            for k, v in self.hyperparameters.items()
+            if not isinstance(v, HyperparameterSpec)
         }
         return {**DEFAULT_HYPERPARAMETERS, **fixed}
 
@@ -297,7 +307,8 @@ class TrainingConfig(BaseModel):
         if specs:
             return specs
         space = {k: HyperparameterSpec.model_validate(v) for k, v in DEFAULT_SEARCH_SPACE.items()}
-        return {k: v for k, v in space.items() if k not in self.hyperparameters}
+        fixed = {canonical(name) for name in self.hyperparameters}
+        return {k: v for k, v in space.items() if k not in fixed}
 
     def objectives(self) -> tuple[str, ...]:
         """The objectives of the model's members: the job's own, else the default blend."""

@@ -56,6 +56,22 @@ KNOWN_HYPERPARAMETERS = frozenset(
 )
 
 HyperparameterValue = int | float | str | bool
+#: LightGBM's other names of the parameters the service names (LightGBM reads one of two
+#: names and ignores the other): a job's value under either replaces the default.
+ALIASES = {
+    "num_iterations": "n_estimators",
+    "bagging_fraction": "subsample",
+    "bagging_freq": "subsample_freq",
+    "feature_fraction": "colsample_bytree",
+    "min_data_in_leaf": "min_child_samples",
+    "lambda_l1": "reg_alpha",
+    "lambda_l2": "reg_lambda",
+}
+
+
+def canonical(name: str) -> str:
+    """The name the service gives a LightGBM parameter (``ALIASES``)."""
+    return ALIASES.get(name, name)
 
 #: The regression objectives a job may set (LightGBM's names and their aliases).
 OBJECTIVES = frozenset(
@@ -125,7 +141,12 @@ def hyperparameter_problems(values: dict[str, Any]) -> list[str]:
         and isinstance(value, HyperparameterSpec)
         and value.type in ("float", "loguniform")
     ]
-    return list(dict.fromkeys([*problems, *searched_as_floats]))
+    twice = [
+        f"{alias} and {name} are one LightGBM parameter: set one of them"
+        for alias, name in ALIASES.items()
+        if alias in values and name in values
+    ]
+    return list(dict.fromkeys([*problems, *searched_as_floats, *twice]))
 
 
 def value_problem(name: str, value: Any) -> str | None:

@@ -75,6 +75,27 @@ def test_whole_numbers_written_as_floats_are_whole_numbers() -> None:
     )
 
 
+def test_an_alias_replaces_the_default_and_leaves_the_search_space() -> None:
+    """num_iterations 40 had left the default n_estimators 300 beside it: the refits and
+    the stored parameters read 300. A fixed min_data_in_leaf had left its twin
+    min_child_samples searched, which LightGBM then ignored."""
+    config = _config({"num_iterations": 40, "min_data_in_leaf": 400}, enable_hpo=True)
+    params = config.lightgbm_params()
+    assert (params["n_estimators"], params["min_child_samples"]) == (40, 400)
+    assert "num_iterations" not in params
+    assert "min_child_samples" not in config.search_space()
+    assert "learning_rate" in config.search_space()
+    both = {"n_estimators": 40, "num_iterations": 50, "lambda_l2": 1.0}
+    searched = {"reg_lambda": {"type": "float", "low": 0.0, "high": 1.0}}
+    problems = hyperparameter_problems(
+        _config({**both, **searched}, enable_hpo=True).hyperparameters
+    )
+    assert problems == [
+        "num_iterations and n_estimators are one LightGBM parameter: set one of them",
+        "lambda_l2 and reg_lambda are one LightGBM parameter: set one of them",
+    ]
+
+
 def test_lightgbm_agrees_with_the_bounds() -> None:
     """The lowest values the ranges allow train, and so does every objective allowed; the
     values below them are LightGBM's errors too."""
