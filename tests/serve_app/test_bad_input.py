@@ -50,6 +50,11 @@ BAD_BODIES = [
         id="budget-per-series",
     ),
     pytest.param(
+        _with({"enable_hpo": True, "time_budget_s": 60}),
+        ["body", "config", "time_budget_s"],
+        id="budget-hpo",
+    ),
+    pytest.param(
         _with({"feature_set": "no_such_set"}), ["body", "config", "feature_set"], id="unknown-set"
     ),
     pytest.param(
