@@ -245,10 +245,11 @@ class Lifecycle:
         return None if running is None else running.cancelled
 
     async def record_trial(self, job_id: str, trial: TrialReport, progress: SearchProgress) -> None:
-        self._metrics.trial_finished(trial.state)
         running = self._running.get(job_id)
         if running is not None and running.search is not None:
-            await running.search.record(trial, progress)
+            written = await self._durably(running.search.record, trial, progress)
+            for fresh in written:  # a resumed search's finished trials are counted once
+                self._metrics.trial_finished(fresh.state)
 
     async def record_live_metrics(self, job_id: str, scores: dict[str, float]) -> None:
         running = self._running.get(job_id)

@@ -228,22 +228,24 @@ class SearchRecorder:
         self._recorded: set[int] | None = None
         self._search_experiment: str | None = None
 
-    async def record(self, trial: TrialReport, progress: SearchProgress) -> None:
+    async def record(self, trial: TrialReport, progress: SearchProgress) -> list[TrialReport]:
+        """Write the trial (with any a failed call left); the trials written now for the
+        first time (a resumed search reports its finished ones again)."""
         self._pending.append((trial, progress))
         async with self._lock:
             batch, self._pending = self._pending, []
             if not batch:
-                return  # an earlier caller wrote this trial with its own
+                return []  # an earlier caller wrote this trial with its own
             try:
                 await self._load()
                 assert self._recorded is not None
                 fresh = {t.number: (t, p) for t, p in batch if t.number not in self._recorded}
                 if fresh:
                     await self._record(list(fresh.values()))
-                    self._recorded.update(fresh)
             except BaseException:
-                self._pending[:0] = batch  # the next call retries them
+                self._pending[:0] = batch  # the next call retries those not written
                 raise
+            return [t for t, _ in fresh.values()]
 
     async def _load(self) -> None:
         if self._recorded is not None:
@@ -269,11 +271,13 @@ class SearchRecorder:
         if self._search_experiment is None:
             experiments.append(NewExperiment(SEARCH_EXPERIMENT))
         ids = await self._stores.experiments.create_experiments(job_id, experiments)
+        assert self._recorded is not None
+        self._recorded.update(trial.number for trial, _ in batch)  # a retry adds no twin
         if self._search_experiment is None:
             self._search_experiment = ids[-1]
-        best = [
-            MetricPoint("best_value", progress.best_value, trial.number)
-            for trial, progress in batch
+        best = [  # by trials finished: trials end out of their numbers' order
+            MetricPoint("best_value", progress.best_value, progress.finished)
+            for _, progress in batch
             if progress.best_value is not None
         ]
         if best:

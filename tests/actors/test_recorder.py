@@ -11,7 +11,7 @@ import pytest
 from actors.recorder import RunStores, SearchRecorder
 from db.experiments import ExperimentCatalog
 from db.jobs import JobStore
-from db.records import JobRecord, NewExperiment
+from db.records import JobRecord, MetricPoint, NewExperiment
 from domain.errors import ServiceUnavailable
 from domain.events import JobEvent
 from domain.jobs import ExperimentStatus
@@ -30,6 +30,7 @@ class CountingExperiments(ExperimentCatalog):
         self.store = store
         self.batches: list[int] = []
         self.fail_next = False
+        self.fail_next_metrics = False
 
     async def create_experiments(
         self, job_id: str, experiments: Sequence[NewExperiment]
@@ -40,6 +41,12 @@ class CountingExperiments(ExperimentCatalog):
         self.batches.append(len(experiments))
         await asyncio.sleep(0.02)  # a write that takes a while, as under load
         return await super().create_experiments(job_id, experiments)
+
+    async def log_metrics(self, experiment_id: str, points: Sequence[MetricPoint]) -> None:
+        if self.fail_next_metrics:
+            self.fail_next_metrics = False
+            raise ServiceUnavailable("database unavailable: test")
+        await super().log_metrics(experiment_id, points)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -90,7 +97,7 @@ async def test_trials_finishing_together_are_written_in_fewer_batches(
         curve = await catalog.metric_history(experiment.experiment_id, "validation_l1")
         assert [(p.step, p.value) for p in curve] == [(1, 22 - n), (2, 21 - n), (3, 20 - n)]
     best = await catalog.metric_history(written["search"].experiment_id, "best_value")
-    assert [p.step for p in best] == list(range(10))
+    assert [p.step for p in best] == list(range(1, 11))  # by trials finished
     updated = await store.get_job(job.job_id)
     assert updated.metrics is not None
     assert updated.metrics["trials_completed"] == 10
@@ -121,5 +128,22 @@ async def test_trials_whose_write_failed_are_written_by_the_next_report(
     with pytest.raises(ServiceUnavailable):
         await recorder.record(*trial(0, 15.0))
     await recorder.record(*trial(1, 14.0))
+    names = sorted(e.name for e in await experiments.of_job(job.job_id))
+    assert names == ["search", "trial 0", "trial 1"]
+
+
+async def test_a_write_failing_after_the_trials_were_created_adds_no_twin(
+    experiments: CountingExperiments,
+) -> None:
+    """The trials' rows committed, then the search's curve failed: the retry had created
+    them again."""
+    store = experiments.store
+    job = await running_job(store)
+    recorder = SearchRecorder(RunStores(store, experiments), job)
+    experiments.fail_next_metrics = True
+    with pytest.raises(ServiceUnavailable):
+        await recorder.record(*trial(0, 15.0))
+    written = await recorder.record(*trial(1, 14.0))
+    assert [t.number for t in written] == [1]
     names = sorted(e.name for e in await experiments.of_job(job.job_id))
     assert names == ["search", "trial 0", "trial 1"]
