@@ -31,9 +31,11 @@ from domain.errors import PipelineError, TrainingStopped
 from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.search.members import (
+    DEFAULT_TRIAL,
     NUMBER,
     WINDOW_ERRORS,
     default_choices,
+    is_default_trial,
     member_choices,
     starting_points,
     trial_objective,
@@ -59,13 +61,13 @@ def journal_storage(journal: Path) -> JournalStorage:
 
 
 def open_study(
-    storage: optuna.storages.BaseStorage, name: str, config: TrainingConfig
+    storage: optuna.storages.BaseStorage, name: str, config: TrainingConfig, seed: int = 0
 ) -> optuna.Study:
-    """Create the job's study, or load it to resume."""
+    """Create the job's study, or load it to resume (``seed``: added to the sampler's)."""
     return optuna.create_study(
         study_name=name,
         storage=storage,
-        sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED),
+        sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED + seed),
         pruner=pruner(config),
         direction="minimize",
         load_if_exists=True,
@@ -96,13 +98,17 @@ def search(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     durable = open_study(journal_storage(journal), study_name, config)
-    live = open_study(optuna.storages.InMemoryStorage(), study_name, config)
+    # A resumed search's sampler draws anew: seeded as the first, it would replay its draws.
+    done = len(durable.trials)
+    live = open_study(optuna.storages.InMemoryStorage(), study_name, config, seed=done)
     numbers = _resume(durable, live, config, report)
     space = {name: distribution(spec) for name, spec in config.search_space().items()}
     starts = starting_points(config)
-    if not numbers:
-        for point in starts:
-            live.enqueue_trial(point)
+    finished = [t for t in durable.trials if is_default_trial(t, starts)]
+    for point in starts:  # those a lost search had not finished run (again)
+        objective = point.get("objective")
+        if not any(t.params.get("objective") == objective for t in finished):
+            live.enqueue_trial(point, user_attrs={DEFAULT_TRIAL: True})
     to_start = config.n_trials - len(durable.trials)
     next_number = max(numbers, default=-1) + 1
     deadline = time.monotonic() + config.timeout_seconds if config.timeout_seconds else None
@@ -167,7 +173,7 @@ def _pruning_basis(
     """What a trial prunes against: the completed and running trials of its objective
     (each objective is a member: its trials compete among themselves);
     nothing for a default trial, the verdicts' baseline, which runs to its end."""
-    if trial.params in starts:
+    if is_default_trial(trial, starts):
         return EMPTY, []
     objective = trial_objective(config, trial.params)
     completed = [

@@ -16,7 +16,7 @@ import optuna
 
 from domain.comparison import verdict
 from pipeline.config import TrainingConfig
-from pipeline.hyperparameters import DEFAULT_HYPERPARAMETERS
+from pipeline.hyperparameters import DEFAULT_HYPERPARAMETERS, canonical
 
 logger = logging.getLogger(__name__)
 
@@ -24,26 +24,50 @@ logger = logging.getLogger(__name__)
 NUMBER = "number"
 #: The user attribute that holds a completed trial's errors per validation window.
 WINDOW_ERRORS = "window_errors"
+#: The user attribute that marks a default trial (``starting_points``).
+DEFAULT_TRIAL = "default_trial"
+#: LightGBM's own defaults of the parameters the service leaves to it, where a search's
+#: default trial starts them (its others are ``DEFAULT_HYPERPARAMETERS``).
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "max_depth": -1,
+    "min_split_gain": 0.0,
+    "min_child_weight": 1e-3,
+    "max_bin": 255,
+    "reg_lambda": 0.0,
+    "reg_alpha": 0.0,
+}
 
 
 def starting_points(config: TrainingConfig) -> list[dict[str, Any]]:
     """The first trials: the service's defaults (moved into the searched ranges), once per
     searched objective, so a search starts from what a plain job would train. They are
-    never pruned: every other trial of their objective is judged against them."""
-    defaults = {**DEFAULT_HYPERPARAMETERS, "reg_lambda": 0.0, "reg_alpha": 0.0}
+    never pruned: every other trial of their objective is judged against them. A parameter
+    without a default in its range (a seed, a categorical without it) is the sampler's.
+    Each is marked (``DEFAULT_TRIAL``) when enqueued: a sampled parameter makes it no
+    point of this list."""
+    defaults = {**LIGHTGBM_DEFAULTS, **DEFAULT_HYPERPARAMETERS}
     point: dict[str, Any] = {}
     objectives: list[Any] = [None]
     for name, spec in config.search_space().items():
+        default = defaults.get(canonical(name))
         if spec.type == "categorical":
             if name == "objective":
                 objectives = list(spec.choices or [])
-            elif defaults.get(name) in (spec.choices or []):
-                point[name] = defaults[name]
-        elif name in defaults and spec.low is not None and spec.high is not None:
-            value = min(max(float(defaults[name]), spec.low), spec.high)
+            elif default in (spec.choices or []):
+                point[name] = default
+        elif default is not None and spec.low is not None and spec.high is not None:
+            value = min(max(float(default), spec.low), spec.high)
             point[name] = round(value) if spec.type == "int" else value
     points = [point if o is None else {**point, "objective": o} for o in objectives]
     return [p for p in points if p]
+
+
+def is_default_trial(
+    trial: optuna.trial.FrozenTrial | optuna.trial.Trial, starts: list[dict[str, Any]]
+) -> bool:
+    """Whether ``trial`` is a default trial: marked so, or (journals written before the
+    mark) one of the ``starts``."""
+    return bool(trial.user_attrs.get(DEFAULT_TRIAL)) or trial.params in starts
 
 
 def trial_objective(config: TrainingConfig, params: dict[str, Any]) -> str:
@@ -78,8 +102,11 @@ def member_choices(
     for objective in objectives:
         own = [t for t in ranked if trial_objective(config, t.params) == objective]
         chosen = own[0] if own else ranked[0]
-        start = starts.get(objective) if own else None
-        if start is not None and (chosen is start or not _won(objective, chosen, start)):
+        # An objective without trials borrows the best trial's parameters only if they
+        # beat their own objective's default trial.
+        judged_by = objective if own else trial_objective(config, chosen.params)
+        start = starts.get(judged_by)
+        if start is not None and (chosen is start or not _won(judged_by, chosen, start)):
             members[objective] = default_member(config, objective)
             continue
         params = {**config.lightgbm_params(), **chosen.params, "objective": objective}
@@ -92,11 +119,13 @@ def default_choices(
     config: TrainingConfig, complete: list[optuna.trial.FrozenTrial]
 ) -> dict[str, tuple[dict[str, Any], int | None]]:
     """Per objective whose default-parameter trial (``starting_points``) completed, the
-    member a plain job trains (``default_member``)."""
-    return {
-        objective: default_member(config, objective)
-        for objective in _default_trials(config, complete)
-    }
+    member a plain job trains (``default_member``); with the objective not searched, each
+    of the job's objectives once one default trial completed (the ones without trials of
+    their own borrowed the searched one's)."""
+    completed = _default_trials(config, complete)
+    searched = config.search_space().get("objective")
+    objectives = list(completed) if searched is not None or not completed else config.objectives()
+    return {objective: default_member(config, objective) for objective in objectives}
 
 
 def default_member(config: TrainingConfig, objective: str) -> tuple[dict[str, Any], None]:
@@ -113,7 +142,9 @@ def _default_trials(
 ) -> dict[str, optuna.trial.FrozenTrial]:
     starts = starting_points(config)
     return {
-        trial_objective(config, trial.params): trial for trial in complete if trial.params in starts
+        trial_objective(config, trial.params): trial
+        for trial in complete
+        if is_default_trial(trial, starts)
     }
 
 

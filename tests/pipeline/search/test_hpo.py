@@ -14,7 +14,7 @@ from domain.jobs import ExperimentStatus
 from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
 from pipeline.search.hpo import journal_storage, search
-from pipeline.search.members import NUMBER, default_member, trial_objective
+from pipeline.search.members import DEFAULT_TRIAL, NUMBER, default_member, trial_objective
 from pipeline.search.pruning import EMPTY, PruningHistory
 from pipeline.search.runner import TrialPreempted
 from pipeline.search.trials import run_trial
@@ -387,3 +387,54 @@ def test_a_trial_prunes_against_running_trials_of_its_own_objective_only(
     assert {own for own, _ in asked} == {"regression", "regression_l1"}
     assert any(peers for _, peers in asked), "no trial ran beside another"
     assert all(peer == own for own, peers in asked for peer in peers), asked
+
+
+def test_a_default_trial_starts_every_parameter_with_a_default_and_stays_the_baseline(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    """max_depth has no service default (LightGBM's -1 is), and a seed none at all: the
+    default trial had taken a sampled max_depth, been no point of the starts, and the
+    search had skipped the test against the defaults and their member."""
+    searched = config(
+        n_trials=3,
+        hyperparameters={
+            "max_depth": {"type": "int", "low": 3, "high": 12},
+            "feature_fraction": {"type": "float", "low": 0.5, "high": 1.0},
+            "seed": {"type": "int", "low": 1, "high": 1000},
+            "n_estimators": 40,
+        },
+    )
+    trials = InProcessTrials(data, searched)
+    result = search(searched, tmp_path / "j", "j", lambda: 1, trials, lambda *_: None)
+    first = trials.params[0]
+    assert (first["max_depth"], first["feature_fraction"]) == (3, 0.8)  # -1 clipped; 0.8
+    study = optuna.load_study(study_name="j", storage=journal_storage(tmp_path / "j"))
+    assert [t.user_attrs.get(DEFAULT_TRIAL, False) for t in study.trials] == [True, False, False]
+    assert set(result.defaults) == {"regression", "regression_l1"}
+
+
+class LostAfterTwo(InProcessTrials):
+    """The search is lost while its default trial (0) still runs and two others ended."""
+
+    def wait(self, pending: list[Any], timeout: float) -> list[Any]:
+        ended = [h for h in pending if h.outcome.number != 0]
+        if not ended and len(self.started) >= 3:
+            raise RuntimeError("the orchestrator restarted")
+        return ended
+
+
+def test_a_resumed_search_runs_its_unfinished_default_trial_and_draws_anew(
+    data: PreparedData, tmp_path: Path
+) -> None:
+    journal = tmp_path / "job.journal"
+    lost = LostAfterTwo(data, config(n_trials=3))
+    with pytest.raises(RuntimeError, match="restarted"):
+        search(config(n_trials=3), journal, "job", lambda: 3, lost, lambda *_: None)
+    study = optuna.load_study(study_name="job", storage=journal_storage(journal))
+    assert sorted(t.user_attrs[NUMBER] for t in study.trials) == [1, 2]
+
+    resumed = InProcessTrials(data, config(n_trials=5))
+    result = search(config(n_trials=5), journal, "job", lambda: 1, resumed, lambda *_: None)
+    assert resumed.params[0] == lost.params[0]  # the defaults, run this time
+    assert not any(p in lost.params[1:3] for p in resumed.params[1:])  # no draw replayed
+    assert "regression" in result.defaults

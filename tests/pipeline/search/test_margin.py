@@ -15,6 +15,7 @@ from pipeline.scoring.windows import WINDOWS, window_origins
 from pipeline.search.members import (
     NUMBER,
     WINDOW_ERRORS,
+    default_choices,
     default_member,
     member_choices,
     starting_points,
@@ -86,3 +87,34 @@ def test_the_defaults_stay_unless_a_trial_beat_them_by_the_margin() -> None:
     for frozen in complete:
         frozen.user_attrs.pop(WINDOW_ERRORS)
     assert member_choices(CONFIG, complete)["regression"][1] == 52
+
+
+def test_an_objective_without_trials_borrows_only_parameters_that_beat_the_defaults() -> None:
+    """Only learning_rate searched: every trial is L2, and the L1 member had taken the
+    best trial's parameters even when they lost to the default trial."""
+    config = TrainingConfig.model_validate(
+        {
+            "feature_set": "s",
+            "target_variable": "y",
+            "enable_hpo": True,
+            "hyperparameters": {"learning_rate": {"type": "float", "low": 0.01, "high": 0.3}},
+        }
+    )
+    [start] = starting_points(config)
+    space = config.search_space()
+
+    def tried(number: int, rate: float, errors: list[float]) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(
+            value=float(np.mean(errors)),
+            params={"learning_rate": rate},
+            distributions={"learning_rate": distribution(space["learning_rate"])},
+            user_attrs={NUMBER: number, "best_iteration": 40, WINDOW_ERRORS: errors},
+        )
+
+    lucky = [tried(0, start["learning_rate"], [10.0] * 4), tried(1, 0.02, [9.0, 11.0, 9.2, 10.4])]
+    members = member_choices(config, lucky)
+    assert members["regression_l1"] == default_member(config, "regression_l1")
+    assert set(default_choices(config, lucky)) == {"regression", "regression_l1"}
+    better = [lucky[0], tried(1, 0.02, [9.0, 9.1, 8.9, 9.0])]
+    borrowed, rounds = member_choices(config, better)["regression_l1"]
+    assert (borrowed["learning_rate"], rounds) == (0.02, None)
