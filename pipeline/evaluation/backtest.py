@@ -33,7 +33,7 @@ from pipeline.store.feature_store import FeatureSetSchema
 from pipeline.summaries import BacktestSummary, WindowResult
 from pipeline.training.blend import Member, blend_predict, quantile_forecasts
 from pipeline.training.boosters import booster_on
-from pipeline.training.fitting import ROUND_ALIASES
+from pipeline.training.fitting import trained_params
 from pipeline.training.level import Level
 from pipeline.training.train import TrainedModel
 
@@ -82,8 +82,7 @@ def _recipes(members: Sequence[Member]) -> tuple[BoosterRecipe, ...]:
 def _params(booster: lgb.Booster) -> dict[str, Any]:
     """``booster``'s parameters for one thread, without the rounds it was trained with
     (an early-stopped booster's are its ceiling), which would override the recipe's."""
-    params = {k: v for k, v in booster.params.items() if k not in ROUND_ALIASES}
-    return {**params, "num_threads": 1}
+    return {**trained_params(booster), "num_threads": 1}
 
 
 def _train(

@@ -26,7 +26,7 @@ from pipeline.config import TrainingConfig
 from pipeline.features.preprocess import PreparedData
 from pipeline.training.blend import Blend, Member
 from pipeline.training.boosters import booster_on, grown_rounds
-from pipeline.training.fitting import ROUND_ALIASES, booster_params
+from pipeline.training.fitting import booster_params, trained_params
 from pipeline.training.train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -43,15 +43,15 @@ def refit_on_all_rows(
     y = np.concatenate([data.train.y, validation.y, test.y])
     if model.level is not None:  # its boosters forecast the target relative to a level
         y = y - model.level.of(X)
-    fitted_rows = data.train_rows + len(validation.y)
+    # The rows the members' rounds were found on: with no refit, the training part's.
+    fitted_rows = data.train_rows + (len(validation.y) if config.refit != "none" else 0)
     ceiling = booster_params(config.lightgbm_params(), 1)[1]
 
     def refitted(members: Sequence[Member]) -> tuple[Member, ...]:
         out = []
         for member in members:
-            rounds = grown_rounds(member.rounds, fitted_rows, len(test.y), ceiling)
-            params = {k: v for k, v in member.booster.params.items() if k not in ROUND_ALIASES}
-            params["num_threads"] = num_threads
+            rounds = grown_rounds(member.rounds, fitted_rows, len(y) - fitted_rows, ceiling)
+            params = {**trained_params(member.booster), "num_threads": num_threads}
             out.append(
                 replace(member, booster=booster_on(data, X, y, params, rounds), rounds=rounds)
             )

@@ -20,6 +20,7 @@ from pipeline.settings import PipelineSettings
 from pipeline.stages import Stage
 from pipeline.storage import Location
 from pipeline.store.feature_store import FeatureStore
+from pipeline.training.boosters import grown_rounds
 
 SMALL = {"n_estimators": 40, "learning_rate": 0.2}
 
@@ -114,3 +115,28 @@ def test_a_final_refit_trains_in_one_process() -> None:
     for other in ({"per_series": True}, {"distributed": {"workers": 2}}):
         with pytest.raises(ValidationError, match="refit_on_all_rows is not supported"):
             config(refit_on_all_rows=True, **other)
+
+
+def test_with_no_refit_the_final_rounds_grow_from_the_training_part(
+    demo_store: FeatureStore, tmp_path: Path
+) -> None:
+    """With refit 'none' the rounds were found on the training part alone: they grow by
+    all rows over those (they had grown over training and validation rows)."""
+    hyperparameters = {"n_estimators": 1000, "learning_rate": 0.2}
+    artifacts = []
+    for final in (False, True):
+        context = JobContext(
+            job_id=f"job-none-{final}",
+            tenant_id="tenant-a",
+            model_type=ModelType.FORECAST,
+            model_name=f"none-{final}",
+            config=config(refit="none", refit_on_all_rows=final, hyperparameters=hyperparameters),
+        )
+        settings = PipelineSettings(features_dir=str(demo_store.root), artifacts_dir=str(tmp_path))
+        saved, _ = run_in_process(context, settings)
+        artifacts.append(load_artifact(Location(saved.artifact_uri)))
+    data = preprocess(demo_store.load("forecast_basic"), config())
+    rows = data.train_rows + len(data.validation.y) + len(data.test.y)
+    for found, final in zip(*(a.metadata["members"] for a in artifacts), strict=True):
+        expected = grown_rounds(found["rounds"], data.train_rows, rows - data.train_rows, 1000)
+        assert final["rounds"] == expected

@@ -21,7 +21,7 @@ from pipeline.training.fitters import (
     InProcessFitter,
     budget_plan,
 )
-from pipeline.training.fitting import Fitted, fit_and_refit
+from pipeline.training.fitting import NETWORK_PARAMETERS, Fitted, fit_and_refit, trained_params
 from pipeline.training.train import MemberPlan, assemble, train
 
 ROUNDS = 300
@@ -137,3 +137,24 @@ def test_a_member_planned_twice_is_fitted_once_and_counts_twice(data: PreparedDa
     weighted = (2 * np.asarray(first.booster.predict(X)) + second.booster.predict(X)) / 3
     assert np.allclose(blend_predict(model.members, X), weighted)
     assert not np.allclose(blend_predict(once.members, X), weighted)
+
+
+def test_a_boosters_parameters_to_train_another_leave_out_its_rounds_and_network() -> None:
+    """A data-parallel fit served with refit 'none' keeps its workers' network in its
+    parameters: a backtest or final refit training on them alone had waited for peers."""
+    import lightgbm as lgb
+
+    booster = lgb.train(
+        {"objective": "regression_l1", "num_leaves": 7, "verbose": -1, "num_threads": 1},
+        lgb.Dataset(np.arange(60.0).reshape(30, 2), np.arange(30.0)),
+        num_boost_round=3,
+    )
+    network = {"tree_learner": "data", "num_machines": 2, "machines": "10.0.0.1:1,10.0.0.2:1"}
+    booster.params.update({**network, "pre_partition": True, "n_estimators": 300})
+    params = trained_params(booster)
+    assert not NETWORK_PARAMETERS & set(params)
+    assert "n_estimators" not in params
+    assert (params["objective"], params["num_leaves"]) == ("regression_l1", 7)
+    # With the network kept, LightGBM refuses: "Cannot find any ip and port".
+    again = lgb.train(params, lgb.Dataset(np.arange(60.0).reshape(30, 2), np.arange(30.0)), 2)
+    assert again.num_trees() >= 1
