@@ -171,9 +171,11 @@ def default_spec(frame: FeatureFrame, config: TrainingConfig) -> FeatureSpec:
     if config.end_date is not None:
         data = data[stamps < pd.Timestamp(config.end_date)]
         stamps = data[frame.schema.timestamp_column]
-    if config.start_date is not None:
-        stamps = stamps[stamps >= pd.Timestamp(config.start_date)]
+    if config.start_date is not None:  # rows before it are history, for the warm-up
+        data = data[stamps >= pd.Timestamp(config.start_date)]
+        stamps = data[frame.schema.timestamp_column]
     column = frame.schema.series_column
+    # The series with rows from the start on: one that stopped before has nothing to fit.
     series = tuple(sorted(data[column].astype(str).unique())) if column else None
     first, last = (stamps.min(), stamps.max()) if len(stamps) else (None, None)
     return spec_for(series_step(frame), first, last, series, config)

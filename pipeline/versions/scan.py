@@ -55,8 +55,8 @@ def scan_keys(
     end: datetime | None,
 ) -> SetKeys:
     """The rows, series, buckets and time span of version ``schema``'s rows (``dataset``)
-    before ``end``, read batch by batch from the key columns alone (the span counts from
-    ``start``)."""
+    before ``end``, read batch by batch from the key columns alone (the span and the
+    series count from ``start``: rows before it are history)."""
     partitioned = BUCKET_COLUMN in dataset.schema.names
     series_column, stamp_column = schema.series_column, schema.timestamp_column
     columns = [c for c in (stamp_column, series_column) if c]
@@ -68,17 +68,24 @@ def scan_keys(
     scanner = dataset.scanner(
         columns=columns, filter=row_filter(schema, dataset, None, end, None, None)
     )
+    since: set[str] = set()  # the series with rows from ``start`` on
     for batch in scanner.to_batches():
         rows += batch.num_rows
         count_rows(batch, series_column, partitioned, counts)
         stamps = batch[stamp_column]
         if start is not None:
-            stamps = stamps.filter(pc.greater_equal(stamps, utc(start)))
+            recent = pc.greater_equal(stamps, utc(start))
+            stamps = stamps.filter(recent)
+            if series_column:
+                names = batch[series_column].filter(recent).cast(pa.string()).unique()
+                since.update(names.to_pylist())
         if len(stamps):
             low, high = (pd.Timestamp(v.as_py()) for v in pc.min_max(stamps).values())
             first = low if first is None else min(first, low)
             last = high if last is None else max(last, high)
     names = {name for per_series in counts.values() for name in per_series}
+    if start is not None:
+        names &= since
     return SetKeys(
         rows=rows,
         first=first,

@@ -214,3 +214,28 @@ def test_a_batch_forecast_routes_each_series_to_its_model(
         )
         mine = table[table["series"] == name].reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, own)
+
+
+def test_a_series_that_stopped_before_the_start_date_is_not_one_of_the_models(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A meter retired in the set's first days, and a job starting after them: its rows
+    had made it a series the per-series job had to fit, and the job failed on it."""
+    frame = meters()
+    first = frame["timestamp"].min()
+    retired = (frame["meter"] == "m2") & (frame["timestamp"] >= first + pd.Timedelta(days=5))
+    store = meters_store(tmp_path_factory, frame[~retired].reset_index(drop=True))
+    start = (first + pd.Timedelta(days=10)).isoformat()
+    context = JobContext(
+        "job-1", "tenant-a", ModelType.FORECAST, "meters", config(per_series=True, start_date=start)
+    )
+    settings = PipelineSettings(
+        features_dir=str(store.root), artifacts_dir=str(tmp_path_factory.mktemp("artifacts"))
+    )
+    saved, _ = run_in_process(context, settings)
+    artifact = load_artifact(Location(saved.artifact_uri))
+    assert sorted(e["series"] for e in artifact.metadata["per_series"]) == ["m0", "m1"]
+    # The data-parallel path reads the set's keys alone, and agrees.
+    keys = store.keys("meters", pd.Timestamp(start).to_pydatetime())
+    assert keys.series == ("m0", "m1")
+    assert store.keys("meters").series == ("m0", "m1", "m2")
