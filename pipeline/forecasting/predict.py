@@ -280,8 +280,6 @@ def _frame(
         infinite = np.flatnonzero(np.isinf(frame[name].to_numpy()))
         if infinite.size:
             raise InvalidRequest(f"{FIELD}.{int(infinite[0])}.{name}", f"{name} is infinite")
-    for name in schema.covariates:  # after conversion: "" is no value either
-        _no_nulls(frame, name)
     keys = [c for c in (schema.series_column, schema.timestamp_column) if c]
     if frame.duplicated(keys).any():
         raise InvalidRequest(FIELD, f"duplicate rows for the same {' and '.join(keys)}")
@@ -290,9 +288,7 @@ def _frame(
     return frame
 
 
-def _rows_after_last_known(
-    group: pd.DataFrame, ts: str, target: str, horizon: int
-) -> pd.Timestamp:
+def _rows_after_last_known(group: pd.DataFrame, ts: str, target: str, horizon: int) -> pd.Timestamp:
     """The time of a series' row ``horizon`` rows after its last known target (its last
     row if it ends sooner; before its first, with no target known)."""
     known = np.flatnonzero(group[target].notna().to_numpy())
