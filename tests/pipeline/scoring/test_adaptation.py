@@ -143,3 +143,19 @@ def test_only_the_wanted_rows_are_rescaled_and_as_if_all_were() -> None:
     some = RecentMisses().adapt(replace(everything, wanted=wanted), QUANTILES)
     assert np.array_equal(some[-24:], RecentMisses().adapt(everything, QUANTILES)[-24:])
     assert np.array_equal(some[:-24], everything.bounds[:-24])
+
+
+def test_a_cadence_the_window_holds_fewer_than_four_steps_of_keeps_the_calibration() -> None:
+    """Months: the 28-day window holds one miss at most, which had rescaled the next
+    month's interval by itself. Weeks (four in the window) still adapt."""
+    misses = np.full(60, 2.0)
+    for step, adapts in ((pd.Timedelta(days=31), False), (pd.Timedelta(days=7), True)):
+        stamps = pd.date_range("2020-01-01", periods=60, freq=step)
+        forecasts = replace(
+            rows(misses, out_of_sample_from=stamps[0]),
+            timestamps=stamps.to_numpy(),
+            step=step,
+            lead=step,
+        )
+        adapted = RecentMisses().adapt(forecasts, QUANTILES)
+        assert np.array_equal(adapted, forecasts.bounds) is not adapts
