@@ -23,9 +23,23 @@ def is_calendar(step: pd.Timedelta) -> bool:
 
 def calendar_frequency(stamps: pd.Series) -> str | None:
     """The frequency a set's last distinct timestamps follow (``MS``, ``ME``, ``QS-JAN``,
-    or a fixed ``28D``); None if they follow none pandas names."""
+    or a fixed ``28D``); with a period missing among them, the one their gaps are whole
+    multiples of (``3MS``: quarter starts; ``28D``); None if they follow none."""
     recent = pd.DatetimeIndex(stamps.dropna().drop_duplicates().sort_values().iloc[-12:])
-    return pd.infer_freq(recent) if len(recent) >= 3 else None
+    if len(recent) < 3:
+        return None
+    found = pd.infer_freq(recent)
+    if found is not None:
+        return found
+    months = np.diff(recent.year * 12 + recent.month)
+    midnight = bool((recent == recent.normalize()).all())
+    if midnight and (recent.day == 1).all() and months.min() > 0:
+        return f"{np.gcd.reduce(months)}MS"
+    if midnight and recent.is_month_end.all() and months.min() > 0:
+        return f"{np.gcd.reduce(months)}ME"
+    gaps = np.diff(recent.as_unit("s").asi8)
+    unit = int(np.gcd.reduce(gaps))
+    return f"{unit}s" if unit > 0 and unit % 86_400 == 0 else None
 
 
 def shifted(

@@ -55,3 +55,19 @@ def test_local_midnights_across_a_daylight_saving_change_are_a_day_apart() -> No
     assert regular(gaps, pd.Timedelta(days=1)).all()
     two_days = pd.Series(pd.to_timedelta(["2D", "1D 22h"]))
     assert regular(two_days, pd.Timedelta(days=1)).tolist() == [False, False]
+
+
+def test_a_missing_period_leaves_the_frequency_its_gaps_are_multiples_of() -> None:
+    """One period missing among the last twelve: pandas names no frequency, and 28-day
+    data had been stepped by calendar months (+29, +58, +88 days), off its own dates."""
+    cases = [
+        ("2024-01-01", "28D", pd.Timedelta(days=28), ["2025-01-27", "2025-02-24"]),
+        ("2020-01-01", "MS", DAYS_31, ["2021-03-01", "2021-04-01"]),
+        ("2020-01-01", "QS", pd.Timedelta(days=91), ["2023-07-01", "2023-10-01"]),
+        ("2020-01-31", "ME", DAYS_31, ["2021-03-31", "2021-04-30"]),
+    ]
+    for first, frequency, step, expected in cases:
+        stamps = pd.date_range(first, periods=14, freq=frequency, tz="UTC").delete(10)
+        found = calendar_frequency(two_series(stamps))
+        moved = shifted(pd.DatetimeIndex([stamps[-1]] * 2), np.array([1, 2]), step, found)
+        assert [d.strftime("%Y-%m-%d") for d in moved] == expected, frequency
