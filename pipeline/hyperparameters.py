@@ -73,6 +73,7 @@ def canonical(name: str) -> str:
     """The name the service gives a LightGBM parameter (``ALIASES``)."""
     return ALIASES.get(name, name)
 
+
 #: The regression objectives a job may set (LightGBM's names and their aliases).
 OBJECTIVES = frozenset(
     {
