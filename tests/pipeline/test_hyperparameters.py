@@ -66,10 +66,10 @@ def test_whole_numbers_written_as_floats_are_whole_numbers() -> None:
     searched = _config(
         {"num_leaves": spec, "learning_rate": {**spec, "choices": [0.1, 1.0]}}, enable_hpo=True
     )
-    leaves = searched.hyperparameters["num_leaves"].choices
+    leaves = searched.search_space()["num_leaves"].choices
     assert leaves == [15, 63]
     assert all(type(choice) is int for choice in leaves)
-    assert searched.hyperparameters["learning_rate"].choices == [0.1, 1.0]
+    assert searched.search_space()["learning_rate"].choices == [0.1, 1.0]
     lgb.train(
         {"num_leaves": leaves[0], "verbose": -1}, lgb.Dataset(np.ones((30, 1)), np.arange(30.0)), 1
     )
