@@ -69,6 +69,16 @@ ALIASES = {
 }
 
 
+#: How a data-parallel fit's workers reach each other (``pipeline.distributed``): kept in
+#: its booster's parameters, they would have a later fit in one process wait for peers.
+NETWORK_PARAMETERS = frozenset(
+    {
+        *("tree_learner", "num_machines", "machines", "machine_list_filename"),
+        *("local_listen_port", "time_out", "pre_partition"),
+    }
+)
+
+
 def canonical(name: str) -> str:
     """The name the service gives a LightGBM parameter (``ALIASES``)."""
     return ALIASES.get(name, name)

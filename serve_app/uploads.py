@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from domain.errors import ServiceUnavailable, TooLarge
-from pipeline.versions.importing import ImportLimits
+from pipeline.versions.reading import ImportLimits
 
 
 @dataclass(frozen=True)

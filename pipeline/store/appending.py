@@ -43,9 +43,7 @@ from pipeline.versions.importing import (
     BUCKET_COLUMN,
     YEAR_COLUMN,
     Columns,
-    ImportLimits,
     ImportStats,
-    Source,
     validated,
     write_tables,
 )
@@ -57,6 +55,7 @@ from pipeline.versions.parts import (
     version_dataset,
     write_flat,
 )
+from pipeline.versions.reading import ImportLimits, Source
 from pipeline.versions.schema import APPEND, VERSIONS_DIR, DataPart, FeatureSetSchema
 
 REFUSE, REPLACE = "refuse", "replace"

@@ -45,12 +45,11 @@ from pipeline.versions import publication, retention
 from pipeline.versions.importing import (
     LABEL_COLUMN,
     Columns,
-    ImportLimits,
-    Source,
     typical_step,
     write_partitioned,
 )
 from pipeline.versions.parts import version_dataset
+from pipeline.versions.reading import ImportLimits, Source
 from pipeline.versions.scan import row_filter, scan_keys
 from pipeline.versions.schema import (
     TENANTS_DIR,

@@ -35,15 +35,13 @@ logger = logging.getLogger(__name__)
 def refit_on_all_rows(
     model: TrainedModel, data: PreparedData, config: TrainingConfig, num_threads: int
 ) -> TrainedModel:
-    """``model`` with every booster (point and quantile members) refitted on training,
-    validation and test rows with the same parameters, its rounds grown with the test
-    part's rows as a refit's grow with the validation part's (``grown_rounds``)."""
+    """``model`` with every booster (point and quantile members) refitted on every row, its
+    rounds grown with the rows added to those they were found on (``grown_rounds``)."""
     validation, test = data.validation.unlabelled(), data.test.unlabelled()
     X = np.vstack([data.train.X, validation.X, test.X])
     y = np.concatenate([data.train.y, validation.y, test.y])
     if model.level is not None:  # its boosters forecast the target relative to a level
         y = y - model.level.of(X)
-    # The rows the members' rounds were found on: with no refit, the training part's.
     fitted_rows = data.train_rows + (len(validation.y) if config.refit != "none" else 0)
     ceiling = booster_params(config.lightgbm_params(), 1)[1]
 
@@ -59,10 +57,10 @@ def refit_on_all_rows(
 
     members = refitted(model.members)
     logger.info(
-        "refitted on every row (%d: training + validation + test, %d more than the scored "
-        "model saw): %s",
+        "refitted on every row (%d: training + validation + test, %d more than the rounds "
+        "were found on): %s",
         len(y),
-        len(data.test.y),
+        len(y) - fitted_rows,
         ", ".join(f"{m.objective} {m.rounds} rounds" for m in members),
     )
     scored = Blend(model.members, model.quantile_members, model.calibration, model.level)

@@ -17,24 +17,17 @@ import numpy as np
 
 from pipeline.config import RefitMethod
 from pipeline.features.preprocess import PreparedData
+from pipeline.hyperparameters import NETWORK_PARAMETERS
 from pipeline.training.boosters import grown_rounds
 from pipeline.training.callbacks import Callback, log_progress
 
 VALIDATION_METRICS = ("l1", "l2")
 ROUND_ALIASES = ("n_estimators", "num_iterations")
-#: How a data-parallel fit's workers reach each other (``pipeline.distributed``): kept in
-#: its booster's parameters, they would have a later fit in one process wait for peers.
-NETWORK_PARAMETERS = frozenset(
-    {
-        *("tree_learner", "num_machines", "machines", "machine_list_filename"),
-        *("local_listen_port", "time_out", "pre_partition"),
-    }
-)
 
 
 def trained_params(booster: lgb.Booster) -> dict[str, Any]:
-    """The parameters ``booster`` was trained with, to train another like it: without its
-    rounds (an early-stopped booster's are its ceiling) or a data-parallel fit's network."""
+    """``booster``'s parameters for another like it: not its rounds (early stopping's
+    ceiling) nor a data-parallel fit's network."""
     dropped = NETWORK_PARAMETERS.union(ROUND_ALIASES)
     return {k: v for k, v in booster.params.items() if k not in dropped}
 

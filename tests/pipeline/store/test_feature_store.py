@@ -18,7 +18,7 @@ from domain.errors import FeatureSetNotFound, InvalidFeatureSet
 from pipeline.storage import Location
 from pipeline.store.demo import load_series, with_anomalies
 from pipeline.store.feature_store import FeatureStore
-from pipeline.versions import importing as feature_import
+from pipeline.versions import reading
 
 
 def test_round_trip_keeps_schema_and_rows(store: FeatureStore) -> None:
@@ -254,7 +254,7 @@ def test_a_set_stored_before_versions_reads_and_is_kept_when_replaced(store: Fea
 def test_a_file_streams_in_batches_and_checks_repeats_across_them(
     store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(feature_import, "BATCH_ROWS", 50)
+    monkeypatch.setattr(reading, "BATCH_ROWS", 50)
     table = _meters(60)
     table["load_kw"] = table["load_kw"].round()  # whole numbers first ...
     table.loc[len(table) - 1, "load_kw"] = 1.5  # ... a decimal in the last batch

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.config import RefitMethod, TrainingConfig
 from pipeline.features.preprocess import PreparedData, preprocess
+from pipeline.hyperparameters import NETWORK_PARAMETERS
 from pipeline.store.feature_store import FeatureStore
 from pipeline.training.blend import blend_predict
 from pipeline.training.boosters import grown_rounds
@@ -21,7 +22,7 @@ from pipeline.training.fitters import (
     InProcessFitter,
     budget_plan,
 )
-from pipeline.training.fitting import NETWORK_PARAMETERS, Fitted, fit_and_refit, trained_params
+from pipeline.training.fitting import Fitted, fit_and_refit, trained_params
 from pipeline.training.train import MemberPlan, assemble, train
 
 ROUNDS = 300
