@@ -38,8 +38,8 @@ def calendar_frequency(stamps: pd.Series) -> str | None:
     if midnight and recent.is_month_end.all() and months.min() > 0:
         return f"{np.gcd.reduce(months)}ME"
     gaps = np.diff(recent.as_unit("s").asi8)
-    unit = int(np.gcd.reduce(gaps))
-    return f"{unit}s" if unit > 0 and unit % 86_400 == 0 else None
+    unit = int(np.gcd.reduce(gaps))  # whole days of four weeks or more: 28-day data
+    return f"{unit}s" if unit >= 28 * 86_400 and unit % 86_400 == 0 else None
 
 
 def shifted(

@@ -71,3 +71,10 @@ def test_a_missing_period_leaves_the_frequency_its_gaps_are_multiples_of() -> No
         found = calendar_frequency(two_series(stamps))
         moved = shifted(pd.DatetimeIndex([stamps[-1]] * 2), np.array([1, 2]), step, found)
         assert [d.strftime("%Y-%m-%d") for d in moved] == expected, frequency
+    # Months on the 15th have no name in pandas: they step by months, not by the days
+    # their gaps share.
+    mid = pd.date_range("2023-01-15", periods=12, freq="MS", tz="UTC") + pd.Timedelta(days=14)
+    found = calendar_frequency(two_series(mid))
+    assert found is None
+    moved = shifted(pd.DatetimeIndex([mid[-1]] * 2), np.array([1, 2]), DAYS_31, found)
+    assert [d.strftime("%Y-%m-%d") for d in moved] == ["2024-02-15", "2024-03-15"]
