@@ -63,6 +63,13 @@ class JobValidator:
         problems = hyperparameter_problems(config.hyperparameters)
         if problems:
             raise InvalidRequest("config.hyperparameters", "; ".join(problems))
+        # Refused here, not by the config's own checks: a job stored with both still loads.
+        if config.enable_hpo and config.time_budget_s is not None:
+            raise InvalidRequest(
+                "config.time_budget_s",
+                "time_budget_s with enable_hpo is not supported (it bounds one fit, not a "
+                "search: bound the search with n_trials); drop one of them",
+            )
         features = self._features.for_tenant(tenant_id)
         if not features.exists(config.feature_set):
             known = [s.name for s in features.list()]

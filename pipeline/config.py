@@ -239,11 +239,6 @@ class TrainingConfig(BaseModel):
                 "time_budget_s with per_series is not supported (each series trains in its "
                 "own task); drop one of them"
             )
-        if budget is not None and info.data.get("enable_hpo"):
-            raise ValueError(
-                "time_budget_s with enable_hpo is not supported (it bounds one fit, not a "
-                "search: bound the search with n_trials); drop one of them"
-            )
         return budget
 
     @field_validator("per_series")

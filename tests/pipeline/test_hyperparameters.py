@@ -136,3 +136,10 @@ def test_a_search_range_is_checked_at_its_bounds_choices_and_kind() -> None:
     [fractional] = problems({"num_leaves": {"type": "float", "low": 8, "high": 64}})
     assert "search it as int" in fractional
     assert problems({"num_leaves": {"type": "int", "low": 2, "high": 64}}) == []
+
+
+def test_a_config_stored_with_a_combination_refused_since_still_loads() -> None:
+    """time_budget_s with enable_hpo is refused at submission; a job queued before loads
+    (a refusal in the config itself had stopped the orchestrator from loading its queue)."""
+    stored = _config({}, enable_hpo=True, time_budget_s=60)
+    assert (stored.enable_hpo, stored.time_budget_s) == (True, 60)
