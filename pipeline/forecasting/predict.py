@@ -32,7 +32,7 @@ from pipeline.features.build import (
     FeatureSpec,
     build_features,
 )
-from pipeline.features.steps import is_calendar, regular
+from pipeline.features.steps import DAY, DST_SHIFT, is_calendar, regular
 from pipeline.models.artifacts import ModelArtifact, out_of_sample_from
 from pipeline.scoring.detector import detector_of
 from pipeline.scoring.events import AnomalyEvent
@@ -167,11 +167,12 @@ def within_reach(
     """The rows no more than a horizon after their series' last known target: further out,
     the horizon's own lag is the unknown future. Calendar steps (28 to 31 days) are
     counted in rows, which step evenly (``_no_gaps``): nine months of 31 days with slack
-    had reached a tenth month."""
+    had reached a tenth month. Steps of days reach an hour further: a local midnight is
+    25 hours after the one before across a daylight-saving change."""
     ts, target = schema.timestamp_column, schema.target_column
     known = frame[frame[target].notna()]
     stamps = known[ts]
-    reach = spec.horizon * spec.step
+    reach = spec.horizon * spec.step + (DST_SHIFT if spec.step >= DAY else pd.Timedelta(0))
     if not len(stamps):
         keep = np.zeros(len(matrix.target), dtype=bool)
     elif is_calendar(spec.step):

@@ -154,3 +154,33 @@ def test_a_quarterly_request_is_forecast_a_quarter_of_92_days_ahead(tmp_path: Pa
     ]
     served = predict_rows(artifact, body).rows
     assert [p.timestamp for p in served if p.actual is None] == [rows["timestamp"].iloc[-1]]
+
+
+def test_a_daily_request_across_a_daylight_saving_change_is_served(tmp_path: Path) -> None:
+    """Local midnights are 25 hours apart across October's change: the request had been
+    refused as uneven, then its future row fell an hour past a horizon of 24 hours."""
+    days = pd.date_range("2022-01-01", "2024-10-28", freq="D", tz="Europe/Berlin")
+    rng = np.random.default_rng(3)
+    load = 100 + 10 * np.sin(2 * np.pi * np.arange(len(days)) / 7) + rng.normal(0, 1, len(days))
+    frame = pd.DataFrame({"timestamp": days.tz_convert("UTC"), "load_kw": load})
+    store = FeatureStore(Location(str(tmp_path / "features")))
+    store.put("daily", frame, timestamp_column="timestamp", target_column="load_kw")
+    config = TrainingConfig(
+        feature_set="daily",
+        target_variable="load_kw",
+        horizon=1,
+        quantiles=[],
+        hyperparameters={"n_estimators": 20},
+    )
+    context = JobContext("job-d", "tenant-a", ModelType.FORECAST, "daily", config)
+    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(tmp_path / "a"))
+    saved, _ = run_in_process(context, settings)
+    artifact = load_artifact(Location(saved.artifact_uri))
+    rows = frame.tail(400).reset_index(drop=True)
+    rows.loc[rows.index[-1], "load_kw"] = np.nan  # October 28th: 25 hours after the 27th
+    body = [
+        {"timestamp": r["timestamp"].isoformat(), "load_kw": r["load_kw"]}
+        for r in rows.to_dict("records")
+    ]
+    served = predict_rows(artifact, body).rows
+    assert [p.timestamp for p in served if p.actual is None] == [rows["timestamp"].iloc[-1]]
