@@ -162,8 +162,7 @@ async def test_bad_rows_and_ids_are_refused(deployed: Deployed) -> None:
     nan = await deployed.http.post(
         url, content=json.dumps({"rows": holed}), headers={"content-type": "application/json"}
     )
-    assert nan.status_code == 422, nan.text
-    assert nan.json()["detail"][0]["loc"] == ["body", "rows", 3, "temperature_c"]
+    assert nan.status_code == 200, nan.text  # a missing covariate, as training takes it
     infinite = [dict(r) for r in rows]
     infinite[5]["temperature_c"] = math.inf
     refused = await deployed.http.post(
