@@ -83,7 +83,9 @@ class JobValidator:
                 f"feature set {schema.name!r} has target {schema.target_column!r}, "
                 f"not {config.target_variable!r}",
             )
-        clashing = [name for name in schema.covariates if is_feature_column(name)]
+        clashing = [
+            name for name in schema.covariates if is_feature_column(name, reserved_prefix=False)
+        ]
         if clashing:  # a set imported before such names were refused
             raise InvalidRequest(
                 "config.feature_set",

@@ -21,12 +21,22 @@ FEATURE_COLUMNS = frozenset(
     }
 )
 _FEATURE_PATTERN = re.compile(r"(lag|roll_mean|roll_std)_\d+")
+#: The working columns the feature and forecasting code add beside a set's own.
+WORKING_COLUMNS = frozenset(
+    {
+        *("_observed", "_position", "_seasonal_naive", "_naive", "_future", "_key"),
+        *("_labels", "_series", "_target", "_timestamp", "_forecasts"),
+    }
+)
 
 
-def is_feature_column(name: str) -> bool:
-    """Whether the feature builder names a column of its own ``name`` (its working
-    columns start with ``_``)."""
-    return name.startswith("_") or name in FEATURE_COLUMNS or bool(_FEATURE_PATTERN.fullmatch(name))
+def is_feature_column(name: str, *, reserved_prefix: bool = True) -> bool:
+    """Whether the service names a column of its own ``name``: a feature, a working
+    column, or (``reserved_prefix``: as new uploads are held to) any name starting with
+    ``_``, the working columns' prefix."""
+    if reserved_prefix and name.startswith("_"):
+        return True
+    return name in FEATURE_COLUMNS | WORKING_COLUMNS or bool(_FEATURE_PATTERN.fullmatch(name))
 
 
 def named_columns(frame: pd.DataFrame) -> pd.DataFrame:

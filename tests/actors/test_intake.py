@@ -193,10 +193,11 @@ async def test_a_set_imported_with_a_covariate_named_like_a_feature_is_refused(
 ) -> None:
     """Imports refuse such names now; a set imported before them fails every job."""
     old = FeatureStore(Location(str(tmp_path / "old")))
-    frame = load_series(seed=1, hours=24 * 60).assign(month=1.0)
+    frame = load_series(seed=1, hours=24 * 60).assign(month=1.0, _sensor=2.0)
     with monkeypatch.context() as before:
         before.setattr(feature_import, "is_feature_column", lambda name: False)
         old.put("forecast_basic", frame, timestamp_column="timestamp", target_column="load_kw")
+    # Only the names that collide: _sensor, held to the prefix at upload now, did not.
     with pytest.raises(InvalidRequest, match=r"covariates \['month'\]") as refused:
         await intake_of(features=old).submit(submission(), "key-1")
     assert refused.value.field == "config.feature_set"
