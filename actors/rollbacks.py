@@ -44,8 +44,8 @@ from pipeline.monitoring.shadow import ShadowModel
 logger = logging.getLogger(__name__)
 
 #: Shadowed evaluations read per check, at most: a rule's last look comes by then (4 x
-#: 100 forecasts over 4 x 10 days at most), or, for forecasts made every few minutes,
-#: this is its last look.
+#: 100 forecasts, over 4 x 7 days at a confidence of 0.99), or, for forecasts made every
+#: few minutes, this is its last look.
 SHADOWS_READ = 5000
 #: The log stage of the line a rollback writes in the promoting job's log.
 STAGE = "rollback"
@@ -144,8 +144,15 @@ class Rollbacks:
         shadows = await self._monitoring.shadowed(promotion.promotion_id, SHADOWS_READ)
         paired = [paired_forecast(key, shadow, rule.metric) for key, shadow in shadows]
         found = [p for p in paired if p is not None]
+        # The forecasts it cannot be paired on; a failure this time (a storage blip) is
+        # no verdict on whether it can.
+        unpaired = sum(
+            1
+            for (_, shadow), pair in zip(shadows, paired, strict=True)
+            if pair is None and not str(shadow.get("not_compared", "")).startswith("failed")
+        )
         read_all = len(shadows) >= SHADOWS_READ
-        return Watch(policy, rule, promotion, previous, found, len(paired) - len(found), read_all)
+        return Watch(policy, rule, promotion, previous, found, unpaired, read_all)
 
     async def _judge(self, watch: Watch, now: datetime) -> PromotionRecord | None:
         outcome = watch.outcome()

@@ -106,3 +106,47 @@ async def test_a_promotion_that_stood_is_not_watched_again_after_its_rule_is_edi
     assert (await registry.resolve("tenant-a", NAME, CHAMPION)).model_id == V2
     assert logs == []
     assert (await promotions.list("tenant-a", NAME, 1, 10)).total == 3
+
+
+async def test_a_failed_pass_of_the_previous_champion_is_no_reason_to_stop_watching(
+    store: JobStore,
+) -> None:
+    """Shadows the previous champion failed to forecast (a storage blip) had counted as
+    forecasts it cannot be paired on: four of them stored a 'stood' for good."""
+    await register(
+        store, new_model("1", promote=True, comparison=Comparison(None, True, NO_CHAMPION))
+    )
+    await register(
+        store,
+        new_model("2", promote=True, comparison=Comparison(V1, True, "beats", {"metric": "mae"})),
+    )
+    promotions, policies = PromotionStore(store.database), PolicyStore(store.database)
+    promoted = await promotions.latest_change("tenant-a", NAME)
+    assert promoted is not None
+    rule = {"after_forecasts": 1, "metric": "mae", "margin": 0.0, "min_confidence": 0.0}
+    await policies.create(
+        NewPolicy("tenant-a", NAME, {}, {"new_rows": 10**9}, 0, 1, None, False, True, rule),
+        utcnow(),
+    )
+
+    async def write_logs(lines: list[NewLog]) -> None:
+        pass
+
+    registry = ModelRegistry(store.database)
+    rollbacks = Rollbacks(
+        policies, MonitorStore(store.database), promotions, registry, write_logs=write_logs
+    )
+    forecasts, monitor = ForecastStore(store.database), MonitorStore(store.database)
+    failed = {"promotion_id": promoted.promotion_id, "model_id": V1, "rows": 0}
+    for day in range(6):
+        forecast_id = await completed_forecast(forecasts, V2)
+        shadow = {**failed, "not_compared": "failed: OSError: the bucket timed out"}
+        scored = replace(
+            evaluation(forecast_id, V2, day, 24, 1.0),
+            shadow_promotion_id=promoted.promotion_id,
+            shadow=shadow,
+        )
+        await monitor.save([scored])
+    assert await rollbacks.check(utcnow()) == []
+    assert not await promotions.stood(promoted)
+    assert await rollbacks.shadow_for(await registry.get(V2)) is not None
