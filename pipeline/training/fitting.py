@@ -22,7 +22,7 @@ from pipeline.training.boosters import grown_rounds
 from pipeline.training.callbacks import Callback, log_progress
 
 VALIDATION_METRICS = ("l1", "l2")
-ROUND_ALIASES = ("n_estimators", "num_iterations")
+ROUND_ALIASES = ("num_iterations", "n_estimators")
 
 
 def trained_params(booster: lgb.Booster) -> dict[str, Any]:
@@ -43,7 +43,8 @@ Binning = tuple[tuple[str, Any], ...]
 def booster_params(params: dict[str, Any], num_threads: int) -> tuple[dict[str, Any], int]:
     """LightGBM parameters for one fit, and the number of boosting rounds they ask for."""
     params = dict(params)
-    rounds = int(next((params.pop(a) for a in ROUND_ALIASES if a in params), 100))
+    given = {a: params.pop(a) for a in ROUND_ALIASES if a in params}  # LightGBM's own first
+    rounds = int(next(iter(given.values()), 100))
     return {
         "objective": "regression",
         "metric": list(VALIDATION_METRICS),

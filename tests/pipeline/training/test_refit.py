@@ -22,7 +22,7 @@ from pipeline.training.fitters import (
     InProcessFitter,
     budget_plan,
 )
-from pipeline.training.fitting import Fitted, fit_and_refit, trained_params
+from pipeline.training.fitting import Fitted, booster_params, fit_and_refit, trained_params
 from pipeline.training.train import MemberPlan, assemble, train
 
 ROUNDS = 300
@@ -159,3 +159,12 @@ def test_a_boosters_parameters_to_train_another_leave_out_its_rounds_and_network
     # With the network kept, LightGBM refuses: "Cannot find any ip and port".
     again = lgb.train(params, lgb.Dataset(np.arange(60.0).reshape(30, 2), np.arange(30.0)), 2)
     assert again.num_trees() >= 1
+
+
+def test_the_rounds_asked_for_are_lightgbms_own_name_when_both_are_given() -> None:
+    """A search over num_iterations beside the default n_estimators 300: LightGBM trains
+    the trial's, and the ceiling had been read as 300."""
+    params, rounds = booster_params({"n_estimators": 300, "num_iterations": 40}, 1)
+    assert rounds == 40
+    assert not {"n_estimators", "num_iterations"} & set(params)
+    assert booster_params({"n_estimators": 300}, 1)[1] == 300
