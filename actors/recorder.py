@@ -226,6 +226,8 @@ class SearchRecorder:
         self._lock = asyncio.Lock()
         self._pending: list[tuple[TrialReport, SearchProgress]] = []
         self._recorded: set[int] | None = None
+        #: Trials whose experiment rows exist (their other writes may have failed since).
+        self._created: set[int] = set()
         self._search_experiment: str | None = None
 
     async def record(self, trial: TrialReport, progress: SearchProgress) -> list[TrialReport]:
@@ -242,6 +244,7 @@ class SearchRecorder:
                 fresh = {t.number: (t, p) for t, p in batch if t.number not in self._recorded}
                 if fresh:
                     await self._record(list(fresh.values()))
+                    self._recorded.update(fresh)
             except BaseException:
                 self._pending[:0] = batch  # the next call retries those not written
                 raise
@@ -256,6 +259,7 @@ class SearchRecorder:
             for e in experiments
             if e.name.startswith(TRIAL_PREFIX)
         }
+        self._created = set(self._recorded)
         self._search_experiment = next(
             (
                 e.experiment_id
@@ -267,14 +271,16 @@ class SearchRecorder:
 
     async def _record(self, batch: list[tuple[TrialReport, SearchProgress]]) -> None:
         job_id = self._job.job_id
-        experiments = [_trial_experiment(trial) for trial, _ in batch]
+        # Trials whose rows an earlier, failed call created get the rest of their writes.
+        experiments = [_trial_experiment(t) for t, _ in batch if t.number not in self._created]
         if self._search_experiment is None:
             experiments.append(NewExperiment(SEARCH_EXPERIMENT))
-        ids = await self._stores.experiments.create_experiments(job_id, experiments)
-        assert self._recorded is not None
-        self._recorded.update(trial.number for trial, _ in batch)  # a retry adds no twin
-        if self._search_experiment is None:
-            self._search_experiment = ids[-1]
+        if experiments:
+            ids = await self._stores.experiments.create_experiments(job_id, experiments)
+            self._created.update(trial.number for trial, _ in batch)
+            if self._search_experiment is None:
+                self._search_experiment = ids[-1]
+        assert self._search_experiment is not None
         best = [  # by trials finished: trials end out of their numbers' order
             MetricPoint("best_value", progress.best_value, progress.finished)
             for _, progress in batch

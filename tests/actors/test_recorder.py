@@ -136,7 +136,7 @@ async def test_a_write_failing_after_the_trials_were_created_adds_no_twin(
     experiments: CountingExperiments,
 ) -> None:
     """The trials' rows committed, then the search's curve failed: the retry had created
-    them again."""
+    them again. It writes the rest of theirs: the curve, the progress and the log."""
     store = experiments.store
     job = await running_job(store)
     recorder = SearchRecorder(RunStores(store, experiments), job)
@@ -144,6 +144,11 @@ async def test_a_write_failing_after_the_trials_were_created_adds_no_twin(
     with pytest.raises(ServiceUnavailable):
         await recorder.record(*trial(0, 15.0))
     written = await recorder.record(*trial(1, 14.0))
-    assert [t.number for t in written] == [1]
-    names = sorted(e.name for e in await experiments.of_job(job.job_id))
-    assert names == ["search", "trial 0", "trial 1"]
+    assert [t.number for t in written] == [0, 1]
+    found = {e.name: e for e in await experiments.of_job(job.job_id)}
+    assert sorted(found) == ["search", "trial 0", "trial 1"]
+    catalog = ExperimentCatalog(store.database)
+    best = await catalog.metric_history(found["search"].experiment_id, "best_value")
+    assert [(p.step, p.value) for p in best] == [(1, 15.0), (2, 14.0)]
+    logs = await store.tail_logs(job.job_id, 10)
+    assert sum(line.message.startswith("trial 0") for line in logs) == 1

@@ -22,5 +22,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM ai_mlflow_mirror WHERE length(key) > 300")  # mirrored again
     with op.batch_alter_table("ai_mlflow_mirror") as table:
         table.alter_column("key", existing_type=sa.String(length=400), type_=sa.String(length=300))
