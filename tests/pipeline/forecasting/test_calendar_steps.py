@@ -5,6 +5,7 @@ calendar month. Served requests step by months, and batch forecasts fall on mont
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,24 +42,33 @@ def monthly() -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[FeatureStore, ModelArtifact]:
-    root: Path = tmp_path_factory.mktemp("monthly")
+def trained(
+    root: Path, frame: pd.DataFrame, series: str | None, horizon: int, **fields: Any
+) -> tuple[FeatureStore, ModelArtifact]:
+    """A store of ``frame`` (set "s", target ``load_kw``) and a small model of it trained
+    in process, ``horizon`` steps ahead."""
     store = FeatureStore(Location(str(root / "features")))
     store.put(
-        "monthly", monthly(), timestamp_column="timestamp", target_column="load_kw",
-        series_column="meter",
-    )  # fmt: skip
-    config = TrainingConfig(
-        feature_set="monthly",
-        target_variable="load_kw",
-        horizon=3,
-        hyperparameters={"n_estimators": 30, "min_child_samples": 5},
+        "s", frame, timestamp_column="timestamp", target_column="load_kw", series_column=series
     )
-    context = JobContext("job-m", "tenant-a", ModelType.FORECAST, "monthly", config)
+    config = TrainingConfig.model_validate(
+        {
+            "feature_set": "s",
+            "target_variable": "load_kw",
+            "horizon": horizon,
+            "hyperparameters": {"n_estimators": 20, "min_child_samples": 5},
+            **fields,
+        }
+    )
+    context = JobContext("job-s", "tenant-a", ModelType.FORECAST, "s", config)
     settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(root / "art"))
     saved, _ = run_in_process(context, settings)
     return store, load_artifact(Location(saved.artifact_uri))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[FeatureStore, ModelArtifact]:
+    return trained(tmp_path_factory.mktemp("monthly"), monthly(), "meter", horizon=3)
 
 
 def test_a_request_stepping_by_months_is_served(
@@ -78,22 +88,7 @@ def test_a_request_stepping_by_months_is_served(
 def test_a_request_is_served_a_horizon_of_months_and_no_more(tmp_path: Path) -> None:
     """Nine months of 31 days with slack had reached a tenth month, whose horizon-old lag
     is the unknown future."""
-    store = FeatureStore(Location(str(tmp_path / "features")))
-    store.put(
-        "monthly", monthly(), timestamp_column="timestamp", target_column="load_kw",
-        series_column="meter",
-    )  # fmt: skip
-    config = TrainingConfig(
-        feature_set="monthly",
-        target_variable="load_kw",
-        horizon=9,
-        quantiles=[],
-        hyperparameters={"n_estimators": 20, "min_child_samples": 5},
-    )
-    context = JobContext("job-9", "tenant-a", ModelType.FORECAST, "monthly", config)
-    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(tmp_path / "a"))
-    saved, _ = run_in_process(context, settings)
-    artifact = load_artifact(Location(saved.artifact_uri))
+    _, artifact = trained(tmp_path, monthly(), "meter", horizon=9, quantiles=[])
     rows = monthly().query("meter == 'a'").reset_index(drop=True)
     future = pd.date_range(MONTHS[-1], periods=15, freq="MS", tz="UTC")[1:]
     rows = pd.concat([rows, pd.DataFrame({"timestamp": future, "meter": "a"})], ignore_index=True)
@@ -110,7 +105,7 @@ def test_a_batch_forecast_falls_on_month_starts(
     setup: tuple[FeatureStore, ModelArtifact],
 ) -> None:
     store, artifact = setup
-    table = forecast_chunk(artifact, load_history(store, artifact.metadata, "monthly", 3, None), 3)
+    table = forecast_chunk(artifact, load_history(store, artifact.metadata, "s", 3, None), 3)
     expected = list(pd.date_range(MONTHS[-1], periods=4, freq="MS")[1:])
     for _, forecast in table.groupby("series"):
         assert list(forecast["timestamp"]) == expected
@@ -130,21 +125,7 @@ def test_a_quarterly_request_is_forecast_a_quarter_of_92_days_ahead(tmp_path: Pa
         ],
         ignore_index=True,
     )
-    store = FeatureStore(Location(str(tmp_path / "features")))
-    store.put(
-        "quarterly", data, timestamp_column="timestamp", target_column="load_kw",
-        series_column="meter",
-    )  # fmt: skip
-    config = TrainingConfig(
-        feature_set="quarterly",
-        target_variable="load_kw",
-        horizon=1,
-        hyperparameters={"n_estimators": 20, "min_child_samples": 5},
-    )
-    context = JobContext("job-q", "tenant-a", ModelType.FORECAST, "quarterly", config)
-    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(tmp_path / "a"))
-    saved, _ = run_in_process(context, settings)
-    artifact = load_artifact(Location(saved.artifact_uri))
+    _, artifact = trained(tmp_path, data, "meter", horizon=1)
     rows = data.query("meter == 'a'").tail(40).reset_index(drop=True)
     assert rows["timestamp"].iloc[-1] - rows["timestamp"].iloc[-2] == pd.Timedelta(days=92)
     rows.loc[rows.index[-1], "load_kw"] = np.nan
@@ -163,19 +144,7 @@ def test_a_daily_request_across_a_daylight_saving_change_is_served(tmp_path: Pat
     rng = np.random.default_rng(3)
     load = 100 + 10 * np.sin(2 * np.pi * np.arange(len(days)) / 7) + rng.normal(0, 1, len(days))
     frame = pd.DataFrame({"timestamp": days.tz_convert("UTC"), "load_kw": load})
-    store = FeatureStore(Location(str(tmp_path / "features")))
-    store.put("daily", frame, timestamp_column="timestamp", target_column="load_kw")
-    config = TrainingConfig(
-        feature_set="daily",
-        target_variable="load_kw",
-        horizon=1,
-        quantiles=[],
-        hyperparameters={"n_estimators": 20},
-    )
-    context = JobContext("job-d", "tenant-a", ModelType.FORECAST, "daily", config)
-    settings = PipelineSettings(features_dir=str(store.root), artifacts_dir=str(tmp_path / "a"))
-    saved, _ = run_in_process(context, settings)
-    artifact = load_artifact(Location(saved.artifact_uri))
+    _, artifact = trained(tmp_path, frame, None, horizon=1, quantiles=[])
     rows = frame.tail(400).reset_index(drop=True)
     rows.loc[rows.index[-1], "load_kw"] = np.nan  # October 28th: 25 hours after the 27th
     body = [
