@@ -72,7 +72,8 @@ def demand_of(config: TrainingConfig) -> Demand:
         workers = (config.train_cpus,) * config.distributed.workers
         return Demand(workers + (TASK_CPUS,) * windows, spread=True)
     if config.enable_hpo:  # trials run in the window bundles too while the search runs
-        return Demand((TASK_CPUS,) * (1 + windows), slots=max(0, width - 1 - windows))
+        trials_at_once = min(width, config.n_trials)  # a wider search leaves slots idle
+        return Demand((TASK_CPUS,) * (1 + windows), slots=max(0, trials_at_once - 1 - windows))
     if config.per_series:
         return Demand((TASK_CPUS,) * width)
     return Demand((config.train_cpus,) + (TASK_CPUS,) * windows)
