@@ -60,6 +60,8 @@ class RunExperiments(Protocol):
 
     async def of_job(self, job_id: str) -> list[ExperimentRecord]: ...
 
+    async def metric_history(self, experiment_id: str, name: str) -> list[MetricPoint]: ...
+
 
 @dataclass(frozen=True)
 class RunStores:
@@ -229,6 +231,8 @@ class SearchRecorder:
         #: Trials whose experiment rows exist (their other writes may have failed since).
         self._created: set[int] = set()
         self._search_experiment: str | None = None
+        #: The best values an earlier attempt's search experiment holds, carried into this one's.
+        self._carried: list[MetricPoint] = []
 
     async def record(self, trial: TrialReport, progress: SearchProgress) -> list[TrialReport]:
         """Write the trial (with any a failed call left); the trials written now for the
@@ -260,21 +264,20 @@ class SearchRecorder:
             if e.name.startswith(TRIAL_PREFIX)
         }
         self._created = set(self._recorded)
-        self._search_experiment = next(
-            (
-                e.experiment_id
-                for e in experiments
-                if e.name == SEARCH_EXPERIMENT and e.status is ExperimentStatus.RUNNING
-            ),
-            None,
-        )
+        searches = [e for e in experiments if e.name == SEARCH_EXPERIMENT]  # oldest first
+        if searches and searches[-1].status is ExperimentStatus.RUNNING:
+            self._search_experiment = searches[-1].experiment_id
+        elif searches:  # a requeued job's search resumes: its curve goes on in the new one
+            self._carried = await self._stores.experiments.metric_history(
+                searches[-1].experiment_id, "best_value"
+            )
 
     async def _record(self, batch: list[tuple[TrialReport, SearchProgress]]) -> None:
         job_id = self._job.job_id
         # Trials whose rows an earlier, failed call created get the rest of their writes.
         experiments = [_trial_experiment(t) for t, _ in batch if t.number not in self._created]
         if self._search_experiment is None:
-            experiments.append(NewExperiment(SEARCH_EXPERIMENT))
+            experiments.append(NewExperiment(SEARCH_EXPERIMENT, metrics=self._carried))
         if experiments:
             ids = await self._stores.experiments.create_experiments(job_id, experiments)
             self._created.update(trial.number for trial, _ in batch)

@@ -152,3 +152,24 @@ async def test_a_write_failing_after_the_trials_were_created_adds_no_twin(
     assert [(p.step, p.value) for p in best] == [(1, 15.0), (2, 14.0)]
     logs = await store.tail_logs(job.job_id, 10)
     assert sum(line.message.startswith("trial 0") for line in logs) == 1
+
+
+async def test_a_requeued_search_goes_on_in_a_new_experiment_holding_its_whole_curve(
+    experiments: CountingExperiments,
+) -> None:
+    store = experiments.store
+    job = await running_job(store)
+    first = SearchRecorder(RunStores(store, experiments), job)
+    await first.record(*trial(0, 15.0))
+    await first.record(*trial(1, 14.0))
+    await store.transition(job.job_id, JobEvent.REQUEUE)  # the worker died: closes the search
+    job = await store.transition(job.job_id, JobEvent.START)
+    resumed = SearchRecorder(RunStores(store, experiments), job)
+    await resumed.record(*trial(1, 14.0))  # re-reported by the resumed study
+    await resumed.record(*trial(2, 13.0))
+
+    searches = [e for e in await experiments.of_job(job.job_id) if e.name == "search"]
+    assert [e.status for e in searches] == [ExperimentStatus.FAILED, ExperimentStatus.RUNNING]
+    catalog = ExperimentCatalog(store.database)
+    best = await catalog.metric_history(searches[-1].experiment_id, "best_value")
+    assert [(p.step, p.value) for p in best] == [(1, 15.0), (2, 14.0), (3, 13.0)]

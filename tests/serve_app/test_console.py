@@ -25,9 +25,12 @@ import uvicorn
 from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 from ray import serve
 
+from db.records import MetricPoint, NewExperiment
+from domain.events import JobEvent
 from serve_app.app import create_app
 from serve_app.deployment import APP_NAME, connect
 from serve_app.service import api_config
+from tests.db.factories import new_job
 from tests.network import free_port
 from tests.serve_app.conftest import QUICK, SLOW, TEN_WEEKS, Deployed, count_jobs
 from tests.serve_app.test_batch_forecasts import finished, upload
@@ -263,6 +266,28 @@ async def test_an_hpo_job_shows_its_search(deployed: Deployed, page: Page) -> No
     assert await marked.all_inner_texts() == statuses, "status shown as text"
     if SCREENSHOTS:
         await page.screenshot(path=Path(SCREENSHOTS) / "console-hpo-job.png", full_page=True)
+
+
+async def test_a_requeued_searchs_page_shows_its_run_and_its_newest_search(
+    deployed: Deployed, page: Page
+) -> None:
+    store, catalog = deployed.store, deployed.experiments
+    job = await store.create_job(new_job(model_name=unique("requeued")))
+    await store.transition(job.job_id, JobEvent.START)
+    await catalog.create_experiments(
+        job.job_id, [NewExperiment("search", metrics=[MetricPoint("best_value", 15.0, 1)])]
+    )
+    await store.transition(job.job_id, JobEvent.REQUEUE)  # the worker died mid-search
+    await store.transition(job.job_id, JobEvent.START)
+    curve = [MetricPoint("validation_l1", 20.0 - step / 2, step) for step in range(1, 21)]
+    await catalog.create_experiment(job.job_id, f"{job.model_name} attempt 2", {}, curve)
+    best = [MetricPoint("best_value", 15.0 - step, step) for step in range(1, 4)]
+    await catalog.create_experiments(job.job_id, [NewExperiment("search", metrics=best)])
+    await store.transition(job.job_id, JobEvent.FAIL, error_message="stopped by the test")
+
+    await page.goto(f"/ui/#/jobs/{job.job_id}")
+    assert await points_drawn(page, '[data-testid="validation-curve"]') == 20
+    assert await points_drawn(page, '[data-testid="best-value-curve"]') == 3
 
 
 async def test_experiments_compare_side_by_side(deployed: Deployed, page: Page) -> None:

@@ -104,8 +104,10 @@ async function renderResults(container, job, trialDetails) {
   const trials = experiments
     .filter((e) => e.name.startsWith("trial "))
     .sort((a, b) => trialNumber(a) - trialNumber(b));
-  const search = experiments.find((e) => e.name === "search");
-  const runs = experiments.filter((e) => e !== search && !trials.includes(e));
+  // A requeued search opens a new experiment holding the whole curve: show the newest.
+  const searches = experiments.filter((e) => e.name === "search");
+  const search = searches[searches.length - 1];
+  const runs = experiments.filter((e) => !searches.includes(e) && !trials.includes(e));
   const parts = [];
 
   const run = runs[runs.length - 1];
