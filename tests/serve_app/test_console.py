@@ -26,6 +26,7 @@ from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 from ray import serve
 
 from db.records import MetricPoint, NewExperiment
+from domain.auth import Role
 from domain.events import JobEvent
 from serve_app.app import create_app
 from serve_app.deployment import APP_NAME, connect
@@ -268,7 +269,7 @@ async def test_an_hpo_job_shows_its_search(deployed: Deployed, page: Page) -> No
         await page.screenshot(path=Path(SCREENSHOTS) / "console-hpo-job.png", full_page=True)
 
 
-async def test_a_requeued_searchs_page_shows_its_run_and_its_newest_search(
+async def test_a_requeued_backtested_searchs_page_shows_its_run_and_its_newest_search(
     deployed: Deployed, page: Page
 ) -> None:
     store, catalog = deployed.store, deployed.experiments
@@ -281,6 +282,8 @@ async def test_a_requeued_searchs_page_shows_its_run_and_its_newest_search(
     await store.transition(job.job_id, JobEvent.START)
     curve = [MetricPoint("validation_l1", 20.0 - step / 2, step) for step in range(1, 21)]
     await catalog.create_experiment(job.job_id, f"{job.model_name} attempt 2", {}, curve)
+    window = [MetricPoint("mae", 3.0, 0)]  # a backtest window, recorded after the run
+    await catalog.create_experiment(job.job_id, "backtest window 1", {}, window)
     best = [MetricPoint("best_value", 15.0 - step, step) for step in range(1, 4)]
     await catalog.create_experiments(job.job_id, [NewExperiment("search", metrics=best)])
     await store.transition(job.job_id, JobEvent.FAIL, error_message="stopped by the test")
@@ -288,6 +291,42 @@ async def test_a_requeued_searchs_page_shows_its_run_and_its_newest_search(
     await page.goto(f"/ui/#/jobs/{job.job_id}")
     assert await points_drawn(page, '[data-testid="validation-curve"]') == 20
     assert await points_drawn(page, '[data-testid="best-value-curve"]') == 3
+
+
+async def test_a_refused_action_keeps_its_error_and_a_bad_filter_names_its_field(
+    browser: Browser, deployed: Deployed
+) -> None:
+    name = unique("refused")
+    job = await deployed.store.create_job(new_job(model_name=name))
+    await deployed.store.transition(job.job_id, JobEvent.START)
+    await deployed.store.transition(job.job_id, JobEvent.FAIL, error_message="stopped by a test")
+    viewer = await deployed.key("tenant-a", Role.VIEWER)
+    context = await browser.new_context(base_url=deployed.running.api_url)
+    page = await context.new_page()
+    try:
+        await page.goto("/ui/")
+        await page.get_by_label("API key").fill(viewer)
+        await page.get_by_role("button", name="Use key").click()
+        await show_jobs_of(page, name)
+
+        async def confirm(dialog: Dialog) -> None:
+            await dialog.accept()
+
+        page.once("dialog", confirm)
+        await page.get_by_role("button", name=f"Retry job {job.job_id}").click()
+        refused = page.get_by_role("alert")
+        await expect(refused).to_have_count(1)
+        await page.wait_for_timeout(2_500)  # past the table's next poll
+        await expect(refused).to_have_count(1)
+        await expect(page.get_by_test_id("jobs-table")).to_be_visible()
+
+        await page.get_by_label("Tenant").fill("tenant a")
+        await page.get_by_label("Tenant").press("Enter")
+        await page.get_by_label("Tenant").blur()
+        bad_filter = page.get_by_role("alert").filter(has_text="tenant_id: String should match")
+        await expect(bad_filter).to_be_visible()
+    finally:
+        await context.close()
 
 
 async def test_experiments_compare_side_by_side(deployed: Deployed, page: Page) -> None:

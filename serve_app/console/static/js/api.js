@@ -4,7 +4,9 @@ const KEY = "training.apiKey";
 
 export class ApiError extends Error {
   constructor(status, detail) {
-    super(typeof detail === "string" ? detail : `request failed (${status})`);
+    super(typeof detail === "string" ? detail
+      : Array.isArray(detail) ? detail.map(fieldMessage).join("; ")
+        : `request failed (${status})`);
     this.status = status;
     this.detail = detail;
   }
@@ -19,6 +21,12 @@ export class ApiError extends Error {
     }
     return errors;
   }
+}
+
+/** One of a 422's field errors as "tenant_id: String should match pattern ...". */
+function fieldMessage(item) {
+  const path = (item.loc || []).filter((part) => part !== "body" && part !== "query").join(".");
+  return path ? `${path}: ${item.msg}` : item.msg;
 }
 
 export function apiKey() {

@@ -43,6 +43,7 @@ export function jobPage(view, jobId) {
       lines = (await get(`/ai/training/jobs/${jobId}/logs${query({ tail: 200 })}`)).logs;
     } catch (error) {
       summary.replaceChildren(errorBox(error));
+      if (error.status === 404) clearInterval(timer); // no such job (or purged): it won't appear
       return;
     }
     summary.replaceChildren(renderSummary(job, lines));
@@ -99,15 +100,15 @@ function renderSummary(job, lines) {
 }
 
 async function renderResults(container, job, trialDetails) {
-  const experiments = (await get(`/ai/training/experiments${query({
-    job_id: job.job_id, page_size: 100, order_by: "created_at", order: "asc" })}`)).experiments;
+  const experiments = await experimentsOf(job.job_id);
   const trials = experiments
     .filter((e) => e.name.startsWith("trial "))
     .sort((a, b) => trialNumber(a) - trialNumber(b));
   // A requeued search opens a new experiment holding the whole curve: show the newest.
   const searches = experiments.filter((e) => e.name === "search");
   const search = searches[searches.length - 1];
-  const runs = experiments.filter((e) => !searches.includes(e) && !trials.includes(e));
+  // Each attempt's training run (not its backtest windows): the last has the curve.
+  const runs = experiments.filter((e) => e.name.startsWith(`${job.model_name} attempt `));
   const parts = [];
 
   const run = runs[runs.length - 1];
@@ -141,6 +142,17 @@ async function renderResults(container, job, trialDetails) {
   }
   if (!parts.length) parts.push(h("p", { class: "muted" }, "No curves recorded yet."));
   container.replaceChildren(...parts);
+}
+
+/** Every experiment of the job, oldest first, page by page (a search has up to 1,000). */
+async function experimentsOf(jobId) {
+  const experiments = [];
+  for (let page = 1; ; page += 1) {
+    const got = await get(`/ai/training/experiments${query({
+      job_id: jobId, page, page_size: 100, order_by: "created_at", order: "asc" })}`);
+    experiments.push(...got.experiments);
+    if (!got.experiments.length || experiments.length >= got.total) return experiments;
+  }
 }
 
 function trialNumber(experiment) {

@@ -28,6 +28,7 @@ export function jobsPage(view, params) {
   const table = h("div", { "aria-live": "polite" });
   const pager = h("div", { class: "pager" });
   const cluster = h("div", {});
+  const notice = h("div", {}); // an action's error: the polls leave it in place
 
   const filters = h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() },
     h("div", {}, h("label", { for: "filter-status" }, "Status"),
@@ -41,7 +42,7 @@ export function jobsPage(view, params) {
       h("input", { id: "filter-model", value: state.model_name,
                    onchange: (e) => update({ model_name: e.target.value.trim() }) })));
 
-  view.replaceChildren(h("h2", {}, "Jobs"), cluster, filters, table, pager);
+  view.replaceChildren(h("h2", {}, "Jobs"), cluster, filters, notice, table, pager);
 
   function update(changes) {
     Object.assign(state, changes, { page: changes.page || 1 });
@@ -51,11 +52,12 @@ export function jobsPage(view, params) {
   async function act(job, action) {
     const verb = action === "cancel" ? "Cancel" : "Retry";
     if (!window.confirm(`${verb} job ${job.job_id}?`)) return;
+    notice.replaceChildren();
     try {
       if (action === "cancel") await api("DELETE", `/ai/training/jobs/${job.job_id}`);
       else await api("POST", `/ai/training/jobs/${job.job_id}/retry`);
     } catch (error) {
-      table.prepend(errorBox(error));
+      notice.replaceChildren(errorBox(error));
       return;
     }
     refresh();
