@@ -81,3 +81,24 @@ def test_files_that_cannot_be_read_or_written_are_refused_first(
     assert result.exit_code == 2, result.output
     assert said in " ".join(result.output.split())
     assert "cannot reach" not in result.output
+
+
+def test_keys_use_the_database_trainctl_up_is_given_and_name_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TRAINING_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # the list's table whole
+    monkeypatch.chdir(tmp_path)
+    service = tmp_path / "service"
+    created = runner.invoke(app, ["keys", "--data-dir", str(service), "create", "--tenant", "t1"])
+    assert created.exit_code == 0, created.output
+    url = f"sqlite+aiosqlite:///{service}/training.db"
+    assert f"database {url}" in created.output.replace("\n", "")
+    key_id = created.output.strip().splitlines()[-1].split("_")[1]
+    assert not (tmp_path / "data").exists(), "not the default directory's database"
+
+    monkeypatch.setenv("TRAINING_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/elsewhere.db")
+    listed = runner.invoke(app, ["keys", "--database-url", url, "list"])
+    assert listed.exit_code == 0, listed.output
+    assert key_id in listed.output
+    assert not (tmp_path / "elsewhere.db").exists(), "the option wins over the environment"
