@@ -212,7 +212,8 @@ class MonitorStore:
                 MonitorEvaluation.rows > 0,
                 MonitorEvaluation.rows >= MonitorEvaluation.forecast_rows * scored_share,
             )
-            .order_by(MonitorEvaluation.origin.desc(), MonitorEvaluation.forecast_id)
+            # ties as search breaks them: the last a pass judged, over the most windows
+            .order_by(MonitorEvaluation.origin.desc(), MonitorEvaluation.forecast_id.desc())
             .limit(1)
         )
         async with self._database.transaction() as session:

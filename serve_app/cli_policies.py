@@ -144,16 +144,19 @@ def monitoring(model_id: str) -> None:
     found = request("GET", f"/ai/models/{model_id}/monitoring", params={"page_size": 30})
     test = found["test"]
     status = found["status"]
-    if status is None:
+    if not found["evaluations"]:
         console.print("no forecast of this model has actuals yet")
         return
-    accuracy = status["accuracy"] or {}
-    live, tested = accuracy.get("live_mae", float("nan")), test.get("mae", float("nan"))
-    console.print(
-        f"[bold]{status['status']}[/bold]: live MAE {live:.4g} over "
-        f"{accuracy.get('windows')} forecast(s), test MAE {tested:.4g}, "
-        f"ratio {accuracy.get('ratio')}"
-    )
+    if status is None:
+        console.print("not judged yet: no forecast has actuals for 90 % of its rows")
+    else:
+        accuracy = status["accuracy"] or {}
+        live, tested = accuracy.get("live_mae", float("nan")), test.get("mae", float("nan"))
+        console.print(
+            f"[bold]{status['status']}[/bold]: live MAE {live:.4g} over "
+            f"{accuracy.get('windows')} forecast(s), test MAE {tested:.4g}, "
+            f"ratio {accuracy.get('ratio')}"
+        )
     table = Table(
         "forecast date", "rows", "MAE", "bias", "coverage 80", "status", "previous champion's MAE"
     )
@@ -165,7 +168,7 @@ def monitoring(model_id: str) -> None:
             f"{m['mae']:.4g}",
             f"{m['bias']:.4g}",
             f"{m['coverage_80']:.2f}" if "coverage_80" in m else "-",
-            e["health"]["status"],
+            (e["health"] or {"status": "-"})["status"],
             _previous_mae(e.get("shadow")),
         )
     console.print(table)

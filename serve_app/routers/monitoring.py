@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from pipeline.monitoring.drift import SCORED_SHARE
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
 from serve_app.params import ResourceId, UtcQuery
@@ -38,7 +39,7 @@ async def get_monitoring(
     the model's test metrics and its drift status as of the latest."""
     model = await visible_model(model_id, services, principal)
     found = await services.monitoring.search(model.model_id, since, until, page, page_size)
-    latest = await services.monitoring.latest(model.model_id)
+    latest = await services.monitoring.latest(model.model_id, SCORED_SHARE)
     return MonitoringPublic.of(
         found.with_items([EvaluationPublic.model_validate(e.__dict__) for e in found.items]),
         model_id=model.model_id,

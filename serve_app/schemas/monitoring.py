@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from serve_app.schemas.paging import PagePublic
 
@@ -75,11 +75,18 @@ class EvaluationPublic(BaseModel):
     forecast_rows: int
     rows: int = Field(description="Forecast rows with an actual.")
     metrics: dict[str, float] = Field(description="MAE, RMSE, bias, WQL, coverage_80.")
-    health: HealthPublic
+    health: HealthPublic | None = Field(
+        description="The drift check (null until 90 % of the forecast's rows have actuals)."
+    )
     evaluated_at: datetime
     shadow: ShadowPublic | None = Field(
         None, description="The previous champion's scores beside the model's (null: none)."
     )
+
+    @field_validator("health", mode="before")
+    @classmethod
+    def _judged_only(cls, health: object) -> object:
+        return health or None  # a partly scored forecast is stored with no health
 
 
 class EvaluationDetailPublic(EvaluationPublic):

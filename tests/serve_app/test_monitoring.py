@@ -54,6 +54,16 @@ async def test_a_forecast_is_scored_when_its_actuals_arrive(deployed: Deployed) 
     logged = (await deployed.http.get(f"/ai/models/forecasts/{logged_id}")).json()["forecast"]
     assert (logged["source"], logged["status"], logged["rows"]) == ("predict", "completed", 6)
 
+    partial = full[full["timestamp"] <= history["timestamp"].max() + pd.Timedelta(hours=1)]
+    await upload(deployed, name, partial)  # a version with the next hour's actuals only
+    assert await monitor(deployed) == 2
+    early = await deployed.http.get(url)  # partly scored: listed, not yet judged
+    assert early.status_code == 200, early.text
+    assert early.json()["status"] is None
+    assert [e["health"] for e in early.json()["evaluations"]] == [None, None]
+    one = await deployed.http.get(f"{url}/{forecast_id}")
+    assert (one.status_code, one.json()["rows"], one.json()["health"]) == (200, 4, None)
+
     await upload(deployed, name, full)  # a new version: the last day's actuals
     assert await monitor(deployed) == 2
     assert await monitor(deployed) == 0  # every row scored: not again

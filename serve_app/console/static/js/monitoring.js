@@ -190,6 +190,10 @@ function row(name, ...cells) {
 
 /** The latest drift check: the status, the accuracy figures behind it, the shifts. */
 function statusCard(monitoring) {
+  if (!monitoring.status) {
+    return h("div", { class: "card", "data-testid": "monitoring-status" }, h("p", { class: "muted" },
+      "Not judged yet: no forecast has actuals for 90 % of its rows."));
+  }
   const health = monitoring.status;
   const accuracy = health.accuracy;
   const recent = monitoring.evaluations.slice(0, accuracy ? accuracy.windows : 1);
