@@ -124,7 +124,12 @@ class Admitter:
                 self._in_background(self._place_slot(slot))
             admitted.append(Admitted(start.job_id, start.tenant_id, priority, demand, start.passed))
         for job_id, node in decided.regrown:
-            self._in_background(self._place_slot(self._reservations.add_slot(job_id, node)))
+            try:
+                slot = self._reservations.add_slot(job_id, node)
+            except Exception:  # e.g. the GCS unreachable: the search goes on without it
+                logger.exception("could not ask Ray for a trial slot of %s", job_id)
+                continue
+            self._in_background(self._place_slot(slot))
         return admitted, logs
 
     def _book(self, holder: str, demand: Demand, start: Start) -> bool:

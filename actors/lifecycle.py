@@ -278,7 +278,7 @@ class Lifecycle:
                 self._end(job_id, JobStatus.CANCELLED)
             else:
                 await self._requeue(job_id, running)
-        except TrainingError:
+        except Exception:  # the service's own (an outage) or not (a pool timeout, a deadlock)
             logger.exception("starting job %s failed; the queue is reloaded", job_id)
             self._lost = True
         finally:

@@ -343,15 +343,19 @@ class JobOrchestrator(ModelCommands):
                 await self._housekeeping.load_queue()
                 self._reload_queue = False
             await self._lifecycle.start_queued()
-        except ServiceUnavailable:
-            self._metrics.database_error()
+        except Exception as exc:  # jobs taken from the queue may not have started
+            if isinstance(exc, ServiceUnavailable):
+                self._metrics.database_error()
             self._reload_queue = True
             raise
 
     async def _follow_cluster(self) -> None:
         """Re-read the cluster's nodes (they join and leave; a change wakes the dispatch
-        loop), then ask its autoscaler for the bundles the queued jobs wait for."""
+        loop), remove the groups Ray failed to remove, then ask its autoscaler for the
+        bundles the queued jobs wait for."""
         shape = await asyncio.to_thread(self._read_cluster)
+        if self._reservations.unremoved:
+            await asyncio.to_thread(self._reservations.retry_removals)
         changed = self._ledger.update(shape)
         if changed or self._reservations.displaced():
             await asyncio.to_thread(self._reservations.relocate)

@@ -64,6 +64,9 @@ class Reservations:
         self._handles: dict[str, Any] = {}
         self._placed: set[str] = set()
         self._numbers = itertools.count()
+        #: Groups Ray failed to remove (the GCS unreachable), by name: they hold CPUs the
+        #: ledger has freed until ``retry_removals`` removes them.
+        self._unremoved: dict[str, Any] = {}
 
     def clear_stale(self) -> int:
         """Remove the groups an earlier orchestrator of this name left (at recovery)."""
@@ -161,12 +164,33 @@ class Reservations:
         self.ledger.book(group)
         return group
 
+    @property
+    def unremoved(self) -> int:
+        """Groups Ray failed to remove, still holding their CPUs."""
+        return len(self._unremoved)
+
+    def retry_removals(self) -> int:
+        """Remove the groups Ray failed to remove before; how many are still left."""
+        for name, handle in list(self._unremoved.items()):
+            del self._unremoved[name]
+            self._try_remove(name, handle)
+        return len(self._unremoved)
+
     def _remove(self, name: str) -> None:
         self.ledger.drop(name)
         self._placed.discard(name)
         handle = self._handles.pop(name, None)
         if handle is not None:
+            self._try_remove(name, handle)
+
+    def _try_remove(self, name: str, handle: Any) -> None:
+        """Never raises: a failed removal must not strand the holder's other groups, nor
+        the work its caller does next (ending a job, admitting the rest of a pass)."""
+        try:
             self._groups.remove(handle)
+        except Exception:
+            logger.warning("could not remove placement group %s; trying again", name, exc_info=True)
+            self._unremoved[name] = handle
 
 
 class RayPlacementGroups:

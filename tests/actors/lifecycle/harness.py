@@ -94,6 +94,8 @@ class FakePlacementGroups:
         self.held = False
         #: Where a test says Ray put a group again (after its node left).
         self.moved: dict[str, Nodes] = {}
+        #: How many of the next removals fail, as with the GCS unreachable.
+        self.failing_removals = 0
 
     def create(self, name: str, bundles: Sequence[int], spread: bool) -> FakeGroup:
         group = FakeGroup(name, tuple(bundles))
@@ -112,6 +114,9 @@ class FakePlacementGroups:
         return self.moved[handle.name]
 
     def remove(self, handle: FakeGroup) -> None:
+        if self.failing_removals:
+            self.failing_removals -= 1
+            raise RuntimeError("GCS unavailable (test)")
         handle.removed = True
 
     def slot(self, handle: FakeGroup, bundle: int, cpus: int) -> Bundle:

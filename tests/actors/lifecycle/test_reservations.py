@@ -16,6 +16,7 @@ from actors.cluster import ClusterShape
 from db.database import Database
 from db.jobs import JobStore
 from db.records import JobRecord
+from domain.errors import PipelineError
 from domain.jobs import JobStatus
 from pipeline.resources import Demand
 from tests.actors.lifecycle.harness import MakeHarness
@@ -216,3 +217,23 @@ async def test_a_job_cancelled_while_it_goes_back_to_the_queue_stays_out_of_it(
     assert job_id not in h.queue
     assert h.lifecycle.queue_status(job_id) is None
     assert h.ledger.reserved == 0
+
+
+async def test_a_group_ray_failed_to_remove_is_removed_later_and_its_job_ends_whole(
+    harness_of: MakeHarness,
+) -> None:
+    h = await harness_of(capacity=4)
+    job_id = await h.queue_job(demand=Demand((1,), slots=3))
+    await h.lifecycle.start_queued()
+    assert len(h.groups.live()) == 4, "the stage bundle and three trial slots"
+
+    h.groups.failing_removals = 1
+    h.launcher.runs[job_id].fail(PipelineError("the search failed"))
+    job = await h.ended(job_id)
+
+    assert job.status is JobStatus.FAILED
+    assert h.ledger.held(job_id) == 0
+    assert len(h.groups.live()) == 1, "the other three removed though one removal failed"
+    assert h.reservations.unremoved == 1
+    assert h.reservations.retry_removals() == 0
+    assert h.groups.live() == []

@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
+import sqlalchemy.exc
 
 from actors.admission import TenantLimits
 from actors.autoscaler import Wanted
 from actors.cluster import ClusterShape
+from db.database import Database
+from db.jobs import JobStore
+from db.records import JobRecord
 from domain.errors import PipelineError
+from domain.events import JobEvent
 from domain.jobs import JobPriority, JobStatus
 from pipeline.resources import Demand
 from tests.actors.lifecycle.harness import MakeHarness
@@ -170,3 +176,31 @@ async def test_a_job_held_back_for_a_larger_one_is_told_which_only_within_its_te
         assert status.waiting_reason == (
             "its 1 CPU would delay another tenant's job, which waits for more"
         )
+
+
+class StartFailsOnce(JobStore):
+    """A store whose first START fails with an error no outage handling knows (a pool
+    timeout), committing nothing."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.failed = False
+
+    async def transition(self, job_id: str, event: JobEvent, **changes: Any) -> JobRecord:
+        if event is JobEvent.START and not self.failed:
+            self.failed = True
+            raise sqlalchemy.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached")
+        return await super().transition(job_id, event, **changes)
+
+
+async def test_a_start_failing_with_any_error_has_the_queue_reloaded(
+    harness_of: MakeHarness, database: Database
+) -> None:
+    h = await harness_of(capacity=1, store=StartFailsOnce(database))
+    job_id = await h.queue_job()
+    await h.lifecycle.start_queued()
+    job = await h.ended(job_id)
+
+    assert job.status is JobStatus.QUEUED
+    assert h.ledger.held(job_id) == 0
+    assert h.lifecycle.take_lost(), "the dispatch loop reloads the queue, finding the job"
