@@ -105,7 +105,10 @@ class RetrainPolicies:
                 # the same idempotency key.
                 logger.warning("retrain policy %s waits: %s", policy.policy_id, exc)
                 return None
-        if facts.due_fire is not None:
+        if facts.due_fire is not None and decision.rule is not None:
+            # A fire held back (the cooldown, the day's limit, a retrain still running) stays
+            # owed and runs once allowed: checks run a minute apart, not at a fire's second,
+            # so a daily fire under a day's cooldown is held back by seconds on some days.
             await self._policies.checked(policy.policy_id, now)
         return job_id
 

@@ -17,6 +17,7 @@ from db.policies import NewPolicy, PolicyStore
 from db.records import NewLog
 from db.registry import ModelRegistry
 from domain.errors import InvalidRequest, ServiceUnavailable, TooManyRequests, TrainingError
+from domain.events import JobEvent
 from pipeline.settings import PipelineSettings
 from tests.actors.intakes import CREATED, FIRST_FIRE, Intake
 from tests.databases import BACKENDS, migrated_store
@@ -29,7 +30,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def nightly_retrain(
-    store: JobStore, tmp_path: Path
+    store: JobStore, tmp_path: Path, cooldown: timedelta = timedelta(0)
 ) -> tuple[RetrainPolicies, PolicyStore, Intake, str]:
     policies = PolicyStore(store.database)
     job = {
@@ -40,7 +41,10 @@ async def nightly_retrain(
     }
     rules = {"cron": "0 2 * * *", "timezone": "UTC"}
     created = await policies.create(
-        NewPolicy("tenant-a", "nightly", job, rules, 0.0, 10, None, False, True), CREATED
+        NewPolicy(
+            "tenant-a", "nightly", job, rules, cooldown.total_seconds(), 10, None, False, True
+        ),
+        CREATED,
     )
     intake = Intake(store)
 
@@ -89,3 +93,20 @@ async def test_a_fire_that_could_never_make_a_job_is_checked_off(
     intake.failure = None
     assert await retrains.check(FIRST_FIRE + timedelta(minutes=1)) == []
     assert intake.jobs == {}
+
+
+async def test_a_fire_held_back_by_the_cooldown_is_owed_until_the_cooldown_ends(
+    store: JobStore, tmp_path: Path
+) -> None:
+    retrains, policies, intake, policy_id = await nightly_retrain(
+        store, tmp_path, cooldown=timedelta(days=1)
+    )
+    [first] = await retrains.check(FIRST_FIRE + timedelta(seconds=45))
+    await store.transition(first, JobEvent.CANCEL)  # that retrain is over
+    second_fire = FIRST_FIRE + timedelta(days=1)
+    # Checks run a minute apart, not at the fire's second: this one is 25 s short of a day.
+    assert await retrains.check(second_fire + timedelta(seconds=20)) == []
+    [second] = await retrains.check(second_fire + timedelta(seconds=80))
+    assert second != first
+    trigger = (await policies.triggers(policy_id, 1, 1)).items[0]
+    assert trigger.evidence["fire_time"] == second_fire.isoformat()
