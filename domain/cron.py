@@ -13,9 +13,10 @@ from croniter import CroniterBadDateError, croniter
 
 
 def valid_cron(expression: str) -> bool:
-    """Whether ``expression`` is a cron expression that ever fires (``0 0 30 2 *`` parses,
-    but no February has a 30th)."""
-    if not croniter.is_valid(expression):
+    """Whether ``expression`` is a five-field cron expression that ever fires (``0 0 30 2
+    *`` parses, but no February has a 30th). croniter's sixth and seventh fields (seconds,
+    a year) are refused: a year's fires run out, and a schedule must go on."""
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
         return False
     try:
         croniter(expression, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
@@ -37,7 +38,9 @@ def latest_fire(expression: str, timezone: str, after: datetime, now: datetime) 
     missed fire is returned, never a backlog. The hour a clock goes back repeats its local
     times; a fire at a time ``after`` already had is the same fire, and not made again."""
     zone = ZoneInfo(timezone)
-    local = now.astimezone(zone) + timedelta(seconds=1)  # a fire at ``now`` counts
+    # A fire at ``now`` counts; the second is added in UTC, as local arithmetic would lose
+    # which of a repeated hour's two times ``now`` is.
+    local = (now + timedelta(seconds=1)).astimezone(zone)
     fire: datetime = croniter(expression, local).get_prev(datetime).astimezone(UTC)
     if not after < fire <= now:
         return None

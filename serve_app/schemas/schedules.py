@@ -19,7 +19,7 @@ MIN_WINDOW, MAX_WINDOW = timedelta(hours=1), timedelta(days=3660)
 def checked_cron(expression: str | None) -> str | None:
     if expression is not None and not valid_cron(expression):
         raise ValueError(
-            f"{expression!r} is not a cron expression that ever fires (e.g. '0 2 * * *')"
+            f"{expression!r} is not a five-field cron expression that ever fires (e.g. '0 2 * * *')"
         )
     return expression
 

@@ -55,6 +55,22 @@ def test_validation() -> None:
     assert not valid_cron("0 0 30 2 *"), "parses, but no February has a 30th"
     assert not valid_cron("0 0 31 4 *")
     assert valid_cron("0 0 29 2 *"), "every leap year"
+    assert not valid_cron("0 0 1 1 * 0 2025"), "a year: its fires run out"
+    assert not valid_cron("0 0 1 1 * 0"), "seconds"
     assert valid_timezone("Europe/Berlin")
     assert not valid_timezone("Mars/Olympus")
     assert not valid_timezone("../../etc/passwd")
+
+
+def test_fires_in_the_hour_the_clock_goes_back_are_each_made() -> None:
+    # New York's 01:00-02:00 on 2024-11-03 runs twice: 05:00-06:00 UTC, then 06:00-07:00.
+    start = datetime(2024, 11, 3, 4, 50, tzinfo=UTC)
+    after, now, fires = start, start, []
+    while now < start + timedelta(hours=3):  # a scheduler polling every 10 minutes
+        fire = latest_fire("*/30 * * * *", "America/New_York", after, now)
+        if fire is not None:
+            fires.append(fire)
+            after = fire
+        now += timedelta(minutes=10)
+    half_hours = [start + timedelta(minutes=10 + 30 * n) for n in range(6)]
+    assert fires == half_hours  # 05:00 to 07:30 UTC, the repeated hour's two included
