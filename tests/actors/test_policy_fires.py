@@ -98,7 +98,7 @@ async def test_a_fire_that_could_never_make_a_job_is_checked_off(
 async def test_a_fire_held_back_by_the_cooldown_is_owed_until_the_cooldown_ends(
     store: JobStore, tmp_path: Path
 ) -> None:
-    retrains, policies, intake, policy_id = await nightly_retrain(
+    retrains, policies, _, policy_id = await nightly_retrain(
         store, tmp_path, cooldown=timedelta(days=1)
     )
     [first] = await retrains.check(FIRST_FIRE + timedelta(seconds=45))
