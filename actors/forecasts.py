@@ -22,7 +22,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ray.exceptions import RayError, RayTaskError
+from ray.exceptions import (
+    NodeDiedError,
+    ObjectLostError,
+    RayError,
+    RayTaskError,
+    WorkerCrashedError,
+)
 
 from actors.durable import durably
 from db.forecasts import ForecastStore
@@ -58,6 +64,11 @@ LaunchForecast = Callable[
 ]
 #: Reserves CPUs for a holder, returning once they are placed (``Lifecycle.reserve``).
 Reserve = Callable[[str, Demand], Awaitable[Placement]]
+
+
+#: Errors of a coordinator whose worker or node was lost (a preempted node, an OOM kill):
+#: its row stays running, so the watchdog's next recovery runs it again, counting the attempt.
+LOST_WORKER = (WorkerCrashedError, NodeDiedError, ObjectLostError)
 
 
 class ForecastRunner:
@@ -228,6 +239,9 @@ class ForecastRunner:
                 window_end=forecast.window_end,
             )
             outcome = await self._launch(task, self._progress_for(forecast_id), placement)
+        except LOST_WORKER as exc:  # not the forecast's fault: the watchdog runs it again
+            logger.warning("forecast %s lost its coordinator: %s", forecast_id, exc)
+            return
         except Exception as exc:  # the forecast fails, the orchestrator goes on
             logger.exception("forecast %s failed", forecast_id)
             await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayTaskError, WorkerCrashedError
 
 from actors.forecasts import ForecastRunner
 from db.database import Database
@@ -309,3 +309,24 @@ async def test_an_outage_inside_a_forecasts_own_tasks_fails_it_with_its_reason(
     (await harness.launcher.launched(forecast_id)).set_exception(locked)
     forecast = await harness.settled(forecast_id)
     assert (forecast.status, forecast.error) == (ForecastStatus.FAILED, locked.message)
+
+
+async def test_a_forecast_whose_coordinator_lost_its_worker_is_run_again(
+    harness: Harness,
+) -> None:
+    """A preempted node or an OOM kill is not the forecast's fault: like an interrupted
+    one, the watchdog's next recovery runs it again (up to ``max_attempts``)."""
+    forecast_id = await harness.create()
+    await harness.runner.recover()
+    (await harness.launcher.launched(forecast_id)).set_exception(WorkerCrashedError())
+    deadline = time.monotonic() + 5
+    while harness.runner.runs(forecast_id):
+        assert time.monotonic() < deadline, "the lost run was never let go"
+        await asyncio.sleep(0.01)
+    assert (await harness.forecasts.get(forecast_id)).status is ForecastStatus.RUNNING
+
+    del harness.launcher.outcomes[forecast_id]
+    await harness.runner.recover()
+    (await harness.launcher.launched(forecast_id)).set_result(ForecastOutcome(24, "memory://f"))
+    forecast = await harness.settled(forecast_id)
+    assert (forecast.status, forecast.attempts) == (ForecastStatus.COMPLETED, 2)
