@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -91,7 +90,7 @@ def experiments_compare(
     for HPO trials which won over the validation windows against the first one given."""
     body = {"experiment_ids": experiment_ids, "metric": metric}
     result = request("POST", "/ai/training/experiments/compare", json=body)
-    names = {e["experiment_id"]: e["name"] for e in result["experiments"]}
+    names = distinct_names(result["experiments"])
     ids = list(names)
     params = Table("parameter", *(names[i] for i in ids))
     for row in result["params"]:
@@ -113,6 +112,20 @@ def experiments_compare(
     if plot is not None:
         draw_curves(result["curve"], names, plot)
         console.print(f"curves written to {plot}")
+
+
+def distinct_names(experiments: list[dict[str, Any]]) -> dict[str, str]:
+    """Each experiment's name by id, with its id's first 8 characters where another has the
+    same name (every job of a model has an ``attempt 1``, every search a ``trial 0``)."""
+    counts: dict[str, int] = {}
+    for e in experiments:
+        counts[e["name"]] = counts.get(e["name"], 0) + 1
+    return {
+        e["experiment_id"]: e["name"]
+        if counts[e["name"]] == 1
+        else f"{e['name']} {e['experiment_id'][:8]}"
+        for e in experiments
+    }
 
 
 def window_table(windows: dict[str, Any], names: dict[str, str]) -> Table:
@@ -242,11 +255,7 @@ def models_predict(
     last: Annotated[int, typer.Option(help="Show the last N predictions.")] = 24,
 ) -> None:
     """Forecast (with quantiles) from a CSV of feature-set rows; empty targets are forecast."""
-    frame = pd.read_csv(rows)
-    records = [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        for row in frame.to_dict(orient="records")
-    ]
+    records = _rows_as_written(rows)
     result = request(
         "POST", f"/ai/models/{model_id}/predict", json={"rows": records, "explain": explain}
     )
@@ -269,6 +278,19 @@ def models_predict(
             cells.append(", ".join(f"{name} {value:+.3g}" for name, value in strongest))
         table.add_row(*cells)
     console.print(table)
+
+
+def _rows_as_written(path: Path) -> list[dict[str, str | None]]:
+    """The CSV's rows with every value as written (series ``007`` stays ``007``; the
+    service reads numbers and times itself), an empty cell as null."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"{path} is not a CSV of rows: {exc}") from None
+    return [
+        {column: value or None for column, value in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
 
 
 @models_app.command("alias")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from pipeline.config import TrainingConfig
 from pipeline.store.demo import load_series
 from serve_app.cli import app
 from tests.serve_app.conftest import QUICK, SLOW, Deployed
+from tests.serve_app.test_forecasting import meters
 
 runner = CliRunner()
 #: ``conftest.QUICK`` as trainctl options: one booster of 30 rounds, no quantiles.
@@ -203,6 +205,8 @@ def test_trainctl_experiments_and_models(cli: CliRunner, tmp_path: Path) -> None
     compared = cli.invoke(app, ["experiments", "compare", *ids, "--plot", str(plot)])
     assert compared.exit_code == 0, compared.output
     assert "learning_rate" in compared.output
+    for experiment_id in ids:  # two "cli_exp attempt 1": told apart by their ids
+        assert f"attempt 1 {experiment_id[:8]}" in compared.output.replace("\n", " ")
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert plot.stat().st_size > 5_000, "a plot with two curves, not an empty canvas"
 
@@ -269,3 +273,44 @@ def test_trainctl_keys_and_schedules(
     assert refused.exit_code == 1
     assert "HTTP 401" in refused.output
     assert cli.invoke(app, ["keys", "revoke", "nope"]).exit_code == 1
+
+
+def test_trainctl_predict_sends_each_value_as_written(cli: CliRunner, tmp_path: Path) -> None:
+    frame = meters(count=2, days=30)
+    frame["meter"] = frame["meter"].map({"m0": "007", "m1": "008"})
+    name = f"zeros{uuid.uuid4().hex[:6]}"
+    frame.to_csv(tmp_path / "set.csv", index=False)
+    imported = cli.invoke(
+        app,
+        [
+            "features",
+            "import",
+            name,
+            str(tmp_path / "set.csv"),
+            "--timestamp-column",
+            "timestamp",
+            "--target-column",
+            "load_kw",
+            "--series-column",
+            "meter",
+        ],
+    )
+    assert imported.exit_code == 0, imported.output
+    submitted = cli.invoke(
+        app,
+        ["submit", "--tenant", "cli-zeros", "--feature-set", name, *QUICK_OPTIONS, "--wait"],
+    )
+    assert submitted.exit_code == 0, submitted.output
+    model_id = re.search(r"model (cli-zeros:\S+:\d{8}\.\d{6})", submitted.output).group(1)  # type: ignore[union-attr]
+
+    rows = frame[frame["meter"] == "007"].tail(24 * 9).copy()
+    rows.loc[rows.index[-24:], "load_kw"] = None  # the day to forecast
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    predicted = cli.invoke(app, ["models", "predict", model_id, str(tmp_path / "rows.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    assert predicted.output.count(" 007 ") == 24, predicted.output
+
+    (tmp_path / "empty.csv").write_text("")
+    empty = cli.invoke(app, ["models", "predict", model_id, str(tmp_path / "empty.csv")])
+    assert empty.exit_code == 2, empty.output
+    assert "not a CSV of rows" in empty.output
