@@ -288,7 +288,7 @@ def _rows_as_written(path: Path) -> list[dict[str, str | None]]:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise typer.BadParameter(f"{path} is not a CSV of rows: {exc}") from None
     return [
-        {column: value or None for column, value in row.items()}
+        {str(column): value or None for column, value in row.items()}
         for row in frame.to_dict(orient="records")
     ]
 
