@@ -10,9 +10,8 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
-
-from serve_app.settings import ApiSettings
 
 console = Console()
 #: Seconds a call waits for an answer.
@@ -30,9 +29,20 @@ class ApiError(Exception):
         self.detail = detail
 
 
+class ClientSettings(BaseSettings):
+    """What trainctl reads of the environment: where the API is and the key it sends. Not
+    the server's settings: their rules (auth on for a public host) are the server's, and a
+    client on a server's machine must not fail by them."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINING_", extra="ignore")
+
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: str | None = None
+
+
 def http_client() -> httpx.Client:
     """A client for ``TRAINING_API_URL`` sending ``TRAINING_API_KEY`` when it is set."""
-    settings = ApiSettings()
+    settings = ClientSettings()
     headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     return httpx.Client(base_url=settings.api_url, headers=headers, timeout=TIMEOUT_SECONDS)
 

@@ -17,7 +17,6 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    api_url: str = "http://127.0.0.1:8000"
     max_upload_mb: int = Field(512, ge=1, description="Largest feature-set upload accepted.")
     max_upload_decompressed_mb: int = Field(
         4096,
@@ -48,7 +47,6 @@ class ApiSettings(BaseSettings):
     auth_enabled: bool = Field(
         False, description="Require an API key; must be on unless bound to a loopback address."
     )
-    api_key: str | None = Field(None, description="The key trainctl sends (TRAINING_API_KEY).")
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> Self:

@@ -102,3 +102,13 @@ def test_keys_use_the_database_trainctl_up_is_given_and_name_it(
     assert listed.exit_code == 0, listed.output
     assert key_id in listed.output
     assert not (tmp_path / "elsewhere.db").exists(), "the option wins over the environment"
+
+
+def test_trainctl_on_a_servers_machine_is_not_held_to_the_servers_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRAINING_HOST", "0.0.0.0")  # the server's: auth must be on for it
+    monkeypatch.setenv("TRAINING_API_URL", "http://127.0.0.1:9")  # nothing listens there
+    result = runner.invoke(app, ["jobs"])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach http://127.0.0.1:9" in result.output
