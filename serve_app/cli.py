@@ -73,7 +73,7 @@ def up(
 
     from db.database import UnusableDatabaseUrl
     from serve_app.serve_config import SERVE_CONFIG, load_application
-    from serve_app.service import bootstrap, service_config, stop
+    from serve_app.service import abandon, bootstrap, service_config, stop
 
     serve_config = serve_config or SERVE_CONFIG
     given = {"data_dir": data_dir, "database_url": database_url, "host": host, "port": port}
@@ -95,6 +95,10 @@ def up(
         raise typer.Exit(code=2) from exc
     try:
         service = bootstrap(config, address, serve_config)
+    except KeyboardInterrupt:  # before the handlers below: what started is stopped
+        console.print("Interrupted while starting; stopping what started...")
+        abandon(config)
+        raise typer.Exit(code=130) from None
     except Conflict as exc:  # the admin key's id is taken, or it was revoked
         console.print(f"[red]error[/red] admin key: {exc.message}")
         raise typer.Exit(code=2) from exc

@@ -203,6 +203,19 @@ def stop(service: RunningService) -> None:
     ray.shutdown()
 
 
+def abandon(config: ServiceConfig) -> None:
+    """Stop what a start cut short (Ctrl-C while starting) had started of the API and the
+    orchestrator, as ``stop`` would: on a cluster they outlive this process otherwise."""
+    if not ray.is_initialized():
+        return
+    with contextlib.suppress(Exception):  # Serve not started yet
+        serve.shutdown()  # type: ignore[no-untyped-call]
+    for name in (config.orchestrator.actor_name, config.orchestrator.mirror_name):
+        with contextlib.suppress(ValueError):  # not started yet
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+    ray.shutdown()
+
+
 def bootstrap(
     config: ServiceConfig, address: str | None, serve_config: Path = SERVE_CONFIG
 ) -> RunningService:

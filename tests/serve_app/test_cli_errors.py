@@ -112,3 +112,25 @@ def test_trainctl_on_a_servers_machine_is_not_held_to_the_servers_settings(
     result = runner.invoke(app, ["jobs"])
     assert result.exit_code == 1, result.output
     assert "cannot reach http://127.0.0.1:9" in result.output
+
+
+def test_up_interrupted_while_starting_stops_what_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ctrl-C before the service is ready (migrations, Serve, the orchestrator's start):
+    exit 130 with no traceback, having stopped what started (on a cluster it outlives the
+    process). The start itself is faked: this is the command's wiring only."""
+    import serve_app.service
+
+    abandoned: list[object] = []
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(serve_app.service, "bootstrap", interrupted)
+    monkeypatch.setattr(serve_app.service, "abandon", abandoned.append)
+    result = runner.invoke(app, ["up", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 130, result.output
+    assert "Interrupted while starting" in result.output
+    assert len(abandoned) == 1
+    assert "Traceback" not in result.output
