@@ -193,8 +193,13 @@ class TrainingClient:
         with translated_ray_errors():
             return ray.get(self._orchestrator.ref(method, *args, **kwargs))
 
-    def submit(self, submission: JobSubmission) -> JobRecord:
-        return self._get(JobOrchestrator.submit, submission)
+    def submit(self, submission: JobSubmission, idempotency_key: str | None = None) -> JobRecord:
+        """Queue a job; with ``idempotency_key``, a repeat of a call whose answer was lost
+        (a restarting orchestrator) gets the job the first made, not a second one."""
+        if idempotency_key is None:
+            return self._get(JobOrchestrator.submit, submission)
+        job, _ = self._get(JobOrchestrator.submit_once, submission, idempotency_key)
+        return job
 
     def get(self, job_id: str) -> JobRecord:
         return self._get(JobOrchestrator.get_job, job_id)
@@ -223,14 +228,21 @@ class TrainingClient:
     def wait(self, job_id: str, timeout: float = 600.0, poll_seconds: float = 0.25) -> JobRecord:
         """Block until the job has finished and return it.
 
+        A database outage or a restarting orchestrator is waited out, as the job is.
+
         Raises:
             TimeoutError: it has not finished within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         while True:
-            job = self.get(job_id)
-            if job.status.is_finished():
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout}s")
+            try:
+                job = self.get(job_id)
+            except ServiceUnavailable as exc:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id}: no answer within {timeout}s: {exc}") from exc
+            else:
+                if job.status.is_finished():
+                    return job
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} is still {job.status} after {timeout}s")
             time.sleep(poll_seconds)

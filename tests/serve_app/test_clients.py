@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from actors.client import OrchestratorClient, TrainingClient
 from actors.submission import JobSubmission
-from db.records import JobFilters
+from db.records import JobFilters, JobRecord
 from domain.errors import IllegalTransition, JobNotFound, ServiceUnavailable
 from domain.jobs import JobStatus, ModelType
 from pipeline.config import TrainingConfig
@@ -151,7 +151,9 @@ async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: D
             )
         }
     )
-    running = await asyncio.to_thread(client.submit, slow)
+    running = await asyncio.to_thread(client.submit, slow, "py-client-slow-1")
+    repeated = await asyncio.to_thread(client.submit, slow, "py-client-slow-1")
+    assert repeated.job_id == running.job_id, "a repeated call gets the first call's job"
     cancelled = await asyncio.to_thread(client.cancel, running.job_id)
     assert cancelled.status is JobStatus.CANCELLED
     retried = await asyncio.to_thread(client.retry, running.job_id)
@@ -314,3 +316,30 @@ def test_trainctl_predict_sends_each_value_as_written(cli: CliRunner, tmp_path: 
     empty = cli.invoke(app, ["models", "predict", model_id, str(tmp_path / "empty.csv")])
     assert empty.exit_code == 2, empty.output
     assert "not a CSV of rows" in empty.output
+
+
+class Outage(TrainingClient):
+    """The real client, its first reads failing as in a database outage."""
+
+    def __init__(self, client: TrainingClient, failures: int) -> None:
+        super().__init__(client._orchestrator)
+        self.failures = failures
+
+    def get(self, job_id: str) -> JobRecord:
+        if self.failures:
+            self.failures -= 1
+            raise ServiceUnavailable("the database is unavailable (test)")
+        return super().get(job_id)
+
+
+async def test_python_client_waits_out_an_outage(deployed: Deployed) -> None:
+    client = _client(deployed)
+    submission = JobSubmission(
+        tenant_id="py-client",
+        model_type=ModelType.FORECAST,
+        model_name="through_outage",
+        config=TrainingConfig(feature_set="forecast_basic", target_variable="load_kw", **QUICK),
+    )
+    job = await asyncio.to_thread(client.submit, submission)
+    finished = await asyncio.to_thread(Outage(client, failures=3).wait, job.job_id, 90, 0.05)
+    assert finished.status is JobStatus.COMPLETED
