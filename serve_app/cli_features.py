@@ -28,9 +28,8 @@ def features_import(
     params = {"timestamp_column": timestamp_column, "target_column": target_column}
     if series_column:
         params["series_column"] = series_column
-    result = request(
-        "PUT", f"/ai/training/feature-sets/{name}", params=params, content=file.read_bytes()
-    )
+    with file.open("rb") as rows:  # streamed, with its length: never whole in memory
+        result = request("PUT", f"/ai/training/feature-sets/{name}", params=params, content=rows)
     console.print(
         f"stored {result['name']}: {result['rows']} rows, {result['start']} .. {result['end']}"
     )
@@ -46,9 +45,10 @@ def features_append(
 ) -> None:
     """Append a CSV or Parquet file's rows to a feature set, as a new version."""
     params = {"on_conflict": "replace" if replace else "refuse"}
-    result = request(
-        "POST", f"/ai/training/feature-sets/{name}/rows", params=params, content=file.read_bytes()
-    )
+    with file.open("rb") as rows:
+        result = request(
+            "POST", f"/ai/training/feature-sets/{name}/rows", params=params, content=rows
+        )
     console.print(
         f"appended {result['appended_rows']} rows to {result['name']} (replaced "
         f"{result['replaced_rows']}): version {result['version']}, {result['rows']} rows, "
