@@ -53,10 +53,17 @@ class Admission:
         return limit is None or running < limit
 
     def waiting_reason(
-        self, tenant_id: str, running: int, ahead: int, higher: int, resources: str | None
+        self,
+        tenant_id: str,
+        running: int,
+        ahead: int,
+        higher: int,
+        resources: str | None,
+        others_ahead: bool = False,
     ) -> str:
         """Why a queued job has not started, most binding reason first; ``resources`` is
-        why the CPUs keep it waiting, if they do."""
+        why the CPUs keep it waiting, if they do; ``others_ahead``: other tenants' jobs,
+        not counted in ``ahead``, start first."""
         if not self.may_start(tenant_id, running):
             limit = self.limits(tenant_id).max_running
             if limit == 0:
@@ -68,4 +75,6 @@ class Admission:
             return resources
         if ahead:
             return f"{ahead} job{'s' if ahead > 1 else ''} ahead"
+        if others_ahead:
+            return "other tenants' jobs ahead"
         return "starting"

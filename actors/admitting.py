@@ -279,15 +279,18 @@ class Admitter:
 
     # ------------------------------------------------------------------ queries
 
-    def queue_status(self, job_id: str, running: Mapping[str, RunningJob]) -> QueueStatus | None:
-        """Where a queued job stands and why it waits; None if it is not queued."""
+    def queue_status(
+        self, job_id: str, running: Mapping[str, RunningJob], tenant_only: bool = False
+    ) -> QueueStatus | None:
+        """Where a queued job stands and why it waits; None if it is not queued. With
+        ``tenant_only`` (a tenant's own key asks) its place counts its tenant's jobs only."""
         job = running.get(job_id)
         if job is not None and not job.placed:
             return QueueStatus(0, f"starting: Ray is placing its {cpus_text(job.demand.cpus)}")
         if job_id not in self._queue:
             return None
         tenant_id = self._queue.tenant_of(job_id)
-        ahead, higher = self._queue.ahead_of(job_id)
+        ahead, higher, others_ahead = self._queue.ahead_of(job_id, tenant_only)
         blocked = self._blocked
         resources = resource_reason(
             job_id,
@@ -299,7 +302,9 @@ class Admitter:
             blocked is None or self._tenant_of(blocked, running) == tenant_id,
         )
         of_tenant = sum(1 for job in running.values() if job.tenant_id == tenant_id)
-        reason = self._admission.waiting_reason(tenant_id, of_tenant, ahead, higher, resources)
+        reason = self._admission.waiting_reason(
+            tenant_id, of_tenant, ahead, higher, resources, others_ahead and tenant_only
+        )
         return QueueStatus(position=ahead + 1, waiting_reason=reason)
 
     def demand(self, running: Mapping[str, RunningJob]) -> tuple[list[Wanted], list[Wanted]]:

@@ -112,8 +112,10 @@ class OrchestratorClient:
     async def stats(self, tenant_id: str | None = None) -> Stats:
         return await self._call(JobOrchestrator.stats, tenant_id)
 
-    async def queue_status(self, job_id: str) -> QueueStatus | None:
-        return await self._call(JobOrchestrator.queue_status, job_id)
+    async def queue_statuses(
+        self, job_ids: list[str], tenant_only: bool = False
+    ) -> dict[str, QueueStatus]:
+        return await self._call(JobOrchestrator.queue_statuses, job_ids, tenant_only)
 
     async def held_cpus(self, job_id: str) -> int | None:
         return await self._call(JobOrchestrator.held_cpus, job_id)

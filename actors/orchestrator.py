@@ -268,9 +268,13 @@ class JobOrchestrator(ModelCommands):
             max_concurrent_jobs=self._settings.max_concurrent_jobs,
         )
 
-    async def queue_status(self, job_id: str) -> QueueStatus | None:
-        """Where a queued job stands and why it waits; None if it is not queued."""
-        return self._lifecycle.queue_status(job_id)
+    async def queue_statuses(
+        self, job_ids: list[str], tenant_only: bool = False
+    ) -> dict[str, QueueStatus]:
+        """Where each of the jobs that are queued stands and why it waits (one call for a
+        page of jobs); ``tenant_only``: places among its tenant's jobs (a tenant's key)."""
+        found = {job_id: self._lifecycle.queue_status(job_id, tenant_only) for job_id in job_ids}
+        return {job_id: status for job_id, status in found.items() if status is not None}
 
     async def held_cpus(self, job_id: str) -> int | None:
         """The CPUs a job this orchestrator runs holds now (its trial slots taken back

@@ -133,13 +133,17 @@ class JobQueue:
     def queued_of(self, tenant_id: str) -> int:
         return sum(1 for tenant, _ in self._where.values() if tenant == tenant_id)
 
-    def ahead_of(self, job_id: str) -> tuple[int, int]:
-        """(jobs that would start before this one, how many of them have higher priority)."""
-        _tenant_id, priority = self._where[job_id]
+    def ahead_of(self, job_id: str, tenant_only: bool = False) -> tuple[int, int, bool]:
+        """(jobs that would start before this one, how many of them have higher priority,
+        whether other tenants' jobs are ahead too); with ``tenant_only`` the counts are of
+        its own tenant's jobs: how many jobs others have queued is theirs to know."""
+        tenant_id, priority = self._where[job_id]
         order = self.ordered()
         ahead = order[: order.index(job_id)]
-        higher = sum(1 for j in ahead if self._where[j][1] > priority)
-        return len(ahead), higher
+        own = [j for j in ahead if self._where[j][0] == tenant_id]
+        counted = own if tenant_only else ahead
+        higher = sum(1 for j in counted if self._where[j][1] > priority)
+        return len(counted), higher, len(own) < len(ahead)
 
     def demands(self) -> list[Demand]:
         """What each queued job will hold, in the order they would be popped."""

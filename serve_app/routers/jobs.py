@@ -90,7 +90,8 @@ async def get_job(job_id: JobId, services: ServicesDep, principal: PrincipalDep)
     why it waits, a running one how many CPUs it holds now."""
     job = JobPublic.model_validate(await visible_job(job_id, services, principal))
     if job.status is JobStatus.QUEUED:
-        place = await services.orchestrator.queue_status(job_id)
+        tenant_only = not principal.is_admin  # what other tenants queued is theirs to know
+        place = (await services.orchestrator.queue_statuses([job_id], tenant_only)).get(job_id)
         if place is not None:
             job.queue_position, job.waiting_reason = place.position, place.waiting_reason
     elif job.status is JobStatus.RUNNING:
@@ -109,9 +110,19 @@ async def list_jobs(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobsPublic:
+    """Jobs, newest first; a queued one says where it stands and why it waits."""
     filters = JobFilters(principal.tenant_filter(tenant_id), model_type, model_name, status)
     result = await services.store.list_jobs(filters, page, page_size)
-    return JobsPublic.of(result)
+    listed = JobsPublic.of(result)
+    queued = [job.job_id for job in listed.jobs if job.status is JobStatus.QUEUED]
+    if queued:
+        places = await services.orchestrator.queue_statuses(
+            queued, tenant_only=not principal.is_admin
+        )
+        for job in listed.jobs:
+            if (place := places.get(job.job_id)) is not None:
+                job.queue_position, job.waiting_reason = place.position, place.waiting_reason
+    return listed
 
 
 @router.delete("", response_model=QueuedJobsCancelled)

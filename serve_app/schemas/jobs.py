@@ -83,7 +83,10 @@ class JobPublic(BaseModel):
     completed_at: datetime | None
     schedule_id: str | None = None
     fire_time: datetime | None = None
-    queue_position: int | None = Field(None, description="Queued jobs: 1 starts next.")
+    queue_position: int | None = Field(
+        None,
+        description="Queued jobs: 1 starts next (to a tenant's key: next of its tenant's).",
+    )
     waiting_reason: str | None = Field(None, description="Queued jobs: why it has not started.")
     held_cpus: int | None = Field(
         None,

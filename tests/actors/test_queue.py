@@ -50,7 +50,10 @@ def test_tenants_take_turns_within_a_priority() -> None:
     queue.push("c1", "c", 0, at(11))
     queue.push("urgent-a", "a", 2, at(20))
     assert queue.ordered() == ["urgent-a", "a1", "b1", "c1", "a2", "a3"]
-    assert queue.ahead_of("c1") == (3, 1)
+    assert queue.ahead_of("c1") == (3, 1, True)
+    assert queue.ahead_of("c1", tenant_only=True) == (0, 0, True), "none of its own"
+    assert queue.ahead_of("a2", tenant_only=True) == (2, 1, True)
+    assert queue.ahead_of("urgent-a", tenant_only=True) == (0, 0, False)
     assert queue.queued_of("a") == 4
     assert drain(queue) == ["urgent-a", "a1", "b1", "c1", "a2", "a3"]
 

@@ -38,6 +38,15 @@ async def test_queue_limit_gives_429_and_queued_jobs_say_why_they_wait(
         assert first["queue_position"] == 1
         assert second["queue_position"] == 2
         assert first["waiting_reason"] == "tenant limit of 1 running jobs reached"
+        listed = await deployed.http.get("/ai/training/jobs", params={"tenant_id": LIMITED_TENANT})
+        places = {
+            j["job_id"]: (j["queue_position"], j["waiting_reason"]) for j in listed.json()["jobs"]
+        }
+        assert places == {
+            running: (None, None),
+            queued[0]: (1, first["waiting_reason"]),
+            queued[1]: (2, second["waiting_reason"]),
+        }, "the list says what each job's page does"
         other = await deployed.submit(tenant_id="tenant-unlimited", priority="high")
         waiting = await deployed.job(other)
         assert waiting["queue_position"] == 1, "the limited tenant's jobs do not hold it up"
@@ -54,6 +63,11 @@ async def test_equal_priority_jobs_alternate_between_tenants(deployed: Deployed)
     a_jobs = [await deployed.submit(tenant_id="fair-a") for _ in range(3)]
     b_job = await deployed.submit(tenant_id="fair-b")
     assert (await deployed.job(b_job))["queue_position"] == 2
+    async with deployed.client_for(await deployed.key("fair-b")) as own_key:
+        seen = (await own_key.get(f"/ai/training/jobs/{b_job}")).json()
+        listed = (await own_key.get("/ai/training/jobs")).json()["jobs"]
+    assert seen["queue_position"] == 1, "a tenant's key: its place among its own jobs"
+    assert [j["queue_position"] for j in listed if j["job_id"] == b_job] == [1]
     await deployed.http.delete(f"/ai/training/jobs/{blocker}")
     finished = [await deployed.wait_finished(job_id) for job_id in [*a_jobs, b_job]]
     assert all(j["status"] == "completed" for j in finished)
