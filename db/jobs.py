@@ -207,10 +207,14 @@ class JobStore:
             await add_logs(session, [log(row.job_id) for row in rows])
             return [_job(row) for row in rows]
 
-    async def typical_duration(self, feature_set: str, sample: int = 20) -> float | None:
-        """Mean run time in seconds of the last ``sample`` completed jobs on a feature set."""
+    async def typical_duration(
+        self, tenant_id: str, feature_set: str, sample: int = 20
+    ) -> float | None:
+        """Mean run time in seconds of the tenant's last ``sample`` completed jobs on a
+        feature set (another tenant's are not its to know)."""
         query = (
             select(TrainingJob.started_at, TrainingJob.completed_at)
+            .where(TrainingJob.tenant_id == tenant_id)
             .where(TrainingJob.feature_set == feature_set)
             .where(TrainingJob.status == JobStatus.COMPLETED.value)
             .order_by(TrainingJob.completed_at.desc())

@@ -68,7 +68,7 @@ async def start_job(
     job, created = await services.orchestrator.submit_once(body, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
-    typical = await services.store.typical_duration(job.feature_set)
+    typical = await services.store.typical_duration(job.tenant_id, job.feature_set)
     return JobCreated(
         job_id=job.job_id,
         status=job.status,

@@ -172,16 +172,17 @@ async def test_count_by_status_and_active_view(store: JobStore) -> None:
     assert active == 2
 
 
-async def test_typical_duration_averages_completed_jobs(store: JobStore) -> None:
-    assert await store.typical_duration("forecast_basic") is None
+async def test_typical_duration_averages_the_tenants_completed_jobs(store: JobStore) -> None:
+    assert await store.typical_duration("tenant-a", "forecast_basic") is None
     for _ in range(2):
         job = await store.create_job(new_job())
         await store.transition(job.job_id, JobEvent.START)
         await store.transition(job.job_id, JobEvent.COMPLETE)
-    duration = await store.typical_duration("forecast_basic")
+    duration = await store.typical_duration("tenant-a", "forecast_basic")
     assert duration is not None
     assert 0 <= duration < 5
-    assert await store.typical_duration("other_set") is None
+    assert await store.typical_duration("tenant-a", "other_set") is None
+    assert await store.typical_duration("tenant-b", "forecast_basic") is None, "not its jobs"
 
 
 async def test_transition_writes_its_log_lines_atomically(store: JobStore) -> None:
