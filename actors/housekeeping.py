@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from actors.forecasts import ForecastRunner
 from actors.queue import JobQueue
@@ -40,6 +41,7 @@ class Housekeeping:
         clock: Callable[[], datetime],
         tracked: Callable[[str], bool],
         forecasts: ForecastRunner,
+        studies_root: Path,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -48,6 +50,7 @@ class Housekeeping:
         self._clock = clock
         self._tracked = tracked
         self._forecasts = forecasts
+        self._studies_root = studies_root
 
     async def recover(self) -> None:
         """Re-queue (or fail) jobs a previous incarnation was running; load the queue; run
@@ -90,11 +93,12 @@ class Housekeeping:
 
     async def purge(self) -> PurgeReport:
         """Apply the retention policy now: to the database, then to the files of the
-        forecasts it purged and to the feature store's versions that nothing references
-        any more."""
+        jobs and forecasts it purged and to the feature store's versions that nothing
+        references any more."""
         now, policy = self._clock(), self._settings.retention
         report = await purge(self._store.database, policy, now)
         await asyncio.to_thread(self._forecasts.remove_outputs, report.forecasts)
+        await asyncio.to_thread(self._remove_journals, report.job_ids)
         in_use = await feature_versions_in_use(self._store.database)
         grace = timedelta(hours=policy.feature_versions_grace_hours)
         removed = await asyncio.to_thread(self._features.remove_unreferenced, in_use, now, grace)
@@ -107,6 +111,11 @@ class Housekeeping:
             len(removed),
         )
         return replace(report, feature_versions=tuple(removed))
+
+    def _remove_journals(self, job_ids: Sequence[str]) -> None:
+        """Delete the Optuna journals of purged HPO jobs (``pipeline.graph.search``)."""
+        for job_id in job_ids:
+            (self._studies_root / f"{job_id}.journal").unlink(missing_ok=True)
 
     async def _interrupted(self, job: JobRecord, cause: str) -> bool:
         """Re-queue a running job whose run was lost, or fail it past ``max_attempts``;

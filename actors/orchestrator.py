@@ -159,6 +159,7 @@ class JobOrchestrator(ModelCommands):
             clock=clock,
             tracked=self._lifecycle.tracks,
             forecasts=self._forecasts,
+            studies_root=pipeline.studies_root,
         )
         self._scheduler = Scheduler(self._schedules, self._intake.submit)
         self._aftercare = Aftercare(

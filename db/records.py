@@ -259,6 +259,8 @@ class PurgeReport:
 
     jobs: int
     logs: int
+    #: The purged jobs' ids (their files go too: an HPO job's study journal).
+    job_ids: tuple[str, ...] = ()
     #: Feature-set versions removed (``<set directory>@<version>``).
     feature_versions: tuple[str, ...] = ()
     forecasts: tuple[ExpiredForecast, ...] = ()

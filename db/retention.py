@@ -88,7 +88,7 @@ async def purge(database: Database, policy: RetentionPolicy, now: datetime) -> P
         forecasts = tuple(ExpiredForecast(*row) for row in await session.execute(old_forecasts))
         for some in _chunks([forecast.forecast_id for forecast in forecasts]):
             await session.execute(delete(BatchForecast).where(BatchForecast.forecast_id.in_(some)))
-    return PurgeReport(jobs=len(job_ids), logs=logs, forecasts=forecasts)
+    return PurgeReport(jobs=len(job_ids), logs=logs, job_ids=tuple(job_ids), forecasts=forecasts)
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:

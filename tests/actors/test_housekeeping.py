@@ -91,6 +91,7 @@ def housekeeping_of(
         clock=clock,
         tracked=tracked,
         forecasts=forecasts,
+        studies_root=PipelineSettings(data_dir=tmp_path).studies_root,
     )
 
 
@@ -187,3 +188,26 @@ async def test_retention_deletes_an_expired_forecasts_file_with_its_row(
     assert [f.forecast_id for f in report.forecasts] == [forecast.forecast_id]
     assert not location.is_file()
     assert not forecast_directory(root, model.tenant_id, forecast.forecast_id).is_dir()
+
+
+async def test_retention_deletes_a_purged_search_jobs_study_journal(
+    store: JobStore, tmp_path: Path
+) -> None:
+    failed = await store.create_job(new_job())
+    await store.transition(failed.job_id, JobEvent.START)
+    await store.transition(failed.job_id, JobEvent.FAIL, error_message="a trial's data failed")
+    studies = PipelineSettings(data_dir=tmp_path).studies_root
+    studies.mkdir(parents=True)
+    journal = studies / f"{failed.job_id}.journal"
+    journal.write_text("{}")
+    other = studies / "another-job.journal"
+    other.write_text("{}")
+    clock = Clock(datetime.now(UTC))
+    features = FeatureStore(Location(str(tmp_path / "features")))
+    housekeeping = housekeeping_of(store, features, tmp_path, clock)
+
+    assert (await housekeeping.purge()).job_ids == ()
+    clock.now += timedelta(days=31)
+    assert (await housekeeping.purge()).job_ids == (failed.job_id,)
+    assert not journal.exists()
+    assert other.exists(), "a journal of a job still kept stays"
