@@ -314,9 +314,14 @@ class TrainingConfig(BaseModel):
         """This config, data-parallel on ``AUTO_WORKERS`` workers when its feature set has
         ``min_rows`` rows or more, the job chose nothing itself (neither ``distributed``,
         ``per_series`` nor ``refit_on_all_rows``, which refits in one process) and the
-        cluster holds them."""
+        cluster holds them. A search or a backtest keeps every row in one process anyway
+        (``partitioned``), and a time budget bounds local threads only: those jobs would
+        pay for the workers and gain nothing, so they stay as they are."""
         workers = AUTO_WORKERS * self.train_cpus
         chose = self.distributed or self.per_series or self.refit_on_all_rows
+        unsplit = self.enable_hpo or self.backtest is not None or self.time_budget_s is not None
+        if unsplit:
+            return self
         if chose or rows < min_rows or workers > cluster_cpus:
             return self
         return self.model_copy(update={"distributed": DistributedSpec(workers=AUTO_WORKERS)})

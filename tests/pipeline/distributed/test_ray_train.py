@@ -134,3 +134,6 @@ def test_a_large_feature_set_trains_data_parallel_unless_the_job_chose() -> None
     assert chosen.sized_for(rows=100, min_rows=100, cluster_cpus=4) is chosen
     per_series = plain.model_copy(update={"per_series": True})
     assert per_series.sized_for(rows=100, min_rows=100, cluster_cpus=4) is per_series
+    for unsplit in ({"enable_hpo": True}, {"backtest": {"windows": 2}}, {"time_budget_s": 60}):
+        whole = config(**unsplit)  # its rows in one process anyway, or a budget to keep
+        assert whole.sized_for(rows=100, min_rows=100, cluster_cpus=4) is whole, unsplit
