@@ -144,13 +144,32 @@ def check_fits(config: TrainingConfig, schema: FeatureSetSchema, step_seconds: f
             f"and {MIN_TRAIN_STEPS} training steps before the first origin); the selected "
             f"range of {schema.name!r} has {available}",
         )
+    spanned = (windows - 1) * step + config.horizon
+    tested = round(available * config.test_split)  # about: the warm-up is not counted
+    if spanned > tested:
+        raise InvalidRequest(
+            "config.backtest",
+            f"{windows} windows {step} steps apart, each forecasting {config.horizon} steps, "
+            f"span {spanned} steps, more than the test part's {tested} ({config.test_split:g} "
+            f"of {available}): windows before it would be scored on rows that chose the "
+            "model's rounds and intervals (a larger test_split makes room)",
+        )
 
 
-def plan(timestamps: np.ndarray, horizon: int, windows: int, step: int) -> list[Window]:
-    """The windows over the sorted distinct ``timestamps`` of the usable rows.
+def plan(
+    timestamps: np.ndarray,
+    horizon: int,
+    windows: int,
+    step: int,
+    test_start: np.datetime64 | None = None,
+) -> list[Window]:
+    """The windows over the sorted distinct ``timestamps`` of the usable rows, inside the
+    test part from ``test_start`` on, if given: a window over the validation part would be
+    scored on the rows that chose the model's rounds and calibrated its intervals.
 
     Raises:
-        PipelineError: the first origin leaves fewer than ``MIN_TRAIN_STEPS`` before it.
+        PipelineError: the first origin leaves fewer than ``MIN_TRAIN_STEPS`` before it,
+            or falls before ``test_start``.
     """
     stamps = np.unique(timestamps)
     first = len(stamps) - horizon - (windows - 1) * step
@@ -158,6 +177,14 @@ def plan(timestamps: np.ndarray, horizon: int, windows: int, step: int) -> list[
         raise PipelineError(
             f"the backtest's {windows} windows ({step} steps apart, {horizon} each) leave "
             f"{max(first, 0)} timestamps to train the first one on; need {MIN_TRAIN_STEPS}"
+        )
+    if test_start is not None and stamps[first] < test_start:
+        tested = int((stamps >= test_start).sum())
+        fit = max(0, (tested - horizon) // step + 1)
+        raise PipelineError(
+            f"the backtest's {windows} windows ({step} steps apart, {horizon} each) start "
+            f"before the test part ({tested} timestamps), on rows that chose the model's "
+            f"rounds and intervals; {fit} fit in it (a larger test_split makes room)"
         )
     planned = []
     for number in range(windows):

@@ -47,7 +47,8 @@ def backtest_stage(
     assert spec is not None
     prepared: PreparedData = ray.get(data[0])
     stamps = all_rows(prepared)[2]
-    windows = plan(stamps, config.horizon, spec.windows, config.backtest_step)
+    test_start = prepared.test.timestamps.min()
+    windows = plan(stamps, config.horizon, spec.windows, config.backtest_step, test_start)
     recipe = Recipe.of(model)
     logger = logging.getLogger(f"{PIPELINE_LOGGER}.backtest")
     logger.info(

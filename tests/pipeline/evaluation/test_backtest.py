@@ -37,6 +37,15 @@ def test_windows_that_leave_too_little_to_train_on_are_refused() -> None:
         plan(hours(MIN_TRAIN_STEPS + 24 * 3), horizon=24, windows=5, step=24)
 
 
+def test_windows_start_in_the_test_part() -> None:
+    stamps = hours(1000)
+    windows = plan(stamps, horizon=24, windows=3, step=24, test_start=stamps[900])
+    assert windows[0].origin >= stamps[900]
+    refused = r"start before the test part \(100 timestamps\).*; 4 fit"
+    with pytest.raises(PipelineError, match=refused):
+        plan(stamps, horizon=24, windows=5, step=24, test_start=stamps[900])
+
+
 def config(**overrides: object) -> TrainingConfig:
     return TrainingConfig.model_validate(
         {"feature_set": "forecast_basic", "target_variable": "load_kw", **overrides}
@@ -54,6 +63,11 @@ def test_the_check_at_submission_counts_steps_in_the_selected_range(
     narrow = config(backtest={"windows": 3}, start_date="2025-12-20T00:00:00Z")
     with pytest.raises(InvalidRequest, match="has 2"):
         check_fits(narrow, schema, 3600)
+    recent = config(backtest={"windows": 30}, start_date="2025-06-01T00:00:00Z")
+    with pytest.raises(InvalidRequest, match="more than the test part's") as caught:
+        check_fits(recent, schema, 3600)
+    assert caught.value.field == "config.backtest"
+    check_fits(recent.model_copy(update={"test_split": 0.5}), schema, 3600)
 
 
 def test_a_window_trains_on_what_precedes_its_origin(demo_store: FeatureStore) -> None:
