@@ -201,9 +201,14 @@ def all_rows(data: PreparedData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return (
         np.vstack([p.X for p in parts]),
         np.concatenate([p.y for p in parts]),
-        np.concatenate([p.timestamps for p in parts]),
+        all_timestamps(data),
         np.concatenate([p.seasonal_naive for p in parts]),
     )
+
+
+def all_timestamps(data: PreparedData) -> np.ndarray:
+    """The timestamps of ``all_rows``, without copying its features."""
+    return np.concatenate([p.timestamps for p in (data.train, data.validation, data.test)])
 
 
 def labelled(data: PreparedData) -> np.ndarray:

@@ -9,7 +9,14 @@ import ray
 from ray import ObjectRef
 
 from pipeline.context import JobContext
-from pipeline.evaluation.backtest import BacktestResult, Recipe, Window, all_rows, plan, run_window
+from pipeline.evaluation.backtest import (
+    BacktestResult,
+    Recipe,
+    Window,
+    all_timestamps,
+    plan,
+    run_window,
+)
 from pipeline.features.preprocess import PreparedData
 from pipeline.graph.fanout import Starter, fan_out, stop_of
 from pipeline.job_callbacks import JobCallbacks
@@ -46,7 +53,7 @@ def backtest_stage(
     spec = config.backtest
     assert spec is not None
     prepared: PreparedData = ray.get(data[0])
-    stamps = all_rows(prepared)[2]
+    stamps = all_timestamps(prepared)
     test_start = prepared.test.timestamps.min()
     windows = plan(stamps, config.horizon, spec.windows, config.backtest_step, test_start)
     recipe = Recipe.of(model)
