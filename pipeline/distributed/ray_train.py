@@ -27,7 +27,7 @@ import numpy as np
 import ray
 import ray.train
 from ray.train import DataConfig
-from ray.train.v2.api.config import ScalingConfig
+from ray.train.v2.api.config import FailureConfig, RunConfig, ScalingConfig
 from ray.train.v2.api.exceptions import WorkerGroupError
 from ray.train.v2.api.result import Result
 from ray.train.v2.lightgbm.lightgbm_trainer import LightGBMTrainer
@@ -49,6 +49,11 @@ from pipeline.training.fitting import (
 from pipeline.training.train import TrainedModel, retrained_by, trained_by
 
 logger = logging.getLogger("pipeline.training.train")
+#: Ray Train retries a worker group that cannot start, and one whose node was preempted,
+#: without end by default: a bundle lost with its node on a fixed cluster is never placed
+#: again, and the job would stay running for ever, holding its CPUs. With these the job
+#: fails, saying why.
+NO_RETRIES = FailureConfig(max_failures=0, controller_failure_limit=1, max_preemption_failures=0)
 
 #: LightGBM's default ``bin_construct_sample_cnt``: the rows it finds bins on.
 BIN_SAMPLE_ROWS = 200_000
@@ -119,6 +124,7 @@ class RayTrainFitter:
                 "validation": to_dataset(data.validation.unlabelled(), 1),
             },
             dataset_config=DataConfig(datasets_to_split=["train"]),
+            run_config=RunConfig(failure_config=NO_RETRIES),
         )
         try:
             result = cast(Result, trainer.fit())  # Ray Train v2's, with return_value
