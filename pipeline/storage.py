@@ -12,10 +12,11 @@ a Ray worker on any node.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -107,6 +108,28 @@ class Location:
 
     def read_parquet(self, filters: Sequence[tuple[str, str, Any]] | None = None) -> pa.Table:
         return pq.read_table(self.path, filesystem=self.filesystem, filters=filters)
+
+    @contextlib.contextmanager
+    def parquet_writer(self, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+        """A Parquet file written a table at a time, never whole in memory, and published
+        as ``write_bytes`` publishes (locally once the block ends without an error)."""
+        if not self.is_local:
+            with (
+                self.filesystem.open_output_stream(self.path) as stream,
+                pq.ParquetWriter(stream, schema) as writer,
+            ):
+                yield writer
+            return
+        directory = Path(self.path).parent
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, staging = tempfile.mkstemp(prefix=f".{self.name}-", dir=directory)
+        os.close(handle)
+        try:
+            with pq.ParquetWriter(staging, schema) as writer:
+                yield writer
+            os.replace(staging, self.path)
+        finally:
+            Path(staging).unlink(missing_ok=True)
 
     def write_parquet(self, table: pa.Table, row_group_size: int | None = None) -> None:
         buffer = io.BytesIO()

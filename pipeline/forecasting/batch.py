@@ -152,7 +152,7 @@ def plan_forecast(
     reach = adaptation_reach(metadata) + history_needed(spec) * spec.step
     ahead = (spec.horizon + 1) * spec.step
     plan = []
-    for part in chunks(chosen, size):
+    for part in chunks(sorted(chosen), size):  # the file's order: by series
         origins = spans.loc[list(part), "last"]
         plan.append(
             ForecastChunk(

@@ -128,7 +128,7 @@ def plan_detection(
             start=window.start - reach,
             end=window.end,
         )
-        for part in chunks(chosen, size)
+        for part in chunks(sorted(chosen), size)  # the file's order: by series
     ]
     return window, plan
 

@@ -3,8 +3,9 @@ logged prediction is kept as (the columns of a batch forecast's)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -23,6 +24,42 @@ ROW_GROUP_ROWS = 65_536
 def write_forecast(location: Location, table: pa.Table) -> None:
     """A forecast's (or a detection's) rows, in row groups a page can be read from."""
     location.write_parquet(table, row_group_size=ROW_GROUP_ROWS)
+
+
+def write_forecast_parts(location: Location, parts: Iterable[pa.Table]) -> int:
+    """``write_forecast`` of the parts' rows, in order, written as they come: a forecast of
+    millions of rows is never whole in memory. The first part with rows sets the columns'
+    types (an empty part's strings have none). Returns the rows written.
+
+    Raises:
+        ValueError: no part (a file needs its columns).
+    """
+    buffered: list[pa.Table] = []
+    empty: pa.Table | None = None
+    pending = written = 0
+    with contextlib.ExitStack() as stack:
+        writer: pq.ParquetWriter | None = None
+        for part in parts:
+            if not part.num_rows:
+                empty = part if empty is None else empty
+                continue
+            if writer is None:
+                schema = part.schema
+                writer = stack.enter_context(location.parquet_writer(schema))
+            buffered.append(part.cast(schema))
+            pending += part.num_rows
+            if pending >= ROW_GROUP_ROWS:  # whole row groups now, the rest with what comes
+                table = pa.concat_tables(buffered)
+                whole = pending - pending % ROW_GROUP_ROWS
+                writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+                buffered, pending, written = [table.slice(whole)], pending - whole, written + whole
+        if writer is not None and pending:
+            writer.write_table(pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS)
+    if writer is None:
+        if empty is None:
+            raise ValueError(f"{location}: no part to write")
+        write_forecast(location, empty)
+    return written + pending
 
 
 def forecast_page(

@@ -9,7 +9,7 @@ its reservation holds, and a failure or a cancel stops the rest.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import ray
@@ -49,30 +49,48 @@ def fan_out(
         What a task raised; TrainingStopped: the job was cancelled. Either way the tasks
         still running are cancelled.
     """
+    return list(in_order(starters, bundles, what, stop, progress, cpus))
+
+
+def in_order(
+    starters: Sequence[Starter[T]],
+    bundles: Sequence[Bundle],
+    what: str,
+    stop: Callable[[], bool] | None = None,
+    progress: Callable[[float], None] | None = None,
+    cpus: int = 1,
+) -> Iterator[T]:
+    """``fan_out``'s results one at a time, in order, each as soon as it and those before
+    it have ended: the caller holds one result at a time (tasks that end early keep theirs
+    in Ray's object store meanwhile). Leaving the loop early cancels the running tasks."""
     pool = BundlePool(bundles, cpus)
     if starters and pool.capacity == 0:
         raise ValueError(f"{what}: no bundle holds a task of {cpus} CPUs")
-    results: dict[int, T] = {}
+    done: dict[int, ObjectRef[T]] = {}
     running: dict[ObjectRef[T], tuple[int, Bundle]] = {}
     waiting = list(enumerate(starters))
+    given = 0
     try:
-        while waiting or running:
+        while waiting or running or given in done:
             while waiting and (bundle := pool.acquire()) is not None:
                 number, start = waiting.pop(0)
                 running[start(bundle.options(cpus))] = (number, bundle)
+            if given in done:
+                yield ray.get(done.pop(given))
+                given += 1
+                continue
             ready, _ = ray.wait(list(running), num_returns=1, timeout=STOP_CHECK_SECONDS)
             for ref in ready:
                 number, bundle = running.pop(ref)
                 pool.release(bundle)
-                results[number] = ray.get(ref)
+                ray.get(ref)  # a task's error raises now, not once those before it are given
+                done[number] = ref
                 if progress is not None:
-                    progress(len(results) / len(starters))
+                    progress((given + len(done)) / len(starters))
             if running and stop is not None and stop():
                 raise TrainingStopped(f"{what} stopped: the job was cancelled")
-    except BaseException:
+    finally:
         cancel(running)
-        raise
-    return [results[number] for number in range(len(starters))]
 
 
 def cancel(refs: Iterable[ObjectRef[Any]]) -> None:

@@ -12,7 +12,7 @@ its window (``pipeline.forecasting.detection``); its events are written next to 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +41,8 @@ from pipeline.forecasting.detection import (
     plan_detection,
     read_window,
 )
-from pipeline.forecasting.output import write_forecast
-from pipeline.graph.fanout import Starter, fan_out
+from pipeline.forecasting.output import write_forecast_parts
+from pipeline.graph.fanout import Starter, in_order
 from pipeline.models.artifacts import ModelArtifact, load_artifact, load_metadata
 from pipeline.placement import Placement
 from pipeline.settings import PipelineSettings
@@ -101,16 +101,17 @@ def forecast_chunks(
     plan: list[ForecastChunk],
     progress: Callable[[float], None] | None,
     placement: Placement,
-) -> list[Part]:
-    """The forecast rows of every chunk of ``plan``, in its order, one task per CPU of
-    ``placement`` at a time, telling ``progress`` the share done as each ends; on a
-    failure the running ones are cancelled."""
+) -> Iterator[Part]:
+    """The forecast rows of every chunk of ``plan``, in its order (each as soon as it and
+    those before it have ended), one task per CPU of ``placement`` at a time, telling
+    ``progress`` the share done as each ends; on a failure the running ones are
+    cancelled."""
 
     def starter(number: int, chunk: ForecastChunk) -> Starter[Part]:
         return lambda options: submit_chunk(task, settings, number, chunk, options)
 
     starters = [starter(number, chunk) for number, chunk in enumerate(plan)]
-    return fan_out(starters, placement.workers(), "forecast", progress=progress)
+    return in_order(starters, placement.workers(), "forecast", progress=progress)
 
 
 def run_forecast(
@@ -136,17 +137,24 @@ def run_forecast(
         )
     else:
         plan = plan_forecast(store, metadata, task.feature_set, task.horizon, task.series)
-    parts = forecast_chunks(task, settings, plan, progress, placement)
-    table: pd.DataFrame = pd.concat([part.rows for part in parts], ignore_index=True)
-    table = table.sort_values(["series", "timestamp"], kind="stable", na_position="first")
     directory = forecast_directory(settings.artifacts_root, task.tenant_id, task.forecast_id)
     location = directory / (DETECTION_FILE if detection else FORECAST_FILE)
-    write_forecast(location, pa.Table.from_pandas(table, preserve_index=False))
+    found: list[pd.DataFrame] = []  # a detection's events: a few rows a chunk
+
+    def tables() -> Iterator[pa.Table]:
+        """Each chunk's rows as it ends, in the plan's order: its series are sorted, and
+        so is the file, without all of its rows in this task at once."""
+        for part in forecast_chunks(task, settings, plan, progress, placement):
+            if part.events is not None:
+                found.append(part.events)
+            yield pa.Table.from_pandas(part.rows, preserve_index=False)
+
+    rows = write_forecast_parts(location, tables())
     if not detection:
-        return ForecastOutcome(rows=len(table), artifact_uri=str(location))
-    events = gathered_events([part.events for part in parts if part.events is not None])
+        return ForecastOutcome(rows=rows, artifact_uri=str(location))
+    events = gathered_events(found)
     (directory / EVENTS_FILE).write_parquet(pa.Table.from_pandas(events, preserve_index=False))
-    return ForecastOutcome(rows=len(table), artifact_uri=str(location), events=len(events))
+    return ForecastOutcome(rows=rows, artifact_uri=str(location), events=len(events))
 
 
 def _window(task: ForecastTask) -> Window:

@@ -70,3 +70,42 @@ def test_the_csv_holds_every_row_or_one_series_rows(
     assert list(read.columns) == ["series", "timestamp", "predicted"]  # one header
     assert read["series"].tolist() == expected["series"].tolist()
     assert read["predicted"].tolist() == expected["predicted"].tolist()
+
+
+def test_parts_are_written_as_they_come_in_full_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forecast's chunks written one at a time: the file holds them in order, in row
+    groups of the usual size (not one per chunk); an empty chunk's untyped columns (and a
+    column all null in a later one) do not break the file's types."""
+    monkeypatch.setattr(output, "ROW_GROUP_ROWS", 100)
+    stamps = pd.date_range("2024-01-01", periods=70, freq="h", tz="UTC")
+
+    def part(name: str, rows: int) -> pa.Table:
+        frame = pd.DataFrame(
+            {
+                "series": np.array([name] * rows, dtype=object),
+                "timestamp": stamps[:rows],
+                "actual": [None] * rows if name == "m3" else np.arange(rows, dtype=float),
+            }
+        )
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    parts = [part("m0", 0), part("m1", 70), part("m2", 70), part("m3", 70)]
+    location = Location(str(tmp_path / "forecast.parquet"))
+    assert output.write_forecast_parts(location, iter(parts)) == 210
+    metadata = pq.ParquetFile(location.path).metadata
+    assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == [
+        100,
+        100,
+        10,
+    ]
+    written = pq.read_table(location.path).to_pandas()
+    assert list(written["series"].unique()) == ["m1", "m2", "m3"]
+    assert written["actual"].isna().sum() == 70
+    series_type = pq.read_schema(location.path).field("series").type
+    assert pa.types.is_string(series_type) or pa.types.is_large_string(series_type)
+
+    only_empty = Location(str(tmp_path / "empty.parquet"))
+    assert output.write_forecast_parts(only_empty, iter([part("m0", 0)])) == 0
+    assert pq.read_table(only_empty.path).num_rows == 0

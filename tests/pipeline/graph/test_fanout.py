@@ -13,7 +13,7 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 
 from domain.errors import TrainingStopped
-from pipeline.graph.fanout import CANCEL_WAIT_SECONDS, Starter, cancel, fan_out
+from pipeline.graph.fanout import CANCEL_WAIT_SECONDS, Starter, cancel, fan_out, in_order
 from pipeline.placement import Bundle, BundlePool, Placement
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -55,6 +55,37 @@ def test_tasks_run_in_the_reservation_one_per_cpu_at_a_time(reserved: PlacementG
     most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert most <= 2, "never more tasks at once than reserved CPUs"
     assert done == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+def test_results_come_in_order_as_soon_as_those_before_have_ended(
+    reserved: PlacementGroup,
+) -> None:
+    """The first task is the slowest: the others end first and wait, in Ray's object
+    store, for it; each result is given once it and those before it are in."""
+    placement = Placement((Bundle(reserved, 0, 1), Bundle(reserved, 1, 1)))
+
+    def starter(number: int) -> Starter[Any]:
+        seconds = 1.5 if number == 0 else 0.1
+        return lambda options: _where.options(**options).remote(number, seconds)
+
+    given = []
+    for number, _, _, ended in in_order([starter(n) for n in range(4)], placement.workers(), "t"):
+        given.append((number, ended, time.monotonic()))
+    assert [number for number, *_ in given] == [0, 1, 2, 3]
+    first_given = given[0][2]
+    assert all(ended < first_given for _, ended, _ in given[1:]), "ended while 0 ran"
+
+
+def test_leaving_early_cancels_the_running_tasks() -> None:
+    def starter(number: int) -> Starter[Any]:
+        seconds = 0.1 if number == 0 else 60
+        return lambda options: _where.options(**options).remote(number, seconds)
+
+    results = in_order([starter(n) for n in range(3)], Placement.anywhere(2).workers(), "t")
+    assert next(results)[0] == 0
+    results.close()  # the caller stops after the first: tasks 1 and 2 are cancelled
+    both = ray.remote(num_cpus=2)(lambda: "the cluster's 2 CPUs are free")
+    assert ray.get(both.remote(), timeout=CANCEL_WAIT_SECONDS + 10)
 
 
 def test_a_cancel_stops_the_rest_and_the_running_ones() -> None:
