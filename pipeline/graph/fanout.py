@@ -9,7 +9,7 @@ its reservation holds, and a failure or a cancel stops the rest.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, TypeVar
 
 import ray
@@ -59,7 +59,7 @@ def in_order(
     stop: Callable[[], bool] | None = None,
     progress: Callable[[float], None] | None = None,
     cpus: int = 1,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """``fan_out``'s results one at a time, in order, each as soon as it and those before
     it have ended: the caller holds one result at a time (tasks that end early keep theirs
     in Ray's object store meanwhile). Leaving the loop early cancels the running tasks."""
