@@ -61,12 +61,13 @@ def in_order(
     cpus: int = 1,
 ) -> Generator[T, None, None]:
     """``fan_out``'s results one at a time, in order, each as soon as it and those before
-    it have ended: the caller holds one result at a time (tasks that end early keep theirs
-    in Ray's object store meanwhile). Leaving the loop early cancels the running tasks."""
+    it have ended: what is held is the result given and those that ended before their
+    turn (with one task per reserved CPU, a few). Leaving the loop early cancels the
+    running tasks."""
     pool = BundlePool(bundles, cpus)
     if starters and pool.capacity == 0:
         raise ValueError(f"{what}: no bundle holds a task of {cpus} CPUs")
-    done: dict[int, ObjectRef[T]] = {}
+    done: dict[int, T] = {}
     running: dict[ObjectRef[T], tuple[int, Bundle]] = {}
     waiting = list(enumerate(starters))
     given = 0
@@ -76,15 +77,14 @@ def in_order(
                 number, start = waiting.pop(0)
                 running[start(bundle.options(cpus))] = (number, bundle)
             if given in done:
-                yield ray.get(done.pop(given))
+                yield done.pop(given)
                 given += 1
                 continue
             ready, _ = ray.wait(list(running), num_returns=1, timeout=STOP_CHECK_SECONDS)
             for ref in ready:
                 number, bundle = running.pop(ref)
                 pool.release(bundle)
-                ray.get(ref)  # a task's error raises now, not once those before it are given
-                done[number] = ref
+                done[number] = ray.get(ref)  # a task's error raises now, not in its turn
                 if progress is not None:
                     progress((given + len(done)) / len(starters))
             if running and stop is not None and stop():
