@@ -212,6 +212,31 @@ async def test_cancelling_a_queued_job_and_retrying_it(deployed: Deployed, page:
         await deployed.http.delete(f"/ai/training/jobs/{blocker}")
 
 
+async def test_the_form_offers_the_feature_sets_of_the_tenant_typed_in(
+    deployed: Deployed, page: Page
+) -> None:
+    name = unique("own").replace("-", "_")
+    uploaded = await deployed.http.put(
+        f"/ai/training/feature-sets/{name}",
+        params={
+            "timestamp_column": "timestamp",
+            "target_column": "load_kw",
+            "tenant_id": "tenant-b",
+        },
+        content=meters(count=1, days=10).drop(columns=["meter"]).to_csv(index=False).encode(),
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    await page.get_by_role("link", name="Submit").click()
+    offered = page.get_by_label("Feature set").locator("option")
+    await expect(offered).not_to_have_count(0)
+    assert name not in await offered.all_inner_texts(), "another tenant's set"
+
+    await page.get_by_label("Tenant", exact=True).fill("tenant-b")
+    await page.get_by_label("Tenant", exact=True).blur()
+    await expect(offered.filter(has_text=name)).to_have_count(1)
+    assert "forecast_basic" in await offered.all_inner_texts(), "the shared sets stay"
+
+
 async def test_a_bad_form_value_shows_the_api_error_next_to_the_field(
     deployed: Deployed, page: Page
 ) -> None:

@@ -1,6 +1,6 @@
 // A form for a new job. The API validates; its 422 messages appear next to their fields.
 
-import { api, get } from "./api.js";
+import { api, get, query } from "./api.js";
 import { errorBox, h } from "./dom.js";
 
 function field(name, label, control, hint) {
@@ -41,9 +41,25 @@ export function submitPage(view) {
     h("div", {}, h("button", { type: "submit", class: "primary" }, "Submit job")));
   view.replaceChildren(h("h2", {}, "Submit a training job"), formError, form);
 
-  get("/ai/training/feature-sets").then((page) => {
-    featureSets.replaceChildren(...page.feature_sets.map((s) => h("option", { value: s.name }, s.name)));
-  }).catch((error) => formError.replaceChildren(errorBox(error)));
+  const tenant = form.elements.tenant_id;
+  const tenantError = form.querySelector('[data-field="tenant_id"] .field-error');
+
+  // The sets the job can use: the shared ones and the tenant's own (at first the key's
+  // tenant's; an admin's key reads those of the tenant typed in, another key only its own).
+  async function loadSets(tenantId) {
+    const chosen = featureSets.value;
+    tenantError.textContent = "";
+    try {
+      const page = await get(`/ai/training/feature-sets${query({ tenant_id: tenantId })}`);
+      featureSets.replaceChildren(...page.feature_sets.map((s) =>
+        h("option", { value: s.name, selected: s.name === chosen }, s.name)));
+    } catch (error) {
+      if (tenantId) tenantError.textContent = error.message;
+      else formError.replaceChildren(errorBox(error));
+    }
+  }
+  tenant.addEventListener("change", () => loadSets(tenant.value.trim()));
+  loadSets();
 
   function body() {
     const value = (name) => form.elements[name].value.trim();
