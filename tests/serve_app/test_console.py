@@ -371,12 +371,19 @@ async def test_experiments_compare_side_by_side(deployed: Deployed, page: Page) 
     await page.get_by_label("Model").press("Enter")
     boxes = page.get_by_test_id("experiments-table").get_by_role("checkbox")
     await expect(boxes).to_have_count(2)
+    await expect(page.get_by_text("Page 1 of 1 (2 experiments)")).to_be_visible()
     for box in await boxes.all():
         await box.check()
     await page.get_by_role("button", name="Compare selected").click()
     learning_rate = page.get_by_role("row", name="learning_rate (differs)")
     await expect(learning_rate).to_have_class("differs")
     assert await points_drawn(page, '[data-testid="compare-curve"]') > 10
+
+    await page.goto("/ui/#/models")
+    await page.get_by_label("Model").fill(name)
+    await page.get_by_label("Model").press("Enter")
+    await expect(page.get_by_test_id("models-table").locator("tbody tr")).to_have_count(2)
+    await expect(page.get_by_text("Page 1 of 1 (2 versions)")).to_be_visible()
 
 
 async def test_a_model_page_charts_its_live_accuracy(deployed: Deployed, page: Page) -> None:

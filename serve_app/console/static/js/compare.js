@@ -3,25 +3,28 @@
 
 import { api, get, newestOnly, query } from "./api.js";
 import { lineChart } from "./charts.js";
-import { errorBox, h, number, statusBadge, when } from "./dom.js";
+import { errorBox, h, number, pagerControls, statusBadge, when } from "./dom.js";
 
 const MIN = 2;
 const MAX = 20;
+const PAGE_SIZE = 100;
 
 export function experimentsPage(view, params) {
   const picked = new Set((params.get("ids") || "").split(",").filter(Boolean));
   const list = h("div");
+  const pager = h("div", { class: "pager" });
+  let pageNumber = 1;
   const result = h("section", { "aria-label": "Comparison", "aria-live": "polite" });
   const compareButton = h("button", { type: "button", class: "primary", onclick: compare },
     "Compare selected");
   const filter = h("input", { id: "experiments-model", placeholder: "model name",
-                              onchange: () => load() });
+                              onchange: () => { pageNumber = 1; load(); } });
   view.replaceChildren(
     h("h2", {}, "Experiments"),
     h("div", { class: "filters" },
       h("div", {}, h("label", { for: "experiments-model" }, "Model"), filter),
       compareButton, h("span", { class: "muted" }, `Pick ${MIN} to ${MAX}.`)),
-    list, result);
+    list, pager, result);
 
   const nextLoad = newestOnly();
 
@@ -30,8 +33,12 @@ export function experimentsPage(view, params) {
     let shown;
     try {
       const page = await get(`/ai/training/experiments${query({
-        model_name: filter.value.trim(), page_size: 100 })}`);
+        model_name: filter.value.trim(), page: pageNumber, page_size: PAGE_SIZE })}`);
       shown = table(page.experiments);
+      if (current()) {
+        pager.replaceChildren(...pagerControls(pageNumber, PAGE_SIZE, page.total, "experiments",
+          (number) => { pageNumber = number; load(); }));
+      }
     } catch (error) {
       shown = errorBox(error);
     }

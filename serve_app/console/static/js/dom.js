@@ -73,3 +73,13 @@ export function resources(job) {
   return `${held.cpus} CPU${held.cpus > 1 ? "s" : ""} (${bundles}${slots}, ${held.strategy})${now}`;
 }
 
+
+/** Previous / Next over a list's pages; ``go(page)`` shows another. */
+export function pagerControls(page, pageSize, total, what, go) {
+  const pages = Math.max(1, Math.ceil(total / pageSize));
+  return [
+    h("button", { type: "button", disabled: page <= 1, onclick: () => go(page - 1) }, "Previous"),
+    h("span", {}, `Page ${page} of ${pages} (${total} ${what})`),
+    h("button", { type: "button", disabled: page >= pages, onclick: () => go(page + 1) }, "Next"),
+  ];
+}

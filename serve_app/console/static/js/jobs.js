@@ -2,8 +2,8 @@
 
 import { api, get, newestOnly, query } from "./api.js";
 import {
-  PRIORITIES, STATUSES, errorBox, h, headline, progressBar, resources, seconds, shortId,
-  statusBadge,
+  PRIORITIES, STATUSES, errorBox, h, headline, pagerControls, progressBar, resources, seconds,
+  shortId, statusBadge,
 } from "./dom.js";
 
 /** The cluster's CPUs: reserved by running work, alive now, and the most it can grow to. */
@@ -88,13 +88,8 @@ export function jobsPage(view, params) {
     if (!current()) return;
     cluster.replaceChildren(renderStats(stats));
     table.replaceChildren(renderTable(page.jobs, act));
-    const pages = Math.max(1, Math.ceil(page.total / PAGE_SIZE));
-    pager.replaceChildren(
-      h("button", { type: "button", disabled: state.page <= 1,
-                    onclick: () => update({ page: state.page - 1 }) }, "Previous"),
-      h("span", {}, `Page ${state.page} of ${pages} (${page.total} jobs)`),
-      h("button", { type: "button", disabled: state.page >= pages,
-                    onclick: () => update({ page: state.page + 1 }) }, "Next"));
+    pager.replaceChildren(...pagerControls(
+      state.page, PAGE_SIZE, page.total, "jobs", (number) => update({ page: number })));
   }
 
   refresh();

@@ -5,24 +5,54 @@
 // features by importance, and for a multi-series model its worst series; an anomaly
 // model's newest detection with its events (detections.js).
 
-import { get, query } from "./api.js";
+import { get, newestOnly, query } from "./api.js";
 import { lineChart } from "./charts.js";
 import { showDetections } from "./detections.js";
-import { errorBox, h, number, when } from "./dom.js";
+import { errorBox, h, number, pagerControls, when } from "./dom.js";
 import { showMonitoring } from "./monitoring.js";
 import { showPromotions } from "./promotions.js";
 
 /** The most test-period points one chart draws. */
 const CHART_ROWS = 20000;
 
+const PAGE_SIZE = 100;
+
 export function modelsPage(view, params) {
   const list = h("div");
-  view.replaceChildren(h("h2", {}, "Models"), list);
-  get(`/ai/models${query({ model_name: params.get("model_name"), page_size: 100 })}`)
-    .then((page) => list.replaceChildren(h("table", { "data-testid": "models-table" },
+  const pager = h("div", { class: "pager" });
+  let pageNumber = 1;
+  const filter = h("input", { id: "models-name", placeholder: "model name",
+                              value: params.get("model_name") || "",
+                              onchange: () => { pageNumber = 1; load(); } });
+  view.replaceChildren(h("h2", {}, "Models"),
+    h("div", { class: "filters" }, h("div", {}, h("label", { for: "models-name" }, "Model"), filter)),
+    list, pager);
+  const nextLoad = newestOnly();
+
+  async function load() {
+    const current = nextLoad();
+    let page;
+    try {
+      page = await get(`/ai/models${query({
+        model_name: filter.value.trim(), page: pageNumber, page_size: PAGE_SIZE })}`);
+    } catch (error) {
+      if (current()) list.replaceChildren(errorBox(error));
+      return;
+    }
+    if (!current()) return;
+    list.replaceChildren(modelsTable(page.models));
+    pager.replaceChildren(...pagerControls(pageNumber, PAGE_SIZE, page.total, "versions",
+      (number) => { pageNumber = number; load(); }));
+  }
+  load();
+  return () => {};
+}
+
+function modelsTable(models) {
+  return h("table", { "data-testid": "models-table" },
       h("thead", {}, h("tr", {}, ["Model", "Version", "Aliases", "Type", "MAE", "Job", "Registered"]
         .map((name) => h("th", { scope: "col" }, name)))),
-      h("tbody", {}, page.models.map((m) => h("tr", {},
+      h("tbody", {}, models.map((m) => h("tr", {},
         h("td", {}, h("a", { href: `#/models/${encodeURIComponent(m.model_id)}` },
           `${m.tenant_id}/${m.model_name}`)),
         h("td", {}, m.version),
@@ -30,9 +60,7 @@ export function modelsPage(view, params) {
         h("td", {}, m.model_type),
         h("td", { class: "num" }, number(m.metrics.mae)),
         h("td", {}, h("a", { href: `#/jobs/${m.job_id}` }, m.job_id.slice(0, 8))),
-        h("td", {}, when(m.created_at))))))))
-    .catch((error) => list.replaceChildren(errorBox(error)));
-  return () => {};
+        h("td", {}, when(m.created_at))))));
 }
 
 export function modelPage(view, modelId) {
