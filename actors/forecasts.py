@@ -34,7 +34,7 @@ from actors.durable import durably
 from db.forecasts import ForecastStore
 from db.records import ExpiredForecast, ForecastRecord, NewForecast
 from db.registry import ModelRegistry
-from domain.errors import ServiceUnavailable, TrainingError
+from domain.errors import FeatureSetNotFound, ServiceUnavailable, TrainingError
 from domain.forecasts import ForecastKind, ForecastStatus
 from pipeline.forecasting.batch import (
     ForecastOutcome,
@@ -100,6 +100,8 @@ class ForecastRunner:
         #: What each forecast holds: one bundle per chunk it runs at once.
         self._demand = Demand((TASK_CPUS,) * cpus)
         self._running: dict[str, asyncio.Task[None]] = {}
+        #: The set's version each running forecast reads: retention keeps them.
+        self._reading: dict[str, str] = {}
 
     async def submit(self, forecast: NewForecast) -> ForecastRecord:
         """Check the request, write its row (``queued``) and start it. A detection is kept
@@ -171,6 +173,10 @@ class ForecastRunner:
     async def record_progress(self, forecast_id: str, progress: float) -> None:
         await self._store.set_progress(forecast_id, progress)
 
+    def versions_in_use(self) -> set[str]:
+        """The feature-set versions the running forecasts read (``Housekeeping.purge``)."""
+        return set(self._reading.values())
+
     def runs(self, forecast_id: str) -> bool:
         """Whether a run of the forecast goes on here (waiting for CPUs, or recording)."""
         return forecast_id in self._running
@@ -211,6 +217,7 @@ class ForecastRunner:
         try:
             await self._run_in(forecast_id, placement)
         finally:
+            self._reading.pop(forecast_id, None)
             self._release(holder)
 
     async def _run_in(self, forecast_id: str, placement: Placement) -> None:
@@ -227,6 +234,9 @@ class ForecastRunner:
             await self._record(self._store.fail, forecast_id, _reason(exc), self._clock())
             return
         try:
+            version = await asyncio.to_thread(self._current_version, forecast)
+            if version is not None:
+                self._reading[forecast_id] = version
             task = ForecastTask(
                 forecast_id=forecast_id,
                 tenant_id=forecast.tenant_id,
@@ -237,6 +247,7 @@ class ForecastRunner:
                 kind=forecast.kind,
                 window_start=forecast.window_start,
                 window_end=forecast.window_end,
+                version=version,
             )
             outcome = await self._launch(task, self._progress_for(forecast_id), placement)
         except LOST_WORKER as exc:  # not the forecast's fault: the watchdog runs it again
@@ -254,6 +265,15 @@ class ForecastRunner:
             self._clock(),
             outcome.events,
         )
+
+    def _current_version(self, forecast: ForecastRecord) -> str | None:
+        """The version of the forecast's set it will read: the current one (None: the set
+        is gone, which the plan reports)."""
+        store = FeatureStore(self._pipeline.features_root, forecast.tenant_id)
+        try:
+            return store.schema(forecast.feature_set).pinned_version
+        except FeatureSetNotFound:
+            return None
 
     def remove_outputs(self, expired: Iterable[ExpiredForecast]) -> None:
         """Delete the files of forecasts whose rows retention deleted."""

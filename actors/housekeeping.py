@@ -100,6 +100,7 @@ class Housekeeping:
         await asyncio.to_thread(self._forecasts.remove_outputs, report.forecasts)
         await asyncio.to_thread(self._remove_journals, report.job_ids)
         in_use = await feature_versions_in_use(self._store.database)
+        in_use |= self._forecasts.versions_in_use()
         grace = timedelta(hours=policy.feature_versions_grace_hours)
         removed = await asyncio.to_thread(self._features.remove_unreferenced, in_use, now, grace)
         logger.info(

@@ -78,6 +78,9 @@ class ForecastTask:
     #: A detection's window (``pipeline.forecasting.detection``), resolved at its request.
     window_start: datetime | None = None
     window_end: datetime | None = None
+    #: The set's version it reads (None: the current one); the runner pins it, so that
+    #: retention keeps it while the forecast runs.
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def plan_forecast(
     horizon: int,
     series: Sequence[str] | None,
     size: int = CHUNK_SERIES,
+    version: str | None = None,
 ) -> list[ForecastChunk]:
     """Check the request against the model and the set, and split it into chunks of at
     most ``size`` series, each with the window of rows its forecasts read. Only the key
@@ -145,7 +149,7 @@ def plan_forecast(
         InvalidRequest: on ``feature_set`` (unknown or unfit for the model), ``horizon`` or
             ``series`` (``pipeline.forecasting.request_checks``).
     """
-    schema = compatible_schema(store, metadata, feature_set, horizon)
+    schema = compatible_schema(store, metadata, feature_set, horizon, version)
     spans = set_spans(store, feature_set, schema, series)
     chosen = chosen_series(metadata, schema, spans, series)
     spec = feature_spec_of(metadata)

@@ -97,6 +97,7 @@ def plan_detection(
     start: datetime | None,
     end: datetime | None,
     size: int | None = None,
+    version: str | None = None,
 ) -> tuple[Window, list[ForecastChunk]]:
     """Check a detection against the model and the set, resolve its window (by default
     the set's whole span) and split it into chunks of at most ``size`` series (by default
@@ -109,7 +110,7 @@ def plan_detection(
     """
     detector = detector_or_refuse(metadata)
     spec = feature_spec_of(metadata)
-    schema = compatible_schema(store, metadata, feature_set, spec.horizon)
+    schema = compatible_schema(store, metadata, feature_set, spec.horizon, version)
     spans = set_spans(store, feature_set, schema, series)
     chosen = chosen_series(metadata, schema, spans, series)
     selected = spans.loc[list(chosen)]

@@ -22,16 +22,21 @@ SPANS_COMBINED = 64
 
 
 def compatible_schema(
-    store: FeatureStore, metadata: dict[str, Any], feature_set: str, horizon: int
+    store: FeatureStore,
+    metadata: dict[str, Any],
+    feature_set: str,
+    horizon: int,
+    version: str | None = None,
 ) -> FeatureSetSchema:
-    """The set's schema, once the model can forecast ``horizon`` steps of it.
+    """The schema of the set's current version (or of ``version``), once the model can
+    forecast ``horizon`` steps of it.
 
     Raises:
         InvalidRequest: on ``feature_set`` (unknown) or as ``check_compatible``.
     """
     if not store.exists(feature_set):
         raise InvalidRequest("feature_set", f"no feature set {feature_set!r}")
-    schema = store.schema(feature_set)
+    schema = store.schema(feature_set, version)
     check_compatible(metadata, schema, store.step_seconds(feature_set), horizon)
     return schema
 

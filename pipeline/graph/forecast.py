@@ -133,10 +133,18 @@ def run_forecast(
     if detection:
         window = _window(task)
         _, plan = plan_detection(
-            store, metadata, task.feature_set, task.series, window.start, window.end
+            store,
+            metadata,
+            task.feature_set,
+            task.series,
+            window.start,
+            window.end,
+            version=task.version,
         )
     else:
-        plan = plan_forecast(store, metadata, task.feature_set, task.horizon, task.series)
+        plan = plan_forecast(
+            store, metadata, task.feature_set, task.horizon, task.series, version=task.version
+        )
     directory = forecast_directory(settings.artifacts_root, task.tenant_id, task.forecast_id)
     location = directory / (DETECTION_FILE if detection else FORECAST_FILE)
     found: list[pd.DataFrame] = []  # a detection's events: a few rows a chunk

@@ -27,6 +27,8 @@ from pipeline.forecasting.batch import ForecastOutcome, ForecastTask
 from pipeline.placement import Bundle, Placement
 from pipeline.resources import Demand
 from pipeline.settings import PipelineSettings
+from pipeline.store.demo import load_series
+from pipeline.store.feature_store import FeatureStore
 from tests.databases import migrated_store
 from tests.db.factories import new_job, new_model
 
@@ -330,3 +332,30 @@ async def test_a_forecast_whose_coordinator_lost_its_worker_is_run_again(
     (await harness.launcher.launched(forecast_id)).set_result(ForecastOutcome(24, "memory://f"))
     forecast = await harness.settled(forecast_id)
     assert (forecast.status, forecast.attempts) == (ForecastStatus.COMPLETED, 2)
+
+
+async def test_a_running_forecast_pins_the_version_it_reads_for_retention(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The set's current version when the forecast starts is the one its tasks read, and
+    retention keeps it (``versions_in_use``) until the forecast ends, though newer
+    versions replace it meanwhile."""
+    features = FeatureStore(PipelineSettings(data_dir=tmp_path).features_root, "tenant-a")
+    stored = features.put(
+        "forecast_basic",
+        load_series(seed=1, hours=48),
+        timestamp_column="timestamp",
+        target_column="load_kw",
+    )
+    forecast_id = await harness.create()
+    await harness.runner.recover()
+    outcome = await harness.launcher.launched(forecast_id)
+    assert harness.launcher.tasks[forecast_id].version == stored.pinned_version
+    assert harness.runner.versions_in_use() == {stored.pinned_version}
+
+    outcome.set_result(ForecastOutcome(rows=24, artifact_uri="/artifacts/forecast.parquet"))
+    await harness.settled(forecast_id)
+    deadline = time.monotonic() + 5
+    while harness.runner.versions_in_use():
+        assert time.monotonic() < deadline, "the version stayed pinned"
+        await asyncio.sleep(0.01)

@@ -252,3 +252,18 @@ def test_a_single_series_carries_its_covariates_forward_a_day(tmp_path: Path) ->
     served = predict_rows(artifact, _json(rows)).rows[-6:]
     assert [p.timestamp for p in served] == list(table["timestamp"])
     np.testing.assert_allclose([p.predicted for p in served], table["predicted"])
+
+
+def test_a_plan_reads_the_version_it_was_given(setup: tuple[FeatureStore, ModelArtifact]) -> None:
+    """The runner pins the version current when a forecast starts: a newer one published
+    meanwhile is not what the forecast's tasks read."""
+    store, artifact = setup
+    put = {"timestamp_column": "timestamp", "target_column": "load_kw", "series_column": "meter"}
+    first = store.put("pinned", meters(), **put).pinned_version
+    newer = meters(days=36)
+    second = store.put("pinned", newer, **put).pinned_version
+    pinned = plan_forecast(store, artifact.metadata, "pinned", HORIZON, None, version=first)
+    current = plan_forecast(store, artifact.metadata, "pinned", HORIZON, None)
+    assert {c.version for c in pinned} == {first}
+    assert {c.version for c in current} == {second}
+    assert max(c.end for c in current) > max(c.end for c in pinned), "the newer rows"
