@@ -67,7 +67,8 @@ def forecast_page(
 ) -> tuple[pd.DataFrame, int]:
     """``limit`` rows from ``offset`` and the row count, of the forecast or of one of its
     ``series`` (its rows are sorted by series). Only the row groups the page falls in are
-    read (with ``series``, those whose statistics may hold it)."""
+    read whole; with ``series``, the groups its statistics say hold only it are counted
+    from the footer, and the two at its ends from their series column."""
     with location.filesystem.open_input_file(location.path) as file:
         parquet = pq.ParquetFile(file)
         if series is None:
@@ -75,11 +76,45 @@ def forecast_page(
             table = parquet.read_row_groups(groups).slice(offset - first_row, limit)
             total = parquet.metadata.num_rows
         else:
-            held = parquet.read_row_groups(_holding(parquet.metadata, series))
-            held = held.filter(pc.equal(held["series"], series))
-            table, total = held.slice(offset, limit), held.num_rows
+            table, total = _series_page(parquet, series, offset, limit)
     frame: pd.DataFrame = table.to_pandas()
     return frame, total
+
+
+def _series_page(
+    parquet: pq.ParquetFile, series: str, offset: int, limit: int
+) -> tuple[pa.Table, int]:
+    """``limit`` rows of ``series`` from ``offset``, and its row count."""
+    counts = {
+        index: _rows_of(parquet, index, series) for index in _holding(parquet.metadata, series)
+    }
+    total = sum(counts.values())
+    wanted: list[int] = []
+    start = first_row = 0
+    for index, rows in counts.items():
+        if rows and start + rows > offset and start < offset + limit:
+            if not wanted:
+                first_row = start
+            wanted.append(index)
+        start += rows
+    if not wanted:
+        empty = parquet.schema_arrow.empty_table()
+        return empty, total
+    held = parquet.read_row_groups(wanted)
+    held = held.filter(pc.equal(held["series"], series))
+    return held.slice(offset - first_row, limit), total
+
+
+def _rows_of(parquet: pq.ParquetFile, index: int, series: str) -> int:
+    """How many rows of row group ``index`` are of ``series``: from the footer when its
+    statistics say every row is, else from its series column."""
+    group = parquet.metadata.row_group(index)
+    stats = group.column(parquet.metadata.schema.names.index("series")).statistics
+    only = stats is not None and stats.has_min_max and stats.min == stats.max == series
+    if only and stats.has_null_count and stats.null_count == 0:
+        return int(group.num_rows)
+    column = parquet.read_row_group(index, columns=["series"])["series"]
+    return int(pc.sum(pc.equal(column, series)).as_py() or 0)
 
 
 def _covering(metadata: pq.FileMetaData, offset: int, limit: int) -> tuple[list[int], int]:

@@ -57,6 +57,32 @@ def test_a_series_page_holds_that_series_alone(stored: tuple[Location, pd.DataFr
     unknown, none = forecast_page(location, 0, 10, series="m9")
     assert unknown.empty
     assert none == 0
+    for offset, limit in [(0, 10), (45, 10), (49, 60), (150, 100), (249, 5), (250, 5)]:
+        page, total = forecast_page(location, offset, limit, series="m2")
+        expected = mine.iloc[offset : offset + limit].reset_index(drop=True)
+        pd.testing.assert_frame_equal(page, expected, check_dtype=not expected.empty)
+        assert total == 250
+
+
+def test_a_series_page_reads_only_the_row_groups_it_falls_in(
+    stored: tuple[Location, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """m2 is rows 250-499: groups 3 and 4 (300-499) hold it alone and are counted from
+    the footer; a page of its first ten rows reads group 2 whole, no other."""
+    location, _ = stored
+    read: list[list[int]] = []
+    whole = pq.ParquetFile.read_row_groups
+
+    def recorded(
+        self: pq.ParquetFile, groups: list[int], *args: object, **kwargs: object
+    ) -> pa.Table:
+        read.append(list(groups))
+        return whole(self, groups, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", recorded)
+    page, total = forecast_page(location, 0, 10, series="m2")
+    assert (len(page), total) == (10, 250)
+    assert read == [[2]]
 
 
 @pytest.mark.parametrize("series", [None, "m2", "m9"])
