@@ -36,6 +36,7 @@ from db.records import ExpiredForecast, ForecastRecord, NewForecast
 from db.registry import ModelRegistry
 from domain.errors import FeatureSetNotFound, ServiceUnavailable, TrainingError
 from domain.forecasts import ForecastKind, ForecastStatus
+from pipeline.forecast_files import write_forecast
 from pipeline.forecasting.batch import (
     ForecastOutcome,
     ForecastTask,
@@ -44,7 +45,7 @@ from pipeline.forecasting.batch import (
     forecast_location,
 )
 from pipeline.forecasting.detection import check_detection
-from pipeline.forecasting.output import logged_forecast, write_forecast
+from pipeline.forecasting.output import logged_forecast
 from pipeline.models.artifacts import feature_spec_of, load_metadata
 from pipeline.placement import Placement
 from pipeline.resources import TASK_CPUS, Demand

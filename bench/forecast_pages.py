@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.forecasting.output import forecast_page, write_forecast
+from pipeline.forecast_files import forecast_page, write_forecast
 from pipeline.storage import Location
 
 PAGE = 1_000

@@ -22,6 +22,7 @@ import ray
 from ray import ObjectRef
 
 from domain.forecasts import ForecastKind
+from pipeline.forecast_files import write_forecast_parts
 from pipeline.forecasting.batch import (
     FORECAST_FILE,
     ForecastChunk,
@@ -41,7 +42,6 @@ from pipeline.forecasting.detection import (
     plan_detection,
     read_window,
 )
-from pipeline.forecasting.output import write_forecast_parts
 from pipeline.graph.fanout import Starter, in_order
 from pipeline.models.artifacts import ModelArtifact, load_artifact, load_metadata
 from pipeline.placement import Placement

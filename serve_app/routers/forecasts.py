@@ -13,7 +13,7 @@ from db.records import ForecastFilters, ForecastRecord, ModelRecord, NewForecast
 from domain.auth import Principal
 from domain.errors import Conflict
 from domain.forecasts import ForecastKind, ForecastStatus
-from pipeline.forecasting.output import forecast_csv, forecast_page
+from pipeline.forecast_files import forecast_csv, forecast_page
 from pipeline.storage import Location
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep

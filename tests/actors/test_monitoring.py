@@ -19,7 +19,8 @@ from db.records import NewForecast, NewModel
 from db.registry import ModelRegistry
 from domain.events import JobEvent
 from domain.forecasts import ForecastSource
-from pipeline.forecasting.output import logged_forecast, write_forecast
+from pipeline.forecast_files import write_forecast
+from pipeline.forecasting.output import logged_forecast
 from pipeline.monitoring.drift import Health, Status
 from pipeline.monitoring.evaluate import Evaluated, MonitorTask, monitor_model
 from pipeline.monitoring.scores import ForecastScores

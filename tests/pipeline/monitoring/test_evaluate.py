@@ -12,7 +12,8 @@ import pytest
 from domain.jobs import ModelType
 from pipeline.config import TrainingConfig
 from pipeline.context import JobContext
-from pipeline.forecasting.output import logged_forecast, write_forecast
+from pipeline.forecast_files import write_forecast
+from pipeline.forecasting.output import logged_forecast
 from pipeline.graph.runner import run_in_process
 from pipeline.monitoring.evaluate import MonitorTask, PendingForecast, monitor_model
 from pipeline.settings import PipelineSettings

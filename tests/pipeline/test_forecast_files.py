@@ -12,15 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.forecasting import output
-from pipeline.forecasting.output import forecast_page, write_forecast
+from pipeline import forecast_files
+from pipeline.forecast_files import forecast_page, write_forecast
 from pipeline.storage import Location
 
 
 @pytest.fixture
 def stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Location, pd.DataFrame]:
     """Three series of 250 rows each, by series then time, in row groups of 100 rows."""
-    monkeypatch.setattr(output, "ROW_GROUP_ROWS", 100)
+    monkeypatch.setattr(forecast_files, "ROW_GROUP_ROWS", 100)
     stamps = pd.date_range("2024-01-01", periods=250, freq="h", tz="UTC")
     table = pd.concat(
         [
@@ -38,9 +38,9 @@ def test_a_page_reads_the_row_groups_it_falls_in(stored: tuple[Location, pd.Data
     location, table = stored
     metadata = pq.ParquetFile(location.path).metadata
     assert metadata.num_row_groups == 8
-    assert output._covering(metadata, 95, 10) == ([0, 1], 0)
-    assert output._covering(metadata, 690, 100) == ([6, 7], 600)
-    assert output._holding(metadata, "m2") == [2, 3, 4]  # rows 250-499
+    assert forecast_files._covering(metadata, 95, 10) == ([0, 1], 0)
+    assert forecast_files._covering(metadata, 690, 100) == ([6, 7], 600)
+    assert forecast_files._holding(metadata, "m2") == [2, 3, 4]  # rows 250-499
     for offset, limit in [(0, 10), (95, 10), (100, 100), (690, 100), (745, 1000), (750, 10)]:
         page, total = forecast_page(location, offset, limit)
         expected = table.iloc[offset : offset + limit].reset_index(drop=True)
@@ -90,7 +90,7 @@ def test_the_csv_holds_every_row_or_one_series_rows(
     stored: tuple[Location, pd.DataFrame], series: str | None
 ) -> None:
     location, table = stored
-    text = "".join(output.forecast_csv(location, batch_rows=64, series=series))
+    text = "".join(forecast_files.forecast_csv(location, batch_rows=64, series=series))
     read = pd.read_csv(io.StringIO(text), parse_dates=["timestamp"])
     expected = table if series is None else table[table["series"] == series]
     assert list(read.columns) == ["series", "timestamp", "predicted"]  # one header
@@ -104,7 +104,7 @@ def test_parts_are_written_as_they_come_in_full_row_groups(
     """A forecast's chunks written one at a time: the file holds them in order, in row
     groups of the usual size (not one per chunk); an empty chunk's untyped columns (and a
     column all null in a later one) do not break the file's types."""
-    monkeypatch.setattr(output, "ROW_GROUP_ROWS", 100)
+    monkeypatch.setattr(forecast_files, "ROW_GROUP_ROWS", 100)
     stamps = pd.date_range("2024-01-01", periods=70, freq="h", tz="UTC")
 
     def part(name: str, rows: int) -> pa.Table:
@@ -119,7 +119,7 @@ def test_parts_are_written_as_they_come_in_full_row_groups(
 
     parts = [part("m0", 0), part("m1", 70), part("m2", 70), part("m3", 70)]
     location = Location(str(tmp_path / "forecast.parquet"))
-    assert output.write_forecast_parts(location, iter(parts)) == 210
+    assert forecast_files.write_forecast_parts(location, iter(parts)) == 210
     metadata = pq.ParquetFile(location.path).metadata
     assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == [
         100,
@@ -133,5 +133,5 @@ def test_parts_are_written_as_they_come_in_full_row_groups(
     assert pa.types.is_string(series_type) or pa.types.is_large_string(series_type)
 
     only_empty = Location(str(tmp_path / "empty.parquet"))
-    assert output.write_forecast_parts(only_empty, iter([part("m0", 0)])) == 0
+    assert forecast_files.write_forecast_parts(only_empty, iter([part("m0", 0)])) == 0
     assert pq.read_table(only_empty.path).num_rows == 0
