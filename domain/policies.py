@@ -79,13 +79,19 @@ class Decision:
     evidence: dict[str, Any]
 
 
+#: What the limits forgive: checks run a minute or so apart, not at a fire's second, so a
+#: daily fire under a day's cooldown (or one a day) comes seconds short of it on some days;
+#: measured to the second, the owed fire would start a check later every day.
+CHECK_SLACK = timedelta(minutes=5)
+
+
 def decide(rules: Rules, limits: Limits, facts: Facts) -> Decision:
     """The policy's decision now (see the module's rules and limits)."""
     if facts.running:
         return Decision(None, {"waiting": "a retrain it started is queued or running"})
-    if facts.fired and facts.now - facts.fired[-1] < limits.cooldown:
+    if facts.fired and facts.now - facts.fired[-1] < limits.cooldown - CHECK_SLACK:
         return Decision(None, {"cooldown_until": (facts.fired[-1] + limits.cooldown).isoformat()})
-    today = [t for t in facts.fired if facts.now - t < timedelta(days=1)]
+    today = [t for t in facts.fired if facts.now - t < timedelta(days=1) - CHECK_SLACK]
     if len(today) >= limits.max_per_day:
         return Decision(None, {"rate_limited": f"{len(today)} retrains in the past 24 hours"})
     drifted = _drifted(rules, facts)

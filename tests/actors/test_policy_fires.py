@@ -101,12 +101,25 @@ async def test_a_fire_held_back_by_the_cooldown_is_owed_until_the_cooldown_ends(
     retrains, policies, _, policy_id = await nightly_retrain(
         store, tmp_path, cooldown=timedelta(days=1)
     )
-    [first] = await retrains.check(FIRST_FIRE + timedelta(seconds=45))
+    [first] = await retrains.check(FIRST_FIRE + timedelta(hours=2))  # the service was down
     await store.transition(first, JobEvent.CANCEL)  # that retrain is over
     second_fire = FIRST_FIRE + timedelta(days=1)
-    # Checks run a minute apart, not at the fire's second: this one is 25 s short of a day.
-    assert await retrains.check(second_fire + timedelta(seconds=20)) == []
-    [second] = await retrains.check(second_fire + timedelta(seconds=80))
+    assert await retrains.check(second_fire + timedelta(seconds=20)) == []  # 22 hours on
+    [second] = await retrains.check(second_fire + timedelta(hours=1, minutes=56))
     assert second != first
     trigger = (await policies.triggers(policy_id, 1, 1)).items[0]
-    assert trigger.evidence["fire_time"] == second_fire.isoformat()
+    assert trigger.evidence["fire_time"] == second_fire.isoformat(), "the owed fire"
+
+
+async def test_a_daily_fire_keeps_its_time_under_a_days_cooldown(
+    store: JobStore, tmp_path: Path
+) -> None:
+    """Checks run a minute or so apart: a day's cooldown, measured from when the last
+    retrain started, forgives the seconds by which the next fire comes short of it."""
+    retrains, _, intake, _ = await nightly_retrain(store, tmp_path, cooldown=timedelta(days=1))
+    started = []
+    for day, seconds in enumerate([45, 20, 50, 5]):  # each check a few seconds off the fire
+        [job_id] = await retrains.check(FIRST_FIRE + timedelta(days=day, seconds=seconds))
+        await store.transition(job_id, JobEvent.CANCEL)
+        started.append(job_id)
+    assert len(set(started)) == 4 == len(intake.jobs)
