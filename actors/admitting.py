@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -279,18 +279,31 @@ class Admitter:
 
     # ------------------------------------------------------------------ queries
 
-    def queue_status(
-        self, job_id: str, running: Mapping[str, RunningJob], tenant_only: bool = False
-    ) -> QueueStatus | None:
-        """Where a queued job stands and why it waits; None if it is not queued. With
-        ``tenant_only`` (a tenant's own key asks) its place counts its tenant's jobs only."""
-        job = running.get(job_id)
-        if job is not None and not job.placed:
-            return QueueStatus(0, f"starting: Ray is placing its {cpus_text(job.demand.cpus)}")
-        if job_id not in self._queue:
-            return None
+    def queue_statuses(
+        self, job_ids: Sequence[str], running: Mapping[str, RunningJob], tenant_only: bool = False
+    ) -> dict[str, QueueStatus]:
+        """Where each queued (or starting) one of the jobs stands and why it waits. With
+        ``tenant_only`` (a tenant's own key asks) places count its tenant's jobs only."""
+        places = self._queue.places(job_ids, tenant_only)
+        found = {}
+        for job_id in job_ids:
+            job = running.get(job_id)
+            if job is not None and not job.placed:
+                cpus = cpus_text(job.demand.cpus)
+                found[job_id] = QueueStatus(0, f"starting: Ray is placing its {cpus}")
+            elif job_id in places:
+                found[job_id] = self._queue_status(job_id, running, tenant_only, places[job_id])
+        return found
+
+    def _queue_status(
+        self,
+        job_id: str,
+        running: Mapping[str, RunningJob],
+        tenant_only: bool,
+        place: tuple[int, int, bool],
+    ) -> QueueStatus:
         tenant_id = self._queue.tenant_of(job_id)
-        ahead, higher, others_ahead = self._queue.ahead_of(job_id, tenant_only)
+        ahead, higher, others_ahead = place
         blocked = self._blocked
         resources = resource_reason(
             job_id,

@@ -173,9 +173,9 @@ class Lifecycle:
         """The placed trial slots of a running job's search."""
         return self._admitter.trial_slots(job_id) if job_id in self._running else []
 
-    def queue_status(self, job_id: str, tenant_only: bool = False) -> QueueStatus | None:
-        """Where a queued job stands and why it waits; None if it is not queued."""
-        return self._admitter.queue_status(job_id, self._running, tenant_only)
+    def queue_statuses(self, ids: list[str], tenant_only: bool = False) -> dict[str, QueueStatus]:
+        """Where each of the jobs that is queued stands and why it waits, in one pass."""
+        return self._admitter.queue_statuses(ids, self._running, tenant_only)
 
     def _admit(self, job: Admitted) -> RunningJob:
         """Follow a job that left the queue, from its placement on."""

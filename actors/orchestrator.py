@@ -274,8 +274,7 @@ class JobOrchestrator(ModelCommands):
     ) -> dict[str, QueueStatus]:
         """Where each of the jobs that are queued stands and why it waits (one call for a
         page of jobs); ``tenant_only``: places among its tenant's jobs (a tenant's key)."""
-        found = {job_id: self._lifecycle.queue_status(job_id, tenant_only) for job_id in job_ids}
-        return {job_id: status for job_id, status in found.items() if status is not None}
+        return self._lifecycle.queue_statuses(job_ids, tenant_only)
 
     async def held_cpus(self, job_id: str) -> int | None:
         """The CPUs a job this orchestrator runs holds now (its trial slots taken back

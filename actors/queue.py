@@ -13,6 +13,8 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -137,13 +139,32 @@ class JobQueue:
         """(jobs that would start before this one, how many of them have higher priority,
         whether other tenants' jobs are ahead too); with ``tenant_only`` the counts are of
         its own tenant's jobs: how many jobs others have queued is theirs to know."""
-        tenant_id, priority = self._where[job_id]
-        order = self.ordered()
-        ahead = order[: order.index(job_id)]
-        own = [j for j in ahead if self._where[j][0] == tenant_id]
-        counted = own if tenant_only else ahead
-        higher = sum(1 for j in counted if self._where[j][1] > priority)
-        return len(counted), higher, len(own) < len(ahead)
+        return self.places([job_id], tenant_only)[job_id]
+
+    def places(
+        self, job_ids: Iterable[str], tenant_only: bool = False
+    ) -> dict[str, tuple[int, int, bool]]:
+        """``ahead_of`` of each queued one of ``job_ids``, in one pass over the order (a
+        page of jobs asks at once)."""
+        wanted = {job_id for job_id in job_ids if job_id in self._where}
+        found: dict[str, tuple[int, int, bool]] = {}
+        seen: Counter[int] = Counter()  # by priority
+        own_seen: Counter[tuple[str, int]] = Counter()  # by tenant and priority
+        for index, job_id in enumerate(self.ordered() if wanted else ()):
+            tenant_id, priority = self._where[job_id]
+            if job_id in wanted:
+                own = sum(n for (t, _), n in own_seen.items() if t == tenant_id)
+                if tenant_only:
+                    mine = own_seen.items()
+                    above = sum(n for (t, p), n in mine if t == tenant_id and p > priority)
+                else:
+                    above = sum(n for p, n in seen.items() if p > priority)
+                found[job_id] = (own if tenant_only else index, above, own < index)
+                if len(found) == len(wanted):
+                    break
+            seen[priority] += 1
+            own_seen[tenant_id, priority] += 1
+        return found
 
     def demands(self) -> list[Demand]:
         """What each queued job will hold, in the order they would be popped."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from db.idempotency import SERVICE_KEY_PREFIXES
 from db.records import JobFilters, JobRecord
 from domain.auth import Principal
-from domain.errors import InvalidRequest, JobNotFound, TenantNotFound
+from domain.errors import InvalidRequest, JobNotFound, ServiceUnavailable, TenantNotFound
 from domain.jobs import JobStatus, ModelType
 from serve_app.auth import PrincipalDep
 from serve_app.dependencies import ServicesDep
@@ -116,9 +116,12 @@ async def list_jobs(
     listed = JobsPublic.of(result)
     queued = [job.job_id for job in listed.jobs if job.status is JobStatus.QUEUED]
     if queued:
-        places = await services.orchestrator.queue_statuses(
-            queued, tenant_only=not principal.is_admin
-        )
+        try:
+            places = await services.orchestrator.queue_statuses(
+                queued, tenant_only=not principal.is_admin
+            )
+        except ServiceUnavailable:  # the list is the database's: it goes without places
+            places = {}
         for job in listed.jobs:
             if (place := places.get(job.job_id)) is not None:
                 job.queue_position, job.waiting_reason = place.position, place.waiting_reason

@@ -17,6 +17,7 @@ from actors.ledger import Ledger, Nodes
 from actors.lifecycle import Lifecycle
 from actors.queue import ONE_CPU, JobQueue
 from actors.reservations import Reservations
+from actors.waiting import QueueStatus
 from db.database import Database
 from db.jobs import JobStore
 from db.records import JobRecord
@@ -197,6 +198,9 @@ class Harness:
         )
         self.queue.push(job.job_id, job.tenant_id, job.priority, job.created_at, demand)
         return job.job_id
+
+    def queue_status(self, job_id: str) -> QueueStatus | None:
+        return self.lifecycle.queue_statuses([job_id]).get(job_id)
 
     async def status(self, job_id: str) -> JobStatus:
         return (await self.store.get_job(job_id)).status

@@ -35,7 +35,7 @@ async def test_a_job_turns_running_only_once_its_reservation_is_placed(
     assert await h.status(job_id) is JobStatus.QUEUED
     assert job_id not in h.launcher.runs
     assert h.ledger.held(job_id) == 2, "its CPUs are booked while Ray places them"
-    status = h.lifecycle.queue_status(job_id)
+    status = h.queue_status(job_id)
     assert status is not None
     assert status.waiting_reason == "starting: Ray is placing its 2 CPUs"
 
@@ -46,7 +46,7 @@ async def test_a_job_turns_running_only_once_its_reservation_is_placed(
         assert time.monotonic() < deadline, "the placed job never launched"
         await asyncio.sleep(0.01)
     assert await h.status(job_id) is JobStatus.RUNNING
-    assert h.lifecycle.queue_status(job_id) is None
+    assert h.queue_status(job_id) is None
 
 
 async def test_a_reservation_not_placed_in_time_goes_back_and_its_job_to_the_queue(
@@ -215,7 +215,7 @@ async def test_a_job_cancelled_while_it_goes_back_to_the_queue_stays_out_of_it(
 
     assert job.status is JobStatus.CANCELLED
     assert job_id not in h.queue
-    assert h.lifecycle.queue_status(job_id) is None
+    assert h.queue_status(job_id) is None
     assert h.ledger.reserved == 0
 
 

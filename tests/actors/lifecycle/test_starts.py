@@ -35,7 +35,7 @@ async def test_a_tenant_at_its_running_limit_waits_while_others_start(
 
     assert set(h.launcher.runs) == {a1, b1}
     assert await h.status(a2) is JobStatus.QUEUED
-    status = h.lifecycle.queue_status(a2)
+    status = h.queue_status(a2)
     assert status is not None
     assert status.waiting_reason == "tenant limit of 1 running jobs reached"
     h.launcher.runs[a1].fail(PipelineError("failed"))
@@ -53,7 +53,7 @@ async def test_no_more_jobs_run_than_the_capacity(harness_of: MakeHarness) -> No
     # the two start together, so their launches come in either order
     assert set(h.launcher.runs) == set(jobs[:2])
     assert [await h.status(j) for j in jobs] == [JobStatus.RUNNING] * 2 + [JobStatus.QUEUED]
-    status = h.lifecycle.queue_status(jobs[2])
+    status = h.queue_status(jobs[2])
     assert status is not None
     assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
     await h.lifecycle.start_queued()  # nothing changed: nothing more starts
@@ -94,7 +94,7 @@ async def test_more_jobs_start_as_the_cluster_grows_and_demand_counts_their_cpus
 
     await h.lifecycle.start_queued()
     assert set(h.launcher.runs) == set(jobs[:2])
-    status = h.lifecycle.queue_status(jobs[2])
+    status = h.queue_status(jobs[2])
     assert status is not None
     assert status.waiting_reason == "waiting for 1 CPU (0 of 2 free)"
     assert bundles(h.lifecycle.demand()) == ([[1], [1]], [[1]] * 4)
@@ -168,7 +168,7 @@ async def test_a_job_held_back_for_a_larger_one_is_told_which_only_within_its_te
     small = await h.queue_job(small_tenant)
     await h.lifecycle.start_queued()
 
-    status = h.lifecycle.queue_status(small)
+    status = h.queue_status(small)
     assert status is not None
     if small_tenant == "tenant-b":
         assert status.waiting_reason == f"its 1 CPU would delay job {large}, which waits for more"
