@@ -112,13 +112,20 @@ class Location:
     @contextlib.contextmanager
     def parquet_writer(self, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
         """A Parquet file written a table at a time, never whole in memory, and published
-        as ``write_bytes`` publishes (locally once the block ends without an error)."""
+        as ``write_bytes`` publishes, once the block ends without an error (an object
+        store's upload completes as its stream closes, error or not: what it published
+        then is deleted)."""
         if not self.is_local:
-            with (
-                self.filesystem.open_output_stream(self.path) as stream,
-                pq.ParquetWriter(stream, schema) as writer,
-            ):
-                yield writer
+            try:
+                with (
+                    self.filesystem.open_output_stream(self.path) as stream,
+                    pq.ParquetWriter(stream, schema) as writer,
+                ):
+                    yield writer
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    self.filesystem.delete_file(self.path)
+                raise
             return
         directory = Path(self.path).parent
         directory.mkdir(parents=True, exist_ok=True)

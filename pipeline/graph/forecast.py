@@ -11,8 +11,9 @@ its window (``pipeline.forecasting.detection``); its events are written next to 
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +102,7 @@ def forecast_chunks(
     plan: list[ForecastChunk],
     progress: Callable[[float], None] | None,
     placement: Placement,
-) -> Iterator[Part]:
+) -> Generator[Part, None, None]:
     """The forecast rows of every chunk of ``plan``, in its order (each as soon as it and
     those before it have ended), one task per CPU of ``placement`` at a time, telling
     ``progress`` the share done as each ends; on a failure the running ones are
@@ -148,16 +149,18 @@ def run_forecast(
     directory = forecast_directory(settings.artifacts_root, task.tenant_id, task.forecast_id)
     location = directory / (DETECTION_FILE if detection else FORECAST_FILE)
     found: list[pd.DataFrame] = []  # a detection's events: a few rows a chunk
+    # A failed write closes the chunks' generator, which cancels their running tasks.
+    with contextlib.closing(forecast_chunks(task, settings, plan, progress, placement)) as parts:
 
-    def tables() -> Iterator[pa.Table]:
-        """Each chunk's rows as it ends, in the plan's order: its series are sorted, and
-        so is the file, without all of its rows in this task at once."""
-        for part in forecast_chunks(task, settings, plan, progress, placement):
-            if part.events is not None:
-                found.append(part.events)
-            yield pa.Table.from_pandas(part.rows, preserve_index=False)
+        def tables() -> Iterator[pa.Table]:
+            """Each chunk's rows as it ends, in the plan's order: its series are sorted,
+            and so is the file, without all of its rows in this task at once."""
+            for part in parts:
+                if part.events is not None:
+                    found.append(part.events)
+                yield pa.Table.from_pandas(part.rows, preserve_index=False)
 
-    rows = write_forecast_parts(location, tables())
+        rows = write_forecast_parts(location, tables())
     if not detection:
         return ForecastOutcome(rows=rows, artifact_uri=str(location))
     events = gathered_events(found)

@@ -4,6 +4,7 @@ one, with the same rows as a whole read gives."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,25 @@ def test_parts_are_written_as_they_come_in_full_row_groups(
     only_empty = Location(str(tmp_path / "empty.parquet"))
     assert forecast_files.write_forecast_parts(only_empty, iter([part("m0", 0)])) == 0
     assert pq.read_table(only_empty.path).num_rows == 0
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_write_that_fails_publishes_no_file(
+    tmp_path: Path, request: pytest.FixtureRequest, where: str
+) -> None:
+    """The parts' source fails half-way (a chunk task failed): no forecast file is left,
+    not even on an object store, whose upload completes when its stream closes."""
+    root = tmp_path if where == "local" else request.getfixturevalue("s3_bucket")
+    location = (
+        Location(str(root / "forecast.parquet"))
+        if where == "local"
+        else Location(str(root).format("forecast.parquet"))
+    )
+
+    def parts() -> Iterator[pa.Table]:
+        yield pa.table({"series": ["m1"] * 70_000, "predicted": np.arange(70_000.0)})
+        raise RuntimeError("a chunk task failed")
+
+    with pytest.raises(RuntimeError, match="a chunk task failed"):
+        forecast_files.write_forecast_parts(location, parts())
+    assert not location.is_file()
