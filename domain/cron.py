@@ -6,6 +6,7 @@ Fire times are computed in the schedule's zone, so ``0 2 * * *`` in Europe/Berli
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,10 +14,14 @@ from croniter import CroniterBadDateError, croniter
 
 
 def valid_cron(expression: str) -> bool:
-    """Whether ``expression`` is a five-field cron expression that ever fires (``0 0 30 2
-    *`` parses, but no February has a 30th). croniter's sixth and seventh fields (seconds,
-    a year) are refused: a year's fires run out, and a schedule must go on."""
-    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+    """Whether ``expression`` is a five-field cron expression (or a nickname such as
+    ``@daily``) that ever fires (``0 0 30 2 *`` parses, but no February has a 30th).
+    croniter's sixth and seventh fields (seconds, a year) are refused: a year's fires run
+    out, and a schedule must go on."""
+    fields = len(expression.split())
+    if fields != 5 and not (fields == 1 and expression.startswith("@")):
+        return False
+    if not croniter.is_valid(expression):
         return False
     try:
         croniter(expression, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
@@ -41,7 +46,10 @@ def latest_fire(expression: str, timezone: str, after: datetime, now: datetime) 
     # A fire at ``now`` counts; the second is added in UTC, as local arithmetic would lose
     # which of a repeated hour's two times ``now`` is.
     local = (now + timedelta(seconds=1)).astimezone(zone)
-    fire: datetime = croniter(expression, local).get_prev(datetime).astimezone(UTC)
+    try:
+        fire: datetime = croniter(expression, local).get_prev(datetime).astimezone(UTC)
+    except CroniterBadDateError:  # a year-bound expression stored before: none yet
+        return None
     if not after < fire <= now:
         return None
     repeated = _wall_clock(fire, zone) == _wall_clock(after, zone)
@@ -53,6 +61,11 @@ def _wall_clock(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 def next_fires(expression: str, timezone: str, now: datetime, count: int) -> list[datetime]:
-    """The next ``count`` fire times after ``now``, in UTC."""
+    """The next ``count`` fire times after ``now``, in UTC (fewer if they run out, as a
+    year-bound expression stored before five fields were required does)."""
     schedule = croniter(expression, now.astimezone(ZoneInfo(timezone)))
-    return [schedule.get_next(datetime).astimezone(UTC) for _ in range(count)]
+    fires: list[datetime] = []
+    with contextlib.suppress(CroniterBadDateError):
+        while len(fires) < count:
+            fires.append(schedule.get_next(datetime).astimezone(UTC))
+    return fires

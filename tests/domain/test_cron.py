@@ -56,6 +56,12 @@ def test_validation() -> None:
     assert not valid_cron("0 0 31 4 *")
     assert valid_cron("0 0 29 2 *"), "every leap year"
     assert not valid_cron("0 0 1 1 * 0 2025"), "a year: its fires run out"
+    assert valid_cron("@daily")
+    assert valid_cron("@hourly")
+    assert not valid_cron("@daily 5")
+    stored_before = "0 0 1 1 * 0 2025"  # a schedule stored when a year was let through
+    assert next_fires(stored_before, "UTC", NOW, 3) == []
+    assert latest_fire("0 0 1 1 * 0 2030", "UTC", NOW - timedelta(days=1), NOW) is None
     assert not valid_cron("0 0 1 1 * 0"), "seconds"
     assert valid_timezone("Europe/Berlin")
     assert not valid_timezone("Mars/Olympus")
