@@ -229,7 +229,7 @@ async def test_the_form_offers_the_feature_sets_of_the_tenant_typed_in(
     await page.get_by_role("link", name="Submit").click()
     offered = page.get_by_label("Feature set").locator("option")
     await expect(offered).not_to_have_count(0)
-    assert name not in await offered.all_inner_texts(), "another tenant's set"
+    assert name not in await offered.all_inner_texts(), "tenant-a's sets, at first"
 
     await page.get_by_label("Tenant", exact=True).fill("tenant-b")
     await page.get_by_label("Tenant", exact=True).blur()

@@ -1,6 +1,6 @@
 // A form for a new job. The API validates; its 422 messages appear next to their fields.
 
-import { api, get, query } from "./api.js";
+import { api, get, newestOnly, query } from "./api.js";
 import { errorBox, h } from "./dom.js";
 
 function field(name, label, control, hint) {
@@ -44,22 +44,29 @@ export function submitPage(view) {
   const tenant = form.elements.tenant_id;
   const tenantError = form.querySelector('[data-field="tenant_id"] .field-error');
 
-  // The sets the job can use: the shared ones and the tenant's own (at first the key's
-  // tenant's; an admin's key reads those of the tenant typed in, another key only its own).
-  async function loadSets(tenantId) {
+  const nextLoad = newestOnly();
+
+  // The sets the job can use: the shared ones and the tenant's own. An admin's key reads
+  // those of the tenant typed in; another key only its own, so at first, if the tenant
+  // shown is not its own, the key's own sets are offered.
+  async function loadSets(tenantId, first = false) {
+    const current = nextLoad();
     const chosen = featureSets.value;
     tenantError.textContent = "";
     try {
       const page = await get(`/ai/training/feature-sets${query({ tenant_id: tenantId })}`);
+      if (!current()) return;
       featureSets.replaceChildren(...page.feature_sets.map((s) =>
         h("option", { value: s.name, selected: s.name === chosen }, s.name)));
     } catch (error) {
-      if (tenantId) tenantError.textContent = error.message;
+      if (!current()) return;
+      if (first && error.status === 403) loadSets(undefined);
+      else if (tenantId) tenantError.textContent = error.message;
       else formError.replaceChildren(errorBox(error));
     }
   }
   tenant.addEventListener("change", () => loadSets(tenant.value.trim()));
-  loadSets();
+  loadSets(tenant.value.trim(), true);
 
   function body() {
     const value = (name) => form.elements[name].value.trim();
