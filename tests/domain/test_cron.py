@@ -33,16 +33,24 @@ def test_fire_times_follow_the_schedule_time_zone() -> None:
     ]
 
 
-def test_a_daily_fire_in_the_hour_the_clock_goes_back_is_made_once() -> None:
-    # 02:30 in Berlin on 2025-10-26 is 00:30 UTC (summer time), then again 01:30 UTC.
-    after, now, fires = datetime(2025, 10, 25, 0, 30, tzinfo=UTC), NIGHT, []
-    while now < NIGHT + timedelta(hours=30):  # a scheduler polling every 10 minutes
-        fire = latest_fire("30 2 * * *", "Europe/Berlin", after, now)
+def polled(
+    expression: str, timezone: str, after: datetime, start: datetime, hours: int
+) -> list[datetime]:
+    """The fires a scheduler polling every 10 minutes from ``start`` makes."""
+    now, fires = start, []
+    while now < start + timedelta(hours=hours):
+        fire = latest_fire(expression, timezone, after, now)
         if fire is not None:
             fires.append(fire)
             after = fire
         now += timedelta(minutes=10)
-    assert fires == [
+    return fires
+
+
+def test_a_daily_fire_in_the_hour_the_clock_goes_back_is_made_once() -> None:
+    # 02:30 in Berlin on 2025-10-26 is 00:30 UTC (summer time), then again 01:30 UTC.
+    after = datetime(2025, 10, 25, 0, 30, tzinfo=UTC)
+    assert polled("30 2 * * *", "Europe/Berlin", after, NIGHT, 30) == [
         datetime(2025, 10, 26, 0, 30, tzinfo=UTC),
         datetime(2025, 10, 27, 1, 30, tzinfo=UTC),  # winter time
     ]
@@ -71,12 +79,6 @@ def test_validation() -> None:
 def test_fires_in_the_hour_the_clock_goes_back_are_each_made() -> None:
     # New York's 01:00-02:00 on 2024-11-03 runs twice: 05:00-06:00 UTC, then 06:00-07:00.
     start = datetime(2024, 11, 3, 4, 50, tzinfo=UTC)
-    after, now, fires = start, start, []
-    while now < start + timedelta(hours=3):  # a scheduler polling every 10 minutes
-        fire = latest_fire("*/30 * * * *", "America/New_York", after, now)
-        if fire is not None:
-            fires.append(fire)
-            after = fire
-        now += timedelta(minutes=10)
     half_hours = [start + timedelta(minutes=10 + 30 * n) for n in range(6)]
+    fires = polled("*/30 * * * *", "America/New_York", start, start, 3)
     assert fires == half_hours  # 05:00 to 07:30 UTC, the repeated hour's two included

@@ -121,14 +121,18 @@ async def test_the_orchestrator_client_raises_domain_errors_not_ray_s(deployed: 
         OrchestratorClient.find("no-such-orchestrator")
 
 
-async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: Deployed) -> None:
-    client = _client(deployed)
-    submission = JobSubmission(
+def quick_job(model_name: str) -> JobSubmission:
+    return JobSubmission(
         tenant_id="py-client",
         model_type=ModelType.FORECAST,
-        model_name="from_python",
+        model_name=model_name,
         config=TrainingConfig(feature_set="forecast_basic", target_variable="load_kw", **QUICK),
     )
+
+
+async def test_python_client_submits_waits_lists_cancels_and_retries(deployed: Deployed) -> None:
+    client = _client(deployed)
+    submission = quick_job("from_python")
     job = await asyncio.to_thread(client.submit, submission)
     finished = await asyncio.to_thread(client.wait, job.job_id, 90)
     assert finished.status is JobStatus.COMPLETED
@@ -334,12 +338,6 @@ class Outage(TrainingClient):
 
 async def test_python_client_waits_out_an_outage(deployed: Deployed) -> None:
     client = _client(deployed)
-    submission = JobSubmission(
-        tenant_id="py-client",
-        model_type=ModelType.FORECAST,
-        model_name="through_outage",
-        config=TrainingConfig(feature_set="forecast_basic", target_variable="load_kw", **QUICK),
-    )
-    job = await asyncio.to_thread(client.submit, submission)
+    job = await asyncio.to_thread(client.submit, quick_job("through_outage"))
     finished = await asyncio.to_thread(Outage(client, failures=3).wait, job.job_id, 90, 0.05)
     assert finished.status is JobStatus.COMPLETED
